@@ -1,0 +1,144 @@
+"""The Python API; the CLI is a thin layer over it.
+
+>>> import snncc
+>>> model = snncc.compile("vit.onnx", T=7)
+>>> result = model.simulate(x)          # x: [batch, ...] float32
+>>> result.predictions, result.logits
+>>> model.save("build/model.snn"); snncc.load("build/model.snn")
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from snncc import ops as o
+from snncc.backends.sim import artifact
+from snncc.backends.sim.engine import SimResult, run_fast, run_step
+from snncc.errors import Diagnostic, SnnccError
+from snncc.frontend.importer import import_onnx
+from snncc.ir import Graph
+from snncc.pipeline import Options, PassTiming, default_pipeline, run_pipeline
+from snncc.reference import evaluate
+from snncc.schedule import neuron_layers_on_path, total_steps
+
+
+@dataclass
+class CompiledModel:
+    """A compiled SNN: simulate it, save it, hand it to a hardware backend."""
+
+    graph: Graph
+    source: Path | None = None
+    timings: list[PassTiming] = field(default_factory=list)
+
+    @property
+    def T(self) -> int:
+        return int(self.graph.meta.get("T", 0))
+
+    @property
+    def delay(self) -> str | int:
+        return self.graph.meta.get("delay", "exact")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.graph.node(self.graph.inputs[0]).shape
+
+    @property
+    def steps(self) -> int:
+        """End-to-end time steps of one inference."""
+        return total_steps(self.graph)
+
+    @property
+    def neuron_layers(self) -> int:
+        return neuron_layers_on_path(self.graph)
+
+    def check_input(self, x: np.ndarray, name: str = "input") -> np.ndarray:
+        """The input as a float64 batch; a clear error if its shape or values are wrong."""
+        x = np.asarray(x)
+        if x.dtype.kind not in "fiu":
+            raise SnnccError(Diagnostic(f"{name} has dtype {x.dtype}, not a number type",
+                                        fix="pass a float array"))
+        shape = self.input_shape
+        if x.shape == shape:
+            x = x[None]
+        if x.shape[1:] != shape:
+            raise SnnccError(Diagnostic(
+                f"{name} has shape {list(x.shape)}; the model takes [batch, "
+                f"{', '.join(map(str, shape))}]", fix="reshape the input array"))
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise SnnccError(Diagnostic(f"{name} contains NaN or Inf", fix="clean the input"))
+        return x.astype(np.float64)
+
+    def simulate(self, x: np.ndarray, engine: str = "auto", trace: bool = False,
+                 batch_size: int = 256,
+                 progress: Callable[[int], None] | None = None) -> SimResult:
+        """Run the SNN on a batch. engine: 'fast' (exact mode), 'step', or 'auto'."""
+        x = self.check_input(x)
+        if engine == "auto":
+            engine = "fast" if self.delay == "exact" else "step"
+        if engine not in ("fast", "step"):
+            raise SnnccError(Diagnostic(f"unknown engine {engine!r}", fix="use fast or step"))
+        if engine == "fast" and self.delay != "exact":
+            raise SnnccError(Diagnostic(
+                f"the fast engine computes exact mode only (this model uses --delay "
+                f"{self.delay})", fix="use --engine step"))
+        run = run_fast if engine == "fast" else run_step
+        parts = []
+        for start in builtins.range(0, len(x), batch_size):
+            parts.append(run(self.graph, x[start:start + batch_size], trace))
+            if progress:
+                progress(len(parts[-1].logits))
+        return _concat(parts)
+
+    def reference(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The integer reference: every neuron's code and the readout, no time."""
+        values = evaluate(self.graph, {self.graph.inputs[0]: self.check_input(x)})
+        return {n.name: values[n.name] for n in self.graph.topo()
+                if isinstance(n.op, o.Neuron | o.Readout)}
+
+    def save(self, path: str | Path) -> None:
+        artifact.save(self.graph, path)
+
+
+def _concat(parts: list[SimResult]) -> SimResult:
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    trains = None
+    if first.trains is not None:
+        trains = {k: np.concatenate([p.trains[k] for p in parts], axis=1) for k in first.trains}
+    return SimResult(np.concatenate([p.logits for p in parts]),
+                     np.concatenate([p.logits_int for p in parts]),
+                     {k: np.concatenate([p.counts[k] for p in parts]) for k in first.counts},
+                     first.steps, trains)
+
+
+def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
+            calibrate: np.ndarray | None = None, replace_softmax: bool = False,
+            frac_bits: int | None = None, dump_dir: str | Path | None = None,
+            print_after: Callable[[str, str], None] | None = None) -> CompiledModel:
+    """Import an ONNX model and convert it to a spike-driven SNN."""
+    if not isinstance(T, int) or T < 1:
+        raise SnnccError(Diagnostic(f"-T must be a positive integer, not {T}",
+                                    fix="pass the spike window, e.g. -T 7"))
+    graph = import_onnx(model)
+    if calibrate is not None:
+        calibrate = CompiledModel(graph).check_input(calibrate, "calibration data")
+    opts = Options(T=T, delay=delay, replace_softmax=replace_softmax, calibrate=calibrate,
+                   frac_bits=frac_bits)
+    try:
+        snn, timings = run_pipeline(graph, default_pipeline(opts), print_after=print_after,
+                                    dump_dir=Path(dump_dir) if dump_dir else None)
+    except SnnccError as e:
+        raise e.with_file(str(model)) from None
+    snn.meta["source"] = Path(model).name
+    return CompiledModel(snn, Path(model), timings)
+
+
+def load(path: str | Path) -> CompiledModel:
+    """Load a model.snn written by `CompiledModel.save` / `snncc compile`."""
+    return CompiledModel(artifact.load(path))

@@ -1,0 +1,700 @@
+"""ONNX -> canonical IR: per-sample shapes, folded constants, one QuantAct per quantizer.
+
+Every quantizer form becomes ``QuantAct`` (activations) or a quantized ``Weight``:
+QCDQ (QuantizeLinear -> [Clip] -> DequantizeLinear) and QONNX ``Quant``/``IntQuant``.
+Shape arithmetic that exporters leave behind is folded (the batch axis is taken as 1 while
+folding, and must stay axis 0). Problems are collected, one per offending node, and raised
+together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from snncc import ops
+from snncc.errors import Diagnostic, SnnccError
+from snncc.frontend.loader import QONNX_DOMAINS, load_model, real_inputs
+from snncc.frontend.support import SUPPORTED, UNSPIKEABLE
+from snncc.intmath import Rounding, compress
+from snncc.ir import Graph
+
+
+class Skip(Exception):
+    """This node cannot be imported; a diagnostic has been recorded."""
+
+
+@dataclass(frozen=True)
+class QConst:
+    """A quantized constant: real = values * scale (zero point already subtracted)."""
+
+    values: np.ndarray
+    scale: np.ndarray
+
+
+@dataclass(frozen=True)
+class PendingQuant:
+    """A QuantizeLinear output waiting for its DequantizeLinear."""
+
+    x: str
+    scale: np.ndarray
+    zero_point: int
+    lo: int
+    hi: int
+    axis: int
+
+
+Value = str | np.ndarray | QConst | PendingQuant
+_INT_RANGES = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max))
+               for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32)}
+_QONNX_ROUNDING = {"ROUND": Rounding.HALF_EVEN, "FLOOR": Rounding.FLOOR,
+                   "HALF_UP": Rounding.HALF_UP}
+
+
+def import_onnx(path: str | Path) -> Graph:
+    """Load `path` and translate it into the canonical IR."""
+    model = load_model(path)
+    try:
+        return Importer(model, str(path)).run()
+    except SnnccError as e:
+        raise e.with_file(str(path)) from None
+
+
+class Importer:
+    def __init__(self, model: onnx.ModelProto, path: str):
+        self.model = model
+        self.path = path
+        self.graph = Graph(Path(path).stem)
+        self.env: dict[str, Value] = {}
+        self.problems: list[Diagnostic] = []
+        self.node: onnx.NodeProto | None = None
+
+    # ------------------------------------------------------------ driver
+    def run(self) -> Graph:
+        for t in self.model.graph.initializer:
+            self.env[t.name] = numpy_helper.to_array(t)
+        self._check_op_types()
+        self._add_inputs()
+        poisoned: set[str] = set()
+        for k, node in enumerate(self.model.graph.node):
+            if not node.name:
+                node.name = f"{node.op_type}_{k}"
+            if any(i in poisoned for i in node.input if i):
+                poisoned.update(node.output)
+                continue
+            self.node = node
+            try:
+                self._import(node)
+            except Skip:
+                poisoned.update(node.output)
+        self._add_outputs(poisoned)
+        if self.problems:
+            raise SnnccError(self.problems)
+        self.graph.prune()
+        return self.graph
+
+    def _check_op_types(self) -> None:
+        for k, node in enumerate(self.model.graph.node):
+            name = node.name or f"{node.op_type}_{k}"
+            if node.domain in QONNX_DOMAINS and node.op_type in ("Quant", "IntQuant"):
+                continue
+            if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
+                why, fix = UNSPIKEABLE.get(node.op_type, (
+                    "is not an op snncc can convert",
+                    "rewrite it with the supported ops (see the README's table)"))
+                if node.op_type == "Softmax":
+                    continue  # a pass decides: refused unless --replace-softmax
+                self.problems.append(Diagnostic(f"{node.op_type} {why}", name, node.op_type, fix))
+
+    def _add_inputs(self) -> None:
+        for vi in real_inputs(self.model):
+            t = vi.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                    for d in t.shape.dim]
+            if t.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
+                                   onnx.TensorProto.DOUBLE):
+                self._fail(f"input '{vi.name}' has element type "
+                           f"{onnx.TensorProto.DataType.Name(t.elem_type)}, not float",
+                           "export the model with a float input", node=vi.name, op="Input")
+                continue
+            rest = dims[1:]
+            if not dims or any(not isinstance(d, int) or d <= 0 for d in rest) or dims[0] not in (
+                    1, "?") and not isinstance(dims[0], str):
+                self._fail(f"input '{vi.name}' has shape {dims}: snncc needs [batch, ...] with "
+                           "every dimension but the batch fixed",
+                           "export with a static example input (batch may stay dynamic)",
+                           node=vi.name, op="Input")
+                continue
+            self.env[vi.name] = self.graph.add(vi.name, ops.Input(), origin=vi.name,
+                                               shape=tuple(rest), kind=ops.FLOAT)
+            self.graph.inputs.append(vi.name)
+
+    def _add_outputs(self, poisoned: set[str]) -> None:
+        for o in self.model.graph.output:
+            if o.name in poisoned:
+                continue
+            v = self.env.get(o.name)
+            if not isinstance(v, str):
+                self._fail(f"output '{o.name}' is not computed from the input",
+                           "remove constant outputs", node=o.name, op="Output", raise_=False)
+                continue
+            self.graph.outputs.append(v)
+
+    def _import(self, node: onnx.NodeProto) -> None:
+        if node.domain in QONNX_DOMAINS:
+            return self._quant(node)
+        handler = HANDLERS.get(node.op_type)
+        if node.op_type != "Shape" and all(self._is_array(i) for i in node.input if i):
+            return self._fold(node)
+        if handler is None:
+            self._fail(f"{node.op_type} on an activation is not supported",
+                       "see the README's supported-ops table")
+        handler(self, node)
+
+    # ------------------------------------------------------------ helpers
+    def _fail(self, message: str, fix: str = "", *, node: str = "", op: str = "",
+              raise_: bool = True) -> None:
+        n = self.node
+        self.problems.append(Diagnostic(message, node or (n.name if n else ""),
+                                        op or (n.op_type if n else ""), fix))
+        if raise_:
+            raise Skip
+
+    def _is_array(self, name: str) -> bool:
+        return isinstance(self.env.get(name), np.ndarray)
+
+    def const(self, name: str, what: str = "this operand") -> np.ndarray:
+        v = self.env.get(name)
+        if not isinstance(v, np.ndarray):
+            self._fail(f"{what} ('{name}') must be a constant", "fold it before export")
+        return v
+
+    def opt_const(self, node: onnx.NodeProto, k: int) -> np.ndarray | None:
+        return self.const(node.input[k]) if len(node.input) > k and node.input[k] else None
+
+    def act(self, name: str) -> str:
+        v = self.env.get(name)
+        if isinstance(v, PendingQuant):
+            self._fail(f"the integer output of QuantizeLinear '{name}' is used directly",
+                       "follow every QuantizeLinear of an activation by DequantizeLinear")
+        if not isinstance(v, str):
+            self._fail(f"'{name}' must be an activation here", "")
+        return v
+
+    def shape(self, value: str) -> tuple[int, ...]:
+        """The ONNX shape of an activation, batch taken as 1."""
+        return (1,) + self.graph.node(value).shape
+
+    def emit(self, op: ops.Op, inputs: list[str], out: str | None = None) -> str:
+        n = self.node
+        name = self.graph.fresh(out or f"{n.output[0]}/{op.name}")
+        try:
+            self.graph.add(name, op, inputs, origin=n.name)
+        except ops.ShapeError as e:
+            self._fail(str(e), "check the model with onnx.checker / shape inference")
+        return name
+
+    def bind(self, value: Value) -> None:
+        self.env[self.node.output[0]] = value
+
+    def attrs(self, node: onnx.NodeProto) -> dict[str, object]:
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def per_sample(self, c: np.ndarray, act: str) -> np.ndarray:
+        """A constant broadcast against an activation with a batch axis -> per sample."""
+        rank = len(self.shape(act))
+        c = np.asarray(c, np.float64)
+        if c.ndim > rank or c.ndim == rank and c.shape[0] != 1:
+            self._fail(f"constant of shape {list(c.shape)} broadcasts over the batch axis",
+                       "make constants per sample")
+        return c[0] if c.ndim == rank else c
+
+    def axis(self, axis: int, act: str) -> int:
+        """An ONNX axis of an activation -> the per-sample axis (the batch may not be used)."""
+        rank = len(self.shape(act))
+        a = axis % rank
+        if a == 0:
+            self._fail("operates on the batch axis", "keep the batch axis 0 untouched")
+        return a - 1
+
+    # ------------------------------------------------------------ constants
+    def _fold(self, node: onnx.NodeProto) -> None:
+        from onnx.reference import ReferenceEvaluator
+
+        feeds = {i: self.env[i] for i in node.input if i}
+        if any(isinstance(v, QConst) for v in feeds.values()):
+            return self._fold_qconst(node, feeds)
+        try:
+            outs = ReferenceEvaluator(node).run(None, feeds)
+        except Exception as e:  # noqa: BLE001 - any evaluator failure is the model's problem
+            self._fail(f"cannot fold this constant expression ({e})", "simplify the export")
+        for name, value in zip(node.output, outs, strict=False):
+            if name:
+                self.env[name] = np.asarray(value)
+
+    def _fold_qconst(self, node: onnx.NodeProto, feeds: dict) -> None:
+        """Layout ops on quantized weights: apply them to the codes and the scales alike."""
+        if node.op_type not in ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity"):
+            self._fail(f"{node.op_type} of a quantized weight is not supported",
+                       "export weights already laid out for MatMul/Conv")
+        from onnx.reference import ReferenceEvaluator
+
+        q: QConst = feeds[node.input[0]]
+        ev = ReferenceEvaluator(node)
+        scale = np.broadcast_to(q.scale, q.values.shape)
+        values = ev.run(None, {**feeds, node.input[0]: q.values})[0]
+        scale = ev.run(None, {**feeds, node.input[0]: np.ascontiguousarray(scale)})[0]
+        self.bind(QConst(np.asarray(values), compress(np.asarray(scale))))
+
+    def weight(self, name: str, out_axis: int) -> ops.Weight:
+        """A constant weight; quantized if its scale varies along `out_axis` only."""
+        v = self.env.get(name)
+        if isinstance(v, QConst):
+            w = ops.Weight(v.values.astype(np.int64), np.asarray(v.scale, np.float64))
+            scale = np.broadcast_to(w.scale, w.values.shape)
+            keep = compress(scale)
+            if all(d == 1 for i, d in enumerate(keep.shape) if i != out_axis % keep.ndim):
+                return ops.Weight(w.values, keep)
+            return ops.Weight(w.real(), None)
+        c = self.const(name, "the weight")
+        if not np.all(np.isfinite(c)):
+            self._fail(f"weight '{name}' contains NaN or Inf", "fix the trained weights")
+        return ops.Weight(np.asarray(c, np.float64), None)
+
+    def real_const(self, name: str) -> np.ndarray:
+        v = self.env.get(name)
+        if isinstance(v, QConst):
+            return v.values * v.scale
+        return np.asarray(self.const(name), np.float64)
+
+    # ------------------------------------------------------------ quantizers
+    def _quantize_linear(self, node: onnx.NodeProto) -> None:
+        x = self.act(node.input[0])
+        scale = np.asarray(self.const(node.input[1], "the scale"), np.float64)
+        zp = self.opt_const(node, 2)
+        a = self.attrs(node)
+        dtype = zp.dtype if zp is not None else np.dtype(
+            onnx.helper.tensor_dtype_to_np_dtype(a.get("output_dtype", 2) or 2))
+        if dtype not in _INT_RANGES:
+            self._fail(f"quantized type {dtype} is not supported", "use (u)int8 or (u)int16")
+        lo, hi = _INT_RANGES[dtype]
+        zps = np.unique(zp) if zp is not None else np.zeros(1)
+        if len(zps) != 1:
+            self._fail("per-channel zero points are not supported", "use one zero point")
+        self.bind(PendingQuant(x, scale, int(zps[0]), lo, hi, int(a.get("axis", 1))))
+
+    def _clip(self, node: onnx.NodeProto) -> None:
+        v = self.env.get(node.input[0])
+        lo, hi = self.opt_const(node, 1), self.opt_const(node, 2)
+        if isinstance(v, PendingQuant):
+            new_lo = v.lo if lo is None else max(v.lo, int(np.ceil(lo)))
+            new_hi = v.hi if hi is None else min(v.hi, int(np.floor(hi)))
+            return self.bind(PendingQuant(v.x, v.scale, v.zero_point, new_lo, new_hi, v.axis))
+        x = self.act(node.input[0])
+        if lo is not None and float(lo) == 0.0 and hi is None:
+            return self.bind(self.emit(ops.Relu(), [x]))
+        self._fail("Clip of an activation outside a quantizer cannot be spiked",
+                   "clip with a quantizer (QuantizeLinear/DequantizeLinear) or use ReLU")
+
+    def _dequantize_linear(self, node: onnx.NodeProto) -> None:
+        v = self.env.get(node.input[0])
+        scale = np.asarray(self.const(node.input[1], "the scale"), np.float64)
+        zp = self.opt_const(node, 2)
+        axis = int(self.attrs(node).get("axis", 1))
+        if isinstance(v, np.ndarray):  # a quantized weight or bias
+            zp = np.zeros(1) if zp is None else zp
+            shape = [1] * v.ndim
+            if scale.ndim == 1 and scale.size > 1:
+                shape[axis % v.ndim] = -1
+            values = v.astype(np.int64) - np.asarray(zp, np.int64).reshape(shape if zp.size > 1
+                                                                            else [1] * v.ndim)
+            return self.bind(QConst(values, compress(scale.reshape(shape) if scale.ndim else
+                                                     scale.reshape([1] * v.ndim))))
+        if not isinstance(v, PendingQuant):
+            self._fail("DequantizeLinear of an activation must follow QuantizeLinear",
+                       "export activations as QuantizeLinear -> DequantizeLinear pairs")
+        self._quant_act(v.x, v.scale, v.zero_point, v.lo, v.hi, Rounding.HALF_EVEN, v.axis)
+        if not np.allclose(scale, v.scale, rtol=0, atol=0):
+            ratio = self._scale_shape(scale / v.scale, v.axis, v.x)
+            self.bind(self.emit(ops.Affine(ratio, np.zeros(())), [self.env[node.output[0]]]))
+
+    def _scale_shape(self, scale: np.ndarray, axis: int, x: str) -> np.ndarray:
+        """A per-axis scale vector -> an array broadcastable per sample."""
+        if scale.size == 1:
+            return scale.reshape(())
+        rank = len(self.shape(x))
+        a = self.axis(axis, x)
+        return scale.reshape((-1,) + (1,) * (rank - 2 - a))
+
+    def _quant_act(self, x: str, scale, zp: int, lo: int, hi: int, rounding: Rounding,
+                   axis: int | None) -> None:
+        scale = np.asarray(scale, np.float64)
+        if axis is not None:
+            scale = self._scale_shape(scale, axis, x)
+        else:
+            scale = compress(self.per_sample(scale, x))
+        if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
+            self._fail(f"quantizer scale {scale.ravel()[:4]} is not positive and finite",
+                       "fix the quantizer's scale")
+        if hi <= lo:
+            self._fail(f"quantizer range [{lo}, {hi}] is empty", "fix the quantizer")
+        self.bind(self.emit(ops.QuantAct(scale, zp, lo, hi, rounding), [x],
+                            out=self.node.output[0]))
+
+    def _quant(self, node: onnx.NodeProto) -> None:
+        """QONNX Quant / IntQuant: (x, scale, zero point, bit width)."""
+        if node.op_type not in ("Quant", "IntQuant"):
+            self._fail(f"QONNX {node.op_type} is not supported", "use Quant")
+        a = self.attrs(node)
+        scale = np.asarray(self.const(node.input[1], "the scale"), np.float64)
+        zp = self.const(node.input[2], "the zero point")
+        bits = int(np.asarray(self.const(node.input[3], "the bit width")).ravel()[0])
+        signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
+        mode = a.get("rounding_mode", b"ROUND")
+        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        if mode not in _QONNX_ROUNDING:
+            self._fail(f"rounding mode {mode} is not supported", "use ROUND or FLOOR")
+        lo = -(2 ** (bits - 1)) + narrow if signed else 0
+        hi = 2 ** (bits - 1) - 1 if signed else 2**bits - 1 - narrow
+        zps = np.unique(zp)
+        if len(zps) != 1 or float(zps[0]) != int(zps[0]):
+            self._fail("per-channel or fractional zero points are not supported",
+                       "use one integer zero point")
+        zp_int, rounding = int(zps[0]), _QONNX_ROUNDING[mode]
+        v = self.env.get(node.input[0])
+        if isinstance(v, np.ndarray):  # weights
+            q = np.clip(rounding.apply(v / scale) + zp_int, lo, hi) - zp_int
+            full = scale if scale.ndim == v.ndim else scale.reshape([1] * v.ndim)
+            return self.bind(QConst(q.astype(np.int64), compress(np.asarray(full, np.float64))))
+        self._quant_act(self.act(node.input[0]), scale, zp_int, lo, hi, rounding, None)
+
+
+# ---------------------------------------------------------------- op handlers
+
+Handler = Callable[[Importer, onnx.NodeProto], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*op_types: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for t in op_types:
+            HANDLERS[t] = fn
+        return fn
+    return register
+
+
+HANDLERS.update(QuantizeLinear=Importer._quantize_linear, Clip=Importer._clip,
+                DequantizeLinear=Importer._dequantize_linear)
+
+
+@handles("Identity", "Dropout")
+def _alias(im: Importer, node: onnx.NodeProto) -> None:
+    im.bind(im.act(node.input[0]))
+
+
+@handles("Cast")
+def _cast(im: Importer, node: onnx.NodeProto) -> None:
+    to = im.attrs(node)["to"]
+    if to not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16):
+        im._fail("Cast of an activation to a non-float type", "remove the Cast")
+    im.bind(im.act(node.input[0]))
+
+
+@handles("Shape")
+def _shape(im: Importer, node: onnx.NodeProto) -> None:
+    a = im.attrs(node)
+    im.bind(np.array(im.shape(im.act(node.input[0])), np.int64)[a.get("start", 0):a.get("end")])
+
+
+@handles("Relu")
+def _relu(im: Importer, node: onnx.NodeProto) -> None:
+    im.bind(im.emit(ops.Relu(), [im.act(node.input[0])]))
+
+
+@handles("Add", "Sub", "Mul", "Div")
+def _arith(im: Importer, node: onnx.NodeProto) -> None:
+    a_name, b_name = node.input
+    a_act, b_act = (isinstance(im.env.get(n), str) for n in (a_name, b_name))
+    if a_act and b_act:
+        if node.op_type in ("Mul", "Div"):
+            im._fail(f"{node.op_type} of two activations cannot be spiked",
+                     "use MatMul for products of activations, or a constant factor")
+        op = ops.Add() if node.op_type == "Add" else ops.Sub()
+        return im.bind(im.emit(op, [im.act(a_name), im.act(b_name)]))
+    x = im.act(a_name if a_act else b_name)
+    c = im.per_sample(im.real_const(b_name if a_act else a_name), x)
+    zero, one = np.zeros(()), np.ones(())
+    if node.op_type == "Div" and not a_act:
+        im._fail("division of a constant by an activation cannot be spiked", "")
+    if node.op_type == "Div" and np.any(c == 0):
+        im._fail("division by zero", "fix the constant")
+    mul, add = {
+        "Add": (one, c), "Mul": (c, zero), "Div": (1.0 / c if node.op_type == "Div" else c, zero),
+        "Sub": (one, -c) if a_act else (-one, c),
+    }[node.op_type]
+    im.bind(im.emit(ops.Affine(np.asarray(mul, np.float64), np.asarray(add, np.float64)), [x]))
+
+
+@handles("MatMul")
+def _matmul(im: Importer, node: onnx.NodeProto) -> None:
+    a, b = node.input
+    if isinstance(im.env.get(a), str) and isinstance(im.env.get(b), str):
+        return im.bind(im.emit(ops.MatMul(), [im.act(a), im.act(b)]))
+    if not isinstance(im.env.get(a), str):
+        im._fail("MatMul with a constant on the left is not supported",
+                 "export as activation @ weight")
+    w = im.weight(b, out_axis=1)
+    if w.values.ndim != 2:
+        im._fail(f"MatMul weight of rank {w.values.ndim} is not supported", "use a 2-D weight")
+    im.bind(im.emit(ops.Dense(w), [im.act(a)]))
+
+
+@handles("Gemm")
+def _gemm(im: Importer, node: onnx.NodeProto) -> None:
+    a = im.attrs(node)
+    if a.get("transA", 0):
+        im._fail("Gemm with transA is not supported", "export x @ W")
+    v = im.env.get(node.input[1])
+    trans = bool(a.get("transB", 0))
+    w = im.weight(node.input[1], out_axis=0 if trans else 1)
+    alpha = float(a.get("alpha", 1.0))
+    values = w.values.T if trans else w.values
+    scale = None if w.scale is None else (w.scale.T if trans else w.scale) * alpha
+    if w.scale is None:
+        values = values * alpha
+    del v
+    y = im.emit(ops.Dense(ops.Weight(values, scale)), [im.act(node.input[0])])
+    if len(node.input) > 2 and node.input[2]:
+        c = float(a.get("beta", 1.0)) * im.real_const(node.input[2])
+        y = im.emit(ops.Affine(np.ones(()), im.per_sample(c, y) if c.ndim == 2 else c), [y])
+    im.bind(y)
+
+
+def _conv_attrs(im: Importer, node: onnx.NodeProto, kernel: tuple[int, int], x: str):
+    a = im.attrs(node)
+    strides = tuple(a.get("strides", (1, 1)))
+    dil = tuple(a.get("dilations", (1, 1)))
+    pads = tuple(a.get("pads", (0, 0, 0, 0)))
+    auto = a.get("auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    if len(kernel) != 2:
+        im._fail(f"{len(kernel)}-D {node.op_type} is not supported", "use 2-D layers")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        _, h, w = im.graph.node(x).shape
+        pads = []
+        for size, k, s, d in zip((h, w), kernel, strides, dil, strict=True):
+            total = max(0, (-(-size // s) - 1) * s + (k - 1) * d + 1 - size)
+            pads.append((total // 2, total - total // 2) if auto == "SAME_UPPER"
+                        else (total - total // 2, total // 2))
+        pads = (pads[0][0], pads[1][0], pads[0][1], pads[1][1])
+    if a.get("ceil_mode", 0):
+        im._fail("ceil_mode pooling is not supported", "export with ceil_mode=0")
+    return strides, (pads[0], pads[1], pads[2], pads[3]), dil
+
+
+@handles("Conv")
+def _conv(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    w = im.weight(node.input[1], out_axis=0)
+    strides, pads, dil = _conv_attrs(im, node, w.values.shape[2:], x)
+    group = int(im.attrs(node).get("group", 1))
+    y = im.emit(ops.Conv(w, strides, pads, dil, group), [x])
+    if len(node.input) > 2 and node.input[2]:
+        bias = im.real_const(node.input[2]).reshape(-1, 1, 1)
+        y = im.emit(ops.Affine(np.ones(()), bias), [y])
+    im.bind(y)
+
+
+@handles("BatchNormalization")
+def _batchnorm(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    gamma, beta, mean, var = (np.asarray(im.const(n), np.float64) for n in node.input[1:5])
+    eps = float(im.attrs(node).get("epsilon", 1e-5))
+    if len(node.output) > 1 and any(node.output[1:]):
+        im._fail("BatchNormalization in training mode", "export the model in eval() mode")
+    if not all(np.all(np.isfinite(t)) for t in (gamma, beta, mean, var)) or np.any(var + eps <= 0):
+        im._fail("BatchNorm parameters contain NaN, Inf or a non-positive variance",
+                 "fix the trained statistics")
+    im.bind(im.emit(ops.BatchNorm(gamma, beta, mean, var, eps), [x]))
+
+
+@handles("MaxPool", "AveragePool")
+def _pool(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    a = im.attrs(node)
+    kernel = tuple(a["kernel_shape"])
+    strides, pads, dil = _conv_attrs(im, node, kernel, x)
+    if dil != (1, 1):
+        im._fail("dilated pooling is not supported", "use dilation 1")
+    if node.op_type == "MaxPool":
+        if len(node.output) > 1 and node.output[1]:
+            im._fail("MaxPool indices output is not supported", "drop the indices")
+        return im.bind(im.emit(ops.MaxPool(kernel, strides, pads), [x]))
+    if any(pads) and not a.get("count_include_pad", 0):
+        im._fail("AveragePool with padding that is not counted divides by a varying count",
+                 "use count_include_pad=1 or no padding")
+    y = im.emit(ops.SumPool(kernel, strides, pads), [x])
+    im.bind(im.emit(ops.Affine(np.asarray(1.0 / (kernel[0] * kernel[1])), np.zeros(())), [y]))
+
+
+@handles("GlobalAveragePool", "ReduceMean", "ReduceSum")
+def _reduce(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    rank = len(im.shape(x))
+    a = im.attrs(node)
+    if node.op_type == "GlobalAveragePool":
+        axes, keep = tuple(range(2, rank)), True
+    else:
+        axes = a.get("axes") or (tuple(int(v) for v in im.const(node.input[1]))
+                                 if len(node.input) > 1 and node.input[1] else ())
+        keep = bool(a.get("keepdims", 1))
+        if not axes:
+            axes = () if a.get("noop_with_empty_axes", 0) else tuple(range(rank))
+    if not axes:
+        return im.bind(x)
+    per = tuple(sorted(im.axis(ax, x) for ax in axes))
+    y = im.emit(ops.ReduceSum(per, keep), [x])
+    if node.op_type != "ReduceSum":
+        n = int(np.prod([im.graph.node(x).shape[p] for p in per]))
+        y = im.emit(ops.Affine(np.asarray(1.0 / n), np.zeros(())), [y])
+    im.bind(y)
+
+
+def _rewire(im: Importer, x: str, out_shape: tuple[int, ...]) -> None:
+    """A reshape-like op: the batch axis must stay a leading 1."""
+    if not out_shape or out_shape[0] != 1 or int(np.prod(out_shape[1:])) != int(
+            np.prod(im.graph.node(x).shape)):
+        im._fail(f"reshapes the batch axis (output shape {list(out_shape)} at batch 1)",
+                 "keep the batch axis leading and separate")
+    if tuple(out_shape[1:]) == im.graph.node(x).shape:
+        return im.bind(x)
+    im.bind(im.emit(ops.Reshape(tuple(int(d) for d in out_shape[1:])), [x]))
+
+
+@handles("Reshape")
+def _reshape(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    target = [int(d) for d in im.const(node.input[1], "the target shape")]
+    src = im.shape(x)
+    target = [src[i] if d == 0 and not im.attrs(node).get("allowzero", 0) else d
+              for i, d in enumerate(target)]
+    try:
+        out = np.empty(src, np.int8).reshape(target).shape
+    except ValueError:
+        im._fail(f"cannot reshape {list(src)} to {target}", "check the export")
+    _rewire(im, x, out)
+
+
+@handles("Flatten")
+def _flatten(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    src = im.shape(x)
+    axis = int(im.attrs(node).get("axis", 1)) % len(src)
+    _rewire(im, x, (int(np.prod(src[:axis])), int(np.prod(src[axis:]))))
+
+
+@handles("Squeeze", "Unsqueeze")
+def _squeeze(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    axes = im.attrs(node).get("axes") or (
+        [int(v) for v in im.const(node.input[1])] if len(node.input) > 1 and node.input[1] else [])
+    src = im.shape(x)
+    if node.op_type == "Squeeze":
+        axes = [a % len(src) for a in axes] or [i for i, d in enumerate(src) if d == 1]
+        if 0 in axes:
+            im._fail("squeezes the batch axis", "keep the batch axis")
+        out = tuple(d for i, d in enumerate(src) if i not in axes)
+    else:
+        rank = len(src) + len(axes)
+        axes = sorted(a % rank for a in axes)
+        if 0 in axes:
+            im._fail("inserts an axis before the batch axis", "keep the batch axis first")
+        out = list(src)
+        for a in axes:
+            out.insert(a, 1)
+        out = tuple(out)
+    _rewire(im, x, out)
+
+
+@handles("Transpose")
+def _transpose(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    rank = len(im.shape(x))
+    perm = list(im.attrs(node).get("perm", range(rank - 1, -1, -1)))
+    if perm[0] != 0:
+        im._fail(f"permutation {perm} moves the batch axis", "keep the batch axis first")
+    per = tuple(p - 1 for p in perm[1:])
+    im.bind(x if per == tuple(range(rank - 1)) else im.emit(ops.Transpose(per), [x]))
+
+
+def _take_range(im: Importer, x: str, axis: int, start: int, stop: int, step: int,
+                out: str) -> str:
+    size = im.graph.node(x).shape[axis]
+    idx = np.arange(*slice(start, stop, step).indices(size), dtype=np.int64)
+    if len(idx) == size and step == 1:
+        return x
+    return im.emit(ops.Take(idx, axis), [x], out=f"{out}/Take")
+
+
+@handles("Slice")
+def _slice(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    starts, ends = (im.const(n) for n in node.input[1:3])
+    rank = len(im.shape(x))
+    axes = im.opt_const(node, 3)
+    axes = list(range(len(starts))) if axes is None else list(axes)
+    steps = im.opt_const(node, 4)
+    steps = [1] * len(starts) if steps is None else list(steps)
+    y = x
+    for s, e, ax, st in zip(starts, ends, axes, steps, strict=True):
+        big = 2**62
+        s, e = int(np.clip(s, -big, big)), int(np.clip(e, -big, big))
+        if st < 0 and e < -im.shape(x)[ax % rank]:
+            e = None
+        y = _take_range(im, y, im.axis(int(ax), x), s, e, int(st), node.output[0])
+    im.bind(y)
+
+
+@handles("Split")
+def _split(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    a = im.attrs(node)
+    axis = im.axis(int(a.get("axis", 0)), x)
+    size = im.graph.node(x).shape[axis]
+    sizes = a.get("split") or (list(im.const(node.input[1])) if len(node.input) > 1
+                               and node.input[1] else None)
+    if sizes is None:
+        n = int(a.get("num_outputs", len(node.output)))
+        chunk = -(-size // n)
+        sizes = [min(chunk, size - k * chunk) for k in range(n)]
+    start = 0
+    for out, n in zip(node.output, sizes, strict=True):
+        im.env[out] = _take_range(im, x, axis, start, start + int(n), 1, out)
+        start += int(n)
+
+
+@handles("Concat")
+def _concat(im: Importer, node: onnx.NodeProto) -> None:
+    xs = [im.act(i) for i in node.input]
+    axis = im.axis(int(im.attrs(node)["axis"]), xs[0])
+    im.bind(im.emit(ops.Concat(axis), xs))
+
+
+@handles("Gather")
+def _gather(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    idx = np.asarray(im.const(node.input[1], "the indices"), np.int64)
+    axis = im.axis(int(im.attrs(node).get("axis", 0)), x)
+    idx = idx % im.graph.node(x).shape[axis]
+    im.bind(im.emit(ops.Take(idx, axis), [x]))
+
+
+@handles("Softmax")
+def _softmax(im: Importer, node: onnx.NodeProto) -> None:
+    x = im.act(node.input[0])
+    im.bind(im.emit(ops.Softmax(im.axis(int(im.attrs(node).get("axis", -1)), x)), [x]))

@@ -1,0 +1,75 @@
+"""Load an ONNX file and check that it is one snncc can read, with clear messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+
+from snncc.errors import Diagnostic, SnnccError
+
+MIN_OPSET, MAX_OPSET = 13, 21
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    """Read `path` (external data included) and check its opset; raise SnnccError if bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise SnnccError(Diagnostic("file not found", file=str(path),
+                                    fix="check the path to the .onnx file"))
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeWarning, ValueError) as e:
+        raise SnnccError(Diagnostic(
+            f"not a readable ONNX model ({type(e).__name__}: {e}); the file may be truncated "
+            "or not ONNX at all", file=str(path), fix="re-export the model")) from None
+    if not model.graph.node and not model.graph.output:
+        raise SnnccError(Diagnostic("not a readable ONNX model (no graph found)",
+                                    file=str(path), fix="re-export the model"))
+    _load_external(model, path)
+    _check_opset(model, path)
+    return model
+
+
+def _load_external(model: onnx.ModelProto, path: Path) -> None:
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    missing = []
+    for t in model.graph.initializer:
+        if uses_external_data(t):
+            loc = {e.key: e.value for e in t.external_data}.get("location", "")
+            if not (path.parent / loc).is_file():
+                missing.append(loc)
+    if missing:
+        raise SnnccError(Diagnostic(
+            f"external data file(s) {sorted(set(missing))} not found next to the model",
+            file=str(path), fix="copy the weight file(s) into the model's folder"))
+    try:
+        load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError) as e:
+        raise SnnccError(Diagnostic(f"cannot read external data: {e}", file=str(path),
+                                    fix="re-export the model with its data file")) from None
+
+
+def _check_opset(model: onnx.ModelProto, path: Path) -> None:
+    versions = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    v = versions.get("ai.onnx")
+    if v is None or not MIN_OPSET <= v <= MAX_OPSET:
+        raise SnnccError(Diagnostic(
+            f"opset {v} is not supported (snncc reads opsets {MIN_OPSET} to {MAX_OPSET})",
+            file=str(path), fix=f"export with opset_version between {MIN_OPSET} and {MAX_OPSET}"))
+
+
+def initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Every constant of the graph: initializers and Constant nodes' values."""
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    return consts
+
+
+def real_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Graph inputs that are not initializers (exporters often list weights as inputs too)."""
+    init = {t.name for t in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in init]

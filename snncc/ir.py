@@ -1,0 +1,203 @@
+"""The snncc IR: a typed dataflow graph over networkx, its printer and its verifier.
+
+Each node produces one value, named by the node. Nodes keep the ONNX node they came from
+(``origin``) so that every diagnostic can point at the user's model. This is the only
+module that imports networkx.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import networkx as nx
+import numpy as np
+
+from snncc.errors import Diagnostic, SnnccError
+from snncc.ops import Op, Shape, ShapeError
+
+
+@dataclass(frozen=True)
+class Node:
+    """One operation: ``name = op(*inputs) : shape kind``."""
+
+    name: str
+    op: Op
+    inputs: tuple[str, ...]
+    shape: Shape
+    kind: str
+    origin: str = ""
+
+
+class Graph:
+    """A DAG of nodes with named inputs and outputs."""
+
+    def __init__(self, name: str = "model"):
+        self.name = name
+        self._g = nx.DiGraph()
+        self.inputs: list[str] = []
+        self.outputs: list[str] = []
+        self.meta: dict[str, object] = {}
+
+    # ------------------------------------------------------------ building
+    def add(self, name: str, op: Op, inputs: tuple[str, ...] | list[str] = (), *,
+            origin: str = "", shape: Shape | None = None, kind: str | None = None) -> str:
+        """Add a node, inferring its shape and kind from its operands; returns its name."""
+        if name in self._g:
+            raise ValueError(f"duplicate value name {name!r}")
+        inputs = tuple(inputs)
+        if shape is None or kind is None:
+            shapes = [self.node(i).shape for i in inputs]
+            kinds = [self.node(i).kind for i in inputs]
+            shape, kind = op.infer(shapes, kinds)
+        self._g.add_node(name, node=Node(name, op, inputs, tuple(shape), kind, origin or name))
+        for i in inputs:
+            self._g.add_edge(i, name)
+        return name
+
+    def fresh(self, base: str) -> str:
+        """A value name not yet used, derived from `base`."""
+        if base not in self._g:
+            return base
+        k = 1
+        while f"{base}_{k}" in self._g:
+            k += 1
+        return f"{base}_{k}"
+
+    def replace_op(self, name: str, op: Op, inputs: tuple[str, ...] | None = None) -> None:
+        """Swap the op (and optionally the operands) of a node, re-inferring its type."""
+        old = self.node(name)
+        inputs = old.inputs if inputs is None else tuple(inputs)
+        shape, kind = op.infer([self.node(i).shape for i in inputs],
+                               [self.node(i).kind for i in inputs])
+        for i in old.inputs:
+            if self._g.has_edge(i, name):
+                self._g.remove_edge(i, name)
+        self._g.nodes[name]["node"] = replace(old, op=op, inputs=inputs, shape=shape, kind=kind)
+        for i in inputs:
+            self._g.add_edge(i, name)
+
+    def replace_uses(self, old: str, new: str) -> None:
+        """Make every consumer of `old` (and the graph outputs) read `new` instead."""
+        for user in list(self._g.successors(old)):
+            n = self.node(user)
+            inputs = tuple(new if i == old else i for i in n.inputs)
+            self._g.remove_edge(old, user)
+            self._g.add_edge(new, user)
+            self._g.nodes[user]["node"] = replace(n, inputs=inputs)
+        self.outputs = [new if o == old else o for o in self.outputs]
+
+    def remove(self, name: str) -> None:
+        if list(self._g.successors(name)) or name in self.outputs:
+            raise ValueError(f"{name!r} is still used")
+        self._g.remove_node(name)
+
+    def prune(self) -> bool:
+        """Drop nodes no output depends on; True if any went."""
+        live = set(self.outputs)
+        for o in self.outputs:
+            live |= nx.ancestors(self._g, o)
+        dead = [n for n in self._g if n not in live and n not in self.inputs]
+        self._g.remove_nodes_from(dead)
+        return bool(dead)
+
+    # ------------------------------------------------------------ reading
+    def node(self, name: str) -> Node:
+        return self._g.nodes[name]["node"]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._g
+
+    def __len__(self) -> int:
+        return self._g.number_of_nodes()
+
+    def users(self, name: str) -> list[Node]:
+        return [self.node(u) for u in sorted(self._g.successors(name))]
+
+    def topo(self) -> Iterator[Node]:
+        """Nodes in a stable topological order (ties broken by insertion order)."""
+        order = {n: i for i, n in enumerate(self._g.nodes)}
+        for name in nx.lexicographical_topological_sort(self._g, key=order.__getitem__):
+            yield self.node(name)
+
+    def copy(self) -> Graph:
+        g = Graph(self.name)
+        g._g = self._g.copy()
+        g.inputs, g.outputs, g.meta = list(self.inputs), list(self.outputs), dict(self.meta)
+        return g
+
+    def ops(self, *kinds: type) -> list[Node]:
+        return [n for n in self.topo() if isinstance(n.op, kinds)]
+
+
+# ---------------------------------------------------------------- printer
+
+
+def _fmt_value(v: object) -> str:
+    if isinstance(v, np.ndarray):
+        if v.size <= 8:
+            return np.array2string(v.ravel() if v.ndim > 1 else v, separator=",",
+                                   precision=8, max_line_width=10**6).replace(" ", "")
+        digest = hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()[:8]
+        return f"<{'x'.join(map(str, v.shape))} {v.dtype} #{digest}>"
+    if hasattr(v, "values") and hasattr(v, "scale"):  # Weight
+        q = "" if v.scale is None else f" q scale={_fmt_value(np.asarray(v.scale))}"
+        return f"{_fmt_value(v.values)}{q}"
+    if hasattr(v, "value"):  # enums
+        return str(v.value)
+    if isinstance(v, float):
+        return repr(v)
+    return str(v).replace(" ", "")
+
+
+def print_graph(graph: Graph) -> str:
+    """A stable textual form, one line per node, for golden tests and --print-after-all."""
+    lines = [f"graph {graph.name}({', '.join('%' + i for i in graph.inputs)}) {{"]
+    for n in graph.topo():
+        attrs = ", ".join(f"{k}={_fmt_value(v)}" for k, v in n.op.attrs().items())
+        args = ", ".join("%" + i for i in n.inputs)
+        lines.append(f"  %{n.name} = {n.op.name}({args}){{{attrs}}} : "
+                     f"[{','.join(map(str, n.shape))}] {n.kind}")
+    lines.append(f"  return {', '.join('%' + o for o in graph.outputs)}")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- verifier
+
+
+def verify(graph: Graph) -> None:
+    """Check the graph's invariants; collect every problem and raise once."""
+    problems: list[Diagnostic] = []
+    if not nx.is_directed_acyclic_graph(graph._g):
+        cycle = [e[0] for e in nx.find_cycle(graph._g)]
+        problems.append(Diagnostic(f"the graph has a cycle through {' -> '.join(cycle)}"))
+        raise SnnccError(problems)
+    for name in list(graph.inputs) + list(graph.outputs):
+        if name not in graph:
+            problems.append(Diagnostic(f"graph input/output '{name}' is not defined"))
+    for n in graph.topo():
+        problems += _verify_node(graph, n)
+    if problems:
+        raise SnnccError(problems)
+
+
+def _verify_node(graph: Graph, n: Node) -> list[Diagnostic]:
+    missing = [i for i in n.inputs if i not in graph]
+    if missing:
+        return [Diagnostic(f"reads undefined value(s) {missing}", n.origin, n.op.name)]
+    if n.op.arity is not None and len(n.inputs) != n.op.arity:
+        return [Diagnostic(f"takes {n.op.arity} operand(s), has {len(n.inputs)}",
+                           n.origin, n.op.name)]
+    if n.op.arity == 0:
+        return []
+    try:
+        shape, kind = n.op.infer([graph.node(i).shape for i in n.inputs],
+                                 [graph.node(i).kind for i in n.inputs])
+    except ShapeError as e:
+        return [Diagnostic(str(e), n.origin, n.op.name)]
+    if (tuple(shape), kind) != (n.shape, n.kind):
+        return [Diagnostic(f"recorded type [{list(n.shape)} {n.kind}] but operands give "
+                           f"[{list(shape)} {kind}]", n.origin, n.op.name)]
+    return []

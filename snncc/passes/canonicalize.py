@@ -1,0 +1,148 @@
+"""canonicalize: the cleanups that put every export style into one shape.
+
+Rewrites, repeated to a fixed point:
+- merge chains of Affine, drop identity Affine/Reshape/Transpose, compose Transposes;
+- move an Affine's multiplier back over rewiring (Transpose, Reshape, Take) and sums
+  (ReduceSum, SumPool), so that it sits right after the Dense/Conv that made the value
+  (BN between Transposes, a scale before or after a mean: all end up the same);
+- sink a ReduceSum below the Dense that reads it (Dense(sum x) = sum Dense(x)), so that a
+  mean over tokens before the head leaves the head reading spikes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from snncc import ops as o
+from snncc.intmath import compress
+from snncc.ir import Graph, Node
+from snncc.passes import Pass, PassResult, register
+from snncc.passes._rewrite import bypass, full_rank, is_identity_affine, merge_affines, single_user
+
+_MOVABLE = (o.Transpose, o.Reshape, o.Take, o.ReduceSum, o.SumPool)
+
+
+@register
+@dataclass(frozen=True)
+class Canonicalize(Pass):
+    name = "canonicalize"
+
+    def run(self, graph: Graph) -> PassResult:
+        changed = False
+        while _step(graph):
+            changed = True
+        return PassResult(graph, changed)
+
+
+def _step(graph: Graph) -> bool:
+    """Apply the first rewrite that matches; True if one did."""
+    for n in graph.topo():
+        for rule in (_drop_identity, _merge_affine, _compose_transpose, _hoist_affine,
+                     _sink_reduce):
+            if rule(graph, n):
+                return True
+    return False
+
+
+def _drop_identity(graph: Graph, n: Node) -> bool:
+    src = graph.node(n.inputs[0]) if n.inputs else None
+    identity = (
+        isinstance(n.op, o.Affine) and is_identity_affine(n.op)
+        or isinstance(n.op, o.Transpose) and n.op.perm == tuple(range(len(n.op.perm)))
+        or isinstance(n.op, o.Reshape) and src is not None and src.shape == n.shape
+    )
+    if not identity or n.name in graph.outputs and n.inputs[0] in graph.inputs:
+        return False
+    bypass(graph, n)
+    return True
+
+
+def _merge_affine(graph: Graph, n: Node) -> bool:
+    if not isinstance(n.op, o.Affine):
+        return False
+    src = graph.node(n.inputs[0])
+    if not isinstance(src.op, o.Affine) or single_user(graph, src.name) is None:
+        return False
+    graph.replace_op(n.name, merge_affines(src.op, n.op), src.inputs)
+    graph.remove(src.name)
+    return True
+
+
+def _compose_transpose(graph: Graph, n: Node) -> bool:
+    if not isinstance(n.op, o.Transpose):
+        return False
+    src = graph.node(n.inputs[0])
+    if not isinstance(src.op, o.Transpose) or single_user(graph, src.name) is None:
+        return False
+    perm = tuple(src.op.perm[p] for p in n.op.perm)
+    graph.replace_op(n.name, o.Transpose(perm), src.inputs)
+    graph.remove(src.name)
+    return True
+
+
+def _hoist_affine(graph: Graph, n: Node) -> bool:
+    """P(x) -> Affine(m, a)  ==>  Affine(m', a')(x) -> P  (a stays behind for sums)."""
+    if not isinstance(n.op, o.Affine) or np.all(n.op.mul == 1):
+        return False
+    p = graph.node(n.inputs[0])
+    if not isinstance(p.op, _MOVABLE) or single_user(graph, p.name) is None:
+        return False
+    x = graph.node(p.inputs[0])
+    mapped = _map_back(p, x.shape, n.op)
+    if mapped is None:
+        return False
+    before, after = mapped
+    new = graph.add(graph.fresh(f"{n.name}/hoisted"), before, (x.name,), origin=n.origin)
+    graph.replace_op(p.name, p.op, (new,) + p.inputs[1:])
+    if after is None:
+        bypass(graph, n)
+    else:
+        graph.replace_op(n.name, after)
+    return True
+
+
+def _map_back(p: Node, in_shape, aff: o.Affine) -> tuple[o.Affine, o.Affine | None] | None:
+    """The Affine on P's input equal to `aff` on P's output (and what stays after)."""
+    rank = len(p.shape)
+    mul, add = full_rank(aff.mul, rank), full_rank(aff.add, rank)
+    op = p.op
+    if isinstance(op, o.Transpose):
+        inv = tuple(np.argsort(op.perm))
+        return o.Affine(compress(mul.transpose(inv)), compress(add.transpose(inv))), None
+    if isinstance(op, o.Reshape):
+        full = [compress(np.broadcast_to(c, p.shape).reshape(in_shape)) for c in (mul, add)]
+        return o.Affine(full[0], full[1]), None
+    if isinstance(op, o.Take):
+        if mul.shape[op.axis] != 1 or add.shape[op.axis] != 1 or np.ndim(op.indices) != 1:
+            return None
+        return o.Affine(compress(mul), compress(add)), None
+    if isinstance(op, o.ReduceSum):
+        if not op.keepdims:
+            for a in sorted(x % len(in_shape) for x in op.axes):
+                mul = np.expand_dims(mul, a)
+        keep = o.Affine(np.ones(()), compress(add)) if np.any(add != 0) else None
+        return o.Affine(compress(mul), np.zeros(())), keep
+    if isinstance(op, o.SumPool):
+        if mul.shape[1] != 1 or mul.shape[2] != 1:
+            return None
+        keep = o.Affine(np.ones(()), compress(add)) if np.any(add != 0) else None
+        return o.Affine(compress(mul), np.zeros(())), keep
+    return None
+
+
+def _sink_reduce(graph: Graph, n: Node) -> bool:
+    """Dense(ReduceSum(x)) ==> ReduceSum(Dense(x)) when the summed axes exclude the last."""
+    if not isinstance(n.op, o.Dense):
+        return False
+    r = graph.node(n.inputs[0])
+    if not isinstance(r.op, o.ReduceSum) or single_user(graph, r.name) is None:
+        return False
+    rank = len(graph.node(r.inputs[0]).shape)
+    if (rank - 1) in {a % rank for a in r.op.axes}:
+        return False
+    dense = graph.add(graph.fresh(f"{n.name}/per_token"), n.op, r.inputs, origin=n.origin)
+    graph.replace_op(n.name, r.op, (dense,))
+    graph.remove(r.name)
+    return True

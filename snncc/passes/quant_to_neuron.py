@@ -1,0 +1,459 @@
+"""quant-to-neuron: lower the quantized ANN to integer SNN ops.
+
+Every value is tracked as one of
+- ``Codes``: spike counts q with real value ``scale*q + offset``;
+- ``Cur``: an integer current I with real value ``a*I + b``;
+and every quantizer on a current becomes a neuron whose level thresholds are exact
+integers on I (``intmath.level_thresholds``), ties rounded as the source model rounds.
+
+Linear layers on spikes become synapses. Their integer weights are the quantized weight
+codes where that is exact (a = weight scale * input scale * the following BN/affine
+multiplier, per output channel). Currents that meet other currents in the residual
+stream, or reach the readout, need one common unit: their synapses use fixed point,
+``W_int = round(W_real * s_in * m * 2^F)`` with ``a = 2^-F`` (F = ``frac_bits``, chosen so
+the largest weight is about 2^20 unless given). That rounding is the one admissible
+source of disagreement with the float model (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import ceil, log2
+
+import numpy as np
+
+from snncc import ops as o
+from snncc.errors import Diagnostic, SnnccError
+from snncc.intmath import compress, level_thresholds, to_fixed
+from snncc.ir import Graph, Node
+from snncc.passes import Pass, PassResult, register
+from snncc.passes._rewrite import full_rank, per_axis_only, single_user
+from snncc.reference import EVAL
+
+STREAM_WEIGHT_BITS = 20  # the largest stream weight becomes about 2**20
+
+
+@dataclass(frozen=True)
+class Codes:
+    node: str
+    scale: np.ndarray
+    offset: np.ndarray
+    hi: int
+    analog: bool = False
+    lo: int = 0
+
+    @property
+    def peak(self) -> int:
+        """The largest magnitude a code takes."""
+        return max(abs(self.lo), abs(self.hi), 1)
+
+
+@dataclass(frozen=True)
+class Cur:
+    node: str
+    a: np.ndarray
+    b: np.ndarray
+    bound: int  # |I| <= bound
+    fused: frozenset[str] = frozenset()  # Affine nodes already folded into `a`
+
+
+@dataclass(frozen=True)
+class Flt:
+    node: str
+
+
+Val = Codes | Cur | Flt
+
+
+class Refuse(Exception):
+    """This node cannot be lowered; a diagnostic has been recorded."""
+
+
+@register
+@dataclass(frozen=True)
+class QuantToNeuron(Pass):
+    name = "quant-to-neuron"
+    T: int = 7
+    frac_bits: int | None = None
+
+    def run(self, graph: Graph) -> PassResult:
+        if any(isinstance(n.op, o.SNN_OPS[:7]) for n in graph.topo()):
+            return PassResult(graph, False)
+        lowering = Lowering(graph, self.T, self.frac_bits)
+        return PassResult(lowering.run(), True)
+
+
+@dataclass
+class Lowering:
+    src: Graph
+    T: int
+    frac_bits: int | None
+    out: Graph = field(init=False)
+    vals: dict[str, Val] = field(default_factory=dict)
+    problems: list[Diagnostic] = field(default_factory=list)
+    stream: set[str] = field(default_factory=set)
+    node: Node | None = None
+
+    def __post_init__(self):
+        self.out = Graph(self.src.name)
+        self.out.meta = dict(self.src.meta)
+
+    def run(self) -> Graph:
+        self.stream = _stream_synapses(self.src)
+        F = self.frac_bits if self.frac_bits is not None else self._auto_frac_bits()
+        self.F = F
+        poisoned: set[str] = set()
+        for n in self.src.topo():
+            if any(i in poisoned for i in n.inputs):
+                poisoned.add(n.name)
+                continue
+            self.node = n
+            try:
+                self.vals[n.name] = self._lower(n)
+            except Refuse:
+                poisoned.add(n.name)
+        for name in self.src.outputs:
+            if name not in poisoned:
+                self._readout(name)
+        if self.problems:
+            raise SnnccError(self.problems)
+        self.out.inputs = list(self.src.inputs)
+        self.out.meta.update(frac_bits=F, T=self.T)
+        self.out.prune()
+        return self.out
+
+    # ------------------------------------------------------------ helpers
+    def refuse(self, message: str, fix: str) -> None:
+        n = self.node
+        self.problems.append(Diagnostic(message, n.origin, n.op.name, fix))
+        raise Refuse
+
+    def emit(self, op: o.Op, inputs: list[str], suffix: str = "") -> str:
+        n = self.node
+        name = self.out.fresh(n.name + suffix)
+        self.out.add(name, op, inputs, origin=n.origin)
+        return name
+
+    def arr(self, c, name: str | None = None) -> np.ndarray:
+        """A constant compressed and given the full per-sample rank of `name`'s value."""
+        shape = self.out.node(name).shape if name else self.node.shape
+        return compress(full_rank(np.broadcast_to(np.asarray(c, np.float64),
+                                                  np.broadcast_shapes(np.shape(c), shape)),
+                                  len(shape)))
+
+    def _auto_frac_bits(self) -> int:
+        peak = 0.0
+        for name in self.stream:
+            n = self.src.node(name)
+            peak = max(peak, float(np.max(np.abs(n.op.weight.real()), initial=0)))
+        if peak == 0:
+            return 16
+        return STREAM_WEIGHT_BITS - ceil(log2(peak))
+
+    def _lower(self, n: Node) -> Val:
+        handler = LOWER.get(type(n.op))
+        if handler is None:
+            self.refuse(f"{n.op.name} cannot be made spike-driven", "remove or rewrite it")
+        return handler(self, n, [self.vals[i] for i in n.inputs])
+
+    # ------------------------------------------------------------ readout
+    def _readout(self, name: str) -> None:
+        v = self.vals[name]
+        self.node = self.src.node(name)
+        if not isinstance(v, Cur) or np.size(np.unique(v.a)) != 1:
+            self.problems.append(Diagnostic(
+                "the model output must be a current in one unit (logits of a linear layer)",
+                self.node.origin, self.node.op.name, "end the model with a Linear layer"))
+            return
+        scale = float(np.ravel(v.a)[0])
+        offset = self.arr(v.b, v.node)
+        bias = to_fixed(offset / scale, 0)
+        out = self.emit(o.Readout(scale, offset, bias), [v.node], "/readout")
+        self.out.outputs.append(out)
+
+
+# ---------------------------------------------------------------- stream analysis
+
+_PASS_THROUGH = (o.Affine, o.BatchNorm, o.ReduceSum, o.SumPool, o.Add, o.Sub) + o.LAYOUT_OPS
+
+
+def _stream_synapses(graph: Graph) -> set[str]:
+    """Dense/Conv nodes whose current meets other currents or reaches an output."""
+    seeds = list(graph.outputs)
+    for n in graph.ops(o.Add, o.Sub):
+        seeds += n.inputs
+    found, seen = set(), set()
+    while seeds:
+        name = seeds.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        n = graph.node(name)
+        if isinstance(n.op, o.Dense | o.Conv):
+            found.add(name)
+        elif isinstance(n.op, _PASS_THROUGH):
+            seeds += n.inputs
+    return found
+
+
+# ---------------------------------------------------------------- lowering rules
+
+LOWER: dict[type, object] = {}
+
+
+def lowers(*kinds: type):
+    def register_rule(fn):
+        for k in kinds:
+            LOWER[k] = fn
+        return fn
+    return register_rule
+
+
+@lowers(o.Input)
+def _input(lw: Lowering, n: Node, xs) -> Val:
+    lw.out.add(n.name, o.Input(), origin=n.origin, shape=n.shape, kind=o.FLOAT)
+    return Flt(n.name)
+
+
+@lowers(o.QuantAct)
+def _quant_act(lw: Lowering, n: Node, xs) -> Val:
+    x, op = xs[0], n.op
+    if isinstance(x, Flt):
+        return _encode_input(lw, n, x)
+    if isinstance(x, Codes):
+        if (np.array_equal(x.scale, lw.arr(op.scale, x.node)) and not np.any(x.offset)
+                and op.spikeable and op.hi >= x.hi):
+            return x
+        lw.refuse("requantizes spikes to a different scale", "quantize each activation once")
+    if not op.spikeable:
+        lw.refuse(f"signed or zero-point quantizer (codes {op.lo}..{op.hi}, zero point "
+                  f"{op.zero_point}) where spikes are needed",
+                  "use an unsigned quantizer with zero point 0 after a ReLU")
+    if op.levels > lw.T:
+        lw.refuse(f"quantizer has {op.levels} levels but T = {lw.T}",
+                  f"pass -T {op.levels} or more, or --calibrate DATA to requantize to T levels")
+    sign, theta = level_thresholds(x.a, x.b, lw.arr(op.scale, x.node), op.zero_point,
+                                   op.lo, op.hi, op.rounding)
+    theta = np.clip(theta, -x.bound, x.bound + 1)
+    sign, theta = _compress_neuron(sign, theta)
+    neuron = o.Neuron(sign, theta, op.levels, lw.arr(op.scale, x.node))
+    return Codes(lw.emit(neuron, [x.node]), neuron.scale, lw.arr(0.0, x.node), op.hi)
+
+
+def _compress_neuron(sign: np.ndarray, theta: np.ndarray):
+    both = np.concatenate([sign[..., None].astype(np.int64), theta], axis=-1)
+    both = compress(both)
+    return both[..., 0].astype(np.int8), both[..., 1:].astype(np.int64)
+
+
+def _encode_input(lw: Lowering, n: Node, x: Flt) -> Codes:
+    op: o.QuantAct = n.op
+    analog = not op.spikeable or op.levels > lw.T
+    scale = lw.arr(op.scale, x.node)
+    enc = o.SpikeInput(scale, op.zero_point, op.lo, op.hi, op.rounding, analog)
+    return Codes(lw.emit(enc, [x.node], "/encode"), scale,
+                 lw.arr(-scale * op.zero_point, x.node), op.hi, analog, op.lo)
+
+
+@lowers(o.Relu)
+def _relu(lw: Lowering, n: Node, xs) -> Val:
+    x = xs[0]
+    if isinstance(x, Codes) and np.all(x.offset >= 0) and np.all(x.scale > 0):
+        return x
+    lw.refuse("ReLU without a quantizer after it cannot be spiked",
+              "follow the ReLU by an unsigned quantizer (quantized ReLU)")
+
+
+@lowers(o.Affine, o.BatchNorm)
+def _affine(lw: Lowering, n: Node, xs) -> Val:
+    x = xs[0]
+    mul, add = (n.op.mul, n.op.add) if isinstance(n.op, o.Affine) else n.op.as_affine(
+        len(n.shape))
+    if isinstance(x, Codes):
+        return Codes(x.node, lw.arr(x.scale * mul), lw.arr(x.offset * mul + add), x.hi, x.analog)
+    if isinstance(x, Cur):
+        if n.name in x.fused:
+            return Cur(x.node, x.a, lw.arr(x.b * mul + add), x.bound)
+        return Cur(x.node, lw.arr(x.a * mul), lw.arr(x.b * mul + add), x.bound)
+    lw.refuse("scales the unquantized input", "quantize the input first")
+
+
+def _fusable_affine(lw: Lowering, n: Node, out_axis: int) -> o.Affine | None:
+    """The Affine right after a Dense/Conv, if its multiplier is per output channel."""
+    user = single_user(lw.src, n.name)
+    if user is None or not isinstance(user.op, o.Affine):
+        return None
+    if not per_axis_only(user.op.mul, len(n.shape), out_axis):
+        return None
+    return user.op
+
+
+@lowers(o.Dense, o.Conv)
+def _linear(lw: Lowering, n: Node, xs) -> Val:
+    x = xs[0]
+    if not isinstance(x, Codes):
+        lw.refuse("a linear layer reads an activation that is not quantized (not spikes)",
+                  "put a quantized ReLU (unsigned quantizer) before the layer")
+    dense = isinstance(n.op, o.Dense)
+    rank = len(n.shape)
+    out_axis = rank - 1 if dense else 0
+    in_axis = len(lw.src.node(n.inputs[0]).shape) - 1 if dense else 0
+    fuse = _fusable_affine(lw, n, out_axis)
+    m = _per_channel(full_rank(fuse.mul, rank) if fuse else np.ones(()), n.shape, out_axis)
+    s_in = _per_channel(x.scale, lw.src.node(n.inputs[0]).shape, in_axis, strict=False)
+    w = n.op.weight
+    exact = (n.name not in lw.stream and w.quantized and s_in is not None
+             and np.size(np.unique(s_in)) == 1)
+    if exact:
+        wscale = _per_channel(full_rank(w.scale, w.values.ndim), w.values.shape,
+                              w.values.ndim - 1 if dense else 0)
+        w_int = w.values.astype(np.int64)
+        a = wscale * float(np.ravel(s_in)[0]) * m
+    else:
+        real = w.real() * _in_factor(x, n, dense, lw)
+        real = real * (m if dense else m.reshape(-1, 1, 1, 1))
+        F = lw.F if n.name in lw.stream else _local_bits(real)
+        w_int = to_fixed(real, F)
+        a = np.full(n.shape[out_axis], 2.0**-F)
+    syn = o.Synapse(w_int, "dense" if dense else "conv", analog=x.analog, **(
+        {} if dense else dict(strides=n.op.strides, pads=n.op.pads, dilations=n.op.dilations,
+                              group=n.op.group)))
+    node = lw.emit(syn, [x.node])
+    a_full = a.reshape((-1,) + (1,) * (rank - 1 - out_axis))
+    offset_current = EVAL[type(n.op)](n, [np.broadcast_to(x.offset, (1,) + lw.src.node(
+        n.inputs[0]).shape)])[0] if np.any(x.offset) else np.zeros(())
+    if fuse is not None:
+        offset_current = offset_current * full_rank(fuse.mul, rank)
+    bound = int(np.max(_fan_in_abs(w_int, dense))) * x.peak
+    fused = frozenset({single_user(lw.src, n.name).name}) if fuse is not None else frozenset()
+    return Cur(node, lw.arr(a_full, node), lw.arr(offset_current, node), bound, fused)
+
+
+def _per_channel(c, shape, axis: int, strict: bool = True) -> np.ndarray | None:
+    """The values of a constant along `axis` (None if it varies along another axis)."""
+    rank = len(shape)
+    c = full_rank(c, rank)
+    if not per_axis_only(c, rank, axis):
+        if strict:
+            raise AssertionError("constant varies along more than one axis")
+        return None
+    full = np.broadcast_to(c, tuple(1 if i != axis % rank else shape[axis] for i in range(rank)))
+    return full.ravel().astype(np.float64)
+
+
+def _in_factor(x: Codes, n: Node, dense: bool, lw: Lowering) -> np.ndarray:
+    """The input scale as a factor on the weight's input axis."""
+    in_shape = lw.src.node(n.inputs[0]).shape
+    s = _per_channel(x.scale, in_shape, len(in_shape) - 1 if dense else 0, strict=False)
+    if s is None:
+        lw.refuse("input scale varies along more than the channel axis",
+                  "use per-tensor or per-channel activation quantizers")
+    if dense:
+        return s.reshape(-1, 1)
+    group_in = n.op.weight.values.shape[1]
+    if np.size(np.unique(s)) == 1:
+        return np.full((1, group_in, 1, 1), s[0])
+    if n.op.group != 1:
+        lw.refuse("per-channel input scale into a grouped conv", "use a per-tensor quantizer")
+    return s.reshape(1, -1, 1, 1)
+
+
+def _local_bits(real: np.ndarray) -> int:
+    peak = float(np.max(np.abs(real), initial=0))
+    return 16 if peak == 0 else STREAM_WEIGHT_BITS - ceil(log2(peak))
+
+
+def _fan_in_abs(w: np.ndarray, dense: bool) -> np.ndarray:
+    return np.abs(w).sum(axis=0) if dense else np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
+
+
+@lowers(o.Add, o.Sub)
+def _add(lw: Lowering, n: Node, xs) -> Val:
+    a, b = xs
+    if isinstance(n.op, o.Sub) or not (isinstance(a, Cur) and isinstance(b, Cur)):
+        lw.refuse("only currents (outputs of linear layers) can be added",
+                  "add the branches before their quantizers (the residual stream)")
+    if not (np.size(np.unique(a.a)) == 1 and np.array_equal(np.unique(a.a), np.unique(b.a))):
+        lw.refuse("the two branches have different units (a product of spikes feeds the "
+                  "residual stream without a quantizer)", "quantize the branch first")
+    node = lw.emit(o.AddCurrent(), [a.node, b.node])
+    return Cur(node, lw.arr(a.a, node), lw.arr(a.b + b.b, node), a.bound + b.bound)
+
+
+@lowers(o.MatMul)
+def _matmul(lw: Lowering, n: Node, xs) -> Val:
+    a, b = xs
+    if not (isinstance(a, Codes) and isinstance(b, Codes)) or a.analog or b.analog:
+        lw.refuse("a product of two activations needs both quantized to spikes",
+                  "put an unsigned quantizer (quantized ReLU) on both operands")
+    if np.any(a.offset) or np.any(b.offset):
+        lw.refuse("a product of spike tensors with an offset", "remove the offset")
+    sa, sb = full_rank(a.scale, len(lw.out.node(a.node).shape)), full_rank(
+        b.scale, len(lw.out.node(b.node).shape))
+    if sa.shape[-1] != 1 or sb.shape[-2] != 1:
+        lw.refuse("operand scales vary along the summed axis", "use per-tensor quantizers")
+    node = lw.emit(o.MatMul(), [a.node, b.node])
+    k = lw.out.node(a.node).shape[-1]
+    return Cur(node, lw.arr(sa * sb, node), lw.arr(0.0, node), k * a.hi * b.hi)
+
+
+@lowers(o.MaxPool)
+def _maxpool(lw: Lowering, n: Node, xs) -> Val:
+    x = xs[0]
+    if not isinstance(x, Codes) or x.analog:
+        lw.refuse("max-pooling of a value that is not spikes", "quantize before the MaxPool")
+    s, off = full_rank(x.scale, 3), full_rank(x.offset, 3)
+    if np.any(s <= 0) or s.shape[1:] != (1, 1) or off.shape[1:] != (1, 1):
+        lw.refuse("max-pool input scale varies inside a window", "use per-channel quantizers")
+    node = lw.emit(n.op, [x.node])
+    return Codes(node, lw.arr(s, node), lw.arr(off, node), x.hi)
+
+
+@lowers(o.ReduceSum, o.SumPool)
+def _sum(lw: Lowering, n: Node, xs) -> Val:
+    x = xs[0]
+    if isinstance(x, Flt) or isinstance(x, Codes) and x.analog:
+        lw.refuse("sums a value that is not spikes or a current", "quantize it first")
+    unit, off = (x.scale, x.offset) if isinstance(x, Codes) else (x.a, x.b)
+    in_shape = lw.src.node(n.inputs[0]).shape
+    unit_out = _summed_unit(unit, in_shape, n.op)
+    if unit_out is None:
+        lw.refuse("the summed values have different units", "use per-channel quantizers")
+    node = lw.emit(n.op, [x.node])
+    summed_off = EVAL[type(n.op)](n, [np.broadcast_to(off, (1,) + in_shape)])[0]
+    count = int(np.prod(in_shape)) // int(np.prod(n.shape))
+    if isinstance(n.op, o.SumPool):
+        count = n.op.kernel[0] * n.op.kernel[1]
+    bound = (x.peak if isinstance(x, Codes) else x.bound) * count
+    return Cur(node, lw.arr(unit_out, node), lw.arr(summed_off, node), bound)
+
+
+def _summed_unit(unit, in_shape, op) -> np.ndarray | None:
+    """The unit of a sum: the operands' unit, which must not vary along the summed axes."""
+    u = full_rank(unit, len(in_shape))
+    if isinstance(op, o.SumPool):
+        return u if u.shape[1:] == (1, 1) else None
+    axes = tuple(sorted(a % len(in_shape) for a in op.axes))
+    if any(u.shape[a] != 1 for a in axes):
+        return None
+    return u if op.keepdims else np.squeeze(u, axis=axes)
+
+
+@lowers(*o.LAYOUT_OPS)
+def _layout(lw: Lowering, n: Node, xs) -> Val:
+    kinds = {type(x) for x in xs}
+    if len(kinds) != 1 or Flt in kinds:
+        lw.refuse("rewires values of different kinds together", "quantize them alike")
+    node = lw.emit(n.op, [x.node for x in xs])
+
+    def moved(attr: str) -> np.ndarray:
+        full = [np.broadcast_to(getattr(x, attr), (1,) + lw.src.node(i).shape)
+                for x, i in zip(xs, n.inputs, strict=True)]
+        return lw.arr(EVAL[type(n.op)](n, full)[0], node)
+
+    x = xs[0]
+    if isinstance(x, Codes):
+        if any(c.analog for c in xs):
+            lw.refuse("rewires the analog input", "feed the input straight to the first layer")
+        return Codes(node, moved("scale"), moved("offset"), max(c.hi for c in xs))
+    return Cur(node, moved("a"), moved("b"), max(c.bound for c in xs))
