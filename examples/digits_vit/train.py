@@ -126,6 +126,7 @@ class QuantLayers:
         return qnn.QuantReLU(act_quant=self.act_quant, bit_width=ACT_BITS)
 
 
+LABELS = {"twin": "float twin", "float": "QAT, float scales", "po2": "QAT, po2 scales"}
 QUANT_LAYERS = {
     "float": QuantLayers(Int8WeightPerTensorFloat, Uint8ActPerTensorFloat),
     "po2": QuantLayers(Int8WeightPerTensorFixedPoint, Uint8ActPerTensorFixedPoint),
@@ -305,10 +306,12 @@ def export_onnx(model: nn.Module, kind: str, path: Path) -> None:
         export_qonnx(model, **brevitas_kw, **names)
     elif kind == "torchscript":
         batch = {"input": {0: "batch"}, "logits": {0: "batch"}}
-        torch.onnx.export(
-            model, (example,), str(path), dynamo=False, opset_version=OPSET,
-            dynamic_axes=batch, **names,
-        )
+        with warnings.catch_warnings():  # the TorchScript exporter is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                model, (example,), str(path), dynamo=False, opset_version=OPSET,
+                dynamic_axes=batch, **names,
+            )
     elif kind == "dynamo":
         path.parent.mkdir(exist_ok=True)
         torch.onnx.export(
@@ -426,8 +429,8 @@ def train_models(args, train: Split, test: Split, log: Log) -> dict[str, nn.Modu
         else:
             models[name] = train_quant(name, models["twin"], train, args.qat_epochs)
         acc = accuracy(torch_logits(models[name], test.x), test.y)
-        log(f"{name:>5}: torch test accuracy {acc:.4f}")
-        print(f"       trained in {time.perf_counter() - start:.0f} s")
+        log(f"{LABELS[name]}: torch test accuracy {acc:.4f}")
+        print(f"    trained in {time.perf_counter() - start:.0f} s")
     return models
 
 

@@ -1,0 +1,29 @@
+"""Target name -> backend module. Every backend has ``check(graph)`` and ``emit``."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from snncc.errors import Diagnostic, SnnccError, raise_if
+from snncc.ir import Graph
+
+_MODULES = {"hls": "snncc.backends.hls", "verilog": "snncc.backends.verilog"}
+
+
+def _backend(target: str):
+    try:
+        return importlib.import_module(_MODULES[target])
+    except (KeyError, ModuleNotFoundError):
+        raise SnnccError(Diagnostic(f"the {target} target is not available in this snncc",
+                                    fix="use --target sim")) from None
+
+
+def check(target: str, graph: Graph) -> None:
+    """Every reason `target` cannot take `graph`, raised at once before anything is written."""
+    raise_if(_backend(target).check(graph))
+
+
+def emit(target: str, graph: Graph, out_dir: Path) -> dict:
+    """Write the target's files into `out_dir`; returns a summary for report.json."""
+    return _backend(target).emit(graph, out_dir)

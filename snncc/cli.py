@@ -1,0 +1,275 @@
+"""The `snncc` command: a thin layer over the Python API.
+
+Every user-facing problem is an SnnccError: the CLI prints its diagnostics and exits 1,
+with no traceback unless --debug is given.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from snncc import __version__
+from snncc.errors import Diagnostic, SnnccError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compile quantized ANN transformers (ONNX) into spike-driven SNNs.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+TARGETS = ("sim", "hls", "verilog", "all")
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"snncc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    _state["debug"] = debug
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def load_array(path: Path, what: str, key: str = "x") -> np.ndarray:
+    """An array from .npy, or from .npz (key `key`, else its only array)."""
+    if not path.is_file():
+        raise SnnccError(Diagnostic(f"{what} file not found", file=str(path),
+                                    fix="check the path"))
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise SnnccError(Diagnostic(f"cannot read {what} as .npy/.npz ({e})", file=str(path),
+                                    fix="save it with numpy.save")) from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            if key in data.files:
+                return data[key]
+            if len(data.files) == 1:
+                return data[data.files[0]]
+            raise SnnccError(Diagnostic(f"{what} .npz has arrays {data.files} and no '{key}'",
+                                        file=str(path), fix=f"name the array '{key}'"))
+    return data
+
+
+@contextmanager
+def atomic_dir(target: Path):
+    """Build into a temporary folder beside `target`; move it into place on success only."""
+    parent = target.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    except OSError as e:
+        raise SnnccError(Diagnostic(f"cannot write the output folder ({e.strerror})",
+                                    file=str(target),
+                                    fix="choose a writable folder with -o")) from None
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = parent / f".{target.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            target.rename(old)
+        tmp.rename(target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SnnccError(Diagnostic(f"cannot write the output ({e.strerror or e})",
+                                    file=str(target), fix="free space or choose another "
+                                    "folder with -o")) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---------------------------------------------------------------- inspect
+
+
+@app.command()
+def inspect(
+    model: Path = typer.Argument(..., help="The ONNX model."),
+    T: int = typer.Option(7, "-T", help="Spike window (most spikes per neuron)."),
+    replace_softmax: bool = typer.Option(False, "--replace-softmax"),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """What is in a model, and whether (at which T) it can be made spike-driven."""
+    from snncc.verdict import inspect_model
+
+    v = inspect_model(model, T, replace_softmax)
+    if as_json:
+        out.print_json(json.dumps(v.to_json()))
+    else:
+        _print_verdict(v)
+    if not v.convertible:
+        raise typer.Exit(1)
+
+
+def _print_verdict(v) -> None:
+    out.print(f"[bold]{v.file}[/bold]")
+    out.print("ops: " + ", ".join(f"{k}×{n}" for k, n in v.onnx_ops.items()))
+    for i in v.inputs:
+        out.print(f"input  {i['name']}: {i['shape']}")
+    for i in v.outputs:
+        out.print(f"output {i['name']}: {i['shape']}")
+    if v.structure:
+        out.print("found: " + ", ".join(f"{k.replace('_', ' ')} {n}"
+                                        for k, n in v.structure.items()))
+    if v.quantizers:
+        t = Table("quantizer", "codes", "levels", "scale", "rounding", title="quantizers")
+        for q in v.quantizers:
+            scale = q["scale"] if isinstance(q["scale"], float) else "{:.4g}..{:.4g}".format(
+                *q["scale"])
+            t.add_row(q["node"] + (" (input)" if q["input"] else ""),
+                      f"{q['codes'][0]}..{q['codes'][1]}", str(q["levels"]),
+                      f"{scale:.6g}" if isinstance(scale, float) else scale, q["rounding"])
+        out.print(t)
+    if v.convertible:
+        out.print(f"[green]verdict: convertible[/green] at T >= {v.min_T}")
+    else:
+        out.print(f"[red]verdict: not convertible[/red] ({len(v.diagnostics)} problem(s))")
+        for d in v.diagnostics:
+            out.print("  " + d.render(), markup=False)
+
+
+# ---------------------------------------------------------------- compile
+
+
+@app.command("compile")
+def compile_cmd(
+    model: Path = typer.Argument(..., help="The ONNX model."),
+    T: int = typer.Option(7, "-T", help="Spike window: the most spikes one neuron may emit."),
+    target: str = typer.Option("sim", "--target", help="sim | hls | verilog | all"),
+    delay: str = typer.Option("exact", "--delay", help="exact | N | none"),
+    calibrate: Path | None = typer.Option(None, "--calibrate",
+                                          help="Calibration inputs (.npy/.npz)."),
+    replace_softmax: bool = typer.Option(False, "--replace-softmax",
+                                         help="Replace Softmax by NReLU (changes accuracy)."),
+    frac_bits: int | None = typer.Option(None, "--frac-bits",
+                                         help="Fraction bits of residual-stream currents."),
+    output: Path = typer.Option(Path("build"), "-o", "--output", help="Output folder."),
+    print_after_all: bool = typer.Option(False, "--print-after-all"),
+    dump_dir: Path | None = typer.Option(None, "--dump-dir"),
+    time_passes: bool = typer.Option(False, "--time-passes"),
+) -> None:
+    """Convert an ONNX model into an SNN and write it for a target."""
+    import snncc
+    from snncc.passes.insert_dif import parse_delay
+    from snncc.report import compile_report
+
+    if target not in TARGETS:
+        raise SnnccError(Diagnostic(f"unknown target {target!r}",
+                                    fix=f"use one of {', '.join(TARGETS)}"))
+    try:
+        policy = parse_delay(delay)
+    except ValueError as e:
+        raise SnnccError(Diagnostic(str(e), fix="e.g. --delay exact")) from None
+    data = load_array(calibrate, "calibration data") if calibrate else None
+    printer = (lambda name, text: out.print(f"// after {name}\n{text}", markup=False)
+               ) if print_after_all else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled = snncc.compile(model, T, delay=policy, calibrate=data,
+                                 replace_softmax=replace_softmax, frac_bits=frac_bits,
+                                 dump_dir=dump_dir, print_after=printer)
+    for w in caught:
+        err.print(f"warning: {w.message}", markup=False)
+    targets = ("hls", "verilog") if target == "all" else (target,) if target != "sim" else ()
+    from snncc.backends import registry
+
+    for t in targets:
+        registry.check(t, compiled.graph)
+    with atomic_dir(output) as tmp:
+        compiled.save(tmp / "model.snn")
+        report = compile_report(compiled)
+        for t in targets:
+            report["targets"][t] = registry.emit(t, compiled.graph, tmp / t)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    if time_passes:
+        _print_timings(compiled.timings)
+    out.print(f"compiled {model} -> {output}/ (T={T}, delay={delay}, "
+              f"{compiled.steps} steps end to end, targets: sim"
+              f"{''.join(', ' + t for t in targets)})")
+
+
+def _print_timings(timings) -> None:
+    t = Table("pass", "seconds", "changed", "nodes", title="pass timings")
+    for p in timings:
+        t.add_row(p.name, f"{p.seconds:.4f}", "yes" if p.changed else "no", str(p.nodes))
+    t.add_row("total", f"{sum(p.seconds for p in timings):.4f}", "", "")
+    out.print(t)
+
+
+# ---------------------------------------------------------------- simulate
+
+
+@app.command()
+def simulate(
+    artifact: Path = typer.Argument(..., help="model.snn written by `snncc compile`."),
+    input: Path = typer.Option(..., "--input", help="Inputs (.npy, or .npz with 'x')."),
+    labels: Path | None = typer.Option(None, "--labels", help="Labels (.npy, or .npz 'y')."),
+    compare_onnx: Path | None = typer.Option(None, "--compare-onnx",
+                                             help="Compare codes with onnxruntime."),
+    trace: Path | None = typer.Option(None, "--trace", help="Write spike trains (.npz)."),
+    engine: str = typer.Option("auto", "--engine", help="auto | fast | step"),
+    output: Path | None = typer.Option(None, "--output", help="Write logits and predictions."),
+    batch_size: int = typer.Option(256, "--batch-size"),
+) -> None:
+    """Run a compiled SNN on inputs: predictions, firing rates, time steps."""
+    import snncc
+    from snncc.simulate import simulate_and_report
+
+    model = snncc.load(artifact)
+    x = load_array(input, "input")
+    y = load_array(labels, "labels", key="y") if labels else None
+    simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx, trace=trace,
+                        output=output, batch_size=batch_size)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    """Run the CLI: user errors print one clear message and exit 1."""
+    debug = "--debug" in sys.argv
+    try:
+        app(standalone_mode=False)
+    except SnnccError as e:
+        if debug:
+            raise
+        for d in e.diagnostics:
+            err.print(f"error: {d.render()}", markup=False)
+        sys.exit(1)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing was written")
+        sys.exit(130)
+    except Exception as e:
+        # Usage errors of the command-line parser (click's, vendored or not).
+        if debug or not hasattr(e, "format_message"):
+            raise
+        err.print(f"error: {e.format_message()}", markup=False)
+        hint = getattr(getattr(e, "ctx", None), "command_path", "snncc")
+        err.print(f"see '{hint} --help'", markup=False)
+        sys.exit(1)
