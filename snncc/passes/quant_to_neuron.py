@@ -10,9 +10,10 @@ Linear layers on spikes become synapses. Their integer weights are the quantized
 codes where that is exact (a = weight scale * input scale * the following BN/affine
 multiplier, per output channel). Currents that meet other currents in the residual
 stream, or reach the readout, need one common unit: their synapses use fixed point,
-``W_int = round(W_real * s_in * m * 2^F)`` with ``a = 2^-F`` (F = ``frac_bits``, chosen so
-the largest weight is about 2^20 unless given). That rounding is the one admissible
-source of disagreement with the float model (DESIGN §3).
+``W_int = round(W_real * s_in * m * 2^F)`` with ``a = 2^-F``. Unless ``frac_bits`` is
+given, F is chosen so that the worst-case sum of those roundings stays below 1/4096 of the
+finest quantizer step that reads them. That rounding is the one admissible source of
+disagreement with the float model (DESIGN §3).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from snncc.passes import Pass, PassResult, register
 from snncc.passes._rewrite import full_rank, per_axis_only, single_user
 from snncc.reference import EVAL
 
-STREAM_WEIGHT_BITS = 20  # the largest stream weight becomes about 2**20
+STREAM_WEIGHT_BITS = 20  # float weights outside the stream: the largest becomes ~2**20
+STREAM_ERROR = 2.0**-12  # worst-case fixed-point error, as a fraction of the finest step
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,26 @@ class Lowering:
                                   len(shape)))
 
     def _auto_frac_bits(self) -> int:
-        peak = 0.0
-        for name in self.stream:
-            n = self.src.node(name)
-            peak = max(peak, float(np.max(np.abs(n.op.weight.real()), initial=0)))
-        if peak == 0:
+        """F with sum(fan-in * top code) * 2^-(F+1) <= STREAM_ERROR * the finest step that
+        reads the stream, and the largest stream weight within 31 bits."""
+        if not self.stream:
             return 16
-        return STREAM_WEIGHT_BITS - ceil(log2(peak))
+        g = self.src
+        steps = [float(np.min(q.op.scale)) for q in _readers(g, self.stream)]
+        finest = min(steps, default=1.0)
+        error_units, peak = 0, 0.0
+        for name in self.stream:
+            n = g.node(name)
+            w = n.op.weight
+            fan_in = w.values.size // (w.values.shape[-1] if isinstance(n.op, o.Dense)
+                                       else w.values.shape[0])
+            q = _source_quant(g, n.inputs[0])
+            top = max(abs(q.op.lo), abs(q.op.hi)) if q else 1
+            error_units += fan_in * top
+            scale = float(np.max(q.op.scale)) if q else 1.0
+            peak = max(peak, float(np.max(np.abs(w.real()))) * scale)
+        wanted = ceil(log2(error_units / (2 * STREAM_ERROR * finest)))
+        return max(0, min(wanted, 31 - ceil(log2(peak)) if peak else wanted))
 
     def _lower(self, n: Node) -> Val:
         handler = LOWER.get(type(n.op))
@@ -194,6 +209,32 @@ def _stream_synapses(graph: Graph) -> set[str]:
         elif isinstance(n.op, _PASS_THROUGH):
             seeds += n.inputs
     return found
+
+
+def _readers(graph: Graph, stream: set[str]) -> list[Node]:
+    """The quantizers that read stream currents."""
+    found, seen, todo = [], set(), list(stream)
+    while todo:
+        name = todo.pop()
+        for u in graph.users(name):
+            if u.name in seen:
+                continue
+            seen.add(u.name)
+            if isinstance(u.op, o.QuantAct):
+                found.append(u)
+            elif isinstance(u.op, _PASS_THROUGH + (o.Relu,)):
+                todo.append(u.name)
+    return found
+
+
+def _source_quant(graph: Graph, name: str) -> Node | None:
+    """The quantizer whose codes reach `name` through rewiring and pooling."""
+    n = graph.node(name)
+    while not isinstance(n.op, o.QuantAct):
+        if not isinstance(n.op, o.LAYOUT_OPS + (o.MaxPool, o.Relu, o.Affine)) or not n.inputs:
+            return None
+        n = graph.node(n.inputs[0])
+    return n
 
 
 # ---------------------------------------------------------------- lowering rules
