@@ -1,5 +1,9 @@
 """The integer reference against onnxruntime on the source model, code by code.
 
+onnxruntime runs with graph optimizations off: its QDQ fusions would replace the model's
+float arithmetic by integer kernels with their own requantization, which is not what the
+ONNX file says.
+
 Every neuron replaced a quantizer whose output tensor has the neuron's name in the ONNX
 graph; onnxruntime is asked for those tensors, which are turned back into codes
 (value / scale), and compared with the integer reference's codes. Differences are counted

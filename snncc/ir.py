@@ -136,9 +136,10 @@ class Graph:
 
 def _fmt_value(v: object) -> str:
     if isinstance(v, np.ndarray):
+        if v.ndim == 0:
+            return repr(v.item())
         if v.size <= 8:
-            return np.array2string(v.ravel() if v.ndim > 1 else v, separator=",",
-                                   precision=8, max_line_width=10**6).replace(" ", "")
+            return "[" + ",".join(repr(x) for x in v.ravel().tolist()) + "]"
         digest = hashlib.sha1(np.ascontiguousarray(v).tobytes()).hexdigest()[:8]
         return f"<{'x'.join(map(str, v.shape))} {v.dtype} #{digest}>"
     if hasattr(v, "values") and hasattr(v, "scale"):  # Weight

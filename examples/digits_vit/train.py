@@ -36,6 +36,9 @@ from brevitas.quant import (
     Uint8ActPerTensorFixedPoint,
     Uint8ActPerTensorFloat,
 )
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.transformation.infer_shapes import InferShapes
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
@@ -68,9 +71,7 @@ def load_data() -> tuple[Split, Split]:
     digits = load_digits()
     x = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
     y = digits.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=0.2, random_state=0, stratify=y
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
     train = Split(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
     return train, Split(torch.from_numpy(x_te), torch.from_numpy(y_te))
 
@@ -309,13 +310,23 @@ def export_onnx(model: nn.Module, kind: str, path: Path) -> None:
         with warnings.catch_warnings():  # the TorchScript exporter is deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
-                model, (example,), str(path), dynamo=False, opset_version=OPSET,
-                dynamic_axes=batch, **names,
+                model,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=OPSET,
+                dynamic_axes=batch,
+                **names,
             )
     elif kind == "dynamo":
         path.parent.mkdir(exist_ok=True)
         torch.onnx.export(
-            model, (example,), str(path), dynamo=True, external_data=True, verbose=False,
+            model,
+            (example,),
+            str(path),
+            dynamo=True,
+            external_data=True,
+            verbose=False,
             **names,
         )
     else:
@@ -370,10 +381,6 @@ def qonnx_logits(path: Path, x: torch.Tensor) -> np.ndarray:
     The exported reshapes keep the batch as -1, so the declared batch of 1 is widened
     in memory to run the whole split in one call.
     """
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-    from qonnx.transformation.infer_shapes import InferShapes
-
     model = ModelWrapper(str(path))
     del model.graph.value_info[:]
     for value in (model.graph.input[0], model.graph.output[0]):
@@ -399,7 +406,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=40, help="float twin epochs")
     parser.add_argument("--qat-epochs", type=int, default=20, help="QAT fine-tuning epochs")
     parser.add_argument(
-        "--scales", nargs="+", choices=sorted(QUANT_LAYERS), default=["float", "po2"],
+        "--scales",
+        nargs="+",
+        choices=sorted(QUANT_LAYERS),
+        default=["float", "po2"],
         help="QAT variants: float scales and/or power-of-two scales",
     )
     return parser.parse_args()
@@ -447,8 +457,10 @@ def export_and_check(out: Path, models: dict[str, nn.Module], test: Split, log: 
         outputs[exp.path] = logits = run(path, test.x)
         diff = np.abs(logits - torch_logits(models[exp.model], test.x)).max()
         runner = "qonnx" if exp.kind == "qonnx" else "onnxruntime"
-        log(f"{exp.path}: {runner} test accuracy {accuracy(logits, test.y):.4f}, "
-            f"max |logit - torch| {diff:.1e}")
+        log(
+            f"{exp.path}: {runner} test accuracy {accuracy(logits, test.y):.4f}, "
+            f"max |logit - torch| {diff:.1e}"
+        )
         print(f"    ops: {op_counts(path)}")
     if {"digits_vit_qcdq.onnx", "digits_vit_qonnx.onnx"} <= outputs.keys():
         diff = np.abs(outputs["digits_vit_qcdq.onnx"] - outputs["digits_vit_qonnx.onnx"]).max()
@@ -465,10 +477,14 @@ def main() -> None:
     train, test = load_data()
     save_data(args.out, train, test)
     log = Log()
-    log(f"torch {torch.__version__}, brevitas {brevitas.__version__}, "
-        f"onnxruntime {ort.__version__}; seed {SEED}")
-    log(f"epochs: float twin {args.epochs}, QAT fine-tuning {args.qat_epochs} "
-        f"(Adam, batch {BATCH_SIZE}); train {len(train.y)} / test {len(test.y)} images")
+    log(
+        f"torch {torch.__version__}, brevitas {brevitas.__version__}, "
+        f"onnxruntime {ort.__version__}; seed {SEED}"
+    )
+    log(
+        f"epochs: float twin {args.epochs}, QAT fine-tuning {args.qat_epochs} "
+        f"(Adam, batch {BATCH_SIZE}); train {len(train.y)} / test {len(test.y)} images"
+    )
     models = train_models(args, train, test, log)
     export_and_check(args.out, models, test, log)
     log.save(args.out / "train_log.txt")

@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Both set up a virtual
+# environment (.venv) with snncc installed in it if there is none yet.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.snncc-installed
+
+.PHONY: setup demo test test-fast lint golden
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP)
+
+demo: setup  ## compile the bundled example at T=7 and run it on its test split
+	$(VENV)/bin/snncc demo
+
+test: setup  ## the whole suite, as CI runs it
+	$(PY) -m pytest -n 2 -q
+
+test-fast: setup  ## everything but the slow tests
+	$(PY) -m pytest -n 2 -q -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check snncc tests
+	$(VENV)/bin/mypy snncc
+
+golden: setup  ## rewrite the golden snapshots after a reviewed change
+	SNNCC_UPDATE_GOLDEN=1 $(PY) -m pytest -q -k golden

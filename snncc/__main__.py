@@ -1,0 +1,6 @@
+"""`python -m snncc`: the same command as `snncc`."""
+
+from snncc.cli import main
+
+if __name__ == "__main__":
+    main()
