@@ -446,7 +446,8 @@ class AddCurrent(Op):
 
 @dataclass(frozen=True, eq=False)
 class Neuron(Op):
-    """DIF neuron: v += I(t); spike k fires at a step t >= t_fire when sign*v >= θ_k.
+    """DIF neuron: v += I(t); spike k fires at a step t_fire <= t < t_fire + levels when
+    sign*v >= θ_k.
 
     At most one spike per step and `levels` in all. In exact mode (t_fire after the
     input window) the count is ``#{k : sign*ΣI >= θ_k}``, the quantizer's code.

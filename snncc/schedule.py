@@ -2,9 +2,10 @@
 
 A window ``(t0, t1)`` holds every step at which a value may be non-zero. Spikes of an
 input with code c arrive at steps 0..c-1; an analog input is presented once, at step 0.
-Synapses, sums, TD ops and residual adds are active when their inputs are. A neuron fires
-from ``t_fire`` on, at most one spike per step; after its input window it needs at most
-L more steps. The interpreter, the HLS and the Verilog backends all use this schedule.
+Synapses, sums, TD ops and residual adds are active when their inputs are. A neuron may
+fire in the L steps ``t_fire .. t_fire+L-1``, at most one spike per step (in exact mode
+t_fire follows its input window, so every spike it owes fits). The interpreter, the HLS
+and the Verilog backends all use this schedule.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def windows(graph: Graph, t_fire: Callable[[Node, Window], int] = _recorded_t_fi
         t0, t1 = min(w[0] for w in ins), max(w[1] for w in ins)
         if isinstance(n.op, o.Neuron):
             start = max(t_fire(n, (t0, t1)), t0)
-            win[n.name] = (start, max(start, t1 + 1) + n.op.levels - 1)
+            win[n.name] = (start, start + n.op.levels - 1)
         else:
             win[n.name] = (t0, t1)
     return win

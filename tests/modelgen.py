@@ -23,6 +23,7 @@ class Builder:
         batch = "N" if dynamic_batch else 1
         self.input = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, *input_shape])
         self.sample = self.rng.uniform(0, 1, (32, *input_shape)).astype(np.float32)
+        self.dynamic_batch = dynamic_batch
         self._k = 0
 
     # ------------------------------------------------------------ plumbing
@@ -43,7 +44,9 @@ class Builder:
     def run(self, name: str) -> np.ndarray:
         model = self.model([name], check=False)
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-        return sess.run(None, {"x": self.sample})[0]
+        if self.dynamic_batch:
+            return sess.run(None, {"x": self.sample})[0]
+        return np.concatenate([sess.run(None, {"x": s[None]})[0] for s in self.sample])
 
     def model(self, outputs: list[str], check: bool = True) -> onnx.ModelProto:
         outs = [helper.make_empty_tensor_value_info(o) for o in outputs]

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
+from onnx import numpy_helper
 
-from snncc.errors import Diagnostic, SnnccError
+from snncc.errors import Diagnostic, SnnccError, raise_if
 
 MIN_OPSET, MAX_OPSET = 13, 21
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
@@ -26,9 +27,17 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         raise SnnccError(Diagnostic(
             f"not a readable ONNX model ({type(e).__name__}: {e}); the file may be truncated "
             "or not ONNX at all", file=str(path), fix="re-export the model")) from None
-    if not model.graph.node and not model.graph.output:
-        raise SnnccError(Diagnostic("not a readable ONNX model (no graph found)",
-                                    file=str(path), fix="re-export the model"))
+    except OSError as e:
+        raise SnnccError(Diagnostic(f"cannot read the file ({e.strerror or e})", file=str(path),
+                                    fix="check the file's permissions")) from None
+    if not model.HasField("graph") or _has_broken_text(model):
+        what = "no graph found" if not model.HasField("graph") else "names that are not text"
+        raise SnnccError(Diagnostic(
+            f"not a readable ONNX model ({what}); the file may be damaged or not ONNX at all",
+            file=str(path), fix="re-export the model"))
+    if not model.graph.node:
+        raise SnnccError(Diagnostic("the model's graph is empty (it has no nodes)",
+                                    file=str(path), fix="re-export the model with its layers"))
     _load_external(model, path)
     _check_opset(model, path)
     return model
@@ -63,9 +72,29 @@ def _check_opset(model: onnx.ModelProto, path: Path) -> None:
             file=str(path), fix=f"export with opset_version between {MIN_OPSET} and {MAX_OPSET}"))
 
 
+def _has_broken_text(model: onnx.ModelProto) -> bool:
+    """Protobuf hands back bytes, not str, for names that are not valid UTF-8 (damage)."""
+    g = model.graph
+    texts = [o.domain for o in model.opset_import]
+    texts += [v.name for v in (*g.input, *g.output, *g.initializer)]
+    for n in g.node:
+        texts += [n.op_type, n.domain, n.name, *n.input, *n.output, *(a.name for a in n.attribute)]
+    return any(not isinstance(t, str) for t in texts)
+
+
 def initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
-    """Every constant of the graph: initializers and Constant nodes' values."""
-    consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    """Every initializer as an array; SnnccError naming each one whose data is damaged."""
+    consts, problems = {}, []
+    for t in model.graph.initializer:
+        try:
+            consts[t.name] = numpy_helper.to_array(t)
+        except (ValueError, KeyError, TypeError) as e:
+            # numpy_helper's errors for data that does not fit the declared type and shape
+            problems.append(Diagnostic(
+                f"initializer '{t.name}' cannot be read: its data does not fit its type "
+                f"{type_name(t.data_type)} and shape {list(t.dims)}",
+                fix="re-export the model"))
+    raise_if(problems)
     return consts
 
 
@@ -73,3 +102,11 @@ def real_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     """Graph inputs that are not initializers (exporters often list weights as inputs too)."""
     init = {t.name for t in model.graph.initializer}
     return [i for i in model.graph.input if i.name not in init]
+
+
+def type_name(elem_type: int) -> str:
+    """FLOAT, UINT8, ...; the number itself for a type ONNX does not know."""
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return f"type {elem_type}"

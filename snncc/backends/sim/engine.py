@@ -65,9 +65,9 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
     trains = None
     if trace:
         trains = {}
-        t = np.arange(steps).reshape((-1,) + (1,) * x.ndim)
         for n in graph.ops(o.Neuron):
             c = counts[n.name][None]
+            t = np.arange(steps).reshape((-1,) + (1,) * (c.ndim - 1))
             trains[n.name] = ((t >= n.op.t_fire) & (t < n.op.t_fire + c)).astype(np.uint8)
     return SimResult(real, ints, counts, steps, trains)
 
@@ -175,7 +175,7 @@ def _td_maxpool(n: Node, state: _State, ins, t: int):
 def _neuron(n: Node, state: _State, ins, t: int):
     if ins[0] is not None:
         state.acc += ins[0]
-    if t < n.op.t_fire:
+    if not n.op.t_fire <= t < n.op.t_fire + n.op.levels:
         return None
     level = np.minimum(state.n, n.op.levels - 1)
     theta = state.th[state.base + level]
