@@ -152,15 +152,23 @@ def _fmt_value(v: object) -> str:
     return str(v).replace(" ", "")
 
 
-def print_graph(graph: Graph) -> str:
-    """A stable textual form, one line per node, for golden tests and --print-after-all."""
-    lines = [f"graph {graph.name}({', '.join('%' + i for i in graph.inputs)}) {{"]
-    for n in graph.topo():
+def print_graph(graph: Graph, anonymous: bool = False) -> str:
+    """A stable textual form, one line per node, for golden tests and --print-after-all.
+
+    `anonymous` numbers the values (%0, %1, ...) in topological order, so that two
+    exports of one model, named differently by their exporters, print the same.
+    """
+    order = list(graph.topo())
+    names = {n.name: str(k) if anonymous else n.name for k, n in enumerate(order)}
+    ref = lambda v: "%" + names.get(v, v)  # noqa: E731
+    title = "graph" if anonymous else f"graph {graph.name}"
+    lines = [f"{title}({', '.join(ref(i) for i in graph.inputs)}) {{"]
+    for n in order:
         attrs = ", ".join(f"{k}={_fmt_value(v)}" for k, v in n.op.attrs().items())
-        args = ", ".join("%" + i for i in n.inputs)
-        lines.append(f"  %{n.name} = {n.op.name}({args}){{{attrs}}} : "
+        args = ", ".join(ref(i) for i in n.inputs)
+        lines.append(f"  {ref(n.name)} = {n.op.name}({args}){{{attrs}}} : "
                      f"[{','.join(map(str, n.shape))}] {n.kind}")
-    lines.append(f"  return {', '.join('%' + o for o in graph.outputs)}")
+    lines.append(f"  return {', '.join(ref(o) for o in graph.outputs)}")
     lines.append("}")
     return "\n".join(lines)
 

@@ -15,12 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from snncc import ops
-from snncc.errors import Diagnostic, SnnccError
-from snncc.frontend.loader import QONNX_DOMAINS, load_model, real_inputs
+from snncc.errors import Diagnostic, SnnccError, raise_if
+from snncc.frontend.loader import (
+    QONNX_DOMAINS,
+    initializers,
+    load_model,
+    real_inputs,
+    type_name,
+)
 from snncc.frontend.support import SUPPORTED, UNSPIKEABLE
+from snncc.frontend.validate import check_schemas, check_structure, node_name
 from snncc.intmath import Rounding, compress
 from snncc.ir import Graph
 
@@ -52,23 +59,29 @@ class PendingQuant:
 Value = str | np.ndarray | QConst | PendingQuant
 _INT_RANGES = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max))
                for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32)}
+InputShape = tuple[int, ...] | dict[str, tuple[int, ...]] | None
 _QONNX_ROUNDING = {"ROUND": Rounding.HALF_EVEN, "FLOOR": Rounding.FLOOR,
                    "HALF_UP": Rounding.HALF_UP}
 
 
-def import_onnx(path: str | Path) -> Graph:
-    """Load `path` and translate it into the canonical IR."""
+def import_onnx(path: str | Path, input_shape: InputShape = None) -> Graph:
+    """Load `path` and translate it into the canonical IR.
+
+    `input_shape` pins the shape of one sample (batch excluded) where the model leaves
+    dimensions free: a tuple for a model with one input, or a dict by input name.
+    """
     model = load_model(path)
     try:
-        return Importer(model, str(path)).run()
+        return Importer(model, str(path), input_shape).run()
     except SnnccError as e:
         raise e.with_file(str(path)) from None
 
 
 class Importer:
-    def __init__(self, model: onnx.ModelProto, path: str):
+    def __init__(self, model: onnx.ModelProto, path: str, input_shape: InputShape = None):
         self.model = model
         self.path = path
+        self.input_shape = input_shape
         self.graph = Graph(Path(path).stem)
         self.env: dict[str, Value] = {}
         self.problems: list[Diagnostic] = []
@@ -76,15 +89,16 @@ class Importer:
 
     # ------------------------------------------------------------ driver
     def run(self) -> Graph:
-        for t in self.model.graph.initializer:
-            self.env[t.name] = numpy_helper.to_array(t)
-        self._check_op_types()
+        self.env.update(initializers(self.model))
+        order = self._check_graph()
+        refused = self._check_op_types()
         self._add_inputs()
         poisoned: set[str] = set()
-        for k, node in enumerate(self.model.graph.node):
+        for k in order:
+            node = self.model.graph.node[k]
             if not node.name:
-                node.name = f"{node.op_type}_{k}"
-            if any(i in poisoned for i in node.input if i):
+                node.name = node_name(node, k)
+            if k in refused or any(i in poisoned for i in node.input if i):
                 poisoned.update(node.output)
                 continue
             self.node = node
@@ -98,9 +112,19 @@ class Importer:
         self.graph.prune()
         return self.graph
 
-    def _check_op_types(self) -> None:
+    def _check_graph(self) -> list[int]:
+        """Structure and schemas; the node order to import in. Raises if the graph is
+        malformed (the handlers rely on what the ONNX spec promises about a node)."""
+        g = self.model.graph
+        problems, order = check_structure(g)
+        opset = next(o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx"))
+        raise_if(problems + check_schemas(g, opset, set(SUPPORTED)))
+        return order
+
+    def _check_op_types(self) -> set[int]:
+        """Record one diagnostic per node of an op snncc refuses; their indices."""
+        refused = set()
         for k, node in enumerate(self.model.graph.node):
-            name = node.name or f"{node.op_type}_{k}"
             if node.domain in QONNX_DOMAINS and node.op_type in ("Quant", "IntQuant"):
                 continue
             if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
@@ -109,30 +133,89 @@ class Importer:
                     "rewrite it with the supported ops (see the README's table)"))
                 if node.op_type == "Softmax":
                     continue  # a pass decides: refused unless --replace-softmax
-                self.problems.append(Diagnostic(f"{node.op_type} {why}", name, node.op_type, fix))
+                refused.add(k)
+                self.problems.append(Diagnostic(f"{node.op_type} {why}", node_name(node, k),
+                                                node.op_type, fix))
+        return refused
 
     def _add_inputs(self) -> None:
-        for vi in real_inputs(self.model):
+        inputs = real_inputs(self.model)
+        pins = self._pins([vi.name for vi in inputs])
+        for vi in inputs:
             t = vi.type.tensor_type
-            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                    for d in t.shape.dim]
             if t.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
                                    onnx.TensorProto.DOUBLE):
-                self._fail(f"input '{vi.name}' has element type "
-                           f"{onnx.TensorProto.DataType.Name(t.elem_type)}, not float",
-                           "export the model with a float input", node=vi.name, op="Input")
+                self._fail(f"input '{vi.name}' has element type {type_name(t.elem_type)}, "
+                           "not float", "export the model with a float input", node=vi.name,
+                           op="Input", raise_=False)
                 continue
-            rest = dims[1:]
-            if not dims or any(not isinstance(d, int) or d <= 0 for d in rest) or dims[0] not in (
-                    1, "?") and not isinstance(dims[0], str):
-                self._fail(f"input '{vi.name}' has shape {dims}: snncc needs [batch, ...] with "
-                           "every dimension but the batch fixed",
-                           "export with a static example input (batch may stay dynamic)",
-                           node=vi.name, op="Input")
-                continue
-            self.env[vi.name] = self.graph.add(vi.name, ops.Input(), origin=vi.name,
-                                               shape=tuple(rest), kind=ops.FLOAT)
-            self.graph.inputs.append(vi.name)
+            shape = self._input_shape(vi, pins.get(vi.name))
+            if shape is not None:
+                self.env[vi.name] = self.graph.add(vi.name, ops.Input(), origin=vi.name,
+                                                   shape=shape, kind=ops.FLOAT)
+                self.graph.inputs.append(vi.name)
+
+    def _pins(self, names: list[str]) -> dict[str, tuple[int, ...]]:
+        """--input-shape per input name (an unnamed shape pins the only input)."""
+        given = self.input_shape
+        if given is None:
+            return {}
+        if not isinstance(given, dict):
+            if len(names) != 1:
+                raise SnnccError(Diagnostic(
+                    f"the model has {len(names)} inputs ({', '.join(names) or 'none'}); an "
+                    "unnamed --input-shape fits a model with one", fix="name the input: "
+                    f"--input-shape {names[0] if names else 'x'}=1,8,8"))
+            return {names[0]: tuple(given)}
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise SnnccError(Diagnostic(
+                f"--input-shape names {unknown}, which the model does not take as inputs "
+                f"(its inputs: {', '.join(names) or 'none'})", fix="use the input's name"))
+        return {k: tuple(v) for k, v in given.items()}
+
+    def _input_shape(self, vi: onnx.ValueInfoProto, pin: tuple[int, ...] | None
+                     ) -> tuple[int, ...] | None:
+        """One sample's shape: the model's, with free dimensions pinned; None if it fails."""
+        t = vi.type.tensor_type
+        dims: list[int | str] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                                 for d in t.shape.dim]
+        where = dict(node=vi.name, op="Input", raise_=False)
+        if dims and isinstance(dims[0], int) and dims[0] != 1:
+            self._fail(f"input '{vi.name}' has a fixed batch of {dims[0]}",
+                       "export with a dynamic batch axis or a batch of 1", **where)
+            return None
+        if pin is not None:
+            if t.HasField("shape") and len(dims) != len(pin) + 1:
+                self._fail(f"input '{vi.name}' has {len(dims) - 1} dimension(s) besides the "
+                           f"batch; --input-shape gives {len(pin)}",
+                           "give the shape of one sample, without the batch", **where)
+                return None
+            fixed = [(k, d, p) for k, (d, p) in enumerate(zip(dims[1:], pin, strict=False), start=1)
+                     if isinstance(d, int) and d > 0 and d != p]
+            if fixed:
+                k, d, p = fixed[0]
+                self._fail(f"input '{vi.name}' fixes dimension {k} to {d}; --input-shape says "
+                           f"{p}", f"use --input-shape {','.join(map(str, dims[1:]))}"
+                           if all(isinstance(d, int) for d in dims[1:]) else
+                           f"use {d} for dimension {k}", **where)
+                return None
+            return pin
+        if not t.HasField("shape"):
+            self._fail(f"input '{vi.name}' has no shape",
+                       "pin the shape of one sample with --input-shape, e.g. "
+                       "--input-shape 1,8,8", **where)
+            return None
+        free = [d for d in dims[1:] if not isinstance(d, int) or d <= 0]
+        if not dims or free:
+            example = ",".join(str(d) if isinstance(d, int) and d > 0 else f"<{d}>"
+                               for d in dims[1:]) or "1,8,8"
+            self._fail(f"input '{vi.name}' has shape {dims}: dimension(s) "
+                       f"{', '.join(map(str, free)) or 'batch'} are not fixed",
+                       f"pin them with --input-shape {example} (the shape of one sample), or "
+                       "export with a static example input", **where)
+            return None
+        return tuple(int(d) for d in dims[1:])
 
     def _add_outputs(self, poisoned: set[str]) -> None:
         for o in self.model.graph.output:
@@ -149,7 +232,8 @@ class Importer:
         if node.domain in QONNX_DOMAINS:
             return self._quant(node)
         handler = HANDLERS.get(node.op_type)
-        if node.op_type != "Shape" and all(self._is_array(i) for i in node.input if i):
+        keeps_quantization = node.op_type in ("Shape", "DequantizeLinear")
+        if not keeps_quantization and all(self._is_const(i) for i in node.input if i):
             return self._fold(node)
         if handler is None:
             self._fail(f"{node.op_type} on an activation is not supported",
@@ -165,8 +249,8 @@ class Importer:
         if raise_:
             raise Skip
 
-    def _is_array(self, name: str) -> bool:
-        return isinstance(self.env.get(name), np.ndarray)
+    def _is_const(self, name: str) -> bool:
+        return isinstance(self.env.get(name), np.ndarray | QConst)
 
     def const(self, name: str, what: str = "this operand") -> np.ndarray:
         v = self.env.get(name)
