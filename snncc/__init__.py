@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from snncc import ops  # noqa: E402
 from snncc.compiler import CompiledModel, compile, load  # noqa: E402
 
-__all__ = ["CompiledModel", "compile", "load", "__version__"]
+__all__ = ["CompiledModel", "compile", "load", "ops", "__version__"]

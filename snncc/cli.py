@@ -7,7 +7,9 @@ with no traceback unless --debug is given.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import warnings
@@ -21,12 +23,15 @@ from rich.table import Table
 
 from snncc import __version__
 from snncc.errors import Diagnostic, SnnccError
+from snncc.frontend.importer import InputShape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile quantized ANN transformers (ONNX) into spike-driven SNNs.")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 TARGETS = ("sim", "hls", "verilog", "all")
+SHAPE_HELP = ("Pin free input dimensions: the shape of one sample without the batch, "
+              "e.g. 1,8,8 (or x=1,8,8 per input).")
 _state = {"debug": False}
 
 
@@ -71,33 +76,88 @@ def load_array(path: Path, what: str, key: str = "x") -> np.ndarray:
 
 @contextmanager
 def atomic_dir(target: Path):
-    """Build into a temporary folder beside `target`; move it into place on success only."""
-    parent = target.resolve().parent
+    """Build into a temporary folder beside `target`; move it into place on success only.
+
+    A failed or interrupted run removes the temporary folder and leaves a previous `target`
+    exactly as it was.
+    """
+    target = Path(target)
     try:
+        blocker = _file_in_the_way(target)
+        if blocker is not None:
+            raise SnnccError(Diagnostic(
+                f"cannot create the output folder: '{blocker}' is a file, not a folder",
+                file=str(target), fix="choose another folder with -o"))
+        parent = target.resolve().parent
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
     except OSError as e:
-        raise SnnccError(Diagnostic(f"cannot write the output folder ({e.strerror})",
+        raise SnnccError(Diagnostic(f"cannot create the output folder ({_why(e)})",
                                     file=str(target),
                                     fix="choose a writable folder with -o")) from None
     try:
         yield tmp
-        old = None
-        if target.exists():
-            old = parent / f".{target.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            target.rename(old)
-        tmp.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _move_into_place(tmp, target)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise SnnccError(Diagnostic(f"cannot write the output ({e.strerror or e})",
-                                    file=str(target), fix="free space or choose another "
-                                    "folder with -o")) from None
+        raise SnnccError(Diagnostic(f"cannot write the output ({_why(e)}); the previous "
+                                    "output, if any, is unchanged", file=str(target),
+                                    fix="free space or choose another folder with -o")) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The path itself or its nearest existing ancestor, if that is not a folder."""
+    for p in (path, *path.parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
+
+
+def _move_into_place(tmp: Path, target: Path) -> None:
+    """Replace `target` by `tmp`; if the second rename fails, put the old `target` back."""
+    if not target.exists():
+        tmp.rename(target)
+        return
+    old = tmp.parent / f".{target.name}.old.{os.getpid()}"
+    shutil.rmtree(old, ignore_errors=True)
+    target.rename(old)
+    try:
+        tmp.rename(target)
+    except BaseException:
+        old.rename(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _why(e: OSError) -> str:
+    """The system's words for an OSError ('No space left on device')."""
+    return e.strerror or (os.strerror(e.errno) if e.errno else str(e))
+
+
+def parse_input_shape(values: list[str] | None) -> InputShape:
+    """--input-shape 1,8,8 (the only input) or --input-shape x=1,8,8 (repeatable)."""
+    if not values:
+        return None
+    named: dict[str, tuple[int, ...]] = {}
+    for value in values:
+        name, _, dims = value.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not shape or min(shape) < 1:
+            raise SnnccError(Diagnostic(
+                f"--input-shape '{value}' is not a list of positive integers",
+                fix="give the shape of one sample without the batch, e.g. --input-shape 1,8,8 "
+                    "or --input-shape x=1,8,8"))
+        named[name] = shape
+    if "" in named and len(values) > 1:
+        raise SnnccError(Diagnostic("several --input-shape values need input names",
+                                    fix="e.g. --input-shape a=1,8,8 --input-shape b=16"))
+    return named.get("", named)
 
 
 # ---------------------------------------------------------------- inspect
@@ -109,11 +169,12 @@ def inspect(
     T: int = typer.Option(7, "-T", help="Spike window (most spikes per neuron)."),
     replace_softmax: bool = typer.Option(False, "--replace-softmax"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    input_shape: list[str] | None = typer.Option(None, "--input-shape", help=SHAPE_HELP),
 ) -> None:
     """What is in a model, and whether (at which T) it can be made spike-driven."""
     from snncc.verdict import inspect_model
 
-    v = inspect_model(model, T, replace_softmax)
+    v = inspect_model(model, T, replace_softmax, parse_input_shape(input_shape))
     if as_json:
         out.print_json(json.dumps(v.to_json()))
     else:
@@ -168,6 +229,7 @@ def compile_cmd(
     print_after_all: bool = typer.Option(False, "--print-after-all"),
     dump_dir: Path | None = typer.Option(None, "--dump-dir"),
     time_passes: bool = typer.Option(False, "--time-passes"),
+    input_shape: list[str] | None = typer.Option(None, "--input-shape", help=SHAPE_HELP),
 ) -> None:
     """Convert an ONNX model into an SNN and write it for a target."""
     import snncc
@@ -188,7 +250,8 @@ def compile_cmd(
         warnings.simplefilter("always")
         compiled = snncc.compile(model, T, delay=policy, calibrate=data,
                                  replace_softmax=replace_softmax, frac_bits=frac_bits,
-                                 dump_dir=dump_dir, print_after=printer)
+                                 dump_dir=dump_dir, print_after=printer,
+                                 input_shape=parse_input_shape(input_shape))
     for w in caught:
         err.print(f"warning: {w.message}", markup=False)
     targets = ("hls", "verilog") if target == "all" else (target,) if target != "sim" else ()
@@ -237,10 +300,25 @@ def simulate(
     from snncc.simulate import simulate_and_report
 
     model = snncc.load(artifact)
-    x = load_array(input, "input")
+    x = model.check_input(load_array(input, "input"), file=str(input))
     y = load_array(labels, "labels", key="y") if labels else None
     simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx, trace=trace,
                         output=output, batch_size=batch_size)
+
+
+# ---------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    output: Path = typer.Option(Path("build/demo"), "-o", "--output", help="Output folder."),
+    example_dir: Path | None = typer.Option(None, "--example-dir",
+                                            help="Folder of the bundled example."),
+) -> None:
+    """Compile the bundled digits ViT at T=7 and run its test split."""
+    from snncc.demo import run_demo
+
+    run_demo(out, output, example_dir)
 
 
 # ---------------------------------------------------------------- entry point
@@ -249,8 +327,12 @@ def simulate(
 def main() -> None:
     """Run the CLI: user errors print one clear message and exit 1."""
     debug = "--debug" in sys.argv
+    # SIGTERM unwinds like an exception, so that a half-built output folder is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns, not raises, a command's exit code
+        # (typer.Exit(n), and 130 for Ctrl-C)
+        code = app(standalone_mode=False)
     except SnnccError as e:
         if debug:
             raise
@@ -273,3 +355,6 @@ def main() -> None:
         hint = getattr(getattr(e, "ctx", None), "command_path", "snncc")
         err.print(f"see '{hint} --help'", markup=False)
         sys.exit(1)
+    if code == 130:
+        err.print("interrupted; the output folder was left as it was")
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,14 +1,38 @@
-"""report.json: per layer and per model figures of a compiled SNN."""
+"""report.json: per layer and per model figures of a compiled SNN.
+
+`compile_report` gives what is known without running the model (shapes, thresholds,
+delays, memory, dense MACs, time steps); `simulation_report` adds what a run measured
+(firing rates, operation counts, energy, accuracy, onnxruntime agreement). The rules
+behind every figure are in docs/reports.md.
+"""
 
 from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
 
 import numpy as np
 
 from snncc import __version__
 from snncc import ops as o
+from snncc.energy import EnergyModel, OpCounts, energy_summary, node_dense_macs
 from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node
-from snncc.schedule import windows
+from snncc.schedule import Window, windows
+
+_EXPORTER_PARTS = {"act_quant", "export_handler", "DequantizeLinear", "QuantizeLinear", "Quant",
+                   "IntQuant", "weight_quant", "input_quant"}
+
+
+def short_name(origin: str) -> str:
+    """A layer's source node without the exporter's quantizer plumbing
+    ('/blocks.0/attn/q_act/act_quant/export_handler/DequantizeLinear' -> '/blocks.0/attn/q_act')."""
+    parts = origin.split("/")
+    while len(parts) > 1 and parts[-1] in _EXPORTER_PARTS:
+        parts.pop()
+    return "/".join(parts) or origin
+
 
 LAYER_OPS = (o.SpikeInput, o.Synapse, o.TDMatMul, o.TDMaxPool, o.MatMul, o.MaxPool,
              o.AddCurrent, o.Neuron, o.Readout, o.ReduceSum, o.SumPool)
@@ -22,6 +46,50 @@ def layer_kind(n: Node) -> str:
             o.ReduceSum: "sum", o.SumPool: "sum-pool"}.get(type(n.op), n.op.name.lower())
 
 
+def _max_count(graph: Graph, name: str) -> int:
+    """The most spikes a codes value can carry (its producer's L)."""
+    n = graph.node(name)
+    if isinstance(n.op, o.Neuron):
+        return n.op.levels
+    if isinstance(n.op, o.SpikeInput):
+        return n.op.hi - n.op.lo
+    return max(_max_count(graph, i) for i in n.inputs)
+
+
+def _state_bits(graph: Graph, n: Node) -> int | None:
+    """Bits of run-time state one inference needs (membranes, counters); None: stateless."""
+    size = int(np.prod(n.shape))
+    if isinstance(n.op, o.Neuron):
+        th = n.op.thresholds
+        return size * (signed_bits(int(th.min()) - 1, int(th.max()) + 1)
+                       + unsigned_bits(n.op.levels))
+    if isinstance(n.op, o.TDMatMul):  # the counters C_A and C_B
+        return sum(int(np.prod(graph.node(i).shape)) * unsigned_bits(_max_count(graph, i))
+                   for i in n.inputs)
+    if isinstance(n.op, o.TDMaxPool):  # input counters and the previous window maxima
+        bits = unsigned_bits(_max_count(graph, n.inputs[0]))
+        return (int(np.prod(graph.node(n.inputs[0]).shape)) + size) * bits
+    return None
+
+
+def _weight_bits(n: Node) -> tuple[int, int] | None:
+    """(constants, bits) of the layer's constant memory: weights, threshold tables."""
+    if isinstance(n.op, o.Synapse):
+        w = n.op.weight
+        return int(w.size), int(w.size) * signed_bits(int(w.min(initial=0)), int(w.max(initial=0)))
+    if isinstance(n.op, o.Neuron):
+        th = n.op.thresholds
+        return int(th.size), int(th.size) * signed_bits(int(th.min()), int(th.max()))
+    return None
+
+
+def _neuron_fields(n: Node, inputs: Window) -> dict:
+    theta = n.op.uniform_theta()
+    return {"neurons": int(np.prod(n.shape)), "levels": n.op.levels, "t_fire": n.op.t_fire,
+            "delay": n.op.t_fire - inputs[0],
+            "threshold": theta if theta is not None else "table"}
+
+
 def layers(graph: Graph) -> list[dict]:
     win = windows(graph)
     rows = []
@@ -29,31 +97,101 @@ def layers(graph: Graph) -> list[dict]:
         if not isinstance(n.op, LAYER_OPS):
             continue
         row = {"name": n.name, "kind": layer_kind(n), "source": n.origin,
-               "shape": list(n.shape), "window": list(win[n.name])}
+               "shape": list(n.shape), "window": list(win[n.name]),
+               "dense_macs": node_dense_macs(graph, n)}
         if isinstance(n.op, o.Neuron):
-            theta = n.op.uniform_theta()
-            th = n.op.thresholds
-            row.update(neurons=int(np.prod(n.shape)), levels=n.op.levels, t_fire=n.op.t_fire,
-                       threshold=theta if theta is not None else "table",
-                       state_bits=int(np.prod(n.shape)) * (
-                           signed_bits(int(th.min()) - 1, int(th.max()) + 1)
-                           + unsigned_bits(n.op.levels)))
-        if isinstance(n.op, o.Synapse):
-            w = n.op.weight
-            bits = signed_bits(int(w.min(initial=0)), int(w.max(initial=0)))
-            row.update(weights=int(w.size), weight_bits=int(w.size) * bits)
+            row.update(_neuron_fields(n, win[n.inputs[0]]))
+        weights = _weight_bits(n)
+        if weights is not None:
+            row.update(weights=weights[0], weight_bits=weights[1])
+        state = _state_bits(graph, n)
+        if state is not None:
+            row["state_bits"] = state
         rows.append(row)
     return rows
 
 
+def pipeline_interval(graph: Graph) -> int:
+    """Steps between inputs in a layer-pipelined implementation: the longest activity
+    window of any value (each layer handles one input per window; see docs/reports.md)."""
+    return max((t1 - t0 + 1 for t0, t1 in windows(graph).values()), default=1)
+
+
 def compile_report(compiled) -> dict:
     g = compiled.graph
+    rows = layers(g)
     return {
         "snncc_version": __version__, "source": g.meta.get("source"), "T": compiled.T,
         "delay": compiled.delay, "steps": compiled.steps,
+        "pipeline_interval": pipeline_interval(g),
         "neuron_layers_on_path": compiled.neuron_layers, "frac_bits": g.meta.get("frac_bits"),
         "calibration": g.meta.get("calibration"), "nrelu": g.meta.get("nrelu", []),
         "passes": [{"name": t.name, "seconds": round(t.seconds, 6), "changed": t.changed}
                    for t in compiled.timings],
-        "layers": layers(g), "targets": {},
+        "memory": {"weight_bits": sum(r.get("weight_bits", 0) for r in rows),
+                   "state_bits": sum(r.get("state_bits", 0) for r in rows)},
+        "ann_macs": _ann_macs(compiled.source),
+        "layers": rows, "targets": {},
     }
+
+
+def _ann_macs(source: Path | None) -> dict | None:
+    """The source ONNX model's MACs, if the model is at hand."""
+    from snncc.errors import SnnccError
+    from snncc.onnx_macs import ann_macs
+
+    if source is None or not Path(source).is_file():
+        return None
+    try:
+        return ann_macs(source).to_json()
+    except SnnccError:
+        return None
+
+
+# ---------------------------------------------------------------- after a simulation
+
+
+def simulation_report(compiled, base: dict | None, counts: OpCounts, rates: dict[str, float],
+                      summary: dict, energy: EnergyModel | None = None,
+                      rasters: dict | None = None) -> dict:
+    """`base` (the compile report, or a fresh one) with what a run measured.
+
+    `summary` is what `simulate` printed (inputs, steps, accuracy, onnx, conversion_error).
+    """
+    report = copy.deepcopy(base) if base else compile_report(compiled)
+    for row in report["layers"]:
+        name = row["name"]
+        if name in counts.layers:
+            row.update(counts.per_inference(name))
+        if name in rates:
+            row["firing_rate"] = rates[name]
+            row["spikes_per_neuron"] = rates[name] * row["levels"]
+    ann = (report.get("ann_macs") or {}).get("total")
+    energy = energy or EnergyModel()
+    report["simulation"] = {**summary, "energy": energy_summary(counts, ann, energy),
+                            "rasters": rasters or {}}
+    return report
+
+
+def read_report(path: Path) -> dict | None:
+    """A report.json, or None if there is none (or it is unreadable)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_report(report: dict, path: Path) -> None:
+    """Write atomically: a reader never sees half a report."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+    tmp.replace(path)
+
+
+def _jsonable(v):
+    if isinstance(v, np.integer | np.floating):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    raise TypeError(f"not JSON serializable: {type(v).__name__}")

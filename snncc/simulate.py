@@ -12,6 +12,7 @@ from rich.table import Table
 from snncc import ops as o
 from snncc.compiler import CompiledModel
 from snncc.errors import Diagnostic, SnnccError
+from snncc.report import short_name
 
 
 def progress_bar(console: Console) -> Progress:
@@ -29,7 +30,12 @@ def conversion_error(model: CompiledModel, x: np.ndarray, counts: dict[str, np.n
 def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | None,
                         console: Console, *, engine: str = "auto", compare: Path | None = None,
                         trace: Path | None = None, output: Path | None = None,
-                        batch_size: int = 256) -> dict:
+                        batch_size: int = 256, report: Path | None = None,
+                        base: dict | None = None) -> dict:
+    """Simulate, print what happened, and write report.json to `report` (if given) on top
+    of `base` (the compile report)."""
+    from snncc.measure import measure
+
     x = model.check_input(x)
     if y is not None:
         y = np.asarray(y).reshape(-1)
@@ -38,9 +44,9 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
                                         fix="pass one label per input"))
     with progress_bar(console) as bar:
         task = bar.add_task("simulating", total=len(x))
-        result = model.simulate(x, engine=engine, trace=trace is not None,
-                                batch_size=batch_size,
-                                progress=lambda k: bar.advance(task, k))
+        measured = measure(model, x, engine=engine, trace=trace is not None,
+                           progress=lambda k: bar.advance(task, k))
+    result = measured.result
     summary: dict = {"inputs": len(x), "steps": result.steps, "engine": engine}
     if y is not None:
         summary["accuracy"] = float(np.mean(result.predictions == y))
@@ -57,7 +63,7 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
 
         agreement = compare_onnx(model, compare, x)
         summary["onnx"] = agreement.to_json()
-        _agreement_table(console, agreement)
+        _agreement_table(console, model, agreement)
     if trace is not None:
         np.savez_compressed(trace, **{k.replace("/", "."): v for k, v in result.trains.items()})
         console.print(f"spike trains written to {trace}")
@@ -67,30 +73,39 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
         console.print(f"logits and predictions written to {output}")
     summary["firing_rates"] = result.firing_rates(model.graph)
     summary["conversion_error"] = errors
+    if report is not None:
+        from snncc.report import simulation_report, write_report
+
+        full = simulation_report(model, base, measured.counts, summary["firing_rates"],
+                                 summary, rasters=measured.rasters)
+        write_report(full, report)
+        console.print(f"report written to {report}")
     return summary
 
 
 def _rates_table(console: Console, model: CompiledModel, result, errors) -> None:
-    t = Table("neuron layer", "source", "neurons", "spikes/neuron", "rate", title="firing")
+    t = Table("neuron layer (source node)", "neurons", "fires from step", "spikes/neuron",
+              "rate", title="firing")
     if errors is not None:
         t.add_column("conversion error")
     for n in model.graph.ops(o.Neuron):
         c = result.counts[n.name]
-        row = [n.name, n.origin, str(int(np.prod(n.shape))), f"{c.mean():.3f}",
-               f"{c.mean() / n.op.levels:.3f}"]
+        row = [short_name(n.origin), str(int(np.prod(n.shape))), str(n.op.t_fire),
+               f"{c.mean():.3f}", f"{c.mean() / n.op.levels:.3f}"]
         if errors is not None:
             row.append(f"{errors[n.name]:.2%}")
         t.add_row(*row)
     console.print(t)
 
 
-def _agreement_table(console: Console, a) -> None:
+def _agreement_table(console: Console, model: CompiledModel, a) -> None:
     t = Table("neuron layer", "codes", "differing", "first difference (sample, element)",
               title="integer reference vs onnxruntime")
     for layer in a.layers:
         first = "" if layer.first is None else (
             f"{list(layer.first)}: onnx {layer.ort_code}, snn {layer.snn_code}")
-        t.add_row(layer.name, str(layer.total), str(layer.differing), first)
+        t.add_row(short_name(model.graph.node(layer.name).origin), str(layer.total),
+                  str(layer.differing), first)
     console.print(t)
     console.print(f"codes identical: {a.code_agreement:.4%}; argmax identical: "
                   f"{a.decision_agreement:.4%} ({a.decisions - a.differing_decisions}/"

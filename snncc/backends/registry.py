@@ -19,6 +19,15 @@ def _backend(target: str):
                                     fix="use --target sim")) from None
 
 
+def available(target: str) -> bool:
+    """True if this snncc has the backend for `target`."""
+    try:
+        _backend(target)
+    except SnnccError:
+        return False
+    return True
+
+
 def check(target: str, graph: Graph) -> None:
     """Every reason `target` cannot take `graph`, raised at once before anything is written."""
     raise_if(_backend(target).check(graph))
