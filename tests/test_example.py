@@ -1,0 +1,122 @@
+"""The bundled example: several exporters, one IR; golden SNN predictions; ties; demo."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import snncc
+from conftest import EXAMPLE, ROOT
+from snncc import ops as o
+from snncc.compare import compare_onnx, run_onnx
+from snncc.frontend.importer import import_onnx
+from snncc.intmath import Rounding
+from snncc.ir import print_graph
+from snncc.pipeline import Options, default_pipeline, run_pipeline
+from snncc.reference import evaluate
+
+GOLDEN = ROOT / "tests" / "golden" / "digits_vit_snn.npz"
+
+
+@pytest.fixture(scope="module")
+def test_split():
+    data = np.load(EXAMPLE / "digits_test.npz")
+    return data["x"], data["y"]
+
+
+@pytest.fixture(scope="module")
+def qat_model():
+    return snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7)
+
+
+def test_qcdq_and_qonnx_exports_load_into_the_same_ir():
+    qcdq = import_onnx(EXAMPLE / "digits_vit_qcdq.onnx")
+    qonnx = import_onnx(EXAMPLE / "digits_vit_qonnx.onnx")
+    assert len(qcdq.ops(o.QuantAct)) == 20
+    assert all(n.op.weight.quantized for n in qcdq.ops(o.Dense, o.Conv))
+    assert print_graph(qcdq, anonymous=True) == print_graph(qonnx, anonymous=True)
+
+
+def test_dynamo_export_with_external_data_loads(test_split):
+    path = EXAMPLE / "digits_vit_float_dynamo" / "model.onnx"
+    assert (path.parent / "model.onnx.data").stat().st_size > 10_000
+    g = import_onnx(path)
+    x = test_split[0][:32]
+    ours = evaluate(g, {g.inputs[0]: x}, keep=False)[g.outputs[0]]
+    assert np.allclose(ours, run_onnx(path, x, [])[0], atol=1e-4)
+    torch_export = import_onnx(EXAMPLE / "digits_vit_float.onnx")
+    assert np.allclose(ours, evaluate(torch_export, {torch_export.inputs[0]: x},
+                                      keep=False)[torch_export.outputs[0]], atol=1e-4)
+
+
+def test_snn_predictions_match_the_golden_file(qat_model, test_split):
+    """Golden SNN outputs on the test split; they are checked against onnxruntime too."""
+    x, y = test_split
+    result = qat_model.simulate(x, engine="step")
+    if os.environ.get("SNNCC_UPDATE_GOLDEN"):
+        np.savez_compressed(GOLDEN, predictions=result.predictions, logits=result.logits_int)
+    golden = np.load(GOLDEN)
+    assert np.array_equal(result.predictions, golden["predictions"])
+    assert np.array_equal(result.logits_int, golden["logits"])
+    assert np.mean(result.predictions == y) >= 0.95
+    ref = qat_model.reference(x)
+    assert all(np.array_equal(result.counts[k], ref[k]) for k in result.counts)
+
+
+@pytest.mark.parametrize("name", ["digits_vit_qcdq.onnx", "digits_vit_po2_qcdq.onnx"])
+def test_integer_reference_agrees_with_onnxruntime(name, test_split):
+    model = snncc.compile(EXAMPLE / name, T=7)
+    agreement = compare_onnx(model, EXAMPLE / name, test_split[0])
+    assert agreement.code_agreement >= 0.999
+    assert agreement.decision_agreement >= 0.999
+
+
+def compile_with_rounding(path, rounding: Rounding):
+    """The pipeline with every quantizer's rounding overridden (to show ties matter)."""
+    g = import_onnx(path)
+    for n in g.ops(o.QuantAct):
+        q = n.op
+        g.replace_op(n.name, o.QuantAct(q.scale, q.zero_point, q.lo, q.hi, rounding))
+    graph, _ = run_pipeline(g, default_pipeline(Options(T=7)))
+    return snncc.CompiledModel(graph)
+
+
+def test_power_of_two_scales_make_ties_common_and_they_round_to_even(test_split):
+    path = EXAMPLE / "digits_vit_po2_qcdq.onnx"
+    x = test_split[0]
+    even = snncc.compile(path, T=7)
+    up = compile_with_rounding(path, Rounding.HALF_UP)
+    ort_outputs = run_onnx(path, x, [n.name for n in even.graph.ops(o.Neuron)])
+    ref_even, ref_up = even.reference(x), up.reference(x)
+    ties = total = 0
+    for n, value in zip(even.graph.ops(o.Neuron), ort_outputs[1:], strict=True):
+        onnx_codes = np.rint(value / n.op.scale)
+        assert np.array_equal(ref_even[n.name], onnx_codes), n.name  # ties included
+        ties += int(np.sum(ref_up[n.name] != ref_even[n.name]))
+        total += onnx_codes.size
+    assert ties > 0.0005 * total  # exact ties are not rare with power-of-two scales
+    onnx_pred = ort_outputs[0].argmax(axis=1)
+    assert np.array_equal(even.simulate(x).predictions, onnx_pred)
+    assert not np.array_equal(up.simulate(x).predictions, onnx_pred)
+
+
+def test_calibrated_float_twin_is_within_two_points(qat_model, test_split):
+    x, y = test_split
+    calibrated = snncc.compile(EXAMPLE / "digits_vit_float.onnx", T=7,
+                               calibrate=np.load(EXAMPLE / "digits_calib.npz")["x"])
+    acc_calibrated = np.mean(calibrated.simulate(x).predictions == y)
+    acc_qat = np.mean(qat_model.simulate(x).predictions == y)
+    assert acc_calibrated >= acc_qat - 0.02
+
+
+def test_demo_runs_and_prints_the_table(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "snncc", "demo", "-o", str(tmp_path / "d")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "120"})
+    assert proc.returncode == 0, proc.stderr
+    for text in ("float twin", "quantized ANN (QAT)", "SNN, T=7, exact", "99.17%",
+                 "SNN spike counts = integer reference: yes, every code"):
+        assert text in proc.stdout
+    assert (tmp_path / "d" / "model.snn").is_file()
