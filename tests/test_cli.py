@@ -1,0 +1,124 @@
+"""The `snncc` command end to end (real subprocesses: exit codes, files, printed output)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import snncc
+from snncc.errors import PassError
+from snncc.frontend.importer import import_onnx
+from snncc.passes import Pass, PassResult
+from snncc.pipeline import run_pipeline
+
+
+def snncc_cmd(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "snncc", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_version():
+    proc = snncc_cmd("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"snncc {snncc.__version__}"
+
+
+def test_inspect_reports_structure_and_verdict(tiny_models):
+    proc = snncc_cmd("inspect", tiny_models["transformer"])
+    assert proc.returncode == 0, proc.stderr
+    assert "attention products 2, heads 2, tokens 8" in proc.stdout
+    assert "verdict: convertible at T >= 7" in proc.stdout
+    data = json.loads(snncc_cmd("inspect", tiny_models["transformer"], "--json").stdout)
+    assert data["convertible"] and data["min_T"] == 7
+    assert data["structure"]["residual_adds"] == 2
+    assert [q["levels"] for q in data["quantizers"]][:2] == [255, 7]
+
+
+def test_compile_then_simulate(tmp_path, tiny_models):
+    out = tmp_path / "build"
+    proc = snncc_cmd("compile", tiny_models["cnn"], "-T", 7, "-o", out, "--time-passes")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["model.snn", "report.json"]
+    assert "quant-to-neuron" in proc.stdout and "total" in proc.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["T"] == 7 and report["delay"] == "exact" and report["steps"] == 15
+    model = snncc.load(out / "model.snn")
+    x = np.random.default_rng(0).uniform(0, 1, (12,) + model.input_shape).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    proc = snncc_cmd("simulate", out / "model.snn", "--input", tmp_path / "x.npy",
+                     "--compare-onnx", tiny_models["cnn"], "--output", tmp_path / "o.npz",
+                     "--trace", tmp_path / "t.npz", "--engine", "step")
+    assert proc.returncode == 0, proc.stderr
+    assert "end-to-end time steps: 15" in proc.stdout
+    assert "codes identical: 100.0000%; argmax identical: 100.0000% (12/12)" in proc.stdout
+    saved = np.load(tmp_path / "o.npz")
+    result = model.simulate(x)
+    assert np.array_equal(saved["predictions"], result.predictions)
+    assert np.allclose(saved["logits"], result.logits)
+    trains = np.load(tmp_path / "t.npz")
+    assert len(trains.files) == len(model.graph.ops(snncc.ops.Neuron))
+    first = model.graph.ops(snncc.ops.Neuron)[0]
+    assert np.array_equal(trains[first.name.replace("/", ".")].sum(axis=0),
+                          result.counts[first.name])
+
+
+def test_simulate_with_labels_prints_accuracy(tmp_path, tiny_models):
+    model = snncc.compile(tiny_models["cnn"])
+    model.save(tmp_path / "m.snn")
+    x = np.random.default_rng(1).uniform(0, 1, (10,) + model.input_shape)
+    np.savez(tmp_path / "d.npz", x=x, y=model.simulate(x).predictions)
+    proc = snncc_cmd("simulate", tmp_path / "m.snn", "--input", tmp_path / "d.npz",
+                     "--labels", tmp_path / "d.npz")
+    assert proc.returncode == 0, proc.stderr
+    assert "accuracy: 100.00% on 10 inputs" in proc.stdout
+
+
+def test_print_after_all_and_dump_dir(tmp_path, tiny_models):
+    proc = snncc_cmd("compile", tiny_models["cnn"], "-o", tmp_path / "b", "--print-after-all",
+                     "--dump-dir", tmp_path / "dump")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("// after ") == 7
+    dumps = sorted(p.name for p in (tmp_path / "dump").iterdir())
+    assert dumps[0] == "00-import.mlir" and dumps[-1] == "07-insert-dif.mlir"
+    assert "Neuron(" in (tmp_path / "dump" / "05-quant-to-neuron.mlir").read_text()
+
+
+def test_low_latency_delay_from_the_cli(tmp_path, tiny_models):
+    proc = snncc_cmd("compile", tiny_models["transformer"], "--delay", "none", "-o", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "delay=none, 7 steps end to end" in proc.stdout
+    model = snncc.load(tmp_path / "model.snn")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(0, 1, (8,) + model.input_shape))
+    proc = snncc_cmd("simulate", tmp_path / "model.snn", "--input", tmp_path / "x.npy")
+    assert proc.returncode == 0, proc.stderr
+    assert "conversion error" in proc.stdout
+
+
+def test_user_errors_exit_1_without_traceback(tmp_path, tiny_models):
+    proc = snncc_cmd("compile", tiny_models["cnn"], "-T", 3, "-o", tmp_path / "b")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "quantizer has 7 levels but T = 3. Fix: pass -T 7 or more" in proc.stderr
+    assert not (tmp_path / "b").exists()
+    debug = snncc_cmd("--debug", "compile", tiny_models["cnn"], "-T", 3, "-o", tmp_path / "b")
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_a_failing_pass_is_named_with_the_passes_before_it(tiny_models):
+    class Broken(Pass):
+        name = "broken"
+
+        def run(self, graph):
+            raise KeyError("boom")
+
+    class Fine(Pass):
+        name = "fine"
+
+        def run(self, graph):
+            return PassResult(graph, False)
+
+    with pytest.raises(PassError, match=r"internal error in pass 'broken' \(passes run before "
+                                        r"it: fine\): KeyError: 'boom'"):
+        run_pipeline(import_onnx(tiny_models["cnn"]), [Fine(), Broken()])
