@@ -20,7 +20,7 @@ from snncc import ops as o
 from snncc.backends.sim import artifact
 from snncc.backends.sim.engine import SimResult, run_fast, run_step
 from snncc.errors import Diagnostic, SnnccError
-from snncc.frontend.importer import import_onnx
+from snncc.frontend.importer import InputShape, import_onnx
 from snncc.ir import Graph
 from snncc.pipeline import Options, PassTiming, default_pipeline, run_pipeline
 from snncc.reference import evaluate
@@ -56,21 +56,25 @@ class CompiledModel:
     def neuron_layers(self) -> int:
         return neuron_layers_on_path(self.graph)
 
-    def check_input(self, x: np.ndarray, name: str = "input") -> np.ndarray:
-        """The input as a float64 batch; a clear error if its shape or values are wrong."""
+    def check_input(self, x: np.ndarray, name: str = "input", file: str = "") -> np.ndarray:
+        """The input as a float64 batch; a clear error (naming `file`, if given) if its
+        shape or values are wrong."""
         x = np.asarray(x)
         if x.dtype.kind not in "fiu":
             raise SnnccError(Diagnostic(f"{name} has dtype {x.dtype}, not a number type",
-                                        fix="pass a float array"))
+                                        fix="pass a float array", file=file))
         shape = self.input_shape
         if x.shape == shape:
             x = x[None]
         if x.shape[1:] != shape:
             raise SnnccError(Diagnostic(
                 f"{name} has shape {list(x.shape)}; the model takes [batch, "
-                f"{', '.join(map(str, shape))}]", fix="reshape the input array"))
+                f"{', '.join(map(str, shape))}]", fix="reshape the input array", file=file))
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-            raise SnnccError(Diagnostic(f"{name} contains NaN or Inf", fix="clean the input"))
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise SnnccError(Diagnostic(
+                f"{name} contains NaN or Inf (first at index {list(map(int, bad))})",
+                fix="clean the input", file=file))
         return x.astype(np.float64)
 
     def simulate(self, x: np.ndarray, engine: str = "auto", trace: bool = False,
@@ -117,15 +121,26 @@ def _concat(parts: list[SimResult]) -> SimResult:
                      first.steps, trains)
 
 
+def check_window(T: object) -> int:
+    """-T: the spike window, a positive integer."""
+    if isinstance(T, bool) or not isinstance(T, int | np.integer) or T < 1:
+        raise SnnccError(Diagnostic(f"-T must be a positive integer, not {T}",
+                                    fix="pass the spike window, e.g. -T 7"))
+    return int(T)
+
+
 def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
             calibrate: np.ndarray | None = None, replace_softmax: bool = False,
             frac_bits: int | None = None, dump_dir: str | Path | None = None,
-            print_after: Callable[[str, str], None] | None = None) -> CompiledModel:
-    """Import an ONNX model and convert it to a spike-driven SNN."""
-    if not isinstance(T, int) or T < 1:
-        raise SnnccError(Diagnostic(f"-T must be a positive integer, not {T}",
-                                    fix="pass the spike window, e.g. -T 7"))
-    graph = import_onnx(model)
+            print_after: Callable[[str, str], None] | None = None,
+            input_shape: InputShape = None) -> CompiledModel:
+    """Import an ONNX model and convert it to a spike-driven SNN.
+
+    `input_shape` pins the shape of one sample (batch excluded) where the model leaves
+    dimensions free: a tuple, or a dict by input name for a model with several inputs.
+    """
+    T = check_window(T)
+    graph = import_onnx(model, input_shape)
     if calibrate is not None:
         calibrate = CompiledModel(graph).check_input(calibrate, "calibration data")
     opts = Options(T=T, delay=delay, replace_softmax=replace_softmax, calibrate=calibrate,

@@ -71,8 +71,7 @@ def _dense_shape(shape: Shape, weight: np.ndarray) -> Shape:
 def _matmul_shape(a: Shape, b: Shape) -> Shape:
     if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
         raise ShapeError(f"cannot multiply {list(a)} by {list(b)}")
-    batch = np.broadcast_shapes(a[:-2], b[:-2])
-    return tuple(batch) + (a[-2], b[-1])
+    return _broadcast([a[:-2], b[:-2]], "MatMul batch") + (a[-2], b[-1])
 
 
 def _broadcast(shapes: list[Shape], what: str) -> Shape:

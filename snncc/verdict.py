@@ -15,16 +15,17 @@ from pathlib import Path
 import numpy as np
 
 from snncc import ops as o
+from snncc.compiler import check_window
 from snncc.errors import Diagnostic, SnnccError
-from snncc.frontend.importer import import_onnx
+from snncc.frontend.importer import InputShape, import_onnx
 from snncc.frontend.loader import load_model
 from snncc.ir import Graph
-from snncc.pipeline import run_pipeline
 from snncc.passes.absorb_relu import AbsorbRelu
 from snncc.passes.canonicalize import Canonicalize
 from snncc.passes.fold_batchnorm import FoldBatchNorm
 from snncc.passes.quant_to_neuron import QuantToNeuron
 from snncc.passes.softmax_to_nrelu import SoftmaxToNRelu
+from snncc.pipeline import run_pipeline
 
 
 @dataclass
@@ -49,13 +50,15 @@ class Verdict:
                 "diagnostics": [d.to_json() for d in self.diagnostics]}
 
 
-def inspect_model(path: str | Path, T: int = 7, replace_softmax: bool = False) -> Verdict:
-    """The verdict on `path`; raises only if the file cannot be read at all."""
+def inspect_model(path: str | Path, T: int = 7, replace_softmax: bool = False,
+                  input_shape: InputShape = None) -> Verdict:
+    """The verdict on `path`; raises only if the file cannot be read at all or T is bad."""
+    T = check_window(T)
     model = load_model(path)
     v = Verdict(str(path), dict(sorted(Counter(
         n.op_type for n in model.graph.node).items())))
     try:
-        graph = import_onnx(path)
+        graph = import_onnx(path, input_shape)
     except SnnccError as e:
         v.diagnostics = e.diagnostics
         return v

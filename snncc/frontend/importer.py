@@ -60,6 +60,9 @@ Value = str | np.ndarray | QConst | PendingQuant
 _INT_RANGES = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max))
                for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32)}
 InputShape = tuple[int, ...] | dict[str, tuple[int, ...]] | None
+_ONNX_INT_TYPES = {onnx.TensorProto.UINT8: np.dtype(np.uint8), onnx.TensorProto.INT8:
+                   np.dtype(np.int8), onnx.TensorProto.UINT16: np.dtype(np.uint16),
+                   onnx.TensorProto.INT16: np.dtype(np.int16)}
 _QONNX_ROUNDING = {"ROUND": Rounding.HALF_EVEN, "FLOOR": Rounding.FLOOR,
                    "HALF_UP": Rounding.HALF_UP}
 
@@ -92,8 +95,7 @@ class Importer:
         self.env.update(initializers(self.model))
         order = self._check_graph()
         refused = self._check_op_types()
-        self._add_inputs()
-        poisoned: set[str] = set()
+        poisoned = self._add_inputs()
         for k in order:
             node = self.model.graph.node[k]
             if not node.name:
@@ -138,10 +140,13 @@ class Importer:
                                                 node.op_type, fix))
         return refused
 
-    def _add_inputs(self) -> None:
+    def _add_inputs(self) -> set[str]:
+        """Add the graph inputs; the names of those that failed."""
         inputs = real_inputs(self.model)
         pins = self._pins([vi.name for vi in inputs])
+        failed = set()
         for vi in inputs:
+            failed.add(vi.name)
             t = vi.type.tensor_type
             if t.elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
                                    onnx.TensorProto.DOUBLE):
@@ -154,6 +159,8 @@ class Importer:
                 self.env[vi.name] = self.graph.add(vi.name, ops.Input(), origin=vi.name,
                                                    shape=shape, kind=ops.FLOAT)
                 self.graph.inputs.append(vi.name)
+                failed.discard(vi.name)
+        return failed
 
     def _pins(self, names: list[str]) -> dict[str, tuple[int, ...]]:
         """--input-shape per input name (an unnamed shape pins the only input)."""
@@ -267,7 +274,8 @@ class Importer:
             self._fail(f"the integer output of QuantizeLinear '{name}' is used directly",
                        "follow every QuantizeLinear of an activation by DequantizeLinear")
         if not isinstance(v, str):
-            self._fail(f"'{name}' must be an activation here", "")
+            self._fail(f"'{name}' is a constant where snncc needs an activation",
+                       "fold the constant expression before export")
         return v
 
     def shape(self, value: str) -> tuple[int, ...]:
@@ -281,6 +289,10 @@ class Importer:
             self.graph.add(name, op, inputs, origin=n.name)
         except ops.ShapeError as e:
             self._fail(str(e), "check the model with onnx.checker / shape inference")
+        shape = self.graph.node(name).shape
+        if any(d < 1 for d in shape):
+            self._fail(f"gives an empty output of shape {list(shape)}",
+                       "check the layer's sizes against its input")
         return name
 
     def bind(self, value: Value) -> None:
@@ -301,6 +313,9 @@ class Importer:
     def axis(self, axis: int, act: str) -> int:
         """An ONNX axis of an activation -> the per-sample axis (the batch may not be used)."""
         rank = len(self.shape(act))
+        if not -rank <= axis < rank:
+            self._fail(f"axis {axis} is out of range for a tensor of rank {rank}",
+                       "re-export the model")
         a = axis % rank
         if a == 0:
             self._fail("operates on the batch axis", "keep the batch axis 0 untouched")
@@ -308,36 +323,47 @@ class Importer:
 
     # ------------------------------------------------------------ constants
     def _fold(self, node: onnx.NodeProto) -> None:
-        from onnx.reference import ReferenceEvaluator
-
         feeds = {i: self.env[i] for i in node.input if i}
         if any(isinstance(v, QConst) for v in feeds.values()):
             return self._fold_qconst(node, feeds)
-        try:
-            outs = ReferenceEvaluator(node).run(None, feeds)
-        except Exception as e:  # noqa: BLE001 - any evaluator failure is the model's problem
-            self._fail(f"cannot fold this constant expression ({e})", "simplify the export")
+        outs = self._evaluate(node, feeds)
         for name, value in zip(node.output, outs, strict=False):
             if name:
                 self.env[name] = np.asarray(value)
+
+    def _evaluate(self, node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> list:
+        """Run one node on constants with ONNX's reference evaluator."""
+        from onnx.reference import ReferenceEvaluator
+
+        try:
+            return list(ReferenceEvaluator(node).run(None, feeds))
+        except Exception as e:  # noqa: BLE001 - any evaluator failure is the model's problem
+            self._fail(f"cannot fold this constant expression ({type(e).__name__}: {e})",
+                       "simplify the export")
 
     def _fold_qconst(self, node: onnx.NodeProto, feeds: dict) -> None:
         """Layout ops on quantized weights: apply them to the codes and the scales alike."""
         if node.op_type not in ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity"):
             self._fail(f"{node.op_type} of a quantized weight is not supported",
                        "export weights already laid out for MatMul/Conv")
-        from onnx.reference import ReferenceEvaluator
-
-        q: QConst = feeds[node.input[0]]
-        ev = ReferenceEvaluator(node)
+        q = feeds[node.input[0]]
+        if not isinstance(q, QConst) or any(isinstance(feeds[i], QConst) for i in feeds
+                                            if i != node.input[0]):
+            self._fail(f"{node.op_type} with a quantized operand other than its data",
+                       "export shapes and axes as plain constants")
         scale = np.broadcast_to(q.scale, q.values.shape)
-        values = ev.run(None, {**feeds, node.input[0]: q.values})[0]
-        scale = ev.run(None, {**feeds, node.input[0]: np.ascontiguousarray(scale)})[0]
+        values = self._evaluate(node, {**feeds, node.input[0]: q.values})[0]
+        scale = self._evaluate(node, {**feeds, node.input[0]: np.ascontiguousarray(scale)})[0]
         self.bind(QConst(np.asarray(values), compress(np.asarray(scale))))
 
-    def weight(self, name: str, out_axis: int) -> ops.Weight:
-        """A constant weight; quantized if its scale varies along `out_axis` only."""
+    def weight(self, name: str, out_axis: int, rank: int) -> ops.Weight:
+        """A constant weight of `rank` axes; quantized if its scale varies along `out_axis`
+        only."""
         v = self.env.get(name)
+        shape = v.values.shape if isinstance(v, QConst) else np.shape(v)
+        if isinstance(v, QConst | np.ndarray) and len(shape) != rank:
+            self._fail(f"the weight '{name}' has shape {list(shape)}; {self.node.op_type} needs "
+                       f"{rank} axes", "re-export the model")
         if isinstance(v, QConst):
             w = ops.Weight(v.values.astype(np.int64), np.asarray(v.scale, np.float64))
             scale = np.broadcast_to(w.scale, w.values.shape)
@@ -345,25 +371,76 @@ class Importer:
             if all(d == 1 for i, d in enumerate(keep.shape) if i != out_axis % keep.ndim):
                 return ops.Weight(w.values, keep)
             return ops.Weight(w.real(), None)
-        c = self.const(name, "the weight")
+        c = self.numeric(name, "the weight")
         if not np.all(np.isfinite(c)):
             self._fail(f"weight '{name}' contains NaN or Inf", "fix the trained weights")
         return ops.Weight(np.asarray(c, np.float64), None)
 
+    def quant_scale(self, name: str) -> np.ndarray:
+        """A quantizer's scale: positive and finite, one value or one per channel."""
+        s = self.numeric(name, "the scale")
+        if s.ndim > 1 and s.size != 1 or s.size == 0:
+            self._fail(f"scale '{name}' has shape {list(s.shape)}; a quantizer's scale is one "
+                       "value or a vector of one per channel", "re-export the model")
+        if not (np.all(np.isfinite(s)) and np.all(s > 0)):
+            self._fail(f"scale '{name}' is not positive and finite ({s.ravel()[:4]})",
+                       "fix the quantizer's scale")
+        return s
+
+    def zero_point(self, node: onnx.NodeProto, k: int, scale: np.ndarray) -> np.ndarray | None:
+        """The optional zero point (input k): integers, shaped like the scale."""
+        zp = self.opt_const(node, k)
+        if zp is None:
+            return None
+        if zp.size != scale.size:
+            self._fail(f"zero point '{node.input[k]}' has {zp.size} value(s), the scale "
+                       f"{scale.size}", "give one zero point per scale")
+        if zp.dtype.kind not in "biu" and not np.array_equal(zp, np.round(zp)):
+            self._fail(f"zero point '{node.input[k]}' is not an integer",
+                       "use an integer zero point")
+        return zp
+
+    def scalar(self, name: str, what: str) -> float:
+        """A constant holding one number."""
+        c = self.numeric(name, what)
+        if c.size != 1:
+            self._fail(f"{what} ('{name}') has shape {list(c.shape)}, not one value",
+                       "re-export the model")
+        return float(c.ravel()[0])
+
+    def ints(self, name: str, what: str) -> list[int]:
+        """A constant list of integers (shapes, axes, sizes)."""
+        c = self.const(name, what)
+        if c.dtype.kind not in "iu" or c.ndim > 1:
+            self._fail(f"{what} ('{name}') is {c.dtype} of shape {list(c.shape)}, not a list "
+                       "of integers", "re-export the model")
+        return [int(v) for v in c.ravel()]
+
     def real_const(self, name: str) -> np.ndarray:
         v = self.env.get(name)
-        if isinstance(v, QConst):
-            return v.values * v.scale
-        return np.asarray(self.const(name), np.float64)
+        c = v.values * v.scale if isinstance(v, QConst) else self.numeric(name)
+        if not np.all(np.isfinite(c)):
+            self._fail(f"constant '{name}' contains NaN or Inf", "fix the trained weights")
+        return c
+
+    def numeric(self, name: str, what: str = "this operand") -> np.ndarray:
+        """A constant of numbers, as float64."""
+        c = self.const(name, what)
+        if c.dtype.kind not in "biuf":
+            self._fail(f"{what} ('{name}') has type {c.dtype}, not a number type",
+                       "re-export the model")
+        return np.asarray(c, np.float64)
 
     # ------------------------------------------------------------ quantizers
     def _quantize_linear(self, node: onnx.NodeProto) -> None:
         x = self.act(node.input[0])
-        scale = np.asarray(self.const(node.input[1], "the scale"), np.float64)
-        zp = self.opt_const(node, 2)
+        scale = self.quant_scale(node.input[1])
+        zp = self.zero_point(node, 2, scale)
         a = self.attrs(node)
-        dtype = zp.dtype if zp is not None else np.dtype(
-            onnx.helper.tensor_dtype_to_np_dtype(a.get("output_dtype", 2) or 2))
+        if a.get("block_size", 0):
+            self._fail("blocked quantization is not supported", "quantize per tensor or axis")
+        dtype = zp.dtype if zp is not None else _ONNX_INT_TYPES.get(a.get("output_dtype", 0)
+                                                                    or 2, np.dtype(object))
         if dtype not in _INT_RANGES:
             self._fail(f"quantized type {dtype} is not supported", "use (u)int8 or (u)int16")
         lo, hi = _INT_RANGES[dtype]
@@ -374,38 +451,57 @@ class Importer:
 
     def _clip(self, node: onnx.NodeProto) -> None:
         v = self.env.get(node.input[0])
-        lo, hi = self.opt_const(node, 1), self.opt_const(node, 2)
+        lo, hi = (self.scalar(node.input[k], "the bound") if len(node.input) > k
+                  and node.input[k] else None for k in (1, 2))
+        if any(b is not None and np.isnan(b) for b in (lo, hi)):
+            self._fail("a Clip bound is NaN", "fix the bound")
+        lo = None if lo == -np.inf else lo
+        hi = None if hi == np.inf else hi
         if isinstance(v, PendingQuant):
-            new_lo = v.lo if lo is None else max(v.lo, int(np.ceil(lo)))
-            new_hi = v.hi if hi is None else min(v.hi, int(np.floor(hi)))
+            new_lo = v.lo if lo is None else max(v.lo, min(v.hi, int(np.ceil(lo))))
+            new_hi = v.hi if hi is None else min(v.hi, max(v.lo, int(np.floor(hi))))
             return self.bind(PendingQuant(v.x, v.scale, v.zero_point, new_lo, new_hi, v.axis))
         x = self.act(node.input[0])
-        if lo is not None and float(lo) == 0.0 and hi is None:
+        if lo == 0.0 and hi is None:
             return self.bind(self.emit(ops.Relu(), [x]))
         self._fail("Clip of an activation outside a quantizer cannot be spiked",
                    "clip with a quantizer (QuantizeLinear/DequantizeLinear) or use ReLU")
 
     def _dequantize_linear(self, node: onnx.NodeProto) -> None:
         v = self.env.get(node.input[0])
-        scale = np.asarray(self.const(node.input[1], "the scale"), np.float64)
-        zp = self.opt_const(node, 2)
-        axis = int(self.attrs(node).get("axis", 1))
+        scale = self.quant_scale(node.input[1])
+        zp = self.zero_point(node, 2, scale)
+        a = self.attrs(node)
+        if a.get("block_size", 0):
+            self._fail("blocked quantization is not supported", "quantize per tensor or axis")
+        axis = int(a.get("axis", 1))
         if isinstance(v, np.ndarray):  # a quantized weight or bias
-            zp = np.zeros(1) if zp is None else zp
-            shape = [1] * v.ndim
-            if scale.ndim == 1 and scale.size > 1:
-                shape[axis % v.ndim] = -1
-            values = v.astype(np.int64) - np.asarray(zp, np.int64).reshape(shape if zp.size > 1
-                                                                            else [1] * v.ndim)
-            return self.bind(QConst(values, compress(scale.reshape(shape) if scale.ndim else
-                                                     scale.reshape([1] * v.ndim))))
+            return self.bind(self._dequantized(v, scale, zp, axis))
         if not isinstance(v, PendingQuant):
             self._fail("DequantizeLinear of an activation must follow QuantizeLinear",
                        "export activations as QuantizeLinear -> DequantizeLinear pairs")
+        if scale.size not in (1, np.size(v.scale)) and np.size(v.scale) != 1:
+            self._fail(f"the scale has {scale.size} values, its QuantizeLinear's "
+                       f"{np.size(v.scale)}", "use the same scale in both")
         self._quant_act(v.x, v.scale, v.zero_point, v.lo, v.hi, Rounding.HALF_EVEN, v.axis)
         if not np.allclose(scale, v.scale, rtol=0, atol=0):
             ratio = self._scale_shape(scale / v.scale, v.axis, v.x)
             self.bind(self.emit(ops.Affine(ratio, np.zeros(())), [self.env[node.output[0]]]))
+
+    def _dequantized(self, v: np.ndarray, scale: np.ndarray, zp: np.ndarray | None,
+                     axis: int) -> QConst:
+        """A quantized constant: integer codes minus the zero point, per tensor or axis."""
+        if v.dtype.kind not in "iu":
+            self._fail(f"DequantizeLinear of a {v.dtype} constant", "store integer codes")
+        shape = [1] * v.ndim
+        if scale.size > 1:
+            if not -v.ndim <= axis < v.ndim or v.shape[axis] != scale.size:
+                self._fail(f"{scale.size} scales do not fit axis {axis} of a constant of shape "
+                           f"{list(v.shape)}", "give one scale per channel of that axis")
+            shape[axis] = -1
+        zp = np.zeros(1, np.int64) if zp is None else np.asarray(zp, np.int64)
+        values = v.astype(np.int64) - zp.reshape(shape)
+        return QConst(values, compress(scale.reshape(shape)))
 
     def _scale_shape(self, scale: np.ndarray, axis: int, x: str) -> np.ndarray:
         """A per-axis scale vector -> an array broadcastable per sample."""
@@ -413,6 +509,9 @@ class Importer:
             return scale.reshape(())
         rank = len(self.shape(x))
         a = self.axis(axis, x)
+        if scale.ndim != 1 or scale.size != self.graph.node(x).shape[a]:
+            self._fail(f"{scale.size} scales do not fit axis {axis} of an activation of shape "
+                       f"{list(self.shape(x))}", "give one scale per channel of that axis")
         return scale.reshape((-1,) + (1,) * (rank - 2 - a))
 
     def _quant_act(self, x: str, scale, zp: int, lo: int, hi: int, rounding: Rounding,
@@ -422,6 +521,10 @@ class Importer:
             scale = self._scale_shape(scale, axis, x)
         else:
             scale = compress(self.per_sample(scale, x))
+            shape = self.graph.node(x).shape
+            if not _fits(scale.shape, shape):
+                self._fail(f"a scale of shape {list(scale.shape)} does not fit an activation "
+                           f"of shape {list(shape)}", "give one scale per channel")
         if np.any(scale <= 0) or not np.all(np.isfinite(scale)):
             self._fail(f"quantizer scale {scale.ravel()[:4]} is not positive and finite",
                        "fix the quantizer's scale")
@@ -435,9 +538,15 @@ class Importer:
         if node.op_type not in ("Quant", "IntQuant"):
             self._fail(f"QONNX {node.op_type} is not supported", "use Quant")
         a = self.attrs(node)
-        scale = np.asarray(self.const(node.input[1], "the scale"), np.float64)
-        zp = self.const(node.input[2], "the zero point")
-        bits = int(np.asarray(self.const(node.input[3], "the bit width")).ravel()[0])
+        scale = self.numeric(node.input[1], "the scale")
+        if scale.size == 0 or not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            self._fail(f"scale '{node.input[1]}' is not positive and finite",
+                       "fix the quantizer's scale")
+        zp = self.numeric(node.input[2], "the zero point")
+        bits = self.scalar(node.input[3], "the bit width")
+        if bits != int(bits) or not 1 <= bits <= 30:
+            self._fail(f"bit width {bits} is not supported", "use 2 to 16 bits")
+        bits = int(bits)
         signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
         mode = a.get("rounding_mode", b"ROUND")
         mode = mode.decode() if isinstance(mode, bytes) else str(mode)
@@ -446,16 +555,26 @@ class Importer:
         lo = -(2 ** (bits - 1)) + narrow if signed else 0
         hi = 2 ** (bits - 1) - 1 if signed else 2**bits - 1 - narrow
         zps = np.unique(zp)
-        if len(zps) != 1 or float(zps[0]) != int(zps[0]):
+        if len(zps) != 1 or not np.isfinite(zps[0]) or float(zps[0]) != int(zps[0]):
             self._fail("per-channel or fractional zero points are not supported",
                        "use one integer zero point")
         zp_int, rounding = int(zps[0]), _QONNX_ROUNDING[mode]
         v = self.env.get(node.input[0])
         if isinstance(v, np.ndarray):  # weights
+            v = self.real_const(node.input[0])
+            if not _fits(scale.shape, v.shape):
+                self._fail(f"a scale of shape {list(scale.shape)} does not fit a weight of "
+                           f"shape {list(v.shape)}", "give one scale per output channel")
             q = np.clip(rounding.apply(v / scale) + zp_int, lo, hi) - zp_int
             full = scale if scale.ndim == v.ndim else scale.reshape([1] * v.ndim)
             return self.bind(QConst(q.astype(np.int64), compress(np.asarray(full, np.float64))))
         self._quant_act(self.act(node.input[0]), scale, zp_int, lo, hi, rounding, None)
+
+
+def _fits(small: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Does a constant of shape `small` broadcast to `shape` without growing it?"""
+    return len(small) <= len(shape) and all(
+        a in (1, b) for a, b in zip(reversed(small), reversed(shape), strict=False))
 
 
 # ---------------------------------------------------------------- op handlers
@@ -532,9 +651,7 @@ def _matmul(im: Importer, node: onnx.NodeProto) -> None:
     if not isinstance(im.env.get(a), str):
         im._fail("MatMul with a constant on the left is not supported",
                  "export as activation @ weight")
-    w = im.weight(b, out_axis=1)
-    if w.values.ndim != 2:
-        im._fail(f"MatMul weight of rank {w.values.ndim} is not supported", "use a 2-D weight")
+    w = im.weight(b, out_axis=1, rank=2)
     im.bind(im.emit(ops.Dense(w), [im.act(a)]))
 
 
@@ -545,8 +662,10 @@ def _gemm(im: Importer, node: onnx.NodeProto) -> None:
         im._fail("Gemm with transA is not supported", "export x @ W")
     v = im.env.get(node.input[1])
     trans = bool(a.get("transB", 0))
-    w = im.weight(node.input[1], out_axis=0 if trans else 1)
-    alpha = float(a.get("alpha", 1.0))
+    w = im.weight(node.input[1], out_axis=0 if trans else 1, rank=2)
+    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
+    if not (np.isfinite(alpha) and np.isfinite(beta)):
+        im._fail(f"alpha {alpha} or beta {beta} is not finite", "re-export the model")
     values = w.values.T if trans else w.values
     scale = None if w.scale is None else (w.scale.T if trans else w.scale) * alpha
     if w.scale is None:
@@ -554,7 +673,7 @@ def _gemm(im: Importer, node: onnx.NodeProto) -> None:
     del v
     y = im.emit(ops.Dense(ops.Weight(values, scale)), [im.act(node.input[0])])
     if len(node.input) > 2 and node.input[2]:
-        c = float(a.get("beta", 1.0)) * im.real_const(node.input[2])
+        c = beta * im.real_const(node.input[2])
         y = im.emit(ops.Affine(np.ones(()), im.per_sample(c, y) if c.ndim == 2 else c), [y])
     im.bind(y)
 
@@ -565,9 +684,21 @@ def _conv_attrs(im: Importer, node: onnx.NodeProto, kernel: tuple[int, int], x: 
     dil = tuple(a.get("dilations", (1, 1)))
     pads = tuple(a.get("pads", (0, 0, 0, 0)))
     auto = a.get("auto_pad", b"NOTSET")
-    auto = auto.decode() if isinstance(auto, bytes) else auto
+    auto = auto.decode(errors="replace") if isinstance(auto, bytes) else auto
     if len(kernel) != 2:
         im._fail(f"{len(kernel)}-D {node.op_type} is not supported", "use 2-D layers")
+    if len(im.graph.node(x).shape) != 3:
+        im._fail(f"{node.op_type} of an input of shape {list(im.shape(x))}, not [N, C, H, W]",
+                 "re-export the model")
+    if "kernel_shape" in a and tuple(a["kernel_shape"]) != tuple(kernel):
+        im._fail(f"kernel_shape {list(a['kernel_shape'])} differs from the weight's "
+                 f"{list(kernel)}", "re-export the model")
+    if (len(strides), len(dil), len(pads)) != (2, 2, 4) or min(kernel + strides + dil) < 1 \
+            or min(pads) < 0:
+        im._fail(f"kernel {list(kernel)}, strides {list(strides)}, dilations {list(dil)} and "
+                 f"pads {list(pads)} do not describe a 2-D window", "re-export the model")
+    if auto not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        im._fail(f"auto_pad {auto!r} is not an ONNX padding mode", "re-export the model")
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         _, h, w = im.graph.node(x).shape
         pads = []
@@ -584,12 +715,19 @@ def _conv_attrs(im: Importer, node: onnx.NodeProto, kernel: tuple[int, int], x: 
 @handles("Conv")
 def _conv(im: Importer, node: onnx.NodeProto) -> None:
     x = im.act(node.input[0])
-    w = im.weight(node.input[1], out_axis=0)
+    w = im.weight(node.input[1], out_axis=0, rank=4)
     strides, pads, dil = _conv_attrs(im, node, w.values.shape[2:], x)
     group = int(im.attrs(node).get("group", 1))
+    if group < 1 or w.values.shape[0] % group:
+        im._fail(f"group {group} does not divide the {w.values.shape[0]} output channels",
+                 "re-export the model")
     y = im.emit(ops.Conv(w, strides, pads, dil, group), [x])
     if len(node.input) > 2 and node.input[2]:
-        bias = im.real_const(node.input[2]).reshape(-1, 1, 1)
+        bias = im.real_const(node.input[2])
+        if bias.size != w.values.shape[0]:
+            im._fail(f"the bias has {bias.size} values for {w.values.shape[0]} output channels",
+                     "re-export the model")
+        bias = bias.reshape(-1, 1, 1)
         y = im.emit(ops.Affine(np.ones(()), bias), [y])
     im.bind(y)
 
@@ -597,8 +735,13 @@ def _conv(im: Importer, node: onnx.NodeProto) -> None:
 @handles("BatchNormalization")
 def _batchnorm(im: Importer, node: onnx.NodeProto) -> None:
     x = im.act(node.input[0])
-    gamma, beta, mean, var = (np.asarray(im.const(n), np.float64) for n in node.input[1:5])
+    gamma, beta, mean, var = (im.numeric(n, "a BatchNorm parameter") for n in node.input[1:5])
+    if len({t.shape for t in (gamma, beta, mean, var)}) != 1 or gamma.ndim != 1:
+        im._fail("BatchNorm parameters are not four vectors of one length",
+                 "re-export the model")
     eps = float(im.attrs(node).get("epsilon", 1e-5))
+    if not (np.isfinite(eps) and eps >= 0):
+        im._fail(f"epsilon {eps} is not a finite number >= 0", "re-export the model")
     if len(node.output) > 1 and any(node.output[1:]):
         im._fail("BatchNormalization in training mode", "export the model in eval() mode")
     if not all(np.all(np.isfinite(t)) for t in (gamma, beta, mean, var)) or np.any(var + eps <= 0):
@@ -634,14 +777,14 @@ def _reduce(im: Importer, node: onnx.NodeProto) -> None:
     if node.op_type == "GlobalAveragePool":
         axes, keep = tuple(range(2, rank)), True
     else:
-        axes = a.get("axes") or (tuple(int(v) for v in im.const(node.input[1]))
+        axes = a.get("axes") or (tuple(im.ints(node.input[1], "the axes"))
                                  if len(node.input) > 1 and node.input[1] else ())
         keep = bool(a.get("keepdims", 1))
         if not axes:
             axes = () if a.get("noop_with_empty_axes", 0) else tuple(range(rank))
     if not axes:
         return im.bind(x)
-    per = tuple(sorted(im.axis(ax, x) for ax in axes))
+    per = tuple(sorted({im.axis(ax, x) for ax in axes}))
     y = im.emit(ops.ReduceSum(per, keep), [x])
     if node.op_type != "ReduceSum":
         n = int(np.prod([im.graph.node(x).shape[p] for p in per]))
@@ -663,10 +806,10 @@ def _rewire(im: Importer, x: str, out_shape: tuple[int, ...]) -> None:
 @handles("Reshape")
 def _reshape(im: Importer, node: onnx.NodeProto) -> None:
     x = im.act(node.input[0])
-    target = [int(d) for d in im.const(node.input[1], "the target shape")]
+    target = im.ints(node.input[1], "the target shape")
     src = im.shape(x)
-    target = [src[i] if d == 0 and not im.attrs(node).get("allowzero", 0) else d
-              for i, d in enumerate(target)]
+    target = [src[i] if d == 0 and i < len(src) and not im.attrs(node).get("allowzero", 0)
+              else d for i, d in enumerate(target)]
     try:
         out = np.empty(src, np.int8).reshape(target).shape
     except ValueError:
@@ -678,7 +821,10 @@ def _reshape(im: Importer, node: onnx.NodeProto) -> None:
 def _flatten(im: Importer, node: onnx.NodeProto) -> None:
     x = im.act(node.input[0])
     src = im.shape(x)
-    axis = int(im.attrs(node).get("axis", 1)) % len(src)
+    axis = int(im.attrs(node).get("axis", 1))
+    if not -len(src) <= axis <= len(src):
+        im._fail(f"axis {axis} is out of range for rank {len(src)}", "re-export the model")
+    axis += len(src) if axis < 0 else 0
     _rewire(im, x, (int(np.prod(src[:axis])), int(np.prod(src[axis:]))))
 
 
@@ -686,15 +832,21 @@ def _flatten(im: Importer, node: onnx.NodeProto) -> None:
 def _squeeze(im: Importer, node: onnx.NodeProto) -> None:
     x = im.act(node.input[0])
     axes = im.attrs(node).get("axes") or (
-        [int(v) for v in im.const(node.input[1])] if len(node.input) > 1 and node.input[1] else [])
+        im.ints(node.input[1], "the axes") if len(node.input) > 1 and node.input[1] else [])
     src = im.shape(x)
+    rank = len(src) + (len(axes) if node.op_type == "Unsqueeze" else 0)
+    if any(not -rank <= a < rank for a in axes) or len({a % rank for a in axes}) < len(axes):
+        im._fail(f"axes {list(axes)} are out of range or repeated for rank {rank}",
+                 "re-export the model")
     if node.op_type == "Squeeze":
         axes = [a % len(src) for a in axes] or [i for i, d in enumerate(src) if d == 1]
+        if any(src[a] != 1 for a in axes):
+            im._fail(f"squeezes axes {axes} of shape {list(src)}, which are not all 1",
+                     "re-export the model")
         if 0 in axes:
             im._fail("squeezes the batch axis", "keep the batch axis")
         out = tuple(d for i, d in enumerate(src) if i not in axes)
     else:
-        rank = len(src) + len(axes)
         axes = sorted(a % rank for a in axes)
         if 0 in axes:
             im._fail("inserts an axis before the batch axis", "keep the batch axis first")
@@ -710,6 +862,8 @@ def _transpose(im: Importer, node: onnx.NodeProto) -> None:
     x = im.act(node.input[0])
     rank = len(im.shape(x))
     perm = list(im.attrs(node).get("perm", range(rank - 1, -1, -1)))
+    if sorted(perm) != list(range(rank)):
+        im._fail(f"perm {perm} is not a permutation of the {rank} axes", "re-export the model")
     if perm[0] != 0:
         im._fail(f"permutation {perm} moves the batch axis", "keep the batch axis first")
     per = tuple(p - 1 for p in perm[1:])
@@ -728,19 +882,22 @@ def _take_range(im: Importer, x: str, axis: int, start: int, stop: int, step: in
 @handles("Slice")
 def _slice(im: Importer, node: onnx.NodeProto) -> None:
     x = im.act(node.input[0])
-    starts, ends = (im.const(n) for n in node.input[1:3])
-    rank = len(im.shape(x))
-    axes = im.opt_const(node, 3)
-    axes = list(range(len(starts))) if axes is None else list(axes)
-    steps = im.opt_const(node, 4)
-    steps = [1] * len(starts) if steps is None else list(steps)
+    starts, ends = (im.ints(n, "a Slice bound") for n in node.input[1:3])
+    given = {k: im.ints(node.input[k], "Slice axes or steps") for k in (3, 4)
+             if len(node.input) > k and node.input[k]}
+    axes = given.get(3, list(range(len(starts))))
+    steps = given.get(4, [1] * len(starts))
+    if len({len(starts), len(ends), len(axes), len(steps)}) != 1 or 0 in steps:
+        im._fail("Slice starts, ends, axes and steps differ in length, or a step is 0",
+                 "re-export the model")
+    per_axes = [im.axis(ax, x) for ax in axes]
+    if len(set(per_axes)) < len(per_axes):
+        im._fail(f"Slice axes {axes} repeat an axis", "re-export the model")
     y = x
-    for s, e, ax, st in zip(starts, ends, axes, steps, strict=True):
-        big = 2**62
-        s, e = int(np.clip(s, -big, big)), int(np.clip(e, -big, big))
-        if st < 0 and e < -im.shape(x)[ax % rank]:
+    for s, e, ax, st in zip(starts, ends, per_axes, steps, strict=True):
+        if st < 0 and e < -im.graph.node(x).shape[ax]:
             e = None
-        y = _take_range(im, y, im.axis(int(ax), x), s, e, int(st), node.output[0])
+        y = _take_range(im, y, ax, s, e, st, node.output[0])
     im.bind(y)
 
 
@@ -750,12 +907,15 @@ def _split(im: Importer, node: onnx.NodeProto) -> None:
     a = im.attrs(node)
     axis = im.axis(int(a.get("axis", 0)), x)
     size = im.graph.node(x).shape[axis]
-    sizes = a.get("split") or (list(im.const(node.input[1])) if len(node.input) > 1
+    sizes = a.get("split") or (im.ints(node.input[1], "the split sizes") if len(node.input) > 1
                                and node.input[1] else None)
     if sizes is None:
         n = int(a.get("num_outputs", len(node.output)))
-        chunk = -(-size // n)
+        chunk = -(-size // max(n, 1))
         sizes = [min(chunk, size - k * chunk) for k in range(n)]
+    if len(sizes) != len(node.output) or min(sizes) < 1 or sum(sizes) != size:
+        im._fail(f"splits an axis of {size} into {list(sizes)} for {len(node.output)} outputs",
+                 "re-export the model")
     start = 0
     for out, n in zip(node.output, sizes, strict=True):
         im.env[out] = _take_range(im, x, axis, start, start + int(n), 1, out)
@@ -772,9 +932,12 @@ def _concat(im: Importer, node: onnx.NodeProto) -> None:
 @handles("Gather")
 def _gather(im: Importer, node: onnx.NodeProto) -> None:
     x = im.act(node.input[0])
-    idx = np.asarray(im.const(node.input[1], "the indices"), np.int64)
+    idx = im.const(node.input[1], "the indices")
     axis = im.axis(int(im.attrs(node).get("axis", 0)), x)
-    idx = idx % im.graph.node(x).shape[axis]
+    size = im.graph.node(x).shape[axis]
+    if idx.dtype.kind not in "iu" or np.any(idx < -size) or np.any(idx >= size):
+        im._fail(f"indices must be integers in [-{size}, {size})", "re-export the model")
+    idx = idx.astype(np.int64) % size
     im.bind(im.emit(ops.Take(idx, axis), [x]))
 
 

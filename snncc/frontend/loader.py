@@ -24,9 +24,10 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, RuntimeWarning, ValueError) as e:
+        why = "its protobuf data is damaged" if isinstance(e, DecodeError) else str(e)
         raise SnnccError(Diagnostic(
-            f"not a readable ONNX model ({type(e).__name__}: {e}); the file may be truncated "
-            "or not ONNX at all", file=str(path), fix="re-export the model")) from None
+            f"not a readable ONNX model ({why}); the file may be truncated or not ONNX at all",
+            file=str(path), fix="re-export the model")) from None
     except OSError as e:
         raise SnnccError(Diagnostic(f"cannot read the file ({e.strerror or e})", file=str(path),
                                     fix="check the file's permissions")) from None
@@ -88,7 +89,7 @@ def initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     for t in model.graph.initializer:
         try:
             consts[t.name] = numpy_helper.to_array(t)
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError):
             # numpy_helper's errors for data that does not fit the declared type and shape
             problems.append(Diagnostic(
                 f"initializer '{t.name}' cannot be read: its data does not fit its type "
