@@ -188,6 +188,10 @@ class Importer:
         dims: list[int | str] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                                  for d in t.shape.dim]
         where = dict(node=vi.name, op="Input", raise_=False)
+        if t.HasField("shape") and not dims:
+            self._fail(f"input '{vi.name}' is a scalar; snncc needs [batch, ...]",
+                       "export with a batch axis", **where)
+            return None
         if dims and isinstance(dims[0], int) and dims[0] != 1:
             self._fail(f"input '{vi.name}' has a fixed batch of {dims[0]}",
                        "export with a dynamic batch axis or a batch of 1", **where)

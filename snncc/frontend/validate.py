@@ -96,6 +96,8 @@ def _a_cycle(deps: list[set[int]], stuck: set[int]) -> list[int]:
         k = min(d for d in deps[k] if d in stuck)
     loop = path[seen[k]:]
     loop.reverse()  # producer first
+    first = loop.index(min(loop))  # start at the node that comes first in the file
+    loop = loop[first:] + loop[:first]
     return loop + [loop[0]]
 
 

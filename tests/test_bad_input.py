@@ -1,0 +1,561 @@
+"""Bad input: one tiny bad model, file or flag per diagnostic, run through the real CLI.
+
+Every case asserts the exact message, exit code 1 and no traceback. The catalogue is also
+the table in docs/errors.md (``python tests/test_bad_input.py`` prints it; a test keeps the
+two in sync). The models are written in ONNX's textual syntax: the good one is ``MLP``, and
+each bad one names the lines it changes.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx.parser
+import pytest
+from onnx import numpy_helper
+
+import snncc
+import snncc.cli
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "errors.md"
+
+# x -> input quantizer (8 bit, analog) -> fc1 -> ReLU -> act1 (3 bit) -> fc2 -> y
+MLP = """<ir_version: 8, opset_import: ["" : 17]>
+mlp (float[N, 4] x) => (float[N, 3] y)
+<float s_in = {0.00390625}, uint8 zero = {0}, float s1 = {0.125}, uint8 lo = {0},
+ uint8 hi = {7}> {
+    [input_quant] x8 = QuantizeLinear(x, s_in, zero)
+    [input_dequant] xq = DequantizeLinear(x8, s_in, zero)
+    [fc1] h = MatMul(xq, fc1_weight)
+    [relu] r = Relu(h)
+    [act1_quant] q = QuantizeLinear(r, s1, zero)
+    [act1_clip] c = Clip(q, lo, hi)
+    [act1] a = DequantizeLinear(c, s1, zero)
+    [fc2] y = MatMul(a, fc2_weight)
+}"""
+
+
+def weights(**changed: np.ndarray) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    w = {"fc1_weight": rng.normal(0, 0.5, (4, 8)).astype(np.float32),
+         "fc2_weight": rng.normal(0, 0.5, (8, 3)).astype(np.float32)}
+    return {**w, **changed}
+
+
+def mlp(edits: dict[str, str] | None = None, **inits: np.ndarray) -> onnx.ModelProto:
+    """MLP with whole lines replaced (`edits`: old text -> new text) and initializers
+    added or changed."""
+    text = MLP
+    for old, new in (edits or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
+    model = onnx.parser.parse_model(text)
+    model.graph.initializer.extend(numpy_helper.from_array(v, k)
+                                   for k, v in weights(**inits).items())
+    return model
+
+
+def shapeless(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with its input's shape removed (rank unknown)."""
+    model.graph.input[0].type.tensor_type.ClearField("shape")
+    return model
+
+
+def writes(name: str, model: Callable[[], onnx.ModelProto]) -> Callable[[Path], None]:
+    return lambda d: onnx.save(model(), d / name)
+
+
+def write_bytes(name: str, data: Callable[[], bytes]) -> Callable[[Path], None]:
+    return lambda d: (d / name).write_bytes(data())
+
+
+def good_bytes() -> bytes:
+    return mlp().SerializeToString()
+
+
+def external_data_missing(d: Path) -> None:
+    onnx.save(mlp(), d / "big.onnx", save_as_external_data=True, location="big.onnx.data",
+              size_threshold=0)
+    (d / "big.onnx.data").unlink()
+
+
+def built(d: Path) -> None:
+    """build/model.snn compiled from MLP (in process: fast)."""
+    onnx.save(mlp(), d / "mlp.onnx")
+    (d / "build").mkdir()
+    snncc.compile(d / "mlp.onnx").save(d / "build" / "model.snn")
+
+
+def with_array(name: str, array: np.ndarray) -> Callable[[Path], None]:
+    def make(d: Path) -> None:
+        built(d)
+        np.save(d / name, array)
+    return make
+
+
+def other_version(d: Path) -> None:
+    """A model.snn whose manifest says it is format v99, written by snncc 9.9.9."""
+    built(d)
+    with np.load(d / "build" / "model.snn") as z:
+        arrays = {k: z[k] for k in z.files}
+    manifest = json.loads(bytes(arrays["__manifest__"]).decode())
+    manifest.update(format_version=99, snncc_version="9.9.9")
+    arrays["__manifest__"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    with open(d / "old.snn", "wb") as f:
+        np.savez_compressed(f, **arrays)
+    np.save(d / "x.npy", np.zeros((2, 4), np.float32))
+
+
+def damaged_manifest(d: Path) -> None:
+    """A readable zip whose manifest names an op this snncc does not know."""
+    other_version(d)
+    with np.load(d / "build" / "model.snn") as z:
+        arrays = {k: z[k] for k in z.files}
+    manifest = json.loads(bytes(arrays["__manifest__"]).decode())
+    manifest["nodes"][1]["op"] = "Bogus"
+    arrays["__manifest__"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    with open(d / "damaged.snn", "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def truncated_snn(d: Path) -> None:
+    built(d)
+    data = (d / "build" / "model.snn").read_bytes()
+    (d / "cut.snn").write_bytes(data[: len(data) // 2])
+    np.save(d / "x.npy", np.zeros((2, 4), np.float32))
+
+
+def a_file(name: str) -> Callable[[Path], None]:
+    def make(d: Path) -> None:
+        onnx.save(mlp(), d / "mlp.onnx")
+        (d / name).write_text("notes\n")
+    return make
+
+
+NAN_WEIGHT = weights()["fc2_weight"].copy()
+NAN_WEIGHT[2, 1] = np.nan
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    input: str  # what the user gave, in words
+    argv: tuple[str, ...]
+    message: str  # stderr without "error: "; "{version}" is snncc's version
+    make: Callable[[Path], None] = field(default=lambda d: None, repr=False)
+    in_process: bool = False  # a fault that only a test can cause (see its own test)
+
+    def expected(self, version: str = snncc.__version__) -> str:
+        return self.message.replace("{version}", version)
+
+
+CATALOGUE = [
+    # ------------------------------------------------------------ unreadable files
+    Case("missing-file", "a model path that does not exist", ("compile", "nowhere.onnx"),
+         "nowhere.onnx: file not found. Fix: check the path to the .onnx file"),
+    Case("truncated-onnx", "a truncated ONNX file", ("compile", "cut.onnx"),
+         "cut.onnx: not a readable ONNX model (its protobuf data is damaged); the file may be "
+         "truncated or not ONNX at all. Fix: re-export the model",
+         write_bytes("cut.onnx", lambda: good_bytes()[: len(good_bytes()) * 6 // 10])),
+    Case("not-onnx", "a file that is not ONNX (text)", ("compile", "notes.onnx"),
+         "notes.onnx: not a readable ONNX model (its protobuf data is damaged); the file may "
+         "be truncated or not ONNX at all. Fix: re-export the model",
+         write_bytes("notes.onnx", lambda: b"hello, this is not a model\n")),
+    Case("npy-as-onnx", "a numpy array passed as the model", ("compile", "weights.npy"),
+         "weights.npy: not a readable ONNX model (its protobuf data is damaged); the file may "
+         "be truncated or not ONNX at all. Fix: re-export the model",
+         lambda d: np.save(d / "weights.npy", np.arange(12.0))),
+    Case("external-data-missing", "an ONNX file whose external weight file is missing",
+         ("compile", "big.onnx"),
+         "big.onnx: external data file(s) ['big.onnx.data'] not found next to the model. "
+         "Fix: copy the weight file(s) into the model's folder", external_data_missing),
+    # ------------------------------------------------------------ malformed graphs
+    Case("empty-graph", "a graph with no nodes", ("compile", "empty.onnx"),
+         "empty.onnx: the model's graph is empty (it has no nodes). Fix: re-export the model "
+         "with its layers",
+         writes("empty.onnx", lambda: onnx.parser.parse_model(
+             '<ir_version: 8, opset_import: ["" : 17]> g (float[N, 4] x) => (float[N, 4] x) {}'
+         ))),
+    Case("cycle", "a graph with a cycle", ("compile", "cycle.onnx"),
+         "cycle.onnx: node 'fc1' (Add): the graph has a cycle: fc1 -> relu -> act1_quant "
+         "-> act1_clip -> act1 -> fc1. Fix: re-export the model; an ONNX graph must be acyclic",
+         writes("cycle.onnx", lambda: mlp({"h = MatMul(xq, fc1_weight)": "h = Add(xq, a)"}))),
+    Case("dangling-input", "a node reading a tensor nothing defines", ("compile", "dangling.onnx"),
+         "dangling.onnx: node 'fc2' (MatMul): reads 'ghost', which no node, graph input or "
+         "initializer defines. Fix: re-export the model (onnx.checker.check_model finds the "
+         "same problem)",
+         writes("dangling.onnx", lambda: mlp({"MatMul(a, fc2_weight)": "MatMul(ghost, "
+                                                                       "fc2_weight)"}))),
+    Case("wrong-arity", "a node with the wrong number of inputs", ("compile", "arity.onnx"),
+         "arity.onnx: node 'fc1' (MatMul): has 3 input(s); MatMul takes 2. Fix: re-export the "
+         "model (onnx.checker.check_model finds the same problem)",
+         writes("arity.onnx", lambda: mlp({"MatMul(xq, fc1_weight)": "MatMul(xq, fc1_weight, "
+                                                                     "xq)"}))),
+    # ------------------------------------------------------------ ops
+    Case("unknown-op", "an op snncc does not know", ("compile", "einsum.onnx"),
+         "einsum.onnx: node 'fc1' (Einsum): Einsum is not an op snncc can convert. Fix: "
+         "rewrite it with the supported ops (see the README's table)",
+         writes("einsum.onnx", lambda: mlp({"MatMul(xq, fc1_weight)": 'Einsum <equation: '
+                                            'string = "bi,io->bo"> (xq, fc1_weight)'}))),
+    Case("custom-op", "an op from another domain", ("compile", "custom.onnx"),
+         "custom.onnx: node 'relu' (FancyRelu): FancyRelu is not an op snncc can convert. Fix: "
+         "rewrite it with the supported ops (see the README's table)",
+         writes("custom.onnx", lambda: mlp(
+             {"Relu(h)": "com.example.FancyRelu(h)",
+              '["" : 17]': '["" : 17, "com.example" : 1]'}))),
+    Case("layernorm", "LayerNorm", ("compile", "ln.onnx"),
+         "ln.onnx: node 'ln' (LayerNormalization): LayerNormalization normalizes by a "
+         "per-token statistic, which needs division at run time. Fix: replace LayerNorm with "
+         "BatchNorm after the Linear and retrain",
+         writes("ln.onnx", lambda: mlp({"[relu] r = Relu(h)": "[ln] n = LayerNormalization(h, "
+                                        "ln_scale)\n    [relu] r = Relu(n)"},
+                                       ln_scale=np.ones(8, np.float32)))),
+    Case("gelu", "GELU", ("compile", "gelu.onnx"),
+         "gelu.onnx: node 'relu' (Gelu): Gelu is a smooth non-linearity with no spike-count "
+         "equivalent. Fix: replace GELU with ReLU followed by a quantizer and retrain",
+         writes("gelu.onnx", lambda: mlp({"Relu(h)": "Gelu(h)", '"" : 17': '"" : 20'}))),
+    Case("erf", "exact GELU (as exported with Erf)", ("compile", "erf.onnx"),
+         "erf.onnx: node 'erf' (Erf): Erf is part of an exact GELU, a smooth non-linearity. "
+         "Fix: replace GELU with ReLU followed by a quantizer and retrain",
+         writes("erf.onnx", lambda: mlp({"[relu] r = Relu(h)": "[erf] e = Erf(h)\n"
+                                         "    [relu] r = Relu(e)"}))),
+    Case("exp", "Exp", ("compile", "exp.onnx"),
+         "exp.onnx: node 'exp' (Exp): Exp needs exponentiation at run time. Fix: replace "
+         "softmax with NReLU (ReLU(x)/N) and retrain",
+         writes("exp.onnx", lambda: mlp({"[relu] r = Relu(h)": "[exp] e = Exp(h)\n"
+                                         "    [relu] r = Relu(e)"}))),
+    Case("softmax", "Softmax without --replace-softmax", ("compile", "softmax.onnx"),
+         "softmax.onnx: node 'softmax' (Softmax): Softmax needs exponentiation and division at "
+         "run time. Fix: train with NReLU (ReLU(x)/N), or pass --replace-softmax to swap it in "
+         "(accuracy changes unless the model was trained with NReLU)",
+         writes("softmax.onnx", lambda: mlp({"[relu] r = Relu(h)": "[softmax] r = Softmax(h)"}))),
+    # ------------------------------------------------------------ quantizers and T
+    Case("signed-activation", "a signed activation feeding a spike-driven layer",
+         ("compile", "signed.onnx"),
+         "signed.onnx: node 'act1' (QuantAct): signed or zero-point quantizer (codes -7..7, "
+         "zero point 0) where spikes are needed. Fix: use an unsigned quantizer with zero point "
+         "0 after a ReLU",
+         writes("signed.onnx", lambda: mlp({
+             "[relu] r = Relu(h)": "[scale] r = Identity(h)",
+             "uint8 hi = {7}>": "uint8 hi = {7}, int8 szero = {0}, int8 slo = {-7}, "
+                                "int8 shi = {7}>",
+             "QuantizeLinear(r, s1, zero)": "QuantizeLinear(r, s1, szero)",
+             "Clip(q, lo, hi)": "Clip(q, slo, shi)",
+             "DequantizeLinear(c, s1, zero)": "DequantizeLinear(c, s1, szero)"}))),
+    Case("zero-point-activation", "a zero-point activation feeding a spike-driven layer",
+         ("compile", "zp.onnx"),
+         "zp.onnx: node 'act1' (QuantAct): signed or zero-point quantizer (codes 0..7, zero "
+         "point 3) where spikes are needed. Fix: use an unsigned quantizer with zero point 0 "
+         "after a ReLU",
+         writes("zp.onnx", lambda: mlp({
+             "[relu] r = Relu(h)": "[scale] r = Identity(h)",
+             "uint8 hi = {7}>": "uint8 hi = {7}, uint8 three = {3}>",
+             "QuantizeLinear(r, s1, zero)": "QuantizeLinear(r, s1, three)",
+             "DequantizeLinear(c, s1, zero)": "DequantizeLinear(c, s1, three)"}))),
+    Case("levels-above-T", "a quantizer with more levels than -T", ("compile", "q4.onnx"),
+         "q4.onnx: node 'act1' (QuantAct): quantizer has 15 levels but T = 7. Fix: pass -T 15 "
+         "or more, or --calibrate DATA to requantize to T levels",
+         writes("q4.onnx", lambda: mlp({"uint8 hi = {7}": "uint8 hi = {15}"}))),
+    Case("T-zero", "-T 0", ("compile", "mlp.onnx", "-T", "0"),
+         "-T must be a positive integer, not 0. Fix: pass the spike window, e.g. -T 7",
+         writes("mlp.onnx", mlp)),
+    Case("T-negative", "-T -3 (inspect)", ("inspect", "mlp.onnx", "-T", "-3"),
+         "-T must be a positive integer, not -3. Fix: pass the spike window, e.g. -T 7",
+         writes("mlp.onnx", mlp)),
+    # ------------------------------------------------------------ shapes
+    Case("dynamic-shape", "an input dimension left free (dim_param)", ("compile", "dyn.onnx"),
+         "dyn.onnx: node 'x' (Input): input 'x' has shape ['N', 'features']: dimension(s) "
+         "features are not fixed. Fix: pin them with --input-shape <features> (the shape of "
+         "one sample), or export with a static example input",
+         writes("dyn.onnx", lambda: mlp({"float[N, 4] x": "float[N, features] x"}))),
+    Case("no-shape", "an input with no shape at all", ("compile", "noshape.onnx"),
+         "noshape.onnx: node 'x' (Input): input 'x' has no shape. Fix: pin the shape of one "
+         "sample with --input-shape, e.g. --input-shape 1,8,8",
+         writes("noshape.onnx", lambda: shapeless(mlp()))),
+    Case("pin-contradicts", "--input-shape that contradicts a fixed dimension",
+         ("compile", "mlp.onnx", "--input-shape", "5"),
+         "mlp.onnx: node 'x' (Input): input 'x' fixes dimension 1 to 4; --input-shape says 5. "
+         "Fix: use --input-shape 4", writes("mlp.onnx", mlp)),
+    Case("pin-malformed", "--input-shape that is not a shape",
+         ("compile", "dyn.onnx", "--input-shape", "4,a"),
+         "--input-shape '4,a' is not a list of positive integers. Fix: give the shape of one "
+         "sample without the batch, e.g. --input-shape 1,8,8 or --input-shape x=1,8,8",
+         writes("dyn.onnx", lambda: mlp({"float[N, 4] x": "float[N, features] x"}))),
+    Case("pin-unknown-input", "--input-shape naming an input the model lacks",
+         ("compile", "dyn.onnx", "--input-shape", "image=4"),
+         "dyn.onnx: --input-shape names ['image'], which the model does not take as inputs "
+         "(its inputs: x). Fix: use the input's name",
+         writes("dyn.onnx", lambda: mlp({"float[N, 4] x": "float[N, features] x"}))),
+    # ------------------------------------------------------------ values
+    Case("nan-weight", "NaN in a weight", ("compile", "nan.onnx"),
+         "nan.onnx: node 'fc2' (MatMul): weight 'fc2_weight' contains NaN or Inf. Fix: fix "
+         "the trained weights", writes("nan.onnx", lambda: mlp(fc2_weight=NAN_WEIGHT))),
+    Case("inf-bias", "Inf in a bias", ("compile", "inf.onnx"),
+         "inf.onnx: node 'bias' (Add): constant 'fc1_bias' contains NaN or Inf. Fix: fix the "
+         "trained weights",
+         writes("inf.onnx", lambda: mlp({"[relu] r = Relu(h)": "[bias] hb = Add(h, fc1_bias)\n"
+                                         "    [relu] r = Relu(hb)"},
+                                        fc1_bias=np.full(8, np.inf, np.float32)))),
+    Case("zero-scale", "a quantizer scale of 0", ("compile", "scale0.onnx"),
+         "scale0.onnx: node 'act1_quant' (QuantizeLinear): scale 's1' is not positive and "
+         "finite ([0.]). Fix: fix the quantizer's scale",
+         writes("scale0.onnx", lambda: mlp({"float s1 = {0.125}": "float s1 = {0.0}"}))),
+    # ------------------------------------------------------------ simulate
+    Case("input-shape", "an input array of the wrong shape",
+         ("simulate", "build/model.snn", "--input", "x.npy"),
+         "x.npy: input has shape [2, 5]; the model takes [batch, 4]. Fix: reshape the input "
+         "array", with_array("x.npy", np.zeros((2, 5), np.float32))),
+    Case("input-dtype", "an input array that is not numbers",
+         ("simulate", "build/model.snn", "--input", "x.npy"),
+         "x.npy: input has dtype <U1, not a number type. Fix: pass a float array",
+         with_array("x.npy", np.full((2, 4), "a"))),
+    Case("input-nan", "NaN in the input array",
+         ("simulate", "build/model.snn", "--input", "x.npy"),
+         "x.npy: input contains NaN or Inf (first at index [1, 2]). Fix: clean the input",
+         with_array("x.npy", np.array([[0, 0, 0, 0], [0, 0, np.nan, 0]], np.float32))),
+    Case("input-missing", "an input file that does not exist",
+         ("simulate", "build/model.snn", "--input", "none.npy"),
+         "none.npy: input file not found. Fix: check the path", built),
+    Case("snn-other-version", "a model.snn from another snncc version",
+         ("simulate", "old.snn", "--input", "x.npy"),
+         "old.snn: model.snn format snncc-snn v99 (written by snncc 9.9.9) is not snncc-snn v1 "
+         "(snncc {version}). Fix: recompile the model with this snncc", other_version),
+    Case("snn-truncated", "a truncated model.snn", ("simulate", "cut.snn", "--input", "x.npy"),
+         "cut.snn: not a readable model.snn (BadZipFile). Fix: recompile the model with "
+         "`snncc compile`", truncated_snn),
+    Case("snn-damaged", "a model.snn whose manifest is damaged",
+         ("simulate", "damaged.snn", "--input", "x.npy"),
+         "damaged.snn: model.snn is damaged (KeyError: 'Bogus'). Fix: recompile the model",
+         damaged_manifest),
+    # ------------------------------------------------------------ output
+    Case("output-under-file", "an output folder under a regular file",
+         ("compile", "mlp.onnx", "-o", "notes.txt/build"),
+         "notes.txt/build: cannot create the output folder: 'notes.txt' is a file, not a "
+         "folder. Fix: choose another folder with -o", a_file("notes.txt")),
+    Case("output-is-file", "an output path that is a regular file",
+         ("compile", "mlp.onnx", "-o", "notes.txt"),
+         "notes.txt: cannot create the output folder: 'notes.txt' is a file, not a folder. "
+         "Fix: choose another folder with -o", a_file("notes.txt")),
+    Case("disk-full", "a full disk while writing the output (simulated)",
+         ("compile", "mlp.onnx", "-o", "build"),
+         "build: cannot write the output (No space left on device); the previous output, if "
+         "any, is unchanged. Fix: free space or choose another folder with -o",
+         writes("mlp.onnx", mlp), in_process=True),
+]
+BY_ID = {c.id: c for c in CATALOGUE}
+
+
+def run_cli(argv: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snncc", *argv], capture_output=True,
+                          text=True, cwd=cwd, timeout=120, env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.mark.parametrize("case", [c for c in CATALOGUE if not c.in_process], ids=lambda c: c.id)
+def test_bad_input_gets_one_clear_message(case, tmp_path):
+    case.make(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = run_cli(case.argv, tmp_path)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr == f"error: {case.expected()}\n"
+    assert proc.returncode == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-written
+
+
+def test_the_good_model_compiles_and_simulates(tmp_path):
+    """The control: MLP itself is fine, so each case above fails for its one change."""
+    onnx.checker.check_model(mlp())
+    built(tmp_path)
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(0, 1, (3, 4)))
+    proc = run_cli(("simulate", "build/model.snn", "--input", "x.npy"), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "predictions:" in proc.stdout
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    onnx.save(mlp(fc2_weight=NAN_WEIGHT), tmp_path / "nan.onnx")
+    proc = run_cli(("--debug", "compile", "nan.onnx"), tmp_path)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "SnnccError" in proc.stderr
+
+
+# ---------------------------------------------------------------- pinning shapes
+
+
+def test_input_shape_pins_free_dimensions(tmp_path):
+    onnx.save(mlp({"float[N, 4] x": "float[N, features] x"}), tmp_path / "dyn.onnx")
+    proc = run_cli(("compile", "dyn.onnx", "--input-shape", "4", "-o", "build"), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert snncc.load(tmp_path / "build" / "model.snn").input_shape == (4,)
+    verdict = run_cli(("inspect", "dyn.onnx", "--input-shape", "x=4"), tmp_path)
+    assert verdict.returncode == 0 and "input  x: ['batch', 4]" in verdict.stdout
+
+
+def test_input_shape_through_the_python_api(tmp_path):
+    onnx.save(shapeless(mlp()), tmp_path / "noshape.onnx")
+    assert snncc.compile(tmp_path / "noshape.onnx", input_shape=(4,)).input_shape == (4,)
+    assert snncc.compile(tmp_path / "noshape.onnx", input_shape={"x": (4,)}).input_shape == (4,)
+
+
+# ---------------------------------------------------------------- atomic output
+
+
+def write_previous_build(folder: Path) -> dict[str, bytes]:
+    folder.mkdir()
+    (folder / "model.snn").write_bytes(b"the previous model")
+    (folder / "MARKER").write_text("from the previous run\n")
+    return snapshot(folder)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    """snncc.cli.main in this process (so that a test can inject a fault)."""
+    monkeypatch.setattr(sys, "argv", ["snncc", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        snncc.cli.main()
+    return exit_.value.code, capsys.readouterr().err
+
+
+def test_a_failing_compile_leaves_the_previous_output_untouched(tmp_path):
+    before = write_previous_build(tmp_path / "build")
+    onnx.save(mlp(fc2_weight=NAN_WEIGHT), tmp_path / "nan.onnx")
+    proc = run_cli(("compile", "nan.onnx", "-o", "build"), tmp_path)
+    assert proc.returncode == 1
+    assert snapshot(tmp_path / "build") == before and leftovers(tmp_path) == []
+
+
+def test_a_successful_compile_replaces_the_output_whole(tmp_path):
+    write_previous_build(tmp_path / "build")
+    onnx.save(mlp(), tmp_path / "mlp.onnx")
+    proc = run_cli(("compile", "mlp.onnx", "-o", "build"), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(snapshot(tmp_path / "build")) == ["model.snn", "report.json"]
+    assert leftovers(tmp_path) == []
+
+
+def test_full_disk_while_writing(tmp_path, monkeypatch, capsys):
+    """A write fails half way with ENOSPC: one message, the previous build is untouched
+    and no temporary folder remains."""
+    case = BY_ID["disk-full"]
+    case.make(tmp_path)
+    before = write_previous_build(tmp_path / "build")
+    real = Path.write_bytes
+
+    def half_then_full(path: Path, data: bytes) -> int:
+        real(path, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    code, err = run_main(monkeypatch, capsys, *case.argv)
+    assert (code, err) == (1, f"error: {case.expected()}\n")
+    assert snapshot(tmp_path / "build") == before and leftovers(tmp_path) == []
+
+
+def test_interrupted_compile(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while writing: exit 130, the previous build untouched, no temporary folder."""
+    onnx.save(mlp(), tmp_path / "mlp.onnx")
+    before = write_previous_build(tmp_path / "build")
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Path, "write_bytes", interrupt)
+    code, err = run_main(monkeypatch, capsys, "compile", "mlp.onnx", "-o", "build")
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
+    assert snapshot(tmp_path / "build") == before and leftovers(tmp_path) == []
+
+
+def test_failing_final_rename_puts_the_previous_output_back(tmp_path, monkeypatch, capsys):
+    """The swap is two renames (old away, new in); if the second fails, the old returns."""
+    onnx.save(mlp(), tmp_path / "mlp.onnx")
+    before = write_previous_build(tmp_path / "build")
+    real = Path.rename
+
+    def rename(self: Path, target):
+        if Path(target).name == "build" and self.name.startswith(".build.") \
+                and ".old." not in self.name:
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+        return real(self, target)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Path, "rename", rename)
+    code, err = run_main(monkeypatch, capsys, "compile", "mlp.onnx", "-o", "build")
+    assert code == 1 and "cannot write the output (Invalid cross-device link)" in err
+    assert snapshot(tmp_path / "build") == before and leftovers(tmp_path) == []
+
+
+def test_a_failing_backend_leaves_no_partial_output(tmp_path, monkeypatch, capsys):
+    """An error after some files were written inside the temporary folder."""
+    from snncc import report
+
+    onnx.save(mlp(), tmp_path / "mlp.onnx")
+    before = write_previous_build(tmp_path / "build")
+
+    def broken(*args, **kwargs):
+        raise snncc.errors.SnnccError(snncc.errors.Diagnostic("the report failed"))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(report, "compile_report", broken)
+    code, err = run_main(monkeypatch, capsys, "compile", "mlp.onnx", "-o", "build")
+    assert (code, err) == (1, "error: the report failed\n")
+    assert snapshot(tmp_path / "build") == before and leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- exit codes
+
+
+def test_inspect_exits_1_when_not_convertible(tmp_path):
+    onnx.save(mlp({"uint8 hi = {7}": "uint8 hi = {15}"}), tmp_path / "q4.onnx")
+    proc = run_cli(("inspect", "q4.onnx"), tmp_path)
+    assert proc.returncode == 1 and "verdict: not convertible" in proc.stdout
+
+
+# ---------------------------------------------------------------- the docs table
+
+
+def markdown_table() -> str:
+    """The catalogue as docs/errors.md shows it."""
+    rows = ["| input | command | message | what to do |", "|---|---|---|---|"]
+    for c in CATALOGUE:
+        message, _, fix = c.expected("<version>").partition(". Fix: ")
+        cells = [c.input, code("snncc " + " ".join(c.argv)), code(message),
+                 fix.replace("<", "\\<")]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows)
+
+
+def code(text: str) -> str:
+    """A Markdown code span, even around text with backticks in it."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def test_docs_table_is_in_sync():
+    assert markdown_table() in DOCS.read_text(), (
+        "docs/errors.md is out of date: paste the output of `python tests/test_bad_input.py`")
+
+
+def test_every_case_has_a_fix():
+    assert all(". Fix: " in c.message for c in CATALOGUE)
+    assert len(BY_ID) == len(CATALOGUE)
+
+
+if __name__ == "__main__":
+    print(markdown_table())
