@@ -12,7 +12,7 @@ MultiThreshold does), so ties round exactly as the source model rounds them.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from fractions import Fraction
 from math import ceil, floor
 
@@ -24,7 +24,7 @@ ALWAYS = -(2**62)
 NEVER = 2**62
 
 
-class Rounding(str, Enum):
+class Rounding(StrEnum):
     """How a quantizer rounds z/s to an integer."""
 
     HALF_EVEN = "half_even"  # ONNX QuantizeLinear, QONNX Quant ROUND, torch.round
@@ -102,7 +102,8 @@ def level_thresholds(a: np.ndarray, b: np.ndarray, scale: np.ndarray, zero_point
     return sign_u[inverse].reshape(shape), theta_u[inverse].reshape(shape + (levels,))
 
 
-def codes_from_thresholds(current: np.ndarray, sign: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def codes_from_thresholds(current: np.ndarray, sign: np.ndarray,
+                          thresholds: np.ndarray) -> np.ndarray:
     """Integer reference of a neuron: ``#{k : sign*I >= theta_k}`` per element."""
     v = np.asarray(current, np.int64) * sign
     return np.sum(v[..., None] >= thresholds, axis=-1, dtype=np.int64)

@@ -29,7 +29,8 @@ def evaluates(*kinds: type) -> Callable[[Eval], Eval]:
     return register
 
 
-def evaluate(graph: Graph, feeds: dict[str, np.ndarray], keep: bool = True) -> dict[str, np.ndarray]:
+def evaluate(graph: Graph, feeds: dict[str, np.ndarray],
+             keep: bool = True) -> dict[str, np.ndarray]:
     """Every value of `graph` for the batch in `feeds` (or just the outputs if not `keep`)."""
     values: dict[str, np.ndarray] = {}
     remaining = {n.name: 0 for n in graph.topo()}

@@ -2,7 +2,6 @@
 the model's output unchanged by it (float semantics before quant-to-neuron, the integer
 reference after)."""
 
-import warnings
 
 import numpy as np
 import onnx
