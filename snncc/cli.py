@@ -267,6 +267,11 @@ def compile_cmd(
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if time_passes:
         _print_timings(compiled.timings)
+    calib = compiled.graph.meta.get("calibration")
+    if calib:
+        out.print(f"calibration: {calib['quantizers']} quantizer(s) chosen from "
+                  f"{calib['samples']} samples; the model's decisions on them are unchanged "
+                  f"for {calib['decision_agreement']:.2%}")
     out.print(f"compiled {model} -> {output}/ (T={T}, delay={delay}, "
               f"{compiled.steps} steps end to end, targets: sim"
               f"{''.join(', ' + t for t in targets)})")
@@ -294,16 +299,87 @@ def simulate(
     engine: str = typer.Option("auto", "--engine", help="auto | fast | step"),
     output: Path | None = typer.Option(None, "--output", help="Write logits and predictions."),
     batch_size: int = typer.Option(256, "--batch-size"),
+    report: Path | None = typer.Option(None, "--report",
+                                       help="Where to write report.json (default: next to "
+                                            "the artifact)."),
 ) -> None:
     """Run a compiled SNN on inputs: predictions, firing rates, time steps."""
     import snncc
+    from snncc.report import read_report
     from snncc.simulate import simulate_and_report
 
     model = snncc.load(artifact)
     x = model.check_input(load_array(input, "input"), file=str(input))
     y = load_array(labels, "labels", key="y") if labels else None
+    base = read_report(artifact.parent / "report.json")
     simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx, trace=trace,
-                        output=output, batch_size=batch_size)
+                        output=output, batch_size=batch_size,
+                        report=report or artifact.parent / "report.json", base=base)
+
+
+# ---------------------------------------------------------------- report
+
+
+@app.command("report")
+def report_cmd(
+    build: Path = typer.Argument(..., help="Build folder written by `snncc compile`."),
+    input: Path | None = typer.Option(None, "--input",
+                                      help="Inputs to simulate (default: reuse the "
+                                           "simulation in build/report.json)."),
+    labels: Path | None = typer.Option(None, "--labels", help="Labels (.npy, or .npz 'y')."),
+    html: Path | None = typer.Option(None, "--html", help="Also write an HTML page here."),
+    layers: list[str] | None = typer.Option(None, "--layer",
+                                            help="Neuron layer to draw a raster for "
+                                                 "(repeatable; default: all)."),
+    pj_ac: float = typer.Option(0.9, "--pj-ac", help="Energy of one accumulate (pJ)."),
+    pj_mac: float = typer.Option(4.6, "--pj-mac", help="Energy of one MAC (pJ)."),
+    engine: str = typer.Option("auto", "--engine", help="auto | fast | step"),
+) -> None:
+    """Per-layer figures, operation counts and energy; optionally an HTML page."""
+    from snncc.energy import EnergyModel
+    from snncc.report import reprice, write_report
+    from snncc.report_view import load_or_measure, print_report
+
+    if not (build / "model.snn").is_file():
+        raise SnnccError(Diagnostic("no model.snn in the build folder", file=str(build),
+                                    fix="pass the folder written by `snncc compile`"))
+    energy = EnergyModel(pj_ac, pj_mac)
+    x = load_array(input, "input") if input else None
+    y = load_array(labels, "labels", key="y") if labels else None
+    report = load_or_measure(build, x, y, err, engine, energy)
+    if reprice(report, energy):
+        write_report(report, build / "report.json")
+    print_report(out, report)
+    if html is not None:
+        from snncc.html_report import write_html
+
+        write_html(report, html, layers)
+        out.print(f"HTML report written to {html}")
+
+
+# ---------------------------------------------------------------- verify
+
+
+@app.command()
+def verify(
+    build: Path = typer.Argument(..., help="Build folder written by `snncc compile`."),
+    input: Path = typer.Option(..., "--input", help="Inputs (.npy, or .npz with 'x')."),
+    onnx_model: Path | None = typer.Option(None, "--onnx",
+                                           help="The source ONNX model (default: the one "
+                                                "the build was compiled from, if present)."),
+    rtl_simulator: str = typer.Option("auto", "--rtl-simulator",
+                                      help="auto | icarus | verilator"),
+) -> None:
+    """Run the verification ladder: onnxruntime, integer reference, interpreter, HLS C
+    simulation, RTL simulation; exit 1 on any divergence the contract forbids."""
+    from snncc.verify import run_ladder
+
+    if not (build / "model.snn").is_file():
+        raise SnnccError(Diagnostic("no model.snn in the build folder", file=str(build),
+                                    fix="pass the folder written by `snncc compile`"))
+    x = load_array(input, "input")
+    if not run_ladder(build, x, out, onnx_model, rtl_simulator, file=str(input)):
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- demo
