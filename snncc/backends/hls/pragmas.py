@@ -1,0 +1,37 @@
+"""HLS pragma choices, from the layer sizes (the templates only print them).
+
+Each kernel has one vector loop (a weight row, a row of counts, a run of neurons) that is
+pipelined at II=1 and unrolled by a number of parallel lanes; the arrays that loop walks
+are banked to match, so that the lanes do not wait on memory ports.
+"""
+
+from __future__ import annotations
+
+MAX_LANES = 16  # parallel adders (or comparators) per layer
+MAX_BANKS = 64  # the most banks one array is split into
+MAX_LEVEL_BANKS = 16  # threshold tables with at most this many levels become registers
+
+
+def lanes(n: int) -> int:
+    """Lanes for a vector loop of `n` iterations: its largest divisor up to MAX_LANES."""
+    return max(d for d in range(1, min(n, MAX_LANES) + 1) if n % d == 0)
+
+
+def cyclic(factor: int, dim: int | None = None) -> str:
+    """Bank an array so that `factor` consecutive elements sit in different banks."""
+    if factor <= 1:
+        return ""
+    return f"cyclic factor={factor}" + (f" dim={dim}" if dim else "")
+
+
+def channel_banks(channels: int) -> str:
+    """Bank a [channels][plane] array by channel (a conv writes one pixel of every
+    channel at once: elements a plane apart)."""
+    if channels <= 1 or channels > MAX_BANKS:
+        return ""
+    return f"block factor={channels}"
+
+
+def level_banks(levels: int) -> str:
+    """Threshold table [MID][LEVELS]: each lane reads the level its own count selects."""
+    return "complete dim=2" if 1 < levels <= MAX_LEVEL_BANKS else ""

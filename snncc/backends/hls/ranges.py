@@ -1,0 +1,106 @@
+"""Value ranges of every SNN value, for choosing C integer types (interval arithmetic).
+
+Each value gets two intervals: ``step``, what it can hold at one time step, and ``total``,
+what any running sum of it over steps can hold (a membrane, a readout accumulator). Both
+are closed integer intervals that contain 0, so that every partial sum a kernel stores
+while it accumulates (a subset of the terms) lies inside them too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from snncc import ops as o
+from snncc.ir import Graph, Node
+
+Interval = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Range:
+    """What one value can hold: per step, summed over steps, and whether it is a spike."""
+
+    step: Interval
+    total: Interval
+    binary: bool = False  # 0 or 1 per step (a spike train)
+
+
+def _hull(*ivs: Interval) -> Interval:
+    return min(i[0] for i in ivs), max(i[1] for i in ivs)
+
+
+def _scale(iv: Interval, k: int) -> Interval:
+    return k * iv[0], k * iv[1]
+
+
+def _linear(w: np.ndarray, iv: Interval) -> Interval:
+    """Bounds of every partial sum of ``sum_k w[k, j] * x_k`` with x_k in `iv`.
+
+    `w` is [fan_in, outputs]; each term is bounded by [min(w*lo, w*hi), max(...)], and
+    negative (positive) term bounds add up to the lowest (highest) partial sum.
+    """
+    w = np.asarray(w).astype(object)
+    a, b = w * iv[0], w * iv[1]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    neg = np.where(lo < 0, lo, 0).sum(axis=0)
+    pos = np.where(hi > 0, hi, 0).sum(axis=0)
+    return int(min(neg, default=0)), int(max(pos, default=0))
+
+
+def _synapse_matrix(op: o.Synapse) -> np.ndarray:
+    """The weights as [fan_in, outputs]: one column per output (channel)."""
+    if op.kind == "dense":
+        return op.weight
+    return op.weight.reshape(op.weight.shape[0], -1).T
+
+
+def _range(graph: Graph, n: Node, ins: list[Range]) -> Range:
+    op = n.op
+    if isinstance(op, o.SpikeInput):
+        if op.analog:
+            return Range((min(op.lo, 0), op.hi), (min(op.lo, 0), op.hi))
+        return Range((0, 1), (0, op.hi - op.lo), binary=True)
+    if isinstance(op, o.Synapse):
+        w = _synapse_matrix(op)
+        return Range(_linear(w, ins[0].step), _linear(w, ins[0].total))
+    if isinstance(op, o.TDMatMul):
+        k = graph.node(n.inputs[0]).shape[-1]
+        la, lb = ins[0].total[1], ins[1].total[1]
+        return Range((0, k * (la + lb)), (0, k * la * lb))
+    if isinstance(op, o.TDMaxPool):
+        return Range((0, 1), (0, ins[0].total[1]), binary=True)
+    if isinstance(op, o.Neuron):
+        return Range((0, 1), (0, op.levels), binary=True)
+    if isinstance(op, o.AddCurrent):
+        a, b = ins
+        return Range((a.step[0] + b.step[0], a.step[1] + b.step[1]),
+                     (a.total[0] + b.total[0], a.total[1] + b.total[1]))
+    if isinstance(op, o.ReduceSum):
+        shape = graph.node(n.inputs[0]).shape
+        k = int(np.prod([shape[a] for a in op.axes]))
+        return Range(_scale(ins[0].step, k), _scale(ins[0].total, k))
+    if isinstance(op, o.SumPool):
+        k = op.kernel[0] * op.kernel[1]
+        return Range(_scale(ins[0].step, k), _scale(ins[0].total, k))
+    if isinstance(op, o.Readout):
+        return ins[0]
+    if isinstance(op, o.LAYOUT_OPS):
+        return Range(_hull(*(r.step for r in ins)), _hull(*(r.total for r in ins)),
+                     all(r.binary for r in ins))
+    raise AssertionError(f"no range rule for {op.name}")
+
+
+def value_ranges(graph: Graph) -> dict[str, Range]:
+    """The range of every SNN value of `graph` (check() has refused anything else)."""
+    ranges: dict[str, Range] = {}
+    for n in graph.topo():
+        if not isinstance(n.op, o.Input):
+            ranges[n.name] = _range(graph, n, [ranges[i] for i in n.inputs if i in ranges])
+    return ranges
+
+
+def magnitude(iv: Interval) -> int:
+    """The largest |value| in `iv`: a membrane holding `iv` also holds its negation."""
+    return max(abs(iv[0]), abs(iv[1]))
