@@ -16,7 +16,7 @@ import numpy as np
 
 from snncc import __version__
 from snncc import ops as o
-from snncc.energy import EnergyModel, OpCounts, energy_summary, node_dense_macs
+from snncc.energy import EnergyModel, OpCounts, energy_from_totals, energy_summary, node_dense_macs
 from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node
 from snncc.schedule import Window, windows
@@ -121,7 +121,9 @@ def compile_report(compiled) -> dict:
     g = compiled.graph
     rows = layers(g)
     return {
-        "snncc_version": __version__, "source": g.meta.get("source"), "T": compiled.T,
+        "snncc_version": __version__, "source": g.meta.get("source"),
+        "source_path": str(Path(compiled.source).resolve()) if compiled.source else None,
+        "T": compiled.T,
         "delay": compiled.delay, "steps": compiled.steps,
         "pipeline_interval": pipeline_interval(g),
         "neuron_layers_on_path": compiled.neuron_layers, "frac_bits": g.meta.get("frac_bits"),
@@ -130,12 +132,12 @@ def compile_report(compiled) -> dict:
                    for t in compiled.timings],
         "memory": {"weight_bits": sum(r.get("weight_bits", 0) for r in rows),
                    "state_bits": sum(r.get("state_bits", 0) for r in rows)},
-        "ann_macs": _ann_macs(compiled.source),
+        "ann_macs": _ann_macs(compiled.source, compiled.input_shape),
         "layers": rows, "targets": {},
     }
 
 
-def _ann_macs(source: Path | None) -> dict | None:
+def _ann_macs(source: Path | None, sample: tuple[int, ...]) -> dict | None:
     """The source ONNX model's MACs, if the model is at hand."""
     from snncc.errors import SnnccError
     from snncc.onnx_macs import ann_macs
@@ -143,7 +145,7 @@ def _ann_macs(source: Path | None) -> dict | None:
     if source is None or not Path(source).is_file():
         return None
     try:
-        return ann_macs(source).to_json()
+        return ann_macs(source, sample).to_json()
     except SnnccError:
         return None
 
@@ -173,6 +175,19 @@ def simulation_report(compiled, base: dict | None, counts: OpCounts, rates: dict
     return report
 
 
+def reprice(report: dict, energy: EnergyModel) -> bool:
+    """Recompute the energy section for other pJ/op figures; True if it changed."""
+    sim = report.get("simulation")
+    if not sim:
+        return False
+    old = sim["energy"]
+    if (old["pj_per_ac"], old["pj_per_mac"]) == (energy.pj_ac, energy.pj_mac):
+        return False
+    snn = {k: old["snn"][k] for k in ("macs", "sops", "adds", "comparisons")}
+    sim["energy"] = energy_from_totals(snn, (report.get("ann_macs") or {}).get("total"), energy)
+    return True
+
+
 def read_report(path: Path) -> dict | None:
     """A report.json, or None if there is none (or it is unreadable)."""
     try:
@@ -183,10 +198,17 @@ def read_report(path: Path) -> dict | None:
 
 def write_report(report: dict, path: Path) -> None:
     """Write atomically: a reader never sees half a report."""
+    from snncc.errors import Diagnostic, SnnccError
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise SnnccError(Diagnostic(f"cannot write the report ({e.strerror or e})",
+                                    file=str(path), fix="choose a writable path")) from None
 
 
 def _jsonable(v):

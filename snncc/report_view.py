@@ -1,0 +1,141 @@
+"""`snncc report`: the human view of report.json, as a terminal table (and see
+snncc.html_report for the page). The rows are built here once for both views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from snncc.errors import Diagnostic, SnnccError
+from snncc.report import read_report, short_name, simulation_report, write_report
+
+LAYER_HEADER = ("layer", "kind", "neurons", "θ", "fires from (delay)", "rate", "SOPs",
+                "MACs", "ANN MACs", "memory bits (weights / state)")
+_NO_SOPS = ("input", "dif-neuron", "readout", "td-maxpool")
+
+
+def _num(v, digits: int = 4) -> str:
+    if v is None or v == "":
+        return ""
+    if isinstance(v, float) and not v.is_integer():
+        return f"{v:.{digits}g}"
+    return f"{int(v):,}"
+
+
+def layer_label(row: dict) -> str:
+    return short_name(row.get("source") or row["name"])
+
+
+def layer_rows(report: dict) -> list[list[str]]:
+    """One row per layer; blank where a figure does not apply (or nothing was simulated)."""
+    rows = []
+    for r in report["layers"]:
+        fires = f"{r['t_fire']} ({r['delay']})" if "t_fire" in r else ""
+        sops = None
+        if "sops" in r and r["kind"] not in _NO_SOPS and not r["kind"].startswith("analog"):
+            sops = r["sops"] + r["adds"]
+        rate = f"{r['firing_rate']:.3f}" if "firing_rate" in r else ""
+        memory = " / ".join(_num(r.get(k)) or "-" for k in ("weight_bits", "state_bits"))
+        rows.append([layer_label(r), r["kind"], _num(r.get("neurons")),
+                     str(r.get("threshold", "")), fires, rate, _num(sops),
+                     _num(r.get("macs") or None), _num(r.get("dense_macs") or None),
+                     "" if memory == "- / -" else memory])
+    return rows
+
+
+def _pj(v: float) -> str:
+    return f"{v / 1e6:.4g} µJ" if v >= 1e6 else f"{v / 1e3:.4g} nJ" if v >= 1e3 else f"{v:.4g} pJ"
+
+
+def summary_rows(report: dict) -> list[tuple[str, str]]:
+    rows = [("source model", str(report.get("source"))), ("T (spike window)", str(report["T"])),
+            ("delay policy", str(report["delay"])),
+            ("end-to-end time steps", str(report["steps"])),
+            ("pipelined throughput", f"one inference every {report.get('pipeline_interval')} "
+                                     "steps"),
+            ("neuron layers on the longest path", str(report.get("neuron_layers_on_path"))),
+            ("weight memory", f"{report['memory']['weight_bits']:,} bits"),
+            ("state memory", f"{report['memory']['state_bits']:,} bits")]
+    ann = report.get("ann_macs")
+    if ann:
+        rows.append(("ANN MACs (from the ONNX graph)", f"{ann['total']:,} per inference"))
+    sim = report.get("simulation")
+    if not sim:
+        return rows
+    rows.append(("inputs simulated", str(sim["inputs"])))
+    if sim.get("accuracy") is not None:
+        rows.append(("accuracy", f"{sim['accuracy']:.2%}"))
+    if sim.get("onnx"):
+        a = sim["onnx"]
+        rows.append(("onnxruntime agreement", f"codes {a['code_agreement']:.4%}, argmax "
+                                              f"{a['decision_agreement']:.2%}"))
+    e = sim["energy"]
+    s = e["snn"]
+    rows.append(("SNN operations", f"{s['sops']:,.0f} SOPs + {s['adds']:,.0f} current adds "
+                                   f"+ {s['macs']:,.0f} MACs per inference"))
+    rows.append((f"SNN energy ({e['pj_per_ac']} pJ/AC, {e['pj_per_mac']} pJ/MAC)",
+                 _pj(s["pj"]) + " per inference"))
+    if e.get("ann"):
+        rows.append(("ANN energy (MACs)", _pj(e["ann"]["pj"]) + " per inference"))
+        ratio = e.get("ann_over_snn")
+        rows.append(("ANN / SNN energy", f"{ratio:.2f}x" if ratio else "n/a"))
+    return rows
+
+
+def hardware_rows(report: dict) -> list[tuple[str, str]]:
+    rows = []
+    for target, info in (report.get("targets") or {}).items():
+        for key, value in (info or {}).items():
+            if isinstance(value, str | int | float):
+                rows.append((f"{target}: {key}", str(value)))
+    for rung in (report.get("verify") or {}).get("rungs", []):
+        for key, value in rung.get("figures", {}).items():
+            rows.append((f"{rung['name']}: {key}", str(value)))
+    return rows
+
+
+def print_report(console: Console, report: dict) -> None:
+    t = Table(*LAYER_HEADER, title="layers (per inference)")
+    for row in layer_rows(report):
+        t.add_row(*row)
+    console.print(t)
+    s = Table("model", "", show_header=False, title="model")
+    for key, value in summary_rows(report) + hardware_rows(report):
+        s.add_row(key, value)
+    console.print(s)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, console: Console,
+                    engine: str = "auto", energy=None) -> dict:
+    """The build's report: from a new simulation of `x` (written back to the build), or
+    the one `snncc simulate` wrote."""
+    import snncc
+    from snncc.measure import check_labels, measure, summarize
+    from snncc.simulate import progress_bar
+
+    path = build / "report.json"
+    base = read_report(path)
+    if x is None:
+        if base is None or "simulation" not in base:
+            raise SnnccError(Diagnostic(
+                "no simulation results in the build folder", file=str(path),
+                fix="pass --input x.npy, or run `snncc simulate` on the build first"))
+        return base
+    model = snncc.load(build / "model.snn")
+    x = model.check_input(x)
+    if y is not None:
+        check_labels(y, len(x))
+    with progress_bar(console) as bar:
+        task = bar.add_task("simulating", total=len(x))
+        measured = measure(model, x, engine=engine, progress=lambda k: bar.advance(task, k))
+    summary = summarize(model, x, y, measured, engine)
+    report = simulation_report(model, base, measured.counts, summary["firing_rates"], summary,
+                               energy=energy, rasters=measured.rasters)
+    write_report(report, path)
+    return report

@@ -1,0 +1,424 @@
+"""Reports (issue 7): operation and energy counts against hand counts, the ANN's MACs from
+the ONNX graph, report.json, the HTML page in a real browser, and `snncc verify`."""
+
+import json
+import struct
+import subprocess
+import zlib
+
+import numpy as np
+import onnx
+import pytest
+from conftest import require_tool
+from onnx import TensorProto, helper, numpy_helper
+from typer.testing import CliRunner
+
+import snncc
+from snncc import ops as o
+from snncc import verify
+from snncc.activity import replay
+from snncc.backends.sim import artifact
+from snncc.backends.sim.engine import run_step
+from snncc.cli import app
+from snncc.energy import (
+    EnergyModel,
+    LayerOps,
+    OpCounts,
+    add_current_adds,
+    count_ops,
+    dense_macs,
+    energy_summary,
+    maxpool_comparisons,
+    node_dense_macs,
+    reduce_sum_adds,
+    sum_pool_adds,
+    synapse_sops,
+    td_matmul_sops,
+)
+from snncc.intmath import Rounding
+from snncc.ir import Graph
+from snncc.onnx_macs import ann_macs
+from snncc.reference import evaluate
+
+runner = CliRunner()
+
+
+def cli(*args):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+# ---------------------------------------------------------------- hand counts, per layer kind
+
+
+def conv(w_shape, strides=(1, 1), pads=(0, 0, 0, 0), group=1, analog=False):
+    return o.Synapse(np.ones(w_shape, np.int64), "conv", strides, pads, group=group,
+                     analog=analog)
+
+
+def test_spike_dense_sops_are_spikes_times_fan_out():
+    w = np.array([[1, 2, 3], [4, 0, 6], [7, 8, 9], [0, 0, 1]], np.int64)
+    counts = np.array([[3, 1, 0, 2]])  # 6 spikes, 3 outputs each
+    sops, eff = synapse_sops(o.Synapse(w), counts)
+    assert sops == 6 * 3
+    assert eff == 3 * 3 + 1 * 2 + 2 * 1  # zero weights skipped (NeuroBench Eff_ACs)
+
+
+def test_conv_fan_out_honours_padding_and_stride():
+    counts = np.zeros((1, 1, 3, 3), np.int64)
+    counts[0, 0, 0, 0] = 1  # a corner
+    counts[0, 0, 1, 1] = 2  # the centre
+    # 3x3 kernel, pad 1, stride 1, 2 output channels: the corner is in 4 receptive fields,
+    # the centre in all 9.
+    assert synapse_sops(conv((2, 1, 3, 3), pads=(1, 1, 1, 1)), counts)[0] == 2 * (4 + 2 * 9)
+    # stride 2: outputs at rows/cols {-1..1, 1..3}: the corner is in 1 field, the centre in 4
+    assert synapse_sops(conv((2, 1, 3, 3), (2, 2), (1, 1, 1, 1)), counts)[0] == 2 * (1 + 2 * 4)
+    # no padding: one output, every input reaches it once
+    assert synapse_sops(conv((2, 1, 3, 3)), counts)[0] == 2 * 3
+
+
+def test_grouped_conv_reaches_only_its_group():
+    counts = np.zeros((1, 4, 1, 1), np.int64)
+    counts[0, 1] = 1  # one spike in group 0 (channels 0-1)
+    op = conv((6, 2, 1, 1), group=2)  # 3 output channels per group
+    assert synapse_sops(op, counts) == (3, 3)
+
+
+def test_analog_layer_counts_dense_macs():
+    op = conv((4, 1, 3, 3), pads=(1, 1, 1, 1), analog=True)
+    assert dense_macs(op, [(1, 8, 8)], (4, 8, 8)) == 4 * 8 * 8 * 9
+    dense = o.Synapse(np.ones((16, 10), np.int64), analog=True)
+    assert dense_macs(dense, [(5, 16)], (5, 10)) == 5 * 16 * 10
+
+
+def test_td_matmul_adds_a_row_per_a_spike_and_a_column_per_b_spike():
+    # A: N=2 x d=3, B: d=3 x M=4, two steps
+    sa = np.zeros((2, 1, 2, 3), np.int64)
+    sb = np.zeros((2, 1, 3, 4), np.int64)
+    sa[0, 0, 0, 0] = sa[1, 0, 1, 0] = 1
+    sb[0, 0, 0, 1] = sb[1, 0, 0, 2] = 1
+    sops, eff = td_matmul_sops(sa, sb)
+    assert sops == 2 * 4 + 2 * 2  # 2 A-spikes x M + 2 B-spikes x N
+    # effective: t0 S_A·C_B(0) -> 1 non-zero; t1 S_A·C_B(1) -> 2, C_A(0)·S_B(1) -> 1
+    assert eff == 1 + 2 + 1
+
+
+def test_td_matmul_broadcast_heads():
+    sa = np.ones((1, 1, 1, 2, 3), np.int64)  # [1 head, N=2, d=3], 6 spikes
+    sb = np.zeros((1, 1, 4, 3, 5), np.int64)  # [4 heads, d=3, M=5]
+    sb[0, 0, 2, 1, 1] = 1
+    assert td_matmul_sops(sa, sb)[0] == 4 * 5 * 6 + 1 * 2 * 1
+
+
+def test_td_maxpool_compares_once_per_window_per_spike():
+    counts = np.array([[[[1, 0], [2, 3]]]])  # 6 spikes
+    assert maxpool_comparisons(o.TDMaxPool((2, 2), (1, 1)), counts) == 6
+    assert maxpool_comparisons(o.TDMaxPool((2, 2), (1, 1), (1, 1, 1, 1)), counts) == 6 * 4
+
+
+def test_residual_add_counts_steps_where_both_currents_are_non_zero():
+    a = np.array([[[1, 0, 2]], [[1, 1, 0]]])  # [T=2, B=1, 3]
+    b = np.array([[[0, 0, 3]], [[2, 2, 0]]])
+    assert add_current_adds(a, b) == 1 + 2
+
+
+def test_sums_need_one_add_less_than_their_non_zero_terms():
+    x = np.array([[[[1, 0], [2, 0], [3, 5]]]])  # [T=1, B=1, tokens=3, 2]
+    assert reduce_sum_adds(o.ReduceSum((0,)), x) == 2 + 0
+    pool = np.array([[[[[1, 1], [1, 0]]]]])  # [T=1, B=1, C=1, 2, 2]
+    assert sum_pool_adds(o.SumPool((2, 2), (1, 1)), pool) == 2
+
+
+def test_energy_model():
+    counts = OpCounts(2, {"a": LayerOps(macs=200, sops=1000, adds=20, comparisons=50)})
+    e = energy_summary(counts, ann_macs=1000, model=EnergyModel())
+    snn = 4.6 * 100 + 0.9 * (500 + 10)  # per inference; comparisons are not charged
+    assert e["snn"]["pj"] == pytest.approx(snn)
+    assert e["ann"]["pj"] == pytest.approx(4600)
+    assert e["ann_over_snn"] == pytest.approx(4600 / snn)
+    custom = energy_summary(counts, 1000, EnergyModel(pj_ac=0.03, pj_mac=0.2))
+    assert custom["snn"]["pj"] == pytest.approx(0.2 * 100 + 0.03 * 510)
+
+
+def spiking_dense_graph() -> Graph:
+    """x[4] -> 3-level spikes -> dense [4, 2] -> neuron -> dense [2, 3] -> readout."""
+    g = Graph("hand")
+    g.add("x", o.Input(), shape=(4,), kind=o.FLOAT)
+    g.inputs, g.meta = ["x"], {"T": 3, "delay": "exact"}
+    g.add("enc", o.SpikeInput(np.array(1.0), 0, 0, 3, Rounding.HALF_EVEN, False), ["x"])
+    g.add("fc1", o.Synapse(np.array([[1, 1], [1, 0], [2, 1], [1, 1]], np.int64)), ["enc"])
+    th = np.array([1, 3, 5], np.int64)
+    g.add("n1", o.Neuron(np.array(1, np.int8), th, 3, np.array(1.0), t_fire=3), ["fc1"])
+    g.add("fc2", o.Synapse(np.ones((2, 3), np.int64)), ["n1"])
+    g.add("out", o.Readout(1.0, np.zeros(3)), ["fc2"])
+    g.outputs = ["out"]
+    return g
+
+
+def test_count_ops_on_a_hand_built_network():
+    g = spiking_dense_graph()
+    x = np.array([[3.0, 0.0, 1.0, 2.0]])  # 6 input spikes
+    r = run_step(g, x, trace=True)
+    ops = count_ops(g, x, r.trains)
+    # fc1: 6 spikes x 2 outputs; effective: input 1 has no spikes, its zero weight is moot
+    assert ops.layers["fc1"] == LayerOps(sops=12, sops_effective=12)
+    # currents: [3+1+2*2+2, 3+0+1+2] = [9, 6] -> codes [3, 3] (thresholds 1, 3, 5)
+    assert ops.layers["n1"].spikes == 6 and r.counts["n1"].tolist() == [[3, 3]]
+    assert ops.layers["fc2"].sops == 6 * 3
+    assert ops.layers["enc"].spikes == 6
+
+
+def test_replay_reproduces_the_readout_current(tiny_models):
+    model = snncc.compile(tiny_models["transformer"], T=7)
+    x = np.random.default_rng(1).uniform(0, 1, (5,) + model.input_shape)
+    r = run_step(model.graph, x, trace=True)
+    (readout,) = model.graph.ops(o.Readout)
+    seen = {}
+
+    def visit(n, ins, out):
+        if n.name == readout.name:
+            seen["current"] = ins[0].sum(axis=0)
+
+    replay(model.graph, x, r.trains, visit)
+    assert np.array_equal(seen["current"] + readout.op.bias, r.logits_int)
+
+
+def brute_force_conv_sops(op: o.Synapse, counts: np.ndarray) -> int:
+    """Σ over outputs and kernel taps of the input count under the tap (loops)."""
+    _, c, h, w = counts.shape
+    oc, cg, kh, kw = op.weight.shape
+    (sh, sw), (pt, pl, pb, pr) = op.strides, op.pads
+    oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    total = 0
+    for oy in range(oh):
+        for ox in range(ow):
+            for ky in range(kh):
+                for kx in range(kw):
+                    iy, ix = oy * sh - pt + ky, ox * sw - pl + kx
+                    if 0 <= iy < h and 0 <= ix < w:
+                        total += int(counts[:, :, iy, ix].sum())
+    return total * oc
+
+
+def test_cnn_counts_match_loops_and_onnx_macs(tiny_models):
+    model = snncc.compile(tiny_models["cnn"], T=7)
+    g = model.graph
+    x = np.random.default_rng(0).uniform(0, 1, (6,) + model.input_shape)
+    r = model.simulate(x, trace=True)
+    ops = count_ops(g, x, r.trains)
+    values = evaluate(g, {g.inputs[0]: x})
+    spiking = [n for n in g.ops(o.Synapse) if n.op.kind == "conv" and not n.op.analog]
+    for n in spiking:
+        assert ops.layers[n.name].sops == brute_force_conv_sops(n.op, values[n.inputs[0]])
+    # the ANN's MACs, from the ONNX graph alone: conv 1->4 3x3 on 8x8, conv 4->6 3x3 on
+    # 4x4, Gemm 96->10
+    onnx_count = ann_macs(tiny_models["cnn"])
+    assert onnx_count.total == 4 * 64 * 9 + 6 * 16 * 36 + 96 * 10
+    assert [layer["op"] for layer in onnx_count.layers] == ["Conv", "Conv", "Gemm"]
+    # and from the SNN IR, independently: the same
+    assert sum(node_dense_macs(g, n) for n in g.topo()) == onnx_count.total
+    (analog,) = [n for n in g.ops(o.Synapse) if n.op.analog]
+    assert ops.layers[analog.name].macs == 6 * 4 * 64 * 9
+
+
+def test_transformer_ann_macs_by_hand(tiny_models):
+    # 8 tokens, dim 8, 2 heads of 4: embed + q,k,v + proj (5 x 8·8·8), QKᵀ and AV
+    # (2 heads x 8·8·4 each), MLP 8->16->8 (2 x 8·8·16), head on the pooled token 8·10
+    hand = 5 * 512 + 2 * (2 * 8 * 8 * 4) + 2 * (8 * 8 * 16) + 8 * 10
+    assert ann_macs(tiny_models["transformer"]).total == hand
+
+
+def test_onnx_macs_of_grouped_strided_conv_and_gemm(tmp_path):
+    w = numpy_helper.from_array(np.ones((4, 2, 3, 3), np.float32), "w")
+    g_w = numpy_helper.from_array(np.ones((5, 64), np.float32), "gw")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=2, strides=[2, 2],
+                              pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "gw"], ["y"], transB=1, name="gemm")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["N", 4, 8, 8])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["N", 5])], [w, g_w])
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    counted = ann_macs(path)
+    assert [layer["macs"] for layer in counted.layers] == [4 * 4 * 4 * (2 * 9), 64 * 5]
+
+
+# ---------------------------------------------------------------- report.json
+
+
+@pytest.fixture(scope="module")
+def transformer_build(tmp_path_factory, tiny_models):
+    folder = tmp_path_factory.mktemp("build")
+    x = np.random.default_rng(3).uniform(0, 1, (24, 8, 8)).astype(np.float32)
+    np.save(folder / "x.npy", x)
+    np.save(folder / "y.npy", np.arange(24) % 10)
+    build = folder / "build"
+    assert cli("compile", tiny_models["transformer"], "-o", build).exit_code == 0
+    (folder / "compile-report.json").write_text((build / "report.json").read_text())
+    res = cli("simulate", build / "model.snn", "--input", folder / "x.npy",
+              "--labels", folder / "y.npy")
+    assert res.exit_code == 0, res.output
+    return build
+
+
+def test_compile_and_simulate_reports(transformer_build, tiny_models):
+    build = transformer_build
+    static = json.loads((build.parent / "compile-report.json").read_text())
+    assert static["ann_macs"]["total"] == ann_macs(tiny_models["transformer"]).total
+    assert static["pipeline_interval"] <= static["steps"]
+    neuron = next(r for r in static["layers"] if r["kind"] == "dif-neuron")
+    assert {"neurons", "threshold", "t_fire", "delay", "weight_bits", "state_bits"} <= set(neuron)
+    assert "simulation" not in static
+    report = json.loads((build / "report.json").read_text())
+    sim = report["simulation"]
+    assert sim["inputs"] == 24 and 0 <= sim["accuracy"] <= 1
+    e = sim["energy"]
+    assert e["snn"]["macs"] == 512  # the analog embedding, 8 tokens x 8 x 8
+    assert e["ann"]["macs"] == static["ann_macs"]["total"]
+    assert e["ann_over_snn"] == pytest.approx(e["ann"]["pj"] / e["snn"]["pj"])
+    rows = {r["name"]: r for r in report["layers"]}
+    assert sum(r.get("sops", 0) for r in rows.values()) == pytest.approx(e["snn"]["sops"])
+    assert all(0 <= r["firing_rate"] <= 1 for r in rows.values() if r["kind"] == "dif-neuron")
+    assert set(sim["rasters"]) == {r["name"] for r in rows.values() if r["kind"] == "dif-neuron"}
+
+
+def test_report_command_table_and_energy_model(transformer_build):
+    res = cli("report", transformer_build, "--pj-ac", "0.45")
+    assert res.exit_code == 0, res.output
+    assert "layers (per inference)" in res.output and "energy" in res.output
+    e = json.loads((transformer_build / "report.json").read_text())["simulation"]["energy"]
+    assert e["pj_per_ac"] == 0.45
+    assert e["snn"]["pj"] == pytest.approx(4.6 * e["snn"]["macs"]
+                                           + 0.45 * (e["snn"]["sops"] + e["snn"]["adds"]))
+
+
+def test_report_needs_a_simulation(tmp_path, tiny_models):
+    assert cli("compile", tiny_models["cnn"], "-o", tmp_path / "b").exit_code == 0
+    res = cli("report", tmp_path / "b")
+    assert res.exit_code == 1
+    assert "no simulation results" in str(res.exception)
+
+
+# ---------------------------------------------------------------- the HTML page
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """[H, W, channels] of an 8-bit RGB(A) PNG (all five row filters)."""
+    pos, idat = 8, b""
+    while pos < len(data):
+        (n,), kind = struct.unpack(">I", data[pos:pos + 4]), data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, color = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and color in (2, 6)
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    bpp = 3 if color == 2 else 4
+    raw = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, w * bpp + 1)
+    out = np.zeros((h, w * bpp), np.int64)
+    prev = np.zeros(w * bpp, np.int64)
+    for y in range(h):
+        f, line = raw[y, 0], raw[y, 1:].astype(np.int64)
+        if f in (0, 2):
+            row = (line + (prev if f == 2 else 0)) % 256
+        elif f == 1:
+            row = np.cumsum(line.reshape(w, bpp), axis=0).reshape(-1) % 256
+        else:
+            row = line.copy()
+            for i in range(len(row)):
+                a = row[i - bpp] if i >= bpp else 0
+                b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+                if f == 3:
+                    row[i] = (row[i] + (a + b) // 2) % 256
+                else:
+                    p = a + b - c
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                    pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                    row[i] = (row[i] + pred) % 256
+        out[y], prev = row, row
+    return out.reshape(h, w, bpp)
+
+
+def test_html_report_renders_in_chromium(transformer_build, tmp_path):
+    chromium = require_tool("chromium")
+    page = tmp_path / "report.html"
+    res = cli("report", transformer_build, "--html", page)
+    assert res.exit_code == 0, res.output
+    text = page.read_text()
+    assert "<svg" in text and "data:image/png;base64," in text and "src=\"http" not in text
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}",
+                    f"--screenshot={shot}", "--window-size=1000,1300", page.as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    pixels = decode_png(shot.read_bytes())[..., :3]
+    non_white = np.any(pixels < 240, axis=-1).mean()
+    assert non_white > 0.03, f"only {non_white:.2%} of the page is drawn"
+    blue = np.all(np.abs(pixels - [0x3B, 0x6F, 0xB6]) < 12, axis=-1).sum()
+    assert blue > 500, "the firing-rate and operation charts did not render"
+
+
+# ---------------------------------------------------------------- verify
+
+
+def test_verify_passes_on_an_intact_build(transformer_build, tiny_models):
+    res = cli("verify", transformer_build, "--input", transformer_build.parent / "x.npy",
+              "--onnx", tiny_models["transformer"])
+    assert res.exit_code == 0, res.output
+    assert "all rungs agree" in res.output
+    rungs = json.loads((transformer_build / "report.json").read_text())["verify"]["rungs"]
+    assert [r["status"] for r in rungs[:2]] == ["pass", "pass"]
+
+
+def test_verify_names_a_planted_threshold_change(tmp_path, tiny_models):
+    build = tmp_path / "b"
+    x = np.random.default_rng(5).uniform(0, 1, (16, 8, 8))
+    np.save(tmp_path / "x.npy", x)
+    assert cli("compile", tiny_models["transformer"], "-o", build).exit_code == 0
+    g = snncc.load(build / "model.snn").graph
+    target = g.ops(o.Neuron)[2]  # a hidden layer, after the first attention inputs
+    op = target.op
+    g.replace_op(target.name, o.Neuron(op.sign, op.thresholds * 2, op.levels, op.scale,
+                                       op.t_fire))
+    artifact.save(g, build / "model.snn")
+    res = cli("verify", build, "--input", tmp_path / "x.npy", "--onnx",
+              tiny_models["transformer"])
+    assert res.exit_code == 1, res.output
+    line = next(s for s in res.output.splitlines() if "first divergence" in s)
+    assert target.origin in line and f"[{target.name}]" in line
+    step = int(line.split(" at step ")[1].split(":")[0])
+    assert target.op.t_fire <= step < target.op.t_fire + target.op.levels
+
+
+def test_interpreter_rung_locates_a_flipped_spike(tiny_models):
+    model = snncc.compile(tiny_models["cnn"], T=7)
+    g = model.graph
+    x = np.random.default_rng(2).uniform(0, 1, (4,) + model.input_shape)
+    ref = model.simulate(x, engine="fast", trace=True).trains
+    got = {k: v.copy() for k, v in ref.items()}
+    layer = g.ops(o.Neuron)[1]
+    got[layer.name][10, 3, 2, 1, 1] ^= 1  # step 10, sample 3, element (2, 1, 1)
+    got[layer.name][12, 0, 0, 0, 0] ^= 1  # a later step of the same layer
+    div = verify.train_divergence(g, ref, got)
+    assert (div.layer, div.step, div.element) == (layer.name, 10, (3, 2, 1, 1))
+    assert "at step 10" in div.describe() and layer.origin in div.describe()
+
+
+def test_hardware_rung_compares_counts_and_logits(tiny_models):
+    model = snncc.compile(tiny_models["cnn"], T=7)
+    g = model.graph
+    x = np.random.default_rng(2).uniform(0, 1, (3,) + model.input_shape)
+    r = run_step(g, x)
+    golden = {"counts": r.counts, "logits": r.logits_int}
+    same = verify.hardware_rung("hw", "HLS", g, golden,
+                                {"counts": dict(r.counts), "logits": r.logits_int})
+    assert same.status == verify.PASS and same.agreement == 1.0
+    layer = g.ops(o.Neuron)[1]
+    bad = {k: v.copy() for k, v in r.counts.items()}
+    bad[layer.name][2, 5, 0, 3] += 1
+    rung = verify.hardware_rung("hw", "HLS", g, golden, {"counts": bad, "logits": r.logits_int})
+    assert rung.status == verify.FAIL
+    assert (rung.divergence.layer, rung.divergence.element) == (layer.name, (2, 5, 0, 3))
+    assert rung.divergence.step is None
