@@ -55,6 +55,13 @@ def _ax(axis: int) -> int:
     return axis + 1 if axis >= 0 else axis
 
 
+def batched(xs: list[np.ndarray]) -> list[np.ndarray]:
+    """Operands of a broadcasting op, given equal rank by 1-axes right after the batch axis
+    (per-sample shapes broadcast from the right; the batch axis must not take part)."""
+    rank = max(x.ndim for x in xs)
+    return [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in xs]
+
+
 # ---------------------------------------------------------------- canonical ops
 
 
@@ -89,17 +96,20 @@ def _batchnorm(n, xs):
 
 @evaluates(o.Add, o.AddCurrent)
 def _add(n, xs):
-    return xs[0] + xs[1]
+    a, b = batched(xs)
+    return a + b
 
 
 @evaluates(o.Sub)
 def _sub(n, xs):
-    return xs[0] - xs[1]
+    a, b = batched(xs)
+    return a - b
 
 
 @evaluates(o.MatMul, o.TDMatMul)
 def _matmul(n, xs):
-    return kernels.matmul(xs[0], xs[1])
+    a, b = batched(xs)
+    return kernels.matmul(a, b)
 
 
 @evaluates(o.Relu)

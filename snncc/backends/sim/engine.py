@@ -17,7 +17,7 @@ import numpy as np
 from snncc import kernels
 from snncc import ops as o
 from snncc.ir import Graph, Node
-from snncc.reference import EVAL, evaluate
+from snncc.reference import EVAL, batched, evaluate
 from snncc.schedule import total_steps
 
 
@@ -139,10 +139,11 @@ def _stateless(n: Node, state: _State, ins, t: int):
 
 
 def _add_current(n: Node, state: _State, ins, t: int):
-    present = [i for i in ins if i is not None]
-    if not present:
+    if all(i is None for i in ins):
         return None
-    return present[0] if len(present) == 1 else present[0] + present[1]
+    a, b = batched([np.zeros(shape, np.int64) if i is None else i
+                    for i, shape in zip(ins, state.in_shapes, strict=True)])
+    return a + b
 
 
 def _td_matmul(n: Node, state: _State, ins, t: int):
@@ -152,10 +153,10 @@ def _td_matmul(n: Node, state: _State, ins, t: int):
         return None
     out = np.zeros(state.acc.shape, np.int64)
     if sb is not None:
-        out += kernels.matmul(state.ca, sb)
+        out += kernels.matmul(*batched([state.ca, sb]))
         state.cb += sb
     if sa is not None:
-        out += kernels.matmul(sa, state.cb)
+        out += kernels.matmul(*batched([sa, state.cb]))
         state.ca += sa
     return out
 
