@@ -1,22 +1,221 @@
-"""The hardware rungs of `snncc verify`: HLS C simulation and RTL simulation.
+"""The hardware rungs of `snncc verify`: the emitted HLS C simulation and RTL simulation,
+run on the user's inputs and compared with the interpreter.
 
-(Placeholder until the backends land: both rungs report 'skipped'.)
+HLS (``build/hls/``, needs g++ and make): ``make <model>_csim`` builds the testbench; it is
+run on a temporary tb_data folder holding the user's input codes (``tb_input_codes.dat``)
+and the interpreter's counts and logits as its golden vectors, and writes what the C++
+computed to ``csim_spike_counts.dat`` and ``csim_logits.dat`` (one input per line; the
+counts of the neuron layers concatenated in the order of ``spike_counts_layout`` in
+report.json). Those files are compared with the interpreter, layer by layer.
+
+RTL (``build/verilog/``, needs iverilog+vvp or verilator): the backend's ``write_vectors``
+replaces the testbench's golden vectors by the interpreter's run on the user's inputs, the
+Makefile's ``sim-icarus``/``sim-verilator`` target runs the self-checking testbench, and
+its report lines are parsed: ``MISMATCH vector v layer l neuron i: count c, expected e``,
+``LAYER l name match a/b``, ``LOGITS match a/b``, ``CYCLES min a max b mean c``.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from snncc.verify import SKIP, Rung
+from snncc import ops as o
+from snncc.reference import EVAL
+from snncc.report import read_report
+from snncc.verify import FAIL, PASS, SKIP, Divergence, Rung, hardware_rung
+
+HLS = "interpreter ↔ HLS C simulation"
+RTL = "interpreter ↔ RTL simulation"
+TIMEOUT = 3600
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
+                          check=False)
+
+
+def _tail(text: str, lines: int = 6) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:])
+
+
+def _rows(a: np.ndarray) -> str:
+    flat = np.asarray(a, np.int64).reshape(len(a), -1)
+    return "".join(" ".join(map(str, row)) + "\n" for row in flat)
+
+
+def input_codes(graph, x: np.ndarray) -> np.ndarray:
+    (enc,) = graph.ops(o.SpikeInput)
+    return EVAL[o.SpikeInput](enc, [np.asarray(x, np.float64)])
+
+
+# ---------------------------------------------------------------- HLS
+
+
+def _hls_model(hls: Path) -> str | None:
+    makefile = hls / "Makefile"
+    match = re.search(r"^MODEL\s*=\s*(\S+)", makefile.read_text(), re.M) if (
+        makefile.is_file()) else None
+    return match.group(1) if match else None
+
+
+def _hls_layout(build: Path, graph) -> list[dict]:
+    """Where each neuron layer sits in the testbench's spike-count rows."""
+    report = read_report(build / "report.json") or {}
+    layout = ((report.get("targets") or {}).get("hls") or {}).get("spike_counts_layout")
+    if layout:
+        return layout
+    from snncc.backends.hls.layers import lower
+
+    return lower(graph).neuron_table
+
+
+def _read_rows(path: Path) -> np.ndarray:
+    return np.array([[int(v) for v in line.split()] for line in path.read_text().splitlines()
+                     if line.strip()], np.int64)
+
+
+def hls_rung(build: Path, model, x: np.ndarray, golden: dict) -> Rung:
+    hls = (build / "hls").resolve()
+    missing = [t for t in ("g++", "make") if shutil.which(t) is None]
+    if missing:
+        return Rung(HLS, SKIP, detail=f"{' and '.join(missing)} not installed")
+    name = _hls_model(hls)
+    if name is None:
+        return Rung(HLS, FAIL, detail=f"no Makefile with a MODEL in {hls}")
+    built = _run(["make", f"{name}_csim"], hls)
+    if built.returncode != 0:
+        why = _tail(built.stdout + built.stderr)
+        return Rung(HLS, FAIL, detail=f"the C++ does not build: {why}")
+    layout = _hls_layout(build, model.graph)
+    with tempfile.TemporaryDirectory(prefix="snncc-verify-") as tmp:
+        data = Path(tmp)
+        counts = np.concatenate([golden["counts"][n["name"]].reshape(len(x), -1)
+                                 for n in layout], axis=1)
+        (data / "tb_input_codes.dat").write_text(_rows(input_codes(model.graph, x)))
+        (data / "tb_spike_counts.dat").write_text(_rows(counts))
+        (data / "tb_output_logits.dat").write_text(_rows(golden["logits"]))
+        ran = _run([str(hls / f"{name}_csim"), str(data)], hls)
+        out_counts, out_logits = data / "csim_spike_counts.dat", data / "csim_logits.dat"
+        if not out_counts.is_file() or not out_logits.is_file():
+            return Rung(HLS, FAIL, detail=f"the testbench wrote no results: {_tail(ran.stdout)}")
+        got_counts, got_logits = _read_rows(out_counts), _read_rows(out_logits)
+    if len(got_counts) != len(x):
+        return Rung(HLS, FAIL, detail=f"the testbench ran {len(got_counts)} of {len(x)} inputs")
+    per_layer = {n["name"]: got_counts[:, n["offset"]:n["offset"] + n["size"]] for n in layout}
+    return hardware_rung(HLS, "HLS", model.graph, golden,
+                         {"counts": per_layer, "logits": got_logits,
+                          "figures": {"inputs": len(x), "time steps": model.steps}})
+
+
+# ---------------------------------------------------------------- RTL
+
+_MISMATCH = re.compile(r"MISMATCH vector (\d+) layer (\d+) neuron (\d+): count (-?\d+), "
+                       r"expected (-?\d+)")
+_LOGIT = re.compile(r"MISMATCH vector (\d+) logit (\d+): (-?\d+), expected (-?\d+)")
+_MATCH = re.compile(r"^(LAYER \d+ \S+|LOGITS) match (\d+)/(\d+)", re.M)
+_CYCLES = re.compile(r"CYCLES min (\d+) max (\d+) mean (\d+)")
+
+
+def _simulator(choice: str) -> tuple[str, str] | None:
+    """(make target, name) of the RTL simulator to use, or None if none is installed."""
+    tools = {"icarus": ("sim-icarus", ("iverilog", "vvp")),
+             "verilator": ("sim-verilator", ("verilator",))}
+    order = ["icarus", "verilator"] if choice == "auto" else [choice]
+    for sim in order:
+        target, needed = tools[sim]
+        if all(shutil.which(t) for t in needed):
+            return target, sim
+    return None
+
+
+def parse_rtl(text: str, graph, probes: list[str]) -> tuple[Divergence | None, float | None,
+                                                              dict]:
+    """The first mismatch, the agreement and the cycle figures of a testbench log."""
+    div = None
+    m = _MISMATCH.search(text)
+    if m:
+        v, layer, i, got, want = map(int, m.groups())
+        n = graph.node(probes[layer])
+        idx = np.unravel_index(i, n.shape)
+        div = Divergence(n.name, n.origin, (v, *map(int, idx)), None, want, got,
+                         "spike count", ("interpreter", "RTL"))
+    elif (m := _LOGIT.search(text)):
+        v, i, got, want = map(int, m.groups())
+        (r,) = graph.ops(o.Readout)
+        div = Divergence(r.name, r.origin, (v, i), None, want, got, "integer logit",
+                         ("interpreter", "RTL"))
+    matches = [(int(a), int(b)) for _, a, b in _MATCH.findall(text)]
+    agreement = sum(a for a, _ in matches) / max(sum(b for _, b in matches), 1) if (
+        matches) else None
+    figures = {}
+    if (c := _CYCLES.search(text)):
+        figures = {"cycles per inference (min/mean/max)": f"{c[1]} / {c[3]} / {c[2]}"}
+    return div, agreement, figures
+
+
+def _simulate_rtl(rtl: Path, graph, x: np.ndarray, target: str) -> str:
+    """The testbench's log on inputs `x`; the emitted golden vectors are put back after."""
+    from snncc.backends.verilog import write_vectors
+
+    vectors = rtl / "tb" / "vectors"
+    with tempfile.TemporaryDirectory(prefix="snncc-verify-") as tmp:
+        saved = Path(tmp) / "vectors"
+        if vectors.is_dir():
+            shutil.copytree(vectors, saved)
+        try:
+            write_vectors(graph, rtl, x)
+            ran = _run(["make", target], rtl)
+        finally:
+            if saved.is_dir():
+                shutil.rmtree(vectors, ignore_errors=True)
+                shutil.copytree(saved, vectors)
+    return ran.stdout + ran.stderr
+
+
+def rtl_rung(build: Path, model, x: np.ndarray, choice: str) -> Rung:
+    rtl = (build / "verilog").resolve()
+    sim = _simulator(choice)
+    if sim is None:
+        return Rung(RTL, SKIP, detail=f"no RTL simulator installed ({choice})")
+    target, simulator = sim
+    text = _simulate_rtl(rtl, model.graph, x, target)
+    if "RESULT" not in text:
+        return Rung(f"{RTL} ({simulator})", FAIL, detail=f"the simulation did not finish: "
+                    f"{_tail(text)}")
+    report = read_report(build / "report.json") or {}
+    probes = ((report.get("targets") or {}).get("verilog") or {}).get("probes") or [
+        n.name for n in model.graph.ops(o.Neuron)]
+    div, agreement, figures = parse_rtl(text, model.graph, probes)
+    passed = "RESULT PASS" in text and div is None
+    detail = (f"{len(probes)} neuron layers and logits "
+              + ("identical" if passed else "compared") + f" on {len(x)} inputs")
+    return Rung(f"{RTL} ({simulator})", PASS if passed else FAIL, agreement, detail, div,
+                figures)
+
+
+# ---------------------------------------------------------------- both
 
 
 def hardware_rungs(build: Path, model, x: np.ndarray, golden: dict, rtl_simulator: str,
                    bar) -> list[Rung]:
+    """The rungs of the hardware folders present in `build`, with a progress line each."""
     rungs = []
-    if (build / "hls").is_dir():
-        rungs.append(Rung("interpreter ↔ HLS C simulation", SKIP, detail="not implemented"))
-    if (build / "verilog").is_dir():
-        rungs.append(Rung("interpreter ↔ RTL simulation", SKIP, detail="not implemented"))
+    for folder, title, run in (
+            ("hls", "HLS C simulation (g++)", lambda: hls_rung(build, model, x, golden)),
+            ("verilog", "RTL simulation", lambda: rtl_rung(build, model, x, rtl_simulator))):
+        if not (build / folder).is_dir():
+            continue
+        task = bar.add_task(title, total=None)
+        try:
+            rungs.append(run())
+        except (OSError, subprocess.TimeoutExpired) as e:
+            rungs.append(Rung(HLS if folder == "hls" else RTL, FAIL,
+                              detail=f"could not run: {e}"))
+        bar.remove_task(task)
     return rungs

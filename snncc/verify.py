@@ -276,6 +276,8 @@ def print_rungs(console, rungs: list[Rung]) -> None:
         t.add_row(r.name, f"[{style[r.status]}]{r.status}[/]", agreement, r.detail)
     console.print(t)
     for r in rungs:
+        for key, value in r.figures.items():
+            console.print(f"{r.name}: {key} {value}", markup=False)
         if r.divergence is not None:
             console.print(f"{r.name}: first divergence at {r.divergence.describe()}",
                           markup=False)

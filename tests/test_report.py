@@ -5,17 +5,18 @@ import json
 import struct
 import subprocess
 import zlib
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from conftest import require_tool
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 import snncc
+from conftest import require_tool
+from snncc import hwrungs, verify
 from snncc import ops as o
-from snncc import verify
 from snncc.activity import replay
 from snncc.backends.sim import artifact
 from snncc.backends.sim.engine import run_step
@@ -422,3 +423,96 @@ def test_hardware_rung_compares_counts_and_logits(tiny_models):
     assert rung.status == verify.FAIL
     assert (rung.divergence.layer, rung.divergence.element) == (layer.name, (2, 5, 0, 3))
     assert rung.divergence.step is None
+
+
+def corrupt_first_row(header: Path) -> None:
+    """Negate the largest-magnitude weight of the first row of a weights header."""
+    text = header.read_text()
+    start = text.index("= {") + 3
+    row_start = text.index("{", start) + 1
+    row_end = text.index("}", row_start)
+    values = [int(v) for v in text[row_start:row_end].split(",")]
+    k = int(np.argmax(np.abs(values)))
+    values[k] = -values[k] if values[k] != -128 else 127
+    header.write_text(text[:row_start] + ", ".join(map(str, values)) + text[row_end:])
+
+
+@pytest.mark.simulator
+def test_verify_runs_the_hls_rung_and_finds_a_corrupted_weight(tmp_path, tiny_models):
+    require_tool("g++")
+    require_tool("make")
+    build = tmp_path / "b"
+    np.save(tmp_path / "x.npy", np.random.default_rng(6).uniform(0, 1, (16, 8, 8)))
+    assert cli("compile", tiny_models["transformer"], "--target", "hls", "-o", build
+               ).exit_code == 0
+    res = cli("verify", build, "--input", tmp_path / "x.npy")
+    assert res.exit_code == 0, res.output
+    rungs = json.loads((build / "report.json").read_text())["verify"]["rungs"]
+    assert [(r["name"], r["status"]) for r in rungs][2] == ("interpreter ↔ HLS C simulation",
+                                                          "pass")
+    g = snncc.load(build / "model.snn").graph
+    syn = next(n for n in g.ops(o.Synapse) if not n.op.analog)
+    (consumer,) = [u for u in g.users(syn.name) if isinstance(u.op, o.Neuron)]
+    headers = (build / "hls" / "firmware" / "weights").glob("*.h")
+    (header,) = [h for h in headers if f"<- ONNX {syn.origin} " in h.read_text()]
+    corrupt_first_row(header)
+    res = cli("verify", build, "--input", tmp_path / "x.npy")
+    assert res.exit_code == 1, res.output
+    line = next(s for s in res.output.splitlines()
+                if s.startswith("interpreter ↔ HLS C simulation: first divergence"))
+    assert f"[{consumer.name}]" in line and consumer.origin in line
+    rungs = json.loads((build / "report.json").read_text())["verify"]["rungs"]
+    assert [r["status"] for r in rungs] == ["pass", "pass", "FAIL"]
+
+
+def negate_largest_word(path: Path, count: int) -> None:
+    """Negate (two's complement) the largest-magnitude of the first `count` hex words."""
+    lines = path.read_text().split()
+    bits = 4 * len(lines[0])
+
+    def signed(w: str) -> int:
+        v = int(w, 16)
+        return v - (1 << bits) if v >> (bits - 1) else v
+
+    values = [signed(w) for w in lines[:count]]
+    k = int(np.argmax(np.abs(values)))
+    new = max(-values[k], -(1 << (bits - 1)))
+    lines[k] = format(new & ((1 << bits) - 1), f"0{len(lines[0])}x")
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.simulator
+def test_verify_runs_the_rtl_rung_and_finds_a_corrupted_weight(tmp_path, tiny_models):
+    require_tool("iverilog")
+    build = tmp_path / "b"
+    np.save(tmp_path / "x.npy", np.random.default_rng(7).uniform(0, 1, (2, 8, 8)))
+    assert cli("compile", tiny_models["transformer"], "--target", "verilog", "-o", build
+               ).exit_code == 0
+    vectors = (build / "verilog" / "tb" / "vectors" / "codes.hex").read_text()
+    res = cli("verify", build, "--input", tmp_path / "x.npy", "--rtl-simulator", "icarus")
+    assert res.exit_code == 0, res.output
+    assert "cycles per inference" in res.output
+    assert (build / "verilog" / "tb" / "vectors" / "codes.hex").read_text() == vectors
+    g = snncc.load(build / "model.snn").graph
+    syn = next(n for n in g.ops(o.Synapse) if not n.op.analog)
+    (consumer,) = [u for u in g.users(syn.name) if isinstance(u.op, o.Neuron)]
+    engines = json.loads((build / "report.json").read_text())["targets"]["verilog"]["layers"]
+    k = next(i for i, e in enumerate(engines) if e["node"] == syn.name)
+    negate_largest_word(build / "verilog" / "mem" / f"e{k}_weights.hex", syn.op.weight.shape[1])
+    res = cli("verify", build, "--input", tmp_path / "x.npy", "--rtl-simulator", "icarus")
+    assert res.exit_code == 1, res.output
+    line = next(s for s in res.output.splitlines() if "RTL simulation (icarus): first" in s)
+    assert f"[{consumer.name}]" in line and consumer.origin in line
+
+
+def test_rtl_log_parsing_names_layer_and_element(tiny_models):
+    g = snncc.compile(tiny_models["cnn"], T=7).graph
+    probes = [n.name for n in g.ops(o.Neuron)]
+    log = ("VECTOR 0 cycles 900 ok\nMISMATCH vector 1 layer 1 neuron 21: count 3, expected 2\n"
+           "LAYER 0 a match 512/512\nLAYER 1 b match 191/192\nLOGITS match 20/20\n"
+           "CYCLES min 900 max 950 mean 925\nRESULT FAIL 1/2 vectors\n")
+    div, agreement, figures = hwrungs.parse_rtl(log, g, probes)
+    second = g.ops(o.Neuron)[1]  # [6, 4, 4]: flat 21 = (1, 1, 1)
+    assert (div.layer, div.element, div.expected, div.got) == (second.name, (1, 1, 1, 1), 2, 3)
+    assert agreement == pytest.approx((512 + 191 + 20) / (512 + 192 + 20))
+    assert figures == {"cycles per inference (min/mean/max)": "900 / 925 / 950"}
