@@ -1,0 +1,123 @@
+"""Write a lowered design as files: RTL, memory images, testbench, Makefile, Yosys script.
+
+The jinja2 templates (``snncc/templates/verilog/``) only format; every number and name
+they print is computed in `lower.py`. The engine library (``rtl/*.v``) is copied as is.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from snncc import __version__
+from snncc import ops as o
+from snncc.backends.common import Golden
+
+from .design import Design, hex_word
+from .tables import addr_bits
+
+TOP = "rtl/snn_top.v"
+TESTBENCH = "tb/snn_tb.v"
+VECTORS = "tb/vectors"
+
+
+def _library() -> resources.abc.Traversable:
+    return resources.files("snncc") / "templates" / "verilog" / "rtl"
+
+
+def library_files() -> list[str]:
+    """The engine library, as paths under verilog/ (sorted: a stable file list)."""
+    return sorted(f"rtl/{f.name}" for f in _library().iterdir() if f.name.endswith(".v"))
+
+
+def _vparam(value: int | str) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(int(value))
+
+
+def _zext(net: str, bits: int, width: int) -> str:
+    """`net` (of `bits` bits) zero-extended to `width` bits, as a Verilog expression."""
+    return net if bits == width else f"{{{{{width - bits}{{1'b0}}}}, {net}}}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("snncc", "templates/verilog"),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters["vparam"] = _vparam
+    env.filters["zext"] = _zext
+    return env
+
+
+def _context(d: Design) -> dict:
+    enc = d.input_buffer.node
+    meta = d.graph.meta
+    return {
+        "d": d, "version": __version__, "source": meta.get("source", d.graph.name),
+        "T": meta.get("T", "?"), "delay": meta.get("delay", "exact"),
+        "n_in": d.input_buffer.depth, "in_shape": ",".join(map(str, enc.shape)),
+        "code_bits": d.input_buffer.width, "logit_aw": addr_bits(d.logits),
+        "rtl": [TOP] + library_files(),
+    }
+
+
+def write_design(d: Design, out: Path) -> list[str]:
+    """Write every file of the design under `out`; returns their paths relative to it."""
+    env = _environment()
+    context = _context(d)
+    texts = {
+        TOP: env.get_template("snn_top.v.j2").render(context),
+        TESTBENCH: env.get_template("snn_tb.v.j2").render(context),
+        "Makefile": env.get_template("Makefile.j2").render(context),
+        "synth/synth.ys": env.get_template("synth.ys.j2").render(context),
+        "mem/schedule.hex": "\n".join(d.schedule) + "\n",
+        **d.files,
+    }
+    for path in library_files():
+        texts[path] = (_library() / Path(path).name).read_text()
+    for path, text in texts.items():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(text)
+    return sorted(texts)
+
+
+def write_vectors(d: Design, gold: Golden, out: Path) -> int:
+    """The testbench's golden vectors (from the interpreter) under `out`/tb/vectors."""
+    folder = out / VECTORS
+    folder.mkdir(parents=True, exist_ok=True)
+    n = len(gold.codes)
+    codes = [hex_word(c, d.input_buffer.width) for c in gold.codes.reshape(n, -1).ravel()]
+    counts = []
+    for v in range(n):
+        for p in d.probes:
+            counts += [hex_word(c, d.count_bits) for c in gold.counts[p.node.name][v].ravel()]
+    logits = [hex_word(x, d.logit_bits) for x in np.asarray(gold.logits).reshape(n, -1).ravel()]
+    (folder / "count.txt").write_text(f"{n}\n")
+    for name, words in (("codes", codes), ("counts", counts), ("logits", logits)):
+        (folder / f"{name}.hex").write_text("\n".join(words) + ("\n" if words else ""))
+    return n
+
+
+def summary(d: Design, files: list[str]) -> dict:
+    """What report.json records about the emitted design."""
+    layers = []
+    for e in d.engines:
+        layers.append({"engine": e.name, "module": e.module, "node": e.node.name,
+                       "origin": e.node.origin, "params": {k: v for k, v in e.params
+                                                          if not isinstance(v, str)}})
+    buffers = [{"name": b.name, "node": b.node.name, "width": b.width, "depth": b.depth}
+               for b in d.buffers]
+    enc = d.input_buffer.node
+    return {
+        "top": "snn_top", "files": files, "steps": d.steps, "engines": len(d.engines),
+        "layers": layers, "buffers": buffers,
+        "buffer_bits": sum(b.width * b.depth for b in d.buffers),
+        "input": {"codes": d.input_buffer.depth, "bits": d.input_buffer.width,
+                  "spiking": d.input_spiking, "shape": list(enc.shape)},
+        "logits": {"count": d.logits, "bits": d.logit_bits},
+        "probes": [p.node.name for p in d.probes],
+        "analog_first_layer": any(isinstance(e.node.op, o.Synapse) and e.node.op.analog
+                                  for e in d.engines),
+    }

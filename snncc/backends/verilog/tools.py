@@ -1,0 +1,136 @@
+"""Run the emitted design's simulations and synthesis (through its Makefile) and parse
+their figures for report.json: agreement, cycles per inference, cells, LUTs, FFs, RAM."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+from snncc.errors import Diagnostic, SnnccError
+
+SIMULATORS = {"icarus": "sim-icarus", "verilator": "sim-verilator"}
+_LAYER = re.compile(r"^LAYER (\d+) (\S+) match (\d+)/(\d+)$", re.M)
+_LOGITS = re.compile(r"^LOGITS match (\d+)/(\d+)$", re.M)
+_CYCLES = re.compile(r"^CYCLES min (\d+) max (\d+) mean (\d+)$", re.M)
+_RESULT = re.compile(r"^RESULT (PASS|FAIL) (\d+)/(\d+) vectors$", re.M)
+_VECTOR = re.compile(r"^VECTOR (\d+) cycles (\d+) (ok|FAIL)$", re.M)
+
+
+def _make(out_dir: Path, target: str, timeout: float | None) -> tuple[str, float]:
+    start = time.monotonic()
+    try:
+        done = subprocess.run(["make", "--no-print-directory", target], cwd=out_dir,
+                              capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise SnnccError(Diagnostic("make is not installed", fix="install make")) from None
+    except subprocess.TimeoutExpired:
+        raise SnnccError(Diagnostic(f"'make {target}' in {out_dir} took longer than "
+                                    f"{timeout} s")) from None
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+        raise SnnccError(Diagnostic(f"'make {target}' failed in {out_dir}:\n{tail}"))
+    return done.stdout, time.monotonic() - start
+
+
+def parse_simulation(text: str) -> dict:
+    """The testbench's summary lines as a dict."""
+    result, logits, cycles = _RESULT.search(text), _LOGITS.search(text), _CYCLES.search(text)
+    if result is None or logits is None or cycles is None:
+        raise SnnccError(Diagnostic("the testbench printed no summary (did it crash?)"))
+    return {
+        "passed": result[1] == "PASS",
+        "vectors": int(result[3]),
+        "vectors_ok": int(result[2]),
+        "layers": {m[2]: {"match": int(m[3]), "total": int(m[4])}
+                   for m in _LAYER.finditer(text)},
+        "logits": {"match": int(logits[1]), "total": int(logits[2])},
+        "cycles_per_inference": {"min": int(cycles[1]), "max": int(cycles[2]),
+                                 "mean": int(cycles[3])},
+        "cycles": [int(m[2]) for m in _VECTOR.finditer(text)],
+    }
+
+
+def run_simulation(out_dir: Path, simulator: str = "verilator",
+                   timeout: float | None = None) -> dict:
+    """Build and run the testbench with `simulator` (icarus | verilator); returns the
+    per-layer agreement with the interpreter, PASS/FAIL and cycles per inference."""
+    if simulator not in SIMULATORS:
+        raise SnnccError(Diagnostic(f"unknown simulator {simulator!r}",
+                                    fix=f"use one of {', '.join(SIMULATORS)}"))
+    text, seconds = _make(Path(out_dir), SIMULATORS[simulator], timeout)
+    return {"simulator": simulator, "seconds": round(seconds, 2), **parse_simulation(text)}
+
+
+def _stat(path: Path) -> dict:
+    """The "modules" and "design" objects of a Yosys `stat -json` file (Yosys 0.23 prints
+    the text hierarchy in the middle of the JSON, so each object is decoded on its own)."""
+    text = path.read_text()
+    decoder = json.JSONDecoder()
+    found = {}
+    for key in ("modules", "design"):
+        at = text.find(f'"{key}":')
+        if at >= 0:
+            found[key], _ = decoder.raw_decode(text, text.index("{", at))
+    return found
+
+
+def _cells(design: dict) -> dict[str, int]:
+    return {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
+
+
+def resource_figures(out_dir: Path) -> dict:
+    """Cells, LUTs, FFs and memory of the last `make synth` run."""
+    folder = Path(out_dir) / "build" / "synth"
+    memory = _stat(folder / "memory.json")["design"]
+    generic = _stat(folder / "generic.json")["design"]
+    ice40 = _stat(folder / "ice40.json")["design"]
+    cells = _cells(ice40)
+    return {
+        "generic": {"cells": int(generic["num_cells"]),
+                    "memory_bits": int(memory["num_memory_bits"]),
+                    "memories": int(memory["num_memories"]),
+                    "cells_by_type": _cells(generic)},
+        "ice40": {"cells": int(ice40["num_cells"]),
+                  "luts": cells.get("SB_LUT4", 0),
+                  "ffs": sum(n for k, n in cells.items() if k.startswith("SB_DFF")),
+                  "carries": cells.get("SB_CARRY", 0),
+                  "brams": cells.get("SB_RAM40_4K", 0),
+                  "bram_bits": 4096 * cells.get("SB_RAM40_4K", 0),
+                  "cells_by_type": cells},
+    }
+
+
+def mul_cells(out_dir: Path) -> dict[str, int]:
+    """$mul cells per module of the unflattened design (after `make synth`), by the
+    module's base name (snn_dense, snn_mac, ...): where the design multiplies."""
+    modules = _stat(Path(out_dir) / "build" / "synth" / "hierarchy.json")["modules"]
+    found: dict[str, int] = {}
+    for name, stats in modules.items():
+        count = _cells(stats).get("$mul", 0)
+        if count:
+            base = name.rsplit("\\", 1)[-1]
+            found[base] = found.get(base, 0) + count
+    return found
+
+
+def hierarchy(out_dir: Path) -> dict[str, list[str]]:
+    """Which library modules each module instantiates (base names), unflattened."""
+    modules = _stat(Path(out_dir) / "build" / "synth" / "hierarchy.json")["modules"]
+    out: dict[str, set[str]] = {}
+    for name, stats in modules.items():
+        base = name.rsplit("\\", 1)[-1]
+        subs = {k.rsplit("\\", 1)[-1] for k in _cells(stats)
+                if "\\" in k or not k.startswith("$")}
+        out.setdefault(base, set()).update(subs)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def run_synthesis(out_dir: Path, timeout: float | None = None) -> dict:
+    """Run Yosys (generic synthesis and the iCE40 flow); returns the resource figures
+    and where the design multiplies."""
+    _, seconds = _make(Path(out_dir), "synth", timeout)
+    return {"seconds": round(seconds, 2), **resource_figures(out_dir),
+            "mul_cells": mul_cells(out_dir)}

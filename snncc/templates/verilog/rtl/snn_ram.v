@@ -1,0 +1,22 @@
+// snn_ram: simple dual-port RAM, one synchronous write port and one synchronous read
+// port (read-before-write: a read of the address being written returns the old word).
+// Yosys infers block RAM from it; no reset, no initial contents.
+module snn_ram #(
+    parameter WIDTH = 8,
+    parameter DEPTH = 16,
+    parameter AW    = 4
+) (
+    input  wire             clk,
+    input  wire             we,
+    input  wire [AW-1:0]    waddr,
+    input  wire [WIDTH-1:0] wdata,
+    input  wire [AW-1:0]    raddr,
+    output reg  [WIDTH-1:0] rdata
+);
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+
+    always @(posedge clk) begin
+        if (we) mem[waddr] <= wdata;
+        rdata <= mem[raddr];
+    end
+endmodule
