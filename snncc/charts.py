@@ -33,10 +33,11 @@ def png(gray: np.ndarray) -> bytes:
             + _chunk(b"IEND", b""))
 
 
-def raster_png(spikes: np.ndarray, px_step: int = 6, px_neuron: int = 2) -> str:
+def raster_png(spikes: np.ndarray, px_step: int = 6) -> str:
     """A spike raster (spikes [T, neurons]; time left to right, neurons top to bottom) as a
     data: URI. Spikes are black on white, with light grey lines every 10 steps."""
     t, n = spikes.shape
+    px_neuron = 2 if n <= 128 else 1
     img = np.full((max(n, 1), t), 255, np.uint8)
     img[spikes.T.astype(bool)] = 0
     img = np.repeat(np.repeat(img, px_neuron, axis=0), px_step, axis=1)

@@ -312,9 +312,13 @@ def simulate(
     x = model.check_input(load_array(input, "input"), file=str(input))
     y = load_array(labels, "labels", key="y") if labels else None
     base = read_report(artifact.parent / "report.json")
+    if report is None and os.access(artifact.parent, os.W_OK):
+        report = artifact.parent / "report.json"
+    elif report is None:
+        err.print(f"note: {artifact.parent} is read-only; pass --report PATH to keep the "
+                  "report", markup=False)
     simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx, trace=trace,
-                        output=output, batch_size=batch_size,
-                        report=report or artifact.parent / "report.json", base=base)
+                        output=output, batch_size=batch_size, report=report, base=base)
 
 
 # ---------------------------------------------------------------- report
@@ -334,11 +338,13 @@ def report_cmd(
     pj_ac: float = typer.Option(0.9, "--pj-ac", help="Energy of one accumulate (pJ)."),
     pj_mac: float = typer.Option(4.6, "--pj-mac", help="Energy of one MAC (pJ)."),
     engine: str = typer.Option("auto", "--engine", help="auto | fast | step"),
+    synth: bool = typer.Option(False, "--synth",
+                               help="Run Yosys on build/verilog first (cells, LUTs, FFs)."),
 ) -> None:
     """Per-layer figures, operation counts and energy; optionally an HTML page."""
     from snncc.energy import EnergyModel
     from snncc.report import reprice, write_report
-    from snncc.report_view import load_or_measure, print_report
+    from snncc.report_view import load_or_measure, print_report, synthesis_figures
 
     if not (build / "model.snn").is_file():
         raise SnnccError(Diagnostic("no model.snn in the build folder", file=str(build),
@@ -347,7 +353,12 @@ def report_cmd(
     x = load_array(input, "input") if input else None
     y = load_array(labels, "labels", key="y") if labels else None
     report = load_or_measure(build, x, y, err, engine, energy)
-    if reprice(report, energy):
+    changed = reprice(report, energy)
+    figures = synthesis_figures(build, synth, err)
+    if figures is not None:
+        report.setdefault("hardware", {})["synthesis"] = figures
+        changed = True
+    if changed:
         write_report(report, build / "report.json")
     print_report(out, report)
     if html is not None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from snncc import ops as o
+from snncc.errors import SnnccError
 from snncc.reference import EVAL
 from snncc.report import read_report
 from snncc.verify import FAIL, PASS, SKIP, Divergence, Rung, hardware_rung
@@ -118,8 +119,6 @@ def hls_rung(build: Path, model, x: np.ndarray, golden: dict) -> Rung:
 _MISMATCH = re.compile(r"MISMATCH vector (\d+) layer (\d+) neuron (\d+): count (-?\d+), "
                        r"expected (-?\d+)")
 _LOGIT = re.compile(r"MISMATCH vector (\d+) logit (\d+): (-?\d+), expected (-?\d+)")
-_MATCH = re.compile(r"^(LAYER \d+ \S+|LOGITS) match (\d+)/(\d+)", re.M)
-_CYCLES = re.compile(r"CYCLES min (\d+) max (\d+) mean (\d+)")
 
 
 def _simulator(choice: str) -> tuple[str, str] | None:
@@ -134,29 +133,34 @@ def _simulator(choice: str) -> tuple[str, str] | None:
     return None
 
 
-def parse_rtl(text: str, graph, probes: list[str]) -> tuple[Divergence | None, float | None,
-                                                              dict]:
-    """The first mismatch, the agreement and the cycle figures of a testbench log."""
-    div = None
-    m = _MISMATCH.search(text)
-    if m:
+def first_mismatch(text: str, graph, probes: list[str]) -> Divergence | None:
+    """The testbench's first MISMATCH line as a divergence (layer, sample, element)."""
+    if (m := _MISMATCH.search(text)):
         v, layer, i, got, want = map(int, m.groups())
         n = graph.node(probes[layer])
         idx = np.unravel_index(i, n.shape)
-        div = Divergence(n.name, n.origin, (v, *map(int, idx)), None, want, got,
-                         "spike count", ("interpreter", "RTL"))
-    elif (m := _LOGIT.search(text)):
+        return Divergence(n.name, n.origin, (v, *map(int, idx)), None, want, got,
+                          "spike count", ("interpreter", "RTL"))
+    if (m := _LOGIT.search(text)):
         v, i, got, want = map(int, m.groups())
         (r,) = graph.ops(o.Readout)
-        div = Divergence(r.name, r.origin, (v, i), None, want, got, "integer logit",
-                         ("interpreter", "RTL"))
-    matches = [(int(a), int(b)) for _, a, b in _MATCH.findall(text)]
-    agreement = sum(a for a, _ in matches) / max(sum(b for _, b in matches), 1) if (
-        matches) else None
-    figures = {}
-    if (c := _CYCLES.search(text)):
-        figures = {"cycles per inference (min/mean/max)": f"{c[1]} / {c[3]} / {c[2]}"}
-    return div, agreement, figures
+        return Divergence(r.name, r.origin, (v, i), None, want, got, "integer logit",
+                          ("interpreter", "RTL"))
+    return None
+
+
+def parse_rtl(text: str, graph, probes: list[str]) -> tuple[Divergence | None, float | None,
+                                                              dict]:
+    """The first mismatch, the agreement and the cycle figures of a testbench log
+    (the summary lines through the Verilog backend's own parser)."""
+    from snncc.backends.verilog.tools import parse_simulation
+
+    summary = parse_simulation(text)
+    parts = list(summary["layers"].values()) + [summary["logits"]]
+    agreement = sum(p["match"] for p in parts) / max(sum(p["total"] for p in parts), 1)
+    c = summary["cycles_per_inference"]
+    figures = {"cycles per inference (min/mean/max)": f"{c['min']} / {c['mean']} / {c['max']}"}
+    return first_mismatch(text, graph, probes), agreement, figures
 
 
 def _simulate_rtl(rtl: Path, graph, x: np.ndarray, target: str) -> str:
@@ -185,13 +189,14 @@ def rtl_rung(build: Path, model, x: np.ndarray, choice: str) -> Rung:
         return Rung(RTL, SKIP, detail=f"no RTL simulator installed ({choice})")
     target, simulator = sim
     text = _simulate_rtl(rtl, model.graph, x, target)
-    if "RESULT" not in text:
-        return Rung(f"{RTL} ({simulator})", FAIL, detail=f"the simulation did not finish: "
-                    f"{_tail(text)}")
     report = read_report(build / "report.json") or {}
     probes = ((report.get("targets") or {}).get("verilog") or {}).get("probes") or [
         n.name for n in model.graph.ops(o.Neuron)]
-    div, agreement, figures = parse_rtl(text, model.graph, probes)
+    try:
+        div, agreement, figures = parse_rtl(text, model.graph, probes)
+    except SnnccError:
+        return Rung(f"{RTL} ({simulator})", FAIL, detail=f"the simulation did not finish: "
+                    f"{_tail(text)}")
     passed = "RESULT PASS" in text and div is None
     detail = (f"{len(probes)} neuron layers and logits "
               + ("identical" if passed else "compared") + f" on {len(x)} inputs")

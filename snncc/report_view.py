@@ -85,12 +85,23 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
     return rows
 
 
+_SYNTH_FIGURES = (("generic", "cells"), ("generic", "memory_bits"), ("ice40", "luts"),
+                  ("ice40", "ffs"), ("ice40", "carries"), ("ice40", "brams"))
+
+
 def hardware_rows(report: dict) -> list[tuple[str, str]]:
     rows = []
     for target, info in (report.get("targets") or {}).items():
         for key, value in (info or {}).items():
-            if isinstance(value, str | int | float):
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
                 rows.append((f"{target}: {key}", str(value)))
+    synth = (report.get("hardware") or {}).get("synthesis")
+    if synth:
+        for flow, key in _SYNTH_FIGURES:
+            rows.append((f"verilog synthesis ({flow}): {key}", f"{synth[flow][key]:,}"))
+        muls = synth.get("mul_cells") or {}
+        rows.append(("verilog synthesis: $mul cells", ", ".join(
+            f"{k} {v}" for k, v in muls.items()) or "none"))
     for rung in (report.get("verify") or {}).get("rungs", []):
         for key, value in rung.get("figures", {}).items():
             rows.append((f"{rung['name']}: {key}", str(value)))
@@ -109,6 +120,31 @@ def print_report(console: Console, report: dict) -> None:
 
 
 # ---------------------------------------------------------------- the command
+
+
+def synthesis_figures(build: Path, run: bool, console: Console) -> dict | None:
+    """Yosys figures of build/verilog: from a new `make synth` if `run`, else from the last
+    one, if any."""
+    verilog = build / "verilog"
+    if not verilog.is_dir():
+        if run:
+            raise SnnccError(Diagnostic("no Verilog design in the build folder", file=str(build),
+                                        fix="compile with --target verilog (or all)"))
+        return None
+    from snncc.backends.verilog.tools import mul_cells, resource_figures, run_synthesis
+
+    if run:
+        from snncc.simulate import progress_bar
+
+        with progress_bar(console) as bar:
+            bar.add_task("synthesis (yosys)", total=None)
+            return run_synthesis(verilog)
+    if not (verilog / "build" / "synth" / "ice40.json").is_file():
+        return None
+    try:
+        return {**resource_figures(verilog), "mul_cells": mul_cells(verilog)}
+    except (OSError, KeyError, ValueError, SnnccError):
+        return None
 
 
 def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, console: Console,

@@ -516,3 +516,20 @@ def test_rtl_log_parsing_names_layer_and_element(tiny_models):
     assert (div.layer, div.element, div.expected, div.got) == (second.name, (1, 1, 1, 1), 2, 3)
     assert agreement == pytest.approx((512 + 191 + 20) / (512 + 192 + 20))
     assert figures == {"cycles per inference (min/mean/max)": "900 / 925 / 950"}
+
+
+def test_non_exact_delay_reports_conversion_error(tmp_path, tiny_models):
+    build = tmp_path / "b"
+    np.save(tmp_path / "x.npy", np.random.default_rng(8).uniform(0, 1, (12, 1, 8, 8)))
+    assert cli("compile", tiny_models["cnn"], "--delay", "2", "-o", build).exit_code == 0
+    res = cli("report", build, "--input", tmp_path / "x.npy", "--html", tmp_path / "r.html")
+    assert res.exit_code == 0, res.output
+    errors = json.loads((build / "report.json").read_text())["simulation"]["conversion_error"]
+    assert set(errors) == {n.name for n in snncc.load(build / "model.snn").graph.ops(o.Neuron)}
+    assert "Conversion error" in (tmp_path / "r.html").read_text()
+    res = cli("verify", build, "--input", tmp_path / "x.npy")
+    assert res.exit_code == 0, res.output
+    rungs = json.loads((build / "report.json").read_text())["verify"]["rungs"]
+    assert rungs[1]["status"] == "reported"
+    assert rungs[1]["agreement"] == pytest.approx(1 - np.mean(
+        [errors[k] * 1.0 for k in errors]), abs=0.2)
