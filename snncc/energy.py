@@ -186,9 +186,9 @@ def layer_ops(n: Node, ins: list[np.ndarray], out: np.ndarray | None) -> LayerOp
     if isinstance(op, o.TDMatMul):
         sops, eff = td_matmul_sops(*ins)
         return LayerOps(sops=sops, sops_effective=eff)
+    spikes = 0 if out is None else int(out.sum())
     if isinstance(op, o.TDMaxPool):
-        return LayerOps(comparisons=maxpool_comparisons(op, ins[0].sum(axis=0)),
-                        spikes=int(out.sum()))
+        return LayerOps(comparisons=maxpool_comparisons(op, ins[0].sum(axis=0)), spikes=spikes)
     if isinstance(op, o.AddCurrent):
         return LayerOps(adds=add_current_adds(*ins))
     if isinstance(op, o.ReduceSum):
@@ -196,7 +196,7 @@ def layer_ops(n: Node, ins: list[np.ndarray], out: np.ndarray | None) -> LayerOp
     if isinstance(op, o.SumPool):
         return LayerOps(adds=sum_pool_adds(op, ins[0]))
     if isinstance(op, o.Neuron) or isinstance(op, o.SpikeInput) and not op.analog:
-        return LayerOps(spikes=int(out.sum()))
+        return LayerOps(spikes=spikes)
     return None
 
 

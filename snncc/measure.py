@@ -73,9 +73,10 @@ def check_labels(y: np.ndarray, n: int) -> np.ndarray:
 
 def concat(parts: list[SimResult]) -> SimResult:
     first = parts[0]
+    all_trains = [p.trains for p in parts if p.trains is not None]
     trains = None
-    if first.trains is not None:
-        trains = {k: np.concatenate([p.trains[k] for p in parts], axis=1) for k in first.trains}
+    if len(all_trains) == len(parts):
+        trains = {k: np.concatenate([t[k] for t in all_trains], axis=1) for k in all_trains[0]}
     return SimResult(np.concatenate([p.logits for p in parts]),
                      np.concatenate([p.logits_int for p in parts]),
                      {k: np.concatenate([p.counts[k] for p in parts]) for k in first.counts},

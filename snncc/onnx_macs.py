@@ -61,11 +61,10 @@ def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
 
 
 def _node_macs(node: onnx.NodeProto, shapes: dict[str, tuple[int, ...]]) -> int | None:
-    ins = [shapes.get(i) for i in node.input]
+    a, w = (shapes.get(i) for i in node.input[:2])
     out = shapes.get(node.output[0])
-    if out is None or any(s is None for s in ins[:2]):
+    if out is None or a is None or w is None:
         return None
-    a, w = ins[0], ins[1]
     if node.op_type == "Conv":
         return int(np.prod(out)) * int(np.prod(w[1:]))  # W is [O, C_in/group, *kernel]
     if node.op_type == "Gemm":

@@ -140,10 +140,10 @@ def onnx_rung(model, onnx_path: Path | None, x: np.ndarray) -> Rung:
         if layer.first is None or layer.ort_code is None or layer.snn_code is None:
             continue
         n = model.graph.node(layer.name)
-        step = (n.op.t_fire + min(layer.ort_code, layer.snn_code)
-                if model.delay == "exact" else None)
-        div = Divergence(layer.name, n.origin, tuple(layer.first), step, layer.ort_code,
-                         layer.snn_code, "code", ("onnxruntime", "reference"))
+        ort, snn = int(layer.ort_code), int(layer.snn_code)
+        step = n.op.t_fire + min(ort, snn) if model.delay == "exact" else None
+        div = Divergence(layer.name, n.origin, tuple(layer.first), step, ort, snn, "code",
+                         ("onnxruntime", "reference"))
         break
     status = PASS if a.code_agreement >= ONNX_MIN_AGREEMENT else FAIL
     detail = (f"codes {a.code_agreement:.4%}, argmax {a.decision_agreement:.2%} "
