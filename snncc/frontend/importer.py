@@ -548,14 +548,14 @@ class Importer:
                        "fix the quantizer's scale")
         zp = self.numeric(node.input[2], "the zero point")
         bits = self.scalar(node.input[3], "the bit width")
-        if bits != int(bits) or not 1 <= bits <= 30:
+        if not (np.isfinite(bits) and bits == int(bits) and 1 <= bits <= 30):
             self._fail(f"bit width {bits} is not supported", "use 2 to 16 bits")
         bits = int(bits)
         signed, narrow = int(a.get("signed", 1)), int(a.get("narrow", 0))
         mode = a.get("rounding_mode", b"ROUND")
-        mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+        mode = mode.decode(errors="replace") if isinstance(mode, bytes) else str(mode)
         if mode not in _QONNX_ROUNDING:
-            self._fail(f"rounding mode {mode} is not supported", "use ROUND or FLOOR")
+            self._fail(f"rounding mode {mode!r} is not supported", "use ROUND or FLOOR")
         lo = -(2 ** (bits - 1)) + narrow if signed else 0
         hi = 2 ** (bits - 1) - 1 if signed else 2**bits - 1 - narrow
         zps = np.unique(zp)

@@ -92,7 +92,7 @@ def initializers(model: onnx.ModelProto) -> dict[str, np.ndarray]:
         except (ValueError, KeyError, TypeError):
             # numpy_helper's errors for data that does not fit the declared type and shape
             problems.append(Diagnostic(
-                f"initializer '{t.name}' cannot be read: its data does not fit its type "
+                f"initializer '{t.name}' cannot be read: its data does not fit its declared type "
                 f"{type_name(t.data_type)} and shape {list(t.dims)}",
                 fix="re-export the model"))
     raise_if(problems)
@@ -110,4 +110,4 @@ def type_name(elem_type: int) -> str:
     try:
         return onnx.TensorProto.DataType.Name(elem_type)
     except ValueError:
-        return f"type {elem_type}"
+        return f"#{elem_type} (not an ONNX type)"

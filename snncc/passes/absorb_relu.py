@@ -27,7 +27,8 @@ class AbsorbRelu(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         changed = False
-        for n in graph.ops(o.Relu):
+        for relu in graph.ops(o.Relu):
+            n = graph.node(relu.name)  # its input may be a ReLU bypassed a moment ago
             users = graph.users(n.name)
             redundant_after = users and n.name not in graph.outputs and all(
                 _unsigned(u) for u in users)

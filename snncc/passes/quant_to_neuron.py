@@ -283,7 +283,10 @@ def _quant_act(lw: Lowering, n: Node, xs) -> Val:
 
 def _compress_neuron(sign: np.ndarray, theta: np.ndarray):
     both = np.concatenate([sign[..., None].astype(np.int64), theta], axis=-1)
+    columns = both.shape[-1]
     both = compress(both)
+    # compress the neuron axes only: one column per level stays even when all are equal
+    both = np.broadcast_to(both, both.shape[:-1] + (columns,))
     return both[..., 0].astype(np.int8), both[..., 1:].astype(np.int64)
 
 
