@@ -80,6 +80,10 @@ def level_thresholds(a: np.ndarray, b: np.ndarray, scale: np.ndarray, zero_point
     ``(sign, thresholds)``: sign (int8, that shape) and thresholds (int64, that shape plus
     a trailing axis of ``hi - lo`` levels, non-decreasing), so that
     ``code = lo + #{k : sign*I >= thresholds[..., k]}``.
+
+    Vectorized in float64 where that is provably exact (the boundary is far enough from
+    an integer for the rounding error not to matter); exact rational arithmetic for the
+    rest (ties, a = 0, extreme magnitudes).
     """
     a, b, s = np.broadcast_arrays(np.asarray(a, np.float64), np.asarray(b, np.float64),
                                   np.asarray(scale, np.float64))
@@ -89,17 +93,45 @@ def level_thresholds(a: np.ndarray, b: np.ndarray, scale: np.ndarray, zero_point
     rows = np.stack([a.ravel(), b.ravel(), s.ravel()], axis=1)
     uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
     levels = hi - lo
-    sign_u = np.ones(len(uniq), np.int8)
-    theta_u = np.zeros((len(uniq), levels), np.int64)
     conditions = [_level_conditions(k, zero_point, rounding) for k in range(lo + 1, hi + 1)]
-    for r, (ar, br, sr) in enumerate(uniq):
-        fa, fb, fs = Fraction(float(ar)), Fraction(float(br)), Fraction(float(sr))
-        for j, (y, strict) in enumerate(conditions):
-            sign, theta = _boundary(fa, fb, y * fs, strict)
-            sign_u[r] = sign
-            theta_u[r, j] = theta
+    sign_u = np.where(uniq[:, 0] < 0, -1, 1).astype(np.int8)
+    theta_u, safe = _thresholds_float(uniq, np.array([float(y) for y, _ in conditions]))
+    for r, j in zip(*np.nonzero(~safe), strict=True):
+        ar, br, sr = uniq[r]
+        y, strict = conditions[j]
+        sign_u[r], theta = _boundary(Fraction(float(ar)), Fraction(float(br)),
+                                     y * Fraction(float(sr)), strict)
+        # a boundary beyond int64 is beyond every current: saturating it changes no code
+        theta_u[r, j] = min(max(theta, _INT64.min), _INT64.max)
     inverse = inverse.ravel()
     return sign_u[inverse].reshape(shape), theta_u[inverse].reshape(shape + (levels,))
+
+
+_FLOAT_TOLERANCE = 2.0**-45  # >> the few-ulp error of (y*s - b)/a in float64
+_TINY, _HUGE = 2.0**-900, 2.0**900  # outside: no relative error bound (underflow)
+
+
+def _thresholds_float(rows: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds of rows (a, b, s) x levels y, and where float64 gives them exactly.
+
+    The boundary is x = ±(y*s - b)/a; computed in float64 it is within
+    tolerance*(|y*s| + |b|)/|a| of the exact value. If no integer lies in that interval,
+    x is not an integer and both ``ceil(x)`` and ``floor(x) + 1`` (the strict and
+    non-strict thresholds) equal ``floor(x_hi) + 1``. Elsewhere `safe` is False.
+    """
+    a, b, s = (rows[:, k, None] for k in range(3))
+    c = ys[None, :] * s
+    with np.errstate(all="ignore"):
+        x = np.where(a < 0, -1.0, 1.0) * (c - b) / a
+        err = _FLOAT_TOLERANCE * (np.abs(c) + np.abs(b)) / np.abs(a)
+        top = np.floor(x + err)
+        safe = np.isfinite(top) & (top < x - err) & (np.abs(top) < 2.0**52)
+    for v in (a, b, c):
+        mag = np.abs(v)
+        safe &= (mag == 0) | ((mag > _TINY) & (mag < _HUGE))
+    safe &= a != 0
+    theta = np.where(safe, top + 1, 0).astype(np.int64)
+    return theta, safe
 
 
 def codes_from_thresholds(current: np.ndarray, sign: np.ndarray,

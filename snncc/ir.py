@@ -112,6 +112,10 @@ class Graph:
     def __len__(self) -> int:
         return self._g.number_of_nodes()
 
+    def names(self) -> list[str]:
+        """Value names in insertion order (the order `topo` breaks ties by)."""
+        return list(self._g.nodes)
+
     def users(self, name: str) -> list[Node]:
         return [self.node(u) for u in sorted(self._g.successors(name))]
 

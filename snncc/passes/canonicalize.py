@@ -19,6 +19,7 @@ from snncc import ops as o
 from snncc.intmath import compress
 from snncc.ir import Graph, Node
 from snncc.passes import Pass, PassResult, register
+from snncc.passes._cursor import rewrite_to_fixed_point
 from snncc.passes._rewrite import bypass, full_rank, is_identity_affine, merge_affines, single_user
 
 _MOVABLE = (o.Transpose, o.Reshape, o.Take, o.ReduceSum, o.SumPool)
@@ -30,20 +31,8 @@ class Canonicalize(Pass):
     name = "canonicalize"
 
     def run(self, graph: Graph) -> PassResult:
-        changed = False
-        while _step(graph):
-            changed = True
-        return PassResult(graph, changed)
-
-
-def _step(graph: Graph) -> bool:
-    """Apply the first rewrite that matches; True if one did."""
-    for n in graph.topo():
-        for rule in (_drop_identity, _merge_affine, _compose_transpose, _hoist_affine,
-                     _sink_reduce):
-            if rule(graph, n):
-                return True
-    return False
+        # the first rule that matches at the first node in topological order, repeated
+        return PassResult(graph, rewrite_to_fixed_point(graph, _RULES))
 
 
 def _drop_identity(graph: Graph, n: Node) -> bool:
@@ -146,3 +135,6 @@ def _sink_reduce(graph: Graph, n: Node) -> bool:
     graph.replace_op(n.name, r.op, (dense,))
     graph.remove(r.name)
     return True
+
+
+_RULES = (_drop_identity, _merge_affine, _compose_transpose, _hoist_affine, _sink_reduce)
