@@ -137,6 +137,23 @@ QUANT_LAYERS = {
 # --------------------------------------------------------------------------- model
 
 
+@dataclass(frozen=True)
+class Dims:
+    """Sizes of the transformer blocks (the defaults are the digits model's)."""
+
+    tokens: int = TOKENS
+    dim: int = DIM
+    heads: int = HEADS
+    mlp_hidden: int = MLP_HIDDEN
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+
+DIGITS = Dims()
+
+
 class LinearBN(nn.Module):
     """Token-wise linear layer, then BatchNorm1d over channels, on [B, N, D]."""
 
@@ -149,48 +166,50 @@ class LinearBN(nn.Module):
         return self.bn(self.linear(x).transpose(1, 2)).transpose(1, 2)
 
 
-def split_heads(x: torch.Tensor) -> torch.Tensor:
+def split_heads(x: torch.Tensor, dims: Dims = DIGITS) -> torch.Tensor:
     """[B, N, D] -> [B, heads, N, d_h]."""
-    return x.reshape(-1, TOKENS, HEADS, HEAD_DIM).transpose(1, 2)
+    return x.reshape(-1, dims.tokens, dims.heads, dims.head_dim).transpose(1, 2)
 
 
-def merge_heads(x: torch.Tensor) -> torch.Tensor:
+def merge_heads(x: torch.Tensor, dims: Dims = DIGITS) -> torch.Tensor:
     """[B, heads, N, d_h] -> [B, N, D]."""
-    return x.transpose(1, 2).reshape(-1, TOKENS, DIM)
+    return x.transpose(1, 2).reshape(-1, dims.tokens, dims.dim)
 
 
 class Attention(nn.Module):
     """Multi-head NReLU attention on quantized, non-negative q, k and v."""
 
-    def __init__(self, layers):
+    def __init__(self, layers, dims: Dims = DIGITS):
         super().__init__()
-        self.q, self.k, self.v = (LinearBN(layers, DIM, DIM) for _ in range(3))
+        self.dims = dims
+        self.q, self.k, self.v = (LinearBN(layers, dims.dim, dims.dim) for _ in range(3))
         self.q_act, self.k_act, self.v_act = (layers.act() for _ in range(3))
         self.attn_act = layers.act()
         self.out_act = layers.act()
-        self.proj = LinearBN(layers, DIM, DIM)
-        self.attn_scale = 1.0 / (TOKENS * math.sqrt(HEAD_DIM))  # NReLU: 1 / (N sqrt(d_h))
+        self.proj = LinearBN(layers, dims.dim, dims.dim)
+        # NReLU: 1 / (N sqrt(d_h))
+        self.attn_scale = 1.0 / (dims.tokens * math.sqrt(dims.head_dim))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        q = split_heads(self.q_act(self.q(z)))
-        k = split_heads(self.k_act(self.k(z)))
-        v = split_heads(self.v_act(self.v(z)))
+        q = split_heads(self.q_act(self.q(z)), self.dims)
+        k = split_heads(self.k_act(self.k(z)), self.dims)
+        v = split_heads(self.v_act(self.v(z)), self.dims)
         a = self.attn_act(torch.matmul(q, k.transpose(-2, -1)) * self.attn_scale)
         o = self.out_act(torch.matmul(a, v))
-        return self.proj(merge_heads(o))
+        return self.proj(merge_heads(o, self.dims))
 
 
 class Block(nn.Module):
     """Pre-activation transformer block; residuals stay on the real-valued stream."""
 
-    def __init__(self, layers):
+    def __init__(self, layers, dims: Dims = DIGITS):
         super().__init__()
         self.attn_in = layers.act()
-        self.attn = Attention(layers)
+        self.attn = Attention(layers, dims)
         self.mlp_in = layers.act()
-        self.fc1 = LinearBN(layers, DIM, MLP_HIDDEN)
+        self.fc1 = LinearBN(layers, dims.dim, dims.mlp_hidden)
         self.mlp_act = layers.act()
-        self.fc2 = LinearBN(layers, MLP_HIDDEN, DIM)
+        self.fc2 = LinearBN(layers, dims.mlp_hidden, dims.dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.attn_in(x))
