@@ -335,7 +335,8 @@ CATALOGUE = [
          "`snncc compile`", truncated_snn),
     Case("snn-damaged", "a model.snn whose manifest is damaged",
          ("simulate", "damaged.snn", "--input", "x.npy"),
-         "damaged.snn: model.snn is damaged (KeyError: 'Bogus'). Fix: recompile the model",
+         "damaged.snn: model.snn is damaged (node 'xq/encode' has unknown op 'Bogus'). Fix: "
+         "recompile the model",
          damaged_manifest),
     # ------------------------------------------------------------ output
     Case("output-under-file", "an output folder under a regular file",

@@ -14,8 +14,10 @@ replayed below.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
+import re
 import tempfile
 import warnings
 from datetime import timedelta
@@ -473,3 +475,98 @@ def test_corpus_is_documented():
     files = sorted(p.name for p in CORPUS.glob("*.onnx"))
     assert files == sorted(e["file"] for e in corpus())
     assert all(f"`{f}`" in readme for f in files)
+
+
+# ---------------------------------------------------------------- model.snn
+
+
+@functools.cache
+def seed_artifact() -> bytes:
+    from snncc.backends.sim import artifact
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "mlp.onnx"
+        path.write_bytes(seed_models()[2])
+        return artifact.to_bytes(snncc.compile(path).graph)
+
+
+ODD_JSON = [None, -1, 0, 3, 1.5, "", "x", [], [1, "a"], {}, {"tensor": "nowhere"},
+            {"enum": "sideways"}, True]
+artifact_edits = st.lists(st.tuples(
+    st.sampled_from(["bytes", "top", "drop_top", "node", "drop_node_key", "attr",
+                     "drop_node", "drop_tensor"]),
+    st.integers(0, 2**16), st.integers(0, 2**16), st.integers(0, 2**16)),
+    min_size=1, max_size=3)
+
+
+def edit_artifact(data: bytes, edits) -> bytes:
+    """Edit the manifest (JSON) and tensors of a model.snn, or its raw bytes."""
+    with np.load(io.BytesIO(data)) as z:
+        arrays = {k: z[k] for k in z.files}
+    manifest = json.loads(bytes(arrays["__manifest__"]).decode())
+    raw = []
+    for kind, i, j, v in edits:
+        nodes = manifest.get("nodes") if isinstance(manifest, dict) else None
+        node = nodes[i % len(nodes)] if isinstance(nodes, list) and nodes else None
+        odd = ODD_JSON[v % len(ODD_JSON)]
+        if kind == "bytes":
+            raw.append(("flip", i, v % 256))
+        elif kind in ("top", "drop_top") and isinstance(manifest, dict):
+            key = sorted(manifest)[j % len(manifest)]
+            if kind == "top":
+                manifest[key] = odd
+            else:
+                del manifest[key]
+        elif kind in ("node", "drop_node_key") and isinstance(node, dict) and node:
+            key = sorted(node)[j % len(node)]
+            if kind == "node":
+                node[key] = odd
+            else:
+                del node[key]
+        elif kind == "attr" and isinstance(node, dict) and isinstance(node.get("attrs"), dict) \
+                and node["attrs"]:
+            node["attrs"][sorted(node["attrs"])[j % len(node["attrs"])]] = odd
+        elif kind == "drop_node" and isinstance(nodes, list) and nodes:
+            del nodes[i % len(nodes)]
+        elif kind == "drop_tensor" and len(arrays) > 1:
+            del arrays[sorted(k for k in arrays if k != "__manifest__")[j % (len(arrays) - 1)]]
+    arrays["__manifest__"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return edit_bytes(buf.getvalue(), raw) if raw else buf.getvalue()
+
+
+@fuzz_settings(150)
+@given(edits=artifact_edits)
+def test_mutated_artifacts(scratch, edits):
+    """A damaged model.snn is refused when loaded, or runs: never another exception."""
+    path = scratch / "model.snn"
+    path.write_bytes(edit_artifact(seed_artifact(), edits))
+    try:
+        model = snncc.load(path)
+    except SnnccError as e:
+        assert str(e).strip()
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model.simulate(np.zeros((2, *model.input_shape)))
+        except SnnccError as e:
+            assert "internal error" not in str(e)
+
+
+@pytest.mark.parametrize(("edits", "message"), [
+    ([("node", 0, 0, 0)], "model.snn is damaged (node 0 has no valid attrs)"),
+    ([("bytes", 2329, 0, 32)], "not a readable model.snn (NotImplementedError)"),
+    ([("attr", 2, 0, 6)], "attribute 'analog': 'x' is not bool"),
+    ([("attr", 2, 1, 0)], "attribute 'dilations': None is not tuple[int, int]"),
+    ([("drop_node", 1, 0, 0)], "node 'h/Dense' reads values not defined before it"),
+])
+def test_damaged_artifacts_found_by_the_fuzzer(scratch, edits, message):
+    """These once crashed `snncc simulate` (AttributeError, NotImplementedError, TypeError
+    deep in the interpreter): the loader now checks the archive, the manifest's structure
+    and every attribute's type."""
+    path = scratch / "damaged.snn"
+    path.write_bytes(edit_artifact(seed_artifact(), edits))
+    with pytest.raises(SnnccError, match=re.escape(message)):
+        snncc.load(path)

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import zipfile
+import zlib
 from enum import Enum
 from pathlib import Path
 
@@ -68,21 +69,60 @@ def load(path: str | Path) -> Graph:
         with np.load(path, allow_pickle=False) as z:
             manifest = json.loads(bytes(z["__manifest__"]).decode())
             tensors = {k: z[k] for k in z.files if k != "__manifest__"}
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError,
+            NotImplementedError, RuntimeError) as e:
+        # what zipfile, zlib and json raise for damaged archives (RuntimeError: encrypted,
+        # NotImplementedError: a compression or flag zipfile does not read)
         raise SnnccError(Diagnostic(f"not a readable model.snn ({type(e).__name__})",
                                     file=str(path),
                                     fix="recompile the model with `snncc compile`")) from None
+    if not isinstance(manifest, dict):
+        raise SnnccError(Diagnostic("model.snn is damaged (its manifest is not a JSON object)",
+                                    file=str(path), fix="recompile the model"))
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise SnnccError(Diagnostic(
             f"model.snn format {manifest.get('format')} v{manifest.get('format_version')} "
             f"(written by snncc {manifest.get('snncc_version')}) is not {FORMAT} "
             f"v{FORMAT_VERSION} (snncc {__version__})", file=str(path),
             fix="recompile the model with this snncc"))
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise SnnccError(Diagnostic(f"model.snn is damaged ({problem})", file=str(path),
+                                    fix="recompile the model"))
     try:
         return _graph(manifest, tensors)
     except (KeyError, TypeError, ValueError) as e:
         raise SnnccError(Diagnostic(f"model.snn is damaged ({type(e).__name__}: {e})",
                                     file=str(path), fix="recompile the model")) from None
+
+
+_NODE_KEYS = {"name": str, "op": str, "inputs": list, "shape": list, "kind": str,
+              "origin": str, "attrs": dict}
+_TOP_KEYS = {"name": str, "inputs": list, "outputs": list, "meta": dict, "nodes": list}
+
+
+def _manifest_problem(manifest: dict) -> str:
+    """What is wrong with the manifest's structure ('' if nothing): keys, types, order."""
+    for key, kind in _TOP_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"manifest entry '{key}' is missing or not a {kind.__name__}"
+    defined: set[str] = set()
+    for k, nd in enumerate(manifest["nodes"]):
+        bad = [key for key, kind in _NODE_KEYS.items()
+               if not isinstance(nd, dict) or not isinstance(nd.get(key), kind)]
+        if bad:
+            return f"node {k} has no valid {', '.join(bad)}"
+        if nd["op"] not in _OPS:
+            return f"node '{nd['name']}' has unknown op {nd['op']!r}"
+        if any(not isinstance(d, int) or d < 1 for d in nd["shape"]):
+            return f"node '{nd['name']}' has shape {nd['shape']}"
+        if any(i not in defined for i in nd["inputs"]):
+            return f"node '{nd['name']}' reads values not defined before it"
+        defined.add(nd["name"])
+    if any(not isinstance(n, str) or n not in defined
+           for n in manifest["inputs"] + manifest["outputs"]):
+        return "the graph's inputs or outputs name no node"
+    return ""
 
 
 def _graph(manifest: dict, tensors: dict[str, np.ndarray]) -> Graph:
@@ -92,14 +132,10 @@ def _graph(manifest: dict, tensors: dict[str, np.ndarray]) -> Graph:
         fields = {f.name: f for f in dataclasses.fields(cls)}
         attrs = {}
         for key, value in nd["attrs"].items():
-            if isinstance(value, dict) and "tensor" in value:
-                attrs[key] = tensors[value["tensor"]]
-            elif isinstance(value, dict) and "enum" in value:
-                attrs[key] = Rounding(value["enum"])
-            elif isinstance(value, list) and "tuple" in str(fields[key].type):
-                attrs[key] = tuple(value)
-            else:
-                attrs[key] = value
+            try:
+                attrs[key] = _attr(str(fields[key].type), value, tensors)
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"node '{nd['name']}' attribute '{key}': {e}") from None
         g.add(nd["name"], cls(**attrs), nd["inputs"], origin=nd["origin"],
               shape=tuple(nd["shape"]), kind=nd["kind"])
     g.inputs, g.outputs, g.meta = manifest["inputs"], manifest["outputs"], manifest["meta"]
@@ -107,6 +143,33 @@ def _graph(manifest: dict, tensors: dict[str, np.ndarray]) -> Graph:
 
     verify(g)
     return g
+
+
+def _attr(kind: str, value: object, tensors: dict[str, np.ndarray]) -> object:
+    """An op attribute from the manifest, checked against the field's type `kind`."""
+    if kind == "np.ndarray":
+        ref = value.get("tensor") if isinstance(value, dict) else None
+        if ref not in tensors or tensors[ref].dtype.kind not in "biuf":
+            raise ValueError(f"{value!r} is not a numeric tensor of the file")
+        return tensors[ref]
+    if kind == "Rounding":
+        return Rounding(value.get("enum") if isinstance(value, dict) else None)
+    if kind.startswith("tuple["):
+        arity = None if "..." in kind else kind.count(",") + 1
+        if not isinstance(value, list) or arity not in (None, len(value)) or not all(
+                _is_int(v) for v in value):
+            raise ValueError(f"{value!r} is not {kind}")
+        return tuple(value)
+    checks = {"int": _is_int, "bool": lambda v: isinstance(v, bool),
+              "str": lambda v: isinstance(v, str),
+              "float": lambda v: (_is_int(v) or isinstance(v, float)) and np.isfinite(v)}
+    if not checks[kind](value):
+        raise ValueError(f"{value!r} is not {kind}")
+    return value
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _jsonable(meta: dict) -> dict:
