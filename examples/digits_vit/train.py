@@ -12,6 +12,7 @@ no quantizers) is trained first; each Brevitas QAT variant (``--scales float`` a
 exporter metadata is stripped, and every file is checked and run on the test split.
 
     python examples/digits_vit/train.py [--out DIR] [--epochs N] [--qat-epochs N]
+                                        [--scales {float,po2} ...]
 """
 
 import argparse
@@ -127,6 +128,7 @@ class QuantLayers:
         return qnn.QuantReLU(act_quant=self.act_quant, bit_width=ACT_BITS)
 
 
+Layers = FloatLayers | QuantLayers
 LABELS = {"twin": "float twin", "float": "QAT, float scales", "po2": "QAT, po2 scales"}
 QUANT_LAYERS = {
     "float": QuantLayers(Int8WeightPerTensorFloat, Uint8ActPerTensorFloat),
@@ -157,7 +159,7 @@ DIGITS = Dims()
 class LinearBN(nn.Module):
     """Token-wise linear layer, then BatchNorm1d over channels, on [B, N, D]."""
 
-    def __init__(self, layers, fin: int, fout: int):
+    def __init__(self, layers: Layers, fin: int, fout: int):
         super().__init__()
         self.linear = layers.linear(fin, fout)
         self.bn = nn.BatchNorm1d(fout)
@@ -179,7 +181,7 @@ def merge_heads(x: torch.Tensor, dims: Dims = DIGITS) -> torch.Tensor:
 class Attention(nn.Module):
     """Multi-head NReLU attention on quantized, non-negative q, k and v."""
 
-    def __init__(self, layers, dims: Dims = DIGITS):
+    def __init__(self, layers: Layers, dims: Dims = DIGITS):
         super().__init__()
         self.dims = dims
         self.q, self.k, self.v = (LinearBN(layers, dims.dim, dims.dim) for _ in range(3))
@@ -202,7 +204,7 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """Pre-activation transformer block; residuals stay on the real-valued stream."""
 
-    def __init__(self, layers, dims: Dims = DIGITS):
+    def __init__(self, layers: Layers, dims: Dims = DIGITS):
         super().__init__()
         self.attn_in = layers.act()
         self.attn = Attention(layers, dims)
@@ -219,7 +221,7 @@ class Block(nn.Module):
 class DigitsViT(nn.Module):
     """Conv tokenizer -> 2 blocks -> ReLU, token mean, linear classifier."""
 
-    def __init__(self, layers):
+    def __init__(self, layers: Layers):
         super().__init__()
         self.input_quant = layers.input_quant()
         self.tokenizer = nn.Sequential(
@@ -318,14 +320,19 @@ EXPORTS = (
 def export_onnx(model: nn.Module, kind: str, path: Path) -> None:
     """Export with batch size 1; only the TorchScript twin gets a dynamic batch."""
     example = torch.zeros(1, 1, 8, 8)
-    names = dict(input_names=["input"], output_names=["logits"])
-    brevitas_kw = dict(args=example, export_path=str(path), opset_version=OPSET, dynamo=False)
-    if kind == "qcdq":
-        export_onnx_qcdq(model, **brevitas_kw, **names)
-    elif kind == "qonnx":
-        export_qonnx(model, **brevitas_kw, **names)
+    inputs, outputs = ["input"], ["logits"]
+    if kind in ("qcdq", "qonnx"):
+        export = export_onnx_qcdq if kind == "qcdq" else export_qonnx
+        export(
+            model,
+            args=example,
+            export_path=str(path),
+            opset_version=OPSET,
+            dynamo=False,
+            input_names=inputs,
+            output_names=outputs,
+        )
     elif kind == "torchscript":
-        batch = {"input": {0: "batch"}, "logits": {0: "batch"}}
         with warnings.catch_warnings():  # the TorchScript exporter is deprecated
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
@@ -334,8 +341,9 @@ def export_onnx(model: nn.Module, kind: str, path: Path) -> None:
                 str(path),
                 dynamo=False,
                 opset_version=OPSET,
-                dynamic_axes=batch,
-                **names,
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
             )
     elif kind == "dynamo":
         path.parent.mkdir(exist_ok=True)
@@ -346,7 +354,8 @@ def export_onnx(model: nn.Module, kind: str, path: Path) -> None:
             dynamo=True,
             external_data=True,
             verbose=False,
-            **names,
+            input_names=inputs,
+            output_names=outputs,
         )
     else:
         raise ValueError(kind)
@@ -421,7 +430,12 @@ def op_counts(path: Path) -> dict[str, int]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="output folder (default: this script's folder)",
+    )
     parser.add_argument("--epochs", type=int, default=40, help="float twin epochs")
     parser.add_argument("--qat-epochs", type=int, default=20, help="QAT fine-tuning epochs")
     parser.add_argument(
@@ -448,7 +462,9 @@ class Log:
         path.write_text("\n".join(self.lines) + "\n")
 
 
-def train_models(args, train: Split, test: Split, log: Log) -> dict[str, nn.Module]:
+def train_models(
+    args: argparse.Namespace, train: Split, test: Split, log: Log
+) -> dict[str, nn.Module]:
     """Train the twin, then the requested QAT variants; log torch test accuracy."""
     models = {}
     for name in ["twin", *args.scales]:
