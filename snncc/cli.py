@@ -74,6 +74,17 @@ def load_array(path: Path, what: str, key: str = "x") -> np.ndarray:
     return data
 
 
+def check_output_file(path: Path | None, what: str) -> None:
+    """Before any work: `path` can be created (its folder exists; it is not a folder)."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir() or path.is_dir():
+        why = f"'{path}' is a folder" if path.is_dir() else f"folder '{parent}' does not exist"
+        raise SnnccError(Diagnostic(f"cannot write the {what}: {why}", file=str(path),
+                                    fix="choose a file in an existing folder"))
+
+
 @contextmanager
 def atomic_dir(target: Path):
     """Build into a temporary folder beside `target`; move it into place on success only.
@@ -244,6 +255,10 @@ def compile_cmd(
     except ValueError as e:
         raise SnnccError(Diagnostic(str(e), fix="e.g. --delay exact")) from None
     data = load_array(calibrate, "calibration data") if calibrate else None
+    if dump_dir is not None and _file_in_the_way(dump_dir) is not None:
+        raise SnnccError(Diagnostic(f"cannot create the dump folder: "
+                                    f"'{_file_in_the_way(dump_dir)}' is a file",
+                                    file=str(dump_dir), fix="choose another --dump-dir"))
     printer = (lambda name, text: out.print(f"// after {name}\n{text}", markup=False)
                ) if print_after_all else None
     with warnings.catch_warnings(record=True) as caught:
@@ -308,6 +323,8 @@ def simulate(
     from snncc.report import read_report
     from snncc.simulate import simulate_and_report
 
+    for path, what in ((trace, "trace"), (output, "output"), (report, "report")):
+        check_output_file(path, what)
     model = snncc.load(artifact)
     x = model.check_input(load_array(input, "input"), file=str(input))
     y = load_array(labels, "labels", key="y") if labels else None

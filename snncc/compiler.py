@@ -70,6 +70,9 @@ class CompiledModel:
             raise SnnccError(Diagnostic(
                 f"{name} has shape {list(x.shape)}; the model takes [batch, "
                 f"{', '.join(map(str, shape))}]", fix="reshape the input array", file=file))
+        if len(x) == 0:
+            raise SnnccError(Diagnostic(f"{name} has no samples (shape {list(x.shape)})",
+                                        fix="pass at least one", file=file))
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
             bad = np.argwhere(~np.isfinite(x))[0]
             raise SnnccError(Diagnostic(
@@ -140,6 +143,10 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
     dimensions free: a tuple, or a dict by input name for a model with several inputs.
     """
     T = check_window(T)
+    if frac_bits is not None and (isinstance(frac_bits, bool) or not isinstance(
+            frac_bits, int | np.integer) or not 0 <= frac_bits <= 62):
+        raise SnnccError(Diagnostic(f"--frac-bits must be an integer from 0 to 62, not "
+                                    f"{frac_bits}", fix="leave it out to let snncc choose"))
     graph = import_onnx(model, input_shape)
     if calibrate is not None:
         calibrate = CompiledModel(graph).check_input(calibrate, "calibration data")
