@@ -152,3 +152,11 @@ def test_integer_reference_is_what_evaluate_gives(tiny_models):
     x = inputs(model, 4)
     values = evaluate(model.graph, {model.graph.inputs[0]: x})
     assert all(np.array_equal(v, values[k]) for k, v in model.reference(x).items())
+
+
+def test_fraction_bits_that_overflow_are_refused(tiny_models):
+    with pytest.raises(snncc.errors.SnnccError,
+                       match="60 fraction bits make this layer's fixed-point weights overflow"):
+        snncc.compile(tiny_models["transformer"], T=7, frac_bits=60)
+    small = snncc.compile(tiny_models["transformer"], T=7, frac_bits=12)
+    assert small.graph.meta["frac_bits"] == 12
