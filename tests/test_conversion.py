@@ -156,7 +156,7 @@ def test_integer_reference_is_what_evaluate_gives(tiny_models):
 
 def test_fraction_bits_that_overflow_are_refused(tiny_models):
     with pytest.raises(snncc.errors.SnnccError,
-                       match="60 fraction bits make this layer's fixed-point weights overflow"):
-        snncc.compile(tiny_models["transformer"], T=7, frac_bits=60)
+                       match="62 fraction bits make this layer's fixed-point currents overflow"):
+        snncc.compile(tiny_models["transformer"], T=7, frac_bits=62)
     small = snncc.compile(tiny_models["transformer"], T=7, frac_bits=12)
     assert small.graph.meta["frac_bits"] == 12

@@ -357,8 +357,8 @@ def _linear(lw: Lowering, n: Node, xs) -> Val:
         real = w.real() * _in_factor(x, n, dense, lw)
         real = real * (m if dense else m.reshape(-1, 1, 1, 1))
         F = lw.F if n.name in lw.stream else _local_bits(real)
-        if float(np.max(np.abs(real), initial=0)) * 2.0**F >= 2.0**62:
-            lw.refuse(f"{F} fraction bits make this layer's fixed-point weights overflow "
+        if float(np.max(_fan_in_abs(real, dense), initial=0)) * x.peak * 2.0**F >= 2.0**62:
+            lw.refuse(f"{F} fraction bits make this layer's fixed-point currents overflow "
                       "64-bit integers", "pass a smaller --frac-bits (or leave it automatic)")
         w_int = to_fixed(real, F)
         a = np.full(n.shape[out_axis], 2.0**-F)
