@@ -6,6 +6,8 @@ through float64 BLAS only when every partial sum is exactly representable (< 2**
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -65,3 +67,137 @@ def maxpool2d(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
 def sumpool2d(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
     win = _windows(_pad(x, pads, 0), kernel, strides)
     return win.sum(axis=(-2, -1))
+
+
+# ---------------------------------------------------------------- exact float kernels
+# The interpreter's compiled plans (backends/sim/plan.py) hold integers in float32 or
+# float64 arrays where every value and partial sum is below 2**24 or 2**53, so these are
+# exact; they aim at throughput (one BLAS call per layer, cache-sized chunks).
+
+_CHUNK = 1 << 17  # elements per chunk of the element-wise kernels (fits in L2)
+_IM2COL = 1 << 22  # elements of one im2col block
+
+
+def dense(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x [..., K] @ w [K, M] as one matrix product (x and w of one dtype)."""
+    lead = x.shape[:-1]
+    return np.matmul(x.reshape(-1, x.shape[-1]), w).reshape(lead + (w.shape[1],))
+
+
+def conv2d_planes(x: np.ndarray, w: np.ndarray, strides, pads, dilations, group: int,
+                  dtype) -> np.ndarray:
+    """Grouped 2-D convolution into a contiguous [B, O, OH, OW] array of `dtype`.
+
+    Per block of samples: im2col [b, C/g*kh*kw, OH*OW] (converted to `dtype` while it is
+    gathered) and one stacked matrix product with the [O/g, C/g*kh*kw] weights.
+    """
+    w = w.astype(dtype, copy=False)
+    win = _windows(_pad(x, pads, 0), w.shape[2:], strides, dilations)
+    b, c, oh, ow, kh, kw = win.shape
+    o, cg = w.shape[:2]
+    og = o // group
+    out = np.empty((b, o, oh * ow), dtype)
+    per = max(1, _IM2COL // max(1, cg * kh * kw * oh * ow))
+    for g in range(group):
+        wg = w[g * og:(g + 1) * og].reshape(og, -1)
+        for s in range(0, b, per):
+            blk = win[s:s + per, g * cg:(g + 1) * cg].transpose(0, 1, 4, 5, 2, 3)
+            cols = np.ascontiguousarray(blk, dtype).reshape(len(blk), cg * kh * kw, oh * ow)
+            np.matmul(wg, cols, out=out[s:s + per, g * og:(g + 1) * og])
+    return out.reshape(b, o, oh, ow)
+
+
+def _pool(x: np.ndarray, kernel, strides, pads, fill, combine) -> np.ndarray:
+    """Pooling as a fold of kh*kw strided slices (no window copies)."""
+    x = _pad(x, pads, fill)
+    (kh, kw), (sh, sw) = kernel, strides
+    oh = (x.shape[2] - kh) // sh + 1
+    ow = (x.shape[3] - kw) // sw + 1
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            part = x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+            out = part.copy() if out is None else combine(out, part, out=out)
+    return out
+
+
+def maxpool_planes(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
+    """Max pooling of [B, C, H, W] (any dtype; padding never wins)."""
+    low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+    return _pool(x, kernel, strides, pads, low, np.maximum)
+
+
+def sumpool_planes(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
+    """Sum pooling of [B, C, H, W] in x's dtype (exact for integers in range)."""
+    return _pool(x, kernel, strides, pads, 0, np.add)
+
+
+def level_tables(thresholds: np.ndarray, sample: tuple[int, ...], dtype) -> list[np.ndarray]:
+    """Thresholds [..., L] as L contiguous arrays (one per level) for `level_counts`.
+
+    Each broadcasts against the per-sample shape; small per-channel tables are written out
+    to the whole sample, so that the compares run over long contiguous rows.
+    """
+    levels = thresholds.shape[-1]
+    th = thresholds.astype(dtype, copy=False)
+    th = th.reshape((1,) * (len(sample) + 1 - th.ndim) + th.shape)
+    if th[..., 0].size > 1 and int(np.prod(sample, dtype=np.int64)) <= _CHUNK:
+        th = np.broadcast_to(th, tuple(sample) + (levels,))
+    return [np.ascontiguousarray(th[..., k]) for k in range(levels)]
+
+
+def level_counts(v: np.ndarray, levels: list[np.ndarray], dtype=np.uint8) -> np.ndarray:
+    """``#{k : v >= levels[k]}`` per element of v [B, ...], as `dtype`.
+
+    `levels` (from `level_tables`: non-decreasing, v's dtype) broadcast against the
+    per-sample shape. Counted in cache-sized chunks (L compare-and-add passes each),
+    spread over the cores.
+    """
+    out = np.zeros(v.shape, dtype)
+    size = int(np.prod(v.shape[1:], dtype=np.int64))
+    workers = os.cpu_count() or 1
+    block = max(_CHUNK // 8, min(_CHUNK, v.size // (2 * workers)))
+
+    def count(chunk) -> None:
+        sl, ts = chunk
+        vc, oc = v[sl], out[sl]
+        mask = np.empty(vc.shape, np.bool_)
+        for t in ts:
+            np.greater_equal(vc, t, out=mask)
+            np.add(oc, mask.view(np.uint8), out=oc)
+
+    chunks = list(_chunks(v.shape, size, levels, block))
+    if len(chunks) < 2 or workers == 1:
+        for c in chunks:
+            count(c)
+    else:
+        list(_pool_executor().map(count, chunks))
+    return out
+
+
+_EXECUTOR = None
+
+
+def _pool_executor():
+    """Threads for the element-wise kernels (numpy releases the GIL in its loops)."""
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                       thread_name_prefix="snncc-kernels")
+    return _EXECUTOR
+
+
+def _chunks(shape, size: int, th: list[np.ndarray], block: int):
+    """(index, thresholds) pairs covering [B, ...] in blocks of about `block` elements:
+    several samples at once if they are small, else slices along the first sample axis."""
+    if size <= block or len(shape) == 1:
+        per = max(1, block // max(size, 1))
+        for s in range(0, shape[0], per):
+            yield np.s_[s:s + per], th
+        return
+    rows = max(1, block // max(1, size // shape[1]))
+    for b in range(shape[0]):
+        for r in range(0, shape[1], rows):
+            yield np.s_[b, r:r + rows], [t[r:r + rows] if t.shape[0] > 1 else t for t in th]

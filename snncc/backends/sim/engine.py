@@ -5,7 +5,10 @@ vectorized over the batch and the neurons; it is the definition of the SNN's beh
 under any delay policy. The fast engine is for exact mode only: there every neuron's
 count equals the integer reference's code, so it evaluates that in one shot and expands
 spike trains (code c -> spikes at t_fire .. t_fire+c-1) only when asked. The two must
-agree bit for bit; tests hold them to it.
+agree bit for bit; tests hold them to it, and to the integer reference.
+
+Both run on ``plan``: integers held in float32/float64 where every value and partial sum
+is provably exact there (float BLAS), whole layers at a time. Spike counts are uint8.
 """
 
 from __future__ import annotations
@@ -14,11 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from snncc import kernels
 from snncc import ops as o
+from snncc.backends.sim import plan
 from snncc.ir import Graph, Node
-from snncc.reference import EVAL, batched, evaluate
-from snncc.schedule import total_steps
 
 
 @dataclass
@@ -27,7 +28,7 @@ class SimResult:
 
     logits: np.ndarray  # real units
     logits_int: np.ndarray  # the integers the argmax is taken over
-    counts: dict[str, np.ndarray]  # spike count of every neuron
+    counts: dict[str, np.ndarray]  # spike count of every neuron (uint8; wider past 255)
     steps: int
     trains: dict[str, np.ndarray] | None = None  # [T, batch, ...] uint8 spike trains
     spike_totals: dict[str, int] = field(default_factory=dict)
@@ -45,9 +46,8 @@ class SimResult:
         return rates
 
 
-def _readout(graph: Graph, totals: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    (r,) = graph.ops(o.Readout)
-    current = totals[r.inputs[0]]
+def _readout(r: Node, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logits in real units and the integers the argmax is taken over."""
     return r.op.scale * current + r.op.offset, current + r.op.bias
 
 
@@ -55,143 +55,42 @@ def _readout(graph: Graph, totals: dict[str, np.ndarray]) -> tuple[np.ndarray, n
 
 
 def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
-    """Exact mode in closed form: counts from the integer reference."""
+    """Exact mode in closed form: every neuron's count is its integer-reference code."""
     if graph.meta.get("delay", "exact") != "exact":
         raise ValueError("the fast engine computes exact mode only; use the step engine")
-    values = evaluate(graph, {graph.inputs[0]: x})
-    counts = {n.name: values[n.name] for n in graph.ops(o.Neuron)}
-    real, ints = _readout(graph, values)
-    steps = total_steps(graph)
+    p = plan.build(graph)
+    values = plan.run_exact(p, x)
+    counts = {name: values[name] for name in p.neurons}
+    r = p.readout
+    real, ints = _readout(r, values[r.name].astype(np.int64))
     trains = None
     if trace:
         trains = {}
-        for n in graph.ops(o.Neuron):
-            c = counts[n.name][None]
-            t = np.arange(steps).reshape((-1,) + (1,) * (c.ndim - 1))
-            trains[n.name] = ((t >= n.op.t_fire) & (t < n.op.t_fire + c)).astype(np.uint8)
-    return SimResult(real, ints, counts, steps, trains)
+        for n in p.order:
+            if isinstance(n.op, o.Neuron):
+                c = counts[n.name][None].astype(np.int64)
+                t = np.arange(p.steps).reshape((-1,) + (1,) * (c.ndim - 1))
+                trains[n.name] = ((t >= n.op.t_fire) & (t < n.op.t_fire + c)).astype(np.uint8)
+    return SimResult(real, ints, counts, p.steps, trains)
 
 
 # ---------------------------------------------------------------- step engine
 
 
-class _State:
-    """Per-node state of the step engine: membranes, counters, accumulators."""
-
-    def __init__(self, graph: Graph, n: Node, batch: int):
-        self.batch = batch
-        self.in_shapes = [(batch,) + graph.node(i).shape for i in n.inputs]
-        self.acc = np.zeros((batch,) + n.shape, np.int64)
-        if isinstance(n.op, o.TDMatMul):
-            self.ca, self.cb = (np.zeros(s, np.int64) for s in self.in_shapes)
-        if isinstance(n.op, o.TDMaxPool):
-            self.counts = np.zeros(self.in_shapes[0], np.int64)
-        if isinstance(n.op, o.Neuron):
-            self.n = np.zeros((batch,) + n.shape, np.int64)
-            th = np.broadcast_to(n.op.thresholds, n.shape + (n.op.levels,))
-            self.th = np.ascontiguousarray(th).reshape(-1)
-            self.base = (np.arange(int(np.prod(n.shape))) * n.op.levels).reshape(n.shape)
-            self.sign = np.broadcast_to(n.op.sign, n.shape)
-
-
 def run_step(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
-    """Simulate every time step; works for every delay policy."""
-    batch = len(x)
-    steps = total_steps(graph)
-    states = {n.name: _State(graph, n, batch) for n in graph.topo()
-              if not isinstance(n.op, o.Input)}
-    codes = None
-    trains = {n.name: [] for n in graph.ops(o.Neuron)} if trace else None
-    order = [n for n in graph.topo() if not isinstance(n.op, o.Input)]
-    for t in range(steps):
-        now: dict[str, np.ndarray | None] = {}
-        for n in order:
-            ins = [now.get(i) for i in n.inputs]
-            if isinstance(n.op, o.SpikeInput):
-                if codes is None:
-                    codes = EVAL[o.SpikeInput](n, [np.asarray(x, np.float64)])
-                now[n.name] = _input_spikes(n, codes, t)
-            else:
-                now[n.name] = STEP[type(n.op)](n, states[n.name], ins, t)
-            if trains is not None and isinstance(n.op, o.Neuron):
-                spikes = now[n.name]
-                trains[n.name].append(np.zeros(states[n.name].acc.shape, np.uint8)
-                                      if spikes is None else spikes.astype(np.uint8))
-    counts = {n.name: states[n.name].n for n in graph.ops(o.Neuron)}
-    (r,) = graph.ops(o.Readout)
-    real, ints = _readout(graph, {r.inputs[0]: states[r.name].acc})
-    stacked = {k: np.stack(v) for k, v in trains.items()} if trains is not None else None
-    return SimResult(real, ints, counts, steps, stacked)
+    """Simulate every time step; works for every delay policy.
 
-
-def _input_spikes(n: Node, codes: np.ndarray, t: int) -> np.ndarray | None:
-    if n.op.analog:
-        return codes if t == 0 else None
-    return (codes - n.op.lo > t).astype(np.int64)
-
-
-def _stateless(n: Node, state: _State, ins, t: int):
-    if all(i is None for i in ins):
-        return None
-    ins = [np.zeros(shape, np.int64) if i is None else i
-           for i, shape in zip(ins, state.in_shapes, strict=True)]
-    return EVAL[type(n.op)](n, ins)
-
-
-def _add_current(n: Node, state: _State, ins, t: int):
-    if all(i is None for i in ins):
-        return None
-    a, b = batched([np.zeros(shape, np.int64) if i is None else i
-                    for i, shape in zip(ins, state.in_shapes, strict=True)])
-    return a + b
-
-
-def _td_matmul(n: Node, state: _State, ins, t: int):
-    """ΔP(t) = C_A(t-1)·S_B(t) + S_A(t)·C_B(t)."""
-    sa, sb = ins
-    if sa is None and sb is None:
-        return None
-    out = np.zeros(state.acc.shape, np.int64)
-    if sb is not None:
-        out += kernels.matmul(*batched([state.ca, sb]))
-        state.cb += sb
-    if sa is not None:
-        out += kernels.matmul(*batched([sa, state.cb]))
-        state.ca += sa
-    return out
-
-
-def _td_maxpool(n: Node, state: _State, ins, t: int):
-    s = ins[0]
-    if s is None:
-        return None
-    op = n.op
-    state.counts += s
-    m = kernels.maxpool2d(state.counts, op.kernel, op.strides, op.pads)
-    out = m - state.acc
-    state.acc = m
-    return out
-
-
-def _neuron(n: Node, state: _State, ins, t: int):
-    if ins[0] is not None:
-        state.acc += ins[0]
-    if not n.op.t_fire <= t < n.op.t_fire + n.op.levels:
-        return None
-    level = np.minimum(state.n, n.op.levels - 1)
-    theta = state.th[state.base + level]
-    fire = (state.n < n.op.levels) & (state.sign * state.acc >= theta)
-    state.n += fire
-    return fire.astype(np.int64)
-
-
-def _readout_step(n: Node, state: _State, ins, t: int):
-    if ins[0] is not None:
-        state.acc += ins[0]
-    return None
-
-
-STEP = {o.Synapse: _stateless, o.ReduceSum: _stateless, o.SumPool: _stateless,
-        o.Reshape: _stateless, o.Transpose: _stateless, o.Take: _stateless,
-        o.Concat: _stateless, o.AddCurrent: _add_current, o.TDMatMul: _td_matmul,
-        o.TDMaxPool: _td_maxpool, o.Neuron: _neuron, o.Readout: _readout_step}
+    Evaluated layer by layer: each value over all the steps it is active in at once,
+    each neuron advancing its membranes step by step (``plan.run_steps``).
+    """
+    p = plan.build(graph)
+    trains, counts, total = plan.run_steps(p, x, p.steps)
+    real, ints = _readout(p.readout, total.astype(np.int64))
+    full = None
+    if trace:
+        full = {}
+        for name, s in trains.items():
+            out = np.zeros((p.steps,) + s.data.shape[1:], np.uint8)
+            out[s.t0:s.t0 + len(s.data)] = s.data[:max(0, p.steps - s.t0)]
+            full[name] = out
+    return SimResult(real, ints, counts, p.steps, full)

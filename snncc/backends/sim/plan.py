@@ -1,0 +1,541 @@
+"""Compiled evaluation of an SNN graph for the interpreter: exact, whole layers at a time.
+
+Both engines run on this. Every value gets a static bound on its magnitude that also
+bounds every partial sum a kernel forms while computing it (a spike count is at most L; a
+synapse's current at most ``max_j sum_i |W_ij|`` times its input's bound; and so on, over
+the whole time window too). The bound picks the dtype a current is computed and held in:
+float32 below 2**24, float64 below 2**53, int64 above. Integers in that range are exact in
+the float type whatever the order of summation, so float BLAS gives the integer result
+exactly. Spike counts and spike trains are uint8 (wider past 255 levels).
+
+- ``run_exact``: exact mode in closed form, one pass (each neuron's count is its code).
+- ``run_steps``: the step semantics, for any delay policy. Each value is computed over its
+  activity window at once, time folded into the batch axis (a synapse is one matrix
+  product for all of its steps); a neuron advances its membranes one step at a time.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from snncc import kernels
+from snncc import ops as o
+from snncc.intmath import quantize
+from snncc.ir import Graph, Node
+from snncc.reference import EVAL
+from snncc.schedule import total_steps
+
+F32_EXACT, F64_EXACT = 2**24, 2**53
+
+
+def exact_dtype(bound: int) -> np.dtype:
+    """The narrowest of float32, float64, int64 holding every integer up to `bound`."""
+    if bound < F32_EXACT:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64 if bound < F64_EXACT else np.int64)
+
+
+def count_dtype(bound: int) -> np.dtype:
+    """The unsigned type of spike counts up to `bound`."""
+    return np.dtype(np.uint8 if bound <= 0xFF else np.uint16 if bound <= 0xFFFF else np.uint32)
+
+
+@dataclass
+class Plan:
+    """What the kernels need, prepared once per graph."""
+
+    graph: Graph
+    order: list[Node]
+    bound: dict[str, int] = field(default_factory=dict)
+    dtype: dict[str, np.dtype] = field(default_factory=dict)  # how each value is held
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    neurons: dict[str, tuple[np.ndarray | None, list[np.ndarray]]] = field(
+        default_factory=dict)
+    last_use: dict[str, int] = field(default_factory=dict)
+    steps: int = 0  # end-to-end time steps
+
+    @property
+    def readout(self) -> Node:
+        (r,) = [n for n in self.order if isinstance(n.op, o.Readout)]
+        return r
+
+    def compute_dtype(self, name: str) -> np.dtype:
+        return exact_dtype(self.bound[name])
+
+
+_CACHE: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], Plan]] = (
+    weakref.WeakKeyDictionary())
+
+
+def build(graph: Graph) -> Plan:
+    """The plan of `graph` (cached while the graph's ops stay the same)."""
+    key = tuple(id(graph.node(name).op) for name in graph.names())
+    cached = _CACHE.get(graph)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    plan = _build(graph)
+    _CACHE[graph] = (key, plan)  # the plan holds the ops: their ids stay unique
+    return plan
+
+
+def _build(graph: Graph) -> Plan:
+    plan = Plan(graph, [n for n in graph.topo()], steps=total_steps(graph))
+    for k, n in enumerate(plan.order):
+        for i in n.inputs:
+            plan.last_use[i] = k
+        if isinstance(n.op, o.Input):
+            continue
+        ins = [plan.bound.get(i, 0) for i in n.inputs]
+        plan.bound[n.name] = b = _bound(graph, n, ins)
+        analog = isinstance(n.op, o.SpikeInput) and n.op.analog
+        plan.dtype[n.name] = (count_dtype(b) if n.kind == o.CODES and not analog
+                              else exact_dtype(b))
+        if isinstance(n.op, o.Synapse):
+            plan.weights[n.name] = n.op.weight.astype(exact_dtype(b), copy=False)
+        if isinstance(n.op, o.Neuron):
+            plan.neurons[n.name] = _neuron_tables(n, ins[0], plan.dtype[n.inputs[0]])
+    return plan
+
+
+def _fan_in(op: o.Synapse) -> int:
+    """max over outputs of sum |W| into it (rounded up)."""
+    w = np.abs(op.weight).astype(np.float64)
+    sums = w.sum(axis=0) if op.kind == "dense" else w.reshape(w.shape[0], -1).sum(axis=1)
+    return int(np.ceil(float(np.max(sums, initial=0.0)) * (1 + 2.0**-40))) + 1
+
+
+def _bound(graph: Graph, n: Node, ins: list[int]) -> int:
+    """|value| and every partial sum of it (over inputs and over steps) is at most this."""
+    op = n.op
+    if isinstance(op, o.SpikeInput):
+        return max(abs(op.lo), abs(op.hi), 1)
+    if isinstance(op, o.Neuron):
+        return max(op.levels, 1)
+    if isinstance(op, o.Synapse):
+        return ins[0] * _fan_in(op)
+    if isinstance(op, o.TDMatMul):
+        k = graph.node(n.inputs[0]).shape[-1]
+        return k * max(ins[0] * ins[1], ins[0] + ins[1])
+    if isinstance(op, o.AddCurrent):
+        return sum(ins)
+    if isinstance(op, o.ReduceSum):
+        shape = graph.node(n.inputs[0]).shape
+        return ins[0] * int(np.prod([shape[a] for a in op.axes], dtype=np.int64))
+    if isinstance(op, o.SumPool):
+        return ins[0] * op.kernel[0] * op.kernel[1]
+    return max(ins)  # TDMaxPool, Readout, rewiring
+
+
+def _neuron_tables(n: Node, bound: int, dtype: np.dtype):
+    """(sign or None if all +1, per-level thresholds) in the current's dtype. Thresholds
+    beyond the current's reach are clipped to just past it, which changes no comparison."""
+    op: o.Neuron = n.op
+    sign = None if np.all(op.sign == 1) else op.sign.astype(dtype)
+    th = np.clip(op.thresholds, -bound - 1, bound + 1)
+    return sign, kernels.level_tables(th, n.shape, dtype)
+
+
+def _codes(plan: Plan, n: Node, v: np.ndarray) -> np.ndarray:
+    """The neuron's count for the integrated current v: #{k : sign*v >= theta_k}."""
+    sign, th = plan.neurons[n.name]
+    if sign is not None:
+        v = v * sign
+    return kernels.level_counts(v, th, plan.dtype[n.name])
+
+
+def _batched(xs: list[np.ndarray], lead: int) -> list[np.ndarray]:
+    """Operands given equal rank by 1-axes after the `lead` batch axes (per-sample shapes
+    broadcast from the right)."""
+    rank = max(x.ndim for x in xs)
+    return [x.reshape(x.shape[:lead] + (1,) * (rank - x.ndim) + x.shape[lead:]) for x in xs]
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A stack of matrix products; BLAS wants contiguous float operands."""
+    if a.dtype.kind == "i":
+        return kernels.matmul(a, b)
+    return np.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
+
+
+def _contiguous(x: np.ndarray, dtype) -> np.ndarray:
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+def _synapse(plan: Plan, n: Node, x: np.ndarray) -> np.ndarray:
+    """The synapse's current for codes or spikes x [B, ...] (B may fold steps in)."""
+    op: o.Synapse = n.op
+    w = plan.weights[n.name]
+    dt = plan.dtype[n.name]
+    if dt.kind == "i":
+        x = x.astype(np.int64, copy=False)
+        if op.kind == "dense":
+            return kernels.matmul(x, w)
+        return kernels.conv2d(x, w, op.strides, op.pads, op.dilations, op.group)
+    if op.kind == "dense":
+        return kernels.dense(_contiguous(x, dt), w)
+    return kernels.conv2d_planes(x, w, op.strides, op.pads, op.dilations, op.group, dt)
+
+
+def _stateless(plan: Plan, n: Node, xs: list[np.ndarray]) -> np.ndarray:
+    """Ops whose value at a step depends only on their operands at that step, on arrays
+    with one leading batch axis."""
+    op = n.op
+    dt = plan.dtype[n.name]
+    if isinstance(op, o.Synapse):
+        return _synapse(plan, n, xs[0])
+    if isinstance(op, o.AddCurrent):
+        a, b = _batched([x.astype(dt, copy=False) for x in xs], 1)
+        return a + b
+    if isinstance(op, o.SumPool):
+        return kernels.sumpool_planes(xs[0].astype(dt, copy=False), op.kernel, op.strides,
+                                      op.pads)
+    if isinstance(op, o.ReduceSum | o.Concat):
+        xs = [x.astype(dt, copy=False) for x in xs]
+    return EVAL[type(op)](n, xs)  # ReduceSum, Reshape, Transpose, Take, Concat
+
+
+# ---------------------------------------------------------------- exact mode
+
+
+def run_exact(plan: Plan, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every neuron's code and the readout's input current, in closed form."""
+    keep = {n.name for n in plan.order if isinstance(n.op, o.Neuron | o.Readout)}
+    values: dict[str, np.ndarray] = {}
+    for k, n in enumerate(plan.order):
+        op = n.op
+        if isinstance(op, o.Input):
+            values[n.name] = x
+            continue
+        xs = [values[i] for i in n.inputs]
+        if isinstance(op, o.SpikeInput):
+            v = quantize(xs[0], op.scale, op.zero_point, op.lo, op.hi, op.rounding)
+        elif isinstance(op, o.Neuron):
+            v = _codes(plan, n, xs[0])
+        elif isinstance(op, o.TDMatMul):
+            dt = plan.dtype[n.name]
+            v = _matmul(*_batched([_contiguous(a, dt) for a in xs], 1))
+        elif isinstance(op, o.TDMaxPool):
+            v = kernels.maxpool_planes(xs[0], op.kernel, op.strides, op.pads)
+        elif isinstance(op, o.Readout):
+            v = xs[0]
+        else:
+            v = _stateless(plan, n, xs)
+        values[n.name] = v.astype(plan.dtype[n.name], copy=False)
+        for i in n.inputs:
+            if plan.last_use[i] == k and i not in keep:
+                del values[i]
+    return values
+
+
+# ---------------------------------------------------------------- step semantics
+
+
+@dataclass
+class Steps:
+    """A value over steps t0 .. t0 + len(data) - 1 (zero at every other step).
+
+    `data` may be given as a function that writes it out when first asked for (a
+    neuron's spike train, when every consumer only needs its count).
+    """
+
+    t0: int
+    _data: np.ndarray | Callable[[], np.ndarray]  # [steps, batch, ...]
+    _total: np.ndarray | None = None
+    length: int = -1  # steps, if `_data` is a function
+
+    @property
+    def data(self) -> np.ndarray:
+        if callable(self._data):
+            self._data = self._data()
+        return self._data
+
+    @property
+    def t1(self) -> int:
+        n = self.length if callable(self._data) else len(self._data)
+        return self.t0 + n - 1
+
+    def total(self) -> np.ndarray:
+        """The sum over all its steps (computed once)."""
+        if self._total is None:
+            self._total = self.data.sum(axis=0, dtype=self.data.dtype)
+        return self._total
+
+
+@dataclass
+class Sum:
+    """A residual stream: currents added together, each kept over its own window.
+
+    Adding two currents this way copies nothing; parts that every consumer only needs
+    the total of (they end before any neuron downstream may fire) are folded into one.
+    """
+
+    parts: list[Steps]
+    shape: tuple[int, ...]  # [batch, ...] of the sum
+    dtype: np.dtype
+    _total: np.ndarray | None = None
+
+    @property
+    def t0(self) -> int:
+        return min(p.t0 for p in self.parts)
+
+    @property
+    def t1(self) -> int:
+        return max(p.t1 for p in self.parts)
+
+    def total(self) -> np.ndarray:
+        if self._total is None:
+            self._total = self.total_before(self.t1 + 1)
+        return self._total
+
+    def total_before(self, t: int) -> np.ndarray:
+        """Everything that arrives before step t."""
+        acc = np.zeros(self.shape, self.dtype)
+        for p in self.parts:
+            if p.t1 < t:
+                _add_into(acc, p.total())
+            elif p.t0 < t:
+                _add_into(acc, p.data[:t - p.t0].sum(axis=0, dtype=p.data.dtype))
+        return acc
+
+    def at(self, t: int) -> list[np.ndarray]:
+        """What arrives at step t."""
+        return [p.data[t - p.t0] for p in self.parts if p.t0 <= t <= p.t1]
+
+
+Value = Steps | Sum
+
+
+def _add_into(acc: np.ndarray, x: np.ndarray) -> None:
+    """acc += x, x's per-sample shape broadcast from the right behind the batch axis."""
+    np.add(acc, _batched([acc, x], 1)[1], out=acc)
+
+
+def _as_sum(v: Value, shape: tuple[int, ...], dtype) -> Sum:
+    return v if isinstance(v, Sum) else Sum([v], shape, np.dtype(dtype))
+
+
+def _dense(v: Value) -> Steps:
+    """A Sum written out over its whole window (for consumers that need every step)."""
+    if isinstance(v, Steps):
+        return v
+    data = np.zeros((v.t1 - v.t0 + 1,) + v.shape, v.dtype)
+    for p in v.parts:
+        seg = data[p.t0 - v.t0:p.t1 - v.t0 + 1]
+        np.add(seg, _batched([seg, p.data], 2)[1], out=seg)
+    return Steps(v.t0, data)
+
+
+LINEAR = (o.Synapse, o.ReduceSum, o.SumPool, o.AddCurrent) + o.LAYOUT_OPS
+
+
+def horizons(plan: Plan) -> dict[str, float]:
+    """Per value: the first step from which a consumer needs it step by step. Before it
+    only its total matters: every path from it runs through linear, stateless ops to
+    neurons that fire only from then on, or to the readout."""
+    graph, found = plan.graph, {}
+    for n in reversed(plan.order):
+        h = float("inf")
+        for u in graph.users(n.name):
+            if isinstance(u.op, o.Neuron):
+                h = min(h, max(0, u.op.t_fire))
+            elif isinstance(u.op, LINEAR):
+                h = min(h, found[u.name])
+            elif not isinstance(u.op, o.Readout):
+                h = 0  # TD ops need every step
+        found[n.name] = h
+    return found
+
+
+def _align(values: list[Steps], dtype) -> tuple[int, list[np.ndarray]]:
+    """The operands as `dtype`, zero-padded to the union of their windows."""
+    t0 = min(v.t0 for v in values)
+    t1 = max(v.t1 for v in values)
+    out = []
+    for v in values:
+        d = v.data.astype(dtype, copy=False)
+        if v.t0 != t0 or v.t1 != t1:
+            full = np.zeros((t1 - t0 + 1,) + d.shape[1:], dtype)
+            full[v.t0 - t0:v.t0 - t0 + len(d)] = d
+            d = full
+        out.append(d)
+    return t0, out
+
+
+def _folded(fn: Callable[[list[np.ndarray]], np.ndarray], t0: int,
+            xs: list[np.ndarray]) -> Steps:
+    """Apply a batch-first op to [steps, batch, ...] operands, steps folded into batch."""
+    steps = len(xs[0])
+    out = fn([x.reshape((steps * x.shape[1],) + x.shape[2:]) for x in xs])
+    return Steps(t0, out.reshape((steps, out.shape[0] // steps) + out.shape[1:]))
+
+
+def run_steps(plan: Plan, x: np.ndarray, steps: int
+              ) -> tuple[dict[str, Steps], dict[str, np.ndarray], np.ndarray]:
+    """(every neuron's spike train, every neuron's count, the readout's accumulated
+    current) after `steps` time steps."""
+    keep = {n.name for n in plan.order if isinstance(n.op, o.Neuron)}
+    horizon = horizons(plan)
+    vals: dict[str, Value] = {}
+    counts: dict[str, np.ndarray] = {}
+    total = None
+    batch = len(x)
+    for k, n in enumerate(plan.order):
+        op = n.op
+        if isinstance(op, o.Input):
+            continue
+        ins = [vals[i] for i in n.inputs if i in vals]
+        if isinstance(op, o.SpikeInput):
+            vals[n.name] = _input_steps(plan, n, x, steps)
+        elif isinstance(op, o.Neuron):
+            vals[n.name], counts[n.name] = _neuron_steps(plan, n, ins[0], batch, steps)
+        elif isinstance(op, o.Readout):
+            total = _as_sum(ins[0], (batch,) + n.shape, plan.compute_dtype(n.name)).total()
+        elif isinstance(op, o.AddCurrent):
+            vals[n.name] = _add_steps(plan, n, ins, batch, horizon[n.name])
+        elif isinstance(op, LINEAR) and max(i.t1 for i in ins) < horizon[n.name]:
+            vals[n.name] = _total_steps(plan, n, ins)
+        else:
+            v = _op_steps(plan, n, [_dense(i) for i in ins])
+            vals[n.name] = Steps(v.t0, v.data.astype(plan.dtype[n.name], copy=False))
+        for i in n.inputs:
+            if plan.last_use.get(i) == k and i not in keep:
+                vals.pop(i, None)
+    trains = {name: vals[name] for name in keep}
+    return trains, counts, total
+
+
+def _add_steps(plan: Plan, n: Node, ins: list[Value], batch: int, horizon: float) -> Sum:
+    """Currents meeting in the residual stream: kept apart; the parts that end before
+    `horizon` are folded into one step holding their total."""
+    shape, dt = (batch,) + n.shape, plan.dtype[n.name]
+    parts = [p for v in ins for p in _as_sum(v, shape, dt).parts]
+    old = [p for p in parts if p.t1 < horizon]
+    if len(old) > 1:
+        folded = Sum(old, shape, dt).total()
+        parts = [Steps(max(p.t1 for p in old), folded[None], folded)] + [
+            p for p in parts if p.t1 >= horizon]
+    return Sum(parts, shape, dt)
+
+
+def _total_steps(plan: Plan, n: Node, ins: list[Value]) -> Steps:
+    """A linear, stateless op whose value is only integrated, as one step holding its
+    total: by linearity, the sum over steps of W·S(t) is W·(the sum of S(t))."""
+    out = _stateless(plan, n, [i.total() for i in ins])
+    return Steps(max(i.t1 for i in ins), out.astype(plan.dtype[n.name], copy=False)[None])
+
+
+def _input_steps(plan: Plan, n: Node, x: np.ndarray, steps: int) -> Steps:
+    """Analog codes once at step 0; else code c as spikes at steps 0 .. c-1."""
+    op: o.SpikeInput = n.op
+    codes = quantize(x, op.scale, op.zero_point, op.lo, op.hi, op.rounding)
+    if op.analog:
+        return Steps(0, codes.astype(plan.dtype[n.name])[None])
+    window = max(1, min(op.hi - op.lo, steps))
+    t = np.arange(window).reshape((-1,) + (1,) * codes.ndim)
+    return Steps(0, (codes[None] - op.lo > t).astype(plan.dtype[n.name]))
+
+
+def _op_steps(plan: Plan, n: Node, ins: list[Steps]) -> Steps:
+    op = n.op
+    dt = plan.dtype[n.name]
+    if isinstance(op, o.TDMatMul):
+        return _td_matmul_steps(plan.compute_dtype(n.name), *ins)
+    if isinstance(op, o.TDMaxPool):  # out(t) = maxpool(C(t)) - maxpool(C(t-1))
+        s = ins[0]
+        run = _running(np.zeros((), dt), s.data.astype(dt, copy=False), inclusive=True)
+        pooled = _folded(lambda xs: kernels.maxpool_planes(xs[0], op.kernel, op.strides,
+                                                           op.pads), s.t0, [run]).data
+        return Steps(s.t0, np.diff(pooled, axis=0, prepend=np.zeros_like(pooled[:1])))
+    dtype = plan.compute_dtype(n.name) if n.kind != o.CODES else dt
+    t0, xs = _align(ins, dtype) if len(ins) > 1 else (ins[0].t0, [ins[0].data])
+    return _folded(lambda xs: _stateless(plan, n, xs), t0, xs)
+
+
+def _window(v: Steps, t0: int, t1: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(v's sum over the steps before t0, v over steps t0..t1 with zeros outside), as
+    contiguous arrays of `dtype`."""
+    before = v.data[:max(0, t0 - v.t0)].sum(axis=0, dtype=dtype)
+    out = np.zeros((t1 - t0 + 1,) + v.data.shape[1:], dtype)
+    lo, hi = max(t0, v.t0), min(t1, v.t1)
+    if lo <= hi:
+        out[lo - t0:hi - t0 + 1] = v.data[lo - v.t0:hi - v.t0 + 1]
+    return before, out
+
+
+def _running(start: np.ndarray, steps: np.ndarray, inclusive: bool) -> np.ndarray:
+    """start + the running sum of steps[0..t] (or of steps[0..t-1]) for every t."""
+    out = np.empty(steps.shape, steps.dtype)
+    for t in range(len(steps)):
+        prev = start if t == 0 else out[t - 1]
+        if inclusive:
+            np.add(prev, steps[t], out=out[t])
+        elif t == 0:
+            out[0] = start
+        else:
+            np.add(prev, steps[t - 1], out=out[t])
+    return out
+
+
+def _td_matmul_steps(dtype, a: Steps, b: Steps) -> Steps:
+    """ΔP(t) = S_A(t)·C_B(t) + C_A(t-1)·S_B(t), over the steps from the later of the two
+    windows' starts (before it one side has no spikes yet) to the end of both.
+
+    While both sides spike it is computed as C_A(t)·C_B(t) - C_A(t-1)·C_B(t-1), the same
+    integers with one product per step instead of two; once one side is over, the other
+    term is zero and the constant side is shared by all steps.
+    """
+    t0, t1 = max(a.t0, b.t0), max(a.t1, b.t1)
+    ca0, sa = _window(a, t0, t1, dtype)
+    cb0, sb = _window(b, t0, t1, dtype)
+    if a.t1 < t0:  # A is over: C_A·S_B(t)
+        return Steps(t0, _matmul(*_batched([ca0[None], sb], 2)))
+    if b.t1 < t0:  # B is over: S_A(t)·C_B
+        return Steps(t0, _matmul(*_batched([sa, cb0[None]], 2)))
+    p = _matmul(*_batched([_running(ca0, sa, inclusive=True),
+                           _running(cb0, sb, inclusive=True)], 2))
+    for t in range(len(p) - 1, 0, -1):  # P(t) - P(t-1), in place
+        np.subtract(p[t], p[t - 1], out=p[t])
+    p[0] -= _matmul(*_batched([ca0, cb0], 1))
+    return Steps(t0, p)
+
+
+def _neuron_steps(plan: Plan, n: Node, current: Value, batch: int, steps: int
+                  ) -> tuple[Steps, np.ndarray]:
+    """v += I(t) each step; from t_fire, for L steps: fire if v reached the next level."""
+    op: o.Neuron = n.op
+    levels, t_fire = op.levels, op.t_fire
+    first = max(0, t_fire)
+    last = min(t_fire + levels, steps) - 1  # the last step it may fire
+    stream = _as_sum(current, (batch,) + n.shape, plan.dtype[n.inputs[0]])
+    if last < first:  # it would fire only after the end of the run
+        return Steps(first, np.zeros((1, batch) + n.shape, plan.dtype[n.name])), np.zeros(
+            (batch,) + n.shape, plan.dtype[n.name])
+    if stream.t1 < first:  # the input window closed before the firing window opens
+        code = _codes(plan, n, stream.total())
+        count = np.minimum(code, last - t_fire + 1, dtype=code.dtype)
+
+        def train() -> np.ndarray:  # spike j at step t_fire + j while j < code
+            out = np.empty((last - first + 1,) + code.shape, code.dtype)
+            for t in range(first, last + 1):
+                np.greater(code, t - t_fire, out=out[t - first], casting="unsafe")
+            return out
+
+        return Steps(first, train, count, last - first + 1), count
+    acc = stream.total_before(first)
+    count = np.zeros(acc.shape, plan.dtype[n.name])
+    train = np.zeros((max(0, last - first + 1),) + acc.shape, count.dtype)
+    code = None
+    for t in range(first, last + 1):
+        arriving = stream.at(t)
+        for row in arriving:
+            _add_into(acc, row)
+        if arriving or code is None:
+            code = _codes(plan, n, acc)
+        fire = code > count
+        count += fire
+        train[t - first] = fire
+    return Steps(first, train, count), count
