@@ -78,10 +78,119 @@ _CHUNK = 1 << 17  # elements per chunk of the element-wise kernels (fits in L2)
 _IM2COL = 1 << 22  # elements of one im2col block
 
 
+_SPLIT = 1 << 21  # multiply-adds worth handing a share to each core
+
+
+# ---------------------------------------------------------------- threads
+# Inside `single_blas_thread` numpy's OpenBLAS runs one thread and the kernels split their
+# work over a pool of their own: one hand-off per layer instead of one per BLAS call (on a
+# busy machine, OpenBLAS's own threads wait for each other at every small product).
+
+_EXECUTOR = None
+_BLAS = None  # (get, set) thread-count functions of numpy's OpenBLAS, or False
+_SINGLE = False  # inside single_blas_thread()
+
+
+def _workers() -> int:
+    return os.cpu_count() or 1
+
+
+def _pool_executor():
+    """Threads for the kernels (numpy releases the GIL in its loops and BLAS calls)."""
+    global _EXECUTOR
+    if _EXECUTOR is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(max_workers=_workers(),
+                                       thread_name_prefix="snncc-kernels")
+    return _EXECUTOR
+
+
+def parallel(fn, items: list) -> None:
+    """fn(item) for every item, over the cores."""
+    if len(items) < 2 or _workers() == 1:
+        for item in items:
+            fn(item)
+    else:
+        list(_pool_executor().map(fn, items))
+
+
+def _openblas():
+    """numpy's OpenBLAS thread-count functions (found among the loaded libraries)."""
+    global _BLAS
+    if _BLAS is None:
+        _BLAS = False
+        try:
+            import ctypes
+
+            maps = open("/proc/self/maps").read().splitlines()  # noqa: SIM115
+            libs = {ln.split()[-1] for ln in maps if "openblas" in ln.lower() and ".so" in ln}
+            for path in sorted(libs):
+                lib = ctypes.CDLL(path)
+                for stem in ("scipy_openblas", "openblas"):
+                    for suffix in ("64_", ""):
+                        get = getattr(lib, f"{stem}_get_num_threads{suffix}", None)
+                        put = getattr(lib, f"{stem}_set_num_threads{suffix}", None)
+                        if get is not None and put is not None:
+                            _BLAS = (get, put)
+                            return _BLAS
+        except OSError:
+            pass
+    return _BLAS or None
+
+
+class single_blas_thread:  # noqa: N801 - used as a context manager
+    """Run numpy's OpenBLAS single-threaded inside; the kernels split work themselves.
+    Does nothing if numpy's BLAS is not an OpenBLAS this can reach."""
+
+    def __enter__(self):
+        global _SINGLE
+        blas = _openblas()
+        self.before = None
+        if blas is not None and not _SINGLE:
+            self.before = blas[0]()
+            blas[1](1)
+            _SINGLE = True
+        return self
+
+    def __exit__(self, *exc):
+        global _SINGLE
+        if self.before is not None:
+            _openblas()[1](self.before)
+            _SINGLE = False
+
+
+def _ranges(n: int, work: int) -> list[tuple[int, int]]:
+    """[0, n) in one piece per core if `work` is worth splitting (and kernels may)."""
+    parts = min(n, _workers()) if _SINGLE and work >= _SPLIT else 1
+    edges = [n * k // parts for k in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+
+
 def dense(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """x [..., K] @ w [K, M] as one matrix product (x and w of one dtype)."""
     lead = x.shape[:-1]
-    return np.matmul(x.reshape(-1, x.shape[-1]), w).reshape(lead + (w.shape[1],))
+    x2 = x.reshape(-1, x.shape[-1])
+    out = np.empty((len(x2), w.shape[1]), np.result_type(x, w))
+    parallel(lambda r: np.matmul(x2[r[0]:r[1]], w, out=out[r[0]:r[1]]),
+             _ranges(len(x2), x2.size * w.shape[1]))
+    return out.reshape(lead + (w.shape[1],))
+
+
+def stacked_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b for stacks of float matrices (broadcast leading axes), split over the cores
+    along the first one."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    out = np.empty(shape, np.result_type(a, b))
+    if not shape[:-2] or out.size == 0:
+        return np.matmul(a, b, out=out)
+    a = a.reshape((1,) * (len(shape) - a.ndim) + a.shape)
+    b = b.reshape((1,) * (len(shape) - b.ndim) + b.shape)
+    pick = lambda m, r: m if m.shape[0] == 1 else m[r[0]:r[1]]  # noqa: E731
+    parallel(lambda r: np.matmul(pick(a, r), pick(b, r), out=out[r[0]:r[1]]),
+             _ranges(shape[0], out.size * a.shape[-1]))
+    return out
 
 
 def conv2d_planes(x: np.ndarray, w: np.ndarray, strides, pads, dilations, group: int,
@@ -98,12 +207,17 @@ def conv2d_planes(x: np.ndarray, w: np.ndarray, strides, pads, dilations, group:
     og = o // group
     out = np.empty((b, o, oh * ow), dtype)
     per = max(1, _IM2COL // max(1, cg * kh * kw * oh * ow))
-    for g in range(group):
+    if _SINGLE:
+        per = max(1, min(per, -(-b // _workers())))
+
+    def block(job) -> None:
+        g, s = job
         wg = w[g * og:(g + 1) * og].reshape(og, -1)
-        for s in range(0, b, per):
-            blk = win[s:s + per, g * cg:(g + 1) * cg].transpose(0, 1, 4, 5, 2, 3)
-            cols = np.ascontiguousarray(blk, dtype).reshape(len(blk), cg * kh * kw, oh * ow)
-            np.matmul(wg, cols, out=out[s:s + per, g * og:(g + 1) * og])
+        blk = win[s:s + per, g * cg:(g + 1) * cg].transpose(0, 1, 4, 5, 2, 3)
+        cols = np.ascontiguousarray(blk, dtype).reshape(len(blk), cg * kh * kw, oh * ow)
+        np.matmul(wg, cols, out=out[s:s + per, g * og:(g + 1) * og])
+
+    parallel(block, [(g, s) for g in range(group) for s in range(0, b, per)])
     return out.reshape(b, o, oh, ow)
 
 
@@ -155,8 +269,7 @@ def level_counts(v: np.ndarray, levels: list[np.ndarray], dtype=np.uint8) -> np.
     """
     out = np.zeros(v.shape, dtype)
     size = int(np.prod(v.shape[1:], dtype=np.int64))
-    workers = os.cpu_count() or 1
-    block = max(_CHUNK // 8, min(_CHUNK, v.size // (2 * workers)))
+    block = max(_CHUNK // 8, min(_CHUNK, v.size // (2 * _workers())))
 
     def count(chunk) -> None:
         sl, ts = chunk
@@ -166,27 +279,8 @@ def level_counts(v: np.ndarray, levels: list[np.ndarray], dtype=np.uint8) -> np.
             np.greater_equal(vc, t, out=mask)
             np.add(oc, mask.view(np.uint8), out=oc)
 
-    chunks = list(_chunks(v.shape, size, levels, block))
-    if len(chunks) < 2 or workers == 1:
-        for c in chunks:
-            count(c)
-    else:
-        list(_pool_executor().map(count, chunks))
+    parallel(count, list(_chunks(v.shape, size, levels, block)))
     return out
-
-
-_EXECUTOR = None
-
-
-def _pool_executor():
-    """Threads for the element-wise kernels (numpy releases the GIL in its loops)."""
-    global _EXECUTOR
-    if _EXECUTOR is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _EXECUTOR = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
-                                       thread_name_prefix="snncc-kernels")
-    return _EXECUTOR
 
 
 def _chunks(shape, size: int, th: list[np.ndarray], block: int):

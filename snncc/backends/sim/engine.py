@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from snncc import kernels
 from snncc import ops as o
 from snncc.backends.sim import plan
 from snncc.ir import Graph, Node
@@ -59,7 +60,8 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
     if graph.meta.get("delay", "exact") != "exact":
         raise ValueError("the fast engine computes exact mode only; use the step engine")
     p = plan.build(graph)
-    values = plan.run_exact(p, x)
+    with kernels.single_blas_thread():
+        values = plan.run_exact(p, x)
     counts = {name: values[name] for name in p.neurons}
     r = p.readout
     real, ints = _readout(r, values[r.name].astype(np.int64))
@@ -84,7 +86,8 @@ def run_step(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
     each neuron advancing its membranes step by step (``plan.run_steps``).
     """
     p = plan.build(graph)
-    trains, counts, total = plan.run_steps(p, x, p.steps)
+    with kernels.single_blas_thread():
+        trains, counts, total = plan.run_steps(p, x, p.steps)
     real, ints = _readout(p.readout, total.astype(np.int64))
     full = None
     if trace:

@@ -158,7 +158,7 @@ def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """A stack of matrix products; BLAS wants contiguous float operands."""
     if a.dtype.kind == "i":
         return kernels.matmul(a, b)
-    return np.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b))
+    return kernels.stacked_matmul(a, b)
 
 
 def _contiguous(x: np.ndarray, dtype) -> np.ndarray:
