@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.snncc-installed
 
-.PHONY: setup demo test test-fast lint golden
+.PHONY: setup demo test test-fast lint golden bench
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,7 @@ lint: setup
 
 golden: setup  ## rewrite the golden snapshots after a reviewed change
 	SNNCC_UPDATE_GOLDEN=1 $(PY) -m pytest -q -k golden
+
+bench: setup  ## benchmarks (needs the train extra, installed here): writes BENCHMARKS.md
+	@$(PY) -c "import torch, brevitas" 2>/dev/null || $(PY) -m pip install --quiet -e '.[dev,train]'
+	$(PY) bench/run.py

@@ -78,7 +78,7 @@ _CHUNK = 1 << 17  # elements per chunk of the element-wise kernels (fits in L2)
 _IM2COL = 1 << 22  # elements of one im2col block
 
 
-_SPLIT = 1 << 21  # multiply-adds worth handing a share to each core
+_SPLIT = 1 << 22  # multiply-adds worth handing a share to each core
 
 
 # ---------------------------------------------------------------- threads
@@ -269,7 +269,8 @@ def level_counts(v: np.ndarray, levels: list[np.ndarray], dtype=np.uint8) -> np.
     """
     out = np.zeros(v.shape, dtype)
     size = int(np.prod(v.shape[1:], dtype=np.int64))
-    block = max(_CHUNK // 8, min(_CHUNK, v.size // (2 * _workers())))
+    block = _CHUNK if v.size < 2 * _CHUNK else max(_CHUNK // 4, min(
+        _CHUNK, v.size // (2 * _workers())))
 
     def count(chunk) -> None:
         sl, ts = chunk
