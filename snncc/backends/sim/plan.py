@@ -11,7 +11,12 @@ exactly. Spike counts and spike trains are uint8 (wider past 255 levels).
 - ``run_exact``: exact mode in closed form, one pass (each neuron's count is its code).
 - ``run_steps``: the step semantics, for any delay policy. Each value is computed over its
   activity window at once, time folded into the batch axis (a synapse is one matrix
-  product for all of its steps); a neuron advances its membranes one step at a time.
+  product for all of its steps); a neuron advances its membranes one step at a time, and
+  the TD ops work on spikes and running counts step by step. Two economies change no
+  number: a current only ever integrated (every neuron it reaches fires after it has
+  ended, or it is read out) is computed as its total, one step (by linearity, the sum of
+  W·S(t) is W times the sum of S(t)); and a residual stream keeps its branches apart
+  (``Sum``) instead of writing out every step between them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,211 @@
+"""The fast paths against straightforward definitions: vectorized level thresholds against
+exact rationals, the canonicalize cursor against the restart-from-the-top driver, the
+interpreter's float kernels against the integer ones, and the layer-by-layer step engine
+against a literal step-by-step simulation under every delay policy."""
+
+from fractions import Fraction
+
+import numpy as np
+import onnx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import modelgen
+import snncc
+from snncc import kernels
+from snncc import ops as o
+from snncc.backends.sim import plan
+from snncc.frontend.importer import import_onnx
+from snncc.intmath import Rounding, _boundary, _level_conditions, level_thresholds
+from snncc.ir import print_graph
+from snncc.passes import canonicalize
+from snncc.passes.fold_batchnorm import FoldBatchNorm
+from snncc.passes.softmax_to_nrelu import SoftmaxToNRelu
+from snncc.reference import EVAL
+
+RNG = np.random.default_rng(0)
+
+
+# ---------------------------------------------------------------- level thresholds
+
+
+def rational_thresholds(a, b, s, zp, lo, hi, rounding):
+    """Every (row, level) through exact rational arithmetic."""
+    conditions = [_level_conditions(k, zp, rounding) for k in range(lo + 1, hi + 1)]
+    rows = []
+    for ar, br, sr in zip(a, b, s, strict=True):
+        bounds = [_boundary(Fraction(ar), Fraction(br), y * Fraction(sr), strict)
+                  for y, strict in conditions]
+        rows.append((bounds[0][0], [theta for _, theta in bounds]))
+    return rows
+
+
+def values(n: int) -> np.ndarray:
+    """Power-of-two, float32 and wide-range magnitudes, either sign, some zeros."""
+    kind = RNG.integers(0, 3, n)
+    v = np.where(kind == 0, 2.0 ** RNG.integers(-20, 5, n),
+                 np.where(kind == 1, RNG.uniform(1e-4, 4, n).astype(np.float32),
+                          RNG.standard_normal(n) * 10 ** RNG.uniform(-6, 6, n)))
+    return np.where(RNG.random(n) < 0.3, -v, v)
+
+
+@pytest.mark.parametrize("rounding", list(Rounding))
+def test_vectorized_thresholds_equal_rationals_ties_included(rounding):
+    n = 400
+    a = values(n)
+    a[:10] = 0
+    b = np.where(RNG.random(n) < 0.3, 0.0, values(n))
+    tie = RNG.random(n) < 0.4  # boundaries exactly on integers (ties under rounding)
+    b[tie] = RNG.integers(-50, 50, tie.sum()) * a[tie] / 2
+    s = np.abs(values(n))
+    s[tie] = np.abs(a[tie]) * 2.0 ** RNG.integers(-3, 3, tie.sum())
+    s[s == 0] = 0.5
+    for zp, lo, hi in [(0, 0, 7), (1, 0, 15), (-2, -4, 3)]:
+        sign, theta = level_thresholds(a, b, s, zp, lo, hi, rounding)
+        want = rational_thresholds(a, b, s, zp, lo, hi, rounding)
+        assert sign.tolist() == [w[0] for w in want]
+        assert theta.tolist() == [w[1] for w in want]
+
+
+# ---------------------------------------------------------------- canonicalize cursor
+
+
+def restart_driver(graph) -> bool:
+    """The first rule at the first node in topological order, restarting every time."""
+    def step() -> bool:
+        for n in graph.topo():
+            for rule in canonicalize._RULES:
+                if rule(graph, n):
+                    return True
+        return False
+
+    changed = False
+    while step():
+        changed = True
+    return changed
+
+
+@pytest.mark.parametrize("blocks", [1, 2, 3])
+@pytest.mark.parametrize("po2", [False, True])
+def test_canonicalize_cursor_rewrites_like_restarting(tmp_path, blocks, po2):
+    path = tmp_path / "m.onnx"
+    onnx.save(modelgen.tiny_transformer(blocks=blocks, po2=po2, seed=blocks), path)
+    graph = import_onnx(path)
+    for p in (FoldBatchNorm(), SoftmaxToNRelu()):
+        graph = p.run(graph).graph
+    naive, fast = graph.copy(), graph.copy()
+    assert restart_driver(naive) == canonicalize.Canonicalize().run(fast).changed
+    assert print_graph(naive) == print_graph(fast)
+    assert naive.names() == fast.names()
+
+
+# ---------------------------------------------------------------- kernels
+
+
+def test_float_kernels_equal_integer_kernels():
+    x = RNG.integers(0, 8, (5, 6, 9, 9))
+    w = RNG.integers(-127, 128, (8, 3, 3, 3))
+    want = kernels.conv2d(x, w, (2, 1), (1, 0, 1, 2), (1, 1), 2)
+    got = kernels.conv2d_planes(x.astype(np.uint8), w, (2, 1), (1, 0, 1, 2), (1, 1), 2,
+                                np.float32)
+    assert np.array_equal(got, want)
+    for pads in [(0, 0, 0, 0), (1, 1, 1, 1)]:
+        assert np.array_equal(kernels.maxpool_planes(x.astype(np.uint8), (3, 3), (1, 1), pads),
+                              kernels.maxpool2d(x, (3, 3), (1, 1), pads))
+        assert np.array_equal(kernels.sumpool_planes(x, (2, 2), (2, 2), pads),
+                              kernels.sumpool2d(x, (2, 2), (2, 2), pads))
+    a, b = RNG.integers(0, 8, (4, 3, 5, 6)), RNG.integers(0, 8, (1, 3, 6, 2))
+    assert np.array_equal(kernels.stacked_matmul(a.astype(np.float32), b.astype(np.float32)),
+                          a @ b)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.sampled_from([(3, 7), (2, 4, 5), (2, 3, 4, 4), (1, 200_000)]),
+       per=st.sampled_from(["tensor", "first", "last"]), levels=st.integers(1, 9))
+def test_level_counts_equal_the_definition(shape, per, levels):
+    v = RNG.integers(-50, 50, shape).astype(np.float32)
+    sample = shape[1:]
+    th_shape = {"tensor": (), "first": (sample[0],) + (1,) * (len(sample) - 1),
+                "last": sample[-1:]}[per]
+    th = np.sort(RNG.integers(-40, 40, th_shape + (levels,)), axis=-1)
+    got = kernels.level_counts(v, kernels.level_tables(th, sample, np.float32))
+    assert np.array_equal(got, np.sum(v[..., None] >= th, axis=-1))
+
+
+# ---------------------------------------------------------------- step engine
+
+
+def literal_steps(graph, x):
+    """Every node at every step, one step after the other (the definition)."""
+    p = plan.build(graph)
+    state, counts, acc = {}, {}, {}
+    for t in range(p.steps):
+        now = {}
+        for n in p.order:
+            op = n.op
+            if isinstance(op, o.Input):
+                continue
+            ins = [now.get(i) for i in n.inputs]
+            if isinstance(op, o.SpikeInput):
+                codes = EVAL[o.SpikeInput](n, [x])
+                now[n.name] = (codes if t == 0 else None) if op.analog else (
+                    (codes - op.lo > t).astype(np.int64))
+                continue
+            shapes = [(len(x),) + graph.node(i).shape for i in n.inputs]
+            full = [np.zeros(s, np.int64) if i is None else i
+                    for i, s in zip(ins, shapes, strict=True)]
+            if isinstance(op, o.Neuron):
+                v = acc.setdefault(n.name, np.zeros((len(x),) + n.shape, np.int64))
+                c = counts.setdefault(n.name, np.zeros((len(x),) + n.shape, np.int64))
+                v += full[0]
+                if not op.t_fire <= t < op.t_fire + op.levels:
+                    continue
+                th = np.broadcast_to(op.thresholds, v.shape + (op.levels,))
+                level = np.minimum(c, op.levels - 1)[..., None]  # the next spike's level
+                theta = np.take_along_axis(th, level, axis=-1)[..., 0]
+                fire = (c < op.levels) & (op.sign * v >= theta)
+                c += fire
+                now[n.name] = fire.astype(np.int64)
+            elif isinstance(op, o.TDMatMul):
+                ca, cb = state.setdefault(n.name, [np.zeros(s, np.int64) for s in shapes])
+                out = kernels.matmul(*_equal_rank([ca, full[1]]))
+                cb += full[1]
+                now[n.name] = out + kernels.matmul(*_equal_rank([full[0], cb]))
+                ca += full[0]
+            elif isinstance(op, o.TDMaxPool):
+                run, prev = state.setdefault(n.name, [np.zeros(shapes[0], np.int64), 0])
+                run += full[0]
+                m = kernels.maxpool2d(run, op.kernel, op.strides, op.pads)
+                now[n.name], state[n.name][1] = m - prev, m
+            elif isinstance(op, o.Readout):
+                acc[n.name] = acc.get(n.name, 0) + full[0]
+            elif isinstance(op, o.AddCurrent):
+                a, b = _equal_rank(full)
+                now[n.name] = a + b
+            else:
+                now[n.name] = EVAL[type(op)](n, full)
+    (r,) = [n for n in p.order if isinstance(n.op, o.Readout)]
+    return counts, acc[r.name] + r.op.bias
+
+
+def _equal_rank(xs):
+    rank = max(x.ndim for x in xs)
+    return [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in xs]
+
+
+@pytest.mark.parametrize("delay", ["exact", 0, 2, "none"])
+@pytest.mark.parametrize("name", ["cnn", "transformer", "transformer_spiking_input"])
+def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
+    model = snncc.compile(tiny_models[name], T=9, delay=delay)
+    x = RNG.uniform(0, 1, (6,) + model.input_shape)
+    counts, logits = literal_steps(model.graph, x)
+    got = model.simulate(x, engine="step", trace=True)
+    for n in model.graph.ops(o.Neuron):
+        assert np.array_equal(got.counts[n.name], counts[n.name]), n.name
+        assert np.array_equal(got.trains[n.name].sum(axis=0), counts[n.name]), n.name
+    assert np.array_equal(got.logits_int, logits)
+    if delay == "exact":
+        fast = model.simulate(x, engine="fast")
+        assert all(np.array_equal(fast.counts[k], counts[k]) for k in counts)
+        assert np.array_equal(fast.logits_int, logits)
