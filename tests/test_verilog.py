@@ -1,14 +1,15 @@
 """The Verilog backend: lint, RTL simulation against the interpreter, synthesis, golden text.
 
-Every emitted design is built once per session (fixtures); the simulators run the
-self-checking testbench, whose golden vectors come from the interpreter, and the tests
-read its per-layer agreement. A missing tool fails the test in CI (`require_tool`).
+Every design is emitted once per session (fixtures); the simulators run its self-checking
+testbench, whose golden vectors are the interpreter's run (`golden`), and the tests read
+the testbench's per-layer agreement. A missing tool fails the test in CI (`require_tool`).
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,11 +21,15 @@ import snncc
 from snncc import ops as o
 from snncc.backends import verilog
 from snncc.backends.common import golden
+from snncc.intmath import Rounding
+from snncc.ir import Graph
 
 GOLDEN = Path(__file__).parent / "golden" / "verilog"
 EXAMPLE_MODEL = EXAMPLE / "digits_vit_qcdq.onnx"
 TINY = ("cnn", "transformer", "transformer_spiking_input")
-FAST_VECTORS = 5
+TINY_VECTORS = 3
+EXAMPLE_VECTORS = 5
+SNAPSHOT = ("rtl/snn_top.v", "tb/snn_tb.v", "Makefile", "synth/synth.ys", "synth/hierarchy.ys")
 
 pytestmark = pytest.mark.simulator
 
@@ -32,7 +37,7 @@ pytestmark = pytest.mark.simulator
 def _emit(model: Path, out: Path, x: np.ndarray | None = None) -> Path:
     compiled = snncc.compile(model, T=7)
     assert verilog.check(compiled.graph) == []
-    verilog.emit(compiled.graph, out, vectors=3)
+    verilog.emit(compiled.graph, out, vectors=TINY_VECTORS)
     if x is not None:
         verilog.write_vectors(compiled.graph, out, x)
     return out
@@ -43,6 +48,11 @@ def _example_inputs(n: int | None = None) -> np.ndarray:
     return x if n is None else x[:n]
 
 
+def _need_example() -> None:
+    if not EXAMPLE_MODEL.exists():
+        pytest.skip("the bundled example is not built")
+
+
 @pytest.fixture(scope="session")
 def tiny_designs(tiny_models, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("verilog_tiny")
@@ -51,18 +61,52 @@ def tiny_designs(tiny_models, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def example_design(tmp_path_factory) -> Path:
-    if not EXAMPLE_MODEL.exists():
-        pytest.skip("the bundled example is not built")
+    _need_example()
     out = tmp_path_factory.mktemp("verilog_example") / "verilog"
-    return _emit(EXAMPLE_MODEL, out, _example_inputs(FAST_VECTORS))
+    return _emit(EXAMPLE_MODEL, out, _example_inputs(EXAMPLE_VECTORS))
 
 
-def _assert_bit_exact(result: dict, vectors: int) -> None:
+def _assert_bit_exact(result: dict, vectors: int, layers: int | None = None) -> None:
     assert result["vectors"] == vectors
     bad = {k: v for k, v in result["layers"].items() if v["match"] != v["total"]}
     assert not bad, f"spike counts differ from the interpreter: {bad}"
     assert result["logits"]["match"] == result["logits"]["total"] > 0
     assert result["passed"]
+    assert result["cycles_per_inference"]["min"] > 0
+    if layers is not None:
+        assert len(result["layers"]) == layers
+
+
+def _make(design: Path, target: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "--no-print-directory", target], cwd=design,
+                          capture_output=True, text=True)
+
+
+# ---------------------------------------------------------------- check
+
+
+def _concat_graph() -> Graph:
+    """Spiking input -> Concat -> dense synapse -> readout: Concat has no engine."""
+    g = Graph("concat")
+    g.add("x", o.Input(), shape=(4,), kind="float")
+    g.inputs.append("x")
+    g.add("codes", o.SpikeInput(np.array([0.1]), 0, 0, 7, Rounding.HALF_EVEN, False), ["x"])
+    g.add("both", o.Concat(0), ["codes", "codes"], origin="/cat/Concat")
+    g.add("current", o.Synapse(np.ones((8, 2), np.int64)), ["both"])
+    g.add("logits", o.Readout(1.0, np.zeros(2)), ["current"])
+    g.outputs.append("logits")
+    return g
+
+
+def test_check_refuses_an_op_without_engine():
+    (problem,) = verilog.check(_concat_graph())
+    assert problem.node == "/cat/Concat" and problem.op == "Concat"
+    assert "no engine for Concat" in problem.message and problem.fix
+
+
+def test_check_accepts_the_models(tiny_models):
+    for name in TINY:
+        assert verilog.check(snncc.compile(tiny_models[name], T=7).graph) == []
 
 
 # ---------------------------------------------------------------- lint
@@ -70,18 +114,17 @@ def _assert_bit_exact(result: dict, vectors: int) -> None:
 
 def test_lint_clean_example(example_design):
     require_tool("verilator")
-    done = subprocess.run(["make", "--no-print-directory", "lint"], cwd=example_design,
-                          capture_output=True, text=True)
+    done = _make(example_design, "lint")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "%Warning" not in done.stderr + done.stdout
+    assert "%Warning" not in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("name", TINY)
 def test_lint_clean_tiny(tiny_designs, name):
     require_tool("verilator")
-    done = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tiny_designs[name],
-                          capture_output=True, text=True)
+    done = _make(tiny_designs[name], "lint")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "%Warning" not in done.stdout + done.stderr
 
 
 # ---------------------------------------------------------------- simulation
@@ -91,79 +134,130 @@ def test_lint_clean_tiny(tiny_designs, name):
 def test_icarus_matches_interpreter_tiny(tiny_designs, name):
     require_tool("iverilog")
     require_tool("vvp")
-    _assert_bit_exact(verilog.run_simulation(tiny_designs[name], "icarus"), 3)
+    _assert_bit_exact(verilog.run_simulation(tiny_designs[name], "icarus"), TINY_VECTORS)
 
 
 @pytest.mark.parametrize("name", TINY)
 def test_verilator_matches_interpreter_tiny(tiny_designs, name):
     require_tool("verilator")
-    _assert_bit_exact(verilog.run_simulation(tiny_designs[name], "verilator"), 3)
+    _assert_bit_exact(verilog.run_simulation(tiny_designs[name], "verilator"), TINY_VECTORS)
 
 
 def test_icarus_matches_interpreter_example(example_design):
     require_tool("iverilog")
-    result = verilog.run_simulation(example_design, "icarus")
-    _assert_bit_exact(result, FAST_VECTORS)
-    assert len(result["layers"]) == 19
+    require_tool("vvp")
+    _assert_bit_exact(verilog.run_simulation(example_design, "icarus"), EXAMPLE_VECTORS, 19)
 
 
 def test_verilator_matches_interpreter_example(example_design):
     require_tool("verilator")
     result = verilog.run_simulation(example_design, "verilator")
-    _assert_bit_exact(result, FAST_VECTORS)
-    assert result["cycles_per_inference"]["max"] > 0
+    _assert_bit_exact(result, EXAMPLE_VECTORS, 19)
 
 
 @pytest.mark.slow
 def test_verilator_matches_interpreter_example_test_split(tmp_path):
+    """Every input of the example's test split, bit for bit."""
     require_tool("verilator")
+    _need_example()
     x = _example_inputs()
     out = _emit(EXAMPLE_MODEL, tmp_path / "verilog", x)
-    _assert_bit_exact(verilog.run_simulation(out, "verilator"), len(x))
+    result = verilog.run_simulation(out, "verilator",
+                                    verilator_flags=verilog.VERILATOR_FAST_MODEL)
+    _assert_bit_exact(result, len(x), 19)
 
 
-# ---------------------------------------------------------------- golden vectors
+def test_testbench_reports_a_mismatch(tiny_designs, tmp_path):
+    """A wrong golden count fails the run and names the layer and the neuron."""
+    require_tool("iverilog")
+    design = shutil.copytree(tiny_designs["cnn"], tmp_path / "cnn")
+    counts = design / "tb" / "vectors" / "counts.hex"
+    lines = counts.read_text().split()
+    lines[4] = format((int(lines[4], 16) + 1) % 4, "x")
+    counts.write_text("\n".join(lines) + "\n")
+    done = _make(design, "sim-icarus")
+    assert "MISMATCH vector 0 layer 0 neuron 4: count" in done.stdout
+    assert "RESULT FAIL 2/3 vectors" in done.stdout
+
+
+# ---------------------------------------------------------------- golden vectors, summary
 
 
 def test_vectors_are_the_interpreter_golden(example_design):
-    """The testbench's vectors hold golden(graph, x) of the test inputs: every input code,
-    every neuron's spike count, every logit."""
+    """The testbench's vectors hold golden(graph, x): every input code, every neuron's
+    spike count (layer after layer, logical order), every logit."""
     compiled = snncc.compile(EXAMPLE_MODEL, T=7)
-    gold = golden(compiled.graph, _example_inputs(FAST_VECTORS))
+    gold = golden(compiled.graph, _example_inputs(EXAMPLE_VECTORS))
     folder = example_design / "tb" / "vectors"
-    read = lambda name: (folder / name).read_text().split()  # noqa: E731
-    assert int(read("count.txt")[0]) == FAST_VECTORS
+
+    def read(name: str) -> list[str]:
+        return (folder / name).read_text().split()
+
+    assert int(read("count.txt")[0]) == EXAMPLE_VECTORS
     assert [int(c, 16) for c in read("codes.hex")] == gold.codes.ravel().tolist()
     neurons = compiled.graph.ops(o.Neuron)
-    counts = [gold.counts[n.name][v].ravel() for v in range(FAST_VECTORS) for n in neurons]
+    counts = [gold.counts[n.name][v].ravel() for v in range(EXAMPLE_VECTORS) for n in neurons]
     assert [int(c, 16) for c in read("counts.hex")] == np.concatenate(counts).tolist()
     assert len(read("logits.hex")) == gold.logits.size
+
+
+def test_emit_summary(tiny_models, tmp_path):
+    compiled = snncc.compile(tiny_models["transformer"], T=7)
+    summary = verilog.emit(compiled.graph, tmp_path / "verilog", vectors=2)
+    assert summary["steps"] == compiled.steps and summary["vectors"] == 2
+    assert summary["probes"] == [n.name for n in compiled.graph.ops(o.Neuron)]
+    assert {"Makefile", "rtl/snn_top.v", "tb/snn_tb.v", "mem/schedule.hex"} <= set(
+        summary["files"])
+    assert summary["analog_first_layer"] and summary["buffer_bits"] > 0
+    assert all((tmp_path / "verilog" / f).is_file() for f in summary["files"])
+
+
+# ---------------------------------------------------------------- synthesis
+
+
+def test_only_the_analog_layer_multiplies(example_design, tiny_designs):
+    """In the unflattened hierarchy, $mul cells sit only in the analog first layer's
+    engine; every spike-driven engine only adds."""
+    require_tool("yosys")
+    compiled = snncc.compile(EXAMPLE_MODEL, T=7)
+    design = verilog.lower(compiled.graph)
+    analog = [e.name for e in design.engines
+              if isinstance(e.node.op, o.Synapse) and e.node.op.analog]
+    assert len(analog) == 1
+    assert verilog.check_hierarchy(example_design)["multiplying_instances"] == analog
+    spiking = verilog.check_hierarchy(tiny_designs["transformer_spiking_input"])
+    assert spiking["multiplying_instances"] == [] and spiking["mul_cells"] == {}
+
+
+@pytest.mark.slow
+def test_synthesis_tiny_transformer(tiny_designs):
+    """Yosys maps the tiny transformer (generic gates and iCE40); the full example takes
+    long (figures in docs/verilog.md)."""
+    require_tool("yosys")
+    figures = verilog.run_synthesis(tiny_designs["transformer"])
+    assert figures["ice40"]["luts"] > 0 and figures["ice40"]["ffs"] > 0
+    assert figures["generic"]["cells"] > 0 and figures["generic"]["memory_bits"] > 0
+    assert set(figures["mul_cells"]) <= {"snn_dense", "snn_conv"}
 
 
 # ---------------------------------------------------------------- golden text
 
 
-def _snapshot(design: Path) -> dict[str, str]:
-    files = ["rtl/snn_top.v", "tb/snn_tb.v", "Makefile", "synth/synth.ys"]
-    return {f: (design / f).read_text() for f in files}
-
-
 def test_golden_snapshot_example(tmp_path):
     """The emitted Verilog of the bundled example; SNNCC_UPDATE_GOLDEN=1 rewrites it."""
-    if not EXAMPLE_MODEL.exists():
-        pytest.skip("the bundled example is not built")
+    _need_example()
     out = _emit(EXAMPLE_MODEL, tmp_path / "verilog")
-    current = _snapshot(out)
+    current = {name: (out / name).read_text() for name in SNAPSHOT}
     if os.environ.get("SNNCC_UPDATE_GOLDEN"):
         for name, text in current.items():
             (GOLDEN / name).parent.mkdir(parents=True, exist_ok=True)
             (GOLDEN / name).write_text(text)
-    diffs = []
+    diffs: list[str] = []
     for name, text in current.items():
         path = GOLDEN / name
         old = path.read_text() if path.exists() else ""
         if old != text:
             diffs += difflib.unified_diff(old.splitlines(True), text.splitlines(True),
                                           f"golden/{name}", f"emitted/{name}")
-    assert not diffs, "emitted Verilog changed (SNNCC_UPDATE_GOLDEN=1 to accept):\n" + "".join(
-        diffs[:200])
+    assert not diffs, ("the emitted Verilog changed (SNNCC_UPDATE_GOLDEN=1 accepts it):\n"
+                       + "".join(diffs[:300]))

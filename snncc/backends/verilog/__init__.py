@@ -23,10 +23,18 @@ from snncc.ir import Graph
 from .lower import lower
 from .render import summary, write_design
 from .render import write_vectors as _write_vectors
-from .tables import BUFFERED, resolve
-from .tools import mul_cells, run_simulation, run_synthesis
+from .layout import BUFFERED, resolve
+from .tools import (
+    VERILATOR_FAST_MODEL,
+    check_hierarchy,
+    mul_cells,
+    multiplying_instances,
+    run_simulation,
+    run_synthesis,
+)
 
-__all__ = ["check", "emit", "write_vectors", "run_simulation", "run_synthesis", "mul_cells"]
+__all__ = ["check", "emit", "lower", "write_vectors", "run_simulation", "run_synthesis",
+           "check_hierarchy", "mul_cells", "multiplying_instances", "VERILATOR_FAST_MODEL"]
 
 DEFAULT_VECTORS = 5
 _SUPPORTED = BUFFERED + (o.Input, o.Readout, o.Reshape, o.Transpose, o.Take)
@@ -54,10 +62,10 @@ def check(graph: Graph) -> list[Diagnostic]:
 
 def _check_operands(graph: Graph, n) -> list[Diagnostic]:
     """Operand combinations the engines do not take."""
+    if isinstance(n.op, o.SpikeInput) and not n.op.analog and n.op.lo != 0:
+        return [Diagnostic(f"spiking input codes start at {n.op.lo}, not 0", n.origin,
+                           "SpikeInput", fix="quantize the input to codes 0..L")]
     if isinstance(n.op, o.Input | o.SpikeInput) or isinstance(n.op, o.LAYOUT_OPS):
-        if isinstance(n.op, o.SpikeInput) and not n.op.analog and n.op.lo != 0:
-            return [Diagnostic(f"spiking input codes start at {n.op.lo}, not 0", n.origin,
-                               "SpikeInput", fix="quantize the input to codes 0..L")]
         return []
     sources = [resolve(graph, i)[0] for i in n.inputs]
     analog = [s for s in sources
@@ -66,10 +74,6 @@ def _check_operands(graph: Graph, n) -> list[Diagnostic]:
         return [Diagnostic("reads the analog (multi-level) input codes, which only the "
                            "analog first synapse may do", n.origin, type(n.op).__name__,
                            fix="put a linear or conv layer first, or use a spiking input")]
-    if isinstance(n.op, o.AddCurrent) and sources[0] == sources[1]:
-        return [Diagnostic("adds a current to itself; the residual-add engine reads its two "
-                           "inputs from two different buffers", n.origin, "AddCurrent",
-                           fix="use --target sim or hls for this model")]
     return []
 
 

@@ -1,6 +1,6 @@
-"""The hardware design the Verilog backend emits: buffers, engines, tables, schedule.
+"""The hardware design the Verilog backend emits: buffers, ports, engines, schedule.
 
-Python decides everything here (which RAMs exist, their widths and depths, how each
+Python decides everything here (which RAMs exist, their row and lane widths, how each
 engine is parameterized and wired); the templates only format it.
 """
 
@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from snncc.ir import Graph, Node
 
-from .tables import addr_bits
+from .layout import Layout
 
 Param = tuple[str, int | str]
 
@@ -21,23 +23,37 @@ def ident(name: str) -> str:
     return re.sub(r"\W+", "_", name).strip("_") or "v"
 
 
+def addr_bits(depth: int) -> int:
+    """Bits of an index into `depth` entries (at least one)."""
+    return max(1, (int(depth) - 1).bit_length())
+
+
 def hex_word(value: int, bits: int) -> str:
     """`value` as a two's-complement hex word of `bits` bits, for $readmemh."""
     return format(int(value) & ((1 << bits) - 1), f"0{(bits + 3) // 4}x")
 
 
+def hex_row(values: np.ndarray, bits: int) -> str:
+    """A row of lanes as one word: lane 0 in the low bits."""
+    word = 0
+    for k, v in enumerate(np.asarray(values).ravel()):
+        word |= (int(v) & ((1 << bits) - 1)) << (k * bits)
+    return hex_word(word, bits * max(np.asarray(values).size, 1))
+
+
 @dataclass
 class Buffer:
-    """One SNN value held in a RAM of the top. Its producer writes it during a step, then
-    its consumers read it; engines run one at a time, so one read port suffices."""
+    """One SNN value held in a RAM of the top, a row of lanes per word. Its producer
+    writes it during a step, then its consumers read it through their ports; engines run
+    one at a time, so one read port suffices."""
 
     index: int
     node: Node
-    width: int
-    depth: int
-    activity: int | None = None  # bit of the schedule's `active` vector, if consumers need it
-    data: str = ""  # the net consumers read
-    readers: list[tuple[str, str]] = field(default_factory=list)  # (busy net, address net)
+    layout: Layout
+    width: int  # bits per lane
+    activity: int | None = None  # bit of the schedule's `active` vector, if needed
+    data: str = ""  # the net ports read (a row)
+    readers: list[tuple[str, str]] = field(default_factory=list)  # (enable, row address)
     writer: str = ""  # instance name of the producer ("" for the input loader)
 
     @property
@@ -45,25 +61,31 @@ class Buffer:
         return f"b{self.index}"
 
     @property
-    def aw(self) -> int:
-        return addr_bits(self.depth)
+    def rows(self) -> int:
+        return self.layout.rows
 
-
-@dataclass
-class Table:
-    """A combinational table in the top: the address map of a layout op chain."""
-
-    name: str
-    width: int
-    depth: int
-    file: str
-    addr: str
-    data: str
-    comment: str
+    @property
+    def lanes(self) -> int:
+        return self.layout.lanes
 
     @property
     def aw(self) -> int:
-        return addr_bits(self.depth)
+        return addr_bits(self.rows)
+
+    @property
+    def word(self) -> int:
+        return self.lanes * self.width
+
+
+@dataclass
+class Port:
+    """An snn_port instance between an engine input and the buffer it reads."""
+
+    name: str
+    buffer: Buffer
+    params: list[Param]
+    ports: list[tuple[str, str]]
+    comment: str
 
 
 @dataclass
@@ -91,9 +113,17 @@ class Probe:
 
     node: Node
     engine: int
-    neurons: int
-    aw: int
+    layout: Layout
     bits: int
+
+    @property
+    def neurons(self) -> int:
+        return self.layout.size
+
+    def places(self) -> np.ndarray:
+        """(row, lane) of every neuron, in logical order, as [neurons, 2]."""
+        pos = self.layout.positions().ravel()
+        return np.stack([pos // self.layout.lanes, pos % self.layout.lanes], axis=1)
 
 
 @dataclass
@@ -105,15 +135,16 @@ class Design:
     step_bits: int
     engines: list[Engine]
     buffers: list[Buffer]
-    tables: list[Table]
-    wires: list[tuple[str, int]]  # engine-side nets: (name, width)
+    ports: list[Port]
+    wires: list[tuple[str, int]]  # engine- and port-side nets: (name, width)
     files: dict[str, str]  # path under verilog/ -> contents ($readmemh files)
     probes: list[Probe]
     input_buffer: Buffer
     input_spiking: bool
-    logits: int
+    code_bits: int
+    readout: Engine
+    readout_layout: Layout
     logit_bits: int
-    readout_engine: int
     schedule: list[str]  # per step: {active, run} as hex words
 
     @property
@@ -127,12 +158,28 @@ class Design:
         return max(1, len(self.engines).bit_length())
 
     @property
+    def logits(self) -> int:
+        return self.readout_layout.size
+
+    @property
     def probe_bits(self) -> int:
         return addr_bits(len(self.probes))
 
     @property
-    def probe_aw(self) -> int:
-        return max((p.aw for p in self.probes), default=1)
+    def probe_row_bits(self) -> int:
+        return max((addr_bits(p.layout.rows) for p in self.probes), default=1)
+
+    @property
+    def probe_lane_bits(self) -> int:
+        return max((addr_bits(p.layout.lanes) for p in self.probes), default=1)
+
+    @property
+    def probe_lanes(self) -> int:
+        return max((p.layout.lanes for p in self.probes), default=1)
+
+    @property
+    def probe_rows(self) -> int:
+        return max((p.layout.rows for p in self.probes), default=1)
 
     @property
     def count_bits(self) -> int:

@@ -16,8 +16,7 @@ from snncc import __version__
 from snncc import ops as o
 from snncc.backends.common import Golden
 
-from .design import Design, hex_word
-from .tables import addr_bits
+from .design import Design, addr_bits, hex_word
 
 TOP = "rtl/snn_top.v"
 TESTBENCH = "tb/snn_tb.v"
@@ -57,10 +56,24 @@ def _context(d: Design) -> dict:
     return {
         "d": d, "version": __version__, "source": meta.get("source", d.graph.name),
         "T": meta.get("T", "?"), "delay": meta.get("delay", "exact"),
-        "n_in": d.input_buffer.depth, "in_shape": ",".join(map(str, enc.shape)),
-        "code_bits": d.input_buffer.width, "logit_aw": addr_bits(d.logits),
+        "inb": d.input_buffer, "n_in": d.input_buffer.layout.size,
+        "in_shape": ",".join(map(str, enc.shape)),
+        "in_lane_bits": addr_bits(d.input_buffer.lanes),
+        "out_row_bits": addr_bits(d.readout_layout.rows),
+        "out_lane_bits": addr_bits(d.readout_layout.lanes),
+        "neurons": sum(p.neurons for p in d.probes),
         "rtl": [TOP] + library_files(),
     }
+
+
+def _places(d: Design) -> str:
+    """(row, lane) of every probed neuron, layer after layer, in logical order."""
+    words = []
+    for p in d.probes:
+        for row, lane in p.places():
+            words.append(hex_word((int(row) << d.probe_lane_bits) | int(lane),
+                                  d.probe_row_bits + d.probe_lane_bits))
+    return "\n".join(words) + "\n"
 
 
 def write_design(d: Design, out: Path) -> list[str]:
@@ -72,7 +85,9 @@ def write_design(d: Design, out: Path) -> list[str]:
         TESTBENCH: env.get_template("snn_tb.v.j2").render(context),
         "Makefile": env.get_template("Makefile.j2").render(context),
         "synth/synth.ys": env.get_template("synth.ys.j2").render(context),
+        "synth/hierarchy.ys": env.get_template("hierarchy.ys.j2").render(context),
         "mem/schedule.hex": "\n".join(d.schedule) + "\n",
+        "tb/places.hex": _places(d),
         **d.files,
     }
     for path in library_files():
@@ -84,11 +99,13 @@ def write_design(d: Design, out: Path) -> list[str]:
 
 
 def write_vectors(d: Design, gold: Golden, out: Path) -> int:
-    """The testbench's golden vectors (from the interpreter) under `out`/tb/vectors."""
+    """The testbench's golden vectors (from the interpreter) under `out`/tb/vectors:
+    input codes and logits in logical order, spike counts layer after layer in logical
+    order (tb/places.hex says where each neuron sits)."""
     folder = out / VECTORS
     folder.mkdir(parents=True, exist_ok=True)
     n = len(gold.codes)
-    codes = [hex_word(c, d.input_buffer.width) for c in gold.codes.reshape(n, -1).ravel()]
+    codes = [hex_word(c, d.code_bits) for c in gold.codes.reshape(n, -1).ravel()]
     counts = []
     for v in range(n):
         for p in d.probes:
@@ -107,14 +124,16 @@ def summary(d: Design, files: list[str]) -> dict:
         layers.append({"engine": e.name, "module": e.module, "node": e.node.name,
                        "origin": e.node.origin, "params": {k: v for k, v in e.params
                                                           if not isinstance(v, str)}})
-    buffers = [{"name": b.name, "node": b.node.name, "width": b.width, "depth": b.depth}
-               for b in d.buffers]
+    buffers = [{"name": b.name, "node": b.node.name, "rows": b.rows, "lanes": b.lanes,
+                "bits": b.width} for b in d.buffers]
     enc = d.input_buffer.node
     return {
         "top": "snn_top", "files": files, "steps": d.steps, "engines": len(d.engines),
         "layers": layers, "buffers": buffers,
-        "buffer_bits": sum(b.width * b.depth for b in d.buffers),
-        "input": {"codes": d.input_buffer.depth, "bits": d.input_buffer.width,
+        "buffer_bits": sum(b.rows * b.word for b in d.buffers),
+        "ports": {"identity": sum(p.params[0][1] == 0 for p in d.ports),
+                  "mapped": sum(p.params[0][1] != 0 for p in d.ports)},
+        "input": {"codes": d.input_buffer.layout.size, "bits": d.code_bits,
                   "spiking": d.input_spiking, "shape": list(enc.shape)},
         "logits": {"count": d.logits, "bits": d.logit_bits},
         "probes": [p.node.name for p in d.probes],

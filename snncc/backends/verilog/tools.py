@@ -17,12 +17,15 @@ _LOGITS = re.compile(r"^LOGITS match (\d+)/(\d+)$", re.M)
 _CYCLES = re.compile(r"^CYCLES min (\d+) max (\d+) mean (\d+)$", re.M)
 _RESULT = re.compile(r"^RESULT (PASS|FAIL) (\d+)/(\d+) vectors$", re.M)
 _VECTOR = re.compile(r"^VECTOR (\d+) cycles (\d+) (ok|FAIL)$", re.M)
+_INSTANCE = re.compile(r"^\s*\\?(\S+)\s+(u\d+_\w+)\s*\(", re.M)  # module instance lines
 
 
-def _make(out_dir: Path, target: str, timeout: float | None) -> tuple[str, float]:
+def _make(out_dir: Path, target: str, timeout: float | None,
+          variables: dict[str, str] | None = None) -> tuple[str, float]:
     start = time.monotonic()
+    args = [f"{k}={v}" for k, v in (variables or {}).items()]
     try:
-        done = subprocess.run(["make", "--no-print-directory", target], cwd=out_dir,
+        done = subprocess.run(["make", "--no-print-directory", target, *args], cwd=out_dir,
                               capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
         raise SnnccError(Diagnostic("make is not installed", fix="install make")) from None
@@ -53,14 +56,20 @@ def parse_simulation(text: str) -> dict:
     }
 
 
+VERILATOR_FAST_MODEL = "-O3 --x-assign fast --x-initial fast -CFLAGS -O1"
+
+
 def run_simulation(out_dir: Path, simulator: str = "verilator",
-                   timeout: float | None = None) -> dict:
+                   timeout: float | None = None, verilator_flags: str | None = None) -> dict:
     """Build and run the testbench with `simulator` (icarus | verilator); returns the
-    per-layer agreement with the interpreter, PASS/FAIL and cycles per inference."""
+    per-layer agreement with the interpreter, PASS/FAIL and cycles per inference.
+    `verilator_flags` replaces the Makefile's VERILATOR_FLAGS (e.g. VERILATOR_FAST_MODEL:
+    a slower build, a faster model, for many inputs)."""
     if simulator not in SIMULATORS:
         raise SnnccError(Diagnostic(f"unknown simulator {simulator!r}",
                                     fix=f"use one of {', '.join(SIMULATORS)}"))
-    text, seconds = _make(Path(out_dir), SIMULATORS[simulator], timeout)
+    variables = {"VERILATOR_FLAGS": verilator_flags} if verilator_flags else None
+    text, seconds = _make(Path(out_dir), SIMULATORS[simulator], timeout, variables)
     return {"simulator": simulator, "seconds": round(seconds, 2), **parse_simulation(text)}
 
 
@@ -104,8 +113,8 @@ def resource_figures(out_dir: Path) -> dict:
 
 
 def mul_cells(out_dir: Path) -> dict[str, int]:
-    """$mul cells per module of the unflattened design (after `make synth`), by the
-    module's base name (snn_dense, snn_mac, ...): where the design multiplies."""
+    """$mul cells per module of the unflattened design (after `make synth` or
+    `make synth-hierarchy`), by the module's base name (snn_dense, snn_neuron, ...)."""
     modules = _stat(Path(out_dir) / "build" / "synth" / "hierarchy.json")["modules"]
     found: dict[str, int] = {}
     for name, stats in modules.items():
@@ -116,16 +125,25 @@ def mul_cells(out_dir: Path) -> dict[str, int]:
     return found
 
 
-def hierarchy(out_dir: Path) -> dict[str, list[str]]:
-    """Which library modules each module instantiates (base names), unflattened."""
-    modules = _stat(Path(out_dir) / "build" / "synth" / "hierarchy.json")["modules"]
-    out: dict[str, set[str]] = {}
-    for name, stats in modules.items():
-        base = name.rsplit("\\", 1)[-1]
-        subs = {k.rsplit("\\", 1)[-1] for k in _cells(stats)
-                if "\\" in k or not k.startswith("$")}
-        out.setdefault(base, set()).update(subs)
-    return {k: sorted(v) for k, v in out.items()}
+def multiplying_instances(out_dir: Path) -> list[str]:
+    """The instances of snn_top whose module contains a $mul cell (after
+    `make synth-hierarchy`): where the design multiplies."""
+    folder = Path(out_dir) / "build" / "synth"
+    modules = _stat(folder / "hierarchy.json")["modules"]
+    multiplies = {name for name, stats in modules.items() if _cells(stats).get("$mul", 0)}
+    found = []
+    for m in _INSTANCE.finditer((folder / "top.v").read_text()):
+        if m[1] in multiplies:
+            found.append(m[2])
+    return sorted(found)
+
+
+def check_hierarchy(out_dir: Path, timeout: float | None = None) -> dict:
+    """Run `make synth-hierarchy`; returns the instances that multiply and $mul cells per
+    module kind."""
+    _, seconds = _make(Path(out_dir), "synth-hierarchy", timeout)
+    return {"seconds": round(seconds, 2), "multiplying_instances":
+            multiplying_instances(out_dir), "mul_cells": mul_cells(out_dir)}
 
 
 def run_synthesis(out_dir: Path, timeout: float | None = None) -> dict:

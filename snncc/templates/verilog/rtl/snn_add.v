@@ -1,70 +1,101 @@
-// snn_add: the residual stream, out[i] = a[i] + b[i] (currents from two branches).
-// A silent input (its valid flag low this step) reads as zero. N + 2 cycles.
+// snn_add: the residual stream, out[r, :] = a[r, :] + b[r, :] (currents of two branches,
+// all D lanes at once). A silent input (its valid flag low this step) reads as zero and
+// is not fetched; the two inputs are read one after the other, so they may share a
+// buffer.
 module snn_add #(
-    parameter N   = 16,
-    parameter AW  = 4,     // index bits (N entries)
-    parameter WA  = 8,
-    parameter WB  = 8,
-    parameter WO  = 9
+    parameter R  = 16,
+    parameter D  = 8,
+    parameter RW = 4,
+    parameter WA = 8,
+    parameter WB = 8,
+    parameter WO = 9
 ) (
-    input  wire          clk,
-    input  wire          rst,
-    input  wire          start,
-    input  wire          a_valid,
-    input  wire          b_valid,
-    output reg           busy,
-    output reg           done,
-    output wire [AW-1:0] a_addr,
-    input  wire [WA-1:0] a_data,
-    output wire [AW-1:0] b_addr,
-    input  wire [WB-1:0] b_data,
-    output wire          out_we,
-    output wire [AW-1:0] out_waddr,
-    output wire [WO-1:0] out_wdata
+    input  wire            clk,
+    input  wire            rst,
+    input  wire            start,
+    input  wire            a_valid,
+    input  wire            b_valid,
+    output reg             done,
+    output reg             a_req,
+    output wire [RW-1:0]   a_row,
+    input  wire            a_ack,
+    input  wire [D*WA-1:0] a_data,
+    output reg             b_req,
+    output wire [RW-1:0]   b_row,
+    input  wire            b_ack,
+    input  wire [D*WB-1:0] b_data,
+    output wire            out_we,
+    output wire [RW-1:0]   out_waddr,
+    output wire [D*WO-1:0] out_wdata
 );
-    localparam integer LAST_I = N - 1;
-    localparam [AW-1:0] LAST = LAST_I[AW-1:0];
+    localparam [1:0] S_IDLE = 2'd0, S_A = 2'd1, S_B = 2'd2;
+    localparam integer LAST_I = R - 1;
+    localparam [RW-1:0] LAST = LAST_I[RW-1:0];
 
-    reg          issuing;
-    reg [AW-1:0] i0;
-    reg          s1;
-    reg [AW-1:0] i1;
+    reg [1:0]      state;
+    reg            waiting;
+    reg [RW-1:0]   r;
+    reg [D*WO-1:0] a_row_q;    // a[r], extended
 
-    wire [WO-1:0] a_ext;
-    wire [WO-1:0] b_ext;
+    wire a_ready = state == S_A && (a_ack || (!a_valid && !waiting));
+    wire b_ready = state == S_B && (b_ack || (!b_valid && !waiting));
 
-    snn_sext #(.WI(WA), .WO(WO)) u_a (.x(a_data), .y(a_ext));
-    snn_sext #(.WI(WB), .WO(WO)) u_b (.x(b_data), .y(b_ext));
+    // Lane datapaths as loops in a combinational block (see snn_neuron). WO > WA, WB.
+    reg [D*WO-1:0] a_ext;
+    reg [D*WO-1:0] sum;
+    integer l;
 
-    assign a_addr   = i0;
-    assign b_addr   = i0;
-    assign out_we   = s1;
-    assign out_waddr = i1;
-    assign out_wdata = (a_valid ? a_ext : {WO{1'b0}}) + (b_valid ? b_ext : {WO{1'b0}});
+    always @* begin
+        for (l = 0; l < D; l = l + 1) begin
+            a_ext[l*WO +: WO] = {{(WO-WA){a_data[l*WA+WA-1]}}, a_data[l*WA +: WA]};
+            sum[l*WO +: WO] = a_row_q[l*WO +: WO]
+                + (b_valid ? {{(WO-WB){b_data[l*WB+WB-1]}}, b_data[l*WB +: WB]} : {WO{1'b0}});
+        end
+    end
+
+    assign a_row     = r;
+    assign b_row     = r;
+    assign out_we    = b_ready;
+    assign out_waddr = r;
+    assign out_wdata = sum;
 
     always @(posedge clk) begin
         if (rst) begin
-            busy <= 1'b0;
+            state <= S_IDLE;
             done <= 1'b0;
-            issuing <= 1'b0;
-            s1 <= 1'b0;
-        end else begin
+            waiting <= 1'b0;
+            a_req <= 1'b0;
+            b_req <= 1'b0;
+        end else if (start || state != S_IDLE || done) begin  // idle: nothing to do
             done <= 1'b0;
-            if (start) begin
-                busy <= 1'b1;
-                issuing <= 1'b1;
-                i0 <= {AW{1'b0}};
-            end
-            s1 <= issuing;
-            i1 <= i0;
-            if (issuing) begin
-                i0 <= i0 + 1'b1;
-                if (i0 == LAST) issuing <= 1'b0;
-            end
-            if (s1 && i1 == LAST) begin
-                busy <= 1'b0;
-                done <= 1'b1;
-            end
+            a_req <= 1'b0;
+            b_req <= 1'b0;
+            case (state)
+                S_IDLE: if (start) begin
+                    r <= {RW{1'b0}};
+                    state <= S_A;
+                    a_req <= a_valid;
+                    waiting <= a_valid;
+                end
+                S_A: if (a_ready) begin
+                    a_row_q <= a_valid ? a_ext : {D*WO{1'b0}};
+                    state <= S_B;
+                    b_req <= b_valid;
+                    waiting <= b_valid;
+                end
+                S_B: if (b_ready) begin
+                    if (r == LAST) begin
+                        state <= S_IDLE;
+                        done <= 1'b1;
+                    end else begin
+                        r <= r + 1'b1;
+                        state <= S_A;
+                        a_req <= a_valid;
+                        waiting <= a_valid;
+                    end
+                end
+                default: state <= S_IDLE;
+            endcase
         end
     end
 endmodule

@@ -1,252 +1,232 @@
-// snn_conv: a spike-driven 2-D convolution, out[o, oy, ox] = sum W[o, c, ky, kx] s[c, y, x].
+// snn_conv: a spike-driven 2-D convolution on channels-last rows,
+//   out[oy, ox, :] = sum over taps (ky, kx) and channels c of s[iy, ix, c] W[:, c, ky, kx].
 //
-// It clears its output buffer, then walks the input spikes [C, H, W] in order; each
-// spike at (c, y, x) is an event that scatters one weight per cycle into the outputs it
-// reaches: for every tap (ky, kx) and every output channel o of c's group,
-// out[o, oy, ox] += W[o, c, ky, kx]. Which output row/column a tap reaches is read from
-// two small tables, so strides, padding and dilation need no arithmetic:
-//   TY[y*KH + ky] = {valid, oy*OW},  TX[x*KW + kx] = {valid, ox}.
-// Weights are stored in scatter order: W[o, c, ky, kx] at ((c*KH + ky)*KW + kx)*OG + o%OG.
-// With ANALOG = 1 the input is integer codes and a code c adds c * W (snn_mac).
+// For each output position (one output row of O channels) it visits the kernel taps; for
+// a tap inside the input it reads input row (iy, ix) (C spikes) and walks its spike
+// events with a priority encoder: a spike on channel c adds the weight row W[:, c, ky, kx]
+// (all O output channels at once, zeros outside c's group) into the accumulator, one
+// event per cycle. Which input row a tap reads comes from two small tables, so strides,
+// padding and dilation need no arithmetic:
+//   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}   (input width W).
+// With ANALOG = 1 the input is integer codes and a code c adds c * W (the analog first
+// layer, the one layer that multiplies). WO must exceed WW (and WIN + 1 when ANALOG).
 module snn_conv #(
-    parameter C         = 1,   // input channels
-    parameter H         = 8,
-    parameter W         = 8,
+    parameter C         = 1,   // input rows are (y, x), C channels each
+    parameter OH        = 8,   // output rows are (oy, ox), O channels each
+    parameter OW        = 8,
+    parameter O         = 4,
     parameter KH        = 3,
     parameter KW        = 3,
-    parameter IG        = 1,   // input channels per group
-    parameter OG        = 4,   // output channels per group
-    parameter OHW       = 64,  // output plane size OH*OW
-    parameter NOUT      = 256, // outputs O*OH*OW
-    parameter AWI       = 6,   // input index bits (C*H*W entries)
-    parameter AWO       = 8,   // output index bits (NOUT entries)
-    parameter AWW       = 6,   // weight index bits (C*KH*KW*OG entries)
-    parameter TYW       = 5,   // TY address bits (H*KH entries)
-    parameter TXW       = 5,   // TX address bits (W*KW entries)
-    parameter SW        = 2,   // small counter bits (holds IG-1, KH-1, KW-1, OG-1)
+    parameter IRW       = 6,   // input row bits
+    parameter ORW       = 6,   // output row bits
+    parameter CW        = 1,   // channel index bits (holds C - 1)
+    parameter AWW       = 4,   // weight word bits (holds KH*KW*C - 1)
+    parameter TYW       = 5,   // TY address bits
+    parameter TXW       = 5,   // TX address bits
+    parameter SW        = 2,   // tap counter bits (holds KH - 1, KW - 1)
     parameter WIN       = 1,   // input width: 1 for spikes, the code width if ANALOG
     parameter ANALOG    = 0,
     parameter IN_SIGNED = 0,
     parameter WW        = 8,
     parameter WO        = 16,
-    parameter W_FILE    = "w.hex",
+    parameter W_FILE    = "w.hex",   // word (ky*KW + kx)*C + c = {W[O-1, c, ky, kx], ..}
     parameter TY_FILE   = "ty.hex",
     parameter TX_FILE   = "tx.hex"
 ) (
-    input  wire           clk,
-    input  wire           rst,
-    input  wire           start,
-    output reg            busy,
-    output reg            done,
-    output wire [AWI-1:0] in_addr,
-    input  wire [WIN-1:0] in_data,
-    output wire           out_we,
-    output wire [AWO-1:0] out_waddr,
-    output wire [WO-1:0]  out_wdata,
-    output wire [AWO-1:0] out_raddr,
-    input  wire [WO-1:0]  out_rdata
+    input  wire             clk,
+    input  wire             rst,
+    input  wire             start,
+    output reg              done,
+    output reg              in_req,
+    output wire [IRW-1:0]   in_row,
+    input  wire             in_ack,
+    input  wire [C*WIN-1:0] in_data,
+    output wire             out_we,
+    output wire [ORW-1:0]   out_waddr,
+    output wire [O*WO-1:0]  out_wdata
 );
-    localparam [2:0] S_IDLE = 3'd0, S_CLEAR = 3'd1, S_WALK = 3'd2, S_SCAT = 3'd3, S_FIN = 3'd4;
-    localparam integer IN_LAST_I = C * H * W - 1;
-    localparam [AWI-1:0] IN_LAST = IN_LAST_I[AWI-1:0];
-    localparam integer OUT_LAST_I = NOUT - 1;
-    localparam [AWO-1:0] OUT_LAST = OUT_LAST_I[AWO-1:0];
-    localparam integer X_STEP_I = KW;
-    localparam [TXW-1:0] X_STEP = X_STEP_I[TXW-1:0];
-    localparam integer X_LAST_I = (W - 1) * KW;
-    localparam [TXW-1:0] X_LAST = X_LAST_I[TXW-1:0];
-    localparam integer Y_STEP_I = KH;
-    localparam [TYW-1:0] Y_STEP = Y_STEP_I[TYW-1:0];
-    localparam integer Y_LAST_I = (H - 1) * KH;
-    localparam [TYW-1:0] Y_LAST = Y_LAST_I[TYW-1:0];
-    localparam integer C_STEP_I = KH * KW * OG;
-    localparam [AWW-1:0] C_STEP = C_STEP_I[AWW-1:0];
-    localparam integer G_STEP_I = OG * OHW;
-    localparam [AWO-1:0] G_STEP = G_STEP_I[AWO-1:0];
-    localparam integer O_STEP_I = OHW;
-    localparam [AWO-1:0] O_STEP = O_STEP_I[AWO-1:0];
-    localparam integer IG_LAST_I = IG - 1;
-    localparam [SW-1:0] IG_LAST = IG_LAST_I[SW-1:0];
-    localparam integer OG_LAST_I = OG - 1;
-    localparam [SW-1:0] OG_LAST = OG_LAST_I[SW-1:0];
-    localparam integer KW_LAST_I = KW - 1;
-    localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
+    localparam [2:0] S_IDLE = 3'd0, S_TAP = 3'd1, S_WAIT = 3'd2, S_EVENTS = 3'd3,
+                     S_WRITE = 3'd4;
+    localparam integer OUT_LAST_I = OH * OW - 1;
+    localparam [ORW-1:0] OUT_LAST = OUT_LAST_I[ORW-1:0];
+    localparam integer OX_STEP_I = KW;
+    localparam [TXW-1:0] OX_STEP = OX_STEP_I[TXW-1:0];
+    localparam integer OX_LAST_I = (OW - 1) * KW;
+    localparam [TXW-1:0] OX_LAST = OX_LAST_I[TXW-1:0];
+    localparam integer OY_STEP_I = KH;
+    localparam [TYW-1:0] OY_STEP = OY_STEP_I[TYW-1:0];
+    localparam integer TAP_STEP_I = C;
+    localparam [AWW-1:0] TAP_STEP = TAP_STEP_I[AWW-1:0];
     localparam integer KH_LAST_I = KH - 1;
     localparam [SW-1:0] KH_LAST = KH_LAST_I[SW-1:0];
+    localparam integer KW_LAST_I = KW - 1;
+    localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
 
-    reg [2:0]     state;
-    reg [AWO-1:0] clr;
-    // walk over (c, y, x); f fetches one element ahead of e
-    reg           fetching;
-    reg           pend;
-    reg [AWI-1:0] f;
-    reg [AWI-1:0] e;
-    reg [TXW-1:0] xb;         // x * KW
-    reg [TYW-1:0] yb;         // y * KH
-    reg [SW-1:0]  ci;         // channel within its group
-    reg [AWW-1:0] cb;         // c * KH*KW*OG
-    reg [AWO-1:0] gb;         // group * OG*OH*OW
-    // scatter over (ky, kx, o)
-    reg [TXW-1:0] xb_e;
-    reg [TYW-1:0] ty_a;
-    reg [TXW-1:0] tx_a;
-    reg [AWO-1:0] gb_e;
-    reg [AWO-1:0] ob;         // o%OG * OH*OW
-    reg [AWW-1:0] wa;
-    reg [SW-1:0]  ky;
-    reg [SW-1:0]  kx;
-    reg [SW-1:0]  ol;
-    reg [WIN-1:0] code;
-    reg           last_event;
-    reg           q;
-    reg [AWO-1:0] qa;
+    reg [2:0]      state;
+    reg [ORW-1:0]  orow;       // output row (oy, ox)
+    reg [TYW-1:0]  oyb;        // oy * KH
+    reg [TXW-1:0]  oxb;        // ox * KW
+    reg [SW-1:0]   ky;
+    reg [SW-1:0]   kx;
+    reg [TYW-1:0]  ty_a;
+    reg [TXW-1:0]  tx_a;
+    reg [AWW-1:0]  tap_base;   // (ky*KW + kx) * C
+    reg [C-1:0]    events;
+    reg            adding;     // a weight row arrives this cycle
+    reg [O*WO-1:0] acc;
 
-    wire [AWO:0]  ty;         // {valid, oy*OW}
-    wire [AWO:0]  tx;         // {valid, ox}
-    wire [AWO-1:0] target = gb_e + ob + ty[AWO-1:0] + tx[AWO-1:0];
-    wire [WW-1:0] w_rdata;
-    wire [WO-1:0] addend;
+    wire [IRW:0]    ty;        // {valid, iy*W}
+    wire [IRW:0]    tx;        // {valid, ix}
+    wire [CW-1:0]   c;
+    wire [AWW-1:0]  c_w;
+    wire [O*WW-1:0] w_row;
+    reg  [O*WO-1:0] sum;
+    reg  [C-1:0]    present;
+    wire            last_tap = ky == KH_LAST && kx == KW_LAST;
 
-    snn_lut #(.WIDTH(AWO + 1), .DEPTH(H * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
+    snn_lut #(.WIDTH(IRW + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
         .addr(ty_a), .data(ty));
-    snn_lut #(.WIDTH(AWO + 1), .DEPTH(W * KW), .AW(TXW), .FILE(TX_FILE)) u_tx (
+    snn_lut #(.WIDTH(IRW + 1), .DEPTH(OW * KW), .AW(TXW), .FILE(TX_FILE)) u_tx (
         .addr(tx_a), .data(tx));
-    snn_rom #(.WIDTH(WW), .DEPTH(C * KH * KW * OG), .AW(AWW), .FILE(W_FILE)) u_w (
-        .clk(clk), .raddr(wa), .rdata(w_rdata));
+    snn_first_one #(.N(C), .IW(CW)) u_next (.x(events), .index(c));
+    snn_zext #(.WI(CW), .WO(AWW)) u_c (.x(c), .y(c_w));
+    snn_rom #(.WIDTH(O * WW), .DEPTH(KH * KW * C), .AW(AWW), .FILE(W_FILE)) u_w (
+        .clk(clk), .re(state == S_EVENTS), .raddr(tap_base + c_w), .rdata(w_row));
+
+    // Lane datapaths are written as loops in combinational blocks: the hardware is the
+    // same as per-lane continuous assignments, but event-driven simulators evaluate a
+    // row once instead of re-assembling the packed row for every lane's update.
+    integer l;
+
+    always @* begin
+        for (l = 0; l < C; l = l + 1) present[l] = |in_data[l*WIN +: WIN];
+    end
 
     generate
-        if (ANALOG) begin : g_mac
-            snn_mac #(.WA(WIN), .A_SIGNED(IN_SIGNED), .WB(WW), .WP(WO)) u_mac (
-                .a(code), .b(w_rdata), .p(addend));
-        end else begin : g_ac
-            wire [WO-1:0] w_ext;  // a spike selects the weight: no multiply
-            snn_sext #(.WI(WW), .WO(WO)) u_w_ext (.x(w_rdata), .y(w_ext));
-            assign addend = code[0] ? w_ext : {WO{1'b0}};
+        if (ANALOG != 0) begin : g_analog
+            // the analog first layer: code * weight (the one place that multiplies)
+            reg [C*WIN-1:0] codes;  // the row's codes, kept from the port
+            reg [WIN-1:0]   code;   // the code of the event whose weight row arrives
+            reg [WO-1:0]    code_w;
+            reg [WO-1:0]    w_w;
+            wire [WIN-1:0]  code_k;
+            integer j;
+
+            always @(posedge clk) begin
+                if (in_ack) codes <= in_data;
+                code <= code_k;
+            end
+            snn_lane_mux #(.N(C), .W(WIN), .IW(CW)) u_code (
+                .row(codes), .index(c), .lane(code_k));
+            always @* begin
+                code_w = {{(WO-WIN){IN_SIGNED != 0 && code[WIN-1]}}, code};
+                for (j = 0; j < O; j = j + 1) begin
+                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
+                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
+                end
+            end
+        end else begin : g_spikes
+            // a spike selects the weight row: no multiply
+            integer j;
+
+            always @* begin
+                for (j = 0; j < O; j = j + 1)
+                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding
+                        ? {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]} : {WO{1'b0}});
+            end
         end
     endgenerate
 
-    assign in_addr   = f;
-    assign out_raddr = target;
-    assign out_we    = (state == S_CLEAR) || q;
-    assign out_waddr = (state == S_CLEAR) ? clr : qa;
-    assign out_wdata = (state == S_CLEAR) ? {WO{1'b0}} : out_rdata + addend;
+    assign in_row    = ty[IRW-1:0] + tx[IRW-1:0];
+    assign out_we    = state == S_WRITE;
+    assign out_waddr = orow;
+    assign out_wdata = sum;
 
     always @(posedge clk) begin
         if (rst) begin
             state <= S_IDLE;
-            busy <= 1'b0;
             done <= 1'b0;
-            q <= 1'b0;
-            fetching <= 1'b0;
-            pend <= 1'b0;
-        end else begin
+            in_req <= 1'b0;
+            adding <= 1'b0;
+        end else if (start || state != S_IDLE || done) begin  // idle: nothing to do
             done <= 1'b0;
-            q <= 1'b0;
+            in_req <= 1'b0;
+            acc <= sum;
+            adding <= 1'b0;
             case (state)
                 S_IDLE: if (start) begin
-                    busy <= 1'b1;
-                    clr <= {AWO{1'b0}};
-                    state <= S_CLEAR;
+                    state <= S_TAP;
+                    orow <= {ORW{1'b0}};
+                    oyb <= {TYW{1'b0}};
+                    oxb <= {TXW{1'b0}};
+                    ty_a <= {TYW{1'b0}};
+                    tx_a <= {TXW{1'b0}};
+                    ky <= {SW{1'b0}};
+                    kx <= {SW{1'b0}};
+                    tap_base <= {AWW{1'b0}};
+                    acc <= {O*WO{1'b0}};
                 end
-                S_CLEAR: begin
-                    clr <= clr + 1'b1;
-                    if (clr == OUT_LAST) begin
-                        state <= S_WALK;
-                        f <= {AWI{1'b0}};
-                        e <= {AWI{1'b0}};
-                        xb <= {TXW{1'b0}};
-                        yb <= {TYW{1'b0}};
-                        ci <= {SW{1'b0}};
-                        cb <= {AWW{1'b0}};
-                        gb <= {AWO{1'b0}};
-                        fetching <= 1'b1;
-                        pend <= 1'b0;
-                    end
+                S_TAP: if (ty[IRW] && tx[IRW]) begin
+                    in_req <= 1'b1;
+                    state <= S_WAIT;
+                end else begin
+                    next_tap();
                 end
-                S_WALK: begin
-                    pend <= fetching;
-                    if (fetching) begin
-                        f <= f + 1'b1;
-                        if (f == IN_LAST) fetching <= 1'b0;
-                    end
-                    if (pend) begin
-                        e <= e + 1'b1;
-                        if (xb == X_LAST) begin
-                            xb <= {TXW{1'b0}};
-                            if (yb == Y_LAST) begin
-                                yb <= {TYW{1'b0}};
-                                cb <= cb + C_STEP;
-                                if (ci == IG_LAST) begin
-                                    ci <= {SW{1'b0}};
-                                    gb <= gb + G_STEP;
-                                end else begin
-                                    ci <= ci + 1'b1;
-                                end
-                            end else begin
-                                yb <= yb + Y_STEP;
-                            end
-                        end else begin
-                            xb <= xb + X_STEP;
-                        end
-                        if (|in_data) begin
-                            state <= S_SCAT;
-                            xb_e <= xb;
-                            ty_a <= yb;
-                            tx_a <= xb;
-                            gb_e <= gb;
-                            ob <= {AWO{1'b0}};
-                            wa <= cb;
-                            ky <= {SW{1'b0}};
-                            kx <= {SW{1'b0}};
-                            ol <= {SW{1'b0}};
-                            code <= in_data;
-                            last_event <= (e == IN_LAST);
-                            fetching <= 1'b0;
-                            pend <= 1'b0;
-                            f <= e + 1'b1;
-                        end else if (e == IN_LAST) begin
-                            state <= S_IDLE;
-                            busy <= 1'b0;
-                            done <= 1'b1;
-                        end
-                    end
+                S_WAIT: if (in_ack) begin
+                    events <= present;
+                    state <= S_EVENTS;
                 end
-                S_SCAT: begin
-                    q <= ty[AWO] && tx[AWO];
-                    qa <= target;
-                    wa <= wa + 1'b1;
-                    if (ol == OG_LAST) begin
-                        ol <= {SW{1'b0}};
-                        ob <= {AWO{1'b0}};
-                        if (kx == KW_LAST) begin
-                            kx <= {SW{1'b0}};
-                            tx_a <= xb_e;
-                            if (ky == KH_LAST) begin
-                                if (last_event) begin
-                                    state <= S_FIN;
-                                end else begin
-                                    state <= S_WALK;
-                                    fetching <= 1'b1;
-                                end
-                            end else begin
-                                ky <= ky + 1'b1;
-                                ty_a <= ty_a + 1'b1;
-                            end
-                        end else begin
-                            kx <= kx + 1'b1;
-                            tx_a <= tx_a + 1'b1;
-                        end
+                S_EVENTS: begin
+                    // one event per cycle: request its weight row, add the previous one
+                    adding <= events != {C{1'b0}};
+                    events <= events & (events - 1'b1);
+                    if (events == {C{1'b0}}) next_tap();
+                end
+                default: begin  // S_WRITE: output row orow is sum; next position
+                    acc <= {O*WO{1'b0}};
+                    ky <= {SW{1'b0}};
+                    kx <= {SW{1'b0}};
+                    tap_base <= {AWW{1'b0}};
+                    if (orow == OUT_LAST) begin
+                        state <= S_IDLE;
+                        done <= 1'b1;
                     end else begin
-                        ol <= ol + 1'b1;
-                        ob <= ob + O_STEP;
+                        state <= S_TAP;
+                        orow <= orow + 1'b1;
+                        if (oxb == OX_LAST) begin
+                            oxb <= {TXW{1'b0}};
+                            tx_a <= {TXW{1'b0}};
+                            oyb <= oyb + OY_STEP;
+                            ty_a <= oyb + OY_STEP;
+                        end else begin
+                            oxb <= oxb + OX_STEP;
+                            tx_a <= oxb + OX_STEP;
+                            ty_a <= oyb;
+                        end
                     end
-                end
-                default: begin  // S_FIN: the last write completes in this cycle
-                    state <= S_IDLE;
-                    busy <= 1'b0;
-                    done <= 1'b1;
                 end
             endcase
         end
     end
+
+    // advance to the next kernel tap, or to the write of the output row
+    task next_tap;
+        begin
+            tap_base <= tap_base + TAP_STEP;
+            if (last_tap) begin
+                state <= S_WRITE;
+            end else begin
+                state <= S_TAP;
+                if (kx == KW_LAST) begin
+                    kx <= {SW{1'b0}};
+                    tx_a <= oxb;
+                    ky <= ky + 1'b1;
+                    ty_a <= ty_a + 1'b1;
+                end else begin
+                    kx <= kx + 1'b1;
+                    tx_a <= tx_a + 1'b1;
+                end
+            end
+        end
+    endtask
 endmodule

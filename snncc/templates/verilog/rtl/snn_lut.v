@@ -1,5 +1,5 @@
 // snn_lut: read-only table with a combinational read, loaded by $readmemh. Used for
-// address maps (layout ops resolved at compile time) and small index tables.
+// small index tables (convolution and pooling taps, layout maps).
 module snn_lut #(
     parameter WIDTH = 8,
     parameter DEPTH = 16,

@@ -1,6 +1,7 @@
 // snn_ram: simple dual-port RAM, one synchronous write port and one synchronous read
-// port (read-before-write: a read of the address being written returns the old word).
-// Yosys infers block RAM from it; no reset, no initial contents.
+// port with a read enable (read-before-write: a read of the address being written
+// returns the old word; rdata holds while re is low). Yosys infers block RAM from it;
+// no reset, no initial contents.
 module snn_ram #(
     parameter WIDTH = 8,
     parameter DEPTH = 16,
@@ -10,6 +11,7 @@ module snn_ram #(
     input  wire             we,
     input  wire [AW-1:0]    waddr,
     input  wire [WIDTH-1:0] wdata,
+    input  wire             re,
     input  wire [AW-1:0]    raddr,
     output reg  [WIDTH-1:0] rdata
 );
@@ -17,6 +19,6 @@ module snn_ram #(
 
     always @(posedge clk) begin
         if (we) mem[waddr] <= wdata;
-        rdata <= mem[raddr];
+        if (re) rdata <= mem[raddr];
     end
 endmodule

@@ -1,27 +1,35 @@
-// snn_readout: accumulates its input current, acc[i] += I[i]; the integer logits are
-// acc + bias (the argmax is taken over them). On the first run of an inference the
-// stored accumulators read as zero. After the run the logits are read through rd_*.
+// snn_readout: accumulates its input current, acc[r, :] += I[r, :] (all D lanes at once);
+// the integer logits are acc + bias (the argmax is taken over them). On the first run of
+// an inference the stored accumulators read as zero (a lazy reset). After the run, logit
+// (rd_row, rd_lane) is read through rd_* with one cycle latency.
 module snn_readout #(
-    parameter N      = 10,
-    parameter AW     = 4,     // index bits (N entries)
+    parameter R      = 1,
+    parameter D      = 10,
+    parameter RW     = 1,     // row bits
+    parameter LW     = 4,     // lane bits (holds D - 1)
     parameter WI     = 12,    // input current width
     parameter WA     = 16,    // accumulator width
     parameter WB     = 8,     // bias width
     parameter WL     = 17,    // logit width
-    parameter B_FILE = "bias.hex"
+    parameter B_FILE = "bias.hex"  // row r = {bias[r, D-1], .., bias[r, 0]}
 ) (
-    input  wire          clk,
-    input  wire          rst,
-    input  wire          start,
-    input  wire          clear,     // a new inference begins: forget the stored state
-    output reg           busy,
-    output reg           done,
-    output wire [AW-1:0] in_addr,
-    input  wire [WI-1:0] in_data,
-    // logit read port, one cycle latency, while idle
-    input  wire [AW-1:0] rd_addr,
-    output wire [WL-1:0] rd_logit
+    input  wire            clk,
+    input  wire            rst,
+    input  wire            start,
+    input  wire            clear,     // a new inference begins: forget the stored state
+    output reg             done,
+    output reg             in_req,
+    output wire [RW-1:0]   in_row,
+    input  wire            in_ack,
+    input  wire [D*WI-1:0] in_data,
+    input  wire [RW-1:0]   rd_row,
+    input  wire [LW-1:0]   rd_lane,
+    output wire [WL-1:0]   rd_logit
 );
+    reg busy;   // between start and done
+    localparam integer LAST_I = R - 1;
+    localparam [RW-1:0] LAST = LAST_I[RW-1:0];
+
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
 
@@ -30,56 +38,59 @@ module snn_readout #(
         else if (done) first <= 1'b0;
     end
 
-    localparam integer LAST_I = N - 1;
-    localparam [AW-1:0] LAST = LAST_I[AW-1:0];
+    reg [RW-1:0] r;
 
-    reg          issuing;
-    reg [AW-1:0] i0;
-    reg          s1;
-    reg [AW-1:0] i1;
+    wire [D*WA-1:0] acc_rdata;
+    wire [D*WB-1:0] bias_rdata;
+    wire [WA-1:0]   acc_lane;
+    wire [WB-1:0]   bias_lane;
 
-    wire [WA-1:0] acc_rdata;
-    wire [WB-1:0] bias_rdata;
-    wire [WA-1:0] in_ext;
-    wire [WL-1:0] acc_ext;
-    wire [WL-1:0] bias_ext;
-    wire [WA-1:0] acc_next = (first ? {WA{1'b0}} : acc_rdata) + in_ext;
+    // Lane datapaths as loops in a combinational block (see snn_neuron). WA > WI,
+    // WL > WA, WB.
+    reg [D*WA-1:0] acc_next;
+    integer l;
 
-    snn_sext #(.WI(WI), .WO(WA)) u_in (.x(in_data), .y(in_ext));
-    snn_sext #(.WI(WA), .WO(WL)) u_acc (.x(acc_rdata), .y(acc_ext));
-    snn_sext #(.WI(WB), .WO(WL)) u_bias (.x(bias_rdata), .y(bias_ext));
+    always @* begin
+        for (l = 0; l < D; l = l + 1)
+            acc_next[l*WA +: WA] = (first ? {WA{1'b0}} : acc_rdata[l*WA +: WA])
+                + {{(WA-WI){in_data[l*WI+WI-1]}}, in_data[l*WI +: WI]};
+    end
 
-    snn_ram #(.WIDTH(WA), .DEPTH(N), .AW(AW)) u_acc_ram (
-        .clk(clk), .we(s1), .waddr(i1), .wdata(acc_next),
-        .raddr(busy ? i0 : rd_addr), .rdata(acc_rdata));
-    snn_rom #(.WIDTH(WB), .DEPTH(N), .AW(AW), .FILE(B_FILE)) u_bias_rom (
-        .clk(clk), .raddr(rd_addr), .rdata(bias_rdata));
+    // the input row arrives one cycle after the accumulator row was addressed
+    snn_ram #(.WIDTH(D * WA), .DEPTH(R), .AW(RW)) u_acc (
+        .clk(clk), .we(in_ack), .waddr(r), .wdata(acc_next),
+        .re(1'b1), .raddr(busy ? r : rd_row), .rdata(acc_rdata));
+    snn_rom #(.WIDTH(D * WB), .DEPTH(R), .AW(RW), .FILE(B_FILE)) u_bias (
+        .clk(clk), .re(1'b1), .raddr(rd_row), .rdata(bias_rdata));
+    snn_lane_mux #(.N(D), .W(WA), .IW(LW)) u_acc_lane (
+        .row(acc_rdata), .index(rd_lane), .lane(acc_lane));
+    snn_lane_mux #(.N(D), .W(WB), .IW(LW)) u_bias_lane (
+        .row(bias_rdata), .index(rd_lane), .lane(bias_lane));
 
-    assign in_addr  = i0;
-    assign rd_logit = acc_ext + bias_ext;
+    assign in_row   = r;
+    assign rd_logit = {{(WL-WA){acc_lane[WA-1]}}, acc_lane} + {{(WL-WB){bias_lane[WB-1]}}, bias_lane};
 
     always @(posedge clk) begin
         if (rst) begin
             busy <= 1'b0;
             done <= 1'b0;
-            issuing <= 1'b0;
-            s1 <= 1'b0;
-        end else begin
+            in_req <= 1'b0;
+        end else if (start || busy || done) begin  // idle: nothing to do
             done <= 1'b0;
+            in_req <= 1'b0;
             if (start) begin
                 busy <= 1'b1;
-                issuing <= 1'b1;
-                i0 <= {AW{1'b0}};
-            end
-            s1 <= issuing;
-            i1 <= i0;
-            if (issuing) begin
-                i0 <= i0 + 1'b1;
-                if (i0 == LAST) issuing <= 1'b0;
-            end
-            if (s1 && i1 == LAST) begin
-                busy <= 1'b0;
-                done <= 1'b1;
+                in_req <= 1'b1;
+                r <= {RW{1'b0}};
+            end else if (in_ack) begin
+                // row r is accumulated in this cycle
+                if (r == LAST) begin
+                    busy <= 1'b0;
+                    done <= 1'b1;
+                end else begin
+                    r <= r + 1'b1;
+                    in_req <= 1'b1;
+                end
             end
         end
     end

@@ -1,5 +1,5 @@
-// snn_rom: read-only memory with a synchronous read port, loaded by $readmemh
-// (weights, threshold tables, biases). Yosys maps it to block RAM or LUTs.
+// snn_rom: read-only memory with a synchronous read port and read enable, loaded by
+// $readmemh (weights, threshold tables, biases). Yosys maps it to block RAM or LUTs.
 module snn_rom #(
     parameter WIDTH = 8,
     parameter DEPTH = 16,
@@ -7,12 +7,20 @@ module snn_rom #(
     parameter FILE  = "rom.hex"
 ) (
     input  wire             clk,
+    input  wire             re,
     input  wire [AW-1:0]    raddr,
     output reg  [WIDTH-1:0] rdata
 );
-    reg [WIDTH-1:0] mem [0:DEPTH-1];
-
-    initial $readmemh(FILE, mem);
-
-    always @(posedge clk) rdata <= mem[raddr];
+    // A few words (threshold tables, biases) are constants, not worth a block RAM.
+    generate
+        if (DEPTH <= 4) begin : g_logic
+            (* rom_style = "logic" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+            initial $readmemh(FILE, mem);
+            always @(posedge clk) if (re) rdata <= mem[raddr];
+        end else begin : g_block
+            reg [WIDTH-1:0] mem [0:DEPTH-1];
+            initial $readmemh(FILE, mem);
+            always @(posedge clk) if (re) rdata <= mem[raddr];
+        end
+    endgenerate
 endmodule

@@ -1,27 +1,28 @@
-// snn_td_maxpool: temporally decomposed max pooling of a spike tensor [C, H, W],
+// snn_td_maxpool: temporally decomposed max pooling of a spike tensor, channels-last,
 //   out(t) = maxpool(C(t)) - maxpool(C(t-1)),
-// a binary spike whose sum over the window is maxpool of the final counts. C(t) is the
-// running spike count of every input; P holds every output's last pooled maximum.
+// a binary spike whose sum over the window is the max pool of the final counts. C(t) is
+// the running spike count of every input; P holds every output's last pooled maximum.
 //
-// One run (one time step): walk the input spikes, C += S (N_IN cycles); then for each
-// output, read the counts under its window (one tap per cycle) and take their maximum
-// m; out = (m != P), P = m. Padding taps read as zero (counts are never negative). Which
-// input row/column a tap reads comes from two small tables:
+// One run (one time step): for each input row (y, x), C += S on all channels at once;
+// then for each output row (oy, ox) read the count rows under its window (one tap per
+// cycle) and take their lane-wise maximum m; out = (m != P), P = m. Padding taps are
+// skipped (counts are never negative, so the maximum starts at zero). Which input row a
+// tap reads comes from two small tables:
 //   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}.
-// On the first run of an inference the stored C and P read as zero.
+// On the first run of an inference the stored C and P read as zero (a lazy reset).
 module snn_td_maxpool #(
-    parameter C    = 4,
     parameter H    = 8,
     parameter W    = 8,
+    parameter C    = 4,    // channels (lanes)
     parameter OH   = 4,
     parameter OW   = 4,
     parameter KH   = 2,
     parameter KW   = 2,
-    parameter AWI  = 8,    // input index bits (C*H*W entries)
-    parameter AWO  = 6,    // output index bits (C*OH*OW entries)
-    parameter TYW  = 3,    // TY address bits (OH*KH entries)
-    parameter TXW  = 3,    // TX address bits (OW*KW entries)
-    parameter SW   = 1,    // tap counter bits (holds KH-1, KW-1)
+    parameter IRW  = 6,    // input row bits
+    parameter ORW  = 4,    // output row bits
+    parameter TYW  = 3,    // TY address bits
+    parameter TXW  = 3,    // TX address bits
+    parameter SW   = 1,    // tap counter bits (holds KH - 1, KW - 1)
     parameter WCNT = 3,    // count width
     parameter TY_FILE = "ty.hex",
     parameter TX_FILE = "tx.hex"
@@ -31,14 +32,32 @@ module snn_td_maxpool #(
     input  wire           start,
     input  wire           clear,     // a new inference begins: forget the stored state
     input  wire           in_valid,
-    output reg            busy,
     output reg            done,
-    output wire [AWI-1:0] in_addr,
-    input  wire           in_data,
+    output reg            in_req,
+    output wire [IRW-1:0] in_row,
+    input  wire           in_ack,
+    input  wire [C-1:0]   in_data,
     output wire           out_we,
-    output wire [AWO-1:0] out_waddr,
-    output wire           out_wdata
+    output wire [ORW-1:0] out_waddr,
+    output wire [C-1:0]   out_wdata
 );
+    localparam [2:0] S_IDLE = 3'd0, S_COUNT = 3'd1, S_COUNT_WAIT = 3'd2, S_TAP = 3'd3,
+                     S_WRITE = 3'd4;
+    localparam integer IN_LAST_I = H * W - 1;
+    localparam [IRW-1:0] IN_LAST = IN_LAST_I[IRW-1:0];
+    localparam integer OUT_LAST_I = OH * OW - 1;
+    localparam [ORW-1:0] OUT_LAST = OUT_LAST_I[ORW-1:0];
+    localparam integer OX_STEP_I = KW;
+    localparam [TXW-1:0] OX_STEP = OX_STEP_I[TXW-1:0];
+    localparam integer OX_LAST_I = (OW - 1) * KW;
+    localparam [TXW-1:0] OX_LAST = OX_LAST_I[TXW-1:0];
+    localparam integer OY_STEP_I = KH;
+    localparam [TYW-1:0] OY_STEP = OY_STEP_I[TYW-1:0];
+    localparam integer KH_LAST_I = KH - 1;
+    localparam [SW-1:0] KH_LAST = KH_LAST_I[SW-1:0];
+    localparam integer KW_LAST_I = KW - 1;
+    localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
+
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
 
@@ -47,174 +66,137 @@ module snn_td_maxpool #(
         else if (done) first <= 1'b0;
     end
 
-    localparam [1:0] S_IDLE = 2'd0, S_COUNT = 2'd1, S_POOL = 2'd2, S_FIN = 2'd3;
-    localparam integer IN_LAST_I = C * H * W - 1;
-    localparam [AWI-1:0] IN_LAST = IN_LAST_I[AWI-1:0];
-    localparam integer OUT_LAST_I = C * OH * OW - 1;
-    localparam [AWO-1:0] OUT_LAST = OUT_LAST_I[AWO-1:0];
-    localparam integer PLANE_I = H * W;
-    localparam [AWI-1:0] PLANE = PLANE_I[AWI-1:0];
-    localparam integer OX_STEP_I = KW;
-    localparam [TXW-1:0] OX_STEP = OX_STEP_I[TXW-1:0];
-    localparam integer OX_LAST_I = (OW - 1) * KW;
-    localparam [TXW-1:0] OX_LAST = OX_LAST_I[TXW-1:0];
-    localparam integer OY_STEP_I = KH;
-    localparam [TYW-1:0] OY_STEP = OY_STEP_I[TYW-1:0];
-    localparam integer OY_LAST_I = (OH - 1) * KH;
-    localparam [TYW-1:0] OY_LAST = OY_LAST_I[TYW-1:0];
-    localparam integer KW_LAST_I = KW - 1;
-    localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
-    localparam integer KH_LAST_I = KH - 1;
-    localparam [SW-1:0] KH_LAST = KH_LAST_I[SW-1:0];
+    reg [2:0]       state;
+    reg             settled;    // the count row read for row i has arrived
+    reg [IRW-1:0]   i;          // input row (count phase)
+    reg [ORW-1:0]   o;          // output row (pooling phase)
+    reg [TYW-1:0]   oyb;
+    reg [TXW-1:0]   oxb;
+    reg [SW-1:0]    ky;
+    reg [SW-1:0]    kx;
+    reg [TYW-1:0]   ty_a;
+    reg [TXW-1:0]   tx_a;
+    reg             tap_q;      // a valid tap's count row arrives this cycle
+    reg [C*WCNT-1:0] mx;
 
-    reg [1:0]     state;
-    // count walk: fetch i0, update i1 one cycle later
-    reg           fetching;
-    reg           pend;
-    reg [AWI-1:0] i0;
-    reg [AWI-1:0] i1;
-    // pooling: output o = (c, oy, ox), tap (ky, kx)
-    reg           issuing;
-    reg [AWO-1:0] o;
-    reg [TYW-1:0] oyb;        // oy * KH
-    reg [TXW-1:0] oxb;        // ox * KW
-    reg [AWI-1:0] cb;         // c * H*W
-    reg [TYW-1:0] ty_a;
-    reg [TXW-1:0] tx_a;
-    reg [SW-1:0]  ky;
-    reg [SW-1:0]  kx;
-    // tap pipeline stage
-    reg           q;
-    reg           q_first;
-    reg           q_last;
-    reg           q_tap;
-    reg [AWO-1:0] q_o;
-    reg [WCNT-1:0] mx;
-    reg [WCNT-1:0] prev_q;
+    wire [IRW:0]      ty;
+    wire [IRW:0]      tx;
+    wire [C*WCNT-1:0] cnt_rdata;
+    reg  [C*WCNT-1:0] cnt_next;
+    reg  [C*WCNT-1:0] mx_next;
+    reg  [C-1:0]      spikes;
+    wire [C*WCNT-1:0] prev_rdata;
+    wire              tap_valid = ty[IRW] && tx[IRW];
+    wire              last_tap = ky == KH_LAST && kx == KW_LAST;
+    wire              counted = state == S_COUNT_WAIT && settled && (in_ack || !in_valid);
+    wire [IRW-1:0]    tap_row = ty[IRW-1:0] + tx[IRW-1:0];
 
-    wire [AWI:0]  ty;         // {valid, iy*W}
-    wire [AWI:0]  tx;         // {valid, ix}
-    wire          tap_first = (ky == {SW{1'b0}}) && (kx == {SW{1'b0}});
-    wire          tap_last  = (ky == KH_LAST) && (kx == KW_LAST);
-    wire [AWI-1:0] tap_addr = cb + ty[AWI-1:0] + tx[AWI-1:0];
-
-    wire [WCNT-1:0] cnt_rdata;
-    wire [WCNT-1:0] prev_rdata;
-    wire [WCNT-1:0] spike_w;
-    wire [WCNT-1:0] cnt_next = (first ? {WCNT{1'b0}} : cnt_rdata) + spike_w;
-    wire [WCNT-1:0] tap_val  = q_tap ? cnt_rdata : {WCNT{1'b0}};
-    wire [WCNT-1:0] mx_next  = (q_first || tap_val > mx) ? tap_val : mx;
-    wire [WCNT-1:0] prev_old = first ? {WCNT{1'b0}} : (q_first ? prev_rdata : prev_q);
-    wire            counting = (state == S_COUNT) && pend;
-    wire            pooled   = q && q_last;
-
-    snn_zext #(.WI(1), .WO(WCNT)) u_spike (.x(in_valid && in_data), .y(spike_w));
-    snn_lut #(.WIDTH(AWI + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
+    snn_lut #(.WIDTH(IRW + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
         .addr(ty_a), .data(ty));
-    snn_lut #(.WIDTH(AWI + 1), .DEPTH(OW * KW), .AW(TXW), .FILE(TX_FILE)) u_tx (
+    snn_lut #(.WIDTH(IRW + 1), .DEPTH(OW * KW), .AW(TXW), .FILE(TX_FILE)) u_tx (
         .addr(tx_a), .data(tx));
-    snn_ram #(.WIDTH(WCNT), .DEPTH(C * H * W), .AW(AWI)) u_count (
-        .clk(clk), .we(counting), .waddr(i1), .wdata(cnt_next),
-        .raddr(state == S_POOL ? tap_addr : i0), .rdata(cnt_rdata));
-    snn_ram #(.WIDTH(WCNT), .DEPTH(C * OH * OW), .AW(AWO)) u_prev (
-        .clk(clk), .we(pooled), .waddr(q_o), .wdata(mx_next),
-        .raddr(o), .rdata(prev_rdata));
+    snn_ram #(.WIDTH(C * WCNT), .DEPTH(H * W), .AW(IRW)) u_count (
+        .clk(clk), .we(counted), .waddr(i), .wdata(cnt_next),
+        .re(state != S_IDLE), .raddr(state == S_TAP ? tap_row : i), .rdata(cnt_rdata));
+    snn_ram #(.WIDTH(C * WCNT), .DEPTH(OH * OW), .AW(ORW)) u_prev (
+        .clk(clk), .we(state == S_WRITE), .waddr(o), .wdata(mx_next),
+        .re(state != S_IDLE), .raddr(o), .rdata(prev_rdata));
 
-    assign in_addr  = i0;
-    assign out_we   = pooled;
-    assign out_waddr = q_o;
-    assign out_wdata = mx_next != prev_old;
+    // Lane datapaths as loops in a combinational block (see snn_neuron). WCNT > 1.
+    reg [WCNT-1:0] cnt;
+    reg [WCNT-1:0] m;
+    integer l;
+
+    always @* begin
+        for (l = 0; l < C; l = l + 1) begin
+            cnt = cnt_rdata[l*WCNT +: WCNT];
+            m = (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
+            cnt_next[l*WCNT +: WCNT] = (first ? {WCNT{1'b0}} : cnt)
+                + {{(WCNT-1){1'b0}}, in_valid && in_data[l]};
+            mx_next[l*WCNT +: WCNT] = m;
+            spikes[l] = m != (first ? {WCNT{1'b0}} : prev_rdata[l*WCNT +: WCNT]);
+        end
+    end
+
+    assign in_row    = i;
+    assign out_we    = state == S_WRITE;
+    assign out_waddr = o;
+    assign out_wdata = spikes;
 
     always @(posedge clk) begin
         if (rst) begin
             state <= S_IDLE;
-            busy <= 1'b0;
             done <= 1'b0;
-            fetching <= 1'b0;
-            pend <= 1'b0;
-            issuing <= 1'b0;
-            q <= 1'b0;
-        end else begin
+            in_req <= 1'b0;
+            tap_q <= 1'b0;
+        end else if (start || state != S_IDLE || done) begin  // idle: nothing to do
             done <= 1'b0;
-            // tap pipeline (stage 2): running maximum of the taps of output q_o
-            q <= 1'b0;
-            if (q) begin
-                mx <= mx_next;
-                if (q_first) prev_q <= prev_rdata;
-            end
+            in_req <= 1'b0;
+            settled <= state == S_COUNT_WAIT && !counted;
+            tap_q <= 1'b0;
             case (state)
                 S_IDLE: if (start) begin
-                    busy <= 1'b1;
                     state <= S_COUNT;
-                    i0 <= {AWI{1'b0}};
-                    fetching <= 1'b1;
-                    pend <= 1'b0;
+                    i <= {IRW{1'b0}};
                 end
                 S_COUNT: begin
-                    pend <= fetching;
-                    i1 <= i0;
-                    if (fetching) begin
-                        i0 <= i0 + 1'b1;
-                        if (i0 == IN_LAST) fetching <= 1'b0;
-                    end
-                    if (pend && i1 == IN_LAST) begin
-                        state <= S_POOL;
-                        issuing <= 1'b1;
-                        o <= {AWO{1'b0}};
+                    // read input row i (through the port) and count row i
+                    in_req <= in_valid;
+                    state <= S_COUNT_WAIT;
+                end
+                S_COUNT_WAIT: if (counted) begin
+                    if (i == IN_LAST) begin
+                        state <= S_TAP;
+                        o <= {ORW{1'b0}};
                         oyb <= {TYW{1'b0}};
                         oxb <= {TXW{1'b0}};
-                        cb <= {AWI{1'b0}};
                         ty_a <= {TYW{1'b0}};
                         tx_a <= {TXW{1'b0}};
                         ky <= {SW{1'b0}};
                         kx <= {SW{1'b0}};
+                        mx <= {C*WCNT{1'b0}};
+                    end else begin
+                        i <= i + 1'b1;
+                        state <= S_COUNT;
                     end
                 end
-                S_POOL: if (issuing) begin
-                    q <= 1'b1;
-                    q_first <= tap_first;
-                    q_last <= tap_last;
-                    q_tap <= ty[AWI] && tx[AWI];
-                    q_o <= o;
-                    if (kx == KW_LAST) begin
+                S_TAP: begin
+                    // one tap per cycle; its count row is folded in the next cycle
+                    tap_q <= tap_valid;
+                    mx <= mx_next;
+                    if (last_tap) begin
+                        state <= S_WRITE;
+                    end else if (kx == KW_LAST) begin
                         kx <= {SW{1'b0}};
                         tx_a <= oxb;
-                        if (ky == KH_LAST) begin
-                            // next output
-                            ky <= {SW{1'b0}};
-                            o <= o + 1'b1;
-                            if (o == OUT_LAST) issuing <= 1'b0;
-                            if (oxb == OX_LAST) begin
-                                oxb <= {TXW{1'b0}};
-                                tx_a <= {TXW{1'b0}};
-                                if (oyb == OY_LAST) begin
-                                    oyb <= {TYW{1'b0}};
-                                    ty_a <= {TYW{1'b0}};
-                                    cb <= cb + PLANE;
-                                end else begin
-                                    oyb <= oyb + OY_STEP;
-                                    ty_a <= oyb + OY_STEP;
-                                end
-                            end else begin
-                                oxb <= oxb + OX_STEP;
-                                tx_a <= oxb + OX_STEP;
-                                ty_a <= oyb;
-                            end
-                        end else begin
-                            ky <= ky + 1'b1;
-                            ty_a <= ty_a + 1'b1;
-                        end
+                        ky <= ky + 1'b1;
+                        ty_a <= ty_a + 1'b1;
                     end else begin
                         kx <= kx + 1'b1;
                         tx_a <= tx_a + 1'b1;
                     end
-                end else begin
-                    state <= S_FIN;  // the last output is written in this cycle
                 end
-                default: begin
-                    state <= S_IDLE;
-                    busy <= 1'b0;
-                    done <= 1'b1;
+                default: begin  // S_WRITE: out = (m != P), P = m; next output
+                    mx <= {C*WCNT{1'b0}};
+                    ky <= {SW{1'b0}};
+                    kx <= {SW{1'b0}};
+                    if (o == OUT_LAST) begin
+                        state <= S_IDLE;
+                        done <= 1'b1;
+                    end else begin
+                        state <= S_TAP;
+                        o <= o + 1'b1;
+                        if (oxb == OX_LAST) begin
+                            oxb <= {TXW{1'b0}};
+                            tx_a <= {TXW{1'b0}};
+                            oyb <= oyb + OY_STEP;
+                            ty_a <= oyb + OY_STEP;
+                        end else begin
+                            oxb <= oxb + OX_STEP;
+                            tx_a <= oxb + OX_STEP;
+                            ty_a <= oyb;
+                        end
+                    end
                 end
             endcase
         end

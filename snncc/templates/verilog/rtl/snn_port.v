@@ -1,0 +1,109 @@
+// snn_port: one engine input, reading rows of its view of a value held in a buffer RAM.
+//
+// A view row of VD lanes is assembled from G segments of S lanes; segment g is S
+// consecutive lanes of one buffer row, at the buffer row and lane offset the map table
+// gives for (view row, g). The compiler computes the table from the layout ops between
+// the value and the engine (reshape, transpose, gather, broadcast), choosing the widest
+// segments it can: a transpose of the lane axis needs single-lane segments (G = VD), a
+// head split (reshape + transpose) needs one segment at a lane offset. MAP = 0 is the
+// identity view: view row r is buffer row r.
+// Protocol: `req` with `row` for one cycle; `ack` with `data` G + 1 cycles later (one
+// cycle for the identity); `data` is valid in the `ack` cycle. Between reads the
+// identity port holds `data` at zero (operand isolation: the engine's datapath does not
+// toggle when other readers use the buffer).
+module snn_port #(
+    parameter MAP      = 0,
+    parameter VD       = 8,    // view lanes
+    parameter W        = 1,    // bits per lane
+    parameter G        = 1,    // segments per view row
+    parameter S        = 8,    // lanes per segment (G * S = VD)
+    parameter SD       = 8,    // buffer lanes
+    parameter VRW      = 3,    // view row bits
+    parameter BAW      = 3,    // buffer row bits
+    parameter GB       = 1,    // segment index bits (holds G - 1)
+    parameter OW       = 3,    // lane offset bits (holds SD - 1)
+    parameter MAP_FILE = "map.hex"  // {buffer row, lane offset} at {view row, segment}
+) (
+    input  wire            clk,
+    input  wire            rst,
+    input  wire            req,
+    input  wire [VRW-1:0]  row,
+    output wire            ack,
+    output wire [VD*W-1:0] data,
+    output wire            rd_en,
+    output wire [BAW-1:0]  rd_addr,
+    input  wire [SD*W-1:0] rd_data
+);
+    generate
+        if (MAP == 0) begin : g_identity
+            reg ack_q;
+
+            always @(posedge clk) if (req || ack_q || rst) ack_q <= !rst && req;
+
+            assign ack = ack_q;
+            assign data = ack_q ? rd_data : {VD*W{1'b0}};
+            assign rd_en = req;
+            assign rd_addr = row;
+        end else begin : g_map
+            localparam integer G_LAST_I = G - 1;
+            localparam [GB-1:0] G_LAST = G_LAST_I[GB-1:0];
+
+            reg             fetching;
+            reg [VRW-1:0]   r;
+            reg [GB-1:0]    g;
+            reg             got;       // a segment's row arrives this cycle
+            reg             got_last;
+            reg [OW-1:0]    offset;
+            reg             ack_q;
+            reg [VD*W-1:0]  row_q;
+            reg [S*W-1:0]   segment;
+            wire [BAW+OW-1:0] entry;
+            integer j;
+            integer l;
+
+            snn_lut #(.WIDTH(BAW + OW), .DEPTH(1 << (VRW + GB)), .AW(VRW + GB),
+                      .FILE(MAP_FILE)) u_map (.addr({r, g}), .data(entry));
+
+            // lanes offset .. offset+S-1 of the buffer row
+            always @* begin
+                segment = {S*W{1'b0}};
+                for (j = 0; j < S; j = j + 1)
+                    for (l = j; l < SD; l = l + 1)
+                        if (offset == l[OW-1:0] - j[OW-1:0]) segment[j*W +: W] = rd_data[l*W +: W];
+            end
+
+            always @(posedge clk) begin
+                if (rst) begin
+                    fetching <= 1'b0;
+                    got <= 1'b0;
+                    ack_q <= 1'b0;
+                end else if (req || fetching || got || ack_q) begin  // idle: nothing to do
+                    got <= fetching;
+                    got_last <= fetching && g == G_LAST;
+                    offset <= entry[OW-1:0];
+                    ack_q <= got && got_last;
+                    if (req) begin
+                        fetching <= 1'b1;
+                        r <= row;
+                        g <= {GB{1'b0}};
+                    end else if (fetching) begin
+                        if (g == G_LAST) fetching <= 1'b0;
+                        g <= g + 1'b1;
+                    end
+                end
+            end
+
+            // segments arrive in order and shift in from the top
+            if (G == 1) begin : g_one
+                always @(posedge clk) if (got) row_q <= segment;
+            end else begin : g_many
+                always @(posedge clk) if (got) row_q <= {segment, row_q[VD*W-1:S*W]};
+            end
+
+            assign ack = ack_q;
+            assign data = row_q;
+            assign rd_en = fetching;
+            assign rd_addr = entry[BAW+OW-1:OW];
+        end
+    endgenerate
+endmodule

@@ -1,0 +1,99 @@
+// snn_reduce: out[j, :] = sum over q < Q of in[q*NOUT + j, :], all D lanes at once: a
+// ReduceSum (a mean before its 1/n is folded into the next threshold) of spikes or
+// currents. The compiler orders the view so that the reduced axes come first and the
+// lanes are kept.
+module snn_reduce #(
+    parameter NOUT      = 1,    // output rows
+    parameter Q         = 8,    // input rows summed into each output row
+    parameter D         = 10,   // lanes
+    parameter IRW       = 3,    // input row bits (holds Q*NOUT - 1)
+    parameter ORW       = 1,    // output row bits
+    parameter QW        = 3,    // q bits (holds Q - 1)
+    parameter WI        = 8,
+    parameter IN_SIGNED = 1,    // currents are signed, spikes are not
+    parameter WO        = 12
+) (
+    input  wire            clk,
+    input  wire            rst,
+    input  wire            start,
+    output reg             done,
+    output reg             in_req,
+    output wire [IRW-1:0]  in_row,
+    input  wire            in_ack,
+    input  wire [D*WI-1:0] in_data,
+    output wire            out_we,
+    output wire [ORW-1:0]  out_waddr,
+    output wire [D*WO-1:0] out_wdata
+);
+    localparam integer OUT_LAST_I = NOUT - 1;
+    localparam [ORW-1:0] OUT_LAST = OUT_LAST_I[ORW-1:0];
+    localparam integer Q_LAST_I = Q - 1;
+    localparam [QW-1:0] Q_LAST = Q_LAST_I[QW-1:0];
+    localparam integer STRIDE_I = NOUT;
+    localparam [IRW-1:0] STRIDE = STRIDE_I[IRW-1:0];
+    localparam integer ONE_I = 1;
+    localparam [IRW-1:0] ONE = ONE_I[IRW-1:0];
+
+    reg            busy;       // between start and done
+    reg [ORW-1:0]  j;
+    reg [QW-1:0]   q;
+    reg [IRW-1:0]  row;        // q*NOUT + j
+    reg [IRW-1:0]  next_j;     // j + 1 as an input row
+    reg [D*WO-1:0] acc;
+
+
+    // Lane datapaths as loops in a combinational block (see snn_neuron). WO > WI.
+    reg [D*WO-1:0] sum;
+    integer l;
+
+    always @* begin
+        for (l = 0; l < D; l = l + 1)
+            sum[l*WO +: WO] = acc[l*WO +: WO] + {{(WO-WI){IN_SIGNED != 0 && in_data[l*WI+WI-1]}},
+                                                 in_data[l*WI +: WI]};
+    end
+
+    assign in_row    = row;
+    assign out_we    = in_ack && q == Q_LAST;
+    assign out_waddr = j;
+    assign out_wdata = sum;
+
+    always @(posedge clk) begin
+        if (rst) begin
+            done <= 1'b0;
+            busy <= 1'b0;
+            in_req <= 1'b0;
+        end else if (start || busy || done) begin  // idle: nothing to do
+            done <= 1'b0;
+            in_req <= 1'b0;
+            if (start) begin
+                busy <= 1'b1;
+                in_req <= 1'b1;
+                j <= {ORW{1'b0}};
+                q <= {QW{1'b0}};
+                row <= {IRW{1'b0}};
+                next_j <= ONE;
+                acc <= {D*WO{1'b0}};
+            end else if (in_ack) begin
+                if (q == Q_LAST) begin
+                    // output row j is written in this cycle
+                    acc <= {D*WO{1'b0}};
+                    q <= {QW{1'b0}};
+                    if (j == OUT_LAST) begin
+                        busy <= 1'b0;
+                        done <= 1'b1;
+                    end else begin
+                        j <= j + 1'b1;
+                        row <= next_j;
+                        next_j <= next_j + 1'b1;
+                        in_req <= 1'b1;
+                    end
+                end else begin
+                    acc <= sum;
+                    q <= q + 1'b1;
+                    row <= row + STRIDE;
+                    in_req <= 1'b1;
+                end
+            end
+        end
+    end
+endmodule
