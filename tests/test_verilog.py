@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE, require_tool
 
 import snncc
+from conftest import EXAMPLE, require_tool
 from snncc import ops as o
 from snncc.backends import verilog
-from snncc.backends.common import golden
+from snncc.backends.common import default_inputs, golden
 from snncc.intmath import Rounding
 from snncc.ir import Graph
 
@@ -96,6 +96,104 @@ def _concat_graph() -> Graph:
     g.add("logits", o.Readout(1.0, np.zeros(2)), ["current"])
     g.outputs.append("logits")
     return g
+
+
+def _neuron(rng, shape, levels=7, t_fire=0, axis=None, negate=False) -> o.Neuron:
+    """Random non-decreasing thresholds, per element of `axis` (or shared)."""
+    th_shape = [1] * len(shape)
+    if axis is not None:
+        th_shape[axis] = shape[axis]
+    start = rng.integers(-3, 4, th_shape + [1])
+    thresholds = start + np.cumsum(rng.integers(1, 6, th_shape + [levels]), axis=-1)
+    sign = np.ones(th_shape, np.int8)
+    if negate:
+        sign = np.where(rng.random(th_shape) < 0.3, -1, 1).astype(np.int8)
+    return o.Neuron(sign, thresholds.astype(np.int64), levels, np.ones(1), t_fire)
+
+
+def _weights(rng, *shape) -> np.ndarray:
+    return rng.integers(-4, 5, shape).astype(np.int64)
+
+
+def _spiking(g: Graph, shape: tuple[int, ...], hi: int = 5) -> None:
+    g.add("x", o.Input(), shape=shape, kind="float")
+    g.inputs.append("x")
+    g.add("codes", o.SpikeInput(np.array([1 / hi]), 0, 0, hi, Rounding.HALF_EVEN, False),
+          ["x"])
+
+
+def _readout(g: Graph, last: str) -> Graph:
+    shape = g.node(last).shape
+    bias = np.arange(int(np.prod(shape))).reshape(shape) - 2
+    g.add("logits", o.Readout(1.0, np.zeros(shape), bias), [last])
+    g.outputs.append("logits")
+    g.meta["T"] = 7
+    return g
+
+
+def _conv_graph(seed: int = 0) -> Graph:
+    """Grouped strided conv with padding, mixed-sign per-channel neurons, an asymmetric
+    TD max pool, a dilated conv with row-varying thresholds, a ReduceSum of spikes."""
+    rng = np.random.default_rng(seed)
+    g = Graph("convs")
+    _spiking(g, (2, 6, 6))
+    g.add("c1", o.Synapse(_weights(rng, 4, 1, 3, 3), kind="conv", strides=(2, 2),
+                          pads=(1, 1, 1, 1), group=2), ["codes"])
+    g.add("n1", _neuron(rng, (4, 3, 3), t_fire=5, axis=0, negate=True), ["c1"])
+    g.add("p1", o.TDMaxPool((2, 2), (1, 1), (0, 0, 1, 1)), ["n1"])
+    g.add("c2", o.Synapse(_weights(rng, 3, 4, 2, 2), kind="conv", pads=(1, 1, 0, 0),
+                          dilations=(2, 2)), ["p1"])
+    g.add("n2", _neuron(rng, g.node("c2").shape, t_fire=12, axis=1), ["c2"])
+    g.add("sum", o.ReduceSum((1, 2)), ["n2"])
+    g.add("n3", _neuron(rng, (3,), levels=4, t_fire=19), ["sum"])
+    g.add("fc", o.Synapse(_weights(rng, 3, 5)), ["n3"])
+    return _readout(g, "fc")
+
+
+def _attention_graph(seed: int = 1) -> Graph:
+    """A TD-MatMul without heads (q·kᵀ through a transpose), a gather with a repeated
+    row, a residual add broadcasting one row, a reshape, negated neurons."""
+    rng = np.random.default_rng(seed)
+    g = Graph("attention")
+    _spiking(g, (5, 6), hi=7)
+    g.add("qc", o.Synapse(_weights(rng, 6, 4)), ["codes"])
+    g.add("kc", o.Synapse(_weights(rng, 6, 4)), ["codes"])
+    g.add("q", _neuron(rng, (5, 4), t_fire=6, axis=1), ["qc"])
+    g.add("k", _neuron(rng, (5, 4), t_fire=6), ["kc"])
+    g.add("kt", o.Transpose((1, 0)), ["k"])
+    g.add("s", o.TDMatMul(), ["q", "kt"])
+    g.add("a", _neuron(rng, (5, 5), levels=3, t_fire=13), ["s"])
+    g.add("pick", o.Take(np.array([0, 2, 2, 4]), 0), ["a"])
+    g.add("v", o.Synapse(_weights(rng, 5, 3)), ["pick"])
+    g.add("side", o.Synapse(_weights(rng, 6, 3)), ["codes"])
+    g.add("row", o.Take(np.array([1]), 0), ["side"])
+    g.add("stream", o.AddCurrent(), ["v", "row"])
+    g.add("n", _neuron(rng, (4, 3), t_fire=20, negate=True), ["stream"])
+    g.add("flat", o.Reshape((12,)), ["n"])
+    g.add("fc", o.Synapse(_weights(rng, 12, 4)), ["flat"])
+    return _readout(g, "fc")
+
+
+@pytest.mark.parametrize("build", [_conv_graph, _attention_graph])
+def test_icarus_matches_interpreter_synthetic(build, tmp_path):
+    """Engine paths the model generator does not reach (see the graphs' docstrings)."""
+    require_tool("iverilog")
+    graph = build()
+    assert verilog.check(graph) == []
+    verilog.emit(graph, tmp_path / "verilog", vectors=4)
+    gold = golden(graph, default_inputs(graph, 4))
+    assert all(c.sum() > 0 for c in gold.counts.values()), "every layer should spike"
+    result = verilog.run_simulation(tmp_path / "verilog", "icarus")
+    _assert_bit_exact(result, 4, len(gold.counts))
+
+
+@pytest.mark.parametrize("delay", ["none", 2])
+def test_icarus_matches_interpreter_other_delays(tiny_models, tmp_path, delay):
+    """Neurons firing while their input still arrives (not exact mode)."""
+    require_tool("iverilog")
+    graph = snncc.compile(tiny_models["transformer_spiking_input"], T=7, delay=delay).graph
+    verilog.emit(graph, tmp_path / "verilog", vectors=3)
+    _assert_bit_exact(verilog.run_simulation(tmp_path / "verilog", "icarus"), 3, 9)
 
 
 def test_check_refuses_an_op_without_engine():
@@ -215,18 +313,29 @@ def test_emit_summary(tiny_models, tmp_path):
 # ---------------------------------------------------------------- synthesis
 
 
-def test_only_the_analog_layer_multiplies(example_design, tiny_designs):
+def _analog_engines(graph: Graph) -> list[str]:
+    return [e.name for e in verilog.lower(graph).engines
+            if isinstance(e.node.op, o.Synapse) and e.node.op.analog]
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_only_the_analog_layer_multiplies_tiny(tiny_models, tiny_designs, name):
     """In the unflattened hierarchy, $mul cells sit only in the analog first layer's
-    engine; every spike-driven engine only adds."""
+    engine (none with a spiking input); every spike-driven engine only adds."""
     require_tool("yosys")
-    compiled = snncc.compile(EXAMPLE_MODEL, T=7)
-    design = verilog.lower(compiled.graph)
-    analog = [e.name for e in design.engines
-              if isinstance(e.node.op, o.Synapse) and e.node.op.analog]
+    analog = _analog_engines(snncc.compile(tiny_models[name], T=7).graph)
+    assert len(analog) == (0 if name == "transformer_spiking_input" else 1)
+    found = verilog.check_hierarchy(tiny_designs[name])
+    assert found["multiplying_instances"] == analog
+    assert set(found["mul_cells"]) <= {"snn_dense", "snn_conv"}
+
+
+@pytest.mark.slow
+def test_only_the_analog_layer_multiplies_example(example_design):
+    require_tool("yosys")
+    analog = _analog_engines(snncc.compile(EXAMPLE_MODEL, T=7).graph)
     assert len(analog) == 1
     assert verilog.check_hierarchy(example_design)["multiplying_instances"] == analog
-    spiking = verilog.check_hierarchy(tiny_designs["transformer_spiking_input"])
-    assert spiking["multiplying_instances"] == [] and spiking["mul_cells"] == {}
 
 
 @pytest.mark.slow

@@ -18,12 +18,12 @@ import numpy as np
 from snncc import ops as o
 from snncc.backends.common import default_inputs, golden
 from snncc.errors import Diagnostic
-from snncc.ir import Graph
+from snncc.ir import Graph, Node
 
+from .layout import BUFFERED, resolve
 from .lower import lower
 from .render import summary, write_design
 from .render import write_vectors as _write_vectors
-from .layout import BUFFERED, resolve
 from .tools import (
     VERILATOR_FAST_MODEL,
     check_hierarchy,
@@ -60,21 +60,23 @@ def check(graph: Graph) -> list[Diagnostic]:
     return problems
 
 
-def _check_operands(graph: Graph, n) -> list[Diagnostic]:
+def _check_operands(graph: Graph, n: Node) -> list[Diagnostic]:
     """Operand combinations the engines do not take."""
     if isinstance(n.op, o.SpikeInput) and not n.op.analog and n.op.lo != 0:
         return [Diagnostic(f"spiking input codes start at {n.op.lo}, not 0", n.origin,
                            "SpikeInput", fix="quantize the input to codes 0..L")]
-    if isinstance(n.op, o.Input | o.SpikeInput) or isinstance(n.op, o.LAYOUT_OPS):
+    if isinstance(n.op, (o.Input, o.SpikeInput, *o.LAYOUT_OPS)):
         return []
-    sources = [resolve(graph, i)[0] for i in n.inputs]
-    analog = [s for s in sources
-              if isinstance(graph.node(s).op, o.SpikeInput) and graph.node(s).op.analog]
+    analog = [s for s in (resolve(graph, i)[0] for i in n.inputs) if _analog(graph.node(s))]
     if analog and not (isinstance(n.op, o.Synapse) and n.op.analog):
         return [Diagnostic("reads the analog (multi-level) input codes, which only the "
                            "analog first synapse may do", n.origin, type(n.op).__name__,
                            fix="put a linear or conv layer first, or use a spiking input")]
     return []
+
+
+def _analog(n: Node) -> bool:
+    return isinstance(n.op, o.SpikeInput) and n.op.analog
 
 
 def emit(graph: Graph, out_dir: Path, vectors: int = DEFAULT_VECTORS) -> dict:

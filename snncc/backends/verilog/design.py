@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -16,6 +17,13 @@ from snncc.ir import Graph, Node
 from .layout import Layout
 
 Param = tuple[str, int | str]
+OpT = TypeVar("OpT")
+
+
+def op_of(n: Node, kind: type[OpT]) -> OpT:
+    """The node's op, as the kind the caller handles (a bug if it is not)."""
+    assert isinstance(n.op, kind), (n.name, n.op)
+    return n.op
 
 
 def ident(name: str) -> str:

@@ -105,7 +105,7 @@ def assign_layouts(graph: Graph) -> dict[str, Layout]:
     for n in graph.topo():
         if not isinstance(n.op, BUFFERED):
             continue
-        perm = None
+        perm: tuple[int, ...] | None = None
         if isinstance(n.op, o.ReduceSum):
             layouts[n.name] = reduced(graph.node(n.inputs[0]).shape, n.op.axes, n.shape)
             continue
@@ -113,9 +113,9 @@ def assign_layouts(graph: Graph) -> dict[str, Layout]:
                                             and n.op.kind == "conv"):
             perm = CHANNELS_LAST
         elif isinstance(n.op, o.Neuron | o.AddCurrent):
-            direct = [layouts.get(i) for i in n.inputs]
-            if all(d is not None and d.shape == n.shape for d in direct) and len(
-                    {d.perm for d in direct}) == 1:
+            direct = [layouts[i] for i in n.inputs if i in layouts]
+            if (len(direct) == len(n.inputs) and all(d.shape == n.shape for d in direct)
+                    and len({d.perm for d in direct}) == 1):
                 perm = direct[0].perm
         layouts[n.name] = natural(n.shape, perm)
     return layouts

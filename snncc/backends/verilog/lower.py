@@ -15,7 +15,7 @@ from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node
 from snncc.schedule import total_steps
 
-from .design import Buffer, Design, Engine, Port, Probe, addr_bits, hex_row, hex_word
+from .design import Buffer, Design, Engine, Param, Port, Probe, addr_bits, hex_row, hex_word, op_of
 from .layout import (
     CHANNELS_LAST,
     Layout,
@@ -55,7 +55,8 @@ class _Builder:
         self.probes: list[Probe] = []
         self.readout: Engine | None = None
         # one spike count width for every neuron layer, so the read-back rows line up
-        self.count_bits = max([unsigned_bits(n.op.levels) for n in graph.ops(o.Neuron)] + [2])
+        self.count_bits = max([unsigned_bits(op_of(n, o.Neuron).levels)
+                               for n in graph.ops(o.Neuron)] + [2])
         self.readout_info: dict = {}
 
     # ------------------------------------------------------------ plumbing
@@ -82,8 +83,7 @@ class _Builder:
     def valid(self, b: Buffer) -> str:
         """The schedule bit saying `b` is active (may be non-zero) at the current step."""
         if b.activity is None:
-            b.activity = 1 + max((c.activity for c in self.buffers.values()
-                                  if c.activity is not None), default=-1)
+            b.activity = sum(c.activity is not None for c in self.buffers.values())
         return f"active[{b.activity}]"
 
     def lane_bits(self, b: Buffer) -> int:
@@ -111,14 +111,14 @@ class _Builder:
                     entry = (int(view.rows[r, g]) << ow) | int(view.offsets[r, g])
                     words[(r << gb) | g] = hex_word(entry, b.aw + ow)
             map_file = self.file(f"{pre}_map", words)
-        params = [("MAP", int(not view.identity)), ("VD", view.vlanes), ("W", w),
+        params: list[Param] = [("MAP", int(not view.identity)), ("VD", view.vlanes), ("W", w),
                   ("G", view.segments), ("S", view.segment), ("SD", b.lanes), ("VRW", vrw),
                   ("BAW", b.aw), ("GB", gb), ("OW", ow), ("MAP_FILE", map_file)]
         ports = [("clk", "clk"), ("rst", "rst"), ("req", nets["req"]), ("row", nets["row"]),
                  ("ack", nets["ack"]), ("data", nets["data"]), ("rd_en", nets["en"]),
                  ("rd_addr", nets["addr"]), ("rd_data", b.data)]
         how = "identity" if view.identity else f"{view.segments} x {view.segment} lanes"
-        self.ports.append(Port(f"p{k}_{port}", b, params, ports,
+        self.ports.append(Port(f"p{k}_{port}", b, list(params), ports,
                                f"{value} read from {src} ({how})"))
         b.readers.append((nets["en"], nets["addr"]))
         return [(f"{port}_req", nets["req"]), (f"{port}_row", nets["row"]),
@@ -153,13 +153,16 @@ class _Builder:
             for e in engines:
                 word |= int(self.activity.run[e.node.name][t]) << e.index
             for b in tracked:
-                word |= int(self.activity.active[b.node.name][t]) << (len(engines) + b.activity)
+                bit = len(engines) + (b.activity or 0)
+                word |= int(self.activity.active[b.node.name][t]) << bit
             rows.append(hex_word(word, len(engines) + len(tracked)))
         inb = self.buffers[enc.name]
         info = self.readout_info
+        assert self.readout is not None, "check() guarantees one Readout"
+        readout = self.readout
         return Design(self.graph, self.steps, addr_bits(self.steps), engines, buffers,
                       self.ports, self.wires, self.files, self.probes, inb,
-                      not enc.op.analog, inb.width, self.readout, info["layout"],
+                      not op_of(enc, o.SpikeInput).analog, inb.width, readout, info["layout"],
                       info["bits"], rows)
 
 
@@ -167,7 +170,7 @@ class _Builder:
 
 
 def _spike_input(bld: _Builder, n: Node) -> None:
-    op: o.SpikeInput = n.op
+    op = op_of(n, o.SpikeInput)
     bits = signed_bits(op.lo, op.hi) if op.lo < 0 else unsigned_bits(op.hi)
     b = bld.buffer(n, bits)
     if not op.analog:
@@ -182,7 +185,7 @@ def _neuron(bld: _Builder, n: Node) -> None:
     acc = bld.ranges[src].acc
     wv = max(acc.bits, ib.width + 1)
     table = threshold_table(n, lay, acc, wv)
-    levels, wc = n.op.levels, table.width
+    levels, wc = op_of(n, o.Neuron).levels, table.width
     lane_bits = levels * wc + 1
     words = []
     for w in range(table.words):
@@ -211,17 +214,17 @@ def _neuron(bld: _Builder, n: Node) -> None:
 
 
 def _synapse_widths(bld: _Builder, n: Node, ib: Buffer) -> list:
-    op: o.Synapse = n.op
+    op = op_of(n, o.Synapse)
     ww = signed_bits(int(op.weight.min()), int(op.weight.max()))
     win = bld.lane_bits(ib)
     wo = max(bld.ranges[n.name].step.bits, ww + 1, win + 2 if op.analog else 0)
-    signed_in = int(op.analog and ib.node.op.lo < 0)
+    signed_in = int(op.analog and op_of(ib.node, o.SpikeInput).lo < 0)
     return [("WIN", win), ("ANALOG", int(op.analog)), ("IN_SIGNED", signed_in), ("WW", ww),
             ("WO", wo)]
 
 
 def _synapse(bld: _Builder, n: Node) -> None:
-    op: o.Synapse = n.op
+    op = op_of(n, o.Synapse)
     k = bld.k
     src = n.inputs[0]
     x_shape = bld.graph.node(src).shape
@@ -272,7 +275,7 @@ def _td_matmul(bld: _Builder, n: Node) -> None:
 
 
 def _td_maxpool(bld: _Builder, n: Node) -> None:
-    op: o.TDMaxPool = n.op
+    op = op_of(n, o.TDMaxPool)
     k = bld.k
     src = n.inputs[0]
     c, h, w = bld.graph.node(src).shape
@@ -306,8 +309,9 @@ def _add_current(bld: _Builder, n: Node) -> None:
 def _reduce_sum(bld: _Builder, n: Node) -> None:
     src = n.inputs[0]
     x_shape = bld.graph.node(src).shape
-    view = reduce_view(x_shape, n.op.axes)
-    red, _ = reduction_axes(x_shape, n.op.axes)
+    axes = op_of(n, o.ReduceSum).axes
+    view = reduce_view(x_shape, axes)
+    red, _ = reduction_axes(x_shape, axes)
     q = _size(tuple(x_shape[a] for a in red))
     nout = view.rows // q
     ports, ib = bld.read("in", src, view)
@@ -327,7 +331,7 @@ def _readout(bld: _Builder, n: Node) -> None:
     ports, ib = bld.read("in", src, lay)
     acc = bld.ranges[src].acc
     wa = max(acc.bits, ib.width + 1)
-    bias = np.broadcast_to(n.op.bias, lay.shape).astype(np.int64)
+    bias = np.broadcast_to(op_of(n, o.Readout).bias, lay.shape).astype(np.int64)
     wb = signed_bits(int(bias.min()), int(bias.max()))
     wl = max(signed_bits(acc.lo + int(bias.min()), acc.hi + int(bias.max())), wa + 1, wb + 1)
     rw, lw = addr_bits(lay.rows), addr_bits(lay.lanes)

@@ -18,6 +18,8 @@ from snncc import ops as o
 from snncc.intmath import signed_bits
 from snncc.ir import Graph, Node
 
+from .design import op_of
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -69,7 +71,7 @@ def value_ranges(graph: Graph) -> dict[str, ValueRange]:
 
 
 def _spike_input(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
-    op: o.SpikeInput = n.op
+    op = op_of(n, o.SpikeInput)
     if op.analog:
         codes = Interval(min(op.lo, 0), max(op.hi, 0))
         return ValueRange(codes, codes, spikes=False)
@@ -90,7 +92,7 @@ def _linear_bound(w: np.ndarray, x: Interval) -> Interval:
 
 
 def _synapse(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
-    op: o.Synapse = n.op
+    op = op_of(n, o.Synapse)
     w = op.weight
     # terms x outputs: a dense weight is [K, M]; a conv output channel sums [I/g, kh, kw]
     terms = w if op.kind == "dense" else w.reshape(w.shape[0], -1).T
@@ -121,11 +123,11 @@ def _reduce_sum(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
 
 
 def _sum_pool(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
-    return _sum_of(ins[0], int(np.prod(n.op.kernel)))
+    return _sum_of(ins[0], int(np.prod(op_of(n, o.SumPool).kernel)))
 
 
 def _neuron(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
-    return ValueRange(Interval(0, 1), Interval(0, n.op.levels), spikes=True)
+    return ValueRange(Interval(0, 1), Interval(0, op_of(n, o.Neuron).levels), spikes=True)
 
 
 def _same(n: Node, ins: list[ValueRange], shapes) -> ValueRange:

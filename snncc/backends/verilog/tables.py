@@ -11,8 +11,8 @@ import numpy as np
 from snncc import ops as o
 from snncc.intmath import signed_bits
 from snncc.ir import Graph, Node
-from snncc.schedule import windows
 
+from .design import op_of
 from .layout import Layout
 from .ranges import Interval
 
@@ -66,7 +66,7 @@ def threshold_table(n: Node, layout: Layout, acc: Interval, membrane_bits: int
     """The neuron's (sign, thresholds) in its physical layout, compressed over one
     contiguous block of row axes, every threshold clamped to [min sign*v, max sign*v + 1]
     (which changes no decision)."""
-    op: o.Neuron = n.op
+    op = op_of(n, o.Neuron)
     levels = op.levels
     th = np.broadcast_to(op.thresholds, layout.shape + (levels,)).astype(np.int64)
     sg = np.broadcast_to(np.asarray(op.sign, np.int64), layout.shape)
@@ -106,10 +106,9 @@ class Activity:
 
 def activity(graph: Graph, steps: int) -> Activity:
     """The step engine's behaviour, statically: a value is active at step t when it may
-    be non-zero then; a node runs when an input is active (a neuron also while it may
-    fire, from t_fire to the end of its window). Inactive values read as zero."""
+    be non-zero then; a node runs when an input is active (a neuron also in its firing
+    window, the L steps t_fire .. t_fire + L - 1). Inactive values read as zero."""
     t = np.arange(steps)
-    win = windows(graph)
     run: dict[str, np.ndarray] = {}
     active: dict[str, np.ndarray] = {}
     for n in graph.topo():
@@ -120,7 +119,7 @@ def activity(graph: Graph, steps: int) -> Activity:
             continue
         any_in = np.logical_or.reduce([active[i] for i in n.inputs])
         if isinstance(n.op, o.Neuron):
-            fire = (t >= n.op.t_fire) & (t <= win[n.name][1])
+            fire = (t >= n.op.t_fire) & (t < n.op.t_fire + n.op.levels)
             run[n.name], active[n.name] = any_in | fire, fire
         elif isinstance(n.op, o.LAYOUT_OPS):
             active[n.name] = any_in
