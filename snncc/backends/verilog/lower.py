@@ -28,6 +28,10 @@ from .layout import (
 from .ranges import value_ranges
 from .tables import activity, conv_weight_rows, taps, threshold_table
 
+# A threshold table of at most this many words is constants in logic (read
+# combinationally); a longer one is a block-RAM ROM.
+ASYNC_TABLE_WORDS = 4
+
 
 def _size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64))
@@ -204,6 +208,7 @@ def _neuron(bld: _Builder, n: Node) -> None:
               ("WC", wc), ("L", levels), ("NB", nb), ("LB", addr_bits(levels)),
               ("TROWS", table.words), ("TRB", addr_bits(table.words)),
               ("INNER", table.inner), ("IB", addr_bits(table.inner)),
+              ("TH_ASYNC", int(table.words <= ASYNC_TABLE_WORDS)),
               ("TH_FILE", bld.file(f"e{k}_thresholds", words))]
     ports += [("in_valid", bld.valid(ib)), ("fire_en", bld.valid(me))] + out + [
         ("dbg_en", bld.wire(f"e{k}_dbg_en", 1)),

@@ -59,14 +59,18 @@ module snn_add #(
     assign out_waddr = r;
     assign out_wdata = sum;
 
-    always @(posedge clk) begin
+    // the FSM's clocked block runs only while there is something to do (an idle engine
+    // costs an event-driven simulator nothing)
+    wire wake = rst | start | done | (state != S_IDLE);
+
+    always @(posedge clk) if (wake) begin
         if (rst) begin
             state <= S_IDLE;
             done <= 1'b0;
             waiting <= 1'b0;
             a_req <= 1'b0;
             b_req <= 1'b0;
-        end else if (start || state != S_IDLE || done) begin  // idle: nothing to do
+        end else begin
             done <= 1'b0;
             a_req <= 1'b0;
             b_req <= 1'b0;

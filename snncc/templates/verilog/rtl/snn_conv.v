@@ -142,13 +142,17 @@ module snn_conv #(
     assign out_waddr = orow;
     assign out_wdata = sum;
 
-    always @(posedge clk) begin
+    // the FSM's clocked block runs only while there is something to do (an idle engine
+    // costs an event-driven simulator nothing)
+    wire wake = rst | start | done | (state != S_IDLE);
+
+    always @(posedge clk) if (wake) begin
         if (rst) begin
             state <= S_IDLE;
             done <= 1'b0;
             in_req <= 1'b0;
             adding <= 1'b0;
-        end else if (start || state != S_IDLE || done) begin  // idle: nothing to do
+        end else begin
             done <= 1'b0;
             in_req <= 1'b0;
             acc <= sum;

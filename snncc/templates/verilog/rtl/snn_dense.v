@@ -100,14 +100,18 @@ module snn_dense #(
     assign out_waddr = r;
     assign out_wdata = sum;
 
-    always @(posedge clk) begin
+    // the FSM's clocked block runs only while there is something to do (an idle engine
+    // costs an event-driven simulator nothing)
+    wire wake = rst | start | done | (busy);
+
+    always @(posedge clk) if (wake) begin
         if (rst) begin
             done <= 1'b0;
             busy <= 1'b0;
             walking <= 1'b0;
             in_req <= 1'b0;
             adding <= 1'b0;
-        end else if (start || busy || done) begin  // idle: nothing to do
+        end else begin
             done <= 1'b0;
             in_req <= 1'b0;
             if (start) begin

@@ -1,5 +1,6 @@
 // snn_lut: read-only table with a combinational read, loaded by $readmemh. Used for
-// small index tables (convolution and pooling taps, layout maps).
+// small tables: convolution and pooling taps, layout maps, threshold words shared by
+// every row.
 module snn_lut #(
     parameter WIDTH = 8,
     parameter DEPTH = 16,

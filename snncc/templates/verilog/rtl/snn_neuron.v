@@ -27,6 +27,7 @@ module snn_neuron #(
     parameter TRB     = 1,     // threshold word index bits (holds TROWS - 1)
     parameter INNER   = 16,    // consecutive rows sharing a threshold word
     parameter IB      = 4,     // bits of the INNER counter (holds INNER - 1)
+    parameter TH_ASYNC = 1,    // the table is a few constant words (combinational read)
     parameter TH_FILE = "th.hex"
 ) (
     input  wire            clk,
@@ -67,10 +68,9 @@ module snn_neuron #(
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
 
-    always @(posedge clk) begin
-        if (rst || clear) first <= 1'b1;
-        else if (done) first <= 1'b0;
-    end
+    wire first_wake = rst | clear | done;
+
+    always @(posedge clk) if (first_wake) first <= rst | clear;
 
     reg           waiting;    // the row's input and state reads are in flight
     reg           settled;    // the row's state and thresholds have been read
@@ -94,8 +94,16 @@ module snn_neuron #(
     snn_ram #(.WIDTH(D * NB), .DEPTH(R), .AW(RW)) u_n (
         .clk(clk), .we(row_ready), .waddr(r), .wdata(n_wdata),
         .re(busy || dbg_en), .raddr(dbg_en && !busy ? dbg_row : r), .rdata(n_rdata));
-    snn_rom #(.WIDTH(D * TW), .DEPTH(TROWS), .AW(TRB), .FILE(TH_FILE)) u_th (
-        .clk(clk), .re(busy), .raddr(trow), .rdata(th_rdata));
+    generate
+        if (TH_ASYNC != 0) begin : g_th_logic
+            // a few constant words: logic, read combinationally
+            snn_lut #(.WIDTH(D * TW), .DEPTH(TROWS), .AW(TRB), .FILE(TH_FILE)) u_th (
+                .addr(trow), .data(th_rdata));
+        end else begin : g_th_rom
+            snn_rom #(.WIDTH(D * TW), .DEPTH(TROWS), .AW(TRB), .FILE(TH_FILE)) u_th (
+                .clk(clk), .re(busy), .raddr(trow), .rdata(th_rdata));
+        end
+    endgenerate
 
     // Lane datapaths are loops in a combinational block (the same hardware as per-lane
     // assignments; event-driven simulators evaluate a row once). WV > WI, WC > WV, NB > 1.
@@ -136,13 +144,17 @@ module snn_neuron #(
     assign out_waddr = r;
     assign out_wdata = spikes;
 
-    always @(posedge clk) begin
+    // the FSM's clocked block runs only while there is something to do (an idle engine
+    // costs an event-driven simulator nothing)
+    wire wake = rst | start | done | (busy);
+
+    always @(posedge clk) if (wake) begin
         if (rst) begin
             busy <= 1'b0;
             done <= 1'b0;
             waiting <= 1'b0;
             in_req <= 1'b0;
-        end else if (start || busy || done) begin  // idle: nothing to do
+        end else begin
             done <= 1'b0;
             in_req <= 1'b0;
             settled <= waiting && !row_ready;

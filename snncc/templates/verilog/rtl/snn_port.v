@@ -38,7 +38,9 @@ module snn_port #(
         if (MAP == 0) begin : g_identity
             reg ack_q;
 
-            always @(posedge clk) if (req || ack_q || rst) ack_q <= !rst && req;
+            wire wake = req | ack_q | rst;
+
+            always @(posedge clk) if (wake) ack_q <= !rst && req;
 
             assign ack = ack_q;
             assign data = ack_q ? rd_data : {VD*W{1'b0}};
@@ -72,12 +74,14 @@ module snn_port #(
                         if (offset == l[OW-1:0] - j[OW-1:0]) segment[j*W +: W] = rd_data[l*W +: W];
             end
 
-            always @(posedge clk) begin
+            wire wake = rst | req | fetching | got | ack_q;
+
+            always @(posedge clk) if (wake) begin
                 if (rst) begin
                     fetching <= 1'b0;
                     got <= 1'b0;
                     ack_q <= 1'b0;
-                end else if (req || fetching || got || ack_q) begin  // idle: nothing to do
+                end else begin
                     got <= fetching;
                     got_last <= fetching && g == G_LAST;
                     offset <= entry[OW-1:0];

@@ -17,8 +17,12 @@ module snn_ram #(
 );
     reg [WIDTH-1:0] mem [0:DEPTH-1];
 
+    wire active = we | re;  // (an idle RAM costs an event-driven simulator nothing)
+
     always @(posedge clk) begin
-        if (we) mem[waddr] <= wdata;
-        if (re) rdata <= mem[raddr];
+        if (active) begin
+            if (we) mem[waddr] <= wdata;
+            if (re) rdata <= mem[raddr];
+        end
     end
 endmodule

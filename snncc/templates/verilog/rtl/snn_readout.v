@@ -33,10 +33,9 @@ module snn_readout #(
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
 
-    always @(posedge clk) begin
-        if (rst || clear) first <= 1'b1;
-        else if (done) first <= 1'b0;
-    end
+    wire first_wake = rst | clear | done;
+
+    always @(posedge clk) if (first_wake) first <= rst | clear;
 
     reg [RW-1:0] r;
 
@@ -70,12 +69,16 @@ module snn_readout #(
     assign in_row   = r;
     assign rd_logit = {{(WL-WA){acc_lane[WA-1]}}, acc_lane} + {{(WL-WB){bias_lane[WB-1]}}, bias_lane};
 
-    always @(posedge clk) begin
+    // the FSM's clocked block runs only while there is something to do (an idle engine
+    // costs an event-driven simulator nothing)
+    wire wake = rst | start | done | (busy);
+
+    always @(posedge clk) if (wake) begin
         if (rst) begin
             busy <= 1'b0;
             done <= 1'b0;
             in_req <= 1'b0;
-        end else if (start || busy || done) begin  // idle: nothing to do
+        end else begin
             done <= 1'b0;
             in_req <= 1'b0;
             if (start) begin

@@ -57,12 +57,16 @@ module snn_reduce #(
     assign out_waddr = j;
     assign out_wdata = sum;
 
-    always @(posedge clk) begin
+    // the FSM's clocked block runs only while there is something to do (an idle engine
+    // costs an event-driven simulator nothing)
+    wire wake = rst | start | done | (busy);
+
+    always @(posedge clk) if (wake) begin
         if (rst) begin
             done <= 1'b0;
             busy <= 1'b0;
             in_req <= 1'b0;
-        end else if (start || busy || done) begin  // idle: nothing to do
+        end else begin
             done <= 1'b0;
             in_req <= 1'b0;
             if (start) begin

@@ -1,5 +1,5 @@
 // snn_rom: read-only memory with a synchronous read port and read enable, loaded by
-// $readmemh (weights, threshold tables, biases). Yosys maps it to block RAM or LUTs.
+// $readmemh (weights, threshold tables, biases). Yosys maps it to block RAM.
 module snn_rom #(
     parameter WIDTH = 8,
     parameter DEPTH = 16,
@@ -11,16 +11,9 @@ module snn_rom #(
     input  wire [AW-1:0]    raddr,
     output reg  [WIDTH-1:0] rdata
 );
-    // A few words (threshold tables, biases) are constants, not worth a block RAM.
-    generate
-        if (DEPTH <= 4) begin : g_logic
-            (* rom_style = "logic" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
-            initial $readmemh(FILE, mem);
-            always @(posedge clk) if (re) rdata <= mem[raddr];
-        end else begin : g_block
-            reg [WIDTH-1:0] mem [0:DEPTH-1];
-            initial $readmemh(FILE, mem);
-            always @(posedge clk) if (re) rdata <= mem[raddr];
-        end
-    endgenerate
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+
+    initial $readmemh(FILE, mem);
+
+    always @(posedge clk) if (re) rdata <= mem[raddr];
 endmodule

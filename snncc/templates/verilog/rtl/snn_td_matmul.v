@@ -60,10 +60,9 @@ module snn_td_matmul #(
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
 
-    always @(posedge clk) begin
-        if (rst || clear) first <= 1'b1;
-        else if (done) first <= 1'b0;
-    end
+    wire first_wake = rst | clear | done;
+
+    always @(posedge clk) if (first_wake) first <= rst | clear;
 
     reg [2:0]      state;
     reg            settled;    // the count row read has arrived
@@ -135,14 +134,18 @@ module snn_td_matmul #(
     assign out_waddr = arow;
     assign out_wdata = sum;
 
-    always @(posedge clk) begin
+    // the FSM's clocked block runs only while there is something to do (an idle engine
+    // costs an event-driven simulator nothing)
+    wire wake = rst | start | done | (state != S_IDLE);
+
+    always @(posedge clk) if (wake) begin
         if (rst) begin
             state <= S_IDLE;
             done <= 1'b0;
             a_req <= 1'b0;
             b_req <= 1'b0;
             adding <= 1'b0;
-        end else if (start || state != S_IDLE || done) begin  // idle: nothing to do
+        end else begin
             done <= 1'b0;
             a_req <= 1'b0;
             b_req <= 1'b0;

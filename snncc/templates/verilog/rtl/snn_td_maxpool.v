@@ -61,10 +61,9 @@ module snn_td_maxpool #(
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
 
-    always @(posedge clk) begin
-        if (rst || clear) first <= 1'b1;
-        else if (done) first <= 1'b0;
-    end
+    wire first_wake = rst | clear | done;
+
+    always @(posedge clk) if (first_wake) first <= rst | clear;
 
     reg [2:0]       state;
     reg             settled;    // the count row read for row i has arrived
@@ -123,13 +122,17 @@ module snn_td_maxpool #(
     assign out_waddr = o;
     assign out_wdata = spikes;
 
-    always @(posedge clk) begin
+    // the FSM's clocked block runs only while there is something to do (an idle engine
+    // costs an event-driven simulator nothing)
+    wire wake = rst | start | done | (state != S_IDLE);
+
+    always @(posedge clk) if (wake) begin
         if (rst) begin
             state <= S_IDLE;
             done <= 1'b0;
             in_req <= 1'b0;
             tap_q <= 1'b0;
-        end else if (start || state != S_IDLE || done) begin  // idle: nothing to do
+        end else begin
             done <= 1'b0;
             in_req <= 1'b0;
             settled <= state == S_COUNT_WAIT && !counted;

@@ -2458,6 +2458,7 @@ module snn_top (
         .TRB(1),
         .INNER(64),
         .IB(6),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e1_thresholds.hex")
     ) u1_tokenizer_tokenizer_2_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -2564,6 +2565,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e4_thresholds.hex")
     ) u4_tokenizer_tokenizer_6_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -2670,6 +2672,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e7_thresholds.hex")
     ) u7_blocks_blocks_0_attn_in_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -2787,6 +2790,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e11_thresholds.hex")
     ) u11_blocks_blocks_0_attn_q_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -2823,6 +2827,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e12_thresholds.hex")
     ) u12_blocks_blocks_0_attn_k_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -2894,6 +2899,7 @@ module snn_top (
         .TRB(1),
         .INNER(32),
         .IB(5),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e14_thresholds.hex")
     ) u14_blocks_blocks_0_attn_attn_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -2930,6 +2936,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e15_thresholds.hex")
     ) u15_blocks_blocks_0_attn_v_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3001,6 +3008,7 @@ module snn_top (
         .TRB(1),
         .INNER(32),
         .IB(5),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e17_thresholds.hex")
     ) u17_blocks_blocks_0_attn_out_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3092,6 +3100,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e20_thresholds.hex")
     ) u20_blocks_blocks_0_mlp_in_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3155,6 +3164,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e22_thresholds.hex")
     ) u22_blocks_blocks_0_mlp_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3246,6 +3256,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e25_thresholds.hex")
     ) u25_blocks_blocks_1_attn_in_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3363,6 +3374,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e29_thresholds.hex")
     ) u29_blocks_blocks_1_attn_q_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3399,6 +3411,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e30_thresholds.hex")
     ) u30_blocks_blocks_1_attn_k_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3470,6 +3483,7 @@ module snn_top (
         .TRB(1),
         .INNER(32),
         .IB(5),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e32_thresholds.hex")
     ) u32_blocks_blocks_1_attn_attn_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3506,6 +3520,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e33_thresholds.hex")
     ) u33_blocks_blocks_1_attn_v_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3577,6 +3592,7 @@ module snn_top (
         .TRB(1),
         .INNER(32),
         .IB(5),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e35_thresholds.hex")
     ) u35_blocks_blocks_1_attn_out_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3668,6 +3684,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e38_thresholds.hex")
     ) u38_blocks_blocks_1_mlp_in_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3731,6 +3748,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e40_thresholds.hex")
     ) u40_blocks_blocks_1_mlp_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
@@ -3822,6 +3840,7 @@ module snn_top (
         .TRB(1),
         .INNER(16),
         .IB(4),
+        .TH_ASYNC(1),
         .TH_FILE("mem/e43_thresholds.hex")
     ) u43_head_act_act_quant_export_handler_DequantizeLinear_output_0 (
         .clk(clk),
