@@ -72,6 +72,9 @@ def _level_conditions(k: int, zero_point: int, rounding: Rounding) -> tuple[Frac
     return half, m % 2 != 0
 
 
+_INT64 = np.iinfo(np.int64)
+
+
 def level_thresholds(a: np.ndarray, b: np.ndarray, scale: np.ndarray, zero_point: int,
                      lo: int, hi: int, rounding: Rounding) -> tuple[np.ndarray, np.ndarray]:
     """Exact thresholds for codes ``lo+1 .. hi`` of ``clip(round((a*I+b)/s)+zp, lo, hi)``.

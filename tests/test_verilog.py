@@ -174,7 +174,33 @@ def _attention_graph(seed: int = 1) -> Graph:
     return _readout(g, "fc")
 
 
-@pytest.mark.parametrize("build", [_conv_graph, _attention_graph])
+def _signed_analog_graph(seed: int = 5, conv: bool = False) -> Graph:
+    """A signed 8-bit analog input (codes -128..127) into the multiplying first layer."""
+    rng = np.random.default_rng(seed)
+    g = Graph("signed")
+    shape = (2, 4, 4) if conv else (3, 4)
+    g.add("x", o.Input(), shape=shape, kind="float")
+    g.inputs.append("x")
+    g.add("codes", o.SpikeInput(np.array([0.01]), 0, -128, 127, Rounding.HALF_EVEN, True),
+          ["x"])
+    if conv:
+        g.add("s", o.Synapse(_weights(rng, 3, 2, 3, 3), kind="conv", pads=(1, 1, 1, 1),
+                             analog=True), ["codes"])
+    else:
+        g.add("s", o.Synapse(_weights(rng, 4, 5), analog=True), ["codes"])
+    g.add("n", _neuron(rng, g.node("s").shape, t_fire=1, axis=0, negate=True), ["s"])
+    size = int(np.prod(g.node("n").shape))
+    g.add("flat", o.Reshape((size,)), ["n"])
+    g.add("fc", o.Synapse(_weights(rng, size, 3)), ["flat"])
+    return _readout(g, "fc")
+
+
+def _signed_analog_conv_graph() -> Graph:
+    return _signed_analog_graph(conv=True)
+
+
+@pytest.mark.parametrize("build", [_conv_graph, _attention_graph, _signed_analog_graph,
+                                   _signed_analog_conv_graph])
 def test_icarus_matches_interpreter_synthetic(build, tmp_path):
     """Engine paths the model generator does not reach (see the graphs' docstrings)."""
     require_tool("iverilog")

@@ -19,6 +19,7 @@ from .design import Buffer, Design, Engine, Param, Port, Probe, addr_bits, hex_r
 from .layout import (
     CHANNELS_LAST,
     Layout,
+    View,
     assign_layouts,
     natural,
     reduce_view,
@@ -42,6 +43,16 @@ def _tap_words(entries: list[tuple[bool, int]], bits: int) -> list[str]:
     return [hex_word((int(ok) << bits) | v, bits + 1) for ok, v in entries]
 
 
+def _map_words(view: View, vrw: int, gb: int, ow: int, aw: int) -> list[str]:
+    """A port's map table: {buffer row, lane offset} at {view row, segment}."""
+    words = ["0"] * (1 << (vrw + gb))
+    for r in range(view.vrows):
+        for g in range(view.segments):
+            entry = (int(view.rows[r, g]) << ow) | int(view.offsets[r, g])
+            words[(r << gb) | g] = hex_word(entry, aw + ow)
+    return words
+
+
 class _Builder:
     """Accumulates the design while walking the graph in topological order."""
 
@@ -61,7 +72,8 @@ class _Builder:
         # one spike count width for every neuron layer, so the read-back rows line up
         self.count_bits = max([unsigned_bits(op_of(n, o.Neuron).levels)
                                for n in graph.ops(o.Neuron)] + [2])
-        self.readout_info: dict = {}
+        self.readout_layout: Layout | None = None
+        self.logit_bits = 0
 
     # ------------------------------------------------------------ plumbing
     @property
@@ -107,17 +119,12 @@ class _Builder:
                 "ack": self.wire(f"{pre}_ack", 1),
                 "data": self.wire(f"{pre}_data", view.vlanes * w),
                 "en": self.wire(f"{pre}_en", 1), "addr": self.wire(f"{pre}_addr", b.aw)}
-        map_file = "none"
-        if not view.identity:
-            words = ["0"] * (1 << (vrw + gb))
-            for r in range(view.vrows):
-                for g in range(view.segments):
-                    entry = (int(view.rows[r, g]) << ow) | int(view.offsets[r, g])
-                    words[(r << gb) | g] = hex_word(entry, b.aw + ow)
-            map_file = self.file(f"{pre}_map", words)
-        params: list[Param] = [("MAP", int(not view.identity)), ("VD", view.vlanes), ("W", w),
-                  ("G", view.segments), ("S", view.segment), ("SD", b.lanes), ("VRW", vrw),
-                  ("BAW", b.aw), ("GB", gb), ("OW", ow), ("MAP_FILE", map_file)]
+        map_file = "none" if view.identity else self.file(
+            f"{pre}_map", _map_words(view, vrw, gb, ow, b.aw))
+        params: list[Param] = [
+            ("MAP", int(not view.identity)), ("VD", view.vlanes), ("W", w),
+            ("G", view.segments), ("S", view.segment), ("SD", b.lanes), ("VRW", vrw),
+            ("BAW", b.aw), ("GB", gb), ("OW", ow), ("MAP_FILE", map_file)]
         ports = [("clk", "clk"), ("rst", "rst"), ("req", nets["req"]), ("row", nets["row"]),
                  ("ack", nets["ack"]), ("data", nets["data"]), ("rd_en", nets["en"]),
                  ("rd_addr", nets["addr"]), ("rd_data", b.data)]
@@ -161,13 +168,12 @@ class _Builder:
                 word |= int(self.activity.active[b.node.name][t]) << bit
             rows.append(hex_word(word, len(engines) + len(tracked)))
         inb = self.buffers[enc.name]
-        info = self.readout_info
-        assert self.readout is not None, "check() guarantees one Readout"
-        readout = self.readout
+        readout, layout = self.readout, self.readout_layout
+        assert readout is not None and layout is not None, "check() guarantees one Readout"
         return Design(self.graph, self.steps, addr_bits(self.steps), engines, buffers,
                       self.ports, self.wires, self.files, self.probes, inb,
-                      not op_of(enc, o.SpikeInput).analog, inb.width, readout, info["layout"],
-                      info["bits"], rows)
+                      not op_of(enc, o.SpikeInput).analog, inb.width, readout, layout,
+                      self.logit_bits, rows)
 
 
 # ---------------------------------------------------------------- one rule per op
@@ -346,7 +352,7 @@ def _readout(bld: _Builder, n: Node) -> None:
     ports += [("rd_row", "rd_row"), ("rd_lane", "rd_lane"),
               ("rd_logit", bld.wire("rd_logit", wl))]
     bld.readout = bld.engine(n, "snn_readout", params, ports, clear=True)
-    bld.readout_info = {"layout": lay, "bits": wl}
+    bld.readout_layout, bld.logit_bits = lay, wl
 
 
 _RULES = {

@@ -6,12 +6,14 @@
 // One run (one time step), for each batch b:
 //   1. for each k: read the B row (b, k) into a spike register file SB[k] and update
 //      C_B(b, k) += S_B(b, k)                          (C_B(t), all M lanes at once);
-//   2. for each n: read the A row (b, n) and C_A(b, n) (C_A(t-1)); walk the k with
-//      S_A[k] = 1 or C_A[k] != 0 (a priority encoder): each adds
+//   2. for each n: read the A row (b, n) and C_A(b, n) (C_A(t-1)); walk the k whose
+//      term can be non-zero, S_A[k] = 1 or (C_A[k] != 0 and SB[k] has a spike), with a
+//      priority encoder: each adds
 //        (S_A[k] ? C_B(b, k) : 0) + (SB[k] ? C_A[k] : 0)       over the M lanes
 //      into the row accumulator; write output row (b, n); C_A(b, n) += S_A(b, n).
-// A silent input (valid low) reads as zero and is not fetched. On the first run of an
-// inference the stored counts read as zero (a lazy reset).
+// A silent input (valid low) reads as zero and is not fetched; phase 1 is skipped while
+// B is silent. On the first run of an inference the stored counts read as zero (a lazy
+// reset).
 module snn_td_matmul #(
     parameter NB   = 1,    // batch (heads)
     parameter N    = 8,
@@ -96,6 +98,9 @@ module snn_td_matmul #(
     wire             a_ready = state == S_A_WAIT && settled && (a_ack || !a_valid);
     wire [BRW-1:0]   k_row;
     wire [BRW-1:0]   cb_raddr = state == S_EVENTS ? brow + k_row : brow;
+    // phase 1 has nothing to do while B is silent (C_B is unchanged, SB stays zero),
+    // except on the first run, which writes every count
+    wire [2:0]       phase_b = (b_valid || first) ? S_B : S_A;
 
     snn_first_one #(.N(K), .IW(KW)) u_next (.x(events), .index(k_next));
     snn_zext #(.WI(KW), .WO(BRW)) u_krow (.x(k_next), .y(k_row));
@@ -154,7 +159,8 @@ module snn_td_matmul #(
             adding <= 1'b0;
             case (state)
                 S_IDLE: if (start) begin
-                    state <= S_B;
+                    state <= phase_b;
+                    sb <= {K*M{1'b0}};
                     b <= {BW{1'b0}};
                     k <= {KW{1'b0}};
                     n <= {NW{1'b0}};
@@ -206,7 +212,7 @@ module snn_td_matmul #(
                             b <= b + 1'b1;
                             arow <= arow + 1'b1;
                             brow <= brow + K_ROWS;
-                            state <= S_B;
+                            state <= phase_b;
                         end
                     end else begin
                         n <= n + 1'b1;
