@@ -47,9 +47,12 @@ class Divergence:
 
     def describe(self) -> str:
         at = f" at step {self.step}" if self.step is not None else ""
-        return (f"{self.source} [{self.layer}] sample {self.element[0]} element "
+        text = (f"{self.source} [{self.layer}] sample {self.element[0]} element "
                 f"{list(self.element[1:])}{at}: {self.what} {self.sides[0]} {self.expected}, "
                 f"{self.sides[1]} {self.got}")
+        if self.step is None:
+            text += f" (no time step: this rung compares {self.what}s over the whole run)"
+        return text
 
 
 @dataclass

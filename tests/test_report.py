@@ -378,19 +378,31 @@ def test_verify_names_a_planted_threshold_change(tmp_path, tiny_models):
     x = np.random.default_rng(5).uniform(0, 1, (16, 8, 8))
     np.save(tmp_path / "x.npy", x)
     assert cli("compile", tiny_models["transformer"], "-o", build).exit_code == 0
+    before = snncc.load(build / "model.snn")
     g = snncc.load(build / "model.snn").graph
     target = g.ops(o.Neuron)[2]  # a hidden layer, after the first attention inputs
     op = target.op
     g.replace_op(target.name, o.Neuron(op.sign, op.thresholds * 2, op.levels, op.scale,
                                        op.t_fire))
     artifact.save(g, build / "model.snn")
+    after = snncc.load(build / "model.snn")
+    # where verify must point, from the integer reference codes before and after the change:
+    # the first (sample, element) in C order whose codes differ, and the step at which the
+    # two spike trains part (spike j fires at step t_fire + j)
+    c_before = before.reference(x)[target.name]
+    c_after = after.reference(x)[target.name]
+    for n in before.graph.ops(o.Neuron)[:2]:  # the layers before the change are untouched
+        assert np.array_equal(before.reference(x)[n.name], after.reference(x)[n.name])
+    first = tuple(int(i) for i in np.argwhere(c_before != c_after)[0])
+    a, b = int(c_before[first]), int(c_after[first])
+    step = op.t_fire + min(a, b)
     res = cli("verify", build, "--input", tmp_path / "x.npy", "--onnx",
               tiny_models["transformer"])
     assert res.exit_code == 1, res.output
     line = next(s for s in res.output.splitlines() if "first divergence" in s)
-    assert target.origin in line and f"[{target.name}]" in line
-    step = int(line.split(" at step ")[1].split(":")[0])
-    assert target.op.t_fire <= step < target.op.t_fire + target.op.levels
+    assert line == (f"onnxruntime ↔ integer reference: first divergence at {target.origin} "
+                    f"[{target.name}] sample {first[0]} element {list(first[1:])} at step "
+                    f"{step}: code onnxruntime {a}, reference {b}")
 
 
 def test_interpreter_rung_locates_a_flipped_spike(tiny_models):
@@ -423,6 +435,8 @@ def test_hardware_rung_compares_counts_and_logits(tiny_models):
     assert rung.status == verify.FAIL
     assert (rung.divergence.layer, rung.divergence.element) == (layer.name, (2, 5, 0, 3))
     assert rung.divergence.step is None
+    assert rung.divergence.describe().endswith(
+        "(no time step: this rung compares spike counts over the whole run)")
 
 
 def corrupt_first_row(header: Path) -> None:
