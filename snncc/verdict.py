@@ -19,6 +19,8 @@ from snncc.compiler import check_window
 from snncc.errors import Diagnostic, SnnccError
 from snncc.frontend.importer import InputShape, import_onnx
 from snncc.frontend.loader import load_model
+from snncc.frontend.support import UNSPIKEABLE
+from snncc.frontend.validate import node_name
 from snncc.ir import Graph
 from snncc.passes.absorb_relu import AbsorbRelu
 from snncc.passes.canonicalize import Canonicalize
@@ -57,14 +59,38 @@ def inspect_model(path: str | Path, T: int = 7, replace_softmax: bool = False,
     model = load_model(path)
     v = Verdict(str(path), dict(sorted(Counter(
         n.op_type for n in model.graph.node).items())))
+    onnx_ops = {node_name(n, k): n.op_type for k, n in enumerate(model.graph.node)}
     try:
         graph = import_onnx(path, input_shape)
     except SnnccError as e:
-        v.diagnostics = e.diagnostics
+        # the frontend stops before the passes; a refused Softmax is theirs to report
+        softmax = [] if replace_softmax else [
+            _softmax_refusal(name, str(path)) for name, op in onnx_ops.items()
+            if op == "Softmax"]
+        v.diagnostics = _in_node_order(e.diagnostics + softmax, list(onnx_ops))
         return v
     _describe(v, graph)
-    v.diagnostics = _conversion_diagnostics(graph, T, replace_softmax, str(path))
+    v.diagnostics = [_as_onnx_op(d, onnx_ops) for d in
+                     _conversion_diagnostics(graph, T, replace_softmax, str(path))]
     return v
+
+
+def _softmax_refusal(node: str, file: str) -> Diagnostic:
+    why, fix = UNSPIKEABLE["Softmax"]
+    return Diagnostic(f"Softmax {why}", node, "Softmax", fix, file)
+
+
+def _in_node_order(found: list[Diagnostic], order: list[str]) -> list[Diagnostic]:
+    """Diagnostics sorted by their node's place in the model (graph-level ones first)."""
+    place = {name: k for k, name in enumerate(order)}
+    return sorted(found, key=lambda d: place.get(d.node or "", -1))
+
+
+def _as_onnx_op(d: Diagnostic, onnx_ops: dict[str, str]) -> Diagnostic:
+    """Name the user's ONNX op, not the stand-in inspect put there (a Softmax it replaced
+    by NReLU to look further is still a Softmax to the user)."""
+    op = onnx_ops.get(d.node or "", d.op)
+    return d if op == d.op else Diagnostic(d.message, d.node, op, d.fix, d.file)
 
 
 def _describe(v: Verdict, graph: Graph) -> None:
