@@ -29,7 +29,9 @@ EXAMPLE_MODEL = EXAMPLE / "digits_vit_qcdq.onnx"
 TINY = ("cnn", "transformer", "transformer_spiking_input")
 TINY_VECTORS = 3
 EXAMPLE_VECTORS = 5
-SNAPSHOT = ("rtl/snn_top.v", "tb/snn_tb.v", "Makefile", "synth/synth.ys", "synth/hierarchy.ys")
+SNAPSHOT = ("rtl/snn_top.v", "tb/snn_tb.v", "Makefile", "synth/synth.ys", "synth/hierarchy.ys",
+            "tb/places.hex")
+SNAPSHOT_GLOBS = ("mem/*.hex",)  # weights, tables, the schedule: ~150 kB of text
 
 pytestmark = pytest.mark.simulator
 
@@ -382,17 +384,27 @@ def test_golden_snapshot_example(tmp_path):
     """The emitted Verilog of the bundled example; SNNCC_UPDATE_GOLDEN=1 rewrites it."""
     _need_example()
     out = _emit(EXAMPLE_MODEL, tmp_path / "verilog")
-    current = {name: (out / name).read_text() for name in SNAPSHOT}
+    names = set(SNAPSHOT)
+    for pattern in SNAPSHOT_GLOBS:  # a file that appears or disappears is a change too
+        names |= {p.relative_to(root).as_posix() for root in (out, GOLDEN)
+                  for p in root.glob(pattern)}
+    current = {name: (out / name).read_text() if (out / name).exists() else ""
+               for name in sorted(names)}
     if os.environ.get("SNNCC_UPDATE_GOLDEN"):
         for name, text in current.items():
+            if not text:
+                (GOLDEN / name).unlink(missing_ok=True)
+                continue
             (GOLDEN / name).parent.mkdir(parents=True, exist_ok=True)
             (GOLDEN / name).write_text(text)
     diffs: list[str] = []
+    changed: list[str] = []
     for name, text in current.items():
         path = GOLDEN / name
         old = path.read_text() if path.exists() else ""
         if old != text:
+            changed.append(name)
             diffs += difflib.unified_diff(old.splitlines(True), text.splitlines(True),
                                           f"golden/{name}", f"emitted/{name}")
-    assert not diffs, ("the emitted Verilog changed (SNNCC_UPDATE_GOLDEN=1 accepts it):\n"
-                       + "".join(diffs[:300]))
+    assert not diffs, (f"the emitted Verilog changed in {', '.join(changed)} "
+                       "(SNNCC_UPDATE_GOLDEN=1 accepts it):\n" + "".join(diffs[:300]))
