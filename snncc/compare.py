@@ -8,6 +8,13 @@ Every neuron replaced a quantizer whose output tensor has the neuron's name in t
 graph; onnxruntime is asked for those tensors, which are turned back into codes
 (value / scale), and compared with the integer reference's codes. Differences are counted
 per layer and located (first sample, element); the argmax decisions are compared too.
+
+Each differing code is also explained, from onnxruntime's value at the quantizer's input:
+- *at a level boundary*: that value lies within `BOUNDARY` of a step from a rounding
+  boundary of the quantizer, where the fixed-point residual sums (error under 1/4096 of a
+  step) or onnxruntime's float32 arithmetic can tip it either way;
+- *downstream*: an earlier layer already differs on the same sample, so the inputs differ;
+- anything else is *unexplained*, which would be a bug.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from snncc import ops as o
 from snncc.compiler import CompiledModel
 from snncc.errors import Diagnostic, SnnccError
 
+BOUNDARY = 2.0**-10  # in quantizer steps: the fixed-point budget (2^-12) and float32 slack
+_TO_NEAREST = {"ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN"}  # QONNX modes with .5 bounds
+
 
 @dataclass
 class LayerAgreement:
@@ -31,6 +41,13 @@ class LayerAgreement:
     first: tuple[int, ...] | None = None  # (sample, *element index)
     ort_code: int | None = None
     snn_code: int | None = None
+    at_boundary: int = 0  # differing codes whose input sits on a rounding boundary
+    downstream: int = 0  # differing codes on samples an earlier layer already differs on
+    nearest: float | None = None  # the largest distance to a boundary among at_boundary
+
+    @property
+    def unexplained(self) -> int:
+        return self.differing - self.at_boundary - self.downstream
 
     @property
     def agreement(self) -> float:
@@ -52,12 +69,19 @@ class Agreement:
     def decision_agreement(self) -> float:
         return 1.0 - self.differing_decisions / max(self.decisions, 1)
 
+    @property
+    def unexplained(self) -> int:
+        return sum(layer.unexplained for layer in self.layers)
+
     def to_json(self) -> dict:
         return {"code_agreement": self.code_agreement,
                 "decision_agreement": self.decision_agreement,
                 "decisions": self.decisions, "differing_decisions": self.differing_decisions,
+                "unexplained": self.unexplained,
                 "layers": [{"name": a.name, "total": a.total, "differing": a.differing,
-                            "first": a.first, "onnx_code": a.ort_code, "snn_code": a.snn_code}
+                            "first": a.first, "onnx_code": a.ort_code, "snn_code": a.snn_code,
+                            "at_boundary": a.at_boundary, "downstream": a.downstream,
+                            "unexplained": a.unexplained, "boundary_distance": a.nearest}
                            for a in self.layers]}
 
 
@@ -90,15 +114,47 @@ def run_onnx(path: str | Path, x: np.ndarray, names: list[str]) -> list[np.ndarr
         return [np.concatenate([r[k] for r in runs]) for k in range(len(wanted))]
 
 
+def quantizer_inputs(path: str | Path) -> dict[str, tuple[str, bool]]:
+    """For each quantizer's output tensor: its input tensor, and whether it rounds to
+    nearest (level boundaries at half steps) rather than down or up (at whole steps)."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    found = {}
+    for node in graph.node:
+        if node.op_type == "DequantizeLinear":
+            q = producer.get(node.input[0])
+            while q is not None and q.op_type == "Clip":
+                q = producer.get(q.input[0])
+            if q is not None and q.op_type == "QuantizeLinear":
+                found[node.output[0]] = (q.input[0], True)
+        elif node.op_type in ("Quant", "IntQuant"):
+            mode = next((a.s.decode().upper() for a in node.attribute
+                         if a.name == "rounding_mode"), "ROUND")
+            found[node.output[0]] = (node.input[0], mode in _TO_NEAREST)
+    return found
+
+
+def boundary_distance(value: np.ndarray, scale: np.ndarray, to_nearest: bool) -> np.ndarray:
+    """How far value/scale lies from the nearest rounding boundary, in steps."""
+    z = np.asarray(value, np.float64) / scale - (0.5 if to_nearest else 0.0)
+    return np.abs(z - np.rint(z))
+
+
 def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray) -> Agreement:
-    """Integer reference vs onnxruntime: codes of every neuron, and argmax decisions."""
+    """Integer reference vs onnxruntime: codes of every neuron, and argmax decisions; each
+    differing code explained (see the module docstring)."""
     x = model.check_input(x)
     neurons = model.graph.ops(o.Neuron)
-    outs = run_onnx(onnx_path, x, [n.name for n in neurons])
+    pre = quantizer_inputs(onnx_path)
+    extra = [pre[n.name][0] for n in neurons if n.name in pre]
+    outs = run_onnx(onnx_path, x, [n.name for n in neurons] + extra)
+    pre_values = dict(zip(extra, outs[1 + len(neurons):], strict=True))
     ref = model.reference(x)
     result = Agreement()
-    for n, value in zip(neurons, outs[1:], strict=True):
-        ort_codes = np.rint(value.reshape((len(x),) + n.shape) / n.op.scale).astype(np.int64)
+    differs = np.zeros(len(x), bool)  # samples on which an earlier layer differs
+    for n, value in zip(neurons, outs[1:1 + len(neurons)], strict=True):
+        shape = (len(x),) + n.shape
+        ort_codes = np.rint(value.reshape(shape) / n.op.scale).astype(np.int64)
         snn = ref[n.name]
         diff = np.argwhere(ort_codes != snn)
         layer = LayerAgreement(n.name, snn.size, len(diff))
@@ -106,6 +162,8 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray) -> 
             first = tuple(int(i) for i in diff[0])
             layer.first, layer.ort_code, layer.snn_code = first, int(ort_codes[first]), int(
                 snn[first])
+            _explain(layer, diff, differs, n, pre, pre_values, shape)
+            differs[diff[:, 0]] = True
         result.layers.append(layer)
     (readout,) = model.graph.ops(o.Readout)
     ort_pred = outs[0].reshape(len(x), -1).argmax(axis=1)
@@ -113,3 +171,19 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray) -> 
     result.decisions = len(x)
     result.differing_decisions = int(np.sum(ort_pred != snn_pred))
     return result
+
+
+def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n, pre: dict,
+             pre_values: dict, shape: tuple[int, ...]) -> None:
+    """Sort one layer's differing codes into at a boundary / downstream / unexplained."""
+    index = tuple(diff.T)
+    near = np.zeros(len(diff), bool)
+    if n.name in pre:
+        name, to_nearest = pre[n.name]
+        scale = np.broadcast_to(n.op.scale, shape)[index]
+        dist = boundary_distance(pre_values[name].reshape(shape)[index], scale, to_nearest)
+        near = dist <= BOUNDARY
+        if near.any():
+            layer.nearest = float(dist[near].max())
+    layer.at_boundary = int(near.sum())
+    layer.downstream = int(np.sum(~near & differs[diff[:, 0]]))

@@ -10,7 +10,7 @@ import pytest
 import snncc
 from conftest import EXAMPLE, ROOT
 from snncc import ops as o
-from snncc.compare import compare_onnx, run_onnx
+from snncc.compare import BOUNDARY, boundary_distance, compare_onnx, run_onnx
 from snncc.frontend.importer import import_onnx
 from snncc.intmath import Rounding
 from snncc.ir import print_graph
@@ -71,6 +71,34 @@ def test_integer_reference_agrees_with_onnxruntime(name, test_split):
     agreement = compare_onnx(model, EXAMPLE / name, test_split[0])
     assert agreement.code_agreement >= 0.999
     assert agreement.decision_agreement >= 0.999
+    # every difference is explained: its quantizer input sits on a rounding boundary (the
+    # fixed-point residual sums, float32 in onnxruntime), or an earlier layer differs
+    assert agreement.unexplained == 0
+    roots = [layer for layer in agreement.layers if layer.at_boundary]
+    differing = [layer for layer in agreement.layers if layer.differing]
+    assert roots[:1] == differing[:1]  # the first layer to differ has a boundary case
+    assert all(layer.nearest <= BOUNDARY for layer in roots)
+
+
+def test_a_planted_difference_is_unexplained(test_split):
+    """The explanation is not vacuous: codes that differ because a threshold was changed
+    are neither on a boundary nor downstream."""
+    path = EXAMPLE / "digits_vit_qcdq.onnx"
+    model = snncc.compile(path, T=7)
+    target = model.graph.ops(o.Neuron)[0]
+    op = target.op
+    model.graph.replace_op(target.name, o.Neuron(op.sign, op.thresholds + 3 * np.abs(
+        op.thresholds[..., :1]) + 1, op.levels, op.scale, op.t_fire))
+    agreement = compare_onnx(model, path, test_split[0][:40])
+    first = agreement.layers[0]
+    assert first.differing > 0 and first.unexplained == first.differing - first.at_boundary
+    assert first.unexplained > 0 and first.downstream == 0
+
+
+def test_boundary_distance_in_steps():
+    v = np.array([0.25, 0.5, 1.0, 1.2])
+    assert np.allclose(boundary_distance(v, np.array(0.5), True), [0.0, 0.5, 0.5, 0.1])
+    assert np.allclose(boundary_distance(v, np.array(0.5), False), [0.5, 0.0, 0.0, 0.4])
 
 
 def compile_with_rounding(path, rounding: Rounding):
