@@ -286,3 +286,32 @@ def test_calibrate_inserts_quantizers_in_a_float_model(tmp_path):
     assert [q.op.levels for q in quants] == [255, 7]
     assert result.graph.meta["calibration"]["decision_agreement"] >= 0.9
     assert not CalibrateThresholds(data, T=7).run(result.graph).changed
+
+
+def test_calibrate_requantizes_levels_above_T(tmp_path):
+    """4-bit activations (15 levels) at T = 7: refused without data; with --calibrate data
+    each becomes a 7-level quantizer, the cost is recorded as the decision agreement with
+    the source model, and the SNN is exact for its new quantizers."""
+    import snncc
+    from snncc.compare import run_onnx
+
+    b = modelgen.Builder("q4", (6, 8), seed=6)
+    x = b.quant(b.linear(b.input_quant(), 8, 12), levels=15)
+    x = b.quant(b.linear(x, 12, 8), levels=15)
+    path = tmp_path / "q4.onnx"
+    onnx.save(b.model([b.linear(b.mean(x, [1]), 8, 10)]), path)
+    with pytest.raises(SnnccError, match="quantizer has 15 levels but T = 7"):
+        snncc.compile(path, T=7)
+    data = np.random.default_rng(4).uniform(0, 1, (96, 6, 8))
+    model = snncc.compile(path, T=7, calibrate=data)
+    assert [n.op.levels for n in model.graph.ops(o.Neuron)] == [7, 7]
+    meta = model.graph.meta["calibration"]
+    assert meta["samples"] == 96 and meta["quantizers"] == 2
+    source = run_onnx(path, data, [])[0].argmax(axis=1)  # the 15-level model, onnxruntime
+    agreement = np.mean(model.simulate(data).predictions == source)
+    assert 0.5 < agreement < 1  # requantizing to fewer levels cost some decisions here
+    assert meta["decision_agreement"] == pytest.approx(agreement, abs=1 / 96)
+    step = model.simulate(data, engine="step")
+    ref = model.reference(data)
+    for n in model.graph.ops(o.Neuron):
+        assert np.array_equal(step.counts[n.name], ref[n.name])
