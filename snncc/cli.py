@@ -261,7 +261,7 @@ def compile_cmd(
                                     file=str(dump_dir), fix="choose another --dump-dir"))
     printer = (lambda name, text: out.print(f"// after {name}\n{text}", markup=False)
                ) if print_after_all else None
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _calibration_bar(data):
         warnings.simplefilter("always")
         compiled = snncc.compile(model, T, delay=policy, calibrate=data,
                                  replace_softmax=replace_softmax, frac_bits=frac_bits,
@@ -290,6 +290,21 @@ def compile_cmd(
     out.print(f"compiled {model} -> {output}/ (T={T}, delay={delay}, "
               f"{compiled.steps} steps end to end, targets: sim"
               f"{''.join(', ' + t for t in targets)})")
+
+
+@contextmanager
+def _calibration_bar(data: np.ndarray | None):
+    """With --calibrate: a progress bar over the calibration's runs of the model."""
+    if data is None:
+        yield
+        return
+    from snncc.passes.calibrate_thresholds import calibration_progress
+    from snncc.simulate import progress_bar, progress_step
+
+    with (progress_bar(err) as bar,
+          progress_step(bar, f"calibrating on {len(data)} samples") as step,
+          calibration_progress(step.set)):
+        yield
 
 
 def _print_timings(timings) -> None:

@@ -19,6 +19,7 @@ Each differing code is also explained, from onnxruntime's value at the quantizer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from snncc import ops as o
 from snncc.compiler import CompiledModel
 from snncc.errors import Diagnostic, SnnccError
 
+CHUNK = 256  # inputs per onnxruntime run: a step of the progress bar, a bound on memory
 BOUNDARY = 2.0**-10  # in quantizer steps: the fixed-point budget (2^-12) and float32 slack
 _TO_NEAREST = {"ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN"}  # QONNX modes with .5 bounds
 
@@ -85,9 +87,10 @@ class Agreement:
                            for a in self.layers]}
 
 
-def run_onnx(path: str | Path, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
-    """onnxruntime on `path` with `names` as extra outputs (one sample at a time if the
-    export baked the batch into its shapes)."""
+def run_onnx(path: str | Path, x: np.ndarray, names: list[str],
+             progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """onnxruntime on `path` with `names` as extra outputs, CHUNK inputs per run (one at a
+    time if the export baked the batch into its shapes); `progress(k)` after each run."""
     import onnxruntime as ort
 
     model = onnx.load(str(path))
@@ -108,10 +111,20 @@ def run_onnx(path: str | Path, x: np.ndarray, names: list[str]) -> list[np.ndarr
     wanted = [model.graph.output[0].name] + names
     x32 = x.astype(np.float32)
     try:
-        return [np.asarray(v) for v in sess.run(wanted, {inp.name: x32})]
+        runs, size = [_run_chunk(sess, wanted, inp.name, x32[:CHUNK], progress)], CHUNK
     except Exception:  # noqa: BLE001 - fixed batch of 1: run sample by sample
-        runs = [sess.run(wanted, {inp.name: x32[i:i + 1]}) for i in range(len(x32))]
-        return [np.concatenate([r[k] for r in runs]) for k in range(len(wanted))]
+        runs, size = [], 1
+    runs += [_run_chunk(sess, wanted, inp.name, x32[i:i + size], progress)
+             for i in range(len(runs) * size, len(x32), size)]
+    return [np.concatenate([np.asarray(r[k]) for r in runs]) for k in range(len(wanted))]
+
+
+def _run_chunk(sess, wanted: list[str], name: str, x: np.ndarray,
+               progress: Callable[[int], None] | None) -> list:
+    out = sess.run(wanted, {name: x})
+    if progress:
+        progress(len(x))
+    return out
 
 
 def quantizer_inputs(path: str | Path) -> dict[str, tuple[str, bool]]:
@@ -140,14 +153,16 @@ def boundary_distance(value: np.ndarray, scale: np.ndarray, to_nearest: bool) ->
     return np.abs(z - np.rint(z))
 
 
-def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray) -> Agreement:
+def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
+                 progress: Callable[[int], None] | None = None) -> Agreement:
     """Integer reference vs onnxruntime: codes of every neuron, and argmax decisions; each
-    differing code explained (see the module docstring)."""
+    differing code explained (see the module docstring). `progress(k)` as onnxruntime
+    gets through the inputs."""
     x = model.check_input(x)
     neurons = model.graph.ops(o.Neuron)
     pre = quantizer_inputs(onnx_path)
     extra = [pre[n.name][0] for n in neurons if n.name in pre]
-    outs = run_onnx(onnx_path, x, [n.name for n in neurons] + extra)
+    outs = run_onnx(onnx_path, x, [n.name for n in neurons] + extra, progress)
     pre_values = dict(zip(extra, outs[1 + len(neurons):], strict=True))
     ref = model.reference(x)
     result = Agreement()

@@ -41,46 +41,64 @@ def available_targets() -> list[str]:
 
 def run_demo(console: Console, out_dir: Path, folder: Path | None = None,
              targets: list[str] | None = None) -> dict:
-    from snncc.backends import registry
     from snncc.cli import atomic_dir
-    from snncc.report import compile_report
+    from snncc.simulate import progress_bar
 
     folder = example_dir(folder)
     data = np.load(folder / "digits_test.npz")
     x, y = data["x"], data["y"]
-    qcdq = folder / "digits_vit_qcdq.onnx"
-    float_acc = _accuracy(run_onnx(folder / "digits_vit_float.onnx", x, [])[0], y)
-    model = snncc.compile(qcdq, T=7)
     targets = available_targets() if targets is None else targets
-    with atomic_dir(out_dir) as tmp:
-        model.save(tmp / "model.snn")
-        report = compile_report(model)
-        for t in targets:
-            with console.status(f"emitting {t}"):
-                report["targets"][t] = registry.emit(t, model.graph, tmp / t)
-        result = model.simulate(x, engine="step")
-        agreement = compare_onnx(model, qcdq, x)
-        ref = model.reference(x)
-        exact = all(np.array_equal(result.counts[k], ref[k]) for k in result.counts)
-        calibrated = snncc.compile(folder / "digits_vit_float.onnx", T=7,
-                                   calibrate=np.load(folder / "digits_calib.npz")["x"])
-        calib_acc = float(np.mean(calibrated.simulate(x).predictions == y))
-        summary = {
-            "inputs": len(x), "float_accuracy": float_acc,
-            "qann_onnxruntime_accuracy": _accuracy(run_onnx(qcdq, x, [])[0], y),
-            "snn_accuracy": float(np.mean(result.predictions == y)),
-            "calibrated_float_twin_snn_accuracy": calib_acc,
-            "snn_equals_integer_reference": exact,
-            "onnx_code_agreement": agreement.code_agreement,
-            "onnx_argmax_agreement": agreement.decision_agreement,
-            "steps": model.steps, "targets": ["sim", *targets],
-        }
-        report["demo"] = summary
-        import json
-
-        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    with atomic_dir(out_dir) as tmp, progress_bar(console) as bar:
+        model, result, summary = _run(bar, folder, x, y, targets, tmp)
     _print(console, model, result, summary, out_dir)
     return summary
+
+
+def _run(bar, folder: Path, x: np.ndarray, y: np.ndarray, targets: list[str], tmp: Path):
+    """Every long step of the demo, each a line on the progress display `bar`."""
+    import json
+
+    from snncc.backends import registry
+    from snncc.passes.calibrate_thresholds import calibration_progress
+    from snncc.report import compile_report
+    from snncc.simulate import progress_step
+
+    qcdq, float_onnx = folder / "digits_vit_qcdq.onnx", folder / "digits_vit_float.onnx"
+    with progress_step(bar, "float twin (onnxruntime)", len(x)) as advance:
+        float_acc = _accuracy(run_onnx(float_onnx, x, [], advance)[0], y)
+    with progress_step(bar, "quantized ANN (onnxruntime)", len(x)) as advance:
+        qann_acc = _accuracy(run_onnx(qcdq, x, [], advance)[0], y)
+    with progress_step(bar, "compiling (T=7)"):
+        model = snncc.compile(qcdq, T=7)
+    model.save(tmp / "model.snn")
+    report = compile_report(model)
+    for t in targets:
+        with progress_step(bar, f"emitting {t}"):
+            report["targets"][t] = registry.emit(t, model.graph, tmp / t)
+    with progress_step(bar, "simulating the test split (step engine)", len(x)) as advance:
+        result = model.simulate(x, engine="step", progress=advance)
+    with progress_step(bar, "integer reference vs onnxruntime", len(x)) as advance:
+        agreement = compare_onnx(model, qcdq, x, progress=advance)
+    ref = model.reference(x)
+    exact = all(np.array_equal(result.counts[k], ref[k]) for k in result.counts)
+    calib = np.load(folder / "digits_calib.npz")["x"]
+    with (progress_step(bar, f"calibrating the float twin on {len(calib)} images") as step,
+          calibration_progress(step.set)):
+        calibrated = snncc.compile(float_onnx, T=7, calibrate=calib)
+    with progress_step(bar, "simulating the calibrated SNN", len(x)) as advance:
+        calib_acc = float(np.mean(calibrated.simulate(x, progress=advance).predictions == y))
+    summary = {
+        "inputs": len(x), "float_accuracy": float_acc, "qann_onnxruntime_accuracy": qann_acc,
+        "snn_accuracy": float(np.mean(result.predictions == y)),
+        "calibrated_float_twin_snn_accuracy": calib_acc,
+        "snn_equals_integer_reference": exact,
+        "onnx_code_agreement": agreement.code_agreement,
+        "onnx_argmax_agreement": agreement.decision_agreement,
+        "steps": model.steps, "targets": ["sim", *targets],
+    }
+    report["demo"] = summary
+    (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return model, result, summary
 
 
 def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:

@@ -134,10 +134,9 @@ def synthesis_figures(build: Path, run: bool, console: Console) -> dict | None:
     from snncc.backends.verilog.tools import mul_cells, resource_figures, run_synthesis
 
     if run:
-        from snncc.simulate import progress_bar
+        from snncc.simulate import progress_bar, progress_step
 
-        with progress_bar(console) as bar:
-            bar.add_task("synthesis (yosys)", total=None)
+        with progress_bar(console) as bar, progress_step(bar, "synthesis (yosys, make synth)"):
             return run_synthesis(verilog)
     if not (verilog / "build" / "synth" / "ice40.json").is_file():
         return None
@@ -153,7 +152,7 @@ def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, con
     the one `snncc simulate` wrote."""
     import snncc
     from snncc.measure import check_labels, measure, summarize
-    from snncc.simulate import progress_bar
+    from snncc.simulate import progress_bar, progress_step
 
     path = build / "report.json"
     base = read_report(path)
@@ -167,9 +166,8 @@ def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, con
     x = model.check_input(x)
     if y is not None:
         check_labels(y, len(x))
-    with progress_bar(console) as bar:
-        task = bar.add_task("simulating", total=len(x))
-        measured = measure(model, x, engine=engine, progress=lambda k: bar.advance(task, k))
+    with progress_bar(console) as bar, progress_step(bar, "simulating", len(x)) as advance:
+        measured = measure(model, x, engine=engine, progress=advance)
     summary = summarize(model, x, y, measured, engine)
     report = simulation_report(model, base, measured.counts, summary["firing_rates"], summary,
                                energy=energy, rasters=measured.rasters)

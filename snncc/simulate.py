@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from snncc import ops as o
 from snncc.compiler import CompiledModel
@@ -15,9 +28,52 @@ from snncc.errors import Diagnostic, SnnccError
 from snncc.report import short_name
 
 
-def progress_bar(console: Console) -> Progress:
-    return Progress("[progress.description]{task.description}", BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+class _Count(MofNCompleteColumn):
+    """done/total, blank while the total is unknown (a spinner and the time say enough)."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.total is None else super().render(task)
+
+
+def progress_bar(console: Console | None = None) -> Progress:
+    """The progress display of every long step: a named spinner, a bar, done/total and the
+    elapsed time, erased when done.
+
+    It goes to stderr, never to stdout (`console` is used only if it writes elsewhere, as
+    in tests), and is off when that is not a terminal; rich's TTY_COMPATIBLE=1 (or
+    FORCE_COLOR) forces it on, TTY_COMPATIBLE=0 off.
+    """
+    if console is None or console.file is sys.stdout:
+        console = Console(stderr=True)
+    return Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
+                    _Count(), TimeElapsedColumn(), console=console, transient=True,
+                    redirect_stdout=False, disable=not console.is_terminal)
+
+
+@dataclass
+class Step:
+    """One line of a progress display: call it to advance by k, or `set` done and total."""
+
+    bar: Progress
+    task: TaskID
+
+    def __call__(self, k: int = 1) -> None:
+        self.bar.advance(self.task, k)
+
+    def set(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+
+@contextmanager
+def progress_step(bar: Progress, description: str, total: int | None = None) -> Iterator[Step]:
+    """One named line on `bar` while a step runs (a spinner until a total is known),
+    removed when the step ends."""
+    task = bar.add_task(description, total=total)
+    try:
+        yield Step(bar, task)
+        bar.refresh()  # show the line complete before it goes
+    finally:
+        bar.remove_task(task)
 
 
 def conversion_error(model: CompiledModel, x: np.ndarray, counts: dict[str, np.ndarray]
@@ -42,10 +98,16 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
         if len(y) != len(x):
             raise SnnccError(Diagnostic(f"{len(y)} labels for {len(x)} inputs",
                                         fix="pass one label per input"))
+    agreement = None
     with progress_bar(console) as bar:
-        task = bar.add_task("simulating", total=len(x))
-        measured = measure(model, x, engine=engine, trace=trace is not None,
-                           progress=lambda k: bar.advance(task, k))
+        with progress_step(bar, "simulating", len(x)) as advance:
+            measured = measure(model, x, engine=engine, trace=trace is not None,
+                               progress=advance)
+        if compare is not None:
+            from snncc.compare import compare_onnx
+
+            with progress_step(bar, "onnxruntime (--compare-onnx)", len(x)) as advance:
+                agreement = compare_onnx(model, compare, x, progress=advance)
     result = measured.result
     summary: dict = {"inputs": len(x), "steps": result.steps, "engine": engine}
     if y is not None:
@@ -58,10 +120,7 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
     _rates_table(console, model, result, errors)
     console.print(f"end-to-end time steps: {result.steps} (T = {model.T}, delay "
                   f"{model.delay}, {model.neuron_layers} neuron layers on the longest path)")
-    if compare is not None:
-        from snncc.compare import compare_onnx
-
-        agreement = compare_onnx(model, compare, x)
+    if agreement is not None:
         summary["onnx"] = agreement.to_json()
         _agreement_table(console, model, agreement)
     if trace is not None:

@@ -131,13 +131,14 @@ def logit_divergence(want: np.ndarray, got: np.ndarray, readout: str,
 # ---------------------------------------------------------------- rungs
 
 
-def onnx_rung(model, onnx_path: Path | None, x: np.ndarray) -> Rung:
+def onnx_rung(model, onnx_path: Path | None, x: np.ndarray,
+              progress: Callable[[int], None] | None = None) -> Rung:
     name = "onnxruntime ↔ integer reference"
     if onnx_path is None:
         return Rung(name, SKIP, detail="no ONNX model (pass --onnx)")
     from snncc.compare import compare_onnx
 
-    a = compare_onnx(model, onnx_path, x)
+    a = compare_onnx(model, onnx_path, x, progress=progress)
     div = None
     for layer in a.layers:
         if layer.first is None or layer.ort_code is None or layer.snn_code is None:
@@ -247,19 +248,17 @@ def run_ladder(build: Path, x: np.ndarray, console, onnx_path: Path | None = Non
     import snncc
     from snncc.hwrungs import hardware_rungs
     from snncc.report import read_report, write_report
-    from snncc.simulate import progress_bar
+    from snncc.simulate import progress_bar, progress_step
 
     model = snncc.load(build / "model.snn")
     x = model.check_input(x, file=file)
     report = read_report(build / "report.json")
     onnx_path = onnx_path or _source_onnx(report)
     with progress_bar(console) as bar:
-        task = bar.add_task("onnxruntime", total=None)
-        rungs = [onnx_rung(model, onnx_path, x)]
-        bar.remove_task(task)
-        task = bar.add_task("interpreter (step engine)", total=len(x))
-        rung, golden = interpreter_rung(model, x, lambda k: bar.advance(task, k))
-        bar.remove_task(task)
+        with progress_step(bar, "onnxruntime", len(x)) as advance:
+            rungs = [onnx_rung(model, onnx_path, x, advance)]
+        with progress_step(bar, "interpreter (step engine)", len(x)) as advance:
+            rung, golden = interpreter_rung(model, x, advance)
         rungs.append(rung)
         rungs += hardware_rungs(build, model, x, golden, rtl_simulator, bar)
     print_rungs(console, rungs)

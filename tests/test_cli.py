@@ -2,10 +2,13 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
+import onnx
+import onnx.parser
 import pytest
 
 import snncc
@@ -15,10 +18,16 @@ from snncc.passes import Pass, PassResult
 from snncc.pipeline import run_pipeline
 
 
-def snncc_cmd(*args, cwd=None):
+def snncc_cmd(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "snncc", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=300,
-                          env={**os.environ, "COLUMNS": "200"})
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def progress_lines(stderr: str) -> list[str]:
+    """The frames of rich's live display, without colours and cursor movements."""
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", stderr)
+    return [line.strip() for line in text.replace("\r", "\n").splitlines() if "━" in line]
 
 
 def test_version():
@@ -63,6 +72,43 @@ def test_compile_then_simulate(tmp_path, tiny_models):
     first = model.graph.ops(snncc.ops.Neuron)[0]
     assert np.array_equal(trains[first.name.replace("/", ".")].sum(axis=0),
                           result.counts[first.name])
+
+
+FLOAT_MLP = """<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 4] x) => (float[N, 3] y)
+<float[4, 3] w = {1.0, -1.0, 0.5, 2.0, 0.0, 1.0, -0.5, 1.0, 1.0, 0.25, 0.5, -1.0},
+ float[3, 3] w2 = {1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0}> {
+    h = MatMul(x, w)
+    r = Relu(h)
+    y = MatMul(r, w2)
+}"""
+
+
+def test_long_steps_show_progress_on_stderr_when_it_is_a_terminal(tmp_path, tiny_models):
+    build = tmp_path / "b"
+    assert snncc_cmd("compile", tiny_models["cnn"], "-o", build).returncode == 0
+    model = snncc.load(build / "model.snn")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(0, 1, (40,) + model.input_shape))
+    args = ("simulate", build / "model.snn", "--input", tmp_path / "x.npy", "--compare-onnx",
+            tiny_models["cnn"])
+    forced = snncc_cmd(*args, env={"TTY_COMPATIBLE": "1"})  # rich: treat stderr as a terminal
+    assert forced.returncode == 0, forced.stderr
+    frames = progress_lines(forced.stderr)
+    assert any(re.fullmatch(r"simulating ━+ 40/40 \d:\d\d:\d\d", f) for f in frames), frames
+    assert any(re.fullmatch(r"onnxruntime \(--compare-onnx\) ━+ 40/40 \d:\d\d:\d\d", f)
+               for f in frames), frames
+    assert "simulating ━" not in forced.stdout
+    piped = snncc_cmd(*args)  # stderr a pipe: no progress display, not even a blank line
+    assert piped.returncode == 0 and piped.stderr == ""
+    assert piped.stdout == re.sub(r"\x1b\[[0-9;]*m", "", forced.stdout)
+    (tmp_path / "float.onnx").write_bytes(onnx.parser.parse_model(FLOAT_MLP).SerializeToString())
+    np.save(tmp_path / "calib.npy", np.random.default_rng(1).uniform(0, 1, (64, 4)))
+    calibrated = snncc_cmd("compile", tmp_path / "float.onnx", "--calibrate",
+                           tmp_path / "calib.npy", "-o", tmp_path / "c",
+                           env={"TTY_COMPATIBLE": "1"})
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert any(f.startswith("calibrating on 64 samples ━") for f in progress_lines(
+        calibrated.stderr)), calibrated.stderr
 
 
 def test_simulate_with_labels_prints_accuracy(tmp_path, tiny_models):

@@ -11,6 +11,9 @@ agreement of the model's decisions before and after is recorded in ``graph.meta`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +26,19 @@ from snncc.reference import evaluate
 
 INPUT_BITS = 8
 PERCENTILES = (99.0, 99.9, 99.99, 100.0)
+_progress: ContextVar[Callable[[int, int], None] | None] = ContextVar("calibration_progress",
+                                                                      default=None)
+
+
+@contextmanager
+def calibration_progress(callback: Callable[[int, int], None]) -> Iterator[None]:
+    """While active, the pass calls `callback(done, total)` after each full evaluation of
+    the model on the data (the CLI's progress bar; pass options hold no callbacks)."""
+    token = _progress.set(callback)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
 
 
 @register
@@ -34,9 +50,12 @@ class CalibrateThresholds(Pass):
 
     def run(self, graph: Graph) -> PassResult:
         feeds = {graph.inputs[0]: np.asarray(self.data, np.float64)}
-        before = _decisions(graph, feeds)
         sites = _sites(graph, self.T)
-        for name, kind in sites:
+        report = _progress.get() or (lambda done, total: None)
+        total = len(sites) + 2  # the decisions before and after, and one run per site
+        before = _decisions(graph, feeds)
+        report(1, total)
+        for k, (name, kind) in enumerate(sites):
             values = evaluate(graph, feeds)[name]
             if kind == "input":
                 _quantize_after(graph, name, _input_quantizer(values))
@@ -47,7 +66,9 @@ class CalibrateThresholds(Pass):
                 src = evaluate(graph, feeds)[graph.node(name).inputs[0]]
                 new = _best_quantizer(src, self.T, old.rounding)
                 graph.replace_op(name, new)
+            report(k + 2, total)
         after = _decisions(graph, feeds)
+        report(total, total)
         graph.meta["calibration"] = {
             "samples": int(len(self.data)), "quantizers": len(sites),
             "decision_agreement": float(np.mean(before == after)) if len(before) else 1.0,
