@@ -183,3 +183,73 @@ def test_printed_form_is_stable_for_a_model(tmp_path):
     path = tmp_path / "c.onnx"
     onnx.save(modelgen.tiny_cnn(), path)
     assert print_graph(import_onnx(path)) == print_graph(import_onnx(path))
+
+
+def _at_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
+    """The same graph declared at `opset`; from 18 on ReduceMean takes its axes as an input."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    m.opset_import[0].version = opset
+    if opset >= 18:
+        for node in m.graph.node:
+            if node.op_type == "ReduceMean":
+                (axes,) = [a for a in node.attribute if a.name == "axes"]
+                name = f"{node.name}/axes"
+                m.graph.initializer.append(onnx.numpy_helper.from_array(
+                    np.array(axes.ints, np.int64), name))
+                node.input.append(name)
+                node.attribute.remove(axes)
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+@pytest.mark.parametrize("opset", [13, 21])
+def test_opsets_13_to_21_load_into_the_same_ir(tmp_path, opset):
+    base = modelgen.tiny_transformer(seed=2)
+    paths = []
+    for k, version in enumerate((17, opset)):
+        paths.append(tmp_path / f"m{k}.onnx")
+        onnx.save(_at_opset(base, version), paths[-1])
+    x = np.random.default_rng(0).uniform(0, 1, (4, 8, 8))
+    assert np.allclose(run_ir(paths[1], x), run_ort(paths[1], x), atol=1e-5)
+    assert print_graph(import_onnx(paths[0]), anonymous=True) == print_graph(
+        import_onnx(paths[1]), anonymous=True)
+
+
+def test_cast_and_unsqueeze_shape_chains_fold(tmp_path):
+    """The PyTorch exporter's shape arithmetic: Shape -> Gather -> Cast -> Unsqueeze ->
+    Concat -> Reshape, with a Cast of a constant on the way."""
+    path = parse(HEADER + """
+    g (float[N, 4, 6] x) => (float[N, 2, 3, 4] y)
+    <int64 one = {1}, int64[1] ax = {0}, float[1] three = {3.0}> {
+        sh = Shape(x)
+        n = Gather <axis: int = 0> (sh, one)
+        nf = Cast <to: int = 1> (n)
+        ni = Cast <to: int = 7> (nf)
+        u = Unsqueeze(ni, ax)
+        s3 = Cast <to: int = 7> (three)
+        t = Transpose <perm: ints = [0, 2, 1]> (x)
+        b = Constant <value = int64[2] {-1, 2}> ()
+        cat = Concat <axis: int = 0> (b, s3, u)
+        y = Reshape(t, cat)
+    }""", tmp_path)
+    g = import_onnx(path)
+    assert [type(n.op).__name__ for n in g.topo()] == ["Input", "Transpose", "Reshape"]
+    (r,) = g.ops(o.Reshape)
+    assert r.op.shape == (2, 3, 4)
+    x = np.random.default_rng(1).uniform(0, 1, (3, 4, 6)).astype(np.float32)
+    assert np.array_equal(run_ir(path, x), run_ort(path, x))
+
+
+def test_qonnx_intquant_is_a_quantizer(tmp_path):
+    path = parse("""<ir_version: 8, opset_import: ["" : 17, "qonnx.custom_op.general" : 1]>
+    g (float[N, 3] x) => (float[N, 3] y)
+    <float s = {0.25}, float z = {0.0}, float b = {3.0}> {
+        y = qonnx.custom_op.general.IntQuant <signed: int = 0, narrow: int = 0, rounding_mode: string = "ROUND"> (x, s, z, b)
+    }""", tmp_path)
+    g = import_onnx(path)
+    (q,) = g.ops(o.QuantAct)
+    assert (q.op.lo, q.op.hi, q.op.rounding.value) == (0, 7, "half_even")
+    x = np.array([[0.125, 0.375, 2.0], [-1.0, 0.6, 0.625]])  # ties 0.5 and 1.5 to even
+    out = evaluate(g, {g.inputs[0]: x}, keep=False)[g.outputs[0]]
+    assert out.tolist() == [[0.0, 0.5, 1.75], [0.0, 0.5, 0.5]]
