@@ -283,6 +283,20 @@ def test_compile_and_simulate_reports(transformer_build, tiny_models):
     assert set(sim["rasters"]) == {r["name"] for r in rows.values() if r["kind"] == "dif-neuron"}
 
 
+def test_firing_rate_is_spikes_per_neuron_over_levels(transformer_build):
+    report = json.loads((transformer_build / "report.json").read_text())
+    model = snncc.load(transformer_build / "model.snn")
+    counts = model.simulate(np.load(transformer_build.parent / "x.npy")).counts
+    neurons = [r for r in report["layers"] if r["kind"] == "dif-neuron"]
+    assert len(neurons) == len(model.graph.ops(o.Neuron))
+    for row in neurons:
+        mean = float(counts[row["name"]].mean())  # spikes per neuron per inference
+        assert row["spikes_per_neuron"] == pytest.approx(mean)
+        assert row["firing_rate"] == pytest.approx(mean / row["levels"])
+        assert row["spikes_per_neuron"] == pytest.approx(row["firing_rate"] * row["levels"])
+    assert any(row["spikes_per_neuron"] > 1 for row in neurons)  # the two differ: L > 1
+
+
 def test_report_command_table_and_energy_model(transformer_build):
     res = cli("report", transformer_build, "--pj-ac", "0.45")
     assert res.exit_code == 0, res.output
