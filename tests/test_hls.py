@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -349,9 +348,7 @@ puts [join $::log \n]
 def test_build_script_runs_the_flow(build):
     """build_prj.tcl under tclsh with the Vitis commands stubbed: the steps it runs and
     the options -tclargs overrides."""
-    tclsh = shutil.which("tclsh")
-    if tclsh is None:
-        pytest.skip("tclsh is not installed")
+    tclsh = require_tool("tclsh")
     b = build("cnn")
     run = subprocess.run([tclsh], input=_VITIS_STUBS, cwd=b.folder, capture_output=True,
                          text=True, check=True)
