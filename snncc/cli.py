@@ -6,6 +6,7 @@ with no traceback unless --debug is given.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -113,7 +114,7 @@ def atomic_dir(target: Path):
         shutil.rmtree(tmp, ignore_errors=True)
         raise SnnccError(Diagnostic(f"cannot write the output ({_why(e)}); the previous "
                                     "output, if any, is unchanged", file=str(target),
-                                    fix="free space or choose another folder with -o")) from None
+                                    fix=_what_to_do(e))) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -141,6 +142,14 @@ def _move_into_place(tmp: Path, target: Path) -> None:
         old.rename(target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _what_to_do(e: OSError) -> str:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "free space or choose another folder with -o"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "choose a writable folder with -o"
+    return "choose another folder with -o"
 
 
 def _why(e: OSError) -> str:

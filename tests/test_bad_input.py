@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,6 +364,19 @@ CATALOGUE = [
          "build: cannot write the output (No space left on device); the previous output, if "
          "any, is unchanged. Fix: free space or choose another folder with -o",
          writes("mlp.onnx", mlp), in_process=True),
+    Case("output-permission-denied", "an output folder that cannot be written (permission "
+         "denied, simulated)", ("compile", "mlp.onnx", "-o", "build"),
+         "build: cannot create the output folder (Permission denied). Fix: choose a writable "
+         "folder with -o", writes("mlp.onnx", mlp), in_process=True),
+    Case("output-read-only", "an output folder on a read-only file system (simulated)",
+         ("compile", "mlp.onnx", "-o", "out/build"),
+         "out/build: cannot create the output folder (Read-only file system). Fix: choose a "
+         "writable folder with -o", writes("mlp.onnx", mlp), in_process=True),
+    Case("output-not-replaceable", "a previous output folder that cannot be replaced "
+         "(permission denied, simulated)", ("compile", "mlp.onnx", "-o", "build"),
+         "build: cannot write the output (Permission denied); the previous output, if any, is "
+         "unchanged. Fix: choose a writable folder with -o", writes("mlp.onnx", mlp),
+         in_process=True),
 ]
 BY_ID = {c.id: c for c in CATALOGUE}
 
@@ -478,6 +492,38 @@ def test_full_disk_while_writing(tmp_path, monkeypatch, capsys):
     code, err = run_main(monkeypatch, capsys, *case.argv)
     assert (code, err) == (1, f"error: {case.expected()}\n")
     assert snapshot(tmp_path / "build") == before and leftovers(tmp_path) == []
+
+
+def refuse(code: int) -> Callable[..., None]:
+    """A stand-in for a file-system call that fails as it would on a folder one may not
+    write (as root, chmod does not stop writes, so the tests simulate it)."""
+    def fail(*args, **kwargs) -> None:
+        raise OSError(code, os.strerror(code), str(args[0]) if args else None)
+    return fail
+
+
+# where atomic_dir meets each refusal: creating the temporary folder, creating the
+# missing parent folders, and moving the finished build over the previous one
+UNWRITABLE = {"output-permission-denied": (tempfile, "mkdtemp", errno.EACCES),
+              "output-read-only": (Path, "mkdir", errno.EROFS),
+              "output-not-replaceable": (Path, "rename", errno.EACCES)}
+
+
+@pytest.mark.parametrize("case_id", UNWRITABLE)
+def test_an_output_folder_that_cannot_be_written(case_id, tmp_path, monkeypatch, capsys):
+    """One message, exit 1, no traceback; a previous build untouched, nothing left behind."""
+    case = BY_ID[case_id]
+    case.make(tmp_path)
+    before = write_previous_build(tmp_path / "build")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    where, name, code = UNWRITABLE[case_id]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(where, name, refuse(code))
+    exit_code, err = run_main(monkeypatch, capsys, *case.argv)
+    monkeypatch.undo()
+    assert (exit_code, err) == (1, f"error: {case.expected()}\n")
+    assert snapshot(tmp_path / "build") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # no out/, no .build.*
 
 
 def test_interrupted_compile(tmp_path, monkeypatch, capsys):
