@@ -403,9 +403,12 @@ def report_cmd(
         write_report(report, build / "report.json")
     print_report(out, report)
     if html is not None:
-        from snncc.html_report import write_html
+        from snncc.html_report import render_html
+        from snncc.report import atomic_file
 
-        write_html(report, html, layers)
+        text = render_html(report, layers)
+        with atomic_file(html, "HTML report") as tmp:
+            tmp.write_text(text, encoding="utf-8")
         out.print(f"HTML report written to {html}")
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -196,19 +198,33 @@ def read_report(path: Path) -> dict | None:
         return None
 
 
-def write_report(report: dict, path: Path) -> None:
-    """Write atomically: a reader never sees half a report."""
+@contextmanager
+def atomic_file(path: Path, what: str = "report") -> Iterator[Path]:
+    """Yield a temporary file beside `path` to write; move it over `path` once complete.
+
+    A reader never sees half a file, and a failed or interrupted write removes the
+    temporary file and leaves a previous `path` exactly as it was.
+    """
     from snncc.errors import Diagnostic, SnnccError
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
+        yield tmp
         tmp.replace(path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise SnnccError(Diagnostic(f"cannot write the report ({e.strerror or e})",
+        raise SnnccError(Diagnostic(f"cannot write the {what} ({e.strerror or e})",
                                     file=str(path), fix="choose a writable path")) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: dict, path: Path) -> None:
+    """Write atomically: a reader never sees half a report."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(v):

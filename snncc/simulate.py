@@ -25,7 +25,7 @@ from rich.text import Text
 from snncc import ops as o
 from snncc.compiler import CompiledModel
 from snncc.errors import Diagnostic, SnnccError
-from snncc.report import short_name
+from snncc.report import atomic_file, short_name
 
 
 class _Count(MofNCompleteColumn):
@@ -124,11 +124,13 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
         summary["onnx"] = agreement.to_json()
         _agreement_table(console, model, agreement)
     if trace is not None:
-        np.savez_compressed(trace, **{k.replace("/", "."): v for k, v in result.trains.items()})
+        with atomic_file(trace, "trace") as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **{k.replace("/", "."): v for k, v in result.trains.items()})
         console.print(f"spike trains written to {trace}")
     if output is not None:
-        np.savez(output, logits=result.logits, predictions=result.predictions,
-                 logits_int=result.logits_int)
+        with atomic_file(output, "output") as tmp, open(tmp, "wb") as f:
+            np.savez(f, logits=result.logits, predictions=result.predictions,
+                     logits_int=result.logits_int)
         console.print(f"logits and predictions written to {output}")
     summary["firing_rates"] = result.firing_rates(model.graph)
     summary["conversion_error"] = errors

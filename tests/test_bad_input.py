@@ -9,6 +9,7 @@ each bad one names the lines it changes.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import subprocess
@@ -524,6 +525,76 @@ def test_an_output_folder_that_cannot_be_written(case_id, tmp_path, monkeypatch,
     assert (exit_code, err) == (1, f"error: {case.expected()}\n")
     assert snapshot(tmp_path / "build") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == names  # no out/, no .build.*
+
+
+def save_half_then(fault: BaseException, real: Callable) -> Callable:
+    """A numpy save (`real`) that writes the first half of its bytes, then fails."""
+    def save(file, *args, **kwargs):
+        whole = io.BytesIO()
+        real(whole, *args, **kwargs)
+        half = whole.getvalue()[: len(whole.getvalue()) // 2]
+        if hasattr(file, "write"):
+            file.write(half)
+        else:
+            Path(file).write_bytes(half)
+        raise fault
+    return save
+
+
+FULL = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+SIMULATE_FILES = {"--trace": ("t.npz", "savez_compressed", "trace"),
+                  "--output": ("o.npz", "savez", "output")}
+
+
+@pytest.mark.parametrize("fault", [FULL, KeyboardInterrupt()], ids=["disk-full", "ctrl-c"])
+@pytest.mark.parametrize("flag", SIMULATE_FILES)
+def test_simulate_files_are_replaced_whole_or_not_at_all(flag, fault, tmp_path, monkeypatch,
+                                                         capsys):
+    """--trace and --output go through a temporary file: a write that fails half way leaves
+    the previous file byte for byte and no temporary file."""
+    name, save, what = SIMULATE_FILES[flag]
+    with_array("x.npy", np.zeros((2, 4), np.float32))(tmp_path)
+    (tmp_path / name).write_bytes(b"the previous file")
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(np, save, save_half_then(fault, getattr(np, save)))
+        code, err = run_main(m, capsys, "simulate", "build/model.snn", "--input", "x.npy",
+                             flag, name)
+    if isinstance(fault, OSError):
+        assert (code, err) == (1, f"error: {name}: cannot write the {what} (No space left on "
+                                  "device). Fix: choose a writable path\n")
+    else:
+        assert code == 130 and "Traceback" not in err
+    assert (tmp_path / name).read_bytes() == b"the previous file"
+    assert leftovers(tmp_path) == []
+    code, _ = run_main(monkeypatch, capsys, "simulate", "build/model.snn", "--input", "x.npy",
+                       flag, name)  # the control: without the fault the file is replaced
+    assert code == 0 and len(np.load(tmp_path / name).files) > 0 and leftovers(tmp_path) == []
+
+
+def test_html_report_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch, capsys):
+    with_array("x.npy", np.zeros((2, 4), np.float32))(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert run_main(monkeypatch, capsys, "simulate", "build/model.snn", "--input",
+                    "x.npy")[0] == 0
+    (tmp_path / "r.html").write_text("the previous page\n")
+    real = Path.write_text
+
+    def write_text(self: Path, text: str, *args, **kwargs):
+        if self.name.startswith((".r.html", "r.html")):  # half the page, then a full disk
+            real(self, text[: len(text) // 2], *args, **kwargs)
+            raise FULL
+        return real(self, text, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "write_text", write_text)
+        code, err = run_main(m, capsys, "report", "build", "--html", "r.html")
+    assert (code, err) == (1, "error: r.html: cannot write the HTML report (No space left on "
+                              "device). Fix: choose a writable path\n")
+    assert (tmp_path / "r.html").read_text() == "the previous page\n"
+    assert leftovers(tmp_path) == [] and leftovers(tmp_path / "build") == []
+    assert run_main(monkeypatch, capsys, "report", "build", "--html", "r.html")[0] == 0
+    assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
 
 
 def test_interrupted_compile(tmp_path, monkeypatch, capsys):
