@@ -17,10 +17,15 @@ its report lines are parsed: ``MISMATCH vector v layer l neuron i: count c, expe
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +41,46 @@ RTL = "interpreter ↔ RTL simulation"
 TIMEOUT = 3600
 
 
-def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
-                          check=False)
+def _run(cmd: list[str], cwd: Path, on_line: Callable[[str], None] | None = None
+         ) -> subprocess.CompletedProcess:
+    """Run `cmd` for at most TIMEOUT seconds. With `on_line`, its output (stdout and stderr
+    as one stream) is read as it comes and each line passed on, for a progress bar."""
+    if on_line is None:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
+                              check=False)
+    lines: list[str] = []
+    killed = threading.Event()
+    if shutil.which("stdbuf"):  # the simulators' stdio would hold the lines back otherwise
+        cmd = ["stdbuf", "-oL", *cmd]
+    # its own process group, so that a timeout or an interruption ends make's children too
+    with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, start_new_session=True) as proc:
+        timer = threading.Timer(TIMEOUT, lambda: (killed.set(), _kill_group(proc)))
+        timer.start()
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                on_line(line)
+        except BaseException:  # Ctrl-C, or SIGTERM's exit: make's children end too
+            _kill_group(proc)
+            raise
+        finally:
+            timer.cancel()
+    if killed.is_set():
+        raise subprocess.TimeoutExpired(cmd, TIMEOUT, output="".join(lines))
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines), "")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def count_vectors(progress: Callable[[int], None] | None) -> Callable[[str], None] | None:
+    """An `on_line` that advances `progress` by one per testbench ``VECTOR`` line."""
+    if progress is None:
+        return None
+    return lambda line: progress(1) if line.startswith("VECTOR ") else None
 
 
 def _tail(text: str, lines: int = 6) -> str:
@@ -163,7 +205,8 @@ def parse_rtl(text: str, graph, probes: list[str]) -> tuple[Divergence | None, f
     return first_mismatch(text, graph, probes), agreement, figures
 
 
-def _simulate_rtl(rtl: Path, graph, x: np.ndarray, target: str) -> str:
+def _simulate_rtl(rtl: Path, graph, x: np.ndarray, target: str,
+                  on_line: Callable[[str], None] | None = None) -> str:
     """The testbench's log on inputs `x`; the emitted golden vectors are put back after."""
     from snncc.backends.verilog import write_vectors
 
@@ -174,7 +217,7 @@ def _simulate_rtl(rtl: Path, graph, x: np.ndarray, target: str) -> str:
             shutil.copytree(vectors, saved)
         try:
             write_vectors(graph, rtl, x)
-            ran = _run(["make", target], rtl)
+            ran = _run(["make", target], rtl, on_line)
         finally:
             if saved.is_dir():
                 shutil.rmtree(vectors, ignore_errors=True)
@@ -182,13 +225,15 @@ def _simulate_rtl(rtl: Path, graph, x: np.ndarray, target: str) -> str:
     return ran.stdout + ran.stderr
 
 
-def rtl_rung(build: Path, model, x: np.ndarray, choice: str) -> Rung:
+def rtl_rung(build: Path, model, x: np.ndarray, choice: str,
+             progress: Callable[[int], None] | None = None) -> Rung:
+    """`progress(1)` as the testbench finishes each input."""
     rtl = (build / "verilog").resolve()
     sim = _simulator(choice)
     if sim is None:
         return Rung(RTL, SKIP, detail=f"no RTL simulator installed ({choice})")
     target, simulator = sim
-    text = _simulate_rtl(rtl, model.graph, x, target)
+    text = _simulate_rtl(rtl, model.graph, x, target, count_vectors(progress))
     report = read_report(build / "report.json") or {}
     probes = ((report.get("targets") or {}).get("verilog") or {}).get("probes") or [
         n.name for n in model.graph.ops(o.Neuron)]
@@ -209,18 +254,23 @@ def rtl_rung(build: Path, model, x: np.ndarray, choice: str) -> Rung:
 
 def hardware_rungs(build: Path, model, x: np.ndarray, golden: dict, rtl_simulator: str,
                    bar) -> list[Rung]:
-    """The rungs of the hardware folders present in `build`, with a progress line each."""
+    """The rungs of the hardware folders present in `build`, with a progress line each:
+    the HLS testbench reports nothing until it ends (a spinner and the elapsed time), the
+    RTL testbench one line per input (a bar over the inputs)."""
+    from snncc.simulate import progress_step
+
     rungs = []
-    for folder, title, run in (
-            ("hls", "HLS C simulation (g++)", lambda: hls_rung(build, model, x, golden)),
-            ("verilog", "RTL simulation", lambda: rtl_rung(build, model, x, rtl_simulator))):
+    for folder, title, total, run in (
+            ("hls", f"HLS C simulation (make, g++; {len(x)} inputs)", None,
+             lambda step: hls_rung(build, model, x, golden)),
+            ("verilog", "RTL simulation (make, inputs done)", len(x),
+             lambda step: rtl_rung(build, model, x, rtl_simulator, step))):
         if not (build / folder).is_dir():
             continue
-        task = bar.add_task(title, total=None)
-        try:
-            rungs.append(run())
-        except (OSError, subprocess.TimeoutExpired) as e:
-            rungs.append(Rung(HLS if folder == "hls" else RTL, FAIL,
-                              detail=f"could not run: {e}"))
-        bar.remove_task(task)
+        with progress_step(bar, title, total) as step:
+            try:
+                rungs.append(run(step))
+            except (OSError, subprocess.TimeoutExpired) as e:
+                rungs.append(Rung(HLS if folder == "hls" else RTL, FAIL,
+                                  detail=f"could not run: {e}"))
     return rungs

@@ -546,6 +546,17 @@ def test_rtl_log_parsing_names_layer_and_element(tiny_models):
     assert figures == {"cycles per inference (min/mean/max)": "900 / 925 / 950"}
 
 
+def test_rtl_progress_advances_per_testbench_vector(tmp_path, monkeypatch):
+    done = []
+    script = "printf 'building\\nVECTOR 0 cycles 9 ok\\n' ; echo oops >&2 ; echo 'VECTOR 1 cycles 9 FAIL'"
+    ran = hwrungs._run(["sh", "-c", script], tmp_path, hwrungs.count_vectors(done.append))
+    assert ran.returncode == 0 and done == [1, 1]
+    assert ran.stdout == "building\nVECTOR 0 cycles 9 ok\noops\nVECTOR 1 cycles 9 FAIL\n"
+    monkeypatch.setattr(hwrungs, "TIMEOUT", 0.5)
+    with pytest.raises(subprocess.TimeoutExpired):
+        hwrungs._run(["sh", "-c", "echo VECTOR 0; sleep 30"], tmp_path, lambda line: None)
+
+
 def test_non_exact_delay_reports_conversion_error(tmp_path, tiny_models):
     build = tmp_path / "b"
     np.save(tmp_path / "x.npy", np.random.default_rng(8).uniform(0, 1, (12, 1, 8, 8)))
