@@ -55,8 +55,13 @@ def _run(cmd: list[str], cwd: Path, on_line: Callable[[str], None] | None = None
     # its own process group, so that a timeout or an interruption ends make's children too
     with subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, start_new_session=True) as proc:
-        timer = threading.Timer(TIMEOUT, lambda: (killed.set(), _kill_group(proc)))
+        def timeout() -> None:
+            killed.set()
+            _kill_group(proc)
+
+        timer = threading.Timer(TIMEOUT, timeout)
         timer.start()
+        assert proc.stdout is not None  # stdout=PIPE
         try:
             for line in proc.stdout:
                 lines.append(line)
