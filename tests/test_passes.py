@@ -24,7 +24,9 @@ from snncc.passes.temporal_decomposition import TemporalDecomposition
 from snncc.reference import evaluate
 
 HEADER = '<ir_version: 8, opset_import: ["" : 17]>'
-RNG = np.random.default_rng(0)
+def rng() -> np.random.Generator:
+    """A fresh generator per use: a test's data does not depend on which tests ran before."""
+    return np.random.default_rng(0)
 
 
 def load_text(text: str, tmp_path) -> "Graph":  # noqa: F821
@@ -80,7 +82,7 @@ g (float[N, 2, 3, 3] x) => (float[N, 2, 3, 3] y)
 
 def test_fold_batchnorm_into_float_weights(tmp_path):
     g = load_text(BN_TEXT, tmp_path)
-    x = RNG.normal(size=(3, 2, 3, 3))
+    x = rng().normal(size=(3, 2, 3, 3))
     result = run_twice(FoldBatchNorm(), g, x)
     assert result.changed
     assert kinds(result.graph) == ["Input", "Conv", "Affine"]
@@ -94,7 +96,7 @@ def test_fold_batchnorm_into_float_weights(tmp_path):
 
 def test_fold_batchnorm_keeps_quantized_weights_exact(tmp_path):
     g = load_model(modelgen.tiny_cnn(), tmp_path)
-    x = RNG.uniform(0, 1, (4, 1, 8, 8))
+    x = rng().uniform(0, 1, (4, 1, 8, 8))
     codes_before = [n.op.weight.values.copy() for n in g.ops(o.Conv)]
     result = run_twice(FoldBatchNorm(), g, x)
     assert result.changed and not result.graph.ops(o.BatchNorm)
@@ -110,7 +112,7 @@ def test_canonicalize_moves_bn_between_transposes_next_to_the_linear(tmp_path):
     FoldBatchNorm().run(g)
     assert any(isinstance(n.op, o.Transpose) and isinstance(g.node(n.inputs[0]).op, o.Dense)
                for n in g.topo())
-    x = RNG.uniform(0, 1, (4, 8, 8))
+    x = rng().uniform(0, 1, (4, 8, 8))
     result = run_twice(Canonicalize(), g, x)
     assert result.changed
     for n in result.graph.ops(o.Dense):
@@ -125,7 +127,7 @@ def test_canonicalize_sinks_a_token_mean_below_the_head(tmp_path):
         y = MatMul(m, w)
     }""", tmp_path)
     assert kinds(g) == ["Input", "ReduceSum", "Affine", "Dense"]
-    result = run_twice(Canonicalize(), g, RNG.normal(size=(2, 4, 2)))
+    result = run_twice(Canonicalize(), g, rng().normal(size=(2, 4, 2)))
     # the 1/n scale moves onto the input (it folds into the spikes' value), the sum after
     assert kinds(result.graph) == ["Input", "Affine", "Dense", "ReduceSum"]
 
@@ -160,7 +162,7 @@ def test_softmax_replaced_by_relu_over_n_with_a_warning(tmp_path):
         result = SoftmaxToNRelu(replace_softmax=True).run(g)
     assert result.changed
     assert kinds(result.graph) == ["Input", "Affine", "Relu"]  # scale moved inside the ReLU
-    x = RNG.normal(size=(2, 4, 4))
+    x = rng().normal(size=(2, 4, 4))
     assert np.allclose(outputs(result.graph, x), np.maximum(x, 0) / 4)
     assert not SoftmaxToNRelu(replace_softmax=True).run(result.graph).changed
 
@@ -182,7 +184,7 @@ def test_nrelu_is_recognized_in_either_order(tmp_path):
 
 def test_absorb_relu_before_unsigned_quantizer(tmp_path):
     g = load_model(modelgen.tiny_cnn(), tmp_path)
-    x = RNG.uniform(0, 1, (4, 1, 8, 8))
+    x = rng().uniform(0, 1, (4, 1, 8, 8))
     relus = len(g.ops(o.Relu))
     result = run_twice(AbsorbRelu(), g, x)
     assert relus == 2 and result.changed and not result.graph.ops(o.Relu)
@@ -234,19 +236,19 @@ def snn(tmp_path, model=None):
 
 def test_temporal_decomposition_swaps_products_and_pools(tmp_path):
     g = snn(tmp_path)
-    x = RNG.uniform(0, 1, (8, 8, 8))
+    x = rng().uniform(0, 1, (8, 8, 8))
     assert len(g.ops(o.MatMul)) == 2
     result = run_twice(TemporalDecomposition(), g, x, exact=True)
     assert result.changed and not result.graph.ops(o.MatMul)
     assert len(result.graph.ops(o.TDMatMul)) == 2
     g = snn(tmp_path, modelgen.tiny_cnn())
-    result = run_twice(TemporalDecomposition(), g, RNG.uniform(0, 1, (4, 1, 8, 8)), exact=True)
+    result = run_twice(TemporalDecomposition(), g, rng().uniform(0, 1, (4, 1, 8, 8)), exact=True)
     assert len(result.graph.ops(o.TDMaxPool)) == 2
 
 
 def test_insert_dif_sets_delays_by_policy(tmp_path):
     g = TemporalDecomposition().run(snn(tmp_path)).graph
-    x = RNG.uniform(0, 1, (8, 8, 8))
+    x = rng().uniform(0, 1, (8, 8, 8))
     result = run_twice(InsertDif("exact"), g, x, exact=True)
     assert result.changed
     fires = [n.op.t_fire for n in result.graph.ops(o.Neuron)]
@@ -308,12 +310,15 @@ def test_calibrate_inserts_quantizers_in_a_float_model(tmp_path):
         r = Relu(h)
         y = MatMul(r, w2)
     }""", tmp_path)
-    data = RNG.uniform(0, 1, (64, 4))
-    result = CalibrateThresholds(data, T=7).run(g)
+    data = rng().uniform(0, 1, (64, 4))
+    before = evaluate(g, {g.inputs[0]: data}, keep=False)[g.outputs[0]].argmax(axis=1)
+    result = CalibrateThresholds(data, T=7).run(g.copy())
     assert result.changed
     quants = result.graph.ops(o.QuantAct)
     assert [q.op.levels for q in quants] == [255, 7]
-    assert result.graph.meta["calibration"]["decision_agreement"] >= 0.9
+    q = result.graph
+    after = evaluate(q, {q.inputs[0]: data}, keep=False)[q.outputs[0]].argmax(axis=1)
+    assert q.meta["calibration"]["decision_agreement"] == np.mean(before == after) >= 0.85
     assert not CalibrateThresholds(data, T=7).run(result.graph).changed
 
 
