@@ -160,14 +160,24 @@ def _rates_table(console: Console, model: CompiledModel, result, errors) -> None
 
 
 def _agreement_table(console: Console, model: CompiledModel, a) -> None:
-    t = Table("neuron layer", "codes", "differing", "first difference (sample, element)",
+    t = Table("neuron layer", "codes", "differing", "at a boundary", "downstream",
+              "unexplained", "first difference (sample, element)",
               title="integer reference vs onnxruntime")
     for layer in a.layers:
         first = "" if layer.first is None else (
             f"{list(layer.first)}: onnx {layer.ort_code}, snn {layer.snn_code}")
         t.add_row(short_name(model.graph.node(layer.name).origin), str(layer.total),
-                  str(layer.differing), first)
+                  str(layer.differing), str(layer.at_boundary), str(layer.downstream),
+                  str(layer.unexplained), first)
     console.print(t)
     console.print(f"codes identical: {a.code_agreement:.4%}; argmax identical: "
                   f"{a.decision_agreement:.4%} ({a.decisions - a.differing_decisions}/"
                   f"{a.decisions})")
+    from snncc.compare import BOUNDARY
+
+    roots = sum(layer.at_boundary for layer in a.layers)
+    if roots or a.unexplained:
+        console.print(f"differences: {roots} where onnxruntime's value sits within "
+                      f"1/{round(1 / BOUNDARY)} of a step of a rounding boundary (fixed-point "
+                      "residual sums, float32 rounding), the rest downstream of those; "
+                      f"{a.unexplained} unexplained")

@@ -148,3 +148,30 @@ def test_demo_runs_and_prints_the_table(tmp_path):
                  "SNN spike counts = integer reference: yes, every code"):
         assert text in proc.stdout
     assert (tmp_path / "d" / "model.snn").is_file()
+
+
+def test_simulate_compare_onnx_explains_the_differences(tmp_path, test_split):
+    """`simulate --compare-onnx` prints, per layer, how many differing codes sit on a
+    rounding boundary, how many follow from an earlier difference, and how many neither."""
+    path = EXAMPLE / "digits_vit_qcdq.onnx"
+    x = test_split[0]
+    np.save(tmp_path / "x.npy", x)
+    model = snncc.compile(path, T=7)
+    model.save(tmp_path / "model.snn")
+    proc = subprocess.run([sys.executable, "-m", "snncc", "simulate", str(tmp_path / "model.snn"),
+                           "--input", str(tmp_path / "x.npy"), "--compare-onnx", str(path)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "250"})
+    assert proc.returncode == 0, proc.stderr
+    a = compare_onnx(model, path, x)
+    roots = sum(layer.at_boundary for layer in a.layers)
+    assert roots > 0
+    assert (f"differences: {roots} where onnxruntime's value sits within 1/1024 of a step of a "
+            "rounding boundary (fixed-point residual sums, float32 rounding), the rest "
+            "downstream of those; 0 unexplained") in proc.stdout
+    table = proc.stdout.split("integer reference vs onnxruntime")[1]
+    rows = [[c.strip() for c in line.split("│")[2:7]] for line in table.splitlines()
+            if line.startswith("│ /")]
+    assert rows == [[str(v) for v in (layer.total, layer.differing, layer.at_boundary,
+                                      layer.downstream, layer.unexplained)]
+                    for layer in a.layers]
