@@ -296,3 +296,123 @@ def _chunks(shape, size: int, th: list[np.ndarray], block: int):
     for b in range(shape[0]):
         for r in range(0, shape[1], rows):
             yield np.s_[b, r:r + rows], [t[r:r + rows] if t.shape[0] > 1 else t for t in th]
+
+
+# ---------------------------------------------------------------- DIF neurons, step by step
+
+
+def dif_steps(v: np.ndarray, rows: list[np.ndarray], steps: int, arrivals=None,
+              sign: np.ndarray | None = None, clamp: int | None = None,
+              dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
+    """DIF neurons v [B, ...] simulated one firing step after the other, as the hardware
+    does (``snn_neuron.v``, ``dif_fire`` in ``snn_kernels.h``). At step t of the window:
+
+        v += I(t);  fire = sign*v >= rows[count];  count += fire
+
+    `v` holds the membranes as the window opens (updated in place); `rows` are the L
+    per-level thresholds (non-decreasing, each broadcasting against the per-sample shape)
+    and then one that no membrane reaches, so that a neuron that has sent L spikes never
+    fires again (the ``count < L`` rule). `arrivals(t)` gives the currents arriving at
+    step t, each of v's rank. sign*v is compared in the rows' dtype, clipped to
+    ±`clamp` if given (beyond every threshold but the last row: no comparison changes).
+    Returns (spike trains [steps, B, ...], counts [B, ...]), both of `dtype`.
+
+    Each neuron's next threshold rows[count] is kept in an array and advanced when it
+    fires: a neuron that fired at every step so far (count = t) moves on by
+    rows[t+1] - rows[t], an element-wise add; any other that fires (possible only once
+    its membrane has moved) has it gathered from the table. In cache-sized blocks of
+    samples, spread over the cores.
+    """
+    trains = np.empty((steps,) + v.shape, dtype)
+    counts = np.zeros(v.shape, dtype)
+    if steps <= 0 or v.size == 0:
+        return trains, counts
+    table = _DifTable(rows, v.shape[1:])
+    chunk = _CHUNK if v.size < 2 * _CHUNK else max(_CHUNK // 4, min(
+        _CHUNK, v.size // (2 * _workers())))  # as level_counts
+    per = max(1, chunk // table.size)
+
+    def block(s: int) -> None:
+        sl = np.s_[s:s + per]
+
+        def arriving(t: int) -> list[np.ndarray]:
+            return [a if a.shape[0] == 1 else a[sl] for a in arrivals(t)] if arrivals else []
+
+        _dif_block(v[sl], table, trains[:, sl], counts[sl], arriving, sign, clamp)
+
+    parallel(block, list(range(0, len(v), per)))
+    return trains, counts
+
+
+class _DifTable:
+    """The thresholds of `dif_steps`: rows, their differences, and (made when first
+    needed) the whole [L+1, sample] table flattened for gathers."""
+
+    def __init__(self, rows: list[np.ndarray], sample: tuple[int, ...]):
+        self.rows = rows
+        self.deltas = [b - a for a, b in zip(rows, rows[1:], strict=False)]
+        self.sample, self.size = sample, max(1, int(np.prod(sample, dtype=np.int64)))
+        self._flat: np.ndarray | None = None
+
+    @property
+    def flat(self) -> np.ndarray:
+        if self._flat is None:
+            self._flat = np.stack([np.broadcast_to(r, self.sample) for r in self.rows]
+                                  ).reshape(-1)
+        return self._flat
+
+
+def _dif_block(v: np.ndarray, table: _DifTable, trains: np.ndarray, count: np.ndarray,
+               arriving, sign, clamp) -> None:
+    """`dif_steps` on a block of samples (contiguous arrays, batch first)."""
+    dt = table.rows[0].dtype
+    alias = sign is None and clamp is None and v.dtype == dt  # sign*v is v itself
+    sv = v if alias else np.empty(v.shape, dt)
+    nxt = np.empty(v.shape, dt)
+    nxt[...] = table.rows[0]
+    moved = np.empty(v.shape, dt)
+    fire = np.empty(v.shape, np.bool_)
+    moving = False  # some current arrived since the window opened
+    for t in range(len(trains)):
+        came = arriving(t)
+        for a in came:
+            np.add(v, a, out=v)
+        if (t == 0 or came) and not alias:
+            _signed(v, sign, clamp, sv)
+        moving = moving or bool(came)
+        if trains.dtype == np.uint8:
+            fire = trains[t].view(np.bool_)
+        np.greater_equal(sv, nxt, out=fire)  # the rule: sign*v >= rows[count]
+        if trains.dtype != np.uint8:
+            trains[t] = fire
+        np.add(count, fire, out=count, casting="unsafe")
+        if t + 1 == len(trains):
+            break
+        leading = t < len(table.deltas)  # a neuron may have fired at every step so far
+        if leading:
+            np.multiply(fire, table.deltas[t], out=moved)  # rows[t] -> rows[t+1]
+            np.add(nxt, moved, out=nxt)
+        if moving or not leading:
+            _gather_lagging(nxt, fire, count, t, table)
+
+
+def _signed(v: np.ndarray, sign, clamp, out: np.ndarray) -> None:
+    """out = sign*v (clipped to ±clamp), in out's dtype."""
+    s = v if sign is None else v * sign
+    if clamp is None:
+        np.copyto(out, s, casting="unsafe")
+    else:
+        np.clip(s, -clamp, clamp, out=out, casting="unsafe")
+
+
+def _gather_lagging(nxt: np.ndarray, fire: np.ndarray, count: np.ndarray, t: int,
+                    table: _DifTable) -> None:
+    """Neurons that fired at step t with fewer than t earlier spikes: their next threshold
+    is not rows[t+1], so it is looked up. (While no current arrives, a neuron that did
+    not fire keeps its membrane and its threshold, so it cannot fire later: no lag.)"""
+    full = count == t + 1  # fired now and at every step before
+    if np.count_nonzero(full) == np.count_nonzero(fire):
+        return
+    hit = np.flatnonzero(fire & ~full)
+    flat_count = count.reshape(-1)[hit].astype(np.intp)
+    nxt.reshape(-1)[hit] = table.flat[flat_count * table.size + hit % table.size]

@@ -1,18 +1,26 @@
-"""Shared fixtures: tiny models on disk, and tools that CI must have."""
+"""Shared fixtures: tiny models on disk, tools that CI must have, and the exactness check
+of the numerics contract (the step engine against the integer reference and the fast
+engine, with the closed form out of its reach)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 from pathlib import Path
+from unittest import mock
 
+import numpy as np
 import onnx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import modelgen  # noqa: E402
+from snncc import kernels  # noqa: E402
+from snncc import ops as o  # noqa: E402
+from snncc.backends.sim import plan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "digits_vit"
@@ -46,3 +54,38 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         paths[name] = folder / f"{name}.onnx"
         onnx.save(model, paths[name])
     return paths
+
+
+# ---------------------------------------------------------------- exactness
+
+
+@contextlib.contextmanager
+def closed_form_forbidden():
+    """Inside, the closed form (the level count #{k : v >= θ_k} the fast engine computes
+    codes with, and the fast engine's pass) raises: a step engine falling back on it
+    fails instead of agreeing with the reference by construction."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the closed-form level count was used")
+
+    with mock.patch.object(kernels, "level_counts", refuse), \
+            mock.patch.object(plan, "_codes", refuse), \
+            mock.patch.object(plan, "run_exact", refuse):
+        yield
+
+
+def assert_exact(model, x: np.ndarray) -> None:
+    """Exact mode: the step engine (simulated step by step, the closed form forbidden)
+    equals the integer reference on every code and on the logits, and the fast engine bit
+    for bit (spike trains and logits)."""
+    ref = model.reference(x)
+    fast = model.simulate(x, engine="fast", trace=True)
+    with closed_form_forbidden():
+        step = model.simulate(x, engine="step", trace=True)
+    for n in model.graph.ops(o.Neuron):
+        assert np.array_equal(step.counts[n.name], ref[n.name]), n.name
+        assert np.array_equal(step.trains[n.name], fast.trains[n.name]), n.name
+        assert np.array_equal(step.trains[n.name].sum(axis=0), ref[n.name]), n.name
+    (readout,) = model.graph.ops(o.Readout)
+    assert np.array_equal(step.logits_int, ref[readout.name])
+    assert np.array_equal(step.logits_int, fast.logits_int)
+    assert np.array_equal(step.logits, fast.logits)

@@ -184,6 +184,29 @@ def tiny_transformer(seed: int = 0, po2: bool = False, tokens: int = 8, dim: int
     b = Builder("tiny_transformer", (tokens, dim), seed, po2)
     x = b.input_quant(bits=3 if spike_input else 8)
     stream = b.token_bn(b.linear(x, dim, dim), dim)
+    return b.model([_encoder(b, stream, tokens, dim, heads, blocks)])
+
+
+def tiny_vit(seed: int = 0, po2: bool = False, channels: int = 4, dim: int = 8,
+             heads: int = 2, blocks: int = 2, spike_input: bool = False,
+             overlap_pool: bool = False) -> onnx.ModelProto:
+    """A conv tokenizer with max pooling (8x8 image -> conv+BN -> Q -> maxpool 2x2 ->
+    conv+BN -> Q [-> maxpool 3x3 stride 1] -> 16 tokens) -> linear -> the encoder blocks
+    of `tiny_transformer`, residual adds and all -> Q -> mean -> head."""
+    b = Builder("tiny_vit", (1, 8, 8), seed, po2)
+    x = b.input_quant(bits=3 if spike_input else 8)
+    x = b.maxpool(b.quant(b.bn(b.conv(x, 1, channels), channels)), 2, 2)
+    x = b.quant(b.bn(b.conv(x, channels, dim, per_channel=True), dim))
+    if overlap_pool:
+        x = b.maxpool(x, 3, 1, 1)
+    tokens = b.transpose(b.reshape(x, [0, dim, 16]), [0, 2, 1])
+    stream = b.token_bn(b.linear(tokens, dim, dim), dim)
+    return b.model([_encoder(b, stream, 16, dim, heads, blocks)])
+
+
+def _encoder(b: Builder, stream: str, tokens: int, dim: int, heads: int, blocks: int) -> str:
+    """[Q(X) -> q,k,v -> NReLU attention -> proj+BN -> residual; MLP] x blocks -> Q ->
+    mean -> head: the logits."""
     dh = dim // heads
     for _ in range(blocks):
         z = b.quant(stream)
@@ -201,4 +224,4 @@ def tiny_transformer(seed: int = 0, po2: bool = False, tokens: int = 8, dim: int
         h = b.quant(b.token_bn(b.linear(b.quant(stream), dim, 2 * dim), 2 * dim))
         stream = b.add(stream, b.token_bn(b.linear(h, 2 * dim, dim), dim))
     pooled = b.mean(b.quant(stream), [1])
-    return b.model([b.linear(pooled, dim, 10)])
+    return b.linear(pooled, dim, 10)

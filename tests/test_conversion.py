@@ -1,5 +1,6 @@
 """The numerics contract (DESIGN §3): the SNN equals the integer reference, the integer
-reference agrees with onnxruntime, the two engines agree, spike-driven layers only add."""
+reference agrees with onnxruntime, the two engines agree, spike-driven layers only add.
+``assert_exact`` (conftest) runs the step engine with the closed form forbidden."""
 
 import numpy as np
 import onnx
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 
 import modelgen
 import snncc
+from conftest import assert_exact
 from snncc import ops as o
 from snncc.compare import compare_onnx
 from snncc.reference import evaluate
@@ -16,21 +18,6 @@ from snncc.reference import evaluate
 
 def inputs(model: snncc.CompiledModel, n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(0, 1, (n,) + model.input_shape)
-
-
-def assert_exact(model: snncc.CompiledModel, x: np.ndarray) -> None:
-    """Step engine (simulated step by step) == integer reference, every code; == fast."""
-    ref = model.reference(x)
-    step = model.simulate(x, engine="step", trace=True)
-    fast = model.simulate(x, engine="fast", trace=True)
-    for n in model.graph.ops(o.Neuron):
-        assert np.array_equal(step.counts[n.name], ref[n.name]), n.name
-        assert np.array_equal(step.trains[n.name], fast.trains[n.name]), n.name
-        assert np.array_equal(step.trains[n.name].sum(axis=0), ref[n.name]), n.name
-    (readout,) = model.graph.ops(o.Readout)
-    assert np.array_equal(step.logits_int, ref[readout.name])
-    assert np.array_equal(step.logits_int, fast.logits_int)
-    assert np.array_equal(step.logits, fast.logits)
 
 
 @pytest.mark.parametrize("name", ["cnn", "cnn_po2", "transformer", "transformer_po2",
@@ -72,6 +59,26 @@ def test_random_cnns_are_bit_exact(tmp_path, seed, po2):
     onnx.save(modelgen.tiny_cnn(seed=seed, po2=po2), path)
     model = snncc.compile(path, T=7)
     assert_exact(model, inputs(model, 8, seed=seed))
+
+
+vits = st.fixed_dictionaries({
+    "channels": st.sampled_from([2, 4]), "dim": st.sampled_from([4, 8]),
+    "heads": st.sampled_from([1, 2]), "blocks": st.integers(2, 3), "po2": st.booleans(),
+    "spike_input": st.booleans(), "overlap_pool": st.booleans(),
+    "seed": st.integers(0, 10_000)})
+
+
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(arch=vits)
+def test_random_conv_tokenizer_transformers_are_bit_exact(tmp_path, arch):
+    """Conv tokenizer with max pooling, then several attention blocks with residual adds."""
+    path = tmp_path / "random.onnx"
+    onnx.save(modelgen.tiny_vit(**arch), path)
+    model = snncc.compile(path, T=7)
+    kinds = {type(n.op) for n in model.graph.topo()}
+    assert {o.TDMaxPool, o.TDMatMul, o.AddCurrent, o.Neuron} <= kinds
+    assert_exact(model, inputs(model, 8, seed=arch["seed"]))
 
 
 def test_larger_t_than_levels_is_still_exact(tiny_models):

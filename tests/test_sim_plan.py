@@ -1,7 +1,8 @@
 """The fast paths against straightforward definitions: vectorized level thresholds against
 exact rationals, the canonicalize cursor against the restart-from-the-top driver, the
-interpreter's float kernels against the integer ones, and the layer-by-layer step engine
-against a literal step-by-step simulation under every delay policy."""
+interpreter's float kernels against the integer ones, the vectorized DIF step kernel
+against a neuron-by-neuron loop, and the layer-by-layer step engine against a literal
+step-by-step simulation under every delay policy, with the closed form out of its reach."""
 
 from fractions import Fraction
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 import modelgen
 import snncc
+from conftest import EXAMPLE, closed_form_forbidden
 from snncc import kernels
 from snncc import ops as o
 from snncc.backends.sim import plan
@@ -133,6 +135,67 @@ def test_level_counts_equal_the_definition(shape, per, levels):
     assert np.array_equal(got, np.sum(v[..., None] >= th, axis=-1))
 
 
+def literal_dif(v0, th, sign, arrivals, steps):
+    """One neuron after the other, one step after the other: v += I(t); the n-th spike
+    fires when n < L and sign*v >= th[n] (snn_kernels.h ``dif_fire``)."""
+    trains = np.zeros((steps,) + v0.shape, np.int64)
+    th = np.broadcast_to(th, v0.shape + th.shape[-1:])
+    sign = np.broadcast_to(sign, v0.shape)
+    for i in np.ndindex(v0.shape):
+        v, n = int(v0[i]), 0
+        for t in range(steps):
+            v += sum(int(np.broadcast_to(a, v0.shape)[i]) for a in arrivals[t])
+            if n < th.shape[-1] and int(sign[i]) * v >= int(th[i][n]):
+                trains[(t,) + i] = 1
+                n += 1
+    return trains
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.sampled_from([(3, 5), (2, 3, 4), (5, 2, 2, 3)]),
+       per=st.sampled_from(["tensor", "first", "last"]), levels=st.integers(1, 8),
+       steps=st.integers(1, 8), arriving=st.floats(0, 0.6), signed=st.booleans(),
+       clamp=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_dif_steps_equal_a_neuron_by_neuron_loop(shape, per, levels, steps, arriving,
+                                                 signed, clamp, seed):
+    """Every delay's situation: currents still arriving while the neurons fire (so some
+    fire again after a silent step), signs, ties in the tables, runs cut short."""
+    rng = np.random.default_rng(seed)
+    sample = shape[1:]
+    th_shape = {"tensor": (), "first": (sample[0],) + (1,) * (len(sample) - 1),
+                "last": sample[-1:]}[per]
+    th = np.sort(rng.integers(-12, 30, th_shape + (levels,)), axis=-1)
+    sign = rng.choice([-1, 1], sample) if signed else np.ones(sample, np.int64)
+    v0 = rng.integers(-20, 40, shape)
+    arrivals = [[rng.integers(-6, 9, shape)] if rng.random() < arriving else []
+                for _ in range(steps)]
+    want = literal_dif(v0, th, sign, arrivals, steps)
+    bound = 40 + 9 * steps
+    limit = 31 if clamp else bound  # one past every threshold: clipping changes nothing
+    rows = np.concatenate([th, np.full(th.shape[:-1] + (1,), limit + 1)], axis=-1)
+    trains, counts = kernels.dif_steps(
+        v0.astype(np.float32), kernels.level_tables(rows, sample, np.float32), steps,
+        lambda t: [a.astype(np.float32) for a in arrivals[t]],
+        None if not signed else sign.astype(np.float32), 31 if clamp else None)
+    assert trains.dtype == counts.dtype == np.uint8
+    assert np.array_equal(trains, want)
+    assert np.array_equal(counts, want.sum(axis=0))
+
+
+def test_dif_steps_past_255_levels_count_wider():
+    rng = np.random.default_rng(1)
+    th = np.sort(rng.integers(0, 400, (3, 300)), axis=-1)
+    v0 = rng.integers(0, 500, (2, 3))
+    arrivals = [[np.full((2, 3), 2)] if t % 3 == 0 else [] for t in range(300)]
+    rows = np.concatenate([th, np.full((3, 1), 2000)], axis=-1)
+    trains, counts = kernels.dif_steps(
+        v0.astype(np.float32), kernels.level_tables(rows, (3,), np.float32), 300,
+        lambda t: [a.astype(np.float32) for a in arrivals[t]], dtype=np.uint16)
+    want = literal_dif(v0, th, np.ones(3, np.int64), arrivals, 300)
+    assert counts.dtype == np.uint16 and counts.max() > 255
+    assert np.array_equal(trains, want) and np.array_equal(counts, want.sum(axis=0))
+
+
 # ---------------------------------------------------------------- step engine
 
 
@@ -200,7 +263,8 @@ def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
     model = snncc.compile(tiny_models[name], T=9, delay=delay)
     x = RNG.uniform(0, 1, (6,) + model.input_shape)
     counts, logits = literal_steps(model.graph, x)
-    got = model.simulate(x, engine="step", trace=True)
+    with closed_form_forbidden():
+        got = model.simulate(x, engine="step", trace=True)
     for n in model.graph.ops(o.Neuron):
         assert np.array_equal(got.counts[n.name], counts[n.name]), n.name
         assert np.array_equal(got.trains[n.name].sum(axis=0), counts[n.name]), n.name
@@ -209,3 +273,26 @@ def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
         fast = model.simulate(x, engine="fast")
         assert all(np.array_equal(fast.counts[k], counts[k]) for k in counts)
         assert np.array_equal(fast.logits_int, logits)
+
+
+@pytest.mark.parametrize("name", ["transformer", "cnn_po2", "digits"])
+def test_step_engine_needs_no_closed_form(tiny_models, name):
+    """With the closed-form level count made to raise, the fast engine fails and the step
+    engine still runs and equals the integer reference: its counts are simulated."""
+    if name == "digits":
+        model = snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7)
+        x = np.load(EXAMPLE / "digits_test.npz")["x"][:8]
+    else:
+        model = snncc.compile(tiny_models[name], T=7)
+        x = RNG.uniform(0, 1, (8,) + model.input_shape)
+    ref = model.reference(x)
+    with closed_form_forbidden():
+        with pytest.raises(AssertionError, match="closed-form level count"):
+            model.simulate(x, engine="fast")
+        got = model.simulate(x, engine="step", trace=True)
+    for n in model.graph.ops(o.Neuron):
+        assert np.array_equal(got.counts[n.name], ref[n.name]), n.name
+        assert np.array_equal(got.trains[n.name].sum(axis=0), ref[n.name]), n.name
+    (readout,) = model.graph.ops(o.Readout)
+    assert np.array_equal(got.logits_int, ref[readout.name])
+    assert np.mean(ref[n.name] > 0) > 0.05  # the codes are not all zero

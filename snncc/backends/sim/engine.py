@@ -83,11 +83,12 @@ def run_step(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
     """Simulate every time step; works for every delay policy.
 
     Evaluated layer by layer: each value over all the steps it is active in at once,
-    each neuron advancing its membranes step by step (``plan.run_steps``).
+    each neuron advancing its membranes and firing step by step by the hardware's rule
+    (``plan.run_steps``, ``kernels.dif_steps``); the closed form is never consulted.
     """
     p = plan.build(graph)
     with kernels.single_blas_thread():
-        trains, counts, total = plan.run_steps(p, x, p.steps)
+        trains, counts, total = plan.run_steps(p, x, p.steps, trace)
     real, ints = _readout(p.readout, total.astype(np.int64))
     full = None
     if trace:

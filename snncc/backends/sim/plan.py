@@ -11,8 +11,10 @@ exactly. Spike counts and spike trains are uint8 (wider past 255 levels).
 - ``run_exact``: exact mode in closed form, one pass (each neuron's count is its code).
 - ``run_steps``: the step semantics, for any delay policy. Each value is computed over its
   activity window at once, time folded into the batch axis (a synapse is one matrix
-  product for all of its steps); a neuron advances its membranes one step at a time, and
-  the TD ops work on spikes and running counts step by step. Two economies change no
+  product for all of its steps); a neuron advances its membranes one step at a time and
+  fires by the hardware's rule (``kernels.dif_steps``: no closed form, in any delay
+  mode), and the TD ops work on spikes and running counts step by step. Two economies
+  change no
   number: a current only ever integrated (every neuron it reaches fires after it has
   ended, or it is read out) is computed as its total, one step (by linearity, the sum of
   W·S(t) is W times the sum of S(t)); and a residual stream keeps its branches apart
@@ -59,7 +61,9 @@ class Plan:
     dtype: dict[str, np.dtype] = field(default_factory=dict)  # how each value is held
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     neurons: dict[str, tuple[np.ndarray | None, list[np.ndarray]]] = field(
-        default_factory=dict)
+        default_factory=dict)  # (sign, per-level thresholds) for the closed form
+    dif: dict[str, tuple[np.ndarray | None, list[np.ndarray], int | None]] = field(
+        default_factory=dict)  # (sign, thresholds then never, clamp): kernels.dif_steps
     last_use: dict[str, int] = field(default_factory=dict)
     steps: int = 0  # end-to-end time steps
 
@@ -103,6 +107,7 @@ def _build(graph: Graph) -> Plan:
             plan.weights[n.name] = n.op.weight.astype(exact_dtype(b), copy=False)
         if isinstance(n.op, o.Neuron):
             plan.neurons[n.name] = _neuron_tables(n, ins[0], plan.dtype[n.inputs[0]])
+            plan.dif[n.name] = _dif_tables(n, ins[0], plan.neurons[n.name][0])
     return plan
 
 
@@ -142,6 +147,19 @@ def _neuron_tables(n: Node, bound: int, dtype: np.dtype):
     sign = None if np.all(op.sign == 1) else op.sign.astype(dtype)
     th = np.clip(op.thresholds, -bound - 1, bound + 1)
     return sign, kernels.level_tables(th, n.shape, dtype)
+
+
+def _dif_tables(n: Node, bound: int, sign: np.ndarray | None):
+    """(sign, rows, clamp) for ``kernels.dif_steps``: the L per-level thresholds and then
+    `never`, one past the reach of every membrane. Membranes are compared clipped to
+    ±clamp, one past every threshold (no comparison changes), so that the rows and the
+    differences between them are exact in a type as narrow as the thresholds allow."""
+    op: o.Neuron = n.op
+    th = np.clip(op.thresholds, -bound - 1, bound + 1)
+    limit = min(int(np.max(np.abs(th), initial=0)) + 1, bound)
+    rows = np.concatenate([th, np.full(th.shape[:-1] + (1,), limit + 1, th.dtype)], axis=-1)
+    tables = kernels.level_tables(rows, n.shape, exact_dtype(2 * limit + 2))
+    return sign, tables, (limit if limit < bound else None)
 
 
 def _codes(plan: Plan, n: Node, v: np.ndarray) -> np.ndarray:
@@ -241,27 +259,15 @@ def run_exact(plan: Plan, x: np.ndarray) -> dict[str, np.ndarray]:
 
 @dataclass
 class Steps:
-    """A value over steps t0 .. t0 + len(data) - 1 (zero at every other step).
-
-    `data` may be given as a function that writes it out when first asked for (a
-    neuron's spike train, when every consumer only needs its count).
-    """
+    """A value over steps t0 .. t0 + len(data) - 1 (zero at every other step)."""
 
     t0: int
-    _data: np.ndarray | Callable[[], np.ndarray]  # [steps, batch, ...]
+    data: np.ndarray  # [steps, batch, ...]
     _total: np.ndarray | None = None
-    length: int = -1  # steps, if `_data` is a function
-
-    @property
-    def data(self) -> np.ndarray:
-        if callable(self._data):
-            self._data = self._data()
-        return self._data
 
     @property
     def t1(self) -> int:
-        n = self.length if callable(self._data) else len(self._data)
-        return self.t0 + n - 1
+        return self.t0 + len(self.data) - 1
 
     def total(self) -> np.ndarray:
         """The sum over all its steps (computed once)."""
@@ -378,11 +384,11 @@ def _folded(fn: Callable[[list[np.ndarray]], np.ndarray], t0: int,
     return Steps(t0, out.reshape((steps, out.shape[0] // steps) + out.shape[1:]))
 
 
-def run_steps(plan: Plan, x: np.ndarray, steps: int
+def run_steps(plan: Plan, x: np.ndarray, steps: int, trace: bool = True
               ) -> tuple[dict[str, Steps], dict[str, np.ndarray], np.ndarray]:
-    """(every neuron's spike train, every neuron's count, the readout's accumulated
-    current) after `steps` time steps."""
-    keep = {n.name for n in plan.order if isinstance(n.op, o.Neuron)}
+    """(every neuron's spike train if `trace`, every neuron's count, the readout's
+    accumulated current) after `steps` time steps."""
+    keep = {n.name for n in plan.order if isinstance(n.op, o.Neuron)} if trace else set()
     horizon = horizons(plan)
     vals: dict[str, Value] = {}
     counts: dict[str, np.ndarray] = {}
@@ -510,37 +516,20 @@ def _td_matmul_steps(dtype, a: Steps, b: Steps) -> Steps:
 
 def _neuron_steps(plan: Plan, n: Node, current: Value, batch: int, steps: int
                   ) -> tuple[Steps, np.ndarray]:
-    """v += I(t) each step; from t_fire, for L steps: fire if v reached the next level."""
+    """v += I(t) each step; from t_fire, for L steps (clipped to the run): fire if sign*v
+    reached the threshold of the next spike (``kernels.dif_steps``, every step simulated)."""
     op: o.Neuron = n.op
-    levels, t_fire = op.levels, op.t_fire
-    first = max(0, t_fire)
-    last = min(t_fire + levels, steps) - 1  # the last step it may fire
-    stream = _as_sum(current, (batch,) + n.shape, plan.dtype[n.inputs[0]])
+    first = max(0, op.t_fire)
+    last = min(op.t_fire + op.levels, steps) - 1  # the last step it may fire
+    dt = plan.dtype[n.name]
     if last < first:  # it would fire only after the end of the run
-        return Steps(first, np.zeros((1, batch) + n.shape, plan.dtype[n.name])), np.zeros(
-            (batch,) + n.shape, plan.dtype[n.name])
-    if stream.t1 < first:  # the input window closed before the firing window opens
-        code = _codes(plan, n, stream.total())
-        count = np.minimum(code, last - t_fire + 1, dtype=code.dtype)
+        return Steps(first, np.zeros((1, batch) + n.shape, dt)), np.zeros((batch,) + n.shape, dt)
+    stream = _as_sum(current, (batch,) + n.shape, plan.dtype[n.inputs[0]])
+    v = stream.total_before(first)  # the membranes as the firing window opens
 
-        def train() -> np.ndarray:  # spike j at step t_fire + j while j < code
-            out = np.empty((last - first + 1,) + code.shape, code.dtype)
-            for t in range(first, last + 1):
-                np.greater(code, t - t_fire, out=out[t - first], casting="unsafe")
-            return out
+    def arrivals(t: int) -> list[np.ndarray]:
+        return [_batched([v, a], 1)[1] for a in stream.at(first + t)]
 
-        return Steps(first, train, count, last - first + 1), count
-    acc = stream.total_before(first)
-    count = np.zeros(acc.shape, plan.dtype[n.name])
-    train = np.zeros((max(0, last - first + 1),) + acc.shape, count.dtype)
-    code = None
-    for t in range(first, last + 1):
-        arriving = stream.at(t)
-        for row in arriving:
-            _add_into(acc, row)
-        if arriving or code is None:
-            code = _codes(plan, n, acc)
-        fire = code > count
-        count += fire
-        train[t - first] = fire
+    sign, rows, clamp = plan.dif[n.name]
+    train, count = kernels.dif_steps(v, rows, last - first + 1, arrivals, sign, clamp, dt)
     return Steps(first, train, count), count
