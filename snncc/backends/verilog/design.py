@@ -41,6 +41,19 @@ def hex_word(value: int, bits: int) -> str:
     return format(int(value) & ((1 << bits) - 1), f"0{(bits + 3) // 4}x")
 
 
+def hex_words(values: np.ndarray, bits: int) -> list[str]:
+    """`hex_word` of every value (C order), at numpy speed for up to 64 bits."""
+    v = np.asarray(values).ravel()
+    if bits > 64 or v.size == 0:
+        return [hex_word(x, bits) for x in v]
+    u = v.astype(np.int64).view(np.uint64) & np.uint64((1 << bits) - 1)
+    digits = (bits + 3) // 4
+    shifts = np.arange(4 * (digits - 1), -1, -4, dtype=np.uint64)
+    nibbles = ((u[:, None] >> shifts) & np.uint64(15)).astype(np.uint8)
+    chars = np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles]
+    return chars.view(f"S{digits}").ravel().astype(str).tolist()
+
+
 def hex_row(values: np.ndarray, bits: int) -> str:
     """A row of lanes as one word: lane 0 in the low bits."""
     word = 0

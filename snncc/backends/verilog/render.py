@@ -16,7 +16,7 @@ from snncc import __version__
 from snncc import ops as o
 from snncc.backends.common import Golden
 
-from .design import Design, addr_bits, hex_word
+from .design import Design, addr_bits, hex_words
 
 TOP = "rtl/snn_top.v"
 TESTBENCH = "tb/snn_tb.v"
@@ -68,11 +68,11 @@ def _context(d: Design) -> dict:
 
 def _places(d: Design) -> str:
     """(row, lane) of every probed neuron, layer after layer, in logical order."""
+    lane_bits, bits = d.probe_lane_bits, d.probe_row_bits + d.probe_lane_bits
     words = []
     for p in d.probes:
-        for row, lane in p.places():
-            words.append(hex_word((int(row) << d.probe_lane_bits) | int(lane),
-                                  d.probe_row_bits + d.probe_lane_bits))
+        places = p.places().astype(np.int64)
+        words += hex_words((places[:, 0] << lane_bits) | places[:, 1], bits)
     return "\n".join(words) + "\n"
 
 
@@ -105,12 +105,11 @@ def write_vectors(d: Design, gold: Golden, out: Path) -> int:
     folder = out / VECTORS
     folder.mkdir(parents=True, exist_ok=True)
     n = len(gold.codes)
-    codes = [hex_word(c, d.code_bits) for c in gold.codes.reshape(n, -1).ravel()]
-    counts = []
-    for v in range(n):
-        for p in d.probes:
-            counts += [hex_word(c, d.count_bits) for c in gold.counts[p.node.name][v].ravel()]
-    logits = [hex_word(x, d.logit_bits) for x in np.asarray(gold.logits).reshape(n, -1).ravel()]
+    codes = hex_words(gold.codes, d.code_bits)
+    counts = hex_words(np.concatenate([
+        np.asarray(gold.counts[p.node.name]).reshape(n, -1) for p in d.probes], axis=1)
+        if d.probes else np.zeros(0, np.int64), d.count_bits)
+    logits = hex_words(np.asarray(gold.logits), d.logit_bits)
     (folder / "count.txt").write_text(f"{n}\n")
     for name, words in (("codes", codes), ("counts", counts), ("logits", logits)):
         (folder / f"{name}.hex").write_text("\n".join(words) + ("\n" if words else ""))
