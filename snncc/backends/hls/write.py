@@ -22,10 +22,11 @@ def c_dims(values: np.ndarray) -> str:
     return "".join(f"[{d}]" for d in np.shape(values))
 
 
-def _literal(v) -> str:
-    if isinstance(v, bool | np.bool_):
-        return "true" if v else "false"
-    return str(int(v))
+def _literals(values: np.ndarray) -> list[str]:
+    """C literals of a 1-D integer or bool array."""
+    if values.dtype == np.bool_:
+        return ["true" if v else "false" for v in values.tolist()]
+    return list(map(str, values.astype(np.int64).tolist()))
 
 
 def c_init(values: np.ndarray, indent: int = 0) -> str:
@@ -33,7 +34,7 @@ def c_init(values: np.ndarray, indent: int = 0) -> str:
     values = np.asarray(values)
     pad = " " * (indent + 4)
     if values.ndim == 1:
-        items = [_literal(v) for v in values]
+        items = _literals(values)
         if len(", ".join(items)) <= _INLINE:
             return "{" + ", ".join(items) + "}"
         lines, line = [], ""
@@ -86,8 +87,14 @@ def render(p: Project, input_shape: tuple[int, ...], output_shape: tuple[int, ..
 
 
 def _rows(a: np.ndarray) -> str:
+    """One line per input, the integers separated by spaces. Spike counts and codes span a
+    few values, so each value's text is looked up rather than formatted again."""
     flat = np.asarray(a, np.int64).reshape(len(a), -1)
-    return "".join(" ".join(map(str, row)) + "\n" for row in flat)
+    lo, hi = int(flat.min(initial=0)), int(flat.max(initial=0))
+    if hi - lo >= 1 << 16:
+        return "".join(" ".join(map(str, row.tolist())) + "\n" for row in flat)
+    text = np.array([str(v) for v in range(lo, hi + 1)], dtype=object)
+    return "".join(" ".join(text[row - lo].tolist()) + "\n" for row in flat)
 
 
 def tb_data(p: Project, gold: Golden) -> dict[str, str]:
