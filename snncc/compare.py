@@ -161,9 +161,11 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
     x = model.check_input(x)
     neurons = model.graph.ops(o.Neuron)
     pre = quantizer_inputs(onnx_path)
-    extra = [pre[n.name][0] for n in neurons if n.name in pre]
-    outs = run_onnx(onnx_path, x, [n.name for n in neurons] + extra, progress)
-    pre_values = dict(zip(extra, outs[1 + len(neurons):], strict=True))
+    wanted = [n.name for n in neurons]
+    extra = list(dict.fromkeys(pre[n.name][0] for n in neurons if n.name in pre
+                               and pre[n.name][0] not in wanted))
+    outs = run_onnx(onnx_path, x, wanted + extra, progress)
+    pre_values = dict(zip(wanted + extra, outs[1:], strict=True))
     ref = model.reference(x)
     result = Agreement()
     differs = np.zeros(len(x), bool)  # samples on which an earlier layer differs
