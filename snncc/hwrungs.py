@@ -12,7 +12,9 @@ RTL (``build/verilog/``, needs iverilog+vvp or verilator): the backend's ``write
 replaces the testbench's golden vectors by the interpreter's run on the user's inputs, the
 Makefile's ``sim-icarus``/``sim-verilator`` target runs the self-checking testbench, and
 its report lines are parsed: ``MISMATCH vector v layer l neuron i: count c, expected e``,
-``LAYER l name match a/b``, ``LOGITS match a/b``, ``CYCLES min a max b mean c``.
+``LAYER l name match a/b``, ``LOGITS match a/b``, ``CYCLES min a max b mean c``,
+``VECTOR v cycles c ok``. The rung in report.json (``verify.rungs``) carries the cycles
+per inference as numbers: ``cycles_per_inference`` {min, mean, max, per_input}.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +213,23 @@ def parse_rtl(text: str, graph, probes: list[str]) -> tuple[Divergence | None, f
     return first_mismatch(text, graph, probes), agreement, figures
 
 
+def cycle_figures(text: str) -> dict:
+    """The cycles per inference of a testbench log as numbers: min and max as printed,
+    the mean of the per-input counts (the testbench prints it rounded down) and those."""
+    from snncc.backends.verilog.tools import parse_simulation
+
+    summary = parse_simulation(text)
+    c, per_input = summary["cycles_per_inference"], summary["cycles"]
+    mean = sum(per_input) / len(per_input) if per_input else float(c["mean"])
+    return {"min": c["min"], "mean": mean, "max": c["max"], "per_input": per_input}
+
+
+@dataclass
+class RtlRung(Rung):
+    """The RTL rung, with its cycles per inference as numbers (in report.json)."""
+    cycles_per_inference: dict | None = None
+
+
 def _simulate_rtl(rtl: Path, graph, x: np.ndarray, target: str,
                   on_line: Callable[[str], None] | None = None) -> str:
     """The testbench's log on inputs `x`; the emitted golden vectors are put back after."""
@@ -244,14 +264,15 @@ def rtl_rung(build: Path, model, x: np.ndarray, choice: str,
         n.name for n in model.graph.ops(o.Neuron)]
     try:
         div, agreement, figures = parse_rtl(text, model.graph, probes)
+        cycles = cycle_figures(text)
     except SnnccError:
         return Rung(f"{RTL} ({simulator})", FAIL, detail=f"the simulation did not finish: "
                     f"{_tail(text)}")
     passed = "RESULT PASS" in text and div is None
     detail = (f"{len(probes)} neuron layers and logits "
               + ("identical" if passed else "compared") + f" on {len(x)} inputs")
-    return Rung(f"{RTL} ({simulator})", PASS if passed else FAIL, agreement, detail, div,
-                figures)
+    return RtlRung(f"{RTL} ({simulator})", PASS if passed else FAIL, agreement, detail, div,
+                   figures, cycles)
 
 
 # ---------------------------------------------------------------- both

@@ -8,19 +8,25 @@ the testbench's per-layer agreement. A missing tool fails the test in CI (`requi
 from __future__ import annotations
 
 import difflib
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from typer.testing import CliRunner
 
+import modelgen
 import snncc
 from conftest import EXAMPLE, require_tool
 from snncc import ops as o
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
+from snncc.cli import app
 from snncc.intmath import Rounding
 from snncc.ir import Graph
 
@@ -358,23 +364,120 @@ def test_only_the_analog_layer_multiplies_tiny(tiny_models, tiny_designs, name):
     assert set(found["mul_cells"]) <= {"snn_dense", "snn_conv"}
 
 
+# After the emitted synth/hierarchy.ys (the hierarchy as elaborated: hierarchy.json,
+# top.v), the coarse (word-level) stage of Yosys's generic `synth` on it, per module (not
+# flattened), arithmetic kept as $add/$sub/$mul (no alumacc): a real synthesis of every
+# engine in about 1.5 CPU minutes, where `make synth` takes tens of minutes on the example.
+_COARSE_YS = """
+select -clear
+synth -top snn_top -run coarse:fine -noalumacc
+tee -q -o build/synth/coarse.json stat -json
+select snn_top
+write_verilog -selected -noattr build/synth/coarse_top.v
+"""
+
+
 @pytest.mark.slow
 def test_only_the_analog_layer_multiplies_example(example_design):
+    """Yosys synthesizes the example's top (the coarse stage of `synth`, every engine
+    kind); its cell report parses, and the only $mul cells are in the analog first
+    layer's engine, as elaborated and after synthesis: the spike-driven layers only add."""
     require_tool("yosys")
     analog = _analog_engines(snncc.compile(EXAMPLE_MODEL, T=7).graph)
     assert len(analog) == 1
-    assert verilog.check_hierarchy(example_design)["multiplying_instances"] == analog
+    folder = example_design / "build" / "synth"
+    folder.mkdir(parents=True, exist_ok=True)
+    script = (example_design / "synth" / "hierarchy.ys").read_text() + _COARSE_YS
+    (folder / "coarse.ys").write_text(script)
+    done = subprocess.run(["yosys", "-q", "-s", "build/synth/coarse.ys"], cwd=example_design,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert verilog.multiplying_instances(example_design) == analog
+    assert verilog.multiplying_instances(example_design, "coarse.json",
+                                         "coarse_top.v") == analog
+    stat = _stat_json(folder / "coarse.json")
+    kinds = {name.rsplit("\\", 1)[-1] for name in stat["modules"]}
+    assert {"snn_top", "snn_conv", "snn_dense", "snn_neuron", "snn_td_matmul",
+            "snn_td_maxpool", "snn_add", "snn_reduce", "snn_readout"} <= kinds
+    cells = stat["design"]["num_cells_by_type"]
+    assert stat["design"]["num_cells"] == sum(cells.values()) > 0
+    assert cells["$add"] > 0 and "$alu" not in cells and "$macc" not in cells
+    muls = {name.rsplit("\\", 1)[-1]: m["num_cells_by_type"]["$mul"]
+            for name, m in stat["modules"].items()
+            if "$mul" in m.get("num_cells_by_type", {})}
+    assert list(muls) == ["snn_conv"] and cells["$mul"] == sum(muls.values())
+
+
+def _stat_json(path: Path) -> dict:
+    """A Yosys `stat -json` file's "modules" and "design" objects, each decoded on its
+    own (Yosys 0.23 prints the text hierarchy between them)."""
+    text, decoder = path.read_text(), json.JSONDecoder()
+    return {key: decoder.raw_decode(text, text.index("{", text.index(f'"{key}":')))[0]
+            for key in ("modules", "design")}
+
+
+def _cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+_CYCLES = re.compile(r"^CYCLES min (\d+) max (\d+) mean (\d+)$", re.M)
+_VECTOR = re.compile(r"^VECTOR \d+ cycles (\d+) ok$", re.M)
 
 
 @pytest.mark.slow
-def test_synthesis_tiny_transformer(tiny_designs):
-    """Yosys maps the tiny transformer (generic gates and iCE40); the full example takes
-    long (figures in docs/verilog.md)."""
+def test_report_json_gets_cycles_and_synthesis_figures(tmp_path):
+    """On a tiny transformer (4 tokens x 4 channels, analog input): `snncc verify` puts the
+    RTL cycles per inference in report.json as numbers, those the testbench prints, and
+    `snncc report --synth` the Yosys figures (generic gates and iCE40), those of Yosys's
+    stat -json; only the analog first layer multiplies."""
+    require_tool("iverilog")
     require_tool("yosys")
-    figures = verilog.run_synthesis(tiny_designs["transformer"])
-    assert figures["ice40"]["luts"] > 0 and figures["ice40"]["ffs"] > 0
-    assert figures["generic"]["cells"] > 0 and figures["generic"]["memory_bits"] > 0
-    assert set(figures["mul_cells"]) <= {"snn_dense", "snn_conv"}
+    model, build = tmp_path / "tiny.onnx", tmp_path / "build"
+    onnx.save(modelgen.tiny_transformer(tokens=4, dim=4), model)
+    x = np.random.default_rng(3).uniform(0, 1, (3, 4, 4))
+    np.save(tmp_path / "x.npy", x)
+    res = _cli("compile", model, "-T", "7", "--target", "verilog", "-o", build)
+    assert res.exit_code == 0, res.output
+    res = _cli("verify", build, "--input", tmp_path / "x.npy", "--rtl-simulator", "icarus")
+    assert res.exit_code == 0, res.output
+    rungs = json.loads((build / "report.json").read_text())["verify"]["rungs"]
+    (rung,) = [r for r in rungs if r["name"].startswith("interpreter ↔ RTL simulation")]
+    cycles = rung["cycles_per_inference"]
+
+    rtl = build / "verilog"  # what the testbench prints on the same inputs
+    verilog.write_vectors(snncc.load(build / "model.snn").graph, rtl, x)
+    printed = _make(rtl, "sim-icarus").stdout
+    low, high, mean = map(int, _CYCLES.search(printed).groups())
+    per_input = [int(c) for c in _VECTOR.findall(printed)]
+    assert len(per_input) == len(x) and min(per_input) > 0
+    assert (cycles["min"], cycles["max"], cycles["per_input"]) == (low, high, per_input)
+    assert cycles["mean"] == pytest.approx(np.mean(per_input)) and int(cycles["mean"]) == mean
+    assert all(isinstance(cycles[k], int) for k in ("min", "max"))
+
+    res = _cli("report", build, "--input", tmp_path / "x.npy", "--synth")
+    assert res.exit_code == 0, res.output
+    report = json.loads((build / "report.json").read_text())
+    assert report["verify"]["rungs"] == rungs  # kept
+    synth = report["hardware"]["synthesis"]
+    folder = rtl / "build" / "synth"
+    memory, generic, ice40 = (_stat_json(folder / f"{k}.json")["design"]
+                              for k in ("memory", "generic", "ice40"))
+    assert synth["generic"] == {"cells": generic["num_cells"],
+                                "memory_bits": memory["num_memory_bits"],
+                                "memories": memory["num_memories"],
+                                "cells_by_type": generic["num_cells_by_type"]}
+    by_type = ice40["num_cells_by_type"]
+    assert synth["ice40"] == {
+        "cells": ice40["num_cells"], "luts": by_type["SB_LUT4"],
+        "ffs": sum(n for k, n in by_type.items() if k.startswith("SB_DFF")),
+        "carries": by_type.get("SB_CARRY", 0), "brams": by_type.get("SB_RAM40_4K", 0),
+        "bram_bits": 4096 * by_type.get("SB_RAM40_4K", 0), "cells_by_type": by_type}
+    assert synth["ice40"]["luts"] > 0 and synth["ice40"]["ffs"] > 0
+    assert synth["generic"]["cells"] > 0 and synth["generic"]["memory_bits"] > 0
+    hierarchy = _stat_json(folder / "hierarchy.json")["modules"]
+    muls = sum(m.get("num_cells_by_type", {}).get("$mul", 0) for m in hierarchy.values())
+    assert muls > 0 and synth["mul_cells"] == {"snn_dense": muls}
+    assert "verilog synthesis (ice40): luts" in res.output
 
 
 # ---------------------------------------------------------------- golden text

@@ -125,14 +125,17 @@ def mul_cells(out_dir: Path) -> dict[str, int]:
     return found
 
 
-def multiplying_instances(out_dir: Path) -> list[str]:
+def multiplying_instances(out_dir: Path, stat: str = "hierarchy.json",
+                          top: str = "top.v") -> list[str]:
     """The instances of snn_top whose module contains a $mul cell (after
-    `make synth-hierarchy`): where the design multiplies."""
+    `make synth-hierarchy`): where the design multiplies. `stat` and `top` name the
+    unflattened `stat -json` report and snn_top's `write_verilog` in build/synth/ (those
+    of synth-hierarchy by default)."""
     folder = Path(out_dir) / "build" / "synth"
-    modules = _stat(folder / "hierarchy.json")["modules"]
+    modules = _stat(folder / stat)["modules"]
     multiplies = {name for name, stats in modules.items() if _cells(stats).get("$mul", 0)}
     found = []
-    for m in _INSTANCE.finditer((folder / "top.v").read_text()):
+    for m in _INSTANCE.finditer((folder / top).read_text()):
         if m[1] in multiplies:
             found.append(m[2])
     return sorted(found)
