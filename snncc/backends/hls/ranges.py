@@ -41,7 +41,10 @@ def _linear(w: np.ndarray, iv: Interval) -> Interval:
     `w` is [fan_in, outputs]; each term is bounded by [min(w*lo, w*hi), max(...)], and
     negative (positive) term bounds add up to the lowest (highest) partial sum.
     """
-    w = np.asarray(w).astype(object)
+    w = np.asarray(w)
+    top = max(-int(w.min(initial=0)), int(w.max(initial=0))) * max(abs(iv[0]), abs(iv[1]))
+    # int64 where no partial sum can overflow it, Python integers otherwise
+    w = w.astype(np.int64 if top * max(len(w), 1) < 2**62 else object)
     a, b = w * iv[0], w * iv[1]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     neg = np.where(lo < 0, lo, 0).sum(axis=0)

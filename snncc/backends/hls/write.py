@@ -30,21 +30,19 @@ def _literals(values: np.ndarray) -> list[str]:
 
 
 def c_init(values: np.ndarray, indent: int = 0) -> str:
-    """A C brace initializer of an integer (or bool) array, wrapped and indented."""
+    """A C brace initializer of an integer (or bool) array, wrapped and indented: as many
+    items a line as fit the widest of them (so the columns line up)."""
     values = np.asarray(values)
     pad = " " * (indent + 4)
     if values.ndim == 1:
         items = _literals(values)
-        if len(", ".join(items)) <= _INLINE:
-            return "{" + ", ".join(items) + "}"
-        lines, line = [], ""
-        for item in items:
-            if line and len(pad) + len(line) + len(item) + 2 > _WRAP:
-                lines.append(pad + line.rstrip())
-                line = ""
-            line += item + ", "
-        lines.append(pad + line.rstrip(", "))
-        return "{\n" + "\n".join(lines) + "\n" + " " * indent + "}"
+        text = ", ".join(items)
+        if len(text) <= _INLINE:
+            return "{" + text + "}"
+        width = max(map(len, items)) + 2
+        per = max(1, (_WRAP - len(pad) + 1) // width)
+        lines = [pad + ", ".join(items[k:k + per]) for k in range(0, len(items), per)]
+        return "{\n" + ",\n".join(lines) + "\n" + " " * indent + "}"
     inner = [pad + c_init(sub, indent + 4) for sub in values]
     return "{\n" + ",\n".join(inner) + "\n" + " " * indent + "}"
 
@@ -91,6 +89,11 @@ def _rows(a: np.ndarray) -> str:
     few values, so each value's text is looked up rather than formatted again."""
     flat = np.asarray(a, np.int64).reshape(len(a), -1)
     lo, hi = int(flat.min(initial=0)), int(flat.max(initial=0))
+    if lo >= 0 and hi <= 9 and flat.shape[1]:  # one digit each (spike counts): as bytes
+        text = np.full((flat.shape[0], 2 * flat.shape[1]), ord(" "), np.uint8)
+        text[:, 0::2] = flat + ord("0")
+        text[:, -1] = ord("\n")
+        return text.tobytes().decode("ascii")
     if hi - lo >= 1 << 16:
         return "".join(" ".join(map(str, row.tolist())) + "\n" for row in flat)
     text = np.array([str(v) for v in range(lo, hi + 1)], dtype=object)

@@ -7,7 +7,8 @@
 
 // integer bias of the logits
 static const int32_t bias_logits_Affine_readout[10] = {
-    626026, -397464, -902480, 160117, 892095, 1022677, -1832310, -456303, -1002037, 1178243
+    626026, -397464, -902480, 160117, 892095, 1022677, -1832310, -456303, -1002037,
+    1178243
 };
 
 #endif  // SNNCC_LOGITS_AFFINE_READOUT_H_
