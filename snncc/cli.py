@@ -6,13 +6,10 @@ with no traceback unless --debug is given.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +21,7 @@ from rich.table import Table
 
 from snncc import __version__
 from snncc.errors import Diagnostic, SnnccError
+from snncc.files import _file_in_the_way, atomic_dir
 from snncc.frontend.importer import InputShape
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -31,6 +29,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 TARGETS = ("sim", "hls", "verilog", "all")
+FORCE_HELP = ("Write into an output folder that holds other files (snncc's own entries "
+              "are replaced; nothing else is touched).")
 SHAPE_HELP = ("Pin free input dimensions: the shape of one sample without the batch, "
               "e.g. 1,8,8 (or x=1,8,8 per input).")
 _state = {"debug": False}
@@ -84,77 +84,6 @@ def check_output_file(path: Path | None, what: str) -> None:
         why = f"'{path}' is a folder" if path.is_dir() else f"folder '{parent}' does not exist"
         raise SnnccError(Diagnostic(f"cannot write the {what}: {why}", file=str(path),
                                     fix="choose a file in an existing folder"))
-
-
-@contextmanager
-def atomic_dir(target: Path):
-    """Build into a temporary folder beside `target`; move it into place on success only.
-
-    A failed or interrupted run removes the temporary folder and leaves a previous `target`
-    exactly as it was.
-    """
-    target = Path(target)
-    try:
-        blocker = _file_in_the_way(target)
-        if blocker is not None:
-            raise SnnccError(Diagnostic(
-                f"cannot create the output folder: '{blocker}' is a file, not a folder",
-                file=str(target), fix="choose another folder with -o"))
-        parent = target.resolve().parent
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-    except OSError as e:
-        raise SnnccError(Diagnostic(f"cannot create the output folder ({_why(e)})",
-                                    file=str(target),
-                                    fix="choose a writable folder with -o")) from None
-    try:
-        yield tmp
-        _move_into_place(tmp, target)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SnnccError(Diagnostic(f"cannot write the output ({_why(e)}); the previous "
-                                    "output, if any, is unchanged", file=str(target),
-                                    fix=_what_to_do(e))) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _file_in_the_way(path: Path) -> Path | None:
-    """The path itself or its nearest existing ancestor, if that is not a folder."""
-    for p in (path, *path.parents):
-        if p.exists():
-            return None if p.is_dir() else p
-    return None
-
-
-def _move_into_place(tmp: Path, target: Path) -> None:
-    """Replace `target` by `tmp`; if the second rename fails, put the old `target` back."""
-    if not target.exists():
-        tmp.rename(target)
-        return
-    old = tmp.parent / f".{target.name}.old.{os.getpid()}"
-    shutil.rmtree(old, ignore_errors=True)
-    target.rename(old)
-    try:
-        tmp.rename(target)
-    except BaseException:
-        old.rename(target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _what_to_do(e: OSError) -> str:
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "free space or choose another folder with -o"
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "choose a writable folder with -o"
-    return "choose another folder with -o"
-
-
-def _why(e: OSError) -> str:
-    """The system's words for an OSError ('No space left on device')."""
-    return e.strerror or (os.strerror(e.errno) if e.errno else str(e))
 
 
 def parse_input_shape(values: list[str] | None) -> InputShape:
@@ -246,6 +175,7 @@ def compile_cmd(
     frac_bits: int | None = typer.Option(None, "--frac-bits",
                                          help="Fraction bits of residual-stream currents."),
     output: Path = typer.Option(Path("build"), "-o", "--output", help="Output folder."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     print_after_all: bool = typer.Option(False, "--print-after-all"),
     dump_dir: Path | None = typer.Option(None, "--dump-dir"),
     time_passes: bool = typer.Option(False, "--time-passes"),
@@ -283,7 +213,7 @@ def compile_cmd(
 
     for t in targets:
         registry.check(t, compiled.graph)
-    with atomic_dir(output) as tmp:
+    with atomic_dir(output, force=force, protect=(model, calibrate)) as tmp:
         compiled.save(tmp / "model.snn")
         report = compile_report(compiled)
         for t in targets:
@@ -445,11 +375,12 @@ def demo(
     output: Path = typer.Option(Path("build/demo"), "-o", "--output", help="Output folder."),
     example_dir: Path | None = typer.Option(None, "--example-dir",
                                             help="Folder of the bundled example."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Compile the bundled digits ViT at T=7 and run its test split."""
     from snncc.demo import run_demo
 
-    run_demo(out, output, example_dir)
+    run_demo(out, output, example_dir, force=force)
 
 
 # ---------------------------------------------------------------- entry point

@@ -40,15 +40,15 @@ def available_targets() -> list[str]:
 
 
 def run_demo(console: Console, out_dir: Path, folder: Path | None = None,
-             targets: list[str] | None = None) -> dict:
-    from snncc.cli import atomic_dir
+             targets: list[str] | None = None, force: bool = False) -> dict:
+    from snncc.files import atomic_dir
     from snncc.simulate import progress_bar
 
     folder = example_dir(folder)
     data = np.load(folder / "digits_test.npz")
     x, y = data["x"], data["y"]
     targets = available_targets() if targets is None else targets
-    with atomic_dir(out_dir) as tmp, progress_bar(console) as bar:
+    with atomic_dir(out_dir, force=force) as tmp, progress_bar(console) as bar:
         model, result, summary = _run(bar, folder, x, y, targets, tmp)
     _print(console, model, result, summary, out_dir)
     return summary

@@ -440,6 +440,7 @@ def write_previous_build(folder: Path) -> dict[str, bytes]:
     folder.mkdir()
     (folder / "model.snn").write_bytes(b"the previous model")
     (folder / "MARKER").write_text("from the previous run\n")
+    (folder / ".snncc-build.json").write_text('{"entries": ["model.snn", "MARKER"]}\n')
     return snapshot(folder)
 
 
@@ -472,7 +473,8 @@ def test_a_successful_compile_replaces_the_output_whole(tmp_path):
     onnx.save(mlp(), tmp_path / "mlp.onnx")
     proc = run_cli(("compile", "mlp.onnx", "-o", "build"), tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(snapshot(tmp_path / "build")) == ["model.snn", "report.json"]
+    assert sorted(snapshot(tmp_path / "build")) == [".snncc-build.json", "model.snn",
+                                                    "report.json"]
     assert leftovers(tmp_path) == []
 
 
@@ -613,14 +615,15 @@ def test_interrupted_compile(tmp_path, monkeypatch, capsys):
 
 
 def test_failing_final_rename_puts_the_previous_output_back(tmp_path, monkeypatch, capsys):
-    """The swap is two renames (old away, new in); if the second fails, the old returns."""
+    """The swap is renames (snncc's old entries away, the new ones in); if moving a new
+    entry in fails, the ones already moved are taken out and the old ones return."""
     onnx.save(mlp(), tmp_path / "mlp.onnx")
     before = write_previous_build(tmp_path / "build")
     real = Path.rename
 
     def rename(self: Path, target):
-        if Path(target).name == "build" and self.name.startswith(".build.") \
-                and ".old." not in self.name:
+        if Path(target).parent.name == "build" and Path(target).name == "report.json" \
+                and self.parent.name.startswith(".build.") and ".old." not in self.parent.name:
             raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
         return real(self, target)
 

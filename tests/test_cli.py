@@ -50,7 +50,7 @@ def test_compile_then_simulate(tmp_path, tiny_models):
     out = tmp_path / "build"
     proc = snncc_cmd("compile", tiny_models["cnn"], "-T", 7, "-o", out, "--time-passes")
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["model.snn", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".snncc-build.json", "model.snn", "report.json"]
     assert "quant-to-neuron" in proc.stdout and "total" in proc.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["T"] == 7 and report["delay"] == "exact" and report["steps"] == 15
