@@ -167,7 +167,14 @@ def compile_cmd(
     model: Path = typer.Argument(..., help="The ONNX model."),
     T: int = typer.Option(7, "-T", help="Spike window: the most spikes one neuron may emit."),
     target: str = typer.Option("sim", "--target", help="sim | hls | verilog | all"),
-    delay: str = typer.Option("exact", "--delay", help="exact | N | none"),
+    delay: str = typer.Option("exact", "--delay",
+                              help="exact | N (steps after the input's onset) | none"),
+    neuron: str = typer.Option("if", "--neuron",
+                               help="if (unit spikes) | signed (±1 spikes) | multi (a code a "
+                                    "step on weighted lines)"),
+    latency: int | None = typer.Option(None, "--latency",
+                                       help="End-to-end step budget: per-layer delays chosen "
+                                            "on the --calibrate data."),
     calibrate: Path | None = typer.Option(None, "--calibrate",
                                           help="Calibration inputs (.npy/.npz)."),
     replace_softmax: bool = typer.Option(False, "--replace-softmax",
@@ -200,12 +207,13 @@ def compile_cmd(
                                     file=str(dump_dir), fix="choose another --dump-dir"))
     printer = (lambda name, text: out.print(f"// after {name}\n{text}", markup=False)
                ) if print_after_all else None
-    with warnings.catch_warnings(record=True) as caught, _calibration_bar(data):
+    with warnings.catch_warnings(record=True) as caught, _calibration_bar(data, latency) as fit:
         warnings.simplefilter("always")
         compiled = snncc.compile(model, T, delay=policy, calibrate=data,
                                  replace_softmax=replace_softmax, frac_bits=frac_bits,
                                  dump_dir=dump_dir, print_after=printer,
-                                 input_shape=parse_input_shape(input_shape))
+                                 input_shape=parse_input_shape(input_shape), neuron=neuron,
+                                 latency=latency, latency_progress=fit)
     for w in caught:
         err.print(f"warning: {w.message}", markup=False)
     targets = ("hls", "verilog") if target == "all" else (target,) if target != "sim" else ()
@@ -226,24 +234,37 @@ def compile_cmd(
         out.print(f"calibration: {calib['quantizers']} quantizer(s) chosen from "
                   f"{calib['samples']} samples; the model's decisions on them are unchanged "
                   f"for {calib['decision_agreement']:.2%}")
-    out.print(f"compiled {model} -> {output}/ (T={T}, delay={delay}, "
+    fitted = compiled.graph.meta.get("latency")
+    if fitted:
+        out.print(f"latency: {fitted['steps']} of {fitted['budget']} steps; on "
+                  f"{fitted['samples']} calibration inputs the exact model's decisions kept "
+                  f"for {fitted['decision_agreement']:.2%}, its codes for "
+                  f"{fitted['code_agreement']:.2%}")
+    kind = f", neuron={neuron}" if neuron != "if" else ""
+    how = f"latency={latency}" if latency is not None else f"delay={delay}"
+    out.print(f"compiled {model} -> {output}/ (T={T}, {how}{kind}, "
               f"{compiled.steps} steps end to end, targets: sim"
               f"{''.join(', ' + t for t in targets)})")
 
 
 @contextmanager
-def _calibration_bar(data: np.ndarray | None):
-    """With --calibrate: a progress bar over the calibration's runs of the model."""
+def _calibration_bar(data: np.ndarray | None, latency: int | None = None):
+    """With --calibrate: a progress bar over the calibration's runs of the model (and with
+    --latency, a second line over the delay search); yields the search's callback."""
     if data is None:
-        yield
+        yield None
         return
+    from contextlib import nullcontext
+
     from snncc.passes.calibrate_thresholds import calibration_progress
     from snncc.simulate import progress_bar, progress_step
 
+    search = (progress_step if latency is not None else lambda *a: nullcontext())
     with (progress_bar(err) as bar,
           progress_step(bar, f"calibrating on {len(data)} samples") as step,
-          calibration_progress(step.set)):
-        yield
+          calibration_progress(step.set),
+          search(bar, f"choosing delays for {latency} steps") as fit):
+        yield None if fit is None else fit.set
 
 
 def _print_timings(timings) -> None:

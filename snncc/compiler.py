@@ -132,11 +132,46 @@ def check_window(T: object) -> int:
     return int(T)
 
 
+def check_neuron(neuron: object, delay: object = "exact") -> str:
+    """--neuron: one of the neuron kinds (a multi-threshold neuron is always exact)."""
+    if neuron not in o.NEURON_MODES:
+        raise SnnccError(Diagnostic(f"unknown neuron kind {neuron!r}",
+                                    fix=f"use one of {', '.join(o.NEURON_MODES)}"))
+    if neuron == "multi" and delay != "exact":
+        raise SnnccError(Diagnostic(
+            f"--neuron multi sends each code in one step once its input is complete; "
+            f"--delay {delay} does not apply to it",
+            fix="leave --delay out (multi is exact), or use --neuron if|signed"))
+    return str(neuron)
+
+
+def check_latency(latency: object, neuron: str, delay: object, data: object) -> None:
+    """--latency: a positive step budget, for unit-spike (if) neurons, with data."""
+    if latency is None:
+        return
+    if isinstance(latency, bool) or not isinstance(latency, int | np.integer) or latency < 1:
+        raise SnnccError(Diagnostic(f"--latency must be a positive number of steps, not "
+                                    f"{latency}", fix="e.g. --latency 28 (4 T at T = 7)"))
+    if neuron != "if":
+        raise SnnccError(Diagnostic(
+            f"--latency chooses the delays of unit-spike neurons; --neuron {neuron} "
+            f"{'is exact in one step a layer' if neuron == 'multi' else 'has its own window'}",
+            fix="use --latency with --neuron if, or leave --latency out"))
+    if delay != "exact":
+        raise SnnccError(Diagnostic(f"--latency chooses the delays itself; --delay {delay} "
+                                    "contradicts it", fix="pass one of --latency, --delay"))
+    if data is None:
+        raise SnnccError(Diagnostic("--latency needs inputs to choose the delays on",
+                                    fix="pass --calibrate DATA (a few hundred inputs)"))
+
+
 def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
             calibrate: np.ndarray | None = None, replace_softmax: bool = False,
             frac_bits: int | None = None, dump_dir: str | Path | None = None,
             print_after: Callable[[str, str], None] | None = None,
-            input_shape: InputShape = None) -> CompiledModel:
+            input_shape: InputShape = None, neuron: str = "if",
+            latency: int | None = None,
+            latency_progress: Callable[[int, int], None] | None = None) -> CompiledModel:
     """Import an ONNX model and convert it to a spike-driven SNN.
 
     `input_shape` pins the shape of one sample (batch excluded) where the model leaves
@@ -150,13 +185,19 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
     graph = import_onnx(model, input_shape)
     if calibrate is not None:
         calibrate = CompiledModel(graph).check_input(calibrate, "calibration data")
+    neuron = check_neuron(neuron, delay)
+    check_latency(latency, neuron, delay, calibrate)
     opts = Options(T=T, delay=delay, replace_softmax=replace_softmax, calibrate=calibrate,
-                   frac_bits=frac_bits)
+                   frac_bits=frac_bits, neuron=neuron)
     try:
         snn, timings = run_pipeline(graph, default_pipeline(opts), print_after=print_after,
                                     dump_dir=Path(dump_dir) if dump_dir else None)
     except SnnccError as e:
         raise e.with_file(str(model)) from None
+    if latency is not None:
+        from snncc import latency as fitter
+
+        snn = fitter.fit(snn, int(latency), calibrate, latency_progress)
     snn.meta["source"] = Path(model).name
     return CompiledModel(snn, Path(model), timings)
 

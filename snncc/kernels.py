@@ -123,7 +123,8 @@ def _openblas():
         try:
             import ctypes
 
-            maps = open("/proc/self/maps").read().splitlines()  # noqa: SIM115
+            with open("/proc/self/maps") as f:
+                maps = f.read().splitlines()
             libs = {ln.split()[-1] for ln in maps if "openblas" in ln.lower() and ".so" in ln}
             for path in sorted(libs):
                 lib = ctypes.CDLL(path)
@@ -416,3 +417,81 @@ def _gather_lagging(nxt: np.ndarray, fire: np.ndarray, count: np.ndarray, t: int
     hit = np.flatnonzero(fire & ~full)
     flat_count = count.reshape(-1)[hit].astype(np.intp)
     nxt.reshape(-1)[hit] = table.flat[flat_count * table.size + hit % table.size]
+
+
+# ---------------------------------------------------------------- signed and multi neurons
+
+
+def _table(rows: list[np.ndarray], v: np.ndarray) -> np.ndarray:
+    """The L+1 threshold rows of `dif_steps` as one [L+1, B-broadcast sample] array."""
+    return np.stack([np.broadcast_to(r, v.shape[1:]) for r in rows])
+
+
+def _membrane(v: np.ndarray, sign, clamp, dt) -> np.ndarray:
+    out = np.empty(v.shape, dt)
+    _signed(v, sign, clamp, out)
+    return out
+
+
+def signed_steps(v: np.ndarray, rows: list[np.ndarray], steps: int, arrivals=None,
+                 sign: np.ndarray | None = None, clamp: int | None = None,
+                 dtype=np.int8) -> tuple[np.ndarray, np.ndarray]:
+    """Signed DIF neurons (``--neuron signed``), one step after the other, as the hardware
+    does. At step t of the window, with n the net count so far:
+
+        v += I(t);  +1 if n < L and sign*v >= θ_n;  else -1 if n > 0 and sign*v < θ_(n-1)
+
+    (`rows` as for `dif_steps`: θ_0..θ_(L-1), then one no membrane reaches). A negative
+    spike takes back the last one when the membrane has fallen below the threshold that
+    spike crossed. Returns (spike trains [steps, B, ...] of ±1 and 0, net counts), both of
+    the signed `dtype`.
+    """
+    trains = np.zeros((steps,) + v.shape, dtype)
+    count = np.zeros(v.shape, np.intp)
+    if steps <= 0 or v.size == 0:
+        return trains, count.astype(dtype)
+    table = _table(rows, v)
+    levels = len(rows) - 1
+    lead = (slice(None),) + tuple(np.indices(v.shape[1:], sparse=True))
+    for t in range(steps):
+        for a in arrivals(t) if arrivals else []:
+            np.add(v, a, out=v)
+        sv = _membrane(v, sign, clamp, table.dtype)
+        up_th = table[(np.minimum(count, levels),) + lead[1:]]
+        down_th = table[(np.maximum(count - 1, 0),) + lead[1:]]
+        up = (count < levels) & (sv >= up_th)
+        down = ~up & (count > 0) & (sv < down_th)
+        step = up.astype(np.intp) - down
+        count += step
+        trains[t] = step
+    return trains, count.astype(dtype)
+
+
+def multi_steps(v: np.ndarray, rows: list[np.ndarray], steps: int, arrivals=None,
+                sign: np.ndarray | None = None, clamp: int | None = None,
+                dtype=np.uint8) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-threshold neurons (``--neuron multi``), one step after the other, as the
+    hardware does: a bank of L comparators, one per level, and the count so far. At step t
+    of the window:
+
+        v += I(t);  e = #{k >= count : sign*v >= θ_k};  count += e
+
+    and e goes out as one binary number on ⌈log2(L+1)⌉ weighted lines (`rows` as for
+    `dif_steps`; the last, unreachable row is not a level). Returns (the numbers sent at
+    each step [steps, B, ...], counts), both of `dtype`.
+    """
+    trains = np.zeros((steps,) + v.shape, dtype)
+    count = np.zeros(v.shape, dtype)
+    if steps <= 0 or v.size == 0:
+        return trains, count
+    dt = rows[0].dtype
+    for t in range(steps):
+        for a in arrivals(t) if arrivals else []:
+            np.add(v, a, out=v)
+        sv = _membrane(v, sign, clamp, dt)
+        reached = np.zeros(v.shape, dtype)
+        for k, theta in enumerate(rows[:-1]):  # the comparator bank
+            reached += (sv >= theta) & (count <= k)
+        count += reached
+        trains[t] = reached
+    return trains, count

@@ -356,7 +356,9 @@ class SpikeInput(Op):
     """codes = clip(round(x / scale) + zp, lo, hi) of the float input x.
 
     With ``analog`` the codes exceed T levels and feed the first layer as integers (the one
-    layer allowed to multiply); otherwise code c is c spikes at steps 0..c-1.
+    layer allowed to multiply); with ``weighted`` code c arrives at step 0 as binary spikes
+    on ⌈log2(L+1)⌉ lines of weight 1, 2, 4, … (the multi-threshold neurons' encoding);
+    otherwise code c is c unit spikes at steps 0..c-1.
     """
 
     scale: np.ndarray
@@ -365,6 +367,7 @@ class SpikeInput(Op):
     hi: int
     rounding: Rounding
     analog: bool
+    weighted: bool = False
     arity: ClassVar[int | None] = 1
 
     def infer(self, shapes, kinds):
@@ -443,14 +446,24 @@ class AddCurrent(Op):
         return _broadcast(shapes, "AddCurrent"), CURRENT
 
 
+NEURON_MODES = ("if", "signed", "multi")
+
+
 @dataclass(frozen=True, eq=False)
 class Neuron(Op):
-    """DIF neuron: v += I(t); spike k fires at a step t_fire <= t < t_fire + levels when
-    sign*v >= θ_k.
+    """DIF neuron: v += I(t) every step; from step t_fire it fires by its `mode`:
 
-    At most one spike per step and `levels` in all. In exact mode (t_fire after the
-    input window) the count is ``#{k : sign*ΣI >= θ_k}``, the quantizer's code.
-    ``scale`` is the real value of one spike (for readback and comparison).
+    - ``if``: spike k (+1) at a step t_fire <= t < t_fire + levels when sign*v >= θ_k; at
+      most one spike per step and `levels` in all.
+    - ``signed``: as ``if``, and a negative spike (-1) takes the last one back when sign*v
+      has fallen below the threshold it crossed (θ_count); one spike (±1) per step, up to
+      `levels` steps after its input window closes, so the net count ends at the code.
+    - ``multi``: at each step of its window every level still owed at once, #{k >= count :
+      sign*v >= θ_k} unit spikes sent as one binary number on ⌈log2(L+1)⌉ weighted lines.
+
+    Whatever the mode, once t_fire follows the input window (exact mode) the count is
+    ``#{k : sign*ΣI >= θ_k}``, the quantizer's code. ``scale`` is the real value of one
+    spike (for readback and comparison).
     """
 
     sign: np.ndarray
@@ -458,8 +471,11 @@ class Neuron(Op):
     levels: int
     scale: np.ndarray
     t_fire: int = -1
+    mode: str = "if"
 
     def __post_init__(self):
+        if self.mode not in NEURON_MODES:
+            raise ValueError(f"unknown neuron mode {self.mode!r}")
         if self.thresholds.shape[-1] != self.levels:
             raise ValueError("one threshold per level")
         if np.any(np.diff(self.thresholds, axis=-1) < 0):

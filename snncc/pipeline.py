@@ -37,6 +37,7 @@ class Options:
     replace_softmax: bool = False
     calibrate: np.ndarray | None = field(default=None, compare=False)
     frac_bits: int | None = None
+    neuron: str = "if"
 
 
 def default_pipeline(opts: Options) -> tuple[Pass, ...]:
@@ -50,7 +51,7 @@ def default_pipeline(opts: Options) -> tuple[Pass, ...]:
         AbsorbRelu(),                           # ReLUs that unsigned quantizers make redundant
         QuantToNeuron(opts.T, opts.frac_bits),  # integer synapses, neurons, exact thresholds
         TemporalDecomposition(),                # products and max-pools of spikes, per step
-        InsertDif(opts.delay),                  # neuron delays from the delay policy
+        InsertDif(opts.delay, opts.neuron),     # neuron kinds; delays from the policy
     )
 
 

@@ -1,16 +1,23 @@
 """Time windows of the SNN: when each value can be active, and the end-to-end steps.
 
 A window ``(t0, t1)`` holds every step at which a value may be non-zero. Spikes of an
-input with code c arrive at steps 0..c-1; an analog input is presented once, at step 0.
-Synapses, sums, TD ops and residual adds are active when their inputs are. A neuron may
-fire in the L steps ``t_fire .. t_fire+L-1``, at most one spike per step (in exact mode
-t_fire follows its input window, so every spike it owes fits). The interpreter, the HLS
-and the Verilog backends all use this schedule.
+input with code c arrive at steps 0..c-1; an analog or weighted input is presented once,
+at step 0. Synapses, sums, TD ops and residual adds are active when their inputs are. A
+neuron may fire from ``t_fire``: an ``if`` neuron in the L steps t_fire .. t_fire+L-1 (at
+most one spike per step), a ``multi`` neuron in the one step t_fire (its whole code on
+weighted lines), a ``signed`` neuron from t_fire until L steps after its input window has
+closed (so that its net count can settle). In exact mode t_fire follows the input window.
+
+Each value also has an *onset*: the first step of its latest-starting contribution (a
+residual stream's onset is that of the branch that starts last). A delay is counted from
+the onset of a neuron's input: the step from which every branch that feeds it is under
+way. The interpreter, the HLS and the Verilog backends all use this schedule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from snncc import ops as o
 from snncc.ir import Graph, Node
@@ -18,32 +25,57 @@ from snncc.ir import Graph, Node
 Window = tuple[int, int]
 
 
-def _recorded_t_fire(n: Node, inputs: Window) -> int:
+class Timing(NamedTuple):
+    """A value's window (t0, t1) and its onset."""
+
+    t0: int
+    t1: int
+    onset: int
+
+
+def _recorded_t_fire(n: Node, inputs: Timing) -> int:
     return n.op.t_fire
 
 
-def windows(graph: Graph, t_fire: Callable[[Node, Window], int] = _recorded_t_fire
-            ) -> dict[str, Window]:
-    """The activity window of every SNN value (floats have none).
+def timeline(graph: Graph, t_fire: Callable[[Node, Timing], int] = _recorded_t_fire
+             ) -> dict[str, Timing]:
+    """The window and onset of every SNN value (floats have none).
 
-    `t_fire` gives each neuron's first firing step from its input window (by default the
+    `t_fire` gives each neuron's first firing step from its input's timing (by default the
     one recorded in the neuron; insert-dif passes its delay policy here).
     """
-    win: dict[str, Window] = {}
+    out: dict[str, Timing] = {}
     for n in graph.topo():
         if isinstance(n.op, o.Input):
             continue
         if isinstance(n.op, o.SpikeInput):
-            win[n.name] = (0, 0) if n.op.analog else (0, n.op.hi - n.op.lo - 1)
+            once = n.op.analog or n.op.weighted
+            out[n.name] = Timing(0, 0 if once else n.op.hi - n.op.lo - 1, 0)
             continue
-        ins = [win[i] for i in n.inputs]
-        t0, t1 = min(w[0] for w in ins), max(w[1] for w in ins)
+        ins = [out[i] for i in n.inputs]
+        t0, t1 = min(w.t0 for w in ins), max(w.t1 for w in ins)
+        onset = max(w.onset for w in ins)
         if isinstance(n.op, o.Neuron):
-            start = max(t_fire(n, (t0, t1)), t0)
-            win[n.name] = (start, start + n.op.levels - 1)
+            start = max(t_fire(n, Timing(t0, t1, onset)), t0)
+            out[n.name] = Timing(start, neuron_last_step(n.op, start, t1), start)
         else:
-            win[n.name] = (t0, t1)
-    return win
+            out[n.name] = Timing(t0, t1, onset)
+    return out
+
+
+def neuron_last_step(op: o.Neuron, start: int, input_end: int) -> int:
+    """The last step a neuron firing from `start` may fire at (see the module docstring)."""
+    if op.mode == "multi":
+        return start
+    if op.mode == "signed":
+        return max(start, input_end + 1) + op.levels - 1
+    return start + op.levels - 1
+
+
+def windows(graph: Graph, t_fire: Callable[[Node, Timing], int] = _recorded_t_fire
+            ) -> dict[str, Window]:
+    """The activity window of every SNN value (floats have none)."""
+    return {k: (t.t0, t.t1) for k, t in timeline(graph, t_fire).items()}
 
 
 def total_steps(graph: Graph) -> int:

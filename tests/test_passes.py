@@ -265,11 +265,16 @@ def test_insert_dif_sets_delays_by_policy(tmp_path):
     none = InsertDif("none").run(result.graph.copy())
     assert none.changed
     two = InsertDif(2).run(result.graph.copy())
+    delayed = 0
     for policy, g in (("none", none.graph), (2, two.graph)):
-        spans = _source_spans(g)
+        spans, onsets = _source_spans(g), _onsets(g)
         for n in g.ops(o.Neuron):
             first, last = spans[n.inputs[0]]
-            assert n.op.t_fire == (first if policy == "none" else min(first + 2, last + 1))
+            # N counts from the input's onset: the first step of its latest-starting branch
+            expected = first if policy == "none" else min(onsets[n.inputs[0]] + 2, last + 1)
+            assert n.op.t_fire == expected, n.name
+            delayed += policy == 2 and onsets[n.inputs[0]] > first
+    assert delayed > 0  # some neuron reads a branch that starts after its stream does
 
 
 def _source_spans(g) -> dict[str, tuple[int, int]]:
@@ -286,6 +291,20 @@ def _source_spans(g) -> dict[str, tuple[int, int]]:
             ins = [spans[i] for i in n.inputs if i in spans]
             spans[n.name] = (min(a for a, _ in ins), max(b for _, b in ins))
     return spans
+
+
+def _onsets(g) -> dict[str, int]:
+    """The step from which every spiking source of a value has started: the input at 0, a
+    neuron at t_fire, anything else at the latest of its operands'."""
+    onsets: dict[str, int] = {}
+    for n in g.topo():
+        if isinstance(n.op, o.SpikeInput):
+            onsets[n.name] = 0
+        elif isinstance(n.op, o.Neuron):
+            onsets[n.name] = n.op.t_fire
+        elif n.inputs:
+            onsets[n.name] = max(onsets[i] for i in n.inputs if i in onsets)
+    return onsets
 
 
 @pytest.mark.parametrize(("text", "value"), [("exact", "exact"), ("none", "none"), ("3", 3)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError, raise_if
 from snncc.ir import Graph
 
@@ -30,7 +31,17 @@ def available(target: str) -> bool:
 
 def check(target: str, graph: Graph) -> None:
     """Every reason `target` cannot take `graph`, raised at once before anything is written."""
-    raise_if(_backend(target).check(graph))
+    backend = _backend(target)
+    raise_if(_neuron_kinds(target, backend, graph) or backend.check(graph))
+
+
+def _neuron_kinds(target: str, backend, graph: Graph) -> list[Diagnostic]:
+    """Neuron kinds the backend has no engine for (its NEURON_MODES lists those it has)."""
+    have = getattr(backend, "NEURON_MODES", ("if",))
+    used = sorted({n.op.mode for n in graph.ops(o.Neuron)} - set(have))
+    return [Diagnostic(f"the {target} target has no engine for --neuron {mode} neurons",
+                       fix=f"use --neuron {' or '.join(have)} for --target {target}, or "
+                           "--target sim") for mode in used]
 
 
 def emit(target: str, graph: Graph, out_dir: Path) -> dict:

@@ -62,7 +62,8 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
     p = plan.build(graph)
     with kernels.single_blas_thread():
         values = plan.run_exact(p, x)
-    counts = {name: values[name] for name in p.neurons}
+    counts = {name: values[name].astype(plan.count_dtype(graph.node(name).op.levels),
+                                        copy=False) for name in p.neurons}
     r = p.readout
     real, ints = _readout(r, values[r.name].astype(np.int64))
     trains = None
@@ -72,6 +73,9 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
             if isinstance(n.op, o.Neuron):
                 c = counts[n.name][None].astype(np.int64)
                 t = np.arange(p.steps).reshape((-1,) + (1,) * (c.ndim - 1))
+                if n.op.mode == "multi":  # the whole code at t_fire, on weighted lines
+                    trains[n.name] = np.where(t == n.op.t_fire, c, 0).astype(np.uint8)
+                    continue
                 trains[n.name] = ((t >= n.op.t_fire) & (t < n.op.t_fire + c)).astype(np.uint8)
     return SimResult(real, ints, counts, p.steps, trains)
 

@@ -34,7 +34,7 @@ from snncc import ops as o
 from snncc.intmath import quantize
 from snncc.ir import Graph, Node
 from snncc.reference import EVAL
-from snncc.schedule import total_steps
+from snncc.schedule import neuron_last_step, total_steps
 
 F32_EXACT, F64_EXACT = 2**24, 2**53
 
@@ -46,8 +46,11 @@ def exact_dtype(bound: int) -> np.dtype:
     return np.dtype(np.float64 if bound < F64_EXACT else np.int64)
 
 
-def count_dtype(bound: int) -> np.dtype:
-    """The unsigned type of spike counts up to `bound`."""
+def count_dtype(bound: int, signed: bool = False) -> np.dtype:
+    """The unsigned type of spike counts up to `bound` (signed, for the trains of signed
+    neurons, whose spikes are ±1)."""
+    if signed:
+        return np.dtype(np.int8 if bound <= 0x7F else np.int16 if bound <= 0x7FFF else np.int32)
     return np.dtype(np.uint8 if bound <= 0xFF else np.uint16 if bound <= 0xFFFF else np.uint32)
 
 
@@ -93,6 +96,7 @@ def build(graph: Graph) -> Plan:
 
 def _build(graph: Graph) -> Plan:
     plan = Plan(graph, [n for n in graph.topo()], steps=total_steps(graph))
+    signed = any(n.op.mode == "signed" for n in graph.ops(o.Neuron))
     for k, n in enumerate(plan.order):
         for i in n.inputs:
             plan.last_use[i] = k
@@ -101,7 +105,7 @@ def _build(graph: Graph) -> Plan:
         ins = [plan.bound.get(i, 0) for i in n.inputs]
         plan.bound[n.name] = b = _bound(graph, n, ins)
         analog = isinstance(n.op, o.SpikeInput) and n.op.analog
-        plan.dtype[n.name] = (count_dtype(b) if n.kind == o.CODES and not analog
+        plan.dtype[n.name] = (count_dtype(b, signed) if n.kind == o.CODES and not analog
                               else exact_dtype(b))
         if isinstance(n.op, o.Synapse):
             plan.weights[n.name] = n.op.weight.astype(exact_dtype(b), copy=False)
@@ -440,10 +444,10 @@ def _total_steps(plan: Plan, n: Node, ins: list[Value]) -> Steps:
 
 
 def _input_steps(plan: Plan, n: Node, x: np.ndarray, steps: int) -> Steps:
-    """Analog codes once at step 0; else code c as spikes at steps 0 .. c-1."""
+    """Analog (and weighted) codes once at step 0; else code c as spikes at steps 0 .. c-1."""
     op: o.SpikeInput = n.op
     codes = quantize(x, op.scale, op.zero_point, op.lo, op.hi, op.rounding)
-    if op.analog:
+    if op.analog or op.weighted:
         return Steps(0, codes.astype(plan.dtype[n.name])[None])
     window = max(1, min(op.hi - op.lo, steps))
     t = np.arange(window).reshape((-1,) + (1,) * codes.ndim)
@@ -514,22 +518,30 @@ def _td_matmul_steps(dtype, a: Steps, b: Steps) -> Steps:
     return Steps(t0, p)
 
 
+STEPPERS = {"if": kernels.dif_steps, "signed": kernels.signed_steps,
+            "multi": kernels.multi_steps}
+
+
 def _neuron_steps(plan: Plan, n: Node, current: Value, batch: int, steps: int
                   ) -> tuple[Steps, np.ndarray]:
-    """v += I(t) each step; from t_fire, for L steps (clipped to the run): fire if sign*v
-    reached the threshold of the next spike (``kernels.dif_steps``, every step simulated)."""
+    """v += I(t) each step; from t_fire to the last step of its window (clipped to the
+    run) the neuron fires by the hardware's rule of its kind (``kernels.dif_steps``,
+    ``signed_steps``, ``multi_steps``: every step simulated)."""
     op: o.Neuron = n.op
     first = max(0, op.t_fire)
-    last = min(op.t_fire + op.levels, steps) - 1  # the last step it may fire
+    stream = _as_sum(current, (batch,) + n.shape, plan.dtype[n.inputs[0]])
+    last = min(neuron_last_step(op, first, stream.t1), steps - 1)  # the last step it may fire
     dt = plan.dtype[n.name]
     if last < first:  # it would fire only after the end of the run
         return Steps(first, np.zeros((1, batch) + n.shape, dt)), np.zeros((batch,) + n.shape, dt)
-    stream = _as_sum(current, (batch,) + n.shape, plan.dtype[n.inputs[0]])
     v = stream.total_before(first)  # the membranes as the firing window opens
 
     def arrivals(t: int) -> list[np.ndarray]:
         return [_batched([v, a], 1)[1] for a in stream.at(first + t)]
 
     sign, rows, clamp = plan.dif[n.name]
-    train, count = kernels.dif_steps(v, rows, last - first + 1, arrivals, sign, clamp, dt)
+    step = STEPPERS[op.mode]
+    train, count = step(v, rows, last - first + 1, arrivals, sign, clamp, dt)
+    if op.mode == "signed":  # net counts are never negative
+        count = count.astype(count_dtype(op.levels))
     return Steps(first, train, count), count

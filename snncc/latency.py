@@ -1,0 +1,117 @@
+"""``--latency STEPS``: per-layer DIF delays chosen from calibration data so that the SNN
+stays as close to the quantized ANN as it can within an end-to-end step budget.
+
+The exact model (every neuron fires once its input window has closed) is the reference:
+its spike counts are the integer quantized ANN's codes. A neuron with delay d fires from
+d steps after the onset of its input (the step from which every branch feeding it is
+under way; see schedule.py). Delays cost steps only on the longest path, and the step
+engine tells, on the calibration inputs, how many codes and decisions each choice keeps.
+
+The search is a hill climb over per-layer delays: it starts from the largest delay common
+to all layers that fits the budget, then adds one step to one layer's delay at a time, keeping
+the move that agrees best with the exact model (argmax decisions first, then the fraction
+of identical codes over all layers), until no move helps or fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from snncc import ops as o
+from snncc.backends.sim.engine import SimResult, run_fast, run_step
+from snncc.errors import Diagnostic, SnnccError
+from snncc.ir import Graph
+from snncc.passes.insert_dif import InsertDif
+from snncc.schedule import neuron_layers_on_path, total_steps
+
+MAX_SAMPLES = 256  # calibration inputs the search simulates (the first ones)
+
+
+@dataclass(frozen=True)
+class Score:
+    decisions: float  # argmax identical to the exact model
+    codes: float  # spike counts identical to the exact model, over every neuron
+
+    def key(self) -> tuple[float, float]:
+        return (self.decisions, self.codes)
+
+
+def with_delays(graph: Graph, delays: dict[str, int]) -> Graph:
+    """A copy of the exact-mode `graph` with per-neuron delays."""
+    neuron = str(graph.meta.get("neuron", "if"))
+    g = graph.copy()
+    return InsertDif("exact", neuron, tuple(sorted(delays.items()))).run(g).graph
+
+
+def score(result: SimResult, exact: SimResult) -> Score:
+    same = [np.mean(result.counts[k] == exact.counts[k]) for k in exact.counts]
+    return Score(float(np.mean(result.predictions == exact.predictions)),
+                 float(np.mean(same)) if same else 1.0)
+
+
+def fit(graph: Graph, budget: int, data: np.ndarray,
+        progress: Callable[[int, int], None] | None = None) -> Graph:
+    """The exact-mode `graph` with delays chosen for `budget` end-to-end steps."""
+    x = np.asarray(data, np.float64)[:MAX_SAMPLES]
+    names = [n.name for n in graph.ops(o.Neuron)]
+    shortest = total_steps(with_delays(graph, dict.fromkeys(names, 0)))
+    if budget < shortest:
+        raise SnnccError(Diagnostic(
+            f"--latency {budget} is too small for this model: with no delay at all its "
+            f"{neuron_layers_on_path(graph)} neuron layers on the longest path and their spike "
+            f"windows take {shortest} steps end to end",
+            fix=f"pass --latency {shortest} or more (exact mode takes {total_steps(graph)})"))
+    exact = run_fast(graph, x)
+    report = progress or (lambda done, total: None)
+    delays = _uniform(graph, names, budget)
+    best = _evaluate(graph, delays, x, exact)
+    rounds = 2 * len(names)
+    for k in range(1, rounds + 1):
+        report(k, rounds)
+        move = _best_move(graph, names, delays, budget, x, exact, best)
+        if move is None:
+            break
+        delays, best = move
+    report(1, 1)
+    fitted = with_delays(graph, delays)
+    fitted.meta["latency"] = {
+        "budget": budget, "steps": total_steps(fitted), "samples": len(x),
+        "delays": {k: delays[k] for k in names}, "decision_agreement": best.decisions,
+        "code_agreement": best.codes}
+    return fitted
+
+
+def _uniform(graph: Graph, names: list[str], budget: int) -> dict[str, int]:
+    """The largest delay common to every neuron that fits the budget."""
+    d = 0
+    while d < total_steps(graph):
+        wider = with_delays(graph, dict.fromkeys(names, d + 1))
+        if total_steps(wider) > budget or total_steps(wider) == total_steps(
+                with_delays(graph, dict.fromkeys(names, d))):
+            break
+        d += 1
+    return dict.fromkeys(names, d)
+
+
+def _evaluate(graph: Graph, delays: dict[str, int], x: np.ndarray, exact: SimResult) -> Score:
+    return score(run_step(with_delays(graph, delays), x), exact)
+
+
+def _best_move(graph: Graph, names: list[str], delays: dict[str, int], budget: int,
+               x: np.ndarray, exact: SimResult, current: Score
+               ) -> tuple[dict[str, int], Score] | None:
+    """The single +1 change of one layer's delay that fits and agrees best, if it helps."""
+    found: tuple[dict[str, int], Score] | None = None
+    now = with_delays(graph, delays)
+    for name in names:
+        trial = {**delays, name: delays[name] + 1}
+        g = with_delays(graph, trial)
+        if total_steps(g) > budget or g.node(name).op.t_fire == now.node(name).op.t_fire:
+            continue  # over budget, or capped at exact already
+        s = score(run_step(g, x), exact)
+        if s.key() > (found[1] if found else current).key():
+            found = (trial, s)
+    return found
