@@ -197,7 +197,10 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
     if latency is not None:
         from snncc import latency as fitter
 
-        snn = fitter.fit(snn, int(latency), calibrate, latency_progress)
+        try:
+            snn = fitter.fit(snn, int(latency), calibrate, latency_progress)
+        except SnnccError as e:
+            raise e.with_file(str(model)) from None
     snn.meta["source"] = Path(model).name
     return CompiledModel(snn, Path(model), timings)
 

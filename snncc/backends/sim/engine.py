@@ -31,7 +31,7 @@ class SimResult:
     logits_int: np.ndarray  # the integers the argmax is taken over
     counts: dict[str, np.ndarray]  # spike count of every neuron (uint8; wider past 255)
     steps: int
-    trains: dict[str, np.ndarray] | None = None  # [T, batch, ...] uint8 spike trains
+    trains: dict[str, np.ndarray] | None = None  # [T, batch, ...] uint8 (signed: int8 ±1)
     spike_totals: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -98,7 +98,8 @@ def run_step(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
     if trace:
         full = {}
         for name, s in trains.items():
-            out = np.zeros((p.steps,) + s.data.shape[1:], np.uint8)
+            signed = s.data.dtype.kind == "i"  # ±1 spikes of signed neurons
+            out = np.zeros((p.steps,) + s.data.shape[1:], np.int8 if signed else np.uint8)
             out[s.t0:s.t0 + len(s.data)] = s.data[:max(0, p.steps - s.t0)]
             full[name] = out
     return SimResult(real, ints, counts, p.steps, full)
