@@ -152,11 +152,10 @@ def check_latency(latency: object, neuron: str, delay: object, data: object) -> 
     if isinstance(latency, bool) or not isinstance(latency, int | np.integer) or latency < 1:
         raise SnnccError(Diagnostic(f"--latency must be a positive number of steps, not "
                                     f"{latency}", fix="e.g. --latency 28 (4 T at T = 7)"))
-    if neuron != "if":
+    if neuron == "multi":
         raise SnnccError(Diagnostic(
-            f"--latency chooses the delays of unit-spike neurons; --neuron {neuron} "
-            f"{'is exact in one step a layer' if neuron == 'multi' else 'has its own window'}",
-            fix="use --latency with --neuron if, or leave --latency out"))
+            "--neuron multi is exact in one step a layer; --latency does not apply to it",
+            fix="leave --latency out, or use --neuron if|signed"))
     if delay != "exact":
         raise SnnccError(Diagnostic(f"--latency chooses the delays itself; --delay {delay} "
                                     "contradicts it", fix="pass one of --latency, --delay"))

@@ -7,10 +7,12 @@ d steps after the onset of its input (the step from which every branch feeding i
 under way; see schedule.py). Delays cost steps only on the longest path, and the step
 engine tells, on the calibration inputs, how many codes and decisions each choice keeps.
 
-The search is a hill climb over per-layer delays: it starts from the largest delay common
+For unit-spike (``if``) neurons the search is a hill climb over per-layer delays: it starts from the largest delay common
 to all layers that fits the budget, then adds one step to one layer's delay at a time, keeping
 the move that agrees best with the exact model (argmax decisions first, then the fraction
-of identical codes over all layers), until no move helps or fits.
+of identical codes over all layers), until no move helps or fits. Signed neurons take back early spikes, so for them only the
+start matters: the delay policy that agrees best when every firing window is cut at the
+budget (``t_last``).
 """
 
 from __future__ import annotations
@@ -39,11 +41,43 @@ class Score:
         return (self.decisions, self.codes)
 
 
-def with_delays(graph: Graph, delays: dict[str, int]) -> Graph:
+def with_delays(graph: Graph, delays: dict[str, int], neuron: str | None = None) -> Graph:
     """A copy of the exact-mode `graph` with per-neuron delays."""
-    neuron = str(graph.meta.get("neuron", "if"))
+    neuron = neuron or str(graph.meta.get("neuron", "if"))
     g = graph.copy()
     return InsertDif("exact", neuron, tuple(sorted(delays.items()))).run(g).graph
+
+
+def cut_at(graph: Graph, budget: int) -> Graph:
+    """`graph` with every neuron's firing window ended by step budget-1 (the run is cut)."""
+    for n in graph.ops(o.Neuron):
+        op = n.op
+        if op.t_last < 0 or op.t_last > budget - 1:
+            graph.replace_op(n.name, o.Neuron(op.sign, op.thresholds, op.levels, op.scale,
+                                              op.t_fire, op.mode, budget - 1))
+    return graph
+
+
+def _fit_signed(graph: Graph, budget: int, x: np.ndarray, exact: SimResult,
+                report: Callable[[int, int], None]) -> Graph:
+    """Signed neurons correct early spikes, so the question is only when to start: the
+    delay policy (none, or N steps after each input's onset) that agrees best with the
+    exact model when the run is cut at `budget` steps."""
+    found: tuple[Score, str | int, Graph] | None = None
+    policies: list[str | int] = ["none", 0, 1, 2, 3]
+    for k, policy in enumerate(policies, start=1):
+        g = cut_at(InsertDif(policy, "signed").run(graph.copy()).graph, budget)
+        if total_steps(g) <= budget:
+            s = score(run_step(g, x), exact)
+            if found is None or s.key() > found[0].key():
+                found = (s, policy, g)
+        report(k, len(policies))
+    assert found is not None  # "none" always fits a budget of at least the shortest run
+    best, policy, fitted = found
+    fitted.meta["latency"] = {
+        "budget": budget, "steps": total_steps(fitted), "samples": len(x),
+        "delay": policy, "decision_agreement": best.decisions, "code_agreement": best.codes}
+    return fitted
 
 
 def score(result: SimResult, exact: SimResult) -> Score:
@@ -57,7 +91,7 @@ def fit(graph: Graph, budget: int, data: np.ndarray,
     """The exact-mode `graph` with delays chosen for `budget` end-to-end steps."""
     x = np.asarray(data, np.float64)[:MAX_SAMPLES]
     names = [n.name for n in graph.ops(o.Neuron)]
-    shortest = total_steps(with_delays(graph, dict.fromkeys(names, 0)))
+    shortest = total_steps(with_delays(graph.copy(), dict.fromkeys(names, 0), "if"))
     if budget < shortest:
         raise SnnccError(Diagnostic(
             f"--latency {budget} is too small for this model: with no delay at all its "
@@ -66,6 +100,8 @@ def fit(graph: Graph, budget: int, data: np.ndarray,
             fix=f"pass --latency {shortest} or more (exact mode takes {total_steps(graph)})"))
     exact = run_fast(graph, x)
     report = progress or (lambda done, total: None)
+    if graph.meta.get("neuron") == "signed":
+        return _fit_signed(graph, budget, x, exact, report)
     delays = _uniform(graph, names, budget)
     best = _evaluate(graph, delays, x, exact)
     rounds = 2 * len(names)

@@ -462,8 +462,9 @@ class Neuron(Op):
       sign*v >= θ_k} unit spikes sent as one binary number on ⌈log2(L+1)⌉ weighted lines.
 
     Whatever the mode, once t_fire follows the input window (exact mode) the count is
-    ``#{k : sign*ΣI >= θ_k}``, the quantizer's code. ``scale`` is the real value of one
-    spike (for readback and comparison).
+    ``#{k : sign*ΣI >= θ_k}``, the quantizer's code. ``t_last`` >= 0 ends the firing
+    window early (a run cut at a step budget, ``--latency``). ``scale`` is the real value
+    of one spike (for readback and comparison).
     """
 
     sign: np.ndarray
@@ -472,6 +473,7 @@ class Neuron(Op):
     scale: np.ndarray
     t_fire: int = -1
     mode: str = "if"
+    t_last: int = -1
 
     def __post_init__(self):
         if self.mode not in NEURON_MODES:

@@ -64,12 +64,15 @@ def timeline(graph: Graph, t_fire: Callable[[Node, Timing], int] = _recorded_t_f
 
 
 def neuron_last_step(op: o.Neuron, start: int, input_end: int) -> int:
-    """The last step a neuron firing from `start` may fire at (see the module docstring)."""
+    """The last step a neuron firing from `start` may fire at (see the module docstring;
+    a recorded ``t_last`` cuts the window short, never below `start`)."""
     if op.mode == "multi":
-        return start
-    if op.mode == "signed":
-        return max(start, input_end + 1) + op.levels - 1
-    return start + op.levels - 1
+        last = start
+    elif op.mode == "signed":
+        last = max(start, input_end + 1) + op.levels - 1
+    else:
+        last = start + op.levels - 1
+    return last if op.t_last < 0 else max(start, min(last, op.t_last))
 
 
 def windows(graph: Graph, t_fire: Callable[[Node, Timing], int] = _recorded_t_fire

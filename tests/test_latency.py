@@ -161,6 +161,31 @@ def test_latency_stays_within_budget_and_records_what_it_measured(tiny_models):
         float(np.mean(zero.predictions == ref.predictions)), float(zero_same))
 
 
+def test_signed_latency_cuts_the_run_at_the_budget(tiny_models):
+    """Signed neurons under --latency: every firing window ends by the budget; the chosen
+    start is the best of the policies tried, and its recorded agreement is re-measured."""
+    path = tiny_models["transformer"]
+    exact = snncc.compile(path, T=7)
+    budget = snncc.compile(path, T=7, delay="none").steps  # the shortest a budget may be
+    calib = rng(6).uniform(0, 1, (48,) + exact.input_shape)
+    model = snncc.compile(path, T=7, neuron="signed", latency=budget, calibrate=calib)
+    assert model.steps == budget
+    assert all(n.op.t_last == budget - 1 for n in model.graph.ops(o.Neuron))
+    fitted = model.graph.meta["latency"]
+    mine = model.simulate(calib, engine="step", trace=True)
+    ref = exact.simulate(calib)
+    assert fitted["decision_agreement"] == float(np.mean(mine.predictions == ref.predictions))
+    same = [np.mean(mine.counts[k] == ref.counts[k]) for k in ref.counts]
+    assert fitted["code_agreement"] == pytest.approx(float(np.mean(same)), abs=1e-12)
+    for name, train in mine.trains.items():  # nothing fires at or after the budget
+        assert train.shape[0] == budget and np.all(train[budget:] == 0)
+    # a cut run of the same policy without --latency, by hand, agrees with it
+    by_hand = snncc.compile(path, T=7, neuron="signed", delay=fitted["delay"])
+    from snncc.backends.sim.engine import run_step
+    cut = run_step(by_hand.graph, calib.astype(np.float64), steps=budget)
+    np.testing.assert_array_equal(cut.logits_int, mine.logits_int)
+
+
 def run(*args, cwd):
     return subprocess.run([sys.executable, "-m", "snncc", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=300)
@@ -180,9 +205,9 @@ def run(*args, cwd):
     (["--neuron", "multi", "--delay", "2"],
      "--neuron multi sends each code in one step once its input is complete; --delay 2 does "
      "not apply to it. Fix: leave --delay out (multi is exact), or use --neuron if|signed"),
-    (["--neuron", "signed", "--latency", "20", "--calibrate", "c.npy"],
-     "--latency chooses the delays of unit-spike neurons; --neuron signed has its own "
-     "window. Fix: use --latency with --neuron if, or leave --latency out"),
+    (["--neuron", "multi", "--latency", "20", "--calibrate", "c.npy"],
+     "--neuron multi is exact in one step a layer; --latency does not apply to it. Fix: "
+     "leave --latency out, or use --neuron if|signed"),
     (["--delay", "1", "--latency", "20", "--calibrate", "c.npy"],
      "--latency chooses the delays itself; --delay 1 contradicts it. Fix: pass one of "
      "--latency, --delay"),

@@ -69,10 +69,12 @@ class InsertDif(Pass):
             op = graph.node(name).op
             if t_fire != op.t_fire:
                 graph.replace_op(name, o.Neuron(op.sign, op.thresholds, op.levels, op.scale,
-                                                t_fire, op.mode))
+                                                t_fire, op.mode, op.t_last))
                 changed = True
         graph.meta["delay"] = "per-layer" if self.delays is not None else (
             "exact" if self.neuron == "multi" else self.delay)
+        if self.delays is None:
+            graph.meta.pop("delays", None)
         graph.meta["neuron"] = self.neuron
         if self.delays is not None:
             graph.meta["delays"] = dict(self.delays)
@@ -85,7 +87,7 @@ class InsertDif(Pass):
             op = n.op
             if op.mode != self.neuron:
                 graph.replace_op(n.name, o.Neuron(op.sign, op.thresholds, op.levels, op.scale,
-                                                  op.t_fire, self.neuron))
+                                                  op.t_fire, self.neuron, op.t_last))
                 changed = True
         weighted = self.neuron == "multi"
         for n in list(graph.ops(o.SpikeInput)):

@@ -83,23 +83,27 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
 # ---------------------------------------------------------------- step engine
 
 
-def run_step(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
-    """Simulate every time step; works for every delay policy.
+def run_step(graph: Graph, x: np.ndarray, trace: bool = False,
+             steps: int | None = None) -> SimResult:
+    """Simulate every time step; works for every delay policy. With `steps`, the run
+    stops after that many steps (the readout takes what arrived by then: an "anytime"
+    answer).
 
     Evaluated layer by layer: each value over all the steps it is active in at once,
     each neuron advancing its membranes and firing step by step by the hardware's rule
     (``plan.run_steps``, ``kernels.dif_steps``); the closed form is never consulted.
     """
     p = plan.build(graph)
+    steps = p.steps if steps is None else max(1, min(int(steps), p.steps))
     with kernels.single_blas_thread():
-        trains, counts, total = plan.run_steps(p, x, p.steps, trace)
+        trains, counts, total = plan.run_steps(p, x, steps, trace)
     real, ints = _readout(p.readout, total.astype(np.int64))
     full = None
     if trace:
         full = {}
         for name, s in trains.items():
             signed = s.data.dtype.kind == "i"  # ±1 spikes of signed neurons
-            out = np.zeros((p.steps,) + s.data.shape[1:], np.int8 if signed else np.uint8)
-            out[s.t0:s.t0 + len(s.data)] = s.data[:max(0, p.steps - s.t0)]
+            out = np.zeros((steps,) + s.data.shape[1:], np.int8 if signed else np.uint8)
+            out[s.t0:s.t0 + len(s.data)] = s.data[:max(0, steps - s.t0)]
             full[name] = out
-    return SimResult(real, ints, counts, p.steps, full)
+    return SimResult(real, ints, counts, steps, full)
