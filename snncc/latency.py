@@ -7,10 +7,11 @@ d steps after the onset of its input (the step from which every branch feeding i
 under way; see schedule.py). Delays cost steps only on the longest path, and the step
 engine tells, on the calibration inputs, how many codes and decisions each choice keeps.
 
-For unit-spike (``if``) neurons the search is a hill climb over per-layer delays: it starts from the largest delay common
-to all layers that fits the budget, then adds one step to one layer's delay at a time, keeping
-the move that agrees best with the exact model (argmax decisions first, then the fraction
-of identical codes over all layers), until no move helps or fits. Signed neurons take back early spikes, so for them only the
+For unit-spike (``if``) neurons the search is a hill climb over per-layer delays: it
+starts from the largest delay common to all layers that fits the budget, then adds one
+step to one layer's delay at a time, keeping the move that agrees best with the exact
+model (argmax decisions first, then the fraction of identical codes over all layers),
+until no move helps or fits. Signed neurons take back early spikes, so for them only the
 start matters: the delay policy that agrees best when every firing window is cut at the
 budget (``t_last``).
 """

@@ -177,8 +177,7 @@ def test_signed_latency_cuts_the_run_at_the_budget(tiny_models):
     assert fitted["decision_agreement"] == float(np.mean(mine.predictions == ref.predictions))
     same = [np.mean(mine.counts[k] == ref.counts[k]) for k in ref.counts]
     assert fitted["code_agreement"] == pytest.approx(float(np.mean(same)), abs=1e-12)
-    for name, train in mine.trains.items():  # nothing fires at or after the budget
-        assert train.shape[0] == budget and np.all(train[budget:] == 0)
+    assert {t.shape[0] for t in mine.trains.values()} == {budget}  # the run ends there
     # a cut run of the same policy without --latency, by hand, agrees with it
     by_hand = snncc.compile(path, T=7, neuron="signed", delay=fitted["delay"])
     from snncc.backends.sim.engine import run_step
