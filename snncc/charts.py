@@ -118,3 +118,55 @@ def bar_chart(labels: list[str], series: dict[str, list[float]], *, log: bool = 
             x += 20 + 7 * len(name)
     out.append("</svg>")
     return "".join(out)
+
+
+def line_chart(series: dict[str, list[tuple[float, float]]], *, x_label: str, y_label: str,
+               percent: bool = False, width: int = 640, height: int = 320) -> str:
+    """Lines with markers, one per series of (x, y) points (a single point is a marker)."""
+    left, right, top, bottom = 64, 150, 16, 40
+    pw, ph = width - left - right, height - top - bottom
+    points = [p for ps in series.values() for p in ps]
+    x_hi = max((x for x, _ in points), default=1.0) or 1.0
+    y_lo = min((y for _, y in points), default=0.0)
+    y_hi = max((y for _, y in points), default=1.0)
+    if percent:
+        y_lo, y_hi = max(0.0, math.floor(y_lo * 10) / 10), 1.0
+    y_lo, y_hi = (y_lo, y_hi) if y_hi > y_lo else (y_lo - 1, y_hi + 1)
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return left + pw * x / x_hi, top + ph * (1 - (y - y_lo) / (y_hi - y_lo))
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+           f'<rect width="{width}" height="{height}" fill="white"/>']
+    for k in range(5):
+        y = y_lo + (y_hi - y_lo) * k / 4
+        _, py = at(0, y)
+        text = f"{y:.0%}" if percent else _fmt(y)
+        out.append(f'<line x1="{left}" y1="{py:.1f}" x2="{left + pw}" y2="{py:.1f}" '
+                   f'stroke="#ddd"/><text x="{left - 6}" y="{py + 4:.1f}" text-anchor="end" '
+                   f'fill="#555">{text}</text>')
+    for tick in _ticks(x_hi, False):
+        px, _ = at(tick, y_lo)
+        out.append(f'<text x="{px:.1f}" y="{top + ph + 16}" text-anchor="middle" '
+                   f'fill="#555">{_fmt(tick)}</text>')
+    out.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">'
+               f'{escape(x_label)}</text><text x="14" y="{top + ph / 2}" '
+               f'transform="rotate(-90 14 {top + ph / 2})" text-anchor="middle">'
+               f'{escape(y_label)}</text>')
+    for j, (name, ps) in enumerate(series.items()):
+        colour = PALETTE[j % len(PALETTE)]
+        xy = [at(x, y) for x, y in sorted(ps)]
+        if len(xy) > 1:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
+                       f'stroke-width="2"/>')
+        for (x, y), (vx, vy) in zip(xy, sorted(ps), strict=True):
+            shown = f"{vy:.2%}" if percent else _fmt(vy)
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
+                       f'<title>{escape(name)}: {shown} at {_fmt(vx)}</title></circle>')
+        ly = top + 14 + 18 * j
+        out.append(f'<rect x="{left + pw + 12}" y="{ly - 9}" width="10" height="10" '
+                   f'fill="{colour}"/><text x="{left + pw + 26}" y="{ly}">{escape(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)

@@ -313,6 +313,65 @@ def simulate(
                         output=output, batch_size=batch_size, report=report, base=base)
 
 
+# ---------------------------------------------------------------- sweep
+
+
+@app.command()
+def sweep(
+    model: Path = typer.Argument(..., help="The ONNX model."),
+    input: Path = typer.Option(..., "--input", help="Inputs (.npy, or .npz with 'x')."),
+    labels: Path | None = typer.Option(None, "--labels", help="Labels (.npy, or .npz 'y')."),
+    calibrate: Path | None = typer.Option(None, "--calibrate",
+                                          help="Calibration inputs: quantizers of a float "
+                                               "model, and the --latency search."),
+    T: int = typer.Option(7, "-T", help="Spike window: the most spikes one neuron may emit."),
+    budgets: str | None = typer.Option(None, "--budgets",
+                                       help="End-to-end step budgets, e.g. 7,14,21,28 "
+                                            "(default: multiples of T below exact mode)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the points (.json)."),
+    html: Path | None = typer.Option(None, "--html", help="Write a page with the curves."),
+) -> None:
+    """Accuracy and synaptic operations against end-to-end steps, per neuron kind."""
+    from snncc.report import atomic_file
+    from snncc.simulate import progress_bar, progress_step
+    from snncc.sweep import html_page, run_sweep, table_rows
+
+    for path, what in ((json_out, "sweep points"), (html, "sweep page")):
+        check_output_file(path, what)
+    steps = _parse_budgets(budgets)
+    x = load_array(input, "input")
+    y = load_array(labels, "labels", key="y") if labels else None
+    data = load_array(calibrate, "calibration data") if calibrate else None
+    with progress_bar(err) as bar, progress_step(bar, "sweep") as step:
+        result = run_sweep(model, x, y, T=T, budgets=steps, calibrate=data,
+                           progress=lambda what: bar.update(step.task, description=what))
+    t = Table("kind", "steps", "accuracy", "decisions = exact", "codes = exact",
+              "SOPs/inference", "µJ/inference", "compiled with",
+              title=f"{model.name}: accuracy against end-to-end steps (T = {T})")
+    for row in table_rows(result):
+        t.add_row(*row)
+    out.print(t)
+    if json_out is not None:
+        with atomic_file(json_out, "sweep points") as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
+    if html is not None:
+        with atomic_file(html, "sweep page") as tmp:
+            tmp.write_text(html_page(result))
+
+
+def _parse_budgets(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise SnnccError(Diagnostic(f"--budgets must be positive step counts separated by "
+                                    f"commas, not {text!r}", fix="e.g. --budgets 7,14,21,28"))
+    return sorted(set(values))
+
+
 # ---------------------------------------------------------------- report
 
 

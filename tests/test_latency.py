@@ -248,3 +248,55 @@ def test_every_delay_value_compiles_and_simulates(delay, tmp_path, tiny_models):
     assert proc.returncode == 0, proc.stderr
     proc = run("simulate", "b/model.snn", "--input", "x.npy", cwd=tmp_path)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+
+
+# ---------------------------------------------------------------- sweep
+
+
+def test_sweep_points_are_what_each_setting_gives(tmp_path, tiny_models):
+    """Every point of the sweep equals a compile + simulate of the setting it names."""
+    from snncc.sweep import run_sweep
+
+    path = tiny_models["transformer"]
+    exact = snncc.compile(path, T=7)
+    x = rng(8).uniform(0, 1, (12,) + exact.input_shape)
+    y = exact.simulate(x).predictions[::-1].copy()  # labels the model gets partly wrong
+    shortest = snncc.compile(path, T=7, delay="none").steps
+    result = run_sweep(path, x, y, T=7, budgets=[shortest, shortest + 7])
+    kinds = [(p["kind"], p["steps"]) for p in result["points"]]
+    layers = neuron_layers_on_path(exact.graph)
+    assert kinds[:2] == [("exact", exact.steps), ("multi", layers + 1)]
+    assert [k for k, _ in kinds[2:]] == ["if", "signed", "if", "signed"]
+    for p in result["points"]:
+        assert p["steps"] <= (exact.steps if p["kind"] in ("exact", "multi") else
+                              max(result["budgets"]))
+    by_hand = {"exact": exact, "multi": snncc.compile(path, T=7, neuron="multi")}
+    for p in result["points"][:2]:
+        r = by_hand[p["kind"]].simulate(x)
+        assert p["accuracy"] == float(np.mean(r.predictions == y))
+        assert p["decision_agreement"] == 1.0 and p["code_agreement"] == 1.0
+    signed = result["points"][3]  # without --calibrate: fire at once, cut at the budget
+    assert signed["setting"] == f"--neuron signed --delay none, cut at {shortest}"
+    from snncc.backends.sim.engine import run_step
+
+    m = snncc.compile(path, T=7, neuron="signed", delay="none")
+    r = run_step(m.graph, x.astype(np.float64), steps=shortest)
+    assert signed["accuracy"] == float(np.mean(r.predictions == y))
+
+
+def test_sweep_command_writes_points_and_page(tmp_path, tiny_models):
+    path = tiny_models["transformer"]
+    x = rng(9).uniform(0, 1, (8,) + snncc.compile(path).input_shape)
+    np.save(tmp_path / "x.npy", x)
+    shortest = snncc.compile(path, T=7, delay="none").steps
+    proc = run("sweep", path, "--input", "x.npy", "--budgets", str(shortest), "--json",
+               "s.json", "--html", "s.html", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert [p["kind"] for p in result["points"]] == ["exact", "multi", "if", "signed"]
+    page = (tmp_path / "s.html").read_text()
+    assert page.count("<svg") == 2 and "end-to-end steps" in page
+    proc = run("sweep", path, "--input", "x.npy", "--budgets", "0,7", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr == (
+        "error: --budgets must be positive step counts separated by commas, not '0,7'. "
+        "Fix: e.g. --budgets 7,14,21,28\n")
