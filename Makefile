@@ -33,4 +33,5 @@ golden: setup  ## rewrite the golden snapshots after a reviewed change
 
 bench: setup  ## benchmarks (needs the train extra, installed here): writes BENCHMARKS.md
 	@$(PY) -c "import torch, brevitas" 2>/dev/null || $(PY) -m pip install --quiet -e '.[dev,train]'
+	$(PY) bench/latency.py --deit bench/models/deit_d12_w64_t16.onnx
 	$(PY) bench/run.py

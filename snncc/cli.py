@@ -391,6 +391,10 @@ def report_cmd(
     engine: str = typer.Option("auto", "--engine", help="auto | fast | step"),
     synth: bool = typer.Option(False, "--synth",
                                help="Run Yosys on build/verilog first (cells, LUTs, FFs)."),
+    sweep_json: Path | None = typer.Option(None, "--sweep",
+                                           help="Points of `snncc sweep --json` to plot in "
+                                                "the HTML page (default: build/sweep.json "
+                                                "if there is one)."),
 ) -> None:
     """Per-layer figures, operation counts and energy; optionally an HTML page."""
     from snncc.energy import EnergyModel
@@ -401,6 +405,7 @@ def report_cmd(
         raise SnnccError(Diagnostic("no model.snn in the build folder", file=str(build),
                                     fix="pass the folder written by `snncc compile`"))
     energy = EnergyModel(pj_ac, pj_mac)
+    sweep_points = _read_sweep(sweep_json, build / "sweep.json") if html is not None else None
     x = load_array(input, "input") if input else None
     y = load_array(labels, "labels", key="y") if labels else None
     report = load_or_measure(build, x, y, err, engine, energy)
@@ -416,10 +421,26 @@ def report_cmd(
         from snncc.html_report import render_html
         from snncc.report import atomic_file
 
-        text = render_html(report, layers)
+        text = render_html(report, layers, sweep_points)
         with atomic_file(html, "HTML report") as tmp:
             tmp.write_text(text, encoding="utf-8")
         out.print(f"HTML report written to {html}")
+
+
+def _read_sweep(given: Path | None, default: Path) -> dict | None:
+    """The points of `snncc sweep --json` (from `given`, else `default` if it exists)."""
+    path = given if given is not None else default if default.is_file() else None
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+            raise ValueError("no 'points'")
+    except (OSError, ValueError) as e:
+        raise SnnccError(Diagnostic(f"--sweep: not the points of `snncc sweep --json` ({e})",
+                                    file=str(path), fix="pass the file `snncc sweep --json "
+                                                        "FILE` wrote")) from None
+    return data
 
 
 # ---------------------------------------------------------------- verify

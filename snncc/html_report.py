@@ -89,7 +89,8 @@ def _verify_rows(report: dict) -> list[dict]:
     return rows
 
 
-def render_html(report: dict, layers: list[str] | None = None) -> str:
+def render_html(report: dict, layers: list[str] | None = None, sweep: dict | None = None
+                ) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("snncc", "templates/report"),
                              undefined=jinja2.StrictUndefined, autoescape=True)
     chosen = choose_layers(report, layers) if report.get("simulation") else []
@@ -98,7 +99,16 @@ def render_html(report: dict, layers: list[str] | None = None) -> str:
         summary=summary_rows(report), hardware=hardware_rows(report),
         verify=_verify_rows(report), charts=_charts(report), delay=report["delay"],
         rasters=_rasters(report, chosen) if chosen else [], raster_cap=RASTER_NEURONS,
-        layer_header=LAYER_HEADER, layer_rows=layer_rows(report))
+        layer_header=LAYER_HEADER, layer_rows=layer_rows(report),
+        sweep=_sweep_html(sweep))
+
+
+def _sweep_html(sweep: dict | None) -> str:
+    if not sweep:
+        return ""
+    from snncc.sweep import html_section
+
+    return html_section(sweep)
 
 
 def write_html(report: dict, path: Path, layers: list[str] | None = None) -> None:

@@ -296,6 +296,16 @@ def test_sweep_command_writes_points_and_page(tmp_path, tiny_models):
     assert [p["kind"] for p in result["points"]] == ["exact", "multi", "if", "signed"]
     page = (tmp_path / "s.html").read_text()
     assert page.count("<svg") == 2 and "end-to-end steps" in page
+    # the HTML report shows the curve
+    assert run("compile", path, "-o", "b", cwd=tmp_path).returncode == 0
+    assert run("simulate", "b/model.snn", "--input", "x.npy", cwd=tmp_path).returncode == 0
+    proc = run("report", "b", "--html", "r.html", "--sweep", "s.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Accuracy and operations against end-to-end steps" in (tmp_path / "r.html").read_text()
+    proc = run("report", "b", "--html", "r2.html", "--sweep", "x.npy", cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == "" and not (tmp_path / "r2.html").exists()
+    assert proc.stderr.startswith("error: x.npy: --sweep: not the points of `snncc sweep "
+                                  "--json`")
     proc = run("sweep", path, "--input", "x.npy", "--budgets", "0,7", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr == (
         "error: --budgets must be positive step counts separated by commas, not '0,7'. "
