@@ -33,5 +33,6 @@ golden: setup  ## rewrite the golden snapshots after a reviewed change
 
 bench: setup  ## benchmarks (needs the train extra, installed here): writes BENCHMARKS.md
 	@$(PY) -c "import torch, brevitas" 2>/dev/null || $(PY) -m pip install --quiet -e '.[dev,train]'
-	$(PY) bench/latency.py --deit bench/models/deit_d12_w64_t16.onnx
+	$(PY) examples/deit_tiny/generate.py --depth 12 --width 64 --tokens 16
+	$(PY) bench/latency.py --deit bench/models/deit_d12_w64_t16_h1_qcdq.onnx
 	$(PY) bench/run.py
