@@ -20,6 +20,10 @@ from snncc.ir import Graph, Node
 from snncc.schedule import total_steps, windows
 
 SPIKE = "snn::spike_t"
+CODED_HEADER = "snn_spike_codes.h"  # kernels for signed spikes and weighted lines
+CODED_KERNELS = frozenset({
+    "encode_weighted", "dense_ternary", "conv_ternary", "dense_lines", "conv_lines",
+    "dif_ternary", "dif_multi", "td_maxpool_codes", "td_matmul_ternary", "td_matmul_lines"})
 Rule = Callable[["Lowering", Node, Layer], None]  # lowers one node into its Layer
 
 
@@ -63,7 +67,7 @@ class Lowering:
         """A new flat buffer for (one step of) a value of `n`."""
         rng = rng or self.ranges[n.name]
         ctype = SPIKE if rng.binary else c_int_type(*rng.step)
-        prefix = prefix or ("spk" if rng.binary else "code" if n.kind == o.CODES else "cur")
+        prefix = prefix or ("spk" if rng.spikes else "code" if n.kind == o.CODES else "cur")
         buf = Buffer(f"{prefix}_{layer.ident}", ctype, size or size_of(n.shape),
                      f"{layer.ident} {list(n.shape)}")
         self.values.append(buf)
@@ -157,6 +161,7 @@ class Lowering:
         logits = Buffer("logits", self.logit_t, size_of(ro.shape), "integer logits")
         counts = Buffer("spike_counts", c_int_type(0, levels), max(total, 1))
         name = c_ident(self.graph.name)
+        kernels = {c.kernel for layer in self.layers for c in layer.calls}
         names = [b.name for b in self.values] + [x.name for layer in self.layers
                                                  for x in (*layer.state, *layer.consts)]
         assert len(set(names)) == len(names), "two arrays share a C name"
@@ -165,6 +170,7 @@ class Lowering:
             steps=total_steps(self.graph), input=self.input, input_lo=enc.op.lo,
             input_hi=enc.op.hi, logits=logits, counts=counts, layers=self.layers,
             values=[b for b in self.values if b is not self.input], neuron_table=self.neurons,
+            headers=[CODED_HEADER] if kernels & CODED_KERNELS else [],
             typedefs={"input_t": self.input.ctype, "logit_t": logits.ctype,
                       "count_t": counts.ctype})
 

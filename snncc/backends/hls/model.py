@@ -84,3 +84,4 @@ class Project:
     values: list[Buffer]
     neuron_table: list[dict]  # name, origin, offset, size, shape, levels (testbench)
     typedefs: dict[str, str]  # interface types
+    headers: list[str] = field(default_factory=list)  # kernel headers beyond snn_kernels.h
