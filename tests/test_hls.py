@@ -483,6 +483,17 @@ def test_check_refuses_ops_without_a_kernel(tiny_models):
     assert all(p.node.startswith("/") for p in problems)  # the ONNX node names
 
 
+def test_check_refuses_signed_spikes_meeting_lines():
+    """No kernel takes signed spikes and numbers on lines at once (mixed neuron kinds)."""
+    g = _exotic_snn(kind="signed")
+    op = g.node("n3").op
+    g.replace_op("n3", o.Neuron(op.sign, op.thresholds, op.levels, op.scale, op.t_fire,
+                                "multi"))
+    problems = hls.check(g)
+    assert [(p.node, p.op) for p in problems] == [("mm", "TDMatMul")]
+    assert "signed spikes and numbers on weighted lines" in problems[0].message
+
+
 # ---------------------------------------------------------------- golden snapshot
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from snncc import ops as o
-from snncc.backends.hls.ranges import magnitude, value_ranges, widest
+from snncc.backends.hls.ranges import LINES, SIGNED, magnitude, value_ranges, widest
 from snncc.errors import Diagnostic
 from snncc.ir import Graph, Node
 
@@ -36,7 +36,13 @@ def _spike_readers(graph: Graph, ranges) -> list[Diagnostic]:
     for n in graph.topo():
         spikes_only = (isinstance(n.op, o.Synapse) and not n.op.analog) or isinstance(
             n.op, o.TDMaxPool | o.TDMatMul)
-        if spikes_only and not widest([ranges[i] for i in n.inputs]):
+        if not spikes_only:
+            continue
+        ins = [ranges[i] for i in n.inputs]
+        if {SIGNED, LINES} <= {r.spikes for r in ins}:
+            problems.append(_where(n, "reads signed spikes and numbers on weighted lines "
+                                   "at once", "compile with one --neuron kind"))
+        elif not widest(ins):
             problems.append(_where(n, "reads multi-level input codes where the hardware "
                                    "expects binary spikes", "only the first (analog) synapse "
                                    "may read the input codes; quantize the input to at "

@@ -14,13 +14,15 @@ import numpy as np
 from snncc import ops as o
 from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
 from snncc.backends.hls.names import c_ident, short_ident
-from snncc.backends.hls.ranges import Range, value_ranges
+from snncc.backends.hls.ranges import LINES, SIGNED, UNIT, Range, value_ranges
 from snncc.intmath import c_int_type
 from snncc.ir import Graph, Node
 from snncc.schedule import total_steps, windows
 
 SPIKE = "snn::spike_t"
 CODED_HEADER = "snn_spike_codes.h"  # kernels for signed spikes and weighted lines
+_CARRY = {UNIT: "spikes (0/1)", SIGNED: "signed spikes (-1/0/+1)",
+          LINES: "numbers on weighted lines"}  # what a value of each spike kind holds
 CODED_KERNELS = frozenset({
     "encode_weighted", "dense_ternary", "conv_ternary", "dense_lines", "conv_lines",
     "dif_ternary", "dif_multi", "td_maxpool_codes", "td_matmul_ternary", "td_matmul_lines"})
@@ -46,6 +48,7 @@ class Lowering:
         self.idents: set[str] = set()
         self.vals: dict[str, Buffer] = {}
         self.values: list[Buffer] = []
+        self.kinds: set[str] = set()  # the spike kinds of the values
         self.layers: list[Layer] = []
         (enc,) = graph.ops(o.SpikeInput)
         self.input = Buffer("codes", c_int_type(min(enc.op.lo, 0), enc.op.hi), size_of(enc.shape),
@@ -67,6 +70,7 @@ class Lowering:
         """A new flat buffer for (one step of) a value of `n`."""
         rng = rng or self.ranges[n.name]
         ctype = SPIKE if rng.binary else c_int_type(*rng.step)
+        self.kinds.add(rng.spikes)
         prefix = prefix or ("spk" if rng.spikes else "code" if n.kind == o.CODES else "cur")
         buf = Buffer(f"{prefix}_{layer.ident}", ctype, size or size_of(n.shape),
                      f"{layer.ident} {list(n.shape)}")
@@ -171,6 +175,8 @@ class Lowering:
             input_hi=enc.op.hi, logits=logits, counts=counts, layers=self.layers,
             values=[b for b in self.values if b is not self.input], neuron_table=self.neurons,
             headers=[CODED_HEADER] if kernels & CODED_KERNELS else [],
+            spikes=", ".join(_CARRY[k] for k in (UNIT, SIGNED, LINES) if k in self.kinds)
+            or _CARRY[UNIT],
             typedefs={"input_t": self.input.ctype, "logit_t": logits.ctype,
                       "count_t": counts.ctype})
 
