@@ -89,7 +89,8 @@ def _with_negative_signs(graph: Graph) -> Graph:
             g.replace_op(syn.name, o.Synapse(w, "dense"))
             sign = np.broadcast_to(n.op.sign, (1,) * (len(n.shape) - 1) + (syn.shape[-1],))
             g.replace_op(n.name, o.Neuron((sign * flip).astype(np.int8), n.op.thresholds,
-                                          n.op.levels, n.op.scale, n.op.t_fire, n.op.mode))
+                                          n.op.levels, n.op.scale, n.op.t_fire, n.op.mode,
+                                          n.op.t_last))
             return g
     raise AssertionError("no dense neuron layer to flip")
 
@@ -153,6 +154,15 @@ def _exotic_snn(seed: int = 0, levels: int = 3, delay: str = "exact", kind: str 
     return g
 
 
+def _compile_kind(path: Path, neuron: str, delay: str | int) -> Graph:
+    if delay != "latency":
+        return snncc.compile(path, T=7, neuron=neuron, delay=delay).graph
+    shortest = snncc.compile(path, T=7, delay="none")  # the budget that cuts every window
+    calib = np.random.default_rng(6).uniform(0, 1, (48,) + shortest.input_shape)
+    return snncc.compile(path, T=7, neuron=neuron, latency=shortest.steps,
+                         calibrate=calib).graph
+
+
 @pytest.fixture(scope="session")
 def build(tiny_models, tmp_path_factory):
     """Build a model's project on first request: name -> Built (cached for the session)."""
@@ -177,7 +187,7 @@ def build(tiny_models, tmp_path_factory):
         elif name in KINDS:
             model, neuron, delay = KINDS[name]
             graph = (_exotic_snn(delay=delay, kind=neuron) if model == "exotic" else
-                     snncc.compile(tiny_models[model], T=7, neuron=neuron, delay=delay).graph)
+                     _compile_kind(tiny_models[model], neuron, delay))
             cache[name] = _emit(graph, folder)
         elif name.startswith("exotic"):
             cache[name] = _emit(_exotic_snn(delay=name.partition("_")[2] or "exact"),
@@ -193,11 +203,13 @@ def build(tiny_models, tmp_path_factory):
 
 
 # --neuron signed and multi: name -> (model, neuron kind, delay). Signed neurons with
-# delays "none" and 1 fire before their input is complete, so they take spikes back.
+# delays "none" and 1 fire before their input is complete, so they take spikes back;
+# "latency": --latency at the shortest budget, every firing window cut short (t_last).
 KINDS = {
     "transformer_multi": ("transformer", "multi", "exact"),
     "transformer_signed_none": ("transformer", "signed", "none"),
     "transformer_signed_1": ("transformer", "signed", 1),
+    "transformer_signed_latency": ("transformer", "signed", "latency"),
     "cnn_multi": ("cnn", "multi", "exact"),
     "cnn_signed_none": ("cnn", "signed", "none"),
     "transformer_spiking_input_multi": ("transformer_spiking_input", "multi", "exact"),
@@ -348,6 +360,8 @@ def test_signed_neurons_take_spikes_back(build, name):
     assert calls.count("dif_ternary") == len(b.graph.ops(o.Neuron))
     assert {"dif", "dif_signed", "td_matmul", "td_maxpool"}.isdisjoint(calls)
     assert {"dense_ternary"} <= set(calls)
+    if name.endswith("_latency"):
+        assert all(n.op.t_last >= 0 for n in b.graph.ops(o.Neuron))
 
 
 @pytest.mark.parametrize("name", MULTI)
