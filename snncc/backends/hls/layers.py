@@ -121,6 +121,17 @@ _NEURON_KINDS = {
 }
 
 
+def _neuron_kernel(lw: Lowering, op: o.Neuron, layer: Layer, sign: np.ndarray
+                   ) -> tuple[str, list[Const]]:
+    """The kernel of the neuron's kind and its sign table (the sign table [MID]: which
+    neurons compare -v). Only ``dif`` goes without one, when every sign is +1."""
+    if op.mode == "if" and np.all(sign > 0):
+        return "dif", []
+    neg = lw.const(layer, "neg", sign < 0, f"[MID={len(sign)}]: the neuron compares -v",
+                   "bool")
+    return {"if": "dif_signed", "signed": "dif_ternary", "multi": "dif_multi"}[op.mode], [neg]
+
+
 def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
     op: o.Neuron = n.op
     x = lw.vals[n.inputs[0]]
@@ -141,17 +152,9 @@ def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
     out = lw.value(n, layer)
     lw.bank(out, pragmas.cyclic(f))
     fire = "true" if op.t_fire <= lw.gate(n)[0] else f"t >= {op.t_fire}"
-    targs = [outer, mid, inner, op.levels, f]
-    if op.mode != "if":  # dif_ternary, dif_multi: the sign table always
-        neg = lw.const(layer, "neg", sign < 0, f"[MID={mid}]: the neuron compares -v", "bool")
-        kernel = "dif_ternary" if op.mode == "signed" else "dif_multi"
-        lw.call(layer, kernel, targs, [x, mem, cnt, thc, neg, fire, out], lw.gate(n), out)
-    elif np.all(sign > 0):
-        lw.call(layer, "dif", targs, [x, mem, cnt, thc, fire, out], lw.gate(n), out)
-    else:
-        neg = lw.const(layer, "neg", sign < 0, f"[MID={mid}]: the neuron compares -v", "bool")
-        lw.call(layer, "dif_signed", targs, [x, mem, cnt, thc, neg, fire, out], lw.gate(n),
-                out)
+    kernel, neg = _neuron_kernel(lw, op, layer, sign)
+    lw.call(layer, kernel, [outer, mid, inner, op.levels, f],
+            [x, mem, cnt, thc, *neg, fire, out], lw.gate(n), out)
     offset = sum(m["size"] for m in lw.neurons)
     layer.finish.append(Call("export_counts", [str(size), str(offset), "N_COUNTS"],
                              [cnt.name, "spike_counts"], (0, 0)))

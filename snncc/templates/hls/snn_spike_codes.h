@@ -212,10 +212,12 @@ void dif_ternary(const cur_t in[OUTER * MID * INNER], mem_t v[OUTER * MID * INNE
         v[i] += in[i];
         const mem_t sv = neg[m] ? static_cast<mem_t>(-v[i]) : v[i];
         const int count = n[i];
+        const int up = count < LEVELS ? count : LEVELS - 1;  // indices in range, also
+        const int down = count > 0 ? count - 1 : 0;          // where they are not used
         int s = 0;
-        if (fire && count < LEVELS && sv >= th[m][count]) {
+        if (fire && count < LEVELS && sv >= th[m][up]) {
           s = 1;
-        } else if (fire && count > 0 && sv < th[m][count - 1]) {
+        } else if (fire && count > 0 && sv < th[m][down]) {
           s = -1;
         }
         n[i] = static_cast<cnt_t>(count + s);
