@@ -23,6 +23,8 @@ from conftest import EXAMPLE, ROOT, require_tool
 from snncc import ops as o
 from snncc.backends import hls, registry
 from snncc.backends.common import default_inputs, golden
+from snncc.backends.hls.lower import CODED_HEADER, CODED_KERNELS
+from snncc.backends.sim import plan
 from snncc.frontend.importer import import_onnx
 from snncc.intmath import Rounding
 from snncc.ir import Graph, verify
@@ -87,12 +89,14 @@ def _with_negative_signs(graph: Graph) -> Graph:
             g.replace_op(syn.name, o.Synapse(w, "dense"))
             sign = np.broadcast_to(n.op.sign, (1,) * (len(n.shape) - 1) + (syn.shape[-1],))
             g.replace_op(n.name, o.Neuron((sign * flip).astype(np.int8), n.op.thresholds,
-                                          n.op.levels, n.op.scale, n.op.t_fire))
+                                          n.op.levels, n.op.scale, n.op.t_fire, n.op.mode,
+                                          n.op.t_last))
             return g
     raise AssertionError("no dense neuron layer to flip")
 
 
-def _exotic_snn(seed: int = 0, levels: int = 3, delay: str = "exact") -> Graph:
+def _exotic_snn(seed: int = 0, levels: int = 3, delay: str = "exact", kind: str = "if"
+                ) -> Graph:
     """An SNN graph with every op and layout the bundled models lack: a grouped, strided,
     dilated conv with uneven pads, thresholds and signs varying on non-adjacent axes, a
     padded TD max pool, Take, Concat, SumPool, a TD matmul broadcast over its batch, a
@@ -145,9 +149,18 @@ def _exotic_snn(seed: int = 0, levels: int = 3, delay: str = "exact") -> Graph:
     out = g.add("out", o.Readout(1.0, np.zeros(5), w(5)), [r2])
     g.outputs = [out]
     g.meta.update(T=levels)
-    g = InsertDif(delay).run(g).graph
+    g = InsertDif(delay, kind).run(g).graph
     verify(g)
     return g
+
+
+def _compile_kind(path: Path, neuron: str, delay: str | int) -> Graph:
+    if delay != "latency":
+        return snncc.compile(path, T=7, neuron=neuron, delay=delay).graph
+    shortest = snncc.compile(path, T=7, delay="none")  # the budget that cuts every window
+    calib = np.random.default_rng(6).uniform(0, 1, (48,) + shortest.input_shape)
+    return snncc.compile(path, T=7, neuron=neuron, latency=shortest.steps,
+                         calibrate=calib).graph
 
 
 @pytest.fixture(scope="session")
@@ -171,6 +184,11 @@ def build(tiny_models, tmp_path_factory):
         elif name == "transformer_signed":
             graph = _with_negative_signs(snncc.compile(tiny_models["transformer"], T=7).graph)
             cache[name] = _emit(graph, folder)
+        elif name in KINDS:
+            model, neuron, delay = KINDS[name]
+            graph = (_exotic_snn(delay=delay, kind=neuron) if model == "exotic" else
+                     _compile_kind(tiny_models[model], neuron, delay))
+            cache[name] = _emit(graph, folder)
         elif name.startswith("exotic"):
             cache[name] = _emit(_exotic_snn(delay=name.partition("_")[2] or "exact"),
                                 folder)
@@ -184,8 +202,25 @@ def build(tiny_models, tmp_path_factory):
     return get
 
 
+# --neuron signed and multi: name -> (model, neuron kind, delay). Signed neurons with
+# delays "none" and 1 fire before their input is complete, so they take spikes back;
+# "latency": --latency at the shortest budget, every firing window cut short (t_last).
+KINDS = {
+    "transformer_multi": ("transformer", "multi", "exact"),
+    "transformer_signed_none": ("transformer", "signed", "none"),
+    "transformer_signed_1": ("transformer", "signed", 1),
+    "transformer_signed_latency": ("transformer", "signed", "latency"),
+    "cnn_multi": ("cnn", "multi", "exact"),
+    "cnn_signed_none": ("cnn", "signed", "none"),
+    "transformer_spiking_input_multi": ("transformer_spiking_input", "multi", "exact"),
+    "transformer_spiking_input_signed_1": ("transformer_spiking_input", "signed", 1),
+    "exotic_multi": ("exotic", "multi", "exact"),
+    "exotic_signed_none": ("exotic", "signed", "none"),
+}
+SIGNED = [k for k, v in KINDS.items() if v[1] == "signed"]
+MULTI = [k for k, v in KINDS.items() if v[1] == "multi"]
 MODELS = ["cnn", "transformer", "transformer_spiking_input", "transformer_signed",
-          "transformer_delay2", "exotic", "exotic_none", "example"]
+          "transformer_delay2", "exotic", "exotic_none", "example", *KINDS]
 
 
 # ---------------------------------------------------------------- bit-exact C simulation
@@ -284,7 +319,8 @@ def test_spike_driven_kernels_do_not_multiply(build):
 
 
 @pytest.mark.parametrize("name", ["cnn", "transformer", "transformer_spiking_input",
-                                  "transformer_signed", "exotic"])
+                                  "transformer_signed", "exotic", *MULTI,
+                                  "transformer_signed_none"])
 def test_only_the_analog_layer_multiplies(build, name):
     b = build(name)
     top = (b.folder / "firmware" / f"{b.summary['top']}.cpp").read_text()
@@ -294,6 +330,80 @@ def test_only_the_analog_layer_multiplies(build, name):
     assert len(analog_calls) == len(analog) == len(b.summary["mac_layers"])
     if name in ("transformer_signed", "exotic"):
         assert "snn::dif_signed<" in top
+
+
+# ---------------------------------------------------------------- signed and multi neurons
+
+
+def _engine_trains(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every neuron's spikes over its window, from the interpreter's step engine (signed
+    neurons: -1, 0, +1; multi: the number sent at each step)."""
+    p = plan.build(graph)
+    trains, _, _ = plan.run_steps(p, x, p.steps)
+    return {name: s.data.astype(np.int64) for name, s in trains.items()}
+
+
+def _calls(top: str) -> list[str]:
+    return re.findall(r"snn::(\w+)<", top)
+
+
+@pytest.mark.parametrize("name", SIGNED)
+def test_signed_neurons_take_spikes_back(build, name):
+    """Signed neurons that fire early send -1 spikes (which the C simulation, equal to the
+    interpreter, reproduces); every kernel on their spikes adds or subtracts."""
+    b = build(name)
+    assert b.run.returncode == 0, b.run.stdout + b.run.stderr
+    trains = _engine_trains(b.graph, b.x)
+    assert any((t < 0).any() for t in trains.values()), "no spike was taken back"
+    assert all(t.min() >= -1 and t.max() <= 1 for t in trains.values())
+    calls = _calls((b.folder / "firmware" / f"{b.summary['top']}.cpp").read_text())
+    assert calls.count("dif_ternary") == len(b.graph.ops(o.Neuron))
+    assert {"dif", "dif_signed", "td_matmul", "td_maxpool"}.isdisjoint(calls)
+    assert {"dense_ternary"} <= set(calls)
+    if name.endswith("_latency"):
+        assert all(n.op.t_last >= 0 for n in b.graph.ops(o.Neuron))
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_multi_neurons_send_numbers_on_lines(build, name):
+    """Multi neurons send their code at once, as a number that needs several lines; every
+    kernel on spikes takes weighted lines."""
+    b = build(name)
+    assert b.run.returncode == 0, b.run.stdout + b.run.stderr
+    trains = _engine_trains(b.graph, b.x)
+    assert max(int(t.max()) for t in trains.values()) >= 2
+    assert all(len(t) == 1 for t in trains.values())  # one step each
+    calls = _calls((b.folder / "firmware" / f"{b.summary['top']}.cpp").read_text())
+    assert calls.count("dif_multi") == len(b.graph.ops(o.Neuron))
+    spike_kernels = {c for c in calls if c.startswith(("dense_", "conv_", "td_"))}
+    assert spike_kernels <= {"dense_lines", "conv_lines", "td_matmul_lines",
+                             "td_maxpool_codes", "dense_analog", "conv_analog"}, spike_kernels
+    (enc,) = b.graph.ops(o.SpikeInput)
+    assert ("encode_weighted" in calls) == (not enc.op.analog)
+
+
+def test_spike_code_kernels_shift_and_add(build):
+    """snn_spike_codes.h: no kernel multiplies; weighted lines are shifts of the rows."""
+    b = build("transformer_multi")
+    kernels = _functions((b.folder / "firmware" / CODED_HEADER).read_text())
+    assert set(kernels) == CODED_KERNELS | {"shl", "line"}
+    for name, body in kernels.items():
+        assert not _multiplications(_code(body)), f"{name} multiplies"
+    for name in ("dense_lines", "conv_lines", "td_matmul_lines"):
+        assert "shl<cur_t>(" in kernels[name] and "line(" in kernels[name], name
+    assert "<< b" in kernels["shl"] and ">> b" in kernels["line"]
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_multi", "cnn_signed_none"])
+def test_spike_code_kernels_only_when_used(build, name):
+    """The "if" projects stay as they were: snn_spike_codes.h is written and included only
+    for signed and multi neurons."""
+    b = build(name)
+    used = name != "cnn"
+    top = (b.folder / "firmware" / f"{b.summary['top']}.cpp").read_text()
+    assert (f"firmware/{CODED_HEADER}" in b.summary["files"]) == used
+    assert (b.folder / "firmware" / CODED_HEADER).is_file() == used
+    assert (f'#include "{CODED_HEADER}"' in top) == used
 
 
 def test_every_kernel_call_names_its_onnx_node(build):
@@ -360,9 +470,10 @@ def test_build_script_runs_the_flow(build):
         "csim_design", "csynth_design", "cosim_design"]
 
 
-def test_code_is_also_cxx14(build):
+@pytest.mark.parametrize("name", ["transformer_signed", "exotic_multi", "exotic_signed_none"])
+def test_code_is_also_cxx14(build, name):
     """Vitis HLS compiles C++14: the emitted code must not need more."""
-    b = build("transformer_signed")
+    b = build(name)
     top = b.summary["top"]
     subprocess.run(["g++", "-std=c++14", "-fsyntax-only", "-Wall", "-Wextra", "-Werror",
                     "-Wno-unknown-pragmas", f"{top}_test.cpp", f"firmware/{top}.cpp"],
@@ -372,8 +483,9 @@ def test_code_is_also_cxx14(build):
 # ---------------------------------------------------------------- check()
 
 
-def test_check_accepts_compiled_models(tiny_models):
-    graph = snncc.compile(tiny_models["transformer"], T=7).graph
+@pytest.mark.parametrize("neuron", ["if", "signed", "multi"])
+def test_check_accepts_compiled_models(tiny_models, neuron):
+    graph = snncc.compile(tiny_models["transformer"], T=7, neuron=neuron).graph
     assert hls.check(graph) == []
     registry.check("hls", graph)
 
@@ -383,6 +495,17 @@ def test_check_refuses_ops_without_a_kernel(tiny_models):
     problems = [p for p in hls.check(graph) if "no kernel" in p.message]
     assert {p.op for p in problems} >= {"Conv", "QuantAct", "MaxPool"}
     assert all(p.node.startswith("/") for p in problems)  # the ONNX node names
+
+
+def test_check_refuses_signed_spikes_meeting_lines():
+    """No kernel takes signed spikes and numbers on lines at once (mixed neuron kinds)."""
+    g = _exotic_snn(kind="signed")
+    op = g.node("n3").op
+    g.replace_op("n3", o.Neuron(op.sign, op.thresholds, op.levels, op.scale, op.t_fire,
+                                "multi"))
+    problems = hls.check(g)
+    assert [(p.node, p.op) for p in problems] == [("mm", "TDMatMul")]
+    assert "signed spikes and numbers on weighted lines" in problems[0].message
 
 
 # ---------------------------------------------------------------- golden snapshot

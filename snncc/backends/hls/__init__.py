@@ -20,9 +20,10 @@ from snncc.backends.hls.write import render, tb_data, write
 from snncc.errors import raise_if
 from snncc.ir import Graph
 
-__all__ = ["check", "emit", "N_TEST_INPUTS"]
+__all__ = ["check", "emit", "N_TEST_INPUTS", "NEURON_MODES"]
 
 N_TEST_INPUTS = 20  # golden vectors written to tb_data/
+NEURON_MODES = ("if", "signed", "multi")  # unit spikes, ±1 spikes, numbers on weighted lines
 
 
 def emit(graph: Graph, out_dir: Path, inputs: np.ndarray | None = None) -> dict:

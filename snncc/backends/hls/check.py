@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from snncc import ops as o
-from snncc.backends.hls.ranges import magnitude, value_ranges
+from snncc.backends.hls.ranges import LINES, SIGNED, magnitude, value_ranges, widest
 from snncc.errors import Diagnostic
 from snncc.ir import Graph, Node
 
@@ -30,12 +30,19 @@ def _structure(graph: Graph) -> list[Diagnostic]:
 
 
 def _spike_readers(graph: Graph, ranges) -> list[Diagnostic]:
-    """Kernels that take binary spikes must not get multi-level (analog) codes."""
+    """Kernels that take spikes (unit, signed, or numbers on weighted lines) must not get
+    multi-level (analog) codes."""
     problems = []
     for n in graph.topo():
-        binary_only = (isinstance(n.op, o.Synapse) and not n.op.analog) or isinstance(
+        spikes_only = (isinstance(n.op, o.Synapse) and not n.op.analog) or isinstance(
             n.op, o.TDMaxPool | o.TDMatMul)
-        if binary_only and not all(ranges[i].binary for i in n.inputs):
+        if not spikes_only:
+            continue
+        ins = [ranges[i] for i in n.inputs]
+        if {SIGNED, LINES} <= {r.spikes for r in ins}:
+            problems.append(_where(n, "reads signed spikes and numbers on weighted lines "
+                                   "at once", "compile with one --neuron kind"))
+        elif not widest(ins):
             problems.append(_where(n, "reads multi-level input codes where the hardware "
                                    "expects binary spikes", "only the first (analog) synapse "
                                    "may read the input codes; quantize the input to at "

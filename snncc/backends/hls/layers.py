@@ -10,7 +10,7 @@ from snncc import ops as o
 from snncc.backends.hls import pragmas, tables
 from snncc.backends.hls.lower import Lowering, Rule, size_of
 from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
-from snncc.backends.hls.ranges import Range, magnitude
+from snncc.backends.hls.ranges import LINES, SIGNED, UNIT, Range, magnitude, widest
 from snncc.intmath import c_int_type
 from snncc.ir import Graph, Node
 
@@ -22,6 +22,14 @@ def _spike_input(lw: Lowering, n: Node, layer: Layer) -> None:
                          "integers to the first layer (at step 0)")
         lw.vals[n.name] = lw.input
         return
+    if op.weighted:
+        out = lw.value(n, layer)
+        layer.summary = (f"input encoding: code c sent at step 0 as a binary number on "
+                         f"{lw.ranges[n.name].lines} weighted lines (codes {op.lo}..{op.hi})")
+        lw.bank(out, pragmas.cyclic(pragmas.lanes(out.size)))
+        lw.call(layer, "encode_weighted", [out.size, op.lo], [lw.input, out], lw.gate(n), out)
+        lw.vals[n.name] = out
+        return
     layer.summary = f"input encoding: code c -> c spikes at steps 0..c-1 (codes {op.lo}..{op.hi})"
     out = lw.value(n, layer)
     lw.bank(out, pragmas.cyclic(pragmas.lanes(out.size)))
@@ -29,13 +37,23 @@ def _spike_input(lw: Lowering, n: Node, layer: Layer) -> None:
     lw.vals[n.name] = out
 
 
+# How a synapse reads its input: (kernel suffix, what it does) by the input's spikes.
+_SYNAPSE_MODES = {
+    "": ("analog", "analog: integer codes times weights (MACs)"),
+    UNIT: ("spikes", "spike-driven: each input spike adds a weight row"),
+    SIGNED: ("ternary", "spike-driven: each +1 (-1) input spike adds (subtracts) a weight row"),
+    LINES: ("lines", "spike-driven: each set line b of an input's number adds the weight row "
+                     "shifted left by b"),
+}
+
+
 def _synapse(lw: Lowering, n: Node, layer: Layer) -> None:
     op: o.Synapse = n.op
     x = lw.vals[n.inputs[0]]
     out = lw.value(n, layer)
-    mode = "analog" if op.analog else "spikes"
-    what = ("analog: integer codes times weights (MACs)" if op.analog
-            else "spike-driven: each input spike adds a weight row")
+    rng = lw.ranges[n.inputs[0]]
+    mode, what = _SYNAPSE_MODES["" if op.analog else rng.spikes]
+    lines = [rng.lines] if mode == "lines" else []  # the LINES template argument
     if op.kind == "dense":
         k, m = op.weight.shape
         f = pragmas.lanes(m)
@@ -44,14 +62,14 @@ def _synapse(lw: Lowering, n: Node, layer: Layer) -> None:
                      "k spikes", partition=pragmas.cyclic(f, 2))
         lw.bank(out, pragmas.cyclic(f))
         rows = size_of(lw.graph.node(n.inputs[0]).shape) // k
-        lw.call(layer, f"dense_{mode}", [rows, k, m, f], [x, w, out], lw.gate(n), out)
+        lw.call(layer, f"dense_{mode}", [rows, k, m, *lines, f], [x, w, out], lw.gate(n), out)
     else:
-        _conv(lw, n, layer, x, out, mode, what)
+        _conv(lw, n, layer, x, out, mode, what, lines)
     lw.vals[n.name] = out
 
 
 def _conv(lw: Lowering, n: Node, layer: Layer, x: Buffer, out: Buffer, mode: str,
-          what: str) -> None:
+          what: str, lines: list[int]) -> None:
     op: o.Synapse = n.op
     c, h, w = lw.graph.node(n.inputs[0]).shape
     oc, oh, ow = n.shape
@@ -73,8 +91,8 @@ def _conv(lw: Lowering, n: Node, layer: Layer, x: Buffer, out: Buffer, mode: str
                   itype)
     ct = lw.const(layer, "col_to", col_to, "[x][kx]: output column ox (-1: none)", itype)
     lw.bank(out, pragmas.channel_banks(oc))
-    lw.call(layer, f"conv_{mode}", [g, cg, h, w, og, oh * ow, kh, kw, f], [x, wc, rt, ct, out],
-            lw.gate(n), out)
+    lw.call(layer, f"conv_{mode}", [g, cg, h, w, og, oh * ow, kh, kw, *lines, f],
+            [x, wc, rt, ct, out], lw.gate(n), out)
 
 
 def _neuron_view(n: Node) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
@@ -96,6 +114,24 @@ def _neuron_view(n: Node) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]
     return view, th_mid.reshape(view[1], op.levels), sign_mid.reshape(view[1])
 
 
+_NEURON_KINDS = {
+    "if": "DIF neurons",
+    "signed": "signed DIF neurons (spikes +1, and -1 to take one back)",
+    "multi": "multi-threshold neurons (the levels newly reached, a number on weighted lines)",
+}
+
+
+def _neuron_kernel(lw: Lowering, op: o.Neuron, layer: Layer, sign: np.ndarray
+                   ) -> tuple[str, list[Const]]:
+    """The kernel of the neuron's kind and its sign table (the sign table [MID]: which
+    neurons compare -v). Only ``dif`` goes without one, when every sign is +1."""
+    if op.mode == "if" and np.all(sign > 0):
+        return "dif", []
+    neg = lw.const(layer, "neg", sign < 0, f"[MID={len(sign)}]: the neuron compares -v",
+                   "bool")
+    return {"if": "dif_signed", "signed": "dif_ternary", "multi": "dif_multi"}[op.mode], [neg]
+
+
 def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
     op: o.Neuron = n.op
     x = lw.vals[n.inputs[0]]
@@ -105,8 +141,8 @@ def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
     f = pragmas.lanes(inner)
     size = size_of(n.shape)
     tables_ = "one threshold table" if mid == 1 else f"{mid} threshold tables"
-    layer.summary = (f"DIF neurons {list(n.shape)}, {op.levels} levels, fire from "
-                     f"t={op.t_fire}, {tables_}")
+    layer.summary = (f"{_NEURON_KINDS[op.mode]} {list(n.shape)}, {op.levels} levels, fire "
+                     f"from t={op.t_fire}, {tables_}")
     thc = lw.const(layer, "th", th, f"thresholds [MID={mid}][LEVELS={op.levels}]: spike n "
                    "fires when sign*v >= th[m][n]", partition=pragmas.level_banks(op.levels))
     mem = lw.state(layer, "mem", c_int_type(-bound, bound), size,
@@ -116,13 +152,9 @@ def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
     out = lw.value(n, layer)
     lw.bank(out, pragmas.cyclic(f))
     fire = "true" if op.t_fire <= lw.gate(n)[0] else f"t >= {op.t_fire}"
-    targs = [outer, mid, inner, op.levels, f]
-    if np.all(sign > 0):
-        lw.call(layer, "dif", targs, [x, mem, cnt, thc, fire, out], lw.gate(n), out)
-    else:
-        neg = lw.const(layer, "neg", sign < 0, f"[MID={mid}]: the neuron compares -v", "bool")
-        lw.call(layer, "dif_signed", targs, [x, mem, cnt, thc, neg, fire, out], lw.gate(n),
-                out)
+    kernel, neg = _neuron_kernel(lw, op, layer, sign)
+    lw.call(layer, kernel, [outer, mid, inner, op.levels, f],
+            [x, mem, cnt, thc, *neg, fire, out], lw.gate(n), out)
     offset = sum(m["size"] for m in lw.neurons)
     layer.finish.append(Call("export_counts", [str(size), str(offset), "N_COUNTS"],
                              [cnt.name, "spike_counts"], (0, 0)))
@@ -156,7 +188,8 @@ def _td_maxpool(lw: Lowering, n: Node, layer: Layer) -> None:
     count = lw.state(layer, "count", ctype, x.size, f"{layer.ident}: input spike counts C(t)")
     last = lw.state(layer, "last", ctype, size_of(n.shape), f"{layer.ident}: maxpool(C(t-1))")
     out = lw.value(n, layer)
-    lw.call(layer, "td_maxpool", targs, [x, count, last, rf, cf, out], lw.gate(n), out)
+    kernel = "td_maxpool" if lw.ranges[n.inputs[0]].binary else "td_maxpool_codes"
+    lw.call(layer, kernel, targs, [x, count, last, rf, cf, out], lw.gate(n), out)
     lw.vals[n.name] = out
 
 
@@ -174,14 +207,18 @@ def _td_matmul(lw: Lowering, n: Node, layer: Layer) -> None:
     itype = c_int_type(0, max(int(a_at.max()), int(b_at.max())))
     ac = lw.const(layer, "a_at", a_at, "offset of the A matrix of each product", itype)
     bc = lw.const(layer, "b_at", b_at, "offset of the B matrix of each product", itype)
-    la, lb = (lw.ranges[i].total[1] for i in n.inputs)
+    ins = [lw.ranges[i] for i in n.inputs]
+    la, lb = (r.total[1] for r in ins)
     ca = lw.state(layer, "ca", c_int_type(0, la), sa.size, f"{layer.ident}: spike counts C_A",
                   pragmas.cyclic(f))
     cb = lw.state(layer, "cb", c_int_type(0, lb), sb.size, f"{layer.ident}: spike counts C_B",
                   pragmas.cyclic(f))
     out = lw.value(n, layer)
     lw.bank(out, pragmas.cyclic(f))
-    lw.call(layer, "td_matmul", [size_of(batch), nn, k, m, sa.size, sb.size, f],
+    kind = widest(ins)
+    kernel = {UNIT: "td_matmul", SIGNED: "td_matmul_ternary", LINES: "td_matmul_lines"}[kind]
+    lines = [r.lines for r in ins] if kind == LINES else []  # LINES_A, LINES_B
+    lw.call(layer, kernel, [size_of(batch), nn, k, m, sa.size, sb.size, *lines, f],
             [sa, sb, ca, cb, ac, bc, out], lw.gate(n), out)
     lw.vals[n.name] = out
 

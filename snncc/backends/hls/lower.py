@@ -14,12 +14,18 @@ import numpy as np
 from snncc import ops as o
 from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
 from snncc.backends.hls.names import c_ident, short_ident
-from snncc.backends.hls.ranges import Range, value_ranges
+from snncc.backends.hls.ranges import LINES, SIGNED, UNIT, Range, value_ranges
 from snncc.intmath import c_int_type
 from snncc.ir import Graph, Node
 from snncc.schedule import total_steps, windows
 
 SPIKE = "snn::spike_t"
+CODED_HEADER = "snn_spike_codes.h"  # kernels for signed spikes and weighted lines
+_CARRY = {UNIT: "spikes (0/1)", SIGNED: "signed spikes (-1/0/+1)",
+          LINES: "numbers on weighted lines"}  # what a value of each spike kind holds
+CODED_KERNELS = frozenset({
+    "encode_weighted", "dense_ternary", "conv_ternary", "dense_lines", "conv_lines",
+    "dif_ternary", "dif_multi", "td_maxpool_codes", "td_matmul_ternary", "td_matmul_lines"})
 Rule = Callable[["Lowering", Node, Layer], None]  # lowers one node into its Layer
 
 
@@ -42,6 +48,7 @@ class Lowering:
         self.idents: set[str] = set()
         self.vals: dict[str, Buffer] = {}
         self.values: list[Buffer] = []
+        self.kinds: set[str] = set()  # the spike kinds of the values
         self.layers: list[Layer] = []
         (enc,) = graph.ops(o.SpikeInput)
         self.input = Buffer("codes", c_int_type(min(enc.op.lo, 0), enc.op.hi), size_of(enc.shape),
@@ -63,7 +70,8 @@ class Lowering:
         """A new flat buffer for (one step of) a value of `n`."""
         rng = rng or self.ranges[n.name]
         ctype = SPIKE if rng.binary else c_int_type(*rng.step)
-        prefix = prefix or ("spk" if rng.binary else "code" if n.kind == o.CODES else "cur")
+        self.kinds.add(rng.spikes)
+        prefix = prefix or ("spk" if rng.spikes else "code" if n.kind == o.CODES else "cur")
         buf = Buffer(f"{prefix}_{layer.ident}", ctype, size or size_of(n.shape),
                      f"{layer.ident} {list(n.shape)}")
         self.values.append(buf)
@@ -157,6 +165,7 @@ class Lowering:
         logits = Buffer("logits", self.logit_t, size_of(ro.shape), "integer logits")
         counts = Buffer("spike_counts", c_int_type(0, levels), max(total, 1))
         name = c_ident(self.graph.name)
+        kernels = {c.kernel for layer in self.layers for c in layer.calls}
         names = [b.name for b in self.values] + [x.name for layer in self.layers
                                                  for x in (*layer.state, *layer.consts)]
         assert len(set(names)) == len(names), "two arrays share a C name"
@@ -165,6 +174,9 @@ class Lowering:
             steps=total_steps(self.graph), input=self.input, input_lo=enc.op.lo,
             input_hi=enc.op.hi, logits=logits, counts=counts, layers=self.layers,
             values=[b for b in self.values if b is not self.input], neuron_table=self.neurons,
+            headers=[CODED_HEADER] if kernels & CODED_KERNELS else [],
+            spikes=", ".join(_CARRY[k] for k in (UNIT, SIGNED, LINES) if k in self.kinds)
+            or _CARRY[UNIT],
             typedefs={"input_t": self.input.ctype, "logit_t": logits.ctype,
                       "count_t": counts.ctype})
 

@@ -84,3 +84,5 @@ class Project:
     values: list[Buffer]
     neuron_table: list[dict]  # name, origin, offset, size, shape, levels (testbench)
     typedefs: dict[str, str]  # interface types
+    headers: list[str] = field(default_factory=list)  # kernel headers beyond snn_kernels.h
+    spikes: str = "spikes (0/1)"  # what the spike values carry, for a comment

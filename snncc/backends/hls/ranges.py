@@ -3,7 +3,10 @@
 Each value gets two intervals: ``step``, what it can hold at one time step, and ``total``,
 what any running sum of it over steps can hold (a membrane, a readout accumulator). Both
 are closed integer intervals that contain 0, so that every partial sum a kernel stores
-while it accumulates (a subset of the terms) lies inside them too.
+while it accumulates (a subset of the terms) lies inside them too. A spike train also
+says how its spikes travel (``spikes``): unit spikes (0/1, ``--neuron if``), signed
+spikes (-1/0/+1, ``signed``), or a number a step on weighted lines (``multi``, and the
+weighted input). A signed train's running count never leaves [0, L].
 """
 
 from __future__ import annotations
@@ -18,13 +21,35 @@ from snncc.ir import Graph, Node
 Interval = tuple[int, int]
 
 
+UNIT, SIGNED, LINES = "unit", "signed", "lines"  # how a spike train's spikes travel
+_WIDER = (UNIT, SIGNED, LINES)  # a kernel for a later kind also takes the earlier ones
+
+
 @dataclass(frozen=True)
 class Range:
-    """What one value can hold: per step, summed over steps, and whether it is a spike."""
+    """What one value can hold: per step, summed over steps, and how it spikes."""
 
     step: Interval
     total: Interval
-    binary: bool = False  # 0 or 1 per step (a spike train)
+    spikes: str = ""  # UNIT, SIGNED or LINES for a spike train; "" for currents and codes
+
+    @property
+    def binary(self) -> bool:
+        """0 or 1 per step (a unit spike train)."""
+        return self.spikes == UNIT
+
+    @property
+    def lines(self) -> int:
+        """Weighted lines (bits) that carry one step of it."""
+        return max(self.step[1], 1).bit_length()
+
+
+def widest(ranges: list[Range]) -> str:
+    """The spike kind a kernel reading all of `ranges` must take ("" if one is no spike
+    train)."""
+    if not all(r.spikes for r in ranges):
+        return ""
+    return max((r.spikes for r in ranges), key=_WIDER.index)
 
 
 def _hull(*ivs: Interval) -> Interval:
@@ -64,18 +89,22 @@ def _range(graph: Graph, n: Node, ins: list[Range]) -> Range:
     if isinstance(op, o.SpikeInput):
         if op.analog:
             return Range((min(op.lo, 0), op.hi), (min(op.lo, 0), op.hi))
-        return Range((0, 1), (0, op.hi - op.lo), binary=True)
+        if op.weighted:
+            return Range((0, op.hi - op.lo), (0, op.hi - op.lo), LINES)
+        return Range((0, 1), (0, op.hi - op.lo), UNIT)
     if isinstance(op, o.Synapse):
         w = _synapse_matrix(op)
         return Range(_linear(w, ins[0].step), _linear(w, ins[0].total))
-    if isinstance(op, o.TDMatMul):
+    if isinstance(op, o.TDMatMul):  # S_A C_B + C_A S_B, counts C in [0, L]
         k = graph.node(n.inputs[0]).shape[-1]
-        la, lb = ins[0].total[1], ins[1].total[1]
-        return Range((0, k * (la + lb)), (0, k * la * lb))
-    if isinstance(op, o.TDMaxPool):
-        return Range((0, 1), (0, ins[0].total[1]), binary=True)
+        (sa, la), (sb, lb) = ((r.step, r.total[1]) for r in ins)
+        return Range((k * (min(sa[0], 0) * lb + min(sb[0], 0) * la),
+                      k * (sa[1] * lb + sb[1] * la)), (0, k * la * lb))
+    if isinstance(op, o.TDMaxPool):  # max C(t) - max C(t-1): within one step's change
+        s = ins[0].step
+        return Range((min(s[0], 0), max(s[1], 0)), (0, ins[0].total[1]), ins[0].spikes)
     if isinstance(op, o.Neuron):
-        return Range((0, 1), (0, op.levels), binary=True)
+        return _neuron(op)
     if isinstance(op, o.AddCurrent):
         a, b = ins
         return Range((a.step[0] + b.step[0], a.step[1] + b.step[1]),
@@ -90,9 +119,21 @@ def _range(graph: Graph, n: Node, ins: list[Range]) -> Range:
     if isinstance(op, o.Readout):
         return ins[0]
     if isinstance(op, o.LAYOUT_OPS):
+        kinds = {r.spikes for r in ins}
         return Range(_hull(*(r.step for r in ins)), _hull(*(r.total for r in ins)),
-                     all(r.binary for r in ins))
+                     kinds.pop() if len(kinds) == 1 else "")
     raise AssertionError(f"no range rule for {op.name}")
+
+
+def _neuron(op: o.Neuron) -> Range:
+    """Unit spikes (if), ±1 spikes whose running count stays in [0, L] (signed), or the
+    levels newly reached, a number a step (multi)."""
+    levels = op.levels
+    if op.mode == "signed":
+        return Range((-1, 1), (0, levels), SIGNED)
+    if op.mode == "multi":
+        return Range((0, levels), (0, levels), LINES)
+    return Range((0, 1), (0, levels), UNIT)
 
 
 def value_ranges(graph: Graph) -> dict[str, Range]:

@@ -76,6 +76,9 @@ def render(p: Project, input_shape: tuple[int, ...], output_shape: tuple[int, ..
             p=p, part=PART, clock_period=CLOCK_PERIOD_NS),
         "Makefile": env.get_template("Makefile.j2").render(p=p),
     }
+    for header in p.headers:
+        files[f"firmware/{header}"] = resources.files("snncc").joinpath(
+            f"templates/hls/{header}").read_text()
     weights = env.get_template("weights.h.j2")
     for layer in p.layers:
         if layer.header:
