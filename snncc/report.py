@@ -21,7 +21,7 @@ from snncc import ops as o
 from snncc.energy import EnergyModel, OpCounts, energy_from_totals, energy_summary, node_dense_macs
 from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node
-from snncc.schedule import Window, windows
+from snncc.schedule import Timing, timeline, windows
 
 _EXPORTER_PARTS = {"act_quant", "export_handler", "DequantizeLinear", "QuantizeLinear", "Quant",
                    "IntQuant", "weight_quant", "input_quant"}
@@ -41,10 +41,13 @@ LAYER_OPS = (o.SpikeInput, o.Synapse, o.TDMatMul, o.TDMaxPool, o.MatMul, o.MaxPo
 
 
 def layer_kind(n: Node) -> str:
+    if isinstance(n.op, o.Neuron):
+        return {"if": "dif-neuron", "signed": "signed-neuron", "multi": "multi-neuron"}[
+            n.op.mode]
     if isinstance(n.op, o.Synapse):
         return ("analog-" if n.op.analog else "spike-") + n.op.kind
     return {o.SpikeInput: "input", o.TDMatMul: "td-matmul", o.TDMaxPool: "td-maxpool",
-            o.AddCurrent: "residual-add", o.Neuron: "dif-neuron", o.Readout: "readout",
+            o.AddCurrent: "residual-add", o.Readout: "readout",
             o.ReduceSum: "sum", o.SumPool: "sum-pool"}.get(type(n.op), n.op.name.lower())
 
 
@@ -85,15 +88,17 @@ def _weight_bits(n: Node) -> tuple[int, int] | None:
     return None
 
 
-def _neuron_fields(n: Node, inputs: Window) -> dict:
+def _neuron_fields(n: Node, inputs: Timing) -> dict:
+    """Delay: steps from the onset of the input (every branch feeding it under way)."""
     theta = n.op.uniform_theta()
     return {"neurons": int(np.prod(n.shape)), "levels": n.op.levels, "t_fire": n.op.t_fire,
-            "delay": n.op.t_fire - inputs[0],
+            "delay": n.op.t_fire - inputs.onset,
             "threshold": theta if theta is not None else "table"}
 
 
 def layers(graph: Graph) -> list[dict]:
-    win = windows(graph)
+    timing = timeline(graph)
+    win = {k: (t.t0, t.t1) for k, t in timing.items()}
     rows = []
     for n in graph.topo():
         if not isinstance(n.op, LAYER_OPS):
@@ -102,7 +107,7 @@ def layers(graph: Graph) -> list[dict]:
                "shape": list(n.shape), "window": list(win[n.name]),
                "dense_macs": node_dense_macs(graph, n)}
         if isinstance(n.op, o.Neuron):
-            row.update(_neuron_fields(n, win[n.inputs[0]]))
+            row.update(_neuron_fields(n, timing[n.inputs[0]]))
         weights = _weight_bits(n)
         if weights is not None:
             row.update(weights=weights[0], weight_bits=weights[1])
