@@ -46,6 +46,8 @@ class LayerAgreement:
     at_boundary: int = 0  # differing codes whose input sits on a rounding boundary
     downstream: int = 0  # differing codes on samples an earlier layer already differs on
     nearest: float | None = None  # the largest distance to a boundary among at_boundary
+    first_unexplained: tuple[int, ...] | None = None  # (sample, *element) of the first
+    unexplained_codes: tuple[int, int] | None = None  # its (onnxruntime, reference) codes
 
     @property
     def unexplained(self) -> int:
@@ -83,7 +85,8 @@ class Agreement:
                 "layers": [{"name": a.name, "total": a.total, "differing": a.differing,
                             "first": a.first, "onnx_code": a.ort_code, "snn_code": a.snn_code,
                             "at_boundary": a.at_boundary, "downstream": a.downstream,
-                            "unexplained": a.unexplained, "boundary_distance": a.nearest}
+                            "unexplained": a.unexplained, "boundary_distance": a.nearest,
+                            "first_unexplained": a.first_unexplained}
                            for a in self.layers]}
 
 
@@ -179,7 +182,7 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
             first = tuple(int(i) for i in diff[0])
             layer.first, layer.ort_code, layer.snn_code = first, int(ort_codes[first]), int(
                 snn[first])
-            _explain(layer, diff, differs, n, pre, pre_values, shape)
+            _explain(layer, diff, differs, n, pre, pre_values, shape, ort_codes, snn)
             differs[diff[:, 0]] = True
         result.layers.append(layer)
     (readout,) = model.graph.ops(o.Readout)
@@ -191,8 +194,10 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
 
 
 def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n, pre: dict,
-             pre_values: dict, shape: tuple[int, ...]) -> None:
-    """Sort one layer's differing codes into at a boundary / downstream / unexplained."""
+             pre_values: dict, shape: tuple[int, ...], ort_codes: np.ndarray,
+             snn: np.ndarray) -> None:
+    """Sort one layer's differing codes into at a boundary / downstream / unexplained, and
+    locate the first unexplained one."""
     index = tuple(diff.T)
     near = np.zeros(len(diff), bool)
     if n.name in pre:
@@ -203,4 +208,10 @@ def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n, pr
         if near.any():
             layer.nearest = float(dist[near].max())
     layer.at_boundary = int(near.sum())
-    layer.downstream = int(np.sum(~near & differs[diff[:, 0]]))
+    upstream = differs[diff[:, 0]]
+    layer.downstream = int(np.sum(~near & upstream))
+    unexplained = np.flatnonzero(~near & ~upstream)
+    if len(unexplained):
+        first = tuple(int(i) for i in diff[unexplained[0]])
+        layer.first_unexplained = first
+        layer.unexplained_codes = (int(ort_codes[first]), int(snn[first]))
