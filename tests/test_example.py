@@ -165,10 +165,13 @@ def test_simulate_compare_onnx_explains_the_differences(tmp_path, test_split):
     assert proc.returncode == 0, proc.stderr
     a = compare_onnx(model, path, x)
     roots = sum(layer.at_boundary for layer in a.layers)
-    assert roots > 0
-    assert (f"differences: {roots} where onnxruntime's value sits within 1/1024 of a step of a "
-            "rounding boundary (fixed-point residual sums, float32 rounding), the rest "
-            "downstream of those; 0 unexplained") in proc.stdout
+    downstream = sum(layer.downstream for layer in a.layers)
+    assert roots > 0 and a.unexplained == 0
+    assert (f"differences: {roots + downstream}: {roots} where onnxruntime's value sits within "
+            "1/1024 of a step of a rounding boundary (fixed-point residual sums, float32 "
+            f"rounding), {downstream} downstream of an earlier difference on the same sample, "
+            "0 unexplained\nonnxruntime agreement: pass (every differing code explained)\n"
+            ) in proc.stdout
     table = proc.stdout.split("integer reference vs onnxruntime")[1]
     rows = [[c.strip() for c in line.split("│")[2:7]] for line in table.splitlines()
             if line.startswith("│ /")]

@@ -553,6 +553,102 @@ def test_verify_leaves_the_build_folder_as_it_is(tmp_path, tiny_models):
     assert files() == before
 
 
+def float_mlp() -> onnx.ModelProto:
+    """A float MLP with no quantizer but one 8-bit one: calibration quantizes its input
+    and first ReLU, and requantizes the 8-bit quantizer to T levels."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 1, s).astype(np.float32), n)
+             for n, s in (("w1", (4, 6)), ("w2", (6, 5)), ("w3", (5, 3)))]
+    inits += [numpy_helper.from_array(np.float32(0.02), "s"),
+              numpy_helper.from_array(np.uint8(0), "zp")]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h1"]),
+             helper.make_node("Relu", ["h1"], ["r1"]),
+             helper.make_node("MatMul", ["r1", "w2"], ["h2"]),
+             helper.make_node("Relu", ["h2"], ["r2"]),
+             helper.make_node("QuantizeLinear", ["r2", "s", "zp"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["d"]),
+             helper.make_node("MatMul", ["d", "w3"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "float_mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_calibrated_float_build_compares_and_verifies(tmp_path):
+    """compile --calibrate: simulate --compare-onnx and verify compare with the float
+    source (its activations quantized by the calibrated quantizers), and find a planted
+    threshold change in a calibrated layer."""
+    onnx.save(float_mlp(), tmp_path / "float.onnx")
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (64, 4)))
+    x = rng.uniform(0, 1, (40, 4))
+    np.save(tmp_path / "x.npy", x)
+    build = tmp_path / "b"
+    assert cli("compile", tmp_path / "float.onnx", "--calibrate", tmp_path / "calib.npy",
+               "-o", build).exit_code == 0
+    res = cli("simulate", build / "model.snn", "--input", tmp_path / "x.npy",
+              "--compare-onnx", tmp_path / "float.onnx")
+    assert res.exit_code == 0, res.output
+    assert "onnxruntime agreement: pass (every differing code explained)" in res.output
+    onnx_json = json.loads((build / "report.json").read_text())["simulation"]["onnx"]
+    assert [(la["name"], la["total"], la["differing"]) for la in onnx_json["layers"]] == [
+        ("r1/Relu/calib_quant", 240, 0), ("d", 200, 0)]
+    assert (onnx_json["code_agreement"], onnx_json["decision_agreement"]) == (1.0, 1.0)
+    res = cli("verify", build, "--input", tmp_path / "x.npy")
+    assert res.exit_code == 0, res.output
+    rungs = json.loads((build / "report.json").read_text())["verify"]["rungs"]
+    assert [(r["status"], r["agreement"]) for r in rungs[:2]] == [("pass", 1.0), ("pass", 1.0)]
+    # planted: the requantized layer's thresholds doubled
+    before = snncc.load(build / "model.snn")
+    g = before.graph.copy()
+    op = g.node("d").op
+    g.replace_op("d", o.Neuron(op.sign, op.thresholds * 2, op.levels, op.scale, op.t_fire))
+    artifact.save(g, build / "model.snn")
+    c_before, c_after = before.reference(x)["d"], snncc.load(build / "model.snn").reference(x)["d"]
+    first = tuple(int(i) for i in np.argwhere(c_before != c_after)[0])
+    a, b = int(c_before[first]), int(c_after[first])
+    res = cli("verify", build, "--input", tmp_path / "x.npy")
+    assert res.exit_code == 1, res.output
+    line = next(s for s in res.output.splitlines() if "first divergence" in s)
+    assert line == (f"onnxruntime ↔ integer reference: first divergence at DequantizeLinear_5 "
+                    f"[d] sample {first[0]} element {list(first[1:])} at step "
+                    f"{op.t_fire + min(a, b)}: code onnxruntime {a}, reference {b}")
+    res = cli("simulate", build / "model.snn", "--input", tmp_path / "x.npy",
+              "--compare-onnx", tmp_path / "float.onnx")
+    assert res.exit_code == 1, res.output
+    unexplained = json.loads((build / "report.json").read_text())["simulation"]["onnx"][
+        "unexplained"]
+    assert unexplained == int(np.sum(c_before != c_after)) > 0
+    assert f"onnxruntime agreement: FAIL ({unexplained} unexplained codes)" in res.output
+
+
+def test_onnx_rung_fails_on_an_unexplained_code_only(tiny_models, monkeypatch):
+    """The verdict of `simulate --compare-onnx`: a batch with fewer than 99.9 % identical
+    codes passes when every difference is explained; one unexplained code fails, named."""
+    from snncc import compare
+
+    model = snncc.compile(tiny_models["cnn"], T=7)
+    layers = [n.name for n in model.graph.ops(o.Neuron)]
+    explained = compare.Agreement([
+        compare.LayerAgreement(layers[0], 1000, 10, (0, 1, 2, 3), 2, 3, at_boundary=10),
+        compare.LayerAgreement(layers[1], 1000, 20, (0, 0, 0, 0), 1, 0, downstream=20)],
+        decisions=4)
+    monkeypatch.setattr(compare, "compare_onnx", lambda *a, **k: explained)
+    rung = verify.onnx_rung(model, Path("m.onnx"), np.zeros((4,) + model.input_shape))
+    assert (rung.status, rung.agreement, rung.divergence) == (verify.PASS, 0.985, None)
+    assert rung.detail == ("codes 98.5000% identical (target >= 99.9%), argmax 4/4; 30 "
+                           "differing: 10 at a rounding boundary, 20 downstream, 0 unexplained")
+    explained.layers[1].downstream = 19
+    explained.layers[1].first_unexplained, explained.layers[1].unexplained_codes = (
+        (2, 5, 0, 3), (4, 1))
+    rung = verify.onnx_rung(model, Path("m.onnx"), np.zeros((4,) + model.input_shape))
+    n = model.graph.node(layers[1])
+    assert rung.status == verify.FAIL
+    assert rung.divergence.describe() == (
+        f"{n.origin} [{n.name}] sample 2 element [5, 0, 3] at step {n.op.t_fire + 1}: code "
+        "onnxruntime 4, reference 1")
+
+
 def test_interpreter_rung_locates_a_flipped_spike(tiny_models):
     model = snncc.compile(tiny_models["cnn"], T=7)
     g = model.graph
