@@ -82,8 +82,7 @@ def example_design(tmp_path_factory) -> Path:
 def _assert_bit_exact(result: dict, vectors: int, graph: Graph) -> None:
     """The testbench's summary: every spike count of every neuron layer and every logit
     of every vector equal to the interpreter's, layer by layer, and a cycle count each."""
-    size = {re.sub(r"\W", "_", n.name): vectors * int(np.prod(n.shape))
-            for n in graph.ops(o.Neuron)}
+    size = {n.name: vectors * int(np.prod(n.shape)) for n in graph.ops(o.Neuron)}
     assert result["layers"] == {k: {"match": v, "total": v} for k, v in size.items()}
     (readout,) = graph.ops(o.Readout)
     logits = vectors * int(np.prod(readout.shape))
