@@ -245,7 +245,13 @@ def calibrated_source(model: CompiledModel, onnx_path: str | Path
     (``reference``, float64) and its values fed in: in float32 onnxruntime would round
     the inputs on a tie differently (8-bit images of 17 grey levels sit on ties)."""
     source = onnx.load(str(onnx_path))
-    sites = (model.graph.meta.get("calibration") or {}).get("sites") or []
+    calibration = model.graph.meta.get("calibration") or {}
+    if calibration.get("quantizers") and "sites" not in calibration:
+        raise SnnccError(Diagnostic(
+            "this build was calibrated by an older snncc, which did not record where its "
+            "quantizers sit in the source model", file=str(onnx_path),
+            fix="compile it again with --calibrate"))
+    sites = calibration.get("sites") or []
     feed = _identity
     pre = quantizer_inputs(source)
     made = {n.output[0]: node_name(n, k) for k, n in enumerate(source.graph.node) if n.output}

@@ -160,8 +160,12 @@ def onnx_rung(model, onnx_path: Path | None, x: np.ndarray,
     if onnx_path is None:
         return Rung(ONNX, SKIP, detail="no ONNX model (pass --onnx)")
     from snncc.compare import compare_onnx
+    from snncc.errors import SnnccError
 
-    a = compare_onnx(model, onnx_path, x, progress=progress)
+    try:
+        a = compare_onnx(model, onnx_path, x, progress=progress)
+    except SnnccError as e:  # the other rungs still run
+        return Rung(ONNX, FAIL, detail=str(e))
     div = next((_code_divergence(model, layer) for layer in a.layers if layer.unexplained),
                None)
     differing = sum(layer.differing for layer in a.layers)

@@ -649,6 +649,29 @@ def test_onnx_rung_fails_on_an_unexplained_code_only(tiny_models, monkeypatch):
         "onnxruntime 4, reference 1")
 
 
+def test_an_older_calibrated_build_fails_the_onnx_rung_and_the_others_run(tmp_path):
+    """A calibrated build without the record of its quantizers' sites (an older snncc):
+    the onnxruntime rung fails saying so, and the rest of the ladder still runs."""
+    onnx.save(float_mlp(), tmp_path / "float.onnx")
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "calib.npy", rng.uniform(0, 1, (64, 4)))
+    np.save(tmp_path / "x.npy", rng.uniform(0, 1, (8, 4)))
+    build = tmp_path / "b"
+    assert cli("compile", tmp_path / "float.onnx", "--calibrate", tmp_path / "calib.npy",
+               "-o", build).exit_code == 0
+    g = snncc.load(build / "model.snn").graph
+    del g.meta["calibration"]["sites"]
+    artifact.save(g, build / "model.snn")
+    res = cli("verify", build, "--input", tmp_path / "x.npy")
+    assert res.exit_code == 1, res.output
+    rungs = json.loads((build / "report.json").read_text())["verify"]["rungs"]
+    assert [r["status"] for r in rungs] == ["FAIL", "pass", "skipped", "skipped"]
+    assert rungs[0]["detail"] == (
+        f"{tmp_path / 'float.onnx'}: this build was calibrated by an older snncc, which did "
+        "not record where its quantizers sit in the source model. Fix: compile it again "
+        "with --calibrate")
+
+
 def test_interpreter_rung_locates_a_flipped_spike(tiny_models):
     model = snncc.compile(tiny_models["cnn"], T=7)
     g = model.graph
