@@ -215,12 +215,16 @@ def _readout_divergence(graph: Graph, ref: dict, got: SimResult, side: str,
     return logit_divergence(ref[r.name], got.logits_int, r.name, ("reference", side), offset)
 
 
-def _step_divergence(graph: Graph, ref: dict, step: SimResult, offset: int,
-                     order: dict[str, int]) -> Divergence | None:
-    """The step engine's first spike off the reference codes' trains, or its logits."""
+def _step_divergence(graph: Graph, ref: dict, step: SimResult, offset: int
+                     ) -> Divergence | None:
+    """The step engine's first spike off the reference codes' trains, or else its first
+    count off them (counts are kept apart from trains), or its logits."""
+    assert step.trains is not None  # traced in exact mode
+    sides = ("reference", "step engine")
     div = train_divergence(graph, expand_trains(graph, ref, step.steps), step.trains, offset,
-                           ("reference", "step engine"))
-    return div or _readout_divergence(graph, ref, step, "step engine", offset)
+                           sides)
+    return (div or count_divergence(graph, ref, step.counts, sides, offset, "code")
+            or _readout_divergence(graph, ref, step, "step engine", offset))
 
 
 def _fast_divergence(graph: Graph, ref: dict, fast: SimResult, offset: int
@@ -266,7 +270,7 @@ def interpreter_rung(model, x: np.ndarray,
         if exact:
             fast = run_fast(g, chunk)
             tally.add("fast", ref, fast)
-            div = _earlier(div, _earlier(_step_divergence(g, ref, step, start, order),
+            div = _earlier(div, _earlier(_step_divergence(g, ref, step, start),
                                          _fast_divergence(g, ref, fast, start), order), order)
         step.trains = None
         parts.append(step)

@@ -500,6 +500,28 @@ def test_interpreter_rung_holds_the_fast_engine_to_the_reference(tiny_models, mo
     assert np.array_equal(golden["counts"][target.name], want)  # the step engine's
 
 
+def test_interpreter_rung_checks_the_step_engines_counts_apart_from_its_trains(
+        tiny_models, monkeypatch):
+    """Trains right, counts wrong (one layer's counts one too high): named as a code."""
+    model = snncc.compile(tiny_models["cnn"], T=7)
+    x = np.random.default_rng(2).uniform(0, 1, (4,) + model.input_shape)
+    target = model.graph.ops(o.Neuron)[1]
+    want = model.reference(x)[target.name]
+    original = plan._neuron_steps
+
+    def planted(p, n, current, batch, steps):
+        train, count = original(p, n, current, batch, steps)
+        return train, count + (n.name == target.name)
+
+    monkeypatch.setattr(plan, "_neuron_steps", planted)
+    rung, _ = verify.interpreter_rung(model, x)
+    d = rung.divergence
+    assert rung.status == verify.FAIL
+    assert (d.layer, d.element, d.step, d.expected, d.got, d.what, d.sides) == (
+        target.name, (0, 0, 0, 0), None, int(want[0, 0, 0, 0]), int(want[0, 0, 0, 0]) + 1,
+        "code", ("reference", "step engine"))
+
+
 def test_verify_names_skipped_rungs_and_require_fails_on_them(tmp_path, tiny_models,
                                                                monkeypatch):
     """With no tools on PATH a --target all build runs 2 of its 4 rungs: the summary says
