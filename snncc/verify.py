@@ -182,7 +182,7 @@ def _code_divergence(model, layer) -> Divergence:
     """A layer's first unexplained code as a divergence."""
     n = model.graph.node(layer.name)
     ort, snn = layer.unexplained_codes
-    step = n.op.t_fire + min(ort, snn) if model.delay == "exact" else None
+    step = parting_step(n.op, ort, snn) if model.delay == "exact" else None
     return Divergence(layer.name, n.origin, tuple(layer.first_unexplained), step, ort, snn,
                       "code", ("onnxruntime", "reference"))
 
@@ -199,14 +199,24 @@ def _golden(parts: list) -> dict:
 
 def expand_trains(graph: Graph, codes: dict[str, np.ndarray], steps: int
                   ) -> dict[str, np.ndarray]:
-    """The spike trains [T, B, ...] of the reference codes: code c of a neuron firing from
-    t_fire spikes at steps t_fire .. t_fire + c - 1 (exact mode's DIF neuron)."""
+    """The spike trains [T, B, ...] of the reference codes in exact mode: code c of a
+    neuron firing from t_fire is spikes at steps t_fire .. t_fire + c - 1 (``if``, and
+    ``signed``, which has nothing to take back once its input is complete), or c at once
+    at t_fire on weighted lines (``multi``)."""
     trains = {}
     for n in graph.ops(o.Neuron):
         c = np.asarray(codes[n.name], np.int64)[None]
         t = np.arange(steps).reshape((-1,) + (1,) * (c.ndim - 1))
-        trains[n.name] = ((t >= n.op.t_fire) & (t < n.op.t_fire + c)).astype(np.uint8)
+        if n.op.mode == "multi":
+            trains[n.name] = np.where(t == n.op.t_fire, c, 0)
+        else:
+            trains[n.name] = ((t >= n.op.t_fire) & (t < n.op.t_fire + c)).astype(np.int64)
     return trains
+
+
+def parting_step(op: o.Neuron, a: int, b: int) -> int:
+    """The step at which the exact-mode trains of codes a and b of a neuron part."""
+    return op.t_fire if op.mode == "multi" else op.t_fire + min(a, b)
 
 
 def _readout_divergence(graph: Graph, ref: dict, got: SimResult, side: str,
@@ -234,7 +244,7 @@ def _fast_divergence(graph: Graph, ref: dict, fast: SimResult, offset: int
     div = count_divergence(graph, ref, fast.counts, ("reference", "fast engine"), offset,
                            "code")
     if div is not None:
-        div.step = graph.node(div.layer).op.t_fire + min(div.expected, div.got)
+        div.step = parting_step(graph.node(div.layer).op, div.expected, div.got)
     return div or _readout_divergence(graph, ref, fast, "fast engine", offset)
 
 

@@ -522,6 +522,26 @@ def test_interpreter_rung_checks_the_step_engines_counts_apart_from_its_trains(
         "code", ("reference", "step engine"))
 
 
+@pytest.mark.parametrize("mode", ["if", "signed", "multi"])
+def test_interpreter_rung_knows_each_neuron_kinds_trains(tiny_models, monkeypatch, mode):
+    """Exact mode: `if` and `signed` send code c as spikes at t_fire .. t_fire+c-1, `multi`
+    sends c at once at t_fire; the rung passes on each, and a planted fast-engine code is
+    placed at the step where the two trains part."""
+    model = snncc.compile(tiny_models["transformer"], T=7, neuron=mode)
+    x = np.random.default_rng(4).uniform(0, 1, (3,) + model.input_shape)
+    rung, _ = verify.interpreter_rung(model, x)
+    assert (rung.status, rung.agreement, rung.divergence) == (verify.PASS, 1.0, None)
+    target = model.graph.ops(o.Neuron)[0]
+    code = int(model.reference(x)[target.name][0, 0, 0])
+    original = plan._codes
+    monkeypatch.setattr(plan, "_codes", lambda p, n, v: original(p, n, v) + (
+        n.name == target.name))
+    d = verify.interpreter_rung(model, x)[0].divergence
+    assert (d.layer, d.element, d.step, d.expected, d.got) == (
+        target.name, (0, 0, 0), target.op.t_fire + (0 if mode == "multi" else code), code,
+        code + 1)
+
+
 def test_verify_names_skipped_rungs_and_require_fails_on_them(tmp_path, tiny_models,
                                                                monkeypatch):
     """With no tools on PATH a --target all build runs 2 of its 4 rungs: the summary says
