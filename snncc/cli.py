@@ -309,8 +309,11 @@ def simulate(
     elif report is None:
         err.print(f"note: {artifact.parent} is read-only; pass --report PATH to keep the "
                   "report", markup=False)
-    simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx, trace=trace,
-                        output=output, batch_size=batch_size, report=report, base=base)
+    summary = simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx,
+                                  trace=trace, output=output, batch_size=batch_size,
+                                  report=report, base=base)
+    if summary.get("onnx", {}).get("unexplained"):  # the contract of verify's first rung
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- sweep
@@ -455,16 +458,24 @@ def verify(
                                                 "the build was compiled from, if present)."),
     rtl_simulator: str = typer.Option("auto", "--rtl-simulator",
                                       help="auto | icarus | verilator"),
+    require: list[str] = typer.Option([], "--require",
+                                      help="all | onnx | hls | rtl: exit 1 if that rung "
+                                           "was skipped (repeatable; for CI)."),
 ) -> None:
     """Run the verification ladder: onnxruntime, integer reference, interpreter, HLS C
     simulation, RTL simulation; exit 1 on any divergence the contract forbids."""
-    from snncc.verify import run_ladder
+    from snncc.verify import REQUIRE, run_ladder
 
     if not (build / "model.snn").is_file():
         raise SnnccError(Diagnostic("no model.snn in the build folder", file=str(build),
                                     fix="pass the folder written by `snncc compile`"))
+    unknown = [r for r in require if r not in REQUIRE]
+    if unknown:
+        raise SnnccError(Diagnostic(f"--require {unknown[0]}: unknown rung",
+                                    fix=f"use one of {', '.join(REQUIRE)}"))
     x = load_array(input, "input")
-    if not run_ladder(build, x, out, onnx_model, rtl_simulator, file=str(input)):
+    if not run_ladder(build, x, out, onnx_model, rtl_simulator, file=str(input),
+                      require=tuple(require)):
         raise typer.Exit(1)
 
 

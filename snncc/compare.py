@@ -29,6 +29,7 @@ import onnx
 from snncc import ops as o
 from snncc.compiler import CompiledModel
 from snncc.errors import Diagnostic, SnnccError
+from snncc.frontend.validate import node_name
 
 CHUNK = 256  # inputs per onnxruntime run: a step of the progress bar, a bound on memory
 BOUNDARY = 2.0**-10  # in quantizer steps: the fixed-point budget (2^-12) and float32 slack
@@ -46,6 +47,8 @@ class LayerAgreement:
     at_boundary: int = 0  # differing codes whose input sits on a rounding boundary
     downstream: int = 0  # differing codes on samples an earlier layer already differs on
     nearest: float | None = None  # the largest distance to a boundary among at_boundary
+    first_unexplained: tuple[int, ...] | None = None  # (sample, *element) of the first
+    unexplained_codes: tuple[int, int] | None = None  # its (onnxruntime, reference) codes
 
     @property
     def unexplained(self) -> int:
@@ -83,17 +86,27 @@ class Agreement:
                 "layers": [{"name": a.name, "total": a.total, "differing": a.differing,
                             "first": a.first, "onnx_code": a.ort_code, "snn_code": a.snn_code,
                             "at_boundary": a.at_boundary, "downstream": a.downstream,
-                            "unexplained": a.unexplained, "boundary_distance": a.nearest}
+                            "unexplained": a.unexplained, "boundary_distance": a.nearest,
+                            "first_unexplained": a.first_unexplained}
                            for a in self.layers]}
 
 
-def run_onnx(path: str | Path, x: np.ndarray, names: list[str],
-             progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-    """onnxruntime on `path` with `names` as extra outputs, CHUNK inputs per run (one at a
-    time if the export baked the batch into its shapes); `progress(k)` after each run."""
+def _load(source: str | Path | onnx.ModelProto, external: bool = True) -> onnx.ModelProto:
+    if isinstance(source, onnx.ModelProto):
+        return source
+    return onnx.load(str(source), load_external_data=external)
+
+
+def run_onnx(path: str | Path | onnx.ModelProto, x: np.ndarray, names: list[str],
+             progress: Callable[[int], None] | None = None,
+             file: str | Path | None = None) -> list[np.ndarray]:
+    """onnxruntime on `path` (a file or a loaded model, then `file` is its file) with
+    `names` as extra outputs, CHUNK inputs per run (one at a time if the export baked the
+    batch into its shapes); `progress(k)` after each run."""
     import onnxruntime as ort
 
-    model = onnx.load(str(path))
+    model = onnx.ModelProto()
+    model.CopyFrom(_load(path))
     present = {o_.name for o_ in model.graph.output}
     for name in names:
         if name not in present:
@@ -105,7 +118,8 @@ def run_onnx(path: str | Path, x: np.ndarray, names: list[str],
         sess = ort.InferenceSession(model.SerializeToString(), opts,
                                     providers=["CPUExecutionProvider"])
     except Exception as e:  # noqa: BLE001 - onnxruntime's own refusal
-        raise SnnccError(Diagnostic(f"onnxruntime cannot run the model: {e}", file=str(path),
+        raise SnnccError(Diagnostic(f"onnxruntime cannot run the model: {e}",
+                                    file=str(file or path),
                                     fix="check the model in onnxruntime")) from None
     inp = sess.get_inputs()[0]
     wanted = [model.graph.output[0].name] + names
@@ -127,10 +141,10 @@ def _run_chunk(sess, wanted: list[str], name: str, x: np.ndarray,
     return out
 
 
-def quantizer_inputs(path: str | Path) -> dict[str, tuple[str, bool]]:
+def quantizer_inputs(path: str | Path | onnx.ModelProto) -> dict[str, tuple[str, bool]]:
     """For each quantizer's output tensor: its input tensor, and whether it rounds to
     nearest (level boundaries at half steps) rather than down or up (at whole steps)."""
-    graph = onnx.load(str(path), load_external_data=False).graph
+    graph = _load(path, external=False).graph
     producer = {out: node for node in graph.node for out in node.output}
     found = {}
     for node in graph.node:
@@ -160,11 +174,12 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
     gets through the inputs."""
     x = model.check_input(x)
     neurons = model.graph.ops(o.Neuron)
-    pre = quantizer_inputs(onnx_path)
+    source, feed = calibrated_source(model, onnx_path)
+    pre = quantizer_inputs(source)
     wanted = [n.name for n in neurons]
     extra = list(dict.fromkeys(pre[n.name][0] for n in neurons if n.name in pre
                                and pre[n.name][0] not in wanted))
-    outs = run_onnx(onnx_path, x, wanted + extra, progress)
+    outs = run_onnx(source, feed(x), wanted + extra, progress, file=onnx_path)
     pre_values = dict(zip(wanted + extra, outs[1:], strict=True))
     ref = model.reference(x)
     result = Agreement()
@@ -179,7 +194,7 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
             first = tuple(int(i) for i in diff[0])
             layer.first, layer.ort_code, layer.snn_code = first, int(ort_codes[first]), int(
                 snn[first])
-            _explain(layer, diff, differs, n, pre, pre_values, shape)
+            _explain(layer, diff, differs, n, pre, pre_values, shape, ort_codes, snn)
             differs[diff[:, 0]] = True
         result.layers.append(layer)
     (readout,) = model.graph.ops(o.Readout)
@@ -191,8 +206,10 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
 
 
 def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n, pre: dict,
-             pre_values: dict, shape: tuple[int, ...]) -> None:
-    """Sort one layer's differing codes into at a boundary / downstream / unexplained."""
+             pre_values: dict, shape: tuple[int, ...], ort_codes: np.ndarray,
+             snn: np.ndarray) -> None:
+    """Sort one layer's differing codes into at a boundary / downstream / unexplained, and
+    locate the first unexplained one."""
     index = tuple(diff.T)
     near = np.zeros(len(diff), bool)
     if n.name in pre:
@@ -203,4 +220,110 @@ def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n, pr
         if near.any():
             layer.nearest = float(dist[near].max())
     layer.at_boundary = int(near.sum())
-    layer.downstream = int(np.sum(~near & differs[diff[:, 0]]))
+    upstream = differs[diff[:, 0]]
+    layer.downstream = int(np.sum(~near & upstream))
+    unexplained = np.flatnonzero(~near & ~upstream)
+    if len(unexplained):
+        first = tuple(int(i) for i in diff[unexplained[0]])
+        layer.first_unexplained = first
+        layer.unexplained_codes = (int(ort_codes[first]), int(snn[first]))
+
+
+# ---------------------------------------------------------------- calibrated builds
+
+
+def calibrated_source(model: CompiledModel, onnx_path: str | Path
+                      ) -> tuple[onnx.ModelProto, Callable[[np.ndarray], np.ndarray]]:
+    """The source model as the build quantizes it, and what to feed it for an input x.
+
+    A build compiled with ``--calibrate`` has quantizers the source does not
+    (``graph.meta["calibration"]["sites"]``). A calibrated activation quantizer is put
+    into the source as QuantizeLinear → Clip → DequantizeLinear with its scale and levels,
+    on the float value it quantizes (a ReLU's output, or a requantized quantizer's input),
+    its output named as the neuron it became, so that it is compared like any quantizer of
+    the source. A calibrated input quantizer is applied by snncc's own definition
+    (``reference``, float64) and its values fed in: in float32 onnxruntime would round
+    the inputs on a tie differently (8-bit images of 17 grey levels sit on ties)."""
+    source = onnx.load(str(onnx_path))
+    calibration = model.graph.meta.get("calibration") or {}
+    if calibration.get("quantizers") and "sites" not in calibration:
+        raise SnnccError(Diagnostic(
+            "this build was calibrated by an older snncc, which did not record where its "
+            "quantizers sit in the source model", file=str(onnx_path),
+            fix="compile it again with --calibrate"))
+    sites = calibration.get("sites") or []
+    feed = _identity
+    pre = quantizer_inputs(source)
+    made = {n.output[0]: node_name(n, k) for k, n in enumerate(source.graph.node) if n.output}
+    tensor_of = {name: out for out, name in made.items()}
+    for site in sites:
+        if site["kind"] == "input":
+            feed = _quantized_input(model)
+            continue
+        value, out, q = _site_tensors(model, site, pre, tensor_of, str(onnx_path))
+        if site["kind"] == "requantize":  # the source's own quantizer, its output renamed
+            _rename_output(source.graph, out, f"{out}/uncalibrated")
+        else:  # the source's consumers of the float value read the quantized one
+            for node in source.graph.node:
+                node.input[:] = [out if i == value else i for i in node.input]
+        _insert_quantizer(source.graph, value, out, *q)
+    return source, feed
+
+
+def _identity(x: np.ndarray) -> np.ndarray:
+    return x
+
+
+def _quantized_input(model: CompiledModel) -> Callable[[np.ndarray], np.ndarray]:
+    """x → the values of its codes under the build's input quantizer."""
+    from snncc.reference import EVAL
+
+    (enc,) = model.graph.ops(o.SpikeInput)
+    op = enc.op
+    return lambda x: op.scale * (EVAL[o.SpikeInput](enc, [np.asarray(x, np.float64)])
+                                 - op.zero_point)
+
+
+def _rename_output(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        node.output[:] = [new if t == old else t for t in node.output]
+
+
+def _site_tensors(model: CompiledModel, site: dict, pre: dict, tensor_of: dict, file: str):
+    """(the source's float tensor, the name of the quantized one, (scale, lo, hi, rounding))
+    of one calibrated activation quantizer."""
+    g = model.graph
+    if site["node"] not in g.names() or site["kind"] == "relu" and site["origin"] not in (
+            tensor_of) or site["kind"] == "requantize" and site["value"] not in pre:
+        raise SnnccError(Diagnostic(
+            f"cannot find where the calibrated quantizer {site['node']} sits in the source "
+            "model", file=file, fix="compare with the ONNX file the build was compiled from"))
+    n = g.node(site["node"])
+    value = tensor_of[site["origin"]] if site["kind"] == "relu" else pre[site["value"]][0]
+    return value, n.name, (n.op.scale, 0, n.op.levels, site["rounding"])
+
+
+def _insert_quantizer(graph: onnx.GraphProto, value: str, out: str, scale, lo: int,
+                      hi: int, rounding: str) -> None:
+    """value → QuantizeLinear → Clip(lo, hi) → DequantizeLinear → out, the new nodes right
+    after value's producer."""
+    from onnx import helper, numpy_helper
+
+    from snncc.intmath import Rounding
+
+    if rounding != Rounding.HALF_EVEN.value:
+        raise SnnccError(Diagnostic(f"the calibrated quantizer {out} rounds {rounding}, "
+                                    "which QuantizeLinear cannot", fix="calibrate with "
+                                    "quantizers that round half to even"))
+    zp_type = np.uint8 if lo >= 0 else np.int8
+    consts = {f"{out}/scale": np.float32(np.ravel(scale)[0]), f"{out}/zero_point": zp_type(0),
+              f"{out}/lo": zp_type(lo), f"{out}/hi": zp_type(hi)}
+    graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items())
+    chain = [helper.make_node("QuantizeLinear", [value, f"{out}/scale", f"{out}/zero_point"],
+                              [f"{out}/q"]),
+             helper.make_node("Clip", [f"{out}/q", f"{out}/lo", f"{out}/hi"], [f"{out}/clip"]),
+             helper.make_node("DequantizeLinear", [f"{out}/clip", f"{out}/scale",
+                                                   f"{out}/zero_point"], [out])]
+    at = next((k + 1 for k, node in enumerate(graph.node) if value in node.output), 0)
+    for k, node in enumerate(chain):
+        graph.node.insert(at + k, node)

@@ -1,15 +1,18 @@
 """The hardware rungs of `snncc verify`: the emitted HLS C simulation and RTL simulation,
 run on the user's inputs and compared with the interpreter.
 
+Both run in a copy of the target's folder in a temporary folder, so that nothing verify
+builds or writes (binaries, vectors) lands in the build folder.
+
 HLS (``build/hls/``, needs g++ and make): ``make <model>_csim`` builds the testbench; it is
-run on a temporary tb_data folder holding the user's input codes (``tb_input_codes.dat``)
+run on a tb_data folder holding the user's input codes (``tb_input_codes.dat``)
 and the interpreter's counts and logits as its golden vectors, and writes what the C++
 computed to ``csim_spike_counts.dat`` and ``csim_logits.dat`` (one input per line; the
 counts of the neuron layers concatenated in the order of ``spike_counts_layout`` in
 report.json). Those files are compared with the interpreter, layer by layer.
 
 RTL (``build/verilog/``, needs iverilog+vvp or verilator): the backend's ``write_vectors``
-replaces the testbench's golden vectors by the interpreter's run on the user's inputs, the
+replaces the copy's golden vectors by the interpreter's run on the user's inputs, the
 Makefile's ``sim-icarus``/``sim-verilator`` target runs the self-checking testbench, and
 its report lines are parsed: ``MISMATCH vector v layer l neuron i: count c, expected e``,
 ``LAYER l name match a/b``, ``LOGITS match a/b``, ``CYCLES min a max b mean c``,
@@ -131,31 +134,44 @@ def _read_rows(path: Path) -> np.ndarray:
                      if line.strip()], np.int64)
 
 
+def _run_csim(build: Path, model, x: np.ndarray, golden: dict, hls: Path, data: Path
+              ) -> Rung | tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Build the testbench in `hls` and run it on `x` with its tb_data in `data`:
+    (counts, logits, layout), or a failed rung saying why."""
+    name = _hls_model(hls)
+    if name is None:
+        return Rung(HLS, FAIL, detail=f"no Makefile with a MODEL in {build / 'hls'}")
+    built = _run(["make", f"{name}_csim"], hls)
+    if built.returncode != 0:
+        return Rung(HLS, FAIL, detail=f"the C++ does not build: "
+                    f"{_tail(built.stdout + built.stderr)}")
+    layout = _hls_layout(build, model.graph)
+    data.mkdir()
+    counts = np.concatenate([golden["counts"][n["name"]].reshape(len(x), -1)
+                             for n in layout], axis=1)
+    (data / "tb_input_codes.dat").write_text(_rows(input_codes(model.graph, x)))
+    (data / "tb_spike_counts.dat").write_text(_rows(counts))
+    (data / "tb_output_logits.dat").write_text(_rows(golden["logits"]))
+    ran = _run([str(hls / f"{name}_csim"), str(data)], hls)
+    out_counts, out_logits = data / "csim_spike_counts.dat", data / "csim_logits.dat"
+    if not out_counts.is_file() or not out_logits.is_file():
+        return Rung(HLS, FAIL, detail=f"the testbench wrote no results: {_tail(ran.stdout)}")
+    return _read_rows(out_counts), _read_rows(out_logits), layout
+
+
 def hls_rung(build: Path, model, x: np.ndarray, golden: dict) -> Rung:
-    hls = (build / "hls").resolve()
+    """The HLS C simulation on `x`, built and run in a copy of build/hls in a temporary
+    folder (the build folder is left as it is)."""
     missing = [t for t in ("g++", "make") if shutil.which(t) is None]
     if missing:
         return Rung(HLS, SKIP, detail=f"{' and '.join(missing)} not installed")
-    name = _hls_model(hls)
-    if name is None:
-        return Rung(HLS, FAIL, detail=f"no Makefile with a MODEL in {hls}")
-    built = _run(["make", f"{name}_csim"], hls)
-    if built.returncode != 0:
-        why = _tail(built.stdout + built.stderr)
-        return Rung(HLS, FAIL, detail=f"the C++ does not build: {why}")
-    layout = _hls_layout(build, model.graph)
     with tempfile.TemporaryDirectory(prefix="snncc-verify-") as tmp:
-        data = Path(tmp)
-        counts = np.concatenate([golden["counts"][n["name"]].reshape(len(x), -1)
-                                 for n in layout], axis=1)
-        (data / "tb_input_codes.dat").write_text(_rows(input_codes(model.graph, x)))
-        (data / "tb_spike_counts.dat").write_text(_rows(counts))
-        (data / "tb_output_logits.dat").write_text(_rows(golden["logits"]))
-        ran = _run([str(hls / f"{name}_csim"), str(data)], hls)
-        out_counts, out_logits = data / "csim_spike_counts.dat", data / "csim_logits.dat"
-        if not out_counts.is_file() or not out_logits.is_file():
-            return Rung(HLS, FAIL, detail=f"the testbench wrote no results: {_tail(ran.stdout)}")
-        got_counts, got_logits = _read_rows(out_counts), _read_rows(out_logits)
+        hls = Path(tmp) / "hls"
+        shutil.copytree(build / "hls", hls)
+        ran = _run_csim(build, model, x, golden, hls, Path(tmp) / "tb_data")
+    if isinstance(ran, Rung):
+        return ran
+    got_counts, got_logits, layout = ran
     if len(got_counts) != len(x):
         return Rung(HLS, FAIL, detail=f"the testbench ran {len(got_counts)} of {len(x)} inputs")
     per_layer = {n["name"]: got_counts[:, n["offset"]:n["offset"] + n["size"]] for n in layout}
@@ -181,6 +197,12 @@ def _simulator(choice: str) -> tuple[str, str] | None:
         if all(shutil.which(t) for t in needed):
             return target, sim
     return None
+
+
+def _no_simulator(choice: str) -> str:
+    if choice == "auto":
+        return "no simulator: neither iverilog and vvp nor verilator on PATH"
+    return f"{choice} not installed"
 
 
 def first_mismatch(text: str, graph, probes: list[str]) -> Divergence | None:
@@ -232,21 +254,15 @@ class RtlRung(Rung):
 
 def _simulate_rtl(rtl: Path, graph, x: np.ndarray, target: str,
                   on_line: Callable[[str], None] | None = None) -> str:
-    """The testbench's log on inputs `x`; the emitted golden vectors are put back after."""
+    """The testbench's log on inputs `x`, simulated in a copy of the design in a temporary
+    folder (the build folder, its golden vectors included, is left as it is)."""
     from snncc.backends.verilog import write_vectors
 
-    vectors = rtl / "tb" / "vectors"
     with tempfile.TemporaryDirectory(prefix="snncc-verify-") as tmp:
-        saved = Path(tmp) / "vectors"
-        if vectors.is_dir():
-            shutil.copytree(vectors, saved)
-        try:
-            write_vectors(graph, rtl, x)
-            ran = _run(["make", target], rtl, on_line)
-        finally:
-            if saved.is_dir():
-                shutil.rmtree(vectors, ignore_errors=True)
-                shutil.copytree(saved, vectors)
+        copy = Path(tmp) / "verilog"
+        shutil.copytree(rtl, copy)
+        write_vectors(graph, copy, x)
+        ran = _run(["make", target], copy, on_line)
     return ran.stdout + ran.stderr
 
 
@@ -256,7 +272,7 @@ def rtl_rung(build: Path, model, x: np.ndarray, choice: str,
     rtl = (build / "verilog").resolve()
     sim = _simulator(choice)
     if sim is None:
-        return Rung(RTL, SKIP, detail=f"no RTL simulator installed ({choice})")
+        return Rung(RTL, SKIP, detail=_no_simulator(choice))
     target, simulator = sim
     text = _simulate_rtl(rtl, model.graph, x, target, count_vectors(progress))
     report = read_report(build / "report.json") or {}
@@ -272,7 +288,7 @@ def rtl_rung(build: Path, model, x: np.ndarray, choice: str,
     detail = (f"{len(probes)} neuron layers and logits "
               + ("identical" if passed else "compared") + f" on {len(x)} inputs")
     return RtlRung(f"{RTL} ({simulator})", PASS if passed else FAIL, agreement, detail, div,
-                   figures, cycles)
+                   figures, cycles_per_inference=cycles)
 
 
 # ---------------------------------------------------------------- both
@@ -280,23 +296,24 @@ def rtl_rung(build: Path, model, x: np.ndarray, choice: str,
 
 def hardware_rungs(build: Path, model, x: np.ndarray, golden: dict, rtl_simulator: str,
                    bar) -> list[Rung]:
-    """The rungs of the hardware folders present in `build`, with a progress line each:
-    the HLS testbench reports nothing until it ends (a spinner and the elapsed time), the
-    RTL testbench one line per input (a bar over the inputs)."""
+    """The HLS and RTL rungs (skipped where the target was not built), with a progress
+    line each: the HLS testbench reports nothing until it ends (a spinner and the elapsed
+    time), the RTL testbench one line per input (a bar over the inputs)."""
     from snncc.simulate import progress_step
 
     rungs = []
-    for folder, title, total, run in (
-            ("hls", f"HLS C simulation (make, g++; {len(x)} inputs)", None,
+    for folder, name, title, total, run in (
+            ("hls", HLS, f"HLS C simulation (make, g++; {len(x)} inputs)", None,
              lambda step: hls_rung(build, model, x, golden)),
-            ("verilog", "RTL simulation (make, inputs done)", len(x),
+            ("verilog", RTL, "RTL simulation (make, inputs done)", len(x),
              lambda step: rtl_rung(build, model, x, rtl_simulator, step))):
         if not (build / folder).is_dir():
+            rungs.append(Rung(name, SKIP, detail=f"not built: compile with --target "
+                                                 f"{folder} or all"))
             continue
         with progress_step(bar, title, total) as step:
             try:
                 rungs.append(run(step))
             except (OSError, subprocess.TimeoutExpired) as e:
-                rungs.append(Rung(HLS if folder == "hls" else RTL, FAIL,
-                                  detail=f"could not run: {e}"))
+                rungs.append(Rung(name, FAIL, detail=f"could not run: {e}"))
     return rungs

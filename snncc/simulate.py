@@ -122,7 +122,7 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
                   f"{model.delay}, {model.neuron_layers} neuron layers on the longest path)")
     if agreement is not None:
         summary["onnx"] = agreement.to_json()
-        _agreement_table(console, model, agreement)
+        agreement_table(console, model.graph, agreement)
     if trace is not None:
         with atomic_file(trace, "trace") as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, **{k.replace("/", "."): v for k, v in result.trains.items()})
@@ -159,14 +159,16 @@ def _rates_table(console: Console, model: CompiledModel, result, errors) -> None
     console.print(t)
 
 
-def _agreement_table(console: Console, model: CompiledModel, a) -> None:
+def agreement_table(console: Console, graph, a) -> None:
+    """The integer reference against onnxruntime, per layer: differing codes, each at a
+    rounding boundary, downstream of one, or unexplained (``compare.Agreement``)."""
     t = Table("neuron layer", "codes", "differing", "at a boundary", "downstream",
               "unexplained", "first difference (sample, element)",
               title="integer reference vs onnxruntime")
     for layer in a.layers:
         first = "" if layer.first is None else (
             f"{list(layer.first)}: onnx {layer.ort_code}, snn {layer.snn_code}")
-        t.add_row(short_name(model.graph.node(layer.name).origin), str(layer.total),
+        t.add_row(short_name(graph.node(layer.name).origin), str(layer.total),
                   str(layer.differing), str(layer.at_boundary), str(layer.downstream),
                   str(layer.unexplained), first)
     console.print(t)
@@ -175,9 +177,14 @@ def _agreement_table(console: Console, model: CompiledModel, a) -> None:
                   f"{a.decisions})")
     from snncc.compare import BOUNDARY
 
-    roots = sum(layer.at_boundary for layer in a.layers)
-    if roots or a.unexplained:
-        console.print(f"differences: {roots} where onnxruntime's value sits within "
-                      f"1/{round(1 / BOUNDARY)} of a step of a rounding boundary (fixed-point "
-                      "residual sums, float32 rounding), the rest downstream of those; "
-                      f"{a.unexplained} unexplained")
+    differing = sum(layer.differing for layer in a.layers)
+    if differing:
+        console.print(f"differences: {differing}: "
+                      f"{sum(la.at_boundary for la in a.layers)} where onnxruntime's value "
+                      f"sits within 1/{round(1 / BOUNDARY)} of a step of a rounding boundary "
+                      "(fixed-point residual sums, float32 rounding), "
+                      f"{sum(la.downstream for la in a.layers)} downstream of an earlier "
+                      f"difference on the same sample, {a.unexplained} unexplained")
+    verdict = ("[green]pass[/] (every differing code explained)" if not a.unexplained else
+               f"[bold red]FAIL[/] ({a.unexplained} unexplained codes)")
+    console.print(f"onnxruntime agreement: {verdict}")

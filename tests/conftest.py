@@ -18,9 +18,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import modelgen  # noqa: E402
-from snncc import kernels  # noqa: E402
+from snncc import compiler, intmath, kernels, reference  # noqa: E402
 from snncc import ops as o  # noqa: E402
-from snncc.backends.sim import plan  # noqa: E402
+from snncc.backends.sim import engine, plan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "digits_vit"
@@ -59,17 +59,42 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 # ---------------------------------------------------------------- exactness
 
 
+def closed_forms() -> dict[str, object]:
+    """Every closed form of a neuron's count in snncc, by name: the level count
+    #{k : v >= θ_k} (kernels, intmath) and what computes codes with it (the fast engine,
+    its plan pass, the integer reference)."""
+    return {"kernels.level_counts": kernels.level_counts, "plan._codes": plan._codes,
+            "plan.run_exact": plan.run_exact, "engine.run_fast": engine.run_fast,
+            "intmath.codes_from_thresholds": intmath.codes_from_thresholds,
+            "reference.evaluate": reference.evaluate,
+            "reference EVAL[Neuron]": reference.EVAL[o.Neuron],
+            "CompiledModel.reference": compiler.CompiledModel.reference}
+
+
 @contextlib.contextmanager
 def closed_form_forbidden():
-    """Inside, the closed form (the level count #{k : v >= θ_k} the fast engine computes
-    codes with, and the fast engine's pass) raises: a step engine falling back on it
-    fails instead of agreeing with the reference by construction."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("the closed-form level count was used")
+    """Inside, every closed form raises, wherever it is reached from: each module of
+    snncc that holds one under any name (``from … import`` included), the reference's
+    EVAL table and CompiledModel.reference. A step engine falling back on one fails
+    instead of agreeing with the reference by construction."""
+    forms = closed_forms()
+    by_id = {id(fn): name for name, fn in forms.items()}
 
-    with mock.patch.object(kernels, "level_counts", refuse), \
-            mock.patch.object(plan, "_codes", refuse), \
-            mock.patch.object(plan, "run_exact", refuse):
+    def refusal(name: str):
+        def refuse(*args, **kwargs):
+            raise AssertionError(f"a closed form was used: {name}")
+        return refuse
+
+    with contextlib.ExitStack() as stack:
+        for module in [m for k, m in sys.modules.items() if k.split(".")[0] == "snncc"]:
+            for attr, value in list(vars(module).items()):
+                if id(value) in by_id:
+                    stack.enter_context(mock.patch.object(module, attr,
+                                                          refusal(by_id[id(value)])))
+        stack.enter_context(mock.patch.dict(reference.EVAL, {
+            k: refusal(by_id[id(fn)]) for k, fn in reference.EVAL.items() if id(fn) in by_id}))
+        stack.enter_context(mock.patch.object(compiler.CompiledModel, "reference",
+                                              refusal("CompiledModel.reference")))
         yield
 
 

@@ -339,6 +339,10 @@ CATALOGUE = [
     Case("input-missing", "an input file that does not exist",
          ("simulate", "build/model.snn", "--input", "none.npy"),
          "none.npy: input file not found. Fix: check the path", built),
+    Case("require-unknown", "a rung --require does not know",
+         ("verify", "build", "--input", "x.npy", "--require", "cpu"),
+         "--require cpu: unknown rung. Fix: use one of all, onnx, hls, rtl",
+         with_array("x.npy", np.zeros((2, 4), np.float32))),
     Case("snn-other-version", "a model.snn from another snncc version",
          ("simulate", "old.snn", "--input", "x.npy"),
          "old.snn: model.snn format snncc-snn v99 (written by snncc 9.9.9) is not snncc-snn v1 "

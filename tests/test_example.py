@@ -139,6 +139,19 @@ def test_calibrated_float_twin_is_within_two_points(qat_model, test_split):
     assert acc_calibrated >= acc_qat - 0.02
 
 
+def test_calibrated_float_twin_compares_with_its_source(test_split):
+    """The README's demo model, calibrated, against the float ONNX it came from (its
+    activations quantized by the calibrated quantizers): every differing code explained,
+    the first layer's all at a rounding boundary, every decision the same."""
+    path = EXAMPLE / "digits_vit_float.onnx"
+    calibrated = snncc.compile(path, T=7, calibrate=np.load(EXAMPLE / "digits_calib.npz")["x"])
+    a = compare_onnx(calibrated, path, test_split[0])
+    assert [layer.name for layer in a.layers] == [n.name for n in calibrated.graph.ops(o.Neuron)]
+    assert a.unexplained == 0
+    assert a.layers[0].differing == a.layers[0].at_boundary
+    assert (a.decisions, a.differing_decisions) == (360, 0)
+
+
 def test_demo_runs_and_prints_the_table(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "snncc", "demo", "-o", str(tmp_path / "d")],
                           capture_output=True, text=True, timeout=300,
@@ -165,10 +178,13 @@ def test_simulate_compare_onnx_explains_the_differences(tmp_path, test_split):
     assert proc.returncode == 0, proc.stderr
     a = compare_onnx(model, path, x)
     roots = sum(layer.at_boundary for layer in a.layers)
-    assert roots > 0
-    assert (f"differences: {roots} where onnxruntime's value sits within 1/1024 of a step of a "
-            "rounding boundary (fixed-point residual sums, float32 rounding), the rest "
-            "downstream of those; 0 unexplained") in proc.stdout
+    downstream = sum(layer.downstream for layer in a.layers)
+    assert roots > 0 and a.unexplained == 0
+    assert (f"differences: {roots + downstream}: {roots} where onnxruntime's value sits within "
+            "1/1024 of a step of a rounding boundary (fixed-point residual sums, float32 "
+            f"rounding), {downstream} downstream of an earlier difference on the same sample, "
+            "0 unexplained\nonnxruntime agreement: pass (every differing code explained)\n"
+            ) in proc.stdout
     table = proc.stdout.split("integer reference vs onnxruntime")[1]
     rows = [[c.strip() for c in line.split("│")[2:7]] for line in table.splitlines()
             if line.startswith("│ /")]

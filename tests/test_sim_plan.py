@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import modelgen
 import snncc
 from conftest import EXAMPLE, closed_form_forbidden
-from snncc import kernels
+from snncc import intmath, kernels, reference
 from snncc import ops as o
 from snncc.backends.sim import plan
 from snncc.frontend.importer import import_onnx
@@ -277,7 +277,7 @@ def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
 
 @pytest.mark.parametrize("name", ["transformer", "cnn_po2", "digits"])
 def test_step_engine_needs_no_closed_form(tiny_models, name):
-    """With the closed-form level count made to raise, the fast engine fails and the step
+    """With every closed form made to raise, the fast engine fails and the step
     engine still runs and equals the integer reference: its counts are simulated."""
     if name == "digits":
         model = snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7)
@@ -287,7 +287,7 @@ def test_step_engine_needs_no_closed_form(tiny_models, name):
         x = RNG.uniform(0, 1, (8,) + model.input_shape)
     ref = model.reference(x)
     with closed_form_forbidden():
-        with pytest.raises(AssertionError, match="closed-form level count"):
+        with pytest.raises(AssertionError, match="a closed form was used: engine.run_fast"):
             model.simulate(x, engine="fast")
         got = model.simulate(x, engine="step", trace=True)
     for n in model.graph.ops(o.Neuron):
@@ -296,3 +296,38 @@ def test_step_engine_needs_no_closed_form(tiny_models, name):
     (readout,) = model.graph.ops(o.Readout)
     assert np.array_equal(got.logits_int, ref[readout.name])
     assert np.mean(ref[n.name] > 0) > 0.05  # the codes are not all zero
+
+
+PLANTED = {  # a step engine taking each neuron's count from a closed form
+    "kernels.level_counts": lambda p, n, v: plan._codes(p, n, v),
+    "intmath.codes_from_thresholds": lambda p, n, v: intmath.codes_from_thresholds(
+        v, n.op.sign, n.op.thresholds),
+    "a name imported into plan": lambda p, n, v: plan.codes_from_thresholds(
+        v, n.op.sign, n.op.thresholds),
+    "reference EVAL[Neuron]": lambda p, n, v: reference.EVAL[o.Neuron](n, [v]),
+    "reference._neuron": lambda p, n, v: reference._neuron(n, [v]),
+}
+
+
+@pytest.mark.parametrize("form", list(PLANTED))
+def test_closed_form_ban_catches_a_step_engine_that_uses_one(tiny_models, monkeypatch, form):
+    """A step engine whose counts come from a closed form agrees with the reference (it
+    would pass every exactness check) until the ban is on: then it fails, naming it."""
+    model = snncc.compile(tiny_models["transformer"], T=7)
+    x = RNG.uniform(0, 1, (3,) + model.input_shape)
+    monkeypatch.setattr(plan, "codes_from_thresholds", intmath.codes_from_thresholds,
+                        raising=False)
+    original = plan._neuron_steps
+
+    def planted(p, n, current, batch, steps):
+        train, _ = original(p, n, current, batch, steps)
+        total = plan._as_sum(current, (batch,) + n.shape, p.dtype[n.inputs[0]]).total()
+        return train, np.asarray(PLANTED[form](p, n, total)).astype(p.dtype[n.name])
+
+    monkeypatch.setattr(plan, "_neuron_steps", planted)
+    ref = model.reference(x)
+    got = model.simulate(x, engine="step")
+    assert all(np.array_equal(got.counts[k], ref[k]) for k in got.counts)
+    with closed_form_forbidden(), pytest.raises(AssertionError,
+                                                match="^a closed form was used: "):
+        model.simulate(x, engine="step")

@@ -56,6 +56,11 @@ def _example_inputs(n: int | None = None) -> np.ndarray:
     return x if n is None else x[:n]
 
 
+def _example_graph() -> Graph:
+    """The bundled example's SNN, as the example designs are emitted from it."""
+    return snncc.compile(EXAMPLE_MODEL, T=7).graph
+
+
 def _need_example() -> None:
     if not EXAMPLE_MODEL.exists():
         pytest.skip("the bundled example is not built")
@@ -74,15 +79,20 @@ def example_design(tmp_path_factory) -> Path:
     return _emit(EXAMPLE_MODEL, out, _example_inputs(EXAMPLE_VECTORS))
 
 
-def _assert_bit_exact(result: dict, vectors: int, layers: int | None = None) -> None:
-    assert result["vectors"] == vectors
-    bad = {k: v for k, v in result["layers"].items() if v["match"] != v["total"]}
-    assert not bad, f"spike counts differ from the interpreter: {bad}"
-    assert result["logits"]["match"] == result["logits"]["total"] > 0
-    assert result["passed"]
-    assert result["cycles_per_inference"]["min"] > 0
-    if layers is not None:
-        assert len(result["layers"]) == layers
+def _assert_bit_exact(result: dict, vectors: int, graph: Graph) -> None:
+    """The testbench's summary: every spike count of every neuron layer and every logit
+    of every vector equal to the interpreter's, layer by layer, and a cycle count each."""
+    size = {n.name: vectors * int(np.prod(n.shape)) for n in graph.ops(o.Neuron)}
+    assert result["layers"] == {k: {"match": v, "total": v} for k, v in size.items()}
+    (readout,) = graph.ops(o.Readout)
+    logits = vectors * int(np.prod(readout.shape))
+    assert result["logits"] == {"match": logits, "total": logits}
+    assert (result["passed"], result["vectors"], result["vectors_ok"]) == (True, vectors,
+                                                                          vectors)
+    cycles = result["cycles"]
+    assert len(cycles) == vectors and min(cycles) > 0
+    assert (result["cycles_per_inference"]["min"], result["cycles_per_inference"]["max"]) == (
+        min(cycles), max(cycles))
 
 
 def _make(design: Path, target: str) -> subprocess.CompletedProcess:
@@ -218,7 +228,7 @@ def test_icarus_matches_interpreter_synthetic(build, tmp_path):
     gold = golden(graph, default_inputs(graph, 4))
     assert all(c.sum() > 0 for c in gold.counts.values()), "every layer should spike"
     result = verilog.run_simulation(tmp_path / "verilog", "icarus")
-    _assert_bit_exact(result, 4, len(gold.counts))
+    _assert_bit_exact(result, 4, graph)
 
 
 @pytest.mark.parametrize("delay", ["none", 2])
@@ -227,7 +237,7 @@ def test_icarus_matches_interpreter_other_delays(tiny_models, tmp_path, delay):
     require_tool("iverilog")
     graph = snncc.compile(tiny_models["transformer_spiking_input"], T=7, delay=delay).graph
     verilog.emit(graph, tmp_path / "verilog", vectors=3)
-    _assert_bit_exact(verilog.run_simulation(tmp_path / "verilog", "icarus"), 3, 9)
+    _assert_bit_exact(verilog.run_simulation(tmp_path / "verilog", "icarus"), 3, graph)
 
 
 def test_check_refuses_an_op_without_engine():
@@ -263,28 +273,31 @@ def test_lint_clean_tiny(tiny_designs, name):
 
 
 @pytest.mark.parametrize("name", TINY)
-def test_icarus_matches_interpreter_tiny(tiny_designs, name):
+def test_icarus_matches_interpreter_tiny(tiny_models, tiny_designs, name):
     require_tool("iverilog")
     require_tool("vvp")
-    _assert_bit_exact(verilog.run_simulation(tiny_designs[name], "icarus"), TINY_VECTORS)
+    _assert_bit_exact(verilog.run_simulation(tiny_designs[name], "icarus"), TINY_VECTORS,
+                      snncc.compile(tiny_models[name], T=7).graph)
 
 
 @pytest.mark.parametrize("name", TINY)
-def test_verilator_matches_interpreter_tiny(tiny_designs, name):
+def test_verilator_matches_interpreter_tiny(tiny_models, tiny_designs, name):
     require_tool("verilator")
-    _assert_bit_exact(verilog.run_simulation(tiny_designs[name], "verilator"), TINY_VECTORS)
+    _assert_bit_exact(verilog.run_simulation(tiny_designs[name], "verilator"), TINY_VECTORS,
+                      snncc.compile(tiny_models[name], T=7).graph)
 
 
 def test_icarus_matches_interpreter_example(example_design):
     require_tool("iverilog")
     require_tool("vvp")
-    _assert_bit_exact(verilog.run_simulation(example_design, "icarus"), EXAMPLE_VECTORS, 19)
+    _assert_bit_exact(verilog.run_simulation(example_design, "icarus"), EXAMPLE_VECTORS,
+                      _example_graph())
 
 
 def test_verilator_matches_interpreter_example(example_design):
     require_tool("verilator")
     result = verilog.run_simulation(example_design, "verilator")
-    _assert_bit_exact(result, EXAMPLE_VECTORS, 19)
+    _assert_bit_exact(result, EXAMPLE_VECTORS, _example_graph())
 
 
 @pytest.mark.slow
@@ -296,7 +309,7 @@ def test_verilator_matches_interpreter_example_test_split(tmp_path):
     out = _emit(EXAMPLE_MODEL, tmp_path / "verilog", x)
     result = verilog.run_simulation(out, "verilator",
                                     verilator_flags=verilog.VERILATOR_FAST_MODEL)
-    _assert_bit_exact(result, len(x), 19)
+    _assert_bit_exact(result, len(x), _example_graph())
 
 
 def test_testbench_reports_a_mismatch(tiny_designs, tmp_path):

@@ -55,23 +55,27 @@ class CalibrateThresholds(Pass):
         total = len(sites) + 2  # the decisions before and after, and one run per site
         before = _decisions(graph, feeds)
         report(1, total)
+        placed = []
         for k, (name, kind) in enumerate(sites):
             values = evaluate(graph, feeds)[name]
+            origin = graph.node(name).origin
             if kind == "input":
-                _quantize_after(graph, name, _input_quantizer(values))
+                q = _quantize_after(graph, name, _input_quantizer(values))
             elif kind == "relu":
-                _quantize_after(graph, name, _best_quantizer(values, self.T))
+                q = _quantize_after(graph, name, _best_quantizer(values, self.T))
             else:
                 old: o.QuantAct = graph.node(name).op
                 src = evaluate(graph, feeds)[graph.node(name).inputs[0]]
-                new = _best_quantizer(src, self.T, old.rounding)
-                graph.replace_op(name, new)
+                graph.replace_op(name, _best_quantizer(src, self.T, old.rounding))
+                q = name
+            placed.append(_site(graph, q, kind, name, origin))
             report(k + 2, total)
         after = _decisions(graph, feeds)
         report(total, total)
         graph.meta["calibration"] = {
             "samples": int(len(self.data)), "quantizers": len(sites),
             "decision_agreement": float(np.mean(before == after)) if len(before) else 1.0,
+            "sites": placed,
         }
         return PassResult(graph, bool(sites))
 
@@ -96,13 +100,23 @@ def _decisions(graph: Graph, feeds) -> np.ndarray:
     return out.reshape(len(out), -1).argmax(axis=1)
 
 
-def _quantize_after(graph: Graph, name: str, q: o.QuantAct) -> None:
+def _site(graph: Graph, q: str, kind: str, name: str, origin: str | None) -> dict:
+    """Where a calibrated quantizer sits, for comparing with the source model (which has
+    none there): its node, and the source's value it quantizes: the graph input, the
+    output of the ONNX node a ReLU came from, or the input of a requantized quantizer."""
+    op: o.QuantAct = graph.node(q).op
+    return {"node": q, "kind": kind, "value": name, "origin": origin,
+            "rounding": op.rounding.value}
+
+
+def _quantize_after(graph: Graph, name: str, q: o.QuantAct) -> str:
     new = graph.add(graph.fresh(f"{name}/calib_quant"), q, (name,), origin=graph.node(name).origin)
     for user in graph.users(name):
         if user.name != new:
             graph.replace_op(user.name, user.op, tuple(new if i == name else i
                                                        for i in user.inputs))
     graph.outputs = [new if x == name else x for x in graph.outputs]
+    return new
 
 
 def _input_quantizer(x: np.ndarray) -> o.QuantAct:
