@@ -173,9 +173,9 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
     differing code explained (see the module docstring). `progress(k)` as onnxruntime
     gets through the inputs."""
     x = model.check_input(x)
-    neurons = model.graph.ops(o.Neuron)
-    source, feed = calibrated_source(model, onnx_path)
-    pre = quantizer_inputs(source)
+    pre = quantizer_inputs(onnx_path)
+    # neurons named after a quantizer of the model; not the two halves of a signed one
+    neurons = [n for n in model.graph.ops(o.Neuron) if n.name in pre]
     wanted = [n.name for n in neurons]
     extra = list(dict.fromkeys(pre[n.name][0] for n in neurons if n.name in pre
                                and pre[n.name][0] not in wanted))

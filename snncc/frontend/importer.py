@@ -420,9 +420,11 @@ class Importer:
                        "of integers", "re-export the model")
         return [int(v) for v in c.ravel()]
 
-    def real_const(self, name: str) -> np.ndarray:
+    def real_const(self, name: str, what: str = "this operand") -> np.ndarray:
+        """A constant's real value: plain, or a dequantized one (DequantizeLinear of an
+        initializer, as onnxruntime's quantizer leaves BN parameters and biases)."""
         v = self.env.get(name)
-        c = v.values * v.scale if isinstance(v, QConst) else self.numeric(name)
+        c = v.values * v.scale if isinstance(v, QConst) else self.numeric(name, what)
         if not np.all(np.isfinite(c)):
             self._fail(f"constant '{name}' contains NaN or Inf", "fix the trained weights")
         return c
@@ -534,6 +536,8 @@ class Importer:
                        "fix the quantizer's scale")
         if hi <= lo:
             self._fail(f"quantizer range [{lo}, {hi}] is empty", "fix the quantizer")
+        if lo == zp:  # the range starts at real 0 (int8 after a ReLU: zero point -128)
+            lo, hi, zp = 0, hi - zp, 0
         self.bind(self.emit(ops.QuantAct(scale, zp, lo, hi, rounding), [x],
                             out=self.node.output[0]))
 
@@ -739,7 +743,7 @@ def _conv(im: Importer, node: onnx.NodeProto) -> None:
 @handles("BatchNormalization")
 def _batchnorm(im: Importer, node: onnx.NodeProto) -> None:
     x = im.act(node.input[0])
-    gamma, beta, mean, var = (im.numeric(n, "a BatchNorm parameter") for n in node.input[1:5])
+    gamma, beta, mean, var = (im.real_const(n, "a BatchNorm parameter") for n in node.input[1:5])
     if len({t.shape for t in (gamma, beta, mean, var)}) != 1 or gamma.ndim != 1:
         im._fail("BatchNorm parameters are not four vectors of one length",
                  "re-export the model")

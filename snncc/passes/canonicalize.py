@@ -6,7 +6,9 @@ Rewrites, repeated to a fixed point:
   (ReduceSum, SumPool), so that it sits right after the Dense/Conv that made the value
   (BN between Transposes, a scale before or after a mean: all end up the same);
 - sink a ReduceSum below the Dense that reads it (Dense(sum x) = sum Dense(x)), so that a
-  mean over tokens before the head leaves the head reading spikes.
+  mean over tokens before the head leaves the head reading spikes;
+- drop a quantizer that repeats the one before it (onnxruntime's quantizer puts one after
+  every Transpose, Reshape and MaxPool, with the scale and zero point of its input).
 """
 
 from __future__ import annotations
@@ -137,4 +139,26 @@ def _sink_reduce(graph: Graph, n: Node) -> bool:
     return True
 
 
-_RULES = (_drop_identity, _merge_affine, _compose_transpose, _hoist_affine, _sink_reduce)
+_KEEP_CODES = (o.Reshape, o.Transpose, o.Take, o.MaxPool)  # move codes, change none
+
+
+def _drop_requantize(graph: Graph, n: Node) -> bool:
+    """Q(rewire(Q(x))) ==> rewire(Q(x)) when the second Q has the first's scale and zero
+    point and a range at least as wide: its input is already on its grid, in range."""
+    if not isinstance(n.op, o.QuantAct) or n.name in graph.outputs or np.size(n.op.scale) != 1:
+        return False
+    src = graph.node(n.inputs[0])
+    while isinstance(src.op, _KEEP_CODES) and len(src.inputs) == 1:
+        src = graph.node(src.inputs[0])
+    q = src.op
+    if not isinstance(q, o.QuantAct) or np.size(q.scale) != 1:
+        return False
+    same = float(q.scale) == float(n.op.scale) and q.zero_point == n.op.zero_point
+    if not same or q.lo < n.op.lo or q.hi > n.op.hi:
+        return False
+    bypass(graph, n)
+    return True
+
+
+_RULES = (_drop_identity, _merge_affine, _compose_transpose, _hoist_affine, _sink_reduce,
+          _drop_requantize)

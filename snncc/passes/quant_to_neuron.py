@@ -154,6 +154,10 @@ class Lowering:
         error_units, peak = 0, 0.0
         for name in self.stream:
             n = g.node(name)
+            if isinstance(n.op, o.QuantAct):  # codes enter the stream through s in fixed point
+                error_units += max(abs(n.op.lo - n.op.zero_point), abs(n.op.hi - n.op.zero_point))
+                peak = max(peak, float(np.max(n.op.scale)))
+                continue
             w = n.op.weight
             fan_in = w.values.size // (w.values.shape[-1] if isinstance(n.op, o.Dense)
                                        else w.values.shape[0])
@@ -175,6 +179,11 @@ class Lowering:
     def _readout(self, name: str) -> None:
         v = self.vals[name]
         self.node = self.src.node(name)
+        if isinstance(v, Codes):
+            try:
+                v = _as_current(self, v, stream=True)
+            except Refuse:
+                return
         if not isinstance(v, Cur) or np.size(np.unique(v.a)) != 1:
             self.problems.append(Diagnostic(
                 "the model output must be a current in one unit (logits of a linear layer)",
@@ -193,7 +202,8 @@ _PASS_THROUGH = (o.Affine, o.BatchNorm, o.ReduceSum, o.SumPool, o.Add, o.Sub) + 
 
 
 def _stream_synapses(graph: Graph) -> set[str]:
-    """Dense/Conv nodes whose current meets other currents or reaches an output."""
+    """Dense/Conv nodes whose current meets other currents or reaches an output, and the
+    quantizers whose codes do."""
     seeds = list(graph.outputs)
     for n in graph.ops(o.Add, o.Sub):
         seeds += n.inputs
@@ -204,7 +214,7 @@ def _stream_synapses(graph: Graph) -> set[str]:
             continue
         seen.add(name)
         n = graph.node(name)
-        if isinstance(n.op, o.Dense | o.Conv):
+        if isinstance(n.op, o.Dense | o.Conv | o.QuantAct):
             found.add(name)
         elif isinstance(n.op, _PASS_THROUGH):
             seeds += n.inputs
@@ -265,20 +275,83 @@ def _quant_act(lw: Lowering, n: Node, xs) -> Val:
         if (np.array_equal(x.scale, lw.arr(op.scale, x.node)) and not np.any(x.offset)
                 and op.spikeable and op.hi >= x.hi):
             return x
-        lw.refuse("requantizes spikes to a different scale", "quantize each activation once")
+        x = _as_current(lw, x, stream=False)  # requantized: the codes become a current
+    _check_levels(lw, op)
     if not op.spikeable:
-        lw.refuse(f"signed or zero-point quantizer (codes {op.lo}..{op.hi}, zero point "
-                  f"{op.zero_point}) where spikes are needed",
-                  "use an unsigned quantizer with zero point 0 after a ReLU")
-    if op.levels > lw.T:
-        lw.refuse(f"quantizer has {op.levels} levels but T = {lw.T}",
-                  f"pass -T {op.levels} or more, or --calibrate DATA to requantize to T levels")
+        return _signed_requantize(lw, n, x)
     sign, theta = level_thresholds(x.a, x.b, lw.arr(op.scale, x.node), op.zero_point,
                                    op.lo, op.hi, op.rounding)
     theta = np.clip(theta, -x.bound, x.bound + 1)
     sign, theta = _compress_neuron(sign, theta)
     neuron = o.Neuron(sign, theta, op.levels, lw.arr(op.scale, x.node))
     return Codes(lw.emit(neuron, [x.node]), neuron.scale, lw.arr(0.0, x.node), op.hi)
+
+
+def _check_levels(lw: Lowering, op: o.QuantAct) -> None:
+    """The real cause when a quantizer needs more spikes than T, and both fixes."""
+    need = max(op.hi - max(op.zero_point, op.lo), min(op.zero_point, op.hi) - op.lo)
+    if need <= lw.T:
+        return
+    bits = ceil(log2(op.levels + 1))
+    lw.refuse(f"{bits}-bit activations: {op.levels} levels > T = {lw.T}",
+              f"use --calibrate DATA (requantizes to T levels) or -T {need}")
+
+
+def _signed_requantize(lw: Lowering, n: Node, x: Cur) -> Cur:
+    """A quantizer with signed codes (or a zero point inside its range) on a current: its
+    value s*(q - zp) becomes two neurons, one counting the levels above the zero point
+    and one those below, whose spikes add +1 and -1 (or s in fixed point, in the residual
+    stream) to a current again. Exact: no spike carries a sign."""
+    op = n.op
+    scale = lw.arr(op.scale, x.node)
+    sign, theta = level_thresholds(x.a, x.b, scale, op.zero_point, op.lo, op.hi, op.rounding)
+    theta = np.clip(theta, -x.bound, x.bound + 1)
+
+    def at_least(c: int) -> np.ndarray:  # q >= c  iff  sign*I >= this
+        if c <= op.lo:
+            return np.full(theta.shape[:-1], -x.bound)
+        return theta[..., c - op.lo - 1] if c <= op.hi else np.full(theta.shape[:-1],
+                                                                     x.bound + 1)
+
+    zp = op.zero_point
+    up = [at_least(zp + k) for k in range(1, op.hi - zp + 1)]  # q - zp >= k
+    down = [1 - at_least(zp - k + 1) for k in range(1, zp - op.lo + 1)]  # zp - q >= k
+    parts, bound = [], 0
+    for side, table, polarity in (("/pos", up, 1), ("/neg", down, -1)):
+        if not table:
+            continue
+        sg, th = _compress_neuron(polarity * sign, np.stack(table, axis=-1))
+        spikes = lw.emit(o.Neuron(sg, th, len(table), scale), [x.node], side)
+        syn, a, w = _identity_synapse(lw, spikes, scale, n.name in lw.stream, polarity)
+        parts.append(syn)
+        bound = max(bound, w * len(table))
+    node = parts[0] if len(parts) == 1 else lw.emit(o.AddCurrent(), parts, "/current")
+    return Cur(node, lw.arr(a, node), lw.arr(0.0, node), bound)
+
+
+def _as_current(lw: Lowering, x: Codes, stream: bool) -> Cur:
+    """Spike codes as a current (to requantize them, or to add them to the stream)."""
+    if x.analog:
+        lw.refuse("requantizes the analog input codes",
+                  "feed the quantized input straight to the first layer")
+    node, a, w = _identity_synapse(lw, x.node, x.scale, stream, 1)
+    return Cur(node, lw.arr(a, node), lw.arr(x.offset, node), w * x.peak)
+
+
+def _identity_synapse(lw: Lowering, src: str, scale, stream: bool, polarity: int):
+    """(node, unit, largest weight): each spike adds polarity*1 to its own element's
+    current (unit: the spike's scale), or polarity*scale in fixed point in the stream."""
+    shape = lw.out.node(src).shape
+    if stream:
+        s = _per_channel(scale, shape, len(shape) - 1, strict=False)
+        if s is None:
+            lw.refuse("a quantizer whose scale varies along more than the last axis feeds "
+                      "the residual stream", "use per-tensor activation quantizers")
+        w, a = to_fixed(np.broadcast_to(s, shape[-1:]), lw.F), 2.0**-lw.F
+    else:
+        w, a = np.ones(shape[-1], np.int64), scale
+    syn = o.Synapse(np.diag(polarity * w).astype(np.int64), "dense")
+    return lw.emit(syn, [src], "/synapse"), a, int(np.max(np.abs(w)))
 
 
 def _compress_neuron(sign: np.ndarray, theta: np.ndarray):
@@ -416,7 +489,7 @@ def _fan_in_abs(w: np.ndarray, dense: bool) -> np.ndarray:
 
 @lowers(o.Add, o.Sub)
 def _add(lw: Lowering, n: Node, xs) -> Val:
-    a, b = xs
+    a, b = (_as_current(lw, v, stream=True) if isinstance(v, Codes) else v for v in xs)
     if isinstance(n.op, o.Sub) or not (isinstance(a, Cur) and isinstance(b, Cur)):
         lw.refuse("only currents (outputs of linear layers) can be added",
                   "add the branches before their quantizers (the residual stream)")
