@@ -265,8 +265,8 @@ CATALOGUE = [
              "QuantizeLinear(r, s1, zero)": "QuantizeLinear(r, s1, three)",
              "DequantizeLinear(c, s1, zero)": "DequantizeLinear(c, s1, three)"}))),
     Case("levels-above-T", "a quantizer with more levels than -T", ("compile", "q4.onnx"),
-         "q4.onnx: node 'act1' (QuantAct): quantizer has 15 levels but T = 7. Fix: pass -T 15 "
-         "or more, or --calibrate DATA to requantize to T levels",
+         "q4.onnx: node 'act1' (QuantAct): 4-bit activations: 15 levels > T = 7. Fix: use "
+         "--calibrate DATA (requantizes to T levels) or -T 15",
          writes("q4.onnx", lambda: mlp({"uint8 hi = {7}": "uint8 hi = {15}"}))),
     Case("T-zero", "-T 0", ("compile", "mlp.onnx", "-T", "0"),
          "-T must be a positive integer, not 0. Fix: pass the spike window, e.g. -T 7",

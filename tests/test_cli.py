@@ -151,7 +151,7 @@ def test_low_latency_delay_from_the_cli(tmp_path, tiny_models):
 def test_user_errors_exit_1_without_traceback(tmp_path, tiny_models):
     proc = snncc_cmd("compile", tiny_models["cnn"], "-T", 3, "-o", tmp_path / "b")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "quantizer has 7 levels but T = 3. Fix: pass -T 7 or more" in proc.stderr
+    assert "3-bit activations: 7 levels > T = 3. Fix: use --calibrate DATA (requantizes to T levels) or -T 7" in proc.stderr
     assert not (tmp_path / "b").exists()
     debug = snncc_cmd("--debug", "compile", tiny_models["cnn"], "-T", 3, "-o", tmp_path / "b")
     assert debug.returncode == 1 and "Traceback" in debug.stderr

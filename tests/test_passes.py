@@ -222,7 +222,7 @@ def test_quant_to_neuron_codes_equal_the_quantizers(tmp_path, make):
 
 def test_quant_to_neuron_refuses_levels_above_t(tmp_path):
     g = canonical(modelgen.tiny_cnn(), tmp_path)
-    with pytest.raises(SnnccError, match="quantizer has 7 levels but T = 5. Fix: pass -T 7"):
+    with pytest.raises(SnnccError, match="3-bit activations: 7 levels > T = 5. Fix: use --calibrate DATA .requantizes to T levels. or -T 7"):
         QuantToNeuron(T=5).run(g)
 
 
@@ -353,7 +353,7 @@ def test_calibrate_requantizes_levels_above_T(tmp_path):
     x = b.quant(b.linear(x, 12, 8), levels=15)
     path = tmp_path / "q4.onnx"
     onnx.save(b.model([b.linear(b.mean(x, [1]), 8, 10)]), path)
-    with pytest.raises(SnnccError, match="quantizer has 15 levels but T = 7"):
+    with pytest.raises(SnnccError, match="4-bit activations: 15 levels > T = 7"):
         snncc.compile(path, T=7)
     data = np.random.default_rng(4).uniform(0, 1, (96, 6, 8))
     model = snncc.compile(path, T=7, calibrate=data)

@@ -3,7 +3,9 @@ levels).
 
 - A float input gets an 8-bit quantizer (unsigned if the data is non-negative).
 - Every ReLU without a quantizer after it gets an unsigned one with T levels.
-- A quantizer with more than T levels is requantized to T levels.
+- A quantizer with more than T levels is requantized to T levels; one whose codes are
+  not spike counts (signed, or a zero point inside its range: onnxruntime's quantizer puts
+  one on every tensor) is removed instead, leaving its value to the currents.
 Each new scale minimizes the squared quantization error over a few clipping candidates
 on the calibration data (layer by layer, with the layers before already quantized). The
 agreement of the model's decisions before and after is recorded in ``graph.meta``.
@@ -22,6 +24,7 @@ from snncc import ops as o
 from snncc.intmath import Rounding, quantize
 from snncc.ir import Graph
 from snncc.passes import Pass, PassResult, register
+from snncc.passes._rewrite import bypass
 from snncc.reference import evaluate
 
 INPUT_BITS = 8
@@ -55,8 +58,12 @@ class CalibrateThresholds(Pass):
         total = len(sites) + 2  # the decisions before and after, and one run per site
         before = _decisions(graph, feeds)
         report(1, total)
-        placed = []
+        for name, kind in sites:  # first, so that the others see the values without them
+            if kind == "drop":
+                bypass(graph, graph.node(name))
         for k, (name, kind) in enumerate(sites):
+            if kind == "drop":
+                continue
             values = evaluate(graph, feeds)[name]
             origin = graph.node(name).origin
             if kind == "input":
@@ -89,9 +96,9 @@ def _sites(graph: Graph, T: int) -> list[tuple[str, str]]:
         if isinstance(n.op, o.Relu) and not any(isinstance(u.op, o.QuantAct)
                                                 for u in graph.users(n.name)):
             sites.append((n.name, "relu"))
-        elif isinstance(n.op, o.QuantAct) and n.op.spikeable and n.op.levels > T and not any(
+        elif isinstance(n.op, o.QuantAct) and n.op.levels > T and not any(
                 isinstance(graph.node(i).op, o.Input) for i in n.inputs):
-            sites.append((n.name, "requantize"))
+            sites.append((n.name, "requantize" if n.op.spikeable else "drop"))
     return sites
 
 

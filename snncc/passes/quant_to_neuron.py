@@ -276,6 +276,10 @@ def _quant_act(lw: Lowering, n: Node, xs) -> Val:
                 and op.spikeable and op.hi >= x.hi):
             return x
         x = _as_current(lw, x, stream=False)  # requantized: the codes become a current
+    if not op.spikeable and _needs_spikes(lw.src, n.name):
+        lw.refuse(f"signed or zero-point quantizer (codes {op.lo}..{op.hi}, zero point "
+                  f"{op.zero_point}) where spikes are needed",
+                  "use an unsigned quantizer with zero point 0 after a ReLU")
     _check_levels(lw, op)
     if not op.spikeable:
         return _signed_requantize(lw, n, x)
@@ -285,6 +289,22 @@ def _quant_act(lw: Lowering, n: Node, xs) -> Val:
     sign, theta = _compress_neuron(sign, theta)
     neuron = o.Neuron(sign, theta, op.levels, lw.arr(op.scale, x.node))
     return Codes(lw.emit(neuron, [x.node]), neuron.scale, lw.arr(0.0, x.node), op.hi)
+
+
+_SPIKE_READERS = (o.Dense, o.Conv, o.MatMul, o.MaxPool)
+
+
+def _needs_spikes(graph: Graph, name: str) -> bool:
+    """Does a layer that reads spikes read this value (through rewiring and scaling)?"""
+    todo, seen = [name], set()
+    while todo:
+        for u in graph.users(todo.pop()):
+            if isinstance(u.op, _SPIKE_READERS):
+                return True
+            if isinstance(u.op, o.LAYOUT_OPS + (o.Affine, o.BatchNorm)) and u.name not in seen:
+                seen.add(u.name)
+                todo.append(u.name)
+    return False
 
 
 def _check_levels(lw: Lowering, op: o.QuantAct) -> None:
