@@ -167,6 +167,34 @@ def boundary_distance(value: np.ndarray, scale: np.ndarray, to_nearest: bool) ->
     return np.abs(z - np.rint(z))
 
 
+@dataclass(frozen=True)
+class _Probe:
+    """One quantizer of the ONNX model as the SNN computes it: its code is the sum of the
+    named neurons' counts with their signs (a signed quantizer has two: the levels above
+    its zero point and those below)."""
+
+    name: str
+    shape: tuple[int, ...]
+    scale: np.ndarray
+    parts: tuple[tuple[str, int], ...]
+
+
+def _probes(model: CompiledModel, pre: dict) -> list[_Probe]:
+    found, seen = [], set()
+    for n in model.graph.ops(o.Neuron):
+        base = n.name.removesuffix("/pos").removesuffix("/neg")
+        if base not in pre or base in seen:
+            continue
+        seen.add(base)
+        if base == n.name:
+            found.append(_Probe(base, n.shape, n.op.scale, ((base, 1),)))
+            continue
+        parts = tuple((f"{base}/{side}", sign) for side, sign in (("pos", 1), ("neg", -1))
+                      if f"{base}/{side}" in model.graph)
+        found.append(_Probe(base, n.shape, n.op.scale, parts))
+    return found
+
+
 def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
                  progress: Callable[[int], None] | None = None) -> Agreement:
     """Integer reference vs onnxruntime: codes of every neuron, and argmax decisions; each
@@ -174,27 +202,25 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
     gets through the inputs."""
     x = model.check_input(x)
     pre = quantizer_inputs(onnx_path)
-    # neurons named after a quantizer of the model; not the two halves of a signed one
-    neurons = [n for n in model.graph.ops(o.Neuron) if n.name in pre]
-    wanted = [n.name for n in neurons]
-    extra = list(dict.fromkeys(pre[n.name][0] for n in neurons if n.name in pre
-                               and pre[n.name][0] not in wanted))
-    outs = run_onnx(source, feed(x), wanted + extra, progress, file=onnx_path)
+    probes = _probes(model, pre)
+    wanted = [p.name for p in probes]
+    extra = list(dict.fromkeys(pre[p.name][0] for p in probes if pre[p.name][0] not in wanted))
+    outs = run_onnx(onnx_path, x, wanted + extra, progress)
     pre_values = dict(zip(wanted + extra, outs[1:], strict=True))
     ref = model.reference(x)
     result = Agreement()
     differs = np.zeros(len(x), bool)  # samples on which an earlier layer differs
-    for n, value in zip(neurons, outs[1:1 + len(neurons)], strict=True):
-        shape = (len(x),) + n.shape
-        ort_codes = np.rint(value.reshape(shape) / n.op.scale).astype(np.int64)
-        snn = ref[n.name]
+    for p, value in zip(probes, outs[1:1 + len(probes)], strict=True):
+        shape = (len(x),) + p.shape
+        ort_codes = np.rint(value.reshape(shape) / p.scale).astype(np.int64)
+        snn = sum(sign * ref[name] for name, sign in p.parts)
         diff = np.argwhere(ort_codes != snn)
-        layer = LayerAgreement(n.name, snn.size, len(diff))
+        layer = LayerAgreement(p.name, snn.size, len(diff))
         if len(diff):
             first = tuple(int(i) for i in diff[0])
             layer.first, layer.ort_code, layer.snn_code = first, int(ort_codes[first]), int(
                 snn[first])
-            _explain(layer, diff, differs, n, pre, pre_values, shape, ort_codes, snn)
+            _explain(layer, diff, differs, p, pre, pre_values, shape)
             differs[diff[:, 0]] = True
         result.layers.append(layer)
     (readout,) = model.graph.ops(o.Readout)
@@ -205,16 +231,14 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
     return result
 
 
-def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n, pre: dict,
-             pre_values: dict, shape: tuple[int, ...], ort_codes: np.ndarray,
-             snn: np.ndarray) -> None:
-    """Sort one layer's differing codes into at a boundary / downstream / unexplained, and
-    locate the first unexplained one."""
+def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n: _Probe, pre: dict,
+             pre_values: dict, shape: tuple[int, ...]) -> None:
+    """Sort one layer's differing codes into at a boundary / downstream / unexplained."""
     index = tuple(diff.T)
     near = np.zeros(len(diff), bool)
     if n.name in pre:
         name, to_nearest = pre[n.name]
-        scale = np.broadcast_to(n.op.scale, shape)[index]
+        scale = np.broadcast_to(n.scale, shape)[index]
         dist = boundary_distance(pre_values[name].reshape(shape)[index], scale, to_nearest)
         near = dist <= BOUNDARY
         if near.any():

@@ -56,7 +56,16 @@ class PendingQuant:
     axis: int
 
 
-Value = str | np.ndarray | QConst | PendingQuant
+@dataclass(frozen=True)
+class ClippedAct:
+    """Clip(x, 0 or -inf, top) of an activation, waiting for the QuantizeLinear that
+    takes `top` into its range (onnxruntime's quantizer leaves a ReLU6 so)."""
+
+    x: str
+    top: float
+
+
+Value = str | np.ndarray | QConst | PendingQuant | ClippedAct
 _INT_RANGES = {np.dtype(t): (int(np.iinfo(t).min), int(np.iinfo(t).max))
                for t in (np.uint8, np.int8, np.uint16, np.int16, np.int32)}
 InputShape = tuple[int, ...] | dict[str, tuple[int, ...]] | None
@@ -274,6 +283,9 @@ class Importer:
 
     def act(self, name: str) -> str:
         v = self.env.get(name)
+        if isinstance(v, ClippedAct):
+            self._fail(f"Clip of an activation ('{name}') outside a quantizer cannot be spiked",
+                       "clip with a quantizer (QuantizeLinear/DequantizeLinear) or use ReLU")
         if isinstance(v, PendingQuant):
             self._fail(f"the integer output of QuantizeLinear '{name}' is used directly",
                        "follow every QuantizeLinear of an activation by DequantizeLinear")
@@ -439,7 +451,8 @@ class Importer:
 
     # ------------------------------------------------------------ quantizers
     def _quantize_linear(self, node: onnx.NodeProto) -> None:
-        x = self.act(node.input[0])
+        clipped = self.env.get(node.input[0])
+        x = clipped.x if isinstance(clipped, ClippedAct) else self.act(node.input[0])
         scale = self.quant_scale(node.input[1])
         zp = self.zero_point(node, 2, scale)
         a = self.attrs(node)
@@ -453,6 +466,10 @@ class Importer:
         zps = np.unique(zp) if zp is not None else np.zeros(1)
         if len(zps) != 1:
             self._fail("per-channel zero points are not supported", "use one zero point")
+        if isinstance(clipped, ClippedAct):  # round(min(y, top)/s) = min(round(y/s), round(top/s))
+            if scale.size != 1:
+                self._fail("a Clip before a per-channel quantizer", "quantize per tensor")
+            hi = max(lo, min(hi, int(np.rint(clipped.top / float(scale.ravel()[0]))) + int(zps[0])))
         self.bind(PendingQuant(x, scale, int(zps[0]), lo, hi, int(a.get("axis", 1))))
 
     def _clip(self, node: onnx.NodeProto) -> None:
@@ -470,6 +487,8 @@ class Importer:
         x = self.act(node.input[0])
         if lo == 0.0 and hi is None:
             return self.bind(self.emit(ops.Relu(), [x]))
+        if lo in (0.0, None) and hi is not None:  # ReLU6 and the like: the quantizer's top
+            return self.bind(ClippedAct(x if lo is None else self.emit(ops.Relu(), [x]), hi))
         self._fail("Clip of an activation outside a quantizer cannot be spiked",
                    "clip with a quantizer (QuantizeLinear/DequantizeLinear) or use ReLU")
 

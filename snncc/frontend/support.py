@@ -58,6 +58,20 @@ UNSPIKEABLE: dict[str, tuple[str, str]] = {
                 "(accuracy changes unless the model was trained with NReLU)"),
 }
 
+_QOPERATOR = ("is onnxruntime's QOperator format (an integer kernel with its own requantization), "
+              "which snncc does not read")
+_TO_QDQ = ("quantize with quantize_static(..., quant_format=QuantFormat.QDQ): the same "
+           "quantization as QuantizeLinear/DequantizeLinear pairs, which snncc reads exactly")
+_DYNAMIC = ("is dynamic quantization: the activation's scale is computed from each input at "
+            "run time, and a neuron's thresholds must be fixed at compile time")
+_TO_STATIC = ("quantize statically with calibration data: quantize_static(..., "
+              "quant_format=QuantFormat.QDQ)")
+UNSPIKEABLE.update({op: (_QOPERATOR, _TO_QDQ) for op in (
+    "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
+    "QLinearAveragePool", "QLinearConcat", "QLinearLeakyRelu", "QLinearSigmoid", "QGemm")})
+UNSPIKEABLE.update({op: (_DYNAMIC, _TO_STATIC) for op in (
+    "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear")})
+
 
 def markdown_table() -> str:
     """The supported-ops table as it appears in the README."""

@@ -308,13 +308,14 @@ def _needs_spikes(graph: Graph, name: str) -> bool:
 
 
 def _check_levels(lw: Lowering, op: o.QuantAct) -> None:
-    """The real cause when a quantizer needs more spikes than T, and both fixes."""
+    """The real cause when a quantizer needs more spikes than T, and both fixes. (A signed
+    one needs as many as it has levels on either side of its zero point.)"""
     need = max(op.hi - max(op.zero_point, op.lo), min(op.zero_point, op.hi) - op.lo)
     if need <= lw.T:
         return
     bits = ceil(log2(op.levels + 1))
     lw.refuse(f"{bits}-bit activations: {op.levels} levels > T = {lw.T}",
-              f"use --calibrate DATA (requantizes to T levels) or -T {need}")
+              f"use --calibrate DATA (requantizes to T levels) or -T {op.levels}")
 
 
 def _signed_requantize(lw: Lowering, n: Node, x: Cur) -> Cur:
