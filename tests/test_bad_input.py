@@ -268,6 +268,30 @@ CATALOGUE = [
          "q4.onnx: node 'act1' (QuantAct): 4-bit activations: 15 levels > T = 7. Fix: use "
          "--calibrate DATA (requantizes to T levels) or -T 15",
          writes("q4.onnx", lambda: mlp({"uint8 hi = {7}": "uint8 hi = {15}"}))),
+    Case("qoperator", "onnxruntime's QOperator format (QLinearMatMul, QLinearConv, ...)",
+         ("compile", "qop.onnx"),
+         "qop.onnx: node 'fc2' (QLinearMatMul): QLinearMatMul is onnxruntime's QOperator format "
+         "(an integer kernel with its own requantization), which snncc does not read. Fix: "
+         "quantize with quantize_static(..., quant_format=QuantFormat.QDQ): the same "
+         "quantization as QuantizeLinear/DequantizeLinear pairs, which snncc reads exactly",
+         writes("qop.onnx", lambda: mlp({
+             "uint8 hi = {7}>": "uint8 hi = {7}, float ws = {0.01}, int8 wz = {0}, "
+                                "float ys = {0.1}>",
+             "[fc2] y = MatMul(a, fc2_weight)": "[fc2_quant] a8 = QuantizeLinear(a, s1, zero)\n"
+             "    [fc2] y8 = QLinearMatMul(a8, s1, zero, w8, ws, wz, ys, zero)\n"
+             "    [out] y = DequantizeLinear(y8, ys, zero)"},
+             w8=np.ones((8, 3), np.int8)))),
+    Case("dynamic-quantization", "onnxruntime's dynamic quantization (MatMulInteger, ...)",
+         ("compile", "dyn8.onnx"),
+         "dyn8.onnx: node 'fc2' (MatMulInteger): MatMulInteger is dynamic quantization: the "
+         "activation's scale is computed from each input at run time, and a neuron's "
+         "thresholds must be fixed at compile time. Fix: quantize statically with calibration "
+         "data: quantize_static(..., quant_format=QuantFormat.QDQ)",
+         writes("dyn8.onnx", lambda: mlp({
+             "[fc2] y = MatMul(a, fc2_weight)": "[fc2_quant] a8 = QuantizeLinear(a, s1, zero)\n"
+             "    [fc2] y32 = MatMulInteger(a8, w8)\n"
+             "    [out] y = Cast<to = 1>(y32)"},
+             w8=np.ones((8, 3), np.uint8)))),
     Case("T-zero", "-T 0", ("compile", "mlp.onnx", "-T", "0"),
          "-T must be a positive integer, not 0. Fix: pass the spike window, e.g. -T 7",
          writes("mlp.onnx", mlp)),

@@ -17,7 +17,8 @@ SUPPORTED: dict[str, str] = {
     "Div": "by a constant: folded into the next threshold",
     "BatchNormalization": "folded into weights or per-channel thresholds",
     "Relu": "absorbed by the following unsigned quantizer",
-    "Clip": "between QuantizeLinear and DequantizeLinear (quantizer range), or min=0: ReLU",
+    "Clip": "between QuantizeLinear and DequantizeLinear (quantizer range), min=0: ReLU, "
+            "or (0, top) before QuantizeLinear: the quantizer's top code",
     "MaxPool": "TD-MaxPool on spike counts",
     "AveragePool": "sum pool (spike-driven) + 1/k folded into the threshold",
     "GlobalAveragePool": "spike sum + 1/n folded into the next layer",
@@ -30,8 +31,9 @@ SUPPORTED: dict[str, str] = {
     "Shape": "folded (static shapes)", "Cast": "folded on constants; float->float removed",
     "ConstantOfShape": "folded", "Range": "folded", "Expand": "folded on constants",
     "Softmax": "refused, or NReLU with --replace-softmax (see softmax-to-nrelu)",
-    "QuantizeLinear": "with DequantizeLinear: a quantizer (QCDQ)",
-    "DequantizeLinear": "with QuantizeLinear: a quantizer; of a constant: quantized weights",
+    "QuantizeLinear": "with DequantizeLinear: a quantizer (QCDQ, onnxruntime's QDQ)",
+    "DequantizeLinear": "with QuantizeLinear: a quantizer; of a constant: quantized weights, "
+                        "biases or BN parameters",
     "Quant": "QONNX quantizer (activations and weights)",
     "IntQuant": "QONNX quantizer (activations and weights)",
 }
