@@ -140,6 +140,31 @@ def test_canonicalize_reports_no_change_on_canonical_graph(tmp_path):
     assert not Canonicalize().run(g).changed
 
 
+REQUANTIZED = """
+    g (float[N, 2, 3] x) => (float[N, 3, 2] y) <float s = {0.25}, float t = {0.5},
+     uint8 z = {0}, uint8 lo = {0}, uint8 hi = {7}> {
+        q = QuantizeLinear(x, s, z)
+        c = Clip(q, lo, hi)
+        a = DequantizeLinear(c, s, z)
+        t1 = Transpose <perm: ints = [0, 2, 1]> (a)
+        q2 = QuantizeLinear(t1, S2, z)
+        d2 = DequantizeLinear(q2, S2, z)
+        y = Mul(d2, t)
+    }"""
+
+
+@pytest.mark.parametrize("second, dropped", [("s", True), ("t", False)])
+def test_canonicalize_drops_a_quantizer_that_repeats_the_one_before(tmp_path, second, dropped):
+    """onnxruntime's quantizer requantizes after every Transpose with the same scale: a
+    no-op (codes 0..7 are already on the grid of 0..255); another scale requantizes."""
+    g = load_text(REQUANTIZED.replace("S2", second), tmp_path)
+    assert len(g.ops(o.QuantAct)) == 2
+    x = rng().uniform(-1, 3, (4, 2, 3))
+    result = run_twice(Canonicalize(), g, x, exact=True)
+    assert result.changed == dropped
+    assert len(result.graph.ops(o.QuantAct)) == (1 if dropped else 2)
+
+
 # ---------------------------------------------------------------- softmax-to-nrelu
 
 SOFTMAX_TEXT = """
