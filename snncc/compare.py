@@ -29,7 +29,7 @@ import onnx
 from snncc import ops as o
 from snncc.compiler import CompiledModel
 from snncc.errors import Diagnostic, SnnccError
-from snncc.frontend.validate import node_name
+from snncc.frontend.qoperator import has_qoperator, to_qdq
 
 CHUNK = 256  # inputs per onnxruntime run: a step of the progress bar, a bound on memory
 BOUNDARY = 2.0**-10  # in quantizer steps: the fixed-point budget (2^-12) and float32 slack
@@ -91,22 +91,17 @@ class Agreement:
                            for a in self.layers]}
 
 
-def _load(source: str | Path | onnx.ModelProto, external: bool = True) -> onnx.ModelProto:
-    if isinstance(source, onnx.ModelProto):
-        return source
-    return onnx.load(str(source), load_external_data=external)
-
-
 def run_onnx(path: str | Path | onnx.ModelProto, x: np.ndarray, names: list[str],
-             progress: Callable[[int], None] | None = None,
-             file: str | Path | None = None) -> list[np.ndarray]:
-    """onnxruntime on `path` (a file or a loaded model, then `file` is its file) with
-    `names` as extra outputs, CHUNK inputs per run (one at a time if the export baked the
-    batch into its shapes); `progress(k)` after each run."""
+             progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
+    """onnxruntime on `path` (or a model) with `names` as extra outputs, CHUNK inputs per
+    run (one at a time if the export baked the batch into its shapes); `progress(k)` after
+    each run."""
     import onnxruntime as ort
 
-    model = onnx.ModelProto()
-    model.CopyFrom(_load(path))
+    if isinstance(path, onnx.ModelProto):
+        model, path = path, "(the model in QDQ form)"
+    else:
+        model = onnx.load(str(path))
     present = {o_.name for o_ in model.graph.output}
     for name in names:
         if name not in present:
@@ -144,7 +139,8 @@ def _run_chunk(sess, wanted: list[str], name: str, x: np.ndarray,
 def quantizer_inputs(path: str | Path | onnx.ModelProto) -> dict[str, tuple[str, bool]]:
     """For each quantizer's output tensor: its input tensor, and whether it rounds to
     nearest (level boundaries at half steps) rather than down or up (at whole steps)."""
-    graph = _load(path, external=False).graph
+    graph = (path if isinstance(path, onnx.ModelProto)
+             else onnx.load(str(path), load_external_data=False)).graph
     producer = {out: node for node in graph.node for out in node.output}
     found = {}
     for node in graph.node:
@@ -195,24 +191,43 @@ def _probes(model: CompiledModel, pre: dict) -> list[_Probe]:
     return found
 
 
+def _in_qdq_form(path: str | Path) -> tuple[str | Path | onnx.ModelProto, dict]:
+    """The model itself, or (onnxruntime's QOperator format) its QDQ form as snncc reads
+    it, with the map from that form's quantizers to the source's integer tensors."""
+    source = onnx.load(str(path), load_external_data=False)
+    if not has_qoperator(source):
+        return path, {}
+    return to_qdq(onnx.load(str(path)))
+
+
 def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
                  progress: Callable[[int], None] | None = None) -> Agreement:
     """Integer reference vs onnxruntime: codes of every neuron, and argmax decisions; each
     differing code explained (see the module docstring). `progress(k)` as onnxruntime
     gets through the inputs."""
     x = model.check_input(x)
-    pre = quantizer_inputs(onnx_path)
+    qdq, codes_of = _in_qdq_form(onnx_path)
+    pre = quantizer_inputs(qdq)
     probes = _probes(model, pre)
-    wanted = [p.name for p in probes]
+    # a QOperator kernel's output is an integer tensor of the source model: its codes
+    wanted = [codes_of.get(p.name, (p.name, 0))[0] for p in probes]
     extra = list(dict.fromkeys(pre[p.name][0] for p in probes if pre[p.name][0] not in wanted))
-    outs = run_onnx(onnx_path, x, wanted + extra, progress)
-    pre_values = dict(zip(wanted + extra, outs[1:], strict=True))
+    if codes_of:  # the values before rounding exist only in the QDQ form
+        outs = run_onnx(onnx_path, x, wanted, progress)
+        inner = list(dict.fromkeys(pre[p.name][0] for p in probes))
+        pre_values = dict(zip(inner, run_onnx(qdq, x, inner)[1:], strict=True))
+    else:
+        outs = run_onnx(onnx_path, x, wanted + extra, progress)
+        pre_values = dict(zip(wanted + extra, outs[1:], strict=True))
     ref = model.reference(x)
     result = Agreement()
     differs = np.zeros(len(x), bool)  # samples on which an earlier layer differs
     for p, value in zip(probes, outs[1:1 + len(probes)], strict=True):
         shape = (len(x),) + p.shape
-        ort_codes = np.rint(value.reshape(shape) / p.scale).astype(np.int64)
+        if p.name in codes_of:
+            ort_codes = value.reshape(shape).astype(np.int64) - codes_of[p.name][1]
+        else:
+            ort_codes = np.rint(value.reshape(shape) / p.scale).astype(np.int64)
         snn = sum(sign * ref[name] for name, sign in p.parts)
         diff = np.argwhere(ort_codes != snn)
         layer = LayerAgreement(p.name, snn.size, len(diff))

@@ -268,19 +268,20 @@ CATALOGUE = [
          "q4.onnx: node 'act1' (QuantAct): 4-bit activations: 15 levels > T = 7. Fix: use "
          "--calibrate DATA (requantizes to T levels) or -T 15",
          writes("q4.onnx", lambda: mlp({"uint8 hi = {7}": "uint8 hi = {15}"}))),
-    Case("qoperator", "onnxruntime's QOperator format (QLinearMatMul, QLinearConv, ...)",
-         ("compile", "qop.onnx"),
-         "qop.onnx: node 'fc2' (QLinearMatMul): QLinearMatMul is onnxruntime's QOperator format "
-         "(an integer kernel with its own requantization), which snncc does not read. Fix: "
-         "quantize with quantize_static(..., quant_format=QuantFormat.QDQ): the same "
-         "quantization as QuantizeLinear/DequantizeLinear pairs, which snncc reads exactly",
-         writes("qop.onnx", lambda: mlp({
-             "uint8 hi = {7}>": "uint8 hi = {7}, float ws = {0.01}, int8 wz = {0}, "
-                                "float ys = {0.1}>",
-             "[fc2] y = MatMul(a, fc2_weight)": "[fc2_quant] a8 = QuantizeLinear(a, s1, zero)\n"
-             "    [fc2] y8 = QLinearMatMul(a8, s1, zero, w8, ws, wz, ys, zero)\n"
-             "    [out] y = DequantizeLinear(y8, ys, zero)"},
-             w8=np.ones((8, 3), np.int8)))),
+    Case("qoperator-concat", "onnxruntime's QLinearConcat (QOperator format)",
+         ("compile", "qcat.onnx"),
+         "qcat.onnx: node 'cat' (QLinearConcat): QLinearConcat is onnxruntime's QOperator "
+         "format with a requantization per input, which snncc does not read. Fix: quantize "
+         "with quantize_static(..., quant_format=QuantFormat.QDQ): the same quantization as "
+         "QuantizeLinear/DequantizeLinear pairs, which snncc reads exactly",
+         writes("qcat.onnx", lambda: mlp({
+             '"" : 17': '"" : 17, "com.microsoft" : 1',
+             "[fc2] y = MatMul(a, fc2_weight)": "[a8] q8 = QuantizeLinear(a, s1, zero)\n"
+             "    [cat] c8 = com.microsoft.QLinearConcat <axis: int = 1> (s1, zero, q8, s1, "
+             "zero, q8, s1, zero)\n"
+             "    [cat_real] c2 = DequantizeLinear(c8, s1, zero)\n"
+             "    [fc2] y = MatMul(c2, fc2_weight)"},
+             fc2_weight=np.ones((16, 3), np.float32)))),
     Case("dynamic-quantization", "onnxruntime's dynamic quantization (MatMulInteger, ...)",
          ("compile", "dyn8.onnx"),
          "dyn8.onnx: node 'fc2' (MatMulInteger): MatMulInteger is dynamic quantization: the "

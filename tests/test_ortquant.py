@@ -2,8 +2,9 @@
 ``onnxruntime.quantization.quantize_static`` and held to onnxruntime, code by code.
 
 QDQ (QuantizeLinear/DequantizeLinear around every op) is read exactly at -T equal to the
-activation levels (255 for 8 bits); QOperator and dynamic quantization are refused with the
-rewrite that fixes them.
+activation levels (255 for 8 bits); so are the QOperator kernels (QLinearConv,
+QLinearMatMul, QLinearAdd, QLinearGlobalAveragePool, QGemm), read as what they compute and
+held to onnxruntime's integer kernels. Dynamic quantization is refused with the fix.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.parser
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import (
@@ -147,16 +149,71 @@ def test_calibrate_requantizes_to_a_smaller_t(tmp_path):
     assert agree.mean() >= 0.8
 
 
-def test_qoperator_and_dynamic_quantization_are_refused_with_the_fix(tmp_path):
+QOPERATOR_NET = """<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 1, 8, 8] x) => (float[N, 10] y) {
+    c1 = Conv <pads: ints = [1, 1, 1, 1]> (x, w1, b1)
+    r1 = Relu(c1)
+    p1 = MaxPool <kernel_shape: ints = [2, 2], strides: ints = [2, 2]> (r1)
+    c2 = Conv <pads: ints = [1, 1, 1, 1]> (p1, w2, b2)
+    r2 = Relu(c2)
+    pooled = GlobalAveragePool(r2)
+    f = Flatten(pooled)
+    t0 = Reshape(r2, shape)
+    tokens = Transpose <perm: ints = [0, 2, 1]> (t0)
+    z1 = MatMul(tokens, w3)
+    z2 = MatMul(tokens, w5)
+    z = Add(z1, z2)
+    rz = Relu(z)
+    m = ReduceMean <axes: ints = [1], keepdims: int = 0> (rz)
+    y1 = Gemm <transB: int = 1> (m, w4, b4)
+    y2 = Gemm <transB: int = 1> (f, w6, b6)
+    y = Add(y1, y2)
+}"""
+
+
+def qoperator_net(tmp_path: Path, **options) -> Path:
+    """Conv, max-pool, global average pool, two MatMul branches added, two Gemm heads
+    added: every QOperator kernel, and no ReLU whose input has other users."""
+    model = onnx.parser.parse_model(QOPERATOR_NET)
+    rng = np.random.default_rng(0)
+    shapes = dict(w1=(4, 1, 3, 3), b1=(4,), w2=(6, 4, 3, 3), b2=(6,), w3=(6, 6), w5=(6, 6),
+                  w4=(10, 6), b4=(10,), w6=(10, 6), b6=(10,))
+    model.graph.initializer.extend(
+        numpy_helper.from_array(rng.normal(0, .4, s).astype(np.float32), k)
+        for k, s in shapes.items())
+    model.graph.initializer.append(numpy_helper.from_array(np.array([0, 6, 16]), "shape"))
+    src, out = tmp_path / "float2.onnx", tmp_path / "qop.onnx"
+    onnx.save(model, src)
+    quantize_static(src, out, Reader("x", images(32)), quant_format=QuantFormat.QOperator,
+                    **options)
+    return out
+
+
+@pytest.mark.parametrize("activation_type", [QuantType.QUInt8, QuantType.QInt8])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_qoperator_kernels_are_exact(tmp_path, activation_type, per_channel):
+    path = qoperator_net(tmp_path, activation_type=activation_type, per_channel=per_channel)
+    kernels = {n.op_type for n in onnx.load(path).graph.node}
+    assert {"QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearGlobalAveragePool",
+            "QGemm"} <= kernels
+    model = assert_agrees(path, images(100, seed=6))
+    assert_exact(model, images(3, seed=7))
+
+
+def test_qoperator_relu_removed_by_onnxruntime_is_named(tmp_path):
+    """onnxruntime's QOperator quantizer drops a ReLU after a quantized op and gives its
+    users the op's codes: here the tokens, which also feed the residual add, are signed."""
     path = quantized(tmp_path, quant_format=QuantFormat.QOperator)
-    with pytest.raises(SnnccError) as e:
+    with pytest.raises(SnnccError, match=r"signed or zero-point quantizer .* where spikes are "
+                                         r"needed\. Fix: onnxruntime's QOperator quantizer "
+                                         r"removes a ReLU"):
         snncc.compile(path, T=255)
-    text = str(e.value)
-    for op in ("QLinearConv", "QLinearMatMul", "QLinearAdd"):
-        assert f"({op}): {op} is onnxruntime's QOperator format" in text
-    assert "Fix: quantize with quantize_static(..., quant_format=QuantFormat.QDQ)" in text
-    dynamic = tmp_path / "dyn.onnx"
-    quantize_dynamic(tmp_path / "float.onnx", dynamic)
+
+
+def test_dynamic_quantization_is_refused_with_the_fix(tmp_path):
+    src, dynamic = tmp_path / "float.onnx", tmp_path / "dyn.onnx"
+    onnx.save(float_model(), src)
+    quantize_dynamic(src, dynamic)
     with pytest.raises(SnnccError, match=r"is dynamic quantization: the activation's scale is "
                                          r"computed from each input at run time"):
         snncc.compile(dynamic, T=255)

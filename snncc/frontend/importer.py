@@ -26,6 +26,7 @@ from snncc.frontend.loader import (
     real_inputs,
     type_name,
 )
+from snncc.frontend.qoperator import has_qoperator, to_qdq
 from snncc.frontend.support import SUPPORTED, UNSPIKEABLE
 from snncc.frontend.validate import check_schemas, check_structure, node_name
 from snncc.intmath import Rounding, compress
@@ -83,10 +84,16 @@ def import_onnx(path: str | Path, input_shape: InputShape = None) -> Graph:
     dimensions free: a tuple for a model with one input, or a dict by input name.
     """
     model = load_model(path)
+    qoperator = has_qoperator(model)
+    if qoperator:
+        model, _ = to_qdq(model)
     try:
-        return Importer(model, str(path), input_shape).run()
+        graph = Importer(model, str(path), input_shape).run()
     except SnnccError as e:
         raise e.with_file(str(path)) from None
+    if qoperator:
+        graph.meta["qoperator"] = True
+    return graph
 
 
 class Importer:

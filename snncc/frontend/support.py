@@ -60,17 +60,24 @@ UNSPIKEABLE: dict[str, tuple[str, str]] = {
                 "(accuracy changes unless the model was trained with NReLU)"),
 }
 
-_QOPERATOR = ("is onnxruntime's QOperator format (an integer kernel with its own requantization), "
-              "which snncc does not read")
+_QOPERATOR = ("is onnxruntime's QOperator format with a requantization per input, which "
+              "snncc does not read")
 _TO_QDQ = ("quantize with quantize_static(..., quant_format=QuantFormat.QDQ): the same "
            "quantization as QuantizeLinear/DequantizeLinear pairs, which snncc reads exactly")
 _DYNAMIC = ("is dynamic quantization: the activation's scale is computed from each input at "
             "run time, and a neuron's thresholds must be fixed at compile time")
 _TO_STATIC = ("quantize statically with calibration data: quantize_static(..., "
               "quant_format=QuantFormat.QDQ)")
-UNSPIKEABLE.update({op: (_QOPERATOR, _TO_QDQ) for op in (
+SUPPORTED.update({op: "onnxruntime's QOperator kernel, read as DequantizeLinear -> op -> "
+                      "QuantizeLinear (what it computes)" for op in (
     "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
-    "QLinearAveragePool", "QLinearConcat", "QLinearLeakyRelu", "QLinearSigmoid", "QGemm")})
+    "QLinearAveragePool", "QGemm")})
+UNSPIKEABLE.update({
+    "QLinearConcat": (_QOPERATOR, _TO_QDQ),
+    "QLinearLeakyRelu": ("passes negative values on (a signed activation)",
+                         "use ReLU followed by a quantizer and retrain"),
+    "QLinearSigmoid": ("is a smooth non-linearity", "replace it with a quantized ReLU and retrain"),
+})
 UNSPIKEABLE.update({op: (_DYNAMIC, _TO_STATIC) for op in (
     "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear")})
 

@@ -8,7 +8,9 @@ Rewrites, repeated to a fixed point:
 - sink a ReduceSum below the Dense that reads it (Dense(sum x) = sum Dense(x)), so that a
   mean over tokens before the head leaves the head reading spikes;
 - drop a quantizer that repeats the one before it (onnxruntime's quantizer puts one after
-  every Transpose, Reshape and MaxPool, with the scale and zero point of its input).
+  every Transpose, Reshape and MaxPool, with the scale and zero point of its input);
+- quantize before a max-pool rather than after it (Q(max x) = max Q(x): Q is monotone), so
+  that the pool reads spikes (onnxruntime's QOperator format quantizes after the pool).
 """
 
 from __future__ import annotations
@@ -160,5 +162,20 @@ def _drop_requantize(graph: Graph, n: Node) -> bool:
     return True
 
 
+def _quantize_before_pool(graph: Graph, n: Node) -> bool:
+    """MaxPool -> QuantAct  ==>  QuantAct -> MaxPool (scale constant inside a window)."""
+    if not isinstance(n.op, o.QuantAct):
+        return False
+    pool = graph.node(n.inputs[0])
+    if not isinstance(pool.op, o.MaxPool) or single_user(graph, pool.name) is None:
+        return False
+    if full_rank(n.op.scale, 3).shape[1:] != (1, 1):
+        return False
+    q = graph.add(graph.fresh(f"{n.name}/before_pool"), n.op, pool.inputs, origin=n.origin)
+    graph.replace_op(pool.name, pool.op, (q,))
+    bypass(graph, n)
+    return True
+
+
 _RULES = (_drop_identity, _merge_affine, _compose_transpose, _hoist_affine, _sink_reduce,
-          _drop_requantize)
+          _drop_requantize, _quantize_before_pool)

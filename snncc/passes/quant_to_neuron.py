@@ -279,6 +279,7 @@ def _quant_act(lw: Lowering, n: Node, xs) -> Val:
     if not op.spikeable and _needs_spikes(lw.src, n.name):
         lw.refuse(f"signed or zero-point quantizer (codes {op.lo}..{op.hi}, zero point "
                   f"{op.zero_point}) where spikes are needed",
+                  _QOPERATOR_RELU if lw.src.meta.get("qoperator") else
                   "use an unsigned quantizer with zero point 0 after a ReLU")
     _check_levels(lw, op)
     if not op.spikeable:
@@ -292,6 +293,9 @@ def _quant_act(lw: Lowering, n: Node, xs) -> Val:
 
 
 _SPIKE_READERS = (o.Dense, o.Conv, o.MatMul, o.MaxPool)
+_QOPERATOR_RELU = ("onnxruntime's QOperator quantizer removes a ReLU that follows a quantized op "
+                   "and hands its users the op's codes, signed here: quantize with "
+                   "quant_format=QuantFormat.QDQ, which keeps the ReLU")
 
 
 def _needs_spikes(graph: Graph, name: str) -> bool:
