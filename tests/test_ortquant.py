@@ -9,6 +9,7 @@ held to onnxruntime's integer kernels. Dynamic quantization is refused with the 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +228,63 @@ def test_the_bundled_vit_quantized_by_onnxruntime(tmp_path):
                     quant_format=QuantFormat.QDQ, per_channel=True)
     test = np.load(VIT / "digits_test.npz")
     assert_agrees(path, test["x"][:100])
+
+
+SIGNED_NET = """<ir_version: 8, opset_import: ["" : 17]>
+g (float[N, 4] x) => (float[N, 3] y)
+<float s_in = {0.00390625}, uint8 zero = {0}, float s1 = {0.11}, int8 z8 = {0},
+ int8 lo8 = {-7}, int8 hi8 = {7}, float s2 = {0.13}, uint8 lo = {0}, uint8 hi = {7},
+ uint8 z3 = {3}, float s3 = {0.09}> {
+    x8 = QuantizeLinear(x, s_in, zero)
+    xq = DequantizeLinear(x8, s_in, zero)
+    h = MatMul(xq, w1)
+    h8 = QuantizeLinear(h, s1, z8)
+    hc = Clip(h8, lo8, hi8)
+    signed = DequantizeLinear(hc, s1, z8)
+    g1 = MatMul(xq, w2)
+    g8 = QuantizeLinear(g1, s3, z3)
+    gc = Clip(g8, lo, hi)
+    zero_point_3 = DequantizeLinear(gc, s3, z3)
+    r = Add(signed, zero_point_3)
+    rr = Relu(r)
+    a8 = QuantizeLinear(rr, s2, zero)
+    ac = Clip(a8, lo, hi)
+    a = DequantizeLinear(ac, s2, zero)
+    y = MatMul(a, w3)
+}"""
+
+
+@pytest.mark.simulator
+def test_signed_quantizers_through_the_hardware_ladder(tmp_path):
+    """A signed quantizer and one with its zero point inside the range, added in the
+    stream: two neurons each (levels above and below the zero point). HLS C simulation
+    and RTL simulation equal the interpreter; the codes equal onnxruntime's. (The file is
+    named after a C++ keyword, which the HLS top function must not be.)"""
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from conftest import require_tool
+    from snncc.cli import app
+    from snncc.verify import run_ladder
+
+    for tool in ("g++", "iverilog"):
+        require_tool(tool)
+    model = onnx.parser.parse_model(SIGNED_NET)
+    rng = np.random.default_rng(0)
+    model.graph.initializer.extend(
+        numpy_helper.from_array(rng.normal(0, .6, s).astype(np.float32), k)
+        for k, s in dict(w1=(4, 5), w2=(4, 5), w3=(5, 3)).items())
+    path = tmp_path / "signed.onnx"
+    onnx.save(model, path)
+    compiled = snncc.compile(path, T=7)
+    names = {n.name for n in compiled.graph.ops(snncc.ops.Neuron)}
+    assert {"signed/pos", "signed/neg", "zero_point_3/pos", "zero_point_3/neg"} <= names
+    x = rng.uniform(0, 1, (40, 4))
+    agreement = compare_onnx(compiled, path, x)
+    assert agreement.code_agreement == 1.0 and agreement.decision_agreement == 1.0
+    build = tmp_path / "build"
+    result = CliRunner().invoke(app, ["compile", str(path), "-T", "7", "--target", "all",
+                                      "-o", str(build)])
+    assert result.exit_code == 0, result.output
+    console = Console(record=True, width=120, file=io.StringIO())
+    assert run_ladder(build, x[:3], console, path, "icarus"), console.export_text()

@@ -5,10 +5,23 @@ from __future__ import annotations
 import re
 
 
+# C++ keywords (and main, the testbench's) that a model or layer may be named after
+_RESERVED = set("""alignas alignof and and_eq asm auto bitand bitor bool break case catch char
+char8_t char16_t char32_t class compl concept const consteval constexpr constinit const_cast
+continue co_await co_return co_yield decltype default delete do double dynamic_cast else enum
+explicit export extern false float for friend goto if inline int long main mutable namespace
+new noexcept not not_eq nullptr operator or or_eq private protected public register
+reinterpret_cast requires return short signed sizeof static static_assert static_cast struct
+switch template this thread_local throw true try typedef typeid typename union unsigned using
+virtual void volatile wchar_t while xor xor_eq""".split())
+
+
 def c_ident(name: str) -> str:
-    """A C identifier from an IR name ('/blocks.0/attn/MatMul' -> 'blocks_0_attn_MatMul')."""
+    """A C identifier from an IR name ('/blocks.0/attn/MatMul' -> 'blocks_0_attn_MatMul');
+    never a C++ keyword ('signed' -> 'signed_')."""
     ident = re.sub(r"_+", "_", re.sub(r"[^0-9A-Za-z_]", "_", name)).strip("_")
-    return ident if ident and not ident[0].isdigit() else f"n_{ident}"
+    ident = ident if ident and not ident[0].isdigit() else f"n_{ident}"
+    return f"{ident}_" if ident in _RESERVED else ident
 
 
 _NOISE = {"act_quant", "export_handler"}  # exporter scaffolding in Brevitas node names
