@@ -54,9 +54,11 @@ class _Rewrite:
         if t in self.real:
             return self.real[t]
         out = f"{t}/real"
-        attrs = {} if axis is None else {"axis": axis}
-        self.nodes.append(helper.make_node("DequantizeLinear", [t, scale, zp], [out],
-                                           name=f"{t}/DequantizeLinear", **attrs))
+        node = helper.make_node("DequantizeLinear", [t, scale, zp], [out],
+                                name=f"{t}/DequantizeLinear")
+        if axis is not None:
+            node.attribute.append(helper.make_attribute("axis", axis))
+        self.nodes.append(node)
         if t not in self.consts:
             self.real[t] = out
             self.codes_of[out] = (t, int(np.ravel(self.consts.get(zp, 0))[0]) if zp else 0)
