@@ -47,8 +47,7 @@ class LayerAgreement:
     at_boundary: int = 0  # differing codes whose input sits on a rounding boundary
     downstream: int = 0  # differing codes on samples an earlier layer already differs on
     nearest: float | None = None  # the largest distance to a boundary among at_boundary
-    first_unexplained: tuple[int, ...] | None = None  # (sample, *element) of the first
-    unexplained_codes: tuple[int, int] | None = None  # its (onnxruntime, reference) codes
+    neuron: str = ""  # the SNN neuron that computes it (a signed one: the first of two)
 
     @property
     def unexplained(self) -> int:
@@ -230,7 +229,7 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
             ort_codes = np.rint(value.reshape(shape) / p.scale).astype(np.int64)
         snn = sum(sign * ref[name] for name, sign in p.parts)
         diff = np.argwhere(ort_codes != snn)
-        layer = LayerAgreement(p.name, snn.size, len(diff))
+        layer = LayerAgreement(p.name, snn.size, len(diff), neuron=p.parts[0][0])
         if len(diff):
             first = tuple(int(i) for i in diff[0])
             layer.first, layer.ort_code, layer.snn_code = first, int(ort_codes[first]), int(

@@ -288,3 +288,23 @@ def test_signed_quantizers_through_the_hardware_ladder(tmp_path):
     assert result.exit_code == 0, result.output
     console = Console(record=True, width=120, file=io.StringIO())
     assert run_ladder(build, x[:3], console, path, "icarus"), console.export_text()
+
+
+def test_simulate_compare_onnx_names_signed_and_qoperator_layers(tmp_path):
+    """The CLI's agreement table and report on both formats (signed quantizers are two
+    neurons, QOperator outputs integer tensors of the source model)."""
+    from typer.testing import CliRunner
+
+    from snncc.cli import app
+
+    np.save(tmp_path / "x.npy", images(20, seed=8))
+    for path in (quantized(tmp_path, quant_format=QuantFormat.QDQ), qoperator_net(tmp_path)):
+        build = tmp_path / f"build_{path.stem}"
+        runner = CliRunner()
+        result = runner.invoke(app, ["compile", str(path), "-T", "255", "-o", str(build)])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(app, ["simulate", str(build / "model.snn"), "--input",
+                                     str(tmp_path / "x.npy"), "--compare-onnx", str(path)],
+                               env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert "argmax identical: 100.0000% (20/20)" in result.output
