@@ -141,8 +141,11 @@ def test_more_levels_than_t_names_the_cause_and_both_fixes(tmp_path):
         snncc.compile(path, T=7)
 
 
-def test_calibrate_requantizes_to_a_smaller_t(tmp_path):
-    path = quantized(tmp_path, quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8)
+@pytest.mark.parametrize("quant_format", [QuantFormat.QDQ, QuantFormat.QOperator])
+def test_calibrate_requantizes_to_a_smaller_t(tmp_path, quant_format):
+    path = (quantized(tmp_path, quant_format=quant_format, activation_type=QuantType.QInt8)
+            if quant_format == QuantFormat.QDQ
+            else qoperator_net(tmp_path, activation_type=QuantType.QInt8))
     model = snncc.compile(path, T=15, calibrate=images(64, seed=4))
     assert model.graph.meta["calibration"]["quantizers"] > 0
     x = images(100, seed=5)
