@@ -165,6 +165,30 @@ def test_canonicalize_drops_a_quantizer_that_repeats_the_one_before(tmp_path, se
     assert len(result.graph.ops(o.QuantAct)) == (1 if dropped else 2)
 
 
+POOLED = """
+    g (float[N, 2, 4, 4] x) => (float[N, 2, 2, 2] y) <float s = {0.25}, uint8 z = {0}> {
+        r = Relu(x)
+        p = MaxPool <kernel_shape: ints = [2, 2], strides: ints = [2, 2]> (r)
+        q = QuantizeLinear(p, s, z)
+        d = DequantizeLinear(q, s, z)
+        y = Mul(d, s)
+    }"""
+
+
+def test_canonicalize_quantizes_before_a_max_pool(tmp_path):
+    """onnxruntime's QOperator format pools the float ReLU and quantizes after; Q is
+    monotone, so Q(max x) = max Q(x): the pool then reads spikes."""
+    g = load_text(POOLED, tmp_path)
+    x = rng().uniform(-1, 3, (4, 2, 4, 4))
+    result = run_twice(Canonicalize(), g, x, exact=True)
+    assert result.changed
+    assert kinds(result.graph) == ["Input", "Relu", "QuantAct", "MaxPool", "Affine"]
+    g = load_text(POOLED.replace("y = Mul(d, s)", "y = Mul(d, s)\n        p2 = Relu(p)")
+                  .replace("=> (float[N, 2, 2, 2] y)", "=> (float[N, 2, 2, 2] y, "
+                           "float[N, 2, 2, 2] p2)"), tmp_path)
+    assert not Canonicalize().run(g).changed  # the pool has another user: it stays first
+
+
 # ---------------------------------------------------------------- softmax-to-nrelu
 
 SOFTMAX_TEXT = """
@@ -363,6 +387,30 @@ def test_calibrate_inserts_quantizers_in_a_float_model(tmp_path):
     q = result.graph
     after = evaluate(q, {q.inputs[0]: data}, keep=False)[q.outputs[0]].argmax(axis=1)
     assert q.meta["calibration"]["decision_agreement"] == np.mean(before == after) >= 0.85
+    assert not CalibrateThresholds(data, T=7).run(result.graph).changed
+
+
+def test_calibrate_removes_quantizers_that_feed_no_spikes(tmp_path):
+    """A signed 8-bit quantizer on a current (onnxruntime's quantizer puts one on every
+    tensor) at T = 7: removed, not requantized; the unsigned one after the ReLU stays."""
+    g = load_text("""
+    g (float[N, 4] x) => (float[N, 3] y)
+    <float[4, 3] w = {1.0, -1.0, 0.5, 2.0, 0.0, 1.0, -0.5, 1.0, 1.0, 0.25, 0.5, -1.0},
+     float[3, 3] w2 = {1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0}, float s = {0.02},
+     int8 z = {0}, uint8 uz = {0}, uint8 lo = {0}, uint8 hi = {7}, float t = {0.3}> {
+        h = MatMul(x, w)
+        hq = QuantizeLinear(h, s, z)
+        hd = DequantizeLinear(hq, s, z)
+        r = Relu(hd)
+        rq = QuantizeLinear(r, t, uz)
+        rc = Clip(rq, lo, hi)
+        rd = DequantizeLinear(rc, t, uz)
+        y = MatMul(rd, w2)
+    }""", tmp_path)
+    data = rng().uniform(0, 1, (64, 4))
+    result = CalibrateThresholds(data, T=7).run(g.copy())
+    assert result.changed
+    assert [(q.op.lo, q.op.hi) for q in result.graph.ops(o.QuantAct)] == [(0, 255), (0, 7)]
     assert not CalibrateThresholds(data, T=7).run(result.graph).changed
 
 
