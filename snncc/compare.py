@@ -30,6 +30,7 @@ from snncc import ops as o
 from snncc.compiler import CompiledModel
 from snncc.errors import Diagnostic, SnnccError
 from snncc.frontend.qoperator import has_qoperator, to_qdq
+from snncc.frontend.validate import node_name
 
 CHUNK = 256  # inputs per onnxruntime run: a step of the progress bar, a bound on memory
 BOUNDARY = 2.0**-10  # in quantizer steps: the fixed-point budget (2^-12) and float32 slack
@@ -47,6 +48,8 @@ class LayerAgreement:
     at_boundary: int = 0  # differing codes whose input sits on a rounding boundary
     downstream: int = 0  # differing codes on samples an earlier layer already differs on
     nearest: float | None = None  # the largest distance to a boundary among at_boundary
+    first_unexplained: tuple[int, ...] | None = None  # (sample, *element) of the first
+    unexplained_codes: tuple[int, int] | None = None  # its (onnxruntime, reference) codes
     neuron: str = ""  # the SNN neuron that computes it (a signed one: the first of two)
 
     @property
@@ -90,17 +93,22 @@ class Agreement:
                            for a in self.layers]}
 
 
+def _load(source: str | Path | onnx.ModelProto, external: bool = True) -> onnx.ModelProto:
+    if isinstance(source, onnx.ModelProto):
+        return source
+    return onnx.load(str(source), load_external_data=external)
+
+
 def run_onnx(path: str | Path | onnx.ModelProto, x: np.ndarray, names: list[str],
-             progress: Callable[[int], None] | None = None) -> list[np.ndarray]:
-    """onnxruntime on `path` (or a model) with `names` as extra outputs, CHUNK inputs per
-    run (one at a time if the export baked the batch into its shapes); `progress(k)` after
-    each run."""
+             progress: Callable[[int], None] | None = None,
+             file: str | Path | None = None) -> list[np.ndarray]:
+    """onnxruntime on `path` (a file or a loaded model, then `file` is its file) with
+    `names` as extra outputs, CHUNK inputs per run (one at a time if the export baked the
+    batch into its shapes); `progress(k)` after each run."""
     import onnxruntime as ort
 
-    if isinstance(path, onnx.ModelProto):
-        model, path = path, "(the model in QDQ form)"
-    else:
-        model = onnx.load(str(path))
+    model = onnx.ModelProto()
+    model.CopyFrom(_load(path))
     present = {o_.name for o_ in model.graph.output}
     for name in names:
         if name not in present:
@@ -138,8 +146,7 @@ def _run_chunk(sess, wanted: list[str], name: str, x: np.ndarray,
 def quantizer_inputs(path: str | Path | onnx.ModelProto) -> dict[str, tuple[str, bool]]:
     """For each quantizer's output tensor: its input tensor, and whether it rounds to
     nearest (level boundaries at half steps) rather than down or up (at whole steps)."""
-    graph = (path if isinstance(path, onnx.ModelProto)
-             else onnx.load(str(path), load_external_data=False)).graph
+    graph = _load(path, external=False).graph
     producer = {out: node for node in graph.node for out in node.output}
     found = {}
     for node in graph.node:
@@ -193,30 +200,38 @@ def _probes(model: CompiledModel, pre: dict) -> list[_Probe]:
 def _in_qdq_form(path: str | Path) -> tuple[str | Path | onnx.ModelProto, dict]:
     """The model itself, or (onnxruntime's QOperator format) its QDQ form as snncc reads
     it, with the map from that form's quantizers to the source's integer tensors."""
-    source = onnx.load(str(path), load_external_data=False)
-    if not has_qoperator(source):
+    if not has_qoperator(_load(path, external=False)):
         return path, {}
-    return to_qdq(onnx.load(str(path)))
+    return to_qdq(_load(path))
 
 
 def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
                  progress: Callable[[int], None] | None = None) -> Agreement:
     """Integer reference vs onnxruntime: codes of every neuron, and argmax decisions; each
     differing code explained (see the module docstring). `progress(k)` as onnxruntime
-    gets through the inputs."""
+    gets through the inputs.
+
+    A model in onnxruntime's QOperator format is compared on its kernels' integer output
+    tensors (codes minus the zero point); the values before rounding, which explain a
+    difference, come from its QDQ form. A calibrated QOperator build is compared with its
+    QDQ form, into which the calibrated quantizers go."""
     x = model.check_input(x)
     qdq, codes_of = _in_qdq_form(onnx_path)
-    pre = quantizer_inputs(qdq)
+    source, feed = calibrated_source(model, onnx_path, qdq)
+    if (model.graph.meta.get("calibration") or {}).get("sites"):
+        codes_of = {}
+    pre = quantizer_inputs(source)
     probes = _probes(model, pre)
     # a QOperator kernel's output is an integer tensor of the source model: its codes
     wanted = [codes_of.get(p.name, (p.name, 0))[0] for p in probes]
     extra = list(dict.fromkeys(pre[p.name][0] for p in probes if pre[p.name][0] not in wanted))
     if codes_of:  # the values before rounding exist only in the QDQ form
-        outs = run_onnx(onnx_path, x, wanted, progress)
+        outs = run_onnx(onnx_path, feed(x), wanted, progress)
         inner = list(dict.fromkeys(pre[p.name][0] for p in probes))
-        pre_values = dict(zip(inner, run_onnx(qdq, x, inner)[1:], strict=True))
+        pre_values = dict(zip(inner, run_onnx(source, feed(x), inner, file=onnx_path)[1:],
+                              strict=True))
     else:
-        outs = run_onnx(onnx_path, x, wanted + extra, progress)
+        outs = run_onnx(source, feed(x), wanted + extra, progress, file=onnx_path)
         pre_values = dict(zip(wanted + extra, outs[1:], strict=True))
     ref = model.reference(x)
     result = Agreement()
@@ -234,7 +249,7 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
             first = tuple(int(i) for i in diff[0])
             layer.first, layer.ort_code, layer.snn_code = first, int(ort_codes[first]), int(
                 snn[first])
-            _explain(layer, diff, differs, p, pre, pre_values, shape)
+            _explain(layer, diff, differs, p, pre, pre_values, shape, ort_codes, snn)
             differs[diff[:, 0]] = True
         result.layers.append(layer)
     (readout,) = model.graph.ops(o.Readout)
@@ -245,9 +260,12 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
     return result
 
 
-def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n: _Probe, pre: dict,
-             pre_values: dict, shape: tuple[int, ...]) -> None:
-    """Sort one layer's differing codes into at a boundary / downstream / unexplained."""
+def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n: _Probe,
+             pre: dict,
+             pre_values: dict, shape: tuple[int, ...], ort_codes: np.ndarray,
+             snn: np.ndarray) -> None:
+    """Sort one layer's differing codes into at a boundary / downstream / unexplained, and
+    locate the first unexplained one."""
     index = tuple(diff.T)
     near = np.zeros(len(diff), bool)
     if n.name in pre:
@@ -270,7 +288,8 @@ def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n: _P
 # ---------------------------------------------------------------- calibrated builds
 
 
-def calibrated_source(model: CompiledModel, onnx_path: str | Path
+def calibrated_source(model: CompiledModel, onnx_path: str | Path,
+                      base: str | Path | onnx.ModelProto | None = None
                       ) -> tuple[onnx.ModelProto, Callable[[np.ndarray], np.ndarray]]:
     """The source model as the build quantizes it, and what to feed it for an input x.
 
@@ -281,8 +300,13 @@ def calibrated_source(model: CompiledModel, onnx_path: str | Path
     its output named as the neuron it became, so that it is compared like any quantizer of
     the source. A calibrated input quantizer is applied by snncc's own definition
     (``reference``, float64) and its values fed in: in float32 onnxruntime would round
-    the inputs on a tie differently (8-bit images of 17 grey levels sit on ties)."""
-    source = onnx.load(str(onnx_path))
+    the inputs on a tie differently (8-bit images of 17 grey levels sit on ties). A
+    quantizer the calibration removed (one that fed no spikes) gives way to its input, and
+    so do the source's quantizers that repeat a removed or requantized one (the build
+    dropped them as no-ops before calibrating).
+    `base` is the model to start from if not the file (a QOperator model's QDQ form)."""
+    source = onnx.ModelProto()
+    source.CopyFrom(_load(onnx_path if base is None else base))
     calibration = model.graph.meta.get("calibration") or {}
     if calibration.get("quantizers") and "sites" not in calibration:
         raise SnnccError(Diagnostic(
@@ -298,6 +322,12 @@ def calibrated_source(model: CompiledModel, onnx_path: str | Path
         if site["kind"] == "input":
             feed = _quantized_input(model)
             continue
+        if site["kind"] in ("drop", "requantize"):  # the repeats went with it (canonicalize)
+            for out in _repeats(source.graph, site["value"])[1:]:
+                _bypass_quantizer(source.graph, out, pre[out][0])
+        if site["kind"] == "drop":
+            _bypass_quantizer(source.graph, site["value"], pre[site["value"]][0])
+            continue
         value, out, q = _site_tensors(model, site, pre, tensor_of, str(onnx_path))
         if site["kind"] == "requantize":  # the source's own quantizer, its output renamed
             _rename_output(source.graph, out, f"{out}/uncalibrated")
@@ -306,6 +336,50 @@ def calibrated_source(model: CompiledModel, onnx_path: str | Path
                 node.input[:] = [out if i == value else i for i in node.input]
         _insert_quantizer(source.graph, value, out, *q)
     return source, feed
+
+
+_KEEP_CODES = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "MaxPool", "Slice",
+               "Gather", "Identity"}
+
+
+def _repeats(graph: onnx.GraphProto, out: str) -> list[str]:
+    """A quantizer's output and those of the quantizers that repeat it after rewiring
+    (same scale and zero point: onnxruntime's quantizer puts one after every Transpose),
+    which the build dropped along with it (canonicalize)."""
+    from onnx import numpy_helper
+
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producer = {o_: n for n in graph.node for o_ in n.output}
+
+    def params(dq_out: str) -> tuple | None:
+        q = producer.get(producer[dq_out].input[0])
+        while q is not None and q.op_type == "Clip":
+            q = producer.get(q.input[0])
+        if q is None or q.op_type != "QuantizeLinear":
+            return None
+        return tuple(np.ravel(consts.get(i, np.nan)).tolist() for i in q.input[1:3])
+
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for n in graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    found, todo, key = [out], [out], params(out)
+    while todo:
+        for n in users.get(todo.pop(), []):
+            if n.op_type in _KEEP_CODES | {"QuantizeLinear", "Clip"}:
+                todo.append(n.output[0])
+            elif n.op_type == "DequantizeLinear" and params(n.output[0]) == key:
+                found.append(n.output[0])
+                todo.append(n.output[0])
+    return found
+
+
+def _bypass_quantizer(graph: onnx.GraphProto, out: str, value: str) -> None:
+    """The DequantizeLinear that makes `out` becomes Identity(value): no quantizer."""
+    from onnx import helper
+
+    k = next(k for k, node in enumerate(graph.node) if out in node.output)
+    graph.node[k].CopyFrom(helper.make_node("Identity", [value], [out], name=f"{out}/bypass"))
 
 
 def _identity(x: np.ndarray) -> np.ndarray:

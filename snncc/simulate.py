@@ -168,8 +168,7 @@ def agreement_table(console: Console, graph, a) -> None:
     for layer in a.layers:
         first = "" if layer.first is None else (
             f"{list(layer.first)}: onnx {layer.ort_code}, snn {layer.snn_code}")
-        t.add_row(short_name(model.graph.node(layer.neuron or layer.name).origin),
-                  str(layer.total),
+        t.add_row(short_name(graph.node(layer.neuron or layer.name).origin), str(layer.total),
                   str(layer.differing), str(layer.at_boundary), str(layer.downstream),
                   str(layer.unexplained), first)
     console.print(t)

@@ -162,22 +162,29 @@ def onnx_rung(model, onnx_path: Path | None, x: np.ndarray,
     from snncc.compare import compare_onnx
     from snncc.errors import SnnccError
 
-    a = compare_onnx(model, onnx_path, x, progress=progress)
-    div = None
-    for layer in a.layers:
-        if layer.first is None or layer.ort_code is None or layer.snn_code is None:
-            continue
-        n = model.graph.node(layer.neuron or layer.name)
-        ort, snn = int(layer.ort_code), int(layer.snn_code)
-        step = n.op.t_fire + min(ort, snn) if model.delay == "exact" else None
-        div = Divergence(layer.name, n.origin, tuple(layer.first), step, ort, snn, "code",
-                         ("onnxruntime", "reference"))
-        break
-    status = PASS if a.code_agreement >= ONNX_MIN_AGREEMENT else FAIL
-    detail = (f"codes {a.code_agreement:.4%}, argmax {a.decision_agreement:.2%} "
-              f"({a.decisions - a.differing_decisions}/{a.decisions}); needs >= "
-              f"{ONNX_MIN_AGREEMENT:.1%} of codes")
-    return Rung(name, status, a.code_agreement, detail, div)
+    try:
+        a = compare_onnx(model, onnx_path, x, progress=progress)
+    except SnnccError as e:  # the other rungs still run
+        return Rung(ONNX, FAIL, detail=str(e))
+    div = next((_code_divergence(model, layer) for layer in a.layers if layer.unexplained),
+               None)
+    differing = sum(layer.differing for layer in a.layers)
+    detail = (f"codes {a.code_agreement:.4%} identical (target >= {ONNX_TARGET:.1%}), argmax "
+              f"{a.decisions - a.differing_decisions}/{a.decisions}; {differing} differing: "
+              f"{sum(la.at_boundary for la in a.layers)} at a rounding boundary, "
+              f"{sum(la.downstream for la in a.layers)} downstream, {a.unexplained} "
+              "unexplained")
+    return Rung(ONNX, FAIL if a.unexplained else PASS, a.code_agreement, detail, div,
+                breakdown=a)
+
+
+def _code_divergence(model, layer) -> Divergence:
+    """A layer's first unexplained code as a divergence."""
+    n = model.graph.node(layer.neuron or layer.name)
+    ort, snn = layer.unexplained_codes
+    step = parting_step(n.op, ort, snn) if model.delay == "exact" else None
+    return Divergence(layer.name, n.origin, tuple(layer.first_unexplained), step, ort, snn,
+                      "code", ("onnxruntime", "reference"))
 
 
 def _equal_counts(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[int, int]:

@@ -58,8 +58,10 @@ class CalibrateThresholds(Pass):
         total = len(sites) + 2  # the decisions before and after, and one run per site
         before = _decisions(graph, feeds)
         report(1, total)
+        placed = []
         for name, kind in sites:  # first, so that the others see the values without them
             if kind == "drop":
+                placed.append(_site(graph, name, kind, name, graph.node(name).origin))
                 bypass(graph, graph.node(name))
         for k, (name, kind) in enumerate(sites):
             if kind == "drop":
