@@ -405,14 +405,18 @@ def _site_tensors(model: CompiledModel, site: dict, pre: dict, tensor_of: dict, 
     """(the source's float tensor, the name of the quantized one, (scale, lo, hi, rounding))
     of one calibrated activation quantizer."""
     g = model.graph
-    if site["node"] not in g.names() or site["kind"] == "relu" and site["origin"] not in (
+    known = site["node"] in g.names()
+    if not known and "scale" not in site or site["kind"] == "relu" and site["origin"] not in (
             tensor_of) or site["kind"] == "requantize" and site["value"] not in pre:
         raise SnnccError(Diagnostic(
             f"cannot find where the calibrated quantizer {site['node']} sits in the source "
             "model", file=file, fix="compare with the ONNX file the build was compiled from"))
-    n = g.node(site["node"])
     value = tensor_of[site["origin"]] if site["kind"] == "relu" else pre[site["value"]][0]
-    return value, n.name, (n.op.scale, 0, n.op.levels, site["rounding"])
+    if known:  # else a requantizer that became no neuron: its input was on its grid
+        op = g.node(site["node"]).op
+        return value, site["node"], (op.scale, 0, op.levels, site["rounding"])
+    return value, site["node"], (np.asarray(site["scale"]), 0, site["levels"],
+                                 site["rounding"])
 
 
 def _insert_quantizer(graph: onnx.GraphProto, value: str, out: str, scale, lo: int,

@@ -112,10 +112,13 @@ def _decisions(graph: Graph, feeds) -> np.ndarray:
 def _site(graph: Graph, q: str, kind: str, name: str, origin: str | None) -> dict:
     """Where a calibrated quantizer sits, for comparing with the source model (which has
     none there): its node, and the source's value it quantizes: the graph input, the
-    output of the ONNX node a ReLU came from, or the input of a requantized quantizer."""
+    output of the ONNX node a ReLU came from, or the input of a requantized quantizer; and
+    its scale and levels (the SNN may have no neuron for it: a requantizer whose input is
+    already on its grid becomes none)."""
     op: o.QuantAct = graph.node(q).op
     return {"node": q, "kind": kind, "value": name, "origin": origin,
-            "rounding": op.rounding.value}
+            "rounding": op.rounding.value, "scale": np.ravel(op.scale).tolist(),
+            "levels": op.levels}
 
 
 def _quantize_after(graph: Graph, name: str, q: o.QuantAct) -> str:
