@@ -10,6 +10,7 @@ from google.protobuf.message import DecodeError
 from onnx import numpy_helper
 
 from snncc.errors import Diagnostic, SnnccError, raise_if
+from snncc.frontend import external_data
 
 MIN_OPSET, MAX_OPSET = 13, 21
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
@@ -45,21 +46,12 @@ def load_model(path: str | Path) -> onnx.ModelProto:
 
 
 def _load_external(model: onnx.ModelProto, path: Path) -> None:
-    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+    from onnx.external_data_helper import load_external_data_for_model
 
-    missing = []
-    for t in model.graph.initializer:
-        if uses_external_data(t):
-            loc = {e.key: e.value for e in t.external_data}.get("location", "")
-            if not (path.parent / loc).is_file():
-                missing.append(loc)
-    if missing:
-        raise SnnccError(Diagnostic(
-            f"external data file(s) {sorted(set(missing))} not found next to the model",
-            file=str(path), fix="copy the weight file(s) into the model's folder"))
+    external_data.check(model, path)
     try:
         load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - onnx's own refusal (ValidationError, OSError)
         raise SnnccError(Diagnostic(f"cannot read external data: {e}", file=str(path),
                                     fix="re-export the model with its data file")) from None
 

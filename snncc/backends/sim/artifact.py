@@ -10,14 +10,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import zipfile
-import zlib
 from enum import Enum
 from pathlib import Path
 
 import numpy as np
 
-from snncc import __version__
+from snncc import __version__, arrayfile
 from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError
 from snncc.intmath import Rounding
@@ -66,15 +64,12 @@ def load(path: str | Path) -> Graph:
         raise SnnccError(Diagnostic("file not found", file=str(path),
                                     fix="pass the model.snn written by `snncc compile`"))
     try:
-        with np.load(path, allow_pickle=False) as z:
-            manifest = json.loads(bytes(z["__manifest__"]).decode())
-            tensors = {k: z[k] for k in z.files if k != "__manifest__"}
-    except (zipfile.BadZipFile, zlib.error, KeyError, ValueError, OSError, EOFError,
-            NotImplementedError, RuntimeError) as e:
-        # what zipfile, zlib and json raise for damaged archives (RuntimeError: encrypted,
-        # NotImplementedError: a compression or flag zipfile does not read)
-        raise SnnccError(Diagnostic(f"not a readable model.snn ({type(e).__name__})",
-                                    file=str(path),
+        tensors = arrayfile.read_npz(path)
+        manifest = json.loads(bytes(tensors.pop("__manifest__")).decode())
+    except (arrayfile.ArrayFileError, KeyError, ValueError) as e:
+        # KeyError: no manifest; ValueError: a manifest that is not JSON text
+        why = str(e) if isinstance(e, arrayfile.ArrayFileError) else type(e).__name__
+        raise SnnccError(Diagnostic(f"not a readable model.snn ({why})", file=str(path),
                                     fix="recompile the model with `snncc compile`")) from None
     if not isinstance(manifest, dict):
         raise SnnccError(Diagnostic("model.snn is damaged (its manifest is not a JSON object)",
