@@ -98,8 +98,8 @@ def _header(f: IO[bytes], what: str = "the array") -> tuple[tuple[int, ...], np.
             raise
         raise ArrayFileError(f"{what} has a damaged header ({e})") from None
     if dtype.hasobject:
-        raise ArrayFileError(f"{what} holds Python objects (dtype {dtype}), which snncc "
-                             "does not load (they would need pickle)")
+        raise ArrayFileError(f"{what} holds Python objects (dtype {dtype}), which need "
+                             "pickle to load")
     return tuple(shape), dtype, f.tell()
 
 

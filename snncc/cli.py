@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from snncc import __version__
+from snncc import __version__, inputs
 from snncc.errors import Diagnostic, SnnccError
 from snncc.files import _file_in_the_way, atomic_dir
 from snncc.frontend.importer import InputShape
@@ -54,36 +54,6 @@ def main_options(
 # ---------------------------------------------------------------- inputs
 
 
-def load_array(path: Path, what: str, key: str = "x") -> np.ndarray:
-    """An array from .npy, or from .npz (key `key`, else its only array)."""
-    if not path.is_file():
-        raise SnnccError(Diagnostic(f"{what} file not found", file=str(path),
-                                    fix="check the path"))
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise SnnccError(Diagnostic(f"cannot read {what} as .npy/.npz ({e})", file=str(path),
-                                    fix="save it with numpy.save")) from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            if key in data.files:
-                return data[key]
-            if len(data.files) == 1:
-                return data[data.files[0]]
-            raise SnnccError(Diagnostic(f"{what} .npz has arrays {data.files} and no '{key}'",
-                                        file=str(path), fix=f"name the array '{key}'"))
-    return data
-
-
-def check_output_file(path: Path | None, what: str) -> None:
-    """Before any work: `path` can be created (its folder exists; it is not a folder)."""
-    if path is None:
-        return
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir() or path.is_dir():
-        why = f"'{path}' is a folder" if path.is_dir() else f"folder '{parent}' does not exist"
-        raise SnnccError(Diagnostic(f"cannot write the {what}: {why}", file=str(path),
-                                    fix="choose a file in an existing folder"))
 
 
 def parse_input_shape(values: list[str] | None) -> InputShape:
@@ -200,7 +170,8 @@ def compile_cmd(
         policy = parse_delay(delay)
     except ValueError as e:
         raise SnnccError(Diagnostic(str(e), fix="e.g. --delay exact")) from None
-    data = load_array(calibrate, "calibration data") if calibrate else None
+    data = inputs.load_array(calibrate, "--calibrate") if calibrate else None
+    inputs.output_folder(output, "-o")
     if dump_dir is not None and _file_in_the_way(dump_dir) is not None:
         raise SnnccError(Diagnostic(f"cannot create the dump folder: "
                                     f"'{_file_in_the_way(dump_dir)}' is a file",
@@ -298,11 +269,15 @@ def simulate(
     from snncc.report import read_report
     from snncc.simulate import simulate_and_report
 
-    for path, what in ((trace, "trace"), (output, "output"), (report, "report")):
-        check_output_file(path, what)
+    for path, option, suffix in ((trace, "--trace", ".npz"), (output, "--output", ".npz"),
+                                 (report, "--report", ".json")):
+        inputs.output_file(path, option, suffix)
+    inputs.positive(batch_size, "--batch-size", "256")
+    if compare_onnx is not None:
+        inputs.onnx_file(compare_onnx, "--compare-onnx")
     model = snncc.load(artifact)
-    x = model.check_input(load_array(input, "input"), file=str(input))
-    y = load_array(labels, "labels", key="y") if labels else None
+    x = _checked_input(model, input)
+    y = _checked_labels(model, labels, len(x))
     base = read_report(artifact.parent / "report.json")
     if report is None and os.access(artifact.parent, os.W_OK):
         report = artifact.parent / "report.json"
@@ -339,12 +314,12 @@ def sweep(
     from snncc.simulate import progress_bar, progress_step
     from snncc.sweep import html_page, run_sweep, table_rows
 
-    for path, what in ((json_out, "sweep points"), (html, "sweep page")):
-        check_output_file(path, what)
+    for path, option, suffix in ((json_out, "--json", ".json"), (html, "--html", None)):
+        inputs.output_file(path, option, suffix)
     steps = _parse_budgets(budgets)
-    x = load_array(input, "input")
-    y = load_array(labels, "labels", key="y") if labels else None
-    data = load_array(calibrate, "calibration data") if calibrate else None
+    x = inputs.load_array(input, "--input")
+    y = inputs.load_array(labels, "--labels", key="y") if labels else None
+    data = inputs.load_array(calibrate, "--calibrate") if calibrate else None
     with progress_bar(err) as bar, progress_step(bar, "sweep") as step:
         result = run_sweep(model, x, y, T=T, budgets=steps, calibrate=data,
                            progress=lambda what: bar.update(step.task, description=what))
@@ -375,6 +350,21 @@ def _parse_budgets(text: str | None) -> list[int] | None:
     return sorted(set(values))
 
 
+def _checked_input(model, path: Path) -> np.ndarray:
+    """--input as a batch the model takes; a warning if values saturate its quantizer."""
+    x = model.check_input(inputs.load_array(path, "--input"), file=str(path))
+    for note in inputs.saturation(model, x, path):
+        err.print(f"warning: {note}", markup=False)
+    return x
+
+
+def _checked_labels(model, path: Path | None, n: int) -> np.ndarray | None:
+    if path is None:
+        return None
+    return inputs.labels(inputs.load_array(path, "--labels", key="y"), path, "--labels", n,
+                         inputs.classes(model))
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -400,6 +390,7 @@ def report_cmd(
                                                 "if there is one)."),
 ) -> None:
     """Per-layer figures, operation counts and energy; optionally an HTML page."""
+    import snncc
     from snncc.energy import EnergyModel
     from snncc.report import reprice, write_report
     from snncc.report_view import load_or_measure, print_report, synthesis_figures
@@ -407,10 +398,18 @@ def report_cmd(
     if not (build / "model.snn").is_file():
         raise SnnccError(Diagnostic("no model.snn in the build folder", file=str(build),
                                     fix="pass the folder written by `snncc compile`"))
+    inputs.positive(pj_ac, "--pj-ac", "0.9")
+    inputs.positive(pj_mac, "--pj-mac", "4.6")
     energy = EnergyModel(pj_ac, pj_mac)
     sweep_points = _read_sweep(sweep_json, build / "sweep.json") if html is not None else None
-    x = load_array(input, "input") if input else None
-    y = load_array(labels, "labels", key="y") if labels else None
+    x = y = None
+    if labels is not None and input is None:
+        raise SnnccError(Diagnostic(f"--labels {labels} given without --input",
+                                    fix="pass the inputs the labels belong to with --input"))
+    if input is not None:
+        model = snncc.load(build / "model.snn")
+        x = _checked_input(model, input)
+        y = _checked_labels(model, labels, len(x))
     report = load_or_measure(build, x, y, err, engine, energy)
     changed = reprice(report, energy)
     figures = synthesis_figures(build, synth, err)
@@ -464,6 +463,7 @@ def verify(
 ) -> None:
     """Run the verification ladder: onnxruntime, integer reference, interpreter, HLS C
     simulation, RTL simulation; exit 1 on any divergence the contract forbids."""
+    import snncc
     from snncc.verify import REQUIRE, run_ladder
 
     if not (build / "model.snn").is_file():
@@ -473,7 +473,9 @@ def verify(
     if unknown:
         raise SnnccError(Diagnostic(f"--require {unknown[0]}: unknown rung",
                                     fix=f"use one of {', '.join(REQUIRE)}"))
-    x = load_array(input, "input")
+    if onnx_model is not None:
+        inputs.onnx_file(onnx_model, "--onnx")
+    x = _checked_input(snncc.load(build / "model.snn"), input)
     if not run_ladder(build, x, out, onnx_model, rtl_simulator, file=str(input),
                       require=tuple(require)):
         raise typer.Exit(1)
