@@ -63,7 +63,7 @@ def _conv_shape(shape: Shape, weight: np.ndarray, strides, pads, dilations, grou
 
 
 def _dense_shape(shape: Shape, weight: np.ndarray) -> Shape:
-    if not shape or shape[-1] != weight.shape[0]:
+    if not shape or weight.ndim != 2 or shape[-1] != weight.shape[0]:
         raise ShapeError(f"input {list(shape)} does not match weight {list(weight.shape)}")
     return shape[:-1] + (weight.shape[1],)
 
@@ -343,7 +343,14 @@ class Take(Op):
     axis: int
 
     def infer(self, shapes, kinds):
-        return tuple(np.empty(shapes[0], np.int8).take(self.indices, self.axis).shape), kinds[0]
+        shape = shapes[0]
+        if not -len(shape) <= self.axis < len(shape):
+            raise ShapeError(f"axis {self.axis} is out of range for {list(shape)}")
+        axis = self.axis % len(shape)
+        if self.indices.size and not (-shape[axis] <= self.indices.min()
+                                      and self.indices.max() < shape[axis]):
+            raise ShapeError(f"indices outside 0..{shape[axis] - 1} of axis {axis}")
+        return shape[:axis] + self.indices.shape + shape[axis + 1:], kinds[0]
 
 
 LAYOUT_OPS = (Reshape, Transpose, Concat, Take)

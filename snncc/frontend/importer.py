@@ -19,6 +19,7 @@ from onnx import helper
 
 from snncc import ops
 from snncc.errors import Diagnostic, SnnccError, raise_if
+from snncc.frontend import fold_budget
 from snncc.frontend.loader import (
     QONNX_DOMAINS,
     initializers,
@@ -349,10 +350,20 @@ class Importer:
         feeds = {i: self.env[i] for i in node.input if i}
         if any(isinstance(v, QConst) for v in feeds.values()):
             return self._fold_qconst(node, feeds)
+        self._check_fold_size(node, feeds)
         outs = self._evaluate(node, feeds)
         for name, value in zip(node.output, outs, strict=False):
             if name:
                 self.env[name] = np.asarray(value)
+
+    def _check_fold_size(self, node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> None:
+        """Refuse a fold whose result would not fit the memory budget, before making it."""
+        size = fold_budget.output_size(node, feeds, list(self.model.opset_import))
+        if size is not None and size[1] > fold_budget.BUDGET:
+            self._fail(f"folding this constant would make a tensor of shape {size[0]} "
+                       f"({fold_budget.describe(size[1])}), more than snncc's budget of "
+                       f"{fold_budget.describe(fold_budget.BUDGET)} for one constant",
+                       "check the export: no layer snncc compiles needs a constant this large")
 
     def _evaluate(self, node: onnx.NodeProto, feeds: dict[str, np.ndarray]) -> list:
         """Run one node on constants with ONNX's reference evaluator."""

@@ -13,6 +13,7 @@ from snncc.errors import Diagnostic, SnnccError, raise_if
 from snncc.frontend import external_data
 
 MIN_OPSET, MAX_OPSET = 13, 21
+MAX_NODES = 50_000  # a transformer of FPGA size has a few thousand; keeps time bounded
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general", "onnx.brevitas")
 
 
@@ -40,6 +41,11 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     if not model.graph.node:
         raise SnnccError(Diagnostic("the model's graph is empty (it has no nodes)",
                                     file=str(path), fix="re-export the model with its layers"))
+    if len(model.graph.node) > MAX_NODES:
+        raise SnnccError(Diagnostic(
+            f"the model's graph has {len(model.graph.node)} nodes, more than snncc compiles "
+            f"(at most {MAX_NODES})", file=str(path),
+            fix="check the export; fold its shape arithmetic (e.g. with onnx-simplifier)"))
     _load_external(model, path)
     _check_opset(model, path)
     return model

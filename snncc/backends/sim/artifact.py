@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 from enum import Enum
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from snncc.ir import Graph
 
 FORMAT = "snncc-snn"
 FORMAT_VERSION = 1
+MAX_ELEMENTS = 1 << 28  # of one value per sample; larger is damage, not a model
 _OPS = {cls.__name__: cls for cls in (o.Input,) + o.SNN_OPS + (o.MatMul, o.MaxPool)}
 
 
@@ -86,9 +88,12 @@ def load(path: str | Path) -> Graph:
                                     fix="recompile the model"))
     try:
         return _graph(manifest, tensors)
-    except (KeyError, TypeError, ValueError) as e:
-        raise SnnccError(Diagnostic(f"model.snn is damaged ({type(e).__name__}: {e})",
-                                    file=str(path), fix="recompile the model")) from None
+    except (KeyError, TypeError, ValueError, SnnccError) as e:
+        # SnnccError: the IR verifier's findings (the manifest disagrees with its arrays)
+        why = "; ".join(d.render() for d in e.diagnostics) if isinstance(
+            e, SnnccError) else f"{type(e).__name__}: {e}"
+        raise SnnccError(Diagnostic(f"model.snn is damaged ({why})", file=str(path),
+                                    fix="recompile the model")) from None
 
 
 _NODE_KEYS = {"name": str, "op": str, "inputs": list, "shape": list, "kind": str,
@@ -109,7 +114,8 @@ def _manifest_problem(manifest: dict) -> str:
             return f"node {k} has no valid {', '.join(bad)}"
         if nd["op"] not in _OPS:
             return f"node '{nd['name']}' has unknown op {nd['op']!r}"
-        if any(not isinstance(d, int) or d < 1 for d in nd["shape"]):
+        if any(not _is_int(d) or d < 1 for d in nd["shape"]) \
+                or math.prod(nd["shape"]) > MAX_ELEMENTS:
             return f"node '{nd['name']}' has shape {nd['shape']}"
         if any(i not in defined for i in nd["inputs"]):
             return f"node '{nd['name']}' reads values not defined before it"
@@ -137,7 +143,24 @@ def _graph(manifest: dict, tensors: dict[str, np.ndarray]) -> Graph:
     from snncc.ir import verify
 
     verify(g)
+    _check_arrays_fit(g)
     return g
+
+
+def _check_arrays_fit(g: Graph) -> None:
+    """Per-element arrays (scales, offsets, biases) broadcast to their node's shape."""
+    for n in g.topo():
+        for key in ("scale", "offset", "bias"):
+            value = getattr(n.op, key, None)
+            if not isinstance(value, np.ndarray):
+                continue
+            try:
+                fits = math.prod(np.broadcast_shapes(value.shape, n.shape)) == math.prod(n.shape)
+            except ValueError:
+                fits = False
+            if not fits:
+                raise ValueError(f"node '{n.name}': {key} of shape {list(value.shape)} does "
+                                 f"not fit its shape {list(n.shape)}")
 
 
 def _attr(kind: str, value: object, tensors: dict[str, np.ndarray]) -> object:
