@@ -145,7 +145,7 @@ def compile_cmd(
     latency: int | None = typer.Option(None, "--latency",
                                        help="End-to-end step budget: per-layer delays chosen "
                                             "on the --calibrate data."),
-    calibrate: Path | None = typer.Option(None, "--calibrate",
+    calibrate: Path | None = typer.Option(None, "--calibrate", readable=False,
                                           help="Calibration inputs (.npy/.npz)."),
     replace_softmax: bool = typer.Option(False, "--replace-softmax",
                                          help="Replace Softmax by NReLU (changes accuracy)."),
@@ -252,9 +252,11 @@ def _print_timings(timings) -> None:
 @app.command()
 def simulate(
     artifact: Path = typer.Argument(..., help="model.snn written by `snncc compile`."),
-    input: Path = typer.Option(..., "--input", help="Inputs (.npy, or .npz with 'x')."),
-    labels: Path | None = typer.Option(None, "--labels", help="Labels (.npy, or .npz 'y')."),
-    compare_onnx: Path | None = typer.Option(None, "--compare-onnx",
+    input: Path = typer.Option(..., "--input", readable=False,
+                               help="Inputs (.npy, or .npz with 'x')."),
+    labels: Path | None = typer.Option(None, "--labels", readable=False,
+                                       help="Labels (.npy, or .npz 'y')."),
+    compare_onnx: Path | None = typer.Option(None, "--compare-onnx", readable=False,
                                              help="Compare codes with onnxruntime."),
     trace: Path | None = typer.Option(None, "--trace", help="Write spike trains (.npz)."),
     engine: str = typer.Option("auto", "--engine", help="auto | fast | step"),
@@ -371,10 +373,11 @@ def _checked_labels(model, path: Path | None, n: int) -> np.ndarray | None:
 @app.command("report")
 def report_cmd(
     build: Path = typer.Argument(..., help="Build folder written by `snncc compile`."),
-    input: Path | None = typer.Option(None, "--input",
+    input: Path | None = typer.Option(None, "--input", readable=False,
                                       help="Inputs to simulate (default: reuse the "
                                            "simulation in build/report.json)."),
-    labels: Path | None = typer.Option(None, "--labels", help="Labels (.npy, or .npz 'y')."),
+    labels: Path | None = typer.Option(None, "--labels", readable=False,
+                                       help="Labels (.npy, or .npz 'y')."),
     html: Path | None = typer.Option(None, "--html", help="Also write an HTML page here."),
     layers: list[str] | None = typer.Option(None, "--layer",
                                             help="Neuron layer to draw a raster for "
@@ -451,8 +454,9 @@ def _read_sweep(given: Path | None, default: Path) -> dict | None:
 @app.command()
 def verify(
     build: Path = typer.Argument(..., help="Build folder written by `snncc compile`."),
-    input: Path = typer.Option(..., "--input", help="Inputs (.npy, or .npz with 'x')."),
-    onnx_model: Path | None = typer.Option(None, "--onnx",
+    input: Path = typer.Option(..., "--input", readable=False,
+                               help="Inputs (.npy, or .npz with 'x')."),
+    onnx_model: Path | None = typer.Option(None, "--onnx", readable=False,
                                            help="The source ONNX model (default: the one "
                                                 "the build was compiled from, if present)."),
     rtl_simulator: str = typer.Option("auto", "--rtl-simulator",

@@ -74,18 +74,18 @@ def _location_problem(location: str, folder: Path) -> tuple[str, str] | None:
         return "is empty", _FIX_SIZE
     if PurePosixPath(location).is_absolute() or PureWindowsPath(location).is_absolute() \
             or PureWindowsPath(location).drive:
-        return f"is an absolute path, not a file in the model's folder", _FIX_OUTSIDE
+        return "is an absolute path, not a file in the model's folder", _FIX_OUTSIDE
     if ".." in PureWindowsPath(location).parts:
-        return f"points outside the model's folder (..)", _FIX_OUTSIDE
+        return "points outside the model's folder (..)", _FIX_OUTSIDE
     target = folder / location
     real, home = target.resolve(), folder.resolve()
     if not real.is_relative_to(home):
         return (f"is a symlink to '{real}', outside the model's folder",
                 _FIX_OUTSIDE)
     if not real.exists():
-        return f"not found next to the model", _FIX_MISSING
+        return "not found next to the model", _FIX_MISSING
     if not real.is_file():
-        return f"is a folder, not a data file", _FIX_MISSING
+        return "is a folder, not a data file", _FIX_MISSING
     try:
         with open(real, "rb"):
             pass
@@ -101,16 +101,13 @@ def _size_problems(location: str, tensors: list[TensorProto],
     size = os.path.getsize(folder / location)
     problems = []
     for t in tensors:
-        info = _info(t)
-        try:
-            offset, length = int(info.get("offset", 0)), info.get("length")
-            length = None if length is None else int(length)
-        except ValueError:
-            problems.append((f"of tensor '{t.name}' has offset or length that are not "
-                             "numbers", _FIX_SIZE))
+        span = _span(_info(t), size)
+        if span is None:
+            problems.append((f"of tensor '{t.name}' has an offset or length that is not a "
+                             "number", _FIX_SIZE))
             continue
+        offset, have = span
         need = _declared_bytes(t)
-        have = size - offset if length is None else length
         if offset < 0 or have < 0 or offset + have > size:
             problems.append((f"'{location}' ({size} bytes) is too short for tensor "
                              f"'{t.name}' ({have} bytes from offset {offset})", _FIX_SIZE))
@@ -121,6 +118,16 @@ def _size_problems(location: str, tensors: list[TensorProto],
     return problems
 
 
+def _span(info: dict[str, str], size: int) -> tuple[int, int] | None:
+    """(offset, length) of a tensor's bytes in a file of `size` bytes; None if not numbers."""
+    try:
+        offset = int(info.get("offset", "0"))
+        length = int(info["length"]) if "length" in info else size - offset
+    except ValueError:
+        return None
+    return offset, length
+
+
 def _declared_bytes(t: TensorProto) -> int | None:
     """The bytes a tensor's type and shape need (None for strings, whose size varies)."""
     try:
@@ -129,7 +136,7 @@ def _declared_bytes(t: TensorProto) -> int | None:
         return None
     if t.data_type == TensorProto.STRING:
         return None
-    bits = {TensorProto.INT4: 4, TensorProto.UINT4: 4}.get(t.data_type, dtype.itemsize * 8)
+    bits = 4 if t.data_type in (TensorProto.INT4, TensorProto.UINT4) else dtype.itemsize * 8
     return (math.prod(t.dims) * bits + 7) // 8
 
 

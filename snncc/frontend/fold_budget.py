@@ -45,9 +45,9 @@ def _one_node(node: onnx.NodeProto, feeds: dict[str, np.ndarray],
 
 
 def _size(t: onnx.TypeProto.Tensor) -> tuple[list[int], int] | None:
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-    if not t.HasField("shape") or None in dims:
+    if not t.HasField("shape") or not all(d.HasField("dim_value") for d in t.shape.dim):
         return None
+    dims = [d.dim_value for d in t.shape.dim]
     try:
         itemsize = helper.tensor_dtype_to_np_dtype(t.elem_type).itemsize
     except (KeyError, TypeError):
