@@ -8,6 +8,7 @@ memory; ONNX files through the frontend's loader, external data checked first.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +112,7 @@ def output_file(path: Path | None, option: str, suffix: str | None) -> None:
 def output_folder(path: Path, option: str) -> None:
     """An output folder may not be a symlink: snncc would write where it leads."""
     if path.is_symlink():
-        raise _fail(option, path, f"is a symlink to '{path.resolve()}'; snncc writes "
+        raise _fail(option, path, f"is a symlink to '{os.readlink(path)}'; snncc writes "
                                   "only into a real folder", "choose another folder with -o")
 
 
