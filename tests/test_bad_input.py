@@ -144,6 +144,45 @@ def a_file(name: str) -> Callable[[Path], None]:
     return make
 
 
+def steps(*makers: Callable[[Path], None]) -> Callable[[Path], None]:
+    """One setup made of several, in order."""
+    return lambda d: [make(d) for make in makers] and None
+
+
+def x_npy(d: Path) -> None:
+    np.save(d / "x.npy", np.zeros((2, 4), np.float32))
+
+
+def array(name: str, value: object) -> Callable[[Path], None]:
+    return lambda d: np.save(d / name, np.asarray(value))
+
+
+def text(name: str) -> Callable[[Path], None]:
+    return lambda d: (d / name).write_text("notes\n")
+
+
+def folder(name: str, *files: str) -> Callable[[Path], None]:
+    """A folder holding `files` (.onnx: the MLP; others: zeros shaped like an input)."""
+    def make(d: Path) -> None:
+        (d / name).mkdir()
+        for f in files:
+            if f.endswith(".onnx"):
+                onnx.save(mlp(), d / name / f)
+            else:
+                np.save(d / name / f, np.zeros((2, 4), np.float32))
+    return make
+
+
+def unreadable(name: str) -> Callable[[Path], None]:
+    """`name` made unreadable (the run drops root's power to read it anyway)."""
+    return lambda d: (d / name).chmod(0)
+
+
+def npz(name: str, **arrays: np.ndarray) -> Callable[[Path], None]:
+    return lambda d: np.savez(d / name, **arrays)
+
+
+BUILT = steps(built, x_npy)
 NAN_WEIGHT = weights()["fc2_weight"].copy()
 NAN_WEIGHT[2, 1] = np.nan
 
@@ -179,8 +218,9 @@ CATALOGUE = [
          lambda d: np.save(d / "weights.npy", np.arange(12.0))),
     Case("external-data-missing", "an ONNX file whose external weight file is missing",
          ("compile", "big.onnx"),
-         "big.onnx: external data file(s) ['big.onnx.data'] not found next to the model. "
-         "Fix: copy the weight file(s) into the model's folder", external_data_missing),
+         "big.onnx: external data 'big.onnx.data' (tensors 'fc1_weight', 'fc2_weight') not "
+         "found next to the model. Fix: copy the weight file(s) into the model's folder",
+         external_data_missing),
     # ------------------------------------------------------------ malformed graphs
     Case("empty-graph", "a graph with no nodes", ("compile", "empty.onnx"),
          "empty.onnx: the model's graph is empty (it has no nodes). Fix: re-export the model "
@@ -359,15 +399,126 @@ CATALOGUE = [
          with_array("x.npy", np.zeros((0, 4), np.float32))),
     Case("trace-folder-missing", "a --trace file in a folder that does not exist",
          ("simulate", "build/model.snn", "--input", "x.npy", "--trace", "nodir/t.npz"),
-         "nodir/t.npz: cannot write the trace: folder 'nodir' does not exist. Fix: choose a "
-         "file in an existing folder", with_array("x.npy", np.zeros((2, 4), np.float32))),
+         "--trace nodir/t.npz: folder 'nodir' does not exist. Fix: choose a file in an "
+         "existing folder", with_array("x.npy", np.zeros((2, 4), np.float32))),
     Case("input-missing", "an input file that does not exist",
          ("simulate", "build/model.snn", "--input", "none.npy"),
-         "none.npy: input file not found. Fix: check the path", built),
+         "--input none.npy: file not found. Fix: check the path", built),
     Case("require-unknown", "a rung --require does not know",
          ("verify", "build", "--input", "x.npy", "--require", "cpu"),
          "--require cpu: unknown rung. Fix: use one of all, onnx, hls, rtl",
          with_array("x.npy", np.zeros((2, 4), np.float32))),
+    # ------------------------------------------------------------ path options
+    Case("compare-onnx-missing", "--compare-onnx naming a file that does not exist",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--compare-onnx", "nothere.onnx"),
+         "--compare-onnx nothere.onnx: file not found. Fix: check the path", BUILT),
+    Case("compare-onnx-folder", "--compare-onnx naming a folder that holds one model",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--compare-onnx", "models"),
+         "--compare-onnx models: is a folder, not a file. Fix: did you mean --compare-onnx "
+         "models/mlp.onnx?", steps(BUILT, folder("models", "mlp.onnx"))),
+    Case("compare-onnx-unreadable", "--compare-onnx naming a file one may not read",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--compare-onnx", "mlp.onnx"),
+         "--compare-onnx mlp.onnx: cannot read the file (Permission denied). Fix: check the "
+         "file's permissions", steps(BUILT, unreadable("mlp.onnx"))),
+    Case("compare-onnx-not-onnx", "--compare-onnx naming a file that is not ONNX",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--compare-onnx", "notes.onnx"),
+         "--compare-onnx notes.onnx: not a readable ONNX model (its protobuf data is damaged); "
+         "the file may be truncated or not ONNX at all. Fix: re-export the model",
+         steps(BUILT, text("notes.onnx"))),
+    Case("onnx-missing", "verify --onnx naming a file that does not exist",
+         ("verify", "build", "--input", "x.npy", "--onnx", "nothere.onnx"),
+         "--onnx nothere.onnx: file not found. Fix: check the path", BUILT),
+    Case("onnx-folder", "verify --onnx naming a folder of two models",
+         ("verify", "build", "--input", "x.npy", "--onnx", "models"),
+         "--onnx models: is a folder, not a file. Fix: pass a .onnx file",
+         steps(BUILT, folder("models", "a.onnx", "b.onnx"))),
+    Case("onnx-not-onnx", "verify --onnx naming a numpy file",
+         ("verify", "build", "--input", "x.npy", "--onnx", "x.npy"),
+         "--onnx x.npy: not a readable ONNX model (its protobuf data is damaged); the file may "
+         "be truncated or not ONNX at all. Fix: re-export the model", BUILT),
+    Case("input-folder", "--input naming a folder that holds one array",
+         ("simulate", "build/model.snn", "--input", "data"),
+         "--input data: is a folder, not a file. Fix: did you mean --input data/x.npy?",
+         steps(built, folder("data", "x.npy"))),
+    Case("input-unreadable", "--input naming a file one may not read",
+         ("simulate", "build/model.snn", "--input", "x.npy"),
+         "--input x.npy: cannot read the file (Permission denied). Fix: check the file's "
+         "permissions", steps(BUILT, unreadable("x.npy"))),
+    Case("input-not-array", "--input naming a text file",
+         ("simulate", "build/model.snn", "--input", "notes.txt"),
+         "--input notes.txt: cannot be read as an array of numbers: it is neither .npy nor "
+         ".npz. Fix: save an array of numbers with numpy.save or numpy.savez",
+         steps(built, text("notes.txt"))),
+    Case("input-npz-no-x", "--input naming an .npz without 'x' and with several arrays",
+         ("simulate", "build/model.snn", "--input", "d.npz"),
+         "--input d.npz: has arrays ['a', 'b'] and no 'x'. Fix: name the array 'x'",
+         steps(built, npz("d.npz", a=np.zeros((2, 4)), b=np.zeros((2, 4))))),
+    Case("labels-missing", "--labels naming a file that does not exist",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--labels", "y.npy"),
+         "--labels y.npy: file not found. Fix: check the path", BUILT),
+    Case("calibrate-missing", "--calibrate naming a file that does not exist",
+         ("compile", "mlp.onnx", "--calibrate", "calib.npz"),
+         "--calibrate calib.npz: file not found. Fix: check the path", writes("mlp.onnx", mlp)),
+    Case("calibrate-folder", "--calibrate naming an empty folder",
+         ("compile", "mlp.onnx", "--calibrate", "data"),
+         "--calibrate data: is a folder, not a file. Fix: pass a .npy or .npz file",
+         steps(writes("mlp.onnx", mlp), folder("data"))),
+    Case("calibrate-unreadable", "--calibrate naming a file one may not read",
+         ("compile", "mlp.onnx", "--calibrate", "calib.npy"),
+         "--calibrate calib.npy: cannot read the file (Permission denied). Fix: check the "
+         "file's permissions",
+         steps(writes("mlp.onnx", mlp), array("calib.npy", np.zeros((2, 4))),
+               unreadable("calib.npy"))),
+    Case("calibrate-not-array", "--calibrate naming the ONNX model",
+         ("compile", "mlp.onnx", "--calibrate", "mlp.onnx"),
+         "--calibrate mlp.onnx: cannot be read as an array of numbers: it is neither .npy nor "
+         ".npz. Fix: save an array of numbers with numpy.save or numpy.savez",
+         writes("mlp.onnx", mlp)),
+    Case("trace-is-folder", "--trace naming a folder",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--trace", "out"),
+         "--trace out: is a folder, not a file. Fix: name a file, e.g. --trace out/trace.npz",
+         steps(BUILT, folder("out"))),
+    Case("trace-suffix", "--trace naming a .npy file (the trace is an .npz archive)",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--trace", "t.npy"),
+         "--trace t.npy: snncc writes a .npz file here, not .npy. Fix: name it t.npz", BUILT),
+    Case("output-file-folder-missing", "simulate --output in a folder that does not exist",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--output", "nodir/o.npz"),
+         "--output nodir/o.npz: folder 'nodir' does not exist. Fix: choose a file in an "
+         "existing folder", BUILT),
+    # ------------------------------------------------------------ labels and numbers
+    Case("labels-one-hot", "one-hot labels",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--labels", "y.npy"),
+         "--labels y.npy: labels have shape [2, 3], one row of 3 per input (one-hot?). Fix: "
+         "pass one class number per input: y.argmax(axis=1)",
+         steps(BUILT, array("y.npy", np.eye(3)[[0, 2]]))),
+    Case("labels-float", "labels that are not whole numbers",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--labels", "y.npy"),
+         "--labels y.npy: label 7.5 (at index 1) is not a whole number. Fix: pass class "
+         "numbers 0..2", steps(BUILT, array("y.npy", [1.0, 7.5]))),
+    Case("labels-out-of-range", "labels outside the model's classes",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--labels", "y.npy"),
+         "--labels y.npy: 2 label(s) outside the model's classes 0..2 (first 3 at index 0). "
+         "Fix: pass class numbers 0..2", steps(BUILT, array("y.npy", [3, -1]))),
+    Case("labels-count", "more labels than inputs",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--labels", "y.npy"),
+         "--labels y.npy: 3 labels for 2 inputs. Fix: pass one label per input",
+         steps(BUILT, array("y.npy", [0, 1, 2]))),
+    Case("labels-text", "labels that are text",
+         ("simulate", "build/model.snn", "--input", "x.npy", "--labels", "y.npy"),
+         "--labels y.npy: labels have dtype <U3, not numbers. Fix: pass class numbers 0..2",
+         steps(BUILT, array("y.npy", ["cat", "dog"]))),
+    Case("labels-without-input", "report --labels without --input",
+         ("report", "build", "--labels", "y.npy"),
+         "--labels y.npy given without --input. Fix: pass the inputs the labels belong to "
+         "with --input", steps(BUILT, array("y.npy", [0, 1]))),
+    Case("batch-size-zero", "--batch-size 0", ("simulate", "build/model.snn", "--input",
+                                                "x.npy", "--batch-size", "0"),
+         "--batch-size must be positive, not 0. Fix: e.g. --batch-size 256", BUILT),
+    Case("pj-ac-negative", "a negative energy per accumulate",
+         ("report", "build", "--pj-ac", "-1"),
+         "--pj-ac must be positive, not -1.0. Fix: e.g. --pj-ac 0.9", BUILT),
+    Case("pj-mac-zero", "an energy per MAC of 0", ("report", "build", "--pj-mac", "0"),
+         "--pj-mac must be positive, not 0.0. Fix: e.g. --pj-mac 4.6", BUILT),
     Case("snn-other-version", "a model.snn from another snncc version",
          ("simulate", "old.snn", "--input", "x.npy"),
          "old.snn: model.snn format snncc-snn v99 (written by snncc 9.9.9) is not snncc-snn v1 "
@@ -413,18 +564,50 @@ BY_ID = {c.id: c for c in CATALOGUE}
 
 def run_cli(argv: tuple[str, ...], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "snncc", *argv], capture_output=True,
-                          text=True, cwd=cwd, timeout=120, env={**os.environ, "COLUMNS": "200"})
+                          text=True, cwd=cwd, timeout=120, env={**os.environ, "COLUMNS": "200"},
+                          preexec_fn=as_a_user)
+
+
+def as_a_user() -> None:
+    """In the child: as root, give up the power to read and search any file regardless of
+    its permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so that a file with mode 000
+    is unreadable as it is to everyone else."""
+    if os.geteuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP: gone after exec
+
+
+def tree(folder: Path) -> dict[str, object]:
+    """Every file and folder under `folder`: bytes, a symlink's target, or a file's mode and
+    size if this process may not read it."""
+    found: dict[str, object] = {}
+    for p in sorted(folder.rglob("*")):
+        key = str(p.relative_to(folder))
+        if p.is_symlink():
+            found[key] = ("->", os.readlink(p))
+        elif p.is_dir():
+            found[key] = "folder"
+        else:
+            try:
+                found[key] = p.read_bytes()
+            except PermissionError:
+                found[key] = ("unreadable", p.stat().st_mode, p.stat().st_size)
+    return found
 
 
 @pytest.mark.parametrize("case", [c for c in CATALOGUE if not c.in_process], ids=lambda c: c.id)
 def test_bad_input_gets_one_clear_message(case, tmp_path):
     case.make(tmp_path)
-    before = sorted(p.name for p in tmp_path.iterdir())
+    before = tree(tmp_path)
     proc = run_cli(case.argv, tmp_path)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr == f"error: {case.expected()}\n"
     assert proc.returncode == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-written
+    assert tree(tmp_path) == before  # nothing written, nothing half-written
 
 
 def test_the_good_model_compiles_and_simulates(tmp_path):
@@ -442,6 +625,26 @@ def test_debug_shows_the_traceback(tmp_path):
     proc = run_cli(("--debug", "compile", "nan.onnx"), tmp_path)
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "SnnccError" in proc.stderr
+
+
+# ---------------------------------------------------------------- values that saturate
+
+
+def test_inputs_beyond_the_input_quantizer_are_reported(tmp_path):
+    """Images scaled 0..255 where the model's input quantizer stops at 0.996: the run
+    goes on (exit 0) with one warning saying how many values saturate."""
+    built(tmp_path)
+    x = np.array([[0.5, 0.25, 200.0, 255.0], [0.1, -3.0, 0.2, 0.3]], np.float32)
+    np.save(tmp_path / "x.npy", x)
+    proc = run_cli(("simulate", "build/model.snn", "--input", "x.npy"), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        "warning: x.npy: 3 of 8 input values (37.50%) lie outside the range 0..0.9961 of "
+        "the input quantizer (node 'xq/encode') and saturate (2 above, 1 below); scale the "
+        "inputs as the model was trained\n")
+    np.save(tmp_path / "x.npy", np.clip(x, 0, 0.99))  # the control: in range, no warning
+    proc = run_cli(("simulate", "build/model.snn", "--input", "x.npy"), tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
 
 
 # ---------------------------------------------------------------- pinning shapes
