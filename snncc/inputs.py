@@ -163,21 +163,24 @@ def classes(model) -> int:
 
 
 def saturation(model, x: np.ndarray, path: Path) -> list[str]:
-    """A warning per input quantizer that `x` drives outside its range: how many saturate."""
+    """A warning per input quantizer that `x` drives far outside its range (by more than
+    an eighth of the range: mis-scaled inputs, not a quantizer that clips the top of the
+    data by design), saying how many values saturate."""
     from snncc import ops as o
 
     notes = []
     for n in model.graph.ops(o.SpikeInput):
         op = n.op
-        raw = op.rounding.apply(np.asarray(x, np.float64) / op.scale) + op.zero_point
+        x = np.asarray(x, np.float64)
+        raw = op.rounding.apply(x / op.scale) + op.zero_point
         above, below = int(np.sum(raw > op.hi)), int(np.sum(raw < op.lo))
-        if above + below == 0:
+        lo, hi = (op.lo - op.zero_point) * op.scale, (op.hi - op.zero_point) * op.scale
+        margin = (hi - lo) / 8
+        if not np.any((x > hi + margin) | (x < lo - margin)):
             continue
-        lo = float(np.min((op.lo - op.zero_point) * op.scale))
-        hi = float(np.max((op.hi - op.zero_point) * op.scale))
         notes.append(f"{path}: {above + below} of {x.size} input values "
                      f"({(above + below) / x.size:.2%}) lie outside the range "
-                     f"{lo:.4g}..{hi:.4g} of the input quantizer (node '{n.name}') and "
-                     f"saturate ({above} above, {below} below); scale the inputs as the "
-                     "model was trained")
+                     f"{np.min(lo):.4g}..{np.max(hi):.4g} of the input quantizer (node "
+                     f"'{n.name}') and saturate ({above} above, {below} below); scale the "
+                     "inputs as the model was trained")
     return notes
