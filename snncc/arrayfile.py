@@ -57,11 +57,12 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
             infos = z.infolist()
             _check_inflation(infos, os.path.getsize(path))
             return {_key(i.filename): _member(z, i) for i in infos}
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
-            OSError) as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
         # what zipfile and zlib raise for damaged archives (RuntimeError: encrypted,
         # NotImplementedError: a compression or flag zipfile does not read)
         raise ArrayFileError(type(e).__name__) from None
+    except OSError as e:
+        raise ArrayFileError(e.strerror or type(e).__name__) from None
 
 
 def _check_inflation(infos: list[zipfile.ZipInfo], size: int) -> None:

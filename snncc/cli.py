@@ -84,7 +84,7 @@ def parse_input_shape(values: list[str] | None) -> InputShape:
 
 @app.command()
 def inspect(
-    model: Path = typer.Argument(..., help="The ONNX model."),
+    model: Path = typer.Argument(..., readable=False, help="The ONNX model."),
     T: int = typer.Option(7, "-T", help="Spike window (most spikes per neuron)."),
     replace_softmax: bool = typer.Option(False, "--replace-softmax"),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -134,7 +134,7 @@ def _print_verdict(v) -> None:
 
 @app.command("compile")
 def compile_cmd(
-    model: Path = typer.Argument(..., help="The ONNX model."),
+    model: Path = typer.Argument(..., readable=False, help="The ONNX model."),
     T: int = typer.Option(7, "-T", help="Spike window: the most spikes one neuron may emit."),
     target: str = typer.Option("sim", "--target", help="sim | hls | verilog | all"),
     delay: str = typer.Option("exact", "--delay",
@@ -251,7 +251,8 @@ def _print_timings(timings) -> None:
 
 @app.command()
 def simulate(
-    artifact: Path = typer.Argument(..., help="model.snn written by `snncc compile`."),
+    artifact: Path = typer.Argument(..., readable=False,
+                                    help="model.snn written by `snncc compile`."),
     input: Path = typer.Option(..., "--input", readable=False,
                                help="Inputs (.npy, or .npz with 'x')."),
     labels: Path | None = typer.Option(None, "--labels", readable=False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,9 @@ def readable_file(path: Path, option: str, suffixes: tuple[str, ...]) -> Path:
         raise _fail(option, path, "is a folder, not a file", _folder_fix(path, option, suffixes))
     if not path.exists():
         raise _fail(option, path, "file not found", "check the path")
+    if not path.is_file():  # reading a pipe would wait for a writer forever
+        raise _fail(option, path, "is not a regular file (a pipe, socket or device)",
+                    "pass a file")
     try:
         with open(path, "rb"):
             pass
@@ -59,8 +63,7 @@ def onnx_file(path: Path, option: str) -> Path:
     try:
         load_model(path)
     except SnnccError as e:
-        raise SnnccError(Diagnostic(d.message, d.node, d.op, d.fix, _relabel(d.file, path,
-                                                                              option))
+        raise SnnccError(replace(d, file=_relabel(d.file, path, option))
                          for d in e.diagnostics) from None
     return path
 

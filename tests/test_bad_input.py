@@ -204,6 +204,9 @@ CATALOGUE = [
     # ------------------------------------------------------------ unreadable files
     Case("missing-file", "a model path that does not exist", ("compile", "nowhere.onnx"),
          "nowhere.onnx: file not found. Fix: check the path to the .onnx file"),
+    Case("unreadable-onnx", "a model file one may not read", ("compile", "mlp.onnx"),
+         "mlp.onnx: cannot read the file (Permission denied). Fix: check the file's "
+         "permissions", steps(writes("mlp.onnx", mlp), unreadable("mlp.onnx"))),
     Case("truncated-onnx", "a truncated ONNX file", ("compile", "cut.onnx"),
          "cut.onnx: not a readable ONNX model (its protobuf data is damaged); the file may be "
          "truncated or not ONNX at all. Fix: re-export the model",
@@ -444,6 +447,10 @@ CATALOGUE = [
          ("simulate", "build/model.snn", "--input", "x.npy"),
          "--input x.npy: cannot read the file (Permission denied). Fix: check the file's "
          "permissions", steps(BUILT, unreadable("x.npy"))),
+    Case("input-pipe", "--input naming a named pipe (reading it would wait forever)",
+         ("simulate", "build/model.snn", "--input", "x.npy"),
+         "--input x.npy: is not a regular file (a pipe, socket or device). Fix: pass a file",
+         steps(built, lambda d: os.mkfifo(d / "x.npy"))),
     Case("input-not-array", "--input naming a text file",
          ("simulate", "build/model.snn", "--input", "notes.txt"),
          "--input notes.txt: cannot be read as an array of numbers: it is neither .npy nor "
@@ -523,6 +530,10 @@ CATALOGUE = [
          ("simulate", "old.snn", "--input", "x.npy"),
          "old.snn: model.snn format snncc-snn v99 (written by snncc 9.9.9) is not snncc-snn v1 "
          "(snncc {version}). Fix: recompile the model with this snncc", other_version),
+    Case("snn-unreadable", "a model.snn one may not read",
+         ("simulate", "build/model.snn", "--input", "x.npy"),
+         "build/model.snn: not a readable model.snn (Permission denied). Fix: recompile the "
+         "model with `snncc compile`", steps(BUILT, unreadable("build/model.snn"))),
     Case("snn-truncated", "a truncated model.snn", ("simulate", "cut.snn", "--input", "x.npy"),
          "cut.snn: not a readable model.snn (BadZipFile). Fix: recompile the model with "
          "`snncc compile`", truncated_snn),
@@ -591,6 +602,8 @@ def tree(folder: Path) -> dict[str, object]:
             found[key] = ("->", os.readlink(p))
         elif p.is_dir():
             found[key] = "folder"
+        elif not p.is_file():
+            found[key] = "pipe, socket or device"
         else:
             try:
                 found[key] = p.read_bytes()

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from test_bad_input import DOCS, code, mlp
 
 import snncc
-from test_bad_input import DOCS, code, mlp
 
 CORPUS = Path(__file__).resolve().parent / "data" / "hostile"
 sys.path.insert(0, str(CORPUS))

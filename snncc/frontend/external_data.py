@@ -84,8 +84,10 @@ def _location_problem(location: str, folder: Path) -> tuple[str, str] | None:
                 _FIX_OUTSIDE)
     if not real.exists():
         return "not found next to the model", _FIX_MISSING
-    if not real.is_file():
+    if real.is_dir():
         return "is a folder, not a data file", _FIX_MISSING
+    if not real.is_file():  # reading a pipe would wait for a writer forever
+        return "is not a regular file (a pipe, socket or device)", _FIX_MISSING
     try:
         with open(real, "rb"):
             pass
