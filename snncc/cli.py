@@ -299,10 +299,12 @@ def simulate(
 
 @app.command()
 def sweep(
-    model: Path = typer.Argument(..., help="The ONNX model."),
-    input: Path = typer.Option(..., "--input", help="Inputs (.npy, or .npz with 'x')."),
-    labels: Path | None = typer.Option(None, "--labels", help="Labels (.npy, or .npz 'y')."),
-    calibrate: Path | None = typer.Option(None, "--calibrate",
+    model: Path = typer.Argument(..., readable=False, help="The ONNX model."),
+    input: Path = typer.Option(..., "--input", readable=False,
+                               help="Inputs (.npy, or .npz with 'x')."),
+    labels: Path | None = typer.Option(None, "--labels", readable=False,
+                                       help="Labels (.npy, or .npz 'y')."),
+    calibrate: Path | None = typer.Option(None, "--calibrate", readable=False,
                                           help="Calibration inputs: quantizers of a float "
                                                "model, and the --latency search."),
     T: int = typer.Option(7, "-T", help="Spike window: the most spikes one neuron may emit."),
