@@ -143,6 +143,11 @@ CATALOGUE = [
             ("simulate", "manifest.snn", "--input", "x.npy"),
             "manifest.snn: model.snn is damaged (node 'fc1' (Synapse): input [4] does not "
             "match weight [5, 8]). Fix: recompile the model", ("manifest.snn",), x_only),
+    Hostile("snn-deep-manifest", "a model.snn whose manifest nests 100,000 deep",
+            ("simulate", "deep.snn", "--input", "x.npy"),
+            "deep.snn: not a readable model.snn (its manifest nests deeper than snncc reads). "
+            "Fix: recompile the model "
+            "with `snncc compile`", ("deep.snn",), x_only),
     # ------------------------------------------------------------ input arrays
     Hostile("npy-object", "an input .npy of Python objects (a pickle inside)",
             ("simulate", "build/model.snn", "--input", "object.npy"),

@@ -68,9 +68,12 @@ def load(path: str | Path) -> Graph:
     try:
         tensors = arrayfile.read_npz(path)
         manifest = json.loads(bytes(tensors.pop("__manifest__")).decode())
-    except (arrayfile.ArrayFileError, KeyError, ValueError) as e:
-        # KeyError: no manifest; ValueError: a manifest that is not JSON text
-        why = str(e) if isinstance(e, arrayfile.ArrayFileError) else type(e).__name__
+    except (arrayfile.ArrayFileError, KeyError, ValueError, RecursionError) as e:
+        # KeyError: no manifest; ValueError: a manifest that is not JSON text;
+        # RecursionError: JSON nested deeper than Python's stack
+        why = (str(e) if isinstance(e, arrayfile.ArrayFileError) else
+               "its manifest nests deeper than snncc reads" if isinstance(e, RecursionError)
+               else type(e).__name__)
         raise SnnccError(Diagnostic(f"not a readable model.snn ({why})", file=str(path),
                                     fix="recompile the model with `snncc compile`")) from None
     if not isinstance(manifest, dict):

@@ -157,6 +157,14 @@ def _weight_of(arrays: dict[str, np.ndarray], origin: str) -> str:
     return node["attrs"]["weight"]["tensor"]
 
 
+def deep_manifest(path: Path) -> None:
+    """A manifest of arrays nested 100,000 deep (json.loads runs out of stack)."""
+    text = ("[" * 100_000 + "]" * 100_000).encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(entry("__manifest__.npy", z.compression), npy_bytes(np.frombuffer(text,
+                                                                                 np.uint8)))
+
+
 # ---------------------------------------------------------------- input arrays
 
 
@@ -188,6 +196,7 @@ def main() -> None:
     snn_with(HERE / "bomb.snn", arrays, _weight_of(arrays, "fc1"), (BOMB // 8 - 16,), BOMB)
     snn_with(HERE / "inflated.snn", arrays, _weight_of(arrays, "fc1"), (4, 8), 10 << 20)
     snn_manifest_disagrees(HERE / "manifest.snn", arrays)
+    deep_manifest(HERE / "deep.snn")
     np.save(HERE / "object.npy", np.array([{"a": 1}] * 4, dtype=object), allow_pickle=True)
     (HERE / "pickle.npy").write_bytes(pickle.dumps(np.zeros((2, 4))))
     huge_header(HERE / "huge-header.npy")
