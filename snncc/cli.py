@@ -417,19 +417,22 @@ def report_cmd(
         x = _checked_input(model, input)
         y = _checked_labels(model, labels, len(x))
     report = load_or_measure(build, x, y, err, engine, energy)
-    changed = reprice(report, energy)
+    with _saved_report(build / "report.json"):
+        changed = reprice(report, energy)
     figures = synthesis_figures(build, synth, err)
     if figures is not None:
         report.setdefault("hardware", {})["synthesis"] = figures
         changed = True
     if changed:
         write_report(report, build / "report.json")
-    print_report(out, report)
+    with _saved_report(build / "report.json"):
+        print_report(out, report)
     if html is not None:
         from snncc.html_report import render_html
         from snncc.report import atomic_file
 
-        text = render_html(report, layers, sweep_points)
+        with _saved_report(build / "report.json"):
+            text = render_html(report, layers, sweep_points)
         with atomic_file(html, "HTML report") as tmp:
             tmp.write_text(text, encoding="utf-8")
         out.print(f"HTML report written to {html}")
@@ -449,6 +452,21 @@ def _read_sweep(given: Path | None, default: Path) -> dict | None:
                                     file=str(path), fix="pass the file `snncc sweep --json "
                                                         "FILE` wrote")) from None
     return data
+
+
+@contextmanager
+def _saved_report(path: Path):
+    """Reading a report.json from disk: one that is not what snncc writes (edited, or from
+    elsewhere) is a user's file to replace, not a traceback."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
+        if _state["debug"]:
+            raise
+        raise SnnccError(Diagnostic(
+            f"report.json is not one this snncc writes ({type(e).__name__}: {e})",
+            file=str(path), fix="run `snncc simulate` on the build again, or pass --input")
+        ) from None
 
 
 # ---------------------------------------------------------------- verify

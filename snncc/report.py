@@ -197,11 +197,12 @@ def reprice(report: dict, energy: EnergyModel) -> bool:
 
 
 def read_report(path: Path) -> dict | None:
-    """A report.json, or None if there is none (or it is unreadable)."""
+    """A report.json, or None if there is none (or it is unreadable, or not an object)."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        report = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError):
         return None
+    return report if isinstance(report, dict) else None
 
 
 @contextmanager

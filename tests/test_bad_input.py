@@ -518,6 +518,12 @@ CATALOGUE = [
          ("report", "build", "--labels", "y.npy"),
          "--labels y.npy given without --input. Fix: pass the inputs the labels belong to "
          "with --input", steps(BUILT, array("y.npy", [0, 1]))),
+    Case("report-json-foreign", "a report.json that is not what snncc writes",
+         ("report", "build"),
+         "build/report.json: report.json is not one this snncc writes (TypeError: 'int' "
+         "object is not subscriptable). Fix: run `snncc simulate` on the build again, or pass "
+         "--input", steps(built, lambda d: (d / "build" / "report.json").write_text(
+             '{"simulation": 5}\n'))),
     Case("batch-size-zero", "--batch-size 0", ("simulate", "build/model.snn", "--input",
                                                 "x.npy", "--batch-size", "0"),
          "--batch-size must be positive, not 0. Fix: e.g. --batch-size 256", BUILT),
