@@ -245,7 +245,8 @@ def test_the_corpus_is_what_make_writes(tmp_path, monkeypatch):
     shutil.copy2(CORPUS / "make.py", tmp_path / "make.py")
     make.main()
     made, kept = snapshot(tmp_path), snapshot(CORPUS)
-    assert made.keys() == kept.keys() - {k for k in kept if k.startswith("__pycache__")}
+    assert made.keys() == kept.keys() - {k for k in kept if k.startswith(("__pycache__",
+                                                                         ".gitattributes"))}
     assert {k: v for k, v in made.items() if not k.endswith((".snn", ".npz"))} == {
         k: kept[k] for k in made if not k.endswith((".snn", ".npz"))}
 

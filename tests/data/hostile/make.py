@@ -183,7 +183,7 @@ def npz_bomb(path: Path) -> None:
 
 def main() -> None:
     for p in HERE.iterdir():
-        if p.name not in ("make.py", "README.md", "__pycache__"):
+        if p.name not in ("make.py", ".gitattributes", "__pycache__"):
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     external(HERE / "traversal", {"fc1_weight": "../../../etc/hostname"})
     external(HERE / "absolute", {"fc1_weight": "/etc/passwd", "fc2_weight": "/etc/passwd"})
