@@ -33,10 +33,14 @@ from .tools import (
     run_synthesis,
 )
 
-__all__ = ["check", "emit", "lower", "write_vectors", "run_simulation", "run_synthesis",
-           "check_hierarchy", "mul_cells", "multiplying_instances", "VERILATOR_FAST_MODEL"]
+__all__ = ["NEURON_MODES", "check", "emit", "lower", "write_vectors", "run_simulation",
+           "run_synthesis", "check_hierarchy", "mul_cells", "multiplying_instances",
+           "VERILATOR_FAST_MODEL"]
 
 DEFAULT_VECTORS = 5
+# the neuron kinds the engines implement (snn_neuron's MODE; the spike formats of the
+# other engines follow from them)
+NEURON_MODES = ("if", "signed", "multi")
 _SUPPORTED = BUFFERED + (o.Input, o.Readout, o.Reshape, o.Transpose, o.Take)
 
 

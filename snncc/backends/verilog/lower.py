@@ -24,14 +24,17 @@ from .layout import (
     natural,
     reduce_view,
     reduction_axes,
+    resolve,
     view_of,
 )
-from .ranges import value_ranges
+from .ranges import SpikeFormat, value_ranges
 from .tables import activity, conv_weight_rows, taps, threshold_table
 
 # A threshold table of at most this many words is constants in logic (read
 # combinationally); a longer one is a block-RAM ROM.
 ASYNC_TABLE_WORDS = 4
+# snn_neuron's MODE parameter per neuron kind
+_NEURON_MODES = {"if": 0, "signed": 1, "multi": 2}
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -105,6 +108,10 @@ class _Builder:
     def lane_bits(self, b: Buffer) -> int:
         """Bits per lane of what readers of `b` see (spiking input codes: 1)."""
         return 1 if b.data == "in_spikes" else b.width
+
+    def spikes(self, value: str) -> SpikeFormat:
+        """How the spike train `value` (or the buffered value behind it) is carried."""
+        return self.ranges[value].format
 
     def read(self, port: str, value: str, wanted: Layout) -> tuple[list[tuple[str, str]], Buffer]:
         """The engine's ports reading `value` as rows of `wanted` (a layout of its shape or
@@ -183,7 +190,7 @@ def _spike_input(bld: _Builder, n: Node) -> None:
     op = op_of(n, o.SpikeInput)
     bits = signed_bits(op.lo, op.hi) if op.lo < 0 else unsigned_bits(op.hi)
     b = bld.buffer(n, bits)
-    if not op.analog:
+    if not op.analog and not op.weighted:  # else the codes are read as they are
         b.data = "in_spikes"
 
 
@@ -208,7 +215,8 @@ def _neuron(bld: _Builder, n: Node) -> None:
         words.append(hex_row(np.array(lanes, dtype=object), lane_bits))
     nb = bld.count_bits
     rw = addr_bits(lay.rows)
-    out = bld.write(n, 1)
+    fmt = bld.spikes(n.name)
+    out = bld.write(n, fmt.bits)
     me = bld.buffers[n.name]
     params = [("R", lay.rows), ("D", lay.lanes), ("RW", rw), ("WI", ib.width), ("WV", wv),
               ("WC", wc), ("L", levels), ("NB", nb), ("LB", addr_bits(levels)),
@@ -216,6 +224,8 @@ def _neuron(bld: _Builder, n: Node) -> None:
               ("INNER", table.inner), ("IB", addr_bits(table.inner)),
               ("TH_ASYNC", int(table.words <= ASYNC_TABLE_WORDS)),
               ("TH_FILE", bld.file(f"e{k}_thresholds", words))]
+    if not fmt.unit:  # if neurons leave MODE and SW at their defaults
+        params += [("MODE", _NEURON_MODES[op_of(n, o.Neuron).mode]), ("SW", fmt.bits)]
     ports += [("in_valid", bld.valid(ib)), ("fire_en", bld.valid(me))] + out + [
         ("dbg_en", bld.wire(f"e{k}_dbg_en", 1)),
         ("dbg_row", f"dbg_row[{rw - 1}:0]"),
@@ -234,6 +244,15 @@ def _synapse_widths(bld: _Builder, n: Node, ib: Buffer) -> list:
             ("WO", wo)]
 
 
+def _spike_params(bld: _Builder, n: Node) -> list[Param]:
+    """SPIKE and JB of a spike-driven synapse whose input is not unit spikes (none for
+    unit spikes and analog codes: the engines' defaults)."""
+    if op_of(n, o.Synapse).analog:
+        return []
+    fmt = bld.spikes(resolve(bld.graph, n.inputs[0])[0])
+    return [] if fmt.unit else [("SPIKE", fmt.kind), ("JB", fmt.line_bits)]
+
+
 def _synapse(bld: _Builder, n: Node) -> None:
     op = op_of(n, o.Synapse)
     k = bld.k
@@ -246,7 +265,8 @@ def _synapse(bld: _Builder, n: Node) -> None:
         r, (kk, m) = _size(x_shape[:-1]), op.weight.shape
         words = [hex_row(row, ww) for row in op.weight]
         params = [("R", r), ("K", kk), ("M", m), ("RW", addr_bits(r)), ("KW", addr_bits(kk)),
-                  *common, ("W_FILE", bld.file(f"e{k}_weights", words))]
+                  *common, ("W_FILE", bld.file(f"e{k}_weights", words)),
+                  *_spike_params(bld, n)]
         bld.engine(n, "snn_dense", params, ports + bld.write(n, wo), clear=False)
         return
     c, h, w = x_shape
@@ -265,7 +285,8 @@ def _synapse(bld: _Builder, n: Node) -> None:
               ("TXW", addr_bits(ow * kw)), ("SW", addr_bits(max(kh, kw))), *common,
               ("W_FILE", bld.file(f"e{k}_weights", words)),
               ("TY_FILE", bld.file(f"e{k}_rows", _tap_words(ty, irw))),
-              ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw)))]
+              ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw))),
+              *_spike_params(bld, n)]
     bld.engine(n, "snn_conv", params, ports + bld.write(n, wo), clear=False)
 
 
@@ -274,13 +295,18 @@ def _td_matmul(bld: _Builder, n: Node) -> None:
     batch, (nn, kk), mm = n.shape[:-2], bld.graph.node(a).shape[-2:], n.shape[-1]
     pa, ba = bld.read("a", a, natural(batch + (nn, kk)))
     pb, bb = bld.read("b", b, natural(batch + (kk, mm)))
-    wca = max(unsigned_bits(bld.ranges[a].count), 2)
-    wcb = max(unsigned_bits(bld.ranges[b].count), 2)
+    fa, fb = bld.spikes(ba.node.name), bld.spikes(bb.node.name)
+    # a count is wider than a spike (signed spikes are sign-extended into it)
+    wca = max(unsigned_bits(bld.ranges[a].count), 2, fa.bits + 1)
+    wcb = max(unsigned_bits(bld.ranges[b].count), 2, fb.bits + 1)
     wo = max(bld.ranges[n.name].step.bits, wca + 1, wcb + 1)
     nb = _size(batch)
     params = [("NB", nb), ("N", nn), ("K", kk), ("M", mm), ("ARW", addr_bits(nb * nn)),
               ("BRW", addr_bits(nb * kk)), ("KW", addr_bits(kk)), ("NW", addr_bits(nn)),
               ("BW", addr_bits(nb)), ("WCA", wca), ("WCB", wcb), ("WO", wo)]
+    if not (fa.unit and fb.unit):
+        params += [("SPA", fa.kind), ("SPB", fb.kind), ("WSA", bld.lane_bits(ba)),
+                   ("WSB", bld.lane_bits(bb)), ("JB", max(fa.line_bits, fb.line_bits))]
     ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb))]
     bld.engine(n, "snn_td_matmul", params, ports + bld.write(n, wo), clear=True)
 
@@ -293,16 +319,19 @@ def _td_maxpool(bld: _Builder, n: Node) -> None:
     _, oh, ow = n.shape
     kh, kw = op.kernel
     ports, ib = bld.read("in", src, Layout((c, h, w), CHANNELS_LAST, c))
+    fmt = bld.spikes(ib.node.name)
     irw = addr_bits(h * w)
     ty = taps(oh, kh, op.strides[0], op.pads[0], 1, h, w)
     tx = taps(ow, kw, op.strides[1], op.pads[1], 1, w, 1)
     params = [("H", h), ("W", w), ("C", c), ("OH", oh), ("OW", ow), ("KH", kh), ("KW", kw),
               ("IRW", irw), ("ORW", addr_bits(oh * ow)), ("TYW", addr_bits(oh * kh)),
               ("TXW", addr_bits(ow * kw)), ("SW", addr_bits(max(kh, kw))),
-              ("WCNT", max(unsigned_bits(bld.ranges[src].count), 2)),
+              ("WCNT", max(unsigned_bits(bld.ranges[src].count), 2, fmt.bits + 1)),
               ("TY_FILE", bld.file(f"e{k}_rows", _tap_words(ty, irw))),
               ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw)))]
-    ports += [("in_valid", bld.valid(ib))] + bld.write(n, 1)
+    if not fmt.unit:
+        params += [("SPIKE", fmt.kind), ("WS", fmt.bits)]
+    ports += [("in_valid", bld.valid(ib))] + bld.write(n, fmt.bits)
     bld.engine(n, "snn_td_maxpool", params, ports, clear=True)
 
 
@@ -326,12 +355,12 @@ def _reduce_sum(bld: _Builder, n: Node) -> None:
     q = _size(tuple(x_shape[a] for a in red))
     nout = view.rows // q
     ports, ib = bld.read("in", src, view)
-    spikes = bld.ranges[src].spikes
+    signed_in = not bld.ranges[src].spikes or bld.ranges[src].step.lo < 0
     wi = bld.lane_bits(ib)
     wo = max(bld.ranges[n.name].step.bits, wi + 1)
     params = [("NOUT", nout), ("Q", q), ("D", view.lanes), ("IRW", addr_bits(view.rows)),
               ("ORW", addr_bits(nout)), ("QW", addr_bits(q)), ("WI", wi),
-              ("IN_SIGNED", int(not spikes)), ("WO", wo)]
+              ("IN_SIGNED", int(signed_in)), ("WO", wo)]
     bld.engine(n, "snn_reduce", params, ports + bld.write(n, wo), clear=False)
 
 

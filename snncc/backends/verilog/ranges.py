@@ -2,8 +2,11 @@
 
 Every value gets two intervals: ``step`` bounds its value at one time step, ``acc`` bounds
 every partial sum of it over the steps (what a membrane or accumulator integrating it can
-reach). A spike tensor has ``step = [0, 1]`` and ``acc = [0, most spikes]``; analog input
-codes are presented once, so both are the code range. The bounds are sound, not tight:
+reach). A spike tensor has ``acc = [0, most spikes]`` and, by its neurons' kind, ``step =
+[0, 1]`` (unit spikes), ``[-1, 1]`` (signed) or ``[0, L]`` (a number on weighted lines);
+analog and weighted input codes are presented once, so both are the code range. The step
+range of a spike tensor is also how it is carried (`SpikeFormat`). The bounds are sound,
+not tight:
 a linear layer's bound is the sum over its inputs of the extreme terms, and partial sums
 inside one step (a scatter that has added some rows but not all) stay inside it too.
 """
@@ -11,11 +14,12 @@ inside one step (a scatter that has added some rows but not all) stay inside it 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from snncc import ops as o
-from snncc.intmath import signed_bits
+from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node
 
 from .design import op_of
@@ -38,6 +42,11 @@ class Interval:
     def union(self, other: Interval) -> Interval:
         return Interval(min(self.lo, other.lo), max(self.hi, other.hi))
 
+    def __mul__(self, other: Interval) -> Interval:
+        """The products of a value in this interval and one in `other`."""
+        ends = [a * b for a in (self.lo, self.hi) for b in (other.lo, other.hi)]
+        return Interval(min(ends), max(ends))
+
     @property
     def bits(self) -> int:
         """Two's-complement width that holds the interval."""
@@ -57,6 +66,46 @@ class ValueRange:
         """The most spikes one element of a spike train sends in an inference."""
         return self.acc.hi
 
+    @property
+    def format(self) -> SpikeFormat:
+        """How a spike train's lanes carry it (a bug to ask of a current)."""
+        assert self.spikes, "currents have no spike format"
+        return SpikeFormat.of(self.step)
+
+
+@dataclass(frozen=True)
+class SpikeFormat:
+    """The lanes of a spike train, by the kind of neuron that sends it: ``UNIT`` spikes
+    (one bit), ``SIGNED`` ±1 spikes (two bits, two's complement), or a number of spikes
+    on ``LINES`` weighted lines (line j weighs 2^j). `kind` is the engines' SPIKE
+    parameter."""
+
+    kind: int
+    bits: int
+
+    UNIT: ClassVar[int] = 0
+    SIGNED: ClassVar[int] = 1
+    LINES: ClassVar[int] = 2
+
+    @staticmethod
+    def of(step: Interval) -> SpikeFormat:
+        """The format of spikes whose value at one step lies in `step`."""
+        if step.lo < 0:
+            assert step == Interval(-1, 1), step
+            return SpikeFormat(SpikeFormat.SIGNED, 2)
+        if step.hi <= 1:
+            return SpikeFormat(SpikeFormat.UNIT, 1)
+        return SpikeFormat(SpikeFormat.LINES, unsigned_bits(step.hi))
+
+    @property
+    def unit(self) -> bool:
+        return self.kind == SpikeFormat.UNIT
+
+    @property
+    def line_bits(self) -> int:
+        """Bits of a line index (at least one)."""
+        return max(1, (self.bits - 1).bit_length()) if self.kind == SpikeFormat.LINES else 1
+
 
 def value_ranges(graph: Graph) -> dict[str, ValueRange]:
     """The range of every SNN value of `graph` (float values have none)."""
@@ -75,6 +124,8 @@ def _spike_input(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
     if op.analog:
         codes = Interval(min(op.lo, 0), max(op.hi, 0))
         return ValueRange(codes, codes, spikes=False)
+    if op.weighted:  # the code at once, on weighted lines
+        return ValueRange(Interval(0, op.hi - op.lo), Interval(0, op.hi - op.lo), spikes=True)
     return ValueRange(Interval(0, 1), Interval(0, op.hi - op.lo), spikes=True)
 
 
@@ -101,10 +152,12 @@ def _synapse(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
 
 
 def _td_matmul(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
-    """dP(t) = S_A(t).C_B(t) + C_A(t-1).S_B(t) <= K (L_B + L_A); partial sums C_A.C_B."""
+    """dP(t) = S_A(t).C_B(t) + C_A(t-1).S_B(t), K terms of each (unit spikes: at most
+    K (L_B + L_A)); partial sums C_A.C_B. Every term's interval holds 0, so a partial
+    sum of the terms (an engine's accumulator within a step) stays inside."""
     a, b = ins
     k = shapes[0][-1]
-    return ValueRange(Interval(0, k * (a.count + b.count)), Interval(0, k * a.count * b.count),
+    return ValueRange((a.step * b.acc + a.acc * b.step).times(k), (a.acc * b.acc).times(k),
                       spikes=False)
 
 
@@ -126,8 +179,14 @@ def _sum_pool(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
     return _sum_of(ins[0], int(np.prod(op_of(n, o.SumPool).kernel)))
 
 
+_NEURON_STEP = {"if": lambda levels: Interval(0, 1), "signed": lambda levels: Interval(-1, 1),
+                "multi": lambda levels: Interval(0, levels)}
+
+
 def _neuron(n: Node, ins: list[ValueRange], shapes) -> ValueRange:
-    return ValueRange(Interval(0, 1), Interval(0, op_of(n, o.Neuron).levels), spikes=True)
+    """Counts 0..L at every step (a signed neuron's net count never goes negative)."""
+    op = op_of(n, o.Neuron)
+    return ValueRange(_NEURON_STEP[op.mode](op.levels), Interval(0, op.levels), spikes=True)
 
 
 def _same(n: Node, ins: list[ValueRange], shapes) -> ValueRange:

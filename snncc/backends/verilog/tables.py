@@ -11,6 +11,7 @@ import numpy as np
 from snncc import ops as o
 from snncc.intmath import signed_bits
 from snncc.ir import Graph, Node
+from snncc.schedule import neuron_last_step
 
 from .design import op_of
 from .layout import Layout
@@ -107,7 +108,8 @@ class Activity:
 def activity(graph: Graph, steps: int) -> Activity:
     """The step engine's behaviour, statically: a value is active at step t when it may
     be non-zero then; a node runs when an input is active (a neuron also in its firing
-    window, the L steps t_fire .. t_fire + L - 1). Inactive values read as zero."""
+    window: the L steps t_fire .. t_fire + L - 1 of an ``if`` neuron, else the window of
+    `neuron_window`). Inactive values read as zero."""
     t = np.arange(steps)
     run: dict[str, np.ndarray] = {}
     active: dict[str, np.ndarray] = {}
@@ -115,14 +117,29 @@ def activity(graph: Graph, steps: int) -> Activity:
         if isinstance(n.op, o.Input):
             continue
         if isinstance(n.op, o.SpikeInput):
-            active[n.name] = t == 0 if n.op.analog else t < n.op.hi - n.op.lo
+            once = n.op.analog or n.op.weighted
+            active[n.name] = t == 0 if once else t < n.op.hi - n.op.lo
             continue
         any_in = np.logical_or.reduce([active[i] for i in n.inputs])
         if isinstance(n.op, o.Neuron):
-            fire = (t >= n.op.t_fire) & (t < n.op.t_fire + n.op.levels)
+            if n.op.mode == "if":
+                fire = (t >= n.op.t_fire) & (t < n.op.t_fire + n.op.levels)
+            else:
+                first, last = neuron_window(n.op, any_in)
+                fire = (t >= first) & (t <= last)
             run[n.name], active[n.name] = any_in | fire, fire
         elif isinstance(n.op, o.LAYOUT_OPS):
             active[n.name] = any_in
         else:
             run[n.name], active[n.name] = any_in, any_in
     return Activity(steps, run, active)
+
+
+def neuron_window(op: o.Neuron, input_active: np.ndarray) -> tuple[int, int]:
+    """The steps first..last a signed or multi neuron may fire at, as the step engine
+    runs it (``plan._neuron_steps``): from t_fire (not before step 0) to the last step
+    of its kind (``schedule.neuron_last_step``) after its input's last active step."""
+    first = max(0, op.t_fire)
+    on = np.flatnonzero(input_active)
+    input_end = int(on[-1]) if on.size else -1
+    return first, neuron_last_step(op, first, input_end)

@@ -10,6 +10,9 @@
 //   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}   (input width W).
 // With ANALOG = 1 the input is integer codes and a code c adds c * W (the analog first
 // layer, the one layer that multiplies). WO must exceed WW (and WIN + 1 when ANALOG).
+// The spikes of the other neuron kinds (SPIKE), as in snn_dense: signed spikes (1) add or
+// subtract the row; a number on WIN weighted lines (2) is one event per set line j, which
+// adds the row shifted by j (channel c's lines at event slots c*2^JB + j).
 module snn_conv #(
     parameter C         = 1,   // input rows are (y, x), C channels each
     parameter OH        = 8,   // output rows are (oy, ox), O channels each
@@ -31,7 +34,9 @@ module snn_conv #(
     parameter WO        = 16,
     parameter W_FILE    = "w.hex",   // word (ky*KW + kx)*C + c = {W[O-1, c, ky, kx], ..}
     parameter TY_FILE   = "ty.hex",
-    parameter TX_FILE   = "tx.hex"
+    parameter TX_FILE   = "tx.hex",
+    parameter SPIKE     = 0,   // spike-driven input: 0 unit, 1 signed, 2 weighted lines
+    parameter JB        = 1    // line index bits (SPIKE = 2: holds WIN - 1)
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -61,6 +66,8 @@ module snn_conv #(
     localparam [SW-1:0] KH_LAST = KH_LAST_I[SW-1:0];
     localparam integer KW_LAST_I = KW - 1;
     localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
+    localparam integer XB = (SPIKE == 2) ? JB : 0;   // line bits of an event index
+    localparam integer E = C << XB;                   // event slots of an input row
 
     reg [2:0]      state;
     reg [ORW-1:0]  orow;       // output row (oy, ox)
@@ -71,24 +78,25 @@ module snn_conv #(
     reg [TYW-1:0]  ty_a;
     reg [TXW-1:0]  tx_a;
     reg [AWW-1:0]  tap_base;   // (ky*KW + kx) * C
-    reg [C-1:0]    events;
+    reg [E-1:0]    events;
     reg            adding;     // a weight row arrives this cycle
     reg [O*WO-1:0] acc;
 
     wire [IRW:0]    ty;        // {valid, iy*W}
     wire [IRW:0]    tx;        // {valid, ix}
-    wire [CW-1:0]   c;
+    wire [CW+XB-1:0] event_c;  // the next event: channel c (and line j)
+    wire [CW-1:0]   c = event_c[CW+XB-1:XB];
     wire [AWW-1:0]  c_w;
     wire [O*WW-1:0] w_row;
     reg  [O*WO-1:0] sum;
-    reg  [C-1:0]    present;
+    reg  [E-1:0]    present;
     wire            last_tap = ky == KH_LAST && kx == KW_LAST;
 
     snn_lut #(.WIDTH(IRW + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
         .addr(ty_a), .data(ty));
     snn_lut #(.WIDTH(IRW + 1), .DEPTH(OW * KW), .AW(TXW), .FILE(TX_FILE)) u_tx (
         .addr(tx_a), .data(tx));
-    snn_first_one #(.N(C), .IW(CW)) u_next (.x(events), .index(c));
+    snn_first_one #(.N(E), .IW(CW + XB)) u_next (.x(events), .index(event_c));
     snn_zext #(.WI(CW), .WO(AWW)) u_c (.x(c), .y(c_w));
     snn_rom #(.WIDTH(O * WW), .DEPTH(KH * KW * C), .AW(AWW), .FILE(W_FILE)) u_w (
         .clk(clk), .re(state == S_EVENTS), .raddr(tap_base + c_w), .rdata(w_row));
@@ -98,9 +106,23 @@ module snn_conv #(
     // row once instead of re-assembling the packed row for every lane's update.
     integer l;
 
-    always @* begin
-        for (l = 0; l < C; l = l + 1) present[l] = |in_data[l*WIN +: WIN];
-    end
+    generate
+        if (SPIKE == 2 && ANALOG == 0) begin : g_line_events
+            // every set line is an event; slots past the WIN lines stay empty
+            integer b;
+
+            always @* begin
+                present = {E{1'b0}};
+                for (l = 0; l < C; l = l + 1)
+                    for (b = 0; b < WIN; b = b + 1)
+                        present[(l << XB) + b] = in_data[l*WIN + b];
+            end
+        end else begin : g_lane_events
+            always @* begin
+                for (l = 0; l < C; l = l + 1) present[l] = |in_data[l*WIN +: WIN];
+            end
+        end
+    endgenerate
 
     generate
         if (ANALOG != 0) begin : g_analog
@@ -123,6 +145,42 @@ module snn_conv #(
                 for (j = 0; j < O; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
                     sum[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
+                end
+            end
+        end else if (SPIKE == 1) begin : g_signed
+            // a spike selects the weight row, its sign says add or subtract
+            reg [C-1:0] negative;   // the input row's -1 spikes
+            reg         neg;        // ... of the event whose weight row arrives
+            reg [WO-1:0] w_w;
+            wire        neg_c;
+            integer j;
+            integer q;
+
+            always @(posedge clk) begin
+                if (in_ack)
+                    for (q = 0; q < C; q = q + 1) negative[q] <= in_data[q*WIN + WIN - 1];
+                neg <= neg_c;
+            end
+            snn_lane_mux #(.N(C), .W(1), .IW(CW)) u_neg (
+                .row(negative), .index(c), .lane(neg_c));
+            always @* begin
+                for (j = 0; j < O; j = j + 1) begin
+                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
+                    sum[j*WO +: WO] = acc[j*WO +: WO]
+                        + (adding ? (neg ? ~w_w + 1'b1 : w_w) : {WO{1'b0}});
+                end
+            end
+        end else if (SPIKE == 2) begin : g_lines
+            // line j of a spike number weighs 2^j: the weight row shifted by j
+            reg [JB-1:0] line;      // the line of the event whose weight row arrives
+            reg [WO-1:0] w_w;
+            integer j;
+
+            always @(posedge clk) line <= event_c[JB-1:0];
+            always @* begin
+                for (j = 0; j < O; j = j + 1) begin
+                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
+                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding ? w_w << line : {WO{1'b0}});
                 end
             end
         end else begin : g_spikes
@@ -182,9 +240,9 @@ module snn_conv #(
                 end
                 S_EVENTS: begin
                     // one event per cycle: request its weight row, add the previous one
-                    adding <= events != {C{1'b0}};
+                    adding <= events != {E{1'b0}};
                     events <= events & (events - 1'b1);
-                    if (events == {C{1'b0}}) next_tap();
+                    if (events == {E{1'b0}}) next_tap();
                 end
                 default: begin  // S_WRITE: output row orow is sum; next position
                     acc <= {O*WO{1'b0}};

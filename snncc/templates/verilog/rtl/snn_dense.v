@@ -6,6 +6,11 @@
 // a spike selects a weight row. With ANALOG = 1 the input is integer codes and a
 // non-zero code c adds c * W[k, :]: the analog first layer, the one layer that
 // multiplies. WO must exceed WW (and WIN + 1 when ANALOG).
+// The spikes of the other neuron kinds (SPIKE) are no more multiplication:
+//   SPIKE = 1, signed spikes (+1/-1 in WIN = 2 bits): a spike adds or subtracts the row;
+//   SPIKE = 2, a number on WIN weighted lines: every set line j of input k is an event
+//              that adds W[k, :] << j (a shift), so the row gets s * W[k, :] in adds.
+// Line events are walked in the same priority encoder, input k's lines at k*2^JB + j.
 module snn_dense #(
     parameter R         = 1,   // rows (all leading axes)
     parameter K         = 8,   // inputs per row
@@ -17,7 +22,9 @@ module snn_dense #(
     parameter IN_SIGNED = 0,   // analog codes are two's complement
     parameter WW        = 8,   // weight width
     parameter WO        = 16,  // output current width
-    parameter W_FILE    = "w.hex"  // word k = {W[k, M-1], .., W[k, 0]}
+    parameter W_FILE    = "w.hex", // word k = {W[k, M-1], .., W[k, 0]}
+    parameter SPIKE     = 0,   // spike-driven input: 0 unit, 1 signed, 2 weighted lines
+    parameter JB        = 1    // line index bits (SPIKE = 2: holds WIN - 1)
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -33,21 +40,24 @@ module snn_dense #(
 );
     localparam integer LAST_I = R - 1;
     localparam [RW-1:0] LAST = LAST_I[RW-1:0];
+    localparam integer XB = (SPIKE == 2) ? JB : 0;   // line bits of an event index
+    localparam integer E = K << XB;                   // event slots of a row
 
     reg           busy;       // between start and done
     reg           walking;    // the row's events are being added
     reg [RW-1:0]  r;
-    reg [K-1:0]   events;     // inputs of the row still to add
+    reg [E-1:0]   events;     // inputs (or lines) of the row still to add
     reg           adding;     // a weight row arrives this cycle
     reg [M*WO-1:0] acc;
 
-    wire [KW-1:0]   k;
+    wire [KW+XB-1:0] event_k;  // the next event: input k (and line j)
+    wire [KW-1:0]   k = event_k[KW+XB-1:XB];
     wire [M*WW-1:0] w_row;
     reg  [M*WO-1:0] sum;
-    reg  [K-1:0]    present;  // non-zero lanes of the arriving input row
-    wire            row_done = walking && events == {K{1'b0}};
+    reg  [E-1:0]    present;  // events of the arriving input row
+    wire            row_done = walking && events == {E{1'b0}};
 
-    snn_first_one #(.N(K), .IW(KW)) u_next (.x(events), .index(k));
+    snn_first_one #(.N(E), .IW(KW + XB)) u_next (.x(events), .index(event_k));
     snn_rom #(.WIDTH(M * WW), .DEPTH(K), .AW(KW), .FILE(W_FILE)) u_w (
         .clk(clk), .re(walking), .raddr(k), .rdata(w_row));
 
@@ -56,9 +66,23 @@ module snn_dense #(
     // row once instead of re-assembling the packed row for every lane's update.
     integer l;
 
-    always @* begin
-        for (l = 0; l < K; l = l + 1) present[l] = |in_data[l*WIN +: WIN];
-    end
+    generate
+        if (SPIKE == 2 && ANALOG == 0) begin : g_line_events
+            // every set line is an event; slots past the WIN lines stay empty
+            integer b;
+
+            always @* begin
+                present = {E{1'b0}};
+                for (l = 0; l < K; l = l + 1)
+                    for (b = 0; b < WIN; b = b + 1)
+                        present[(l << XB) + b] = in_data[l*WIN + b];
+            end
+        end else begin : g_lane_events
+            always @* begin
+                for (l = 0; l < K; l = l + 1) present[l] = |in_data[l*WIN +: WIN];
+            end
+        end
+    endgenerate
 
     generate
         if (ANALOG != 0) begin : g_analog
@@ -81,6 +105,42 @@ module snn_dense #(
                 for (j = 0; j < M; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
                     sum[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
+                end
+            end
+        end else if (SPIKE == 1) begin : g_signed
+            // a spike selects the weight row, its sign says add or subtract
+            reg [K-1:0] negative;   // the row's -1 spikes
+            reg         neg;        // ... of the event whose weight row arrives
+            reg [WO-1:0] w_w;
+            wire        neg_k;
+            integer j;
+            integer q;
+
+            always @(posedge clk) begin
+                if (in_ack)
+                    for (q = 0; q < K; q = q + 1) negative[q] <= in_data[q*WIN + WIN - 1];
+                neg <= neg_k;
+            end
+            snn_lane_mux #(.N(K), .W(1), .IW(KW)) u_neg (
+                .row(negative), .index(k), .lane(neg_k));
+            always @* begin
+                for (j = 0; j < M; j = j + 1) begin
+                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
+                    sum[j*WO +: WO] = acc[j*WO +: WO]
+                        + (adding ? (neg ? ~w_w + 1'b1 : w_w) : {WO{1'b0}});
+                end
+            end
+        end else if (SPIKE == 2) begin : g_lines
+            // line j of a spike number weighs 2^j: the weight row shifted by j
+            reg [JB-1:0] line;      // the line of the event whose weight row arrives
+            reg [WO-1:0] w_w;
+            integer j;
+
+            always @(posedge clk) line <= event_k[JB-1:0];
+            always @* begin
+                for (j = 0; j < M; j = j + 1) begin
+                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
+                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding ? w_w << line : {WO{1'b0}});
                 end
             end
         end else begin : g_spikes
@@ -126,7 +186,7 @@ module snn_dense #(
                 adding <= 1'b0;
             end else if (walking) begin
                 // one event per cycle: request its weight row, add the previous one
-                adding <= events != {K{1'b0}};
+                adding <= events != {E{1'b0}};
                 events <= events & (events - 1'b1);
                 acc <= sum;
                 if (row_done) begin

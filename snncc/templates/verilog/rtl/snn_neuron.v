@@ -1,11 +1,21 @@
 // snn_neuron: R rows of D delayed integrate-and-fire (DIF) neurons, one row per step of
 // its FSM, the D lanes in parallel.
 //
-// Per time step, for every neuron i:
+// Per time step, for every neuron i, by its kind (MODE), with n[i] its count so far:
 //   v[i] += I[i]                                  (I is zero when in_valid is low)
-//   if fire_en and n[i] < L and sign*v[i] >= theta[i][min(n[i], L-1)]:
-//       spike[i] = 1, n[i] += 1                   (at most one spike per step)
-// fire_en comes from the schedule: the step is at or after the firing delay t_fire.
+//   if (MODE 0):  if fire_en and n[i] < L and sign*v[i] >= theta[i][n[i]]:
+//                     spike[i] = 1, n[i] += 1     (at most one spike per step)
+//   signed (1):   if fire_en and n[i] < L and sign*v[i] >= theta[i][n[i]]:
+//                     spike[i] = +1, n[i] += 1
+//                 else if fire_en and n[i] > 0 and sign*v[i] < theta[i][n[i]-1]:
+//                     spike[i] = -1, n[i] -= 1    (takes the last spike back)
+//                 a spike is two bits, two's complement (01 = +1, 11 = -1)
+//   multi (2):    c = #{k : sign*v[i] >= theta[i][k]} (a bank of L comparators; the
+//                 thresholds are non-decreasing, so the levels reached are 0..c-1);
+//                 if fire_en and c > n[i]: spike[i] = c - n[i], n[i] = c
+//                 a spike is that number on SW weighted lines (line j weighs 2^j)
+// fire_en comes from the schedule: the neuron's firing window (t_fire .. t_fire+L-1 for
+// if, the step t_fire for multi, t_fire until L steps after its input ends for signed).
 // sign is a conditional negation (a flag in the threshold table), never a multiply.
 // Threshold rows are shared: row r uses table word (r / INNER) % TROWS, which holds,
 // for each lane, L thresholds of WC bits and the negate flag:
@@ -28,7 +38,9 @@ module snn_neuron #(
     parameter INNER   = 16,    // consecutive rows sharing a threshold word
     parameter IB      = 4,     // bits of the INNER counter (holds INNER - 1)
     parameter TH_ASYNC = 1,    // the table is a few constant words (combinational read)
-    parameter TH_FILE = "th.hex"
+    parameter TH_FILE = "th.hex",
+    parameter MODE    = 0,     // 0: if, 1: signed, 2: multi (above)
+    parameter SW      = 1      // spike bits: 1 (if), 2 (signed), the lines (multi: holds L)
 ) (
     input  wire            clk,
     input  wire            rst,
@@ -45,7 +57,7 @@ module snn_neuron #(
     // output spike rows (buffer write port)
     output wire            out_we,
     output wire [RW-1:0]   out_waddr,
-    output wire [D-1:0]    out_wdata,
+    output wire [D*SW-1:0] out_wdata,
     // spike count read-back while idle, a row per cycle (dbg_en: this layer is read)
     input  wire            dbg_en,
     input  wire [RW-1:0]   dbg_row,
@@ -85,7 +97,7 @@ module snn_neuron #(
     wire [D*TW-1:0] th_rdata;
     reg  [D*WV-1:0] v_wdata;
     reg  [D*NB-1:0] n_wdata;
-    reg  [D-1:0]    spikes;
+    reg  [D*SW-1:0] spikes;
     wire            row_ready = waiting && settled && (in_ack || !in_valid);
 
     snn_ram #(.WIDTH(D * WV), .DEPTH(R), .AW(RW)) u_v (
@@ -110,32 +122,93 @@ module snn_neuron #(
     reg [WV-1:0] v_old;
     reg [WV-1:0] v_new;
     reg [NB-1:0] n_old;
-    reg [LB-1:0] level;
-    reg [WC-1:0] theta;
     reg [WC-1:0] v_wide;
     reg [WC-1:0] signed_v;
-    reg          fire;
     integer k;
     integer j;
 
-    always @* begin
-        for (k = 0; k < D; k = k + 1) begin
-            v_old = first ? {WV{1'b0}} : v_row[k*WV +: WV];
-            v_new = v_old + (in_valid
-                ? {{(WV-WI){in_data[k*WI+WI-1]}}, in_data[k*WI +: WI]} : {WV{1'b0}});
-            n_old = first ? {NB{1'b0}} : n_row[k*NB +: NB];
-            level = (n_old > TOP_NB) ? TOP_LEVEL : n_old[LB-1:0];
-            theta = {WC{1'b0}};
-            for (j = 0; j < L; j = j + 1)
-                if (level == j[LB-1:0]) theta = th_rdata[k*TW + j*WC +: WC];
-            v_wide = {{(WC-WV){v_new[WV-1]}}, v_new};
-            signed_v = th_rdata[k*TW + TW - 1] ? ~v_wide + 1'b1 : v_wide;
-            fire = fire_en && (n_old < LEVELS) && ($signed(signed_v) >= $signed(theta));
-            v_wdata[k*WV +: WV] = v_new;
-            n_wdata[k*NB +: NB] = n_old + {{(NB-1){1'b0}}, fire};
-            spikes[k] = fire;
+    generate
+        if (MODE == 1) begin : g_signed
+            // +1 against theta[n], -1 against theta[n-1]
+            reg [LB-1:0] up_level;
+            reg [NB-1:0] below;
+            reg [WC-1:0] theta_up;
+            reg [WC-1:0] theta_down;
+            reg          up;
+            reg          down;
+
+            always @* begin
+                for (k = 0; k < D; k = k + 1) begin
+                    v_old = first ? {WV{1'b0}} : v_row[k*WV +: WV];
+                    v_new = v_old + (in_valid
+                        ? {{(WV-WI){in_data[k*WI+WI-1]}}, in_data[k*WI +: WI]} : {WV{1'b0}});
+                    n_old = first ? {NB{1'b0}} : n_row[k*NB +: NB];
+                    up_level = (n_old > TOP_NB) ? TOP_LEVEL : n_old[LB-1:0];
+                    below = (n_old == {NB{1'b0}}) ? {NB{1'b0}} : n_old - 1'b1;
+                    theta_up = {WC{1'b0}};
+                    theta_down = {WC{1'b0}};
+                    for (j = 0; j < L; j = j + 1) begin
+                        if (up_level == j[LB-1:0]) theta_up = th_rdata[k*TW + j*WC +: WC];
+                        if (below[LB-1:0] == j[LB-1:0]) theta_down = th_rdata[k*TW + j*WC +: WC];
+                    end
+                    v_wide = {{(WC-WV){v_new[WV-1]}}, v_new};
+                    signed_v = th_rdata[k*TW + TW - 1] ? ~v_wide + 1'b1 : v_wide;
+                    up = fire_en && (n_old < LEVELS) && ($signed(signed_v) >= $signed(theta_up));
+                    down = fire_en && !up && (n_old != {NB{1'b0}})
+                        && ($signed(signed_v) < $signed(theta_down));
+                    v_wdata[k*WV +: WV] = v_new;
+                    n_wdata[k*NB +: NB] = down ? below : n_old + {{(NB-1){1'b0}}, up};
+                    spikes[k*SW +: SW] = {down, up || down};
+                end
+            end
+        end else if (MODE == 2) begin : g_multi
+            // every level reached at once: c - n spikes as one number
+            reg [NB-1:0] reached;
+            reg [NB-1:0] sent;
+
+            always @* begin
+                for (k = 0; k < D; k = k + 1) begin
+                    v_old = first ? {WV{1'b0}} : v_row[k*WV +: WV];
+                    v_new = v_old + (in_valid
+                        ? {{(WV-WI){in_data[k*WI+WI-1]}}, in_data[k*WI +: WI]} : {WV{1'b0}});
+                    n_old = first ? {NB{1'b0}} : n_row[k*NB +: NB];
+                    v_wide = {{(WC-WV){v_new[WV-1]}}, v_new};
+                    signed_v = th_rdata[k*TW + TW - 1] ? ~v_wide + 1'b1 : v_wide;
+                    reached = {NB{1'b0}};
+                    for (j = 0; j < L; j = j + 1)
+                        if ($signed(signed_v) >= $signed(th_rdata[k*TW + j*WC +: WC]))
+                            reached = j[NB-1:0] + 1'b1;
+                    sent = (fire_en && reached > n_old) ? reached - n_old : {NB{1'b0}};
+                    v_wdata[k*WV +: WV] = v_new;
+                    n_wdata[k*NB +: NB] = n_old + sent;
+                    spikes[k*SW +: SW] = sent[SW-1:0];
+                end
+            end
+        end else begin : g_if
+            reg [LB-1:0] level;
+            reg [WC-1:0] theta;
+            reg          fire;
+
+            always @* begin
+                for (k = 0; k < D; k = k + 1) begin
+                    v_old = first ? {WV{1'b0}} : v_row[k*WV +: WV];
+                    v_new = v_old + (in_valid
+                        ? {{(WV-WI){in_data[k*WI+WI-1]}}, in_data[k*WI +: WI]} : {WV{1'b0}});
+                    n_old = first ? {NB{1'b0}} : n_row[k*NB +: NB];
+                    level = (n_old > TOP_NB) ? TOP_LEVEL : n_old[LB-1:0];
+                    theta = {WC{1'b0}};
+                    for (j = 0; j < L; j = j + 1)
+                        if (level == j[LB-1:0]) theta = th_rdata[k*TW + j*WC +: WC];
+                    v_wide = {{(WC-WV){v_new[WV-1]}}, v_new};
+                    signed_v = th_rdata[k*TW + TW - 1] ? ~v_wide + 1'b1 : v_wide;
+                    fire = fire_en && (n_old < LEVELS) && ($signed(signed_v) >= $signed(theta));
+                    v_wdata[k*WV +: WV] = v_new;
+                    n_wdata[k*NB +: NB] = n_old + {{(NB-1){1'b0}}, fire};
+                    spikes[k] = fire;
+                end
+            end
         end
-    end
+    endgenerate
 
     assign dbg_counts = n_rdata;
 

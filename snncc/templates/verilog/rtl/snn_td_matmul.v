@@ -14,6 +14,14 @@
 // A silent input (valid low) reads as zero and is not fetched; phase 1 is skipped while
 // B is silent. On the first run of an inference the stored counts read as zero (a lazy
 // reset).
+// The spikes of the other neuron kinds (SPA for A, SPB for B; 0 unit spikes) are no more
+// multiplication, and the counts go up and down with them:
+//   1, signed spikes (+1/-1, two's complement in WSA/WSB = 2 bits): a term's count is
+//      added or subtracted;
+//   2, a number on weighted lines: each line j is its own event (slot k*2^JB + j, walked
+//      by the same priority encoder), adding (S_A[k] line j ? C_B(b, k) << j : 0) +
+//      (SB[k] line j ? C_A[k] << j : 0): shifts and adds.
+// The count widths exceed the spike widths (WCA > WSA, WCB > WSB).
 module snn_td_matmul #(
     parameter NB   = 1,    // batch (heads)
     parameter N    = 8,
@@ -26,7 +34,12 @@ module snn_td_matmul #(
     parameter BW   = 1,    // batch bits (holds NB - 1)
     parameter WCA  = 3,    // count widths
     parameter WCB  = 3,
-    parameter WO   = 10    // output current width
+    parameter WO   = 10,   // output current width
+    parameter SPA  = 0,    // spike kinds of A and B: 0 unit, 1 signed, 2 weighted lines
+    parameter SPB  = 0,
+    parameter WSA  = 1,    // spike widths (bits per lane)
+    parameter WSB  = 1,
+    parameter JB   = 1     // line index bits (holds the lines - 1 of a lines operand)
 ) (
     input  wire           clk,
     input  wire           rst,
@@ -38,11 +51,11 @@ module snn_td_matmul #(
     output reg            a_req,
     output wire [ARW-1:0] a_row,
     input  wire           a_ack,
-    input  wire [K-1:0]   a_data,
+    input  wire [K*WSA-1:0] a_data,
     output reg            b_req,
     output wire [BRW-1:0] b_row,
     input  wire           b_ack,
-    input  wire [M-1:0]   b_data,
+    input  wire [M*WSB-1:0] b_data,
     output wire           out_we,
     output wire [ARW-1:0] out_waddr,
     output wire [M*WO-1:0] out_wdata
@@ -58,6 +71,8 @@ module snn_td_matmul #(
     localparam [BRW-1:0] K_LAST_ROW = K_LAST_I[BRW-1:0];
     localparam integer K_I = K;
     localparam [BRW-1:0] K_ROWS = K_I[BRW-1:0];
+    localparam integer XB = (SPA == 2 || SPB == 2) ? JB : 0;   // line bits of an event
+    localparam integer E = K << XB;                              // event slots of a row
 
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
@@ -73,12 +88,12 @@ module snn_td_matmul #(
     reg [NW-1:0]   n;          // phase 2 row
     reg [ARW-1:0]  arow;       // b*N + n
     reg [BRW-1:0]  brow;       // b*K + k (phase 1), b*K (phase 2)
-    reg [K*M-1:0]  sb;         // the batch's S_B rows: SB[k] at k*M
-    reg [K-1:0]    sa;         // the A row being walked
+    reg [K*M*WSB-1:0] sb;      // the batch's S_B rows: SB[k] at k*M*WSB
+    reg [K*WSA-1:0] sa;        // the A row being walked
     reg [K*WCA-1:0] ca;        // its C_A(t-1)
-    reg [K-1:0]    events;
+    reg [E-1:0]    events;
     reg            adding;     // a C_B row arrives this cycle
-    reg [KW-1:0]   k_q;        // ... for this k
+    reg [KW+XB-1:0] ev_q;      // ... for this event (k, and line j)
     reg [M*WO-1:0] acc;
 
     wire [M*WCB-1:0] cb_rdata;
@@ -86,13 +101,15 @@ module snn_td_matmul #(
     wire [K*WCA-1:0] ca_rdata;
     wire [K*WCA-1:0] ca_old = first ? {K*WCA{1'b0}} : ca_rdata;
     reg  [K*WCA-1:0] ca_next;
-    wire [K-1:0]     a_spikes = a_valid ? a_data : {K{1'b0}};
-    wire [M-1:0]     b_spikes = b_valid ? b_data : {M{1'b0}};
-    reg  [K-1:0]     relevant;
-    wire [KW-1:0]    k_next;
+    wire [K*WSA-1:0] a_spikes = a_valid ? a_data : {K*WSA{1'b0}};
+    wire [M*WSB-1:0] b_spikes = b_valid ? b_data : {M*WSB{1'b0}};
+    reg  [E-1:0]     relevant;
+    wire [KW+XB-1:0] event_next;
+    wire [KW-1:0]    k_next = event_next[KW+XB-1:XB];
+    wire [KW-1:0]    k_q = ev_q[KW+XB-1:XB];
     wire [WCA-1:0]   ca_k;
-    wire [M-1:0]     sb_k;
-    wire             sa_k;
+    wire [M*WSB-1:0] sb_k;
+    wire [WSA-1:0]   sa_k;
     reg  [M*WO-1:0]  sum;
     wire             b_ready = state == S_B_WAIT && settled && (b_ack || !b_valid);
     wire             a_ready = state == S_A_WAIT && settled && (a_ack || !a_valid);
@@ -102,11 +119,11 @@ module snn_td_matmul #(
     // except on the first run, which writes every count
     wire [2:0]       phase_b = (b_valid || first) ? S_B : S_A;
 
-    snn_first_one #(.N(K), .IW(KW)) u_next (.x(events), .index(k_next));
+    snn_first_one #(.N(E), .IW(KW + XB)) u_next (.x(events), .index(event_next));
     snn_zext #(.WI(KW), .WO(BRW)) u_krow (.x(k_next), .y(k_row));
     snn_lane_mux #(.N(K), .W(WCA), .IW(KW)) u_ca (.row(ca), .index(k_q), .lane(ca_k));
-    snn_lane_mux #(.N(K), .W(M), .IW(KW)) u_sb (.row(sb), .index(k_q), .lane(sb_k));
-    snn_lane_mux #(.N(K), .W(1), .IW(KW)) u_sa (.row(sa), .index(k_q), .lane(sa_k));
+    snn_lane_mux #(.N(K), .W(M*WSB), .IW(KW)) u_sb (.row(sb), .index(k_q), .lane(sb_k));
+    snn_lane_mux #(.N(K), .W(WSA), .IW(KW)) u_sa (.row(sa), .index(k_q), .lane(sa_k));
     snn_ram #(.WIDTH(M * WCB), .DEPTH(NB * K), .AW(BRW)) u_cb (
         .clk(clk), .we(b_ready), .waddr(brow), .wdata(cb_next),
         .re(state != S_IDLE), .raddr(cb_raddr), .rdata(cb_rdata));
@@ -114,24 +131,133 @@ module snn_td_matmul #(
         .clk(clk), .we(a_ready), .waddr(arow), .wdata(ca_next),
         .re(state != S_IDLE), .raddr(arow), .rdata(ca_rdata));
 
-    // Lane datapaths as loops in combinational blocks (see snn_neuron). WCA, WCB > 1,
-    // WO > WCA, WCB.
+    // Lane datapaths as loops in combinational blocks (see snn_neuron). WCA > WSA,
+    // WCB > WSB, WO > WCA, WCB.
     integer l;
 
-    always @* begin
-        for (l = 0; l < M; l = l + 1) begin
-            cb_next[l*WCB +: WCB] = (first ? {WCB{1'b0}} : cb_rdata[l*WCB +: WCB])
-                + {{(WCB-1){1'b0}}, b_spikes[l]};
-            sum[l*WO +: WO] = acc[l*WO +: WO]
-                + ((adding && sa_k) ? {{(WO-WCB){1'b0}}, cb_rdata[l*WCB +: WCB]} : {WO{1'b0}})
-                + ((adding && sb_k[l]) ? {{(WO-WCA){1'b0}}, ca_k} : {WO{1'b0}});
+    generate
+        if (SPA == 0 && SPB == 0) begin : g_unit
+            // unit spikes: a spike selects a count
+            always @* begin
+                for (l = 0; l < M; l = l + 1) begin
+                    cb_next[l*WCB +: WCB] = (first ? {WCB{1'b0}} : cb_rdata[l*WCB +: WCB])
+                        + {{(WCB-1){1'b0}}, b_spikes[l]};
+                    sum[l*WO +: WO] = acc[l*WO +: WO]
+                        + ((adding && sa_k[0]) ? {{(WO-WCB){1'b0}}, cb_rdata[l*WCB +: WCB]} : {WO{1'b0}})
+                        + ((adding && sb_k[l]) ? {{(WO-WCA){1'b0}}, ca_k} : {WO{1'b0}});
+                end
+                for (l = 0; l < K; l = l + 1) begin
+                    ca_next[l*WCA +: WCA] = ca_old[l*WCA +: WCA] + {{(WCA-1){1'b0}}, a_spikes[l]};
+                    relevant[l] = a_spikes[l]
+                        || (ca_old[l*WCA +: WCA] != {WCA{1'b0}} && sb[l*M +: M] != {M{1'b0}});
+                end
+            end
+        end else begin : g_spikes
+            // signed spikes or numbers on lines: the term of event (k, j) is
+            // +-(S_A[k] line j ? C_B[k] << j : 0) +-(SB[k][m] line j ? C_A[k] << j : 0)
+            localparam integer NL = 1 << XB;  // slots per lane
+            localparam [NL-1:0] LINE0 = 1;
+            reg  [E-1:0]      a_slots;     // the arriving A row's events
+            reg  [E-1:0]      b_slots;     // k has a B spike on line j, at slot (k, j)
+            reg  [E-1:0]      sa_slots;    // the walked A row's events
+            reg  [M*NL-1:0]   sb_lines;    // SB[k_q], lane m's lines at m*NL
+            wire [JB-1:0]     line_q;      // j of the event being added
+            wire [NL-1:0]     line_hot = LINE0 << line_q;
+            reg  [WO-1:0]     c_b;
+            reg  [WO-1:0]     c_a;
+            integer j;
+
+            if (XB > 0) begin : g_line
+                assign line_q = ev_q[XB-1:0];
+            end else begin : g_no_line
+                assign line_q = {JB{1'b0}};
+            end
+
+            always @(posedge clk) if (a_ready) sa_slots <= a_slots;
+
+            // the events of a spike: its lines (a number on lines), else slot 0 if non-zero
+            if (SPA == 2) begin : g_a_lines
+                integer ak;
+                integer aj;
+
+                always @* begin
+                    a_slots = {E{1'b0}};
+                    for (ak = 0; ak < K; ak = ak + 1)
+                        for (aj = 0; aj < WSA; aj = aj + 1)
+                            a_slots[(ak << XB) + aj] = a_spikes[ak*WSA + aj];
+                end
+            end else begin : g_a_lane
+                integer ak;
+
+                always @* begin
+                    a_slots = {E{1'b0}};
+                    for (ak = 0; ak < K; ak = ak + 1)
+                        a_slots[ak << XB] = |a_spikes[ak*WSA +: WSA];
+                end
+            end
+            if (SPB == 2) begin : g_b_lines
+                integer bk;
+                integer bm;
+                integer bj;
+                integer sm;
+                integer sj;
+
+                always @* begin
+                    b_slots = {E{1'b0}};
+                    for (bk = 0; bk < K; bk = bk + 1)
+                        for (bm = 0; bm < M; bm = bm + 1)
+                            for (bj = 0; bj < WSB; bj = bj + 1)
+                                b_slots[(bk << XB) + bj] = b_slots[(bk << XB) + bj]
+                                    | sb[(bk*M + bm)*WSB + bj];
+                end
+                always @* begin
+                    sb_lines = {M*NL{1'b0}};
+                    for (sm = 0; sm < M; sm = sm + 1)
+                        for (sj = 0; sj < WSB; sj = sj + 1)
+                            sb_lines[sm*NL + sj] = sb_k[sm*WSB + sj];
+                end
+            end else begin : g_b_lane
+                integer bk;
+                integer sm;
+
+                always @* begin
+                    b_slots = {E{1'b0}};
+                    for (bk = 0; bk < K; bk = bk + 1)
+                        b_slots[bk << XB] = |sb[bk*M*WSB +: M*WSB];
+                end
+                always @* begin
+                    sb_lines = {M*NL{1'b0}};
+                    for (sm = 0; sm < M; sm = sm + 1)
+                        sb_lines[sm*NL] = |sb_k[sm*WSB +: WSB];
+                end
+            end
+
+            always @* begin
+                for (l = 0; l < M; l = l + 1) begin
+                    cb_next[l*WCB +: WCB] = (first ? {WCB{1'b0}} : cb_rdata[l*WCB +: WCB])
+                        + {{(WCB-WSB){SPB == 1 && b_spikes[l*WSB + WSB - 1]}},
+                           b_spikes[l*WSB +: WSB]};
+                    c_b = {{(WO-WCB){1'b0}}, cb_rdata[l*WCB +: WCB]};
+                    c_a = {{(WO-WCA){1'b0}}, ca_k};
+                    sum[l*WO +: WO] = acc[l*WO +: WO]
+                        + ((adding && sa_slots[ev_q])
+                           ? ((SPA == 1 && sa_k[WSA-1]) ? ~c_b + 1'b1 : c_b) << line_q
+                           : {WO{1'b0}})
+                        + ((adding && |(sb_lines[l*NL +: NL] & line_hot))
+                           ? ((SPB == 1 && sb_k[l*WSB + WSB - 1]) ? ~c_a + 1'b1 : c_a) << line_q
+                           : {WO{1'b0}});
+                end
+                for (l = 0; l < K; l = l + 1) begin
+                    ca_next[l*WCA +: WCA] = ca_old[l*WCA +: WCA]
+                        + {{(WCA-WSA){SPA == 1 && a_spikes[l*WSA + WSA - 1]}},
+                           a_spikes[l*WSA +: WSA]};
+                    for (j = 0; j < NL; j = j + 1)
+                        relevant[(l << XB) + j] = a_slots[(l << XB) + j]
+                            || (ca_old[l*WCA +: WCA] != {WCA{1'b0}} && b_slots[(l << XB) + j]);
+                end
+            end
         end
-        for (l = 0; l < K; l = l + 1) begin
-            ca_next[l*WCA +: WCA] = ca_old[l*WCA +: WCA] + {{(WCA-1){1'b0}}, a_spikes[l]};
-            relevant[l] = a_spikes[l]
-                || (ca_old[l*WCA +: WCA] != {WCA{1'b0}} && sb[l*M +: M] != {M{1'b0}});
-        end
-    end
+    endgenerate
 
     assign a_row     = arow;
     assign b_row     = brow;
@@ -160,7 +286,7 @@ module snn_td_matmul #(
             case (state)
                 S_IDLE: if (start) begin
                     state <= phase_b;
-                    sb <= {K*M{1'b0}};
+                    sb <= {K*M*WSB{1'b0}};
                     b <= {BW{1'b0}};
                     k <= {KW{1'b0}};
                     n <= {NW{1'b0}};
@@ -173,7 +299,7 @@ module snn_td_matmul #(
                     state <= S_B_WAIT;
                 end
                 S_B_WAIT: if (b_ready) begin
-                    sb <= {b_spikes, sb[K*M-1:M]};
+                    sb <= {b_spikes, sb[K*M*WSB-1:M*WSB]};
                     if (k == K_LAST) begin
                         k <= {KW{1'b0}};
                         brow <= brow - K_LAST_ROW;
@@ -197,10 +323,10 @@ module snn_td_matmul #(
                 end
                 S_EVENTS: begin
                     // one k per cycle: request its C_B row, add the previous one
-                    adding <= events != {K{1'b0}};
-                    k_q <= k_next;
+                    adding <= events != {E{1'b0}};
+                    ev_q <= event_next;
                     events <= events & (events - 1'b1);
-                    if (events == {K{1'b0}}) state <= S_WRITE;
+                    if (events == {E{1'b0}}) state <= S_WRITE;
                 end
                 default: begin  // S_WRITE: output row (b, n) is sum
                     if (n == N_LAST) begin

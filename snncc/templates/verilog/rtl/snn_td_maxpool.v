@@ -10,6 +10,12 @@
 // tap reads comes from two small tables:
 //   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}.
 // On the first run of an inference the stored C and P read as zero (a lazy reset).
+// The spikes of the other neuron kinds (SPIKE; 0 unit spikes) in WS bits per lane:
+//   1, signed spikes (+1/-1, two's complement): C goes up and down, by at most one a
+//      step, so does its maximum: out = m - P is a signed spike {m < P, m != P};
+//   2, a number on WS weighted lines: C only grows, out = m - P is a number on lines.
+// Either way |m - P| <= L < 2^WS, so P is kept modulo 2^WS (the low WS bits of m).
+// WCNT > WS.
 module snn_td_maxpool #(
     parameter H    = 8,
     parameter W    = 8,
@@ -25,7 +31,9 @@ module snn_td_maxpool #(
     parameter SW   = 1,    // tap counter bits (holds KH - 1, KW - 1)
     parameter WCNT = 3,    // count width
     parameter TY_FILE = "ty.hex",
-    parameter TX_FILE = "tx.hex"
+    parameter TX_FILE = "tx.hex",
+    parameter SPIKE = 0,   // 0 unit spikes, 1 signed, 2 weighted lines
+    parameter WS    = 1    // spike bits per lane
 ) (
     input  wire           clk,
     input  wire           rst,
@@ -36,10 +44,10 @@ module snn_td_maxpool #(
     output reg            in_req,
     output wire [IRW-1:0] in_row,
     input  wire           in_ack,
-    input  wire [C-1:0]   in_data,
+    input  wire [C*WS-1:0] in_data,
     output wire           out_we,
     output wire [ORW-1:0] out_waddr,
-    output wire [C-1:0]   out_wdata
+    output wire [C*WS-1:0] out_wdata
 );
     localparam [2:0] S_IDLE = 3'd0, S_COUNT = 3'd1, S_COUNT_WAIT = 3'd2, S_TAP = 3'd3,
                      S_WRITE = 3'd4;
@@ -57,6 +65,7 @@ module snn_td_maxpool #(
     localparam [SW-1:0] KH_LAST = KH_LAST_I[SW-1:0];
     localparam integer KW_LAST_I = KW - 1;
     localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
+    localparam integer PW = (SPIKE == 0) ? WCNT : WS;   // bits of a kept maximum P
 
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
@@ -83,8 +92,9 @@ module snn_td_maxpool #(
     wire [C*WCNT-1:0] cnt_rdata;
     reg  [C*WCNT-1:0] cnt_next;
     reg  [C*WCNT-1:0] mx_next;
-    reg  [C-1:0]      spikes;
-    wire [C*WCNT-1:0] prev_rdata;
+    reg  [C*WS-1:0]   spikes;
+    reg  [C*PW-1:0]   prev_wdata;
+    wire [C*PW-1:0]   prev_rdata;
     wire              tap_valid = ty[IRW] && tx[IRW];
     wire              last_tap = ky == KH_LAST && kx == KW_LAST;
     wire              counted = state == S_COUNT_WAIT && settled && (in_ack || !in_valid);
@@ -97,25 +107,47 @@ module snn_td_maxpool #(
     snn_ram #(.WIDTH(C * WCNT), .DEPTH(H * W), .AW(IRW)) u_count (
         .clk(clk), .we(counted), .waddr(i), .wdata(cnt_next),
         .re(state != S_IDLE), .raddr(state == S_TAP ? tap_row : i), .rdata(cnt_rdata));
-    snn_ram #(.WIDTH(C * WCNT), .DEPTH(OH * OW), .AW(ORW)) u_prev (
-        .clk(clk), .we(state == S_WRITE), .waddr(o), .wdata(mx_next),
+    snn_ram #(.WIDTH(C * PW), .DEPTH(OH * OW), .AW(ORW)) u_prev (
+        .clk(clk), .we(state == S_WRITE), .waddr(o), .wdata(prev_wdata),
         .re(state != S_IDLE), .raddr(o), .rdata(prev_rdata));
 
-    // Lane datapaths as loops in a combinational block (see snn_neuron). WCNT > 1.
+    // Lane datapaths as loops in a combinational block (see snn_neuron). WCNT > WS.
     reg [WCNT-1:0] cnt;
     reg [WCNT-1:0] m;
     integer l;
 
-    always @* begin
-        for (l = 0; l < C; l = l + 1) begin
-            cnt = cnt_rdata[l*WCNT +: WCNT];
-            m = (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
-            cnt_next[l*WCNT +: WCNT] = (first ? {WCNT{1'b0}} : cnt)
-                + {{(WCNT-1){1'b0}}, in_valid && in_data[l]};
-            mx_next[l*WCNT +: WCNT] = m;
-            spikes[l] = m != (first ? {WCNT{1'b0}} : prev_rdata[l*WCNT +: WCNT]);
+    generate
+        if (SPIKE == 0) begin : g_unit
+            always @* begin
+                for (l = 0; l < C; l = l + 1) begin
+                    cnt = cnt_rdata[l*WCNT +: WCNT];
+                    m = (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
+                    cnt_next[l*WCNT +: WCNT] = (first ? {WCNT{1'b0}} : cnt)
+                        + {{(WCNT-1){1'b0}}, in_valid && in_data[l]};
+                    mx_next[l*WCNT +: WCNT] = m;
+                    prev_wdata[l*WCNT +: WCNT] = m;
+                    spikes[l] = m != (first ? {WCNT{1'b0}} : prev_rdata[l*WCNT +: WCNT]);
+                end
+            end
+        end else begin : g_spikes
+            reg [WS-1:0]   p;
+            reg [WS-1:0]   s;
+
+            always @* begin
+                for (l = 0; l < C; l = l + 1) begin
+                    cnt = cnt_rdata[l*WCNT +: WCNT];
+                    m = (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
+                    s = in_valid ? in_data[l*WS +: WS] : {WS{1'b0}};
+                    cnt_next[l*WCNT +: WCNT] = (first ? {WCNT{1'b0}} : cnt)
+                        + {{(WCNT-WS){SPIKE == 1 && s[WS-1]}}, s};
+                    mx_next[l*WCNT +: WCNT] = m;
+                    prev_wdata[l*WS +: WS] = m[WS-1:0];
+                    p = first ? {WS{1'b0}} : prev_rdata[l*WS +: WS];
+                    spikes[l*WS +: WS] = m[WS-1:0] - p;  // +-1 (signed), 0..L (lines)
+                end
+            end
         end
-    end
+    endgenerate
 
     assign in_row    = i;
     assign out_we    = state == S_WRITE;
