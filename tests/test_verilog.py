@@ -26,9 +26,11 @@ from conftest import EXAMPLE, require_tool
 from snncc import ops as o
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
+from snncc.backends.sim import plan
 from snncc.cli import app
 from snncc.intmath import Rounding
 from snncc.ir import Graph
+from snncc.passes.insert_dif import InsertDif
 
 GOLDEN = Path(__file__).parent / "golden" / "verilog"
 EXAMPLE_MODEL = EXAMPLE / "digits_vit_qcdq.onnx"
@@ -491,6 +493,158 @@ def test_report_json_gets_cycles_and_synthesis_figures(tmp_path):
     muls = sum(m.get("num_cells_by_type", {}).get("$mul", 0) for m in hierarchy.values())
     assert muls > 0 and synth["mul_cells"] == {"snn_dense": muls}
     assert "verilog synthesis (ice40): luts" in res.output
+
+
+# ---------------------------------------------------------------- neuron kinds
+
+
+# (model, --neuron, --delay): between them every engine takes signed spikes and numbers on
+# weighted lines; with delay none or 1 signed neurons send negative spikes
+KINDS = (
+    ("transformer", "multi", "exact"),  # TD-MatMul, residual adds, analog first layer
+    ("transformer", "signed", "none"),
+    ("transformer", "signed", 1),
+    ("cnn", "multi", "exact"),  # convolutions, TD max pools
+    ("cnn", "signed", "none"),
+    ("cnn", "signed", 1),
+    ("transformer_spiking_input", "multi", "exact"),  # the input's codes on weighted lines
+    ("transformer_spiking_input", "signed", "none"),  # unit input spikes, signed neurons
+)
+
+
+def _kind_id(kind: tuple) -> str:
+    return "-".join(map(str, kind))
+
+
+@pytest.fixture(scope="session")
+def kind_designs(tiny_models, tmp_path_factory) -> dict[tuple, Path]:
+    root = tmp_path_factory.mktemp("verilog_kinds")
+    designs = {}
+    for kind in KINDS:
+        name, neuron, delay = kind
+        graph = snncc.compile(tiny_models[name], T=7, neuron=neuron, delay=delay).graph
+        assert verilog.check(graph) == []
+        designs[kind] = root / _kind_id(kind)
+        verilog.emit(graph, designs[kind], vectors=TINY_VECTORS)
+    return designs
+
+
+def _negative_spikes(graph: Graph, x: np.ndarray) -> int:
+    """How many -1 spikes the step engine's neurons send on inputs `x`."""
+    p = plan.build(graph)
+    trains, _, _ = plan.run_steps(p, x, p.steps, trace=True)
+    return sum(int(np.count_nonzero(t.data < 0)) for t in trains.values())
+
+
+def _of_kind(build, neuron: str, delay: str | int, late: tuple[str, ...] = ()) -> Graph:
+    """The graph `build()` with neurons of kind `neuron` and firing steps by `delay`
+    (insert-dif); the neurons in `late` fire one step later than that."""
+    graph = build()
+    InsertDif(delay=delay, neuron=neuron).run(graph)
+    for name in late:
+        op = graph.node(name).op
+        graph.replace_op(name, o.Neuron(op.sign, op.thresholds, op.levels, op.scale,
+                                        op.t_fire + 1, op.mode))
+    return graph
+
+
+def test_backend_offers_every_neuron_kind():
+    assert set(verilog.NEURON_MODES) == {"if", "signed", "multi"}
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=_kind_id)
+def test_icarus_matches_interpreter_neuron_kinds(tiny_models, kind_designs, kind):
+    """Signed and multi neurons: every spike count and logit as the step engine's; with
+    delay none or 1 the signed neurons do take spikes back."""
+    require_tool("iverilog")
+    name, neuron, delay = kind
+    graph = snncc.compile(tiny_models[name], T=7, neuron=neuron, delay=delay).graph
+    negative = _negative_spikes(graph, default_inputs(graph, TINY_VECTORS))
+    assert (negative > 0) == (neuron == "signed" and delay != "exact")
+    _assert_bit_exact(verilog.run_simulation(kind_designs[kind], "icarus"), TINY_VECTORS,
+                      len(graph.ops(o.Neuron)))
+
+
+@pytest.mark.parametrize("kind", [("transformer_spiking_input", "multi", "exact"),
+                                  ("transformer", "signed", 1)], ids=_kind_id)
+def test_verilator_matches_interpreter_neuron_kinds(kind_designs, kind):
+    require_tool("verilator")
+    _assert_bit_exact(verilog.run_simulation(kind_designs[kind], "verilator"), TINY_VECTORS)
+
+
+@pytest.mark.parametrize("build, neuron, delay, late", [
+    (_conv_graph, "signed", "none", ()),  # -1 spikes into a TD max pool and a convolution
+    (_conv_graph, "multi", "exact", ()),
+    (_attention_graph, "signed", 1, ()),
+    (_attention_graph, "multi", "exact", ("k",)),  # B after A: the C_A(t-1).S_B(t) term
+], ids=["conv-signed", "conv-multi", "attention-signed", "attention-multi-late-b"])
+def test_icarus_matches_interpreter_neuron_kinds_synthetic(build, neuron, delay, late,
+                                                           tmp_path):
+    """Engine paths the tiny models do not reach with these kinds (see the parameters)."""
+    require_tool("iverilog")
+    graph = _of_kind(build, neuron, delay, late)
+    assert verilog.check(graph) == []
+    verilog.emit(graph, tmp_path / "verilog", vectors=4)
+    x = default_inputs(graph, 4)
+    gold = golden(graph, x)
+    assert all(c.sum() > 0 for c in gold.counts.values()), "every layer should spike"
+    assert (_negative_spikes(graph, x) > 0) == (neuron == "signed")
+    _assert_bit_exact(verilog.run_simulation(tmp_path / "verilog", "icarus"), 4,
+                      len(gold.counts))
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=_kind_id)
+def test_lint_clean_neuron_kinds(kind_designs, kind):
+    require_tool("verilator")
+    done = _make(kind_designs[kind], "lint")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "%Warning" not in done.stdout + done.stderr
+
+
+def test_multi_design_takes_fewer_cycles(tiny_designs, kind_designs):
+    """The same model and inputs: multi neurons (one step a layer) need fewer cycles per
+    inference than if neurons (up to L steps a layer)."""
+    require_tool("iverilog")
+    name = "transformer_spiking_input"
+    unit = verilog.run_simulation(tiny_designs[name], "icarus")["cycles_per_inference"]
+    multi = verilog.run_simulation(kind_designs[(name, "multi", "exact")], "icarus")[
+        "cycles_per_inference"]
+    assert multi["max"] < unit["min"]
+
+
+@pytest.mark.parametrize("name", ["transformer", "transformer_spiking_input"])
+def test_only_the_analog_layer_multiplies_multi(kind_designs, tiny_models, name):
+    """Numbers on weighted lines are shifts and adds: in the unflattened hierarchy of a
+    multi design, $mul cells sit only in the analog first layer's engine."""
+    require_tool("yosys")
+    graph = snncc.compile(tiny_models[name], T=7, neuron="multi").graph
+    found = verilog.check_hierarchy(kind_designs[(name, "multi", "exact")])
+    assert found["multiplying_instances"] == _analog_engines(graph)
+    assert set(found["mul_cells"]) <= {"snn_dense", "snn_conv"}
+
+
+@pytest.mark.slow
+def test_multi_design_synthesizes_without_multipliers(tmp_path):
+    """The coarse (word-level) stage of Yosys's `synth` on a tiny multi transformer with a
+    spiking input (4 tokens x 4 channels): every engine only adds, compares and shifts
+    ($shl: a line's weight), no $mul cell anywhere."""
+    require_tool("yosys")
+    model = tmp_path / "tiny.onnx"
+    onnx.save(modelgen.tiny_transformer(tokens=4, dim=4, spike_input=True), model)
+    design = tmp_path / "verilog"
+    verilog.emit(snncc.compile(model, T=7, neuron="multi").graph, design, vectors=1)
+    folder = design / "build" / "synth"
+    folder.mkdir(parents=True)
+    (folder / "coarse.ys").write_text((design / "synth" / "hierarchy.ys").read_text()
+                                      + _COARSE_YS)
+    done = subprocess.run(["yosys", "-q", "-s", "build/synth/coarse.ys"], cwd=design,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    stat = _stat_json(folder / "coarse.json")
+    kinds = {name.rsplit("\\", 1)[-1] for name in stat["modules"]}
+    assert {"snn_dense", "snn_neuron", "snn_td_matmul", "snn_add"} <= kinds
+    cells = stat["design"]["num_cells_by_type"]
+    assert "$mul" not in cells and cells["$add"] > 0 and cells["$shl"] > 0
 
 
 # ---------------------------------------------------------------- golden text
