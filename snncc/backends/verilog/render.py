@@ -16,7 +16,7 @@ from snncc import __version__
 from snncc import ops as o
 from snncc.backends.common import Golden
 
-from .design import Design, addr_bits, hex_words
+from .design import Design, addr_bits, hex_words, op_of
 
 TOP = "rtl/snn_top.v"
 TESTBENCH = "tb/snn_tb.v"
@@ -62,6 +62,7 @@ def _context(d: Design) -> dict:
         "out_row_bits": addr_bits(d.readout_layout.rows),
         "out_lane_bits": addr_bits(d.readout_layout.lanes),
         "neurons": sum(p.neurons for p in d.probes),
+        "kinds": sorted({op_of(n, o.Neuron).mode for n in d.graph.ops(o.Neuron)}) or ["if"],
         "rtl": [TOP] + library_files(),
     }
 
