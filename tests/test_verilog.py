@@ -26,7 +26,7 @@ from conftest import EXAMPLE, require_tool
 from snncc import ops as o
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
-from snncc.backends.sim import plan
+from snncc.backends.sim.engine import run_step
 from snncc.cli import app
 from snncc.intmath import Rounding
 from snncc.ir import Graph
@@ -499,11 +499,13 @@ def test_report_json_gets_cycles_and_synthesis_figures(tmp_path):
 
 
 # (model, --neuron, --delay): between them every engine takes signed spikes and numbers on
-# weighted lines; with delay none or 1 signed neurons send negative spikes
+# weighted lines; with delay none or 1 signed neurons send negative spikes; "latency":
+# --latency at the shortest budget, every firing window cut short (t_last)
 KINDS = (
     ("transformer", "multi", "exact"),  # TD-MatMul, residual adds, analog first layer
     ("transformer", "signed", "none"),
     ("transformer", "signed", 1),
+    ("transformer", "signed", "latency"),
     ("cnn", "multi", "exact"),  # convolutions, TD max pools
     ("cnn", "signed", "none"),
     ("cnn", "signed", 1),
@@ -516,24 +518,34 @@ def _kind_id(kind: tuple) -> str:
     return "-".join(map(str, kind))
 
 
+def _compile_kind(model: Path, neuron: str, delay: str | int) -> Graph:
+    if delay != "latency":
+        return snncc.compile(model, T=7, neuron=neuron, delay=delay).graph
+    shortest = snncc.compile(model, T=7, delay="none")  # a budget that cuts every window
+    calib = np.random.default_rng(6).uniform(0, 1, (48,) + shortest.input_shape)
+    graph = snncc.compile(model, T=7, neuron=neuron, latency=shortest.steps,
+                          calibrate=calib).graph
+    assert all(n.op.t_last >= 0 for n in graph.ops(o.Neuron))
+    return graph
+
+
 @pytest.fixture(scope="session")
-def kind_designs(tiny_models, tmp_path_factory) -> dict[tuple, Path]:
+def kind_designs(tiny_models, tmp_path_factory) -> dict[tuple, tuple[Path, Graph]]:
+    """kind -> (its design, its graph), every design emitted once per session."""
     root = tmp_path_factory.mktemp("verilog_kinds")
     designs = {}
     for kind in KINDS:
-        name, neuron, delay = kind
-        graph = snncc.compile(tiny_models[name], T=7, neuron=neuron, delay=delay).graph
+        graph = _compile_kind(tiny_models[kind[0]], kind[1], kind[2])
         assert verilog.check(graph) == []
-        designs[kind] = root / _kind_id(kind)
-        verilog.emit(graph, designs[kind], vectors=TINY_VECTORS)
+        designs[kind] = (root / _kind_id(kind), graph)
+        verilog.emit(graph, designs[kind][0], vectors=TINY_VECTORS)
     return designs
 
 
 def _negative_spikes(graph: Graph, x: np.ndarray) -> int:
     """How many -1 spikes the step engine's neurons send on inputs `x`."""
-    p = plan.build(graph)
-    trains, _, _ = plan.run_steps(p, x, p.steps, trace=True)
-    return sum(int(np.count_nonzero(t.data < 0)) for t in trains.values())
+    trains = run_step(graph, x, trace=True).trains or {}
+    return sum(int(np.count_nonzero(t < 0)) for t in trains.values())
 
 
 def _of_kind(build, neuron: str, delay: str | int, late: tuple[str, ...] = ()) -> Graph:
@@ -544,7 +556,7 @@ def _of_kind(build, neuron: str, delay: str | int, late: tuple[str, ...] = ()) -
     for name in late:
         op = graph.node(name).op
         graph.replace_op(name, o.Neuron(op.sign, op.thresholds, op.levels, op.scale,
-                                        op.t_fire + 1, op.mode))
+                                        op.t_fire + 1, op.mode, op.t_last))
     return graph
 
 
@@ -553,23 +565,22 @@ def test_backend_offers_every_neuron_kind():
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=_kind_id)
-def test_icarus_matches_interpreter_neuron_kinds(tiny_models, kind_designs, kind):
+def test_icarus_matches_interpreter_neuron_kinds(kind_designs, kind):
     """Signed and multi neurons: every spike count and logit as the step engine's; with
-    delay none or 1 the signed neurons do take spikes back."""
+    a short delay the signed neurons do take spikes back."""
     require_tool("iverilog")
-    name, neuron, delay = kind
-    graph = snncc.compile(tiny_models[name], T=7, neuron=neuron, delay=delay).graph
+    design, graph = kind_designs[kind]
     negative = _negative_spikes(graph, default_inputs(graph, TINY_VECTORS))
-    assert (negative > 0) == (neuron == "signed" and delay != "exact")
-    _assert_bit_exact(verilog.run_simulation(kind_designs[kind], "icarus"), TINY_VECTORS,
-                      len(graph.ops(o.Neuron)))
+    assert (negative > 0) == (kind[1] == "signed" and kind[2] != "exact")
+    _assert_bit_exact(verilog.run_simulation(design, "icarus"), TINY_VECTORS, graph)
 
 
 @pytest.mark.parametrize("kind", [("transformer_spiking_input", "multi", "exact"),
                                   ("transformer", "signed", 1)], ids=_kind_id)
 def test_verilator_matches_interpreter_neuron_kinds(kind_designs, kind):
     require_tool("verilator")
-    _assert_bit_exact(verilog.run_simulation(kind_designs[kind], "verilator"), TINY_VECTORS)
+    design, graph = kind_designs[kind]
+    _assert_bit_exact(verilog.run_simulation(design, "verilator"), TINY_VECTORS, graph)
 
 
 @pytest.mark.parametrize("build, neuron, delay, late", [
@@ -589,14 +600,13 @@ def test_icarus_matches_interpreter_neuron_kinds_synthetic(build, neuron, delay,
     gold = golden(graph, x)
     assert all(c.sum() > 0 for c in gold.counts.values()), "every layer should spike"
     assert (_negative_spikes(graph, x) > 0) == (neuron == "signed")
-    _assert_bit_exact(verilog.run_simulation(tmp_path / "verilog", "icarus"), 4,
-                      len(gold.counts))
+    _assert_bit_exact(verilog.run_simulation(tmp_path / "verilog", "icarus"), 4, graph)
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=_kind_id)
 def test_lint_clean_neuron_kinds(kind_designs, kind):
     require_tool("verilator")
-    done = _make(kind_designs[kind], "lint")
+    done = _make(kind_designs[kind][0], "lint")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "%Warning" not in done.stdout + done.stderr
 
@@ -607,18 +617,18 @@ def test_multi_design_takes_fewer_cycles(tiny_designs, kind_designs):
     require_tool("iverilog")
     name = "transformer_spiking_input"
     unit = verilog.run_simulation(tiny_designs[name], "icarus")["cycles_per_inference"]
-    multi = verilog.run_simulation(kind_designs[(name, "multi", "exact")], "icarus")[
+    multi = verilog.run_simulation(kind_designs[(name, "multi", "exact")][0], "icarus")[
         "cycles_per_inference"]
     assert multi["max"] < unit["min"]
 
 
 @pytest.mark.parametrize("name", ["transformer", "transformer_spiking_input"])
-def test_only_the_analog_layer_multiplies_multi(kind_designs, tiny_models, name):
+def test_only_the_analog_layer_multiplies_multi(kind_designs, name):
     """Numbers on weighted lines are shifts and adds: in the unflattened hierarchy of a
     multi design, $mul cells sit only in the analog first layer's engine."""
     require_tool("yosys")
-    graph = snncc.compile(tiny_models[name], T=7, neuron="multi").graph
-    found = verilog.check_hierarchy(kind_designs[(name, "multi", "exact")])
+    design, graph = kind_designs[(name, "multi", "exact")]
+    found = verilog.check_hierarchy(design)
     assert found["multiplying_instances"] == _analog_engines(graph)
     assert set(found["mul_cells"]) <= {"snn_dense", "snn_conv"}
 

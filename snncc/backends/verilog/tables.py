@@ -108,8 +108,7 @@ class Activity:
 def activity(graph: Graph, steps: int) -> Activity:
     """The step engine's behaviour, statically: a value is active at step t when it may
     be non-zero then; a node runs when an input is active (a neuron also in its firing
-    window: the L steps t_fire .. t_fire + L - 1 of an ``if`` neuron, else the window of
-    `neuron_window`). Inactive values read as zero."""
+    window, `neuron_window`). Inactive values read as zero."""
     t = np.arange(steps)
     run: dict[str, np.ndarray] = {}
     active: dict[str, np.ndarray] = {}
@@ -122,11 +121,8 @@ def activity(graph: Graph, steps: int) -> Activity:
             continue
         any_in = np.logical_or.reduce([active[i] for i in n.inputs])
         if isinstance(n.op, o.Neuron):
-            if n.op.mode == "if":
-                fire = (t >= n.op.t_fire) & (t < n.op.t_fire + n.op.levels)
-            else:
-                first, last = neuron_window(n.op, any_in)
-                fire = (t >= first) & (t <= last)
+            first, last = neuron_window(n.op, any_in)
+            fire = (t >= first) & (t <= last)
             run[n.name], active[n.name] = any_in | fire, fire
         elif isinstance(n.op, o.LAYOUT_OPS):
             active[n.name] = any_in
@@ -136,9 +132,10 @@ def activity(graph: Graph, steps: int) -> Activity:
 
 
 def neuron_window(op: o.Neuron, input_active: np.ndarray) -> tuple[int, int]:
-    """The steps first..last a signed or multi neuron may fire at, as the step engine
-    runs it (``plan._neuron_steps``): from t_fire (not before step 0) to the last step
-    of its kind (``schedule.neuron_last_step``) after its input's last active step."""
+    """The steps first..last a neuron may fire at, as the step engine runs it
+    (``plan._neuron_steps``): from t_fire (not before step 0) to the last step of its
+    kind (``schedule.neuron_last_step``: t_fire + L - 1 for ``if``, t_fire for ``multi``,
+    L steps after its input's last active step for ``signed``; cut at ``t_last``)."""
     first = max(0, op.t_fire)
     on = np.flatnonzero(input_active)
     input_end = int(on[-1]) if on.size else -1
