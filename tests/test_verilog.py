@@ -633,7 +633,6 @@ def test_only_the_analog_layer_multiplies_multi(kind_designs, name):
     assert set(found["mul_cells"]) <= {"snn_dense", "snn_conv"}
 
 
-@pytest.mark.slow
 def test_multi_design_synthesizes_without_multipliers(tmp_path):
     """The coarse (word-level) stage of Yosys's `synth` on a tiny multi transformer with a
     spiking input (4 tokens x 4 channels): every engine only adds, compares and shifts
