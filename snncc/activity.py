@@ -95,9 +95,25 @@ def stepwise(graph: Graph) -> set[str]:
 
 
 def _neuron_steps(n: Node, train: np.ndarray, window: tuple[int, int]) -> Steps:
+    """The neuron's spikes over its window, cut at the end of the run (with a small
+    --delay a neuron's window may open after the run ends: then it holds one silent step)."""
     t0, t1 = window
     assert not train[:t0].any() and not train[t1 + 1:].any(), f"{n.name} fired off-window"
-    return Steps(t0, train[t0:t1 + 1].astype(np.int64))
+    data = train[t0:t1 + 1].astype(np.int64)
+    if len(data) == 0:
+        return Steps(t0, np.zeros((1,) + train.shape[1:], np.int64))
+    return Steps(t0, data)
+
+
+def trains_from_counts(counts: dict[str, np.ndarray]) -> Callable[[Node, tuple[int, int]], Steps]:
+    """Exact mode's spike trains over each neuron's window, made from its counts: count c
+    is spikes at the window's first c steps (the fast engine's trains)."""
+    def steps(n: Node, window: tuple[int, int]) -> Steps:
+        c = counts[n.name].astype(np.int64)
+        t = np.arange(window[1] - window[0] + 1).reshape((-1,) + (1,) * c.ndim)
+        return Steps(window[0], (c[None] > t).astype(np.int64))
+
+    return steps
 
 
 def _compute(n: Node, ins: list[np.ndarray]) -> np.ndarray | None:
@@ -110,11 +126,31 @@ def _compute(n: Node, ins: list[np.ndarray]) -> np.ndarray | None:
     return _unfold(EVAL[type(n.op)](n, [_fold(i) for i in ins]), len(ins[0]))
 
 
-def replay(graph: Graph, x: np.ndarray, trains: dict[str, np.ndarray], visit: Visit) -> None:
+def needed_for(graph: Graph, targets: set[str]) -> set[str]:
+    """The values the operands of `targets` are computed from, step by step."""
+    need: set[str] = set()
+    todo = [i for t in targets for i in graph.node(t).inputs]
+    while todo:
+        name = todo.pop()
+        if name in need:
+            continue
+        need.add(name)
+        if not isinstance(graph.node(name).op, o.Neuron | o.SpikeInput):
+            todo.extend(graph.node(name).inputs)
+    return need
+
+
+def replay(graph: Graph, x: np.ndarray, trains: dict[str, np.ndarray] | Callable,
+           visit: Visit, only: set[str] | None = None) -> None:
     """Call `visit(node, aligned per-step operands, per-step result or None)` for every SNN
-    node in order. `trains` holds every neuron's spike train ``[T, batch, ...]``."""
-    win, need = windows(graph), stepwise(graph)
-    order = [n for n in graph.topo() if not isinstance(n.op, o.Input)]
+    node in order. `trains` holds every neuron's spike train ``[T, batch, ...]`` (or gives
+    a neuron's steps over its window: ``trains_from_counts``). With `only`, just those
+    nodes are visited and just what their operands need is computed."""
+    win = windows(graph)
+    need = stepwise(graph) if only is None else needed_for(graph, only)
+    visited = None if only is None else need | only
+    order = [n for n in graph.topo() if not isinstance(n.op, o.Input)
+             and (visited is None or n.name in visited)]
     last_use = {i: k for k, n in enumerate(order) for i in n.inputs}
     values: dict[str, Steps] = {}
     for k, n in enumerate(order):
@@ -124,11 +160,13 @@ def replay(graph: Graph, x: np.ndarray, trains: dict[str, np.ndarray], visit: Vi
         if isinstance(n.op, o.SpikeInput):
             out = input_spikes(n, x)
         elif isinstance(n.op, o.Neuron):
-            out = _neuron_steps(n, trains[n.name], win[n.name])
+            out = (trains(n, win[n.name]) if callable(trains)
+                   else _neuron_steps(n, trains[n.name], win[n.name]))
         elif n.name in need:
             data = _compute(n, ins)
             out = None if data is None else Steps(t0, data)
-        visit(n, ins, None if out is None else out.data)
+        if only is None or n.name in only:
+            visit(n, ins, None if out is None else out.data)
         if out is not None:
             values[n.name] = out
         for i in n.inputs:
