@@ -266,6 +266,13 @@ def simulate(
     report: Path | None = typer.Option(None, "--report",
                                        help="Where to write report.json (default: next to "
                                             "the artifact)."),
+    ray: str | None = typer.Option(None, "--ray",
+                                   help="Run the batches on a Ray cluster: local (start one "
+                                        "here), auto (RAY_ADDRESS) or HOST:PORT. Needs "
+                                        "snncc[cluster]; the results are the same."),
+    ray_workers: int | None = typer.Option(None, "--ray-workers",
+                                           help="Ray workers (default: one per CPU of the "
+                                                "cluster)."),
 ) -> None:
     """Run a compiled SNN on inputs: predictions, firing rates, time steps."""
     import snncc
@@ -287,9 +294,12 @@ def simulate(
     elif report is None:
         err.print(f"note: {artifact.parent} is read-only; pass --report PATH to keep the "
                   "report", markup=False)
+    if batch_size < 1 or ray_workers is not None and ray_workers < 1:
+        raise SnnccError(Diagnostic("--batch-size and --ray-workers must be at least 1",
+                                    fix="e.g. --batch-size 256"))
     summary = simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx,
                                   trace=trace, output=output, batch_size=batch_size,
-                                  report=report, base=base)
+                                  report=report, base=base, ray=ray, workers=ray_workers)
     if summary.get("onnx", {}).get("unexplained"):  # the contract of verify's first rung
         raise typer.Exit(1)
 

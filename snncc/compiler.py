@@ -93,16 +93,18 @@ class CompiledModel:
 
     def simulate(self, x: np.ndarray, engine: str = "auto", trace: bool = False,
                  batch_size: int = 256, progress: Callable[[int], None] | None = None,
-                 ray: str | None = None) -> SimResult:
+                 ray: str | None = None, workers: int | None = None) -> SimResult:
         """Run the SNN on a batch. engine: 'fast' (exact mode), 'step', or 'auto'.
 
-        ray: 'local' (a local Ray cluster) or a cluster's address: the batches run on Ray
-        workers (snncc.cluster; needs snncc[cluster]); the result is the same."""
+        ray: 'local' (a local Ray instance), 'auto' (RAY_ADDRESS) or a cluster's address:
+        the batches run on `workers` Ray workers (default: one per CPU; snncc.cluster,
+        needs snncc[cluster]); the result is the same as without."""
         if ray is not None:
             from snncc.cluster import simulate_on_cluster
 
             return simulate_on_cluster(self, x, ray, engine=engine, trace=trace,
-                                       batch_size=batch_size, progress=progress)
+                                       batch_size=batch_size, progress=progress,
+                                       workers=workers)
         x = self.check_input(x)
         if engine == "auto":
             engine = "fast" if self.delay == "exact" else "step"

@@ -130,14 +130,16 @@ def batches(model, x: np.ndarray, batch_size: int) -> Iterator[tuple[int, np.nda
 
 def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
             progress: Callable[[int], None] | None = None, batch_size: int = 256,
-            ray: str | None = None) -> Measurement:
+            ray: str | None = None, workers: int | None = None) -> Measurement:
     """Run `model` on `x` batch by batch and gather outputs and figures (see Measurement);
-    with `ray`, on a Ray cluster (snncc.cluster)."""
+    `progress(n)` as n more inputs are done. With `ray` (an address, see snncc.cluster),
+    on `workers` Ray workers (default: one per CPU of the cluster), `progress(1)` per
+    batch done."""
     if ray is not None:
         from snncc.cluster import measure_on_cluster
 
         return measure_on_cluster(model, x, ray, engine=engine, trace=trace,
-                                  batch_size=batch_size, progress=progress)
+                                  batch_size=batch_size, progress=progress, workers=workers)
     parts = []
     for start, xb in batches(model, x, batch_size):
         parts.append(measure_batch(model, xb, engine=engine, trace=trace,

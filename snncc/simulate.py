@@ -24,7 +24,6 @@ from rich.text import Text
 
 from snncc import ops as o
 from snncc.compiler import CompiledModel
-from snncc.errors import Diagnostic, SnnccError
 from snncc.report import atomic_file, short_name
 
 
@@ -87,7 +86,8 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
                         console: Console, *, engine: str = "auto", compare: Path | None = None,
                         trace: Path | None = None, output: Path | None = None,
                         batch_size: int = 256, report: Path | None = None,
-                        base: dict | None = None, ray: str | None = None) -> dict:
+                        base: dict | None = None, ray: str | None = None,
+                        workers: int | None = None) -> dict:
     """Simulate, print what happened, and write report.json to `report` (if given) on top
     of `base` (the compile report). `x` may be memory-mapped: it is read a batch at a time
     (--compare-onnx reads it whole). With `ray`, the batches run on a Ray cluster."""
@@ -97,10 +97,10 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
         y = check_labels(y, len(x))
     agreement = None
     with progress_bar(console) as bar:
-        label = "simulating" if ray is None else "simulating (Ray: batches done)"
-        with progress_step(bar, label, len(x)) as advance:
+        with _simulating(bar, len(x), batch_size, ray) as advance:
             measured = measure(model, x, engine=engine, trace=trace is not None,
-                               progress=advance, batch_size=batch_size, ray=ray)
+                               progress=advance, batch_size=batch_size, ray=ray,
+                               workers=workers)
         if compare is not None:
             from snncc.compare import compare_onnx
 
@@ -136,6 +136,14 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
         write_report(full, report)
         console.print(f"report written to {report}")
     return summary
+
+
+def _simulating(bar: Progress, inputs: int, batch_size: int, ray: str | None):
+    """The progress line of the simulation: inputs done, or with Ray, batches done across
+    the cluster."""
+    if ray is None:
+        return progress_step(bar, "simulating", inputs)
+    return progress_step(bar, "simulating on Ray (batches)", -(-inputs // batch_size))
 
 
 def _rates_table(console: Console, model: CompiledModel, m, errors) -> None:
