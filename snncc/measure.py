@@ -1,10 +1,10 @@
 """Simulate a dataset batch by batch and gather what `snncc simulate` reports.
 
 Per batch: the engine's logits and spike counts, and the operation counts. In exact mode
-those come from the spike counts alone (snncc.tally: every train is a run of spikes, fixed
-by its count and its start), so no train is expanded unless --trace asks for them. Under
-another delay policy timing matters: each batch is simulated with tracing on in chunks,
-counted from the trains (snncc.energy), and the trains dropped (unless kept).
+with unit-spike neurons those come from the spike counts alone (snncc.tally: every train
+is a run of spikes, fixed by its count and its start), so no train is expanded unless
+--trace asks for them. Otherwise timing matters: each batch is simulated with tracing on
+in chunks, counted from the trains (snncc.energy), and the trains dropped (unless kept).
 
 A batch's figures are integers (spikes, differing codes, operations) and its outputs per
 input; merging batches concatenates the outputs and adds the integers, so any split of
@@ -88,17 +88,19 @@ def merge(parts: list[Measurement]) -> Measurement:
 def measure_batch(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
                   rasters: bool = False) -> Measurement:
     """One batch (checked, float64): outputs, spike totals and operation counts."""
-    if model.delay == "exact":
-        r = model.simulate(x, engine=engine, trace=trace, batch_size=len(x))
-        from snncc.tally import count_from_counts
+    from snncc.tally import count_from_counts, counts_suffice
 
+    if counts_suffice(model.graph):
+        r = model.simulate(x, engine=engine, trace=trace, batch_size=len(x))
         ops = count_from_counts(model.graph, x, r.counts)
-        differing = None
+        spikes = {k: ops.layers[k].spikes for k in r.counts}  # the counts' sums, once
     else:
         r, ops = _traced(model, x, engine, trace)
+        spikes = {k: int(v.sum(dtype=np.int64)) for k, v in r.counts.items()}
+    differing = None
+    if model.delay != "exact":
         ref = model.reference(x)
         differing = {k: int(np.count_nonzero(r.counts[k] != ref[k])) for k in r.counts}
-    spikes = {k: ops.layers[k].spikes for k in r.counts}  # every neuron's, counted once
     m = Measurement(r.logits, r.logits_int, r.steps, ops, spikes, differing,
                     trains=r.trains if trace else None)
     if rasters:

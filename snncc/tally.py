@@ -1,6 +1,6 @@
 """Operation counts of an exact-mode run from its spike counts, with no spike trains.
 
-In exact mode every spike train is one run of spikes: a value with count c that starts at
+In exact mode with unit-spike (if) neurons every spike train is one run of spikes: a value with count c that starts at
 step s (its neuron's t_fire; 0 for the input) spikes at s, s+1, ..., s+c-1 (the fast
 engine's trains, which the step engine equals bit for bit). Counts and starts fix every
 train, so the rules of snncc.energy follow from them without expanding any:
@@ -42,6 +42,14 @@ from snncc.reference import EVAL
 from snncc.schedule import windows
 
 Spans = list[tuple[int, int]]
+
+
+def counts_suffice(graph: Graph) -> bool:
+    """Whether spike counts fix every train: exact mode, unit-spike (if) neurons, a unit
+    spike or analog input (signed and multi neurons, and weighted inputs, spike otherwise)."""
+    return graph.meta.get("delay", "exact") == "exact" and all(
+        n.op.mode == "if" for n in graph.ops(o.Neuron)) and not any(
+        n.op.weighted for n in graph.ops(o.SpikeInput))
 
 
 def active_spans(graph: Graph) -> dict[str, Spans]:

@@ -113,6 +113,17 @@ def test_measure_in_any_batches_equals_one_traced_run(models, batch_size):
     assert set(m.rasters) == {n.name for n in model.graph.ops(o.Neuron)}
 
 
+@pytest.mark.parametrize("neuron", ["signed", "multi"])
+def test_other_neuron_kinds_are_counted_from_their_trains(models, neuron):
+    """Signed and multi neurons do not send runs of unit spikes: their trains count."""
+    model = snncc.compile(models["vit"], T=7, neuron=neuron)
+    x = inputs(model, 6, seed=8)
+    m = measure(model, x, batch_size=4)
+    r = model.simulate(x, trace=True)
+    assert m.counts == count_ops(model.graph, x, r.trains)
+    assert m.firing_rates(model.graph) == r.firing_rates(model.graph)
+
+
 @pytest.mark.parametrize("delay", ["2", "4", "6", "none"])
 def test_simulate_after_a_small_delay(tmp_path, models, delay):
     """Small delays open some neurons' windows after the run has ended (once a
