@@ -139,15 +139,16 @@ def workers_of(ray, snn: bytes, count: int | None) -> list:
 
 def run_batches(model, x, address: str, what: str, options: dict, batch_size: int,
                 progress: Callable[[int], None] | None = None,
-                workers: int | None = None) -> list:
+                workers: int | None = None, file: str = "") -> list:
     """The results of `what` on every batch of x, in input order; `progress(n)` as a
     batch of n inputs is done."""
     from snncc.backends.sim import artifact
     from snncc.measure import batches
 
+    x = model.check_form(x, file=file)
     ray = connect(address)
     actors = workers_of(ray, artifact.to_bytes(model.graph), workers)
-    todo = _numbered(batches(model, x, batch_size))
+    todo = _numbered(batches(model, x, batch_size, file))
     pending: dict = {}  # object ref -> (batch number, its size, actor)
     results: dict[int, object] = {}
     free = [a for a in actors for _ in range(IN_FLIGHT)]
@@ -193,13 +194,13 @@ def _get(ray, ref):
 
 def measure_on_cluster(model, x, address: str, *, engine: str = "auto", trace: bool = False,
                        batch_size: int = 256, progress: Callable[[int], None] | None = None,
-                       workers: int | None = None):
+                       workers: int | None = None, file: str = ""):
     """`measure.measure` with the batches on Ray workers; `progress(1)` per batch done."""
     from snncc.measure import merge
 
     done = (lambda n: progress(1)) if progress else None  # noqa: E731
     parts = run_batches(model, x, address, "measure", {"engine": engine, "trace": trace},
-                        batch_size, done, workers)
+                        batch_size, done, workers, file)
     return merge(parts)
 
 

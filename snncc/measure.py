@@ -122,28 +122,32 @@ def _traced(model, x: np.ndarray, engine: str, keep: bool) -> tuple[SimResult, O
     return concat(parts), ops
 
 
-def batches(model, x: np.ndarray, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, checked float64 batch): only one batch of `x` (which may be memory-mapped)
-    is converted at a time."""
-    x = model.check_form(x)
+def batches(model, x: np.ndarray, batch_size: int, file: str = ""
+            ) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, checked float64 batch): only one batch of `x` (which may be memory-mapped,
+    or a snncc.datasets.Shards) is read and converted at a time. `file` names x in
+    messages."""
+    x = model.check_form(x, file=file)
     for start in range(0, len(x), batch_size):
-        yield start, model.check_input(x[start:start + batch_size], offset=start)
+        yield start, model.check_input(x[start:start + batch_size], file=file, offset=start)
 
 
 def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
             progress: Callable[[int], None] | None = None, batch_size: int = 256,
-            ray: str | None = None, workers: int | None = None) -> Measurement:
+            ray: str | None = None, workers: int | None = None, file: str = ""
+            ) -> Measurement:
     """Run `model` on `x` batch by batch and gather outputs and figures (see Measurement);
     `progress(n)` as n more inputs are done. With `ray` (an address, see snncc.cluster),
     on `workers` Ray workers (default: one per CPU of the cluster), `progress(1)` per
-    batch done."""
+    batch done. `file` names x in messages."""
     if ray is not None:
         from snncc.cluster import measure_on_cluster
 
         return measure_on_cluster(model, x, ray, engine=engine, trace=trace,
-                                  batch_size=batch_size, progress=progress, workers=workers)
+                                  batch_size=batch_size, progress=progress, workers=workers,
+                                  file=file)
     parts = []
-    for start, xb in batches(model, x, batch_size):
+    for start, xb in batches(model, x, batch_size, file):
         parts.append(measure_batch(model, xb, engine=engine, trace=trace,
                                    rasters=start == 0))
         if progress:

@@ -87,10 +87,11 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
                         trace: Path | None = None, output: Path | None = None,
                         batch_size: int = 256, report: Path | None = None,
                         base: dict | None = None, ray: str | None = None,
-                        workers: int | None = None) -> dict:
+                        workers: int | None = None, file: str = "") -> dict:
     """Simulate, print what happened, and write report.json to `report` (if given) on top
-    of `base` (the compile report). `x` may be memory-mapped: it is read a batch at a time
-    (--compare-onnx reads it whole). With `ray`, the batches run on a Ray cluster."""
+    of `base` (the compile report). `x` may be memory-mapped or a folder's shards
+    (snncc.datasets): it is read a batch at a time (--compare-onnx reads it whole). With
+    `ray`, the batches run on a Ray cluster. `file` names x in messages."""
     from snncc.measure import check_labels, measure, summarize
 
     if y is not None:
@@ -100,12 +101,12 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
         with _simulating(bar, len(x), batch_size, ray) as advance:
             measured = measure(model, x, engine=engine, trace=trace is not None,
                                progress=advance, batch_size=batch_size, ray=ray,
-                               workers=workers)
+                               workers=workers, file=file)
         if compare is not None:
             from snncc.compare import compare_onnx
 
             with progress_step(bar, "onnxruntime (--compare-onnx)", len(x)) as advance:
-                agreement = compare_onnx(model, compare, model.check_input(x),
+                agreement = compare_onnx(model, compare, model.check_input(x, file=file),
                                          progress=advance)
     summary = summarize(model, y, measured, engine)
     if y is not None:
