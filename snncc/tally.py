@@ -1,9 +1,10 @@
 """Operation counts of an exact-mode run from its spike counts, with no spike trains.
 
-In exact mode with unit-spike (if) neurons every spike train is one run of spikes: a value with count c that starts at
-step s (its neuron's t_fire; 0 for the input) spikes at s, s+1, ..., s+c-1 (the fast
-engine's trains, which the step engine equals bit for bit). Counts and starts fix every
-train, so the rules of snncc.energy follow from them without expanding any:
+In exact mode with unit-spike (if) neurons every spike train is one run of spikes: a
+value with count c that starts at step s (its neuron's t_fire; 0 for the input) spikes at
+s, s+1, ..., s+c-1 (the fast engine's trains, which the step engine equals bit for bit).
+Counts and starts fix every train, so the rules of snncc.energy follow from them without
+expanding any:
 
 - SOPs, effective SOPs, max-pool comparisons and spikes are linear in the counts (summed
   over the batch first: one product per layer and batch, not one per input);
