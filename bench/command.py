@@ -209,6 +209,14 @@ def section(r: dict) -> list[str]:
                   "and each run starts its workers and ships them model.snn, a fixed cost "
                   "of a few seconds that a larger data set amortizes); every figure equal "
                   f"to the local run's: {'yes' if ray['equal'] else 'NO'}."]
+    lines += ["- On N machines (`--ray HOST:PORT` or `auto`): the driver reads the inputs a "
+              "batch at a time (memory-mapped .npy or a folder of shards) and puts each batch "
+              "in Ray's object store; each worker (one actor per CPU, or `--ray-workers`) "
+              "receives model.snn's bytes once and runs the engine and every statistic on its "
+              "batches; it returns the batch's logits, per-layer spike totals and operation "
+              "totals (a few integers per layer), which the driver merges in input order. "
+              "Nothing but batches and those totals crosses the network, and a worker that "
+              "dies is restarted and its batch run again."]
     return lines + [""]
 
 

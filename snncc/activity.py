@@ -107,11 +107,13 @@ def _neuron_steps(n: Node, train: np.ndarray, window: tuple[int, int]) -> Steps:
 
 def trains_from_counts(counts: dict[str, np.ndarray]) -> Callable[[Node, tuple[int, int]], Steps]:
     """Exact mode's spike trains over each neuron's window, made from its counts: count c
-    is spikes at the window's first c steps (the fast engine's trains)."""
+    is spikes at the window's first c steps (the fast engine's trains). Held as float64,
+    which keeps every current computed from them an exact integer (below 2**53) and sends
+    the synapses straight to BLAS."""
     def steps(n: Node, window: tuple[int, int]) -> Steps:
-        c = counts[n.name].astype(np.int64)
+        c = counts[n.name]
         t = np.arange(window[1] - window[0] + 1).reshape((-1,) + (1,) * c.ndim)
-        return Steps(window[0], (c[None] > t).astype(np.int64))
+        return Steps(window[0], (c[None] > t).astype(np.float64))
 
     return steps
 

@@ -222,22 +222,28 @@ def _layer_ops(graph: Graph, n: Node, totals: _Totals, starts: dict[str, int | N
 def td_matmul_sops(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[int, int]:
     """(SOPs, effective SOPs) of a TD-MatMul of runs of spikes with counts a [B, ..., N, d]
     and b [B, ..., d, M], B's runs starting `lag` steps after A's."""
-    a, b = a.astype(np.int64), b.astype(np.int64)
     out = tuple(np.broadcast_shapes(a.shape[1:-2], b.shape[1:-2])) + (a.shape[-2], b.shape[-1])
-    sops = (_broadcast_factor(a.shape[1:], out) * out[-1] * int(a.sum())
-            + _broadcast_factor(b.shape[1:], out) * out[-2] * int(b.sum()))
-    a_late = np.maximum(a - max(0, lag), 0)  # A's spikes once B has started
-    b_late = np.maximum(b - max(0, 1 - lag), 0)  # B's spikes after A's first
-    eff = (_product_sum(a_late, (b > 0).astype(np.int64))
-           + _product_sum((a > 0).astype(np.int64), b_late))
+    sops = (_broadcast_factor(a.shape[1:], out) * out[-1] * int(a.sum(dtype=np.int64))
+            + _broadcast_factor(b.shape[1:], out) * out[-2] * int(b.sum(dtype=np.int64)))
+    eff = (_product_sum(_late(a, max(0, lag)), b, count_b=True)  # A's once B has started
+           + _product_sum(a, _late(b, max(0, 1 - lag)), count_a=True))  # B's after A's first
     return sops, eff
 
 
-def _product_sum(a: np.ndarray, b: np.ndarray) -> int:
-    """The sum of all entries of the (broadcast, batched) product a @ b."""
-    cols = a.sum(axis=-2)  # [B, ..., d]
-    rows = b.sum(axis=-1)  # [B, ..., d]
-    rank = max(cols.ndim, rows.ndim)
+def _late(c: np.ndarray, skip: int) -> np.ndarray:
+    """The spikes of runs of c after their first `skip` steps."""
+    if skip == 0:
+        return c
+    return np.maximum(c.astype(np.int32) - skip, 0)
+
+
+def _product_sum(a: np.ndarray, b: np.ndarray, count_a: bool = False,
+                 count_b: bool = False) -> int:
+    """The sum of all entries of the (broadcast, batched) product a @ b, where `count_a`
+    / `count_b` replace that operand by its non-zero pattern."""
+    cols = np.count_nonzero(a, axis=-2) if count_a else a.sum(axis=-2, dtype=np.int64)
+    rows = np.count_nonzero(b, axis=-1) if count_b else b.sum(axis=-1, dtype=np.int64)
+    rank = max(cols.ndim, rows.ndim)  # [B, ..., d] each
     cols = cols.reshape(cols.shape[:1] + (1,) * (rank - cols.ndim) + cols.shape[1:])
     rows = rows.reshape(rows.shape[:1] + (1,) * (rank - rows.ndim) + rows.shape[1:])
-    return int((cols * rows).sum())
+    return int((cols.astype(np.int64) * rows).sum())
