@@ -6,8 +6,8 @@ needs the file or ONNX) and simulates the batches it is handed; the driver keeps
 batches in flight per worker, reads the next batch only then (so a memory-mapped input is
 read a batch at a time), and merges the results in input order. A batch's result is a
 function of the batch alone and the merge adds integers, so the result equals the local
-run's exactly. A worker that dies is restarted and its batch retried by Ray (actor
-restarts and task retries without limit); the retried batch gives the same result.
+run's exactly. A worker that dies is replaced by a new one (which loads the model again)
+and its batches are run again there; a batch's result does not depend on where it ran.
 
 Addresses: ``local`` starts a Ray instance on this machine (or reuses the one this process
 is connected to); ``auto`` joins the cluster in ``RAY_ADDRESS`` (Ray's convention) or the
@@ -28,6 +28,7 @@ from snncc.errors import Diagnostic, SnnccError
 
 CONNECT_TIMEOUT = 5.0  # seconds to wait for a cluster's address to answer
 IN_FLIGHT = 2  # batches queued per worker
+MAX_DEATHS = 3  # worker deaths per worker before a run gives up
 KILL_ONCE: Path | None = None  # tests: the first batch to find this file missing dies
 
 
@@ -129,29 +130,38 @@ class Worker:
             os._exit(1)  # as a crashed or killed worker process would
 
 
-def workers_of(ray, snn: bytes, count: int | None) -> list:
+def workers_of(ray, model_ref, count: int | None) -> list:
     """The actors: one per CPU of the cluster (or `count`), each loading the model once."""
     n = count or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(Worker)
-    model = ray.put(snn)
-    return [actor.remote(model, KILL_ONCE) for _ in range(n)]
+    return [_actor(ray, model_ref) for _ in range(n)]
+
+
+def _actor(ray, model_ref):
+    return ray.remote(num_cpus=1)(Worker).remote(model_ref, KILL_ONCE)
 
 
 def run_batches(model, x, address: str, what: str, options: dict, batch_size: int,
                 progress: Callable[[int], None] | None = None,
                 workers: int | None = None, file: str = "") -> list:
     """The results of `what` on every batch of x, in input order; `progress(n)` as a
-    batch of n inputs is done."""
+    batch of n inputs is done. A batch whose worker died goes to a new worker."""
     from snncc.backends.sim import artifact
     from snncc.measure import batches
 
     x = model.check_form(x, file=file)
     ray = connect(address)
-    actors = workers_of(ray, artifact.to_bytes(model.graph), workers)
+    model_ref = ray.put(artifact.to_bytes(model.graph))
+    actors = workers_of(ray, model_ref, workers)
     todo = _numbered(batches(model, x, batch_size, file))
-    pending: dict = {}  # object ref -> (batch number, its size, actor)
+    pending: dict = {}  # object ref -> (batch, its size, its input, worker slot, worker)
     results: dict[int, object] = {}
-    free = [a for a in actors for _ in range(IN_FLIGHT)]
+    free = [slot for slot in range(len(actors)) for _ in range(IN_FLIGHT)]
+    deaths = 0
+
+    def submit(k: int, size: int, xb, slot: int) -> None:
+        opts = {**options, "rasters": k == 0} if what == "measure" else options
+        pending[actors[slot].run.remote(what, xb, opts)] = (k, size, xb, slot, actors[slot])
+
     try:
         while True:
             while free:
@@ -159,15 +169,25 @@ def run_batches(model, x, address: str, what: str, options: dict, batch_size: in
                 if job is None:
                     break
                 k, xb = job
-                actor = free.pop()
-                opts = {**options, "rasters": k == 0} if what == "measure" else options
-                pending[actor.run.remote(what, xb, opts)] = (k, len(xb), actor)
+                submit(k, len(xb), ray.put(xb), free.pop())
             if not pending:
                 break
             done, _ = ray.wait(list(pending), num_returns=1)
-            k, size, actor = pending.pop(done[0])
-            results[k] = _get(ray, done[0])
-            free.append(actor)
+            k, size, xb, slot, actor = pending.pop(done[0])
+            try:
+                results[k] = _get(ray, done[0])
+            except ray.exceptions.RayActorError:
+                deaths += 1
+                if deaths > MAX_DEATHS * len(actors):
+                    raise SnnccError(Diagnostic(
+                        f"Ray workers died {deaths} times", fix="see the Ray logs of the "
+                        "cluster (`ray logs`); a worker may run out of memory: try a smaller "
+                        "--batch-size")) from None
+                if actors[slot] is actor:  # not yet replaced (by its other batches)
+                    actors[slot] = _actor(ray, model_ref)
+                submit(k, size, xb, slot)
+                continue
+            free.append(slot)
             if progress:
                 progress(size)
     finally:
