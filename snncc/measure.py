@@ -75,10 +75,13 @@ def merge(parts: list[Measurement]) -> Measurement:
     for p in parts:
         counts.merge(p.counts)
     trains = None
-    if all(p.trains is not None for p in parts):
-        trains = {k: np.concatenate([p.trains[k] for p in parts], axis=1) for k in first.trains}
-    differing = None if first.differing is None else {
-        k: sum(p.differing[k] for p in parts) for k in first.differing}
+    if first.trains is not None and all(p.trains is not None for p in parts):
+        trains = {k: np.concatenate([p.trains[k] for p in parts if p.trains is not None],
+                                    axis=1) for k in first.trains}
+    differing = None
+    if first.differing is not None:
+        differing = {k: sum(p.differing[k] for p in parts if p.differing is not None)
+                     for k in first.differing}
     return Measurement(np.concatenate([p.logits for p in parts]),
                        np.concatenate([p.logits_int for p in parts]), first.steps, counts,
                        {k: sum(p.spikes[k] for p in parts) for k in first.spikes},

@@ -154,7 +154,9 @@ def count_from_counts(graph: Graph, x: np.ndarray, counts: dict[str, np.ndarray]
                 totals.drop(i)
     if s.slow:
         def visit(n: Node, ins: list[np.ndarray], out: np.ndarray | None) -> None:
-            result.layers[n.name] = layer_ops(n, ins, out)
+            ops = layer_ops(n, ins, out)
+            assert ops is not None, f"{n.name} is replayed but counts nothing"
+            result.layers[n.name] = ops
 
         replay(graph, x, trains_from_counts(counts), visit, only=s.slow)
     return result
@@ -208,6 +210,7 @@ def _layer_ops(graph: Graph, n: Node, totals: _Totals, starts: dict[str, int | N
     if isinstance(op, o.TDMatMul):
         a, b = (totals[i] for i in n.inputs)
         sa, sb = (starts[i] for i in n.inputs)
+        assert sa is not None and sb is not None, f"{n.name} has mixed starts (replayed)"
         return LayerOps(*td_matmul_sops(a, b, sb - sa))
     if isinstance(op, o.TDMaxPool):
         return LayerOps(comparisons=maxpool_comparisons(op, totals.batch_sum(n.inputs[0])),
