@@ -214,13 +214,15 @@ def _get(ray, ref):
 
 def measure_on_cluster(model, x, address: str, *, engine: str = "auto", trace: bool = False,
                        batch_size: int = 256, progress: Callable[[int], None] | None = None,
-                       workers: int | None = None, file: str = ""):
+                       workers: int | None = None, file: str = "",
+                       keep_counts: bool = False):
     """`measure.measure` with the batches on Ray workers; `progress(1)` per batch done."""
     from snncc.measure import merge
 
     done = (lambda n: progress(1)) if progress else None  # noqa: E731
-    parts = run_batches(model, x, address, "measure", {"engine": engine, "trace": trace},
-                        batch_size, done, workers, file)
+    options = {"engine": engine, "trace": trace, "keep_counts": keep_counts}
+    parts = run_batches(model, x, address, "measure", options, batch_size, done, workers,
+                        file)
     return merge(parts)
 
 

@@ -41,6 +41,7 @@ class Measurement:
     differing: dict[str, int] | None = None  # non-exact delay: counts != the exact codes
     rasters: dict[str, dict] = field(default_factory=dict)
     trains: dict[str, np.ndarray] | None = None  # [T, inputs, ...], if asked for
+    per_input: dict[str, np.ndarray] | None = None  # every neuron's counts, if asked for
 
     @property
     def inputs(self) -> int:
@@ -49,6 +50,14 @@ class Measurement:
     @property
     def predictions(self) -> np.ndarray:
         return self.logits_int.reshape(self.inputs, -1).argmax(axis=1)
+
+    @property
+    def result(self) -> SimResult:
+        """The run as `CompiledModel.simulate` returns it (measured with keep_counts)."""
+        if self.per_input is None:
+            raise ValueError("measure(..., keep_counts=True) keeps every input's counts")
+        return SimResult(self.logits, self.logits_int, self.per_input, self.steps,
+                         self.trains)
 
     def spikes_per_neuron(self, graph, name: str) -> float:
         """The mean count of the layer's neurons (as numpy's mean of the counts gives it)."""
@@ -82,15 +91,20 @@ def merge(parts: list[Measurement]) -> Measurement:
     if first.differing is not None:
         differing = {k: sum(p.differing[k] for p in parts if p.differing is not None)
                      for k in first.differing}
+    per_input = None
+    if first.per_input is not None:
+        per_input = {k: np.concatenate([p.per_input[k] for p in parts
+                                        if p.per_input is not None]) for k in first.per_input}
     return Measurement(np.concatenate([p.logits for p in parts]),
                        np.concatenate([p.logits_int for p in parts]), first.steps, counts,
                        {k: sum(p.spikes[k] for p in parts) for k in first.spikes},
-                       differing, first.rasters, trains)
+                       differing, first.rasters, trains, per_input)
 
 
 def measure_batch(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
-                  rasters: bool = False) -> Measurement:
-    """One batch (checked, float64): outputs, spike totals and operation counts."""
+                  rasters: bool = False, keep_counts: bool = False) -> Measurement:
+    """One batch (checked, float64): outputs, spike totals and operation counts (and
+    every input's spike counts with `keep_counts`)."""
     from snncc.tally import count_from_counts, counts_suffice
 
     if counts_suffice(model.graph):
@@ -105,7 +119,8 @@ def measure_batch(model, x: np.ndarray, *, engine: str = "auto", trace: bool = F
         ref = model.reference(x)
         differing = {k: int(np.count_nonzero(r.counts[k] != ref[k])) for k in r.counts}
     m = Measurement(r.logits, r.logits_int, r.steps, ops, spikes, differing,
-                    trains=r.trains if trace else None)
+                    trains=r.trains if trace else None,
+                    per_input=r.counts if keep_counts else None)
     if rasters:
         first = model.simulate(x[:1], engine=engine, trace=True, batch_size=1)
         m.rasters = {name: pack_raster(t[:, 0]) for name, t in first.trains.items()}
@@ -137,22 +152,23 @@ def batches(model, x: np.ndarray, batch_size: int, file: str = ""
 
 def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
             progress: Callable[[int], None] | None = None, batch_size: int = 256,
-            ray: str | None = None, workers: int | None = None, file: str = ""
-            ) -> Measurement:
+            ray: str | None = None, workers: int | None = None, file: str = "",
+            keep_counts: bool = False) -> Measurement:
     """Run `model` on `x` batch by batch and gather outputs and figures (see Measurement);
     `progress(n)` as n more inputs are done. With `ray` (an address, see snncc.cluster),
     on `workers` Ray workers (default: one per CPU of the cluster), `progress(1)` per
-    batch done. `file` names x in messages."""
+    batch done. `file` names x in messages; `keep_counts` keeps every input's spike
+    counts (``Measurement.result``), which the command does not need."""
     if ray is not None:
         from snncc.cluster import measure_on_cluster
 
         return measure_on_cluster(model, x, ray, engine=engine, trace=trace,
                                   batch_size=batch_size, progress=progress, workers=workers,
-                                  file=file)
+                                  file=file, keep_counts=keep_counts)
     parts = []
     for start, xb in batches(model, x, batch_size, file):
         parts.append(measure_batch(model, xb, engine=engine, trace=trace,
-                                   rasters=start == 0))
+                                   rasters=start == 0, keep_counts=keep_counts))
         if progress:
             progress(len(xb))
     return merge(parts)
