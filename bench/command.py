@@ -285,12 +285,14 @@ def section(r: dict) -> list[str]:
 
 
 def splice(out: Path, lines: list[str]) -> None:
-    """Replace this section of `out` (or add it before the throughput section)."""
+    """Replace the section of `out` that starts like `lines` (or add it before the
+    throughput section)."""
     text = out.read_text() if out.exists() else "# snncc benchmarks\n"
     block = "\n".join(lines) + "\n"
-    if TITLE in text:
-        start = text.index(TITLE)
-        end = text.find("\n## ", start + len(TITLE))
+    title = lines[0]
+    if title in text:
+        start = text.index(title)
+        end = text.find("\n## ", start + len(title))
         text = text[:start] + block + (text[end + 1:] if end >= 0 else "")
     else:
         anchor = text.find("## Simulation throughput")
