@@ -211,6 +211,25 @@ def _row(name: str, times: list[float], inputs: int, base: float | None) -> str:
             f"| {ratio} |")
 
 
+def goals(r: dict) -> list[str]:
+    """Issue 14's goals for the command, as rows of the goals table."""
+    ort_proc = statistics.median(r["processes"]["onnxruntime (whole process)"])
+    cmd = statistics.median(r["processes"]["snncc simulate (whole command)"])
+    ip = r["in_process"]
+    engine = statistics.median(ip["fast engine (model.simulate)"])
+    work = statistics.median(ip["the command's work (measure: engine + statistics)"])
+    rows = [f"| `snncc simulate` whole command ≥ 1.5× onnxruntime's whole process, "
+            f"{r['inputs']:,} digits | {ort_proc / cmd:.2f}× | "
+            f"{'yes' if ort_proc / cmd >= 1.5 else 'no'} |",
+            f"| the command's work within 1.3× the engine's time | {work / engine:.2f}× | "
+            f"{'yes' if work <= 1.3 * engine else 'no'} |"]
+    if r.get("ray"):
+        rows.append(f"| Ray (local, 1 and 2 workers): results identical to the local run | "
+                    f"{'identical' if r['ray']['equal'] else 'different'} | "
+                    f"{'yes' if r['ray']['equal'] else 'no'} |")
+    return rows
+
+
 def section(r: dict) -> list[str]:
     n = r["inputs"]
     ort_proc = statistics.median(r["processes"]["onnxruntime (whole process)"])

@@ -507,9 +507,10 @@ def pass_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
-def goals_section(thr: dict, scale: dict | None) -> list[str]:
+def goals_section(thr: dict, scale: dict | None, cmd: dict | None = None) -> list[str]:
     """The issue's goals against what was measured."""
     lines = ["## Goals", "", "| goal | measured | met |", "|---|---|---|"]
+    lines += bench_command.goals(cmd) if cmd else []
     for name, r in thr.items():
         ort = rate(r["times"]["onnxruntime"], r["batch"])
         fast = rate(r["times"]["snncc fast engine"], r["batch"]) / ort
@@ -592,7 +593,7 @@ def write_report(out: Path, info: dict, thr: dict, scale: dict | None, command: 
              "- onnxruntime: CPU execution provider, default session options (graph "
              "optimizations on, intra-op threads = cores); snncc: its kernels split each "
              "layer over the cores (numpy's OpenBLAS single-threaded inside the engines)", "",
-             *goals_section(thr, scale),
+             *goals_section(thr, scale, cmd),
              *bounds_section(thr, scale),
              *(bench_command.section(cmd) if cmd else []),
              "## Simulation throughput", "",
