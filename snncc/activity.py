@@ -14,6 +14,7 @@ visitor are aligned on the union of their windows: ``[W, batch, ...]``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -128,6 +129,21 @@ def _compute(n: Node, ins: list[np.ndarray]) -> np.ndarray | None:
     return _unfold(EVAL[type(n.op)](n, [_fold(i) for i in ins]), len(ins[0]))
 
 
+_LAYOUT: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], tuple]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _layout(graph: Graph) -> tuple[dict[str, tuple[int, int]], list[Node]]:
+    """The graph's windows and topological order (kept while its ops stay the same: a
+    replay per batch would otherwise spend its time sorting the graph)."""
+    key = tuple(id(graph.node(name).op) for name in graph.names())
+    cached = _LAYOUT.get(graph)
+    if cached is None or cached[0] != key:
+        cached = key, (windows(graph), list(graph.topo()))
+        _LAYOUT[graph] = cached
+    return cached[1]
+
+
 def needed_for(graph: Graph, targets: set[str]) -> set[str]:
     """The values the operands of `targets` are computed from, step by step."""
     need: set[str] = set()
@@ -148,10 +164,10 @@ def replay(graph: Graph, x: np.ndarray, trains: dict[str, np.ndarray] | Callable
     node in order. `trains` holds every neuron's spike train ``[T, batch, ...]`` (or gives
     a neuron's steps over its window: ``trains_from_counts``). With `only`, just those
     nodes are visited and just what their operands need is computed."""
-    win = windows(graph)
+    win, topo = _layout(graph)
     need = stepwise(graph) if only is None else needed_for(graph, only)
     visited = None if only is None else need | only
-    order = [n for n in graph.topo() if not isinstance(n.op, o.Input)
+    order = [n for n in topo if not isinstance(n.op, o.Input)
              and (visited is None or n.name in visited)]
     last_use = {i: k for k, n in enumerate(order) for i in n.inputs}
     values: dict[str, Steps] = {}

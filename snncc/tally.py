@@ -175,7 +175,10 @@ class _Totals(dict):
 
     def batch_sum(self, name: str) -> np.ndarray:
         if name not in self.sums:
-            self.sums[name] = self[name].sum(axis=0, dtype=np.int64, keepdims=True)
+            c = self[name]
+            narrow = c.dtype == np.uint8 and len(c) * 255 <= np.iinfo(np.uint16).max
+            total = c.sum(axis=0, dtype=np.uint16 if narrow else np.int64, keepdims=True)
+            self.sums[name] = total.astype(np.int64)
         return self.sums[name]
 
     def spikes(self, name: str) -> int:
