@@ -260,7 +260,7 @@ def section(r: dict) -> list[str]:
               "|---|---:|---:|---:|---:|"]
     for name, times in ip.items():
         lines.append(_row(name, times, n, ort_run))
-    old = (f"{r['before']:.1f} s for the whole command on these inputs in this run"
+    old = (f"{r['before']:.1f} s for the whole command on these inputs on this machine"
            if r.get("before") else "59 s for the whole command on these inputs")
     lines += ["", f"- The command's work is {work / engine:.2f}× the engine's own time "
               "(statistics from spike counts; before issue 14 the counting replayed expanded "
@@ -286,8 +286,8 @@ def section(r: dict) -> list[str]:
               "receives model.snn's bytes once and runs the engine and every statistic on its "
               "batches; it returns the batch's logits, per-layer spike totals and operation "
               "totals (a few integers per layer), which the driver merges in input order. "
-              "Nothing but batches and those totals crosses the network, and a worker that "
-              "dies is restarted and its batch run again."]
+              "Nothing but batches and those totals crosses the network; a worker that dies "
+              "is replaced by a new one and its batches run again there."]
     sh = r.get("shards")
     if sh:
         runs = "; ".join(f"{x['inputs']:,} inputs ({x['gib']:.1f} GiB of shards): peak RSS "

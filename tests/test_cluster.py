@@ -110,3 +110,16 @@ def test_unreachable_address_is_one_clear_error(build):
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: cannot reach the Ray cluster at '127.0.0.1:1'")
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_auto_joins_ray_address_or_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")
+    assert cluster._address("auto") == "10.0.0.5:6379"
+    assert cluster._address("local") is None
+    monkeypatch.delenv("RAY_ADDRESS")
+    monkeypatch.setattr(cluster, "_local_head", lambda: None)
+    with pytest.raises(cluster.SnnccError) as e:
+        cluster._address("auto")
+    assert e.value.diagnostics[0].render() == (
+        "--ray auto: RAY_ADDRESS is not set and no Ray cluster was started on this machine. "
+        "Fix: set RAY_ADDRESS=HOST:PORT, run `ray start --head`, or pass --ray local")
