@@ -4,6 +4,7 @@ returns equals the local run's exactly, a killed worker's batch is retried, and 
 address that does not answer is one clear error."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -22,8 +23,8 @@ runner = CliRunner()
 START_TIMEOUT = 120  # seconds for the local cluster to come up
 
 
-def cli(*args):
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+def cli(*args, env=None):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200", **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +84,11 @@ def test_command_with_ray_writes_the_local_report(ray_cluster, build, tmp_path):
     res = cli(*args, "--report", tmp_path / "local.json", "--output", tmp_path / "local.npz")
     assert res.exit_code == 0, res.output
     res = cli(*args, "--report", tmp_path / "ray.json", "--output", tmp_path / "ray.npz",
-              "--ray", "local", "--batch-size", "6", "--ray-workers", "2")
+              "--ray", "local", "--batch-size", "6", "--ray-workers", "2",
+              env={"TTY_COMPATIBLE": "1"})
     assert res.exit_code == 0, res.output
+    frames = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", res.stderr).replace("\r", "\n")
+    assert re.search(r"simulating on Ray \(batches\) .* 4/4", frames), frames[-500:]
     local, remote = (json.loads((tmp_path / f).read_text()) for f in ("local.json", "ray.json"))
     assert remote == local
     a, b = np.load(tmp_path / "local.npz"), np.load(tmp_path / "ray.npz")
