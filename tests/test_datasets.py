@@ -45,10 +45,10 @@ def build(tmp_path_factory, tiny_models):
 
 def test_shards_are_one_data_set_in_name_order(build):
     x = np.load(build / "x.npy")
-    shards = open_array(build / "xs", "input")
+    shards = open_array(build / "xs", "--input")
     assert isinstance(shards, Shards) and shards.shape == x.shape and len(shards) == 17
     assert np.array_equal(shards[3:12], x[3:12]) and np.array_equal(np.asarray(shards), x)
-    assert isinstance(open_array(build / "x.npy", "input"), np.memmap)
+    assert isinstance(open_array(build / "x.npy", "--input"), np.memmap)
 
 
 def test_simulate_a_folder_equals_the_single_file(build):
@@ -109,14 +109,14 @@ def write_bad(folder, kind):
 
 
 @pytest.mark.parametrize("kind, message", [
-    ("mixed", "error: bad: input shards differ in the shape of a sample: a.npy has "
+    ("mixed", "error: --input bad: shards differ in the shape of a sample: a.npy has "
               "[3, 8, 8], b.npy has [2, 8, 9]. Fix: give every shard the same shape after "
               "the first axis"),
-    ("text", "error: bad: input folder holds 'notes.txt', which is not a .npy/.npz shard. "
-             "Fix: keep only the shards (.npy or .npz) in the folder"),
-    ("garbage", "error: bad/a.npy: cannot read input as .npy/.npz"),
-    ("empty", "error: bad: input folder has no .npy/.npz shards. Fix: put the data set's "
-              "shards in it"),
+    ("text", "error: --input bad: the folder holds 'notes.txt', which is not a .npy/.npz "
+             "shard. Fix: keep only the data set's shards (.npy or .npz) in the folder"),
+    ("garbage", "error: --input bad/a.npy: cannot be read as an array of numbers"),
+    ("empty", "error: --input bad: the folder has no .npy/.npz shards. Fix: put the data "
+              "set's shards in it, or pass a .npy/.npz file"),
 ])
 def test_bad_folders_are_one_clear_message(build, tmp_path, kind, message):
     write_bad(tmp_path / "bad", kind)
@@ -137,3 +137,24 @@ def test_nan_in_a_later_batch_names_the_file_and_global_index(build, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr == ("error: x.npy: input contains NaN or Inf (first at index "
                            "[13, 2, 5]). Fix: clean the input\n")
+
+
+def test_a_large_npy_is_memory_mapped_through_the_command(build, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from snncc import datasets
+    from snncc.cli import app
+
+    def run(name):
+        res = CliRunner().invoke(app, ["simulate", str(build / "b" / "model.snn"), "--input",
+                                       str(build / "x.npy"), "--labels", str(build / "y.npy"),
+                                       "--batch-size", "4", "--report", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        return json.loads((tmp_path / name).read_text())
+
+    whole = run("whole.json")
+    opened = []
+    monkeypatch.setattr(datasets, "STREAM_BYTES", 0)  # every .npy counts as large
+    monkeypatch.setattr(datasets, "open_array",
+                        lambda *a, **k: opened.append(a[0]) or open_array(*a, **k))
+    assert run("mapped.json") == whole and opened
