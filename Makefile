@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Both set up a virtual
-# environment (.venv) with snncc installed in it if there is none yet.
+# environment (.venv) with snncc installed in it if there is none yet (with the cluster
+# extra, Ray, so that the tests of `simulate --ray` run).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.snncc-installed
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,cluster]'
 	@touch $@
 
 setup: $(STAMP)

@@ -10,6 +10,7 @@ Writes BENCHMARKS.md (and bench/compile_scaling.svg):
 2. Compile time and peak memory (RSS of a fresh process) of compiling to every target as
    the model grows in depth, width and tokens, with the fitted growth exponents.
 3. The time of each pass on the largest model.
+4. The `snncc simulate` command against onnxruntime's whole process (bench/command.py).
 
 Times are medians over repeated runs (the spread is shown); the engines and onnxruntime
 take turns within each repetition, so that they see the same machine load.
@@ -32,6 +33,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+import command as bench_command  # noqa: E402  (bench/command.py: the simulate command)
+
 MODELS = ROOT / "bench" / "models"
 DIGITS = ROOT / "examples" / "digits_vit"
 T = 7
@@ -503,9 +507,10 @@ def pass_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
-def goals_section(thr: dict, scale: dict | None) -> list[str]:
+def goals_section(thr: dict, scale: dict | None, cmd: dict | None = None) -> list[str]:
     """The issue's goals against what was measured."""
     lines = ["## Goals", "", "| goal | measured | met |", "|---|---|---|"]
+    lines += bench_command.goals(cmd) if cmd else []
     for name, r in thr.items():
         ort = rate(r["times"]["onnxruntime"], r["batch"])
         fast = rate(r["times"]["snncc fast engine"], r["batch"]) / ort
@@ -574,7 +579,7 @@ def bounds_section(thr: dict, scale: dict | None) -> list[str]:
 
 
 def write_report(out: Path, info: dict, thr: dict, scale: dict | None, command: str,
-                 elapsed: float) -> None:
+                 elapsed: float, cmd: dict | None = None) -> None:
     lines = ["# snncc benchmarks", "",
              f"Written by `{command}` ({elapsed / 60:.0f} min). Re-run it to refresh this "
              "file; the numbers below are from one machine and move with its load.", "",
@@ -588,8 +593,9 @@ def write_report(out: Path, info: dict, thr: dict, scale: dict | None, command: 
              "- onnxruntime: CPU execution provider, default session options (graph "
              "optimizations on, intra-op threads = cores); snncc: its kernels split each "
              "layer over the cores (numpy's OpenBLAS single-threaded inside the engines)", "",
-             *goals_section(thr, scale),
+             *goals_section(thr, scale, cmd),
              *bounds_section(thr, scale),
+             *(bench_command.section(cmd) if cmd else []),
              "## Simulation throughput", "",
              "Both engines run exact mode (`--delay exact`, T = 7) and return every neuron "
              "layer's spike counts besides the logits; onnxruntime runs the source QCDQ "
@@ -661,6 +667,9 @@ def main() -> None:
     thr[f"DeiT-tiny scale ({size.label}, random calibrated weights)"] = throughput(
         path, deit_inputs(path, 16), reps, max(2, reps // 2))
 
+    print("the simulate command against onnxruntime", flush=True)
+    cmd = bench_command.run(reps, 10 if args.quick else 30)
+
     scale = None
     if not args.skip_scaling:
         print("compile scaling", flush=True)
@@ -675,7 +684,7 @@ def main() -> None:
         scale = {"results": results, "largest": largest["size"], "largest_entry": largest,
                  "cli": cli, "cli_label": base.label, "reps": reps}
     command = "python bench/run.py" + (" --quick" if args.quick else "")
-    write_report(args.out, info, thr, scale, command, time.perf_counter() - start)
+    write_report(args.out, info, thr, scale, command, time.perf_counter() - start, cmd)
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
 
 

@@ -14,6 +14,7 @@ visitor are aligned on the union of their windows: ``[W, batch, ...]``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -95,9 +96,27 @@ def stepwise(graph: Graph) -> set[str]:
 
 
 def _neuron_steps(n: Node, train: np.ndarray, window: tuple[int, int]) -> Steps:
+    """The neuron's spikes over its window, cut at the end of the run (with a small
+    --delay a neuron's window may open after the run ends: then it holds one silent step)."""
     t0, t1 = window
     assert not train[:t0].any() and not train[t1 + 1:].any(), f"{n.name} fired off-window"
-    return Steps(t0, train[t0:t1 + 1].astype(np.int64))
+    data = train[t0:t1 + 1].astype(np.int64)
+    if len(data) == 0:
+        return Steps(t0, np.zeros((1,) + train.shape[1:], np.int64))
+    return Steps(t0, data)
+
+
+def trains_from_counts(counts: dict[str, np.ndarray]) -> Callable[[Node, tuple[int, int]], Steps]:
+    """Exact mode's spike trains over each neuron's window, made from its counts: count c
+    is spikes at the window's first c steps (the fast engine's trains). Held as float64,
+    which keeps every current computed from them an exact integer (below 2**53) and sends
+    the synapses straight to BLAS."""
+    def steps(n: Node, window: tuple[int, int]) -> Steps:
+        c = counts[n.name]
+        t = np.arange(window[1] - window[0] + 1).reshape((-1,) + (1,) * c.ndim)
+        return Steps(window[0], (c[None] > t).astype(np.float64))
+
+    return steps
 
 
 def _compute(n: Node, ins: list[np.ndarray]) -> np.ndarray | None:
@@ -110,11 +129,46 @@ def _compute(n: Node, ins: list[np.ndarray]) -> np.ndarray | None:
     return _unfold(EVAL[type(n.op)](n, [_fold(i) for i in ins]), len(ins[0]))
 
 
-def replay(graph: Graph, x: np.ndarray, trains: dict[str, np.ndarray], visit: Visit) -> None:
+_LAYOUT: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], tuple]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _layout(graph: Graph) -> tuple[dict[str, tuple[int, int]], list[Node]]:
+    """The graph's windows and topological order (kept while its ops stay the same: a
+    replay per batch would otherwise spend its time sorting the graph)."""
+    key = tuple(id(graph.node(name).op) for name in graph.names())
+    cached = _LAYOUT.get(graph)
+    if cached is None or cached[0] != key:
+        cached = key, (windows(graph), list(graph.topo()))
+        _LAYOUT[graph] = cached
+    return cached[1]
+
+
+def needed_for(graph: Graph, targets: set[str]) -> set[str]:
+    """The values the operands of `targets` are computed from, step by step."""
+    need: set[str] = set()
+    todo = [i for t in targets for i in graph.node(t).inputs]
+    while todo:
+        name = todo.pop()
+        if name in need:
+            continue
+        need.add(name)
+        if not isinstance(graph.node(name).op, o.Neuron | o.SpikeInput):
+            todo.extend(graph.node(name).inputs)
+    return need
+
+
+def replay(graph: Graph, x: np.ndarray, trains: dict[str, np.ndarray] | Callable,
+           visit: Visit, only: set[str] | None = None) -> None:
     """Call `visit(node, aligned per-step operands, per-step result or None)` for every SNN
-    node in order. `trains` holds every neuron's spike train ``[T, batch, ...]``."""
-    win, need = windows(graph), stepwise(graph)
-    order = [n for n in graph.topo() if not isinstance(n.op, o.Input)]
+    node in order. `trains` holds every neuron's spike train ``[T, batch, ...]`` (or gives
+    a neuron's steps over its window: ``trains_from_counts``). With `only`, just those
+    nodes are visited and just what their operands need is computed."""
+    win, topo = _layout(graph)
+    need = stepwise(graph) if only is None else needed_for(graph, only)
+    visited = None if only is None else need | only
+    order = [n for n in topo if not isinstance(n.op, o.Input)
+             and (visited is None or n.name in visited)]
     last_use = {i: k for k, n in enumerate(order) for i in n.inputs}
     values: dict[str, Steps] = {}
     for k, n in enumerate(order):
@@ -124,11 +178,13 @@ def replay(graph: Graph, x: np.ndarray, trains: dict[str, np.ndarray], visit: Vi
         if isinstance(n.op, o.SpikeInput):
             out = input_spikes(n, x)
         elif isinstance(n.op, o.Neuron):
-            out = _neuron_steps(n, trains[n.name], win[n.name])
+            out = (trains(n, win[n.name]) if callable(trains)
+                   else _neuron_steps(n, trains[n.name], win[n.name]))
         elif n.name in need:
             data = _compute(n, ins)
             out = None if data is None else Steps(t0, data)
-        visit(n, ins, None if out is None else out.data)
+        if only is None or n.name in only:
+            visit(n, ins, None if out is None else out.data)
         if out is not None:
             values[n.name] = out
         for i in n.inputs:

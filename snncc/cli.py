@@ -254,9 +254,10 @@ def simulate(
     artifact: Path = typer.Argument(..., readable=False,
                                     help="model.snn written by `snncc compile`."),
     input: Path = typer.Option(..., "--input", readable=False,
-                               help="Inputs (.npy, or .npz with 'x')."),
+                               help="Inputs: .npy (memory-mapped), .npz with 'x', or a folder "
+                                    "of .npy/.npz shards (sorted by name)."),
     labels: Path | None = typer.Option(None, "--labels", readable=False,
-                                       help="Labels (.npy, or .npz 'y')."),
+                                       help="Labels: .npy, .npz 'y', or a folder of shards."),
     compare_onnx: Path | None = typer.Option(None, "--compare-onnx", readable=False,
                                              help="Compare codes with onnxruntime."),
     trace: Path | None = typer.Option(None, "--trace", help="Write spike trains (.npz)."),
@@ -266,6 +267,13 @@ def simulate(
     report: Path | None = typer.Option(None, "--report",
                                        help="Where to write report.json (default: next to "
                                             "the artifact)."),
+    ray: str | None = typer.Option(None, "--ray",
+                                   help="Run the batches on a Ray cluster: local (start one "
+                                        "here), auto (RAY_ADDRESS) or HOST:PORT. Needs "
+                                        "snncc[cluster]; the results are the same."),
+    ray_workers: int | None = typer.Option(None, "--ray-workers",
+                                           help="Ray workers (default: one per CPU of the "
+                                                "cluster)."),
 ) -> None:
     """Run a compiled SNN on inputs: predictions, firing rates, time steps."""
     import snncc
@@ -279,17 +287,20 @@ def simulate(
     if compare_onnx is not None:
         inputs.onnx_file(compare_onnx, "--compare-onnx")
     model = snncc.load(artifact)
-    x = _checked_input(model, input)
-    y = _checked_labels(model, labels, len(x))
+    x = _simulate_input(model, input)
+    y = _simulate_labels(model, labels, len(x))
     base = read_report(artifact.parent / "report.json")
     if report is None and os.access(artifact.parent, os.W_OK):
         report = artifact.parent / "report.json"
     elif report is None:
         err.print(f"note: {artifact.parent} is read-only; pass --report PATH to keep the "
                   "report", markup=False)
+    if ray_workers is not None:
+        inputs.positive(ray_workers, "--ray-workers", "2")
     summary = simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx,
                                   trace=trace, output=output, batch_size=batch_size,
-                                  report=report, base=base)
+                                  report=report, base=base, ray=ray, workers=ray_workers,
+                                  file=str(input))
     if summary.get("onnx", {}).get("unexplained"):  # the contract of verify's first rung
         raise typer.Exit(1)
 
@@ -361,6 +372,30 @@ def _checked_input(model, path: Path) -> np.ndarray:
     for note in inputs.saturation(model, x, path):
         err.print(f"warning: {note}", markup=False)
     return x
+
+
+def _simulate_input(model, path: Path):
+    """simulate's --input: a folder of shards or a large .npy file is read a batch at a
+    time (snncc.datasets; the saturation check looks at its first inputs); anything else as
+    every command reads it."""
+    from snncc.datasets import SATURATION_SAMPLE, open_array, streamed
+
+    if not streamed(path):
+        return _checked_input(model, path)
+    x = model.check_form(open_array(path, "--input"), file=f"--input {path}")
+    first = model.check_input(x[:SATURATION_SAMPLE], file=f"--input {path}")
+    for note in inputs.saturation(model, first, path):
+        err.print(f"warning: {note} (in its first {len(first)} inputs)", markup=False)
+    return x
+
+
+def _simulate_labels(model, path: Path | None, n: int) -> np.ndarray | None:
+    from snncc.datasets import open_array
+
+    if path is None or not path.is_dir():
+        return _checked_labels(model, path, n)
+    y = np.asarray(open_array(path, "--labels", key="y"))
+    return inputs.labels(y, path, "--labels", n, inputs.classes(model))
 
 
 def _checked_labels(model, path: Path | None, n: int) -> np.ndarray | None:

@@ -56,34 +56,55 @@ class CompiledModel:
     def neuron_layers(self) -> int:
         return neuron_layers_on_path(self.graph)
 
-    def check_input(self, x: np.ndarray, name: str = "input", file: str = "") -> np.ndarray:
-        """The input as a float64 batch; a clear error (naming `file`, if given) if its
-        shape or values are wrong."""
-        x = np.asarray(x)
+    def check_form(self, x, name: str = "input", file: str = ""):
+        """x's dtype and shape checked without reading its values (x may be memory-mapped,
+        or any array-like with shape, dtype and slicing); a single sample gets a batch
+        axis."""
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            x = np.asarray(x)
         if x.dtype.kind not in "fiu":
             raise SnnccError(Diagnostic(f"{name} has dtype {x.dtype}, not a number type",
                                         fix="pass a float array", file=file))
         shape = self.input_shape
-        if x.shape == shape:
-            x = x[None]
-        if x.shape[1:] != shape:
+        if tuple(x.shape) == shape:
+            x = np.asarray(x)[None]
+        if tuple(x.shape[1:]) != shape:
             raise SnnccError(Diagnostic(
                 f"{name} has shape {list(x.shape)}; the model takes [batch, "
                 f"{', '.join(map(str, shape))}]", fix="reshape the input array", file=file))
         if len(x) == 0:
             raise SnnccError(Diagnostic(f"{name} has no samples (shape {list(x.shape)})",
                                         fix="pass at least one", file=file))
+        return x
+
+    def check_input(self, x: np.ndarray, name: str = "input", file: str = "",
+                    offset: int = 0) -> np.ndarray:
+        """The input as a float64 batch; a clear error (naming `file`, if given) if its
+        shape or values are wrong. `offset`: the index of x's first sample in the data set
+        (for the message)."""
+        x = np.asarray(self.check_form(x, name, file))
         if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
             bad = np.argwhere(~np.isfinite(x))[0]
+            bad[0] += offset
             raise SnnccError(Diagnostic(
                 f"{name} contains NaN or Inf (first at index {list(map(int, bad))})",
                 fix="clean the input", file=file))
-        return x.astype(np.float64)
+        return x.astype(np.float64, copy=False)
 
     def simulate(self, x: np.ndarray, engine: str = "auto", trace: bool = False,
-                 batch_size: int = 256,
-                 progress: Callable[[int], None] | None = None) -> SimResult:
-        """Run the SNN on a batch. engine: 'fast' (exact mode), 'step', or 'auto'."""
+                 batch_size: int = 256, progress: Callable[[int], None] | None = None,
+                 ray: str | None = None, workers: int | None = None) -> SimResult:
+        """Run the SNN on a batch. engine: 'fast' (exact mode), 'step', or 'auto'.
+
+        ray: 'local' (a local Ray instance), 'auto' (RAY_ADDRESS) or a cluster's address:
+        the batches run on `workers` Ray workers (default: one per CPU; snncc.cluster,
+        needs snncc[cluster]); the result is the same as without."""
+        if ray is not None:
+            from snncc.cluster import simulate_on_cluster
+
+            return simulate_on_cluster(self, x, ray, engine=engine, trace=trace,
+                                       batch_size=batch_size, progress=progress,
+                                       workers=workers)
         x = self.check_input(x)
         if engine == "auto":
             engine = "fast" if self.delay == "exact" else "step"

@@ -1,65 +1,186 @@
-"""Simulate a dataset in chunks and count operations as the spike trains go by.
+"""Simulate a dataset batch by batch and gather what `snncc simulate` reports.
 
-Counting needs every neuron's spike train, so each chunk is simulated with tracing on,
-counted, and its trains dropped (unless the caller keeps them). The first sample's trains
+Per batch: the engine's logits and spike counts, and the operation counts. In exact mode
+with unit-spike neurons those come from the spike counts alone (snncc.tally: every train
+is a run of spikes, fixed by its count and its start), so no train is expanded unless
+--trace asks for them. Otherwise timing matters: each batch is simulated with tracing on
+in chunks, counted from the trains (snncc.energy), and the trains dropped (unless kept).
+
+A batch's figures are integers (spikes, differing codes, operations) and its outputs per
+input; merging batches concatenates the outputs and adds the integers, so any split of
+the inputs (local batches, Ray workers) gives the same result. The first sample's trains
 are kept, bit-packed, as spike rasters for the report.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from snncc import ops as o
 from snncc.backends.sim.engine import SimResult
 from snncc.energy import OpCounts, count_ops
 from snncc.errors import Diagnostic, SnnccError
 
 RASTER_NEURONS = 256  # neurons per layer kept in a raster (the first ones, row-major)
-COUNT_CHUNK = 32  # inputs per counted chunk: bounds the memory of the per-step replay
+COUNT_CHUNK = 32  # inputs per counted chunk under a non-exact delay: bounds the replay
 
 
 @dataclass
 class Measurement:
-    result: SimResult
+    """What a run gathered: outputs per input, everything else summed over the inputs."""
+
+    logits: np.ndarray
+    logits_int: np.ndarray
+    steps: int
     counts: OpCounts
+    spikes: dict[str, int]  # per neuron layer: spikes over all inputs
+    differing: dict[str, int] | None = None  # non-exact delay: counts != the exact codes
     rasters: dict[str, dict] = field(default_factory=dict)
+    trains: dict[str, np.ndarray] | None = None  # [T, inputs, ...], if asked for
+    per_input: dict[str, np.ndarray] | None = None  # every neuron's counts, if asked for
+
+    @property
+    def inputs(self) -> int:
+        return len(self.logits)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.logits_int.reshape(self.inputs, -1).argmax(axis=1)
+
+    @property
+    def result(self) -> SimResult:
+        """The run as `CompiledModel.simulate` returns it (measured with keep_counts)."""
+        if self.per_input is None:
+            raise ValueError("measure(..., keep_counts=True) keeps every input's counts")
+        return SimResult(self.logits, self.logits_int, self.per_input, self.steps,
+                         self.trains)
+
+    def spikes_per_neuron(self, graph, name: str) -> float:
+        """The mean count of the layer's neurons (as numpy's mean of the counts gives it)."""
+        size = self.inputs * int(np.prod(graph.node(name).shape))
+        return float(np.float64(self.spikes[name]) / size)
+
+    def firing_rates(self, graph) -> dict[str, float]:
+        """Spikes per neuron per step of its window, per layer."""
+        return {n.name: float(np.float64(self.spikes_per_neuron(graph, n.name))
+                              / max(n.op.levels, 1)) for n in graph.ops(o.Neuron)}
+
+    def conversion_error(self, graph) -> dict[str, float] | None:
+        """Per neuron layer: the fraction of counts that differ from the exact codes."""
+        if self.differing is None:
+            return None
+        return {name: float(np.float64(k) / (self.inputs * int(np.prod(graph.node(name).shape))))
+                for name, k in self.differing.items()}
 
 
-def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
-            progress: Callable[[int], None] | None = None) -> Measurement:
-    """Run `model` on `x` and count every layer's operations (see snncc.energy)."""
-    x = model.check_input(x)
-    parts: list[SimResult] = []
+def merge(parts: list[Measurement]) -> Measurement:
+    """The measurement of the inputs of `parts`, in order."""
+    first = parts[0]
     counts = OpCounts()
-    rasters: dict[str, dict] = {}
+    for p in parts:
+        counts.merge(p.counts)
+    trains = None
+    if first.trains is not None and all(p.trains is not None for p in parts):
+        trains = {k: np.concatenate([p.trains[k] for p in parts if p.trains is not None],
+                                    axis=1) for k in first.trains}
+    differing = None
+    if first.differing is not None:
+        differing = {k: sum(p.differing[k] for p in parts if p.differing is not None)
+                     for k in first.differing}
+    per_input = None
+    if first.per_input is not None:
+        per_input = {k: np.concatenate([p.per_input[k] for p in parts
+                                        if p.per_input is not None]) for k in first.per_input}
+    return Measurement(np.concatenate([p.logits for p in parts]),
+                       np.concatenate([p.logits_int for p in parts]), first.steps, counts,
+                       {k: sum(p.spikes[k] for p in parts) for k in first.spikes},
+                       differing, first.rasters, trains, per_input)
+
+
+def measure_batch(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
+                  rasters: bool = False, keep_counts: bool = False) -> Measurement:
+    """One batch (checked, float64): outputs, spike totals and operation counts (and
+    every input's spike counts with `keep_counts`)."""
+    from snncc.tally import count_from_counts, counts_suffice
+
+    if counts_suffice(model.graph):
+        r = model.simulate(x, engine=engine, trace=trace, batch_size=len(x))
+        ops = count_from_counts(model.graph, x, r.counts)
+        spikes = {k: ops.layers[k].spikes for k in r.counts}  # the counts' sums, once
+    else:
+        r, ops = _traced(model, x, engine, trace)
+        spikes = {k: int(v.sum(dtype=np.int64)) for k, v in r.counts.items()}
+    differing = None
+    if model.delay != "exact":
+        ref = model.reference(x)
+        differing = {k: int(np.count_nonzero(r.counts[k] != ref[k])) for k in r.counts}
+    m = Measurement(r.logits, r.logits_int, r.steps, ops, spikes, differing,
+                    trains=r.trains if trace else None,
+                    per_input=r.counts if keep_counts else None)
+    if rasters:
+        first = model.simulate(x[:1], engine=engine, trace=True, batch_size=1)
+        m.rasters = {name: pack_raster(t[:, 0]) for name, t in first.trains.items()}
+    return m
+
+
+def _traced(model, x: np.ndarray, engine: str, keep: bool) -> tuple[SimResult, OpCounts]:
+    """Simulate with trains in chunks and count operations from them."""
+    parts, ops = [], OpCounts()
     for start in range(0, len(x), COUNT_CHUNK):
         chunk = x[start:start + COUNT_CHUNK]
         r = model.simulate(chunk, engine=engine, trace=True, batch_size=len(chunk))
-        counts.merge(count_ops(model.graph, chunk, r.trains))
-        if not rasters:
-            rasters = {name: pack_raster(t[:, 0]) for name, t in r.trains.items()}
-        if not trace:
+        ops.merge(count_ops(model.graph, chunk, r.trains))
+        if not keep:
             r.trains = None
         parts.append(r)
+    return concat(parts), ops
+
+
+def batches(model, x: np.ndarray, batch_size: int, file: str = ""
+            ) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, checked float64 batch): only one batch of `x` (which may be memory-mapped,
+    or a snncc.datasets.Shards) is read and converted at a time. `file` names x in
+    messages."""
+    x = model.check_form(x, file=file)
+    for start in range(0, len(x), batch_size):
+        yield start, model.check_input(x[start:start + batch_size], file=file, offset=start)
+
+
+def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
+            progress: Callable[[int], None] | None = None, batch_size: int = 256,
+            ray: str | None = None, workers: int | None = None, file: str = "",
+            keep_counts: bool = False) -> Measurement:
+    """Run `model` on `x` batch by batch and gather outputs and figures (see Measurement);
+    `progress(n)` as n more inputs are done. With `ray` (an address, see snncc.cluster),
+    on `workers` Ray workers (default: one per CPU of the cluster), `progress(1)` per
+    batch done. `file` names x in messages; `keep_counts` keeps every input's spike
+    counts (``Measurement.result``), which the command does not need."""
+    if ray is not None:
+        from snncc.cluster import measure_on_cluster
+
+        return measure_on_cluster(model, x, ray, engine=engine, trace=trace,
+                                  batch_size=batch_size, progress=progress, workers=workers,
+                                  file=file, keep_counts=keep_counts)
+    parts = []
+    for start, xb in batches(model, x, batch_size, file):
+        parts.append(measure_batch(model, xb, engine=engine, trace=trace,
+                                   rasters=start == 0, keep_counts=keep_counts))
         if progress:
-            progress(len(chunk))
-    return Measurement(concat(parts), counts, rasters)
+            progress(len(xb))
+    return merge(parts)
 
 
-def summarize(model, x: np.ndarray, y: np.ndarray | None, m: Measurement, engine: str) -> dict:
+def summarize(model, y: np.ndarray | None, m: Measurement, engine: str) -> dict:
     """The model-level figures of a run: accuracy, firing rates, conversion error."""
-    from snncc.simulate import conversion_error
-
-    r = m.result
-    summary: dict = {"inputs": len(x), "steps": r.steps, "engine": engine,
-                     "firing_rates": r.firing_rates(model.graph),
-                     "conversion_error": (conversion_error(model, x, r.counts)
-                                          if model.delay != "exact" else None)}
+    summary: dict = {"inputs": m.inputs, "steps": m.steps, "engine": engine}
     if y is not None:
-        summary["accuracy"] = float(np.mean(r.predictions == check_labels(y, len(x))))
+        summary["accuracy"] = float(np.mean(m.predictions == check_labels(y, m.inputs)))
+    summary["firing_rates"] = m.firing_rates(model.graph)
+    summary["conversion_error"] = m.conversion_error(model.graph)
     return summary
 
 

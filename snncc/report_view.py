@@ -168,7 +168,7 @@ def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, con
         check_labels(y, len(x))
     with progress_bar(console) as bar, progress_step(bar, "simulating", len(x)) as advance:
         measured = measure(model, x, engine=engine, progress=advance)
-    summary = summarize(model, x, y, measured, engine)
+    summary = summarize(model, y, measured, engine)
     report = simulation_report(model, base, measured.counts, summary["firing_rates"], summary,
                                energy=energy, rasters=measured.rasters)
     write_report(report, path)

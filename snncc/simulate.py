@@ -24,7 +24,6 @@ from rich.text import Text
 
 from snncc import ops as o
 from snncc.compiler import CompiledModel
-from snncc.errors import Diagnostic, SnnccError
 from snncc.report import atomic_file, short_name
 
 
@@ -87,53 +86,49 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
                         console: Console, *, engine: str = "auto", compare: Path | None = None,
                         trace: Path | None = None, output: Path | None = None,
                         batch_size: int = 256, report: Path | None = None,
-                        base: dict | None = None) -> dict:
+                        base: dict | None = None, ray: str | None = None,
+                        workers: int | None = None, file: str = "") -> dict:
     """Simulate, print what happened, and write report.json to `report` (if given) on top
-    of `base` (the compile report)."""
-    from snncc.measure import measure
+    of `base` (the compile report). `x` may be memory-mapped or a folder's shards
+    (snncc.datasets): it is read a batch at a time (--compare-onnx reads it whole). With
+    `ray`, the batches run on a Ray cluster. `file` names x in messages."""
+    from snncc.measure import check_labels, measure, summarize
 
-    x = model.check_input(x)
     if y is not None:
-        y = np.asarray(y).reshape(-1)
-        if len(y) != len(x):
-            raise SnnccError(Diagnostic(f"{len(y)} labels for {len(x)} inputs",
-                                        fix="pass one label per input"))
+        y = check_labels(y, len(x))
     agreement = None
     with progress_bar(console) as bar:
-        with progress_step(bar, "simulating", len(x)) as advance:
+        with _simulating(bar, len(x), batch_size, ray) as advance:
             measured = measure(model, x, engine=engine, trace=trace is not None,
-                               progress=advance)
+                               progress=advance, batch_size=batch_size, ray=ray,
+                               workers=workers, file=file)
         if compare is not None:
             from snncc.compare import compare_onnx
 
             with progress_step(bar, "onnxruntime (--compare-onnx)", len(x)) as advance:
-                agreement = compare_onnx(model, compare, x, progress=advance)
-    result = measured.result
-    summary: dict = {"inputs": len(x), "steps": result.steps, "engine": engine}
+                agreement = compare_onnx(model, compare, model.check_input(x, file=file),
+                                         progress=advance)
+    summary = summarize(model, y, measured, engine)
     if y is not None:
-        summary["accuracy"] = float(np.mean(result.predictions == y))
         console.print(f"accuracy: {summary['accuracy']:.2%} on {len(x)} inputs")
     else:
-        shown = ", ".join(map(str, result.predictions[:20]))
+        shown = ", ".join(map(str, measured.predictions[:20]))
         console.print(f"predictions: {shown}{' ...' if len(x) > 20 else ''}")
-    errors = conversion_error(model, x, result.counts) if model.delay != "exact" else None
-    _rates_table(console, model, result, errors)
-    console.print(f"end-to-end time steps: {result.steps} (T = {model.T}, delay "
+    _rates_table(console, model, measured, summary["conversion_error"])
+    console.print(f"end-to-end time steps: {measured.steps} (T = {model.T}, delay "
                   f"{model.delay}, {model.neuron_layers} neuron layers on the longest path)")
     if agreement is not None:
         summary["onnx"] = agreement.to_json()
         agreement_table(console, model.graph, agreement)
     if trace is not None:
         with atomic_file(trace, "trace") as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **{k.replace("/", "."): v for k, v in result.trains.items()})
+            np.savez_compressed(f, **{k.replace("/", "."): v for k, v in measured.trains.items()})
         console.print(f"spike trains written to {trace}")
     if output is not None:
         with atomic_file(output, "output") as tmp, open(tmp, "wb") as f:
-            np.savez(f, logits=result.logits, predictions=result.predictions,
-                     logits_int=result.logits_int)
+            np.savez(f, logits=measured.logits, predictions=measured.predictions,
+                     logits_int=measured.logits_int)
         console.print(f"logits and predictions written to {output}")
-    summary["firing_rates"] = result.firing_rates(model.graph)
-    summary["conversion_error"] = errors
     if report is not None:
         from snncc.report import simulation_report, write_report
 
@@ -144,15 +139,23 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
     return summary
 
 
-def _rates_table(console: Console, model: CompiledModel, result, errors) -> None:
+def _simulating(bar: Progress, inputs: int, batch_size: int, ray: str | None):
+    """The progress line of the simulation: inputs done, or with Ray, batches done across
+    the cluster."""
+    if ray is None:
+        return progress_step(bar, "simulating", inputs)
+    return progress_step(bar, "simulating on Ray (batches)", -(-inputs // batch_size))
+
+
+def _rates_table(console: Console, model: CompiledModel, m, errors) -> None:
     t = Table("neuron layer (source node)", "neurons", "fires from step", "spikes/neuron",
               "rate", title="firing")
     if errors is not None:
         t.add_column("conversion error")
     for n in model.graph.ops(o.Neuron):
-        c = result.counts[n.name]
+        mean = m.spikes_per_neuron(model.graph, n.name)
         row = [short_name(n.origin), str(int(np.prod(n.shape))), str(n.op.t_fire),
-               f"{c.mean():.3f}", f"{c.mean() / n.op.levels:.3f}"]
+               f"{mean:.3f}", f"{mean / n.op.levels:.3f}"]
         if errors is not None:
             row.append(f"{errors[n.name]:.2%}")
         t.add_row(*row)

@@ -91,7 +91,7 @@ def _point(kind: str, m: CompiledModel, setting: str, x: np.ndarray, y: np.ndarr
     from snncc.measure import measure
 
     engine = "fast" if m.delay == "exact" else "step"
-    meas = measure(m, x, engine=engine)
+    meas = measure(m, x, engine=engine, keep_counts=True)
     r = meas.result
     energy = energy_summary(meas.counts, None, EnergyModel())["snn"]
     same = [np.mean(r.counts[k] == ref.counts[k]) for k in ref.counts]

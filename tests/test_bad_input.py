@@ -439,10 +439,11 @@ CATALOGUE = [
          ("verify", "build", "--input", "x.npy", "--onnx", "x.npy"),
          "--onnx x.npy: not a readable ONNX model (its protobuf data is damaged); the file may "
          "be truncated or not ONNX at all. Fix: re-export the model", BUILT),
-    Case("input-folder", "--input naming a folder that holds one array",
+    Case("input-folder", "--input naming a folder of shards with a stray file in it",
          ("simulate", "build/model.snn", "--input", "data"),
-         "--input data: is a folder, not a file. Fix: did you mean --input data/x.npy?",
-         steps(built, folder("data", "x.npy"))),
+         "--input data: the folder holds 'notes.txt', which is not a .npy/.npz shard. Fix: "
+         "keep only the data set's shards (.npy or .npz) in the folder",
+         steps(built, folder("data", "x.npy"), text("data/notes.txt"))),
     Case("input-unreadable", "--input naming a file one may not read",
          ("simulate", "build/model.snn", "--input", "x.npy"),
          "--input x.npy: cannot read the file (Permission denied). Fix: check the file's "

@@ -1,0 +1,255 @@
+"""Operation counts of an exact-mode run from its spike counts, with no spike trains.
+
+In exact mode with unit-spike (if) neurons every spike train is one run of spikes: a
+value with count c that starts at step s (its neuron's t_fire; 0 for the input) spikes at
+s, s+1, ..., s+c-1 (the fast engine's trains, which the step engine equals bit for bit).
+Counts and starts fix every train, so the rules of snncc.energy follow from them without
+expanding any:
+
+- SOPs, effective SOPs, max-pool comparisons and spikes are linear in the counts (summed
+  over the batch first: one product per layer and batch, not one per input);
+- TD-MatMul's effective SOPs: Σ_t S_A(t)·[C_B(t) ≠ 0] counts, per pair (a_ik, b_kj) with
+  b_kj > 0, A's spikes at or after B's start: max(0, a - max(0, s_B - s_A)); the second
+  term, per pair with a_ik > 0, B's spikes after A's start: max(0, b - max(0, s_A + 1 -
+  s_B)). The sum of a matrix product's entries is a column sum dotted with a row sum;
+- a residual add whose operands are never active at the same step adds nothing.
+
+What depends on per-step currents (sums, sum-pools, residual adds whose operands overlap
+in time, and a TD-MatMul whose operands mix starting steps) is replayed step by step from
+trains made of the counts (``activity.replay`` with ``only``), and nothing else is.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from snncc import kernels
+from snncc import ops as o
+from snncc.activity import replay, trains_from_counts
+from snncc.energy import (
+    LayerOps,
+    OpCounts,
+    _broadcast_factor,
+    dense_macs,
+    layer_ops,
+    maxpool_comparisons,
+    synapse_sops,
+)
+from snncc.ir import Graph, Node
+from snncc.reference import EVAL
+from snncc.schedule import windows
+
+Spans = list[tuple[int, int]]
+
+
+def counts_suffice(graph: Graph) -> bool:
+    """Whether spike counts fix every train: exact mode, unit-spike (if) neurons, a unit
+    spike or analog input (signed and multi neurons, and weighted inputs, spike otherwise)."""
+    return graph.meta.get("delay", "exact") == "exact" and all(
+        n.op.mode == "if" for n in graph.ops(o.Neuron)) and not any(
+        n.op.weighted for n in graph.ops(o.SpikeInput))
+
+
+def active_spans(graph: Graph) -> dict[str, Spans]:
+    """Per value, the steps at which it may be non-zero, as disjoint sorted intervals
+    (finer than ``schedule.windows``: a residual stream is active only where a branch is)."""
+    win = windows(graph)
+    spans: dict[str, Spans] = {}
+    for n in graph.topo():
+        if isinstance(n.op, o.Input):
+            continue
+        if isinstance(n.op, o.SpikeInput | o.Neuron):
+            spans[n.name] = [win[n.name]]
+        else:
+            spans[n.name] = _union([s for i in n.inputs for s in spans[i]])
+    return spans
+
+
+def _union(spans: Spans) -> Spans:
+    out: Spans = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _overlap(a: Spans, b: Spans) -> bool:
+    return any(max(p[0], q[0]) <= min(p[1], q[1]) for p in a for q in b)
+
+
+def spike_starts(graph: Graph) -> dict[str, int | None]:
+    """Per spike value, the step its runs of spikes start at (None: sources disagree)."""
+    starts: dict[str, int | None] = {}
+    for n in graph.topo():
+        if n.kind != o.CODES:
+            continue
+        if isinstance(n.op, o.SpikeInput):
+            starts[n.name] = 0
+        elif isinstance(n.op, o.Neuron):
+            starts[n.name] = n.op.t_fire
+        else:  # layout ops and TD max-pool keep their inputs' runs
+            found = {starts[i] for i in n.inputs}
+            starts[n.name] = found.pop() if len(found) == 1 else None
+    return starts
+
+
+def replayed(graph: Graph) -> set[str]:
+    """The nodes whose counts need per-step currents."""
+    spans, starts = active_spans(graph), spike_starts(graph)
+    out = set()
+    for n in graph.topo():
+        op = n.op
+        if isinstance(op, o.ReduceSum | o.SumPool) or isinstance(op, o.AddCurrent) and (
+                _overlap(spans[n.inputs[0]], spans[n.inputs[1]])) or isinstance(
+                op, o.TDMatMul) and None in (starts[n.inputs[0]], starts[n.inputs[1]]):
+            out.add(n.name)
+    return out
+
+
+@dataclass
+class _Static:
+    """What counting needs to know of a graph, worked out once."""
+
+    order: list[Node]
+    last_use: dict[str, int]
+    starts: dict[str, int | None]
+    slow: set[str]
+
+
+_STATIC: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], _Static]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _static(graph: Graph) -> _Static:
+    key = tuple(id(graph.node(name).op) for name in graph.names())
+    cached = _STATIC.get(graph)
+    if cached is None or cached[0] != key:
+        order = [n for n in graph.topo() if not isinstance(n.op, o.Input)]
+        last_use = {i: k for k, n in enumerate(order) for i in n.inputs}
+        cached = key, _Static(order, last_use, spike_starts(graph), replayed(graph))
+        _STATIC[graph] = cached
+    return cached[1]
+
+
+def count_from_counts(graph: Graph, x: np.ndarray, counts: dict[str, np.ndarray]) -> OpCounts:
+    """snncc.energy's operation totals for one exact-mode batch, from every neuron's
+    spike count (``SimResult.counts``) and the input."""
+    result = OpCounts(samples=len(x))
+    s = _static(graph)
+    totals = _Totals()
+    for k, n in enumerate(s.order):
+        if n.kind == o.CODES:
+            totals[n.name] = _total(n, x, counts, totals)
+        if n.name not in s.slow:
+            ops = _layer_ops(graph, n, totals, s.starts, len(x))
+            if ops is not None:
+                result.layers[n.name] = ops
+        for i in n.inputs:
+            if s.last_use[i] == k:
+                totals.drop(i)
+    if s.slow:
+        def visit(n: Node, ins: list[np.ndarray], out: np.ndarray | None) -> None:
+            ops = layer_ops(n, ins, out)
+            assert ops is not None, f"{n.name} is replayed but counts nothing"
+            result.layers[n.name] = ops
+
+        replay(graph, x, trains_from_counts(counts), visit, only=s.slow)
+    return result
+
+
+class _Totals(dict):
+    """A batch's spike counts per value, and (computed once) their sums over the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.sums: dict[str, np.ndarray] = {}
+
+    def drop(self, name: str) -> None:
+        self.pop(name, None)
+        self.sums.pop(name, None)
+
+    def batch_sum(self, name: str) -> np.ndarray:
+        if name not in self.sums:
+            c = self[name]
+            narrow = c.dtype == np.uint8 and len(c) * 255 <= np.iinfo(np.uint16).max
+            total = c.sum(axis=0, dtype=np.uint16 if narrow else np.int64, keepdims=True)
+            self.sums[name] = total.astype(np.int64)
+        return self.sums[name]
+
+    def spikes(self, name: str) -> int:
+        return int(self.batch_sum(name).sum())
+
+
+def _total(n: Node, x: np.ndarray, counts: dict[str, np.ndarray], totals: _Totals
+           ) -> np.ndarray:
+    """A spike value's count per element (analog input: its codes)."""
+    op = n.op
+    if isinstance(op, o.Neuron):
+        return counts[n.name]
+    if isinstance(op, o.SpikeInput):
+        if op.analog:  # codes presented once, counted as MACs of the synapse it feeds
+            return np.zeros((len(x),) + n.shape, np.uint8)
+        return EVAL[o.SpikeInput](n, [x]).astype(np.int64) - op.lo
+    ins = [totals[i] for i in n.inputs]
+    if isinstance(op, o.TDMaxPool):
+        return kernels.maxpool_planes(ins[0], op.kernel, op.strides, op.pads)
+    return EVAL[type(op)](n, ins)
+
+
+def _layer_ops(graph: Graph, n: Node, totals: _Totals, starts: dict[str, int | None],
+               batch: int) -> LayerOps | None:
+    op = n.op
+    if isinstance(op, o.Synapse):
+        if op.analog:
+            in_shape = graph.node(n.inputs[0]).shape
+            return LayerOps(macs=batch * dense_macs(op, [in_shape], n.shape))
+        sops, eff = synapse_sops(op, totals.batch_sum(n.inputs[0]))
+        return LayerOps(sops=sops, sops_effective=eff)
+    if isinstance(op, o.TDMatMul):
+        a, b = (totals[i] for i in n.inputs)
+        sa, sb = (starts[i] for i in n.inputs)
+        assert sa is not None and sb is not None, f"{n.name} has mixed starts (replayed)"
+        return LayerOps(*td_matmul_sops(a, b, sb - sa))
+    if isinstance(op, o.TDMaxPool):
+        return LayerOps(comparisons=maxpool_comparisons(op, totals.batch_sum(n.inputs[0])),
+                        spikes=totals.spikes(n.name))
+    if isinstance(op, o.AddCurrent):  # never both active at a step (else replayed)
+        return LayerOps()
+    if isinstance(op, o.Neuron) or isinstance(op, o.SpikeInput) and not op.analog:
+        return LayerOps(spikes=totals.spikes(n.name))
+    return None
+
+
+def td_matmul_sops(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[int, int]:
+    """(SOPs, effective SOPs) of a TD-MatMul of runs of spikes with counts a [B, ..., N, d]
+    and b [B, ..., d, M], B's runs starting `lag` steps after A's."""
+    out = tuple(np.broadcast_shapes(a.shape[1:-2], b.shape[1:-2])) + (a.shape[-2], b.shape[-1])
+    sops = (_broadcast_factor(a.shape[1:], out) * out[-1] * int(a.sum(dtype=np.int64))
+            + _broadcast_factor(b.shape[1:], out) * out[-2] * int(b.sum(dtype=np.int64)))
+    eff = (_product_sum(_late(a, max(0, lag)), b, count_b=True)  # A's once B has started
+           + _product_sum(a, _late(b, max(0, 1 - lag)), count_a=True))  # B's after A's first
+    return sops, eff
+
+
+def _late(c: np.ndarray, skip: int) -> np.ndarray:
+    """The spikes of runs of c after their first `skip` steps."""
+    if skip == 0:
+        return c
+    return np.maximum(c.astype(np.int32) - skip, 0)
+
+
+def _product_sum(a: np.ndarray, b: np.ndarray, count_a: bool = False,
+                 count_b: bool = False) -> int:
+    """The sum of all entries of the (broadcast, batched) product a @ b, where `count_a`
+    / `count_b` replace that operand by its non-zero pattern."""
+    cols = np.count_nonzero(a, axis=-2) if count_a else a.sum(axis=-2, dtype=np.int64)
+    rows = np.count_nonzero(b, axis=-1) if count_b else b.sum(axis=-1, dtype=np.int64)
+    rank = max(cols.ndim, rows.ndim)  # [B, ..., d] each
+    cols = cols.reshape(cols.shape[:1] + (1,) * (rank - cols.ndim) + cols.shape[1:])
+    rows = rows.reshape(rows.shape[:1] + (1,) * (rank - rows.ndim) + rows.shape[1:])
+    return int((cols.astype(np.int64) * rows).sum())
