@@ -173,22 +173,40 @@ def sum_pool_adds(op: o.SumPool, x: np.ndarray) -> int:
 # ---------------------------------------------------------------- a run
 
 
+def events(spikes: np.ndarray) -> np.ndarray:
+    """Spike events per element and step: 1 for a unit spike, 1 for a signed neuron's -1
+    (it reaches the synapses too, which subtract), and one per set line for a number sent
+    on weighted lines (multi neurons: each line is a spike; the shift is free)."""
+    if spikes.dtype.kind == "b" or spikes.size == 0:
+        return spikes
+    magnitude = np.abs(spikes.astype(np.int64))
+    if magnitude.max() <= 1:
+        return magnitude.astype(spikes.dtype) if spikes.dtype.kind == "i" else spikes
+    ones = np.zeros(magnitude.shape, np.int64)
+    while magnitude.any():  # popcount, a bit at a time (codes are small)
+        ones += magnitude & 1
+        magnitude >>= 1
+    return ones
+
+
 def layer_ops(n: Node, ins: list[np.ndarray], out: np.ndarray | None) -> LayerOps | None:
     """The operations of node `n` given its per-step operands and result [T, B, ...]
-    (`out` is None where no count needs it)."""
+    (`out` is None where no count needs it). Spike operands and results count as
+    `events` (a signed spike or a line of a weighted number is one event)."""
     op = n.op
     if isinstance(op, o.Synapse):
         if op.analog:
             batch = ins[0].shape[1]
             return LayerOps(macs=batch * dense_macs(op, [ins[0].shape[2:]], n.shape))
-        sops, eff = synapse_sops(op, ins[0].sum(axis=0))
+        sops, eff = synapse_sops(op, events(ins[0]).sum(axis=0))
         return LayerOps(sops=sops, sops_effective=eff)
     if isinstance(op, o.TDMatMul):
-        sops, eff = td_matmul_sops(*ins)
+        sops, eff = td_matmul_sops(*[events(i) for i in ins])
         return LayerOps(sops=sops, sops_effective=eff)
-    spikes = 0 if out is None else int(out.sum())
+    spikes = 0 if out is None else int(events(out).sum())
     if isinstance(op, o.TDMaxPool):
-        return LayerOps(comparisons=maxpool_comparisons(op, ins[0].sum(axis=0)), spikes=spikes)
+        return LayerOps(comparisons=maxpool_comparisons(op, events(ins[0]).sum(axis=0)),
+                        spikes=spikes)
     if isinstance(op, o.AddCurrent):
         return LayerOps(adds=add_current_adds(*ins))
     if isinstance(op, o.ReduceSum):

@@ -310,3 +310,35 @@ def test_sweep_command_writes_points_and_page(tmp_path, tiny_models):
     assert proc.returncode == 1 and proc.stderr == (
         "error: --budgets must be positive step counts separated by commas, not '0,7'. "
         "Fix: e.g. --budgets 7,14,21,28\n")
+
+
+# ---------------------------------------------------------------- operations
+
+
+@pytest.mark.parametrize("kind", ["multi", "signed"])
+def test_spike_events_are_counted_per_line_and_per_signed_spike(kind, tiny_models):
+    """SOPs of a spike-driven dense synapse = its input's spike events x fan-out: a -1
+    spike is an event (the synapse subtracts), a number on weighted lines is one event
+    per set line."""
+    from snncc.measure import measure
+
+    delay = "none" if kind == "signed" else "exact"
+    model = snncc.compile(tiny_models["transformer"], T=7, neuron=kind, delay=delay)
+    x = sample(model, n=6, seed=4)
+    traced = model.simulate(x, engine="step", trace=True)
+    counted = measure(model, x, engine="step").counts.layers
+    checked, unusual = 0, 0
+    for n in model.graph.ops(o.Synapse):
+        src = n.inputs[0]
+        if n.op.analog or n.op.kind != "dense" or src not in traced.trains:
+            continue
+        train = traced.trains[src].astype(np.int64)
+        if kind == "multi":
+            per = np.vectorize(lambda v: bin(int(v)).count("1"))(train)
+            unusual += train.max() > 1  # numbers, not unit spikes
+        else:
+            per = np.abs(train)
+            unusual += train.min() == -1
+        assert counted[n.name].sops == int(per.sum()) * n.op.weight.shape[1], n.name
+        checked += 1
+    assert checked > 0 and unusual > 0
