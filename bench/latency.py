@@ -76,9 +76,12 @@ def deit_points(deit: Path, quick: bool) -> dict:
     for budget in (14, 28, 56):
         add("signed", f"--neuron signed --latency {budget}",
             snncc.compile(deit, 7, neuron="signed", latency=budget, calibrate=calib))
+    from snncc import latency
+
+    latency.CANDIDATES, latency.MAX_ROUNDS = 6, 10  # a bounded search on a deep model
     for budget in (28, 56):
-        add("if", f"--latency {budget}", snncc.compile(deit, 7, latency=budget,
-                                                        calibrate=calib))
+        add("if", f"--latency {budget} (search: 6 candidates x 10 rounds)",
+            snncc.compile(deit, 7, latency=budget, calibrate=calib))
     return {"title": f"DeiT family, random weights ({deit.stem})", "inputs": len(x),
             "neuron_layers": neuron_layers_on_path(exact.graph), "rows": rows}
 

@@ -11,7 +11,10 @@ For unit-spike (``if``) neurons the search is a hill climb over per-layer delays
 starts from the largest delay common to all layers that fits the budget, then adds one
 step to one layer's delay at a time, keeping the move that agrees best with the exact
 model (argmax decisions first, then the fraction of identical codes over all layers),
-until no move helps or fits. Signed neurons take back early spikes, so for them only the
+until no move helps or fits. Each round tries the CANDIDATES neurons whose counts differ
+most from exact mode's (every one that differs, on models of up to CANDIDATES neuron
+layers), for at most MAX_ROUNDS rounds: the search costs a bounded number of step-engine
+runs whatever the depth. Signed neurons take back early spikes, so for them only the
 start matters: the delay policy that agrees best when every firing window is cut at the
 budget (``t_last``).
 """
@@ -31,6 +34,8 @@ from snncc.passes.insert_dif import InsertDif
 from snncc.schedule import neuron_layers_on_path, total_steps
 
 MAX_SAMPLES = 256  # calibration inputs the search simulates (the first ones)
+CANDIDATES = 32  # neurons tried per round: those whose counts differ most from exact mode's
+MAX_ROUNDS = 40  # rounds of the hill climb (one delay step added per round)
 
 
 @dataclass(frozen=True)
@@ -104,14 +109,14 @@ def fit(graph: Graph, budget: int, data: np.ndarray,
     if graph.meta.get("neuron") == "signed":
         return _fit_signed(graph, budget, x, exact, report)
     delays = _uniform(graph, names, budget)
-    best = _evaluate(graph, delays, x, exact)
-    rounds = 2 * len(names)
+    best, result = _evaluate(graph, delays, x, exact)
+    rounds = min(MAX_ROUNDS, 2 * len(names))
     for k in range(1, rounds + 1):
         report(k, rounds)
-        move = _best_move(graph, names, delays, budget, x, exact, best)
+        move = _best_move(graph, _worst(names, result, exact), delays, budget, x, exact, best)
         if move is None:
             break
-        delays, best = move
+        delays, best, result = move
     report(1, 1)
     fitted = with_delays(graph, delays)
     fitted.meta["latency"] = {
@@ -133,22 +138,32 @@ def _uniform(graph: Graph, names: list[str], budget: int) -> dict[str, int]:
     return dict.fromkeys(names, d)
 
 
-def _evaluate(graph: Graph, delays: dict[str, int], x: np.ndarray, exact: SimResult) -> Score:
-    return score(run_step(with_delays(graph, delays), x), exact)
+def _evaluate(graph: Graph, delays: dict[str, int], x: np.ndarray, exact: SimResult
+              ) -> tuple[Score, SimResult]:
+    result = run_step(with_delays(graph, delays), x)
+    return score(result, exact), result
+
+
+def _worst(names: list[str], result: SimResult, exact: SimResult) -> list[str]:
+    """The CANDIDATES neurons whose counts differ most from exact mode's (the ones a longer
+    delay can help; the search tries only these each round)."""
+    wrong = {k: float(np.mean(result.counts[k] != exact.counts[k])) for k in names}
+    return sorted((k for k in names if wrong[k] > 0), key=lambda k: -wrong[k])[:CANDIDATES]
 
 
 def _best_move(graph: Graph, names: list[str], delays: dict[str, int], budget: int,
                x: np.ndarray, exact: SimResult, current: Score
-               ) -> tuple[dict[str, int], Score] | None:
+               ) -> tuple[dict[str, int], Score, SimResult] | None:
     """The single +1 change of one layer's delay that fits and agrees best, if it helps."""
-    found: tuple[dict[str, int], Score] | None = None
+    found: tuple[dict[str, int], Score, SimResult] | None = None
     now = with_delays(graph, delays)
     for name in names:
         trial = {**delays, name: delays[name] + 1}
         g = with_delays(graph, trial)
         if total_steps(g) > budget or g.node(name).op.t_fire == now.node(name).op.t_fire:
             continue  # over budget, or capped at exact already
-        s = score(run_step(g, x), exact)
+        r = run_step(g, x)
+        s = score(r, exact)
         if s.key() > (found[1] if found else current).key():
-            found = (trial, s)
+            found = (trial, s, r)
     return found
