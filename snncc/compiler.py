@@ -186,7 +186,7 @@ def check_latency(latency: object, neuron: str, delay: object, data: object) -> 
 
 
 def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
-            calibrate: np.ndarray | None = None, replace_softmax: bool = False,
+            calibrate: np.ndarray | str | Path | None = None, replace_softmax: bool = False,
             frac_bits: int | None = None, dump_dir: str | Path | None = None,
             print_after: Callable[[str, str], None] | None = None,
             input_shape: InputShape = None, neuron: str = "if",
@@ -202,6 +202,10 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
             frac_bits, int | np.integer) or not 0 <= frac_bits <= 62):
         raise SnnccError(Diagnostic(f"--frac-bits must be an integer from 0 to 62, not "
                                     f"{frac_bits}", fix="leave it out to let snncc choose"))
+    if isinstance(calibrate, str | Path):  # a file, as the CLI takes it
+        from snncc.inputs import load_array
+
+        calibrate = load_array(Path(calibrate), "--calibrate")
     graph = import_onnx(model, input_shape)
     if calibrate is not None:
         calibrate = CompiledModel(graph).check_input(calibrate, "calibration data")

@@ -128,3 +128,20 @@ def test_demo_refuses_a_folder_of_the_users_files(keep, tmp_path):
     assert proc.stderr.startswith("error: keep: the output folder is not an snncc build "
                                   "folder and is not empty (it holds model.onnx, notes.txt).")
     assert tree(keep) == before
+
+
+def test_the_api_takes_the_paths_the_cli_takes(tmp_path, tiny_models):
+    """snncc.compile(calibrate="c.npy") as --calibrate c.npy; model.save into a folder that
+    does not exist yet creates it."""
+    import numpy as np
+
+    import snncc
+
+    x = np.random.default_rng(0).uniform(0, 1, (16, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "c.npy", x)
+    by_path = snncc.compile(tiny_models["cnn"], latency=10, calibrate=tmp_path / "c.npy")
+    by_array = snncc.compile(tiny_models["cnn"], latency=10, calibrate=x)
+    assert by_path.graph.meta["latency"] == by_array.graph.meta["latency"]
+    by_path.save(tmp_path / "new" / "folder" / "model.snn")
+    again = snncc.load(tmp_path / "new" / "folder" / "model.snn")
+    np.testing.assert_array_equal(again.simulate(x).logits_int, by_path.simulate(x).logits_int)

@@ -56,7 +56,10 @@ def to_bytes(graph: Graph) -> bytes:
 
 
 def save(graph: Graph, path: str | Path) -> None:
-    Path(path).write_bytes(to_bytes(graph))
+    """Write model.snn (its folder is created if missing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(to_bytes(graph))
 
 
 def load(path: str | Path) -> Graph:
