@@ -153,9 +153,14 @@ def compile_cmd(
                                          help="Fraction bits of residual-stream currents."),
     output: Path = typer.Option(Path("build"), "-o", "--output", help="Output folder."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
-    print_after_all: bool = typer.Option(False, "--print-after-all"),
-    dump_dir: Path | None = typer.Option(None, "--dump-dir"),
-    time_passes: bool = typer.Option(False, "--time-passes"),
+    print_after_all: bool = typer.Option(False, "--print-after-all",
+                                         help="Print the IR after every pass."),
+    dump_dir: Path | None = typer.Option(None, "--dump-dir",
+                                         help="Write the IR after every pass into this "
+                                              "folder (NN-pass.snnir)."),
+    time_passes: bool = typer.Option(False, "--time-passes",
+                                     help="Print each pass's time and whether it changed "
+                                          "the graph."),
     input_shape: list[str] | None = typer.Option(None, "--input-shape", help=SHAPE_HELP),
 ) -> None:
     """Convert an ONNX model into an SNN and write it for a target."""
@@ -587,6 +592,8 @@ def main() -> None:
         # Usage errors of the command-line parser (click's, vendored or not).
         if debug or not hasattr(e, "format_message"):
             raise
+        if not e.format_message():  # `snncc` alone: the help was the answer
+            sys.exit(0)
         err.print(f"error: {e.format_message()}", markup=False)
         hint = getattr(getattr(e, "ctx", None), "command_path", "snncc")
         err.print(f"see '{hint} --help'", markup=False)

@@ -71,7 +71,7 @@ def run_pipeline(graph: Graph, passes: Sequence[Pass], *,
     timings: list[PassTiming] = []
     if dump_dir is not None:
         dump_dir.mkdir(parents=True, exist_ok=True)
-        (dump_dir / "00-import.mlir").write_text(print_graph(graph) + "\n")
+        (dump_dir / "00-import.snnir").write_text(print_graph(graph) + "\n")
     for k, p in enumerate(passes, start=1):
         start = time.perf_counter()
         try:
@@ -90,7 +90,7 @@ def run_pipeline(graph: Graph, passes: Sequence[Pass], *,
         if print_after:
             print_after(p.name, text)
         if dump_dir is not None:
-            (dump_dir / f"{k:02d}-{p.name}.mlir").write_text(text + "\n")
+            (dump_dir / f"{k:02d}-{p.name}.snnir").write_text(text + "\n")
     return graph, timings
 
 

@@ -133,8 +133,8 @@ def test_print_after_all_and_dump_dir(tmp_path, tiny_models):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("// after ") == 7
     dumps = sorted(p.name for p in (tmp_path / "dump").iterdir())
-    assert dumps[0] == "00-import.mlir" and dumps[-1] == "07-insert-dif.mlir"
-    assert "Neuron(" in (tmp_path / "dump" / "05-quant-to-neuron.mlir").read_text()
+    assert dumps[0] == "00-import.snnir" and dumps[-1] == "07-insert-dif.snnir"
+    assert "Neuron(" in (tmp_path / "dump" / "05-quant-to-neuron.snnir").read_text()
 
 
 def test_low_latency_delay_from_the_cli(tmp_path, tiny_models):
@@ -173,3 +173,9 @@ def test_a_failing_pass_is_named_with_the_passes_before_it(tiny_models):
     with pytest.raises(PassError, match=r"internal error in pass 'broken' \(passes run before "
                                         r"it: fine\): KeyError: 'boom'"):
         run_pipeline(import_onnx(tiny_models["cnn"]), [Fine(), Broken()])
+
+
+def test_no_arguments_prints_the_help_and_no_error():
+    proc = snncc_cmd()
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "[OPTIONS] COMMAND [ARGS]..." in proc.stdout and "compile" in proc.stdout
