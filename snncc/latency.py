@@ -101,7 +101,7 @@ def fit(graph: Graph, budget: int, data: np.ndarray,
     if budget < shortest:
         raise SnnccError(Diagnostic(
             f"--latency {budget} is too small for this model: with no delay at all its "
-            f"{neuron_layers_on_path(graph)} neuron layers on the longest path and their spike "
+            f"{_layers(neuron_layers_on_path(graph))} on the longest path and their spike "
             f"windows take {shortest} steps end to end",
             fix=f"pass --latency {shortest} or more (exact mode takes {total_steps(graph)})"))
     exact = run_fast(graph, x)
@@ -124,6 +124,10 @@ def fit(graph: Graph, budget: int, data: np.ndarray,
         "delays": {k: delays[k] for k in names}, "decision_agreement": best.decisions,
         "code_agreement": best.codes}
     return fitted
+
+
+def _layers(k: int) -> str:
+    return f"{k} neuron layer{'' if k == 1 else 's'}"
 
 
 def _uniform(graph: Graph, names: list[str], budget: int) -> dict[str, int]:

@@ -342,6 +342,18 @@ CATALOGUE = [
     Case("frac-bits", "--frac-bits out of range", ("compile", "mlp.onnx", "--frac-bits", "200"),
          "--frac-bits must be an integer from 0 to 62, not 200. Fix: leave it out to let snncc "
          "choose", writes("mlp.onnx", mlp)),
+    Case("latency-zero", "--latency 0", ("compile", "mlp.onnx", "--latency", "0"),
+         "--latency must be a positive number of steps, not 0. Fix: e.g. --latency 28 (4 T "
+         "at T = 7)", writes("mlp.onnx", mlp)),
+    Case("neuron-unknown", "an unknown --neuron kind", ("compile", "mlp.onnx", "--neuron", "foo"),
+         "unknown neuron kind 'foo'. Fix: use one of if, signed, multi", writes("mlp.onnx", mlp)),
+    Case("latency-too-small", "a --latency budget below the model's shortest run",
+         ("compile", "mlp.onnx", "--latency", "3", "--calibrate", "c.npy"),
+         "mlp.onnx: --latency 3 is too small for this model: with no delay at all its 1 neuron "
+         "layer on the longest path and their spike windows take 7 steps end to end. Fix: pass "
+         "--latency 7 or more (exact mode takes 8)",
+         steps(writes("mlp.onnx", mlp),
+               lambda d: np.save(d / "c.npy", np.full((4, 4), 0.5, np.float32)))),
     Case("T-negative", "-T -3 (inspect)", ("inspect", "mlp.onnx", "-T", "-3"),
          "-T must be a positive integer, not -3. Fix: pass the spike window, e.g. -T 7",
          writes("mlp.onnx", mlp)),
