@@ -11,9 +11,9 @@ For unit-spike (``if``) neurons the search is a hill climb over per-layer delays
 starts from the largest delay common to all layers that fits the budget, then adds one
 step to one layer's delay at a time, keeping the move that agrees best with the exact
 model (argmax decisions first, then the fraction of identical codes over all layers),
-until no move helps or fits. Each round tries the CANDIDATES neurons whose counts differ
-most from exact mode's (every one that differs, on models of up to CANDIDATES neuron
-layers), for at most MAX_ROUNDS rounds: the search costs a bounded number of step-engine
+until no move helps or fits. Each round tries the first CANDIDATES neurons (in graph
+order) whose counts differ from exact mode's (every one that differs, on models of up to
+CANDIDATES neurons), for at most MAX_ROUNDS rounds: the search costs a bounded number of step-engine
 runs whatever the depth. Signed neurons take back early spikes, so for them only the
 start matters: the delay policy that agrees best when every firing window is cut at the
 budget (``t_last``).
@@ -34,7 +34,7 @@ from snncc.passes.insert_dif import InsertDif
 from snncc.schedule import neuron_layers_on_path, total_steps
 
 MAX_SAMPLES = 256  # calibration inputs the search simulates (the first ones)
-CANDIDATES = 32  # neurons tried per round: those whose counts differ most from exact mode's
+CANDIDATES = 32  # neurons tried per round: the first ones whose counts differ from exact's
 MAX_ROUNDS = 40  # rounds of the hill climb (one delay step added per round)
 
 
@@ -113,7 +113,8 @@ def fit(graph: Graph, budget: int, data: np.ndarray,
     rounds = min(MAX_ROUNDS, 2 * len(names))
     for k in range(1, rounds + 1):
         report(k, rounds)
-        move = _best_move(graph, _worst(names, result, exact), delays, budget, x, exact, best)
+        move = _best_move(graph, _first_wrong(names, result, exact), delays, budget, x,
+                          exact, best)
         if move is None:
             break
         delays, best, result = move
@@ -148,11 +149,11 @@ def _evaluate(graph: Graph, delays: dict[str, int], x: np.ndarray, exact: SimRes
     return score(result, exact), result
 
 
-def _worst(names: list[str], result: SimResult, exact: SimResult) -> list[str]:
-    """The CANDIDATES neurons whose counts differ most from exact mode's (the ones a longer
-    delay can help; the search tries only these each round)."""
-    wrong = {k: float(np.mean(result.counts[k] != exact.counts[k])) for k in names}
-    return sorted((k for k in names if wrong[k] > 0), key=lambda k: -wrong[k])[:CANDIDATES]
+def _first_wrong(names: list[str], result: SimResult, exact: SimResult) -> list[str]:
+    """The first CANDIDATES neurons (in graph order) whose counts differ from exact mode's:
+    errors are fixed where they start, since a deep layer's differences are mostly its
+    inputs' (the search tries only these each round)."""
+    return [k for k in names if np.any(result.counts[k] != exact.counts[k])][:CANDIDATES]
 
 
 def _best_move(graph: Graph, names: list[str], delays: dict[str, int], budget: int,
