@@ -46,7 +46,8 @@ def sweeps(quick: bool, done: list[dict], save) -> list[dict]:
             continue
         start = time.perf_counter()
         result = run_sweep(path, x, y, T=7, budgets=[7, 14, 21, 28], calibrate=data)
-        result.update(title=title, seconds=time.perf_counter() - start)
+        result.update(title=title, seconds=time.perf_counter() - start,
+                      model=str(path.relative_to(ROOT)))  # no machine paths in the record
         done.append(result)
         save()
         print(f"{title}: {result['seconds']:.0f} s", flush=True)

@@ -97,7 +97,7 @@ def fit(graph: Graph, budget: int, data: np.ndarray,
     """The exact-mode `graph` with delays chosen for `budget` end-to-end steps."""
     x = np.asarray(data, np.float64)[:MAX_SAMPLES]
     names = [n.name for n in graph.ops(o.Neuron)]
-    shortest = total_steps(with_delays(graph.copy(), dict.fromkeys(names, 0), "if"))
+    shortest = total_steps(with_delays(graph, dict.fromkeys(names, 0), "if"))
     if budget < shortest:
         raise SnnccError(Diagnostic(
             f"--latency {budget} is too small for this model: with no delay at all its "
@@ -108,7 +108,7 @@ def fit(graph: Graph, budget: int, data: np.ndarray,
     report = progress or (lambda done, total: None)
     if graph.meta.get("neuron") == "signed":
         return _fit_signed(graph, budget, x, exact, report)
-    delays = _uniform(graph, names, budget)
+    delays = dict.fromkeys(names, uniform_delay(graph, names, budget))
     best, result = _evaluate(graph, delays, x, exact)
     rounds = min(MAX_ROUNDS, 2 * len(names))
     for k in range(1, rounds + 1):
@@ -131,8 +131,9 @@ def _layers(k: int) -> str:
     return f"{k} neuron layer{'' if k == 1 else 's'}"
 
 
-def _uniform(graph: Graph, names: list[str], budget: int) -> dict[str, int]:
-    """The largest delay common to every neuron that fits the budget."""
+def uniform_delay(graph: Graph, names: list[str], budget: int) -> int:
+    """The largest delay common to every neuron that fits the budget (no larger than the
+    one that already makes every neuron exact)."""
     d = 0
     while d < total_steps(graph):
         wider = with_delays(graph, dict.fromkeys(names, d + 1))
@@ -140,7 +141,7 @@ def _uniform(graph: Graph, names: list[str], budget: int) -> dict[str, int]:
                 with_delays(graph, dict.fromkeys(names, d))):
             break
         d += 1
-    return dict.fromkeys(names, d)
+    return d
 
 
 def _evaluate(graph: Graph, delays: dict[str, int], x: np.ndarray, exact: SimResult

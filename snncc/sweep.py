@@ -61,15 +61,16 @@ def run_sweep(model: str | Path, x: np.ndarray, y: np.ndarray | None, *, T: int 
     for budget in budgets:
         for kind in ("if", "signed"):
             say(f"{kind} neurons in {budget} steps")
-            compiled, setting = _within(model, T, kind, budget, calibrate, shortest)
+            compiled, setting = _within(model, T, kind, budget, calibrate, exact)
             points.append(_point(kind, compiled, setting, x, y, ref))
     return {"model": str(model), "T": T, "inputs": len(x), "budgets": budgets,
             "calibrated": calibrate is not None, "points": [asdict(p) for p in points]}
 
 
-def _within(model, T: int, kind: str, budget: int, calibrate, shortest: int
+def _within(model, T: int, kind: str, budget: int, calibrate, exact: CompiledModel
             ) -> tuple[CompiledModel, str]:
-    """The model compiled to fit `budget` steps with neurons of `kind`."""
+    """The model compiled to fit `budget` steps with neurons of `kind` (`exact`: the same
+    model in exact mode)."""
     if calibrate is not None:
         m = compile_model(model, T, calibrate=calibrate, neuron=kind, latency=budget)
         return m, f"--neuron {kind} --latency {budget}"
@@ -79,9 +80,10 @@ def _within(model, T: int, kind: str, budget: int, calibrate, shortest: int
         m = compile_model(model, T, neuron="signed", delay="none")
         cut_at(m.graph, budget)
         return m, f"--neuron signed --delay none, cut at {budget}"
-    d = 0
-    while compile_model(model, T, delay=d + 1).steps <= budget and d < T + 1:
-        d += 1
+    from snncc import ops as o
+    from snncc.latency import uniform_delay
+
+    d = uniform_delay(exact.graph, [n.name for n in exact.graph.ops(o.Neuron)], budget)
     return compile_model(model, T, delay=d), f"--delay {d}"
 
 
