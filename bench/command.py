@@ -95,7 +95,7 @@ def processes(folder: Path, reps: int) -> dict[str, list[float]]:
 def in_process(folder: Path, reps: int) -> dict[str, list[float]]:
     """The engine, the command's work and onnxruntime in this process."""
     import snncc
-    from snncc.measure import measure
+    from snncc.metrics.measure import measure
 
     sys.path.insert(0, str(ROOT / "bench"))
     from run import ort_session
@@ -123,7 +123,7 @@ def on_ray(folder: Path, reps: int) -> dict:
     import ray
 
     import snncc
-    from snncc.measure import measure
+    from snncc.metrics.measure import measure
 
     model = snncc.load(folder / "build" / "model.snn")
     x = np.load(folder / "x.npy")

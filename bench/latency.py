@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import snncc  # noqa: E402
+from snncc.app.sweep import run_sweep, table_rows  # noqa: E402
 from snncc.backends.sim import plan  # noqa: E402
 from snncc.backends.sim.engine import run_fast, run_step  # noqa: E402
 from snncc.schedule import neuron_layers_on_path  # noqa: E402
-from snncc.sweep import run_sweep, table_rows  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "digits_vit"
 
@@ -77,7 +77,7 @@ def deit_points(deit: Path, quick: bool) -> dict:
     for budget in (14, 28, 56):
         add("signed", f"--neuron signed --latency {budget}",
             snncc.compile(deit, 7, neuron="signed", latency=budget, calibrate=calib))
-    from snncc import latency
+    from snncc.runtime import latency
 
     latency.CANDIDATES, latency.MAX_ROUNDS = 6, 10  # a bounded search on a deep model
     for budget in (28, 56):

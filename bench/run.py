@@ -208,7 +208,7 @@ def done(name, seconds, **extra):
 t = time.perf_counter()
 import snncc
 from snncc.backends import registry
-from snncc.report import compile_report
+from snncc.metrics.report import compile_report
 done("import snncc", time.perf_counter() - t)
 path, out, T = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 targets = [t for t in sys.argv[4].split(",") if t]
@@ -261,7 +261,7 @@ def compile_child(path: Path, targets: tuple[str, ...], timeout: float) -> dict:
 
 CLI = PEAK_RSS + """
 import json, sys
-from snncc.cli import main
+from snncc.app.cli import main
 sys.argv = ["snncc", *sys.argv[1:]]
 try:
     main()

@@ -1,6 +1,6 @@
 """`python -m snncc`: the same command as `snncc`."""
 
-from snncc.cli import main
+from snncc.app.cli import main
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ from snncc.backends.sim.engine import SimResult, run_fast, run_step
 from snncc.errors import Diagnostic, SnnccError
 from snncc.frontend.importer import InputShape, import_onnx
 from snncc.ir import Graph
-from snncc.pipeline import Options, PassTiming, default_pipeline, run_pipeline
+from snncc.passes.pipeline import Options, PassTiming, default_pipeline, run_pipeline
 from snncc.reference import evaluate
 from snncc.schedule import neuron_layers_on_path, total_steps
 
@@ -97,14 +97,17 @@ class CompiledModel:
         """Run the SNN on a batch. engine: 'fast' (exact mode), 'step', or 'auto'.
 
         ray: 'local' (a local Ray instance), 'auto' (RAY_ADDRESS) or a cluster's address:
-        the batches run on `workers` Ray workers (default: one per CPU; snncc.cluster,
+        the batches run on `workers` Ray workers (default: one per CPU; snncc.runtime.cluster,
         needs snncc[cluster]); the result is the same as without."""
         if ray is not None:
-            from snncc.cluster import simulate_on_cluster
+            from snncc.runtime.cluster import run_batches
 
-            return simulate_on_cluster(self, x, ray, engine=engine, trace=trace,
-                                       batch_size=batch_size, progress=progress,
-                                       workers=workers)
+            x = self.check_form(x)
+            parts = (x[i:i + batch_size] for i in builtins.range(0, len(x), batch_size))
+            return _concat(run_batches(artifact.to_bytes(self.graph), load, parts, ray,
+                                       _simulate_batch,
+                                       lambda k: {"engine": engine, "trace": trace},
+                                       progress, workers))
         x = self.check_input(x)
         if engine == "auto":
             engine = "fast" if self.delay == "exact" else "step"
@@ -130,6 +133,11 @@ class CompiledModel:
 
     def save(self, path: str | Path) -> None:
         artifact.save(self.graph, path)
+
+
+def _simulate_batch(model: CompiledModel, x: np.ndarray, **options) -> SimResult:
+    """One batch of `CompiledModel.simulate` on a Ray worker."""
+    return model.simulate(x, batch_size=len(x), **options)
 
 
 def _concat(parts: list[SimResult]) -> SimResult:
@@ -203,7 +211,7 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
         raise SnnccError(Diagnostic(f"--frac-bits must be an integer from 0 to 62, not "
                                     f"{frac_bits}", fix="leave it out to let snncc choose"))
     if isinstance(calibrate, str | Path):  # a file, as the CLI takes it
-        from snncc.inputs import load_array
+        from snncc.runtime.inputs import load_array
 
         calibrate = load_array(Path(calibrate), "--calibrate")
     graph = import_onnx(model, input_shape)
@@ -219,7 +227,7 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
     except SnnccError as e:
         raise e.with_file(str(model)) from None
     if latency is not None:
-        from snncc import latency as fitter
+        from snncc.runtime import latency as fitter
 
         try:
             snn = fitter.fit(snn, int(latency), calibrate, latency_progress)

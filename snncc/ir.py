@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import networkx as nx
 import numpy as np
 
 from snncc.errors import Diagnostic, SnnccError
 from snncc.ops import Op, Shape, ShapeError
+
+OpT = TypeVar("OpT", bound=Op)
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,13 @@ class Node:
     shape: Shape
     kind: str
     origin: str = ""
+
+    def op_as(self, kind: type[OpT]) -> OpT:
+        """The node's op as the kind the caller handles: the typed way to read its fields
+        (a bug in snncc if it is another kind)."""
+        if not isinstance(self.op, kind):
+            raise TypeError(f"{self.name} is {type(self.op).__name__}, not {kind.__name__}")
+        return self.op
 
 
 class Graph:

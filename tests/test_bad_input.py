@@ -26,7 +26,7 @@ import pytest
 from onnx import numpy_helper
 
 import snncc
-import snncc.cli
+import snncc.app.cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "errors.md"
@@ -719,10 +719,10 @@ def leftovers(parent: Path) -> list[str]:
 
 
 def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
-    """snncc.cli.main in this process (so that a test can inject a fault)."""
+    """snncc.app.cli.main in this process (so that a test can inject a fault)."""
     monkeypatch.setattr(sys, "argv", ["snncc", *argv])
     with pytest.raises(SystemExit) as exit_:
-        snncc.cli.main()
+        snncc.app.cli.main()
     return exit_.value.code, capsys.readouterr().err
 
 
@@ -902,7 +902,7 @@ def test_failing_final_rename_puts_the_previous_output_back(tmp_path, monkeypatc
 
 def test_a_failing_backend_leaves_no_partial_output(tmp_path, monkeypatch, capsys):
     """An error after some files were written inside the temporary folder."""
-    from snncc import report
+    from snncc.metrics import report
 
     onnx.save(mlp(), tmp_path / "mlp.onnx")
     before = write_previous_build(tmp_path / "build")

@@ -15,8 +15,8 @@ import snncc
 from snncc import ops as o
 from snncc.errors import PassError
 from snncc.frontend.importer import import_onnx
-from snncc.passes import Pass, PassResult
-from snncc.pipeline import run_pipeline
+from snncc.passes.base import Pass, PassResult
+from snncc.passes.pipeline import run_pipeline
 
 
 def snncc_cmd(*args, cwd=None, env=None):

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 import snncc
 from conftest import IN_CI
-from snncc import cluster
-from snncc.cli import app
-from snncc.measure import measure
+from snncc.app.cli import app
+from snncc.metrics.measure import measure
+from snncc.runtime import cluster
 
 runner = CliRunner()
 START_TIMEOUT = 120  # seconds for the local cluster to come up

@@ -12,7 +12,7 @@ import modelgen
 import snncc
 from conftest import assert_exact
 from snncc import ops as o
-from snncc.compare import compare_onnx
+from snncc.metrics.compare import compare_onnx
 from snncc.reference import evaluate
 
 
@@ -87,7 +87,7 @@ def test_larger_t_than_levels_is_still_exact(tiny_models):
 
 
 def test_low_latency_policies_report_conversion_error(tiny_models):
-    from snncc.simulate import conversion_error
+    from snncc.app.simulate import conversion_error
 
     exact = snncc.compile(tiny_models["transformer"], T=7)
     x = inputs(exact, 32)
@@ -148,7 +148,7 @@ def test_artifact_round_trip_needs_no_onnx(tmp_path, tiny_models):
 def test_readout_logits_are_in_the_models_units(tiny_models):
     model = snncc.compile(tiny_models["transformer_po2"], T=7)
     x = inputs(model, 16)
-    from snncc.compare import run_onnx
+    from snncc.metrics.compare import run_onnx
 
     ort_logits = run_onnx(tiny_models["transformer_po2"], x, [])[0]
     # power-of-two scales: every logit is on onnxruntime's float32 grid, exactly

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import snncc
-from snncc.datasets import Shards, open_array
-from snncc.measure import measure
+from snncc.metrics.measure import measure
+from snncc.runtime.datasets import Shards, open_array
 
 
 def snncc_cmd(*args, cwd):
@@ -142,8 +142,8 @@ def test_nan_in_a_later_batch_names_the_file_and_global_index(build, tmp_path):
 def test_a_large_npy_is_memory_mapped_through_the_command(build, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from snncc import datasets
-    from snncc.cli import app
+    from snncc.app.cli import app
+    from snncc.runtime import datasets
 
     def run(name):
         res = CliRunner().invoke(app, ["simulate", str(build / "b" / "model.snn"), "--input",

@@ -10,11 +10,11 @@ import pytest
 import snncc
 from conftest import EXAMPLE, ROOT
 from snncc import ops as o
-from snncc.compare import BOUNDARY, boundary_distance, compare_onnx, run_onnx
 from snncc.frontend.importer import import_onnx
 from snncc.intmath import Rounding
 from snncc.ir import print_graph
-from snncc.pipeline import Options, default_pipeline, run_pipeline
+from snncc.metrics.compare import BOUNDARY, boundary_distance, compare_onnx, run_onnx
+from snncc.passes.pipeline import Options, default_pipeline, run_pipeline
 from snncc.reference import evaluate
 
 GOLDEN = ROOT / "tests" / "golden" / "digits_vit_snn.npz"

@@ -10,9 +10,9 @@ import pytest
 
 import modelgen
 from snncc import ops as o
-from snncc.compare import run_onnx
 from snncc.frontend.importer import import_onnx
 from snncc.ir import print_graph
+from snncc.metrics.compare import run_onnx
 from snncc.reference import evaluate
 
 

@@ -36,7 +36,7 @@ import modelgen
 import snncc
 from snncc.errors import SnnccError
 from snncc.frontend.support import SUPPORTED, UNSPIKEABLE
-from snncc.verdict import inspect_model
+from snncc.verify.verdict import inspect_model
 
 CORPUS = Path(__file__).parent / "data" / "fuzz"
 EXAMPLES = int(os.environ.get("SNNCC_FUZZ_EXAMPLES", "0"))

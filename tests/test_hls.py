@@ -66,7 +66,7 @@ def _emit(graph: Graph, folder: Path, x: np.ndarray | None = None) -> Built:
 
 def _via_cli(model: Path, out: Path) -> Built:
     """`snncc compile model.onnx -T 7 --target hls -o out`: the path users take."""
-    subprocess.run([sys.executable, "-c", "from snncc.cli import main; main()", "compile",
+    subprocess.run([sys.executable, "-c", "from snncc.app.cli import main; main()", "compile",
                     str(model), "-T", "7", "--target", "hls", "-o", str(out)], check=True,
                    capture_output=True, text=True)
     import json

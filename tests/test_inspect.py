@@ -8,7 +8,7 @@ import onnx
 import onnx.parser
 
 from snncc.frontend.support import UNSPIKEABLE
-from snncc.verdict import inspect_model
+from snncc.verify.verdict import inspect_model
 
 HEADER = '<ir_version: 8, opset_import: ["" : 17]>'
 

@@ -13,7 +13,7 @@ import pytest
 import snncc
 from snncc import kernels
 from snncc import ops as o
-from snncc.latency import MAX_SAMPLES
+from snncc.runtime.latency import MAX_SAMPLES
 from snncc.schedule import neuron_layers_on_path, total_steps
 
 
@@ -255,7 +255,7 @@ def test_every_delay_value_compiles_and_simulates(delay, tmp_path, tiny_models):
 
 def test_sweep_points_are_what_each_setting_gives(tmp_path, tiny_models):
     """Every point of the sweep equals a compile + simulate of the setting it names."""
-    from snncc.sweep import run_sweep
+    from snncc.app.sweep import run_sweep
 
     path = tiny_models["transformer"]
     exact = snncc.compile(path, T=7)
@@ -320,7 +320,7 @@ def test_spike_events_are_counted_per_line_and_per_signed_spike(kind, tiny_model
     """SOPs of a spike-driven dense synapse = its input's spike events x fan-out: a -1
     spike is an event (the synapse subtracts), a number on weighted lines is one event
     per set line."""
-    from snncc.measure import measure
+    from snncc.metrics.measure import measure
 
     delay = "none" if kind == "signed" else "exact"
     model = snncc.compile(tiny_models["transformer"], T=7, neuron=kind, delay=delay)

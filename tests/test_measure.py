@@ -1,5 +1,5 @@
 """`snncc simulate`'s figures from spike counts (issue 14): the same numbers as counting
-operations on the expanded spike trains (snncc.energy.count_ops, the replay), for every
+operations on the expanded spike trains (snncc.metrics.energy.count_ops, the replay), for every
 batch split, and `simulate` under non-exact delays."""
 
 import json
@@ -12,13 +12,13 @@ from typer.testing import CliRunner
 import modelgen
 import snncc
 from snncc import ops as o
-from snncc.cli import app
-from snncc.energy import count_ops
-from snncc.energy import td_matmul_sops as td_matmul_sops_on_trains
+from snncc.app.cli import app
 from snncc.intmath import Rounding
 from snncc.ir import Graph
-from snncc.measure import measure
-from snncc.tally import count_from_counts, replayed, td_matmul_sops
+from snncc.metrics.energy import count_ops
+from snncc.metrics.energy import td_matmul_sops as td_matmul_sops_on_trains
+from snncc.metrics.measure import measure
+from snncc.metrics.tally import count_from_counts, replayed, td_matmul_sops
 
 runner = CliRunner()
 

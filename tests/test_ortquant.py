@@ -27,8 +27,8 @@ from onnxruntime.quantization import (
 
 import snncc
 from conftest import assert_exact
-from snncc.compare import compare_onnx, run_onnx
 from snncc.errors import SnnccError
+from snncc.metrics.compare import compare_onnx, run_onnx
 
 ROOT = Path(__file__).resolve().parent.parent
 VIT = ROOT / "examples" / "digits_vit"
@@ -277,8 +277,8 @@ def test_signed_quantizers_through_the_hardware_ladder(tmp_path):
     from typer.testing import CliRunner
 
     from conftest import require_tool
-    from snncc.cli import app
-    from snncc.verify import run_ladder
+    from snncc.app.cli import app
+    from snncc.verify.ladder import run_ladder
 
     for tool in ("g++", "iverilog"):
         require_tool(tool)
@@ -308,7 +308,7 @@ def test_simulate_compare_onnx_names_signed_and_qoperator_layers(tmp_path):
     neurons, QOperator outputs integer tensors of the source model)."""
     from typer.testing import CliRunner
 
-    from snncc.cli import app
+    from snncc.app.cli import app
 
     np.save(tmp_path / "x.npy", images(20, seed=8))
     for path in (quantized(tmp_path, quant_format=QuantFormat.QDQ), qoperator_net(tmp_path)):

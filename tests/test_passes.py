@@ -12,8 +12,8 @@ import modelgen
 from snncc import ops as o
 from snncc.errors import SnnccError
 from snncc.frontend.importer import import_onnx
-from snncc.passes import REGISTRY
 from snncc.passes.absorb_relu import AbsorbRelu
+from snncc.passes.base import REGISTRY
 from snncc.passes.calibrate_thresholds import CalibrateThresholds
 from snncc.passes.canonicalize import Canonicalize
 from snncc.passes.fold_batchnorm import FoldBatchNorm
@@ -419,7 +419,7 @@ def test_calibrate_requantizes_levels_above_T(tmp_path):
     each becomes a 7-level quantizer, the cost is recorded as the decision agreement with
     the source model, and the SNN is exact for its new quantizers."""
     import snncc
-    from snncc.compare import run_onnx
+    from snncc.metrics.compare import run_onnx
 
     b = modelgen.Builder("q4", (6, 8), seed=6)
     x = b.quant(b.linear(b.input_quant(), 8, 12), levels=15)

@@ -15,13 +15,14 @@ from typer.testing import CliRunner
 
 import snncc
 from conftest import require_tool
-from snncc import hwrungs, verify
 from snncc import ops as o
-from snncc.activity import replay
+from snncc.app.cli import app
 from snncc.backends.sim import artifact, plan
 from snncc.backends.sim.engine import run_step
-from snncc.cli import app
-from snncc.energy import (
+from snncc.intmath import Rounding
+from snncc.ir import Graph
+from snncc.metrics.activity import replay
+from snncc.metrics.energy import (
     EnergyModel,
     LayerOps,
     OpCounts,
@@ -36,10 +37,11 @@ from snncc.energy import (
     synapse_sops,
     td_matmul_sops,
 )
-from snncc.intmath import Rounding
-from snncc.ir import Graph
-from snncc.onnx_macs import ann_macs
+from snncc.metrics.macs import ann_macs
 from snncc.reference import evaluate
+from snncc.verify import hardware as hwrungs
+from snncc.verify import ladder as verify
+from snncc.verify import rungs
 
 runner = CliRunner()
 
@@ -667,7 +669,7 @@ def test_calibrated_float_build_compares_and_verifies(tmp_path):
 def test_onnx_rung_fails_on_an_unexplained_code_only(tiny_models, monkeypatch):
     """The verdict of `simulate --compare-onnx`: a batch with fewer than 99.9 % identical
     codes passes when every difference is explained; one unexplained code fails, named."""
-    from snncc import compare
+    from snncc.metrics import compare
 
     model = snncc.compile(tiny_models["cnn"], T=7)
     layers = [n.name for n in model.graph.ops(o.Neuron)]
@@ -723,7 +725,7 @@ def test_interpreter_rung_locates_a_flipped_spike(tiny_models):
     layer = g.ops(o.Neuron)[1]
     got[layer.name][10, 3, 2, 1, 1] ^= 1  # step 10, sample 3, element (2, 1, 1)
     got[layer.name][12, 0, 0, 0, 0] ^= 1  # a later step of the same layer
-    div = verify.train_divergence(g, ref, got)
+    div = rungs.train_divergence(g, ref, got)
     assert (div.layer, div.step, div.element) == (layer.name, 10, (3, 2, 1, 1))
     assert "at step 10" in div.describe() and layer.origin in div.describe()
 
@@ -734,13 +736,13 @@ def test_hardware_rung_compares_counts_and_logits(tiny_models):
     x = np.random.default_rng(2).uniform(0, 1, (3,) + model.input_shape)
     r = run_step(g, x)
     golden = {"counts": r.counts, "logits": r.logits_int}
-    same = verify.hardware_rung("hw", "HLS", g, golden,
+    same = rungs.hardware_rung("hw", "HLS", g, golden,
                                 {"counts": dict(r.counts), "logits": r.logits_int})
     assert same.status == verify.PASS and same.agreement == 1.0
     layer = g.ops(o.Neuron)[1]
     bad = {k: v.copy() for k, v in r.counts.items()}
     bad[layer.name][2, 5, 0, 3] += 1
-    rung = verify.hardware_rung("hw", "HLS", g, golden, {"counts": bad, "logits": r.logits_int})
+    rung = rungs.hardware_rung("hw", "HLS", g, golden, {"counts": bad, "logits": r.logits_int})
     assert rung.status == verify.FAIL
     assert (rung.divergence.layer, rung.divergence.element) == (layer.name, (2, 5, 0, 3))
     assert rung.divergence.step is None

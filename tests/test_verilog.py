@@ -24,10 +24,10 @@ import modelgen
 import snncc
 from conftest import EXAMPLE, require_tool
 from snncc import ops as o
+from snncc.app.cli import app
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
 from snncc.backends.sim.engine import run_step
-from snncc.cli import app
 from snncc.intmath import Rounding
 from snncc.ir import Graph
 from snncc.passes.insert_dif import InsertDif

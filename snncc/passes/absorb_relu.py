@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from snncc import ops as o
 from snncc.ir import Graph, Node
-from snncc.passes import Pass, PassResult, register
 from snncc.passes._rewrite import bypass
+from snncc.passes.base import Pass, PassResult, register
 
 
 def _unsigned(n: Node) -> bool:

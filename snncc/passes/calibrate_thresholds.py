@@ -23,8 +23,8 @@ import numpy as np
 from snncc import ops as o
 from snncc.intmath import Rounding, quantize
 from snncc.ir import Graph
-from snncc.passes import Pass, PassResult, register
 from snncc.passes._rewrite import bypass
+from snncc.passes.base import Pass, PassResult, register
 from snncc.reference import evaluate
 
 INPUT_BITS = 8

@@ -22,9 +22,9 @@ import numpy as np
 from snncc import ops as o
 from snncc.intmath import compress
 from snncc.ir import Graph, Node
-from snncc.passes import Pass, PassResult, register
 from snncc.passes._cursor import rewrite_to_fixed_point
 from snncc.passes._rewrite import bypass, full_rank, is_identity_affine, merge_affines, single_user
+from snncc.passes.base import Pass, PassResult, register
 
 _MOVABLE = (o.Transpose, o.Reshape, o.Take, o.ReduceSum, o.SumPool)
 

@@ -15,8 +15,8 @@ import numpy as np
 from snncc import ops as o
 from snncc.intmath import compress
 from snncc.ir import Graph
-from snncc.passes import Pass, PassResult, register
 from snncc.passes._rewrite import full_rank, per_axis_only, single_user
+from snncc.passes.base import Pass, PassResult, register
 
 
 @register

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from snncc import ops as o
 from snncc.ir import Graph
-from snncc.passes import Pass, PassResult, register
+from snncc.passes.base import Pass, PassResult, register
 from snncc.schedule import Timing, timeline
 
 

@@ -27,8 +27,8 @@ from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError
 from snncc.intmath import compress, level_thresholds, to_fixed
 from snncc.ir import Graph, Node
-from snncc.passes import Pass, PassResult, register
 from snncc.passes._rewrite import full_rank, per_axis_only, single_user
+from snncc.passes.base import Pass, PassResult, register
 from snncc.reference import EVAL
 
 STREAM_WEIGHT_BITS = 20  # float weights outside the stream: the largest becomes ~2**20

@@ -18,8 +18,8 @@ from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError
 from snncc.frontend.support import UNSPIKEABLE
 from snncc.ir import Graph
-from snncc.passes import Pass, PassResult, register
 from snncc.passes._rewrite import single_user
+from snncc.passes.base import Pass, PassResult, register
 
 
 @register

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from snncc import ops as o
-from snncc.backends.hls.ranges import LINES, SIGNED, magnitude, value_ranges, widest
 from snncc.errors import Diagnostic
 from snncc.ir import Graph, Node
+from snncc.ranges import LINES, SIGNED, value_ranges, widest
 
 SUPPORTED = (o.Input, o.SpikeInput, o.Synapse, o.Neuron, o.TDMaxPool, o.TDMatMul,
              o.AddCurrent, o.ReduceSum, o.SumPool, o.Readout, *o.LAYOUT_OPS)
@@ -64,7 +64,7 @@ def _widths(graph: Graph, ranges) -> list[Diagnostic]:
     problems = []
     for n in graph.topo():
         r = ranges.get(n.name)
-        if r is not None and max(magnitude(r.step), magnitude(r.total)) >= _LIMIT:
+        if r is not None and r.bound >= _LIMIT:
             problems.append(_where(n, "its currents may exceed 62 bits",
                                    "use fewer fraction bits (--frac-bits)"))
     return problems

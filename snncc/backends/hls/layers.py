@@ -10,9 +10,9 @@ from snncc import ops as o
 from snncc.backends.hls import pragmas, tables
 from snncc.backends.hls.lower import Lowering, Rule, size_of
 from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
-from snncc.backends.hls.ranges import LINES, SIGNED, UNIT, Range, magnitude, widest
 from snncc.intmath import c_int_type
 from snncc.ir import Graph, Node
+from snncc.ranges import LINES, SIGNED, UNIT, widest
 
 
 def _spike_input(lw: Lowering, n: Node, layer: Layer) -> None:
@@ -136,7 +136,7 @@ def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
     op: o.Neuron = n.op
     x = lw.vals[n.inputs[0]]
     (outer, mid, inner), th, sign = _neuron_view(n)
-    bound = magnitude(lw.ranges[n.inputs[0]].total)
+    bound = lw.ranges[n.inputs[0]].acc.magnitude
     th = np.clip(th, -bound, bound + 1)  # unreachable levels: same comparisons, fewer bits
     f = pragmas.lanes(inner)
     size = size_of(n.shape)
@@ -184,7 +184,7 @@ def _td_maxpool(lw: Lowering, n: Node, layer: Layer) -> None:
     targs, (rf, cf) = _pool_tables(lw, n, layer)
     layer.summary = (f"TD max pool {op.kernel[0]}x{op.kernel[1]} stride {op.strides[0]}: "
                      "out(t) = maxpool(C(t)) - maxpool(C(t-1))")
-    ctype = c_int_type(0, lw.ranges[n.inputs[0]].total[1])
+    ctype = c_int_type(0, lw.ranges[n.inputs[0]].acc.hi)
     count = lw.state(layer, "count", ctype, x.size, f"{layer.ident}: input spike counts C(t)")
     last = lw.state(layer, "last", ctype, size_of(n.shape), f"{layer.ident}: maxpool(C(t-1))")
     out = lw.value(n, layer)
@@ -208,7 +208,7 @@ def _td_matmul(lw: Lowering, n: Node, layer: Layer) -> None:
     ac = lw.const(layer, "a_at", a_at, "offset of the A matrix of each product", itype)
     bc = lw.const(layer, "b_at", b_at, "offset of the B matrix of each product", itype)
     ins = [lw.ranges[i] for i in n.inputs]
-    la, lb = (r.total[1] for r in ins)
+    la, lb = (r.acc.hi for r in ins)
     ca = lw.state(layer, "ca", c_int_type(0, la), sa.size, f"{layer.ident}: spike counts C_A",
                   pragmas.cyclic(f))
     cb = lw.state(layer, "cb", c_int_type(0, lb), sb.size, f"{layer.ident}: spike counts C_B",
@@ -256,9 +256,7 @@ def _reduce_sum(lw: Lowering, n: Node, layer: Layer) -> None:
         outer, red, inner = tables.split_view(tuple(shape), first, last)
         summed *= red
         final = k == len(runs) - 1
-        part = lw.ranges[n.name] if final else Range(
-            (rng.step[0] * summed, rng.step[1] * summed),
-            (rng.total[0] * summed, rng.total[1] * summed))
+        part = lw.ranges[n.name] if final else rng.times(summed)
         out = lw.value(n, layer, None if final else f"part{k}", part, outer * inner)
         lw.call(layer, "reduce_sum", [outer, red, inner], [buf, out], lw.gate(n), out)
         del shape[first:last + 1]
@@ -277,15 +275,15 @@ def _sum_pool(lw: Lowering, n: Node, layer: Layer) -> None:
 
 def _readout(lw: Lowering, n: Node, layer: Layer) -> None:
     op: o.Readout = n.op
-    total = lw.ranges[n.inputs[0]].total
+    total = lw.ranges[n.inputs[0]].acc
     bias = np.broadcast_to(op.bias, n.shape).ravel()
     layer.summary = "readout: logits = accumulated current + bias (argmax: the prediction)"
-    acc = lw.state(layer, "acc", c_int_type(*total), size_of(n.shape),
+    acc = lw.state(layer, "acc", c_int_type(total.lo, total.hi), size_of(n.shape),
                    f"{layer.ident}: accumulated current")
     b = lw.const(layer, "bias", bias, "integer bias of the logits")
     lw.call(layer, "accumulate", [acc.size], [lw.vals[n.inputs[0]], acc], lw.gate(n))
-    lw.logit_t = c_int_type(total[0] + int(bias.min(initial=0)),
-                            total[1] + int(bias.max(initial=0)))
+    lw.logit_t = c_int_type(total.lo + int(bias.min(initial=0)),
+                            total.hi + int(bias.max(initial=0)))
     layer.finish.append(Call("readout", [str(acc.size)], [acc.name, b.name, "logits"], (0, 0)))
 
 

@@ -14,9 +14,9 @@ import numpy as np
 from snncc import ops as o
 from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
 from snncc.backends.hls.names import c_ident, short_ident
-from snncc.backends.hls.ranges import LINES, SIGNED, UNIT, Range, value_ranges
 from snncc.intmath import c_int_type
 from snncc.ir import Graph, Node
+from snncc.ranges import LINES, SIGNED, UNIT, ValueRange, value_ranges
 from snncc.schedule import total_steps, windows
 
 SPIKE = "snn::spike_t"
@@ -66,10 +66,10 @@ class Lowering:
         return ident
 
     def value(self, n: Node, layer: Layer, prefix: str | None = None,
-              rng: Range | None = None, size: int | None = None) -> Buffer:
+              rng: ValueRange | None = None, size: int | None = None) -> Buffer:
         """A new flat buffer for (one step of) a value of `n`."""
         rng = rng or self.ranges[n.name]
-        ctype = SPIKE if rng.binary else c_int_type(*rng.step)
+        ctype = SPIKE if rng.binary else c_int_type(rng.step.lo, rng.step.hi)
         self.kinds.add(rng.spikes)
         prefix = prefix or ("spk" if rng.spikes else "code" if n.kind == o.CODES else "cur")
         buf = Buffer(f"{prefix}_{layer.ident}", ctype, size or size_of(n.shape),

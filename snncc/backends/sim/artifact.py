@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc import __version__, arrayfile
+from snncc import arrayfile
 from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError
 from snncc.intmath import Rounding
 from snncc.ir import Graph
+from snncc.version import __version__
 
 FORMAT = "snncc-snn"
 FORMAT_VERSION = 1

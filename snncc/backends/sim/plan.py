@@ -1,12 +1,13 @@
 """Compiled evaluation of an SNN graph for the interpreter: exact, whole layers at a time.
 
 Both engines run on this. Every value gets a static bound on its magnitude that also
-bounds every partial sum a kernel forms while computing it (a spike count is at most L; a
-synapse's current at most ``max_j sum_i |W_ij|`` times its input's bound; and so on, over
-the whole time window too). The bound picks the dtype a current is computed and held in:
-float32 below 2**24, float64 below 2**53, int64 above. Integers in that range are exact in
-the float type whatever the order of summation, so float BLAS gives the integer result
-exactly. Spike counts and spike trains are uint8 (wider past 255 levels).
+bounds every partial sum a kernel forms while computing it, over its terms and over the
+whole time window (``snncc.ranges``, the analysis the HLS and Verilog backends size
+their types with; a membrane holds a current's running sum). The bound picks the dtype a
+current is computed and held in: float32 below 2**24, float64 below 2**53, int64 above.
+Integers in that range are exact in the float type whatever the order of summation, so
+float BLAS gives the integer result exactly. Spike counts and spike trains are uint8
+(wider past 255 levels).
 
 - ``run_exact``: exact mode in closed form, one pass (each neuron's count is its code).
 - ``run_steps``: the step semantics, for any delay policy. Each value is computed over its
@@ -33,6 +34,7 @@ from snncc import kernels
 from snncc import ops as o
 from snncc.intmath import quantize
 from snncc.ir import Graph, Node
+from snncc.ranges import value_ranges
 from snncc.reference import EVAL
 from snncc.schedule import neuron_last_step, total_steps
 
@@ -96,14 +98,15 @@ def build(graph: Graph) -> Plan:
 
 def _build(graph: Graph) -> Plan:
     plan = Plan(graph, [n for n in graph.topo()], steps=total_steps(graph))
-    signed = any(n.op.mode == "signed" for n in graph.ops(o.Neuron))
+    signed = any(n.op_as(o.Neuron).mode == "signed" for n in graph.ops(o.Neuron))
+    ranges = value_ranges(graph)
     for k, n in enumerate(plan.order):
         for i in n.inputs:
             plan.last_use[i] = k
         if isinstance(n.op, o.Input):
             continue
         ins = [plan.bound.get(i, 0) for i in n.inputs]
-        plan.bound[n.name] = b = _bound(graph, n, ins)
+        plan.bound[n.name] = b = ranges[n.name].bound
         analog = isinstance(n.op, o.SpikeInput) and n.op.analog
         plan.dtype[n.name] = (count_dtype(b, signed) if n.kind == o.CODES and not analog
                               else exact_dtype(b))
@@ -113,35 +116,6 @@ def _build(graph: Graph) -> Plan:
             plan.neurons[n.name] = _neuron_tables(n, ins[0], plan.dtype[n.inputs[0]])
             plan.dif[n.name] = _dif_tables(n, ins[0], plan.neurons[n.name][0])
     return plan
-
-
-def _fan_in(op: o.Synapse) -> int:
-    """max over outputs of sum |W| into it (rounded up)."""
-    w = np.abs(op.weight).astype(np.float64)
-    sums = w.sum(axis=0) if op.kind == "dense" else w.reshape(w.shape[0], -1).sum(axis=1)
-    return int(np.ceil(float(np.max(sums, initial=0.0)) * (1 + 2.0**-40))) + 1
-
-
-def _bound(graph: Graph, n: Node, ins: list[int]) -> int:
-    """|value| and every partial sum of it (over inputs and over steps) is at most this."""
-    op = n.op
-    if isinstance(op, o.SpikeInput):
-        return max(abs(op.lo), abs(op.hi), 1)
-    if isinstance(op, o.Neuron):
-        return max(op.levels, 1)
-    if isinstance(op, o.Synapse):
-        return ins[0] * _fan_in(op)
-    if isinstance(op, o.TDMatMul):
-        k = graph.node(n.inputs[0]).shape[-1]
-        return k * max(ins[0] * ins[1], ins[0] + ins[1])
-    if isinstance(op, o.AddCurrent):
-        return sum(ins)
-    if isinstance(op, o.ReduceSum):
-        shape = graph.node(n.inputs[0]).shape
-        return ins[0] * int(np.prod([shape[a] for a in op.axes], dtype=np.int64))
-    if isinstance(op, o.SumPool):
-        return ins[0] * op.kernel[0] * op.kernel[1]
-    return max(ins)  # TDMaxPool, Readout, rewiring
 
 
 def _neuron_tables(n: Node, bound: int, dtype: np.dtype):

@@ -13,6 +13,7 @@ import numpy as np
 from snncc import ops as o
 from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node
+from snncc.ranges import value_ranges
 from snncc.schedule import total_steps
 
 from .design import Buffer, Design, Engine, Param, Port, Probe, addr_bits, hex_row, hex_word, op_of
@@ -27,7 +28,7 @@ from .layout import (
     resolve,
     view_of,
 )
-from .ranges import SpikeFormat, value_ranges
+from .spikes import SpikeFormat
 from .tables import activity, conv_weight_rows, taps, threshold_table
 
 # A threshold table of at most this many words is constants in logic (read
@@ -111,7 +112,9 @@ class _Builder:
 
     def spikes(self, value: str) -> SpikeFormat:
         """How the spike train `value` (or the buffered value behind it) is carried."""
-        return self.ranges[value].format
+        r = self.ranges[value]
+        assert r.spikes, f"{value} is a current, not a spike train"
+        return SpikeFormat.of(r.step)
 
     def read(self, port: str, value: str, wanted: Layout) -> tuple[list[tuple[str, str]], Buffer]:
         """The engine's ports reading `value` as rows of `wanted` (a layout of its shape or

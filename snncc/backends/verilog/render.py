@@ -12,9 +12,9 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from snncc import __version__
 from snncc import ops as o
 from snncc.backends.common import Golden
+from snncc.version import __version__
 
 from .design import Design, addr_bits, hex_words, op_of
 

@@ -11,11 +11,11 @@ import numpy as np
 from snncc import ops as o
 from snncc.intmath import signed_bits
 from snncc.ir import Graph, Node
+from snncc.ranges import Interval
 from snncc.schedule import neuron_last_step
 
 from .design import op_of
 from .layout import Layout
-from .ranges import Interval
 
 
 def addr_bits(depth: int) -> int:

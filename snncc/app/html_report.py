@@ -7,11 +7,11 @@ from pathlib import Path
 
 import jinja2
 
-from snncc import __version__
-from snncc.charts import bar_chart, raster_png
+from snncc.app.charts import bar_chart, raster_png
+from snncc.app.report_view import LAYER_HEADER, hardware_rows, layer_label, layer_rows, summary_rows
 from snncc.errors import Diagnostic, SnnccError
-from snncc.measure import RASTER_NEURONS, unpack_raster
-from snncc.report_view import LAYER_HEADER, hardware_rows, layer_label, layer_rows, summary_rows
+from snncc.metrics.measure import RASTER_NEURONS, unpack_raster
+from snncc.version import __version__
 
 
 def _labels(rows: list[dict]) -> list[str]:
@@ -106,7 +106,7 @@ def render_html(report: dict, layers: list[str] | None = None, sweep: dict | Non
 def _sweep_html(sweep: dict | None) -> str:
     if not sweep:
         return ""
-    from snncc.sweep import html_section
+    from snncc.app.sweep import html_section
 
     return html_section(sweep)
 

@@ -38,9 +38,9 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.errors import SnnccError
+from snncc.metrics.report import read_report
 from snncc.reference import EVAL
-from snncc.report import read_report
-from snncc.verify import FAIL, PASS, SKIP, Divergence, Rung, hardware_rung
+from snncc.verify.rungs import FAIL, PASS, SKIP, Divergence, Rung, hardware_rung
 
 HLS = "interpreter ↔ HLS C simulation"
 RTL = "interpreter ↔ RTL simulation"
@@ -299,7 +299,7 @@ def hardware_rungs(build: Path, model, x: np.ndarray, golden: dict, rtl_simulato
     """The HLS and RTL rungs (skipped where the target was not built), with a progress
     line each: the HLS testbench reports nothing until it ends (a spinner and the elapsed
     time), the RTL testbench one line per input (a bar over the inputs)."""
-    from snncc.simulate import progress_step
+    from snncc.ui.console import progress_step
 
     rungs = []
     for folder, name, title, total, run in (

@@ -3,7 +3,7 @@
 In exact mode with unit-spike (if) neurons every spike train is one run of spikes: a
 value with count c that starts at step s (its neuron's t_fire; 0 for the input) spikes at
 s, s+1, ..., s+c-1 (the fast engine's trains, which the step engine equals bit for bit).
-Counts and starts fix every train, so the rules of snncc.energy follow from them without
+Counts and starts fix every train, so the rules of snncc.metrics.energy follow from them without
 expanding any:
 
 - SOPs, effective SOPs, max-pool comparisons and spikes are linear in the counts (summed
@@ -28,8 +28,9 @@ import numpy as np
 
 from snncc import kernels
 from snncc import ops as o
-from snncc.activity import replay, trains_from_counts
-from snncc.energy import (
+from snncc.ir import Graph, Node
+from snncc.metrics.activity import replay, trains_from_counts
+from snncc.metrics.energy import (
     LayerOps,
     OpCounts,
     _broadcast_factor,
@@ -38,7 +39,6 @@ from snncc.energy import (
     maxpool_comparisons,
     synapse_sops,
 )
-from snncc.ir import Graph, Node
 from snncc.reference import EVAL
 from snncc.schedule import windows
 
@@ -137,7 +137,7 @@ def _static(graph: Graph) -> _Static:
 
 
 def count_from_counts(graph: Graph, x: np.ndarray, counts: dict[str, np.ndarray]) -> OpCounts:
-    """snncc.energy's operation totals for one exact-mode batch, from every neuron's
+    """snncc.metrics.energy's operation totals for one exact-mode batch, from every neuron's
     spike count (``SimResult.counts``) and the input."""
     result = OpCounts(samples=len(x))
     s = _static(graph)

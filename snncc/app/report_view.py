@@ -1,5 +1,5 @@
 """`snncc report`: the human view of report.json, as a terminal table (and see
-snncc.html_report for the page). The rows are built here once for both views."""
+snncc.app.html_report for the page). The rows are built here once for both views."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from snncc.errors import Diagnostic, SnnccError
-from snncc.report import read_report, short_name, simulation_report, write_report
+from snncc.metrics.report import read_report, short_name, simulation_report, write_report
 
 LAYER_HEADER = ("layer", "kind", "neurons", "θ", "fires from (delay)", "rate", "SOPs",
                 "MACs", "ANN MACs", "memory bits (weights / state)")
@@ -134,7 +134,7 @@ def synthesis_figures(build: Path, run: bool, console: Console) -> dict | None:
     from snncc.backends.verilog.tools import mul_cells, resource_figures, run_synthesis
 
     if run:
-        from snncc.simulate import progress_bar, progress_step
+        from snncc.ui.console import progress_bar, progress_step
 
         with progress_bar(console) as bar, progress_step(bar, "synthesis (yosys, make synth)"):
             return run_synthesis(verilog)
@@ -151,8 +151,8 @@ def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, con
     """The build's report: from a new simulation of `x` (written back to the build), or
     the one `snncc simulate` wrote."""
     import snncc
-    from snncc.measure import check_labels, measure, summarize
-    from snncc.simulate import progress_bar, progress_step
+    from snncc.metrics.measure import check_labels, measure, summarize
+    from snncc.ui.console import progress_bar, progress_step
 
     path = build / "report.json"
     base = read_report(path)

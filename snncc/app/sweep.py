@@ -75,13 +75,13 @@ def _within(model, T: int, kind: str, budget: int, calibrate, exact: CompiledMod
         m = compile_model(model, T, calibrate=calibrate, neuron=kind, latency=budget)
         return m, f"--neuron {kind} --latency {budget}"
     if kind == "signed":
-        from snncc.latency import cut_at
+        from snncc.runtime.latency import cut_at
 
         m = compile_model(model, T, neuron="signed", delay="none")
         cut_at(m.graph, budget)
         return m, f"--neuron signed --delay none, cut at {budget}"
     from snncc import ops as o
-    from snncc.latency import uniform_delay
+    from snncc.runtime.latency import uniform_delay
 
     d = uniform_delay(exact.graph, [n.name for n in exact.graph.ops(o.Neuron)], budget)
     return compile_model(model, T, delay=d), f"--delay {d}"
@@ -89,8 +89,8 @@ def _within(model, T: int, kind: str, budget: int, calibrate, exact: CompiledMod
 
 def _point(kind: str, m: CompiledModel, setting: str, x: np.ndarray, y: np.ndarray | None,
            ref) -> Point:
-    from snncc.energy import EnergyModel, energy_summary
-    from snncc.measure import measure
+    from snncc.metrics.energy import EnergyModel, energy_summary
+    from snncc.metrics.measure import measure
 
     engine = "fast" if m.delay == "exact" else "step"
     meas = measure(m, x, engine=engine, keep_counts=True)
@@ -125,7 +125,7 @@ def curves(result: dict, key: str) -> dict[str, list[tuple[float, float]]]:
 
 def html_section(result: dict) -> str:
     """The curves as inline SVG, with a heading (for sweep.html and the HTML report)."""
-    from snncc.charts import line_chart
+    from snncc.app.charts import line_chart
 
     has_acc = any(p["accuracy"] is not None for p in result["points"])
     key = "accuracy" if has_acc else "decision_agreement"

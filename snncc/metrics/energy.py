@@ -25,8 +25,8 @@ import numpy as np
 
 from snncc import kernels
 from snncc import ops as o
-from snncc.activity import replay
 from snncc.ir import Graph, Node
+from snncc.metrics.activity import replay
 
 
 @dataclass

@@ -16,12 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc import __version__
 from snncc import ops as o
-from snncc.energy import EnergyModel, OpCounts, energy_from_totals, energy_summary, node_dense_macs
 from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node
+from snncc.metrics.energy import (
+    EnergyModel,
+    OpCounts,
+    energy_from_totals,
+    energy_summary,
+    node_dense_macs,
+)
 from snncc.schedule import Timing, timeline, windows
+from snncc.version import __version__
 
 _EXPORTER_PARTS = {"act_quant", "export_handler", "DequantizeLinear", "QuantizeLinear", "Quant",
                    "IntQuant", "weight_quant", "input_quant"}
@@ -148,7 +154,7 @@ def compile_report(compiled) -> dict:
 def _ann_macs(source: Path | None, sample: tuple[int, ...]) -> dict | None:
     """The source ONNX model's MACs, if the model is at hand."""
     from snncc.errors import SnnccError
-    from snncc.onnx_macs import ann_macs
+    from snncc.metrics.macs import ann_macs
 
     if source is None or not Path(source).is_file():
         return None

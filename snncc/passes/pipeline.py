@@ -17,8 +17,8 @@ import numpy as np
 
 from snncc.errors import PassError, SnnccError
 from snncc.ir import Graph, print_graph, verify
-from snncc.passes import Pass
 from snncc.passes.absorb_relu import AbsorbRelu
+from snncc.passes.base import Pass
 from snncc.passes.calibrate_thresholds import CalibrateThresholds
 from snncc.passes.canonicalize import Canonicalize
 from snncc.passes.fold_batchnorm import FoldBatchNorm
@@ -53,6 +53,13 @@ def default_pipeline(opts: Options) -> tuple[Pass, ...]:
         TemporalDecomposition(),                # products and max-pools of spikes, per step
         InsertDif(opts.delay, opts.neuron),     # neuron kinds; delays from the policy
     )
+
+
+def up_to_neurons(passes: Sequence[Pass]) -> tuple[Pass, ...]:
+    """The passes of `passes` up to and including QuantToNeuron: what decides whether a
+    model converts at all (``snncc inspect``'s verdict runs them)."""
+    k = next(i for i, p in enumerate(passes) if isinstance(p, QuantToNeuron))
+    return tuple(passes[:k + 1])
 
 
 @dataclass

@@ -125,7 +125,7 @@ def atomic_dir(target: Path, *, force: bool = False, protect: Iterable[Path] = (
 
 
 def _write_marker(tmp: Path) -> None:
-    from snncc import __version__
+    from snncc.version import __version__
 
     entries = sorted(p.name for p in tmp.iterdir() if p.name != MARKER)
     (tmp / MARKER).write_text(json.dumps({"snncc_version": __version__, "entries": entries},

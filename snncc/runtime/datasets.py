@@ -1,10 +1,10 @@
 """Data sets from disk for `simulate --input/--labels`: a large .npy file, or a folder of
-shards, read a batch at a time (smaller files go through snncc.inputs like every
+shards, read a batch at a time (smaller files go through snncc.runtime.inputs like every
 command's).
 
 - ``.npy`` (of more than STREAM_BYTES): memory-mapped, so a batch is read from disk when
   it is simulated and memory stays bounded by the batch, not the data set;
-- ``.npz``: the array named `key` (else its only array), read whole (snncc.inputs);
+- ``.npz``: the array named `key` (else its only array), read whole (snncc.runtime.inputs);
 - a folder: its ``.npy``/``.npz`` shards in sorted name order, one data set (hidden files
   are skipped; anything else is an error). The shards must agree on the shape of one
   sample; a slice of the set reads only the shards it covers (``.npy`` shards
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc import inputs
 from snncc.errors import Diagnostic, SnnccError
+from snncc.runtime import inputs
 
 SHARD_SUFFIXES = (".npy", ".npz")
 STREAM_BYTES = 64 << 20  # .npy files larger than this are memory-mapped
@@ -46,7 +46,7 @@ def _fail(option: str, path: Path, message: str, fix: str) -> SnnccError:
 
 
 def _read(path: Path, option: str, key: str) -> np.ndarray:
-    """One .npy file's array, memory-mapped; an .npz file's as snncc.inputs reads it."""
+    """One .npy file's array, memory-mapped; an .npz file's as snncc.runtime.inputs reads it."""
     if path.suffix != ".npy":
         return inputs.load_array(path, option, key)
     inputs.readable_file(path, option, SHARD_SUFFIXES)

@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.table import Table
 
 import snncc
-from snncc.compare import compare_onnx, run_onnx
 from snncc.errors import Diagnostic, SnnccError
-from snncc.report import short_name
+from snncc.metrics.compare import compare_onnx, run_onnx
+from snncc.metrics.report import short_name
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_vit"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_vit"
 TOOLS = {"hls": ("g++", "make"), "verilog": ("iverilog",)}
 
 
@@ -41,8 +41,8 @@ def available_targets() -> list[str]:
 
 def run_demo(console: Console, out_dir: Path, folder: Path | None = None,
              targets: list[str] | None = None, force: bool = False) -> dict:
-    from snncc.files import atomic_dir
-    from snncc.simulate import progress_bar
+    from snncc.app.files import atomic_dir
+    from snncc.ui.console import progress_bar
 
     folder = example_dir(folder)
     data = np.load(folder / "digits_test.npz")
@@ -59,9 +59,9 @@ def _run(bar, folder: Path, x: np.ndarray, y: np.ndarray, targets: list[str], tm
     import json
 
     from snncc.backends import registry
+    from snncc.metrics.report import compile_report
     from snncc.passes.calibrate_thresholds import calibration_progress
-    from snncc.report import compile_report
-    from snncc.simulate import progress_step
+    from snncc.ui.console import progress_step
 
     qcdq, float_onnx = folder / "digits_vit_qcdq.onnx", folder / "digits_vit_float.onnx"
     with progress_step(bar, "float twin (onnxruntime)", len(x)) as advance:

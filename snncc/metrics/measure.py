@@ -1,10 +1,10 @@
 """Simulate a dataset batch by batch and gather what `snncc simulate` reports.
 
 Per batch: the engine's logits and spike counts, and the operation counts. In exact mode
-with unit-spike neurons those come from the spike counts alone (snncc.tally: every train
+with unit-spike neurons those come from the spike counts alone (snncc.metrics.tally: every train
 is a run of spikes, fixed by its count and its start), so no train is expanded unless
 --trace asks for them. Otherwise timing matters: each batch is simulated with tracing on
-in chunks, counted from the trains (snncc.energy), and the trains dropped (unless kept).
+in chunks, counted from the trains (snncc.metrics.energy), and the trains dropped (unless kept).
 
 A batch's figures are integers (spikes, differing codes, operations) and its outputs per
 input; merging batches concatenates the outputs and adds the integers, so any split of
@@ -22,8 +22,8 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.backends.sim.engine import SimResult
-from snncc.energy import OpCounts, count_ops
 from snncc.errors import Diagnostic, SnnccError
+from snncc.metrics.energy import OpCounts, count_ops
 
 RASTER_NEURONS = 256  # neurons per layer kept in a raster (the first ones, row-major)
 COUNT_CHUNK = 32  # inputs per counted chunk under a non-exact delay: bounds the replay
@@ -105,7 +105,7 @@ def measure_batch(model, x: np.ndarray, *, engine: str = "auto", trace: bool = F
                   rasters: bool = False, keep_counts: bool = False) -> Measurement:
     """One batch (checked, float64): outputs, spike totals and operation counts (and
     every input's spike counts with `keep_counts`)."""
-    from snncc.tally import count_from_counts, counts_suffice
+    from snncc.metrics.tally import count_from_counts, counts_suffice
 
     if counts_suffice(model.graph):
         r = model.simulate(x, engine=engine, trace=trace, batch_size=len(x))
@@ -143,7 +143,7 @@ def _traced(model, x: np.ndarray, engine: str, keep: bool) -> tuple[SimResult, O
 def batches(model, x: np.ndarray, batch_size: int, file: str = ""
             ) -> Iterator[tuple[int, np.ndarray]]:
     """(start, checked float64 batch): only one batch of `x` (which may be memory-mapped,
-    or a snncc.datasets.Shards) is read and converted at a time. `file` names x in
+    or a snncc.runtime.datasets.Shards) is read and converted at a time. `file` names x in
     messages."""
     x = model.check_form(x, file=file)
     for start in range(0, len(x), batch_size):
@@ -155,16 +155,13 @@ def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
             ray: str | None = None, workers: int | None = None, file: str = "",
             keep_counts: bool = False) -> Measurement:
     """Run `model` on `x` batch by batch and gather outputs and figures (see Measurement);
-    `progress(n)` as n more inputs are done. With `ray` (an address, see snncc.cluster),
+    `progress(n)` as n more inputs are done. With `ray` (an address, see snncc.runtime.cluster),
     on `workers` Ray workers (default: one per CPU of the cluster), `progress(1)` per
     batch done. `file` names x in messages; `keep_counts` keeps every input's spike
     counts (``Measurement.result``), which the command does not need."""
     if ray is not None:
-        from snncc.cluster import measure_on_cluster
-
-        return measure_on_cluster(model, x, ray, engine=engine, trace=trace,
-                                  batch_size=batch_size, progress=progress, workers=workers,
-                                  file=file, keep_counts=keep_counts)
+        return _on_cluster(model, x, ray, batch_size, progress, workers, file,
+                           {"engine": engine, "trace": trace, "keep_counts": keep_counts})
     parts = []
     for start, xb in batches(model, x, batch_size, file):
         parts.append(measure_batch(model, xb, engine=engine, trace=trace,
@@ -172,6 +169,22 @@ def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
         if progress:
             progress(len(xb))
     return merge(parts)
+
+
+def _on_cluster(model, x: np.ndarray, address: str, batch_size: int,
+                progress: Callable[[int], None] | None, workers: int | None, file: str,
+                options: dict) -> Measurement:
+    """`measure` with the batches on Ray workers; `progress(1)` per batch done."""
+    from snncc.backends.sim import artifact
+    from snncc.compiler import load
+    from snncc.runtime.cluster import run_batches
+
+    x = model.check_form(x, file=file)
+    parts = (xb for _, xb in batches(model, x, batch_size, file))
+    done = (lambda n: progress(1)) if progress else None  # noqa: E731
+    return merge(run_batches(artifact.to_bytes(model.graph), load, parts, address,
+                             measure_batch, lambda k: {**options, "rasters": k == 0}, done,
+                             workers))
 
 
 def summarize(model, y: np.ndarray | None, m: Measurement, engine: str) -> dict:

@@ -3,7 +3,7 @@
 Each rung compares two neighbours and names the first divergence:
 
 1. onnxruntime ↔ integer reference: activation codes, layer by layer, under the contract
-   of ``simulate --compare-onnx`` (snncc.compare): every differing code must be explained
+   of ``simulate --compare-onnx`` (snncc.metrics.compare): every differing code must be explained
    (its input at a rounding boundary, or downstream of an earlier difference on the same
    sample); an unexplained one fails the rung. The share of identical codes (target
    >= 99.9 %, DESIGN §3) is reported, not a pass/fail figure. The time step named is where
@@ -15,7 +15,7 @@ Each rung compares two neighbours and names the first divergence:
    for code. In exact mode all must be equal; under another delay policy the step engine's
    conversion error is reported.
 3. interpreter ↔ HLS C simulation and ↔ RTL simulation: per-layer spike counts and
-   integer logits, equal bit for bit (see snncc.hwrungs for how they are run).
+   integer logits, equal bit for bit (see snncc.verify.hardware for how they are run).
 
 A rung that cannot run (no ONNX model, a target not built, a tool not installed) is
 skipped and named in the summary; ``--require`` turns a skip into a failure.
@@ -27,128 +27,32 @@ then the earliest step, then the first (sample, element).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from snncc import ops as o
 from snncc.backends.sim.engine import SimResult, run_fast, run_step
 from snncc.ir import Graph
+from snncc.verify.rungs import (
+    FAIL,
+    INFO,
+    INTERPRETER,
+    ONNX,
+    PASS,
+    SKIP,
+    Divergence,
+    Rung,
+    _earlier,
+    _layer_order,
+    count_divergence,
+    logit_divergence,
+    train_divergence,
+)
 
 ONNX_TARGET = 0.999  # share of identical codes DESIGN §3 aims at: reported, not a verdict
 CHUNK = 32
-PASS, FAIL, SKIP, INFO = "pass", "FAIL", "skipped", "reported"
-ONNX, INTERPRETER = "onnxruntime ↔ integer reference", "integer reference ↔ interpreter"
-RUNGS = 4  # onnxruntime, interpreter, HLS C simulation, RTL simulation
-REQUIRE = ("all", "onnx", "hls", "rtl")
-
-
-@dataclass
-class Divergence:
-    """Where two rungs first part: layer, (sample, *element), time step, both values."""
-
-    layer: str
-    source: str
-    element: tuple[int, ...]
-    step: int | None
-    expected: int
-    got: int
-    what: str  # "code", "spike", "count", "logit"
-    sides: tuple[str, str] = ("expected", "got")  # where `expected` and `got` come from
-
-    def describe(self) -> str:
-        at = f" at step {self.step}" if self.step is not None else ""
-        text = (f"{self.source} [{self.layer}] sample {self.element[0]} element "
-                f"{list(self.element[1:])}{at}: {self.what} {self.sides[0]} {self.expected}, "
-                f"{self.sides[1]} {self.got}")
-        if self.step is None:
-            text += f" (no time step: this rung compares {self.what}s over the whole run)"
-        return text
-
-
-@dataclass
-class Rung:
-    name: str
-    status: str  # PASS, FAIL, SKIP or INFO
-    agreement: float | None = None
-    detail: str = ""
-    divergence: Divergence | None = None
-    figures: dict = field(default_factory=dict)
-    breakdown: Any = field(default=None, repr=False)  # the onnx rung's compare.Agreement
-
-    @property
-    def short(self) -> str:
-        """The rung's name in the summary: what it checks, without the interpreter side."""
-        return self.name.split(" ↔ ")[-1] if self.name != ONNX else "onnxruntime"
-
-    def to_json(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k != "breakdown"}
-        d["divergence"] = None if self.divergence is None else {
-            **asdict(self.divergence), "element": list(self.divergence.element)}
-        if self.breakdown is not None:
-            d["onnx"] = self.breakdown.to_json()
-        return d
-
-
-def _earlier(a: Divergence | None, b: Divergence | None, order: dict[str, int]):
-    if a is None or b is None:
-        return a or b
-    ka = (order[a.layer], a.step if a.step is not None else -1)
-    kb = (order[b.layer], b.step if b.step is not None else -1)
-    return a if ka <= kb else b
-
-
-def _layer_order(graph: Graph) -> dict[str, int]:
-    return {n.name: k for k, n in enumerate(graph.topo())}
-
-
-# ---------------------------------------------------------------- divergences
-
-
-def train_divergence(graph: Graph, want: dict[str, np.ndarray], got: dict[str, np.ndarray],
-                     offset: int = 0, sides: tuple[str, str] = ("reference", "interpreter")
-                     ) -> Divergence | None:
-    """First differing spike of two sets of trains [T, B, ...], layers in topo order."""
-    for n in graph.ops(o.Neuron):
-        diff = want[n.name] != got[n.name]
-        if not diff.any():
-            continue
-        t = int(np.argmax(diff.reshape(len(diff), -1).any(axis=1)))
-        idx = tuple(int(i) for i in np.argwhere(diff[t])[0])
-        return Divergence(n.name, n.origin, (idx[0] + offset,) + idx[1:], t,
-                          int(want[n.name][t][idx]), int(got[n.name][t][idx]), "spike",
-                          sides)
-    return None
-
-
-def count_divergence(graph: Graph, want: dict[str, np.ndarray], got: dict[str, np.ndarray],
-                     sides: tuple[str, str] = ("expected", "got"), offset: int = 0,
-                     what: str = "spike count") -> Divergence | None:
-    """First differing count [B, ...] of the layers in `got`, in topo order (no time)."""
-    for n in graph.ops(o.Neuron):
-        if n.name not in got:
-            continue
-        a, b = np.asarray(want[n.name]), np.asarray(got[n.name]).reshape(want[n.name].shape)
-        diff = np.argwhere(a != b)
-        if len(diff):
-            idx = tuple(int(i) for i in diff[0])
-            return Divergence(n.name, n.origin, (idx[0] + offset,) + idx[1:], None,
-                              int(a[idx]), int(b[idx]), what, sides)
-    return None
-
-
-def logit_divergence(want: np.ndarray, got: np.ndarray, readout: str,
-                     sides: tuple[str, str] = ("expected", "got"),
-                     offset: int = 0) -> Divergence | None:
-    got = np.asarray(got).reshape(want.shape)
-    diff = np.argwhere(want != got)
-    if not len(diff):
-        return None
-    idx = tuple(int(i) for i in diff[0])
-    return Divergence(readout, readout, (idx[0] + offset,) + idx[1:], None, int(want[idx]),
-                      int(got[idx]), "integer logit", sides)
 
 
 # ---------------------------------------------------------------- rungs
@@ -159,8 +63,8 @@ def onnx_rung(model, onnx_path: Path | None, x: np.ndarray,
     """The contract of ``simulate --compare-onnx``: fails on an unexplained code only."""
     if onnx_path is None:
         return Rung(ONNX, SKIP, detail="no ONNX model (pass --onnx)")
-    from snncc.compare import compare_onnx
     from snncc.errors import SnnccError
+    from snncc.metrics.compare import compare_onnx
 
     try:
         a = compare_onnx(model, onnx_path, x, progress=progress)
@@ -304,29 +208,6 @@ def _exact_rung(tally: _Tally, div: Divergence | None) -> Rung:
     return Rung(INTERPRETER, FAIL, min(tally.share("step"), tally.share("fast")), detail, div)
 
 
-def hardware_rung(name: str, side: str, graph: Graph, golden: dict, got: dict) -> Rung:
-    """Compare a hardware simulation's per-layer counts and logits with the interpreter's.
-
-    `got` is {"counts": {layer: [B, ...]}, "logits": [B, ...], "figures": {...}}; layers
-    the hardware does not report are not compared.
-    """
-    sides = ("interpreter", side)
-    counts = got.get("counts", {})
-    div = count_divergence(graph, golden["counts"], counts, sides)
-    (r,) = graph.ops(o.Readout)
-    if got.get("logits") is not None:
-        div = _earlier(div, logit_divergence(golden["logits"], got["logits"], r.name, sides),
-                       _layer_order(graph))
-    compared = [k for k in counts if k in golden["counts"]]
-    equal = sum(int(np.sum(golden["counts"][k] == np.asarray(counts[k]).reshape(
-        golden["counts"][k].shape))) for k in compared)
-    total = sum(golden["counts"][k].size for k in compared)
-    what = f"{len(compared)} neuron layers" + (" and logits" if "logits" in got else "")
-    detail = f"{what} identical" if div is None else f"{what} compared"
-    return Rung(name, PASS if div is None else FAIL, equal / total if total else None,
-                detail, div, got.get("figures", {}))
-
-
 def passed(rungs: list[Rung], require: tuple[str, ...] = ()) -> bool:
     return all(r.status != FAIL for r in rungs) and not missing(rungs, require)
 
@@ -353,9 +234,9 @@ def run_ladder(build: Path, x: np.ndarray, console, onnx_path: Path | None = Non
     them in build/report.json, and return False on a forbidden divergence, or on a skipped
     rung that `require` asks for."""
     import snncc
-    from snncc.hwrungs import hardware_rungs
-    from snncc.report import read_report, write_report
-    from snncc.simulate import progress_bar, progress_step
+    from snncc.metrics.report import read_report, write_report
+    from snncc.ui.console import progress_bar, progress_step
+    from snncc.verify.hardware import hardware_rungs
 
     model = snncc.load(build / "model.snn")
     x = model.check_input(x, file=file)
@@ -390,7 +271,7 @@ def print_rungs(console, rungs: list[Rung], graph: Graph | None = None,
     console.print(t)
     for r in rungs:
         if r.breakdown is not None and graph is not None:
-            from snncc.simulate import agreement_table
+            from snncc.ui.console import agreement_table
 
             agreement_table(console, graph, r.breakdown)
         for key, value in r.figures.items():

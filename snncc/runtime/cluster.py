@@ -21,6 +21,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,25 +105,21 @@ def connect(address: str, cpus: int | None = None):
 
 
 class Worker:
-    """One Ray actor: the model, loaded once, and the batches it is given."""
+    """One Ray actor: the model, loaded once by `loader` (from model.snn's bytes, checks
+    and all), and the batches it is given."""
 
-    def __init__(self, snn: bytes, kill_once: Path | None = None):
+    def __init__(self, snn: bytes, loader: Callable[[Path], Any],
+                 kill_once: Path | None = None):
         import tempfile
 
-        from snncc.compiler import load
-
-        with tempfile.TemporaryDirectory() as tmp:  # read as any model.snn is, checks and all
+        with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "model.snn").write_bytes(snn)
-            self.model = load(Path(tmp) / "model.snn")
+            self.model = loader(Path(tmp) / "model.snn")
         self.kill_once = kill_once
 
-    def run(self, what: str, x: np.ndarray, options: dict):
+    def run(self, job: Callable[..., Any], x: np.ndarray, options: dict) -> Any:
         self._maybe_die()
-        if what == "simulate":
-            return self.model.simulate(x, batch_size=len(x), **options)
-        from snncc.measure import measure_batch
-
-        return measure_batch(self.model, x, **options)
+        return job(self.model, x, **options)
 
     def _maybe_die(self) -> None:
         if self.kill_once is not None and not self.kill_once.exists():
@@ -130,45 +127,44 @@ class Worker:
             os._exit(1)  # as a crashed or killed worker process would
 
 
-def workers_of(ray, model_ref, count: int | None) -> list:
+def workers_of(ray, model_ref, loader, count: int | None) -> list:
     """The actors: one per CPU of the cluster (or `count`), each loading the model once."""
     n = count or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    return [_actor(ray, model_ref) for _ in range(n)]
+    return [_actor(ray, model_ref, loader) for _ in range(n)]
 
 
-def _actor(ray, model_ref):
-    return ray.remote(num_cpus=1)(Worker).remote(model_ref, KILL_ONCE)
+def _actor(ray, model_ref, loader):
+    return ray.remote(num_cpus=1)(Worker).remote(model_ref, loader, KILL_ONCE)
 
 
-def run_batches(model, x, address: str, what: str, options: dict, batch_size: int,
+def run_batches(snn: bytes, loader: Callable[[Path], Any], parts: Iterator[np.ndarray],
+                address: str, job: Callable[..., Any], options: Callable[[int], dict],
                 progress: Callable[[int], None] | None = None,
-                workers: int | None = None, file: str = "") -> list:
-    """The results of `what` on every batch of x, in input order; `progress(n)` as a
-    batch of n inputs is done. A batch whose worker died goes to a new worker."""
-    from snncc.backends.sim import artifact
-    from snncc.measure import batches
-
-    x = model.check_form(x, file=file)
+                workers: int | None = None) -> list:
+    """``job(model, batch, **options(k))`` for every batch k of `parts`, on Ray workers
+    that load the model from `snn` with `loader`; the results in input order.
+    `progress(n)` as a batch of n inputs is done. A batch whose worker died goes to a new
+    worker. `job` and `loader` must be importable functions (Ray ships them by name)."""
     ray = connect(address)
-    model_ref = ray.put(artifact.to_bytes(model.graph))
-    actors = workers_of(ray, model_ref, workers)
-    todo = _numbered(batches(model, x, batch_size, file))
+    model_ref = ray.put(snn)
+    actors = workers_of(ray, model_ref, loader, workers)
+    todo = enumerate(parts)
     pending: dict = {}  # object ref -> (batch, its size, its input, worker slot, worker)
     results: dict[int, object] = {}
     free = [slot for slot in range(len(actors)) for _ in range(IN_FLIGHT)]
     deaths = 0
 
     def submit(k: int, size: int, xb, slot: int) -> None:
-        opts = {**options, "rasters": k == 0} if what == "measure" else options
-        pending[actors[slot].run.remote(what, xb, opts)] = (k, size, xb, slot, actors[slot])
+        pending[actors[slot].run.remote(job, xb, options(k))] = (k, size, xb, slot,
+                                                                 actors[slot])
 
     try:
         while True:
             while free:
-                job = next(todo, None)
-                if job is None:
+                item = next(todo, None)
+                if item is None:
                     break
-                k, xb = job
+                k, xb = item
                 submit(k, len(xb), ray.put(xb), free.pop())
             if not pending:
                 break
@@ -184,7 +180,7 @@ def run_batches(model, x, address: str, what: str, options: dict, batch_size: in
                         "cluster (`ray logs`); a worker may run out of memory: try a smaller "
                         "--batch-size")) from None
                 if actors[slot] is actor:  # not yet replaced (by its other batches)
-                    actors[slot] = _actor(ray, model_ref)
+                    actors[slot] = _actor(ray, model_ref, loader)
                 submit(k, size, xb, slot)
                 continue
             free.append(slot)
@@ -196,11 +192,6 @@ def run_batches(model, x, address: str, what: str, options: dict, batch_size: in
     return [results[k] for k in range(len(results))]
 
 
-def _numbered(items: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
-    for k, (_, xb) in enumerate(items):
-        yield k, xb
-
-
 def _get(ray, ref):
     """A batch's result; a snncc error raised in a worker is raised here as itself."""
     try:
@@ -210,28 +201,3 @@ def _get(ray, ref):
         if isinstance(cause, SnnccError):
             raise SnnccError(*cause.diagnostics) from None
         raise
-
-
-def measure_on_cluster(model, x, address: str, *, engine: str = "auto", trace: bool = False,
-                       batch_size: int = 256, progress: Callable[[int], None] | None = None,
-                       workers: int | None = None, file: str = "",
-                       keep_counts: bool = False):
-    """`measure.measure` with the batches on Ray workers; `progress(1)` per batch done."""
-    from snncc.measure import merge
-
-    done = (lambda n: progress(1)) if progress else None  # noqa: E731
-    options = {"engine": engine, "trace": trace, "keep_counts": keep_counts}
-    parts = run_batches(model, x, address, "measure", options, batch_size, done, workers,
-                        file)
-    return merge(parts)
-
-
-def simulate_on_cluster(model, x, address: str, *, engine: str = "auto", trace: bool = False,
-                        batch_size: int = 256, progress: Callable[[int], None] | None = None,
-                        workers: int | None = None):
-    """`CompiledModel.simulate` with the batches on Ray workers."""
-    from snncc.compiler import _concat
-
-    return _concat(run_batches(model, x, address, "simulate",
-                               {"engine": engine, "trace": trace}, batch_size, progress,
-                               workers))

@@ -19,10 +19,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from snncc import __version__, inputs
+from snncc.app.files import _file_in_the_way, atomic_dir
 from snncc.errors import Diagnostic, SnnccError
-from snncc.files import _file_in_the_way, atomic_dir
 from snncc.frontend.importer import InputShape
+from snncc.runtime import inputs
+from snncc.version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile quantized ANN transformers (ONNX) into spike-driven SNNs.")
@@ -91,7 +92,7 @@ def inspect(
     input_shape: list[str] | None = typer.Option(None, "--input-shape", help=SHAPE_HELP),
 ) -> None:
     """What is in a model, and whether (at which T) it can be made spike-driven."""
-    from snncc.verdict import inspect_model
+    from snncc.verify.verdict import inspect_model
 
     v = inspect_model(model, T, replace_softmax, parse_input_shape(input_shape))
     if as_json:
@@ -165,8 +166,8 @@ def compile_cmd(
 ) -> None:
     """Convert an ONNX model into an SNN and write it for a target."""
     import snncc
+    from snncc.metrics.report import compile_report
     from snncc.passes.insert_dif import parse_delay
-    from snncc.report import compile_report
 
     if target not in TARGETS:
         raise SnnccError(Diagnostic(f"unknown target {target!r}",
@@ -233,7 +234,7 @@ def _calibration_bar(data: np.ndarray | None, latency: int | None = None):
     from contextlib import nullcontext
 
     from snncc.passes.calibrate_thresholds import calibration_progress
-    from snncc.simulate import progress_bar, progress_step
+    from snncc.ui.console import progress_bar, progress_step
 
     search = (progress_step if latency is not None else lambda *a: nullcontext())
     with (progress_bar(err) as bar,
@@ -282,8 +283,8 @@ def simulate(
 ) -> None:
     """Run a compiled SNN on inputs: predictions, firing rates, time steps."""
     import snncc
-    from snncc.report import read_report
-    from snncc.simulate import simulate_and_report
+    from snncc.app.simulate import simulate_and_report
+    from snncc.metrics.report import read_report
 
     for path, option, suffix in ((trace, "--trace", ".npz"), (output, "--output", ".npz"),
                                  (report, "--report", ".json")):
@@ -331,9 +332,9 @@ def sweep(
     html: Path | None = typer.Option(None, "--html", help="Write a page with the curves."),
 ) -> None:
     """Accuracy and synaptic operations against end-to-end steps, per neuron kind."""
-    from snncc.report import atomic_file
-    from snncc.simulate import progress_bar, progress_step
-    from snncc.sweep import html_page, run_sweep, table_rows
+    from snncc.app.sweep import html_page, run_sweep, table_rows
+    from snncc.metrics.report import atomic_file
+    from snncc.ui.console import progress_bar, progress_step
 
     for path, option, suffix in ((json_out, "--json", ".json"), (html, "--html", None)):
         inputs.output_file(path, option, suffix)
@@ -381,9 +382,9 @@ def _checked_input(model, path: Path) -> np.ndarray:
 
 def _simulate_input(model, path: Path):
     """simulate's --input: a folder of shards or a large .npy file is read a batch at a
-    time (snncc.datasets; the saturation check looks at its first inputs); anything else as
+    time (snncc.runtime.datasets; the saturation check looks at its first inputs); anything else as
     every command reads it."""
-    from snncc.datasets import SATURATION_SAMPLE, open_array, streamed
+    from snncc.runtime.datasets import SATURATION_SAMPLE, open_array, streamed
 
     if not streamed(path):
         return _checked_input(model, path)
@@ -395,7 +396,7 @@ def _simulate_input(model, path: Path):
 
 
 def _simulate_labels(model, path: Path | None, n: int) -> np.ndarray | None:
-    from snncc.datasets import open_array
+    from snncc.runtime.datasets import open_array
 
     if path is None or not path.is_dir():
         return _checked_labels(model, path, n)
@@ -437,9 +438,9 @@ def report_cmd(
 ) -> None:
     """Per-layer figures, operation counts and energy; optionally an HTML page."""
     import snncc
-    from snncc.energy import EnergyModel
-    from snncc.report import reprice, write_report
-    from snncc.report_view import load_or_measure, print_report, synthesis_figures
+    from snncc.app.report_view import load_or_measure, print_report, synthesis_figures
+    from snncc.metrics.energy import EnergyModel
+    from snncc.metrics.report import reprice, write_report
 
     if not (build / "model.snn").is_file():
         raise SnnccError(Diagnostic("no model.snn in the build folder", file=str(build),
@@ -468,8 +469,8 @@ def report_cmd(
     with _saved_report(build / "report.json"):
         print_report(out, report)
     if html is not None:
-        from snncc.html_report import render_html
-        from snncc.report import atomic_file
+        from snncc.app.html_report import render_html
+        from snncc.metrics.report import atomic_file
 
         with _saved_report(build / "report.json"):
             text = render_html(report, layers, sweep_points)
@@ -529,7 +530,8 @@ def verify(
     """Run the verification ladder: onnxruntime, integer reference, interpreter, HLS C
     simulation, RTL simulation; exit 1 on any divergence the contract forbids."""
     import snncc
-    from snncc.verify import REQUIRE, run_ladder
+    from snncc.verify.ladder import run_ladder
+    from snncc.verify.rungs import REQUIRE
 
     if not (build / "model.snn").is_file():
         raise SnnccError(Diagnostic("no model.snn in the build folder", file=str(build),
@@ -557,7 +559,7 @@ def demo(
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Compile the bundled digits ViT at T=7 and run its test split."""
-    from snncc.demo import run_demo
+    from snncc.app.demo import run_demo
 
     run_demo(out, output, example_dir, force=force)
 

@@ -2,77 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    Task,
-    TaskID,
-    TimeElapsedColumn,
-)
+from rich.progress import Progress
 from rich.table import Table
-from rich.text import Text
 
 from snncc import ops as o
 from snncc.compiler import CompiledModel
-from snncc.report import atomic_file, short_name
-
-
-class _Count(MofNCompleteColumn):
-    """done/total, blank while the total is unknown (a spinner and the time say enough)."""
-
-    def render(self, task: Task) -> Text:
-        return Text("") if task.total is None else super().render(task)
-
-
-def progress_bar(console: Console | None = None) -> Progress:
-    """The progress display of every long step: a named spinner, a bar, done/total and the
-    elapsed time, erased when done.
-
-    It goes to stderr, never to stdout (`console` is used only if it writes elsewhere, as
-    in tests), and is off when that is not a terminal; rich's TTY_COMPATIBLE=1 (or
-    FORCE_COLOR) forces it on, TTY_COMPATIBLE=0 off.
-    """
-    if console is None or console.file is sys.stdout:
-        console = Console(stderr=True)
-    return Progress(SpinnerColumn(), "[progress.description]{task.description}", BarColumn(),
-                    _Count(), TimeElapsedColumn(), console=console, transient=True,
-                    redirect_stdout=False, disable=not console.is_terminal)
-
-
-@dataclass
-class Step:
-    """One line of a progress display: call it to advance by k, or `set` done and total."""
-
-    bar: Progress
-    task: TaskID
-
-    def __call__(self, k: int = 1) -> None:
-        self.bar.advance(self.task, k)
-
-    def set(self, done: int, total: int) -> None:
-        self.bar.update(self.task, completed=done, total=total)
-
-
-@contextmanager
-def progress_step(bar: Progress, description: str, total: int | None = None) -> Iterator[Step]:
-    """One named line on `bar` while a step runs (a spinner until a total is known),
-    removed when the step ends."""
-    task = bar.add_task(description, total=total)
-    try:
-        yield Step(bar, task)
-        bar.refresh()  # show the line complete before it goes
-    finally:
-        bar.remove_task(task)
+from snncc.metrics.report import atomic_file, short_name
+from snncc.ui.console import agreement_table, progress_bar, progress_step
 
 
 def conversion_error(model: CompiledModel, x: np.ndarray, counts: dict[str, np.ndarray]
@@ -90,9 +30,9 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
                         workers: int | None = None, file: str = "") -> dict:
     """Simulate, print what happened, and write report.json to `report` (if given) on top
     of `base` (the compile report). `x` may be memory-mapped or a folder's shards
-    (snncc.datasets): it is read a batch at a time (--compare-onnx reads it whole). With
+    (snncc.runtime.datasets): it is read a batch at a time (--compare-onnx reads it whole). With
     `ray`, the batches run on a Ray cluster. `file` names x in messages."""
-    from snncc.measure import check_labels, measure, summarize
+    from snncc.metrics.measure import check_labels, measure, summarize
 
     if y is not None:
         y = check_labels(y, len(x))
@@ -103,7 +43,7 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
                                progress=advance, batch_size=batch_size, ray=ray,
                                workers=workers, file=file)
         if compare is not None:
-            from snncc.compare import compare_onnx
+            from snncc.metrics.compare import compare_onnx
 
             with progress_step(bar, "onnxruntime (--compare-onnx)", len(x)) as advance:
                 agreement = compare_onnx(model, compare, model.check_input(x, file=file),
@@ -130,7 +70,7 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
                      logits_int=measured.logits_int)
         console.print(f"logits and predictions written to {output}")
     if report is not None:
-        from snncc.report import simulation_report, write_report
+        from snncc.metrics.report import simulation_report, write_report
 
         full = simulation_report(model, base, measured.counts, summary["firing_rates"],
                                  summary, rasters=measured.rasters)
@@ -160,34 +100,3 @@ def _rates_table(console: Console, model: CompiledModel, m, errors) -> None:
             row.append(f"{errors[n.name]:.2%}")
         t.add_row(*row)
     console.print(t)
-
-
-def agreement_table(console: Console, graph, a) -> None:
-    """The integer reference against onnxruntime, per layer: differing codes, each at a
-    rounding boundary, downstream of one, or unexplained (``compare.Agreement``)."""
-    t = Table("neuron layer", "codes", "differing", "at a boundary", "downstream",
-              "unexplained", "first difference (sample, element)",
-              title="integer reference vs onnxruntime")
-    for layer in a.layers:
-        first = "" if layer.first is None else (
-            f"{list(layer.first)}: onnx {layer.ort_code}, snn {layer.snn_code}")
-        t.add_row(short_name(graph.node(layer.neuron or layer.name).origin), str(layer.total),
-                  str(layer.differing), str(layer.at_boundary), str(layer.downstream),
-                  str(layer.unexplained), first)
-    console.print(t)
-    console.print(f"codes identical: {a.code_agreement:.4%}; argmax identical: "
-                  f"{a.decision_agreement:.4%} ({a.decisions - a.differing_decisions}/"
-                  f"{a.decisions})")
-    from snncc.compare import BOUNDARY
-
-    differing = sum(layer.differing for layer in a.layers)
-    if differing:
-        console.print(f"differences: {differing}: "
-                      f"{sum(la.at_boundary for la in a.layers)} where onnxruntime's value "
-                      f"sits within 1/{round(1 / BOUNDARY)} of a step of a rounding boundary "
-                      "(fixed-point residual sums, float32 rounding), "
-                      f"{sum(la.downstream for la in a.layers)} downstream of an earlier "
-                      f"difference on the same sample, {a.unexplained} unexplained")
-    verdict = ("[green]pass[/] (every differing code explained)" if not a.unexplained else
-               f"[bold red]FAIL[/] ({a.unexplained} unexplained codes)")
-    console.print(f"onnxruntime agreement: {verdict}")

@@ -22,12 +22,8 @@ from snncc.frontend.loader import load_model
 from snncc.frontend.support import UNSPIKEABLE
 from snncc.frontend.validate import node_name
 from snncc.ir import Graph
-from snncc.passes.absorb_relu import AbsorbRelu
-from snncc.passes.canonicalize import Canonicalize
-from snncc.passes.fold_batchnorm import FoldBatchNorm
-from snncc.passes.quant_to_neuron import QuantToNeuron
+from snncc.passes.pipeline import Options, default_pipeline, run_pipeline, up_to_neurons
 from snncc.passes.softmax_to_nrelu import SoftmaxToNRelu
-from snncc.pipeline import run_pipeline
 
 
 @dataclass
@@ -129,8 +125,7 @@ def _conversion_diagnostics(graph: Graph, T: int, replace_softmax: bool,
     if not replace_softmax:
         found += [Diagnostic(d.message, d.node, d.op, d.fix, file)
                   for d in _softmax_diagnostics(graph)]
-    passes = (FoldBatchNorm(), SoftmaxToNRelu(True), Canonicalize(), AbsorbRelu(),
-              QuantToNeuron(T))
+    passes = up_to_neurons(default_pipeline(Options(T=T, replace_softmax=True)))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
