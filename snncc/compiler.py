@@ -18,7 +18,7 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.backends.sim import artifact
-from snncc.backends.sim.engine import SimResult, run_fast, run_step
+from snncc.backends.sim.engine import LayerMap, SimResult, run_fast, run_step
 from snncc.errors import Diagnostic, SnnccError
 from snncc.frontend.importer import InputShape, import_onnx
 from snncc.ir import Graph
@@ -91,14 +91,25 @@ class CompiledModel:
                 fix="clean the input", file=file))
         return x.astype(np.float64, copy=False)
 
-    def simulate(self, x: np.ndarray, engine: str = "auto", trace: bool = False,
+    def simulate(self, x: np.ndarray | str | Path, engine: str = "auto", trace: bool = False,
                  batch_size: int = 256, progress: Callable[[int], None] | None = None,
                  ray: str | None = None, workers: int | None = None) -> SimResult:
-        """Run the SNN on a batch. engine: 'fast' (exact mode), 'step', or 'auto'.
+        """Run the SNN on a batch (an array, or a .npy/.npz file as --input takes it).
+        engine: 'fast' (exact mode), 'step', or 'auto'.
 
         ray: 'local' (a local Ray instance), 'auto' (RAY_ADDRESS) or a cluster's address:
         the batches run on `workers` Ray workers (default: one per CPU; snncc.runtime.cluster,
-        needs snncc[cluster]); the result is the same as without."""
+        needs snncc[cluster]); the result is the same as without. `counts` and `trains`
+        are keyed by layer name (``LayerMap``: the names the tables show; the IR and ONNX
+        node names find the same arrays)."""
+        return self.run(_array(x), engine, trace, batch_size, progress, ray,
+                        workers).named(self.graph)
+
+    def run(self, x: np.ndarray, engine: str = "auto", trace: bool = False,
+            batch_size: int = 256, progress: Callable[[int], None] | None = None,
+            ray: str | None = None, workers: int | None = None) -> SimResult:
+        """`simulate` with counts and trains keyed by IR node name, as the tools inside
+        snncc use them."""
         if ray is not None:
             from snncc.runtime.cluster import run_batches
 
@@ -125,19 +136,29 @@ class CompiledModel:
                 progress(len(parts[-1].logits))
         return _concat(parts)
 
-    def reference(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """The integer reference: every neuron's code and the readout, no time."""
-        values = evaluate(self.graph, {self.graph.inputs[0]: self.check_input(x)})
-        return {n.name: values[n.name] for n in self.graph.topo()
-                if isinstance(n.op, o.Neuron | o.Readout)}
+    def reference(self, x: np.ndarray | str | Path) -> LayerMap:
+        """The integer reference: every neuron's code and the readout, no time; keyed by
+        layer name as `simulate`'s counts."""
+        values = evaluate(self.graph, {self.graph.inputs[0]: self.check_input(_array(x))})
+        return LayerMap({n.name: values[n.name] for n in self.graph.topo()
+                         if isinstance(n.op, o.Neuron | o.Readout)}, self.graph)
 
     def save(self, path: str | Path) -> None:
         artifact.save(self.graph, path)
 
 
+def _array(x):
+    """An array, or a .npy/.npz file's (as --input reads it)."""
+    if not isinstance(x, str | Path):
+        return x
+    from snncc.runtime.inputs import load_array
+
+    return load_array(Path(x), "input")
+
+
 def _simulate_batch(model: CompiledModel, x: np.ndarray, **options) -> SimResult:
-    """One batch of `CompiledModel.simulate` on a Ray worker."""
-    return model.simulate(x, batch_size=len(x), **options)
+    """One batch of `CompiledModel.run` on a Ray worker."""
+    return model.run(x, batch_size=len(x), **options)
 
 
 def _concat(parts: list[SimResult]) -> SimResult:

@@ -16,7 +16,7 @@ import networkx as nx
 import numpy as np
 
 from snncc.errors import Diagnostic, SnnccError
-from snncc.ops import Op, Shape, ShapeError
+from snncc.ops import Input, Neuron, Op, Shape, ShapeError
 
 OpT = TypeVar("OpT", bound=Op)
 
@@ -143,6 +143,49 @@ class Graph:
 
     def ops(self, *kinds: type) -> list[Node]:
         return [n for n in self.topo() if isinstance(n.op, kinds)]
+
+
+# ---------------------------------------------------------------- layer names
+
+# Exporter scaffolding after a layer's own name in ONNX node names (Brevitas, QONNX)
+_EXPORTER_PARTS = frozenset({"act_quant", "export_handler", "DequantizeLinear", "QuantizeLinear",
+                             "Quant", "IntQuant", "weight_quant", "input_quant"})
+
+
+def short_name(origin: str) -> str:
+    """An ONNX node name without the exporter's quantizer plumbing, and without a module
+    list before its item ('/blocks/blocks.0/attn/q_act/act_quant/export_handler/
+    DequantizeLinear' -> '/blocks.0/attn/q_act'); a name that is all plumbing keeps its
+    first part ('/input_quant/act_quant/...' -> '/input_quant')."""
+    parts = origin.split("/")
+    while len(parts) > 1 and parts[-1] in _EXPORTER_PARTS and parts[-2]:
+        parts.pop()
+    parts = [p for i, p in enumerate(parts)
+             if not (p and i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+    return "/".join(parts) or origin
+
+
+def layer_names(graph: Graph) -> dict[str, str]:
+    """Every node's layer name (graph inputs excepted): the short name of the ONNX node it
+    came from, as every table, report, trace file and testbench shows it.
+
+    Unique and deterministic: neurons choose first, then the other nodes in topological
+    order; a later node whose short name is taken gets its op added ('/head/Gemm:readout'),
+    and then a number ('/head/Gemm:synapse.2')."""
+    nodes = [n for n in graph.topo() if not isinstance(n.op, Input)]
+    nodes.sort(key=lambda n: not isinstance(n.op, Neuron))  # stable: topological within
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for n in nodes:
+        name = base = short_name(n.origin)
+        if name in taken:
+            name = base = f"{base}:{n.op.name.lower()}"
+        k = 2
+        while name in taken:
+            name, k = f"{base}.{k}", k + 1
+        names[n.name] = name
+        taken.add(name)
+    return names
 
 
 # ---------------------------------------------------------------- printer

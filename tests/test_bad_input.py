@@ -545,6 +545,10 @@ CATALOGUE = [
          "--pj-ac must be positive, not -1.0. Fix: e.g. --pj-ac 0.9", BUILT),
     Case("pj-mac-zero", "an energy per MAC of 0", ("report", "build", "--pj-mac", "0"),
          "--pj-mac must be positive, not 0.0. Fix: e.g. --pj-mac 4.6", BUILT),
+    Case("report-unknown-layer", "report --layer naming no neuron layer (checked before "
+         "anything runs)", ("report", "build", "--input", "x.npy", "--layer", "/act1/relu"),
+         "--layer /act1/relu: the model has no neuron layer of that name. Fix: name a neuron "
+         "layer as the tables show it, e.g. act1", BUILT),
     Case("snn-other-version", "a model.snn from another snncc version",
          ("simulate", "old.snn", "--input", "x.npy"),
          "old.snn: model.snn format snncc-snn v99 (written by snncc 9.9.9) is not snncc-snn v1 "

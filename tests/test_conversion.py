@@ -161,8 +161,8 @@ def test_integer_reference_follows_its_definition(tiny_models):
     model = snncc.compile(tiny_models["transformer"], T=7)
     x = inputs(model, 3)
     g, ref = model.graph, model.reference(x)
-    codes = {**ref, **{n.name: evaluate(g, {g.inputs[0]: x})[n.name]
-                       for n in g.ops(o.SpikeInput)}}
+    codes = {**{n.name: ref[n.name] for n in g.ops(o.Neuron)},  # by IR value, as syn.inputs
+             **{n.name: evaluate(g, {g.inputs[0]: x})[n.name] for n in g.ops(o.SpikeInput)}}
     checked = []
     for n in g.ops(o.Neuron):
         syn = g.node(n.inputs[0])

@@ -62,8 +62,11 @@ def test_simulate_a_folder_equals_the_single_file(build):
     assert many.stdout.replace("many", "one") == one.stdout
     a, b = np.load(build / "one.npz"), np.load(build / "many.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a.files)
-    assert json.loads((build / "many.json").read_text()) == json.loads(
-        (build / "one.json").read_text())
+    reports = [json.loads((build / f).read_text()) for f in ("one.json", "many.json")]
+    for report, data in zip(reports, (("x.npy", "y.npy"), ("xs", "ys")), strict=True):
+        sim = report["simulation"]  # where the data came from (`snncc report` says it)
+        assert (sim.pop("input"), sim.pop("labels")) == tuple(str(build / f) for f in data)
+    assert reports[0] == reports[1]
 
 
 class BatchOnly:

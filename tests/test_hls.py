@@ -27,7 +27,7 @@ from snncc.backends.hls.lower import CODED_HEADER, CODED_KERNELS
 from snncc.backends.sim import plan
 from snncc.frontend.importer import import_onnx
 from snncc.intmath import Rounding
-from snncc.ir import Graph, verify
+from snncc.ir import Graph, layer_names, verify
 from snncc.passes.insert_dif import InsertDif
 from snncc.reference import evaluate
 
@@ -237,11 +237,15 @@ def test_csim_equals_interpreter(build, name):
     counts = b.read("csim_spike_counts.dat")
     layout = b.summary["spike_counts_layout"]
     assert [e["name"] for e in layout] == [m.name for m in b.graph.ops(o.Neuron)]
+    names = layer_names(b.graph)
+    assert [e["layer"] for e in layout] == [names[m.name] for m in b.graph.ops(o.Neuron)]
     for entry in layout:
         got = counts[:, entry["offset"]:entry["offset"] + entry["size"]]
         want = expected.counts[entry["name"]].reshape(n, -1)
         assert np.array_equal(got, want), f"{name}: layer {entry['name']} differs"
-        assert re.search(rf"layer {entry['ident']} +(\d+)/\1 ", b.run.stdout)
+        # the layer as snncc's tables, counts and report.json name it, then its ONNX node
+        assert re.search(rf"layer {re.escape(entry['layer'])} +(\d+)/\1 +spike counts equal"
+                         rf" +\({re.escape(entry['origin'])}\)", b.run.stdout)
     logits = b.read("csim_logits.dat")
     assert np.array_equal(logits, expected.logits.reshape(n, -1))
 
@@ -271,7 +275,7 @@ def test_testbench_reports_a_difference(build):
                          capture_output=True, text=True)
     assert run.returncode == 1
     assert run.stdout.rstrip().endswith("FAIL")
-    layer = b.summary["spike_counts_layout"][1]["ident"]
+    layer = b.summary["spike_counts_layout"][1]["layer"]
     assert f"first difference: input 2, layer {layer}, neuron 6:" in run.stdout
 
 

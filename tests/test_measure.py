@@ -140,7 +140,7 @@ def test_simulate_after_a_small_delay(tmp_path, models, delay):
     ref = model.reference(x)
     assert sim["conversion_error"] == {k: float(np.mean(r.counts[k] != ref[k]))
                                        for k in r.counts}
-    layers = {row["name"]: row for row in json.loads((build / "report.json").read_text())[
+    layers = {row["node"]: row for row in json.loads((build / "report.json").read_text())[
         "layers"]}
     counted = count_ops(model.graph, x, r.trains)
     for name, ops in counted.layers.items():

@@ -20,7 +20,7 @@ from snncc.app.cli import app
 from snncc.backends.sim import artifact, plan
 from snncc.backends.sim.engine import run_step
 from snncc.intmath import Rounding
-from snncc.ir import Graph
+from snncc.ir import Graph, layer_names
 from snncc.metrics.activity import replay
 from snncc.metrics.energy import (
     EnergyModel,
@@ -720,7 +720,7 @@ def test_interpreter_rung_locates_a_flipped_spike(tiny_models):
     model = snncc.compile(tiny_models["cnn"], T=7)
     g = model.graph
     x = np.random.default_rng(2).uniform(0, 1, (4,) + model.input_shape)
-    ref = model.simulate(x, engine="fast", trace=True).trains
+    ref = model.run(x, engine="fast", trace=True).trains  # by IR node
     got = {k: v.copy() for k, v in ref.items()}
     layer = g.ops(o.Neuron)[1]
     got[layer.name][10, 3, 2, 1, 1] ^= 1  # step 10, sample 3, element (2, 1, 1)
@@ -861,14 +861,15 @@ def test_non_exact_delay_reports_conversion_error(tmp_path, tiny_models):
     res = cli("report", build, "--input", tmp_path / "x.npy", "--html", tmp_path / "r.html")
     assert res.exit_code == 0, res.output
     errors = json.loads((build / "report.json").read_text())["simulation"]["conversion_error"]
-    assert set(errors) == {n.name for n in snncc.load(build / "model.snn").graph.ops(o.Neuron)}
+    graph = snncc.load(build / "model.snn").graph
+    names = layer_names(graph)  # report.json keys layers by layer name
+    assert set(errors) == {names[n.name] for n in graph.ops(o.Neuron)}
     assert "Conversion error" in (tmp_path / "r.html").read_text()
     res = cli("verify", build, "--input", tmp_path / "x.npy")
     assert res.exit_code == 0, res.output
     rungs = json.loads((build / "report.json").read_text())["verify"]["rungs"]
     assert rungs[1]["status"] == "reported"
-    sizes = {n.name: 12 * int(np.prod(n.shape))
-             for n in snncc.load(build / "model.snn").graph.ops(o.Neuron)}
+    sizes = {names[n.name]: 12 * int(np.prod(n.shape)) for n in graph.ops(o.Neuron)}
     differing = sum(round(errors[k] * sizes[k]) for k in errors)
     assert differing > 0  # delay 2 is not exact on this model
     total = sum(sizes.values())

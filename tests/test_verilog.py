@@ -29,7 +29,7 @@ from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
 from snncc.backends.sim.engine import run_step
 from snncc.intmath import Rounding
-from snncc.ir import Graph
+from snncc.ir import Graph, layer_names
 from snncc.passes.insert_dif import InsertDif
 
 GOLDEN = Path(__file__).parent / "golden" / "verilog"
@@ -84,7 +84,8 @@ def example_design(tmp_path_factory) -> Path:
 def _assert_bit_exact(result: dict, vectors: int, graph: Graph) -> None:
     """The testbench's summary: every spike count of every neuron layer and every logit
     of every vector equal to the interpreter's, layer by layer, and a cycle count each."""
-    size = {n.name: vectors * int(np.prod(n.shape)) for n in graph.ops(o.Neuron)}
+    names = layer_names(graph)  # the LAYER lines name layers as snncc's tables do
+    size = {names[n.name]: vectors * int(np.prod(n.shape)) for n in graph.ops(o.Neuron)}
     assert result["layers"] == {k: {"match": v, "total": v} for k, v in size.items()}
     (readout,) = graph.ops(o.Readout)
     logits = vectors * int(np.prod(readout.shape))

@@ -25,6 +25,16 @@ from snncc.frontend.importer import InputShape
 from snncc.runtime import inputs
 from snncc.version import __version__
 
+
+def _type_column(param, ctx) -> str | None:
+    """The type column of --help: a flag takes no value, so nothing (typer would show
+    `<bool>` beside every flag, --help included); other options as typer shows them."""
+    return None if getattr(param, "is_flag", False) else _TYPER_TYPE_COLUMN(param, ctx)
+
+
+_TYPER_TYPE_COLUMN = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _type_column
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile quantized ANN transformers (ONNX) into spike-driven SNNs.")
 out = Console(highlight=False, soft_wrap=True)
@@ -306,7 +316,7 @@ def simulate(
     summary = simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx,
                                   trace=trace, output=output, batch_size=batch_size,
                                   report=report, base=base, ray=ray, workers=ray_workers,
-                                  file=str(input))
+                                  file=str(input), labels_file=labels or "")
     if summary.get("onnx", {}).get("unexplained"):  # the contract of verify's first rung
         raise typer.Exit(1)
 
@@ -438,7 +448,14 @@ def report_cmd(
 ) -> None:
     """Per-layer figures, operation counts and energy; optionally an HTML page."""
     import snncc
-    from snncc.app.report_view import load_or_measure, print_report, synthesis_figures
+    from snncc.app.report_view import (
+        check_layers,
+        load_or_measure,
+        print_report,
+        simulated,
+        synthesis_figures,
+    )
+    from snncc.app.simulate import data_files
     from snncc.metrics.energy import EnergyModel
     from snncc.metrics.report import reprice, write_report
 
@@ -449,15 +466,21 @@ def report_cmd(
     inputs.positive(pj_mac, "--pj-mac", "4.6")
     energy = EnergyModel(pj_ac, pj_mac)
     sweep_points = _read_sweep(sweep_json, build / "sweep.json") if html is not None else None
+    model = snncc.load(build / "model.snn")
+    check_layers(model.graph, layers)
     x = y = None
     if labels is not None and input is None:
         raise SnnccError(Diagnostic(f"--labels {labels} given without --input",
                                     fix="pass the inputs the labels belong to with --input"))
     if input is not None:
-        model = snncc.load(build / "model.snn")
         x = _checked_input(model, input)
         y = _checked_labels(model, labels, len(x))
-    report = load_or_measure(build, x, y, err, engine, energy)
+    report = load_or_measure(build, x, y, err, engine, energy, data_files(input, labels))
+    if x is None:
+        with _saved_report(build / "report.json"):
+            err.print(f"reusing the last simulation in {build / 'report.json'}: "
+                      f"{simulated(report['simulation'])} (pass --input to simulate other "
+                      "inputs)", markup=False)
     with _saved_report(build / "report.json"):
         changed = reprice(report, energy)
     figures = synthesis_figures(build, synth, err)

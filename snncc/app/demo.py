@@ -16,8 +16,9 @@ from rich.table import Table
 
 import snncc
 from snncc.errors import Diagnostic, SnnccError
+from snncc.ir import layer_names
 from snncc.metrics.compare import compare_onnx, run_onnx
-from snncc.metrics.report import short_name
+from snncc.ui.console import layer_column
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_vit"
 TOOLS = {"hls": ("g++", "make"), "verilog": ("iverilog",)}
@@ -119,9 +120,10 @@ def _print(console: Console, model, result, s: dict, out_dir: Path) -> None:
                   f"{'yes, every code' if s['snn_equals_integer_reference'] else 'NO'}; "
                   f"codes identical with onnxruntime: {s['onnx_code_agreement']:.4%}; "
                   f"argmax identical: {s['onnx_argmax_agreement']:.2%}")
-    rates = Table("neuron layer", "neurons", "firing rate", title="firing rates")
+    rates = Table(layer_column("neuron layer"), "neurons", "firing rate", title="firing rates")
+    names = layer_names(model.graph)
     for n in model.graph.ops(snncc.ops.Neuron):
         c = result.counts[n.name]
-        rates.add_row(short_name(n.origin), str(c[0].size), f"{c.mean() / n.op.levels:.3f}")
+        rates.add_row(names[n.name], str(c[0].size), f"{c.mean() / n.op.levels:.3f}")
     console.print(rates)
     console.print(f"outputs written to {out_dir}/ (targets: {', '.join(s['targets'])})")

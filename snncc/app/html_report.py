@@ -43,16 +43,20 @@ def _charts(report: dict) -> dict[str, str]:
     return charts
 
 
+def _keys(row: dict) -> tuple:
+    """What --layer may name a layer by."""
+    return row["name"], layer_label(row), row.get("node"), row.get("source")
+
+
 def choose_layers(report: dict, wanted: list[str] | None) -> list[dict]:
-    """The neuron layers to draw rasters for: by IR name or source node, default all."""
+    """The neuron layers to draw rasters for: by layer name (or IR node, or ONNX node),
+    default all."""
     rasters = (report.get("simulation") or {}).get("rasters", {})
     rows = [r for r in report["layers"] if r["name"] in rasters]
     if not wanted:
         return rows
-    chosen = [r for r in rows if r["name"] in wanted or layer_label(r) in wanted
-              or r.get("source") in wanted]
-    missing = [w for w in wanted if not any(w in (r["name"], layer_label(r), r.get("source"))
-                                            for r in chosen)]
+    chosen = [r for r in rows if any(k in wanted for k in _keys(r))]
+    missing = [w for w in wanted if not any(w in _keys(r) for r in chosen)]
     if missing:
         raise SnnccError(Diagnostic(
             f"no spike raster for layer(s) {missing}",

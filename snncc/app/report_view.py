@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from snncc.errors import Diagnostic, SnnccError
-from snncc.metrics.report import read_report, short_name, simulation_report, write_report
+from snncc.ir import short_name
+from snncc.metrics.report import read_report, simulation_report, write_report
+from snncc.ui.console import layer_column
 
 LAYER_HEADER = ("layer", "kind", "neurons", "θ", "fires from (delay)", "rate", "SOPs",
                 "MACs", "ANN MACs", "memory bits (weights / state)")
@@ -26,6 +28,9 @@ def _num(v, digits: int = 4) -> str:
 
 
 def layer_label(row: dict) -> str:
+    """The row's layer name (a report from before layer names: its source's short name)."""
+    if "node" in row:
+        return row["name"]
     return short_name(row.get("source") or row["name"])
 
 
@@ -44,6 +49,17 @@ def layer_rows(report: dict) -> list[list[str]]:
                      _num(r.get("macs") or None), _num(r.get("dense_macs") or None),
                      "" if memory == "- / -" else memory])
     return rows
+
+
+def simulated(sim: dict) -> str:
+    """What a report's simulation ran on: '360 inputs from /data/x.npy (labels /data/y.npy)'
+    (a report from before snncc kept the files: the count alone)."""
+    text = f"{sim['inputs']} inputs"
+    if sim.get("input"):
+        text += f" from {sim['input']}"
+    if sim.get("labels"):
+        text += f" (labels {sim['labels']})"
+    return text
 
 
 def _pj(v: float) -> str:
@@ -65,7 +81,7 @@ def summary_rows(report: dict) -> list[tuple[str, str]]:
     sim = report.get("simulation")
     if not sim:
         return rows
-    rows.append(("inputs simulated", str(sim["inputs"])))
+    rows.append(("inputs simulated", simulated(sim)))
     if sim.get("accuracy") is not None:
         rows.append(("accuracy", f"{sim['accuracy']:.2%}"))
     if sim.get("onnx"):
@@ -108,12 +124,22 @@ def hardware_rows(report: dict) -> list[tuple[str, str]]:
     return rows
 
 
+# The layer table's columns: one table in a wide terminal; in a narrow one (under 120
+# columns) two, each led by the layer's name, so that no figure is cut short
+_WIDE = ((tuple(range(len(LAYER_HEADER))), "layers (per inference)"),)
+_NARROW = (((0, 1, 2, 3, 4, 5), "layers (per inference)"),
+           ((0, 6, 7, 8, 9), "layers: operations and memory (per inference)"))
+
+
 def print_report(console: Console, report: dict) -> None:
-    t = Table(*LAYER_HEADER, title="layers (per inference)")
-    for row in layer_rows(report):
-        t.add_row(*row)
-    console.print(t)
-    s = Table("model", "", show_header=False, title="model")
+    rows = layer_rows(report)
+    for columns, title in _WIDE if console.width >= 120 else _NARROW:
+        t = Table(layer_column(LAYER_HEADER[0]), *(LAYER_HEADER[c] for c in columns[1:]),
+                  title=title)
+        for row in rows:
+            t.add_row(*(row[c] for c in columns))
+        console.print(t)
+    s = Table("model", Column("", overflow="fold"), show_header=False, title="model")
     for key, value in summary_rows(report) + hardware_rows(report):
         s.add_row(key, value)
     console.print(s)
@@ -146,10 +172,27 @@ def synthesis_figures(build: Path, run: bool, console: Console) -> dict | None:
         return None
 
 
+def check_layers(graph, wanted: list[str] | None) -> None:
+    """--layer: each a neuron layer of the model (by layer name, IR or ONNX node name),
+    checked before anything runs or is written."""
+    from snncc import ops as o
+    from snncc.ir import layer_names
+
+    names = layer_names(graph)
+    neurons = graph.ops(o.Neuron)
+    known = {k for n in neurons for k in (names[n.name], n.name, n.origin)}
+    missing = [w for w in wanted or () if w not in known]
+    if missing:
+        shown = ", ".join(names[n.name] for n in neurons[:3])
+        raise SnnccError(Diagnostic(
+            f"--layer {missing[0]}: the model has no neuron layer of that name",
+            fix=f"name a neuron layer as the tables show it, e.g. {shown}"))
+
+
 def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, console: Console,
-                    engine: str = "auto", energy=None) -> dict:
-    """The build's report: from a new simulation of `x` (written back to the build), or
-    the one `snncc simulate` wrote."""
+                    engine: str = "auto", energy=None, files: dict | None = None) -> dict:
+    """The build's report: from a new simulation of `x` (written back to the build; `files`:
+    where x and y came from), or the one `snncc simulate` wrote."""
     import snncc
     from snncc.metrics.measure import check_labels, measure, summarize
     from snncc.ui.console import progress_bar, progress_step
@@ -168,7 +211,7 @@ def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, con
         check_labels(y, len(x))
     with progress_bar(console) as bar, progress_step(bar, "simulating", len(x)) as advance:
         measured = measure(model, x, engine=engine, progress=advance)
-    summary = summarize(model, y, measured, engine)
+    summary = {**summarize(model, y, measured, engine), **(files or {})}
     report = simulation_report(model, base, measured.counts, summary["firing_rates"], summary,
                                energy=energy, rasters=measured.rasters)
     write_report(report, path)

@@ -11,8 +11,9 @@ from rich.table import Table
 
 from snncc import ops as o
 from snncc.compiler import CompiledModel
-from snncc.metrics.report import atomic_file, short_name
-from snncc.ui.console import agreement_table, progress_bar, progress_step
+from snncc.ir import layer_names
+from snncc.metrics.report import atomic_file, relabel
+from snncc.ui.console import agreement_table, layer_column, progress_bar, progress_step
 
 
 def conversion_error(model: CompiledModel, x: np.ndarray, counts: dict[str, np.ndarray]
@@ -27,11 +28,13 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
                         trace: Path | None = None, output: Path | None = None,
                         batch_size: int = 256, report: Path | None = None,
                         base: dict | None = None, ray: str | None = None,
-                        workers: int | None = None, file: str = "") -> dict:
+                        workers: int | None = None, file: str = "",
+                        labels_file: str = "") -> dict:
     """Simulate, print what happened, and write report.json to `report` (if given) on top
     of `base` (the compile report). `x` may be memory-mapped or a folder's shards
     (snncc.runtime.datasets): it is read a batch at a time (--compare-onnx reads it whole). With
-    `ray`, the batches run on a Ray cluster. `file` names x in messages."""
+    `ray`, the batches run on a Ray cluster. `file` names x in messages and, with
+    `labels_file`, in the report (`snncc report` says which data it reuses)."""
     from snncc.metrics.measure import check_labels, measure, summarize
 
     if y is not None:
@@ -48,7 +51,7 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
             with progress_step(bar, "onnxruntime (--compare-onnx)", len(x)) as advance:
                 agreement = compare_onnx(model, compare, model.check_input(x, file=file),
                                          progress=advance)
-    summary = summarize(model, y, measured, engine)
+    summary = {**summarize(model, y, measured, engine), **data_files(file, labels_file)}
     if y is not None:
         console.print(f"accuracy: {summary['accuracy']:.2%} on {len(x)} inputs")
     else:
@@ -61,8 +64,7 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
         summary["onnx"] = agreement.to_json()
         agreement_table(console, model.graph, agreement)
     if trace is not None:
-        with atomic_file(trace, "trace") as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, **{k.replace("/", "."): v for k, v in measured.trains.items()})
+        write_trace(model, measured.trains, trace)
         console.print(f"spike trains written to {trace}")
     if output is not None:
         with atomic_file(output, "output") as tmp, open(tmp, "wb") as f:
@@ -79,6 +81,19 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
     return summary
 
 
+def data_files(inputs: str | Path | None, labels: str | Path | None = None) -> dict:
+    """Where a simulation's inputs and labels came from (absolute paths), for report.json."""
+    return {"input": str(Path(inputs).resolve()) if inputs else None,
+            "labels": str(Path(labels).resolve()) if labels else None}
+
+
+def write_trace(model: CompiledModel, trains: dict[str, np.ndarray], path: Path) -> None:
+    """The --trace file (docs/reports.md#the-trace-file): one array per neuron layer, keyed
+    by layer name, [steps, inputs, *shape], uint8 (int8 for signed neurons)."""
+    with atomic_file(path, "trace") as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **relabel(trains, layer_names(model.graph)))
+
+
 def _simulating(bar: Progress, inputs: int, batch_size: int, ray: str | None):
     """The progress line of the simulation: inputs done, or with Ray, batches done across
     the cluster."""
@@ -88,13 +103,14 @@ def _simulating(bar: Progress, inputs: int, batch_size: int, ray: str | None):
 
 
 def _rates_table(console: Console, model: CompiledModel, m, errors) -> None:
-    t = Table("neuron layer (source node)", "neurons", "fires from step", "spikes/neuron",
+    t = Table(layer_column("neuron layer"), "neurons", "fires from step", "spikes/neuron",
               "rate", title="firing")
     if errors is not None:
         t.add_column("conversion error")
+    names = layer_names(model.graph)
     for n in model.graph.ops(o.Neuron):
         mean = m.spikes_per_neuron(model.graph, n.name)
-        row = [short_name(n.origin), str(int(np.prod(n.shape))), str(n.op.t_fire),
+        row = [names[n.name], str(int(np.prod(n.shape))), str(n.op.t_fire),
                f"{mean:.3f}", f"{mean / n.op.levels:.3f}"]
         if errors is not None:
             row.append(f"{errors[n.name]:.2%}")

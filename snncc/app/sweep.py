@@ -51,7 +51,7 @@ def run_sweep(model: str | Path, x: np.ndarray, y: np.ndarray | None, *, T: int 
     say("exact mode")
     exact = compile_model(model, T, calibrate=calibrate)
     x = exact.check_input(x)
-    ref = exact.simulate(x)
+    ref = exact.run(x)
     shortest = compile_model(model, T, calibrate=calibrate, delay="none").steps
     budgets = budgets or default_budgets(T, shortest, exact.steps)
     points = [_point("exact", exact, "--delay exact", x, y, ref)]

@@ -53,7 +53,7 @@ class Measurement:
 
     @property
     def result(self) -> SimResult:
-        """The run as `CompiledModel.simulate` returns it (measured with keep_counts)."""
+        """The run as `CompiledModel.run` returns it (measured with keep_counts)."""
         if self.per_input is None:
             raise ValueError("measure(..., keep_counts=True) keeps every input's counts")
         return SimResult(self.logits, self.logits_int, self.per_input, self.steps,
@@ -108,7 +108,7 @@ def measure_batch(model, x: np.ndarray, *, engine: str = "auto", trace: bool = F
     from snncc.metrics.tally import count_from_counts, counts_suffice
 
     if counts_suffice(model.graph):
-        r = model.simulate(x, engine=engine, trace=trace, batch_size=len(x))
+        r = model.run(x, engine=engine, trace=trace, batch_size=len(x))
         ops = count_from_counts(model.graph, x, r.counts)
         spikes = {k: ops.layers[k].spikes for k in r.counts}  # the counts' sums, once
     else:
@@ -122,7 +122,7 @@ def measure_batch(model, x: np.ndarray, *, engine: str = "auto", trace: bool = F
                     trains=r.trains if trace else None,
                     per_input=r.counts if keep_counts else None)
     if rasters:
-        first = model.simulate(x[:1], engine=engine, trace=True, batch_size=1)
+        first = model.run(x[:1], engine=engine, trace=True, batch_size=1)
         m.rasters = {name: pack_raster(t[:, 0]) for name, t in first.trains.items()}
     return m
 
@@ -132,7 +132,7 @@ def _traced(model, x: np.ndarray, engine: str, keep: bool) -> tuple[SimResult, O
     parts, ops = [], OpCounts()
     for start in range(0, len(x), COUNT_CHUNK):
         chunk = x[start:start + COUNT_CHUNK]
-        r = model.simulate(chunk, engine=engine, trace=True, batch_size=len(chunk))
+        r = model.run(chunk, engine=engine, trace=True, batch_size=len(chunk))
         ops.merge(count_ops(model.graph, chunk, r.trains))
         if not keep:
             r.trains = None

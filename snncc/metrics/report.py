@@ -18,7 +18,7 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.intmath import signed_bits, unsigned_bits
-from snncc.ir import Graph, Node
+from snncc.ir import Graph, Node, layer_names
 from snncc.metrics.energy import (
     EnergyModel,
     OpCounts,
@@ -28,19 +28,6 @@ from snncc.metrics.energy import (
 )
 from snncc.schedule import Timing, timeline, windows
 from snncc.version import __version__
-
-_EXPORTER_PARTS = {"act_quant", "export_handler", "DequantizeLinear", "QuantizeLinear", "Quant",
-                   "IntQuant", "weight_quant", "input_quant"}
-
-
-def short_name(origin: str) -> str:
-    """A layer's source node without the exporter's quantizer plumbing
-    ('/blocks.0/attn/q_act/act_quant/export_handler/DequantizeLinear' -> '/blocks.0/attn/q_act')."""
-    parts = origin.split("/")
-    while len(parts) > 1 and parts[-1] in _EXPORTER_PARTS:
-        parts.pop()
-    return "/".join(parts) or origin
-
 
 LAYER_OPS = (o.SpikeInput, o.Synapse, o.TDMatMul, o.TDMaxPool, o.MatMul, o.MaxPool,
              o.AddCurrent, o.Neuron, o.Readout, o.ReduceSum, o.SumPool)
@@ -103,13 +90,17 @@ def _neuron_fields(n: Node, inputs: Timing) -> dict:
 
 
 def layers(graph: Graph) -> list[dict]:
+    """One row per layer: "name" its layer name (``ir.layer_names``), "node" the IR node,
+    "source" the ONNX node it came from."""
     timing = timeline(graph)
     win = {k: (t.t0, t.t1) for k, t in timing.items()}
+    names = layer_names(graph)
     rows = []
     for n in graph.topo():
         if not isinstance(n.op, LAYER_OPS):
             continue
-        row = {"name": n.name, "kind": layer_kind(n), "source": n.origin,
+        row = {"name": names[n.name], "node": n.name, "kind": layer_kind(n),
+               "source": n.origin,
                "shape": list(n.shape), "window": list(win[n.name]),
                "dense_macs": node_dense_macs(graph, n)}
         if isinstance(n.op, o.Neuron):
@@ -147,7 +138,9 @@ def compile_report(compiled) -> dict:
         "memory": {"weight_bits": sum(r.get("weight_bits", 0) for r in rows),
                    "state_bits": sum(r.get("state_bits", 0) for r in rows)},
         "ann_macs": _ann_macs(compiled.source, compiled.input_shape),
-        "layers": rows, "targets": {},
+        "layers": rows,
+        "names": {name: g.node(node).origin for node, name in layer_names(g).items()},
+        "targets": {},
     }
 
 
@@ -175,8 +168,9 @@ def simulation_report(compiled, base: dict | None, counts: OpCounts, rates: dict
     `summary` is what `simulate` printed (inputs, steps, accuracy, onnx, conversion_error).
     """
     report = copy.deepcopy(base) if base else compile_report(compiled)
+    names = layer_names(compiled.graph)
     for row in report["layers"]:
-        name = row["name"]
+        name = row.get("node", row["name"])  # a report from before layer names: IR names
         if name in counts.layers:
             row.update(counts.per_inference(name))
         if name in rates:
@@ -185,8 +179,16 @@ def simulation_report(compiled, base: dict | None, counts: OpCounts, rates: dict
     ann = (report.get("ann_macs") or {}).get("total")
     energy = energy or EnergyModel()
     report["simulation"] = {**summary, "energy": energy_summary(counts, ann, energy),
-                            "rasters": rasters or {}}
+                            "rasters": relabel(rasters or {}, names)}
+    for key in ("firing_rates", "conversion_error"):
+        if summary.get(key) is not None:
+            report["simulation"][key] = relabel(summary[key], names)
     return report
+
+
+def relabel(by_node: dict, names: dict[str, str]) -> dict:
+    """A dict by IR node name keyed by layer name instead (other keys as they are)."""
+    return {names.get(k, k): v for k, v in by_node.items()}
 
 
 def reprice(report: dict, energy: EnergyModel) -> bool:

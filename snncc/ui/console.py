@@ -18,11 +18,18 @@ from rich.progress import (
     TaskID,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
+from snncc.ir import layer_names
 from snncc.metrics.compare import BOUNDARY
-from snncc.metrics.report import short_name
+
+
+def layer_column(header: str = "layer") -> Column:
+    """The layer column of a table: layer names (``ir.layer_names``) shown whole, folded
+    onto more lines in a narrow terminal, never cut short (they are what --layer, the
+    counts, the trace file and report.json are keyed by)."""
+    return Column(header, overflow="fold", min_width=12)
 
 
 class _Count(MofNCompleteColumn):
@@ -76,13 +83,14 @@ def progress_step(bar: Progress, description: str, total: int | None = None) -> 
 def agreement_table(console: Console, graph, a) -> None:
     """The integer reference against onnxruntime, per layer: differing codes, each at a
     rounding boundary, downstream of one, or unexplained (``compare.Agreement``)."""
-    t = Table("neuron layer", "codes", "differing", "at a boundary", "downstream",
+    names = layer_names(graph)
+    t = Table(layer_column("neuron layer"), "codes", "differing", "at a boundary", "downstream",
               "unexplained", "first difference (sample, element)",
               title="integer reference vs onnxruntime")
     for layer in a.layers:
         first = "" if layer.first is None else (
             f"{list(layer.first)}: onnx {layer.ort_code}, snn {layer.snn_code}")
-        t.add_row(short_name(graph.node(layer.neuron or layer.name).origin), str(layer.total),
+        t.add_row(names.get(layer.neuron or layer.name, layer.name), str(layer.total),
                   str(layer.differing), str(layer.at_boundary), str(layer.downstream),
                   str(layer.unexplained), first)
     console.print(t)

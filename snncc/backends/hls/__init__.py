@@ -50,8 +50,9 @@ def emit(graph: Graph, out_dir: Path, inputs: np.ndarray | None = None) -> dict:
         "interface": {"codes": [project.typedefs["input_t"], project.input.size],
                       "logits": [project.typedefs["logit_t"], project.logits.size],
                       "spike_counts": [project.typedefs["count_t"], project.counts.size]},
-        "spike_counts_layout": [{k: n[k] for k in ("name", "ident", "origin", "offset", "size")}
-                                for n in project.neuron_table],
+        "spike_counts_layout": [
+            {k: n[k] for k in ("layer", "name", "ident", "origin", "offset", "size")}
+            for n in project.neuron_table],
         "kernel_calls": sum(len(layer.calls) for layer in project.layers),
         "mac_layers": analog,
         "rom_bits": sum(_bits(c.ctype) * c.values.size

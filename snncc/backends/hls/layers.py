@@ -158,7 +158,8 @@ def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
     offset = sum(m["size"] for m in lw.neurons)
     layer.finish.append(Call("export_counts", [str(size), str(offset), "N_COUNTS"],
                              [cnt.name, "spike_counts"], (0, 0)))
-    lw.neurons.append({"name": n.name, "ident": layer.ident, "origin": n.origin,
+    lw.neurons.append({"name": n.name, "layer": lw.names[n.name], "ident": layer.ident,
+                       "origin": n.origin,
                        "offset": offset, "size": size,
                        "shape": list(n.shape), "levels": op.levels})
     lw.vals[n.name] = out

@@ -15,7 +15,7 @@ from snncc import ops as o
 from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
 from snncc.backends.hls.names import c_ident, short_ident
 from snncc.intmath import c_int_type
-from snncc.ir import Graph, Node
+from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import LINES, SIGNED, UNIT, ValueRange, value_ranges
 from snncc.schedule import total_steps, windows
 
@@ -44,6 +44,7 @@ class Lowering:
         self.graph = graph
         self.rules = rules
         self.ranges = value_ranges(graph)
+        self.names = layer_names(graph)  # what the testbench calls each neuron layer
         self.win = windows(graph)
         self.idents: set[str] = set()
         self.vals: dict[str, Buffer] = {}

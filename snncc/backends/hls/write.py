@@ -53,7 +53,13 @@ def _environment() -> jinja2.Environment:
                              trim_blocks=True, lstrip_blocks=True, autoescape=False)
     env.filters["c_dims"] = c_dims
     env.filters["c_init"] = c_init
+    env.filters["c_str"] = c_str
     return env
+
+
+def c_str(text: str) -> str:
+    """A C string literal's contents: backslashes and quotes escaped."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _guard(*parts: str) -> str:

@@ -20,7 +20,37 @@ import numpy as np
 from snncc import kernels
 from snncc import ops as o
 from snncc.backends.sim import plan
-from snncc.ir import Graph, Node
+from snncc.ir import Graph, Node, layer_names
+
+
+class LayerMap(dict):
+    """Arrays by layer name (``ir.layer_names``: the short name the tables show), in graph
+    order. A layer's IR node name or its ONNX node name finds the same entry:
+    ``counts['/head_act']`` and ``counts['/head_act/act_quant/export_handler/
+    DequantizeLinear_output_0']`` are one array; iteration gives the layer names."""
+
+    def __init__(self, by_node: dict[str, np.ndarray], graph: Graph):
+        names = layer_names(graph)
+        super().__init__((names.get(k, k), v) for k, v in by_node.items())
+        self.aliases = {graph.node(k).origin: names[k] for k in reversed(names)}
+        self.aliases.update((k, v) for k, v in names.items() if k != v)
+
+    def _resolve(self, key: object) -> object:
+        return key if dict.__contains__(self, key) else self.aliases.get(key, key)
+
+    def __missing__(self, key: str) -> np.ndarray:
+        name = self.aliases.get(key)
+        if name is None or not dict.__contains__(self, name):
+            shown = ", ".join(list(self)[:4])
+            raise KeyError(f"no layer {key!r} (layers are named as the tables show them: "
+                           f"{shown}{', ...' if len(self) > 4 else ''})")
+        return self[name]
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, self._resolve(key))
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default  # noqa: SIM401 (self.get is this)
 
 
 @dataclass
@@ -38,6 +68,13 @@ class SimResult:
     def predictions(self) -> np.ndarray:
         flat = self.logits_int.reshape(len(self.logits_int), -1)
         return flat.argmax(axis=1)
+
+    def named(self, graph: Graph) -> SimResult:
+        """This result keyed by layer name (``LayerMap``), as ``CompiledModel.simulate``
+        gives it; the engines key by IR node name."""
+        trains = None if self.trains is None else LayerMap(self.trains, graph)
+        return SimResult(self.logits, self.logits_int, LayerMap(self.counts, graph),
+                         self.steps, trains, self.spike_totals)
 
     def firing_rates(self, graph: Graph) -> dict[str, float]:
         """Spikes per neuron per step of its window, per layer."""

@@ -136,6 +136,13 @@ class Probe:
     engine: int
     layout: Layout
     bits: int
+    name: str = ""  # its layer name (``ir.layer_names``), as the testbench prints it
+
+    @property
+    def label(self) -> str:
+        """The layer name inside a $display string: one word, nothing a format reads."""
+        text = re.sub(r"\s", "_", self.name or self.node.name)
+        return text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
 
     @property
     def neurons(self) -> int:

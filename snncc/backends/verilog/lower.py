@@ -12,7 +12,7 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.intmath import signed_bits, unsigned_bits
-from snncc.ir import Graph, Node
+from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import value_ranges
 from snncc.schedule import total_steps
 
@@ -63,6 +63,7 @@ class _Builder:
     def __init__(self, graph: Graph):
         self.graph = graph
         self.ranges = value_ranges(graph)
+        self.names = layer_names(graph)
         self.layouts = assign_layouts(graph)
         self.steps = total_steps(graph)
         self.activity = activity(graph, self.steps)
@@ -233,7 +234,7 @@ def _neuron(bld: _Builder, n: Node) -> None:
         ("dbg_en", bld.wire(f"e{k}_dbg_en", 1)),
         ("dbg_row", f"dbg_row[{rw - 1}:0]"),
         ("dbg_counts", bld.wire(f"e{k}_dbg_counts", lay.lanes * nb))]
-    bld.probes.append(Probe(n, k, lay, nb))
+    bld.probes.append(Probe(n, k, lay, nb, bld.names[n.name]))
     bld.engine(n, "snn_neuron", params, ports, clear=True)
 
 

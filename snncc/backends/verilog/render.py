@@ -136,7 +136,8 @@ def summary(d: Design, files: list[str]) -> dict:
         "input": {"codes": d.input_buffer.layout.size, "bits": d.code_bits,
                   "spiking": d.input_spiking, "shape": list(enc.shape)},
         "logits": {"count": d.logits, "bits": d.logit_bits},
-        "probes": [p.node.name for p in d.probes],
+        "probes": [p.node.name for p in d.probes],  # IR nodes, in the order of LAYER lines
+        "probe_layers": [p.name for p in d.probes],
         "analog_first_layer": any(isinstance(e.node.op, o.Synapse) and e.node.op.analog
                                   for e in d.engines),
     }
