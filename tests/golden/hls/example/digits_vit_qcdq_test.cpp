@@ -15,32 +15,33 @@
 namespace {
 
 struct Layer {
-  const char *name;    // the neuron layer (its C name in the top function)
+  const char *name;    // the neuron layer's name (as snncc's tables and report.json name it)
+  const char *ident;   // its C name in the top function
   const char *origin;  // the ONNX node it came from
   int offset;          // its slice of spike_counts
   int size;
 };
 
 const Layer LAYERS[N_NEURON_LAYERS] = {
-    {"tokenizer_2", "/tokenizer/tokenizer.2/act_quant/export_handler/DequantizeLinear", 0, 1024},
-    {"tokenizer_6", "/tokenizer/tokenizer.6/act_quant/export_handler/DequantizeLinear", 1024, 512},
-    {"blocks_0_attn_in", "/blocks/blocks.0/attn_in/act_quant/export_handler/DequantizeLinear", 1536, 512},
-    {"blocks_0_attn_q_act", "/blocks/blocks.0/attn/q_act/act_quant/export_handler/DequantizeLinear", 2048, 512},
-    {"blocks_0_attn_k_act", "/blocks/blocks.0/attn/k_act/act_quant/export_handler/DequantizeLinear", 2560, 512},
-    {"blocks_0_attn_attn_act", "/blocks/blocks.0/attn/attn_act/act_quant/export_handler/DequantizeLinear", 3072, 512},
-    {"blocks_0_attn_v_act", "/blocks/blocks.0/attn/v_act/act_quant/export_handler/DequantizeLinear", 3584, 512},
-    {"blocks_0_attn_out_act", "/blocks/blocks.0/attn/out_act/act_quant/export_handler/DequantizeLinear", 4096, 512},
-    {"blocks_0_mlp_in", "/blocks/blocks.0/mlp_in/act_quant/export_handler/DequantizeLinear", 4608, 512},
-    {"blocks_0_mlp_act", "/blocks/blocks.0/mlp_act/act_quant/export_handler/DequantizeLinear", 5120, 1024},
-    {"blocks_1_attn_in", "/blocks/blocks.1/attn_in/act_quant/export_handler/DequantizeLinear", 6144, 512},
-    {"blocks_1_attn_q_act", "/blocks/blocks.1/attn/q_act/act_quant/export_handler/DequantizeLinear", 6656, 512},
-    {"blocks_1_attn_k_act", "/blocks/blocks.1/attn/k_act/act_quant/export_handler/DequantizeLinear", 7168, 512},
-    {"blocks_1_attn_attn_act", "/blocks/blocks.1/attn/attn_act/act_quant/export_handler/DequantizeLinear", 7680, 512},
-    {"blocks_1_attn_v_act", "/blocks/blocks.1/attn/v_act/act_quant/export_handler/DequantizeLinear", 8192, 512},
-    {"blocks_1_attn_out_act", "/blocks/blocks.1/attn/out_act/act_quant/export_handler/DequantizeLinear", 8704, 512},
-    {"blocks_1_mlp_in", "/blocks/blocks.1/mlp_in/act_quant/export_handler/DequantizeLinear", 9216, 512},
-    {"blocks_1_mlp_act", "/blocks/blocks.1/mlp_act/act_quant/export_handler/DequantizeLinear", 9728, 1024},
-    {"head_act", "/head_act/act_quant/export_handler/DequantizeLinear", 10752, 512},
+    {"/tokenizer.2", "tokenizer_2", "/tokenizer/tokenizer.2/act_quant/export_handler/DequantizeLinear", 0, 1024},
+    {"/tokenizer.6", "tokenizer_6", "/tokenizer/tokenizer.6/act_quant/export_handler/DequantizeLinear", 1024, 512},
+    {"/blocks.0/attn_in", "blocks_0_attn_in", "/blocks/blocks.0/attn_in/act_quant/export_handler/DequantizeLinear", 1536, 512},
+    {"/blocks.0/attn/q_act", "blocks_0_attn_q_act", "/blocks/blocks.0/attn/q_act/act_quant/export_handler/DequantizeLinear", 2048, 512},
+    {"/blocks.0/attn/k_act", "blocks_0_attn_k_act", "/blocks/blocks.0/attn/k_act/act_quant/export_handler/DequantizeLinear", 2560, 512},
+    {"/blocks.0/attn/attn_act", "blocks_0_attn_attn_act", "/blocks/blocks.0/attn/attn_act/act_quant/export_handler/DequantizeLinear", 3072, 512},
+    {"/blocks.0/attn/v_act", "blocks_0_attn_v_act", "/blocks/blocks.0/attn/v_act/act_quant/export_handler/DequantizeLinear", 3584, 512},
+    {"/blocks.0/attn/out_act", "blocks_0_attn_out_act", "/blocks/blocks.0/attn/out_act/act_quant/export_handler/DequantizeLinear", 4096, 512},
+    {"/blocks.0/mlp_in", "blocks_0_mlp_in", "/blocks/blocks.0/mlp_in/act_quant/export_handler/DequantizeLinear", 4608, 512},
+    {"/blocks.0/mlp_act", "blocks_0_mlp_act", "/blocks/blocks.0/mlp_act/act_quant/export_handler/DequantizeLinear", 5120, 1024},
+    {"/blocks.1/attn_in", "blocks_1_attn_in", "/blocks/blocks.1/attn_in/act_quant/export_handler/DequantizeLinear", 6144, 512},
+    {"/blocks.1/attn/q_act", "blocks_1_attn_q_act", "/blocks/blocks.1/attn/q_act/act_quant/export_handler/DequantizeLinear", 6656, 512},
+    {"/blocks.1/attn/k_act", "blocks_1_attn_k_act", "/blocks/blocks.1/attn/k_act/act_quant/export_handler/DequantizeLinear", 7168, 512},
+    {"/blocks.1/attn/attn_act", "blocks_1_attn_attn_act", "/blocks/blocks.1/attn/attn_act/act_quant/export_handler/DequantizeLinear", 7680, 512},
+    {"/blocks.1/attn/v_act", "blocks_1_attn_v_act", "/blocks/blocks.1/attn/v_act/act_quant/export_handler/DequantizeLinear", 8192, 512},
+    {"/blocks.1/attn/out_act", "blocks_1_attn_out_act", "/blocks/blocks.1/attn/out_act/act_quant/export_handler/DequantizeLinear", 8704, 512},
+    {"/blocks.1/mlp_in", "blocks_1_mlp_in", "/blocks/blocks.1/mlp_in/act_quant/export_handler/DequantizeLinear", 9216, 512},
+    {"/blocks.1/mlp_act", "blocks_1_mlp_act", "/blocks/blocks.1/mlp_act/act_quant/export_handler/DequantizeLinear", 9728, 1024},
+    {"/head_act", "head_act", "/head_act/act_quant/export_handler/DequantizeLinear", 10752, 512},
 };
 
 // The next row of integers from a golden-vector file; false at the end of the file.
