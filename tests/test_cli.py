@@ -179,3 +179,18 @@ def test_no_arguments_prints_the_help_and_no_error():
     proc = snncc_cmd()
     assert proc.returncode == 0 and proc.stderr == ""
     assert "[OPTIONS] COMMAND [ARGS]..." in proc.stdout and "compile" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["", "inspect", "compile", "simulate", "sweep", "report",
+                                     "verify", "demo"])
+def test_help_gives_every_option_a_text_and_flags_no_type(command):
+    """A flag takes no value, so no `<bool>` beside it; every option says what it does."""
+    proc = snncc_cmd(*([command] if command else []), "--help", env={"COLUMNS": "150"})
+    assert proc.returncode == 0 and proc.stderr == ""
+    options = [line for line in proc.stdout.splitlines()
+               if re.match(r"│ +(\* +)?(-[A-Za-z]|--[a-z])", line)]
+    assert options and "<bool>" not in proc.stdout
+    for line in options:  # option, short form, type: then the help text
+        assert re.match(r"│ +(\* +)?(--?[a-z-]+ +)+(<[^>]+> +)?\S.*\w", line, re.I), line
+    if command == "simulate":
+        assert "Needs snncc[cluster];" in proc.stdout  # not eaten as markup

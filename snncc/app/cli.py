@@ -97,7 +97,9 @@ def parse_input_shape(values: list[str] | None) -> InputShape:
 def inspect(
     model: Path = typer.Argument(..., readable=False, help="The ONNX model."),
     T: int = typer.Option(7, "-T", help="Spike window (most spikes per neuron)."),
-    replace_softmax: bool = typer.Option(False, "--replace-softmax"),
+    replace_softmax: bool = typer.Option(False, "--replace-softmax",
+                                         help="Judge the model as if Softmax were replaced "
+                                              "by NReLU (as compile --replace-softmax does)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     input_shape: list[str] | None = typer.Option(None, "--input-shape", help=SHAPE_HELP),
 ) -> None:
@@ -279,14 +281,16 @@ def simulate(
     trace: Path | None = typer.Option(None, "--trace", help="Write spike trains (.npz)."),
     engine: str = typer.Option("auto", "--engine", help="auto | fast | step"),
     output: Path | None = typer.Option(None, "--output", help="Write logits and predictions."),
-    batch_size: int = typer.Option(256, "--batch-size"),
+    batch_size: int = typer.Option(256, "--batch-size",
+                                   help="Inputs simulated at a time (memory is bounded by "
+                                        "the batch)."),
     report: Path | None = typer.Option(None, "--report",
                                        help="Where to write report.json (default: next to "
                                             "the artifact)."),
     ray: str | None = typer.Option(None, "--ray",
                                    help="Run the batches on a Ray cluster: local (start one "
                                         "here), auto (RAY_ADDRESS) or HOST:PORT. Needs "
-                                        "snncc[cluster]; the results are the same."),
+                                        "snncc\\[cluster]; the results are the same."),
     ray_workers: int | None = typer.Option(None, "--ray-workers",
                                            help="Ray workers (default: one per CPU of the "
                                                 "cluster)."),
