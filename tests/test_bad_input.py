@@ -861,8 +861,10 @@ def test_html_report_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch, caps
     with monkeypatch.context() as m:
         m.setattr(Path, "write_text", write_text)
         code, err = run_main(m, capsys, "report", "build", "--html", "r.html")
-    assert (code, err) == (1, "error: r.html: cannot write the HTML report (No space left on "
-                              "device). Fix: choose a writable path\n")
+    assert (code, err) == (1, f"reusing the last simulation in build/report.json: 2 inputs "
+                              f"from {tmp_path / 'x.npy'} (pass --input to simulate other "
+                              "inputs)\nerror: r.html: cannot write the HTML report (No space "
+                              "left on device). Fix: choose a writable path\n")
     assert (tmp_path / "r.html").read_text() == "the previous page\n"
     assert leftovers(tmp_path) == [] and leftovers(tmp_path / "build") == []
     assert run_main(monkeypatch, capsys, "report", "build", "--html", "r.html")[0] == 0

@@ -635,8 +635,11 @@ def test_calibrated_float_build_compares_and_verifies(tmp_path):
     assert res.exit_code == 0, res.output
     assert "onnxruntime agreement: pass (every differing code explained)" in res.output
     onnx_json = json.loads((build / "report.json").read_text())["simulation"]["onnx"]
-    assert [(la["name"], la["total"], la["differing"]) for la in onnx_json["layers"]] == [
+    names = layer_names(snncc.load(build / "model.snn").graph)
+    assert [(la["node"], la["total"], la["differing"]) for la in onnx_json["layers"]] == [
         ("r1/Relu/calib_quant", 240, 0), ("d", 200, 0)]
+    assert [la["name"] for la in onnx_json["layers"]] == [names[la["node"]]
+                                                          for la in onnx_json["layers"]]
     assert (onnx_json["code_agreement"], onnx_json["decision_agreement"]) == (1.0, 1.0)
     res = cli("verify", build, "--input", tmp_path / "x.npy")
     assert res.exit_code == 0, res.output

@@ -183,6 +183,10 @@ def simulation_report(compiled, base: dict | None, counts: OpCounts, rates: dict
     for key in ("firing_rates", "conversion_error"):
         if summary.get(key) is not None:
             report["simulation"][key] = relabel(summary[key], names)
+    if summary.get("onnx"):  # --compare-onnx per layer: "name" the layer, "node" the IR
+        onnx = report["simulation"]["onnx"] = copy.deepcopy(summary["onnx"])
+        for la in onnx["layers"]:
+            la.update(name=names.get(la["name"], la["name"]), node=la["name"])
     return report
 
 
