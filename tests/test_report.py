@@ -421,8 +421,9 @@ def test_verify_names_a_planted_threshold_change(tmp_path, tiny_models):
               tiny_models["transformer"])
     assert res.exit_code == 1, res.output
     line = next(s for s in res.output.splitlines() if "first divergence" in s)
-    assert line == (f"onnxruntime ↔ integer reference: first divergence at {target.origin} "
-                    f"[{target.name}] sample {first[0]} element {list(first[1:])} at step "
+    name = layer_names(after.graph)[target.name]  # the layer name, then its ONNX node
+    assert line == (f"onnxruntime ↔ integer reference: first divergence at {name} "
+                    f"({target.origin}) sample {first[0]} element {list(first[1:])} at step "
                     f"{step}: code onnxruntime {a}, reference {b}")
 
 
@@ -473,8 +474,9 @@ def test_verify_catches_a_bug_planted_in_the_shared_plan_code(tmp_path, tiny_mod
     res = cli("verify", build, "--input", tmp_path / "x.npy")
     assert res.exit_code == 1, res.output
     line = next(s for s in res.output.splitlines() if "↔ interpreter: first" in s)
-    assert line == (f"integer reference ↔ interpreter: first divergence at {n.origin} "
-                    f"[{n.name}] sample {first[0]} element {list(first[1:])} at step {step}: "
+    name = layer_names(model.graph)[n.name]
+    assert line == (f"integer reference ↔ interpreter: first divergence at {name} "
+                    f"({n.origin}) sample {first[0]} element {list(first[1:])} at step {step}: "
                     f"spike reference {a}, step engine {b}")
     assert res.output.splitlines()[-1] == (
         "verify: FAILED (integer reference ↔ interpreter); 2 of 4 rungs ran; skipped: "
@@ -658,7 +660,7 @@ def test_calibrated_float_build_compares_and_verifies(tmp_path):
     assert res.exit_code == 1, res.output
     line = next(s for s in res.output.splitlines() if "first divergence" in s)
     assert line == (f"onnxruntime ↔ integer reference: first divergence at DequantizeLinear_5 "
-                    f"[d] sample {first[0]} element {list(first[1:])} at step "
+                    f"sample {first[0]} element {list(first[1:])} at step "
                     f"{op.t_fire + min(a, b)}: code onnxruntime {a}, reference {b}")
     res = cli("simulate", build / "model.snn", "--input", tmp_path / "x.npy",
               "--compare-onnx", tmp_path / "float.onnx")
@@ -692,7 +694,8 @@ def test_onnx_rung_fails_on_an_unexplained_code_only(tiny_models, monkeypatch):
     n = model.graph.node(layers[1])
     assert rung.status == verify.FAIL
     assert rung.divergence.describe() == (
-        f"{n.origin} [{n.name}] sample 2 element [5, 0, 3] at step {n.op.t_fire + 1}: code "
+        f"{layer_names(model.graph)[n.name]} ({n.origin}) sample 2 element [5, 0, 3] at step "
+        f"{n.op.t_fire + 1}: code "
         "onnxruntime 4, reference 1")
 
 
@@ -788,7 +791,7 @@ def test_verify_runs_the_hls_rung_and_finds_a_corrupted_weight(tmp_path, tiny_mo
     assert res.exit_code == 1, res.output
     line = next(s for s in res.output.splitlines()
                 if s.startswith("interpreter ↔ HLS C simulation: first divergence"))
-    assert f"[{consumer.name}]" in line and consumer.origin in line
+    assert f" at {layer_names(g)[consumer.name]} ({consumer.origin}) sample " in line
     rungs = json.loads((build / "report.json").read_text())["verify"]["rungs"]
     assert [r["status"] for r in rungs] == ["pass", "pass", "FAIL", "skipped"]
 
@@ -830,7 +833,7 @@ def test_verify_runs_the_rtl_rung_and_finds_a_corrupted_weight(tmp_path, tiny_mo
     res = cli("verify", build, "--input", tmp_path / "x.npy", "--rtl-simulator", "icarus")
     assert res.exit_code == 1, res.output
     line = next(s for s in res.output.splitlines() if "RTL simulation (icarus): first" in s)
-    assert f"[{consumer.name}]" in line and consumer.origin in line
+    assert f" at {layer_names(g)[consumer.name]} ({consumer.origin}) sample " in line
 
 
 def test_rtl_log_parsing_names_layer_and_element(tiny_models):

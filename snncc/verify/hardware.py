@@ -38,6 +38,7 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.errors import SnnccError
+from snncc.ir import layer_names
 from snncc.metrics.report import read_report
 from snncc.reference import EVAL
 from snncc.verify.rungs import FAIL, PASS, SKIP, Divergence, Rung, hardware_rung
@@ -212,7 +213,7 @@ def first_mismatch(text: str, graph, probes: list[str]) -> Divergence | None:
         n = graph.node(probes[layer])
         idx = np.unravel_index(i, n.shape)
         return Divergence(n.name, n.origin, (v, *map(int, idx)), None, want, got,
-                          "spike count", ("interpreter", "RTL"))
+                          "spike count", ("interpreter", "RTL"), layer_names(graph)[n.name])
     if (m := _LOGIT.search(text)):
         v, i, got, want = map(int, m.groups())
         (r,) = graph.ops(o.Readout)

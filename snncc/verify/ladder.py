@@ -34,7 +34,7 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.backends.sim.engine import SimResult, run_fast, run_step
-from snncc.ir import Graph
+from snncc.ir import Graph, layer_names
 from snncc.verify.rungs import (
     FAIL,
     INFO,
@@ -88,7 +88,7 @@ def _code_divergence(model, layer) -> Divergence:
     ort, snn = layer.unexplained_codes
     step = parting_step(n.op, ort, snn) if model.delay == "exact" else None
     return Divergence(layer.name, n.origin, tuple(layer.first_unexplained), step, ort, snn,
-                      "code", ("onnxruntime", "reference"))
+                      "code", ("onnxruntime", "reference"), layer_names(model.graph)[n.name])
 
 
 def _equal_counts(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> tuple[int, int]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from snncc import ops as o
-from snncc.ir import Graph
+from snncc.ir import Graph, layer_names
 
 PASS, FAIL, SKIP, INFO = "pass", "FAIL", "skipped", "reported"
 ONNX, INTERPRETER = "onnxruntime ↔ integer reference", "integer reference ↔ interpreter"
@@ -30,10 +30,13 @@ class Divergence:
     got: int
     what: str  # "code", "spike", "count", "logit"
     sides: tuple[str, str] = ("expected", "got")  # where `expected` and `got` come from
+    name: str = ""  # the layer name (``ir.layer_names``) of `layer`, the IR value
 
     def describe(self) -> str:
         at = f" at step {self.step}" if self.step is not None else ""
-        text = (f"{self.source} [{self.layer}] sample {self.element[0]} element "
+        where = (f"{self.source} [{self.layer}]" if not self.name else self.name
+                 if self.name == self.source else f"{self.name} ({self.source})")
+        text = (f"{where} sample {self.element[0]} element "
                 f"{list(self.element[1:])}{at}: {self.what} {self.sides[0]} {self.expected}, "
                 f"{self.sides[1]} {self.got}")
         if self.step is None:
@@ -92,7 +95,7 @@ def train_divergence(graph: Graph, want: dict[str, np.ndarray], got: dict[str, n
         idx = tuple(int(i) for i in np.argwhere(diff[t])[0])
         return Divergence(n.name, n.origin, (idx[0] + offset,) + idx[1:], t,
                           int(want[n.name][t][idx]), int(got[n.name][t][idx]), "spike",
-                          sides)
+                          sides, layer_names(graph)[n.name])
     return None
 
 
@@ -108,7 +111,7 @@ def count_divergence(graph: Graph, want: dict[str, np.ndarray], got: dict[str, n
         if len(diff):
             idx = tuple(int(i) for i in diff[0])
             return Divergence(n.name, n.origin, (idx[0] + offset,) + idx[1:], None,
-                              int(a[idx]), int(b[idx]), what, sides)
+                              int(a[idx]), int(b[idx]), what, sides, layer_names(graph)[n.name])
     return None
 
 
