@@ -22,6 +22,7 @@ import snncc
 from conftest import EXAMPLE, ROOT, require_tool
 from snncc import ops as o
 from snncc.backends import hls, registry
+from snncc.backends import parallel as parallel_knob
 from snncc.backends.common import default_inputs, golden
 from snncc.backends.hls.lower import CODED_HEADER, CODED_KERNELS
 from snncc.backends.sim import plan
@@ -543,3 +544,34 @@ def test_golden_snapshot(build):
                                       f"golden/{rel}", f"emitted/{rel}", lineterm="", n=2)
     assert not diffs, ("the emitted project changed (SNNCC_UPDATE_GOLDEN=1 accepts it):\n"
                        + "\n".join(diffs[:200]))
+
+
+# ---------------------------------------------------------------- the parallelism knob
+
+
+@pytest.mark.parametrize("model,parallel", [("cnn", 1), ("transformer", 2)])
+def test_parallelism_knob_sets_the_unroll_factors(tiny_models, tmp_path, model, parallel):
+    """--parallel (and a per-layer value) sets each synapse's unroll and weight partition
+    factors to the Verilog engine's lanes (the largest divisor of the kernel's output loop
+    up to them); the C simulation stays bit-exact."""
+    graph = snncc.compile(tiny_models[model], T=7).graph
+    first = graph.ops(o.Synapse)[1]
+    full = parallel_knob.outputs(first)
+    hw = parallel_knob.config(graph, parallel, {"layers": {first.origin: full}})
+    x = default_inputs(graph, hls.N_TEST_INPUTS)
+    b = _make_csim(graph, tmp_path, hls.emit(graph, tmp_path, x, hw=hw), x)
+    assert b.run.returncode == 0 and b.run.stdout.rstrip().endswith("PASS"), b.run.stdout
+    expected = golden(graph, x)
+    assert np.array_equal(b.read("csim_logits.dat"), expected.logits.reshape(len(x), -1))
+    top = (tmp_path / "firmware" / f"{b.summary['top']}.cpp").read_text()
+    calls = re.findall(r"snn::(dense|conv)_\w+<([\d, ]+)>\(\w+, (w_\w+),", top)
+    assert len(calls) == len(graph.ops(o.Synapse))
+    for n, (kind, args, weights) in zip(graph.ops(o.Synapse), calls, strict=True):
+        loop = parallel_knob.outputs(n) // (n.op.group if kind == "conv" else 1)
+        lanes = hw.lanes(n)
+        want = max(d for d in range(1, min(loop, lanes) + 1) if loop % d == 0)
+        assert int(args.split(",")[-1]) == want, (n.origin, args)
+        dim = 2 if kind == "dense" else 4
+        clause = f"variable={weights} cyclic factor={want} dim={dim}"
+        assert (clause in top) == (want > 1), (n.origin, clause)
+    assert hw.lanes(first) == full and parallel < full

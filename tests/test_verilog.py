@@ -25,6 +25,7 @@ import snncc
 from conftest import EXAMPLE, require_tool
 from snncc import ops as o
 from snncc.app.cli import app
+from snncc.backends import parallel as parallel_knob
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
 from snncc.backends.sim.engine import run_step
@@ -195,7 +196,7 @@ def _attention_graph(seed: int = 1) -> Graph:
     return _readout(g, "fc")
 
 
-def _signed_analog_graph(seed: int = 5, conv: bool = False) -> Graph:
+def _signed_analog_graph(seed: int = 5, conv: bool = False, channels: int = 3) -> Graph:
     """A signed 8-bit analog input (codes -128..127) into the multiplying first layer."""
     rng = np.random.default_rng(seed)
     g = Graph("signed")
@@ -205,7 +206,7 @@ def _signed_analog_graph(seed: int = 5, conv: bool = False) -> Graph:
     g.add("codes", o.SpikeInput(np.array([0.01]), 0, -128, 127, Rounding.HALF_EVEN, True),
           ["x"])
     if conv:
-        g.add("s", o.Synapse(_weights(rng, 3, 2, 3, 3), kind="conv", pads=(1, 1, 1, 1),
+        g.add("s", o.Synapse(_weights(rng, channels, 2, 3, 3), kind="conv", pads=(1, 1, 1, 1),
                              analog=True), ["codes"])
     else:
         g.add("s", o.Synapse(_weights(rng, 4, 5), analog=True), ["codes"])
@@ -688,3 +689,139 @@ def test_golden_snapshot_example(tmp_path):
                                           f"golden/{name}", f"emitted/{name}")
     assert not diffs, (f"the emitted Verilog changed in {', '.join(changed)} "
                        "(SNNCC_UPDATE_GOLDEN=1 accepts it):\n" + "".join(diffs[:300]))
+
+
+# ---------------------------------------------------------------- the parallelism knob
+
+
+def _knob_graph(name: str, tiny_models) -> Graph:
+    builders = {"conv": _conv_graph, "attention": _attention_graph,
+                "signed_conv": lambda: _signed_analog_graph(conv=True, channels=4)}
+    if name in builders:
+        return builders[name]()
+    model, neuron = name.split(":") if ":" in name else (name, "if")
+    return snncc.compile(tiny_models[model], T=7, neuron=neuron).graph
+
+
+def _lanes(summary: dict) -> dict[str, int]:
+    """Output lanes per cycle of every synapse engine, as the emitted engines have them."""
+    return {e["origin"]: e["params"].get("P", e["params"].get("M", e["params"].get("O")))
+            for e in summary["layers"] if e["module"] in ("snn_dense", "snn_conv")}
+
+
+# (graph, knob): every synapse engine kind (dense, conv, analog, signed analog, spiking
+# input, multi and signed spikes) folded to one lane and to a few
+KNOBS = (
+    ("cnn", 1), ("cnn", 2), ("transformer_spiking_input", 1), ("transformer", 4),
+    ("transformer:multi", 1), ("cnn:signed", 2), ("conv", 1), ("attention", 2),
+    ("signed_conv", 1),
+)
+
+
+@pytest.mark.parametrize("name,parallel", KNOBS, ids=[f"{k}-P{p}" for k, p in KNOBS])
+def test_icarus_matches_interpreter_at_every_knob(tiny_models, tmp_path, name, parallel):
+    """Folded engines (fewer output lanes per cycle, a rotating accumulator, deeper weight
+    ROMs) compute the same spike counts and logits as the interpreter, take more cycles
+    than the unfolded design, and the lanes the report names are those of the engines."""
+    require_tool("iverilog")
+    graph = _knob_graph(name, tiny_models)
+    hw = parallel_knob.config(graph, parallel)
+    summary = verilog.emit(graph, tmp_path / "p", vectors=3, hw=hw)
+    folded = verilog.run_simulation(tmp_path / "p", "icarus")
+    _assert_bit_exact(folded, 3, graph)
+    assert _lanes(summary) == summary["parallel"] == hw.record(graph)
+    synapses = graph.ops(o.Synapse)
+    for n in synapses:  # the largest legal value up to the knob, else the smallest
+        legal = parallel_knob.legal_lanes(parallel_knob.outputs(n))
+        assert hw.lanes(n) == max([p for p in legal if p <= parallel], default=legal[0])
+    assert any(hw.lanes(n) < parallel_knob.outputs(n) for n in synapses)
+    verilog.emit(graph, tmp_path / "w", vectors=3)
+    whole = verilog.run_simulation(tmp_path / "w", "icarus")
+    assert whole["cycles_per_inference"]["mean"] < folded["cycles_per_inference"]["mean"]
+
+
+def _cli_design(tmp_path: Path, model: Path, *knob) -> tuple[Path, Graph, dict]:
+    build = tmp_path / "build"
+    res = _cli("compile", model, "-T", "7", "--target", "verilog", "-o", build, *knob)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((build / "report.json").read_text())["targets"]["verilog"]
+    return build / "verilog", snncc.load(build / "model.snn").graph, summary
+
+
+@pytest.mark.parametrize("model,overrides", [
+    ("cnn", {}), ("transformer_spiking_input", {0: 1, -1: "all"})])
+def test_verilator_matches_interpreter_at_knob(tiny_models, tmp_path, model, overrides):
+    """`--parallel 2` and per-layer values in --hw-config (by ONNX node name) from the
+    command line: the lanes the config names, lint-clean, bit-exact in Verilator."""
+    require_tool("verilator")
+    graph = snncc.compile(tiny_models[model], T=7).graph
+    synapses = graph.ops(o.Synapse)
+    layers = {}
+    for index, value in overrides.items():
+        n = synapses[index]
+        layers[n.origin] = parallel_knob.outputs(n) if value == "all" else value
+    (tmp_path / "hw.json").write_text(json.dumps({"layers": layers}))
+    design, graph, summary = _cli_design(tmp_path, tiny_models[model], "--parallel", "2",
+                                         "--hw-config", tmp_path / "hw.json")
+    want = {n.origin: layers.get(n.origin, max(
+        p for p in parallel_knob.legal_lanes(parallel_knob.outputs(n)) if p <= 2)
+        if min(parallel_knob.legal_lanes(parallel_knob.outputs(n))) <= 2 else
+        min(parallel_knob.legal_lanes(parallel_knob.outputs(n)))) for n in synapses}
+    assert _lanes(summary) == summary["parallel"] == want
+    lint = _make(design, "lint")
+    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr
+    _assert_bit_exact(verilog.run_simulation(design, "verilator"), TINY_VECTORS + 2, graph)
+
+
+def _refused(run, tmp_path: Path, model: Path, *knob, config: str | None = None) -> str:
+    """The message of a refused knob: exit 1, no traceback, nothing written."""
+    args = [str(a) for a in knob]
+    if config is not None:
+        (tmp_path / "hw.json").write_text(config)
+        args += ["--hw-config", str(tmp_path / "hw.json")]
+    build = tmp_path / "build"
+    code, err = run("compile", str(model), "-T", "7", "--target", "verilog", "-o", str(build),
+                    *args)
+    assert code == 1 and err.startswith("error: "), err
+    assert "Traceback" not in err and not build.exists()
+    return " ".join(err.split())
+
+
+@pytest.fixture
+def run_main(monkeypatch, capsys):
+    """snncc.cli.main in this process: (exit code, stderr)."""
+    def run(*argv: str) -> tuple[int, str]:
+        monkeypatch.setattr("sys.argv", ["snncc", *argv])
+        with pytest.raises(SystemExit) as exit_:
+            snncc.cli.main()
+        return exit_.value.code, capsys.readouterr().err
+    return run
+
+
+def test_knob_refuses_bad_values(tiny_models, tmp_path, run_main):
+    """Bad knob values and configs: exit 1, a clear message with the legal values,
+    nothing written."""
+    model = tiny_models["cnn"]
+    graph = snncc.compile(model, T=7).graph
+    conv, fc = graph.ops(o.Synapse)[0], graph.ops(o.Synapse)[-1]
+    legal = ", ".join(map(str, parallel_knob.legal_lanes(parallel_knob.outputs(conv))))
+    for bad in ("0", "-3"):
+        out = _refused(run_main, tmp_path, model, "--parallel", bad)
+        assert f"--parallel {bad} is not a number of output lanes" in out
+    out = _refused(run_main, tmp_path, model, config=json.dumps({"layers": {conv.origin: 3}}))
+    assert f"layer '{conv.origin}' cannot handle 3 output lanes per cycle" in out
+    assert f"use one of {legal} " in out and str(tmp_path / "hw.json") in out
+    out = _refused(run_main, tmp_path, model,
+                   config=json.dumps({"layers": {"/nope/MatMul": 1, fc.origin: 0}}))
+    assert "no layer with a parallelism knob is named '/nope/MatMul'" in out
+    assert f"{conv.origin} ({legal})" in out and "cannot handle 0 output lanes" in out
+    out = _refused(run_main, tmp_path, model, config='{"layers": {')
+    assert "the hardware config is not JSON" in out and "line 1" in out
+    out = _refused(run_main, tmp_path, model, config='{"lanes": 4}')
+    assert "unknown keys ['lanes']" in out and "parallel, layers" in out
+    out = _refused(run_main, tmp_path, model, config='{"parallel": 0.5}')
+    assert '"parallel" 0.5 is not a number of output lanes' in out
+    out = _refused(run_main, tmp_path, model, "--hw-config", tmp_path / "missing.json")
+    assert "the hardware config does not exist" in out
+    code, err = run_main("compile", str(model), "-o", str(tmp_path / "sim"), "--parallel", "2")
+    assert code == 1 and "--target sim has none" in err and not (tmp_path / "sim").exists()

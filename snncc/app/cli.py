@@ -175,6 +175,13 @@ def compile_cmd(
                                      help="Print each pass's time and whether it changed "
                                           "the graph."),
     input_shape: list[str] | None = typer.Option(None, "--input-shape", help=SHAPE_HELP),
+    parallel: int | None = typer.Option(None, "--parallel",
+                                        help="Output lanes per cycle of every linear and conv "
+                                             "engine (hls, verilog): each layer takes its "
+                                             "largest legal value up to N (default: all)."),
+    hw_config: Path | None = typer.Option(None, "--hw-config", readable=False,
+                                          help="Per-layer lanes by ONNX node name (JSON: "
+                                               '{"parallel": N, "layers": {NODE: N}}).'),
 ) -> None:
     """Convert an ONNX model into an SNN and write it for a target."""
     import snncc
@@ -188,6 +195,7 @@ def compile_cmd(
         policy = parse_delay(delay)
     except ValueError as e:
         raise SnnccError(Diagnostic(str(e), fix="e.g. --delay exact")) from None
+    knob = _hw_knob(target, parallel, hw_config)
     data = inputs.load_array(calibrate, "--calibrate") if calibrate else None
     inputs.output_folder(output, "-o")
     if dump_dir is not None and _file_in_the_way(dump_dir) is not None:
@@ -210,11 +218,16 @@ def compile_cmd(
 
     for t in targets:
         registry.check(t, compiled.graph)
-    with atomic_dir(output, force=force, protect=(model, calibrate)) as tmp:
+    hw = None
+    if knob is not None:
+        from snncc.backends.parallel import config
+
+        hw = config(compiled.graph, parallel, knob, str(hw_config or "--parallel"))
+    with atomic_dir(output, force=force, protect=(model, calibrate, hw_config)) as tmp:
         compiled.save(tmp / "model.snn")
         report = compile_report(compiled)
         for t in targets:
-            report["targets"][t] = registry.emit(t, compiled.graph, tmp / t)
+            report["targets"][t] = registry.emit(t, compiled.graph, tmp / t, hw=hw)
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     if time_passes:
         _print_timings(compiled.timings)
@@ -234,6 +247,21 @@ def compile_cmd(
     out.print(f"compiled {model} -> {output}/ (T={T}, {how}{kind}, "
               f"{compiled.steps} steps end to end, targets: sim"
               f"{''.join(', ' + t for t in targets)})")
+
+
+def _hw_knob(target: str, parallel: int | None, hw_config: Path | None) -> dict | None:
+    """The raw parallelism knob (--parallel, --hw-config), checked before compiling;
+    None if neither is given. Its layer names are checked against the compiled graph."""
+    if parallel is None and hw_config is None:
+        return None
+    from snncc.backends.parallel import check_parallel, read_config
+
+    if target not in ("hls", "verilog", "all"):
+        raise SnnccError(Diagnostic(f"--parallel and --hw-config shape the hardware; "
+                                    f"--target {target} has none",
+                                    fix="add --target verilog, hls or all"))
+    check_parallel(parallel)
+    return read_config(hw_config) if hw_config is not None else {}
 
 
 @contextmanager

@@ -6,6 +6,7 @@ import importlib
 from pathlib import Path
 
 from snncc import ops as o
+from snncc.backends.parallel import HwConfig
 from snncc.errors import Diagnostic, SnnccError, raise_if
 from snncc.ir import Graph
 
@@ -44,6 +45,9 @@ def _neuron_kinds(target: str, backend, graph: Graph) -> list[Diagnostic]:
                            "--target sim") for mode in used]
 
 
-def emit(target: str, graph: Graph, out_dir: Path) -> dict:
-    """Write the target's files into `out_dir`; returns a summary for report.json."""
-    return _backend(target).emit(graph, out_dir)
+def emit(target: str, graph: Graph, out_dir: Path, hw: HwConfig | None = None) -> dict:
+    """Write the target's files into `out_dir`; returns a summary for report.json. `hw`
+    is the parallelism knob (`snncc.backends.parallel`) of the hls and verilog targets."""
+    if hw is None:
+        return _backend(target).emit(graph, out_dir)
+    return _backend(target).emit(graph, out_dir, hw=hw)

@@ -17,6 +17,7 @@ from snncc.backends.common import default_inputs, golden
 from snncc.backends.hls.check import check
 from snncc.backends.hls.layers import lower
 from snncc.backends.hls.write import render, tb_data, write
+from snncc.backends.parallel import HwConfig
 from snncc.errors import raise_if
 from snncc.ir import Graph
 
@@ -26,14 +27,16 @@ N_TEST_INPUTS = 20  # golden vectors written to tb_data/
 NEURON_MODES = ("if", "signed", "multi")  # unit spikes, ±1 spikes, numbers on weighted lines
 
 
-def emit(graph: Graph, out_dir: Path, inputs: np.ndarray | None = None) -> dict:
+def emit(graph: Graph, out_dir: Path, inputs: np.ndarray | None = None,
+         hw: HwConfig | None = None) -> dict:
     """Write the HLS project into `out_dir`; returns a summary for report.json.
 
     `inputs` (float, batch first) are the testbench's inputs; by default
-    N_TEST_INPUTS deterministic inputs spread over the input quantizer's range.
+    N_TEST_INPUTS deterministic inputs spread over the input quantizer's range. `hw`, the
+    parallelism knob (`snncc.backends.parallel`), sets the synapses' unroll factors.
     """
     raise_if(check(graph))
-    project = lower(graph)
+    project = lower(graph, hw)
     x = default_inputs(graph, N_TEST_INPUTS) if inputs is None else np.asarray(inputs)
     (enc,) = graph.ops(o.SpikeInput)
     (ro,) = graph.ops(o.Readout)

@@ -10,6 +10,7 @@ from snncc import ops as o
 from snncc.backends.hls import pragmas, tables
 from snncc.backends.hls.lower import Lowering, Rule, size_of
 from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
+from snncc.backends.parallel import HwConfig
 from snncc.intmath import c_int_type
 from snncc.ir import Graph, Node
 from snncc.ranges import LINES, SIGNED, UNIT, widest
@@ -56,7 +57,7 @@ def _synapse(lw: Lowering, n: Node, layer: Layer) -> None:
     lines = [rng.lines] if mode == "lines" else []  # the LINES template argument
     if op.kind == "dense":
         k, m = op.weight.shape
-        f = pragmas.lanes(m)
+        f = lw.synapse_lanes(n, m)
         layer.summary = f"dense synapse {k}x{m}, {what}"
         w = lw.const(layer, "w", op.weight, f"weights [K={k}][M={m}]: row k is added when input "
                      "k spikes", partition=pragmas.cyclic(f, 2))
@@ -79,7 +80,7 @@ def _conv(lw: Lowering, n: Node, layer: Layer, x: Buffer, out: Buffer, mode: str
     # w[c][ky][kx][j] = W[g*OG + j][c - g*CG][ky][kx]: the row a spike on channel c adds.
     rows = (op.weight.reshape(g, og, cg, kh, kw).transpose(0, 2, 3, 4, 1)
             .reshape(c, kh, kw, og))
-    f = pragmas.lanes(og)
+    f = lw.synapse_lanes(n, og)
     layer.summary = (f"conv synapse {oc}x{cg}x{kh}x{kw} on [{c},{h},{w}], stride "
                      f"{op.strides[0]}x{op.strides[1]}, group {g}, {what}")
     wc = lw.const(layer, "w", rows, f"weight rows [C={c}][KH={kh}][KW={kw}][OG={og}]",
@@ -338,6 +339,7 @@ LOWER: dict[type, Rule] = {
 }
 
 
-def lower(graph: Graph) -> Project:
-    """The HLS project of a checked SNN graph."""
-    return Lowering(graph, LOWER).run()
+def lower(graph: Graph, hw: HwConfig | None = None) -> Project:
+    """The HLS project of a checked SNN graph (synapse unroll factors from the
+    parallelism knob `hw`, if given)."""
+    return Lowering(graph, LOWER, hw).run()

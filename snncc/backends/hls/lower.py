@@ -12,8 +12,10 @@ from collections.abc import Callable
 import numpy as np
 
 from snncc import ops as o
+from snncc.backends.hls import pragmas
 from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
 from snncc.backends.hls.names import c_ident, short_ident
+from snncc.backends.parallel import HwConfig
 from snncc.intmath import c_int_type
 from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import LINES, SIGNED, UNIT, ValueRange, value_ranges
@@ -40,9 +42,10 @@ def _int_type(values: np.ndarray) -> str:
 class Lowering:
     """The state of one lowering: identifiers, value buffers, calls and what they touch."""
 
-    def __init__(self, graph: Graph, rules: dict[type, Rule]):
+    def __init__(self, graph: Graph, rules: dict[type, Rule], hw: HwConfig | None = None):
         self.graph = graph
         self.rules = rules
+        self.hw = hw  # the parallelism knob; None: pragmas.MAX_LANES everywhere
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)  # what the testbench calls each neuron layer
         self.win = windows(graph)
@@ -58,6 +61,12 @@ class Lowering:
         self.logit_t = ""
 
     # ------------------------------------------------------------ helpers
+    def synapse_lanes(self, n: Node, loop: int) -> int:
+        """Unroll factor of synapse `n`'s output loop of `loop` iterations: its largest
+        divisor up to the knob's lanes for the layer (the Verilog engine's), else up to
+        pragmas.MAX_LANES."""
+        return pragmas.lanes(loop, pragmas.MAX_LANES if self.hw is None else self.hw.lanes(n))
+
     def ident(self, name: str) -> str:
         base = ident = short_ident(name)
         k = 2

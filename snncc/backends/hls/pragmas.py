@@ -12,9 +12,10 @@ MAX_BANKS = 64  # the most banks one array is split into
 MAX_LEVEL_BANKS = 16  # threshold tables with at most this many levels become registers
 
 
-def lanes(n: int) -> int:
-    """Lanes for a vector loop of `n` iterations: its largest divisor up to MAX_LANES."""
-    return max(d for d in range(1, min(n, MAX_LANES) + 1) if n % d == 0)
+def lanes(n: int, most: int = MAX_LANES) -> int:
+    """Lanes for a vector loop of `n` iterations: its largest divisor up to `most`
+    (MAX_LANES, or a synapse's parallelism knob, `snncc.backends.parallel`)."""
+    return max(d for d in range(1, min(n, most) + 1) if n % d == 0)
 
 
 def cyclic(factor: int, dim: int | None = None) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.backends.common import default_inputs, golden
+from snncc.backends.parallel import DEFAULT, HwConfig
 from snncc.errors import Diagnostic
 from snncc.ir import Graph, Node
 
@@ -83,15 +84,17 @@ def _analog(n: Node) -> bool:
     return isinstance(n.op, o.SpikeInput) and n.op.analog
 
 
-def emit(graph: Graph, out_dir: Path, vectors: int = DEFAULT_VECTORS) -> dict:
-    """Write the Verilog design of `graph` into `out_dir`; returns a summary."""
+def emit(graph: Graph, out_dir: Path, vectors: int = DEFAULT_VECTORS,
+         hw: HwConfig = DEFAULT) -> dict:
+    """Write the Verilog design of `graph` into `out_dir`, its synapse engines folded as
+    the parallelism knob `hw` says; returns a summary."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    design = lower(graph)
+    design = lower(graph, hw)
     files = write_design(design, out_dir)
     x = default_inputs(graph, vectors)
     n = _write_vectors(design, golden(graph, x), out_dir)
-    return summary(design, files) | {"vectors": n}
+    return summary(design, files) | {"vectors": n, "parallel": hw.record(graph)}
 
 
 def write_vectors(graph: Graph, out_dir: Path, x: np.ndarray) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from snncc import ops as o
+from snncc.backends.parallel import DEFAULT, HwConfig
 from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import value_ranges
@@ -60,8 +61,9 @@ def _map_words(view: View, vrw: int, gb: int, ow: int, aw: int) -> list[str]:
 class _Builder:
     """Accumulates the design while walking the graph in topological order."""
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, hw: HwConfig = DEFAULT):
         self.graph = graph
+        self.hw = hw
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)
         self.layouts = assign_layouts(graph)
@@ -257,6 +259,21 @@ def _spike_params(bld: _Builder, n: Node) -> list[Param]:
     return [] if fmt.unit else [("SPIKE", fmt.kind), ("JB", fmt.line_bits)]
 
 
+def _chunks(rows: np.ndarray, lanes: int) -> np.ndarray:
+    """Weight rows [K, M] as the ROM words of a folded engine: row k's lanes in chunks
+    of `lanes`, chunk c of row k at word k*M/lanes + c."""
+    rows = np.asarray(rows)
+    return rows.reshape(rows.shape[0] * (rows.shape[1] // lanes), lanes)
+
+
+def _fold_params(outputs: int, lanes: int) -> list[Param]:
+    """P and CB of a synapse engine folded to `lanes` output lanes per cycle (none at
+    all lanes: the engines' defaults, the design as before the knob)."""
+    if lanes == outputs:
+        return []
+    return [("P", lanes), ("CB", (outputs // lanes).bit_length() - 1)]
+
+
 def _synapse(bld: _Builder, n: Node) -> None:
     op = op_of(n, o.Synapse)
     k = bld.k
@@ -267,10 +284,11 @@ def _synapse(bld: _Builder, n: Node) -> None:
         common = _synapse_widths(bld, n, ib)
         ww, wo = common[3][1], common[4][1]
         r, (kk, m) = _size(x_shape[:-1]), op.weight.shape
-        words = [hex_row(row, ww) for row in op.weight]
+        p = bld.hw.lanes(n)
+        words = [hex_row(chunk, ww) for chunk in _chunks(op.weight, p)]
         params = [("R", r), ("K", kk), ("M", m), ("RW", addr_bits(r)), ("KW", addr_bits(kk)),
                   *common, ("W_FILE", bld.file(f"e{k}_weights", words)),
-                  *_spike_params(bld, n)]
+                  *_spike_params(bld, n), *_fold_params(m, p)]
         bld.engine(n, "snn_dense", params, ports + bld.write(n, wo), clear=False)
         return
     c, h, w = x_shape
@@ -282,7 +300,9 @@ def _synapse(bld: _Builder, n: Node) -> None:
     irw = addr_bits(h * w)
     ty = taps(oh, kh, op.strides[0], op.pads[0], op.dilations[0], h, w)
     tx = taps(ow, kw, op.strides[1], op.pads[1], op.dilations[1], w, 1)
-    words = [hex_row(row, ww) for row in conv_weight_rows(op.weight, op.group)]
+    p = bld.hw.lanes(n)
+    words = [hex_row(chunk, ww)
+             for chunk in _chunks(conv_weight_rows(op.weight, op.group), p)]
     params = [("C", c), ("OH", oh), ("OW", ow), ("O", oc), ("KH", kh), ("KW", kw),
               ("IRW", irw), ("ORW", addr_bits(oh * ow)), ("CW", addr_bits(c)),
               ("AWW", addr_bits(kh * kw * c)), ("TYW", addr_bits(oh * kh)),
@@ -290,7 +310,7 @@ def _synapse(bld: _Builder, n: Node) -> None:
               ("W_FILE", bld.file(f"e{k}_weights", words)),
               ("TY_FILE", bld.file(f"e{k}_rows", _tap_words(ty, irw))),
               ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw))),
-              *_spike_params(bld, n)]
+              *_spike_params(bld, n), *_fold_params(oc, p)]
     bld.engine(n, "snn_conv", params, ports + bld.write(n, wo), clear=False)
 
 
@@ -400,9 +420,10 @@ _RULES = {
 }
 
 
-def lower(graph: Graph) -> Design:
-    """The hardware design of `graph` (which `check` has accepted)."""
-    bld = _Builder(graph)
+def lower(graph: Graph, hw: HwConfig = DEFAULT) -> Design:
+    """The hardware design of `graph` (which `check` has accepted), its synapse engines
+    folded as the knob `hw` says."""
+    bld = _Builder(graph, hw)
     for n in graph.topo():
         rule = _RULES.get(type(n.op))
         if rule is not None:

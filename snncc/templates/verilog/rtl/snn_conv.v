@@ -13,6 +13,9 @@
 // The spikes of the other neuron kinds (SPIKE), as in snn_dense: signed spikes (1) add or
 // subtract the row; a number on WIN weighted lines (2) is one event per set line j, which
 // adds the row shifted by j (channel c's lines at event slots c*2^JB + j).
+// P < O folds the output channels (the parallelism knob), as in snn_dense: an event adds
+// its weight row P lanes per cycle over O/P = 2^CB cycles (word a*O/P + c of the weight
+// ROM holds lanes c*P .. c*P+P-1 of row a) into an accumulator that rotates by P lanes.
 module snn_conv #(
     parameter C         = 1,   // input rows are (y, x), C channels each
     parameter OH        = 8,   // output rows are (oy, ox), O channels each
@@ -36,7 +39,9 @@ module snn_conv #(
     parameter TY_FILE   = "ty.hex",
     parameter TX_FILE   = "tx.hex",
     parameter SPIKE     = 0,   // spike-driven input: 0 unit, 1 signed, 2 weighted lines
-    parameter JB        = 1    // line index bits (SPIKE = 2: holds WIN - 1)
+    parameter JB        = 1,   // line index bits (SPIKE = 2: holds WIN - 1)
+    parameter P         = O,   // output lanes per cycle (O / P a power of two)
+    parameter CB        = 1    // chunk index bits when P < O: O / P = 2^CB
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -68,6 +73,8 @@ module snn_conv #(
     localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
     localparam integer XB = (SPIKE == 2) ? JB : 0;   // line bits of an event index
     localparam integer E = C << XB;                   // event slots of an input row
+    localparam integer NC = O / P;                    // chunks of P lanes in a row
+    localparam integer FB = (NC > 1) ? CB : 0;        // chunk bits of a weight address
 
     reg [2:0]      state;
     reg [ORW-1:0]  orow;       // output row (oy, ox)
@@ -87,8 +94,11 @@ module snn_conv #(
     wire [CW+XB-1:0] event_c;  // the next event: channel c (and line j)
     wire [CW-1:0]   c = event_c[CW+XB-1:XB];
     wire [AWW-1:0]  c_w;
-    wire [O*WW-1:0] w_row;
-    reg  [O*WO-1:0] sum;
+    wire [P*WW-1:0] w_row;     // a chunk of P weights
+    reg  [P*WO-1:0] part;      // the accumulator's low P lanes plus the arriving weights
+    wire [O*WO-1:0] sum;       // the accumulator after this cycle's addition
+    wire [AWW+FB-1:0] w_addr;  // {weight row, chunk}
+    wire            chunk_last; // the event's last chunk is requested this cycle
     reg  [E-1:0]    present;
     wire            last_tap = ky == KH_LAST && kx == KW_LAST;
 
@@ -98,8 +108,27 @@ module snn_conv #(
         .addr(tx_a), .data(tx));
     snn_first_one #(.N(E), .IW(CW + XB)) u_next (.x(events), .index(event_c));
     snn_zext #(.WI(CW), .WO(AWW)) u_c (.x(c), .y(c_w));
-    snn_rom #(.WIDTH(O * WW), .DEPTH(KH * KW * C), .AW(AWW), .FILE(W_FILE)) u_w (
-        .clk(clk), .re(state == S_EVENTS), .raddr(tap_base + c_w), .rdata(w_row));
+    snn_rom #(.WIDTH(P * WW), .DEPTH(KH * KW * C * NC), .AW(AWW + FB), .FILE(W_FILE)) u_w (
+        .clk(clk), .re(state == S_EVENTS), .raddr(w_addr), .rdata(w_row));
+
+    generate
+        if (NC > 1) begin : g_fold
+            // an event's chunks one per cycle; the accumulator turns by P lanes a chunk
+            reg [CB-1:0] chunk;
+
+            always @(posedge clk) begin
+                if (rst) chunk <= {CB{1'b0}};
+                else if (state == S_EVENTS && events != {E{1'b0}}) chunk <= chunk + 1'b1;
+            end
+            assign w_addr = {tap_base + c_w, chunk};
+            assign chunk_last = &chunk;
+            assign sum = adding ? {part, acc[O*WO-1:P*WO]} : acc;
+        end else begin : g_whole
+            assign w_addr = tap_base + c_w;
+            assign chunk_last = 1'b1;
+            assign sum = part;
+        end
+    endgenerate
 
     // Lane datapaths are written as loops in combinational blocks: the hardware is the
     // same as per-lane continuous assignments, but event-driven simulators evaluate a
@@ -142,9 +171,9 @@ module snn_conv #(
                 .row(codes), .index(c), .lane(code_k));
             always @* begin
                 code_w = {{(WO-WIN){IN_SIGNED != 0 && code[WIN-1]}}, code};
-                for (j = 0; j < O; j = j + 1) begin
+                for (j = 0; j < P; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
+                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
                 end
             end
         end else if (SPIKE == 1) begin : g_signed
@@ -164,9 +193,9 @@ module snn_conv #(
             snn_lane_mux #(.N(C), .W(1), .IW(CW)) u_neg (
                 .row(negative), .index(c), .lane(neg_c));
             always @* begin
-                for (j = 0; j < O; j = j + 1) begin
+                for (j = 0; j < P; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    sum[j*WO +: WO] = acc[j*WO +: WO]
+                    part[j*WO +: WO] = acc[j*WO +: WO]
                         + (adding ? (neg ? ~w_w + 1'b1 : w_w) : {WO{1'b0}});
                 end
             end
@@ -178,9 +207,9 @@ module snn_conv #(
 
             always @(posedge clk) line <= event_c[JB-1:0];
             always @* begin
-                for (j = 0; j < O; j = j + 1) begin
+                for (j = 0; j < P; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding ? w_w << line : {WO{1'b0}});
+                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? w_w << line : {WO{1'b0}});
                 end
             end
         end else begin : g_spikes
@@ -188,8 +217,8 @@ module snn_conv #(
             integer j;
 
             always @* begin
-                for (j = 0; j < O; j = j + 1)
-                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding
+                for (j = 0; j < P; j = j + 1)
+                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding
                         ? {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]} : {WO{1'b0}});
             end
         end
@@ -241,7 +270,7 @@ module snn_conv #(
                 S_EVENTS: begin
                     // one event per cycle: request its weight row, add the previous one
                     adding <= events != {E{1'b0}};
-                    events <= events & (events - 1'b1);
+                    if (chunk_last) events <= events & (events - 1'b1);
                     if (events == {E{1'b0}}) next_tap();
                 end
                 default: begin  // S_WRITE: output row orow is sum; next position

@@ -11,6 +11,10 @@
 //   SPIKE = 2, a number on WIN weighted lines: every set line j of input k is an event
 //              that adds W[k, :] << j (a shift), so the row gets s * W[k, :] in adds.
 // Line events are walked in the same priority encoder, input k's lines at k*2^JB + j.
+// P < M folds the outputs (the parallelism knob): an event then adds its weight row P
+// lanes per cycle over M/P = 2^CB cycles, from a weight ROM of K*M/P words of P weights
+// (word k*M/P + c holds lanes c*P .. c*P+P-1). The accumulator rotates by P lanes per
+// cycle, so the P adders always work on its low lanes and no lane multiplexer is needed.
 module snn_dense #(
     parameter R         = 1,   // rows (all leading axes)
     parameter K         = 8,   // inputs per row
@@ -24,7 +28,9 @@ module snn_dense #(
     parameter WO        = 16,  // output current width
     parameter W_FILE    = "w.hex", // word k = {W[k, M-1], .., W[k, 0]}
     parameter SPIKE     = 0,   // spike-driven input: 0 unit, 1 signed, 2 weighted lines
-    parameter JB        = 1    // line index bits (SPIKE = 2: holds WIN - 1)
+    parameter JB        = 1,   // line index bits (SPIKE = 2: holds WIN - 1)
+    parameter P         = M,   // output lanes per cycle (M / P a power of two)
+    parameter CB        = 1    // chunk index bits when P < M: M / P = 2^CB
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -42,6 +48,8 @@ module snn_dense #(
     localparam [RW-1:0] LAST = LAST_I[RW-1:0];
     localparam integer XB = (SPIKE == 2) ? JB : 0;   // line bits of an event index
     localparam integer E = K << XB;                   // event slots of a row
+    localparam integer NC = M / P;                    // chunks of P lanes in a row
+    localparam integer FB = (NC > 1) ? CB : 0;        // chunk bits of a weight address
 
     reg           busy;       // between start and done
     reg           walking;    // the row's events are being added
@@ -52,14 +60,36 @@ module snn_dense #(
 
     wire [KW+XB-1:0] event_k;  // the next event: input k (and line j)
     wire [KW-1:0]   k = event_k[KW+XB-1:XB];
-    wire [M*WW-1:0] w_row;
-    reg  [M*WO-1:0] sum;
+    wire [P*WW-1:0] w_row;     // a chunk of P weights
+    reg  [P*WO-1:0] part;      // the accumulator's low P lanes plus the arriving weights
+    wire [M*WO-1:0] sum;       // the accumulator after this cycle's addition
     reg  [E-1:0]    present;  // events of the arriving input row
     wire            row_done = walking && events == {E{1'b0}};
+    wire [KW+FB-1:0] w_addr;   // {input k, chunk}
+    wire            chunk_last; // the event's last chunk is requested this cycle
 
     snn_first_one #(.N(E), .IW(KW + XB)) u_next (.x(events), .index(event_k));
-    snn_rom #(.WIDTH(M * WW), .DEPTH(K), .AW(KW), .FILE(W_FILE)) u_w (
-        .clk(clk), .re(walking), .raddr(k), .rdata(w_row));
+    snn_rom #(.WIDTH(P * WW), .DEPTH(K * NC), .AW(KW + FB), .FILE(W_FILE)) u_w (
+        .clk(clk), .re(walking), .raddr(w_addr), .rdata(w_row));
+
+    generate
+        if (NC > 1) begin : g_fold
+            // an event's chunks one per cycle; the accumulator turns by P lanes a chunk
+            reg [CB-1:0] chunk;
+
+            always @(posedge clk) begin
+                if (rst) chunk <= {CB{1'b0}};
+                else if (walking && events != {E{1'b0}}) chunk <= chunk + 1'b1;
+            end
+            assign w_addr = {k, chunk};
+            assign chunk_last = &chunk;
+            assign sum = adding ? {part, acc[M*WO-1:P*WO]} : acc;
+        end else begin : g_whole
+            assign w_addr = k;
+            assign chunk_last = 1'b1;
+            assign sum = part;
+        end
+    endgenerate
 
     // Lane datapaths are written as loops in combinational blocks: the hardware is the
     // same as per-lane continuous assignments, but event-driven simulators evaluate a
@@ -102,9 +132,9 @@ module snn_dense #(
                 .row(codes), .index(k), .lane(code_k));
             always @* begin
                 code_w = {{(WO-WIN){IN_SIGNED != 0 && code[WIN-1]}}, code};
-                for (j = 0; j < M; j = j + 1) begin
+                for (j = 0; j < P; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
+                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
                 end
             end
         end else if (SPIKE == 1) begin : g_signed
@@ -124,9 +154,9 @@ module snn_dense #(
             snn_lane_mux #(.N(K), .W(1), .IW(KW)) u_neg (
                 .row(negative), .index(k), .lane(neg_k));
             always @* begin
-                for (j = 0; j < M; j = j + 1) begin
+                for (j = 0; j < P; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    sum[j*WO +: WO] = acc[j*WO +: WO]
+                    part[j*WO +: WO] = acc[j*WO +: WO]
                         + (adding ? (neg ? ~w_w + 1'b1 : w_w) : {WO{1'b0}});
                 end
             end
@@ -138,9 +168,9 @@ module snn_dense #(
 
             always @(posedge clk) line <= event_k[JB-1:0];
             always @* begin
-                for (j = 0; j < M; j = j + 1) begin
+                for (j = 0; j < P; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding ? w_w << line : {WO{1'b0}});
+                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? w_w << line : {WO{1'b0}});
                 end
             end
         end else begin : g_spikes
@@ -148,8 +178,8 @@ module snn_dense #(
             integer j;
 
             always @* begin
-                for (j = 0; j < M; j = j + 1)
-                    sum[j*WO +: WO] = acc[j*WO +: WO] + (adding
+                for (j = 0; j < P; j = j + 1)
+                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding
                         ? {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]} : {WO{1'b0}});
             end
         end
@@ -187,7 +217,7 @@ module snn_dense #(
             end else if (walking) begin
                 // one event per cycle: request its weight row, add the previous one
                 adding <= events != {E{1'b0}};
-                events <= events & (events - 1'b1);
+                if (chunk_last) events <= events & (events - 1'b1);
                 acc <= sum;
                 if (row_done) begin
                     walking <= 1'b0;

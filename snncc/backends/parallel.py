@@ -1,0 +1,145 @@
+"""The parallelism knob: how many output lanes a layer's engine handles per cycle.
+
+A synapse (linear or convolution layer) adds one weight row per input event; its engine
+does that `lanes` outputs at a time, `outputs / lanes` cycles an event. Fewer lanes make
+fewer adders and narrower, deeper weight memories (block-RAM shaped); all lanes (the
+default) take one cycle an event. The legal values of a layer with M outputs are the
+divisors P of M with M / P a power of two (the weight memory is then addressed by
+{input, chunk} without arithmetic): M = 64 takes 64, 32, .., 1; M = 10 takes 10 and 5.
+
+`--parallel N` sets every layer to its largest legal value up to N (its smallest if none
+is); `--hw-config hw.json` names layers by their ONNX node (the names the layer tables
+show) and gives each an exact legal value:
+
+    {"parallel": 8, "layers": {"/blocks/blocks.0/fc1/linear/MatMul": 16}}
+
+The same numbers set the HLS target's unroll and partition factors, so both targets
+describe the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from snncc import ops as o
+from snncc.errors import Diagnostic, SnnccError
+from snncc.ir import Graph, Node
+
+CONFIG_KEYS = ("parallel", "layers")
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    """The knob: a global bound on the lanes and exact per-layer values (by ONNX node)."""
+
+    parallel: int | None = None
+    layers: dict[str, int] = field(default_factory=dict)
+
+    def lanes(self, n: Node) -> int:
+        """Output lanes per cycle of synapse `n` (all of them by default)."""
+        m = outputs(n)
+        if n.origin in self.layers:
+            return self.layers[n.origin]
+        if self.parallel is None:
+            return m
+        legal = legal_lanes(m)
+        return max([p for p in legal if p <= self.parallel], default=legal[0])
+
+    def record(self, graph: Graph) -> dict[str, int]:
+        """Every knob-able layer's lanes, by ONNX node (for report.json)."""
+        return {n.origin: self.lanes(n) for n in graph.ops(o.Synapse)}
+
+
+DEFAULT = HwConfig()
+
+
+def outputs(n: Node) -> int:
+    """The output lanes of synapse `n`: a dense layer's outputs, a convolution's output
+    channels."""
+    assert isinstance(n.op, o.Synapse), n.name
+    return int(n.op.weight.shape[1] if n.op.kind == "dense" else n.op.weight.shape[0])
+
+
+def legal_lanes(m: int) -> list[int]:
+    """Lanes a layer of `m` outputs takes, ascending: P | m with m / P a power of two."""
+    legal, p = [m], m
+    while p % 2 == 0:
+        p //= 2
+        legal.append(p)
+    return sorted(legal)
+
+
+def _listing(values: list[int]) -> str:
+    return ", ".join(map(str, values))
+
+
+def check_parallel(value: int | None, option: str = "--parallel") -> None:
+    """A global value must be a whole number of lanes, at least 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 1):
+        raise SnnccError(Diagnostic(
+            f"{option} {value!r} is not a number of output lanes per cycle",
+            fix=f"use an integer of at least 1 (each layer takes its largest legal value up "
+                f"to it), e.g. {option} 8"))
+
+
+def read_config(path: Path) -> dict:
+    """The raw hw.json (shape-checked, layer names not yet): refused before compiling."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SnnccError(Diagnostic("the hardware config does not exist", file=str(path),
+                                    fix="pass an existing JSON file to --hw-config")) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SnnccError(Diagnostic(f"cannot read the hardware config: {e}", file=str(path),
+                                    fix="pass a readable JSON file to --hw-config")) from None
+    except json.JSONDecodeError as e:
+        raise SnnccError(Diagnostic(f"the hardware config is not JSON: {e.msg} at line "
+                                    f"{e.lineno}, column {e.colno}", file=str(path),
+                                    fix='write e.g. {"layers": {"/fc1/MatMul": 4}}')) from None
+    example = 'e.g. {"parallel": 8, "layers": {"/fc1/MatMul": 4}}'
+    if not isinstance(data, dict) or set(data) - set(CONFIG_KEYS):
+        extra = sorted(set(data) - set(CONFIG_KEYS)) if isinstance(data, dict) else []
+        what = f"unknown keys {extra}" if extra else "not a JSON object"
+        raise SnnccError(Diagnostic(f"the hardware config has {what}; it takes the keys "
+                                    f"{', '.join(CONFIG_KEYS)}", file=str(path), fix=example))
+    if "parallel" in data:
+        check_parallel(data["parallel"], f"{path}: \"parallel\"")
+    layers = data.get("layers", {})
+    if not isinstance(layers, dict):
+        raise SnnccError(Diagnostic('the hardware config\'s "layers" is not an object of '
+                                    'ONNX node names to lanes', file=str(path), fix=example))
+    return data
+
+
+def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
+           source: str = "hw.json") -> HwConfig:
+    """The knob for `graph`: `parallel` (the command line's) over the config's global
+    value, and the config's layers, each checked against the graph. Every problem is
+    raised at once, with the legal values."""
+    check_parallel(parallel)
+    raw = raw or {}
+    synapses = {n.origin: n for n in graph.ops(o.Synapse)}
+    problems = []
+    layers: dict[str, int] = {}
+    for name, value in raw.get("layers", {}).items():
+        if name not in synapses:
+            known = "; ".join(f"{k} ({_listing(legal_lanes(outputs(n)))})"
+                              for k, n in synapses.items())
+            problems.append(Diagnostic(
+                f"no layer with a parallelism knob is named {name!r}", file=source,
+                fix=f"name one of the linear and conv layers (legal lanes): {known}"))
+            continue
+        legal = legal_lanes(outputs(synapses[name]))
+        if isinstance(value, bool) or not isinstance(value, int) or value not in legal:
+            problems.append(Diagnostic(
+                f"layer {name!r} cannot handle {value!r} output lanes per cycle", name,
+                file=source, fix=f"use one of {_listing(legal)} (divisors of its "
+                                 f"{outputs(synapses[name])} outputs by a power of two)"))
+            continue
+        layers[name] = value
+    if problems:
+        raise SnnccError(problems)
+    return HwConfig(parallel if parallel is not None else raw.get("parallel"), layers)
