@@ -181,11 +181,6 @@ class Design:
         return sum(b.activity is not None for b in self.buffers)
 
     @property
-    def engine_bits(self) -> int:
-        """Bits of the controller's engine index (holds the engine count)."""
-        return max(1, len(self.engines).bit_length())
-
-    @property
     def logits(self) -> int:
         return self.readout_layout.size
 

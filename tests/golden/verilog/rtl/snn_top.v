@@ -14,7 +14,7 @@
 // Architecture: one engine per layer and one RAM per value, a row of lanes per word;
 // engines read their inputs through ports (snn_port) that resolve the layout ops. The
 // controller runs the engines one at a time in topological order, for every time step,
-// skipping those with no work at that step (schedule in mem/schedule.hex).
+// skipping those with no work at that step at no cost (schedule in mem/schedule.hex).
 // Probed neuron layers (dbg_layer):
 //   0: /tokenizer/tokenizer.2/act_quant/export_handler/DequantizeLinear (/tokenizer/tokenizer.2/act_quant/export_handler/DequantizeLinear_output_0), 64 rows x 16 lanes
 //   1: /tokenizer/tokenizer.6/act_quant/export_handler/DequantizeLinear (/tokenizer/tokenizer.6/act_quant/export_handler/DequantizeLinear_output_0), 16 rows x 32 lanes
@@ -3942,7 +3942,7 @@ module snn_top (
 
     // ------------------------------------------------------------ time-step controller
     snn_ctrl #(.NE(47), .NA(42), .STEPS(106), .TW(7),
-               .EW(6), .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
+               .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
         .start(start), .active(active), .done(done), .cycles(cycles));
 
