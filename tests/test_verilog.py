@@ -29,6 +29,7 @@ from snncc.backends import parallel as parallel_knob
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
 from snncc.backends.sim.engine import run_step
+from snncc.backends.verilog import estimate
 from snncc.intmath import Rounding
 from snncc.ir import Graph, layer_names
 from snncc.passes.insert_dif import InsertDif
@@ -299,9 +300,20 @@ def test_icarus_matches_interpreter_example(example_design):
 
 
 def test_verilator_matches_interpreter_example(example_design):
+    """Bit-exact, and the estimate of the cycles (from the design and the interpreter's
+    spikes, no simulator) within 20% of the cycles the RTL takes on each input."""
     require_tool("verilator")
     result = verilog.run_simulation(example_design, "verilator")
-    _assert_bit_exact(result, EXAMPLE_VECTORS, _example_graph())
+    graph = _example_graph()
+    _assert_bit_exact(result, EXAMPLE_VECTORS, graph)
+    cycles = estimate.cycles(graph, x=_example_inputs(EXAMPLE_VECTORS))
+    _assert_cycles_close(cycles["per_input"], result["cycles"])
+
+
+def _assert_cycles_close(estimated: list[int], measured: list[int]) -> None:
+    assert len(estimated) == len(measured)
+    for e, m in zip(estimated, measured, strict=True):
+        assert abs(e - m) <= 0.2 * m, (estimated, measured)
 
 
 @pytest.mark.slow
@@ -735,9 +747,14 @@ def test_icarus_matches_interpreter_at_every_knob(tiny_models, tmp_path, name, p
         legal = parallel_knob.legal_lanes(parallel_knob.outputs(n))
         assert hw.lanes(n) == max([p for p in legal if p <= parallel], default=legal[0])
     assert any(hw.lanes(n) < parallel_knob.outputs(n) for n in synapses)
-    verilog.emit(graph, tmp_path / "w", vectors=3)
+    unfolded = verilog.emit(graph, tmp_path / "w", vectors=3)
     whole = verilog.run_simulation(tmp_path / "w", "icarus")
     assert whole["cycles_per_inference"]["mean"] < folded["cycles_per_inference"]["mean"]
+    # the estimates in report.json, made without a simulator, at both settings
+    _assert_cycles_close(summary["estimate"]["cycles_per_inference"]["per_input"],
+                         folded["cycles"])
+    _assert_cycles_close(unfolded["estimate"]["cycles_per_inference"]["per_input"],
+                         whole["cycles"])
 
 
 def _cli_design(tmp_path: Path, model: Path, *knob) -> tuple[Path, Graph, dict]:
@@ -789,11 +806,11 @@ def _refused(run, tmp_path: Path, model: Path, *knob, config: str | None = None)
 
 @pytest.fixture
 def run_main(monkeypatch, capsys):
-    """snncc.cli.main in this process: (exit code, stderr)."""
+    """snncc.app.cli.main in this process: (exit code, stderr)."""
     def run(*argv: str) -> tuple[int, str]:
         monkeypatch.setattr("sys.argv", ["snncc", *argv])
         with pytest.raises(SystemExit) as exit_:
-            snncc.cli.main()
+            snncc.app.cli.main()
         return exit_.value.code, capsys.readouterr().err
     return run
 

@@ -105,14 +105,42 @@ _SYNTH_FIGURES = (("generic", "cells"), ("generic", "memory_bits"), ("ice40", "l
                   ("ice40", "ffs"), ("ice40", "carries"), ("ice40", "brams"))
 
 
+def _resource_text(figures: dict, keys: tuple[str, ...]) -> str:
+    return ", ".join(f"{figures[k]:,g} {k.upper()}" for k in keys if k in figures)
+
+
+def _estimate_rows(estimate: dict | None, synth: dict) -> list[tuple[str, str]]:
+    """The Verilog estimates (made without a tool) beside Yosys's figures, if any."""
+    if not estimate:
+        return []
+    c = estimate["cycles_per_inference"]
+    rows = [("verilog estimate: cycles per inference",
+             f"{c['mean']:,.0f} (min {c['min']:,}, max {c['max']:,}, on {c['inputs']} "
+             f"inputs); {estimate['inferences_per_second']:,.0f} inferences/s at "
+             f"{estimate['clock_mhz']} MHz"),
+            ("verilog estimate: initiation interval",
+             f"{estimate['initiation_interval']:,} cycles (one inference at a time)")]
+    for family, keys in (("xc7", ("lut", "ff", "bram36", "dsp")),
+                         ("ice40", ("lut", "ff", "bram"))):
+        if family in estimate:
+            rows.append((f"verilog estimate ({family})",
+                         _resource_text(estimate[family], keys)))
+    if synth.get("xc7"):
+        rows.append(("verilog synthesis (xc7, synth_xilinx)",
+                     _resource_text(synth["xc7"], ("lut", "ff", "bram36", "dsp", "carry4"))))
+    return rows
+
+
 def hardware_rows(report: dict) -> list[tuple[str, str]]:
     rows = []
     for target, info in (report.get("targets") or {}).items():
         for key, value in (info or {}).items():
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 rows.append((f"{target}: {key}", str(value)))
-    synth = (report.get("hardware") or {}).get("synthesis")
-    if synth:
+    synth = (report.get("hardware") or {}).get("synthesis") or {}
+    rows += _estimate_rows(((report.get("targets") or {}).get("verilog") or {}).get("estimate"),
+                           synth)
+    if "ice40" in synth:
         for flow, key in _SYNTH_FIGURES:
             rows.append((f"verilog synthesis ({flow}): {key}", f"{synth[flow][key]:,}"))
         muls = synth.get("mul_cells") or {}
@@ -164,12 +192,19 @@ def synthesis_figures(build: Path, run: bool, console: Console) -> dict | None:
 
         with progress_bar(console) as bar, progress_step(bar, "synthesis (yosys, make synth)"):
             return run_synthesis(verilog)
-    if not (verilog / "build" / "synth" / "ice40.json").is_file():
-        return None
+    from snncc.backends.verilog.tools import xilinx_figures
+
     try:
-        return {**resource_figures(verilog), "mul_cells": mul_cells(verilog)}
+        xc7 = xilinx_figures(verilog)  # make synth-xilinx
     except (OSError, KeyError, ValueError, SnnccError):
-        return None
+        xc7 = None
+    extra = {"xc7": xc7} if xc7 else {}
+    if not (verilog / "build" / "synth" / "ice40.json").is_file():
+        return extra or None
+    try:
+        return {**resource_figures(verilog), "mul_cells": mul_cells(verilog), **extra}
+    except (OSError, KeyError, ValueError, SnnccError):
+        return extra or None
 
 
 def check_layers(graph, wanted: list[str] | None) -> None:

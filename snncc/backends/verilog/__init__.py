@@ -21,6 +21,7 @@ from snncc.backends.parallel import DEFAULT, HwConfig
 from snncc.errors import Diagnostic
 from snncc.ir import Graph, Node
 
+from . import estimate
 from .layout import BUFFERED, resolve
 from .lower import lower
 from .render import summary, write_design
@@ -94,7 +95,8 @@ def emit(graph: Graph, out_dir: Path, vectors: int = DEFAULT_VECTORS,
     files = write_design(design, out_dir)
     x = default_inputs(graph, vectors)
     n = _write_vectors(design, golden(graph, x), out_dir)
-    return summary(design, files) | {"vectors": n, "parallel": hw.record(graph)}
+    return summary(design, files) | {"vectors": n, "parallel": hw.record(graph),
+                                     "estimate": estimate.estimate(graph, hw, x, design)}
 
 
 def write_vectors(graph: Graph, out_dir: Path, x: np.ndarray) -> int:

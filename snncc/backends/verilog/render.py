@@ -86,6 +86,7 @@ def write_design(d: Design, out: Path) -> list[str]:
         TESTBENCH: env.get_template("snn_tb.v.j2").render(context),
         "Makefile": env.get_template("Makefile.j2").render(context),
         "synth/synth.ys": env.get_template("synth.ys.j2").render(context),
+        "synth/xilinx.ys": env.get_template("xilinx.ys.j2").render(context),
         "synth/hierarchy.ys": env.get_template("hierarchy.ys.j2").render(context),
         "mem/schedule.hex": "\n".join(d.schedule) + "\n",
         "tb/places.hex": _places(d),

@@ -112,6 +112,22 @@ def resource_figures(out_dir: Path) -> dict:
     }
 
 
+def xilinx_figures(out_dir: Path) -> dict | None:
+    """LUTs, FFs, block RAMs (in RAMB36 units), DSPs and carries of the last
+    `make synth-xilinx` run (Yosys synth_xilinx -family xc7), or None if there is none."""
+    path = Path(out_dir) / "build" / "synth" / "xilinx.json"
+    if not path.is_file():
+        return None
+    cells = _cells(_stat(path)["design"])
+    return {"lut": sum(n for k, n in cells.items() if re.fullmatch(r"LUT[1-6]", k)),
+            "ff": sum(n for k, n in cells.items() if re.fullmatch(r"FD[A-Z]*", k)),
+            "bram36": cells.get("RAMB36E1", 0) + cells.get("RAMB18E1", 0) / 2,
+            "dsp": cells.get("DSP48E1", 0), "carry4": cells.get("CARRY4", 0),
+            "lutram": sum(n for k, n in cells.items() if k.startswith("RAM")
+                          and not k.startswith("RAMB")),
+            "cells_by_type": cells}
+
+
 def mul_cells(out_dir: Path) -> dict[str, int]:
     """$mul cells per module of the unflattened design (after `make synth` or
     `make synth-hierarchy`), by the module's base name (snn_dense, snn_neuron, ...)."""

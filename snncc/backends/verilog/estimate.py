@@ -1,0 +1,419 @@
+"""Estimates before synthesis: cycles per inference and resources, without running a tool.
+
+Cycles: every engine's state machine costs a known number of cycles per row, per tap
+and per input event (the engines' comments and `docs/verilog.md`); the events are the
+spikes the interpreter's step engine sends on the estimate's inputs (by default the
+testbench's vectors), so the estimate is a count of the design's work, not a fit. The
+controller adds a few cycles per engine run and per time step.
+
+Resources: from the design's memories (buffers, state, weight and table ROMs: their
+words and widths, packed into the block RAMs of each family) and its datapaths (adders,
+comparators and registers per lane, by engine kind), for Xilinx 7-series (LUT6, FF,
+RAMB36, DSP48) and iCE40 (LUT4, FF, SB_RAM40_4K, no DSP).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snncc import ops as o
+from snncc.backends.common import default_inputs
+from snncc.backends.parallel import DEFAULT, HwConfig
+from snncc.backends.sim.engine import run_step
+from snncc.ir import Graph
+from snncc.reference import EVAL
+
+from .design import Design, Engine
+from .layout import CHANNELS_LAST, Layout, resolve
+from .lower import lower
+from .tables import activity, taps
+
+ESTIMATE_VECTORS = 5
+
+
+def _params(e: Engine) -> dict:
+    return dict(e.params)
+
+
+class _Trace:
+    """Per step, the logical value of every spike tensor an engine reads."""
+
+    def __init__(self, graph: Graph, x: np.ndarray):
+        self.graph = graph
+        result = run_step(graph, x, trace=True)
+        self.trains = result.trains or {}
+        self.steps = result.steps
+        (enc,) = graph.ops(o.SpikeInput)
+        self.enc = enc
+        self.codes = np.asarray(EVAL[o.SpikeInput](enc, [np.asarray(x, np.float64)]),
+                                np.int64)
+        self.batch = len(x)
+        self._pooled: dict[tuple[str, int], np.ndarray] = {}
+
+    def spikes(self, value: str, t: int) -> np.ndarray:
+        """[batch, *shape of value] at step t (codes for analog or weighted inputs)."""
+        src, index = resolve(self.graph, value)
+        n = self.graph.node(src)
+        if isinstance(n.op, o.SpikeInput):
+            op = n.op
+            if op.analog or op.weighted:
+                data = self.codes if t == 0 else np.zeros_like(self.codes)
+            else:
+                data = (self.codes - op.lo > t).astype(np.int64)
+        elif src in self.trains:
+            data = np.asarray(self.trains[src][t], np.int64)
+        elif isinstance(n.op, o.TDMaxPool):
+            data = self._maxpool(src, t)
+        else:  # a current: its events do not matter
+            data = np.zeros((self.batch,) + n.shape, np.int64)
+        flat = data.reshape(self.batch, -1)
+        return flat[:, index.ravel()].reshape((self.batch,) + self.graph.node(value).shape)
+
+
+    def _maxpool(self, name: str, t: int) -> np.ndarray:
+        """A TD max pool's spikes: maxpool(C(t)) - maxpool(C(t-1)) of its input counts."""
+        key = (name, t)
+        if key not in self._pooled:
+            n = self.graph.node(name)
+            op = n.op
+            assert isinstance(op, o.TDMaxPool)
+            c, h, w = self.graph.node(n.inputs[0]).shape
+            _, oh, ow = n.shape
+            kh, kw = op.kernel
+            ty = taps(oh, kh, op.strides[0], op.pads[0], 1, h, w)
+            tx = taps(ow, kw, op.strides[1], op.pads[1], 1, w, 1)
+
+            def pooled(counts: np.ndarray) -> np.ndarray:
+                flat = counts.reshape(self.batch, c, h * w)
+                out = np.full((self.batch, c, oh, ow), np.iinfo(np.int64).min, np.int64)
+                for oy in range(oh):
+                    for ox in range(ow):
+                        for ky in range(kh):
+                            for kx in range(kw):
+                                vy, iy = ty[oy * kh + ky]
+                                vx, ix = tx[ox * kw + kx]
+                                if vy and vx:
+                                    out[:, :, oy, ox] = np.maximum(out[:, :, oy, ox],
+                                                                   flat[:, :, iy + ix])
+                return out
+
+            counts = sum((self.spikes(n.inputs[0], s) for s in range(t + 1)),
+                         np.zeros((self.batch, c, h, w), np.int64))
+            before = counts - self.spikes(n.inputs[0], t)
+            self._pooled[key] = pooled(counts) - pooled(before)
+        return self._pooled[key]
+
+
+def _events(rows: np.ndarray, lines: bool) -> np.ndarray:
+    """Events of each row [batch, rows, lanes]: non-zero lanes, or set lines."""
+    if not lines:
+        return np.count_nonzero(rows, axis=-1)
+    bits = np.zeros(rows.shape[:-1], np.int64)
+    v = np.abs(rows)
+    while v.any():
+        bits += (v & 1).sum(axis=-1)
+        v = v >> 1
+    return bits
+
+
+class _Cycles:
+    def __init__(self, design: Design, trace: _Trace):
+        self.d = design
+        self.tr = trace
+        self.graph = design.graph
+        self.act = activity(self.graph, design.steps)
+        self.lat: dict[str, int] = {}
+        for p in design.ports:
+            params = dict(p.params)
+            self.lat[p.name] = 1 if params["MAP"] == 0 else int(params["G"]) + 2
+
+    def active(self, value: str, t: int) -> bool:
+        src, _ = resolve(self.graph, value)
+        return bool(self.act.active[src][t])
+
+    def engine(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        """Cycles of engine `e`'s run at step t, per input: its start and done cycles
+        and its state machine's."""
+        rule = getattr(self, "_" + e.module.removeprefix("snn_"))
+        return 2 + rule(e, t, first)
+
+    def _port(self, e: Engine, port: str) -> int:
+        return self.lat[f"p{e.index}_{port}"]
+
+    def _lines(self, e: Engine) -> bool:
+        return int(_params(e).get("SPIKE", 0)) == 2
+
+    def _dense(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        p, n = _params(e), e.node
+        x = self.tr.spikes(n.inputs[0], t)
+        rows = x.reshape(self.tr.batch, int(p["R"]), int(p["K"]))
+        nc = int(p["M"]) // int(p.get("P", p["M"]))
+        ev = _events(rows, self._lines(e))
+        return (self._port(e, "in") + 2 + nc * ev).sum(axis=1)
+
+    def _conv(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        p, n = _params(e), e.node
+        op = n.op
+        assert isinstance(op, o.Synapse)
+        c, h, w = self.graph.node(n.inputs[0]).shape
+        _, oh, ow = n.shape
+        kh, kw = op.weight.shape[2:]
+        x = self.tr.spikes(n.inputs[0], t)
+        rows = Layout((c, h, w), CHANNELS_LAST, c)
+        per_row = _events(np.stack([rows.arrange(v) for v in x]), self._lines(e))
+        ty = taps(oh, kh, op.strides[0], op.pads[0], op.dilations[0], h, w)
+        tx = taps(ow, kw, op.strides[1], op.pads[1], op.dilations[1], w, 1)
+        nc = int(p["O"]) // int(p.get("P", p["O"]))
+        lat = self._port(e, "in")
+        total = np.full(self.tr.batch, oh * ow, np.int64)  # a write cycle per pixel
+        for oy in range(oh):
+            for ox in range(ow):
+                for ky in range(kh):
+                    for kx in range(kw):
+                        vy, iy = ty[oy * kh + ky]
+                        vx, ix = tx[ox * kw + kx]
+                        if vy and vx:
+                            total += lat + 3 + nc * per_row[:, iy + ix]
+                        else:
+                            total += 1
+        return total
+
+    def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        p = _params(e)
+        row = max(2, self._port(e, "in") + 1) if self.active(e.node.inputs[0], t) else 2
+        return np.full(self.tr.batch, int(p["R"]) * row, np.int64)
+
+    def _td_matmul(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        p, n = _params(e), e.node
+        a, b = n.inputs
+        nb, nn, kk, mm = int(p["NB"]), int(p["N"]), int(p["K"]), int(p["M"])
+        av, bv = self.active(a, t), self.active(b, t)
+        sa = self.tr.spikes(a, t).reshape(self.tr.batch, nb, nn, kk)
+        sb = self.tr.spikes(b, t).reshape(self.tr.batch, nb, kk, mm)
+        ca = sum((self.tr.spikes(a, s) for s in range(t)),
+                 np.zeros_like(self.tr.spikes(a, t))).reshape(sa.shape)
+        lines = int(p.get("SPA", 0)) == 2 or int(p.get("SPB", 0)) == 2
+        if lines:
+            jb = int(p["JB"])
+            bits = [((np.abs(sa) >> j) & 1) | ((ca != 0) & (((np.abs(sb) >> j) & 1).any(
+                axis=-1))[:, :, None, :]) for j in range(1 << jb)]
+            ev = sum(np.count_nonzero(bt, axis=-1) for bt in bits)
+        else:
+            rel = (sa != 0) | ((ca != 0) & (sb != 0).any(axis=-1)[:, :, None, :])
+            ev = np.count_nonzero(rel, axis=-1)  # [batch, nb, nn]
+        wait_a = max(2, self._port(e, "a") + 1) if av else 2
+        wait_b = max(2, self._port(e, "b") + 1) if bv else 2
+        phase_b = nb * kk * (1 + wait_b) if (bv or first) else 0
+        return phase_b + (nb * nn * (1 + wait_a + 2) + (ev + 0).sum(axis=(1, 2)))
+
+    def _td_maxpool(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        p = _params(e)
+        rows = int(p["H"]) * int(p["W"])
+        wait = max(2, self._port(e, "in") + 1) if self.active(e.node.inputs[0], t) else 2
+        pixels = int(p["OH"]) * int(p["OW"])
+        return np.full(self.tr.batch, rows * (1 + wait)
+                       + pixels * (int(p["KH"]) * int(p["KW"]) + 1), np.int64)
+
+    def _add(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        p = _params(e)
+        a, b = e.node.inputs
+        ca = self._port(e, "a") + 1 if self.active(a, t) else 1
+        cb = self._port(e, "b") + 1 if self.active(b, t) else 1
+        return np.full(self.tr.batch, int(p["R"]) * (ca + cb), np.int64)
+
+    def _reduce(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        p = _params(e)
+        return np.full(self.tr.batch, int(p["NOUT"]) * int(p["Q"]) * (self._port(e, "in") + 1),
+                       np.int64)
+
+    def _readout(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        p = _params(e)
+        return np.full(self.tr.batch, int(p["R"]) * (self._port(e, "in") + 1), np.int64)
+
+    def run(self) -> tuple[np.ndarray, dict[str, float]]:
+        total = np.zeros(self.tr.batch, np.int64)
+        per_engine: dict[str, float] = {}
+        ran: set[int] = set()
+        for t in range(self.d.steps):
+            any_run = False
+            for e in self.d.engines:
+                if not self.act.run[e.node.name][t]:
+                    continue
+                any_run = True
+                c = self.engine(e, t, e.index not in ran)
+                ran.add(e.index)
+                total += c
+                per_engine[e.name] = per_engine.get(e.name, 0.0) + float(c.mean())
+            total += 3 if any_run else 2
+        return total, per_engine
+
+
+def cycles(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
+           design: Design | None = None) -> dict:
+    """Estimated cycles per inference of the Verilog design of `graph` (knob `hw`) on
+    inputs `x` (default: the testbench's vectors): {min, mean, max, per_input,
+    per_engine (mean cycles of each engine over the inference), inputs}."""
+    design = lower(graph, hw) if design is None else design
+    x = default_inputs(graph, ESTIMATE_VECTORS) if x is None else np.asarray(x, np.float64)
+    total, per_engine = _Cycles(design, _Trace(graph, x)).run()
+    return {"min": int(total.min()), "mean": float(total.mean()), "max": int(total.max()),
+            "per_input": [int(v) for v in total], "per_engine": per_engine,
+            "inputs": len(x)}
+
+
+
+
+
+CLOCK_MHZ = 100  # the clock the report's inferences per second assume
+
+
+def estimate(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
+             design: Design | None = None) -> dict:
+    """report.json's `targets.verilog.estimate`: cycles per inference (on `x`, default
+    the testbench's vectors), the initiation interval (one inference at a time: the
+    latency) and the resources per FPGA family, from the design alone."""
+    design = lower(graph, hw) if design is None else design
+    c = cycles(graph, hw, x, design)
+    per_input = {k: c[k] for k in ("min", "mean", "max", "per_input", "inputs")}
+    mean = c["mean"]
+    return {"cycles_per_inference": per_input,
+            "initiation_interval": per_input["max"],
+            "clock_mhz": CLOCK_MHZ,
+            "inferences_per_second": round(CLOCK_MHZ * 1e6 / max(mean, 1), 1),
+            "cycles_by_engine": {k: round(v, 1) for k, v in c["per_engine"].items()},
+            **resources(design)}
+
+
+# ---------------------------------------------------------------- resources
+
+
+def memories(design: Design) -> list[tuple[str, str, int, int]]:
+    """Every memory of the design: (name, kind, depth, width); kind is "ram" (written
+    while running), "rom" (a synchronous read of constants: weights, tables) or "lut"
+    (constants read combinationally: logic)."""
+    mems = [(b.name, "ram", b.rows, b.word) for b in design.buffers]
+    for e in design.engines:
+        p = _params(e)
+
+        def get(k: str, default: int = 0) -> int:
+            return int(p.get(k, default))
+
+        if e.module == "snn_neuron":
+            tw = get("L") * get("WC") + 1
+            mems += [(f"{e.name}.v", "ram", get("R"), get("D") * get("WV")),
+                     (f"{e.name}.n", "ram", get("R"), get("D") * get("NB")),
+                     (f"{e.name}.th", "lut" if get("TH_ASYNC") else "rom", get("TROWS"),
+                      get("D") * tw)]
+        elif e.module in ("snn_dense", "snn_conv"):
+            m = get("M") if e.module == "snn_dense" else get("O")
+            lanes = get("P", m)
+            depth = (get("K") if e.module == "snn_dense"
+                     else get("KH") * get("KW") * get("C")) * (m // lanes)
+            mems.append((f"{e.name}.w", "rom", depth, lanes * get("WW")))
+        elif e.module == "snn_td_matmul":
+            mems += [(f"{e.name}.cb", "ram", get("NB") * get("K"), get("M") * get("WCB")),
+                     (f"{e.name}.ca", "ram", get("NB") * get("N"), get("K") * get("WCA"))]
+        elif e.module == "snn_td_maxpool":
+            pw = get("WCNT") if not get("SPIKE") else get("WS")
+            mems += [(f"{e.name}.count", "ram", get("H") * get("W"), get("C") * get("WCNT")),
+                     (f"{e.name}.prev", "ram", get("OH") * get("OW"), get("C") * pw)]
+        elif e.module == "snn_readout":
+            mems += [(f"{e.name}.acc", "ram", get("R"), get("D") * get("WA")),
+                     (f"{e.name}.bias", "rom", get("R"), get("D") * get("WB"))]
+    return mems
+
+
+# Block RAM shapes (depth, width) of one RAMB18E1 (simple dual port: up to 36 bits) and
+# of one SB_RAM40_4K.
+XC7_BRAM18 = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+ICE40_BRAM = ((2048, 2), (1024, 4), (512, 8), (256, 16))
+# A memory smaller than this many bits stays in LUTs (distributed RAM, or logic for a
+# ROM), as Yosys maps it.
+XC7_BRAM_MIN_BITS = 4096
+ICE40_BRAM_MIN_BITS = 2048
+
+
+def _blocks(depth: int, width: int, shapes: tuple[tuple[int, int], ...]) -> int:
+    """Fewest blocks of one shape holding `depth` words of `width` bits."""
+    return min(-(-depth // d) * -(-width // w) for d, w in shapes)
+
+
+def _features(design: Design, min_bits: int) -> dict[str, float]:
+    """What the LUT and FF counts scale with: datapath bits by role, memory bits left
+    in LUTs, control per engine."""
+    f = {"adder": 0.0, "register": 0.0, "select": 0.0, "lutmem": 0.0, "romlogic": 0.0,
+         "engines": float(len(design.engines) + len(design.buffers)), "dsp_bits": 0.0}
+    for _, kind, depth, width in memories(design):
+        bits = depth * width
+        if kind == "lut":
+            f["romlogic"] += bits
+        elif bits < min_bits:
+            f["romlogic" if kind == "rom" else "lutmem"] += bits
+            f["register"] += width  # the read register of a memory kept in LUTs
+    for e in design.engines:
+        p = _params(e)
+
+        def get(k: str, default: int = 0) -> int:
+            return int(p.get(k, default))
+
+        if e.module == "snn_neuron":
+            d, wc = get("D"), get("WC")
+            f["adder"] += d * (get("WV") + 2 * wc + get("NB"))
+            f["select"] += d * wc * get("L")
+        elif e.module in ("snn_dense", "snn_conv"):
+            m = get("M") if e.module == "snn_dense" else get("O")
+            lanes, wo = get("P", m), get("WO")
+            f["adder"] += lanes * wo
+            f["register"] += m * wo + (get("K") or get("C")) * (1 + get("ANALOG") * get("WIN"))
+            f["select"] += (get("K") or get("C")) * (1 + get("ANALOG") * get("WIN"))
+            if get("ANALOG"):
+                f["dsp_bits"] += lanes
+        elif e.module == "snn_td_matmul":
+            k, m, wo = get("K"), get("M"), get("WO")
+            f["adder"] += m * (2 * wo + get("WCB")) + k * get("WCA")
+            f["register"] += k * m * get("WSB", 1) + k * get("WCA") + m * wo
+            f["select"] += k * (m * get("WSB", 1) + get("WCA"))
+        elif e.module == "snn_td_maxpool":
+            c, w = get("C"), get("WCNT")
+            f["adder"] += 3 * c * w
+            f["register"] += c * w
+        elif e.module in ("snn_add", "snn_reduce"):
+            d, wo = get("D"), get("WO")
+            f["adder"] += d * wo
+            f["register"] += d * wo
+        elif e.module == "snn_readout":
+            f["adder"] += get("D") * (get("WA") + get("WL"))
+            f["select"] += get("D") * get("WL")
+    for port in design.ports:
+        p = dict(port.params)
+        if p["MAP"]:
+            bits = int(p["VD"]) * int(p["W"])
+            f["register"] += bits
+            f["select"] += int(p["S"]) * int(p["W"]) * int(p["SD"])
+    return f
+
+
+# LUTs and FFs per unit of each feature, by family (fitted against Yosys 0.23 on the
+# generated test models; docs/verilog.md).
+_LUT_COEF = {"xc7": {}, "ice40": {}}
+_FF_COEF = {"xc7": {}, "ice40": {}}
+
+
+def resources(design: Design) -> dict:
+    """Estimated resources per family: {"xc7": {lut, ff, bram36, dsp}, "ice40": {lut, ff,
+    bram, dsp}}, from the design's memories and datapaths."""
+    out = {}
+    for family, shapes, min_bits in (("xc7", XC7_BRAM18, XC7_BRAM_MIN_BITS),
+                                     ("ice40", ICE40_BRAM, ICE40_BRAM_MIN_BITS)):
+        blocks = sum(_blocks(d, w, shapes) for _, kind, d, w in memories(design)
+                     if kind != "lut" and d * w >= min_bits)
+        f = _features(design, min_bits)
+        lut = sum(c * f[k] for k, c in _LUT_COEF[family].items())
+        ff = sum(c * f[k] for k, c in _FF_COEF[family].items())
+        figures = {"lut": round(lut), "ff": round(ff)}
+        if family == "xc7":
+            figures |= {"bram36": blocks / 2, "dsp": int(f["dsp_bits"])}
+        else:
+            figures |= {"bram": blocks, "dsp": 0}
+        out[family] = figures
+    return out
