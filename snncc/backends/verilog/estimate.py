@@ -14,6 +14,8 @@ RAMB36, DSP48) and iCE40 (LUT4, FF, SB_RAM40_4K, no DSP).
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
 from snncc import ops as o
@@ -31,8 +33,9 @@ from .tables import activity, taps
 ESTIMATE_VECTORS = 5
 
 
-def _params(e: Engine) -> dict:
-    return dict(e.params)
+def _params(e: Engine) -> defaultdict[str, int]:
+    """The engine's integer parameters; an absent one (at its default) reads as 0."""
+    return defaultdict(int, {k: int(v) for k, v in e.params if not isinstance(v, str)})
 
 
 class _Trace:
@@ -141,7 +144,7 @@ class _Cycles:
         return self.lat[f"p{e.index}_{port}"]
 
     def _lines(self, e: Engine) -> bool:
-        return int(_params(e).get("SPIKE", 0)) == 2
+        return _params(e)["SPIKE"] == 2
 
     def _dense(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p, n = _params(e), e.node
@@ -192,7 +195,7 @@ class _Cycles:
         sb = self.tr.spikes(b, t).reshape(self.tr.batch, nb, kk, mm)
         ca = sum((self.tr.spikes(a, s) for s in range(t)),
                  np.zeros_like(self.tr.spikes(a, t))).reshape(sa.shape)
-        lines = int(p.get("SPA", 0)) == 2 or int(p.get("SPB", 0)) == 2
+        lines = p["SPA"] == 2 or p["SPB"] == 2
         if lines:
             jb = int(p["JB"])
             bits = [((np.abs(sa) >> j) & 1) | ((ca != 0) & (((np.abs(sb) >> j) & 1).any(
@@ -294,32 +297,28 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
     mems = [(b.name, "ram", b.rows, b.word) for b in design.buffers]
     for e in design.engines:
         p = _params(e)
-
-        def get(k: str, default: int = 0) -> int:
-            return int(p.get(k, default))
-
         if e.module == "snn_neuron":
-            tw = get("L") * get("WC") + 1
-            mems += [(f"{e.name}.v", "ram", get("R"), get("D") * get("WV")),
-                     (f"{e.name}.n", "ram", get("R"), get("D") * get("NB")),
-                     (f"{e.name}.th", "lut" if get("TH_ASYNC") else "rom", get("TROWS"),
-                      get("D") * tw)]
+            tw = p["L"] * p["WC"] + 1
+            mems += [(f"{e.name}.v", "ram", p["R"], p["D"] * p["WV"]),
+                     (f"{e.name}.n", "ram", p["R"], p["D"] * p["NB"]),
+                     (f"{e.name}.th", "lut" if p["TH_ASYNC"] else "rom", p["TROWS"],
+                      p["D"] * tw)]
         elif e.module in ("snn_dense", "snn_conv"):
-            m = get("M") if e.module == "snn_dense" else get("O")
-            lanes = get("P", m)
-            depth = (get("K") if e.module == "snn_dense"
-                     else get("KH") * get("KW") * get("C")) * (m // lanes)
-            mems.append((f"{e.name}.w", "rom", depth, lanes * get("WW")))
+            m = p["M"] if e.module == "snn_dense" else p["O"]
+            lanes = p.get("P", m)
+            depth = (p["K"] if e.module == "snn_dense"
+                     else p["KH"] * p["KW"] * p["C"]) * (m // lanes)
+            mems.append((f"{e.name}.w", "rom", depth, lanes * p["WW"]))
         elif e.module == "snn_td_matmul":
-            mems += [(f"{e.name}.cb", "ram", get("NB") * get("K"), get("M") * get("WCB")),
-                     (f"{e.name}.ca", "ram", get("NB") * get("N"), get("K") * get("WCA"))]
+            mems += [(f"{e.name}.cb", "ram", p["NB"] * p["K"], p["M"] * p["WCB"]),
+                     (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
         elif e.module == "snn_td_maxpool":
-            pw = get("WCNT") if not get("SPIKE") else get("WS")
-            mems += [(f"{e.name}.count", "ram", get("H") * get("W"), get("C") * get("WCNT")),
-                     (f"{e.name}.prev", "ram", get("OH") * get("OW"), get("C") * pw)]
+            pw = p["WCNT"] if not p["SPIKE"] else p["WS"]
+            mems += [(f"{e.name}.count", "ram", p["H"] * p["W"], p["C"] * p["WCNT"]),
+                     (f"{e.name}.prev", "ram", p["OH"] * p["OW"], p["C"] * pw)]
         elif e.module == "snn_readout":
-            mems += [(f"{e.name}.acc", "ram", get("R"), get("D") * get("WA")),
-                     (f"{e.name}.bias", "rom", get("R"), get("D") * get("WB"))]
+            mems += [(f"{e.name}.acc", "ram", p["R"], p["D"] * p["WA"]),
+                     (f"{e.name}.bias", "rom", p["R"], p["D"] * p["WB"])]
     return mems
 
 
@@ -352,38 +351,34 @@ def _features(design: Design, min_bits: int) -> dict[str, float]:
             f["register"] += width  # the read register of a memory kept in LUTs
     for e in design.engines:
         p = _params(e)
-
-        def get(k: str, default: int = 0) -> int:
-            return int(p.get(k, default))
-
         if e.module == "snn_neuron":
-            d, wc = get("D"), get("WC")
-            f["adder"] += d * (get("WV") + 2 * wc + get("NB"))
-            f["select"] += d * wc * get("L")
+            d, wc = p["D"], p["WC"]
+            f["adder"] += d * (p["WV"] + 2 * wc + p["NB"])
+            f["select"] += d * wc * p["L"]
         elif e.module in ("snn_dense", "snn_conv"):
-            m = get("M") if e.module == "snn_dense" else get("O")
-            lanes, wo = get("P", m), get("WO")
+            m = p["M"] if e.module == "snn_dense" else p["O"]
+            lanes, wo = p.get("P", m), p["WO"]
             f["adder"] += lanes * wo
-            f["register"] += m * wo + (get("K") or get("C")) * (1 + get("ANALOG") * get("WIN"))
-            f["select"] += (get("K") or get("C")) * (1 + get("ANALOG") * get("WIN"))
-            if get("ANALOG"):
+            f["register"] += m * wo + (p["K"] or p["C"]) * (1 + p["ANALOG"] * p["WIN"])
+            f["select"] += (p["K"] or p["C"]) * (1 + p["ANALOG"] * p["WIN"])
+            if p["ANALOG"]:
                 f["dsp_bits"] += lanes
         elif e.module == "snn_td_matmul":
-            k, m, wo = get("K"), get("M"), get("WO")
-            f["adder"] += m * (2 * wo + get("WCB")) + k * get("WCA")
-            f["register"] += k * m * get("WSB", 1) + k * get("WCA") + m * wo
-            f["select"] += k * (m * get("WSB", 1) + get("WCA"))
+            k, m, wo = p["K"], p["M"], p["WO"]
+            f["adder"] += m * (2 * wo + p["WCB"]) + k * p["WCA"]
+            f["register"] += k * m * p.get("WSB", 1) + k * p["WCA"] + m * wo
+            f["select"] += k * (m * p.get("WSB", 1) + p["WCA"])
         elif e.module == "snn_td_maxpool":
-            c, w = get("C"), get("WCNT")
+            c, w = p["C"], p["WCNT"]
             f["adder"] += 3 * c * w
             f["register"] += c * w
         elif e.module in ("snn_add", "snn_reduce"):
-            d, wo = get("D"), get("WO")
+            d, wo = p["D"], p["WO"]
             f["adder"] += d * wo
             f["register"] += d * wo
         elif e.module == "snn_readout":
-            f["adder"] += get("D") * (get("WA") + get("WL"))
-            f["select"] += get("D") * get("WL")
+            f["adder"] += p["D"] * (p["WA"] + p["WL"])
+            f["select"] += p["D"] * p["WL"]
     for port in design.ports:
         p = dict(port.params)
         if p["MAP"]:
