@@ -322,14 +322,23 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
     return mems
 
 
-# Block RAM shapes (depth, width) of one RAMB18E1 (simple dual port: up to 36 bits) and
-# of one SB_RAM40_4K.
-XC7_BRAM18 = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+# How Yosys 0.23 maps a memory (memory_libmap): RAMs go to the cheapest of block RAM,
+# distributed RAM (Xilinx) and flip-flops, by the costs of its cell libraries
+# (share/yosys/xilinx/brams_xc4v.txt, lutrams_xc5v.txt, ice40/brams.txt): a RAMB18 costs
+# 129, a RAMB36 257, a LUTRAM cell 8, an SB_RAM40_4K 64, a flip-flop bit 1. Xilinx ROMs
+# (no distributed ROM) become block RAM only when deeper than 256 words and at least
+# half a RAMB18 (measured on Yosys 0.23: 300x100 and 512x18 map to RAMB18s, 256x128,
+# 192x100 and 1024x8 to LUTs); iCE40 ROMs by cost, a soft-logic ROM bit costing 1/16.
+# Shapes are (depth, width) of one block.
+XC7_RAMB18 = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+XC7_RAMB36 = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36),
+              (512, 72))
+XC7_LUTRAM = ((32, 6), (64, 3))  # simple dual-port LUTRAM cells (RAM32M-, RAM64M-like)
+XC7_ROM_MIN_DEPTH = 257
+XC7_ROM_MIN_BITS = 9216
 ICE40_BRAM = ((2048, 2), (1024, 4), (512, 8), (256, 16))
-# A memory smaller than this many bits stays in LUTs (distributed RAM, or logic for a
-# ROM), as Yosys maps it.
-XC7_BRAM_MIN_BITS = 4096
-ICE40_BRAM_MIN_BITS = 2048
+COST = {"ramb18": 129, "ramb36": 257, "lutram": 8, "ice40": 64}
+LOGIC_COST = {"rom": 1 / 16, "ram": 1.0, "lut": 1 / 16}
 
 
 def _blocks(depth: int, width: int, shapes: tuple[tuple[int, int], ...]) -> int:
@@ -337,17 +346,43 @@ def _blocks(depth: int, width: int, shapes: tuple[tuple[int, int], ...]) -> int:
     return min(-(-depth // d) * -(-width // w) for d, w in shapes)
 
 
-def _features(design: Design, min_bits: int) -> dict[str, float]:
-    """What the LUT and FF counts scale with: datapath bits by role, memory bits left
-    in LUTs, control per engine."""
-    f = {"adder": 0.0, "register": 0.0, "select": 0.0, "lutmem": 0.0, "romlogic": 0.0,
-         "engines": float(len(design.engines) + len(design.buffers)), "dsp_bits": 0.0}
+def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]:
+    """Where a memory goes in `family` and how many of them: ("ramb36", n) with RAMB18s
+    as halves, ("lutram", cells), ("bram", SB_RAM40_4Ks) or ("logic", bits)."""
+    bits = depth * width
+    options = [(bits * LOGIC_COST[kind], "logic", float(bits))]
+    if kind == "lut":  # a combinational read is no block RAM
+        return "logic", float(bits)
+    if family == "xc7":
+        n18, n36 = _blocks(depth, width, XC7_RAMB18), _blocks(depth, width, XC7_RAMB36)
+        bram = [(COST["ramb18"] * n18, "ramb36", n18 / 2),
+                (COST["ramb36"] * n36, "ramb36", float(n36))]
+        if kind == "rom":
+            if depth >= XC7_ROM_MIN_DEPTH and bits >= XC7_ROM_MIN_BITS:
+                return min(bram)[1:]
+            return "logic", float(bits)
+        cells = _blocks(depth, width, XC7_LUTRAM)
+        options += bram + [(COST["lutram"] * cells, "lutram", float(cells))]
+    else:
+        n = _blocks(depth, width, ICE40_BRAM)
+        options.append((COST["ice40"] * n, "bram", float(n)))
+    _, where, count = min(options)
+    return where, count
+
+
+def _features(design: Design, family: str) -> dict[str, float]:
+    """What the LUT and FF counts scale with: datapath bits by role, memories left in
+    soft logic or distributed RAM, control per engine and buffer."""
+    f = {"adder": 0.0, "register": 0.0, "select": 0.0, "lutram": 0.0, "romlogic": 0.0,
+         "ramlogic": 0.0, "engines": float(len(design.engines) + len(design.buffers)),
+         "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0}
     for _, kind, depth, width in memories(design):
-        bits = depth * width
-        if kind == "lut":
-            f["romlogic"] += bits
-        elif bits < min_bits:
-            f["romlogic" if kind == "rom" else "lutmem"] += bits
+        where, count = mapping(kind, depth, width, family)
+        if where == "logic":
+            f["ramlogic" if kind == "ram" else "romlogic"] += count
+        else:
+            f[where] += count
+        if where in ("logic", "lutram") and kind != "lut":
             f["register"] += width  # the read register of a memory kept in LUTs
     for e in design.engines:
         p = _params(e)
@@ -398,17 +433,13 @@ def resources(design: Design) -> dict:
     """Estimated resources per family: {"xc7": {lut, ff, bram36, dsp}, "ice40": {lut, ff,
     bram, dsp}}, from the design's memories and datapaths."""
     out = {}
-    for family, shapes, min_bits in (("xc7", XC7_BRAM18, XC7_BRAM_MIN_BITS),
-                                     ("ice40", ICE40_BRAM, ICE40_BRAM_MIN_BITS)):
-        blocks = sum(_blocks(d, w, shapes) for _, kind, d, w in memories(design)
-                     if kind != "lut" and d * w >= min_bits)
-        f = _features(design, min_bits)
-        lut = sum(c * f[k] for k, c in _LUT_COEF[family].items())
-        ff = sum(c * f[k] for k, c in _FF_COEF[family].items())
-        figures = {"lut": round(lut), "ff": round(ff)}
+    for family in ("xc7", "ice40"):
+        f = _features(design, family)
+        figures = {"lut": round(sum(c * f[k] for k, c in _LUT_COEF[family].items())),
+                   "ff": round(sum(c * f[k] for k, c in _FF_COEF[family].items()))}
         if family == "xc7":
-            figures |= {"bram36": blocks / 2, "dsp": int(f["dsp_bits"])}
+            figures |= {"bram36": f["ramb36"], "dsp": int(f["dsp_bits"])}
         else:
-            figures |= {"bram": blocks, "dsp": 0}
+            figures |= {"bram": int(f["bram"]), "dsp": 0}
         out[family] = figures
     return out
