@@ -345,6 +345,23 @@ CATALOGUE = [
     Case("latency-zero", "--latency 0", ("compile", "mlp.onnx", "--latency", "0"),
          "--latency must be a positive number of steps, not 0. Fix: e.g. --latency 28 (4 T "
          "at T = 7)", writes("mlp.onnx", mlp)),
+    Case("parallel-zero", "--parallel 0 (the parallelism knob)",
+         ("compile", "mlp.onnx", "--target", "verilog", "--parallel", "0"),
+         "--parallel 0 is not a number of output lanes per cycle. Fix: use an integer of at "
+         "least 1 (each layer takes its largest legal value up to it), e.g. --parallel 8",
+         writes("mlp.onnx", mlp)),
+    Case("hw-config-lanes", "a layer's lanes in --hw-config that the layer cannot take",
+         ("compile", "mlp.onnx", "--target", "verilog", "--hw-config", "hw.json"),
+         "hw.json: node 'fc1': 3 output lanes per cycle is not a legal value for this layer. "
+         "Fix: use one of 1, 2, 4, 8 (divisors of its 8 outputs by a power of two)",
+         steps(writes("mlp.onnx", mlp),
+               lambda d: (d / "hw.json").write_text('{"layers": {"fc1": 3}}'))),
+    Case("hw-config-layer", "--hw-config naming a layer the model does not have",
+         ("compile", "mlp.onnx", "--target", "verilog", "--hw-config", "hw.json"),
+         "hw.json: no layer with a parallelism knob is named 'fc9'. Fix: name one of the "
+         "linear and conv layers (legal lanes): fc1 (1, 2, 4, 8); fc2 (3)",
+         steps(writes("mlp.onnx", mlp),
+               lambda d: (d / "hw.json").write_text('{"layers": {"fc9": 2}}'))),
     Case("neuron-unknown", "an unknown --neuron kind", ("compile", "mlp.onnx", "--neuron", "foo"),
          "unknown neuron kind 'foo'. Fix: use one of if, signed, multi", writes("mlp.onnx", mlp)),
     Case("latency-too-small", "a --latency budget below the model's shortest run",

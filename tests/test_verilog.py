@@ -826,12 +826,13 @@ def test_knob_refuses_bad_values(tiny_models, tmp_path, run_main):
         out = _refused(run_main, tmp_path, model, "--parallel", bad)
         assert f"--parallel {bad} is not a number of output lanes" in out
     out = _refused(run_main, tmp_path, model, config=json.dumps({"layers": {conv.origin: 3}}))
-    assert f"layer '{conv.origin}' cannot handle 3 output lanes per cycle" in out
+    assert (f"node '{conv.origin}': 3 output lanes per cycle is not a legal value for this "
+            "layer") in out
     assert f"use one of {legal} " in out and str(tmp_path / "hw.json") in out
     out = _refused(run_main, tmp_path, model,
                    config=json.dumps({"layers": {"/nope/MatMul": 1, fc.origin: 0}}))
     assert "no layer with a parallelism knob is named '/nope/MatMul'" in out
-    assert f"{conv.origin} ({legal})" in out and "cannot handle 0 output lanes" in out
+    assert f"{conv.origin} ({legal})" in out and "0 output lanes per cycle is not" in out
     out = _refused(run_main, tmp_path, model, config='{"layers": {')
     assert "the hardware config is not JSON" in out and "line 1" in out
     out = _refused(run_main, tmp_path, model, config='{"lanes": 4}')
@@ -842,3 +843,38 @@ def test_knob_refuses_bad_values(tiny_models, tmp_path, run_main):
     assert "the hardware config does not exist" in out
     code, err = run_main("compile", str(model), "-o", str(tmp_path / "sim"), "--parallel", "2")
     assert code == 1 and "--target sim has none" in err and not (tmp_path / "sim").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", [None, 1])
+def test_resource_estimate_within_20_percent_of_yosys(tmp_path, parallel):
+    """report.json's resource estimate (no tool run) against Yosys on a tiny transformer
+    (4 tokens x 4 channels, analog input) at two knob settings: LUTs and flip-flops within
+    20% for Xilinx 7-series (synth_xilinx, make synth-xilinx) and iCE40 (synth_ice40),
+    block RAMs and DSPs as Yosys maps them."""
+    require_tool("yosys")
+    model = tmp_path / "tiny.onnx"
+    onnx.save(modelgen.tiny_transformer(tokens=4, dim=4, seed=7), model)
+    knob = () if parallel is None else ("--parallel", parallel)
+    design, _, summary = _cli_design(tmp_path, model, *knob)
+    assert _make(design, "synth-xilinx").returncode == 0
+    rtl = " ".join(re.search(r"^RTL := (.*)$", (design / "Makefile").read_text(), re.M)[1]
+                   .split())
+    ice40 = subprocess.run(["yosys", "-q", "-p", f"read_verilog -defer -DSYNTHESIS {rtl}; "
+                            "synth_ice40 -top snn_top -run :check; "
+                            "tee -q -o build/synth/ice40.json stat -json"],
+                           cwd=design, capture_output=True, text=True)
+    assert ice40.returncode == 0, ice40.stderr
+    estimate_ = summary["estimate"]
+    xc7 = verilog.xilinx_figures(design)
+    cells = _stat_json(design / "build" / "synth" / "ice40.json")["design"]["num_cells_by_type"]
+    measured = {"xc7": xc7, "ice40": {
+        "lut": cells.get("SB_LUT4", 0), "bram": cells.get("SB_RAM40_4K", 0),
+        "ff": sum(n for k, n in cells.items() if k.startswith("SB_DFF"))}}
+    for family in ("xc7", "ice40"):
+        for key in ("lut", "ff"):
+            got, want = estimate_[family][key], measured[family][key]
+            assert abs(got - want) <= 0.2 * want, (family, key, got, want)
+    assert estimate_["xc7"]["dsp"] == xc7["dsp"] and estimate_["xc7"]["bram36"] == xc7["bram36"]
+    assert abs(estimate_["ice40"]["bram"] - measured["ice40"]["bram"]) <= max(
+        2, 0.2 * measured["ice40"]["bram"])

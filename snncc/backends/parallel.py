@@ -135,7 +135,7 @@ def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
         legal = legal_lanes(outputs(synapses[name]))
         if isinstance(value, bool) or not isinstance(value, int) or value not in legal:
             problems.append(Diagnostic(
-                f"layer {name!r} cannot handle {value!r} output lanes per cycle", name,
+                f"{value!r} output lanes per cycle is not a legal value for this layer", name,
                 file=source, fix=f"use one of {_listing(legal)} (divisors of its "
                                  f"{outputs(synapses[name])} outputs by a power of two)"))
             continue

@@ -33,11 +33,12 @@ from .tools import (
     multiplying_instances,
     run_simulation,
     run_synthesis,
+    xilinx_figures,
 )
 
 __all__ = ["NEURON_MODES", "check", "emit", "lower", "write_vectors", "run_simulation",
            "run_synthesis", "check_hierarchy", "mul_cells", "multiplying_instances",
-           "VERILATOR_FAST_MODEL"]
+           "VERILATOR_FAST_MODEL", "xilinx_figures", "estimate"]
 
 DEFAULT_VECTORS = 5
 # the neuron kinds the engines implement (snn_neuron's MODE; the spike formats of the
