@@ -366,8 +366,20 @@ def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]
     else:
         n = _blocks(depth, width, ICE40_BRAM)
         options.append((COST["ice40"] * n, "bram", float(n)))
-    _, where, count = min(options)
+    cost, where, count = options[0]  # soft logic unless something is cheaper
+    for c, w, n in options[1:]:
+        if c < cost:
+            cost, where, count = c, w, n
     return where, count
+
+
+def _dsp_per_multiply(a: int, b: int) -> int:
+    """DSP48E1s of one unsigned a x b-bit product (25 x 18 signed: 24 x 17 unsigned
+    operand bits per DSP; a wider product takes several). The analog layer multiplies a
+    code (zero-extended: its own width; sign-extended: the output width) by a
+    sign-extended weight (the output width)."""
+    wide, narrow = max(a, b), min(a, b)
+    return -(-wide // 24) * -(-narrow // 17)
 
 
 def _features(design: Design, family: str) -> dict[str, float]:
@@ -397,7 +409,8 @@ def _features(design: Design, family: str) -> dict[str, float]:
             f["register"] += m * wo + (p["K"] or p["C"]) * (1 + p["ANALOG"] * p["WIN"])
             f["select"] += (p["K"] or p["C"]) * (1 + p["ANALOG"] * p["WIN"])
             if p["ANALOG"]:
-                f["dsp_bits"] += lanes
+                f["dsp_bits"] += lanes * _dsp_per_multiply(
+                    p["WO"] if p["IN_SIGNED"] else p["WIN"], p["WO"])
         elif e.module == "snn_td_matmul":
             k, m, wo = p["K"], p["M"], p["WO"]
             f["adder"] += m * (2 * wo + p["WCB"]) + k * p["WCA"]
