@@ -39,7 +39,8 @@ EXAMPLE_MODEL = EXAMPLE / "digits_vit_qcdq.onnx"
 TINY = ("cnn", "transformer", "transformer_spiking_input")
 TINY_VECTORS = 3
 EXAMPLE_VECTORS = 5
-SNAPSHOT = ("rtl/snn_top.v", "tb/snn_tb.v", "Makefile", "synth/synth.ys", "synth/hierarchy.ys",
+SNAPSHOT = ("rtl/snn_top.v", "tb/snn_tb.v", "Makefile", "synth/synth.ys", "synth/xilinx.ys",
+            "synth/hierarchy.ys",
             "tb/places.hex")
 SNAPSHOT_GLOBS = ("mem/*.hex",)  # weights, tables, the schedule: ~150 kB of text
 
