@@ -439,12 +439,14 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # LUTs and FFs per unit of each feature, by family: non-negative least squares on the
 # relative error against Yosys 0.23 (synth_xilinx -family xc7, synth_ice40) on seven
 # generated designs (tiny CNNs and transformers at several knob settings and neuron
-# kinds, the synthetic conv and attention graphs of tests/test_verilog.py), keeping
-# the features with the smallest leave-one-out error (docs/verilog.md).
+# kinds, the synthetic conv and attention graphs of tests/test_verilog.py) and, for
+# iCE40, the bundled example (docs/verilog.md), keeping the features with the smallest
+# leave-one-out error.
 _LUT_COEF = {"xc7": {"lutram": 8.969, "romlogic": 0.07613, "ramlogic": 3.797, "engines": 25.29},
-             "ice40": {"register": 2.145, "romlogic": 0.4254, "engines": 28.92}}
+             "ice40": {"adder": 1.618, "register": 1.539, "engines": 24.0}}
 _FF_COEF = {"xc7": {"lutram": 8.95, "ramlogic": 3.175, "engines": 10.01},
-            "ice40": {"adder": 1.959, "ramlogic": 0.6564}}
+            "ice40": {"register": 1.299, "select": 0.5642, "ramlogic": 0.3403,
+                      "engines": 19.59}}
 
 
 def resources(design: Design) -> dict:
