@@ -52,10 +52,25 @@ class _Trace:
                                 np.int64)
         self.batch = len(x)
         self._pooled: dict[tuple[str, int], np.ndarray] = {}
+        self._resolved: dict[str, tuple[str, np.ndarray]] = {}
+        self._sums: dict[str, tuple[int, np.ndarray]] = {}
+
+    def before(self, value: str, t: int) -> np.ndarray:
+        """The sum of `value`'s spikes over the steps before t (a running count; the
+        callers ask for t in increasing order, so each step is added once)."""
+        done, total = self._sums.get(value, (0, np.zeros_like(self.spikes(value, 0))))
+        if done > t:
+            done, total = 0, np.zeros_like(total)
+        for s in range(done, t):
+            total = total + self.spikes(value, s)
+        self._sums[value] = (t, total)
+        return total
 
     def spikes(self, value: str, t: int) -> np.ndarray:
         """[batch, *shape of value] at step t (codes for analog or weighted inputs)."""
-        src, index = resolve(self.graph, value)
+        if value not in self._resolved:
+            self._resolved[value] = resolve(self.graph, value)
+        src, index = self._resolved[value]
         n = self.graph.node(src)
         if isinstance(n.op, o.SpikeInput):
             op = n.op
@@ -100,9 +115,8 @@ class _Trace:
                                                                    flat[:, :, iy + ix])
                 return out
 
-            counts = sum((self.spikes(n.inputs[0], s) for s in range(t + 1)),
-                         np.zeros((self.batch, c, h, w), np.int64))
-            before = counts - self.spikes(n.inputs[0], t)
+            before = self.before(n.inputs[0], t).reshape(self.batch, c, h, w)
+            counts = before + self.spikes(n.inputs[0], t).reshape(before.shape)
             self._pooled[key] = pooled(counts) - pooled(before)
         return self._pooled[key]
 
@@ -193,8 +207,7 @@ class _Cycles:
         av, bv = self.active(a, t), self.active(b, t)
         sa = self.tr.spikes(a, t).reshape(self.tr.batch, nb, nn, kk)
         sb = self.tr.spikes(b, t).reshape(self.tr.batch, nb, kk, mm)
-        ca = sum((self.tr.spikes(a, s) for s in range(t)),
-                 np.zeros_like(self.tr.spikes(a, t))).reshape(sa.shape)
+        ca = self.tr.before(a, t).reshape(sa.shape)
         lines = p["SPA"] == 2 or p["SPB"] == 2
         if lines:
             jb = int(p["JB"])
