@@ -112,16 +112,17 @@ def bridge(net: Net, layer: str, a: int, c: int) -> None:
     """What an exporter would put before `layer` where the value at hand is of the wrong
     kind: a first layer after the analog input, a quantizer before a layer that reads
     spikes, a synapse layer before one that takes a current."""
-    cur, need = net.cur, LAYERS[layer]
-    first = "conv" if len(cur.shape) == 3 else "dense"
-    if cur.kind == "analog" and layer not in ANALOG:
-        APPLY[first](net, a, c)
-        net.applied.append(first)
-    elif need == "codes" and (cur.kind == "current" or cur.signed):
-        _quant(net, a, c)
-        net.applied.append("quant")
-    elif need == "current" and cur.kind == "codes" and APPLY[first](net, a, c) is not False:
-        net.applied.append(first)
+    for _ in range(2):  # analog input -> first layer -> quantizer at most
+        cur, need = net.cur, LAYERS[layer]
+        first = "conv" if len(cur.shape) == 3 else "dense"
+        if cur.kind == "analog" and layer not in ANALOG:
+            APPLY[first](net, a, c)
+            net.applied.append(first)
+        elif need == "codes" and (cur.kind == "current" or cur.signed):
+            _quant(net, a, c)
+            net.applied.append("quant")
+        elif need == "current" and cur.kind == "codes" and APPLY[first](net, a, c) is not False:
+            net.applied.append(first)
 
 
 def head(net: Net) -> None:
@@ -390,8 +391,11 @@ def softmax(model: onnx.ModelProto, a: int) -> str:
 
 
 def levels_above_T(model: onnx.ModelProto, a: int) -> str:
-    """A quantizer's top code raised past T (compiled at T = 7): the Clip's max to 15."""
-    clips = [n for n in model.graph.node if n.op_type == "Clip" and len(n.input) == 3]
+    """An activation quantizer's top code raised past T (compiled at T = 7): its Clip's
+    max to 15."""
+    producer = {out: n for n in model.graph.node for out in n.output}
+    clips = [n for n in model.graph.node if n.op_type == "Clip" and len(n.input) == 3
+             and producer[n.input[0]].input[0] != "x"]  # not the input's (analog at 15)
     clip = clips[a % len(clips)]
     top = next(t for t in model.graph.initializer if t.name == clip.input[2])
     top.CopyFrom(onnx.numpy_helper.from_array(np.asarray(15, np.uint8), top.name))
@@ -454,31 +458,23 @@ def gemm_trans_a(model: onnx.ModelProto, a: int) -> str:
 
 
 def float_activation(model: onnx.ModelProto, a: int) -> str:
-    """The quantizers between two layers taken out: a float activation feeds a
-    spike-driven layer (a float model needs --calibrate)."""
+    """A quantizer before a linear layer taken out: the layer reads a float activation
+    (a float model needs --calibrate)."""
     g = model.graph
-    q = next(n for n in g.node if n.op_type == "QuantizeLinear" and n.input[0] != "x")
-    deq = next(n for n in g.node if n.op_type == "DequantizeLinear"
-               and _upstream(g, n, q))
-    for n in g.node:
-        for i, name in enumerate(n.input):
-            if name == deq.output[0]:
-                n.input[i] = q.input[0]
-    return ""
+    consts = {t.name for t in g.initializer}
+    producer = {out: n for n in g.node for out in n.output}
 
+    def weight(name: str) -> bool:
+        return name in consts or name in producer and producer[name].input[0] in consts
 
-def _upstream(g: onnx.GraphProto, node: onnx.NodeProto, target: onnx.NodeProto) -> bool:
-    producer = {o: n for n in g.node for o in n.output}
-    todo, seen = [node], set()
-    while todo:
-        n = todo.pop()
-        if n is target:
-            return True
-        if id(n) in seen or n.op_type not in ("DequantizeLinear", "Clip", "QuantizeLinear"):
-            continue
-        seen.add(id(n))
-        todo += [producer[i] for i in n.input[:1] if i in producer]
-    return False
+    readers = [n for n in g.node if n.op_type in ("Conv", "MatMul", "Gemm")
+               and weight(n.input[1]) and n.input[0] in producer
+               and producer[n.input[0]].op_type == "DequantizeLinear"]
+    node = readers[a % len(readers)]
+    q = producer[producer[node.input[0]].input[0]]
+    q = producer[q.input[0]] if q.op_type == "Clip" else q
+    node.input[0] = q.input[0]
+    return ""  # the layer, the ReLU left without a quantizer, or a signed quantizer before
 
 
 # name -> (edit, a fragment of the message; what it needs in the graph)
@@ -494,5 +490,5 @@ DEFECTS = {
                              "MatMul with a constant on the left is not supported", "MatMul"),
     "division_by_zero": (division_by_zero, "division by zero", None),
     "gemm_trans_a": (gemm_trans_a, "Gemm with transA is not supported", "Gemm"),
-    "float_activation": (float_activation, "", None),
+    "float_activation": (float_activation, "", "MatMul"),
 }

@@ -13,6 +13,7 @@ replayed below.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import json
@@ -20,20 +21,25 @@ import os
 import re
 import tempfile
 import warnings
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import graphgen
 import numpy as np
 import onnx
 import onnx.parser
 import onnx.printer
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
-from onnx import AttributeProto, TensorProto, helper, numpy_helper
+from onnx import AttributeProto, TensorProto, numpy_helper
 
 import modelgen
 import snncc
+from conftest import assert_exact
+from snncc import ops as o
+from snncc.compare import compare_onnx
 from snncc.errors import SnnccError
 from snncc.frontend.support import SUPPORTED, UNSPIKEABLE
 from snncc.verify.verdict import inspect_model
@@ -273,187 +279,121 @@ def test_mutated_protos(scratch, seed, edits):
     outcomes(path)
 
 
-# ---------------------------------------------------------------- random small graphs
-
-LEVELS = [1, 3, 7, 15, 255]
-LAYERS = ["quant", "relu", "linear", "qlinear", "gemm", "conv", "bn", "maxpool", "avgpool",
-          "gap", "flatten", "residual", "add_const", "mul_const", "div_const", "transpose",
-          "reshape", "attention", "softmax", "reduce_mean", "refused", "clip", "concat",
-          "slice", "split"]
-
-
-class RandomNet:
-    """A graph grown layer by layer; each layer either fits the current shape (`fits`) or
-    is deliberately wrong, so that both deep conversions and bad models come out."""
-
-    def __init__(self, shape: tuple[int, ...], seed: int):
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self.shape, self.input_shape = shape, shape  # per sample
-        self.rng = np.random.default_rng(seed)
-        self.k = 0
-        self.cur = "x"
-        self.seen: list[tuple[str, tuple[int, ...]]] = [("x", shape)]
-
-    def name(self, base: str) -> str:
-        self.k += 1
-        return f"{base}{self.k}"
-
-    def const(self, value) -> str:
-        name = self.name("c")
-        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], shape: tuple[int, ...] | None = None,
-           outputs: int = 1, **attrs) -> str:
-        outs = [self.name("t") for _ in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(op_type),
-                                           **attrs))
-        self.cur = outs[0]
-        if shape is not None:
-            self.shape = shape
-            self.seen.append((self.cur, shape))
-        return self.cur
-
-    def weight(self, shape: tuple[int, ...], quantized: bool) -> str:
-        if not quantized:
-            return self.const(self.rng.normal(0, 0.5, shape).astype(np.float32))
-        codes = self.const(self.rng.integers(-7, 8, shape).astype(np.int8))
-        return self.op("DequantizeLinear", [codes, self.const(np.float32(0.0625))])
-
-    def model(self) -> onnx.ModelProto:
-        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *self.input_shape])
-        g = helper.make_graph(self.nodes, "random", [x],
-                              [helper.make_empty_tensor_value_info(self.cur)], self.inits)
-        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-        m.ir_version = 8
-        return m
-
-
-def add_layer(net: RandomNet, layer: str, a: int, b: int, fits: bool) -> None:
-    """One layer; `a` (1..8) and `b` (0..3) pick its sizes and options."""
-    s = net.shape
-    last = s[-1] if s else 1
-    spatial = len(s) == 3
-    cur = net.cur
-    if layer == "quant":
-        signed = not fits and b % 2
-        levels = min(LEVELS[a % len(LEVELS)], 127 if signed else 255)
-        dtype = np.int8 if signed else np.uint8
-        scale, zero = net.const(np.float32(0.25 / (1 + b))), net.const(dtype(0 if fits else b))
-        q = net.op("QuantizeLinear", [cur, scale, zero])
-        q = net.op("Clip", [q, net.const(dtype(-levels if signed else 0)),
-                            net.const(dtype(levels))])
-        net.op("DequantizeLinear", [q, scale, zero], s)
-    elif layer == "relu":
-        net.op("Relu", [cur], s)
-    elif layer in ("linear", "qlinear"):
-        din = last if fits else a
-        net.op("MatMul", [cur, net.weight((din, a), layer == "qlinear")], s[:-1] + (a,))
-    elif layer == "gemm":
-        if fits and len(s) != 1:
-            cur = net.op("Flatten", [cur], (int(np.prod(s)),))
-        din = net.shape[-1] if fits else a
-        net.op("Gemm", [cur, net.weight((a, din), b % 2 == 1), net.const(np.zeros(a, np.float32))],
-               (a,), transB=1)
-    elif layer == "conv":
-        cin = s[0] if fits and spatial else a
-        k = 1 + 2 * (b % 2)
-        w = net.weight((a, cin, k, k), b >= 2)
-        out = (a, *s[1:]) if spatial else None
-        net.op("Conv", [cur, w], out, kernel_shape=[k, k], pads=[k // 2] * 4)
-    elif layer == "bn":
-        c = s[0] if fits and s else a
-        params = [net.const(np.full(c, v, np.float32)) for v in (1.0, 0.1, 0.0, 1.0)]
-        net.op("BatchNormalization", [cur, *params], s)
-    elif layer in ("maxpool", "avgpool"):
-        k = 2 if fits and spatial and min(s[1:]) >= 2 else 1 + a % 3
-        out = (s[0], s[1] // k, s[2] // k) if spatial else None
-        net.op("MaxPool" if layer == "maxpool" else "AveragePool", [cur], out,
-               kernel_shape=[k, k], strides=[k, k])
-    elif layer == "gap":
-        net.op("GlobalAveragePool", [cur], (s[0], 1, 1) if spatial else None)
-    elif layer == "flatten":
-        net.op("Flatten", [cur], (int(np.prod(s)),))
-    elif layer == "residual":
-        same = [n for n, shape in net.seen if shape == s and n != cur]
-        other = same[a % len(same)] if same and fits else net.seen[a % len(net.seen)][0]
-        net.op("Add", [cur, other], s if same and fits else None)
-    elif layer in ("add_const", "mul_const", "div_const"):
-        value = np.full((last,) if fits else (a, 1 + b), 0.5 if fits or b else 0.0, np.float32)
-        op = {"add_const": "Add", "mul_const": "Mul", "div_const": "Div"}[layer]
-        net.op(op, [cur, net.const(value)], s if fits else None)
-    elif layer == "transpose":
-        r = len(s)
-        perm = [0, *range(1, r - 1), r, r - 1] if r >= 2 else [0, 1]
-        if not fits:
-            perm = perm[::-1]
-        net.op("Transpose", [cur], (*s[:-2], s[-1], s[-2]) if r >= 2 and fits else None,
-               perm=perm)
-    elif layer == "reshape":
-        net.op("Reshape", [cur, net.const(np.array([0, -1] if fits else [a, -1], np.int64))],
-               (int(np.prod(s)),) if fits else None)
-    elif layer == "attention":
-        if len(s) < 2:
-            net.op("MatMul", [cur, cur], None)
-            return
-        r = len(s)
-        kt = net.op("Transpose", [cur], None, perm=[0, *range(1, r - 1), r, r - 1])
-        net.op("MatMul", [cur, kt], (*s[:-1], s[-2]))
-        net.op("Mul", [net.cur, net.const(np.float32(1.0 / max(1, s[-2])))], net.shape)
-    elif layer == "softmax":
-        net.op("Softmax", [cur], s, axis=-1)
-    elif layer == "reduce_mean":
-        axis = 1 if fits else 0
-        net.op("ReduceMean", [cur], tuple(d for k, d in enumerate(s) if k != 0) if fits
-               else None, axes=[axis], keepdims=0)
-    elif layer == "refused":
-        net.op(["LayerNormalization", "Exp", "Tanh", "Sin", "Erf"][a % 5], [cur], s)
-    elif layer == "clip":
-        net.op("Clip", [cur, net.const(np.float32(0.0))], s)
-    elif layer == "concat":
-        net.op("Concat", [cur, cur], (*s[:-1], 2 * last) if fits else None,
-               axis=-1 if fits else 0)
-    elif layer == "slice":
-        stop = max(1, last // 2) if fits else a
-        net.op("Slice", [cur, net.const(np.array([0], np.int64)),
-                         net.const(np.array([stop], np.int64)),
-                         net.const(np.array([-1 if fits else 0], np.int64))],
-               (*s[:-1], min(stop, last)) if fits else None)
-    elif layer == "split":
-        first = max(1, last // 2)
-        sizes = [first, last - first] if fits and last > 1 else [a, b]
-        net.op("Split", [cur, net.const(np.array(sizes, np.int64))], None, outputs=2,
-               axis=-1)
-        net.shape = (*s[:-1], sizes[0]) if fits and last > 1 else s
-        net.seen.append((net.cur, net.shape))
+# ---------------------------------------------------------------- graphs by construction
 
 
 @st.composite
-def random_graphs(draw) -> tuple[onnx.ModelProto, int]:
-    spatial = draw(st.booleans())
-    shape = ((draw(st.integers(1, 3)),) + (draw(st.integers(2, 6)),) * 2 if spatial
-             else (draw(st.integers(1, 4)), draw(st.integers(1, 8))))
-    net = RandomNet(shape, draw(st.integers(0, 2**16)))
-    add_layer(net, "quant", draw(st.integers(0, len(LEVELS) - 1)), 0, True)  # the input's
-    layers = draw(st.lists(st.tuples(st.sampled_from(LAYERS), st.integers(1, 8),
-                                     st.integers(0, 3), st.integers(0, 7).map(bool)),
-                           min_size=1, max_size=8))
-    for layer, a, b, fits in layers:
-        add_layer(net, layer, a, b, fits)
-    if draw(st.integers(0, 7)):  # mostly a linear head, as the models snncc takes end
-        add_layer(net, "linear", 3, 0, True)
-    return net.model(), draw(st.sampled_from([1, 3, 7, 15]))
+def plans(draw) -> graphgen.Plan:
+    """A legal QCDQ graph's plan (tests/graphgen.py): input shape and kind, T, layers."""
+    kind = draw(st.sampled_from(["spatial", "tokens", "flat"]))
+    dims = {"spatial": lambda: (draw(st.integers(1, 3)), draw(st.integers(2, 7)),
+                                draw(st.integers(2, 7))),
+            "tokens": lambda: (draw(st.integers(1, 6)), draw(st.integers(1, 8))),
+            "flat": lambda: (draw(st.integers(1, 12)),)}[kind]()
+    T = draw(st.sampled_from([1, 3, 7, 15]))
+    bits = draw(st.sampled_from([8, 8, 1, 2, 3]))  # 8: analog input; fewer: input spikes
+    layers = draw(st.lists(st.tuples(st.sampled_from(sorted(graphgen.LAYERS)),
+                                     st.integers(0, 7), st.integers(0, 5)),
+                           min_size=1, max_size=10))
+    return graphgen.Plan(kind, dims, bits if 2**bits - 1 <= T else 8, T, tuple(layers),
+                         classes=draw(st.integers(2, 5)), po2=draw(st.booleans()),
+                         float_weights=draw(st.integers(0, 4)) == 0,
+                         seed=draw(st.integers(0, 2**16)),
+                         neuron=draw(st.sampled_from(["if", "if", "multi"])))
 
 
-@fuzz_settings(300)
-@given(graph=random_graphs())
-def test_random_graphs(scratch, graph):
-    model, T = graph
-    note(f"T = {T}\n{onnx.printer.to_text(model)}")
-    path = scratch / "random.onnx"
-    path.write_bytes(model.SerializeToString())
-    outcomes(path, T)
+def check_against_references(model: snncc.CompiledModel, path: Path, seed: int) -> None:
+    """Both engines equal the integer reference code for code (the step engine with every
+    closed form forbidden), and the reference agrees with onnxruntime on the source graph
+    under `simulate --compare-onnx`'s contract: every differing code explained."""
+    x = np.random.default_rng(seed).uniform(-0.25, 1.25, (6,) + model.input_shape)
+    assert_exact(model, x)
+    agreement = compare_onnx(model, path, x)
+    bad = [(a.name, a.first_unexplained, a.unexplained_codes) for a in agreement.layers
+           if a.unexplained]
+    assert not bad, f"codes differing from onnxruntime, unexplained: {bad}"
+    assert len(agreement.layers) == len(
+        {n.name.removesuffix("/pos").removesuffix("/neg") for n in model.graph.ops(o.Neuron)})
+
+
+def test_generated_graphs_compile_and_match_the_references(scratch, record_property):
+    """Graphs built from the supported ops (quantizers where they must be, legal shapes)
+    mostly compile; every one that does runs in both engines, against the integer reference
+    and onnxruntime. A refusal must be an SnnccError naming the node. The compile rate and
+    the refusals are printed (run with -s, or see the captured output)."""
+    tally: Counter = Counter()
+    refusals: Counter = Counter()
+
+    @fuzz_settings(120)
+    @given(plan=plans())
+    def check(plan):
+        model, applied = graphgen.build(plan)
+        note(f"{plan}\nlayers applied: {applied}\n{onnx.printer.to_text(model.graph)}")
+        path = scratch / "graph.onnx"
+        onnx.save(model, path)
+        tally["graphs"] += 1
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                compiled = snncc.compile(path, plan.T, neuron=plan.neuron)
+        except SnnccError as e:
+            assert "internal error" not in str(e), str(e)
+            assert all(d.node and d.fix for d in e.diagnostics), str(e)
+            refusals[re.sub(r"node '[^']*'", "node", e.diagnostics[0].message)] += 1
+            event("refused")
+            return
+        tally["compiled"] += 1
+        tally["layers"] += len(applied)
+        tally["neurons"] += len(compiled.graph.ops(o.Neuron))
+        event("compiled")
+        check_against_references(compiled, path, plan.seed)
+
+    check()
+    rate = tally["compiled"] / tally["graphs"]
+    lines = [f"graph fuzzer: {tally['compiled']} of {tally['graphs']} generated graphs compiled "
+             f"({rate:.1%}), {tally['layers'] / max(tally['compiled'], 1):.1f} layers and "
+             f"{tally['neurons'] / max(tally['compiled'], 1):.1f} neuron layers each; every one "
+             "simulated (fast and step engines) = integer reference, codes = onnxruntime or "
+             "explained"] + [f"  refused {k}x: {m}" for m, k in refusals.most_common()]
+    print("\n".join(lines))
+    record_property("compile_rate", rate)
+    assert rate >= 0.5, "\n".join(lines)
+
+
+def plans_with(plan: graphgen.Plan, needs: str | None) -> graphgen.Plan:
+    """The plan with a layer that makes the op `needs` (a node the defect edits) and T = 7."""
+    first = {"MaxPool": ("spatial", "maxpool"), "Gemm": ("flat", "gemm"),
+             "MatMul": (plan.kind if plan.kind != "spatial" else "tokens", "dense")}
+    kind, layer = first.get(needs, (plan.kind, "quant"))
+    dims = plan.dims if needs is None else {"spatial": (2, 4, 4), "tokens": (3, 4),
+                                                 "flat": (5,)}[kind]
+    return dataclasses.replace(plan, kind=kind, dims=dims, T=7, neuron="if",
+                               input_bits=min(plan.input_bits, 2) if plan.input_bits < 8 else 8,
+                               layers=((layer, 1, 0), *plan.layers))
+
+
+@fuzz_settings(60)
+@given(plan=plans(), defect=st.sampled_from(sorted(graphgen.DEFECTS)), a=st.integers(0, 99))
+def test_invalid_graphs_are_refused_with_a_message(scratch, plan, defect, a):
+    """A legal graph with one defect (an op that cannot be spiked, a Softmax, levels above
+    T, a product of activations, dynamic quantization, ceil-mode pooling, a weight on the
+    left, a division by zero, a transposed Gemm input, a float activation before a layer)
+    is refused: an SnnccError whose message says what is wrong, names the node and the file
+    and says what to do."""
+    edit, message, needs = graphgen.DEFECTS[defect]
+    model, _ = graphgen.build(plans_with(plan, needs))
+    node = edit(model, a)
+    note(f"{defect}: {onnx.printer.to_text(model.graph)}")
+    path = scratch / "invalid.onnx"
+    onnx.save(model, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(SnnccError) as refused:
+            snncc.compile(path, 7)
+    text = str(refused.value)
+    assert "internal error" not in text and "Traceback" not in text
+    assert message in text and str(path) in text and "Fix: " in text, text
+    assert f"node '{node}'" in text if node else "node '" in text, text
 
 
 # ---------------------------------------------------------------- the seed corpus
