@@ -322,9 +322,9 @@ def _quant(net: Net, a: int, c: int) -> None:
 
 def _relu(net: Net, a: int, c: int) -> None:
     """A ReLU and the unsigned quantizer that must follow it (a ReLU on a current alone
-    cannot be spiked)."""
-    net.set(net.b.node("Relu", [net.cur.name]), net.cur.shape, "current")
-    _quant(net, a, 0)
+    cannot be spiked, so nothing else may read it)."""
+    y = net.b.quant(net.cur.name, levels=net.levels(a), relu=True)
+    net.set(y, net.cur.shape, "codes")
 
 
 APPLY = {"conv": _conv, "dense": _dense, "gemm": _gemm, "attention": _attention,
