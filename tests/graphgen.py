@@ -50,6 +50,7 @@ class Plan:
     float_weights: bool = False
     seed: int = 0
     neuron: str = "if"
+    float_model: bool = False  # no quantizers (ReLUs where they would be): --calibrate
 
 
 @dataclass
@@ -81,7 +82,7 @@ class Net:
 
 def build(plan: Plan) -> tuple[onnx.ModelProto, list[str]]:
     """The ONNX model of `plan` and the layers applied (the others did not fit)."""
-    b = Builder("fuzz", plan.dims, plan.seed, plan.po2)
+    b = (FloatBuilder if plan.float_model else Builder)("fuzz", plan.dims, plan.seed, plan.po2)
     x = b.input_quant(plan.input_bits)
     net = Net(b, plan, Value(x, plan.dims, "analog" if plan.input_bits == 8 else "codes"))
     net.seen.append(net.cur)
@@ -91,6 +92,19 @@ def build(plan: Plan) -> tuple[onnx.ModelProto, list[str]]:
             net.applied.append(layer)
     head(net)
     return b.model([net.cur.name]), net.applied
+
+
+class FloatBuilder(Builder):
+    """The float twin of a QCDQ graph, as the PyTorch exporter writes it: no quantizers;
+    a ReLU where an unsigned quantizer would be (the activation `--calibrate` quantizes),
+    nothing where a signed one would be."""
+
+    def input_quant(self, bits: int = 8) -> str:
+        return "x"
+
+    def quant(self, x: str, levels: int = 7, relu: bool = True, signed: bool = False,
+              percentile: float = 99.0) -> str:
+        return x if signed else self.node("Relu", [x], "act")
 
 
 def fits(net: Net, layer: str) -> bool:
@@ -394,8 +408,10 @@ def levels_above_T(model: onnx.ModelProto, a: int) -> str:
     """An activation quantizer's top code raised past T (compiled at T = 7): its Clip's
     max to 15."""
     producer = {out: n for n in model.graph.node for out in n.output}
+    consts = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     clips = [n for n in model.graph.node if n.op_type == "Clip" and len(n.input) == 3
-             and producer[n.input[0]].input[0] != "x"]  # not the input's (analog at 15)
+             and producer[n.input[0]].input[0] != "x"  # not the input's (analog at 15)
+             and consts[n.input[1]] == 0]  # unsigned: levels 0..15
     clip = clips[a % len(clips)]
     top = next(t for t in model.graph.initializer if t.name == clip.input[2])
     top.CopyFrom(onnx.numpy_helper.from_array(np.asarray(15, np.uint8), top.name))
@@ -467,12 +483,19 @@ def float_activation(model: onnx.ModelProto, a: int) -> str:
     def weight(name: str) -> bool:
         return name in consts or name in producer and producer[name].input[0] in consts
 
+    def quantizer(dq: str) -> onnx.NodeProto:
+        q = producer[producer[dq].input[0]]
+        return producer[q.input[0]] if q.op_type == "Clip" else q
+
+    # (not one after a mean: a linear layer may read a mean of spikes, it sums them)
+    means = ("ReduceMean", "GlobalAveragePool", "AveragePool")
     readers = [n for n in g.node if n.op_type in ("Conv", "MatMul", "Gemm")
                and weight(n.input[1]) and n.input[0] in producer
-               and producer[n.input[0]].op_type == "DequantizeLinear"]
+               and producer[n.input[0]].op_type == "DequantizeLinear"
+               and getattr(producer.get(quantizer(n.input[0]).input[0]), "op_type", "") not in
+               means]
     node = readers[a % len(readers)]
-    q = producer[producer[node.input[0]].input[0]]
-    q = producer[q.input[0]] if q.op_type == "Clip" else q
+    q = quantizer(node.input[0])
     node.input[0] = q.input[0]
     return ""  # the layer, the ReLU left without a quantizer, or a signed quantizer before
 
