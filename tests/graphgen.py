@@ -51,6 +51,7 @@ class Plan:
     seed: int = 0
     neuron: str = "if"
     float_model: bool = False  # no quantizers (ReLUs where they would be): --calibrate
+    qdq8: bool = False  # 8-bit quantizers as onnxruntime's quantizer writes them (T = 255)
 
 
 @dataclass
@@ -82,7 +83,8 @@ class Net:
 
 def build(plan: Plan) -> tuple[onnx.ModelProto, list[str]]:
     """The ONNX model of `plan` and the layers applied (the others did not fit)."""
-    b = (FloatBuilder if plan.float_model else Builder)("fuzz", plan.dims, plan.seed, plan.po2)
+    kind = FloatBuilder if plan.float_model else QdqBuilder if plan.qdq8 else Builder
+    b = kind("fuzz", plan.dims, plan.seed, plan.po2)
     x = b.input_quant(plan.input_bits)
     net = Net(b, plan, Value(x, plan.dims, "analog" if plan.input_bits == 8 else "codes"))
     net.seen.append(net.cur)
@@ -105,6 +107,40 @@ class FloatBuilder(Builder):
     def quant(self, x: str, levels: int = 7, relu: bool = True, signed: bool = False,
               percentile: float = 99.0) -> str:
         return x if signed else self.node("Relu", [x], "act")
+
+
+class QdqBuilder(Builder):
+    """8-bit quantizers as onnxruntime's static quantizer writes them (QDQ format): no
+    Clip; after a ReLU uint8 with zero point 0 or int8 with zero point -128 (unsigned
+    either way); signed: int8 with zero point 0 or uint8 with zero point 128 (a zero point
+    inside the range: two neurons)."""
+
+    def run(self, name: str) -> np.ndarray:
+        """onnxruntime without graph optimizations (its QDQ fusions, QLinearAveragePool
+        among them, refuse some 8-bit ranges)."""
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        model = self.model([name], check=False)
+        sess = ort.InferenceSession(model.SerializeToString(), opts,
+                                    providers=["CPUExecutionProvider"])
+        return sess.run(None, {"x": self.sample})[0]
+
+    def quant(self, x: str, levels: int = 7, relu: bool = True, signed: bool = False,
+              percentile: float = 99.0) -> str:
+        if relu:
+            x = self.node("Relu", [x])
+        v = self.run(x)
+        top = float(np.percentile(np.abs(v) if signed else np.maximum(v, 0), percentile))
+        flip = self.rng.integers(2) == 1
+        if signed:
+            s, zp = self._scale(top, 127), np.uint8(128) if flip else np.int8(0)
+        else:
+            s, zp = self._scale(top, 255), np.int8(-128) if flip else np.uint8(0)
+        scale, zero = self.const(np.float32(s), "scale"), self.const(zp, "zp")
+        q = self.node("QuantizeLinear", [x, scale, zero])
+        return self.node("DequantizeLinear", [q, scale, zero], "act")
 
 
 def fits(net: Net, layer: str) -> bool:

@@ -395,6 +395,17 @@ def test_generated_float_graphs_calibrate_and_match_the_references(scratch, reco
     assert rate >= 0.5
 
 
+@pytest.mark.fuzz
+def test_generated_8bit_qdq_graphs_match_the_references(scratch, record_property):
+    """The same graphs with 8-bit quantizers as onnxruntime's quantizer writes them (no
+    Clip; int8 with zero point -128 after a ReLU; signed ones int8, or uint8 with zero point
+    128), at T = 255."""
+    qdq = plans().map(lambda p: dataclasses.replace(p, qdq8=True, input_bits=8, T=255))
+    rate = run_fuzzer(scratch, qdq, 20, "8-bit QDQ, T = 255")
+    record_property("compile_rate_qdq8", rate)
+    assert rate >= 0.5
+
+
 def test_calibrated_relu_then_scale_is_compared_where_it_sits(scratch):
     """Found by the fuzzer: Relu -> Mul(c > 0) becomes Relu(c x) (softmax-to-nrelu), and the
     ReLU kept the ONNX name of the unscaled value; calibrated, its quantizer was put on
