@@ -13,6 +13,7 @@ The demo is run only with values it must refuse: its legal run compiles the digi
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import pytest
 
 import modelgen
 import snncc.cli
+from snncc import ops as o
 
 EITHER = None  # exit 0 or 1: the value is legal, the model may or may not allow it
 
@@ -226,3 +228,26 @@ def test_the_matrix_covers_every_option():
     assert not missing, missing
     assert {c.argv[0] for c in MATRIX if not c.argv[0].startswith("-")} >= set(
         command.commands)
+
+
+@pytest.mark.parametrize(("delay", "neuron"), [
+    *((d, "if") for d in ("0", "1", "4", "6", "10", "20", "1000", "none")),
+    *((d, "signed") for d in ("1", "4", "none"))])
+def test_every_delay_compiles_simulates_and_reports(workspace, tmp_path, delay, neuron):
+    """`compile --delay N` then `simulate` and `report` (a ZeroDivisionError once followed
+    `--delay 4` on the bundled model): exit 0, and the conversion error is reported for
+    every neuron layer."""
+    home = tmp_path / "w"
+    shutil.copytree(workspace, home)
+    for argv in (("compile", "cnn.onnx", "-o", "d", "--delay", delay, "--neuron", neuron),
+                 ("simulate", "d/model.snn", "--input", "x.npy", "--report", "r.json"),
+                 ("report", "d", "--input", "x.npy", "--html", "r.html")):
+        code, stdout, stderr = run(home, *argv)
+        assert code == 0 and "Traceback" not in stderr, (argv, stdout, stderr)
+    sim = json.loads((home / "r.json").read_text())["simulation"]
+    model = snncc.load(home / "d" / "model.snn")
+    x = np.load(home / "x.npy")
+    counts, codes = model.simulate(x, engine="step").counts, model.reference(x)
+    assert sim["conversion_error"] == {  # the share of counts off the exact codes
+        n.name: float(np.mean(counts[n.name] != codes[n.name]))
+        for n in model.graph.ops(o.Neuron)}
