@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 import modelgen
 import snncc
 from snncc import ops as o
-from snncc.cli import app
-from snncc.compare import compare_onnx, run_onnx
+from snncc.app.cli import app
+from snncc.metrics.compare import compare_onnx, run_onnx
 
 runner = CliRunner()
 

@@ -46,9 +46,9 @@ import modelgen
 import snncc
 from conftest import assert_exact
 from snncc import ops as o
-from snncc.compare import compare_onnx
 from snncc.errors import SnnccError
 from snncc.frontend.support import SUPPORTED, UNSPIKEABLE
+from snncc.metrics.compare import compare_onnx
 from snncc.verify.verdict import inspect_model
 
 CORPUS = Path(__file__).parent / "data" / "fuzz"

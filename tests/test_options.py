@@ -1,6 +1,6 @@
 """Every command and option of `snncc`, with legal edge values and illegal ones.
 
-Each case runs `snncc.cli.main` as the command line runs it (its argv, its exit code, its
+Each case runs `snncc.app.cli.main` as the command line runs it (its argv, its exit code, its
 stderr) in a fresh copy of a small workspace: the tiny CNN, a build of it, inputs, labels
 and calibration data. Whatever the value, the command exits 0 or 1 and never shows a
 traceback; a refusal is one `error: ...` message and leaves the folder exactly as it was
@@ -24,7 +24,7 @@ import onnx
 import pytest
 
 import modelgen
-import snncc.cli
+import snncc.app.cli
 from snncc import ops as o
 
 EITHER = None  # exit 0 or 1: the value is legal, the model may or may not allow it
@@ -174,7 +174,7 @@ def run(cwd: Path, *argv: str) -> tuple[int, str, str]:
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             try:
-                snncc.cli.main()
+                snncc.app.cli.main()
             except SystemExit as e:
                 code = e.code
             else:
@@ -217,7 +217,7 @@ def test_the_matrix_covers_every_option():
     """Every option of every command (as `--help` lists them) appears in a case."""
     import typer.main
 
-    command = typer.main.get_command(snncc.cli.app)
+    command = typer.main.get_command(snncc.app.cli.app)
     used = {a for c in MATRIX for a in c.argv}
     missing = []
     for name, sub in command.commands.items():

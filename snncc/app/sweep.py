@@ -49,7 +49,7 @@ def run_sweep(model: str | Path, x: np.ndarray, y: np.ndarray | None, *, T: int 
               labels_file: str | Path = "labels") -> dict:
     """Every point of the sweep (see the module docstring), as a JSON-ready dict.
     `labels_file`: where y came from (for a message about it)."""
-    from snncc import inputs
+    from snncc.runtime import inputs
 
     say = progress or (lambda what: None)
     say("exact mode")
