@@ -406,6 +406,36 @@ def test_generated_8bit_qdq_graphs_match_the_references(scratch, record_property
     assert rate >= 0.5
 
 
+def test_an_operand_read_twice_is_freed_once(scratch):
+    """Found by the fuzzer: Concat(x, x) made the fast engine free x twice (a KeyError in
+    plan.run_exact)."""
+    plan = graphgen.Plan("flat", (1,), 2, 15, (("concat", 2, 5),), seed=475)
+    model, applied = graphgen.build(plan)
+    concat = next(n for n in model.graph.node if n.op_type == "Concat")
+    assert applied == ["concat"] and concat.input[0] == concat.input[1]
+    path = scratch / "concat.onnx"
+    onnx.save(model, path)
+    check_against_references(snncc.compile(path, 15), path, 0)
+
+
+def test_a_residual_add_in_different_units_says_why(scratch):
+    """Found by the fuzzer: an add of a linear layer's current and that current scaled was
+    refused as "a product of spikes feeds the residual stream"; the message now names the
+    scaled current."""
+    plan = graphgen.Plan("flat", (4,), 3, 7, (("dense", 3, 0), ("scale", 0, 0),
+                                               ("residual", 0, 0)))
+    model, applied = graphgen.build(plan)
+    assert applied == ["dense", "scale", "residual"]
+    path = scratch / "units.onnx"
+    onnx.save(model, path)
+    with pytest.raises(SnnccError) as refused:
+        snncc.compile(path, 7)
+    assert str(refused.value) == (
+        f"{path}: node '/add_14/Add' (Add): the two branches have different units (a layer's "
+        "current is scaled (BatchNorm, Mul, Div) after the layer and also feeds another branch "
+        "unscaled, or is scaled per channel). Fix: quantize the branch first")
+
+
 def test_calibrated_relu_then_scale_is_compared_where_it_sits(scratch):
     """Found by the fuzzer: Relu -> Mul(c > 0) becomes Relu(c x) (softmax-to-nrelu), and the
     ReLU kept the ONNX name of the unscaled value; calibrated, its quantizer was put on
