@@ -55,10 +55,11 @@ CORPUS = Path(__file__).parent / "data" / "fuzz"
 EXAMPLES = int(os.environ.get("SNNCC_FUZZ_EXAMPLES", "0"))
 
 
-def fuzz_settings(examples: int):
-    """Hypothesis settings (EXAMPLES from the environment overrides `examples`), and the
-    `fuzz` marker (`pytest -m fuzz` selects the fuzzers)."""
-    chosen = settings(max_examples=EXAMPLES or examples, deadline=timedelta(seconds=10),
+def fuzz_settings(examples: int, deadline: float | None = 10):
+    """Hypothesis settings (EXAMPLES from the environment overrides `examples`; seconds per
+    example), and the `fuzz` marker (`pytest -m fuzz` selects the fuzzers)."""
+    chosen = settings(max_examples=EXAMPLES or examples,
+                      deadline=None if deadline is None else timedelta(seconds=deadline),
                     derandomize=not os.environ.get("SNNCC_FUZZ_RANDOM"), database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -428,7 +429,7 @@ def test_generated_graphs_on_the_hardware_rungs(scratch):
         require_tool(tool)
     built: Counter = Counter()
 
-    @fuzz_settings(3)
+    @fuzz_settings(3, deadline=None)  # a C++ and a Verilog build each
     @given(plan=plans())
     def check(plan):
         model, applied = graphgen.build(plan)
@@ -458,6 +459,33 @@ def test_generated_graphs_on_the_hardware_rungs(scratch):
     check()
     print(f"graph fuzzer on the hardware rungs: {dict(built)}")
     assert sum(built.values()) >= 1
+
+
+@pytest.mark.simulator
+def test_attention_over_one_key_on_the_rtl(scratch):
+    """Found by the fuzzer: a TD-MatMul summing over one row (K = 1: one token) made a
+    reversed part select in snn_td_matmul.v, which Icarus refuses to elaborate."""
+    from typer.testing import CliRunner
+
+    from conftest import require_tool
+    from snncc.app.cli import app
+
+    require_tool("iverilog")
+    plan = graphgen.Plan("tokens", (1, 1), 8, 1, (("attention", 0, 0),), float_weights=True)
+    model, _ = graphgen.build(plan)
+    path = scratch / "one_key.onnx"
+    onnx.save(model, path)
+    assert any(n.op.name == "TDMatMul" for n in snncc.compile(path, 1).graph.topo())
+    np.save(scratch / "x1.npy", np.random.default_rng(0).uniform(0, 1, (3, 1, 1)))
+    runner = CliRunner()
+    build = scratch / "one_key"
+    assert runner.invoke(app, ["compile", str(path), "-T", "1", "--target", "verilog", "-o",
+                               str(build), "--force"]).exit_code == 0
+    result = runner.invoke(app, ["verify", str(build), "--input", str(scratch / "x1.npy"),
+                                 "--rtl-simulator", "icarus", "--require", "rtl"])
+    assert result.exit_code == 0, result.output
+    assert "verify: 3 of 4 rungs ran and agree; skipped: HLS C simulation" in result.output
+    assert "interpreter ↔ RTL simulation (icarus): cycles per inference" in result.output
 
 
 def test_an_operand_read_twice_is_freed_once(scratch):
