@@ -20,6 +20,7 @@ import modelgen
 import snncc
 from snncc import ops as o
 from snncc.app.cli import app
+from snncc.ir import layer_names
 from snncc.metrics.compare import compare_onnx, run_onnx
 
 runner = CliRunner()
@@ -170,9 +171,10 @@ def test_simulate_report_writes_the_runs_figures_there(build, tmp_path):
     predictions = ref[readout.name].reshape(len(x), -1).argmax(axis=1)
     assert sim["inputs"] == 10 and sim["steps"] == model.steps
     assert sim["accuracy"] == np.mean(predictions == y)
+    names = layer_names(model.graph)  # report.json's keys
     for n in model.graph.ops(o.Neuron):
-        assert sim["firing_rates"][n.name] == pytest.approx(ref[n.name].mean() / n.op.levels,
-                                                            rel=1e-12), n.name
+        assert sim["firing_rates"][names[n.name]] == pytest.approx(
+            ref[n.name].mean() / n.op.levels, rel=1e-12), n.name
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 10, 100000])
