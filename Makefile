@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.snncc-installed
 
-.PHONY: setup demo test test-fast lint golden bench
+.PHONY: setup demo test test-fast fuzz lint golden bench
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: setup  ## the whole suite, as CI runs it
 
 test-fast: setup  ## everything but the slow tests
 	$(PY) -m pytest -n 2 -q -m "not slow"
+
+fuzz: setup  ## the fuzzers at length with new random examples each run (nightly)
+	SNNCC_FUZZ_EXAMPLES=$${SNNCC_FUZZ_EXAMPLES:-2000} SNNCC_FUZZ_RANDOM=1 \
+		$(PY) -m pytest -q -s -m fuzz tests/test_fuzz.py
 
 lint: setup
 	$(VENV)/bin/ruff check snncc tests

@@ -75,8 +75,10 @@ class Graph:
             k += 1
         return f"{base}_{k}"
 
-    def replace_op(self, name: str, op: Op, inputs: tuple[str, ...] | None = None) -> None:
-        """Swap the op (and optionally the operands) of a node, re-inferring its type."""
+    def replace_op(self, name: str, op: Op, inputs: tuple[str, ...] | None = None, *,
+                   origin: str | None = None) -> None:
+        """Swap the op (and optionally the operands, and the source node whose value it
+        now computes) of a node, re-inferring its type."""
         old = self.node(name)
         inputs = old.inputs if inputs is None else tuple(inputs)
         shape, kind = op.infer([self.node(i).shape for i in inputs],
@@ -84,7 +86,8 @@ class Graph:
         for i in old.inputs:
             if self._g.has_edge(i, name):
                 self._g.remove_edge(i, name)
-        self._g.nodes[name]["node"] = replace(old, op=op, inputs=inputs, shape=shape, kind=kind)
+        self._g.nodes[name]["node"] = replace(old, op=op, inputs=inputs, shape=shape, kind=kind,
+                                              origin=old.origin if origin is None else origin)
         for i in inputs:
             self._g.add_edge(i, name)
 

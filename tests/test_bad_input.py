@@ -440,6 +440,10 @@ CATALOGUE = [
          ("verify", "build", "--input", "x.npy", "--require", "cpu"),
          "--require cpu: unknown rung. Fix: use one of all, onnx, hls, rtl",
          with_array("x.npy", np.zeros((2, 4), np.float32))),
+    Case("rtl-simulator-unknown", "an RTL simulator verify does not know",
+         ("verify", "build", "--input", "x.npy", "--rtl-simulator", "modelsim"),
+         "--rtl-simulator modelsim: unknown simulator. Fix: use one of auto, icarus, "
+         "verilator", with_array("x.npy", np.zeros((2, 4), np.float32))),
     # ------------------------------------------------------------ path options
     Case("compare-onnx-missing", "--compare-onnx naming a file that does not exist",
          ("simulate", "build/model.snn", "--input", "x.npy", "--compare-onnx", "nothere.onnx"),
@@ -544,6 +548,10 @@ CATALOGUE = [
          ("simulate", "build/model.snn", "--input", "x.npy", "--labels", "y.npy"),
          "--labels y.npy: labels have dtype <U3, not numbers. Fix: pass class numbers 0..2",
          steps(BUILT, array("y.npy", ["cat", "dog"]))),
+    Case("sweep-labels-count", "sweep --labels with more labels than inputs",
+         ("sweep", "mlp.onnx", "--input", "x.npy", "--labels", "y.npy", "--budgets", "7"),
+         "--labels y.npy: 3 labels for 2 inputs. Fix: pass one label per input",
+         steps(BUILT, array("y.npy", [0, 1, 2]))),
     Case("labels-without-input", "report --labels without --input",
          ("report", "build", "--labels", "y.npy"),
          "--labels y.npy given without --input. Fix: pass the inputs the labels belong to "

@@ -226,6 +226,9 @@ def test_nrelu_is_recognized_in_either_order(tmp_path):
         assert kinds(result.graph)[-2:] == ["Affine", "Relu"]
         assert result.graph.meta["nrelu"] == [{"node": "MatMul_0", "keys": 2, "scale": 0.5,
                                                "extra_factor": 1.0}]
+        # the ReLU's value is the source's `y` either way: it names the node that made y
+        (relu,) = result.graph.ops(o.Relu)
+        assert relu.origin == ("Mul_2" if body.startswith("r =") else "Relu_2")
 
 
 # ---------------------------------------------------------------- absorb-relu

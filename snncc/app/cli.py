@@ -40,6 +40,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 TARGETS = ("sim", "hls", "verilog", "all")
+RTL_SIMULATORS = ("auto", "icarus", "verilator")
 FORCE_HELP = ("Write into an output folder that holds other files (snncc's own entries "
               "are replaced; nothing else is touched).")
 SHAPE_HELP = ("Pin free input dimensions: the shape of one sample without the batch, "
@@ -386,7 +387,8 @@ def sweep(
     data = inputs.load_array(calibrate, "--calibrate") if calibrate else None
     with progress_bar(err) as bar, progress_step(bar, "sweep") as step:
         result = run_sweep(model, x, y, T=T, budgets=steps, calibrate=data,
-                           progress=lambda what: bar.update(step.task, description=what))
+                           progress=lambda what: bar.update(step.task, description=what),
+                           labels_file=labels or "labels")
     t = Table("kind", "steps", "accuracy", "decisions = exact", "codes = exact",
               "SOPs/inference", "µJ/inference", "compiled with",
               title=f"{model.name}: accuracy against end-to-end steps (T = {T})")
@@ -591,6 +593,9 @@ def verify(
     if not (build / "model.snn").is_file():
         raise SnnccError(Diagnostic("no model.snn in the build folder", file=str(build),
                                     fix="pass the folder written by `snncc compile`"))
+    if rtl_simulator not in RTL_SIMULATORS:
+        raise SnnccError(Diagnostic(f"--rtl-simulator {rtl_simulator}: unknown simulator",
+                                    fix=f"use one of {', '.join(RTL_SIMULATORS)}"))
     unknown = [r for r in require if r not in REQUIRE]
     if unknown:
         raise SnnccError(Diagnostic(f"--require {unknown[0]}: unknown rung",

@@ -45,12 +45,18 @@ def default_budgets(T: int, shortest: int, exact_steps: int) -> list[int]:
 
 def run_sweep(model: str | Path, x: np.ndarray, y: np.ndarray | None, *, T: int = 7,
               budgets: list[int] | None = None, calibrate: np.ndarray | None = None,
-              progress: Callable[[str], None] | None = None) -> dict:
-    """Every point of the sweep (see the module docstring), as a JSON-ready dict."""
+              progress: Callable[[str], None] | None = None,
+              labels_file: str | Path = "labels") -> dict:
+    """Every point of the sweep (see the module docstring), as a JSON-ready dict.
+    `labels_file`: where y came from (for a message about it)."""
+    from snncc.runtime import inputs
+
     say = progress or (lambda what: None)
     say("exact mode")
     exact = compile_model(model, T, calibrate=calibrate)
     x = exact.check_input(x)
+    if y is not None:
+        y = inputs.labels(y, Path(labels_file), "--labels", len(x), inputs.classes(exact))
     ref = exact.run(x)
     shortest = compile_model(model, T, calibrate=calibrate, delay="none").steps
     budgets = budgets or default_budgets(T, shortest, exact.steps)

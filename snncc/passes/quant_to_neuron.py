@@ -519,10 +519,18 @@ def _add(lw: Lowering, n: Node, xs) -> Val:
         lw.refuse("only currents (outputs of linear layers) can be added",
                   "add the branches before their quantizers (the residual stream)")
     if not (np.size(np.unique(a.a)) == 1 and np.array_equal(np.unique(a.a), np.unique(b.a))):
-        lw.refuse("the two branches have different units (a product of spikes feeds the "
-                  "residual stream without a quantizer)", "quantize the branch first")
+        lw.refuse(f"the two branches have different units ({_unit_mismatch(lw, a, b)})",
+                  "quantize the branch first")
     node = lw.emit(o.AddCurrent(), [a.node, b.node])
     return Cur(node, lw.arr(a.a, node), lw.arr(a.b + b.b, node), a.bound + b.bound)
+
+
+def _unit_mismatch(lw: Lowering, a: Cur, b: Cur) -> str:
+    """Why two currents to be added are not in the stream's one fixed-point unit."""
+    if any(isinstance(lw.out.node(v.node).op, o.MatMul) for v in (a, b)):
+        return "a product of spikes feeds the residual stream without a quantizer"
+    return ("a layer's current is scaled (BatchNorm, Mul, Div) after the layer and also "
+            "feeds another branch unscaled, or is scaled per channel")
 
 
 @lowers(o.MatMul)

@@ -53,14 +53,16 @@ def _positive_scalar_scale(op: o.Op) -> bool:
 
 
 def _scale_inside(graph: Graph, relu: str) -> bool:
-    """Relu(x) -> Affine(c > 0)  ==>  Affine(c)(x) -> Relu."""
+    """Relu(x) -> Affine(c > 0)  ==>  Affine(c)(x) -> Relu. The ReLU's value is now the
+    scaled one: its origin becomes the scale's source node (where calibration found a
+    quantizer on it, that is the source tensor it quantizes)."""
     scale = single_user(graph, relu)
     if scale is None or not _positive_scalar_scale(scale.op):
         return False
     r = graph.node(relu)
     graph.replace_uses(scale.name, relu)
     graph.replace_op(scale.name, scale.op, r.inputs)
-    graph.replace_op(relu, o.Relu(), (scale.name,))
+    graph.replace_op(relu, o.Relu(), (scale.name,), origin=scale.origin)
     return True
 
 

@@ -226,7 +226,7 @@ def run_exact(plan: Plan, x: np.ndarray) -> dict[str, np.ndarray]:
         else:
             v = _stateless(plan, n, xs)
         values[n.name] = v.astype(plan.dtype[n.name], copy=False)
-        for i in n.inputs:
+        for i in dict.fromkeys(n.inputs):  # an operand read twice (Concat(x, x)) is freed once
             if plan.last_use[i] == k and i not in keep:
                 del values[i]
     return values

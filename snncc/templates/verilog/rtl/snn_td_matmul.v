@@ -89,6 +89,16 @@ module snn_td_matmul #(
     reg [ARW-1:0]  arow;       // b*N + n
     reg [BRW-1:0]  brow;       // b*K + k (phase 1), b*K (phase 2)
     reg [K*M*WSB-1:0] sb;      // the batch's S_B rows: SB[k] at k*M*WSB
+    // sb with the port's row in at the top and the others one row down (with one row,
+    // K = 1, there are no others: no part select of them)
+    wire [K*M*WSB-1:0] sb_shifted;
+    generate
+        if (K == 1) begin : g_one_row
+            assign sb_shifted = b_spikes;
+        end else begin : g_rows
+            assign sb_shifted = {b_spikes, sb[K*M*WSB-1:M*WSB]};
+        end
+    endgenerate
     reg [K*WSA-1:0] sa;        // the A row being walked
     reg [K*WCA-1:0] ca;        // its C_A(t-1)
     reg [E-1:0]    events;
@@ -299,7 +309,7 @@ module snn_td_matmul #(
                     state <= S_B_WAIT;
                 end
                 S_B_WAIT: if (b_ready) begin
-                    sb <= {b_spikes, sb[K*M*WSB-1:M*WSB]};
+                    sb <= sb_shifted;
                     if (k == K_LAST) begin
                         k <= {KW{1'b0}};
                         brow <= brow - K_LAST_ROW;
