@@ -32,6 +32,7 @@ import numpy as np
 
 from snncc import kernels
 from snncc import ops as o
+from snncc.backends.sim.integer import IntConv, IntMatMul, operand_type
 from snncc.intmath import quantize
 from snncc.ir import Graph, Node
 from snncc.ranges import value_ranges
@@ -65,6 +66,7 @@ class Plan:
     bound: dict[str, int] = field(default_factory=dict)
     dtype: dict[str, np.dtype] = field(default_factory=dict)  # how each value is held
     weights: dict[str, np.ndarray] = field(default_factory=dict)
+    integer: dict[str, IntMatMul | IntConv] = field(default_factory=dict)  # 8-bit synapses
     neurons: dict[str, tuple[np.ndarray | None, list[np.ndarray]]] = field(
         default_factory=dict)  # (sign, per-level thresholds) for the closed form
     dif: dict[str, tuple[np.ndarray | None, list[np.ndarray], int | None]] = field(
@@ -112,10 +114,24 @@ def _build(graph: Graph) -> Plan:
                               else exact_dtype(b))
         if isinstance(n.op, o.Synapse):
             plan.weights[n.name] = n.op.weight.astype(exact_dtype(b), copy=False)
+            _integer_kernel(plan, n, ranges.get(n.inputs[0]))
         if isinstance(n.op, o.Neuron):
             plan.neurons[n.name] = _neuron_tables(n, ins[0], plan.dtype[n.inputs[0]])
             plan.dif[n.name] = _dif_tables(n, ins[0], plan.neurons[n.name][0])
     return plan
+
+
+def _integer_kernel(plan: Plan, n: Node, x) -> None:
+    """An integer kernel for a synapse whose operands (codes, spikes, or their sums over
+    steps) fit 8 bits, if its weights and sums allow one (``integer.IntMatMul``)."""
+    op: o.Synapse = n.op
+    if x is None:
+        return
+    lo, hi = min(x.step.lo, x.acc.lo), max(x.step.hi, x.acc.hi)
+    if op.kind == "dense" and IntMatMul.fits(op.weight, lo, hi):
+        plan.integer[n.name] = IntMatMul(op.weight, operand_type(lo, hi))
+    elif op.kind == "conv" and IntConv.fits(op, lo, hi):
+        plan.integer[n.name] = IntConv(op, operand_type(lo, hi))
 
 
 def _neuron_tables(n: Node, bound: int, dtype: np.dtype):
@@ -176,6 +192,8 @@ def _synapse(plan: Plan, n: Node, x: np.ndarray) -> np.ndarray:
         if op.kind == "dense":
             return kernels.matmul(x, w)
         return kernels.conv2d(x, w, op.strides, op.pads, op.dilations, op.group)
+    if n.name in plan.integer:
+        return plan.integer[n.name](x, dt)
     if op.kind == "dense":
         return kernels.dense(_contiguous(x, dt), w)
     return kernels.conv2d_planes(x, w, op.strides, op.pads, op.dilations, op.group, dt)
