@@ -142,6 +142,9 @@ def test_integer_kernels_equal_exact_products(scale, x_range):
         want = kernels.conv2d(xc, op.weight, strides, pads, dilations, group)
         got = integer.IntConv(op, integer.operand_type(lo, hi))(xc, np.float64)
         assert np.array_equal(got, want)
+    a, b = RNG.integers(lo, hi + 1, (4, 3, 5, 16)), RNG.integers(lo, hi + 1, (1, 3, 16, 7))
+    t = integer.operand_type(lo, hi)
+    assert np.array_equal(integer.IntStacked(t, t)(a, b, np.float64), a @ b)
 
 
 def test_integer_digits_rebuild_the_weights():
@@ -314,6 +317,7 @@ def test_engines_on_integer_kernels_equal_a_literal_simulation(tiny_models, name
     monkeypatch.setattr(integer, "MAX_DIGITS", 8)
     model = snncc.compile(tiny_models[name], T=9)
     p = plan.build(model.graph)
+    assert p.stacked or name == "cnn"
     assert p.integer and any(k.digits > 1 for m in p.integer.values()
                              for k in (m.mats if isinstance(m, integer.IntConv) else [m]))
     x = RNG.uniform(0, 1, (6,) + model.input_shape)

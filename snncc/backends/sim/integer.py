@@ -140,18 +140,55 @@ class IntConv:
         return out
 
 
+class IntStacked:
+    """a @ b for stacks of 8-bit matrices (both operands variable, equal rank, leading
+    axes broadcast), exact where every partial sum fits int32: onnxruntime's
+    MatMulInteger, split over the cores along the first axis."""
+
+    def __init__(self, a_type: np.dtype, b_type: np.dtype):
+        self.types = np.dtype(a_type), np.dtype(b_type)
+        self.session = _session2(*self.types)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
+        a = np.ascontiguousarray(a, self.types[0])
+        b = np.ascontiguousarray(b, self.types[1])
+        lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        out = np.empty(lead + (a.shape[-2], b.shape[-1]), dtype)
+        if not lead or out.size == 0:
+            np.copyto(out, self.session.run(None, {"a": a, "b": b})[0], casting="unsafe")
+            return out
+        pick = lambda m, r: m if m.shape[0] == 1 else m[r[0]:r[1]]  # noqa: E731
+
+        def part(r: tuple[int, int]) -> None:
+            y = self.session.run(None, {"a": pick(a, r), "b": pick(b, r)})[0]
+            np.copyto(out[r[0]:r[1]], y, casting="unsafe")
+
+        kernels.parallel(part, kernels.split_rows(lead[0], out.size * a.shape[-1]))
+        return out
+
+
 def _group_terms(w: np.ndarray, group: int, g: int) -> np.ndarray:
     """Group g's weights as [kh*kw*C/group terms (channels fastest), O/group outputs]."""
     og = w.shape[0] // group
     return w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T
 
 
+def _code(t: np.dtype) -> int:
+    return _UINT8 if t == np.uint8 else _INT8
+
+
 def _session(w: np.ndarray, x_type: np.dtype):
+    k, n = w.shape
+    return _open(_model(_code(x_type), w.tobytes(), k, n))
+
+
+def _session2(a_type: np.dtype, b_type: np.dtype):
+    return _open(_model2(_code(a_type), _code(b_type)))
+
+
+def _open(model: bytes):
     import onnxruntime as ort
 
-    k, n = w.shape
-    x_code = _UINT8 if x_type == np.uint8 else _INT8
-    model = _model(x_code, w.tobytes(), k, n)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1  # the kernels split rows over the cores themselves
     opts.inter_op_num_threads = 1
@@ -180,9 +217,11 @@ def _field(num: int, value: bytes | str | int) -> bytes:
     return _varint(num << 3 | 2) + _varint(len(data)) + data
 
 
-def _value_info(name: str, elem: int, dims: list[int | str]) -> bytes:
-    shape = b"".join(_field(1, _field(2 if isinstance(d, str) else 1, d)) for d in dims)
-    tensor_type = _field(1, elem) + _field(2, shape)
+def _value_info(name: str, elem: int, dims: list[int | str] | None) -> bytes:
+    tensor_type = _field(1, elem)
+    if dims is not None:
+        shape = b"".join(_field(1, _field(2 if isinstance(d, str) else 1, d)) for d in dims)
+        tensor_type += _field(2, shape)
     return _field(1, name) + _field(2, _field(1, tensor_type))
 
 
@@ -192,5 +231,19 @@ def _model(x_code: int, w_bytes: bytes, k: int, n: int) -> bytes:
     graph = (_field(1, node) + _field(2, "synapse") + _field(5, weight)
              + _field(11, _value_info("x", x_code, ["m", k]))
              + _field(12, _value_info("y", _INT32_TYPE, ["m", n])))
+    return _wrap(graph)
+
+
+def _model2(a_code: int, b_code: int) -> bytes:
+    """y = MatMulInteger(a, b), both inputs of any (broadcasting) shape."""
+    node = _field(1, "a") + _field(1, "b") + _field(2, "y") + _field(4, "MatMulInteger")
+    graph = (_field(1, node) + _field(2, "td_matmul")
+             + _field(11, _value_info("a", a_code, None))
+             + _field(11, _value_info("b", b_code, None))
+             + _field(12, _value_info("y", _INT32_TYPE, None)))
+    return _wrap(graph)
+
+
+def _wrap(graph: bytes) -> bytes:
     opset = _field(1, "") + _field(2, 17)
     return _field(1, 8) + _field(8, opset) + _field(7, graph)

@@ -32,7 +32,7 @@ import numpy as np
 
 from snncc import kernels
 from snncc import ops as o
-from snncc.backends.sim.integer import IntConv, IntMatMul, operand_type
+from snncc.backends.sim.integer import IntConv, IntMatMul, IntStacked, operand_type
 from snncc.intmath import quantize
 from snncc.ir import Graph, Node
 from snncc.ranges import value_ranges
@@ -67,6 +67,7 @@ class Plan:
     dtype: dict[str, np.dtype] = field(default_factory=dict)  # how each value is held
     weights: dict[str, np.ndarray] = field(default_factory=dict)
     integer: dict[str, IntMatMul | IntConv] = field(default_factory=dict)  # 8-bit synapses
+    stacked: dict[str, IntStacked] = field(default_factory=dict)  # TDMatMul on 8-bit counts
     neurons: dict[str, tuple[np.ndarray | None, list[np.ndarray]]] = field(
         default_factory=dict)  # (sign, per-level thresholds) for the closed form
     dif: dict[str, tuple[np.ndarray | None, list[np.ndarray], int | None]] = field(
@@ -115,6 +116,8 @@ def _build(graph: Graph) -> Plan:
         if isinstance(n.op, o.Synapse):
             plan.weights[n.name] = n.op.weight.astype(exact_dtype(b), copy=False)
             _integer_kernel(plan, n, ranges.get(n.inputs[0]))
+        if isinstance(n.op, o.TDMatMul):
+            _stacked_kernel(plan, n, [ranges.get(i) for i in n.inputs])
         if isinstance(n.op, o.Neuron):
             plan.neurons[n.name] = _neuron_tables(n, ins[0], plan.dtype[n.inputs[0]])
             plan.dif[n.name] = _dif_tables(n, ins[0], plan.neurons[n.name][0])
@@ -132,6 +135,16 @@ def _integer_kernel(plan: Plan, n: Node, x) -> None:
         plan.integer[n.name] = IntMatMul(op.weight, operand_type(lo, hi))
     elif op.kind == "conv" and IntConv.fits(op, lo, hi):
         plan.integer[n.name] = IntConv(op, operand_type(lo, hi))
+
+
+def _stacked_kernel(plan: Plan, n: Node, xs) -> None:
+    """An integer kernel for the closed form of a TDMatMul (counts times counts) whose
+    counts fit 8 bits and whose sums fit int32 (``integer.IntStacked``)."""
+    if None in xs or plan.bound[n.name] >= 2**31:
+        return
+    types = [operand_type(x.acc.lo, x.acc.hi) for x in xs]
+    if None not in types:
+        plan.stacked[n.name] = IntStacked(*types)
 
 
 def _neuron_tables(n: Node, bound: int, dtype: np.dtype):
@@ -234,6 +247,8 @@ def run_exact(plan: Plan, x: np.ndarray) -> dict[str, np.ndarray]:
             v = quantize(xs[0], op.scale, op.zero_point, op.lo, op.hi, op.rounding)
         elif isinstance(op, o.Neuron):
             v = _codes(plan, n, xs[0])
+        elif isinstance(op, o.TDMatMul) and n.name in plan.stacked:
+            v = plan.stacked[n.name](*_batched(xs, 1), plan.dtype[n.name])
         elif isinstance(op, o.TDMatMul):
             dt = plan.dtype[n.name]
             v = _matmul(*_batched([_contiguous(a, dt) for a in xs], 1))
