@@ -31,6 +31,7 @@ def default_inputs(graph: Graph, n: int = 20, seed: int = 0) -> np.ndarray:
     return ((codes - enc.op.zero_point) * enc.op.scale).astype(np.float64)
 
 
+GOLDEN_BATCH = 4  # inputs per step-engine run: bounds its memory on large models
 _LAST: weakref.WeakKeyDictionary[Graph, tuple[object, np.ndarray, SimResult]] = (
     weakref.WeakKeyDictionary())  # graph -> (its plan, inputs, the step engine's result)
 
@@ -53,6 +54,10 @@ def _step_rows(graph: Graph, x: np.ndarray) -> SimResult:
         r = last[2]
         return SimResult(r.logits[:len(x)], r.logits_int[:len(x)],
                          {k: v[:len(x)] for k, v in r.counts.items()}, r.steps)
-    result = run_step(graph, x)
+    parts = [run_step(graph, x[s:s + GOLDEN_BATCH]) for s in range(0, len(x), GOLDEN_BATCH)]
+    result = SimResult(*(np.concatenate([getattr(r, f) for r in parts])
+                         for f in ("logits", "logits_int")),
+                       {k: np.concatenate([r.counts[k] for r in parts]) for k in parts[0].counts},
+                       parts[0].steps)
     _LAST[graph] = (p, np.array(x), result)
     return result

@@ -465,7 +465,7 @@ def _op_steps(plan: Plan, n: Node, ins: list[Steps]) -> Steps:
     op = n.op
     dt = plan.dtype[n.name]
     if isinstance(op, o.TDMatMul):
-        return _td_matmul_steps(plan.compute_dtype(n.name), *ins)
+        return _td_matmul_steps(plan.compute_dtype(n.name), *ins, plan.stacked.get(n.name))
     if isinstance(op, o.TDMaxPool):  # out(t) = maxpool(C(t)) - maxpool(C(t-1))
         s = ins[0]
         run = _running(np.zeros((), dt), s.data.astype(dt, copy=False), inclusive=True)
@@ -502,14 +502,19 @@ def _running(start: np.ndarray, steps: np.ndarray, inclusive: bool) -> np.ndarra
     return out
 
 
-def _td_matmul_steps(dtype, a: Steps, b: Steps) -> Steps:
+def _td_matmul_steps(dtype, a: Steps, b: Steps, counts: IntStacked | None = None) -> Steps:
     """ΔP(t) = S_A(t)·C_B(t) + C_A(t-1)·S_B(t), over the steps from the later of the two
     windows' starts (before it one side has no spikes yet) to the end of both.
 
     While both sides spike it is computed as C_A(t)·C_B(t) - C_A(t-1)·C_B(t-1), the same
     integers with one product per step instead of two; once one side is over, the other
-    term is zero and the constant side is shared by all steps.
+    term is zero and the constant side is shared by all steps. Products of running counts
+    go to `counts` (an integer kernel for the counts' range) if given.
     """
+    def product(x: np.ndarray, y: np.ndarray, lead: int) -> np.ndarray:
+        xy = _batched([x, y], lead)
+        return _matmul(*xy) if counts is None else counts(*xy, dtype)
+
     t0, t1 = max(a.t0, b.t0), max(a.t1, b.t1)
     ca0, sa = _window(a, t0, t1, dtype)
     cb0, sb = _window(b, t0, t1, dtype)
@@ -517,11 +522,10 @@ def _td_matmul_steps(dtype, a: Steps, b: Steps) -> Steps:
         return Steps(t0, _matmul(*_batched([ca0[None], sb], 2)))
     if b.t1 < t0:  # B is over: S_A(t)·C_B
         return Steps(t0, _matmul(*_batched([sa, cb0[None]], 2)))
-    p = _matmul(*_batched([_running(ca0, sa, inclusive=True),
-                           _running(cb0, sb, inclusive=True)], 2))
+    p = product(_running(ca0, sa, inclusive=True), _running(cb0, sb, inclusive=True), 2)
     for t in range(len(p) - 1, 0, -1):  # P(t) - P(t-1), in place
         np.subtract(p[t], p[t - 1], out=p[t])
-    p[0] -= _matmul(*_batched([ca0, cb0], 1))
+    p[0] -= product(ca0, cb0, 1)
     return Steps(t0, p)
 
 
