@@ -9,6 +9,9 @@ kernels, and the command's start-up.
    integer kernels switched off (float BLAS everywhere: the engine before them). Digits
    ViT (256 inputs) and the DeiT-tiny-scale model (examples/deit_tiny/generate.py).
 2. Start-up of `snncc --help` and of `import onnx`, fresh processes.
+3. With --compile: `snncc compile --target all` on the DeiT-tiny-scale model in a fresh
+   process: wall time, CPU time (user + system, which moves less with the machine's load)
+   and peak RSS.
 
 Run alone it replaces its section of BENCHMARKS.md.
 """
@@ -124,7 +127,18 @@ def startup(reps: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def section(results: dict[str, dict], starts: dict[str, float]) -> list[str]:
+def compile_all() -> dict:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run = bench_run.cli_child(bench_run.deit_model(bench_run.DEIT), "all", 1800)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return run | {"user": after.ru_utime - before.ru_utime,
+                  "system": after.ru_stime - before.ru_stime}
+
+
+def section(results: dict[str, dict], starts: dict[str, float],
+            comp: dict | None = None) -> list[str]:
     load = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     lines = [TITLE, "",
              f"Written by `python bench/engine.py`. Load average at the end: {load} on "
@@ -150,6 +164,11 @@ def section(results: dict[str, dict], starts: dict[str, float]) -> list[str]:
         f"{k} {v:.2f}" for k, v in starts.items()) + ". `snncc --help` and `snncc simulate "
         "model.snn` no longer import onnx (only compiling and `--compare-onnx` read ONNX).",
         ""]
+    if comp is not None and comp["wall"] is not None:
+        lines += [f"`snncc compile {bench_run.DEIT.label}.onnx -T 7 --target all` (the CLI, a "
+                  f"fresh process): {comp['wall']:.1f} s wall, {comp['user']:.1f} s user + "
+                  f"{comp['system']:.1f} s system CPU, peak RSS "
+                  f"{comp['peak_rss'] / 2**30:.2f} GiB.", ""]
     return lines
 
 
@@ -158,6 +177,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--deit-batch", type=int, default=16)
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--compile", action="store_true", help="also time compile --target all")
     args = parser.parse_args()
     from command import splice
 
@@ -167,7 +187,7 @@ def main() -> None:
     path = bench_run.deit_model(bench_run.DEIT)
     results[f"DeiT-tiny scale ({bench_run.DEIT.label})"] = throughput(
         path, bench_run.deit_inputs(path, args.deit_batch), max(2, args.reps // 2 + 1))
-    lines = section(results, startup(args.reps))
+    lines = section(results, startup(args.reps), compile_all() if args.compile else None)
     print("\n".join(lines))
     splice(args.out, lines)
 
