@@ -7,7 +7,9 @@ their types with; a membrane holds a current's running sum). The bound picks the
 current is computed and held in: float32 below 2**24, float64 below 2**53, int64 above.
 Integers in that range are exact in the float type whatever the order of summation, so
 float BLAS gives the integer result exactly. Spike counts and spike trains are uint8
-(wider past 255 levels).
+(wider past 255 levels). Where a synapse's or a TDMatMul's operands fit 8 bits, its
+products run on onnxruntime's integer MatMul instead (``integer``: exact, int32 sums),
+several times faster than float BLAS on those shapes.
 
 - ``run_exact``: exact mode in closed form, one pass (each neuron's count is its code).
 - ``run_steps``: the step semantics, for any delay policy. Each value is computed over its
