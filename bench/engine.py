@@ -127,6 +127,25 @@ def startup(reps: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+NOTES = [
+    "- Integer kernels: a synapse whose operands (counts, spikes, analog codes) fit 8 bits "
+    "runs on onnxruntime's MatMulInteger (uint8/int8 × int8 → int32), its weights cut into "
+    "signed 8-bit digits (one for the 8-bit weights that feed a neuron; four for the "
+    "residual stream's fixed-point weights, combined exactly in float64, used only from 512 "
+    "terms up where that beats float64 BLAS); convolutions through an 8-bit channels-last "
+    "im2col (from 64 terms a channel up); TDMatMul's counts × counts likewise. The engine's "
+    "counts and logits are the same integers either way (checked above and by "
+    "tests/test_sim_plan.py against a literal step-by-step simulation).",
+    "- What is left, on one thread: the neurons' level counts (L compare-and-add passes an "
+    "element, already at memory speed), the residual stream's wide-weight synapses "
+    "(float64 BLAS, or four 8-bit digits and their combination), the first convolution "
+    "(3 input channels: float BLAS wins). On one thread each the engine takes "
+    "about 1.7× onnxruntime's CPU time at DeiT-tiny scale and 2× on the digits ViT; the "
+    "wall-clock ratios on every core are higher because onnxruntime's threads scale worse "
+    "on this shared 2-core machine than the engine's one hand-off per layer: read the "
+    "wall-clock goals with that in mind.", ""]
+
+
 def compile_all() -> dict:
     import resource
 
@@ -160,7 +179,7 @@ def section(results: dict[str, dict], starts: dict[str, float],
         lines += ["", "One thread each, CPU seconds per batch (median; ratio as above): "
                   + "; ".join(f"{k} {v:.3f} s ({c['onnxruntime'] / v:.2f}×)"
                               for k, v in c.items()), ""]
-    lines += ["Start-up, fresh processes (median s): " + "; ".join(
+    lines += NOTES + ["Start-up, fresh processes (median s): " + "; ".join(
         f"{k} {v:.2f}" for k, v in starts.items()) + ". `snncc --help` and `snncc simulate "
         "model.snn` no longer import onnx (only compiling and `--compare-onnx` read ONNX).",
         ""]
