@@ -13,6 +13,7 @@ import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,11 +21,13 @@ from snncc import ops as o
 from snncc.backends.sim import artifact
 from snncc.backends.sim.engine import LayerMap, SimResult, run_fast, run_step
 from snncc.errors import Diagnostic, SnnccError
-from snncc.frontend.importer import InputShape, import_onnx
 from snncc.ir import Graph
 from snncc.passes.pipeline import Options, PassTiming, default_pipeline, run_pipeline
 from snncc.reference import evaluate
 from snncc.schedule import neuron_layers_on_path, total_steps
+
+if TYPE_CHECKING:
+    from snncc.frontend.importer import InputShape
 
 
 @dataclass
@@ -235,6 +238,8 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
         from snncc.runtime.inputs import load_array
 
         calibrate = load_array(Path(calibrate), "--calibrate")
+    from snncc.frontend.importer import import_onnx  # onnx loads in ~1 s: only to compile
+
     graph = import_onnx(model, input_shape)
     if calibrate is not None:
         calibrate = CompiledModel(graph).check_input(calibrate, "calibration data")

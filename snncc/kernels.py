@@ -168,6 +168,17 @@ def _ranges(n: int, work: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges, edges[1:], strict=False) if b > a]
 
 
+IM2COL = _IM2COL
+windows = _windows
+pad = _pad
+cores = _workers
+
+
+def split_rows(n: int, work: int) -> list[tuple[int, int]]:
+    """[0, n) in one piece per core if `work` multiply-adds are worth splitting."""
+    return _ranges(n, work)
+
+
 def dense(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """x [..., K] @ w [K, M] as one matrix product (x and w of one dtype)."""
     lead = x.shape[:-1]

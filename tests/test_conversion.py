@@ -143,6 +143,14 @@ def test_artifact_round_trip_needs_no_onnx(tmp_path, tiny_models):
     x = inputs(model, 6)
     assert np.array_equal(loaded.simulate(x).logits_int, model.simulate(x).logits_int)
     assert loaded.T == 7 and loaded.delay == "exact" and loaded.steps == model.steps
+    for n in model.graph.topo():  # every array back in its own type (stored narrowed)
+        for key, value in n.op.attrs().items():
+            if isinstance(value, np.ndarray):
+                back = getattr(loaded.graph.node(n.name).op, key)
+                assert back.dtype == value.dtype and np.array_equal(back, value), n.name
+    with np.load(tmp_path / "model.snn") as stored:
+        weights = [stored[k] for k in stored.files if k.endswith(".weight")]
+    assert weights and all(w.dtype.itemsize < 8 for w in weights)
 
 
 def test_readout_logits_are_in_the_models_units(tiny_models):

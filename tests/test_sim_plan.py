@@ -17,7 +17,7 @@ import snncc
 from conftest import EXAMPLE, closed_form_forbidden
 from snncc import intmath, kernels, reference
 from snncc import ops as o
-from snncc.backends.sim import plan
+from snncc.backends.sim import integer, plan
 from snncc.frontend.importer import import_onnx
 from snncc.intmath import Rounding, _boundary, _level_conditions, level_thresholds
 from snncc.ir import print_graph
@@ -120,6 +120,38 @@ def test_float_kernels_equal_integer_kernels():
     a, b = RNG.integers(0, 8, (4, 3, 5, 6)), RNG.integers(0, 8, (1, 3, 6, 2))
     assert np.array_equal(kernels.stacked_matmul(a.astype(np.float32), b.astype(np.float32)),
                           a @ b)
+
+
+@pytest.mark.parametrize("scale", [1, 2**13 + 1, 2**29 - 3])  # 1, 2 and 4 weight digits
+@pytest.mark.parametrize("x_range", [(0, 7), (0, 255), (-128, 127)])
+def test_integer_kernels_equal_exact_products(scale, x_range):
+    lo, hi = x_range
+    w = RNG.integers(-127, 128, (40, 9)) * scale + RNG.integers(-scale // 2, scale // 2 + 1,
+                                                                 (40, 9))
+    assert integer.IntMatMul.fits(w, lo, hi) == (scale == 1 or len(w) >= integer.WIDE_TERMS)
+    x = RNG.integers(lo, hi + 1, (3, 70, 40))
+    dtype = np.float32 if scale == 1 else np.float64
+    got = integer.IntMatMul(w, integer.operand_type(lo, hi))(x, dtype)
+    assert got.dtype == dtype and np.array_equal(got, x @ w)
+    wc = RNG.integers(-127, 128, (8, 4, 3, 3)) * scale
+    xc = RNG.integers(lo, hi + 1, (5, 8, 9, 10))
+    for strides, pads, dilations, group in [((1, 1), (1, 1, 1, 1), (1, 1), 1),
+                                            ((2, 1), (1, 0, 2, 1), (1, 2), 2)]:
+        op = o.Synapse(wc if group == 2 else np.concatenate([wc, wc], axis=1), kind="conv",
+                       strides=strides, pads=pads, dilations=dilations, group=group)
+        want = kernels.conv2d(xc, op.weight, strides, pads, dilations, group)
+        got = integer.IntConv(op, integer.operand_type(lo, hi))(xc, np.float64)
+        assert np.array_equal(got, want)
+    a, b = RNG.integers(lo, hi + 1, (4, 3, 5, 16)), RNG.integers(lo, hi + 1, (1, 3, 16, 7))
+    t = integer.operand_type(lo, hi)
+    assert np.array_equal(integer.IntStacked(t, t)(a, b, np.float64), a @ b)
+
+
+def test_integer_digits_rebuild_the_weights():
+    w = np.array([0, 1, -1, 127, 128, -128, -129, 2**40 + 5, -(2**40) - 5])
+    d = integer.digits(w)
+    assert all(x.dtype == np.int8 for x in d)
+    assert np.array_equal(sum(x.astype(np.int64) * 256**j for j, x in enumerate(d)), w)
 
 
 @settings(max_examples=30, deadline=None)
@@ -273,6 +305,27 @@ def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
         fast = model.simulate(x, engine="fast")
         assert all(np.array_equal(fast.counts[k], counts[k]) for k in counts)
         assert np.array_equal(fast.logits_int, logits)
+
+
+@pytest.mark.parametrize("name", ["cnn", "transformer"])
+def test_engines_on_integer_kernels_equal_a_literal_simulation(tiny_models, name,
+                                                                monkeypatch):
+    """Every synapse whose operands fit 8 bits on onnxruntime's integer products, however
+    few its terms and many its weight digits: both engines still exact."""
+    monkeypatch.setattr(integer, "WIDE_TERMS", 0)
+    monkeypatch.setattr(integer, "CONV_TERMS", 0)
+    monkeypatch.setattr(integer, "MAX_DIGITS", 8)
+    model = snncc.compile(tiny_models[name], T=9)
+    p = plan.build(model.graph)
+    assert p.stacked or name == "cnn"
+    assert p.integer and any(k.digits > 1 for m in p.integer.values()
+                             for k in (m.mats if isinstance(m, integer.IntConv) else [m]))
+    x = RNG.uniform(0, 1, (6,) + model.input_shape)
+    counts, logits = literal_steps(model.graph, x)
+    for engine in ("fast", "step"):
+        got = model.simulate(x, engine=engine)
+        assert all(np.array_equal(got.counts[k], counts[k]) for k in counts), engine
+        assert np.array_equal(got.logits_int, logits), engine
 
 
 @pytest.mark.parametrize("name", ["transformer", "cnn_po2", "digits"])

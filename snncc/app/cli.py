@@ -13,6 +13,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -21,9 +22,11 @@ from rich.table import Table
 
 from snncc.app.files import _file_in_the_way, atomic_dir
 from snncc.errors import Diagnostic, SnnccError
-from snncc.frontend.importer import InputShape
 from snncc.runtime import inputs
 from snncc.version import __version__
+
+if TYPE_CHECKING:  # onnx, which the importer loads, takes ~1 s: only commands that import
+    from snncc.frontend.importer import InputShape
 
 
 def _type_column(param, ctx) -> str | None:

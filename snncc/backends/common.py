@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from snncc import ops as o
-from snncc.backends.sim.engine import run_step
+from snncc.backends.sim import plan
+from snncc.backends.sim.engine import SimResult, run_step
 from snncc.ir import Graph
 from snncc.reference import EVAL
 
@@ -29,9 +31,33 @@ def default_inputs(graph: Graph, n: int = 20, seed: int = 0) -> np.ndarray:
     return ((codes - enc.op.zero_point) * enc.op.scale).astype(np.float64)
 
 
+GOLDEN_BATCH = 4  # inputs per step-engine run: bounds its memory on large models
+_LAST: weakref.WeakKeyDictionary[Graph, tuple[object, np.ndarray, SimResult]] = (
+    weakref.WeakKeyDictionary())  # graph -> (its plan, inputs, the step engine's result)
+
+
 def golden(graph: Graph, x: np.ndarray) -> Golden:
-    """The interpreter's step engine on `x`: the reference every backend must equal."""
+    """The interpreter's step engine on `x`: the reference every backend must equal.
+
+    Inputs are independent of each other: when `x` begins the inputs of the last run on
+    this graph (the targets' default inputs do: one seed), that run's rows are reused."""
     (enc,) = graph.ops(o.SpikeInput)
-    result = run_step(graph, x)
+    result = _step_rows(graph, x)
     codes = EVAL[o.SpikeInput](enc, [np.asarray(x, np.float64)])
     return Golden(codes, result.counts, result.logits_int)
+
+
+def _step_rows(graph: Graph, x: np.ndarray) -> SimResult:
+    p, last = plan.build(graph), _LAST.get(graph)  # a changed graph has a new plan
+    if (last is not None and last[0] is p and len(x) <= len(last[1])
+            and np.array_equal(last[1][:len(x)], x)):
+        r = last[2]
+        return SimResult(r.logits[:len(x)], r.logits_int[:len(x)],
+                         {k: v[:len(x)] for k, v in r.counts.items()}, r.steps)
+    parts = [run_step(graph, x[s:s + GOLDEN_BATCH]) for s in range(0, len(x), GOLDEN_BATCH)]
+    result = SimResult(*(np.concatenate([getattr(r, f) for r in parts])
+                         for f in ("logits", "logits_int")),
+                       {k: np.concatenate([r.counts[k] for r in parts]) for k in parts[0].counts},
+                       parts[0].steps)
+    _LAST[graph] = (p, np.array(x), result)
+    return result

@@ -22,7 +22,6 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from snncc.ir import layer_names
-from snncc.metrics.compare import BOUNDARY
 
 
 def layer_column(header: str = "layer") -> Column:
@@ -99,6 +98,8 @@ def agreement_table(console: Console, graph, a) -> None:
                   f"{a.decisions})")
     differing = sum(layer.differing for layer in a.layers)
     if differing:
+        from snncc.metrics.compare import BOUNDARY  # loads onnx: only once a comparison ran
+
         console.print(f"differences: {differing}: "
                       f"{sum(la.at_boundary for la in a.layers)} where onnxruntime's value "
                       f"sits within 1/{round(1 / BOUNDARY)} of a step of a rounding boundary "

@@ -38,8 +38,10 @@ def to_bytes(graph: Graph) -> bytes:
         for key, value in n.op.attrs().items():
             if isinstance(value, np.ndarray):
                 ref = f"n{k}.{key}"
-                tensors[ref] = value
+                tensors[ref] = _narrow(value)
                 attrs[key] = {"tensor": ref}
+                if tensors[ref].dtype != value.dtype:
+                    attrs[key]["dtype"] = value.dtype.name
             elif isinstance(value, Enum):
                 attrs[key] = {"enum": value.value}
             else:
@@ -54,6 +56,18 @@ def to_bytes(graph: Graph) -> bytes:
     np.savez_compressed(buf, __manifest__=np.frombuffer(
         json.dumps(manifest, sort_keys=True).encode(), np.uint8), **tensors)
     return buf.getvalue()
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """An integer array in the narrowest integer type holding it (8-bit weights held as
+    int64 are 8x the bytes to compress); the manifest keeps the type it is read back as."""
+    if a.dtype.kind not in "iu" or a.size == 0:
+        return a
+    lo, hi = int(a.min()), int(a.max())
+    for t in (np.int8, np.int16, np.int32):
+        if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
+            return a.astype(t) if np.dtype(t).itemsize < a.dtype.itemsize else a
+    return a
 
 
 def save(graph: Graph, path: str | Path) -> None:
@@ -176,7 +190,13 @@ def _attr(kind: str, value: object, tensors: dict[str, np.ndarray]) -> object:
         ref = value.get("tensor") if isinstance(value, dict) else None
         if ref not in tensors or tensors[ref].dtype.kind not in "biuf":
             raise ValueError(f"{value!r} is not a numeric tensor of the file")
-        return tensors[ref]
+        wide = value.get("dtype")
+        if wide is None:
+            return tensors[ref]
+        if wide not in ("int16", "int32", "int64") or tensors[ref].dtype.kind != "i":
+            raise ValueError(f"{value!r}: a stored integer tensor widens to int16, int32 "
+                             "or int64 only")
+        return tensors[ref].astype(wide)
     if kind == "Rounding":
         return Rounding(value.get("enum") if isinstance(value, dict) else None)
     if kind.startswith("tuple["):

@@ -7,7 +7,9 @@ their types with; a membrane holds a current's running sum). The bound picks the
 current is computed and held in: float32 below 2**24, float64 below 2**53, int64 above.
 Integers in that range are exact in the float type whatever the order of summation, so
 float BLAS gives the integer result exactly. Spike counts and spike trains are uint8
-(wider past 255 levels).
+(wider past 255 levels). Where a synapse's or a TDMatMul's operands fit 8 bits, its
+products run on onnxruntime's integer MatMul instead (``integer``: exact, int32 sums),
+several times faster than float BLAS on those shapes.
 
 - ``run_exact``: exact mode in closed form, one pass (each neuron's count is its code).
 - ``run_steps``: the step semantics, for any delay policy. Each value is computed over its
@@ -32,6 +34,7 @@ import numpy as np
 
 from snncc import kernels
 from snncc import ops as o
+from snncc.backends.sim.integer import IntConv, IntMatMul, IntStacked, operand_type
 from snncc.intmath import quantize
 from snncc.ir import Graph, Node
 from snncc.ranges import value_ranges
@@ -65,6 +68,8 @@ class Plan:
     bound: dict[str, int] = field(default_factory=dict)
     dtype: dict[str, np.dtype] = field(default_factory=dict)  # how each value is held
     weights: dict[str, np.ndarray] = field(default_factory=dict)
+    integer: dict[str, IntMatMul | IntConv] = field(default_factory=dict)  # 8-bit synapses
+    stacked: dict[str, IntStacked] = field(default_factory=dict)  # TDMatMul on 8-bit counts
     neurons: dict[str, tuple[np.ndarray | None, list[np.ndarray]]] = field(
         default_factory=dict)  # (sign, per-level thresholds) for the closed form
     dif: dict[str, tuple[np.ndarray | None, list[np.ndarray], int | None]] = field(
@@ -112,10 +117,36 @@ def _build(graph: Graph) -> Plan:
                               else exact_dtype(b))
         if isinstance(n.op, o.Synapse):
             plan.weights[n.name] = n.op.weight.astype(exact_dtype(b), copy=False)
+            _integer_kernel(plan, n, ranges.get(n.inputs[0]))
+        if isinstance(n.op, o.TDMatMul):
+            _stacked_kernel(plan, n, [ranges.get(i) for i in n.inputs])
         if isinstance(n.op, o.Neuron):
             plan.neurons[n.name] = _neuron_tables(n, ins[0], plan.dtype[n.inputs[0]])
             plan.dif[n.name] = _dif_tables(n, ins[0], plan.neurons[n.name][0])
     return plan
+
+
+def _integer_kernel(plan: Plan, n: Node, x) -> None:
+    """An integer kernel for a synapse whose operands (codes, spikes, or their sums over
+    steps) fit 8 bits, if its weights and sums allow one (``integer.IntMatMul``)."""
+    op: o.Synapse = n.op
+    if x is None:
+        return
+    lo, hi = min(x.step.lo, x.acc.lo), max(x.step.hi, x.acc.hi)
+    if op.kind == "dense" and IntMatMul.fits(op.weight, lo, hi):
+        plan.integer[n.name] = IntMatMul(op.weight, operand_type(lo, hi))
+    elif op.kind == "conv" and IntConv.fits(op, lo, hi):
+        plan.integer[n.name] = IntConv(op, operand_type(lo, hi))
+
+
+def _stacked_kernel(plan: Plan, n: Node, xs) -> None:
+    """An integer kernel for the closed form of a TDMatMul (counts times counts) whose
+    counts fit 8 bits and whose sums fit int32 (``integer.IntStacked``)."""
+    if None in xs or plan.bound[n.name] >= 2**31:
+        return
+    types = [operand_type(x.acc.lo, x.acc.hi) for x in xs]
+    if None not in types:
+        plan.stacked[n.name] = IntStacked(*types)
 
 
 def _neuron_tables(n: Node, bound: int, dtype: np.dtype):
@@ -176,6 +207,8 @@ def _synapse(plan: Plan, n: Node, x: np.ndarray) -> np.ndarray:
         if op.kind == "dense":
             return kernels.matmul(x, w)
         return kernels.conv2d(x, w, op.strides, op.pads, op.dilations, op.group)
+    if n.name in plan.integer:
+        return plan.integer[n.name](x, dt)
     if op.kind == "dense":
         return kernels.dense(_contiguous(x, dt), w)
     return kernels.conv2d_planes(x, w, op.strides, op.pads, op.dilations, op.group, dt)
@@ -216,6 +249,8 @@ def run_exact(plan: Plan, x: np.ndarray) -> dict[str, np.ndarray]:
             v = quantize(xs[0], op.scale, op.zero_point, op.lo, op.hi, op.rounding)
         elif isinstance(op, o.Neuron):
             v = _codes(plan, n, xs[0])
+        elif isinstance(op, o.TDMatMul) and n.name in plan.stacked:
+            v = plan.stacked[n.name](*_batched(xs, 1), plan.dtype[n.name])
         elif isinstance(op, o.TDMatMul):
             dt = plan.dtype[n.name]
             v = _matmul(*_batched([_contiguous(a, dt) for a in xs], 1))
@@ -432,7 +467,7 @@ def _op_steps(plan: Plan, n: Node, ins: list[Steps]) -> Steps:
     op = n.op
     dt = plan.dtype[n.name]
     if isinstance(op, o.TDMatMul):
-        return _td_matmul_steps(plan.compute_dtype(n.name), *ins)
+        return _td_matmul_steps(plan.compute_dtype(n.name), *ins, plan.stacked.get(n.name))
     if isinstance(op, o.TDMaxPool):  # out(t) = maxpool(C(t)) - maxpool(C(t-1))
         s = ins[0]
         run = _running(np.zeros((), dt), s.data.astype(dt, copy=False), inclusive=True)
@@ -469,14 +504,19 @@ def _running(start: np.ndarray, steps: np.ndarray, inclusive: bool) -> np.ndarra
     return out
 
 
-def _td_matmul_steps(dtype, a: Steps, b: Steps) -> Steps:
+def _td_matmul_steps(dtype, a: Steps, b: Steps, counts: IntStacked | None = None) -> Steps:
     """ΔP(t) = S_A(t)·C_B(t) + C_A(t-1)·S_B(t), over the steps from the later of the two
     windows' starts (before it one side has no spikes yet) to the end of both.
 
     While both sides spike it is computed as C_A(t)·C_B(t) - C_A(t-1)·C_B(t-1), the same
     integers with one product per step instead of two; once one side is over, the other
-    term is zero and the constant side is shared by all steps.
+    term is zero and the constant side is shared by all steps. Products of running counts
+    go to `counts` (an integer kernel for the counts' range) if given.
     """
+    def product(x: np.ndarray, y: np.ndarray, lead: int) -> np.ndarray:
+        xy = _batched([x, y], lead)
+        return _matmul(*xy) if counts is None else counts(*xy, dtype)
+
     t0, t1 = max(a.t0, b.t0), max(a.t1, b.t1)
     ca0, sa = _window(a, t0, t1, dtype)
     cb0, sb = _window(b, t0, t1, dtype)
@@ -484,11 +524,10 @@ def _td_matmul_steps(dtype, a: Steps, b: Steps) -> Steps:
         return Steps(t0, _matmul(*_batched([ca0[None], sb], 2)))
     if b.t1 < t0:  # B is over: S_A(t)·C_B
         return Steps(t0, _matmul(*_batched([sa, cb0[None]], 2)))
-    p = _matmul(*_batched([_running(ca0, sa, inclusive=True),
-                           _running(cb0, sb, inclusive=True)], 2))
+    p = product(_running(ca0, sa, inclusive=True), _running(cb0, sb, inclusive=True), 2)
     for t in range(len(p) - 1, 0, -1):  # P(t) - P(t-1), in place
         np.subtract(p[t], p[t - 1], out=p[t])
-    p[0] -= _matmul(*_batched([ca0, cb0], 1))
+    p[0] -= product(ca0, cb0, 1)
     return Steps(t0, p)
 
 

@@ -1,0 +1,249 @@
+"""Integer matrix products for the interpreter: onnxruntime's MatMulInteger (8-bit
+operands, int32 sums) on spike counts, faster than float BLAS (bench/int_kernels.py).
+
+A synapse's weights are cut into signed 8-bit digits, w = sum_j 256**j * d_j with every
+d_j in -128..127, one product per digit; the digits' products are combined exactly in
+float64. It applies where every operand fits 8 bits (counts 0..255, or -128..127 for
+signed neurons) and no product's partial sum can leave int32; otherwise the plan keeps
+float BLAS. Each product runs in a one-node onnxruntime session built from the weights
+(the model's bytes are written here: importing `onnx` costs a second at start-up).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from snncc import kernels
+
+MAX_DIGITS = 4  # more digits than this and float64 BLAS is as fast
+WIDE_TERMS = 512  # below this many terms, combining digits costs more than it saves
+CONV_TERMS = 64  # below this many terms per output, float BLAS on [O, terms] x [terms,
+#                  pixels] beats an 8-bit im2col
+_INT32 = 2**31
+_COMBINE = 1 << 14  # elements per block when combining digits (L1/L2-sized)
+
+# ONNX TensorProto data types
+_UINT8, _INT8, _INT32_TYPE = 2, 3, 6
+
+
+def digits(w: np.ndarray) -> list[np.ndarray]:
+    """Signed base-256 digits of the integer array w (low first), each int8."""
+    rest = w.astype(np.int64)
+    out = []
+    while True:
+        low = (rest + 128) % 256 - 128
+        out.append(low.astype(np.int8))
+        rest = (rest - low) // 256
+        if not rest.any():
+            return out
+
+
+def operand_type(lo: int, hi: int) -> np.dtype | None:
+    """The 8-bit type holding every operand value in lo..hi, or None."""
+    if lo >= 0 and hi <= 0xFF:
+        return np.dtype(np.uint8)
+    if lo >= -0x80 and hi <= 0x7F:
+        return np.dtype(np.int8)
+    return None
+
+
+class IntMatMul:
+    """x [M, K] @ w [K, N] for 8-bit x, exact, as float64 (or `dtype`)."""
+
+    def __init__(self, w: np.ndarray, x_type: np.dtype):
+        self.x_type = np.dtype(x_type)
+        self.k, self.n = w.shape
+        self.digits = len(digits(w))
+        # every digit's weights side by side: one product [M, digits*N]
+        self.session = _session(np.concatenate(digits(w), axis=1), self.x_type)
+
+    @staticmethod
+    def fits(w: np.ndarray, lo: int, hi: int) -> bool:
+        """Whether x in lo..hi times w can run here: 8-bit x, few digits, int32 sums."""
+        if w.ndim != 2 or w.size == 0 or operand_type(lo, hi) is None:
+            return False
+        if len(digits(w)) > (MAX_DIGITS if w.shape[0] >= WIDE_TERMS else 1):
+            return False
+        return w.shape[0] * max(abs(lo), abs(hi)) * 128 < _INT32
+
+    def __call__(self, x: np.ndarray, dtype) -> np.ndarray:
+        x2 = np.ascontiguousarray(x.reshape(-1, self.k), self.x_type)
+        out = np.empty((len(x2), self.n), dtype)
+
+        def rows(r: tuple[int, int]) -> None:
+            self.product(x2[r[0]:r[1]], out[r[0]:r[1]])
+
+        kernels.parallel(rows, kernels.split_rows(len(x2), x2.size * self.n))
+        return out.reshape(x.shape[:-1] + (self.n,))
+
+    def product(self, x2: np.ndarray, out: np.ndarray) -> None:
+        """out [M, N] = x2 [M, K] (contiguous, of x_type) @ w."""
+        y = self.session.run(None, {"x": x2})[0]
+        if self.digits == 1:
+            np.copyto(out, y, casting="unsafe")
+            return
+        n, step = self.n, max(1, _COMBINE // self.n)
+        for r in range(0, len(y), step):  # cache-sized blocks of rows
+            yb = y[r:r + step]
+            acc = yb[:, -n:].astype(np.float64)
+            for j in range(self.digits - 2, -1, -1):  # high digit first: acc*256 + d_j·x
+                acc *= 256
+                acc += yb[:, j * n:(j + 1) * n]
+            np.copyto(out[r:r + step], acc, casting="unsafe")
+
+
+class IntConv:
+    """Grouped 2-D convolution of 8-bit x [B, C, H, W] by w [O, C/group, kh, kw], exact:
+    im2col in 8 bits (channels last), one `IntMatMul` per group."""
+
+    def __init__(self, op, x_type: np.dtype):
+        self.op, self.x_type = op, np.dtype(x_type)
+        o, cg = op.weight.shape[:2]
+        self.og = o // op.group
+        self.mats = [IntMatMul(_group_terms(op.weight, op.group, g), x_type)
+                     for g in range(op.group)]
+
+    @staticmethod
+    def fits(op, lo: int, hi: int) -> bool:
+        if op.weight[0].size < CONV_TERMS:
+            return False
+        return all(IntMatMul.fits(_group_terms(op.weight, op.group, g), lo, hi)
+                   for g in range(op.group))
+
+    def __call__(self, x: np.ndarray, dtype) -> np.ndarray:
+        op = self.op
+        (kh, kw), (sh, sw), (dh, dw) = op.weight.shape[2:], op.strides, op.dilations
+        t, left, bottom, r = op.pads
+        b, c = x.shape[:2]
+        # channels last, so that im2col copies runs of C bytes
+        x8 = np.zeros((b, x.shape[2] + t + bottom, x.shape[3] + left + r, c), self.x_type)
+        x8[:, t:t + x.shape[2], left:left + x.shape[3]] = x.transpose(0, 2, 3, 1)
+        ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+        win = np.lib.stride_tricks.sliding_window_view(x8, (ekh, ekw), axis=(1, 2))
+        win = win[:, ::sh, ::sw, :, ::dh, ::dw]  # [B, OH, OW, C, kh, kw]
+        oh, ow = win.shape[1:3]
+        cg = c // op.group
+        out = np.empty((b, op.weight.shape[0], oh, ow), dtype)
+        per = max(1, kernels.IM2COL // max(1, cg * kh * kw * oh * ow))
+        per = max(1, min(per, -(-b // kernels.cores())))
+
+        def block(job) -> None:
+            g, s = job
+            blk = win[s:s + per, :, :, g * cg:(g + 1) * cg].transpose(0, 1, 2, 4, 5, 3)
+            cols = np.ascontiguousarray(blk).reshape(-1, cg * kh * kw)
+            y = np.empty((len(cols), self.og), dtype)
+            self.mats[g].product(cols, y)
+            np.copyto(out[s:s + per, g * self.og:(g + 1) * self.og],
+                      y.reshape(len(blk), oh, ow, self.og).transpose(0, 3, 1, 2))
+
+        kernels.parallel(block, [(g, s) for g in range(op.group) for s in range(0, b, per)])
+        return out
+
+
+class IntStacked:
+    """a @ b for stacks of 8-bit matrices (both operands variable, equal rank, leading
+    axes broadcast), exact where every partial sum fits int32: onnxruntime's
+    MatMulInteger, split over the cores along the first axis."""
+
+    def __init__(self, a_type: np.dtype, b_type: np.dtype):
+        self.types = np.dtype(a_type), np.dtype(b_type)
+        self.session = _session2(*self.types)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
+        a = np.ascontiguousarray(a, self.types[0])
+        b = np.ascontiguousarray(b, self.types[1])
+        lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        out = np.empty(lead + (a.shape[-2], b.shape[-1]), dtype)
+        if not lead or out.size == 0:
+            np.copyto(out, self.session.run(None, {"a": a, "b": b})[0], casting="unsafe")
+            return out
+        pick = lambda m, r: m if m.shape[0] == 1 else m[r[0]:r[1]]  # noqa: E731
+
+        def part(r: tuple[int, int]) -> None:
+            y = self.session.run(None, {"a": pick(a, r), "b": pick(b, r)})[0]
+            np.copyto(out[r[0]:r[1]], y, casting="unsafe")
+
+        kernels.parallel(part, kernels.split_rows(lead[0], out.size * a.shape[-1]))
+        return out
+
+
+def _group_terms(w: np.ndarray, group: int, g: int) -> np.ndarray:
+    """Group g's weights as [kh*kw*C/group terms (channels fastest), O/group outputs]."""
+    og = w.shape[0] // group
+    return w[g * og:(g + 1) * og].transpose(0, 2, 3, 1).reshape(og, -1).T
+
+
+def _code(t: np.dtype) -> int:
+    return _UINT8 if t == np.uint8 else _INT8
+
+
+def _session(w: np.ndarray, x_type: np.dtype):
+    k, n = w.shape
+    return _open(_model(_code(x_type), w.tobytes(), k, n))
+
+
+def _session2(a_type: np.dtype, b_type: np.dtype):
+    return _open(_model2(_code(a_type), _code(b_type)))
+
+
+def _open(model: bytes):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1  # the kernels split rows over the cores themselves
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+# ---------------------------------------------------------------- a one-node ONNX model
+# y = MatMulInteger(x [m, k], w [k, n]) as protobuf bytes (onnx.proto's field numbers).
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _field(num: int, value: bytes | str | int) -> bytes:
+    if isinstance(value, int):
+        return _varint(num << 3) + _varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return _varint(num << 3 | 2) + _varint(len(data)) + data
+
+
+def _value_info(name: str, elem: int, dims: list[int | str] | None) -> bytes:
+    tensor_type = _field(1, elem)
+    if dims is not None:
+        shape = b"".join(_field(1, _field(2 if isinstance(d, str) else 1, d)) for d in dims)
+        tensor_type += _field(2, shape)
+    return _field(1, name) + _field(2, _field(1, tensor_type))
+
+
+def _model(x_code: int, w_bytes: bytes, k: int, n: int) -> bytes:
+    node = _field(1, "x") + _field(1, "w") + _field(2, "y") + _field(4, "MatMulInteger")
+    weight = _field(1, k) + _field(1, n) + _field(2, _INT8) + _field(8, "w") + _field(9, w_bytes)
+    graph = (_field(1, node) + _field(2, "synapse") + _field(5, weight)
+             + _field(11, _value_info("x", x_code, ["m", k]))
+             + _field(12, _value_info("y", _INT32_TYPE, ["m", n])))
+    return _wrap(graph)
+
+
+def _model2(a_code: int, b_code: int) -> bytes:
+    """y = MatMulInteger(a, b), both inputs of any (broadcasting) shape."""
+    node = _field(1, "a") + _field(1, "b") + _field(2, "y") + _field(4, "MatMulInteger")
+    graph = (_field(1, node) + _field(2, "td_matmul")
+             + _field(11, _value_info("a", a_code, None))
+             + _field(11, _value_info("b", b_code, None))
+             + _field(12, _value_info("y", _INT32_TYPE, None)))
+    return _wrap(graph)
+
+
+def _wrap(graph: bytes) -> bytes:
+    opset = _field(1, "") + _field(2, 17)
+    return _field(1, 8) + _field(8, opset) + _field(7, graph)
