@@ -231,7 +231,7 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
             latency: int | None = None,
             latency_progress: Callable[[int, int], None] | None = None,
             calibration: str = "mse", per_channel: bool = True,
-            bias_correction: bool = True) -> CompiledModel:
+            bias_correction: bool = False) -> CompiledModel:
     """Import an ONNX model and convert it to a spike-driven SNN.
 
     With `calibrate` data: `calibration` chooses each activation quantizer's clip (max,

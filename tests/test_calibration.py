@@ -133,3 +133,33 @@ def test_unknown_calibration_method(model):
     with pytest.raises(SnnccError, match="unknown calibration method 'entropy'. Fix: use one "
                                          "of max, percentile, mse, kl"):
         snncc.compile(model, 7, calibrate=data(), calibration="entropy")
+
+
+def test_report_lists_each_calibrated_quantizer(model, tmp_path):
+    """`snncc compile --calibrate --calibration percentile` then `report --input`:
+    the report's calibration table shows the ReLU's clip (the 99.99th percentile computed
+    here) and its error; report.json keeps every channel's clip."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    x = data()
+    np.save(tmp_path / "c.npy", x)
+    env = {**os.environ, "COLUMNS": "80"}
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", "snncc", *map(str, args)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    run("compile", model, "--calibrate", "c.npy", "--calibration", "percentile", "-o", "b")
+    text = run("report", "b", "--input", "c.npy")
+    clips = np.percentile(hidden(x), 99.99, axis=0)
+    row = next(line for line in text.splitlines() if "percentile" in line)
+    assert f"{clips.min():.3g}..{clips.max():.3g} (6 ch)" in row
+    assert max(len(line) for line in text.splitlines()) <= 80
+    (site,) = [s for s in json.loads((tmp_path / "b" / "report.json").read_text())[
+        "calibration"]["sites"] if s["kind"] == "relu"]
+    assert site["clip"] == pytest.approx(clips.tolist())

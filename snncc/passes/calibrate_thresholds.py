@@ -58,7 +58,7 @@ class CalibrateThresholds(Pass):
     T: int = 7
     method: str = "mse"
     per_channel: bool = True
-    bias_correction: bool = True
+    bias_correction: bool = False
 
     def __post_init__(self):
         if self.method not in _clipping.METHODS:
@@ -128,7 +128,7 @@ class CalibrateThresholds(Pass):
         site.update(method=self.method, clip=np.ravel(clip).tolist(), rank=rank,
                     axis=axis if scaled else None,
                     shift=None if shift is None else np.ravel(shift).tolist(),
-                    rel_error=_relative_error(y, x if target is None else target))
+                    rel_error=_relative_error(y, x))
         return site
 
 
@@ -189,12 +189,16 @@ def _mean_shift(pre: np.ndarray, target: np.ndarray, q: o.QuantAct, axis: int,
 
 
 def _shift_input(graph: Graph, name: str, shift: np.ndarray) -> None:
-    """An Affine x + shift between `name`'s operand and `name`."""
+    """An Affine x + shift between `name`'s operand and `name`; before a ReLU that feeds
+    only `name` (q(relu(x + δ)) = q(relu(x) + δ) for |δ| <= half a step), so that
+    absorb-relu still sees the ReLU feed the unsigned quantizer."""
     node = graph.node(name)
-    src = node.inputs[0]
-    new = graph.add(graph.fresh(f"{name}/bias_correction"),
-                    o.Affine(np.ones_like(shift), shift), (src,), origin=node.origin)
-    graph.replace_op(name, node.op, (new,) + tuple(node.inputs[1:]))
+    src = graph.node(node.inputs[0])
+    if isinstance(src.op, o.Relu) and len(graph.users(src.name)) == 1:
+        node = src
+    new = graph.add(graph.fresh(f"{node.name}/bias_correction"),
+                    o.Affine(np.ones_like(shift), shift), (node.inputs[0],), origin=node.origin)
+    graph.replace_op(node.name, node.op, (new,) + tuple(node.inputs[1:]))
 
 
 def _relative_error(y: np.ndarray, ref: np.ndarray) -> float:

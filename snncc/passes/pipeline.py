@@ -40,7 +40,7 @@ class Options:
     neuron: str = "if"
     calibration: str = "mse"           # how calibrate-thresholds clips (passes/_clipping.py)
     per_channel: bool = True           # per-channel calibrated scales where they fold
-    bias_correction: bool = True       # calibrated quantizers keep the float means
+    bias_correction: bool = False      # calibrated quantizers keep the float means
 
 
 def default_pipeline(opts: Options) -> tuple[Pass, ...]:
