@@ -17,13 +17,13 @@ W = [[1.0, -1.0, 0.5, 2.0, 0.0, 1.0], [0.0, 1.0, -0.5, 1.0, 1.0, 0.25],
      [0.5, -1.0, 1.0, 0.5, 3.0, -1.0], [2.0, 0.5, -1.0, 0.25, 1.0, 0.5]]
 MODEL = """<ir_version: 8, opset_import: ["" : 17]>
 g (float[N, 4] x) => (float[N, 3] y)
-<float[4, 6] w = {%s},
+<float[4, 6] w = {WEIGHTS},
  float[6, 3] w2 = {1.0, 0.0, 0.5, 0.0, 1.0, -1.0, 0.5, 0.5, 0.0, -1.0, 0.0, 1.0,
                    0.25, -0.5, 1.0, 1.0, 1.0, 0.0}> {
     h = MatMul(x, w)
     r = Relu(h)
     y = MatMul(r, w2)
-}""" % ", ".join(str(v) for row in W for v in row)
+}""".replace("WEIGHTS", ", ".join(str(v) for row in W for v in row))
 
 
 @pytest.fixture
