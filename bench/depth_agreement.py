@@ -59,7 +59,22 @@ def write_md(rows: list[dict]) -> None:
         lines.append(f"| {r['depth']} | {r['neuron_layers']} | {r['codes']:.3%} | "
                      f"{r['decisions']:.1%} ({IMAGES - r['differing_decisions']}/{IMAGES}) | "
                      f"{r['at_boundary']} | {r['downstream']} | {r['unexplained']}{first} |")
-    OUT_MD.write_text("\n".join(lines) + "\n")
+    OUT_MD.write_text("\n".join(lines) + "\n" + EXPLAINED)
+
+
+EXPLAINED = """
+The one unexplained code (the same at every depth: the tokenizer is the same seeded
+network) is explained by hand: sample 56, first tokenizer quantizer, channel 6 at
+(14, 18), onnxruntime 5 against snncc 4. Its input in float64 is 3.52747, 4.4965 steps:
+code 4 is right. onnxruntime's value is 3.53105 (4.5010 steps) because one input pixel in
+its 3×3 window, (channel 1, 15, 17), lies within float32 precision of a rounding tie of
+the 8-bit input quantizer:
+onnxruntime divides by the scale in float32 and rounds up, snncc in float64 and rounds
+down (6 of the 786,432 input values do so). The difference is downstream of the input
+encoding, which `--compare-onnx` does not probe as a layer, so it counts as unexplained.
+Not fixed here: the comparison should probe the input quantizer too (issue 15 item 4
+remains open for that and for the float64 study of the boundary cases).
+"""
 
 
 def main() -> None:
