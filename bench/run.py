@@ -635,9 +635,9 @@ def write_report(out: Path, info: dict, thr: dict, scale: dict | None, command: 
         lines += ["", f"### Time of each step on the largest model "
                   f"({scale['largest'].label})", "", *pass_table(scale["largest_entry"])]
         svg_plot(fit["series"], ROOT / "bench" / "compile_scaling.svg")
-    latency = ROOT / "bench" / "latency.md"  # written by bench/latency.py
-    if latency.is_file():
-        lines += ["", latency.read_text().rstrip()]
+    for part in ("latency.md", "calib_family.md", "depth_agreement.md"):  # their bench scripts
+        if (ROOT / "bench" / part).is_file():
+            lines += ["", (ROOT / "bench" / part).read_text().rstrip()]
     out.write_text("\n".join(lines) + "\n")
 
 

@@ -198,6 +198,15 @@ def check_neuron(neuron: object, delay: object = "exact") -> str:
     return str(neuron)
 
 
+def check_calibration(method: object) -> None:
+    """--calibration: one of the clipping methods."""
+    from snncc.passes._clipping import METHODS
+
+    if method not in METHODS:
+        raise SnnccError(Diagnostic(f"unknown calibration method {method!r}",
+                                    fix=f"use one of {', '.join(METHODS)}"))
+
+
 def check_latency(latency: object, neuron: str, delay: object, data: object) -> None:
     """--latency: a positive step budget, for unit-spike (if) neurons, with data."""
     if latency is None:
@@ -223,8 +232,14 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
             print_after: Callable[[str, str], None] | None = None,
             input_shape: InputShape = None, neuron: str = "if",
             latency: int | None = None,
-            latency_progress: Callable[[int, int], None] | None = None) -> CompiledModel:
+            latency_progress: Callable[[int, int], None] | None = None,
+            calibration: str = "mse", per_channel: bool = True,
+            bias_correction: bool = False) -> CompiledModel:
     """Import an ONNX model and convert it to a spike-driven SNN.
+
+    With `calibrate` data: `calibration` chooses each activation quantizer's clip (max,
+    percentile, mse or kl), `per_channel` lets a quantizer have a scale per channel where
+    its readers' weights absorb it, `bias_correction` keeps each one's mean on the data.
 
     `input_shape` pins the shape of one sample (batch excluded) where the model leaves
     dimensions free: a tuple, or a dict by input name for a model with several inputs.
@@ -245,8 +260,10 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
         calibrate = CompiledModel(graph).check_input(calibrate, "calibration data")
     neuron = check_neuron(neuron, delay)
     check_latency(latency, neuron, delay, calibrate)
+    check_calibration(calibration)
     opts = Options(T=T, delay=delay, replace_softmax=replace_softmax, calibrate=calibrate,
-                   frac_bits=frac_bits, neuron=neuron)
+                   frac_bits=frac_bits, neuron=neuron, calibration=calibration,
+                   per_channel=per_channel, bias_correction=bias_correction)
     try:
         snn, timings = run_pipeline(graph, default_pipeline(opts), print_after=print_after,
                                     dump_dir=Path(dump_dir) if dump_dir else None)

@@ -152,17 +152,6 @@ def test_calibrated_float_twin_compares_with_its_source(test_split):
     assert (a.decisions, a.differing_decisions) == (360, 0)
 
 
-def test_demo_runs_and_prints_the_table(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "snncc", "demo", "-o", str(tmp_path / "d")],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "COLUMNS": "120"})
-    assert proc.returncode == 0, proc.stderr
-    for text in ("float twin", "quantized ANN (QAT)", "SNN, T=7, exact", "99.17%",
-                 "SNN spike counts = integer reference: yes, every code"):
-        assert text in proc.stdout
-    assert (tmp_path / "d" / "model.snn").is_file()
-
-
 def test_simulate_compare_onnx_explains_the_differences(tmp_path, test_split):
     """`simulate --compare-onnx` prints, per layer, how many differing codes sit on a
     rounding boundary, how many follow from an earlier difference, and how many neither."""

@@ -164,6 +164,9 @@ def compile_cmd(
                                             "on the --calibrate data."),
     calibrate: Path | None = typer.Option(None, "--calibrate", readable=False,
                                           help="Calibration inputs (.npy/.npz)."),
+    calibration: str = typer.Option("mse", "--calibration",
+                                    help="How --calibrate clips activations: mse | max | "
+                                         "percentile | kl"),
     replace_softmax: bool = typer.Option(False, "--replace-softmax",
                                          help="Replace Softmax by NReLU (changes accuracy)."),
     frac_bits: int | None = typer.Option(None, "--frac-bits",
@@ -214,7 +217,8 @@ def compile_cmd(
                                  replace_softmax=replace_softmax, frac_bits=frac_bits,
                                  dump_dir=dump_dir, print_after=printer,
                                  input_shape=parse_input_shape(input_shape), neuron=neuron,
-                                 latency=latency, latency_progress=fit)
+                                 latency=latency, latency_progress=fit,
+                                 calibration=calibration)
     for w in caught:
         err.print(f"warning: {w.message}", markup=False)
     targets = ("hls", "verilog") if target == "all" else (target,) if target != "sim" else ()

@@ -20,12 +20,15 @@ from snncc.ir import layer_names
 from snncc.metrics.compare import compare_onnx, run_onnx
 from snncc.ui.console import layer_column
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_vit"
+# a checkout's examples/digits_vit, or the copy an installed wheel carries in the package
+EXAMPLES = (Path(__file__).resolve().parents[2] / "examples" / "digits_vit",
+            Path(__file__).resolve().parents[1] / "examples" / "digits_vit")
 TOOLS = {"hls": ("g++", "make"), "verilog": ("iverilog",)}
 
 
 def example_dir(path: Path | None = None) -> Path:
-    folder = path or EXAMPLE
+    found = [f for f in EXAMPLES if (f / "digits_vit_qcdq.onnx").is_file()]
+    folder = path or (found[0] if found else EXAMPLES[0])
     if not (folder / "digits_vit_qcdq.onnx").is_file():
         raise SnnccError(Diagnostic("the bundled example is not here", file=str(folder),
                                     fix="run from a checkout of snncc, or pass --example-dir"))
@@ -60,7 +63,8 @@ def _run(bar, folder: Path, x: np.ndarray, y: np.ndarray, targets: list[str], tm
     import json
 
     from snncc.backends import registry
-    from snncc.metrics.report import compile_report
+    from snncc.metrics.measure import measure, summarize
+    from snncc.metrics.report import compile_report, simulation_report
     from snncc.passes.calibrate_thresholds import calibration_progress
     from snncc.ui.console import progress_step
 
@@ -77,9 +81,13 @@ def _run(bar, folder: Path, x: np.ndarray, y: np.ndarray, targets: list[str], tm
         with progress_step(bar, f"emitting {t}"):
             report["targets"][t] = registry.emit(t, model.graph, tmp / t)
     with progress_step(bar, "simulating the test split (step engine)", len(x)) as advance:
-        result = model.simulate(x, engine="step", progress=advance)
+        measured = measure(model, x, engine="step", progress=advance, keep_counts=True)
+    result = measured.result
     with progress_step(bar, "integer reference vs onnxruntime", len(x)) as advance:
         agreement = compare_onnx(model, qcdq, x, progress=advance)
+    simulated = {**summarize(model, y, measured, "step"), "onnx": agreement.to_json()}
+    report = simulation_report(model, report, measured.counts, simulated["firing_rates"],
+                               simulated, rasters=measured.rasters)
     ref = model.reference(x)
     exact = all(np.array_equal(result.counts[k], ref[k]) for k in result.counts)
     calib = np.load(folder / "digits_calib.npz")["x"]

@@ -152,6 +152,29 @@ def hardware_rows(report: dict) -> list[tuple[str, str]]:
     return rows
 
 
+CALIBRATION_HEADER = ("quantizer", "method", "clip", "shift", "error")
+
+
+def calibration_rows(report: dict) -> list[list[str]]:
+    """One row per quantizer calibration chose: where (the source's value), its clip (the
+    range over channels for a per-channel one), the largest bias-correction shift and the
+    quantizer's RMS error relative to the RMS of its input on the calibration data."""
+    rows = []
+    for site in (report.get("calibration") or {}).get("sites", []):
+        if "clip" not in site:
+            continue
+        clip = site["clip"]
+        shown = f"{clip[0]:.3g}" if len(clip) == 1 else (
+            f"{min(clip):.3g}..{max(clip):.3g} ({len(clip)} ch)")
+        shift = site.get("shift")
+        name = short_name(site.get("origin") or site["value"])
+        rows.append([name + (" (requantized)" if site["kind"] == "requantize" else ""),
+                     site.get("method", ""), shown,
+                     f"{max(map(abs, shift)):.2g}" if shift else "",
+                     f"{site['rel_error']:.1%}"])
+    return rows
+
+
 # The layer table's columns: one table in a wide terminal; in a narrow one (under 120
 # columns) two, each led by the layer's name, so that no figure is cut short
 _WIDE = ((tuple(range(len(LAYER_HEADER))), "layers (per inference)"),)
@@ -167,6 +190,13 @@ def print_report(console: Console, report: dict) -> None:
         for row in rows:
             t.add_row(*(row[c] for c in columns))
         console.print(t)
+    calibrated = calibration_rows(report)
+    if calibrated:
+        c = Table(layer_column(CALIBRATION_HEADER[0]), *CALIBRATION_HEADER[1:],
+                  title=f"calibrated quantizers (T = {report['T']} levels)")
+        for row in calibrated:
+            c.add_row(*row)
+        console.print(c)
     s = Table("model", Column("", overflow="fold"), show_header=False, title="model")
     for key, value in summary_rows(report) + hardware_rows(report):
         s.add_row(key, value)

@@ -412,17 +412,35 @@ def _site_tensors(model: CompiledModel, site: dict, pre: dict, tensor_of: dict, 
             f"cannot find where the calibrated quantizer {site['node']} sits in the source "
             "model", file=file, fix="compare with the ONNX file the build was compiled from"))
     value = tensor_of[site["origin"]] if site["kind"] == "relu" else pre[site["value"]][0]
-    if known:  # else a requantizer that became no neuron: its input was on its grid
-        op = g.node(site["node"]).op
-        return value, site["node"], (op.scale, 0, op.levels, site["rounding"])
-    return value, site["node"], (np.asarray(site["scale"]), 0, site["levels"],
-                                 site["rounding"])
+    shift = _site_constant(site, "shift")
+    scale = g.node(site["node"]).op.scale if known else _site_constant(site, "scale")
+    if np.size(scale) > 1:  # per channel: every axis of the sample, for the channel's index
+        scale = np.asarray(scale).reshape((1,) * (site["rank"] - np.ndim(scale))
+                                          + np.shape(scale))
+    return value, site["node"], (scale, 0, site["levels"], site["rounding"], shift)
+
+
+def _site_constant(site: dict, key: str) -> np.ndarray | None:
+    """A calibrated site's per-channel constant (scale, or the bias-correction shift)
+    shaped to broadcast against the value's sample (channel axis ``site["axis"]``)."""
+    from snncc.passes.calibrate_thresholds import channel_axis
+
+    c = site.get(key)
+    if c is None:
+        return None
+    c = np.asarray(c, np.float64)
+    rank = site.get("rank")
+    if c.size == 1 or rank is None:
+        return c.reshape(()) if c.size == 1 else c
+    axis = channel_axis(rank)
+    return c.reshape((-1,) + (1,) * (rank - 1 - axis))
 
 
 def _insert_quantizer(graph: onnx.GraphProto, value: str, out: str, scale, lo: int,
-                      hi: int, rounding: str) -> None:
-    """value → QuantizeLinear → Clip(lo, hi) → DequantizeLinear → out, the new nodes right
-    after value's producer."""
+                      hi: int, rounding: str, shift: np.ndarray | None = None) -> None:
+    """value (+ shift) → QuantizeLinear → Clip(lo, hi) → DequantizeLinear → out, the new
+    nodes right after value's producer; a per-channel scale (shaped to broadcast against
+    the sample) quantizes along its axis, the shift is a calibrated bias correction."""
     from onnx import helper, numpy_helper
 
     from snncc.intmath import Rounding
@@ -432,14 +450,24 @@ def _insert_quantizer(graph: onnx.GraphProto, value: str, out: str, scale, lo: i
                                     "which QuantizeLinear cannot", fix="calibrate with "
                                     "quantizers that round half to even"))
     zp_type = np.uint8 if lo >= 0 else np.int8
-    consts = {f"{out}/scale": np.float32(np.ravel(scale)[0]), f"{out}/zero_point": zp_type(0),
+    scale = np.asarray(scale)
+    axis = {} if scale.size == 1 else {"axis": 1 + next(
+        i for i, d in enumerate(scale.shape) if d > 1)}
+    per = (lambda v: np.ravel(v)) if axis else (lambda v: np.ravel(v)[0])
+    consts = {f"{out}/scale": per(scale).astype(np.float32),
+              f"{out}/zero_point": per(np.zeros(scale.shape, zp_type)),
               f"{out}/lo": zp_type(lo), f"{out}/hi": zp_type(hi)}
+    chain, src = [], value
+    if shift is not None:
+        consts[f"{out}/shift"] = np.asarray(shift, np.float32)
+        chain.append(helper.make_node("Add", [value, f"{out}/shift"], [f"{out}/shifted"]))
+        src = f"{out}/shifted"
     graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in consts.items())
-    chain = [helper.make_node("QuantizeLinear", [value, f"{out}/scale", f"{out}/zero_point"],
-                              [f"{out}/q"]),
-             helper.make_node("Clip", [f"{out}/q", f"{out}/lo", f"{out}/hi"], [f"{out}/clip"]),
-             helper.make_node("DequantizeLinear", [f"{out}/clip", f"{out}/scale",
-                                                   f"{out}/zero_point"], [out])]
+    chain += [helper.make_node("QuantizeLinear", [src, f"{out}/scale", f"{out}/zero_point"],
+                               [f"{out}/q"], **axis),
+              helper.make_node("Clip", [f"{out}/q", f"{out}/lo", f"{out}/hi"], [f"{out}/clip"]),
+              helper.make_node("DequantizeLinear", [f"{out}/clip", f"{out}/scale",
+                                                    f"{out}/zero_point"], [out], **axis)]
     at = next((k + 1 for k, node in enumerate(graph.node) if value in node.output), 0)
     for k, node in enumerate(chain):
         graph.node.insert(at + k, node)

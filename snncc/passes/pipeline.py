@@ -38,11 +38,15 @@ class Options:
     calibrate: np.ndarray | None = field(default=None, compare=False)
     frac_bits: int | None = None
     neuron: str = "if"
+    calibration: str = "mse"           # how calibrate-thresholds clips (passes/_clipping.py)
+    per_channel: bool = True           # per-channel calibrated scales where they fold
+    bias_correction: bool = False      # calibrated quantizers keep the float means
 
 
 def default_pipeline(opts: Options) -> tuple[Pass, ...]:
     """The conversion, read top to bottom."""
-    calibrate = () if opts.calibrate is None else (CalibrateThresholds(opts.calibrate, opts.T),)
+    calibrate = () if opts.calibrate is None else (CalibrateThresholds(
+        opts.calibrate, opts.T, opts.calibration, opts.per_channel, opts.bias_correction),)
     return (
         FoldBatchNorm(),                        # BN -> affine, into float weights where exact
         SoftmaxToNRelu(opts.replace_softmax),   # refuse or replace Softmax; NReLU scale inside
