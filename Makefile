@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.snncc-installed
 
-.PHONY: setup demo test test-fast fuzz lint golden bench
+.PHONY: setup demo test test-fast fuzz lint docs golden bench
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ fuzz: setup  ## the fuzzers at length with new random examples each run (nightly
 lint: setup
 	$(VENV)/bin/ruff check snncc tests
 	$(VENV)/bin/mypy snncc
+
+docs: setup  ## rewrite the README's supported-ops table from the importer's handlers
+	$(PY) -c "from snncc.frontend.support import write_readme; write_readme('README.md')"
 
 golden: setup  ## rewrite the golden snapshots after a reviewed change
 	SNNCC_UPDATE_GOLDEN=1 $(PY) -m pytest -q -k golden

@@ -29,6 +29,9 @@ _KERNELS = {
     (MS, "QLinearAveragePool"): (((0, 1, 2),), (3, 4), "AveragePool"),
     (MS, "QGemm"): (((0, 1, 2), (3, 4, 5)), (7, 8), "Gemm"),
 }
+QOPERATOR_KERNELS = tuple(op for _, op in _KERNELS)
+QOPERATOR_BECOMES = ("onnxruntime's QOperator kernel, read as DequantizeLinear -> op -> "
+                     "QuantizeLinear (what it computes)")
 # ops that move or select codes without changing them (on integer tensors in QOperator)
 _KEEP_CODES = {"Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "MaxPool", "Slice",
                "Gather", "Identity"}

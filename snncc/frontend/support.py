@@ -1,41 +1,27 @@
 """Which ONNX ops snncc takes, and what to do about the ones it refuses.
 
-The README's supported-ops table is generated from this module (and a test keeps it in
-sync): ``python -m snncc.frontend.support``.
+The README's supported-ops table is generated from the handlers' own lines (and a test
+keeps it in sync): ``make docs`` rewrites it (``write_readme``).
 """
 
 from __future__ import annotations
 
-# op type -> how it is mapped
+from snncc.frontend import handlers, quantizers
+from snncc.frontend.folding import FOLDED_ONLY
+from snncc.frontend.qoperator import QOPERATOR_BECOMES, QOPERATOR_KERNELS
+from snncc.frontend.registry import Handler
+
+# op type (ONNX's default domain) -> its handler
+HANDLERS: dict[str, Handler] = {**handlers.TABLE, **quantizers.TABLE}
+# op type (a QONNX domain) -> its handler
+QONNX_HANDLERS: dict[str, Handler] = dict(quantizers.QONNX)
+
+# op type -> how it is mapped: the handlers' lines, the ops only ever folded, and
+# onnxruntime's QOperator kernels (rewritten to QDQ before the import)
 SUPPORTED: dict[str, str] = {
-    "Conv": "spike-driven convolution (the first layer may multiply analog input codes)",
-    "Gemm": "MatMul by a constant + bias",
-    "MatMul": "by a constant: spike-driven linear; of two activations: TD-MatMul",
-    "Add": "bias (constant) or residual add of currents",
-    "Sub": "by a constant: bias; of two activations: current difference",
-    "Mul": "by a constant: folded into the next threshold",
-    "Div": "by a constant: folded into the next threshold",
-    "BatchNormalization": "folded into weights or per-channel thresholds",
-    "Relu": "absorbed by the following unsigned quantizer",
-    "Clip": "between QuantizeLinear and DequantizeLinear (quantizer range), min=0: ReLU, "
-            "or (0, top) before QuantizeLinear: the quantizer's top code",
-    "MaxPool": "TD-MaxPool on spike counts",
-    "AveragePool": "sum pool (spike-driven) + 1/k folded into the threshold",
-    "GlobalAveragePool": "spike sum + 1/n folded into the next layer",
-    "ReduceMean": "spike sum + 1/n folded into the next layer",
-    "ReduceSum": "spike sum",
-    "Reshape": "rewiring", "Transpose": "rewiring", "Flatten": "rewiring",
-    "Squeeze": "rewiring", "Unsqueeze": "rewiring", "Split": "rewiring",
-    "Slice": "rewiring", "Concat": "rewiring", "Gather": "rewiring (constant indices)",
-    "Identity": "removed", "Dropout": "removed", "Constant": "folded",
-    "Shape": "folded (static shapes)", "Cast": "folded on constants; float->float removed",
-    "ConstantOfShape": "folded", "Range": "folded", "Expand": "folded on constants",
-    "Softmax": "refused, or NReLU with --replace-softmax (see softmax-to-nrelu)",
-    "QuantizeLinear": "with DequantizeLinear: a quantizer (QCDQ, onnxruntime's QDQ)",
-    "DequantizeLinear": "with QuantizeLinear: a quantizer; of a constant: quantized weights, "
-                        "biases or BN parameters",
-    "Quant": "QONNX quantizer (activations and weights)",
-    "IntQuant": "QONNX quantizer (activations and weights)",
+    **{op: h.becomes for op, h in (HANDLERS | QONNX_HANDLERS).items()},
+    **FOLDED_ONLY,
+    **{op: QOPERATOR_BECOMES for op in QOPERATOR_KERNELS},
 }
 
 # op type -> (why it cannot be spiked, the rewrite that fixes it)
@@ -68,10 +54,6 @@ _DYNAMIC = ("is dynamic quantization: the activation's scale is computed from ea
             "run time, and a neuron's thresholds must be fixed at compile time")
 _TO_STATIC = ("quantize statically with calibration data: quantize_static(..., "
               "quant_format=QuantFormat.QDQ)")
-SUPPORTED.update({op: "onnxruntime's QOperator kernel, read as DequantizeLinear -> op -> "
-                      "QuantizeLinear (what it computes)" for op in (
-    "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool",
-    "QLinearAveragePool", "QGemm")})
 UNSPIKEABLE.update({
     "QLinearConcat": (_QOPERATOR, _TO_QDQ),
     "QLinearLeakyRelu": ("passes negative values on (a signed activation)",
@@ -89,6 +71,24 @@ def markdown_table() -> str:
     rows += ["", "| refused op | why | fix |", "|---|---|---|"]
     rows += [f"| {op} | {why} | {fix} |" for op, (why, fix) in sorted(UNSPIKEABLE.items())]
     return "\n".join(rows)
+
+
+START, END = "<!-- ops-table -->\n", "\n<!-- /ops-table -->"
+
+
+def readme_table(text: str) -> str:
+    """The ops table between the README's markers."""
+    return text[text.index(START) + len(START):text.index(END)]
+
+
+def write_readme(path: str = "README.md") -> None:
+    """Rewrite the README's ops table from the code (``make docs``)."""
+    from pathlib import Path
+
+    readme = Path(path)
+    text = readme.read_text()
+    readme.write_text(text.replace(START + readme_table(text) + END,
+                                   START + markdown_table() + END))
 
 
 if __name__ == "__main__":

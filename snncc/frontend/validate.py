@@ -19,6 +19,11 @@ from onnx import AttributeProto, defs
 from snncc.errors import Diagnostic
 from snncc.frontend.loader import QONNX_DOMAINS
 
+# a schema's attribute type -> the AttributeProto type code of the same name
+_ATTR_TYPES = {getattr(defs.OpSchema.AttrType, name): code
+               for name, code in AttributeProto.AttributeType.items()
+               if hasattr(defs.OpSchema.AttrType, name)}
+
 REBUILD = "re-export the model (onnx.checker.check_model finds the same problem)"
 _QONNX_ARITY = {"Quant": 4, "IntQuant": 4}
 
@@ -88,7 +93,8 @@ def _topological(deps: list[set[int]]) -> list[int]:
 
 def _a_cycle(deps: list[set[int]], stuck: set[int]) -> list[int]:
     """Walk back through stuck producers until a node repeats: that loop is a cycle."""
-    path, seen = [], {}
+    path: list[int] = []
+    seen: dict[int, int] = {}
     k = min(stuck)
     while k not in seen:
         seen[k] = len(path)
@@ -149,10 +155,10 @@ def _check_node(n: onnx.NodeProto, k: int, opset: int) -> list[Diagnostic]:
         if a is None:
             if spec.required:
                 found.append(_diag(n, k, f"required attribute '{name}' is missing"))
-        elif a.type != AttributeProto.UNDEFINED and int(a.type) != int(spec.type.value):
+        elif a.type != AttributeProto.UNDEFINED and a.type != _ATTR_TYPES[spec.type]:
+            want = AttributeProto.AttributeType.Name(_ATTR_TYPES[spec.type])
             found.append(_diag(n, k, f"attribute '{name}' is "
-                                     f"{AttributeProto.AttributeType.Name(a.type)}, not "
-                                     f"{spec.type.name}"))
+                                     f"{AttributeProto.AttributeType.Name(a.type)}, not {want}"))
     return found
 
 
