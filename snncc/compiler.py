@@ -117,8 +117,8 @@ class CompiledModel:
             from snncc.runtime.cluster import run_batches
 
             x = self.check_form(x)
-            parts = (x[i:i + batch_size] for i in builtins.range(0, len(x), batch_size))
-            return _concat(run_batches(artifact.to_bytes(self.graph), load, parts, ray,
+            batches = (x[i:i + batch_size] for i in builtins.range(0, len(x), batch_size))
+            return _concat(run_batches(artifact.to_bytes(self.graph), load, batches, ray,
                                        _simulate_batch,
                                        lambda k: {"engine": engine, "trace": trace},
                                        progress, workers))
@@ -170,7 +170,8 @@ def _concat(parts: list[SimResult]) -> SimResult:
         return first
     trains = None
     if first.trains is not None:
-        trains = {k: np.concatenate([p.trains[k] for p in parts], axis=1) for k in first.trains}
+        trains = {k: np.concatenate([p.trains[k] for p in parts if p.trains is not None], axis=1)
+                  for k in first.trains}
     return SimResult(np.concatenate([p.logits for p in parts]),
                      np.concatenate([p.logits_int for p in parts]),
                      {k: np.concatenate([p.counts[k] for p in parts]) for k in first.counts},
@@ -272,6 +273,7 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
     if latency is not None:
         from snncc.runtime import latency as fitter
 
+        assert calibrate is not None  # check_latency: --latency needs data
         try:
             snn = fitter.fit(snn, int(latency), calibrate, latency_progress)
         except SnnccError as e:

@@ -141,7 +141,7 @@ def codes_from_thresholds(current: np.ndarray, sign: np.ndarray,
                           thresholds: np.ndarray) -> np.ndarray:
     """Integer reference of a neuron: ``#{k : sign*I >= theta_k}`` per element."""
     v = np.asarray(current, np.int64) * sign
-    return np.sum(v[..., None] >= thresholds, axis=-1, dtype=np.int64)
+    return np.asarray(np.sum(v[..., None] >= thresholds, axis=-1, dtype=np.int64))
 
 
 def to_fixed(x: np.ndarray, frac_bits: int) -> np.ndarray:

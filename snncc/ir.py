@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import networkx as nx
 import numpy as np
@@ -48,7 +48,7 @@ class Graph:
         self._g = nx.DiGraph()
         self.inputs: list[str] = []
         self.outputs: list[str] = []
-        self.meta: dict[str, object] = {}
+        self.meta: dict[str, Any] = {}  # JSON-able facts passes record (T, delay, ...)
 
     # ------------------------------------------------------------ building
     def add(self, name: str, op: Op, inputs: tuple[str, ...] | list[str] = (), *,
@@ -220,7 +220,10 @@ def print_graph(graph: Graph, anonymous: bool = False) -> str:
     """
     order = list(graph.topo())
     names = {n.name: str(k) if anonymous else n.name for k, n in enumerate(order)}
-    ref = lambda v: "%" + names.get(v, v)  # noqa: E731
+
+    def ref(v: str) -> str:
+        return "%" + names.get(v, v)
+
     title = "graph" if anonymous else f"graph {graph.name}"
     lines = [f"{title}({', '.join(ref(i) for i in graph.inputs)}) {{"]
     for n in order:

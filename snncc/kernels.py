@@ -244,6 +244,7 @@ def _pool(x: np.ndarray, kernel, strides, pads, fill, combine) -> np.ndarray:
         for j in range(kw):
             part = x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
             out = part.copy() if out is None else combine(out, part, out=out)
+    assert out is not None, "an empty window"
     return out
 
 

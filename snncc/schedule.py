@@ -34,7 +34,7 @@ class Timing(NamedTuple):
 
 
 def _recorded_t_fire(n: Node, inputs: Timing) -> int:
-    return n.op.t_fire
+    return n.op_as(o.Neuron).t_fire
 
 
 def timeline(graph: Graph, t_fire: Callable[[Node, Timing], int] = _recorded_t_fire

@@ -89,12 +89,12 @@ def _protected_inside(target: Path, names: Iterable[str], protect: Iterable[Path
 
 
 @contextmanager
-def atomic_dir(target: Path, *, force: bool = False, protect: Iterable[Path] = ()
+def atomic_dir(target: Path, *, force: bool = False, protect: Iterable[Path | None] = ()
                ) -> Iterator[Path]:
     """Yield a temporary folder to build into; on success its entries become `target`'s
     (see the module docstring for which existing entries may be replaced)."""
     target = Path(target)
-    protect = [Path(p) for p in protect if p is not None]
+    kept = [Path(p) for p in protect if p is not None]
     blocker = _file_in_the_way(target)
     if blocker is not None:
         raise SnnccError(Diagnostic(
@@ -113,7 +113,7 @@ def atomic_dir(target: Path, *, force: bool = False, protect: Iterable[Path] = (
         yield tmp
         _write_marker(tmp)
         if target.is_dir() and any(target.iterdir()):
-            _merge_into(tmp, target, owned, force, protect)
+            _merge_into(tmp, target, owned, force, kept)
         else:
             _move_into_place(tmp, target)
     except OSError as e:

@@ -110,8 +110,8 @@ def _rates_table(console: Console, model: CompiledModel, m, errors) -> None:
     names = layer_names(model.graph)
     for n in model.graph.ops(o.Neuron):
         mean = m.spikes_per_neuron(model.graph, n.name)
-        row = [names[n.name], str(int(np.prod(n.shape))), str(n.op.t_fire),
-               f"{mean:.3f}", f"{mean / n.op.levels:.3f}"]
+        row = [names[n.name], str(int(np.prod(n.shape))), str(n.op_as(o.Neuron).t_fire),
+               f"{mean:.3f}", f"{mean / n.op_as(o.Neuron).levels:.3f}"]
         if errors is not None:
             row.append(f"{errors[n.name]:.2%}")
         t.add_row(*row)

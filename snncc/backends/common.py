@@ -26,9 +26,10 @@ class Golden:
 def default_inputs(graph: Graph, n: int = 20, seed: int = 0) -> np.ndarray:
     """`n` deterministic float inputs spread over the input quantizer's range."""
     (enc,) = graph.ops(o.SpikeInput)
+    op = enc.op_as(o.SpikeInput)
     rng = np.random.default_rng(seed)
-    codes = rng.integers(enc.op.lo, enc.op.hi + 1, (n,) + enc.shape)
-    return ((codes - enc.op.zero_point) * enc.op.scale).astype(np.float64)
+    codes = rng.integers(op.lo, op.hi + 1, (n,) + enc.shape)
+    return ((codes - op.zero_point) * op.scale).astype(np.float64)
 
 
 GOLDEN_BATCH = 4  # inputs per step-engine run: bounds its memory on large models

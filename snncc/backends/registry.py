@@ -39,7 +39,7 @@ def check(target: str, graph: Graph) -> None:
 def _neuron_kinds(target: str, backend, graph: Graph) -> list[Diagnostic]:
     """Neuron kinds the backend has no engine for (its NEURON_MODES lists those it has)."""
     have = getattr(backend, "NEURON_MODES", ("if",))
-    used = sorted({n.op.mode for n in graph.ops(o.Neuron)} - set(have))
+    used = sorted({n.op_as(o.Neuron).mode for n in graph.ops(o.Neuron)} - set(have))
     return [Diagnostic(f"the {target} target has no engine for --neuron {mode} neurons",
                        fix=f"use --neuron {' or '.join(have)} for --target {target}, or "
                            "--target sim") for mode in used]

@@ -61,10 +61,11 @@ def align(values: list[Steps]) -> tuple[int, list[np.ndarray]]:
 def input_spikes(n: Node, x: np.ndarray) -> Steps:
     """What the input layer emits: analog codes once at step 0, else code c as c spikes."""
     codes = EVAL[o.SpikeInput](n, [np.asarray(x, np.float64)])
-    if n.op.analog:
+    op = n.op_as(o.SpikeInput)
+    if op.analog:
         return Steps(0, codes[None])
-    t = np.arange(n.op.hi - n.op.lo).reshape((-1,) + (1,) * codes.ndim)
-    return Steps(0, (codes[None] - n.op.lo > t).astype(np.int64))
+    t = np.arange(op.hi - op.lo).reshape((-1,) + (1,) * codes.ndim)
+    return Steps(0, (codes[None] - op.lo > t).astype(np.int64))
 
 
 def td_matmul_steps(sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
@@ -77,8 +78,8 @@ def td_matmul_steps(sa: np.ndarray, sb: np.ndarray) -> np.ndarray:
 
 def td_maxpool_steps(n: Node, s: np.ndarray) -> np.ndarray:
     """out(t) = maxpool(C(t)) - maxpool(C(t-1)) for every t of the window at once."""
-    pooled = kernels.maxpool2d(_fold(np.cumsum(s, axis=0)), n.op.kernel, n.op.strides,
-                               n.op.pads)
+    op = n.op_as(o.TDMaxPool)
+    pooled = kernels.maxpool2d(_fold(np.cumsum(s, axis=0)), op.kernel, op.strides, op.pads)
     m = _unfold(pooled, len(s))
     return np.diff(m, axis=0, prepend=np.zeros_like(m[:1]))
 

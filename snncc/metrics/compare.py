@@ -189,11 +189,11 @@ def _probes(model: CompiledModel, pre: dict) -> list[_Probe]:
             continue
         seen.add(base)
         if base == n.name:
-            found.append(_Probe(base, n.shape, n.op.scale, ((base, 1),)))
+            found.append(_Probe(base, n.shape, n.op_as(o.Neuron).scale, ((base, 1),)))
             continue
         parts = tuple((f"{base}/{side}", sign) for side, sign in (("pos", 1), ("neg", -1))
                       if f"{base}/{side}" in model.graph)
-        found.append(_Probe(base, n.shape, n.op.scale, parts))
+        found.append(_Probe(base, n.shape, n.op_as(o.Neuron).scale, parts))
     return found
 
 
@@ -242,7 +242,7 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
             ort_codes = value.reshape(shape).astype(np.int64) - codes_of[p.name][1]
         else:
             ort_codes = np.rint(value.reshape(shape) / p.scale).astype(np.int64)
-        snn = sum(sign * ref[name] for name, sign in p.parts)
+        snn = np.asarray(sum(sign * ref[name] for name, sign in p.parts))
         diff = np.argwhere(ort_codes != snn)
         layer = LayerAgreement(p.name, snn.size, len(diff), neuron=p.parts[0][0])
         if len(diff):
@@ -314,7 +314,7 @@ def calibrated_source(model: CompiledModel, onnx_path: str | Path,
             "quantizers sit in the source model", file=str(onnx_path),
             fix="compile it again with --calibrate"))
     sites = calibration.get("sites") or []
-    feed = _identity
+    feed: Callable[[np.ndarray], np.ndarray] = _identity
     pre = quantizer_inputs(source)
     made = {n.output[0]: node_name(n, k) for k, n in enumerate(source.graph.node) if n.output}
     tensor_of = {name: out for out, name in made.items()}
@@ -391,7 +391,7 @@ def _quantized_input(model: CompiledModel) -> Callable[[np.ndarray], np.ndarray]
     from snncc.reference import EVAL
 
     (enc,) = model.graph.ops(o.SpikeInput)
-    op = enc.op
+    op = enc.op_as(o.SpikeInput)
     return lambda x: op.scale * (EVAL[o.SpikeInput](enc, [np.asarray(x, np.float64)])
                                  - op.zero_point)
 
@@ -413,7 +413,7 @@ def _site_tensors(model: CompiledModel, site: dict, pre: dict, tensor_of: dict, 
             "model", file=file, fix="compare with the ONNX file the build was compiled from"))
     value = tensor_of[site["origin"]] if site["kind"] == "relu" else pre[site["value"]][0]
     shift = _site_constant(site, "shift")
-    scale = g.node(site["node"]).op.scale if known else _site_constant(site, "scale")
+    scale = g.node(site["node"]).op_as(o.Neuron).scale if known else _site_constant(site, "scale")
     if np.size(scale) > 1:  # per channel: every axis of the sample, for the channel's index
         scale = np.asarray(scale).reshape((1,) * (site["rank"] - np.ndim(scale))
                                           + np.shape(scale))

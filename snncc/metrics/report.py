@@ -83,9 +83,10 @@ def _weight_bits(n: Node) -> tuple[int, int] | None:
 
 def _neuron_fields(n: Node, inputs: Timing) -> dict:
     """Delay: steps from the onset of the input (every branch feeding it under way)."""
-    theta = n.op.uniform_theta()
-    return {"neurons": int(np.prod(n.shape)), "levels": n.op.levels, "t_fire": n.op.t_fire,
-            "delay": n.op.t_fire - inputs.onset,
+    op = n.op_as(o.Neuron)
+    theta = op.uniform_theta()
+    return {"neurons": int(np.prod(n.shape)), "levels": op.levels, "t_fire": op.t_fire,
+            "delay": op.t_fire - inputs.onset,
             "threshold": theta if theta is not None else "table"}
 
 

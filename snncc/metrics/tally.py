@@ -49,8 +49,8 @@ def counts_suffice(graph: Graph) -> bool:
     """Whether spike counts fix every train: exact mode, unit-spike (if) neurons, a unit
     spike or analog input (signed and multi neurons, and weighted inputs, spike otherwise)."""
     return graph.meta.get("delay", "exact") == "exact" and all(
-        n.op.mode == "if" for n in graph.ops(o.Neuron)) and not any(
-        n.op.weighted for n in graph.ops(o.SpikeInput))
+        n.op_as(o.Neuron).mode == "if" for n in graph.ops(o.Neuron)) and not any(
+        n.op_as(o.SpikeInput).weighted for n in graph.ops(o.SpikeInput))
 
 
 def active_spans(graph: Graph) -> dict[str, Spans]:

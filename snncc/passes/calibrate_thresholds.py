@@ -233,7 +233,7 @@ def _site(graph: Graph, q: str, kind: str, name: str, origin: str | None) -> dic
     output of the ONNX node a ReLU came from, or the input of a requantized quantizer; and
     its scale and levels (the SNN may have no neuron for it: a requantizer whose input is
     already on its grid becomes none)."""
-    op: o.QuantAct = graph.node(q).op
+    op = graph.node(q).op_as(o.QuantAct)
     return {"node": q, "kind": kind, "value": name, "origin": origin,
             "rounding": op.rounding.value, "scale": np.ravel(op.scale).tolist(),
             "levels": op.levels}

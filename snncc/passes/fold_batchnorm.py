@@ -27,7 +27,7 @@ class FoldBatchNorm(Pass):
     def run(self, graph: Graph) -> PassResult:
         changed = False
         for n in graph.ops(o.BatchNorm):
-            mul, add = n.op.as_affine(len(n.shape))
+            mul, add = n.op_as(o.BatchNorm).as_affine(len(n.shape))
             graph.replace_op(n.name, o.Affine(compress(mul), compress(add)))
             changed = True
         for n in graph.ops(o.Affine):
@@ -38,22 +38,23 @@ class FoldBatchNorm(Pass):
 def _fold_into_weights(graph: Graph, name: str) -> bool:
     """Dense/Conv(float W) -> Affine(m, a)  ==>  Dense/Conv(W*m) -> Affine(1, a)."""
     n = graph.node(name)
+    affine = n.op_as(o.Affine)
     src = graph.node(n.inputs[0])
     if not isinstance(src.op, o.Dense | o.Conv) or src.op.weight.quantized:
         return False
-    if single_user(graph, src.name) is None or np.all(n.op.mul == 1):
+    if single_user(graph, src.name) is None or np.all(affine.mul == 1):
         return False
     rank = len(n.shape)
     out_axis = rank - 1 if isinstance(src.op, o.Dense) else 0
-    if not per_axis_only(n.op.mul, rank, out_axis):
+    if not per_axis_only(affine.mul, rank, out_axis):
         return False
-    m = full_rank(n.op.mul, rank)
+    m = full_rank(affine.mul, rank)
     m = np.broadcast_to(m, (1,) * out_axis + (n.shape[out_axis],) + (1,) * (rank - out_axis - 1))
     m = m.ravel()
     w = src.op.weight.values
     w = w * (m if isinstance(src.op, o.Dense) else m.reshape(-1, 1, 1, 1))
     graph.replace_op(src.name, _with_weight(src.op, o.Weight(w, None)))
-    graph.replace_op(name, o.Affine(np.ones(()), n.op.add))
+    graph.replace_op(name, o.Affine(np.ones(()), affine.add))
     return True
 
 

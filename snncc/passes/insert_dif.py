@@ -66,7 +66,7 @@ class InsertDif(Pass):
 
         timeline(graph, policy)
         for name, t_fire in fires.items():
-            op = graph.node(name).op
+            op = graph.node(name).op_as(o.Neuron)
             if t_fire != op.t_fire:
                 graph.replace_op(name, o.Neuron(op.sign, op.thresholds, op.levels, op.scale,
                                                 t_fire, op.mode, op.t_last))
@@ -84,16 +84,16 @@ class InsertDif(Pass):
         """Every neuron of kind `neuron`; spike inputs on weighted lines for ``multi``."""
         changed = False
         for n in list(graph.ops(o.Neuron)):
-            op = n.op
+            op = n.op_as(o.Neuron)
             if op.mode != self.neuron:
                 graph.replace_op(n.name, o.Neuron(op.sign, op.thresholds, op.levels, op.scale,
                                                   op.t_fire, self.neuron, op.t_last))
                 changed = True
         weighted = self.neuron == "multi"
         for n in list(graph.ops(o.SpikeInput)):
-            op = n.op
-            if not op.analog and op.weighted != weighted:
-                graph.replace_op(n.name, o.SpikeInput(op.scale, op.zero_point, op.lo, op.hi,
-                                                      op.rounding, op.analog, weighted))
+            sp = n.op_as(o.SpikeInput)
+            if not sp.analog and sp.weighted != weighted:
+                graph.replace_op(n.name, o.SpikeInput(sp.scale, sp.zero_point, sp.lo, sp.hi,
+                                                      sp.rounding, sp.analog, weighted))
                 changed = True
         return changed

@@ -18,8 +18,10 @@ disagreement with the float model (DESIGN §3).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from math import ceil, log2
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -125,20 +127,26 @@ class Lowering:
         return self.out
 
     # ------------------------------------------------------------ helpers
-    def refuse(self, message: str, fix: str) -> None:
-        n = self.node
+    @property
+    def current(self) -> Node:
+        """The node being lowered."""
+        assert self.node is not None, "no node is being lowered"
+        return self.node
+
+    def refuse(self, message: str, fix: str) -> NoReturn:
+        n = self.current
         self.problems.append(Diagnostic(message, n.origin, n.op.name, fix))
         raise Refuse
 
     def emit(self, op: o.Op, inputs: list[str], suffix: str = "") -> str:
-        n = self.node
+        n = self.current
         name = self.out.fresh(n.name + suffix)
         self.out.add(name, op, inputs, origin=n.origin)
         return name
 
-    def arr(self, c, name: str | None = None) -> np.ndarray:
+    def arr(self, c: np.ndarray | float, name: str | None = None) -> np.ndarray:
         """A constant compressed and given the full per-sample rank of `name`'s value."""
-        shape = self.out.node(name).shape if name else self.node.shape
+        shape = self.out.node(name).shape if name else self.current.shape
         return compress(full_rank(np.broadcast_to(np.asarray(c, np.float64),
                                                   np.broadcast_shapes(np.shape(c), shape)),
                                   len(shape)))
@@ -149,22 +157,23 @@ class Lowering:
         if not self.stream:
             return 16
         g = self.src
-        steps = [float(np.min(q.op.scale)) for q in _readers(g, self.stream)]
+        steps = [float(np.min(q.scale)) for q in _readers(g, self.stream)]
         finest = min(steps, default=1.0)
         error_units, peak = 0, 0.0
         for name in self.stream:
             n = g.node(name)
-            if isinstance(n.op, o.QuantAct):  # codes enter the stream through s in fixed point
-                error_units += max(abs(n.op.lo - n.op.zero_point), abs(n.op.hi - n.op.zero_point))
-                peak = max(peak, float(np.max(n.op.scale)))
+            op = n.op
+            if isinstance(op, o.QuantAct):  # codes enter the stream through s in fixed point
+                error_units += max(abs(op.lo - op.zero_point), abs(op.hi - op.zero_point))
+                peak = max(peak, float(np.max(op.scale)))
                 continue
-            w = n.op.weight
-            fan_in = w.values.size // (w.values.shape[-1] if isinstance(n.op, o.Dense)
+            w = _layer_weight(n)
+            fan_in = w.values.size // (w.values.shape[-1] if isinstance(op, o.Dense)
                                        else w.values.shape[0])
             q = _source_quant(g, n.inputs[0])
-            top = max(abs(q.op.lo), abs(q.op.hi)) if q else 1
+            top = max(abs(q.lo), abs(q.hi)) if q else 1
             error_units += fan_in * top
-            scale = float(np.max(q.op.scale)) if q else 1.0
+            scale = float(np.max(q.scale)) if q else 1.0
             peak = max(peak, float(np.max(np.abs(w.real()))) * scale)
         wanted = ceil(log2(error_units / (2 * STREAM_ERROR * finest)))
         return max(0, min(wanted, 31 - ceil(log2(peak)) if peak else wanted))
@@ -178,7 +187,7 @@ class Lowering:
     # ------------------------------------------------------------ readout
     def _readout(self, name: str) -> None:
         v = self.vals[name]
-        self.node = self.src.node(name)
+        n = self.node = self.src.node(name)
         if isinstance(v, Codes):
             try:
                 v = _as_current(self, v, stream=True)
@@ -187,7 +196,7 @@ class Lowering:
         if not isinstance(v, Cur) or np.size(np.unique(v.a)) != 1:
             self.problems.append(Diagnostic(
                 "the model output must be a current in one unit (logits of a linear layer)",
-                self.node.origin, self.node.op.name, "end the model with a Linear layer"))
+                n.origin, n.op.name, "end the model with a Linear layer"))
             return
         scale = float(np.ravel(v.a)[0])
         offset = self.arr(v.b, v.node)
@@ -221,9 +230,11 @@ def _stream_synapses(graph: Graph) -> set[str]:
     return found
 
 
-def _readers(graph: Graph, stream: set[str]) -> list[Node]:
+def _readers(graph: Graph, stream: set[str]) -> list[o.QuantAct]:
     """The quantizers that read stream currents."""
-    found, seen, todo = [], set(), list(stream)
+    found: list[o.QuantAct] = []
+    seen: set[str] = set()
+    todo = list(stream)
     while todo:
         name = todo.pop()
         for u in graph.users(name):
@@ -231,29 +242,38 @@ def _readers(graph: Graph, stream: set[str]) -> list[Node]:
                 continue
             seen.add(u.name)
             if isinstance(u.op, o.QuantAct):
-                found.append(u)
+                found.append(u.op)
             elif isinstance(u.op, _PASS_THROUGH + (o.Relu,)):
                 todo.append(u.name)
     return found
 
 
-def _source_quant(graph: Graph, name: str) -> Node | None:
+def _source_quant(graph: Graph, name: str) -> o.QuantAct | None:
     """The quantizer whose codes reach `name` through rewiring and pooling."""
     n = graph.node(name)
     while not isinstance(n.op, o.QuantAct):
         if not isinstance(n.op, o.LAYOUT_OPS + (o.MaxPool, o.Relu, o.Affine)) or not n.inputs:
             return None
         n = graph.node(n.inputs[0])
-    return n
+    return n.op
+
+
+def _layer_weight(n: Node) -> o.Weight:
+    """The weight of a Dense or Conv node."""
+    op = n.op
+    if not isinstance(op, o.Dense | o.Conv):
+        raise TypeError(f"{n.name} is {op.name}, not Dense or Conv")
+    return op.weight
 
 
 # ---------------------------------------------------------------- lowering rules
 
-LOWER: dict[type, object] = {}
+Rule = Callable[["Lowering", Node, Sequence[Val]], Val]
+LOWER: dict[type, Rule] = {}
 
 
-def lowers(*kinds: type):
-    def register_rule(fn):
+def lowers(*kinds: type) -> Callable[[Rule], Rule]:
+    def register_rule(fn: Rule) -> Rule:
         for k in kinds:
             LOWER[k] = fn
         return fn
@@ -261,14 +281,14 @@ def lowers(*kinds: type):
 
 
 @lowers(o.Input)
-def _input(lw: Lowering, n: Node, xs) -> Val:
+def _input(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
     lw.out.add(n.name, o.Input(), origin=n.origin, shape=n.shape, kind=o.FLOAT)
     return Flt(n.name)
 
 
 @lowers(o.QuantAct)
-def _quant_act(lw: Lowering, n: Node, xs) -> Val:
-    x, op = xs[0], n.op
+def _quant_act(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
+    x, op = xs[0], n.op_as(o.QuantAct)
     if isinstance(x, Flt):
         return _encode_input(lw, n, x)
     if isinstance(x, Codes):
@@ -327,7 +347,7 @@ def _signed_requantize(lw: Lowering, n: Node, x: Cur) -> Cur:
     value s*(q - zp) becomes two neurons, one counting the levels above the zero point
     and one those below, whose spikes add +1 and -1 (or s in fixed point, in the residual
     stream) to a current again. Exact: no spike carries a sign."""
-    op = n.op
+    op = n.op_as(o.QuantAct)
     scale = lw.arr(op.scale, x.node)
     sign, theta = level_thresholds(x.a, x.b, scale, op.zero_point, op.lo, op.hi, op.rounding)
     theta = np.clip(theta, -x.bound, x.bound + 1)
@@ -368,7 +388,7 @@ def _identity_synapse(lw: Lowering, src: str, scale, stream: bool, polarity: int
     current (unit: the spike's scale), or polarity*scale in fixed point in the stream."""
     shape = lw.out.node(src).shape
     if stream:
-        s = _per_channel(scale, shape, len(shape) - 1, strict=False)
+        s = _along(scale, shape, len(shape) - 1)
         if s is None:
             lw.refuse("a quantizer whose scale varies along more than the last axis feeds "
                       "the residual stream", "use per-tensor activation quantizers")
@@ -389,7 +409,7 @@ def _compress_neuron(sign: np.ndarray, theta: np.ndarray):
 
 
 def _encode_input(lw: Lowering, n: Node, x: Flt) -> Codes:
-    op: o.QuantAct = n.op
+    op = n.op_as(o.QuantAct)
     analog = not op.spikeable or op.levels > lw.T
     scale = lw.arr(op.scale, x.node)
     enc = o.SpikeInput(scale, op.zero_point, op.lo, op.hi, op.rounding, analog)
@@ -398,7 +418,7 @@ def _encode_input(lw: Lowering, n: Node, x: Flt) -> Codes:
 
 
 @lowers(o.Relu)
-def _relu(lw: Lowering, n: Node, xs) -> Val:
+def _relu(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
     x = xs[0]
     if isinstance(x, Codes) and np.all(x.offset >= 0) and np.all(x.scale > 0):
         return x
@@ -407,9 +427,10 @@ def _relu(lw: Lowering, n: Node, xs) -> Val:
 
 
 @lowers(o.Affine, o.BatchNorm)
-def _affine(lw: Lowering, n: Node, xs) -> Val:
+def _affine(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
     x = xs[0]
-    mul, add = (n.op.mul, n.op.add) if isinstance(n.op, o.Affine) else n.op.as_affine(
+    op = n.op
+    mul, add = (op.mul, op.add) if isinstance(op, o.Affine) else n.op_as(o.BatchNorm).as_affine(
         len(n.shape))
     if isinstance(x, Codes):
         return Codes(x.node, lw.arr(x.scale * mul), lw.arr(x.offset * mul + add), x.hi, x.analog)
@@ -420,18 +441,18 @@ def _affine(lw: Lowering, n: Node, xs) -> Val:
     lw.refuse("scales the unquantized input", "quantize the input first")
 
 
-def _fusable_affine(lw: Lowering, n: Node, out_axis: int) -> o.Affine | None:
+def _fusable_affine(lw: Lowering, n: Node, out_axis: int) -> Node | None:
     """The Affine right after a Dense/Conv, if its multiplier is per output channel."""
     user = single_user(lw.src, n.name)
     if user is None or not isinstance(user.op, o.Affine):
         return None
     if not per_axis_only(user.op.mul, len(n.shape), out_axis):
         return None
-    return user.op
+    return user
 
 
 @lowers(o.Dense, o.Conv)
-def _linear(lw: Lowering, n: Node, xs) -> Val:
+def _linear(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
     x = xs[0]
     if not isinstance(x, Codes):
         lw.refuse("a linear layer reads an activation that is not quantized (not spikes)",
@@ -440,13 +461,13 @@ def _linear(lw: Lowering, n: Node, xs) -> Val:
     rank = len(n.shape)
     out_axis = rank - 1 if dense else 0
     in_axis = len(lw.src.node(n.inputs[0]).shape) - 1 if dense else 0
-    fuse = _fusable_affine(lw, n, out_axis)
+    fuser = _fusable_affine(lw, n, out_axis)
+    fuse = fuser.op_as(o.Affine) if fuser else None
     m = _per_channel(full_rank(fuse.mul, rank) if fuse else np.ones(()), n.shape, out_axis)
-    s_in = _per_channel(x.scale, lw.src.node(n.inputs[0]).shape, in_axis, strict=False)
-    w = n.op.weight
-    exact = (n.name not in lw.stream and w.quantized and s_in is not None
-             and np.size(np.unique(s_in)) == 1)
-    if exact:
+    s_in = _along(x.scale, lw.src.node(n.inputs[0]).shape, in_axis)
+    w = _layer_weight(n)
+    if (n.name not in lw.stream and w.scale is not None and s_in is not None
+            and np.size(np.unique(s_in)) == 1):  # exact: the weight codes themselves
         wscale = _per_channel(full_rank(w.scale, w.values.ndim), w.values.shape,
                               w.values.ndim - 1 if dense else 0)
         w_int = w.values.astype(np.int64)
@@ -461,8 +482,7 @@ def _linear(lw: Lowering, n: Node, xs) -> Val:
         w_int = to_fixed(real, F)
         a = np.full(n.shape[out_axis], 2.0**-F)
     syn = o.Synapse(w_int, "dense" if dense else "conv", analog=x.analog, **(
-        {} if dense else dict(strides=n.op.strides, pads=n.op.pads, dilations=n.op.dilations,
-                              group=n.op.group)))
+        {} if dense else _conv_window(n.op_as(o.Conv))))
     node = lw.emit(syn, [x.node])
     a_full = a.reshape((-1,) + (1,) * (rank - 1 - out_axis))
     offset_current = EVAL[type(n.op)](n, [np.broadcast_to(x.offset, (1,) + lw.src.node(
@@ -470,17 +490,28 @@ def _linear(lw: Lowering, n: Node, xs) -> Val:
     if fuse is not None:
         offset_current = offset_current * full_rank(fuse.mul, rank)
     bound = int(np.max(_fan_in_abs(w_int, dense))) * x.peak
-    fused = frozenset({single_user(lw.src, n.name).name}) if fuse is not None else frozenset()
+    fused = frozenset({fuser.name}) if fuser is not None else frozenset()
     return Cur(node, lw.arr(a_full, node), lw.arr(offset_current, node), bound, fused)
 
 
-def _per_channel(c, shape, axis: int, strict: bool = True) -> np.ndarray | None:
+def _conv_window(op: o.Conv) -> dict[str, Any]:
+    """A Conv's window, as the Synapse's keyword arguments."""
+    return dict(strides=op.strides, pads=op.pads, dilations=op.dilations, group=op.group)
+
+
+def _per_channel(c: np.ndarray, shape: o.Shape, axis: int) -> np.ndarray:
+    """The values of a constant along `axis` (which it varies along only)."""
+    values = _along(c, shape, axis)
+    if values is None:
+        raise AssertionError("constant varies along more than one axis")
+    return values
+
+
+def _along(c: np.ndarray, shape: o.Shape, axis: int) -> np.ndarray | None:
     """The values of a constant along `axis` (None if it varies along another axis)."""
     rank = len(shape)
     c = full_rank(c, rank)
     if not per_axis_only(c, rank, axis):
-        if strict:
-            raise AssertionError("constant varies along more than one axis")
         return None
     full = np.broadcast_to(c, tuple(1 if i != axis % rank else shape[axis] for i in range(rank)))
     return full.ravel().astype(np.float64)
@@ -489,16 +520,17 @@ def _per_channel(c, shape, axis: int, strict: bool = True) -> np.ndarray | None:
 def _in_factor(x: Codes, n: Node, dense: bool, lw: Lowering) -> np.ndarray:
     """The input scale as a factor on the weight's input axis."""
     in_shape = lw.src.node(n.inputs[0]).shape
-    s = _per_channel(x.scale, in_shape, len(in_shape) - 1 if dense else 0, strict=False)
+    s = _along(x.scale, in_shape, len(in_shape) - 1 if dense else 0)
     if s is None:
         lw.refuse("input scale varies along more than the channel axis",
                   "use per-tensor or per-channel activation quantizers")
     if dense:
         return s.reshape(-1, 1)
-    group_in = n.op.weight.values.shape[1]
+    conv = n.op_as(o.Conv)
+    group_in = conv.weight.values.shape[1]
     if np.size(np.unique(s)) == 1:
         return np.full((1, group_in, 1, 1), s[0])
-    if n.op.group != 1:
+    if conv.group != 1:
         lw.refuse("per-channel input scale into a grouped conv", "use a per-tensor quantizer")
     return s.reshape(1, -1, 1, 1)
 
@@ -513,7 +545,7 @@ def _fan_in_abs(w: np.ndarray, dense: bool) -> np.ndarray:
 
 
 @lowers(o.Add, o.Sub)
-def _add(lw: Lowering, n: Node, xs) -> Val:
+def _add(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
     a, b = (_as_current(lw, v, stream=True) if isinstance(v, Codes) else v for v in xs)
     if isinstance(n.op, o.Sub) or not (isinstance(a, Cur) and isinstance(b, Cur)):
         lw.refuse("only currents (outputs of linear layers) can be added",
@@ -534,7 +566,7 @@ def _unit_mismatch(lw: Lowering, a: Cur, b: Cur) -> str:
 
 
 @lowers(o.MatMul)
-def _matmul(lw: Lowering, n: Node, xs) -> Val:
+def _matmul(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
     a, b = xs
     if not (isinstance(a, Codes) and isinstance(b, Codes)) or a.analog or b.analog:
         lw.refuse("a product of two activations needs both quantized to spikes",
@@ -551,7 +583,7 @@ def _matmul(lw: Lowering, n: Node, xs) -> Val:
 
 
 @lowers(o.MaxPool)
-def _maxpool(lw: Lowering, n: Node, xs) -> Val:
+def _maxpool(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
     x = xs[0]
     if not isinstance(x, Codes) or x.analog:
         lw.refuse("max-pooling of a value that is not spikes", "quantize before the MaxPool")
@@ -563,7 +595,7 @@ def _maxpool(lw: Lowering, n: Node, xs) -> Val:
 
 
 @lowers(o.ReduceSum, o.SumPool)
-def _sum(lw: Lowering, n: Node, xs) -> Val:
+def _sum(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
     x = xs[0]
     if isinstance(x, Flt) or isinstance(x, Codes) and x.analog:
         lw.refuse("sums a value that is not spikes or a current", "quantize it first")
@@ -593,7 +625,7 @@ def _summed_unit(unit, in_shape, op) -> np.ndarray | None:
 
 
 @lowers(*o.LAYOUT_OPS)
-def _layout(lw: Lowering, n: Node, xs) -> Val:
+def _layout(lw: Lowering, n: Node, xs: Sequence[Val]) -> Val:
     kinds = {type(x) for x in xs}
     if len(kinds) != 1 or Flt in kinds:
         lw.refuse("rewires values of different kinds together", "quantize them alike")
@@ -604,9 +636,9 @@ def _layout(lw: Lowering, n: Node, xs) -> Val:
                 for x, i in zip(xs, n.inputs, strict=True)]
         return lw.arr(EVAL[type(n.op)](n, full)[0], node)
 
-    x = xs[0]
-    if isinstance(x, Codes):
-        if any(c.analog for c in xs):
+    codes = [x for x in xs if isinstance(x, Codes)]
+    if codes:
+        if any(c.analog for c in codes):
             lw.refuse("rewires the analog input", "feed the input straight to the first layer")
-        return Codes(node, moved("scale"), moved("offset"), max(c.hi for c in xs))
-    return Cur(node, moved("a"), moved("b"), max(c.bound for c in xs))
+        return Codes(node, moved("scale"), moved("offset"), max(c.hi for c in codes))
+    return Cur(node, moved("a"), moved("b"), max(c.bound for c in xs if isinstance(c, Cur)))

@@ -35,7 +35,7 @@ class SoftmaxToNRelu(Pass):
             raise SnnccError([Diagnostic(f"Softmax {why}", n.origin, "Softmax", fix)
                               for n in softmaxes])
         for n in softmaxes:
-            keys = n.shape[n.op.axis]
+            keys = n.shape[n.op_as(o.Softmax).axis]
             warnings.warn(f"Softmax '{n.origin}' replaced by ReLU(x)/{keys}: accuracy changes "
                           "unless the model was trained with NReLU", stacklevel=2)
             relu = graph.add(graph.fresh(f"{n.name}/relu"), o.Relu(), n.inputs, origin=n.origin)
@@ -49,7 +49,7 @@ class SoftmaxToNRelu(Pass):
 
 def _positive_scalar_scale(op: o.Op) -> bool:
     return (isinstance(op, o.Affine) and np.size(op.mul) == 1 and float(np.ravel(op.mul)[0]) > 0
-            and np.all(op.add == 0))
+            and bool(np.all(op.add == 0)))
 
 
 def _scale_inside(graph: Graph, relu: str) -> bool:
@@ -74,7 +74,7 @@ def _recognized(graph: Graph) -> list[dict[str, object]]:
         if user is None or not _positive_scalar_scale(user.op):
             continue
         keys = n.shape[-1]
-        c = float(np.ravel(user.op.mul)[0])
+        c = float(np.ravel(user.op_as(o.Affine).mul)[0])
         found.append({"node": n.origin, "keys": keys, "scale": c,
                       "extra_factor": c * keys})
     return found

@@ -28,6 +28,7 @@ class TemporalDecomposition(Pass):
             if isinstance(n.op, o.MatMul):
                 graph.replace_op(n.name, o.TDMatMul())
             else:
-                graph.replace_op(n.name, o.TDMaxPool(n.op.kernel, n.op.strides, n.op.pads))
+                pool = n.op_as(o.MaxPool)
+                graph.replace_op(n.name, o.TDMaxPool(pool.kernel, pool.strides, pool.pads))
             changed = True
         return PassResult(graph, changed)

@@ -57,7 +57,7 @@ def with_delays(graph: Graph, delays: dict[str, int], neuron: str | None = None)
 def cut_at(graph: Graph, budget: int) -> Graph:
     """`graph` with every neuron's firing window ended by step budget-1 (the run is cut)."""
     for n in graph.ops(o.Neuron):
-        op = n.op
+        op = n.op_as(o.Neuron)
         if op.t_last < 0 or op.t_last > budget - 1:
             graph.replace_op(n.name, o.Neuron(op.sign, op.thresholds, op.levels, op.scale,
                                               op.t_fire, op.mode, budget - 1))
@@ -90,6 +90,10 @@ def score(result: SimResult, exact: SimResult) -> Score:
     same = [np.mean(result.counts[k] == exact.counts[k]) for k in exact.counts]
     return Score(float(np.mean(result.predictions == exact.predictions)),
                  float(np.mean(same)) if same else 1.0)
+
+
+def _t_fire(graph: Graph, name: str) -> int:
+    return graph.node(name).op_as(o.Neuron).t_fire
 
 
 def fit(graph: Graph, budget: int, data: np.ndarray,
@@ -166,7 +170,7 @@ def _best_move(graph: Graph, names: list[str], delays: dict[str, int], budget: i
     for name in names:
         trial = {**delays, name: delays[name] + 1}
         g = with_delays(graph, trial)
-        if total_steps(g) > budget or g.node(name).op.t_fire == now.node(name).op.t_fire:
+        if total_steps(g) > budget or _t_fire(g, name) == _t_fire(now, name):
             continue  # over budget, or capped at exact already
         r = run_step(g, x)
         s = score(r, exact)

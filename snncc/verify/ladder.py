@@ -111,10 +111,11 @@ def expand_trains(graph: Graph, codes: dict[str, np.ndarray], steps: int
     for n in graph.ops(o.Neuron):
         c = np.asarray(codes[n.name], np.int64)[None]
         t = np.arange(steps).reshape((-1,) + (1,) * (c.ndim - 1))
-        if n.op.mode == "multi":
-            trains[n.name] = np.where(t == n.op.t_fire, c, 0)
+        op = n.op_as(o.Neuron)
+        if op.mode == "multi":
+            trains[n.name] = np.where(t == op.t_fire, c, 0)
         else:
-            trains[n.name] = ((t >= n.op.t_fire) & (t < n.op.t_fire + c)).astype(np.int64)
+            trains[n.name] = ((t >= op.t_fire) & (t < op.t_fire + c)).astype(np.int64)
     return trains
 
 
@@ -148,7 +149,7 @@ def _fast_divergence(graph: Graph, ref: dict, fast: SimResult, offset: int
     div = count_divergence(graph, ref, fast.counts, ("reference", "fast engine"), offset,
                            "code")
     if div is not None:
-        div.step = parting_step(graph.node(div.layer).op, div.expected, div.got)
+        div.step = parting_step(graph.node(div.layer).op_as(o.Neuron), div.expected, div.got)
     return div or _readout_divergence(graph, ref, fast, "fast engine", offset)
 
 

@@ -96,15 +96,16 @@ def _describe(v: Verdict, graph: Graph) -> None:
         v.outputs.append({"name": name, "shape": ["batch", *graph.node(name).shape]})
     levels = []
     for n in graph.ops(o.QuantAct):
-        scale = np.ravel(n.op.scale)
+        op = n.op_as(o.QuantAct)
+        scale = np.ravel(op.scale)
         v.quantizers.append({
-            "node": n.origin, "levels": n.op.levels, "codes": [n.op.lo, n.op.hi],
-            "zero_point": n.op.zero_point, "rounding": n.op.rounding.value,
+            "node": n.origin, "levels": op.levels, "codes": [op.lo, op.hi],
+            "zero_point": op.zero_point, "rounding": op.rounding.value,
             "scale": float(scale[0]) if scale.size == 1 else [float(scale.min()),
                                                                float(scale.max())],
             "input": any(isinstance(graph.node(i).op, o.Input) for i in n.inputs)})
         if not v.quantizers[-1]["input"]:
-            levels.append(n.op.levels)
+            levels.append(op.levels)
     products = graph.ops(o.MatMul)
     v.structure = {
         "quantizers": len(v.quantizers),

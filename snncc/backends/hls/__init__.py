@@ -44,7 +44,7 @@ def emit(graph: Graph, out_dir: Path, inputs: np.ndarray | None = None,
     out_dir = Path(out_dir)
     write(out_dir, files)
     write(out_dir, tb_data(project, golden(graph, x)))
-    analog = [n.origin for n in graph.ops(o.Synapse) if n.op.analog]
+    analog = [n.origin for n in graph.ops(o.Synapse) if n.op_as(o.Synapse).analog]
     return {
         "top": project.model,
         "steps": project.steps,

@@ -53,9 +53,11 @@ def _spike_readers(graph: Graph, ranges) -> list[Diagnostic]:
 def _pools(graph: Graph) -> list[Diagnostic]:
     problems = []
     for n in graph.ops(o.TDMaxPool, o.SumPool):
-        (kh, kw), (top, left, bottom, right) = n.op.kernel, n.op.pads
+        op = n.op
+        assert isinstance(op, o.TDMaxPool | o.SumPool)
+        (kh, kw), (top, left, bottom, right) = op.kernel, op.pads
         if max(top, bottom) >= kh or max(left, right) >= kw:
-            problems.append(_where(n, f"pads {list(n.op.pads)} reach a whole window of the "
+            problems.append(_where(n, f"pads {list(op.pads)} reach a whole window of the "
                                    f"{kh}x{kw} kernel", "use pads smaller than the kernel"))
     return problems
 

@@ -17,7 +17,7 @@ from snncc.ranges import LINES, SIGNED, UNIT, widest
 
 
 def _spike_input(lw: Lowering, n: Node, layer: Layer) -> None:
-    op: o.SpikeInput = n.op
+    op = n.op_as(o.SpikeInput)
     if op.analog:
         layer.summary = (f"input codes {op.lo}..{op.hi}: more levels than spikes, fed as "
                          "integers to the first layer (at step 0)")
@@ -49,7 +49,7 @@ _SYNAPSE_MODES = {
 
 
 def _synapse(lw: Lowering, n: Node, layer: Layer) -> None:
-    op: o.Synapse = n.op
+    op = n.op_as(o.Synapse)
     x = lw.vals[n.inputs[0]]
     out = lw.value(n, layer)
     rng = lw.ranges[n.inputs[0]]
@@ -71,7 +71,7 @@ def _synapse(lw: Lowering, n: Node, layer: Layer) -> None:
 
 def _conv(lw: Lowering, n: Node, layer: Layer, x: Buffer, out: Buffer, mode: str,
           what: str, lines: list[int]) -> None:
-    op: o.Synapse = n.op
+    op = n.op_as(o.Synapse)
     c, h, w = lw.graph.node(n.inputs[0]).shape
     oc, oh, ow = n.shape
     g = op.group
@@ -98,7 +98,7 @@ def _conv(lw: Lowering, n: Node, layer: Layer, x: Buffer, out: Buffer, mode: str
 
 def _neuron_view(n: Node) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
     """(OUTER, MID, INNER) with the thresholds [MID][L] and signs [MID] varying on MID."""
-    op: o.Neuron = n.op
+    op = n.op_as(o.Neuron)
     rank = len(n.shape)
     th = op.thresholds.reshape((1,) * (rank + 1 - op.thresholds.ndim) + op.thresholds.shape)
     sign = np.asarray(op.sign).reshape((1,) * (rank - np.ndim(op.sign)) + np.shape(op.sign))
@@ -134,7 +134,7 @@ def _neuron_kernel(lw: Lowering, op: o.Neuron, layer: Layer, sign: np.ndarray
 
 
 def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
-    op: o.Neuron = n.op
+    op = n.op_as(o.Neuron)
     x = lw.vals[n.inputs[0]]
     (outer, mid, inner), th, sign = _neuron_view(n)
     bound = lw.ranges[n.inputs[0]].acc.magnitude
@@ -168,6 +168,7 @@ def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
 
 def _pool_tables(lw: Lowering, n: Node, layer: Layer) -> tuple[list[int], list[Const]]:
     op = n.op
+    assert isinstance(op, o.TDMaxPool | o.SumPool)
     c, h, w = lw.graph.node(n.inputs[0]).shape
     _, oh, ow = n.shape
     (kh, kw), (sh, sw) = op.kernel, op.strides
@@ -181,7 +182,7 @@ def _pool_tables(lw: Lowering, n: Node, layer: Layer) -> tuple[list[int], list[C
 
 
 def _td_maxpool(lw: Lowering, n: Node, layer: Layer) -> None:
-    op: o.TDMaxPool = n.op
+    op = n.op_as(o.TDMaxPool)
     x = lw.vals[n.inputs[0]]
     targs, (rf, cf) = _pool_tables(lw, n, layer)
     layer.summary = (f"TD max pool {op.kernel[0]}x{op.kernel[1]} stride {op.strides[0]}: "
@@ -247,7 +248,7 @@ def _add_current(lw: Lowering, n: Node, layer: Layer) -> None:
 
 
 def _reduce_sum(lw: Lowering, n: Node, layer: Layer) -> None:
-    op: o.ReduceSum = n.op
+    op = n.op_as(o.ReduceSum)
     src = lw.graph.node(n.inputs[0])
     shape = list(src.shape)
     axes = sorted({a % len(shape) for a in op.axes})
@@ -267,7 +268,7 @@ def _reduce_sum(lw: Lowering, n: Node, layer: Layer) -> None:
 
 
 def _sum_pool(lw: Lowering, n: Node, layer: Layer) -> None:
-    op: o.SumPool = n.op
+    op = n.op_as(o.SumPool)
     targs, consts = _pool_tables(lw, n, layer)
     layer.summary = f"sum pool {op.kernel[0]}x{op.kernel[1]} stride {op.strides[0]}"
     out = lw.value(n, layer)
@@ -276,7 +277,7 @@ def _sum_pool(lw: Lowering, n: Node, layer: Layer) -> None:
 
 
 def _readout(lw: Lowering, n: Node, layer: Layer) -> None:
-    op: o.Readout = n.op
+    op = n.op_as(o.Readout)
     total = lw.ranges[n.inputs[0]].acc
     bias = np.broadcast_to(op.bias, n.shape).ravel()
     layer.summary = "readout: logits = accumulated current + bias (argmax: the prediction)"
@@ -307,17 +308,17 @@ def _gather(lw: Lowering, n: Node, layer: Layer, view: Callable, what: str) -> N
 
 
 def _transpose(lw: Lowering, n: Node, layer: Layer) -> None:
-    perm = n.op.perm
+    perm = n.op_as(o.Transpose).perm
     _gather(lw, n, layer, lambda x: x.transpose(perm), f"transpose {list(perm)}")
 
 
 def _take(lw: Lowering, n: Node, layer: Layer) -> None:
-    op: o.Take = n.op
+    op = n.op_as(o.Take)
     _gather(lw, n, layer, lambda x: x.take(op.indices, op.axis), f"take on axis {op.axis}")
 
 
 def _concat(lw: Lowering, n: Node, layer: Layer) -> None:
-    axis = n.op.axis % len(n.shape)
+    axis = n.op_as(o.Concat).axis % len(n.shape)
     layer.summary = f"concatenate on axis {axis}"
     out = lw.value(n, layer)
     outer = size_of(n.shape[:axis])

@@ -55,7 +55,8 @@ class Lowering:
         self.kinds: set[str] = set()  # the spike kinds of the values
         self.layers: list[Layer] = []
         (enc,) = graph.ops(o.SpikeInput)
-        self.input = Buffer("codes", c_int_type(min(enc.op.lo, 0), enc.op.hi), size_of(enc.shape),
+        spikes = enc.op_as(o.SpikeInput)
+        self.input = Buffer("codes", c_int_type(min(spikes.lo, 0), spikes.hi), size_of(enc.shape),
                             "input codes")
         self.neurons: list[dict] = []
         self.logit_t = ""
@@ -169,6 +170,7 @@ class Lowering:
 
     def _project(self) -> Project:
         (enc,) = self.graph.ops(o.SpikeInput)
+        spikes = enc.op_as(o.SpikeInput)
         (ro,) = self.graph.ops(o.Readout)
         levels = max((n["levels"] for n in self.neurons), default=1)
         total = sum(n["size"] for n in self.neurons)
@@ -176,13 +178,14 @@ class Lowering:
         counts = Buffer("spike_counts", c_int_type(0, levels), max(total, 1))
         name = c_ident(self.graph.name)
         kernels = {c.kernel for layer in self.layers for c in layer.calls}
-        names = [b.name for b in self.values] + [x.name for layer in self.layers
-                                                 for x in (*layer.state, *layer.consts)]
+        names = [b.name for b in self.values] + [
+            x.name for layer in self.layers for x in layer.state] + [
+            c.name for layer in self.layers for c in layer.consts]
         assert len(set(names)) == len(names), "two arrays share a C name"
         return Project(
             model=name, source=str(self.graph.meta.get("source", self.graph.name)),
-            steps=total_steps(self.graph), input=self.input, input_lo=enc.op.lo,
-            input_hi=enc.op.hi, logits=logits, counts=counts, layers=self.layers,
+            steps=total_steps(self.graph), input=self.input, input_lo=spikes.lo,
+            input_hi=spikes.hi, logits=logits, counts=counts, layers=self.layers,
             values=[b for b in self.values if b is not self.input], neuron_table=self.neurons,
             headers=[CODED_HEADER] if kernels & CODED_KERNELS else [],
             spikes=", ".join(_CARRY[k] for k in (UNIT, SIGNED, LINES) if k in self.kinds)

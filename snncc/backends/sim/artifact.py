@@ -13,6 +13,7 @@ import json
 import math
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ def to_bytes(graph: Graph) -> bytes:
     tensors: dict[str, np.ndarray] = {}
     nodes = []
     for k, n in enumerate(graph.topo()):
-        attrs = {}
+        attrs: dict[str, object] = {}
         for key, value in n.op.attrs().items():
             if isinstance(value, np.ndarray):
                 ref = f"n{k}.{key}"
@@ -53,8 +54,9 @@ def to_bytes(graph: Graph) -> bytes:
                 "name": graph.name, "inputs": graph.inputs, "outputs": graph.outputs,
                 "meta": _jsonable(graph.meta), "nodes": nodes}
     buf = io.BytesIO()
-    np.savez_compressed(buf, __manifest__=np.frombuffer(
-        json.dumps(manifest, sort_keys=True).encode(), np.uint8), **tensors)
+    arrays: dict[str, Any] = {"__manifest__": np.frombuffer(
+        json.dumps(manifest, sort_keys=True).encode(), np.uint8), **tensors}
+    np.savez_compressed(buf, **arrays)
     return buf.getvalue()
 
 
@@ -152,7 +154,7 @@ def _graph(manifest: dict, tensors: dict[str, np.ndarray]) -> Graph:
     for nd in manifest["nodes"]:
         cls = _OPS[nd["op"]]
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        attrs = {}
+        attrs: dict[str, Any] = {}  # each checked against its field's type by _attr
         for key, value in nd["attrs"].items():
             try:
                 attrs[key] = _attr(str(fields[key].type), value, tensors)
@@ -198,7 +200,8 @@ def _attr(kind: str, value: object, tensors: dict[str, np.ndarray]) -> object:
                              "or int64 only")
         return tensors[ref].astype(wide)
     if kind == "Rounding":
-        return Rounding(value.get("enum") if isinstance(value, dict) else None)
+        enum: Any = value.get("enum") if isinstance(value, dict) else None  # checked by Rounding
+        return Rounding(enum)
     if kind.startswith("tuple["):
         arity = None if "..." in kind else kind.count(",") + 1
         if not isinstance(value, list) or arity not in (None, len(value)) or not all(

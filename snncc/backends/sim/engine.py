@@ -80,13 +80,14 @@ class SimResult:
         """Spikes per neuron per step of its window, per layer."""
         rates = {}
         for n in graph.ops(o.Neuron):
-            rates[n.name] = float(self.counts[n.name].mean() / max(n.op.levels, 1))
+            rates[n.name] = float(self.counts[n.name].mean() / max(n.op_as(o.Neuron).levels, 1))
         return rates
 
 
 def _readout(r: Node, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Logits in real units and the integers the argmax is taken over."""
-    return r.op.scale * current + r.op.offset, current + r.op.bias
+    op = r.op_as(o.Readout)
+    return op.scale * current + op.offset, current + op.bias
 
 
 # ---------------------------------------------------------------- fast engine
@@ -99,7 +100,7 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
     p = plan.build(graph)
     with kernels.single_blas_thread():
         values = plan.run_exact(p, x)
-    counts = {name: values[name].astype(plan.count_dtype(graph.node(name).op.levels),
+    counts = {name: values[name].astype(plan.count_dtype(graph.node(name).op_as(o.Neuron).levels),
                                         copy=False) for name in p.neurons}
     r = p.readout
     real, ints = _readout(r, values[r.name].astype(np.int64))
@@ -134,6 +135,7 @@ def run_step(graph: Graph, x: np.ndarray, trace: bool = False,
     steps = p.steps if steps is None else max(1, min(int(steps), p.steps))
     with kernels.single_blas_thread():
         trains, counts, total = plan.run_steps(p, x, steps, trace)
+    assert total is not None, "a plan has a readout"
     real, ints = _readout(p.readout, total.astype(np.int64))
     full = None
     if trace:

@@ -152,7 +152,7 @@ def _stacked_kernel(plan: Plan, n: Node, xs) -> None:
 def _neuron_tables(n: Node, bound: int, dtype: np.dtype):
     """(sign or None if all +1, per-level thresholds) in the current's dtype. Thresholds
     beyond the current's reach are clipped to just past it, which changes no comparison."""
-    op: o.Neuron = n.op
+    op = n.op_as(o.Neuron)
     sign = None if np.all(op.sign == 1) else op.sign.astype(dtype)
     th = np.clip(op.thresholds, -bound - 1, bound + 1)
     return sign, kernels.level_tables(th, n.shape, dtype)
@@ -163,7 +163,7 @@ def _dif_tables(n: Node, bound: int, sign: np.ndarray | None):
     `never`, one past the reach of every membrane. Membranes are compared clipped to
     ±clamp, one past every threshold (no comparison changes), so that the rows and the
     differences between them are exact in a type as narrow as the thresholds allow."""
-    op: o.Neuron = n.op
+    op = n.op_as(o.Neuron)
     th = np.clip(op.thresholds, -bound - 1, bound + 1)
     limit = min(int(np.max(np.abs(th), initial=0)) + 1, bound)
     rows = np.concatenate([th, np.full(th.shape[:-1] + (1,), limit + 1, th.dtype)], axis=-1)
@@ -199,7 +199,7 @@ def _contiguous(x: np.ndarray, dtype) -> np.ndarray:
 
 def _synapse(plan: Plan, n: Node, x: np.ndarray) -> np.ndarray:
     """The synapse's current for codes or spikes x [B, ...] (B may fold steps in)."""
-    op: o.Synapse = n.op
+    op = n.op_as(o.Synapse)
     w = plan.weights[n.name]
     dt = plan.dtype[n.name]
     if dt.kind == "i":
@@ -360,7 +360,8 @@ def horizons(plan: Plan) -> dict[str, float]:
     """Per value: the first step from which a consumer needs it step by step. Before it
     only its total matters: every path from it runs through linear, stateless ops to
     neurons that fire only from then on, or to the readout."""
-    graph, found = plan.graph, {}
+    graph = plan.graph
+    found: dict[str, float] = {}
     for n in reversed(plan.order):
         h = float("inf")
         for u in graph.users(n.name):
@@ -398,9 +399,9 @@ def _folded(fn: Callable[[list[np.ndarray]], np.ndarray], t0: int,
 
 
 def run_steps(plan: Plan, x: np.ndarray, steps: int, trace: bool = True
-              ) -> tuple[dict[str, Steps], dict[str, np.ndarray], np.ndarray]:
+              ) -> tuple[dict[str, Steps], dict[str, np.ndarray], np.ndarray | None]:
     """(every neuron's spike train if `trace`, every neuron's count, the readout's
-    accumulated current) after `steps` time steps."""
+    accumulated current, None without a readout) after `steps` time steps."""
     keep = {n.name for n in plan.order if isinstance(n.op, o.Neuron)} if trace else set()
     horizon = horizons(plan)
     vals: dict[str, Value] = {}
@@ -428,7 +429,7 @@ def run_steps(plan: Plan, x: np.ndarray, steps: int, trace: bool = True
         for i in n.inputs:
             if plan.last_use.get(i) == k and i not in keep:
                 vals.pop(i, None)
-    trains = {name: vals[name] for name in keep}
+    trains = {name: s for name in keep if isinstance(s := vals[name], Steps)}  # all: spikes
     return trains, counts, total
 
 
@@ -454,7 +455,7 @@ def _total_steps(plan: Plan, n: Node, ins: list[Value]) -> Steps:
 
 def _input_steps(plan: Plan, n: Node, x: np.ndarray, steps: int) -> Steps:
     """Analog (and weighted) codes once at step 0; else code c as spikes at steps 0 .. c-1."""
-    op: o.SpikeInput = n.op
+    op = n.op_as(o.SpikeInput)
     codes = quantize(x, op.scale, op.zero_point, op.lo, op.hi, op.rounding)
     if op.analog or op.weighted:
         return Steps(0, codes.astype(plan.dtype[n.name])[None])
@@ -540,7 +541,7 @@ def _neuron_steps(plan: Plan, n: Node, current: Value, batch: int, steps: int
     """v += I(t) each step; from t_fire to the last step of its window (clipped to the
     run) the neuron fires by the hardware's rule of its kind (``kernels.dif_steps``,
     ``signed_steps``, ``multi_steps``: every step simulated)."""
-    op: o.Neuron = n.op
+    op = n.op_as(o.Neuron)
     first = max(0, op.t_fire)
     stream = _as_sum(current, (batch,) + n.shape, plan.dtype[n.inputs[0]])
     last = min(neuron_last_step(op, first, stream.t1), steps - 1)  # the last step it may fire
