@@ -12,11 +12,13 @@ from onnx import defs
 
 from snncc import ops as o
 from snncc import ranges, reference
-from snncc.backends import verilog
+from snncc.app import cli
+from snncc.backends import registry, verilog
 from snncc.backends.hls import layers as hls_layers
 from snncc.backends.sim import artifact
 from snncc.frontend.support import HANDLERS, QONNX_HANDLERS
 from snncc.metrics import report
+from snncc.verify import hardware
 
 verilog_lower = importlib.import_module("snncc.backends.verilog.lower")  # not the function
 SNN_OPS = [pytest.param(cls, id=cls.__name__) for cls in o.SNN_OPS]
@@ -74,3 +76,14 @@ def test_every_importer_handler_is_a_real_onnx_op_with_a_readme_line():
         assert defs.has(op_type), f"handlers.py registers {op_type}, which ONNX does not define"
         assert handler.becomes.strip(), f"{op_type}'s handler needs its README line"
     assert sorted(QONNX_HANDLERS) == ["IntQuant", "Quant"]
+
+
+@pytest.mark.parametrize("backend", list(registry.BACKENDS.values()), ids=registry.TARGETS)
+def test_every_backend_implements_the_interface_and_is_offered_everywhere(backend):
+    """registry.py's interface: check, emit and NEURON_MODES in the module; the CLI's
+    --target, the demo and the verification ladder take their targets from BACKENDS."""
+    module = importlib.import_module(backend.module)
+    assert callable(module.check) and callable(module.emit), backend.module
+    assert set(module.NEURON_MODES) <= set(o.NEURON_MODES)
+    assert backend.name in cli.TARGETS
+    assert backend.name in hardware.RUNGS, f"verify/hardware.py: add a rung for {backend.name}"

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from snncc.app.files import _file_in_the_way, atomic_dir
+from snncc.backends import registry
 from snncc.errors import Diagnostic, SnnccError
 from snncc.runtime import inputs
 from snncc.version import __version__
@@ -42,7 +43,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Compile quantized ANN transformers (ONNX) into spike-driven SNNs.")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-TARGETS = ("sim", "hls", "verilog", "all")
+TARGETS = ("sim", *registry.TARGETS, "all")  # sim: the interpreter alone
 RTL_SIMULATORS = ("auto", "icarus", "verilator")
 FORCE_HELP = ("Write into an output folder that holds other files (snncc's own entries "
               "are replaced; nothing else is touched).")
@@ -153,7 +154,7 @@ def _print_verdict(v) -> None:
 def compile_cmd(
     model: Path = typer.Argument(..., readable=False, help="The ONNX model."),
     T: int = typer.Option(7, "-T", help="Spike window: the most spikes one neuron may emit."),
-    target: str = typer.Option("sim", "--target", help="sim | hls | verilog | all"),
+    target: str = typer.Option("sim", "--target", help=" | ".join(TARGETS)),
     delay: str = typer.Option("exact", "--delay",
                               help="exact | N (steps after the input's onset) | none"),
     neuron: str = typer.Option("if", "--neuron",
@@ -221,9 +222,7 @@ def compile_cmd(
                                  calibration=calibration)
     for w in caught:
         err.print(f"warning: {w.message}", markup=False)
-    targets = ("hls", "verilog") if target == "all" else (target,) if target != "sim" else ()
-    from snncc.backends import registry
-
+    targets = registry.TARGETS if target == "all" else (target,) if target != "sim" else ()
     for t in targets:
         registry.check(t, compiled.graph)
     hw = None

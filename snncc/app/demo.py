@@ -7,7 +7,6 @@ the quantized ANN's accuracy in onnxruntime, the SNN's accuracy and their agreem
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,6 @@ from snncc.ui.console import layer_column
 # a checkout's examples/digits_vit, or the copy an installed wheel carries in the package
 EXAMPLES = (Path(__file__).resolve().parents[2] / "examples" / "digits_vit",
             Path(__file__).resolve().parents[1] / "examples" / "digits_vit")
-TOOLS = {"hls": ("g++", "make"), "verilog": ("iverilog",)}
 
 
 def example_dir(path: Path | None = None) -> Path:
@@ -39,8 +37,7 @@ def available_targets() -> list[str]:
     """Hardware targets this snncc has and whose tools are on this machine."""
     from snncc.backends import registry
 
-    return [t for t, tools in TOOLS.items()
-            if all(shutil.which(x) for x in tools) and registry.available(t)]
+    return [b.name for b in registry.BACKENDS.values() if b.ready()]
 
 
 def run_demo(console: Console, out_dir: Path, folder: Path | None = None,

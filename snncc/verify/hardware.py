@@ -295,19 +295,36 @@ def rtl_rung(build: Path, model, x: np.ndarray, choice: str,
 # ---------------------------------------------------------------- both
 
 
+RunRung = Callable[[Callable[[int], None] | None], Rung]
+
+
+def _hls(build: Path, model, x: np.ndarray, golden: dict, rtl_simulator: str
+         ) -> tuple[str, str, int | None, RunRung]:
+    return (HLS, f"HLS C simulation (make, g++; {len(x)} inputs)", None,
+            lambda step: hls_rung(build, model, x, golden))
+
+
+def _rtl(build: Path, model, x: np.ndarray, golden: dict, rtl_simulator: str
+         ) -> tuple[str, str, int | None, RunRung]:
+    return (RTL, "RTL simulation (make, inputs done)", len(x),
+            lambda step: rtl_rung(build, model, x, rtl_simulator, step))
+
+
+# backend (registry.TARGETS) -> its rung: (name, progress title, total, run(progress step))
+RUNGS = {"hls": _hls, "verilog": _rtl}
+
+
 def hardware_rungs(build: Path, model, x: np.ndarray, golden: dict, rtl_simulator: str,
                    bar) -> list[Rung]:
     """The HLS and RTL rungs (skipped where the target was not built), with a progress
     line each: the HLS testbench reports nothing until it ends (a spinner and the elapsed
     time), the RTL testbench one line per input (a bar over the inputs)."""
+    from snncc.backends import registry
     from snncc.ui.console import progress_step
 
     rungs = []
-    for folder, name, title, total, run in (
-            ("hls", HLS, f"HLS C simulation (make, g++; {len(x)} inputs)", None,
-             lambda step: hls_rung(build, model, x, golden)),
-            ("verilog", RTL, "RTL simulation (make, inputs done)", len(x),
-             lambda step: rtl_rung(build, model, x, rtl_simulator, step))):
+    for folder in registry.TARGETS:
+        name, title, total, run = RUNGS[folder](build, model, x, golden, rtl_simulator)
         if not (build / folder).is_dir():
             rungs.append(Rung(name, SKIP, detail=f"not built: compile with --target "
                                                  f"{folder} or all"))
