@@ -507,3 +507,12 @@ def multi_steps(v: np.ndarray, rows: list[np.ndarray], steps: int, arrivals=None
         count += reached
         trains[t] = reached
     return trains, count
+
+
+def window_taps(out: int, size: int, k: int, stride: int, pad: int, dilation: int = 1
+                ) -> np.ndarray:
+    """[out, k]: the input position ``i = o*stride - pad + j*dilation`` that tap j of output
+    position o reads along one axis, or -1 where it falls in the padding. The one statement
+    of a window's reach, which both hardware backends encode in their tables."""
+    i = (np.arange(out)[:, None] * stride - pad + np.arange(k)[None, :] * dilation)
+    return np.where((i >= 0) & (i < size), i, -1).astype(np.int64)

@@ -83,3 +83,18 @@ def test_compress_keeps_only_varying_axes():
 def test_widths(lo, hi, bits, ctype):
     assert signed_bits(lo, hi) == bits
     assert c_int_type(lo, hi) == ctype
+
+
+@settings(max_examples=200, deadline=None)
+@given(out=st.integers(1, 6), size=st.integers(1, 9), k=st.integers(1, 4),
+       stride=st.integers(1, 3), pad=st.integers(0, 3), dilation=st.integers(1, 3))
+def test_window_taps_is_the_onnx_window(out, size, k, stride, pad, dilation):
+    """kernels.window_taps (both hardware backends' tap tables) against ONNX's definition of
+    a window: output o, tap j reads input o*stride - pad + j*dilation, padding outside."""
+    from snncc.kernels import window_taps
+
+    got = window_taps(out, size, k, stride, pad, dilation)
+    for o in range(out):
+        for j in range(k):
+            i = o * stride - pad + j * dilation
+            assert got[o, j] == (i if 0 <= i < size else -1)

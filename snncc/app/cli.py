@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from snncc.app.files import _file_in_the_way, atomic_dir
+from snncc.app.files import _file_in_the_way, atomic_dir, write_build
 from snncc.backends import registry
 from snncc.errors import Diagnostic, SnnccError
 from snncc.runtime import inputs
@@ -193,7 +193,6 @@ def compile_cmd(
 ) -> None:
     """Convert an ONNX model into an SNN and write it for a target."""
     import snncc
-    from snncc.metrics.report import compile_report
     from snncc.passes.insert_dif import parse_delay
 
     if target not in TARGETS:
@@ -231,11 +230,7 @@ def compile_cmd(
 
         hw = config(compiled.graph, parallel, knob, str(hw_config or "--parallel"))
     with atomic_dir(output, force=force, protect=(model, calibrate, hw_config)) as tmp:
-        compiled.save(tmp / "model.snn")
-        report = compile_report(compiled)
-        for t in targets:
-            report["targets"][t] = registry.emit(t, compiled.graph, tmp / t, hw=hw)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_build(tmp, compiled, targets, hw=hw)
     if time_passes:
         _print_timings(compiled.timings)
     calib = compiled.graph.meta.get("calibration")

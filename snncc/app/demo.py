@@ -57,11 +57,9 @@ def run_demo(console: Console, out_dir: Path, folder: Path | None = None,
 
 def _run(bar, folder: Path, x: np.ndarray, y: np.ndarray, targets: list[str], tmp: Path):
     """Every long step of the demo, each a line on the progress display `bar`."""
-    import json
-
-    from snncc.backends import registry
+    from snncc.app.files import write_build, write_report
     from snncc.metrics.measure import measure, summarize
-    from snncc.metrics.report import compile_report, simulation_report
+    from snncc.metrics.report import simulation_report
     from snncc.passes.calibrate_thresholds import calibration_progress
     from snncc.ui.console import progress_step
 
@@ -72,11 +70,7 @@ def _run(bar, folder: Path, x: np.ndarray, y: np.ndarray, targets: list[str], tm
         qann_acc = _accuracy(run_onnx(qcdq, x, [], advance)[0], y)
     with progress_step(bar, "compiling (T=7)"):
         model = snncc.compile(qcdq, T=7)
-    model.save(tmp / "model.snn")
-    report = compile_report(model)
-    for t in targets:
-        with progress_step(bar, f"emitting {t}"):
-            report["targets"][t] = registry.emit(t, model.graph, tmp / t)
+    report = write_build(tmp, model, targets, lambda t: progress_step(bar, f"emitting {t}"))
     with progress_step(bar, "simulating the test split (step engine)", len(x)) as advance:
         measured = measure(model, x, engine="step", progress=advance, keep_counts=True)
     result = measured.result
@@ -103,7 +97,7 @@ def _run(bar, folder: Path, x: np.ndarray, y: np.ndarray, targets: list[str], tm
         "steps": model.steps, "targets": ["sim", *targets],
     }
     report["demo"] = summary
-    (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_report(tmp, report)
     return model, result, summary
 
 

@@ -25,14 +25,41 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from snncc.errors import Diagnostic, SnnccError
 
+if TYPE_CHECKING:
+    from snncc.backends.parallel import HwConfig
+    from snncc.compiler import CompiledModel
+
 MARKER = ".snncc-build.json"
 _LEGACY = ("model.snn", "report.json", "hls", "verilog")  # what builds before the marker held
+
+
+def write_build(folder: Path, model: CompiledModel, targets: Iterable[str],
+                emitting: Callable[[str], AbstractContextManager[object]] = nullcontext,
+                hw: HwConfig | None = None) -> dict:
+    """A build's entries in `folder`: model.snn, a folder per hardware target and
+    report.json; the report (`emitting(target)` wraps each target's emit, for progress;
+    `hw` is the targets' parallelism knob)."""
+    from snncc.backends import registry
+    from snncc.metrics.report import compile_report
+
+    model.save(folder / "model.snn")
+    report = compile_report(model)
+    for t in targets:
+        with emitting(t):
+            report["targets"][t] = registry.emit(t, model.graph, folder / t, hw=hw)
+    write_report(folder, report)
+    return report
+
+
+def write_report(folder: Path, report: dict) -> None:
+    (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 def _marker_entries(folder: Path) -> set[str] | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from snncc.kernels import window_taps
+
 
 def conv_row_targets(size: int, out: int, k: int, stride: int, pad: int, dil: int,
                      step: int) -> np.ndarray:
@@ -27,13 +29,8 @@ def pool_row_sources(out: int, size: int, k: int, stride: int, pad: int,
                      step: int) -> np.ndarray:
     """[out, k]: for output position o and window tap j, ``i*step`` of the input position
     ``i = o*stride - pad + j`` (the gather form of a pooling window), else -1 (padding)."""
-    table = np.full((out, k), -1, np.int64)
-    for o in range(out):
-        for j in range(k):
-            i = o * stride - pad + j
-            if 0 <= i < size:
-                table[o, j] = i * step
-    return table
+    i = window_taps(out, size, k, stride, pad)
+    return np.where(i >= 0, i * step, -1)
 
 
 def gather_index(in_shape: tuple[int, ...], view) -> np.ndarray:

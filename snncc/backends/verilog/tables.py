@@ -11,6 +11,7 @@ import numpy as np
 from snncc import ops as o
 from snncc.intmath import signed_bits
 from snncc.ir import Graph, Node
+from snncc.kernels import window_taps
 from snncc.ranges import Interval
 from snncc.schedule import neuron_last_step
 
@@ -27,13 +28,8 @@ def taps(out: int, kernel: int, stride: int, pad: int, dilation: int, size: int,
          scale: int) -> list[tuple[bool, int]]:
     """For output position q and tap k (entry q*kernel + k): the input position
     i = q*stride - pad + k*dilation it reads, as (valid, i*scale); padding is invalid."""
-    table = []
-    for q in range(out):
-        for k in range(kernel):
-            i = q * stride - pad + k * dilation
-            ok = 0 <= i < size
-            table.append((ok, i * scale if ok else 0))
-    return table
+    return [(bool(i >= 0), int(i) * scale if i >= 0 else 0)
+            for i in window_taps(out, size, kernel, stride, pad, dilation).ravel()]
 
 
 def conv_weight_rows(w: np.ndarray, group: int) -> np.ndarray:
