@@ -37,7 +37,8 @@ def _type_column(param, ctx) -> str | None:
 
 
 _TYPER_TYPE_COLUMN = typer.core.TyperOption.display_type_rich
-typer.core.TyperOption.display_type_rich = _type_column
+# a patch of typer's class (mypy rightly refuses assigning to a method)
+setattr(typer.core.TyperOption, "display_type_rich", _type_column)  # noqa: B010
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile quantized ANN transformers (ONNX) into spike-driven SNNs.")
@@ -350,7 +351,7 @@ def simulate(
     summary = simulate_and_report(model, x, y, out, engine=engine, compare=compare_onnx,
                                   trace=trace, output=output, batch_size=batch_size,
                                   report=report, base=base, ray=ray, workers=ray_workers,
-                                  file=str(input), labels_file=labels or "")
+                                  file=str(input), labels_file=str(labels) if labels else "")
     if summary.get("onnx", {}).get("unexplained"):  # the contract of verify's first rung
         raise typer.Exit(1)
 

@@ -64,6 +64,7 @@ def simulate_and_report(model: CompiledModel, x: np.ndarray, y: np.ndarray | Non
         summary["onnx"] = agreement.to_json()
         agreement_table(console, model.graph, agreement)
     if trace is not None:
+        assert measured.trains is not None  # measured with trace
         write_trace(model, measured.trains, trace)
         console.print(f"spike trains written to {trace}")
     if output is not None:

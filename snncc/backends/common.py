@@ -56,8 +56,9 @@ def _step_rows(graph: Graph, x: np.ndarray) -> SimResult:
         return SimResult(r.logits[:len(x)], r.logits_int[:len(x)],
                          {k: v[:len(x)] for k, v in r.counts.items()}, r.steps)
     parts = [run_step(graph, x[s:s + GOLDEN_BATCH]) for s in range(0, len(x), GOLDEN_BATCH)]
-    result = SimResult(*(np.concatenate([getattr(r, f) for r in parts])
-                         for f in ("logits", "logits_int")),
+    logits, logits_int = (np.concatenate([getattr(r, f) for r in parts])
+                          for f in ("logits", "logits_int"))
+    result = SimResult(logits, logits_int,
                        {k: np.concatenate([r.counts[k] for r in parts]) for k in parts[0].counts},
                        parts[0].steps)
     _LAST[graph] = (p, np.array(x), result)

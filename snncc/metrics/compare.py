@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -414,6 +415,7 @@ def _site_tensors(model: CompiledModel, site: dict, pre: dict, tensor_of: dict, 
     value = tensor_of[site["origin"]] if site["kind"] == "relu" else pre[site["value"]][0]
     shift = _site_constant(site, "shift")
     scale = g.node(site["node"]).op_as(o.Neuron).scale if known else _site_constant(site, "scale")
+    assert scale is not None  # checked above: a site the graph lacks carries its scale
     if np.size(scale) > 1:  # per channel: every axis of the sample, for the channel's index
         scale = np.asarray(scale).reshape((1,) * (site["rank"] - np.ndim(scale))
                                           + np.shape(scale))
@@ -451,7 +453,7 @@ def _insert_quantizer(graph: onnx.GraphProto, value: str, out: str, scale, lo: i
                                     "quantizers that round half to even"))
     zp_type = np.uint8 if lo >= 0 else np.int8
     scale = np.asarray(scale)
-    axis = {} if scale.size == 1 else {"axis": 1 + next(
+    axis: dict[str, Any] = {} if scale.size == 1 else {"axis": 1 + next(
         i for i, d in enumerate(scale.shape) if d > 1)}
     per = (lambda v: np.ravel(v)) if axis else (lambda v: np.ravel(v)[0])
     consts = {f"{out}/scale": per(scale).astype(np.float32),

@@ -103,7 +103,7 @@ class CalibrateThresholds(Pass):
                    target: np.ndarray | None) -> dict:
         """Place (relu) or replace (requantize) the quantizer at `name`; its site record."""
         node = graph.node(name)
-        rounding = node.op.rounding if kind == "requantize" else Rounding.HALF_EVEN
+        rounding = node.op_as(o.QuantAct).rounding if kind == "requantize" else Rounding.HALF_EVEN
         src = node.inputs[0]
         x = np.maximum(values[name if kind == "relu" else src], 0)
         rank = len(node.shape)

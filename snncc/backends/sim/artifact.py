@@ -40,9 +40,10 @@ def to_bytes(graph: Graph) -> bytes:
             if isinstance(value, np.ndarray):
                 ref = f"n{k}.{key}"
                 tensors[ref] = _narrow(value)
-                attrs[key] = {"tensor": ref}
+                entry = {"tensor": ref}
                 if tensors[ref].dtype != value.dtype:
-                    attrs[key]["dtype"] = value.dtype.name
+                    entry["dtype"] = value.dtype.name
+                attrs[key] = entry
             elif isinstance(value, Enum):
                 attrs[key] = {"enum": value.value}
             else:
@@ -192,7 +193,7 @@ def _attr(kind: str, value: object, tensors: dict[str, np.ndarray]) -> object:
         ref = value.get("tensor") if isinstance(value, dict) else None
         if ref not in tensors or tensors[ref].dtype.kind not in "biuf":
             raise ValueError(f"{value!r} is not a numeric tensor of the file")
-        wide = value.get("dtype")
+        wide = value.get("dtype") if isinstance(value, dict) else None
         if wide is None:
             return tensors[ref]
         if wide not in ("int16", "int32", "int64") or tensors[ref].dtype.kind != "i":

@@ -36,7 +36,9 @@ class LayerMap(dict):
         self.aliases.update((k, v) for k, v in names.items() if k != v)
 
     def _resolve(self, key: object) -> object:
-        return key if dict.__contains__(self, key) else self.aliases.get(key, key)
+        if dict.__contains__(self, key) or not isinstance(key, str):
+            return key
+        return self.aliases.get(key, key)
 
     def __missing__(self, key: str) -> np.ndarray:
         name = self.aliases.get(key)

@@ -129,14 +129,17 @@ def _build(graph: Graph) -> Plan:
 def _integer_kernel(plan: Plan, n: Node, x) -> None:
     """An integer kernel for a synapse whose operands (codes, spikes, or their sums over
     steps) fit 8 bits, if its weights and sums allow one (``integer.IntMatMul``)."""
-    op: o.Synapse = n.op
+    op = n.op_as(o.Synapse)
     if x is None:
         return
     lo, hi = min(x.step.lo, x.acc.lo), max(x.step.hi, x.acc.hi)
+    operand = operand_type(lo, hi)
+    if operand is None:  # not 8 bits: neither kernel fits
+        return
     if op.kind == "dense" and IntMatMul.fits(op.weight, lo, hi):
-        plan.integer[n.name] = IntMatMul(op.weight, operand_type(lo, hi))
+        plan.integer[n.name] = IntMatMul(op.weight, operand)
     elif op.kind == "conv" and IntConv.fits(op, lo, hi):
-        plan.integer[n.name] = IntConv(op, operand_type(lo, hi))
+        plan.integer[n.name] = IntConv(op, operand)
 
 
 def _stacked_kernel(plan: Plan, n: Node, xs) -> None:
@@ -144,9 +147,9 @@ def _stacked_kernel(plan: Plan, n: Node, xs) -> None:
     counts fit 8 bits and whose sums fit int32 (``integer.IntStacked``)."""
     if None in xs or plan.bound[n.name] >= 2**31:
         return
-    types = [operand_type(x.acc.lo, x.acc.hi) for x in xs]
-    if None not in types:
-        plan.stacked[n.name] = IntStacked(*types)
+    a, b = (operand_type(x.acc.lo, x.acc.hi) for x in xs)
+    if a is not None and b is not None:
+        plan.stacked[n.name] = IntStacked(a, b)
 
 
 def _neuron_tables(n: Node, bound: int, dtype: np.dtype):
@@ -250,7 +253,8 @@ def run_exact(plan: Plan, x: np.ndarray) -> dict[str, np.ndarray]:
         elif isinstance(op, o.Neuron):
             v = _codes(plan, n, xs[0])
         elif isinstance(op, o.TDMatMul) and n.name in plan.stacked:
-            v = plan.stacked[n.name](*_batched(xs, 1), plan.dtype[n.name])
+            a, b = _batched(xs, 1)
+            v = plan.stacked[n.name](a, b, plan.dtype[n.name])
         elif isinstance(op, o.TDMatMul):
             dt = plan.dtype[n.name]
             v = _matmul(*_batched([_contiguous(a, dt) for a in xs], 1))
@@ -468,7 +472,8 @@ def _op_steps(plan: Plan, n: Node, ins: list[Steps]) -> Steps:
     op = n.op
     dt = plan.dtype[n.name]
     if isinstance(op, o.TDMatMul):
-        return _td_matmul_steps(plan.compute_dtype(n.name), *ins, plan.stacked.get(n.name))
+        return _td_matmul_steps(plan.compute_dtype(n.name), ins[0], ins[1],
+                                plan.stacked.get(n.name))
     if isinstance(op, o.TDMaxPool):  # out(t) = maxpool(C(t)) - maxpool(C(t-1))
         s = ins[0]
         run = _running(np.zeros((), dt), s.data.astype(dt, copy=False), inclusive=True)
@@ -516,7 +521,7 @@ def _td_matmul_steps(dtype, a: Steps, b: Steps, counts: IntStacked | None = None
     """
     def product(x: np.ndarray, y: np.ndarray, lead: int) -> np.ndarray:
         xy = _batched([x, y], lead)
-        return _matmul(*xy) if counts is None else counts(*xy, dtype)
+        return _matmul(*xy) if counts is None else counts(xy[0], xy[1], dtype)
 
     t0, t1 = max(a.t0, b.t0), max(a.t1, b.t1)
     ca0, sa = _window(a, t0, t1, dtype)

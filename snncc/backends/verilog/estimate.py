@@ -377,8 +377,8 @@ def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]
         cells = _blocks(depth, width, XC7_LUTRAM)
         options += bram + [(COST["lutram"] * cells, "lutram", float(cells))]
     else:
-        n = _blocks(depth, width, ICE40_BRAM)
-        options.append((COST["ice40"] * n, "bram", float(n)))
+        blocks = _blocks(depth, width, ICE40_BRAM)
+        options.append((COST["ice40"] * blocks, "bram", float(blocks)))
     cost, where, count = options[0]  # soft logic unless something is cheaper
     for c, w, n in options[1:]:
         if c < cost:
@@ -441,11 +441,11 @@ def _features(design: Design, family: str) -> dict[str, float]:
             f["adder"] += p["D"] * (p["WA"] + p["WL"])
             f["select"] += p["D"] * p["WL"]
     for port in design.ports:
-        p = dict(port.params)
-        if p["MAP"]:
-            bits = int(p["VD"]) * int(p["W"])
+        q = dict(port.params)
+        if q["MAP"]:
+            bits = int(q["VD"]) * int(q["W"])
             f["register"] += bits
-            f["select"] += int(p["S"]) * int(p["W"]) * int(p["SD"])
+            f["select"] += int(q["S"]) * int(q["W"]) * int(q["SD"])
     return f
 
 
@@ -468,8 +468,9 @@ def resources(design: Design) -> dict:
     out = {}
     for family in ("xc7", "ice40"):
         f = _features(design, family)
-        figures = {"lut": round(sum(c * f[k] for k, c in _LUT_COEF[family].items())),
-                   "ff": round(sum(c * f[k] for k, c in _FF_COEF[family].items()))}
+        figures: dict[str, float] = {
+            "lut": round(sum(c * f[k] for k, c in _LUT_COEF[family].items())),
+            "ff": round(sum(c * f[k] for k, c in _FF_COEF[family].items()))}
         if family == "xc7":
             figures |= {"bram36": f["ramb36"], "dsp": int(f["dsp_bits"])}
         else:
