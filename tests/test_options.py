@@ -84,6 +84,15 @@ MATRIX = [
     *cases(COMPILE, "--latency", {"30": 0}, "--neuron", "signed", "--calibrate", "c.npy"),
     *cases(COMPILE, "--calibrate", {"c.npy": 0, "missing.npy": 1, "y.npy": 1,
                                     "cnn.onnx": 1}),
+    *cases(COMPILE, "--calibration", {"mse": 0, "max": 0, "percentile": 0, "kl": 0,
+                                      "nope": 1, "": 1}, "--calibrate", "c.npy"),
+    *cases(COMPILE, "--parallel", {"1": 0, "2": 0, "1000000": 0, "0": 1, "-1": 1, "x": 1},
+           "--target", "verilog"),
+    *cases(COMPILE, "--parallel", {"1": 0}, "--target", "hls"),
+    *cases(COMPILE, "--parallel", {"2": 1}),  # --target sim has no hardware
+    *cases(COMPILE, "--hw-config", {"hw.json": 0, "missing.json": 1, "bad.json": 1,
+                                    "unknown.json": 1, "x.npy": 1, "notes": 1},
+           "--target", "verilog"),
     *cases(COMPILE, "--replace-softmax", {"": 0}), *cases(COMPILE, "--force", {"": 0}),
     *cases(COMPILE, "--print-after-all", {"": 0}), *cases(COMPILE, "--time-passes", {"": 0}),
     *cases(COMPILE, "--frac-bits", {"0": 0, "1": 0, "30": 0, "62": EITHER, "63": 1, "-1": 1,
@@ -153,6 +162,9 @@ def workspace(tmp_path_factory) -> Path:
     np.save(root / "y.npy", rng.integers(0, 10, 6))
     np.save(root / "c.npy", rng.uniform(0, 1, (32, 1, 8, 8)).astype(np.float32))
     (root / "notes").mkdir()
+    (root / "hw.json").write_text('{"parallel": 2}')
+    (root / "bad.json").write_text('{"layers": {')
+    (root / "unknown.json").write_text('{"layers": {"/nope/Conv": 1}}')
     (root / "notes" / "mine.txt").write_text("not snncc's\n")
     code, _, err = run(root, "compile", "cnn.onnx", "-o", "build")
     assert code == 0, err
