@@ -11,7 +11,9 @@ import pytest
 import snncc
 from snncc import ops as o
 from snncc.errors import SnnccError
+from snncc.intmath import Rounding, quantize
 from snncc.metrics.compare import compare_onnx
+from snncc.passes import _clipping
 
 W = [[1.0, -1.0, 0.5, 2.0, 0.0, 1.0], [0.0, 1.0, -0.5, 1.0, 1.0, 0.25],
      [0.5, -1.0, 1.0, 0.5, 3.0, -1.0], [2.0, 0.5, -1.0, 0.25, 1.0, 0.5]]
@@ -163,3 +165,19 @@ def test_report_lists_each_calibrated_quantizer(model, tmp_path):
     (site,) = [s for s in json.loads((tmp_path / "b" / "report.json").read_text())[
         "calibration"]["sites"] if s["kind"] == "relu"]
     assert site["clip"] == pytest.approx(clips.tolist())
+
+
+@pytest.mark.parametrize("method", _clipping.METHODS)
+def test_a_silent_channel_gets_no_clip_fitted_to_rounding_noise(method):
+    """A channel whose values are rounding noise (1e-18 where the exact value is 0) gets a
+    clip of at least FLOOR times the layer's largest, so its codes are 0 whether the
+    values are computed in float32 or float64; the other channels keep their own clip."""
+    rng = np.random.default_rng(3)
+    x = np.stack([rng.uniform(0, 2, 500), rng.uniform(0, 0.5, 500),
+                  rng.uniform(0, 3e-18, 500)], axis=1)
+    clip = _clipping.choose(x, 7, method)
+    alone = _clipping.choose(x[:, :2], 7, method)
+    assert clip[:2].tolist() == alone.tolist()
+    assert clip[2] == _clipping.FLOOR * alone.max()
+    codes = quantize(x[:, 2], clip[2] / 7, 0, 0, 7, Rounding.HALF_EVEN)
+    assert not codes.any()

@@ -22,6 +22,7 @@ GRID = 100
 PERCENTILE = 99.99
 MAX_ROWS = 4096  # calibration values per channel the search looks at (an even subsample)
 HIST_BINS = 512
+FLOOR = 2.0**-12  # a channel's clip is at least this fraction of its layer's largest
 
 
 def subsample(x: np.ndarray) -> np.ndarray:
@@ -55,7 +56,11 @@ def choose(x: np.ndarray, levels: int, method: str,
         clip = np.array([_kl_clip(pos[:, c], levels) for c in range(pos.shape[1])])
     else:
         raise ValueError(f"unknown clipping method {method!r}")
-    return np.where(clip > 0, clip, np.where(top > 0, top, 1.0))
+    clip = np.where(clip > 0, clip, np.where(top > 0, top, 1.0))
+    # Below FLOOR of the layer's largest clip, a channel's values are the rounding noise
+    # of a silent channel (1e-18 where the exact value is 0): a clip fitted to them gives
+    # codes that a float32 run (onnxruntime) and a float64 run do not agree on.
+    return np.maximum(clip, FLOOR * float(clip.max(initial=0.0)))
 
 
 def _mse_clip(pos: np.ndarray, top: np.ndarray, levels: int, rounding: Rounding) -> np.ndarray:
