@@ -12,12 +12,19 @@ Each value also has an *onset*: the first step of its latest-starting contributi
 residual stream's onset is that of the branch that starts last). A delay is counted from
 the onset of a neuron's input: the step from which every branch that feeds it is under
 way. The interpreter, the HLS and the Verilog backends all use this schedule.
+
+``activity`` refines the windows step by step: a value is active at the steps where one
+of its inputs is (a residual add of two branches in their union, not the hull), a neuron
+in its firing window; the Verilog controller runs an engine only at those steps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
+
+import numpy as np
 
 from snncc import ops as o
 from snncc.ir import Graph, Node
@@ -94,3 +101,52 @@ def neuron_layers_on_path(graph: Graph) -> int:
         d = max((depth[i] for i in n.inputs), default=0)
         depth[n.name] = d + isinstance(n.op, o.Neuron)
     return max(depth.values(), default=0)
+
+
+# ---------------------------------------------------------------- step by step
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Per step: which engines run, which values may be non-zero."""
+
+    steps: int
+    run: dict[str, np.ndarray]  # engine node -> [steps] bool
+    active: dict[str, np.ndarray]  # value -> [steps] bool
+
+
+def activity(graph: Graph, steps: int) -> Activity:
+    """The step engine's behaviour, statically: a value is active at step t when it may
+    be non-zero then; a node runs when an input is active (a neuron also in its firing
+    window, `neuron_window`). Inactive values read as zero."""
+    t = np.arange(steps)
+    run: dict[str, np.ndarray] = {}
+    active: dict[str, np.ndarray] = {}
+    for n in graph.topo():
+        if isinstance(n.op, o.Input):
+            continue
+        if isinstance(n.op, o.SpikeInput):
+            once = n.op.analog or n.op.weighted
+            active[n.name] = t == 0 if once else t < n.op.hi - n.op.lo
+            continue
+        any_in = np.logical_or.reduce([active[i] for i in n.inputs])
+        if isinstance(n.op, o.Neuron):
+            first, last = neuron_window(n.op, any_in)
+            fire = (t >= first) & (t <= last)
+            run[n.name], active[n.name] = any_in | fire, fire
+        elif isinstance(n.op, o.LAYOUT_OPS):
+            active[n.name] = any_in
+        else:
+            run[n.name], active[n.name] = any_in, any_in
+    return Activity(steps, run, active)
+
+
+def neuron_window(op: o.Neuron, input_active: np.ndarray) -> tuple[int, int]:
+    """The steps first..last a neuron may fire at, as the step engine runs it
+    (``plan._neuron_steps``): from t_fire (not before step 0) to the last step of its
+    kind (``neuron_last_step``: t_fire + L - 1 for ``if``, t_fire for ``multi``,
+    L steps after its input's last active step for ``signed``; cut at ``t_last``)."""
+    first = max(0, op.t_fire)
+    on = np.flatnonzero(input_active)
+    input_end = int(on[-1]) if on.size else -1
+    return first, neuron_last_step(op, first, input_end)

@@ -8,8 +8,8 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.backends.hls import pragmas, tables
+from snncc.backends.hls.design import Buffer, Call, Const, Layer, Project
 from snncc.backends.hls.lower import Lowering, Rule, size_of
-from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
 from snncc.backends.parallel import HwConfig
 from snncc.intmath import c_int_type
 from snncc.ir import Graph, Node

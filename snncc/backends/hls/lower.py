@@ -13,7 +13,7 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.backends.hls import pragmas
-from snncc.backends.hls.model import Buffer, Call, Const, Layer, Project
+from snncc.backends.hls.design import Buffer, Call, Const, Layer, Project
 from snncc.backends.hls.names import c_ident, short_ident
 from snncc.backends.parallel import HwConfig
 from snncc.intmath import c_int_type

@@ -9,7 +9,7 @@ import jinja2
 import numpy as np
 
 from snncc.backends.common import Golden
-from snncc.backends.hls.model import Project
+from snncc.backends.hls.design import Project
 
 PART = "xcvu9p-flga2104-2L-e"  # the default part of build_prj.tcl (a Virtex UltraScale+)
 CLOCK_PERIOD_NS = 5.0

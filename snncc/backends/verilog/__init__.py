@@ -15,17 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc import ops as o
 from snncc.backends.common import default_inputs, golden
 from snncc.backends.parallel import DEFAULT, HwConfig
-from snncc.errors import Diagnostic
-from snncc.ir import Graph, Node
+from snncc.ir import Graph
 
 from . import estimate
-from .layout import BUFFERED, resolve
+from .check import check
 from .lower import lower
-from .render import summary, write_design
-from .render import write_vectors as _write_vectors
 from .tools import (
     VERILATOR_FAST_MODEL,
     check_hierarchy,
@@ -35,6 +31,8 @@ from .tools import (
     run_synthesis,
     xilinx_figures,
 )
+from .write import summary, write_design
+from .write import write_vectors as _write_vectors
 
 __all__ = ["NEURON_MODES", "check", "emit", "lower", "write_vectors", "run_simulation",
            "run_synthesis", "check_hierarchy", "mul_cells", "multiplying_instances",
@@ -44,48 +42,6 @@ DEFAULT_VECTORS = 5
 # the neuron kinds the engines implement (snn_neuron's MODE; the spike formats of the
 # other engines follow from them)
 NEURON_MODES = ("if", "signed", "multi")
-_SUPPORTED = BUFFERED + (o.Input, o.Readout, o.Reshape, o.Transpose, o.Take)
-
-
-def check(graph: Graph) -> list[Diagnostic]:
-    """Every reason the Verilog backend cannot build `graph`, one per node."""
-    problems: list[Diagnostic] = []
-    for n in graph.topo():
-        if not isinstance(n.op, _SUPPORTED):
-            problems.append(Diagnostic(
-                f"the Verilog backend has no engine for {type(n.op).__name__}", n.origin,
-                type(n.op).__name__, fix="use --target sim or hls for this model"))
-    for kind in (o.SpikeInput, o.Readout):
-        if len(graph.ops(kind)) != 1:
-            problems.append(Diagnostic(
-                f"the Verilog backend needs exactly one {kind.__name__}, the graph has "
-                f"{len(graph.ops(kind))}", fix="compile a model with one input and one output"))
-    if problems:
-        return problems
-    for n in graph.topo():
-        problems += _check_operands(graph, n)
-    return problems
-
-
-def _check_operands(graph: Graph, n: Node) -> list[Diagnostic]:
-    """Operand combinations the engines do not take."""
-    if isinstance(n.op, o.SpikeInput) and not n.op.analog and n.op.lo != 0:
-        return [Diagnostic(f"spiking input codes start at {n.op.lo}, not 0", n.origin,
-                           "SpikeInput", fix="quantize the input to codes 0..L")]
-    if isinstance(n.op, (o.Input, o.SpikeInput, *o.LAYOUT_OPS)):
-        return []
-    analog = [s for s in (resolve(graph, i)[0] for i in n.inputs) if _analog(graph.node(s))]
-    if analog and not (isinstance(n.op, o.Synapse) and n.op.analog):
-        return [Diagnostic("reads the analog (multi-level) input codes, which only the "
-                           "analog first synapse may do", n.origin, type(n.op).__name__,
-                           fix="put a linear or conv layer first, or use a spiking input")]
-    return []
-
-
-def _analog(n: Node) -> bool:
-    return isinstance(n.op, o.SpikeInput) and n.op.analog
-
-
 def emit(graph: Graph, out_dir: Path, vectors: int = DEFAULT_VECTORS,
          hw: HwConfig = DEFAULT) -> dict:
     """Write the Verilog design of `graph` into `out_dir`, its synapse engines folded as

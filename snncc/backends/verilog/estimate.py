@@ -24,11 +24,12 @@ from snncc.backends.parallel import DEFAULT, HwConfig
 from snncc.backends.sim.engine import run_step
 from snncc.ir import Graph
 from snncc.reference import EVAL
+from snncc.schedule import activity
 
 from .design import Design, Engine
 from .layout import CHANNELS_LAST, Layout, resolve
 from .lower import lower
-from .tables import activity, taps
+from .tables import taps
 
 ESTIMATE_VECTORS = 5
 

@@ -15,7 +15,7 @@ from snncc.backends.parallel import DEFAULT, HwConfig
 from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import value_ranges
-from snncc.schedule import total_steps
+from snncc.schedule import activity, total_steps
 
 from .design import Buffer, Design, Engine, Param, Port, Probe, addr_bits, hex_row, hex_word, op_of
 from .layout import (
@@ -30,7 +30,7 @@ from .layout import (
     view_of,
 )
 from .spikes import SpikeFormat
-from .tables import activity, conv_weight_rows, taps, threshold_table
+from .tables import conv_weight_rows, taps, threshold_table
 
 # A threshold table of at most this many words is constants in logic (read
 # combinationally); a longer one is a block-RAM ROM.

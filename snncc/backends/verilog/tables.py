@@ -1,5 +1,6 @@
 """Compile-time tables of the Verilog backend: convolution and pooling taps, threshold
-words, the step schedule. Pure functions of the graph; no Verilog.
+words (the step schedule is snncc.schedule.activity). Pure functions of the graph; no
+Verilog.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import numpy as np
 
 from snncc import ops as o
 from snncc.intmath import signed_bits
-from snncc.ir import Graph, Node
+from snncc.ir import Node
 from snncc.kernels import window_taps
 from snncc.ranges import Interval
-from snncc.schedule import neuron_last_step
 
 from .design import op_of
 from .layout import Layout
@@ -90,49 +90,3 @@ def threshold_table(n: Node, layout: Layout, acc: Interval, membrane_bits: int
 
 
 # ---------------------------------------------------------------- schedule
-
-
-@dataclass(frozen=True)
-class Activity:
-    """Per step: which engines run, which values may be non-zero."""
-
-    steps: int
-    run: dict[str, np.ndarray]  # engine node -> [steps] bool
-    active: dict[str, np.ndarray]  # value -> [steps] bool
-
-
-def activity(graph: Graph, steps: int) -> Activity:
-    """The step engine's behaviour, statically: a value is active at step t when it may
-    be non-zero then; a node runs when an input is active (a neuron also in its firing
-    window, `neuron_window`). Inactive values read as zero."""
-    t = np.arange(steps)
-    run: dict[str, np.ndarray] = {}
-    active: dict[str, np.ndarray] = {}
-    for n in graph.topo():
-        if isinstance(n.op, o.Input):
-            continue
-        if isinstance(n.op, o.SpikeInput):
-            once = n.op.analog or n.op.weighted
-            active[n.name] = t == 0 if once else t < n.op.hi - n.op.lo
-            continue
-        any_in = np.logical_or.reduce([active[i] for i in n.inputs])
-        if isinstance(n.op, o.Neuron):
-            first, last = neuron_window(n.op, any_in)
-            fire = (t >= first) & (t <= last)
-            run[n.name], active[n.name] = any_in | fire, fire
-        elif isinstance(n.op, o.LAYOUT_OPS):
-            active[n.name] = any_in
-        else:
-            run[n.name], active[n.name] = any_in, any_in
-    return Activity(steps, run, active)
-
-
-def neuron_window(op: o.Neuron, input_active: np.ndarray) -> tuple[int, int]:
-    """The steps first..last a neuron may fire at, as the step engine runs it
-    (``plan._neuron_steps``): from t_fire (not before step 0) to the last step of its
-    kind (``schedule.neuron_last_step``: t_fire + L - 1 for ``if``, t_fire for ``multi``,
-    L steps after its input's last active step for ``signed``; cut at ``t_last``)."""
-    first = max(0, op.t_fire)
-    on = np.flatnonzero(input_active)
-    input_end = int(on[-1]) if on.size else -1
-    return first, neuron_last_step(op, first, input_end)
