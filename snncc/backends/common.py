@@ -42,8 +42,13 @@ def golden(graph: Graph, x: np.ndarray) -> Golden:
 
     Inputs are independent of each other: when `x` begins the inputs of the last run on
     this graph (the targets' default inputs do: one seed), that run's rows are reused."""
+    return golden_of(graph, x, _step_rows(graph, x))
+
+
+def golden_of(graph: Graph, x: np.ndarray, result: SimResult) -> Golden:
+    """The golden vectors of a step-engine run `result` on `x` (one the caller already
+    has, e.g. with the trains that the cycle estimate needs)."""
     (enc,) = graph.ops(o.SpikeInput)
-    result = _step_rows(graph, x)
     codes = EVAL[o.SpikeInput](enc, [np.asarray(x, np.float64)])
     return Golden(codes, result.counts, result.logits_int)
 

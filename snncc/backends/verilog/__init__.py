@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc.backends.common import default_inputs, golden
+from snncc.backends.common import default_inputs, golden, golden_of
 from snncc.backends.parallel import DEFAULT, HwConfig
+from snncc.backends.sim.engine import run_step
 from snncc.ir import Graph
 
 from . import estimate
@@ -51,9 +52,10 @@ def emit(graph: Graph, out_dir: Path, vectors: int = DEFAULT_VECTORS,
     design = lower(graph, hw)
     files = write_design(design, out_dir)
     x = default_inputs(graph, vectors)
-    n = _write_vectors(design, golden(graph, x), out_dir)
+    run = run_step(graph, x, trace=True)  # one run: the golden vectors and the estimate's trains
+    n = _write_vectors(design, golden_of(graph, x, run), out_dir)
     return summary(design, files) | {"vectors": n, "parallel": hw.record(graph),
-                                     "estimate": estimate.estimate(graph, hw, x, design)}
+                                     "estimate": estimate.estimate(graph, hw, x, design, run)}
 
 
 def write_vectors(graph: Graph, out_dir: Path, x: np.ndarray) -> int:

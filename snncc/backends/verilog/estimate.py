@@ -21,7 +21,7 @@ import numpy as np
 from snncc import ops as o
 from snncc.backends.common import default_inputs
 from snncc.backends.parallel import DEFAULT, HwConfig
-from snncc.backends.sim.engine import run_step
+from snncc.backends.sim.engine import SimResult, run_step
 from snncc.ir import Graph
 from snncc.reference import EVAL
 from snncc.schedule import activity
@@ -42,9 +42,10 @@ def _params(e: Engine) -> defaultdict[str, int]:
 class _Trace:
     """Per step, the logical value of every spike tensor an engine reads."""
 
-    def __init__(self, graph: Graph, x: np.ndarray):
+    def __init__(self, graph: Graph, x: np.ndarray, result: SimResult | None = None):
         self.graph = graph
-        result = run_step(graph, x, trace=True)
+        if result is None or result.trains is None:
+            result = run_step(graph, x, trace=True)
         self.trains = result.trains or {}
         self.steps = result.steps
         (enc,) = graph.ops(o.SpikeInput)
@@ -266,13 +267,14 @@ class _Cycles:
 
 
 def cycles(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
-           design: Design | None = None) -> dict:
+           design: Design | None = None, run: SimResult | None = None) -> dict:
     """Estimated cycles per inference of the Verilog design of `graph` (knob `hw`) on
     inputs `x` (default: the testbench's vectors): {min, mean, max, per_input,
-    per_engine (mean cycles of each engine over the inference), inputs}."""
+    per_engine (mean cycles of each engine over the inference), inputs}. `run`: the step
+    engine's traced run on `x`, if the caller has it."""
     design = lower(graph, hw) if design is None else design
     x = default_inputs(graph, ESTIMATE_VECTORS) if x is None else np.asarray(x, np.float64)
-    total, per_engine = _Cycles(design, _Trace(graph, x)).run()
+    total, per_engine = _Cycles(design, _Trace(graph, x, run)).run()
     return {"min": int(total.min()), "mean": float(total.mean()), "max": int(total.max()),
             "per_input": [int(v) for v in total], "per_engine": per_engine,
             "inputs": len(x)}
@@ -285,12 +287,12 @@ CLOCK_MHZ = 100  # the clock the report's inferences per second assume
 
 
 def estimate(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
-             design: Design | None = None) -> dict:
+             design: Design | None = None, run: SimResult | None = None) -> dict:
     """report.json's `targets.verilog.estimate`: cycles per inference (on `x`, default
     the testbench's vectors), the initiation interval (one inference at a time: the
     latency) and the resources per FPGA family, from the design alone."""
     design = lower(graph, hw) if design is None else design
-    c = cycles(graph, hw, x, design)
+    c = cycles(graph, hw, x, design, run)
     per_input = {k: c[k] for k in ("min", "mean", "max", "per_input", "inputs")}
     mean = c["mean"]
     return {"cycles_per_inference": per_input,
