@@ -62,12 +62,6 @@ def _wall(args: list[str], cwd: Path, root: Path = ROOT) -> float:
     return time.perf_counter() - start
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 COMMAND = ["-m", "snncc", "simulate", "build/model.snn", "--input", "x.npy", "--labels",
            "y.npy", "--output", "o.npz"]
 
@@ -98,7 +92,7 @@ def in_process(folder: Path, reps: int) -> dict[str, list[float]]:
     from snncc.metrics.measure import measure
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from run import ort_session
+    from run import ort_session, turns
 
     model = snncc.load(folder / "build" / "model.snn")
     x = np.load(folder / "x.npy")
@@ -108,14 +102,7 @@ def in_process(folder: Path, reps: int) -> dict[str, list[float]]:
         "the command's work (measure: engine + statistics)": lambda: measure(model, x),
         "onnxruntime (session.run, one batch)": lambda: session.run(None, {"input": x}),
     }
-    for fn in runners.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(reps):
-        for name, fn in runners.items():
-            time.sleep(0.3)
-            times[name].append(_timed(fn))
-    return times
+    return turns(runners, reps)
 
 
 def on_ray(folder: Path, reps: int) -> dict:

@@ -66,21 +66,6 @@ def one_thread_session(path: Path):
                                 providers=["CPUExecutionProvider"])
 
 
-def _turns(runners: dict, reps: int, clock, loops: int) -> dict[str, list[float]]:
-    """Seconds per run of each runner by `clock`, `loops` runs a sample, taking turns."""
-    for fn in runners.values():
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(reps):
-        for name, fn in runners.items():
-            time.sleep(0.3)
-            start = clock()
-            for _ in range(loops):
-                fn()
-            times[name].append((clock() - start) / loops)
-    return times
-
-
 def throughput(path: Path, x: np.ndarray, reps: int) -> dict:
     """Wall time with every core (as BENCHMARKS.md's throughput section), and the CPU time
     of one thread each (onnxruntime with one intra-op thread, the engine's kernels on one
@@ -96,13 +81,13 @@ def throughput(path: Path, x: np.ndarray, reps: int) -> dict:
                 "fast engine, no integer kernels":
                     lambda: plain.simulate(x, engine="fast", batch_size=len(x))}
 
-    times = _turns(runners(bench_run.ort_session(path, True)), reps, time.perf_counter, 1)
+    times = bench_run.turns(runners(bench_run.ort_session(path, True)), reps)
     one = one_thread_session(path)
     cores = kernels._workers  # noqa: SLF001
     kernels._workers = lambda: 1  # noqa: SLF001
     try:
         loops = max(1, int(0.5 / max(min(times["onnxruntime"]), 1e-3)))
-        cpu = _turns(runners(one), reps, time.process_time, loops)
+        cpu = bench_run.turns(runners(one), reps, time.process_time, loops)
     finally:
         kernels._workers = cores  # noqa: SLF001
     a, b = runners(one)["fast engine"](), runners(one)["fast engine, no integer kernels"]()

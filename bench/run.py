@@ -153,6 +153,23 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def turns(runners: dict, reps: int, clock=time.perf_counter, loops: int = 1
+          ) -> dict[str, list[float]]:
+    """Seconds per run of each runner by `clock`, `loops` runs a sample, the runners
+    taking turns (after one warm-up run each) so that load drifts hit them alike."""
+    for fn in runners.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(reps):
+        for name, fn in runners.items():
+            time.sleep(0.3)  # let the previous runner's spinning threads go idle
+            start = clock()
+            for _ in range(loops):
+                fn()
+            times[name].append((clock() - start) / loops)
+    return times
+
+
 def throughput(path: Path, x: np.ndarray, reps: int, step_reps: int) -> dict:
     """Inputs per second of onnxruntime (optimized and not) and both engines, one batch."""
     import snncc
