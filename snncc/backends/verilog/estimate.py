@@ -39,6 +39,19 @@ def _params(e: Engine) -> defaultdict[str, int]:
     return defaultdict(int, {k: int(v) for k, v in e.params if not isinstance(v, str)})
 
 
+def _window_reads(ty: list[tuple[bool, int]], tx: list[tuple[bool, int]], oh: int, ow: int,
+                  kh: int, kw: int):
+    """(oy, ox, the input row that tap reads, or None for padding) for every output
+    pixel and tap, in the engines' order; `ty`/`tx` are ``tables.taps`` rows and columns."""
+    for oy in range(oh):
+        for ox in range(ow):
+            for ky in range(kh):
+                for kx in range(kw):
+                    vy, iy = ty[oy * kh + ky]
+                    vx, ix = tx[ox * kw + kx]
+                    yield oy, ox, (iy + ix if vy and vx else None)
+
+
 class _Trace:
     """Per step, the logical value of every spike tensor an engine reads."""
 
@@ -106,15 +119,9 @@ class _Trace:
             def pooled(counts: np.ndarray) -> np.ndarray:
                 flat = counts.reshape(self.batch, c, h * w)
                 out = np.full((self.batch, c, oh, ow), np.iinfo(np.int64).min, np.int64)
-                for oy in range(oh):
-                    for ox in range(ow):
-                        for ky in range(kh):
-                            for kx in range(kw):
-                                vy, iy = ty[oy * kh + ky]
-                                vx, ix = tx[ox * kw + kx]
-                                if vy and vx:
-                                    out[:, :, oy, ox] = np.maximum(out[:, :, oy, ox],
-                                                                   flat[:, :, iy + ix])
+                for oy, ox, read in _window_reads(ty, tx, oh, ow, kh, kw):
+                    if read is not None:
+                        out[:, :, oy, ox] = np.maximum(out[:, :, oy, ox], flat[:, :, read])
                 return out
 
             before = self.before(n.inputs[0], t).reshape(self.batch, c, h, w)
@@ -185,16 +192,8 @@ class _Cycles:
         nc = int(p["O"]) // int(p.get("P", p["O"]))
         lat = self._port(e, "in")
         total = np.full(self.tr.batch, oh * ow, np.int64)  # a write cycle per pixel
-        for oy in range(oh):
-            for ox in range(ow):
-                for ky in range(kh):
-                    for kx in range(kw):
-                        vy, iy = ty[oy * kh + ky]
-                        vx, ix = tx[ox * kw + kx]
-                        if vy and vx:
-                            total += lat + 3 + nc * per_row[:, iy + ix]
-                        else:
-                            total += 1
+        for _, _, read in _window_reads(ty, tx, oh, ow, kh, kw):
+            total += 1 if read is None else lat + 3 + nc * per_row[:, read]
         return total
 
     def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
