@@ -376,6 +376,11 @@ CATALOGUE = [
          "unknown calibration method 'entropy'. Fix: use one of max, percentile, mse, kl",
          steps(writes("mlp.onnx", mlp),
                lambda d: np.save(d / "c.npy", np.full((4, 4), 0.5, np.float32)))),
+    Case("calibration-without-data", "--calibration without --calibrate",
+         ("compile", "mlp.onnx", "--calibration", "max"),
+         "--calibration max chooses how --calibrate clips activations, but no --calibrate "
+         "data was given. Fix: add --calibrate DATA.npy, or leave --calibration out",
+         writes("mlp.onnx", mlp)),
     Case("T-negative", "-T -3 (inspect)", ("inspect", "mlp.onnx", "-T", "-3"),
          "-T must be a positive integer, not -3. Fix: pass the spike window, e.g. -T 7",
          writes("mlp.onnx", mlp)),

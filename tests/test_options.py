@@ -86,6 +86,7 @@ MATRIX = [
                                     "cnn.onnx": 1}),
     *cases(COMPILE, "--calibration", {"mse": 0, "max": 0, "percentile": 0, "kl": 0,
                                       "nope": 1, "": 1}, "--calibrate", "c.npy"),
+    *cases(COMPILE, "--calibration", {"mse": 1}),  # nothing to calibrate on
     *cases(COMPILE, "--parallel", {"1": 0, "2": 0, "1000000": 0, "0": 1, "-1": 1, "x": 1},
            "--target", "verilog"),
     *cases(COMPILE, "--parallel", {"1": 0}, "--target", "hls"),

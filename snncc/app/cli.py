@@ -166,9 +166,9 @@ def compile_cmd(
                                             "on the --calibrate data."),
     calibrate: Path | None = typer.Option(None, "--calibrate", readable=False,
                                           help="Calibration inputs (.npy/.npz)."),
-    calibration: str = typer.Option("mse", "--calibration",
-                                    help="How --calibrate clips activations: mse | max | "
-                                         "percentile | kl"),
+    calibration: str | None = typer.Option(None, "--calibration", show_default=False,
+                                           help="How --calibrate clips activations: mse "
+                                                "(default) | max | percentile | kl"),
     replace_softmax: bool = typer.Option(False, "--replace-softmax",
                                          help="Replace Softmax by NReLU (changes accuracy)."),
     frac_bits: int | None = typer.Option(None, "--frac-bits",
@@ -204,6 +204,10 @@ def compile_cmd(
     except ValueError as e:
         raise SnnccError(Diagnostic(str(e), fix="e.g. --delay exact")) from None
     knob = _hw_knob(target, parallel, hw_config)
+    if calibration is not None and calibrate is None:
+        raise SnnccError(Diagnostic(f"--calibration {calibration} chooses how --calibrate "
+                                    "clips activations, but no --calibrate data was given",
+                                    fix="add --calibrate DATA.npy, or leave --calibration out"))
     data = inputs.load_array(calibrate, "--calibrate") if calibrate else None
     inputs.output_folder(output, "-o")
     if dump_dir is not None and _file_in_the_way(dump_dir) is not None:
@@ -219,7 +223,7 @@ def compile_cmd(
                                  dump_dir=dump_dir, print_after=printer,
                                  input_shape=parse_input_shape(input_shape), neuron=neuron,
                                  latency=latency, latency_progress=fit,
-                                 calibration=calibration)
+                                 calibration=calibration or "mse")
     for w in caught:
         err.print(f"warning: {w.message}", markup=False)
     targets = registry.TARGETS if target == "all" else (target,) if target != "sim" else ()
