@@ -191,6 +191,10 @@ def compile_cmd(
     hw_config: Path | None = typer.Option(None, "--hw-config", readable=False,
                                           help="Per-layer lanes by ONNX node name (JSON: "
                                                '{"parallel": N, "layers": {NODE: N}}).'),
+    pipeline: bool = typer.Option(False, "--pipeline",
+                                  help="Verilog: run the engines of different layers "
+                                       "concurrently (a wavefront over the time steps; "
+                                       "banked value buffers)."),
 ) -> None:
     """Convert an ONNX model into an SNN and write it for a target."""
     import snncc
@@ -203,7 +207,7 @@ def compile_cmd(
         policy = parse_delay(delay)
     except ValueError as e:
         raise SnnccError(Diagnostic(str(e), fix="e.g. --delay exact")) from None
-    knob = _hw_knob(target, parallel, hw_config)
+    knob = _hw_knob(target, parallel, hw_config, pipeline)
     if calibration is not None and calibrate is None:
         raise SnnccError(Diagnostic(f"--calibration {calibration} chooses how --calibrate "
                                     "clips activations, but no --calibrate data was given",
@@ -233,7 +237,7 @@ def compile_cmd(
     if knob is not None:
         from snncc.backends.parallel import config
 
-        hw = config(compiled.graph, parallel, knob, str(hw_config or "--parallel"))
+        hw = config(compiled.graph, parallel, knob, str(hw_config or "--parallel"), pipeline)
     with atomic_dir(output, force=force, protect=(model, calibrate, hw_config)) as tmp:
         write_build(tmp, compiled, targets, hw=hw)
     if time_passes:
@@ -256,13 +260,19 @@ def compile_cmd(
               f"{''.join(', ' + t for t in targets)})")
 
 
-def _hw_knob(target: str, parallel: int | None, hw_config: Path | None) -> dict | None:
-    """The raw parallelism knob (--parallel, --hw-config), checked before compiling;
-    None if neither is given. Its layer names are checked against the compiled graph."""
-    if parallel is None and hw_config is None:
+def _hw_knob(target: str, parallel: int | None, hw_config: Path | None,
+             pipeline: bool = False) -> dict | None:
+    """The raw parallelism knob (--parallel, --hw-config, --pipeline), checked before
+    compiling; None if none is given. Its layer names are checked against the compiled
+    graph."""
+    if parallel is None and hw_config is None and not pipeline:
         return None
     from snncc.backends.parallel import check_parallel, read_config
 
+    if pipeline and target not in ("verilog", "all"):
+        raise SnnccError(Diagnostic(f"--pipeline overlaps the layers of the Verilog design; "
+                                    f"--target {target} has none",
+                                    fix="add --target verilog or all"))
     if target not in ("hls", "verilog", "all"):
         raise SnnccError(Diagnostic(f"--parallel and --hw-config shape the hardware; "
                                     f"--target {target} has none",

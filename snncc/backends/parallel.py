@@ -32,10 +32,13 @@ CONFIG_KEYS = ("parallel", "layers")
 
 @dataclass(frozen=True)
 class HwConfig:
-    """The knob: a global bound on the lanes and exact per-layer values (by ONNX node)."""
+    """The knob: a global bound on the lanes and exact per-layer values (by ONNX node);
+    `pipeline`: the Verilog engines of different layers run concurrently (a wavefront
+    over the time steps, docs/verilog.md), at the cost of banked value buffers."""
 
     parallel: int | None = None
     layers: dict[str, int] = field(default_factory=dict)
+    pipeline: bool = False
 
     def lanes(self, n: Node) -> int:
         """Output lanes per cycle of synapse `n` (all of them by default)."""
@@ -115,7 +118,7 @@ def read_config(path: Path) -> dict:
 
 
 def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
-           source: str = "hw.json") -> HwConfig:
+           source: str = "hw.json", pipeline: bool = False) -> HwConfig:
     """The knob for `graph`: `parallel` (the command line's) over the config's global
     value, and the config's layers, each checked against the graph. Every problem is
     raised at once, with the legal values."""
@@ -142,4 +145,5 @@ def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
         layers[name] = value
     if problems:
         raise SnnccError(problems)
-    return HwConfig(parallel if parallel is not None else raw.get("parallel"), layers)
+    return HwConfig(parallel if parallel is not None else raw.get("parallel"), layers,
+                    pipeline)

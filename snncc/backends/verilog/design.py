@@ -66,7 +66,12 @@ def hex_row(values: np.ndarray, bits: int) -> str:
 class Buffer:
     """One SNN value held in a RAM of the top, a row of lanes per word. Its producer
     writes it during a step, then its consumers read it through their ports; engines run
-    one at a time, so one read port suffices."""
+    one at a time, so one read port suffices.
+
+    Pipelined (`Design.pipelined`), engines run concurrently: the value of step t is in
+    bank t mod `banks` (address {bank, row}), so that its producer, `levels` ahead of its
+    last reader, does not overwrite a step still to be read, and every reader has a copy
+    of the RAM of its own (`copies`), written together."""
 
     index: int
     node: Node
@@ -76,6 +81,45 @@ class Buffer:
     data: str = ""  # the net ports read (a row)
     readers: list[tuple[str, str]] = field(default_factory=list)  # (enable, row address)
     writer: str = ""  # instance name of the producer ("" for the input loader)
+    banks: int = 1  # pipelined: steps held (a power of two)
+    writer_level: int = 0  # pipelined: the producer's level (super-step - step)
+    reader_levels: list[int] = field(default_factory=list)  # pipelined, per reader
+
+    @property
+    def bank_bits(self) -> int:
+        return (self.banks - 1).bit_length()
+
+    @property
+    def ram_aw(self) -> int:
+        """Address bits of a RAM holding every bank: {bank, row}."""
+        return self.aw + self.bank_bits
+
+    @property
+    def ram_depth(self) -> int:
+        """Words of a RAM holding every bank (the last bank only as deep as the rows)."""
+        return (self.banks - 1) * (1 << self.aw) + self.rows
+
+    def _banked(self, level: int, row: str) -> str:
+        """{the bank of the step an engine of `level` is at, row}, as Verilog."""
+        bb = self.bank_bits
+        if bb == 0:
+            return row
+        lsb = f"step[{bb - 1}:0]" if bb > 1 else "step[0]"
+        off = level % self.banks
+        bank = f"({lsb} - {bb}'d{off})" if off else lsb
+        return f"{{{bank}, {row}}}"
+
+    @property
+    def waddr(self) -> str:
+        """The write address of every copy (Verilog)."""
+        return self._banked(self.writer_level, f"{self.name}_waddr")
+
+    @property
+    def copies(self) -> list[tuple[str, str, str]]:
+        """Pipelined: per reader, (read enable, read address, read data net)."""
+        return [(en, self._banked(level, addr), f"{self.name}_rdata{j}")
+                for j, ((en, addr), level) in enumerate(zip(self.readers, self.reader_levels,
+                                                            strict=True))]
 
     @property
     def name(self) -> str:
@@ -173,12 +217,22 @@ class Design:
     readout: Engine
     readout_layout: Layout
     logit_bits: int
-    schedule: list[str]  # per step: {active, run} as hex words
+    schedule: list[str]  # per step (pipelined: per super-step): {active, run} as hex words
+    tracked: int  # bits of the schedule's `active` vector
+    pipelined: bool = False
+    levels: list[int] = field(default_factory=list)  # pipelined: per engine
 
     @property
-    def tracked(self) -> int:
-        """Values whose activity the schedule tracks."""
-        return sum(b.activity is not None for b in self.buffers)
+    def super_steps(self) -> int:
+        """Rows of the schedule: the time steps, and pipelined the wavefront's fill."""
+        return self.steps + max(self.levels, default=0)
+
+    @property
+    def reader_steps(self) -> list[tuple[int, str]]:
+        """Pipelined: (reader, the step it is at) of every reader of the input codes."""
+        b = self.input_buffer
+        return [(j, f"step - {self.step_bits}'d{lv}" if lv else "step")
+                for j, lv in enumerate(b.reader_levels)]
 
     @property
     def logits(self) -> int:

@@ -247,21 +247,38 @@ class _Cycles:
         p = _params(e)
         return np.full(self.tr.batch, int(p["R"]) * (self._port(e, "in") + 1), np.int64)
 
+    def runs(self) -> dict[tuple[int, int], np.ndarray]:
+        """Cycles of every engine run, by (engine, step), per input: start to done."""
+        out: dict[tuple[int, int], np.ndarray] = {}
+        ran: set[int] = set()
+        for t in range(self.d.steps):  # in step order: the trace's running counts
+            for e in self.d.engines:
+                if self.act.run[e.node.name][t]:
+                    out[(e.index, t)] = self.engine(e, t, e.index not in ran)
+                    ran.add(e.index)
+        return out
+
     def run(self) -> tuple[np.ndarray, dict[str, float]]:
+        """Cycles per inference, per input, and the mean cycles of each engine. One at a
+        time, a step costs its engines' runs and the controller's 3 cycles (2 if none
+        runs); pipelined, a super-step costs its longest run and 2 cycles (the engines
+        start in the cycle the schedule row is read; 2 if none runs)."""
+        runs = self.runs()
         total = np.zeros(self.tr.batch, np.int64)
         per_engine: dict[str, float] = {}
-        ran: set[int] = set()
-        for t in range(self.d.steps):
-            any_run = False
-            for e in self.d.engines:
-                if not self.act.run[e.node.name][t]:
-                    continue
-                any_run = True
-                c = self.engine(e, t, e.index not in ran)
-                ran.add(e.index)
-                total += c
-                per_engine[e.name] = per_engine.get(e.name, 0.0) + float(c.mean())
-            total += 3 if any_run else 2
+        for (k, _), c in runs.items():
+            name = self.d.engines[k].name
+            per_engine[name] = per_engine.get(name, 0.0) + float(c.mean())
+        levels = self.d.levels or [0] * len(self.d.engines)
+        for s in range(self.d.super_steps):
+            due = [runs[(e.index, s - lv)] for e, lv in zip(self.d.engines, levels, strict=True)
+                   if (e.index, s - lv) in runs]
+            if not due:
+                total += 2
+            elif self.d.pipelined:
+                total += 2 + np.max(due, axis=0)
+            else:
+                total += 3 + np.sum(due, axis=0)
         return total, per_engine
 
 

@@ -19,6 +19,7 @@ from snncc.schedule import activity, total_steps
 
 from .design import Buffer, Design, Engine, Param, Port, Probe, addr_bits, hex_row, hex_word, op_of
 from .layout import (
+    BUFFERED,
     CHANNELS_LAST,
     Layout,
     View,
@@ -64,6 +65,13 @@ class _Builder:
     def __init__(self, graph: Graph, hw: HwConfig = DEFAULT):
         self.graph = graph
         self.hw = hw
+        self.pipelined = hw.pipeline
+        self.levels, self.banks = wavefront(graph) if hw.pipeline else ({}, {})
+        self.node: Node | None = None  # the node whose engine is being built
+        # the schedule's `active` bits: (reader level, value) per bit, and by key (one
+        # bit per value; pipelined, one per value and reader, each reader at its step)
+        self.active: list[tuple[int, str]] = []
+        self.active_bit: dict[tuple[str, str], int] = {}
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)
         self.layouts = assign_layouts(graph)
@@ -100,14 +108,28 @@ class _Builder:
     def buffer(self, n: Node, width: int) -> Buffer:
         b = Buffer(len(self.buffers), n, self.layouts[n.name], width)
         b.data = f"{b.name}_rdata"
+        if self.pipelined:
+            b.banks = self.banks[n.name]
+            b.writer_level = self.levels.get(n.name, 0)
         self.buffers[n.name] = b
         return b
 
+    @property
+    def level(self) -> int:
+        """Pipelined: the level of the engine being built (0 otherwise)."""
+        return self.levels.get(self.node.name, 0) if self.node is not None else 0
+
     def valid(self, b: Buffer) -> str:
-        """The schedule bit saying `b` is active (may be non-zero) at the current step."""
-        if b.activity is None:
-            b.activity = sum(c.activity is not None for c in self.buffers.values())
-        return f"active[{b.activity}]"
+        """The schedule bit saying `b` is active (may be non-zero) at the step the engine
+        being built is at."""
+        reader = self.node.name if self.pipelined and self.node is not None else ""
+        key = (reader, b.node.name)
+        if key not in self.active_bit:
+            self.active_bit[key] = len(self.active)
+            self.active.append((self.level, b.node.name))
+        if not self.pipelined:
+            b.activity = self.active_bit[key]
+        return f"active[{self.active_bit[key]}]"
 
     def lane_bits(self, b: Buffer) -> int:
         """Bits per lane of what readers of `b` see (spiking input codes: 1)."""
@@ -127,6 +149,11 @@ class _Builder:
         b = self.buffers[src]
         w = self.lane_bits(b)
         pre = f"e{k}_{port}"
+        data = b.data
+        if self.pipelined:  # a copy of the RAM (and of the encoder) per reader
+            data = f"in_spikes{len(b.readers)}" if b.data == "in_spikes" else \
+                f"{b.name}_rdata{len(b.readers)}"
+            b.reader_levels.append(self.level)
         vrw, gb, ow = addr_bits(view.vrows), addr_bits(view.segments), addr_bits(b.lanes)
         nets = {"req": self.wire(f"{pre}_req", 1), "row": self.wire(f"{pre}_row", vrw),
                 "ack": self.wire(f"{pre}_ack", 1),
@@ -140,7 +167,7 @@ class _Builder:
             ("BAW", b.aw), ("GB", gb), ("OW", ow), ("MAP_FILE", map_file)]
         ports = [("clk", "clk"), ("rst", "rst"), ("req", nets["req"]), ("row", nets["row"]),
                  ("ack", nets["ack"]), ("data", nets["data"]), ("rd_en", nets["en"]),
-                 ("rd_addr", nets["addr"]), ("rd_data", b.data)]
+                 ("rd_addr", nets["addr"]), ("rd_data", data)]
         how = "identity" if view.identity else f"{view.segments} x {view.segment} lanes"
         self.ports.append(Port(f"p{k}_{port}", b, list(params), ports,
                                f"{value} read from {src} ({how})"))
@@ -170,23 +197,30 @@ class _Builder:
     def design(self) -> Design:
         enc = self.graph.ops(o.SpikeInput)[0]
         engines, buffers = self.engines, list(self.buffers.values())
-        tracked = [b for b in buffers if b.activity is not None]
+        levels = [self.levels.get(e.node.name, 0) for e in engines]
+        width = len(engines) + len(self.active)
         rows = []
-        for t in range(self.steps):
+        # super-step S: an engine of level l runs its step S - l (all at level 0 when
+        # not pipelined: the super-steps are the steps)
+        for s in range(self.steps + max(levels, default=0)):
             word = 0
-            for e in engines:
-                word |= int(self.activity.run[e.node.name][t]) << e.index
-            for b in tracked:
-                bit = len(engines) + (b.activity or 0)
-                word |= int(self.activity.active[b.node.name][t]) << bit
-            rows.append(hex_word(word, len(engines) + len(tracked)))
+            for e, lv in zip(engines, levels, strict=True):
+                t = s - lv
+                if 0 <= t < self.steps and self.activity.run[e.node.name][t]:
+                    word |= 1 << e.index
+            for bit, (lv, value) in enumerate(self.active):
+                t = s - lv
+                if 0 <= t < self.steps and self.activity.active[value][t]:
+                    word |= 1 << (len(engines) + bit)
+            rows.append(hex_word(word, width))
         inb = self.buffers[enc.name]
         readout, layout = self.readout, self.readout_layout
         assert readout is not None and layout is not None, "check() guarantees one Readout"
-        return Design(self.graph, self.steps, addr_bits(self.steps), engines, buffers,
+        return Design(self.graph, self.steps, addr_bits(len(rows)), engines, buffers,
                       self.ports, self.wires, self.files, self.probes, inb,
                       not op_of(enc, o.SpikeInput).analog, inb.width, readout, layout,
-                      self.logit_bits, rows)
+                      self.logit_bits, rows, len(self.active), self.pipelined,
+                      levels if self.pipelined else [])
 
 
 # ---------------------------------------------------------------- one rule per op
@@ -427,5 +461,30 @@ def lower(graph: Graph, hw: HwConfig = DEFAULT) -> Design:
     for n in graph.topo():
         rule = _RULES.get(type(n.op))
         if rule is not None:
+            bld.node = n
             rule(bld, n)
     return bld.design()
+
+
+def wavefront(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:
+    """The pipelined design's schedule shape: the level of every engine (its depth in
+    the engine graph: one more than the deepest engine whose value it reads; 0 for those
+    reading only the input codes), so that an engine runs in super-step S the step
+    S - level, after its producers; and the banks of every buffered value (a power of
+    two above the levels between its producer and its last reader: the steps in flight).
+    The input codes stay put during an inference: one bank."""
+    levels: dict[str, int] = {}
+    last_reader: dict[str, int] = {}
+    for n in graph.topo():
+        if type(n.op) not in _RULES or isinstance(n.op, o.SpikeInput):
+            continue
+        sources = {resolve(graph, i)[0] for i in n.inputs}
+        levels[n.name] = 1 + max((levels.get(s, -1) for s in sources), default=-1)
+        for s in sources:
+            last_reader[s] = max(last_reader.get(s, 0), levels[n.name])
+    banks = {}
+    for n in graph.topo():
+        if isinstance(n.op, BUFFERED):
+            span = last_reader.get(n.name, 0) - levels[n.name] if n.name in levels else 0
+            banks[n.name] = 1 << max(span, 0).bit_length()
+    return levels, banks
