@@ -879,3 +879,97 @@ def test_resource_estimate_within_20_percent_of_yosys(tmp_path, parallel):
     assert estimate_["xc7"]["dsp"] == xc7["dsp"] and estimate_["xc7"]["bram36"] == xc7["bram36"]
     assert abs(estimate_["ice40"]["bram"] - measured["ice40"]["bram"]) <= max(
         2, 0.2 * measured["ice40"]["bram"])
+
+
+# ---------------------------------------------------------------- layer pipelining
+
+
+def _pipeline_graph(name: str, tiny_models) -> Graph:
+    if name == "transformer:signed1":  # signed neurons that take spikes back
+        return _compile_kind(tiny_models["transformer"], "signed", 1)
+    return _knob_graph(name, tiny_models)
+
+
+# (graph, knob): every engine kind (dense, conv, analog and signed analog inputs,
+# spiking inputs, TD-MatMul, TD max pool, residual add, ReduceSum, readout) and every
+# neuron kind, pipelined, unfolded and folded
+PIPELINED = (
+    ("conv", None), ("attention", 2), ("signed_conv", 1), ("cnn", None),
+    ("transformer_spiking_input", 1), ("transformer:multi", None), ("cnn:signed", 2),
+    ("transformer:signed1", None),
+)
+
+
+@pytest.mark.parametrize("name,parallel", PIPELINED,
+                         ids=[f"{k}-P{p}" for k, p in PIPELINED])
+def test_icarus_matches_interpreter_pipelined(tiny_models, tmp_path, name, parallel):
+    """--pipeline: engines of different layers run concurrently (a wavefront over the
+    time steps, banked buffers). Every spike count and logit is the interpreter's, the
+    cycle estimate is the RTL's count for every input, and it takes fewer cycles than
+    the design that runs one engine at a time (whose estimate is the RTL's too)."""
+    require_tool("iverilog")
+    graph = _pipeline_graph(name, tiny_models)
+    hw = parallel_knob.config(graph, parallel, pipeline=True)
+    summary = verilog.emit(graph, tmp_path / "p", vectors=3, hw=hw)
+    result = verilog.run_simulation(tmp_path / "p", "icarus")
+    _assert_bit_exact(result, 3, graph)
+    est = summary["estimate"]
+    assert est["cycles_per_inference"]["per_input"] == result["cycles"]
+    assert est["initiation_interval"] == max(result["cycles"])
+    one_at_a_time = estimate.cycles(graph, parallel_knob.config(graph, parallel),
+                                    default_inputs(graph, 3))
+    assert max(result["cycles"]) < min(one_at_a_time["per_input"])
+    levels = summary["pipeline"]["levels"]
+    assert summary["pipeline"]["super_steps"] == summary["steps"] + levels - 1
+    assert (tmp_path / "p" / "mem" / "schedule.hex").read_text().count("\n") == (
+        summary["steps"] + levels - 1)
+
+
+def test_wavefront_levels_and_banks():
+    """Every engine runs after the engines whose values it reads (a higher level), and a
+    value holds, in a power of two of banks, every step between its producer's write and
+    its last reader's read."""
+    from snncc.backends.verilog.layout import resolve
+    from snncc.backends.verilog.lower import wavefront
+
+    graph = _attention_graph()
+    levels, banks = wavefront(graph)
+    assert set(levels) == {n.name for n in graph.topo() if n.name in levels}
+    spans: dict[str, int] = {}
+    for name, level in levels.items():
+        for i in graph.node(name).inputs:
+            src = resolve(graph, i)[0]
+            if src in levels:
+                assert level > levels[src], (name, src)
+                spans[src] = max(spans.get(src, 0), level - levels[src])
+            else:
+                assert isinstance(graph.node(src).op, o.SpikeInput) and banks[src] == 1
+    for src, span in spans.items():
+        assert banks[src] > span and banks[src] & (banks[src] - 1) == 0
+        assert banks[src] // 2 <= span  # no more than needed
+    assert levels["stream"] == 1 + max(levels["v"], levels["side"])
+    assert banks["codes"] == 1 and banks["side"] >= levels["stream"] - levels["side"] + 1
+
+
+def test_verilator_matches_interpreter_pipelined_cli(tiny_models, tmp_path):
+    """`--pipeline --parallel 2` from the command line: lint-clean, bit-exact in
+    Verilator, the estimate equal to the RTL's cycles."""
+    require_tool("verilator")
+    design, graph, summary = _cli_design(tmp_path, tiny_models["transformer"], "--pipeline",
+                                         "--parallel", "2")
+    assert summary["pipeline"]["levels"] > 1
+    lint = _make(design, "lint")
+    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr
+    result = verilog.run_simulation(design, "verilator")
+    _assert_bit_exact(result, TINY_VECTORS + 2, graph)
+    assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+
+
+def test_pipeline_refused_without_verilog(tiny_models, tmp_path, run_main):
+    model = tiny_models["cnn"]
+    for target in ("sim", "hls"):
+        out = tmp_path / target
+        code, err = run_main("compile", str(model), "-o", str(out), "--target", target,
+                             "--pipeline")
+        assert code == 1 and f"--target {target} has none" in err and "Traceback" not in err
+        assert not out.exists()

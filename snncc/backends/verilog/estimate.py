@@ -326,7 +326,9 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
     """Every memory of the design: (name, kind, depth, width); kind is "ram" (written
     while running), "rom" (a synchronous read of constants: weights, tables) or "lut"
     (constants read combinationally: logic)."""
-    mems = [(b.name, "ram", b.rows, b.word) for b in design.buffers]
+    mems = [(b.name, "ram", b.rows, b.word) for b in design.buffers if not design.pipelined]
+    for b in design.buffers if design.pipelined else []:  # banked, a copy per reader
+        mems += [(f"{b.name}.{j}", "ram", b.ram_depth, b.word) for j in range(len(b.readers))]
     for e in design.engines:
         p = _params(e)
         if e.module == "snn_neuron":
