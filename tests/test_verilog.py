@@ -926,29 +926,30 @@ def test_icarus_matches_interpreter_pipelined(tiny_models, tmp_path, name, paral
 
 
 def test_wavefront_levels_and_banks():
-    """Every engine runs after the engines whose values it reads (a higher level), and a
-    value holds, in a power of two of banks, every step between its producer's write and
-    its last reader's read."""
+    """Every engine runs after the engines whose values it reads (a higher level); every
+    reader has a copy of the value holding each step from its producer's write to this
+    reader's read (one bank more than the levels between them), the input codes one."""
     from snncc.backends.verilog.layout import resolve
-    from snncc.backends.verilog.lower import wavefront
+    from snncc.backends.verilog.lower import lower, wavefront
 
     graph = _attention_graph()
-    levels, banks = wavefront(graph)
-    assert set(levels) == {n.name for n in graph.topo() if n.name in levels}
-    spans: dict[str, int] = {}
+    levels = wavefront(graph)
+    design = lower(graph, parallel_knob.HwConfig(pipeline=True))
+    assert design.levels == [levels[e.node.name] for e in design.engines]
     for name, level in levels.items():
         for i in graph.node(name).inputs:
             src = resolve(graph, i)[0]
-            if src in levels:
-                assert level > levels[src], (name, src)
-                spans[src] = max(spans.get(src, 0), level - levels[src])
-            else:
-                assert isinstance(graph.node(src).op, o.SpikeInput) and banks[src] == 1
-    for src, span in spans.items():
-        assert banks[src] > span and banks[src] & (banks[src] - 1) == 0
-        assert banks[src] // 2 <= span  # no more than needed
-    assert levels["stream"] == 1 + max(levels["v"], levels["side"])
-    assert banks["codes"] == 1 and banks["side"] >= levels["stream"] - levels["side"] + 1
+            assert level > levels.get(src, -1), (name, src)
+    assert levels["stream"] == 1 + max(levels["v"], levels["side"]) and levels["qc"] == 0
+    for b in design.buffers:
+        readers = [n.name for n in graph.topo() if n.name in levels
+                   for i in n.inputs if resolve(graph, i)[0] == b.node.name]
+        assert sorted(c.level for c in b.copies) == sorted(levels[r] for r in readers)
+        for c in b.copies:
+            want = 1 if b.node.name == "codes" else c.level - levels[b.node.name] + 1
+            assert c.banks == want >= (1 if b.node.name == "codes" else 2)
+    side = design.buffers[[b.node.name for b in design.buffers].index("side")]
+    assert [c.banks for c in side.copies] == [levels["stream"] - levels["side"] + 1]
 
 
 def test_verilator_matches_interpreter_pipelined_cli(tiny_models, tmp_path):

@@ -63,15 +63,26 @@ def hex_row(values: np.ndarray, bits: int) -> str:
 
 
 @dataclass
+class Copy:
+    """Pipelined: a reader's own RAM of a buffer, every copy written together. It holds
+    `banks` steps, the value of step t in bank t mod `banks` (address {bank, row}), one
+    more than the levels between the producer and this reader: the producer runs that
+    many steps ahead and must not overwrite a step the reader has still to read."""
+
+    enable: str  # the reader's read enable
+    raddr: str  # Verilog: {the reader's bank, its row}
+    waddr: str  # Verilog: {the producer's bank, its row}
+    data: str  # the read data net
+    banks: int
+    level: int  # the reader's level
+
+
+@dataclass
 class Buffer:
     """One SNN value held in a RAM of the top, a row of lanes per word. Its producer
     writes it during a step, then its consumers read it through their ports; engines run
-    one at a time, so one read port suffices.
-
-    Pipelined (`Design.pipelined`), engines run concurrently: the value of step t is in
-    bank t mod `banks` (address {bank, row}), so that its producer, `levels` ahead of its
-    last reader, does not overwrite a step still to be read, and every reader has a copy
-    of the RAM of its own (`copies`), written together."""
+    one at a time, so one read port suffices. Pipelined (`Design.pipelined`), engines run
+    concurrently and every reader has a banked copy of its own (`copies`)."""
 
     index: int
     node: Node
@@ -81,45 +92,8 @@ class Buffer:
     data: str = ""  # the net ports read (a row)
     readers: list[tuple[str, str]] = field(default_factory=list)  # (enable, row address)
     writer: str = ""  # instance name of the producer ("" for the input loader)
-    banks: int = 1  # pipelined: steps held (a power of two)
-    writer_level: int = 0  # pipelined: the producer's level (super-step - step)
-    reader_levels: list[int] = field(default_factory=list)  # pipelined, per reader
-
-    @property
-    def bank_bits(self) -> int:
-        return (self.banks - 1).bit_length()
-
-    @property
-    def ram_aw(self) -> int:
-        """Address bits of a RAM holding every bank: {bank, row}."""
-        return self.aw + self.bank_bits
-
-    @property
-    def ram_depth(self) -> int:
-        """Words of a RAM holding every bank (the last bank only as deep as the rows)."""
-        return (self.banks - 1) * (1 << self.aw) + self.rows
-
-    def _banked(self, level: int, row: str) -> str:
-        """{the bank of the step an engine of `level` is at, row}, as Verilog."""
-        bb = self.bank_bits
-        if bb == 0:
-            return row
-        lsb = f"step[{bb - 1}:0]" if bb > 1 else "step[0]"
-        off = level % self.banks
-        bank = f"({lsb} - {bb}'d{off})" if off else lsb
-        return f"{{{bank}, {row}}}"
-
-    @property
-    def waddr(self) -> str:
-        """The write address of every copy (Verilog)."""
-        return self._banked(self.writer_level, f"{self.name}_waddr")
-
-    @property
-    def copies(self) -> list[tuple[str, str, str]]:
-        """Pipelined: per reader, (read enable, read address, read data net)."""
-        return [(en, self._banked(level, addr), f"{self.name}_rdata{j}")
-                for j, ((en, addr), level) in enumerate(zip(self.readers, self.reader_levels,
-                                                            strict=True))]
+    writer_level: int | None = None  # pipelined: the producer's level (None: the input)
+    copies: list[Copy] = field(default_factory=list)  # pipelined, one per reader
 
     @property
     def name(self) -> str:
@@ -140,6 +114,14 @@ class Buffer:
     @property
     def word(self) -> int:
         return self.lanes * self.width
+
+    def ram_aw(self, banks: int) -> int:
+        """Address bits of a RAM of `banks` banks: {bank, row}."""
+        return self.aw + (addr_bits(banks) if banks > 1 else 0)
+
+    def ram_depth(self, banks: int) -> int:
+        """Words of a RAM of `banks` banks (the last only as deep as the rows)."""
+        return (banks - 1) * (1 << self.aw) + self.rows
 
 
 @dataclass
@@ -230,9 +212,8 @@ class Design:
     @property
     def reader_steps(self) -> list[tuple[int, str]]:
         """Pipelined: (reader, the step it is at) of every reader of the input codes."""
-        b = self.input_buffer
-        return [(j, f"step - {self.step_bits}'d{lv}" if lv else "step")
-                for j, lv in enumerate(b.reader_levels)]
+        return [(j, f"step - {self.step_bits}'d{c.level}" if c.level else "step")
+                for j, c in enumerate(self.input_buffer.copies)]
 
     @property
     def logits(self) -> int:

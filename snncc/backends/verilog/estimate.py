@@ -328,7 +328,8 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
     (constants read combinationally: logic)."""
     mems = [(b.name, "ram", b.rows, b.word) for b in design.buffers if not design.pipelined]
     for b in design.buffers if design.pipelined else []:  # banked, a copy per reader
-        mems += [(f"{b.name}.{j}", "ram", b.ram_depth, b.word) for j in range(len(b.readers))]
+        mems += [(f"{b.name}.{j}", "ram", b.ram_depth(c.banks), b.word)
+                 for j, c in enumerate(b.copies)]
     for e in design.engines:
         p = _params(e)
         if e.module == "snn_neuron":

@@ -17,9 +17,8 @@ from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import value_ranges
 from snncc.schedule import activity, total_steps
 
-from .design import Buffer, Design, Engine, Param, Port, Probe, addr_bits, hex_row, hex_word, op_of
+from .design import Buffer, Copy, Design, Engine, Param, Port, Probe, addr_bits, hex_row, hex_word, op_of
 from .layout import (
-    BUFFERED,
     CHANNELS_LAST,
     Layout,
     View,
@@ -66,12 +65,14 @@ class _Builder:
         self.graph = graph
         self.hw = hw
         self.pipelined = hw.pipeline
-        self.levels, self.banks = wavefront(graph) if hw.pipeline else ({}, {})
+        self.levels = wavefront(graph) if hw.pipeline else {}
         self.node: Node | None = None  # the node whose engine is being built
-        # the schedule's `active` bits: (reader level, value) per bit, and by key (one
-        # bit per value; pipelined, one per value and reader, each reader at its step)
-        self.active: list[tuple[int, str]] = []
-        self.active_bit: dict[tuple[str, str], int] = {}
+        # the fields of the schedule's `active` vector, (low bit, bits, value, level,
+        # banks), by key: a value's activity (one bit per value; pipelined, one per
+        # value and reader, each at its step) or, pipelined, the bank of the step an
+        # engine of `level` is at in a copy of `banks` banks ("" for the value)
+        self.fields: list[tuple[int, int, str, int, int]] = []
+        self.field_of: dict[tuple, tuple[int, int]] = {}
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)
         self.layouts = assign_layouts(graph)
@@ -108,9 +109,8 @@ class _Builder:
     def buffer(self, n: Node, width: int) -> Buffer:
         b = Buffer(len(self.buffers), n, self.layouts[n.name], width)
         b.data = f"{b.name}_rdata"
-        if self.pipelined:
-            b.banks = self.banks[n.name]
-            b.writer_level = self.levels.get(n.name, 0)
+        if self.pipelined and n.name in self.levels:
+            b.writer_level = self.levels[n.name]
         self.buffers[n.name] = b
         return b
 
@@ -119,17 +119,27 @@ class _Builder:
         """Pipelined: the level of the engine being built (0 otherwise)."""
         return self.levels.get(self.node.name, 0) if self.node is not None else 0
 
+    def field(self, key: tuple, bits: int, value: str, level: int, banks: int) -> str:
+        """The slice of the schedule's `active` vector holding field `key`."""
+        if key not in self.field_of:
+            lo = sum(f[1] for f in self.fields)
+            self.field_of[key] = lo, bits
+            self.fields.append((lo, bits, value, level, banks))
+        lo, bits = self.field_of[key]
+        return f"active[{lo}]" if bits == 1 else f"active[{lo + bits - 1}:{lo}]"
+
     def valid(self, b: Buffer) -> str:
         """The schedule bit saying `b` is active (may be non-zero) at the step the engine
         being built is at."""
         reader = self.node.name if self.pipelined and self.node is not None else ""
-        key = (reader, b.node.name)
-        if key not in self.active_bit:
-            self.active_bit[key] = len(self.active)
-            self.active.append((self.level, b.node.name))
+        net = self.field(("active", reader, b.node.name), 1, b.node.name, self.level, 0)
         if not self.pipelined:
-            b.activity = self.active_bit[key]
-        return f"active[{self.active_bit[key]}]"
+            b.activity = self.field_of[("active", reader, b.node.name)][0]
+        return net
+
+    def bank(self, banks: int, level: int) -> str:
+        """The schedule field with the bank (step mod `banks`) of an engine of `level`."""
+        return self.field(("bank", banks, level), addr_bits(banks), "", level, banks)
 
     def lane_bits(self, b: Buffer) -> int:
         """Bits per lane of what readers of `b` see (spiking input codes: 1)."""
@@ -149,16 +159,14 @@ class _Builder:
         b = self.buffers[src]
         w = self.lane_bits(b)
         pre = f"e{k}_{port}"
-        data = b.data
-        if self.pipelined:  # a copy of the RAM (and of the encoder) per reader
-            data = f"in_spikes{len(b.readers)}" if b.data == "in_spikes" else \
-                f"{b.name}_rdata{len(b.readers)}"
-            b.reader_levels.append(self.level)
         vrw, gb, ow = addr_bits(view.vrows), addr_bits(view.segments), addr_bits(b.lanes)
         nets = {"req": self.wire(f"{pre}_req", 1), "row": self.wire(f"{pre}_row", vrw),
                 "ack": self.wire(f"{pre}_ack", 1),
                 "data": self.wire(f"{pre}_data", view.vlanes * w),
                 "en": self.wire(f"{pre}_en", 1), "addr": self.wire(f"{pre}_addr", b.aw)}
+        data = b.data
+        if self.pipelined:  # a copy of the RAM (and of the encoder) per reader
+            data = self.copy(b, nets["en"], nets["addr"])
         map_file = "none" if view.identity else self.file(
             f"{pre}_map", _map_words(view, vrw, gb, ow, b.aw))
         params: list[Param] = [
@@ -174,6 +182,21 @@ class _Builder:
         b.readers.append((nets["en"], nets["addr"]))
         return [(f"{port}_req", nets["req"]), (f"{port}_row", nets["row"]),
                 (f"{port}_ack", nets["ack"]), (f"{port}_data", nets["data"])], b
+
+    def copy(self, b: Buffer, enable: str, addr: str) -> str:
+        """Pipelined: a copy of `b` for the engine being built, with as many banks as
+        steps are in flight between its producer and it; returns the net the engine's
+        port reads (the input codes: through an encoder of its own)."""
+        j = len(b.copies)
+        rdata = f"{b.name}_rdata{j}"
+        if b.writer_level is None:  # the input codes: one bank
+            b.copies.append(Copy(enable, addr, f"{b.name}_waddr", rdata, 1, self.level))
+        else:
+            banks = self.level - b.writer_level + 1
+            b.copies.append(Copy(enable, f"{{{self.bank(banks, self.level)}, {addr}}}",
+                                 f"{{{self.bank(banks, b.writer_level)}, {b.name}_waddr}}",
+                                 rdata, banks, self.level))
+        return f"in_spikes{j}" if b.data == "in_spikes" else rdata
 
     def write(self, n: Node, width: int) -> list[tuple[str, str]]:
         """The engine's ports writing its output buffer, a row at a time."""
@@ -198,7 +221,7 @@ class _Builder:
         enc = self.graph.ops(o.SpikeInput)[0]
         engines, buffers = self.engines, list(self.buffers.values())
         levels = [self.levels.get(e.node.name, 0) for e in engines]
-        width = len(engines) + len(self.active)
+        tracked = sum(f[1] for f in self.fields)
         rows = []
         # super-step S: an engine of level l runs its step S - l (all at level 0 when
         # not pipelined: the super-steps are the steps)
@@ -208,18 +231,20 @@ class _Builder:
                 t = s - lv
                 if 0 <= t < self.steps and self.activity.run[e.node.name][t]:
                     word |= 1 << e.index
-            for bit, (lv, value) in enumerate(self.active):
+            for lo, _, value, lv, banks in self.fields:
                 t = s - lv
-                if 0 <= t < self.steps and self.activity.active[value][t]:
-                    word |= 1 << (len(engines) + bit)
-            rows.append(hex_word(word, width))
+                if not value:
+                    word |= (t % banks) << (len(engines) + lo)
+                elif 0 <= t < self.steps and self.activity.active[value][t]:
+                    word |= 1 << (len(engines) + lo)
+            rows.append(hex_word(word, len(engines) + tracked))
         inb = self.buffers[enc.name]
         readout, layout = self.readout, self.readout_layout
         assert readout is not None and layout is not None, "check() guarantees one Readout"
         return Design(self.graph, self.steps, addr_bits(len(rows)), engines, buffers,
                       self.ports, self.wires, self.files, self.probes, inb,
                       not op_of(enc, o.SpikeInput).analog, inb.width, readout, layout,
-                      self.logit_bits, rows, len(self.active), self.pipelined,
+                      self.logit_bits, rows, tracked, self.pipelined,
                       levels if self.pipelined else [])
 
 
@@ -466,25 +491,15 @@ def lower(graph: Graph, hw: HwConfig = DEFAULT) -> Design:
     return bld.design()
 
 
-def wavefront(graph: Graph) -> tuple[dict[str, int], dict[str, int]]:
-    """The pipelined design's schedule shape: the level of every engine (its depth in
-    the engine graph: one more than the deepest engine whose value it reads; 0 for those
-    reading only the input codes), so that an engine runs in super-step S the step
-    S - level, after its producers; and the banks of every buffered value (a power of
-    two above the levels between its producer and its last reader: the steps in flight).
-    The input codes stay put during an inference: one bank."""
+def wavefront(graph: Graph) -> dict[str, int]:
+    """The pipelined design's levels: of every engine, its depth in the engine graph (one
+    more than the deepest engine whose value it reads; 0 for those reading only the
+    input codes), so that an engine runs in super-step S the step S - level, after its
+    producers."""
     levels: dict[str, int] = {}
-    last_reader: dict[str, int] = {}
     for n in graph.topo():
         if type(n.op) not in _RULES or isinstance(n.op, o.SpikeInput):
             continue
         sources = {resolve(graph, i)[0] for i in n.inputs}
         levels[n.name] = 1 + max((levels.get(s, -1) for s in sources), default=-1)
-        for s in sources:
-            last_reader[s] = max(last_reader.get(s, 0), levels[n.name])
-    banks = {}
-    for n in graph.topo():
-        if isinstance(n.op, BUFFERED):
-            span = last_reader.get(n.name, 0) - levels[n.name] if n.name in levels else 0
-            banks[n.name] = 1 << max(span, 0).bit_length()
-    return levels, banks
+    return levels

@@ -132,11 +132,12 @@ def summary(d: Design, files: list[str]) -> dict:
         "top": "snn_top", "files": files, "steps": d.steps, "engines": len(d.engines),
         **({"pipeline": {"levels": max(d.levels, default=0) + 1,
                          "super_steps": d.super_steps,
-                         "banks": {b.name: b.banks for b in d.buffers if b.banks > 1}}}
+                         "banks": {b.name: [c.banks for c in b.copies]
+                                   for b in d.buffers if b.copies}}}
            if d.pipelined else {}),
         "layers": layers, "buffers": buffers,
-        "buffer_bits": sum(b.rows * b.word * (b.banks * len(b.readers) if d.pipelined else 1)
-                           for b in d.buffers),
+        "buffer_bits": sum(b.rows * b.word * (sum(c.banks for c in b.copies) if d.pipelined
+                                              else 1) for b in d.buffers),
         "ports": {"identity": sum(p.params[0][1] == 0 for p in d.ports),
                   "mapped": sum(p.params[0][1] != 0 for p in d.ports)},
         "input": {"codes": d.input_buffer.layout.size, "bits": d.code_bits,
