@@ -75,6 +75,7 @@ class Copy:
     data: str  # the read data net
     banks: int
     level: int  # the reader's level
+    reader: int  # the reader's engine index
 
 
 @dataclass
@@ -93,6 +94,7 @@ class Buffer:
     readers: list[tuple[str, str]] = field(default_factory=list)  # (enable, row address)
     writer: str = ""  # instance name of the producer ("" for the input loader)
     writer_level: int | None = None  # pipelined: the producer's level (None: the input)
+    writer_engine: int | None = None  # pipelined: the producer's engine index
     copies: list[Copy] = field(default_factory=list)  # pipelined, one per reader
 
     @property
@@ -155,6 +157,28 @@ class Engine:
 
 
 @dataclass
+class Flow:
+    """Pipelined: an engine's sequencer (snn_flow). It runs its own time steps in order,
+    each as soon as every producer has finished that step and every reader has finished
+    the step `banks` earlier (whose bank it is about to overwrite)."""
+
+    engine: int
+    file: str  # its schedule: per step {fields, run}
+    width: int
+    assigns: list[tuple[str, str]]  # (slice of `active`, slice of its schedule word)
+    producers: list[int]
+    readers: list[tuple[int, int]]  # (engine, banks of its copy)
+
+    def ready(self, step_bits: int) -> str:
+        """Verilog: the producers and readers allow the step `t<engine>`."""
+        me = f"t{self.engine}"
+        terms = [f"(t{p} > {me})" for p in self.producers]
+        terms += [f"({{1'b0, t{r}}} + {step_bits + 1}'d{banks} > {{1'b0, {me}}})"
+                  for r, banks in self.readers]
+        return " && ".join(terms) or "1'b1"
+
+
+@dataclass
 class Probe:
     """A neuron layer whose spike counts the testbench reads back."""
 
@@ -203,17 +227,12 @@ class Design:
     tracked: int  # bits of the schedule's `active` vector
     pipelined: bool = False
     levels: list[int] = field(default_factory=list)  # pipelined: per engine
-
-    @property
-    def super_steps(self) -> int:
-        """Rows of the schedule: the time steps, and pipelined the wavefront's fill."""
-        return self.steps + max(self.levels, default=0)
+    flows: list[Flow] = field(default_factory=list)  # pipelined: per engine
 
     @property
     def reader_steps(self) -> list[tuple[int, str]]:
         """Pipelined: (reader, the step it is at) of every reader of the input codes."""
-        return [(j, f"step - {self.step_bits}'d{c.level}" if c.level else "step")
-                for j, c in enumerate(self.input_buffer.copies)]
+        return [(j, f"t{c.reader}") for j, c in enumerate(self.input_buffer.copies)]
 
     @property
     def logits(self) -> int:

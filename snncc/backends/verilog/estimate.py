@@ -259,27 +259,46 @@ class _Cycles:
         return out
 
     def run(self) -> tuple[np.ndarray, dict[str, float]]:
-        """Cycles per inference, per input, and the mean cycles of each engine. One at a
-        time, a step costs its engines' runs and the controller's 3 cycles (2 if none
-        runs); pipelined, a super-step costs its longest run and 2 cycles (the engines
-        start in the cycle the schedule row is read; 2 if none runs)."""
+        """Cycles per inference, per input, and the mean cycles of each engine."""
         runs = self.runs()
-        total = np.zeros(self.tr.batch, np.int64)
         per_engine: dict[str, float] = {}
         for (k, _), c in runs.items():
             name = self.d.engines[k].name
             per_engine[name] = per_engine.get(name, 0.0) + float(c.mean())
-        levels = self.d.levels or [0] * len(self.d.engines)
-        for s in range(self.d.super_steps):
-            due = [runs[(e.index, s - lv)] for e, lv in zip(self.d.engines, levels, strict=True)
-                   if (e.index, s - lv) in runs]
-            if not due:
-                total += 2
-            elif self.d.pipelined:
-                total += 2 + np.max(due, axis=0)
-            else:
-                total += 3 + np.sum(due, axis=0)
+        total = self._flows(runs) if self.d.pipelined else self._one_at_a_time(runs)
         return total, per_engine
+
+    def _one_at_a_time(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+        """The controller: a step costs its engines' runs and 3 cycles (2 if none runs)."""
+        total = np.zeros(self.tr.batch, np.int64)
+        for t in range(self.d.steps):
+            due = [runs[(e.index, t)] for e in self.d.engines if (e.index, t) in runs]
+            total += 3 + np.sum(due, axis=0) if due else 2
+        return total
+
+    def _flows(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+        """Pipelined, the sequencers (snn_flow): `at[k, t]` is the cycle engine k gets to
+        step t (1 after the start). A step it does not run at costs a cycle; a run starts
+        when its producers have got past step t and its readers past step t - banks + 1,
+        and it gets to t + 1 a cycle after its done. The inference ends when every engine
+        has got to the end."""
+        steps, n = self.d.steps, len(self.d.engines)
+        at = np.zeros((n, steps + 1, self.tr.batch), np.int64)
+        at[:, 0] = 1
+        for t in range(steps):
+            for f in self.d.flows:  # in engine order: producers before their readers
+                k = f.engine
+                if (k, t) not in runs:
+                    at[k, t + 1] = at[k, t] + 1
+                    continue
+                start = at[k, t]
+                for p in f.producers:
+                    start = np.maximum(start, at[p, t + 1])
+                for r, banks in f.readers:
+                    if t - banks + 1 > 0:
+                        start = np.maximum(start, at[r, t - banks + 1])
+                at[k, t + 1] = start + runs[(k, t)] + 1
+        return at[:, steps].max(axis=0)
 
 
 def cycles(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,

@@ -17,7 +17,7 @@ from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import value_ranges
 from snncc.schedule import activity, total_steps
 
-from .design import Buffer, Copy, Design, Engine, Param, Port, Probe, addr_bits, hex_row, hex_word, op_of
+from .design import Buffer, Copy, Design, Flow, Engine, Param, Port, Probe, addr_bits, hex_row, hex_word, op_of
 from .layout import (
     CHANNELS_LAST,
     Layout,
@@ -67,12 +67,13 @@ class _Builder:
         self.pipelined = hw.pipeline
         self.levels = wavefront(graph) if hw.pipeline else {}
         self.node: Node | None = None  # the node whose engine is being built
-        # the fields of the schedule's `active` vector, (low bit, bits, value, level,
+        # the fields of the schedule's `active` vector, (low bit, bits, value, owner,
         # banks), by key: a value's activity (one bit per value; pipelined, one per
-        # value and reader, each at its step) or, pipelined, the bank of the step an
-        # engine of `level` is at in a copy of `banks` banks ("" for the value)
+        # value and reader, at the step its owner, the reader, is at) or, pipelined, the
+        # bank of the step its owner is at in a copy of `banks` banks ("" for the value)
         self.fields: list[tuple[int, int, str, int, int]] = []
         self.field_of: dict[tuple, tuple[int, int]] = {}
+        self.reads: dict[int, set[str]] = {}  # engine -> the buffers it reads
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)
         self.layouts = assign_layouts(graph)
@@ -110,7 +111,7 @@ class _Builder:
         b = Buffer(len(self.buffers), n, self.layouts[n.name], width)
         b.data = f"{b.name}_rdata"
         if self.pipelined and n.name in self.levels:
-            b.writer_level = self.levels[n.name]
+            b.writer_level, b.writer_engine = self.levels[n.name], self.k
         self.buffers[n.name] = b
         return b
 
@@ -119,27 +120,27 @@ class _Builder:
         """Pipelined: the level of the engine being built (0 otherwise)."""
         return self.levels.get(self.node.name, 0) if self.node is not None else 0
 
-    def field(self, key: tuple, bits: int, value: str, level: int, banks: int) -> str:
+    def field(self, key: tuple, bits: int, value: str, owner: int, banks: int) -> str:
         """The slice of the schedule's `active` vector holding field `key`."""
         if key not in self.field_of:
             lo = sum(f[1] for f in self.fields)
             self.field_of[key] = lo, bits
-            self.fields.append((lo, bits, value, level, banks))
+            self.fields.append((lo, bits, value, owner, banks))
         lo, bits = self.field_of[key]
         return f"active[{lo}]" if bits == 1 else f"active[{lo + bits - 1}:{lo}]"
 
     def valid(self, b: Buffer) -> str:
         """The schedule bit saying `b` is active (may be non-zero) at the step the engine
         being built is at."""
-        reader = self.node.name if self.pipelined and self.node is not None else ""
-        net = self.field(("active", reader, b.node.name), 1, b.node.name, self.level, 0)
+        reader = self.k if self.pipelined else -1
+        net = self.field(("active", reader, b.node.name), 1, b.node.name, reader, 0)
         if not self.pipelined:
             b.activity = self.field_of[("active", reader, b.node.name)][0]
         return net
 
-    def bank(self, banks: int, level: int) -> str:
-        """The schedule field with the bank (step mod `banks`) of an engine of `level`."""
-        return self.field(("bank", banks, level), addr_bits(banks), "", level, banks)
+    def bank(self, banks: int, owner: int) -> str:
+        """The schedule field with the bank (step mod `banks`) of engine `owner`'s step."""
+        return self.field(("bank", banks, owner), addr_bits(banks), "", owner, banks)
 
     def lane_bits(self, b: Buffer) -> int:
         """Bits per lane of what readers of `b` see (spiking input codes: 1)."""
@@ -189,13 +190,15 @@ class _Builder:
         port reads (the input codes: through an encoder of its own)."""
         j = len(b.copies)
         rdata = f"{b.name}_rdata{j}"
-        if b.writer_level is None:  # the input codes: one bank
-            b.copies.append(Copy(enable, addr, f"{b.name}_waddr", rdata, 1, self.level))
+        self.reads.setdefault(self.k, set()).add(b.node.name)
+        if b.writer_engine is None:  # the input codes: one bank
+            b.copies.append(Copy(enable, addr, f"{b.name}_waddr", rdata, 1, self.level,
+                                 self.k))
         else:
             banks = self.level - b.writer_level + 1
-            b.copies.append(Copy(enable, f"{{{self.bank(banks, self.level)}, {addr}}}",
-                                 f"{{{self.bank(banks, b.writer_level)}, {b.name}_waddr}}",
-                                 rdata, banks, self.level))
+            b.copies.append(Copy(enable, f"{{{self.bank(banks, self.k)}, {addr}}}",
+                                 f"{{{self.bank(banks, b.writer_engine)}, {b.name}_waddr}}",
+                                 rdata, banks, self.level, self.k))
         return f"in_spikes{j}" if b.data == "in_spikes" else rdata
 
     def write(self, n: Node, width: int) -> list[tuple[str, str]]:
@@ -220,32 +223,56 @@ class _Builder:
     def design(self) -> Design:
         enc = self.graph.ops(o.SpikeInput)[0]
         engines, buffers = self.engines, list(self.buffers.values())
-        levels = [self.levels.get(e.node.name, 0) for e in engines]
         tracked = sum(f[1] for f in self.fields)
         rows = []
-        # super-step S: an engine of level l runs its step S - l (all at level 0 when
-        # not pipelined: the super-steps are the steps)
-        for s in range(self.steps + max(levels, default=0)):
-            word = 0
-            for e, lv in zip(engines, levels, strict=True):
-                t = s - lv
-                if 0 <= t < self.steps and self.activity.run[e.node.name][t]:
-                    word |= 1 << e.index
-            for lo, _, value, lv, banks in self.fields:
-                t = s - lv
-                if not value:
-                    word |= (t % banks) << (len(engines) + lo)
-                elif 0 <= t < self.steps and self.activity.active[value][t]:
-                    word |= 1 << (len(engines) + lo)
-            rows.append(hex_word(word, len(engines) + tracked))
+        flows: list[Flow] = []
+        if not self.pipelined:  # per step: which engines run, which values are active
+            for t in range(self.steps):
+                word = 0
+                for e in engines:
+                    word |= int(self.activity.run[e.node.name][t]) << e.index
+                for lo, _, value, _, _ in self.fields:
+                    word |= int(self.activity.active[value][t]) << (len(engines) + lo)
+                rows.append(hex_word(word, len(engines) + tracked))
+        else:
+            flows = [self.flow(e) for e in engines]
         inb = self.buffers[enc.name]
         readout, layout = self.readout, self.readout_layout
         assert readout is not None and layout is not None, "check() guarantees one Readout"
-        return Design(self.graph, self.steps, addr_bits(len(rows)), engines, buffers,
+        step_bits = addr_bits(self.steps + 1 if self.pipelined else self.steps)
+        return Design(self.graph, self.steps, step_bits, engines, buffers,
                       self.ports, self.wires, self.files, self.probes, inb,
                       not op_of(enc, o.SpikeInput).analog, inb.width, readout, layout,
                       self.logit_bits, rows, tracked, self.pipelined,
-                      levels if self.pipelined else [])
+                      [self.levels[e.node.name] for e in engines] if self.pipelined else [],
+                      flows)
+
+    def flow(self, e: Engine) -> Flow:
+        """Pipelined: engine `e`'s sequencer. Its schedule (a word per step, and a last
+        one for "all done"): whether it runs, then its fields of the `active` vector.
+        Its producers and its readers (with the banks of their copies) hold it back."""
+        owned = [f for f in self.fields if f[3] == e.index]
+        width = 1 + sum(f[1] for f in owned)
+        words = []
+        for t in range(self.steps):
+            word, at = int(self.activity.run[e.node.name][t]), 1
+            for _, bits, value, _, banks in owned:
+                word |= (int(self.activity.active[value][t]) if value else t % banks) << at
+                at += bits
+            words.append(hex_word(word, width))
+        words.append(hex_word(0, width))
+        assigns, at = [], 1
+        for lo, bits, _, _, _ in owned:
+            dst = f"active[{lo}]" if bits == 1 else f"active[{lo + bits - 1}:{lo}]"
+            src = f"f{e.index}[{at}]" if bits == 1 else f"f{e.index}[{at + bits - 1}:{at}]"
+            assigns.append((dst, src))
+            at += bits
+        producers = sorted({w for name in self.reads.get(e.index, ())
+                            if (w := self.buffers[name].writer_engine) is not None})
+        mine = self.buffers.get(e.node.name)
+        readers = [(c.reader, c.banks) for c in mine.copies] if mine is not None else []
+        return Flow(e.index, self.file(f"flow{e.index}", words), width, assigns, producers,
+                    readers)
 
 
 # ---------------------------------------------------------------- one rule per op

@@ -88,7 +88,7 @@ def write_design(d: Design, out: Path) -> list[str]:
         "synth/synth.ys": env.get_template("synth.ys.j2").render(context),
         "synth/xilinx.ys": env.get_template("xilinx.ys.j2").render(context),
         "synth/hierarchy.ys": env.get_template("hierarchy.ys.j2").render(context),
-        "mem/schedule.hex": "\n".join(d.schedule) + "\n",
+        **({"mem/schedule.hex": "\n".join(d.schedule) + "\n"} if d.schedule else {}),
         "tb/places.hex": _places(d),
         **d.files,
     }
@@ -131,7 +131,6 @@ def summary(d: Design, files: list[str]) -> dict:
     return {
         "top": "snn_top", "files": files, "steps": d.steps, "engines": len(d.engines),
         **({"pipeline": {"levels": max(d.levels, default=0) + 1,
-                         "super_steps": d.super_steps,
                          "banks": {b.name: [c.banks for c in b.copies]
                                    for b in d.buffers if b.copies}}}
            if d.pipelined else {}),

@@ -7,18 +7,12 @@
 // The engines of a step still to run are a mask; the next one is its lowest set bit
 // (the topological order), started in the cycle its predecessor's done arrives. An
 // engine without work at a step costs nothing, a step three cycles.
-//
-// WAVE = 1 (a pipelined design): the schedule's rows are super-steps, in which the
-// engines of different layers run different time steps (the compiler has put each
-// engine's step and the activity its ports see into the row); every engine with work
-// starts in the cycle the row is read, and the super-step ends when all are done.
 module snn_ctrl #(
     parameter NE    = 4,     // engines
     parameter NA    = 4,     // tracked values
     parameter STEPS = 16,
     parameter TW    = 4,     // step bits (STEPS entries)
-    parameter SCHEDULE_FILE = "schedule.hex", // per step: {active[NA], run[NE]}
-    parameter WAVE  = 0      // 1: start a step's engines together (pipelined)
+    parameter SCHEDULE_FILE = "schedule.hex"  // per step: {active[NA], run[NE]}
 ) (
     input  wire          clk,
     input  wire          rst,
@@ -74,15 +68,8 @@ module snn_ctrl #(
                 if (load) begin
                     load <= 1'b0;
                     pending <= run;
-                    if (WAVE != 0) begin  // all at once
-                        start <= run;
-                        waiting <= run != {NE{1'b0}};
-                    end
                 end else if (waiting) begin
-                    if (WAVE != 0) begin
-                        pending <= pending & ~done;
-                        waiting <= (pending & ~done) != {NE{1'b0}};
-                    end else if (|(done & current)) begin
+                    if (|(done & current)) begin
                         pending <= rest;
                         current <= next_rest;
                         start <= next_rest;
