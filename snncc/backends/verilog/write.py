@@ -63,7 +63,9 @@ def _context(d: Design) -> dict:
         "out_lane_bits": addr_bits(d.readout_layout.lanes),
         "neurons": sum(p.neurons for p in d.probes),
         "kinds": sorted({op_of(n, o.Neuron).mode for n in d.graph.ops(o.Neuron)}) or ["if"],
-        "rtl": [TOP] + library_files(),
+        # the controller: one for the whole design, or pipelined a sequencer per engine
+        "rtl": [TOP] + [f for f in library_files()
+                        if f != ("rtl/snn_ctrl.v" if d.pipelined else "rtl/snn_flow.v")],
     }
 
 
