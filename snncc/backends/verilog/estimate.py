@@ -349,6 +349,7 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
     for b in design.buffers if design.pipelined else []:  # banked, a copy per reader
         mems += [(f"{b.name}.{j}", "ram", b.ram_depth(c.banks), b.word)
                  for j, c in enumerate(b.copies)]
+    mems += [(f"flow{f.engine}", "lut", design.steps + 1, f.width) for f in design.flows]
     for e in design.engines:
         p = _params(e)
         if e.module == "snn_neuron":
