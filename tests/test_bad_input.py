@@ -362,6 +362,10 @@ CATALOGUE = [
          "linear and conv layers (legal lanes): fc1 (1, 2, 4, 8); fc2 (3)",
          steps(writes("mlp.onnx", mlp),
                lambda d: (d / "hw.json").write_text('{"layers": {"fc9": 2}}'))),
+    Case("pipeline-no-verilog", "--pipeline without a Verilog target",
+         ("compile", "mlp.onnx", "--target", "hls", "--pipeline"),
+         "--pipeline overlaps the layers of the Verilog design; --target hls has none. Fix: "
+         "add --target verilog or all", writes("mlp.onnx", mlp)),
     Case("neuron-unknown", "an unknown --neuron kind", ("compile", "mlp.onnx", "--neuron", "foo"),
          "unknown neuron kind 'foo'. Fix: use one of if, signed, multi", writes("mlp.onnx", mlp)),
     Case("latency-too-small", "a --latency budget below the model's shortest run",

@@ -94,6 +94,9 @@ MATRIX = [
     *cases(COMPILE, "--hw-config", {"hw.json": 0, "missing.json": 1, "bad.json": 1,
                                     "unknown.json": 1, "x.npy": 1, "notes": 1},
            "--target", "verilog"),
+    *cases(COMPILE, "--pipeline", {"": 0}, "--target", "verilog", "--parallel", "2"),
+    *cases(COMPILE, "--pipeline", {"": 1}, "--target", "hls"),  # no Verilog design
+    *cases(COMPILE, "--pipeline", {"": 1}),
     *cases(COMPILE, "--replace-softmax", {"": 0}), *cases(COMPILE, "--force", {"": 0}),
     *cases(COMPILE, "--print-after-all", {"": 0}), *cases(COMPILE, "--time-passes", {"": 0}),
     *cases(COMPILE, "--frac-bits", {"0": 0, "1": 0, "30": 0, "62": EITHER, "63": 1, "-1": 1,
