@@ -17,7 +17,20 @@ from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import value_ranges
 from snncc.schedule import activity, total_steps
 
-from .design import Buffer, Copy, Design, Flow, Engine, Param, Port, Probe, addr_bits, hex_row, hex_word, op_of
+from .design import (
+    Buffer,
+    Copy,
+    Design,
+    Engine,
+    Flow,
+    Param,
+    Port,
+    Probe,
+    addr_bits,
+    hex_row,
+    hex_word,
+    op_of,
+)
 from .layout import (
     CHANNELS_LAST,
     Layout,
@@ -191,7 +204,7 @@ class _Builder:
         j = len(b.copies)
         rdata = f"{b.name}_rdata{j}"
         self.reads.setdefault(self.k, set()).add(b.node.name)
-        if b.writer_engine is None:  # the input codes: one bank
+        if b.writer_engine is None or b.writer_level is None:  # the input codes: one bank
             b.copies.append(Copy(enable, addr, f"{b.name}_waddr", rdata, 1, self.level,
                                  self.k))
         else:
