@@ -955,12 +955,15 @@ def test_wavefront_levels_and_banks():
     assert [c.banks for c in side.copies] == [levels["stream"] - levels["side"] + 1]
 
 
-def test_verilator_matches_interpreter_pipelined_cli(tiny_models, tmp_path):
-    """`--pipeline --parallel 2` from the command line: lint-clean, bit-exact in
-    Verilator, the estimate equal to the RTL's cycles."""
+@pytest.mark.parametrize("model,options", [
+    ("transformer", ("--parallel", "2")),
+    ("cnn", ("--neuron", "signed", "--delay", "1"))], ids=["transformer-P2", "cnn-signed1"])
+def test_verilator_matches_interpreter_pipelined_cli(tiny_models, tmp_path, model, options):
+    """`--pipeline` from the command line (folded; signed neurons taking spikes back):
+    lint-clean, bit-exact in Verilator, the estimate equal to the RTL's cycles."""
     require_tool("verilator")
-    design, graph, summary = _cli_design(tmp_path, tiny_models["transformer"], "--pipeline",
-                                         "--parallel", "2")
+    design, graph, summary = _cli_design(tmp_path, tiny_models[model], "--pipeline",
+                                         *options)
     assert summary["pipeline"]["levels"] > 1
     lint = _make(design, "lint")
     assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr
