@@ -204,11 +204,13 @@ class _Builder:
         j = len(b.copies)
         rdata = f"{b.name}_rdata{j}"
         self.reads.setdefault(self.k, set()).add(b.node.name)
-        if b.writer_engine is None or b.writer_level is None:  # the input codes: one bank
+        # the steps in flight; never more than the steps (a bank each: nothing to wait for)
+        banks = 1 if b.writer_level is None else min(self.level - b.writer_level + 1,
+                                                     self.steps)
+        if b.writer_engine is None or banks == 1:  # the input codes: one bank
             b.copies.append(Copy(enable, addr, f"{b.name}_waddr", rdata, 1, self.level,
                                  self.k))
         else:
-            banks = self.level - b.writer_level + 1
             b.copies.append(Copy(enable, f"{{{self.bank(banks, self.k)}, {addr}}}",
                                  f"{{{self.bank(banks, b.writer_engine)}, {b.name}_waddr}}",
                                  rdata, banks, self.level, self.k))
@@ -283,7 +285,9 @@ class _Builder:
         producers = sorted({w for name in self.reads.get(e.index, ())
                             if (w := self.buffers[name].writer_engine) is not None})
         mine = self.buffers.get(e.node.name)
-        readers = [(c.reader, c.banks) for c in mine.copies] if mine is not None else []
+        # a reader whose copy has a bank per step never holds the engine back
+        readers = [(c.reader, c.banks) for c in mine.copies
+                   if c.banks < self.steps] if mine is not None else []
         return Flow(e.index, self.file(f"flow{e.index}", words), width, assigns, producers,
                     readers)
 
