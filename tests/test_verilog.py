@@ -847,16 +847,17 @@ def test_knob_refuses_bad_values(tiny_models, tmp_path, run_main):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("parallel", [None, 1])
+@pytest.mark.parametrize("parallel", [None, 1, "pipeline"])
 def test_resource_estimate_within_20_percent_of_yosys(tmp_path, parallel):
     """report.json's resource estimate (no tool run) against Yosys on a tiny transformer
-    (4 tokens x 4 channels, analog input) at two knob settings: LUTs and flip-flops within
-    20% for Xilinx 7-series (synth_xilinx, make synth-xilinx) and iCE40 (synth_ice40),
-    block RAMs and DSPs as Yosys maps them."""
+    (4 tokens x 4 channels, analog input) at two knob settings and pipelined: LUTs and
+    flip-flops within 20% for Xilinx 7-series (synth_xilinx, make synth-xilinx) and iCE40
+    (synth_ice40), block RAMs and DSPs as Yosys maps them."""
     require_tool("yosys")
     model = tmp_path / "tiny.onnx"
     onnx.save(modelgen.tiny_transformer(tokens=4, dim=4, seed=7), model)
-    knob = () if parallel is None else ("--parallel", parallel)
+    knob = (() if parallel is None else ("--pipeline",) if parallel == "pipeline"
+            else ("--parallel", parallel))
     design, _, summary = _cli_design(tmp_path, model, *knob)
     assert _make(design, "synth-xilinx").returncode == 0
     rtl = " ".join(re.search(r"^RTL := (.*)$", (design / "Makefile").read_text(), re.M)[1]
