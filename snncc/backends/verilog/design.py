@@ -169,11 +169,13 @@ class Flow:
     producers: list[int]
     readers: list[tuple[int, int]]  # (engine, banks of its copy)
 
+    counters: list[tuple[int, int]] = field(default_factory=list)  # (banks, bits)
+
     def ready(self, step_bits: int) -> str:
-        """Verilog: the producers and readers allow the step `t<engine>`."""
-        me = f"t{self.engine}"
-        terms = [f"(t{p} > {me})" for p in self.producers]
-        terms += [f"({{1'b0, t{r}}} + {step_bits + 1}'d{banks} > {{1'b0, {me}}})"
+        """Verilog: the producers and readers allow the step (n<engine>, t<engine>)."""
+        me = f"n{self.engine}, t{self.engine}"
+        terms = [f"later(n{p}, t{p}, {me})" for p in self.producers]
+        terms += [f"near(n{r}, t{r}, {me}, {step_bits + 1}'d{banks})"
                   for r, banks in self.readers]
         return " && ".join(terms) or "1'b1"
 
@@ -228,6 +230,17 @@ class Design:
     pipelined: bool = False
     levels: list[int] = field(default_factory=list)  # pipelined: per engine
     flows: list[Flow] = field(default_factory=list)  # pipelined: per engine
+
+    # pipelined: inferences loaded and not yet sent, at most, and the bits of the
+    # inference counters (engines are never more than that many inferences apart)
+    in_flight: int = 4
+    inference_bits: int = 4
+
+    @property
+    def in_flight_index(self) -> str:
+        """Pipelined: the bits of an inference counter that index `loaded_at`."""
+        bits = addr_bits(self.in_flight)
+        return "[0]" if bits == 1 else f"[{bits - 1}:0]"
 
     @property
     def reader_steps(self) -> list[tuple[int, str]]:

@@ -207,7 +207,11 @@ class _Builder:
         # the steps in flight; never more than the steps (a bank each: nothing to wait for)
         banks = 1 if b.writer_level is None else min(self.level - b.writer_level + 1,
                                                      self.steps)
-        if b.writer_engine is None or banks == 1:  # the input codes: one bank
+        if b.writer_engine is None:  # the input codes: two banks, by inference
+            b.copies.append(Copy(enable, f"{{n{self.k}[0], {addr}}}",
+                                 f"{{n_load[0], {b.name}_waddr}}", rdata, 2, self.level,
+                                 self.k))
+        elif banks == 1:
             b.copies.append(Copy(enable, addr, f"{b.name}_waddr", rdata, 1, self.level,
                                  self.k))
         else:
@@ -226,7 +230,7 @@ class _Builder:
         k = self.k
         head = [("clk", "clk"), ("rst", "rst"), ("start", f"start[{k}]")]
         if clear:
-            head.append(("clear", "go"))
+            head.append(("clear", f"clear[{k}]" if self.pipelined else "go"))
         tail = [("done", f"done[{k}]")]
         e = Engine(k, n, module, params, head + ports + tail)
         self.engines.append(e)
@@ -264,32 +268,37 @@ class _Builder:
 
     def flow(self, e: Engine) -> Flow:
         """Pipelined: engine `e`'s sequencer. Its schedule (a word per step, and a last
-        one for "all done"): whether it runs, then its fields of the `active` vector.
-        Its producers and its readers (with the banks of their copies) hold it back."""
+        one for "all done"): whether it runs, then its activity fields of the `active`
+        vector; its bank fields come from counters of its steps (modulo the banks, run
+        across inferences). Its producers and its readers (with the banks of their
+        copies) hold it back."""
         owned = [f for f in self.fields if f[3] == e.index]
-        width = 1 + sum(f[1] for f in owned)
+        width = 1 + sum(f[1] for f in owned if f[2])
         words = []
         for t in range(self.steps):
             word, at = int(self.activity.run[e.node.name][t]), 1
-            for _, bits, value, _, banks in owned:
-                word |= (int(self.activity.active[value][t]) if value else t % banks) << at
-                at += bits
+            for _, bits, value, _, _ in owned:
+                if value:
+                    word |= int(self.activity.active[value][t]) << at
+                    at += bits
             words.append(hex_word(word, width))
         words.append(hex_word(0, width))
-        assigns, at = [], 1
-        for lo, bits, _, _, _ in owned:
+        assigns, counters, at = [], [], 1
+        for lo, bits, value, _, banks in owned:
             dst = f"active[{lo}]" if bits == 1 else f"active[{lo + bits - 1}:{lo}]"
-            src = f"f{e.index}[{at}]" if bits == 1 else f"f{e.index}[{at + bits - 1}:{at}]"
+            if value:
+                src = f"f{e.index}[{at}]" if bits == 1 else f"f{e.index}[{at + bits - 1}:{at}]"
+                at += bits
+            else:
+                src = f"bank{e.index}_{banks}"
+                counters.append((banks, bits))
             assigns.append((dst, src))
-            at += bits
         producers = sorted({w for name in self.reads.get(e.index, ())
                             if (w := self.buffers[name].writer_engine) is not None})
         mine = self.buffers.get(e.node.name)
-        # a reader whose copy has a bank per step never holds the engine back
-        readers = [(c.reader, c.banks) for c in mine.copies
-                   if c.banks < self.steps] if mine is not None else []
+        readers = [(c.reader, c.banks) for c in mine.copies] if mine is not None else []
         return Flow(e.index, self.file(f"flow{e.index}", words), width, assigns, producers,
-                    readers)
+                    readers, counters)
 
 
 # ---------------------------------------------------------------- one rule per op

@@ -17,6 +17,7 @@ _LOGITS = re.compile(r"^LOGITS match (\d+)/(\d+)$", re.M)
 _CYCLES = re.compile(r"^CYCLES min (\d+) max (\d+) mean (\d+)$", re.M)
 _RESULT = re.compile(r"^RESULT (PASS|FAIL) (\d+)/(\d+) vectors$", re.M)
 _VECTOR = re.compile(r"^VECTOR (\d+) cycles (\d+) (ok|FAIL)$", re.M)
+_STREAM = re.compile(r"^STREAM logits match (\d+)/(\d+) inferences (\d+) cycles (\d+)$", re.M)
 _INSTANCE = re.compile(r"^\s*\\?(\S+)\s+(u\d+_\w+)\s*\(", re.M)  # module instance lines
 
 
@@ -53,7 +54,21 @@ def parse_simulation(text: str) -> dict:
         "cycles_per_inference": {"min": int(cycles[1]), "max": int(cycles[2]),
                                  "mean": int(cycles[3])},
         "cycles": [int(m[2]) for m in _VECTOR.finditer(text)],
+        **_stream(text),
     }
+
+
+def _stream(text: str) -> dict:
+    """Pipelined designs: the back-to-back run (every input again, inferences in flight):
+    its logits' agreement and the cycles between the first and the last inference's last
+    logit, over the inferences after the first (the initiation interval)."""
+    m = _STREAM.search(text)
+    if m is None:
+        return {}
+    n, span = int(m[3]), int(m[4])
+    return {"stream": {"logits": {"match": int(m[1]), "total": int(m[2])}, "inferences": n,
+                       "cycles": span,
+                       "initiation_interval": span / (n - 1) if n > 1 else None}}
 
 
 VERILATOR_FAST_MODEL = "-O3 --x-assign fast --x-initial fast -CFLAGS -O1"

@@ -1,51 +1,64 @@
 // snn_flow: one engine's sequencer in a pipelined design (`--pipeline`). The engine runs
-// its own time steps 0..STEPS-1 in order, each as soon as the design allows it, not in
-// lock-step with the others: `ready` (computed in the top from the other sequencers'
-// steps) says that every engine whose value it reads has finished step t and every
-// engine reading its value has finished the step whose bank step t overwrites. A step
-// the engine has no work at (`run` low, from its schedule) costs a cycle; a run is a
-// start pulse and the wait for its done. `t` is the step it is at (STEPS when it has
-// finished the inference, from reset until `go`).
+// its own time steps 0..STEPS-1 of inference after inference, each step as soon as the
+// design allows it, not in lock-step with the others: `ready` (computed in the top from
+// the other sequencers' positions) says that every engine whose value it reads has
+// finished this step and every engine reading its value has finished the step whose
+// bank this one overwrites. A step the engine has no work at (`run` low, from its
+// schedule) costs a cycle; a run is a start pulse and the wait for its done. `n` counts
+// the inferences (modulo 2^IW), `t` is the step within the current one. Before step 0
+// of an inference it waits for `avail` (its input loaded; the readout: the previous
+// logits sent), then pulses `clear` (the engine forgets its state: a lazy reset).
+// `advance` is high in the cycle whose edge moves it to the next step.
 module snn_flow #(
     parameter STEPS = 16,
-    parameter TW    = 5      // step bits, for 0..STEPS
+    parameter TW    = 5,     // step bits
+    parameter IW    = 4      // inference counter bits
 ) (
     input  wire          clk,
     input  wire          rst,
-    input  wire          go,
+    input  wire          avail,
     input  wire          ready,
     input  wire          run,
     input  wire          done,
     output reg           start,
+    output reg           clear,
     output reg  [TW-1:0] t,
-    output wire          finished
+    output reg  [IW-1:0] n,
+    output wire          advance
 );
-    localparam [TW-1:0] END = STEPS[TW-1:0];
+    localparam integer LAST_I = STEPS - 1;
+    localparam [TW-1:0] LAST = LAST_I[TW-1:0];
 
     reg busy;
+    reg open;    // the inference has begun (its input is there)
 
-    assign finished = t == END;
+    assign advance = open && (busy ? done : !run);
 
     always @(posedge clk) begin
         start <= 1'b0;
+        clear <= 1'b0;
         if (rst) begin
             busy <= 1'b0;
-            t <= END;
-        end else if (go) begin
-            busy <= 1'b0;
+            open <= 1'b0;
             t <= {TW{1'b0}};
-        end else if (busy) begin
-            if (done) begin
-                busy <= 1'b0;
+            n <= {IW{1'b0}};
+        end else if (!open) begin
+            if (avail) begin
+                open <= 1'b1;
+                clear <= 1'b1;
+            end
+        end else if (advance) begin
+            busy <= 1'b0;
+            if (t == LAST) begin
+                t <= {TW{1'b0}};
+                n <= n + 1'b1;
+                open <= 1'b0;
+            end else begin
                 t <= t + 1'b1;
             end
-        end else if (!finished) begin
-            if (!run) begin
-                t <= t + 1'b1;
-            end else if (ready) begin
-                start <= 1'b1;
-                busy <= 1'b1;
-            end
+        end else if (!busy && ready) begin
+            start <= 1'b1;
+            busy <= 1'b1;
         end
     end
 endmodule
