@@ -300,6 +300,55 @@ class _Cycles:
                 at[k, t + 1] = start + runs[(k, t)] + 1
         return at[:, steps].max(axis=0)
 
+    def stream(self, runs: dict[tuple[int, int], np.ndarray]) -> int:
+        """Pipelined, the inputs streamed back to back (inference n on input n, a code
+        a cycle whenever the top takes one, the logits taken as soon as they are sent):
+        the cycles from the first inference's last logit to the last one's. Edges (clock
+        counts) of: `loaded[n]` its last code taken; `reach[k][g]` engine k's counters at
+        absolute step g = n * steps + t; `sent[n]` its last logit taken. The rules are
+        the sequencers' (`_flows`) and the top's: step 0 of an inference waits for its
+        codes (the readout: for the previous logits sent) and costs a cycle; the loader
+        takes inference m's codes once inference m - IN_FLIGHT is sent and every reader
+        of the codes is past inference m - 2 (two input banks); the logits go out once
+        every engine is past the inference, two cycles each."""
+        d = self.d
+        steps, count = d.steps, self.tr.batch
+        n_in, n_out = d.input_buffer.layout.size, d.logits
+        code_readers = [c.reader for c in d.input_buffer.copies]
+        never = -(1 << 40)
+        reach = [[never] * (count * steps + 1) for _ in d.engines]
+        loaded, sent = [0] * count, [0] * count
+        for n in range(count):
+            free = max([sent[n - d.in_flight] if n >= d.in_flight else never]
+                       + [reach[r][(n - 1) * steps] if n >= 2 else never
+                          for r in code_readers])
+            loaded[n] = max(loaded[n - 1] if n else 0, free) + n_in
+            for t in range(steps):
+                g = n * steps + t
+                for f in d.flows:
+                    k = f.engine
+                    if t == 0:  # the sequencer opens the inference
+                        gate = max(reach[k][g], loaded[n])
+                        if k == d.readout.index and n:
+                            gate = max(gate, sent[n - 1])
+                        at = gate + 1
+                    else:
+                        at = reach[k][g]
+                    if (k, t) not in runs:
+                        reach[k][g + 1] = at + 1
+                        continue
+                    start = at
+                    for p in f.producers:
+                        start = max(start, reach[p][g + 1])
+                    for r, banks in f.readers:
+                        if g - banks + 1 > 0:
+                            start = max(start, reach[r][g - banks + 1])
+                    reach[k][g + 1] = start + int(runs[(k, t)][n]) + 1
+            done = max(reach[k][(n + 1) * steps] for k in range(len(d.engines)))
+            begin = max(done, sent[n - 1] if n else never) + 1
+            sent[n] = begin + 2 * n_out
+        return sent[-1] - sent[0]
+
 
 def cycles(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
            design: Design | None = None, run: SimResult | None = None) -> dict:
@@ -309,10 +358,14 @@ def cycles(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
     engine's traced run on `x`, if the caller has it."""
     design = lower(graph, hw) if design is None else design
     x = default_inputs(graph, ESTIMATE_VECTORS) if x is None else np.asarray(x, np.float64)
-    total, per_engine = _Cycles(design, _Trace(graph, x, run)).run()
-    return {"min": int(total.min()), "mean": float(total.mean()), "max": int(total.max()),
-            "per_input": [int(v) for v in total], "per_engine": per_engine,
-            "inputs": len(x)}
+    model = _Cycles(design, _Trace(graph, x, run))
+    total, per_engine = model.run()
+    out = {"min": int(total.min()), "mean": float(total.mean()), "max": int(total.max()),
+           "per_input": [int(v) for v in total], "per_engine": per_engine,
+           "inputs": len(x)}
+    if design.pipelined:  # the inputs streamed back to back, inferences in flight
+        out["stream"] = model.stream(model.runs())
+    return out
 
 
 
@@ -324,16 +377,26 @@ CLOCK_MHZ = 100  # the clock the report's inferences per second assume
 def estimate(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
              design: Design | None = None, run: SimResult | None = None) -> dict:
     """report.json's `targets.verilog.estimate`: cycles per inference (on `x`, default
-    the testbench's vectors), the initiation interval (one inference at a time: the
-    latency) and the resources per FPGA family, from the design alone."""
+    the testbench's vectors), the initiation interval and the resources per FPGA family,
+    from the design alone. One inference at a time, the initiation interval is the
+    latency (the largest); pipelined, with inferences in flight, it is the mean cycles
+    between finished inferences when the inputs stream back to back (`stream_cycles`
+    from the first inference's last logit to the last one's, over the inferences after
+    the first), and the inferences per second follow from it."""
     design = lower(graph, hw) if design is None else design
     c = cycles(graph, hw, x, design, run)
     per_input = {k: c[k] for k in ("min", "mean", "max", "per_input", "inputs")}
     mean = c["mean"]
+    streamed = {}
+    if "stream" in c and c["inputs"] > 1:
+        ii = c["stream"] / (c["inputs"] - 1)
+        streamed = {"initiation_interval": round(ii, 1), "stream_cycles": c["stream"],
+                    "inferences_per_second": round(CLOCK_MHZ * 1e6 / max(ii, 1), 1)}
     return {"cycles_per_inference": per_input,
             "initiation_interval": per_input["max"],
             "clock_mhz": CLOCK_MHZ,
             "inferences_per_second": round(CLOCK_MHZ * 1e6 / max(mean, 1), 1),
+            **streamed,
             "cycles_by_engine": {k: round(v, 1) for k, v in c["per_engine"].items()},
             **resources(design)}
 
