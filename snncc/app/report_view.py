@@ -119,7 +119,10 @@ def _estimate_rows(estimate: dict | None, synth: dict) -> list[tuple[str, str]]:
              f"inputs); {estimate['inferences_per_second']:,.0f} inferences/s at "
              f"{estimate['clock_mhz']} MHz"),
             ("verilog estimate: initiation interval",
-             f"{estimate['initiation_interval']:,} cycles (one inference at a time)")]
+             f"{estimate['initiation_interval']:,} cycles (one inference at a time)"
+             if "stream_cycles" not in estimate else
+             f"{estimate['initiation_interval']:,.1f} cycles (pipelined, inputs streamed "
+             f"back to back, inferences in flight)")]
     for family, keys in (("xc7", ("lut", "ff", "bram36", "dsp")),
                          ("ice40", ("lut", "ff", "bram"))):
         if family in estimate:

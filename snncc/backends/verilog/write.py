@@ -132,7 +132,7 @@ def summary(d: Design, files: list[str]) -> dict:
     enc = d.input_buffer.node
     return {
         "top": "snn_top", "files": files, "steps": d.steps, "engines": len(d.engines),
-        **({"pipeline": {"levels": max(d.levels, default=0) + 1,
+        **({"pipeline": {"levels": max(d.levels, default=0) + 1, "in_flight": d.in_flight,
                          "banks": {b.name: [c.banks for c in b.copies]
                                    for b in d.buffers if b.copies}}}
            if d.pipelined else {}),
