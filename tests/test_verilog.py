@@ -903,13 +903,15 @@ PIPELINED = (
 
 def _assert_streamed(result: dict, est: dict, vectors: int, graph: Graph) -> None:
     """Inferences in flight: the testbench streams every input again back to back;
-    every logit is the interpreter's, and the estimate's cycles from the first
+    every logit is the interpreter's (also when out_ready stalls the logits), and the estimate's cycles from the first
     inference's last logit to the last one's are the RTL's, so its initiation interval
     (their mean spacing) is the RTL's, below the latency (the one-at-a-time run's)."""
     (readout,) = graph.ops(o.Readout)
     logits = vectors * int(np.prod(readout.shape))
     stream = result["stream"]
     assert stream["logits"] == {"match": logits, "total": logits}
+    # and again with the logits taken only when a pseudo-random out_ready allows: held
+    assert stream["stalled_logits"] == {"match": logits, "total": logits}
     assert stream["inferences"] == vectors
     assert est["stream_cycles"] == stream["cycles"]
     assert est["initiation_interval"] == round(stream["cycles"] / (vectors - 1), 1)

@@ -18,6 +18,7 @@ _CYCLES = re.compile(r"^CYCLES min (\d+) max (\d+) mean (\d+)$", re.M)
 _RESULT = re.compile(r"^RESULT (PASS|FAIL) (\d+)/(\d+) vectors$", re.M)
 _VECTOR = re.compile(r"^VECTOR (\d+) cycles (\d+) (ok|FAIL)$", re.M)
 _STREAM = re.compile(r"^STREAM logits match (\d+)/(\d+) inferences (\d+) cycles (\d+)$", re.M)
+_STALLED = re.compile(r"^STALLED logits match (\d+)/(\d+)$", re.M)
 _INSTANCE = re.compile(r"^\s*\\?(\S+)\s+(u\d+_\w+)\s*\(", re.M)  # module instance lines
 
 
@@ -66,8 +67,11 @@ def _stream(text: str) -> dict:
     if m is None:
         return {}
     n, span = int(m[3]), int(m[4])
+    stalled = _STALLED.search(text)
     return {"stream": {"logits": {"match": int(m[1]), "total": int(m[2])}, "inferences": n,
                        "cycles": span,
+                       "stalled_logits": None if stalled is None else
+                       {"match": int(stalled[1]), "total": int(stalled[2])},
                        "initiation_interval": span / (n - 1) if n > 1 else None}}
 
 
