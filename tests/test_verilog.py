@@ -993,6 +993,12 @@ def test_verilator_matches_interpreter_pipelined_cli(tiny_models, tmp_path, mode
     _assert_bit_exact(result, TINY_VECTORS + 2, graph)
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
     _assert_streamed(result, summary["estimate"], TINY_VECTORS + 2, graph)
+    from snncc.app.report_view import _estimate_rows  # as `snncc report` prints it
+
+    rows = dict(_estimate_rows(summary["estimate"], {}))
+    ii = summary["estimate"]["initiation_interval"]
+    assert rows["verilog estimate: initiation interval"].startswith(
+        f"{ii:,.1f} cycles (pipelined, inputs streamed back to back")
 
 
 def test_pipeline_refused_without_verilog(tiny_models, tmp_path, run_main):
