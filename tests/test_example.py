@@ -90,7 +90,7 @@ def test_a_planted_difference_is_unexplained(test_split):
     model.graph.replace_op(target.name, o.Neuron(op.sign, op.thresholds + 3 * np.abs(
         op.thresholds[..., :1]) + 1, op.levels, op.scale, op.t_fire))
     agreement = compare_onnx(model, path, test_split[0][:40])
-    first = agreement.layers[0]
+    (first,) = [la for la in agreement.layers if la.neuron == target.name]
     assert first.differing > 0 and first.unexplained == first.differing - first.at_boundary
     assert first.unexplained > 0 and first.downstream == 0
 
