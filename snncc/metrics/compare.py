@@ -11,7 +11,7 @@ per layer and located (first sample, element); the argmax decisions are compared
 
 Each differing code is also explained, from onnxruntime's value at the quantizer's input:
 - *at a level boundary*: that value lies within `BOUNDARY` of a step from a rounding
-  boundary of the quantizer, where the fixed-point residual sums (error under 1/4096 of a
+  boundary of the quantizer, where the fixed-point residual sums (error under 1/65536 of a
   step) or onnxruntime's float32 arithmetic can tip it either way;
 - *downstream*: an earlier layer already differs on the same sample, so the inputs differ;
 - anything else is *unexplained*, which would be a bug.
@@ -42,7 +42,7 @@ from snncc.frontend.qoperator import has_qoperator, to_qdq
 from snncc.frontend.validate import node_name
 
 CHUNK = 256  # inputs per onnxruntime run: a step of the progress bar, a bound on memory
-BOUNDARY = 2.0**-10  # in quantizer steps: the fixed-point budget (2^-12) and float32 slack
+BOUNDARY = 2.0**-10  # in quantizer steps: the fixed-point budget (2^-16) and float32 slack
 INPUT_TIE = 2.0**-22  # relative to x/scale: two float32 roundings (the division's, x's)
 _TO_NEAREST = {"ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN"}  # QONNX modes with .5 bounds
 
