@@ -14,8 +14,8 @@ stream, or reach the readout, need one common unit: their synapses use fixed poi
 given, F is chosen so that the worst-case sum of those roundings stays below 1/65536 of the
 finest quantizer step that reads them (within the 31-bit weight bound). (1/4096 before: on
 a 12-block DeiT-family model float64 put one boundary case on onnxruntime's side of
-snncc's, bench/boundary_float64.py; two bits more already agree with float64.) That rounding is the one admissible source of
-disagreement with the float model (DESIGN §3).
+snncc's, bench/boundary_float64.py; two bits more already agree with float64.) That
+rounding is the one admissible source of disagreement with the float model (DESIGN §3).
 """
 
 from __future__ import annotations
