@@ -62,8 +62,6 @@ class LayerAgreement:
     unexplained_codes: tuple[int, int] | None = None  # its (onnxruntime, reference) codes
     neuron: str = ""  # the SNN neuron that computes it (a signed one: the first of two)
     encodes_input: bool = False  # the model's input quantizer (SpikeInput), not a neuron
-    # each at_boundary code: ((sample, *element), onnxruntime's code, the reference's)
-    boundary_cases: list[tuple[tuple[int, ...], int, int]] = field(default_factory=list)
 
     @property
     def unexplained(self) -> int:
@@ -246,7 +244,7 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
     probes = _probes(model, pre)
     # a QOperator kernel's output is an integer tensor of the source model: its codes
     wanted = [codes_of.get(p.name, (p.name, 0))[0] for p in probes]
-    fed = {i.name for i in _load(source, external=False).graph.input}
+    fed = {_load(source, external=False).graph.input[0].name}  # what run_onnx feeds
     extra = list(dict.fromkeys(pre[p.name][0] for p in probes
                                if pre[p.name][0] not in wanted and pre[p.name][0] not in fed))
     if codes_of:  # the values before rounding exist only in the QDQ form
@@ -311,8 +309,6 @@ def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n: _P
         near = dist <= (np.abs(value / scale) * INPUT_TIE if n.encodes_input else BOUNDARY)
         if near.any():
             layer.nearest = float(dist[near].max())
-        layer.boundary_cases = [(tuple(int(i) for i in diff[k]), int(ort_codes[tuple(diff[k])]),
-                                 int(snn[tuple(diff[k])])) for k in np.flatnonzero(near)]
     layer.at_boundary = int(near.sum())
     upstream = differs[diff[:, 0]]
     layer.downstream = int(np.sum(~near & upstream))
