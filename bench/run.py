@@ -652,7 +652,8 @@ def write_report(out: Path, info: dict, thr: dict, scale: dict | None, command: 
         lines += ["", f"### Time of each step on the largest model "
                   f"({scale['largest'].label})", "", *pass_table(scale["largest_entry"])]
         svg_plot(fit["series"], ROOT / "bench" / "compile_scaling.svg")
-    for part in ("latency.md", "calib_family.md", "depth_agreement.md"):  # their bench scripts
+    for part in ("latency.md", "calib_family.md", "depth_agreement.md",  # their bench scripts
+                 "boundary_float64.md"):
         if (ROOT / "bench" / part).is_file():
             lines += ["", (ROOT / "bench" / part).read_text().rstrip()]
     out.write_text("\n".join(lines) + "\n")

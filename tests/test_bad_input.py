@@ -285,6 +285,14 @@ CATALOGUE = [
          "(accuracy changes unless the model was trained with NReLU)",
          writes("softmax.onnx", lambda: mlp({"[relu] r = Relu(h)": "[softmax] r = Softmax(h)"}))),
     # ------------------------------------------------------------ quantizers and T
+    Case("float-into-linear", "a linear layer reading a value that is not quantized (a "
+         "mean, sum or linear layer's output with no quantized ReLU after it)",
+         ("compile", "float_in.onnx"),
+         "float_in.onnx: node 'fc2' (Dense): a linear layer reads an activation that is not "
+         "quantized (not spikes). Fix: put a quantized ReLU (unsigned quantizer) before the "
+         "layer",
+         writes("float_in.onnx", lambda: mlp({"[fc2] y = MatMul(a, fc2_weight)":
+                                              "[fc2] y = MatMul(h, fc2_weight)"}))),
     Case("signed-activation", "a signed activation feeding a spike-driven layer",
          ("compile", "signed.onnx"),
          "signed.onnx: node 'act1' (QuantAct): signed or zero-point quantizer (codes -7..7, "

@@ -193,3 +193,48 @@ def test_fraction_bits_that_overflow_are_refused(tiny_models):
         snncc.compile(tiny_models["transformer"], T=7, frac_bits=62)
     small = snncc.compile(tiny_models["transformer"], T=7, frac_bits=12)
     assert small.graph.meta["frac_bits"] == 12
+
+
+def _float32_ties(scale: float, n: int) -> np.ndarray:
+    """n float32 inputs in [0, 1] whose quotient by `scale` rounds to another code in
+    float32 than in exact arithmetic (float64 division of two float32 numbers rounds as the
+    exact quotient): the float32 quotient lands on or across a tie."""
+    s = np.float32(scale)
+    x = ((np.arange(255) + 0.5) * np.float64(s)).astype(np.float32)
+    x = x[(x <= 1) & (np.rint(x / s) != np.rint(x.astype(np.float64) / np.float64(s)))]
+    assert len(x) >= n
+    return x[:n]
+
+
+def test_input_codes_at_a_float32_tie_are_explained(tiny_models, monkeypatch):
+    """The input quantizer is compared too: codes onnxruntime rounds differently because it
+    divides x by the scale in float32 are boundary cases (the later differences on their
+    samples downstream), not unexplained ones; any other input code that differs is."""
+    import snncc.metrics.compare as compare
+
+    model = snncc.compile(tiny_models["cnn"], T=7)
+    (enc,) = model.graph.ops(snncc.ops.SpikeInput)
+    x = inputs(model, 16, seed=3).astype(np.float32)
+    planted = [(k, 0, k % 8, (3 * k) % 8) for k in range(0, 16, 2)]
+    for where, value in zip(planted, _float32_ties(float(np.ravel(enc.op.scale)[0]), 8),
+                            strict=True):
+        x[where] = value
+    a = compare_onnx(model, tiny_models["cnn"], x)
+    layer = a.layers[0]
+    assert layer.encodes_input and layer.total == x.size
+    assert layer.differing == layer.at_boundary == len(planted) and layer.first == planted[0]
+    assert a.unexplained == 0
+    neurons = a.layers[1:]
+    assert a.code_agreement == 1 - sum(la.differing for la in neurons) / sum(
+        la.total for la in neurons)
+
+    true_codes = compare._input_codes
+
+    def one_more(model, x):  # a planted bug: one input code off, far from any tie
+        codes = true_codes(model, x)
+        codes[enc.name][1, 0, 4, 4] += 1
+        return codes
+
+    monkeypatch.setattr(compare, "_input_codes", one_more)
+    a = compare_onnx(model, tiny_models["cnn"], x)
+    assert a.layers[0].unexplained == 1 and a.layers[0].first_unexplained == (1, 0, 4, 4)

@@ -132,6 +132,25 @@ def test_canonicalize_sinks_a_token_mean_below_the_head(tmp_path):
     assert kinds(result.graph) == ["Input", "Affine", "Dense", "ReduceSum"]
 
 
+@pytest.mark.parametrize("mean", [
+    "p = GlobalAveragePool(x)\n        m = Flatten(p)",
+    "m = ReduceMean <axes: ints = [2, 3], keepdims: int = 0> (x)"], ids=["gap", "reducemean"])
+def test_canonicalize_sinks_a_spatial_mean_below_the_head(tmp_path, mean):
+    """A mean over H and W before the head: the positions become rows ([C, H*W] -> [H*W,
+    C]), the head a Dense per position, the sum after it; the values unchanged."""
+    g = load_text(f"""
+    g (float[N, 2, 3, 4] x) => (float[N, 5] y) <float[2, 5] w = {{{", ".join(
+        str(k) for k in range(10))}}}> {{
+        {mean}
+        y = MatMul(m, w)
+    }}""", tmp_path)
+    result = run_twice(Canonicalize(), g, rng().normal(size=(2, 2, 3, 4)))
+    assert kinds(result.graph) == ["Input", "Affine", "Reshape", "Transpose", "Dense",
+                                   "ReduceSum"]
+    (dense,) = result.graph.ops(o.Dense)
+    assert dense.shape == (12, 5)
+
+
 def test_canonicalize_reports_no_change_on_canonical_graph(tmp_path):
     g = load_text("""
     g (float[N, 2] x) => (float[N, 2] y) <float[2, 2] w = {1.0, 2.0, 3.0, 4.0}> {

@@ -21,6 +21,8 @@ CASES = [  # model, activation levels (its T), input shape of a sample
     (DATA / "pt2e" / "pt2e_cnn.onnx", 255, (1, 8, 8)),
     (DATA / "brevitas" / "perchannel_q4.onnx", 15, (1, 8, 8)),
     (DATA / "brevitas" / "signed_q4.onnx", 15, (16,)),
+    (DATA / "brevitas" / "gap_head_q4.onnx", 15, (1, 8, 8)),  # GlobalAveragePool head
+    (DATA / "brevitas" / "mean_head_q4.onnx", 15, (1, 8, 8)),  # ReduceMean over H, W
 ]
 
 
@@ -67,3 +69,26 @@ def test_more_levels_than_t(path, levels, shape):
     x = images(shape)
     assert_exact(model, x)
     held_to_onnxruntime(model, path, x)
+
+
+@pytest.mark.simulator
+def test_mean_over_h_and_w_head_through_the_hardware_ladder(tmp_path):
+    """The head that reads a mean over H and W (a Dense per position, the sum after it) in
+    HLS C simulation and RTL simulation equals the interpreter; the codes onnxruntime's."""
+    import io
+
+    from rich.console import Console
+
+    from conftest import require_tool
+    from snncc.app.files import write_build
+    from snncc.verify.ladder import run_ladder
+
+    for tool in ("g++", "iverilog"):
+        require_tool(tool)
+    path = DATA / "brevitas" / "gap_head_q4.onnx"
+    build = tmp_path / "build"
+    build.mkdir()
+    write_build(build, snncc.compile(path, T=15), ["hls", "verilog"])
+    console = Console(record=True, width=120, file=io.StringIO())
+    assert run_ladder(build, images((1, 8, 8), 3), console, path, "icarus",
+                      require=("hls", "rtl")), console.export_text()

@@ -11,10 +11,18 @@ per layer and located (first sample, element); the argmax decisions are compared
 
 Each differing code is also explained, from onnxruntime's value at the quantizer's input:
 - *at a level boundary*: that value lies within `BOUNDARY` of a step from a rounding
-  boundary of the quantizer, where the fixed-point residual sums (error under 1/4096 of a
+  boundary of the quantizer, where the fixed-point residual sums (error under 1/65536 of a
   step) or onnxruntime's float32 arithmetic can tip it either way;
 - *downstream*: an earlier layer already differs on the same sample, so the inputs differ;
 - anything else is *unexplained*, which would be a bug.
+
+The model's input quantizer is compared the same way (before every layer, so that a
+sample whose input codes differ makes its later differences downstream), with a narrower
+boundary: snncc divides the float32 input by the scale in float64, which rounds exactly
+like the exact quotient, and onnxruntime in float32, so an input code may differ only
+where x/scale lies within float32's precision (`INPUT_TIE` relative) of a rounding
+boundary. Its codes are not counted in the share of identical codes, which is over the
+neuron layers.
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from snncc.frontend.qoperator import has_qoperator, to_qdq
 from snncc.frontend.validate import node_name
 
 CHUNK = 256  # inputs per onnxruntime run: a step of the progress bar, a bound on memory
-BOUNDARY = 2.0**-10  # in quantizer steps: the fixed-point budget (2^-12) and float32 slack
+BOUNDARY = 2.0**-10  # in quantizer steps: the fixed-point budget (2^-16) and float32 slack
+INPUT_TIE = 2.0**-22  # relative to x/scale: two float32 roundings (the division's, x's)
 _TO_NEAREST = {"ROUND", "HALF_EVEN", "HALF_UP", "HALF_DOWN"}  # QONNX modes with .5 bounds
 
 
@@ -52,6 +61,7 @@ class LayerAgreement:
     first_unexplained: tuple[int, ...] | None = None  # (sample, *element) of the first
     unexplained_codes: tuple[int, int] | None = None  # its (onnxruntime, reference) codes
     neuron: str = ""  # the SNN neuron that computes it (a signed one: the first of two)
+    encodes_input: bool = False  # the model's input quantizer (SpikeInput), not a neuron
 
     @property
     def unexplained(self) -> int:
@@ -70,8 +80,10 @@ class Agreement:
 
     @property
     def code_agreement(self) -> float:
-        total = sum(layer.total for layer in self.layers)
-        return 1.0 - sum(layer.differing for layer in self.layers) / max(total, 1)
+        """The share of identical codes over the neuron layers (not the input's)."""
+        neurons = [layer for layer in self.layers if not layer.encodes_input]
+        total = sum(layer.total for layer in neurons)
+        return 1.0 - sum(layer.differing for layer in neurons) / max(total, 1)
 
     @property
     def decision_agreement(self) -> float:
@@ -90,7 +102,8 @@ class Agreement:
                             "first": a.first, "onnx_code": a.ort_code, "snn_code": a.snn_code,
                             "at_boundary": a.at_boundary, "downstream": a.downstream,
                             "unexplained": a.unexplained, "boundary_distance": a.nearest,
-                            "first_unexplained": a.first_unexplained}
+                            "first_unexplained": a.first_unexplained,
+                            "input": a.encodes_input}
                            for a in self.layers]}
 
 
@@ -180,10 +193,16 @@ class _Probe:
     shape: tuple[int, ...]
     scale: np.ndarray
     parts: tuple[tuple[str, int], ...]
+    zero_point: int = 0  # the input's codes carry it (a neuron's count does not)
+    encodes_input: bool = False
 
 
 def _probes(model: CompiledModel, pre: dict) -> list[_Probe]:
     found, seen = [], set()
+    for n in model.graph.ops(o.SpikeInput):  # first: its differences make later ones downstream
+        base, op = n.name.removesuffix("/encode"), n.op_as(o.SpikeInput)
+        if base in pre:
+            found.append(_Probe(base, n.shape, op.scale, ((n.name, 1),), op.zero_point, True))
     for n in model.graph.ops(o.Neuron):
         base = n.name.removesuffix("/pos").removesuffix("/neg")
         if base not in pre or base in seen:
@@ -225,16 +244,19 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
     probes = _probes(model, pre)
     # a QOperator kernel's output is an integer tensor of the source model: its codes
     wanted = [codes_of.get(p.name, (p.name, 0))[0] for p in probes]
-    extra = list(dict.fromkeys(pre[p.name][0] for p in probes if pre[p.name][0] not in wanted))
+    fed = {_load(source, external=False).graph.input[0].name}  # what run_onnx feeds
+    extra = list(dict.fromkeys(pre[p.name][0] for p in probes
+                               if pre[p.name][0] not in wanted and pre[p.name][0] not in fed))
     if codes_of:  # the values before rounding exist only in the QDQ form
         outs = run_onnx(onnx_path, feed(x), wanted, progress)
-        inner = list(dict.fromkeys(pre[p.name][0] for p in probes))
+        inner = list(dict.fromkeys(pre[p.name][0] for p in probes if pre[p.name][0] not in fed))
         pre_values = dict(zip(inner, run_onnx(source, feed(x), inner, file=onnx_path)[1:],
                               strict=True))
     else:
         outs = run_onnx(source, feed(x), wanted + extra, progress, file=onnx_path)
         pre_values = dict(zip(wanted + extra, outs[1:], strict=True))
-    ref = model.reference(x)
+    pre_values.update(dict.fromkeys(fed, feed(x).astype(np.float32)))  # as onnxruntime got it
+    ref, encoded = model.reference(x), _input_codes(model, x)
     result = Agreement()
     differs = np.zeros(len(x), bool)  # samples on which an earlier layer differs
     for p, value in zip(probes, outs[1:1 + len(probes)], strict=True):
@@ -243,9 +265,11 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
             ort_codes = value.reshape(shape).astype(np.int64) - codes_of[p.name][1]
         else:
             ort_codes = np.rint(value.reshape(shape) / p.scale).astype(np.int64)
-        snn = np.asarray(sum(sign * ref[name] for name, sign in p.parts))
+        snn = np.asarray(sum(sign * (encoded[name] if name in encoded else ref[name])
+                             for name, sign in p.parts)) - p.zero_point
         diff = np.argwhere(ort_codes != snn)
-        layer = LayerAgreement(p.name, snn.size, len(diff), neuron=p.parts[0][0])
+        layer = LayerAgreement(p.name, snn.size, len(diff), neuron=p.parts[0][0],
+                               encodes_input=p.encodes_input)
         if len(diff):
             first = tuple(int(i) for i in diff[0])
             layer.first, layer.ort_code, layer.snn_code = first, int(ort_codes[first]), int(
@@ -261,6 +285,14 @@ def compare_onnx(model: CompiledModel, onnx_path: str | Path, x: np.ndarray,
     return result
 
 
+def _input_codes(model: CompiledModel, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The input quantizer's codes as the SNN encodes them (snncc's definition)."""
+    from snncc.reference import EVAL
+
+    return {n.name: EVAL[o.SpikeInput](n, [np.asarray(x, np.float64)])
+            for n in model.graph.ops(o.SpikeInput)}
+
+
 def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n: _Probe,
              pre: dict,
              pre_values: dict, shape: tuple[int, ...], ort_codes: np.ndarray,
@@ -272,8 +304,9 @@ def _explain(layer: LayerAgreement, diff: np.ndarray, differs: np.ndarray, n: _P
     if n.name in pre:
         name, to_nearest = pre[n.name]
         scale = np.broadcast_to(n.scale, shape)[index]
-        dist = boundary_distance(pre_values[name].reshape(shape)[index], scale, to_nearest)
-        near = dist <= BOUNDARY
+        value = pre_values[name].reshape(shape)[index]
+        dist = boundary_distance(value, scale, to_nearest)
+        near = dist <= (np.abs(value / scale) * INPUT_TIE if n.encodes_input else BOUNDARY)
         if near.any():
             layer.nearest = float(dist[near].max())
     layer.at_boundary = int(near.sum())

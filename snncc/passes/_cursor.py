@@ -86,6 +86,19 @@ class _Cursor:
                 heapq.heappush(self.ready, (self.key[name], name))
 
 
+def _with_new_chains(graph: Graph, cursor: _Cursor, names: set[str]) -> set[str]:
+    """`names` and the users of its new nodes, and of theirs: a rewrite may make a chain
+    of new nodes, of which only the first reads a node of the region."""
+    found, todo = set(names), [n for n in names if n not in cursor.key]
+    while todo:
+        for u in graph.users(todo.pop()):
+            if u.name not in found:
+                found.add(u.name)
+                if u.name not in cursor.key:
+                    todo.append(u.name)
+    return found
+
+
 def _region(graph: Graph, node: Node) -> set[str]:
     """The node, its operands and theirs, and every user of those."""
     core = {node.name}
@@ -122,7 +135,8 @@ def rewrite_to_fixed_point(graph: Graph, rules: tuple[Rule, ...]) -> bool:
         alive = {r for r in before if r in graph}
         for gone in before - alive:
             cursor.drop(gone)
-        after = alive | {u.name for r in alive for u in graph.users(r)}
+        after = _with_new_chains(graph, cursor, alive | {u.name for r in alive
+                                                         for u in graph.users(r)})
         for name in after:
             if name not in cursor.key:
                 cursor.add(name)

@@ -6,7 +6,9 @@ Rewrites, repeated to a fixed point:
   (ReduceSum, SumPool), so that it sits right after the Dense/Conv that made the value
   (BN between Transposes, a scale before or after a mean: all end up the same);
 - sink a ReduceSum below the Dense that reads it (Dense(sum x) = sum Dense(x)), so that a
-  mean over tokens before the head leaves the head reading spikes;
+  mean over tokens before the head leaves the head reading spikes; a mean over H and W
+  (GlobalAveragePool, ReduceMean over the spatial axes) the same way, its positions made
+  tokens first;
 - drop a quantizer that repeats the one before it (onnxruntime's quantizer puts one after
   every Transpose, Reshape and MaxPool, with the scale and zero point of its input);
 - quantize before a max-pool rather than after it (Q(max x) = max Q(x): Q is monotone), so
@@ -141,6 +143,39 @@ def _sink_reduce(graph: Graph, n: Node) -> bool:
     return True
 
 
+def _sink_spatial_reduce(graph: Graph, n: Node) -> bool:
+    """Dense(squeeze(ReduceSum(x))) summed over every axis of x but the first or the last
+    (C) ==> ReduceSum_0(Dense(x as [positions, C])): one row a position, as tokens are."""
+    src = graph.node(n.inputs[0]) if isinstance(n.op, o.Dense) else None
+    if src is None or len(src.shape) != 1:
+        return False
+    squeeze = src if isinstance(src.op, o.Reshape) else None
+    r = graph.node(src.inputs[0]) if squeeze else src
+    if not isinstance(r.op, o.ReduceSum) or any(
+            single_user(graph, m.name) is None for m in (r, squeeze) if m is not None):
+        return False
+    shape = graph.node(r.inputs[0]).shape
+    kept = [a for a in range(len(shape)) if a not in {x % len(shape) for x in r.op.axes}]
+    if len(shape) < 2 or kept not in ([0], [len(shape) - 1]):
+        return False
+    c, positions = shape[kept[0]], int(np.prod(shape)) // shape[kept[0]]
+    rows = r.inputs[0]
+    if kept == [0]:  # [C, H, W] -> [C, H*W] -> [H*W, C], as a tokenizer makes tokens
+        rows = graph.add(graph.fresh(f"{n.name}/by_channel"), o.Reshape((c, positions)),
+                         (rows,), origin=n.origin)
+        rows = graph.add(graph.fresh(f"{n.name}/positions"), o.Transpose((1, 0)), (rows,),
+                         origin=n.origin)
+    else:
+        rows = graph.add(graph.fresh(f"{n.name}/positions"), o.Reshape((positions, c)),
+                         (rows,), origin=n.origin)
+    dense = graph.add(graph.fresh(f"{n.name}/per_position"), n.op, (rows,), origin=n.origin)
+    graph.replace_op(n.name, o.ReduceSum((0,), False), (dense,))
+    for m in (squeeze, r):
+        if m is not None:
+            graph.remove(m.name)
+    return True
+
+
 _KEEP_CODES = (o.Reshape, o.Transpose, o.Take, o.MaxPool)  # move codes, change none
 
 
@@ -178,4 +213,4 @@ def _quantize_before_pool(graph: Graph, n: Node) -> bool:
 
 
 _RULES = (_drop_identity, _merge_affine, _compose_transpose, _hoist_affine, _sink_reduce,
-          _drop_requantize, _quantize_before_pool)
+          _sink_spatial_reduce, _drop_requantize, _quantize_before_pool)

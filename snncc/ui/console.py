@@ -83,8 +83,8 @@ def agreement_table(console: Console, graph, a) -> None:
     """The integer reference against onnxruntime, per layer: differing codes, each at a
     rounding boundary, downstream of one, or unexplained (``compare.Agreement``)."""
     names = layer_names(graph)
-    t = Table(layer_column("neuron layer"), "codes", "differing", "at a boundary", "downstream",
-              "unexplained", "first difference (sample, element)",
+    t = Table(layer_column("layer (the input, neurons)"), "codes", "differing",
+              "at a boundary", "downstream", "unexplained", "first difference (sample, element)",
               title="integer reference vs onnxruntime")
     for layer in a.layers:
         first = "" if layer.first is None else (
@@ -100,10 +100,13 @@ def agreement_table(console: Console, graph, a) -> None:
     if differing:
         from snncc.metrics.compare import BOUNDARY  # loads onnx: only once a comparison ran
 
+        at_input = sum(la.at_boundary for la in a.layers if la.encodes_input)
+        inputs = (f"; {at_input} of them input codes whose x/scale is within float32 "
+                  "precision of a tie, which onnxruntime divides in float32") if at_input else ""
         console.print(f"differences: {differing}: "
                       f"{sum(la.at_boundary for la in a.layers)} where onnxruntime's value "
                       f"sits within 1/{round(1 / BOUNDARY)} of a step of a rounding boundary "
-                      "(fixed-point residual sums, float32 rounding), "
+                      f"(fixed-point residual sums, float32 rounding{inputs}), "
                       f"{sum(la.downstream for la in a.layers)} downstream of an earlier "
                       f"difference on the same sample, {a.unexplained} unexplained")
     verdict = ("[green]pass[/] (every differing code explained)" if not a.unexplained else

@@ -86,7 +86,8 @@ def _code_divergence(model, layer) -> Divergence:
     """A layer's first unexplained code as a divergence."""
     n = model.graph.node(layer.neuron or layer.name)
     ort, snn = layer.unexplained_codes
-    step = parting_step(n.op, ort, snn) if model.delay == "exact" else None
+    step = (parting_step(n.op, ort, snn) if model.delay == "exact" and isinstance(n.op, o.Neuron)
+            else None)  # the input's codes arrive at step 0
     return Divergence(layer.name, n.origin, tuple(layer.first_unexplained), step, ort, snn,
                       "code", ("onnxruntime", "reference"), layer_names(model.graph)[n.name])
 

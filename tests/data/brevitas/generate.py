@@ -5,7 +5,10 @@ seeded; exporter metadata stripped):
   activations (QuantReLU, 15 levels: exact at -T 15);
 - ``signed_q4.onnx``: a residual MLP whose stream is signed 4-bit (QuantIdentity with a
   signed quantizer, codes -8..7) read by 4-bit QuantReLUs. A signed quantizer feeding a
-  linear layer directly is refused (its codes are no spike counts; see docs/errors.md).
+  linear layer directly is refused (its codes are no spike counts; see docs/errors.md);
+- ``gap_head_q4.onnx`` and ``mean_head_q4.onnx``: a CNN whose head takes the mean over H
+  and W of 4-bit codes, unquantized, into the classifier: ``nn.AdaptiveAvgPool2d(1)``
+  (exported as GlobalAveragePool, then Flatten) and ``x.mean(dim=(2, 3))`` (ReduceMean).
 
     python tests/data/brevitas/generate.py
 """
@@ -68,6 +71,29 @@ class SignedQ4(nn.Module):
         return self.head(self.act2(h))
 
 
+class MeanHead(nn.Module):
+    """conv3x3(6) -> 4-bit ReLU -> maxpool 2 -> conv3x3(8) -> 4-bit ReLU -> mean over H, W
+    -> linear(10): the mean is not quantized again before the head."""
+
+    def __init__(self, pool: bool):
+        super().__init__()
+        self.inp = qnn.QuantIdentity(act_quant=Uint8ActPerTensorFloat)
+        self.conv1 = qnn.QuantConv2d(1, 6, 3, padding=1, bias=True,
+                                     weight_quant=Int8WeightPerChannelFloat)
+        self.act1 = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = qnn.QuantConv2d(6, 8, 3, padding=1, bias=True,
+                                     weight_quant=Int8WeightPerChannelFloat)
+        self.act2 = qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4)
+        self.mean = nn.AdaptiveAvgPool2d(1) if pool else None
+        self.head = qnn.QuantLinear(8, 10, bias=True, weight_quant=Int8WeightPerChannelFloat)
+
+    def forward(self, x):
+        x = self.act2(self.conv2(self.pool(self.act1(self.conv1(self.inp(x))))))
+        x = self.mean(x).flatten(1) if self.mean is not None else x.mean(dim=(2, 3))
+        return self.head(x)
+
+
 def calibrate(model: nn.Module, shape: tuple[int, ...]) -> None:
     """Let the activation quantizers collect their ranges on random inputs."""
     model.train()
@@ -105,6 +131,8 @@ def main() -> None:
     torch.manual_seed(0)
     export(PerChannelQ4(), (1, 8, 8), "perchannel_q4.onnx")
     export(SignedQ4(), (16,), "signed_q4.onnx")
+    export(MeanHead(pool=True), (1, 8, 8), "gap_head_q4.onnx")
+    export(MeanHead(pool=False), (1, 8, 8), "mean_head_q4.onnx")
 
 
 if __name__ == "__main__":

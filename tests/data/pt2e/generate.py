@@ -4,8 +4,10 @@ the ReLU fused into the quantizer before it), exported to ONNX by the torch expo
 (dynamo), exporter metadata stripped. tests/test_pt2e.py compiles it and holds it to
 onnxruntime.
 
-    pip install torchao==0.18.0    # PT2E and the XNNPACK quantizer left torch.ao for torchao
-    python tests/data/pt2e/generate.py
+    pip install -e '.[train]'    # torch 2.13.0 and torchao 0.18.0 (PT2E and the XNNPACK
+    python tests/data/pt2e/generate.py  # quantizer left torch.ao for torchao)
+
+With torch 2.13.0+cpu and torchao 0.18.0 it writes the committed file byte for byte.
 """
 
 from pathlib import Path

@@ -43,7 +43,7 @@ module snn_top (
     input  wire [7:0]  in_code,
     output wire        out_valid,
     input  wire        out_ready,
-    output wire [31:0] out_logit,
+    output wire [35:0] out_logit,
     output wire        out_last,
     output wire        busy,
     output wire [6:0]  step,
@@ -127,7 +127,7 @@ module snn_top (
     wire [0:0] e7_in_req;
     wire [3:0] e7_in_row;
     wire [0:0] e7_in_ack;
-    wire [831:0] e7_in_data;
+    wire [959:0] e7_in_data;
     wire [0:0] e7_in_en;
     wire [3:0] e7_in_addr;
     wire [0:0] e7_dbg_en;
@@ -223,19 +223,19 @@ module snn_top (
     wire [0:0] e19_a_req;
     wire [3:0] e19_a_row;
     wire [0:0] e19_a_ack;
-    wire [831:0] e19_a_data;
+    wire [959:0] e19_a_data;
     wire [0:0] e19_a_en;
     wire [3:0] e19_a_addr;
     wire [0:0] e19_b_req;
     wire [3:0] e19_b_row;
     wire [0:0] e19_b_ack;
-    wire [831:0] e19_b_data;
+    wire [959:0] e19_b_data;
     wire [0:0] e19_b_en;
     wire [3:0] e19_b_addr;
     wire [0:0] e20_in_req;
     wire [3:0] e20_in_row;
     wire [0:0] e20_in_ack;
-    wire [863:0] e20_in_data;
+    wire [991:0] e20_in_data;
     wire [0:0] e20_in_en;
     wire [3:0] e20_in_addr;
     wire [0:0] e20_dbg_en;
@@ -263,19 +263,19 @@ module snn_top (
     wire [0:0] e24_a_req;
     wire [3:0] e24_a_row;
     wire [0:0] e24_a_ack;
-    wire [863:0] e24_a_data;
+    wire [991:0] e24_a_data;
     wire [0:0] e24_a_en;
     wire [3:0] e24_a_addr;
     wire [0:0] e24_b_req;
     wire [3:0] e24_b_row;
     wire [0:0] e24_b_ack;
-    wire [831:0] e24_b_data;
+    wire [959:0] e24_b_data;
     wire [0:0] e24_b_en;
     wire [3:0] e24_b_addr;
     wire [0:0] e25_in_req;
     wire [3:0] e25_in_row;
     wire [0:0] e25_in_ack;
-    wire [895:0] e25_in_data;
+    wire [1023:0] e25_in_data;
     wire [0:0] e25_in_en;
     wire [3:0] e25_in_addr;
     wire [0:0] e25_dbg_en;
@@ -371,19 +371,19 @@ module snn_top (
     wire [0:0] e37_a_req;
     wire [3:0] e37_a_row;
     wire [0:0] e37_a_ack;
-    wire [895:0] e37_a_data;
+    wire [1023:0] e37_a_data;
     wire [0:0] e37_a_en;
     wire [3:0] e37_a_addr;
     wire [0:0] e37_b_req;
     wire [3:0] e37_b_row;
     wire [0:0] e37_b_ack;
-    wire [863:0] e37_b_data;
+    wire [991:0] e37_b_data;
     wire [0:0] e37_b_en;
     wire [3:0] e37_b_addr;
     wire [0:0] e38_in_req;
     wire [3:0] e38_in_row;
     wire [0:0] e38_in_ack;
-    wire [927:0] e38_in_data;
+    wire [1055:0] e38_in_data;
     wire [0:0] e38_in_en;
     wire [3:0] e38_in_addr;
     wire [0:0] e38_dbg_en;
@@ -411,19 +411,19 @@ module snn_top (
     wire [0:0] e42_a_req;
     wire [3:0] e42_a_row;
     wire [0:0] e42_a_ack;
-    wire [927:0] e42_a_data;
+    wire [1055:0] e42_a_data;
     wire [0:0] e42_a_en;
     wire [3:0] e42_a_addr;
     wire [0:0] e42_b_req;
     wire [3:0] e42_b_row;
     wire [0:0] e42_b_ack;
-    wire [831:0] e42_b_data;
+    wire [959:0] e42_b_data;
     wire [0:0] e42_b_en;
     wire [3:0] e42_b_addr;
     wire [0:0] e43_in_req;
     wire [3:0] e43_in_row;
     wire [0:0] e43_in_ack;
-    wire [959:0] e43_in_data;
+    wire [1087:0] e43_in_data;
     wire [0:0] e43_in_en;
     wire [3:0] e43_in_addr;
     wire [0:0] e43_dbg_en;
@@ -437,16 +437,16 @@ module snn_top (
     wire [0:0] e45_in_req;
     wire [3:0] e45_in_row;
     wire [0:0] e45_in_ack;
-    wire [239:0] e45_in_data;
+    wire [279:0] e45_in_data;
     wire [0:0] e45_in_en;
     wire [3:0] e45_in_addr;
     wire [0:0] e46_in_req;
     wire [0:0] e46_in_row;
     wire [0:0] e46_in_ack;
-    wire [279:0] e46_in_data;
+    wire [319:0] e46_in_data;
     wire [0:0] e46_in_en;
     wire [0:0] e46_in_addr;
-    wire [31:0] rd_logit;
+    wire [35:0] rd_logit;
 
     // ------------------------------------------------------------ value buffers
     // b0: /input_quant/act_quant/export_handler/DequantizeLinear (/input_quant/act_quant/export_handler/DequantizeLinear_output_0/encode): 8 rows x 8 lanes x 8 bits
@@ -533,14 +533,14 @@ module snn_top (
         .re(b6_re), .raddr(b6_raddr), .rdata(b6_rdata));
     assign b6_re = e6_in_en;
     assign b6_raddr = (e6_in_en ? e6_in_addr : 4'd0);
-    // b7: /tokenizer/tokenizer.8/Conv (/tokenizer/tokenizer.8/Conv_output_0/Conv): 16 rows x 32 lanes x 26 bits, written by u6_tokenizer_tokenizer_8_Conv_output_0_Conv
+    // b7: /tokenizer/tokenizer.8/Conv (/tokenizer/tokenizer.8/Conv_output_0/Conv): 16 rows x 32 lanes x 30 bits, written by u6_tokenizer_tokenizer_8_Conv_output_0_Conv
     wire             b7_we;
     wire [3:0] b7_waddr;
-    wire [831:0] b7_wdata;
+    wire [959:0] b7_wdata;
     wire             b7_re;
     wire [3:0] b7_raddr;
-    wire [831:0] b7_rdata;
-    snn_ram #(.WIDTH(832), .DEPTH(16), .AW(4)) b7_ram (
+    wire [959:0] b7_rdata;
+    snn_ram #(.WIDTH(960), .DEPTH(16), .AW(4)) b7_ram (
         .clk(clk), .we(b7_we), .waddr(b7_waddr), .wdata(b7_wdata),
         .re(b7_re), .raddr(b7_raddr), .rdata(b7_rdata));
     assign b7_re = e7_in_en || e19_a_en;
@@ -680,26 +680,26 @@ module snn_top (
         .re(b18_re), .raddr(b18_raddr), .rdata(b18_rdata));
     assign b18_re = e18_in_en;
     assign b18_raddr = (e18_in_en ? e18_in_addr : 5'd0);
-    // b19: /blocks/blocks.0/attn/proj/linear/MatMul (/blocks/blocks.0/attn/proj/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 26 bits, written by u18_blocks_blocks_0_attn_proj_linear_MatMul_output_0_Dense
+    // b19: /blocks/blocks.0/attn/proj/linear/MatMul (/blocks/blocks.0/attn/proj/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 30 bits, written by u18_blocks_blocks_0_attn_proj_linear_MatMul_output_0_Dense
     wire             b19_we;
     wire [3:0] b19_waddr;
-    wire [831:0] b19_wdata;
+    wire [959:0] b19_wdata;
     wire             b19_re;
     wire [3:0] b19_raddr;
-    wire [831:0] b19_rdata;
-    snn_ram #(.WIDTH(832), .DEPTH(16), .AW(4)) b19_ram (
+    wire [959:0] b19_rdata;
+    snn_ram #(.WIDTH(960), .DEPTH(16), .AW(4)) b19_ram (
         .clk(clk), .we(b19_we), .waddr(b19_waddr), .wdata(b19_wdata),
         .re(b19_re), .raddr(b19_raddr), .rdata(b19_rdata));
     assign b19_re = e19_b_en;
     assign b19_raddr = (e19_b_en ? e19_b_addr : 4'd0);
-    // b20: /blocks/blocks.0/Add (/blocks/blocks.0/Add_output_0/Add): 16 rows x 32 lanes x 27 bits, written by u19_blocks_blocks_0_Add_output_0_Add
+    // b20: /blocks/blocks.0/Add (/blocks/blocks.0/Add_output_0/Add): 16 rows x 32 lanes x 31 bits, written by u19_blocks_blocks_0_Add_output_0_Add
     wire             b20_we;
     wire [3:0] b20_waddr;
-    wire [863:0] b20_wdata;
+    wire [991:0] b20_wdata;
     wire             b20_re;
     wire [3:0] b20_raddr;
-    wire [863:0] b20_rdata;
-    snn_ram #(.WIDTH(864), .DEPTH(16), .AW(4)) b20_ram (
+    wire [991:0] b20_rdata;
+    snn_ram #(.WIDTH(992), .DEPTH(16), .AW(4)) b20_ram (
         .clk(clk), .we(b20_we), .waddr(b20_waddr), .wdata(b20_wdata),
         .re(b20_re), .raddr(b20_raddr), .rdata(b20_rdata));
     assign b20_re = e20_in_en || e24_a_en;
@@ -741,26 +741,26 @@ module snn_top (
         .re(b23_re), .raddr(b23_raddr), .rdata(b23_rdata));
     assign b23_re = e23_in_en;
     assign b23_raddr = (e23_in_en ? e23_in_addr : 4'd0);
-    // b24: /blocks/blocks.0/fc2/linear/MatMul (/blocks/blocks.0/fc2/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 26 bits, written by u23_blocks_blocks_0_fc2_linear_MatMul_output_0_Dense
+    // b24: /blocks/blocks.0/fc2/linear/MatMul (/blocks/blocks.0/fc2/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 30 bits, written by u23_blocks_blocks_0_fc2_linear_MatMul_output_0_Dense
     wire             b24_we;
     wire [3:0] b24_waddr;
-    wire [831:0] b24_wdata;
+    wire [959:0] b24_wdata;
     wire             b24_re;
     wire [3:0] b24_raddr;
-    wire [831:0] b24_rdata;
-    snn_ram #(.WIDTH(832), .DEPTH(16), .AW(4)) b24_ram (
+    wire [959:0] b24_rdata;
+    snn_ram #(.WIDTH(960), .DEPTH(16), .AW(4)) b24_ram (
         .clk(clk), .we(b24_we), .waddr(b24_waddr), .wdata(b24_wdata),
         .re(b24_re), .raddr(b24_raddr), .rdata(b24_rdata));
     assign b24_re = e24_b_en;
     assign b24_raddr = (e24_b_en ? e24_b_addr : 4'd0);
-    // b25: /blocks/blocks.0/Add_1 (/blocks/blocks.0/Add_1_output_0/Add): 16 rows x 32 lanes x 28 bits, written by u24_blocks_blocks_0_Add_1_output_0_Add
+    // b25: /blocks/blocks.0/Add_1 (/blocks/blocks.0/Add_1_output_0/Add): 16 rows x 32 lanes x 32 bits, written by u24_blocks_blocks_0_Add_1_output_0_Add
     wire             b25_we;
     wire [3:0] b25_waddr;
-    wire [895:0] b25_wdata;
+    wire [1023:0] b25_wdata;
     wire             b25_re;
     wire [3:0] b25_raddr;
-    wire [895:0] b25_rdata;
-    snn_ram #(.WIDTH(896), .DEPTH(16), .AW(4)) b25_ram (
+    wire [1023:0] b25_rdata;
+    snn_ram #(.WIDTH(1024), .DEPTH(16), .AW(4)) b25_ram (
         .clk(clk), .we(b25_we), .waddr(b25_waddr), .wdata(b25_wdata),
         .re(b25_re), .raddr(b25_raddr), .rdata(b25_rdata));
     assign b25_re = e25_in_en || e37_a_en;
@@ -900,26 +900,26 @@ module snn_top (
         .re(b36_re), .raddr(b36_raddr), .rdata(b36_rdata));
     assign b36_re = e36_in_en;
     assign b36_raddr = (e36_in_en ? e36_in_addr : 5'd0);
-    // b37: /blocks/blocks.1/attn/proj/linear/MatMul (/blocks/blocks.1/attn/proj/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 27 bits, written by u36_blocks_blocks_1_attn_proj_linear_MatMul_output_0_Dense
+    // b37: /blocks/blocks.1/attn/proj/linear/MatMul (/blocks/blocks.1/attn/proj/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 31 bits, written by u36_blocks_blocks_1_attn_proj_linear_MatMul_output_0_Dense
     wire             b37_we;
     wire [3:0] b37_waddr;
-    wire [863:0] b37_wdata;
+    wire [991:0] b37_wdata;
     wire             b37_re;
     wire [3:0] b37_raddr;
-    wire [863:0] b37_rdata;
-    snn_ram #(.WIDTH(864), .DEPTH(16), .AW(4)) b37_ram (
+    wire [991:0] b37_rdata;
+    snn_ram #(.WIDTH(992), .DEPTH(16), .AW(4)) b37_ram (
         .clk(clk), .we(b37_we), .waddr(b37_waddr), .wdata(b37_wdata),
         .re(b37_re), .raddr(b37_raddr), .rdata(b37_rdata));
     assign b37_re = e37_b_en;
     assign b37_raddr = (e37_b_en ? e37_b_addr : 4'd0);
-    // b38: /blocks/blocks.1/Add (/blocks/blocks.1/Add_output_0/Add): 16 rows x 32 lanes x 29 bits, written by u37_blocks_blocks_1_Add_output_0_Add
+    // b38: /blocks/blocks.1/Add (/blocks/blocks.1/Add_output_0/Add): 16 rows x 32 lanes x 33 bits, written by u37_blocks_blocks_1_Add_output_0_Add
     wire             b38_we;
     wire [3:0] b38_waddr;
-    wire [927:0] b38_wdata;
+    wire [1055:0] b38_wdata;
     wire             b38_re;
     wire [3:0] b38_raddr;
-    wire [927:0] b38_rdata;
-    snn_ram #(.WIDTH(928), .DEPTH(16), .AW(4)) b38_ram (
+    wire [1055:0] b38_rdata;
+    snn_ram #(.WIDTH(1056), .DEPTH(16), .AW(4)) b38_ram (
         .clk(clk), .we(b38_we), .waddr(b38_waddr), .wdata(b38_wdata),
         .re(b38_re), .raddr(b38_raddr), .rdata(b38_rdata));
     assign b38_re = e38_in_en || e42_a_en;
@@ -961,26 +961,26 @@ module snn_top (
         .re(b41_re), .raddr(b41_raddr), .rdata(b41_rdata));
     assign b41_re = e41_in_en;
     assign b41_raddr = (e41_in_en ? e41_in_addr : 4'd0);
-    // b42: /blocks/blocks.1/fc2/linear/MatMul (/blocks/blocks.1/fc2/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 26 bits, written by u41_blocks_blocks_1_fc2_linear_MatMul_output_0_Dense
+    // b42: /blocks/blocks.1/fc2/linear/MatMul (/blocks/blocks.1/fc2/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 30 bits, written by u41_blocks_blocks_1_fc2_linear_MatMul_output_0_Dense
     wire             b42_we;
     wire [3:0] b42_waddr;
-    wire [831:0] b42_wdata;
+    wire [959:0] b42_wdata;
     wire             b42_re;
     wire [3:0] b42_raddr;
-    wire [831:0] b42_rdata;
-    snn_ram #(.WIDTH(832), .DEPTH(16), .AW(4)) b42_ram (
+    wire [959:0] b42_rdata;
+    snn_ram #(.WIDTH(960), .DEPTH(16), .AW(4)) b42_ram (
         .clk(clk), .we(b42_we), .waddr(b42_waddr), .wdata(b42_wdata),
         .re(b42_re), .raddr(b42_raddr), .rdata(b42_rdata));
     assign b42_re = e42_b_en;
     assign b42_raddr = (e42_b_en ? e42_b_addr : 4'd0);
-    // b43: /blocks/blocks.1/Add_1 (/blocks/blocks.1/Add_1_output_0/Add): 16 rows x 32 lanes x 30 bits, written by u42_blocks_blocks_1_Add_1_output_0_Add
+    // b43: /blocks/blocks.1/Add_1 (/blocks/blocks.1/Add_1_output_0/Add): 16 rows x 32 lanes x 34 bits, written by u42_blocks_blocks_1_Add_1_output_0_Add
     wire             b43_we;
     wire [3:0] b43_waddr;
-    wire [959:0] b43_wdata;
+    wire [1087:0] b43_wdata;
     wire             b43_re;
     wire [3:0] b43_raddr;
-    wire [959:0] b43_rdata;
-    snn_ram #(.WIDTH(960), .DEPTH(16), .AW(4)) b43_ram (
+    wire [1087:0] b43_rdata;
+    snn_ram #(.WIDTH(1088), .DEPTH(16), .AW(4)) b43_ram (
         .clk(clk), .we(b43_we), .waddr(b43_waddr), .wdata(b43_wdata),
         .re(b43_re), .raddr(b43_raddr), .rdata(b43_rdata));
     assign b43_re = e43_in_en;
@@ -997,26 +997,26 @@ module snn_top (
         .re(b44_re), .raddr(b44_raddr), .rdata(b44_rdata));
     assign b44_re = e44_in_en;
     assign b44_raddr = (e44_in_en ? e44_in_addr : 4'd0);
-    // b45: /head/Gemm (logits/Dense/per_token): 16 rows x 10 lanes x 24 bits, written by u44_logits_Dense_per_token
+    // b45: /head/Gemm (logits/Dense/per_token): 16 rows x 10 lanes x 28 bits, written by u44_logits_Dense_per_token
     wire             b45_we;
     wire [3:0] b45_waddr;
-    wire [239:0] b45_wdata;
+    wire [279:0] b45_wdata;
     wire             b45_re;
     wire [3:0] b45_raddr;
-    wire [239:0] b45_rdata;
-    snn_ram #(.WIDTH(240), .DEPTH(16), .AW(4)) b45_ram (
+    wire [279:0] b45_rdata;
+    snn_ram #(.WIDTH(280), .DEPTH(16), .AW(4)) b45_ram (
         .clk(clk), .we(b45_we), .waddr(b45_waddr), .wdata(b45_wdata),
         .re(b45_re), .raddr(b45_raddr), .rdata(b45_rdata));
     assign b45_re = e45_in_en;
     assign b45_raddr = (e45_in_en ? e45_in_addr : 4'd0);
-    // b46: /head/Gemm (logits/Dense): 1 rows x 10 lanes x 28 bits, written by u45_logits_Dense
+    // b46: /head/Gemm (logits/Dense): 1 rows x 10 lanes x 32 bits, written by u45_logits_Dense
     wire             b46_we;
     wire [0:0] b46_waddr;
-    wire [279:0] b46_wdata;
+    wire [319:0] b46_wdata;
     wire             b46_re;
     wire [0:0] b46_raddr;
-    wire [279:0] b46_rdata;
-    snn_ram #(.WIDTH(280), .DEPTH(1), .AW(1)) b46_ram (
+    wire [319:0] b46_rdata;
+    snn_ram #(.WIDTH(320), .DEPTH(1), .AW(1)) b46_ram (
         .clk(clk), .we(b46_we), .waddr(b46_waddr), .wdata(b46_wdata),
         .re(b46_re), .raddr(b46_raddr), .rdata(b46_rdata));
     assign b46_re = e46_in_en;
@@ -1208,7 +1208,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(26),
+        .W(30),
         .G(1),
         .S(32),
         .SD(32),
@@ -1558,7 +1558,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(26),
+        .W(30),
         .G(1),
         .S(32),
         .SD(32),
@@ -1583,7 +1583,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(26),
+        .W(30),
         .G(1),
         .S(32),
         .SD(32),
@@ -1608,7 +1608,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(27),
+        .W(31),
         .G(1),
         .S(32),
         .SD(32),
@@ -1708,7 +1708,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(27),
+        .W(31),
         .G(1),
         .S(32),
         .SD(32),
@@ -1733,7 +1733,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(26),
+        .W(30),
         .G(1),
         .S(32),
         .SD(32),
@@ -1758,7 +1758,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(28),
+        .W(32),
         .G(1),
         .S(32),
         .SD(32),
@@ -2108,7 +2108,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(28),
+        .W(32),
         .G(1),
         .S(32),
         .SD(32),
@@ -2133,7 +2133,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(27),
+        .W(31),
         .G(1),
         .S(32),
         .SD(32),
@@ -2158,7 +2158,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(29),
+        .W(33),
         .G(1),
         .S(32),
         .SD(32),
@@ -2258,7 +2258,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(29),
+        .W(33),
         .G(1),
         .S(32),
         .SD(32),
@@ -2283,7 +2283,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(26),
+        .W(30),
         .G(1),
         .S(32),
         .SD(32),
@@ -2308,7 +2308,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(32),
-        .W(30),
+        .W(34),
         .G(1),
         .S(32),
         .SD(32),
@@ -2358,7 +2358,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(10),
-        .W(24),
+        .W(28),
         .G(1),
         .S(10),
         .SD(10),
@@ -2383,7 +2383,7 @@ module snn_top (
     snn_port #(
         .MAP(0),
         .VD(10),
-        .W(28),
+        .W(32),
         .G(1),
         .S(10),
         .SD(10),
@@ -2638,8 +2638,8 @@ module snn_top (
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
-        .WW(23),
-        .WO(26),
+        .WW(27),
+        .WO(30),
         .W_FILE("mem/e6_weights.hex"),
         .TY_FILE("mem/e6_rows.hex"),
         .TX_FILE("mem/e6_cols.hex")
@@ -2662,9 +2662,9 @@ module snn_top (
         .R(16),
         .D(32),
         .RW(4),
-        .WI(26),
-        .WV(29),
-        .WC(30),
+        .WI(30),
+        .WV(33),
+        .WC(34),
         .L(7),
         .NB(3),
         .LB(3),
@@ -3040,8 +3040,8 @@ module snn_top (
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
-        .WW(23),
-        .WO(26),
+        .WW(27),
+        .WO(30),
         .W_FILE("mem/e18_weights.hex")
     ) u18_blocks_blocks_0_attn_proj_linear_MatMul_output_0_Dense (
         .clk(clk),
@@ -3062,9 +3062,9 @@ module snn_top (
         .R(16),
         .D(32),
         .RW(4),
-        .WA(26),
-        .WB(26),
-        .WO(27)
+        .WA(30),
+        .WB(30),
+        .WO(31)
     ) u19_blocks_blocks_0_Add_output_0_Add (
         .clk(clk),
         .rst(rst),
@@ -3090,9 +3090,9 @@ module snn_top (
         .R(16),
         .D(32),
         .RW(4),
-        .WI(27),
-        .WV(30),
-        .WC(31),
+        .WI(31),
+        .WV(34),
+        .WC(35),
         .L(7),
         .NB(3),
         .LB(3),
@@ -3196,8 +3196,8 @@ module snn_top (
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
-        .WW(23),
-        .WO(26),
+        .WW(27),
+        .WO(30),
         .W_FILE("mem/e23_weights.hex")
     ) u23_blocks_blocks_0_fc2_linear_MatMul_output_0_Dense (
         .clk(clk),
@@ -3218,9 +3218,9 @@ module snn_top (
         .R(16),
         .D(32),
         .RW(4),
-        .WA(27),
-        .WB(26),
-        .WO(28)
+        .WA(31),
+        .WB(30),
+        .WO(32)
     ) u24_blocks_blocks_0_Add_1_output_0_Add (
         .clk(clk),
         .rst(rst),
@@ -3246,9 +3246,9 @@ module snn_top (
         .R(16),
         .D(32),
         .RW(4),
-        .WI(28),
-        .WV(31),
-        .WC(32),
+        .WI(32),
+        .WV(35),
+        .WC(36),
         .L(7),
         .NB(3),
         .LB(3),
@@ -3624,8 +3624,8 @@ module snn_top (
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
-        .WW(24),
-        .WO(27),
+        .WW(28),
+        .WO(31),
         .W_FILE("mem/e36_weights.hex")
     ) u36_blocks_blocks_1_attn_proj_linear_MatMul_output_0_Dense (
         .clk(clk),
@@ -3646,9 +3646,9 @@ module snn_top (
         .R(16),
         .D(32),
         .RW(4),
-        .WA(28),
-        .WB(27),
-        .WO(29)
+        .WA(32),
+        .WB(31),
+        .WO(33)
     ) u37_blocks_blocks_1_Add_output_0_Add (
         .clk(clk),
         .rst(rst),
@@ -3674,9 +3674,9 @@ module snn_top (
         .R(16),
         .D(32),
         .RW(4),
-        .WI(29),
-        .WV(31),
-        .WC(32),
+        .WI(33),
+        .WV(35),
+        .WC(36),
         .L(7),
         .NB(3),
         .LB(3),
@@ -3780,8 +3780,8 @@ module snn_top (
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
-        .WW(23),
-        .WO(26),
+        .WW(27),
+        .WO(30),
         .W_FILE("mem/e41_weights.hex")
     ) u41_blocks_blocks_1_fc2_linear_MatMul_output_0_Dense (
         .clk(clk),
@@ -3802,9 +3802,9 @@ module snn_top (
         .R(16),
         .D(32),
         .RW(4),
-        .WA(29),
-        .WB(26),
-        .WO(30)
+        .WA(33),
+        .WB(30),
+        .WO(34)
     ) u42_blocks_blocks_1_Add_1_output_0_Add (
         .clk(clk),
         .rst(rst),
@@ -3830,9 +3830,9 @@ module snn_top (
         .R(16),
         .D(32),
         .RW(4),
-        .WI(30),
-        .WV(31),
-        .WC(32),
+        .WI(34),
+        .WV(35),
+        .WC(36),
         .L(7),
         .NB(3),
         .LB(3),
@@ -3872,8 +3872,8 @@ module snn_top (
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
-        .WW(21),
-        .WO(24),
+        .WW(25),
+        .WO(28),
         .W_FILE("mem/e44_weights.hex")
     ) u44_logits_Dense_per_token (
         .clk(clk),
@@ -3897,9 +3897,9 @@ module snn_top (
         .IRW(4),
         .ORW(1),
         .QW(4),
-        .WI(24),
+        .WI(28),
         .IN_SIGNED(1),
-        .WO(28)
+        .WO(32)
     ) u45_logits_Dense (
         .clk(clk),
         .rst(rst),
@@ -3920,10 +3920,10 @@ module snn_top (
         .D(10),
         .RW(1),
         .LW(4),
-        .WI(28),
-        .WA(31),
-        .WB(22),
-        .WL(32),
+        .WI(32),
+        .WA(35),
+        .WB(26),
+        .WL(36),
         .B_FILE("mem/e46_bias.hex")
     ) u46_logits_Affine_readout (
         .clk(clk),

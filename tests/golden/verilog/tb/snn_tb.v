@@ -23,7 +23,7 @@ module snn_tb;
     reg  [5:0]             dbg_row = 6'd0;
     wire                       in_ready;
     wire                       out_valid;
-    wire [31:0]             out_logit;
+    wire [35:0]             out_logit;
     wire                       out_last;
     wire                       busy;
     wire [6:0]             step;
@@ -120,10 +120,10 @@ module snn_tb;
             for (i = 0; i < N_OUT; i = i + 1) begin
                 while (!out_valid) @(negedge clk);
                 status = $fscanf(fd_logits, "%h\n", word);
-                if (out_logit !== word[31:0] || out_last !== (i == N_OUT - 1)) begin
+                if (out_logit !== word[35:0] || out_last !== (i == N_OUT - 1)) begin
                     if (logit_bad == 0)
                         $display("MISMATCH vector %0d logit %0d: %0d, expected %0d", v, i,
-                                 $signed(out_logit), $signed(word[31:0]));
+                                 $signed(out_logit), $signed(word[35:0]));
                     logit_bad = logit_bad + 1;
                     vector_bad = 1;
                 end

@@ -119,7 +119,7 @@ void digits_vit_qcdq(const input_t codes[N_INPUT], logit_t logits[N_LOGITS],
   int16_t cur_blocks_1_fc1_linear_MatMul_Dense[1024];  // blocks_1_fc1_linear_MatMul_Dense [16, 64]
   snn::spike_t spk_blocks_1_mlp_act[1024];  // blocks_1_mlp_act [16, 64]
   int32_t cur_blocks_1_fc2_linear_MatMul_Dense[512];  // blocks_1_fc2_linear_MatMul_Dense [16, 32]
-  int32_t cur_blocks_1_Add_1[512];  // blocks_1_Add_1 [16, 32]
+  int64_t cur_blocks_1_Add_1[512];  // blocks_1_Add_1 [16, 32]
   snn::spike_t spk_head_act[512];  // head_act [16, 32]
   int32_t cur_logits_Dense_per_token[160];  // logits_Dense_per_token [16, 10]
   int32_t cur_logits_Dense[10];  // logits_Dense [10]
@@ -133,7 +133,7 @@ void digits_vit_qcdq(const input_t codes[N_INPUT], logit_t logits[N_LOGITS],
   int8_t cnt_tokenizer_6[512];  // tokenizer_6: spikes sent n
   int8_t count_tokenizer_7_MaxPool[512];  // tokenizer_7_MaxPool: input spike counts C(t)
   int8_t last_tokenizer_7_MaxPool[512];  // tokenizer_7_MaxPool: maxpool(C(t-1))
-  int32_t mem_blocks_0_attn_in[512];  // blocks_0_attn_in: membranes v
+  int64_t mem_blocks_0_attn_in[512];  // blocks_0_attn_in: membranes v
   int8_t cnt_blocks_0_attn_in[512];  // blocks_0_attn_in: spikes sent n
   int16_t mem_blocks_0_attn_q_act[512];  // blocks_0_attn_q_act: membranes v
   int8_t cnt_blocks_0_attn_q_act[512];  // blocks_0_attn_q_act: spikes sent n
@@ -149,11 +149,11 @@ void digits_vit_qcdq(const input_t codes[N_INPUT], logit_t logits[N_LOGITS],
   int8_t cb_blocks_0_attn_MatMul_1[512];  // blocks_0_attn_MatMul_1: spike counts C_B
   int16_t mem_blocks_0_attn_out_act[512];  // blocks_0_attn_out_act: membranes v
   int8_t cnt_blocks_0_attn_out_act[512];  // blocks_0_attn_out_act: spikes sent n
-  int32_t mem_blocks_0_mlp_in[512];  // blocks_0_mlp_in: membranes v
+  int64_t mem_blocks_0_mlp_in[512];  // blocks_0_mlp_in: membranes v
   int8_t cnt_blocks_0_mlp_in[512];  // blocks_0_mlp_in: spikes sent n
   int16_t mem_blocks_0_mlp_act[1024];  // blocks_0_mlp_act: membranes v
   int8_t cnt_blocks_0_mlp_act[1024];  // blocks_0_mlp_act: spikes sent n
-  int32_t mem_blocks_1_attn_in[512];  // blocks_1_attn_in: membranes v
+  int64_t mem_blocks_1_attn_in[512];  // blocks_1_attn_in: membranes v
   int8_t cnt_blocks_1_attn_in[512];  // blocks_1_attn_in: spikes sent n
   int16_t mem_blocks_1_attn_q_act[512];  // blocks_1_attn_q_act: membranes v
   int8_t cnt_blocks_1_attn_q_act[512];  // blocks_1_attn_q_act: spikes sent n
@@ -169,13 +169,13 @@ void digits_vit_qcdq(const input_t codes[N_INPUT], logit_t logits[N_LOGITS],
   int8_t cb_blocks_1_attn_MatMul_1[512];  // blocks_1_attn_MatMul_1: spike counts C_B
   int16_t mem_blocks_1_attn_out_act[512];  // blocks_1_attn_out_act: membranes v
   int8_t cnt_blocks_1_attn_out_act[512];  // blocks_1_attn_out_act: spikes sent n
-  int32_t mem_blocks_1_mlp_in[512];  // blocks_1_mlp_in: membranes v
+  int64_t mem_blocks_1_mlp_in[512];  // blocks_1_mlp_in: membranes v
   int8_t cnt_blocks_1_mlp_in[512];  // blocks_1_mlp_in: spikes sent n
   int16_t mem_blocks_1_mlp_act[1024];  // blocks_1_mlp_act: membranes v
   int8_t cnt_blocks_1_mlp_act[1024];  // blocks_1_mlp_act: spikes sent n
-  int32_t mem_head_act[512];  // head_act: membranes v
+  int64_t mem_head_act[512];  // head_act: membranes v
   int8_t cnt_head_act[512];  // head_act: spikes sent n
-  int32_t acc_logits_Affine_readout[10];  // logits_Affine_readout: accumulated current
+  int64_t acc_logits_Affine_readout[10];  // logits_Affine_readout: accumulated current
 
   // Banking: one bank per parallel lane of the kernel that walks the array.
 #pragma HLS ARRAY_PARTITION variable=cur_tokenizer_0_Conv block factor=16

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 typedef int16_t input_t;  // input codes 0..255
-typedef int32_t logit_t;  // integer logits (their argmax is the prediction)
+typedef int64_t logit_t;  // integer logits (their argmax is the prediction)
 typedef int8_t count_t;  // spikes one neuron sent in the whole window
 
 constexpr int N_INPUT = 64;  // input codes [1, 8, 8], C order
