@@ -40,16 +40,14 @@ def _params(e: Engine) -> defaultdict[str, int]:
 
 
 def _window_reads(ty: list[tuple[bool, int]], tx: list[tuple[bool, int]], oh: int, ow: int,
-                  kh: int, kw: int):
-    """(oy, ox, the input row that tap reads, or None for padding) for every output
-    pixel and tap, in the engines' order; `ty`/`tx` are ``tables.taps`` rows and columns."""
-    for oy in range(oh):
-        for ox in range(ow):
-            for ky in range(kh):
-                for kx in range(kw):
-                    vy, iy = ty[oy * kh + ky]
-                    vx, ix = tx[ox * kw + kx]
-                    yield oy, ox, (iy + ix if vy and vx else None)
+                  kh: int, kw: int) -> np.ndarray:
+    """[oh*ow, kh*kw]: the input row that each tap of each output pixel reads, or -1 for
+    padding, in the engines' order (pixel (oy, ox) at oy*ow + ox, tap (ky, kx) at
+    ky*kw + kx); `ty`/`tx` are ``tables.taps`` rows and columns."""
+    vy, iy = (np.array(c, np.int64).reshape(oh, 1, kh, 1) for c in zip(*ty, strict=True))
+    vx, ix = (np.array(c, np.int64).reshape(1, ow, 1, kw) for c in zip(*tx, strict=True))
+    reads = np.where((vy != 0) & (vx != 0), iy + ix, -1)
+    return reads.reshape(oh * ow, kh * kw)
 
 
 class _Trace:
@@ -69,6 +67,8 @@ class _Trace:
         self._pooled: dict[tuple[str, int], np.ndarray] = {}
         self._resolved: dict[str, tuple[str, np.ndarray]] = {}
         self._sums: dict[str, tuple[int, np.ndarray]] = {}
+        self._pooled_counts: dict[str, tuple[int, np.ndarray]] = {}
+        self._last: dict[str, tuple[int, np.ndarray]] = {}  # value -> its latest step
 
     def before(self, value: str, t: int) -> np.ndarray:
         """The sum of `value`'s spikes over the steps before t (a running count; the
@@ -82,9 +82,22 @@ class _Trace:
         return total
 
     def spikes(self, value: str, t: int) -> np.ndarray:
-        """[batch, *shape of value] at step t (codes for analog or weighted inputs)."""
+        """[batch, *shape of value] at step t (codes for analog or weighted inputs; the
+        caller must not write into it: the latest step's array is kept for the next)."""
+        last = self._last.get(value)
+        if last is not None and last[0] == t:
+            return last[1]
+        out = self._spikes(value, t)
+        self._last[value] = (t, out)
+        return out
+
+    def _spikes(self, value: str, t: int) -> np.ndarray:
         if value not in self._resolved:
-            self._resolved[value] = resolve(self.graph, value)
+            src, index = resolve(self.graph, value)
+            index = index.ravel()
+            size = int(np.prod(self.graph.node(src).shape, dtype=np.int64))
+            same = len(index) == size and np.array_equal(index, np.arange(size))
+            self._resolved[value] = src, (None if same else index)
         src, index = self._resolved[value]
         n = self.graph.node(src)
         if isinstance(n.op, o.SpikeInput):
@@ -100,7 +113,9 @@ class _Trace:
         else:  # a current: its events do not matter
             data = np.zeros((self.batch,) + n.shape, np.int64)
         flat = data.reshape(self.batch, -1)
-        return flat[:, index.ravel()].reshape((self.batch,) + self.graph.node(value).shape)
+        if index is not None:
+            flat = flat[:, index]
+        return flat.reshape((self.batch,) + self.graph.node(value).shape)
 
 
     def _maxpool(self, name: str, t: int) -> np.ndarray:
@@ -116,17 +131,22 @@ class _Trace:
             ty = taps(oh, kh, op.strides[0], op.pads[0], 1, h, w)
             tx = taps(ow, kw, op.strides[1], op.pads[1], 1, w, 1)
 
+            reads = _window_reads(ty, tx, oh, ow, kh, kw)
+
             def pooled(counts: np.ndarray) -> np.ndarray:
                 flat = counts.reshape(self.batch, c, h * w)
-                out = np.full((self.batch, c, oh, ow), np.iinfo(np.int64).min, np.int64)
-                for oy, ox, read in _window_reads(ty, tx, oh, ow, kh, kw):
-                    if read is not None:
-                        out[:, :, oy, ox] = np.maximum(out[:, :, oy, ox], flat[:, :, read])
-                return out
+                out = np.full((self.batch, c, oh * ow), np.iinfo(np.int64).min, np.int64)
+                for read in reads.T:  # one tap of every pixel at a time
+                    hit = read >= 0
+                    out[:, :, hit] = np.maximum(out[:, :, hit], flat[:, :, read[hit]])
+                return out.reshape(self.batch, c, oh, ow)
 
             before = self.before(n.inputs[0], t).reshape(self.batch, c, h, w)
             counts = before + self.spikes(n.inputs[0], t).reshape(before.shape)
-            self._pooled[key] = pooled(counts) - pooled(before)
+            last = self._pooled_counts.get(name)  # pooled C(t-1), if step t-1 made it
+            now = pooled(counts)
+            self._pooled[key] = now - (last[1] if last and last[0] == t - 1 else pooled(before))
+            self._pooled_counts[name] = (t, now)
         return self._pooled[key]
 
 
@@ -191,10 +211,12 @@ class _Cycles:
         tx = taps(ow, kw, op.strides[1], op.pads[1], op.dilations[1], w, 1)
         nc = int(p["O"]) // int(p.get("P", p["O"]))
         lat = self._port(e, "in")
-        total = np.full(self.tr.batch, oh * ow, np.int64)  # a write cycle per pixel
-        for _, _, read in _window_reads(ty, tx, oh, ow, kh, kw):
-            total += 1 if read is None else lat + 3 + nc * per_row[:, read]
-        return total
+        reads = _window_reads(ty, tx, oh, ow, kh, kw).ravel()
+        hit = reads[reads >= 0]
+        # a write cycle per pixel, one per padding tap, lat + 3 + nc * events per read
+        fixed = oh * ow + (reads.size - hit.size) + hit.size * (lat + 3)
+        times = np.bincount(hit, minlength=per_row.shape[1])  # reads of each input row
+        return fixed + nc * (per_row @ times)
 
     def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)
