@@ -59,6 +59,7 @@ class _Trace:
             result = run_step(graph, x, trace=True)
         self.trains = result.trains or {}
         self.steps = result.steps
+        self.act = activity(graph, self.steps)
         (enc,) = graph.ops(o.SpikeInput)
         self.enc = enc
         self.codes = np.asarray(EVAL[o.SpikeInput](enc, [np.asarray(x, np.float64)]),
@@ -73,9 +74,16 @@ class _Trace:
     def before(self, value: str, t: int) -> np.ndarray:
         """The sum of `value`'s spikes over the steps before t (a running count; the
         callers ask for t in increasing order, so each step is added once)."""
-        done, total = self._sums.get(value, (0, np.zeros_like(self.spikes(value, 0))))
-        if done > t:
-            done, total = 0, np.zeros_like(total)
+        done, total = self._sums.get(value, (t + 1, None))
+        if done > t or total is None:
+            done, total = 0, np.zeros((self.batch,) + self.graph.node(value).shape, np.int64)
+        src = self._source(value)[0]
+        if src in self.trains and done < t:  # a neuron's spikes, over its firing window
+            on = np.flatnonzero(self.act.active[src][done:t])  # zero at every other step
+            if on.size:
+                total = total + self._gather(value, self.trains[src][
+                    done + on[0]:done + on[-1] + 1].sum(axis=0, dtype=np.int64))
+            done = t
         for s in range(done, t):
             total = total + self.spikes(value, s)
         self._sums[value] = (t, total)
@@ -91,14 +99,27 @@ class _Trace:
         self._last[value] = (t, out)
         return out
 
-    def _spikes(self, value: str, t: int) -> np.ndarray:
+    def _source(self, value: str) -> tuple[str, np.ndarray | None]:
+        """The value whose data `value` reads, and the flat positions it reads (None:
+        all of them, in order)."""
         if value not in self._resolved:
             src, index = resolve(self.graph, value)
             index = index.ravel()
             size = int(np.prod(self.graph.node(src).shape, dtype=np.int64))
             same = len(index) == size and np.array_equal(index, np.arange(size))
             self._resolved[value] = src, (None if same else index)
-        src, index = self._resolved[value]
+        return self._resolved[value]
+
+    def _gather(self, value: str, data: np.ndarray) -> np.ndarray:
+        """`value` [batch, *shape] from its source's data [batch, *source shape]."""
+        index = self._source(value)[1]
+        flat = data.reshape(self.batch, -1)
+        if index is not None:
+            flat = flat[:, index]
+        return flat.reshape((self.batch,) + self.graph.node(value).shape)
+
+    def _spikes(self, value: str, t: int) -> np.ndarray:
+        src = self._source(value)[0]
         n = self.graph.node(src)
         if isinstance(n.op, o.SpikeInput):
             op = n.op
@@ -112,11 +133,7 @@ class _Trace:
             data = self._maxpool(src, t)
         else:  # a current: its events do not matter
             data = np.zeros((self.batch,) + n.shape, np.int64)
-        flat = data.reshape(self.batch, -1)
-        if index is not None:
-            flat = flat[:, index]
-        return flat.reshape((self.batch,) + self.graph.node(value).shape)
-
+        return self._gather(value, data)
 
     def _maxpool(self, name: str, t: int) -> np.ndarray:
         """A TD max pool's spikes: maxpool(C(t)) - maxpool(C(t-1)) of its input counts."""
@@ -132,13 +149,15 @@ class _Trace:
             tx = taps(ow, kw, op.strides[1], op.pads[1], 1, w, 1)
 
             reads = _window_reads(ty, tx, oh, ow, kh, kw)
+            reads[reads < 0] = h * w  # padding reads a column that never wins
 
             def pooled(counts: np.ndarray) -> np.ndarray:
-                flat = counts.reshape(self.batch, c, h * w)
+                flat = np.empty((self.batch, c, h * w + 1), np.int64)
+                flat[:, :, :-1] = counts.reshape(self.batch, c, h * w)
+                flat[:, :, -1] = np.iinfo(np.int64).min
                 out = np.full((self.batch, c, oh * ow), np.iinfo(np.int64).min, np.int64)
                 for read in reads.T:  # one tap of every pixel at a time
-                    hit = read >= 0
-                    out[:, :, hit] = np.maximum(out[:, :, hit], flat[:, :, read[hit]])
+                    np.maximum(out, flat[:, :, read], out=out)
                 return out.reshape(self.batch, c, oh, ow)
 
             before = self.before(n.inputs[0], t).reshape(self.batch, c, h, w)
@@ -167,7 +186,8 @@ class _Cycles:
         self.d = design
         self.tr = trace
         self.graph = design.graph
-        self.act = activity(self.graph, design.steps)
+        self.act = (trace.act if trace.steps == design.steps
+                    else activity(self.graph, design.steps))
         self.lat: dict[str, int] = {}
         for p in design.ports:
             params = dict(p.params)
