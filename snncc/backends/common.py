@@ -40,8 +40,9 @@ _LAST: weakref.WeakKeyDictionary[Graph, tuple[object, np.ndarray, SimResult]] = 
 def golden(graph: Graph, x: np.ndarray) -> Golden:
     """The interpreter's step engine on `x`: the reference every backend must equal.
 
-    Inputs are independent of each other: when `x` begins the inputs of the last run on
-    this graph (the targets' default inputs do: one seed), that run's rows are reused."""
+    Inputs are independent of each other: the rows of the last run on this graph
+    (``remember``) are reused for the inputs `x` begins with (the targets' default
+    inputs share one seed, so one target's run gives the first rows of the next's)."""
     return golden_of(graph, x, _step_rows(graph, x))
 
 
@@ -53,21 +54,38 @@ def golden_of(graph: Graph, x: np.ndarray, result: SimResult) -> Golden:
     return Golden(codes, result.counts, result.logits_int)
 
 
+def remember(graph: Graph, x: np.ndarray, result: SimResult) -> None:
+    """Keep the step engine's `result` on `x` for the next ``golden`` on this graph
+    (its counts and logits; not its trains)."""
+    _LAST[graph] = (plan.build(graph), np.array(x), SimResult(
+        result.logits, result.logits_int, dict(result.counts), result.steps))
+
+
 def _step_rows(graph: Graph, x: np.ndarray) -> SimResult:
     p, last = plan.build(graph), _LAST.get(graph)  # a changed graph has a new plan
-    if (last is not None and last[0] is p and len(x) <= len(last[1])
-            and np.array_equal(last[1][:len(x)], x)):
-        r = last[2]
-        return SimResult(r.logits[:len(x)], r.logits_int[:len(x)],
-                         {k: v[:len(x)] for k, v in r.counts.items()}, r.steps)
-    parts = [run_step(graph, x[s:s + GOLDEN_BATCH]) for s in range(0, len(x), GOLDEN_BATCH)]
-    logits, logits_int = (np.concatenate([getattr(r, f) for r in parts])
-                          for f in ("logits", "logits_int"))
-    result = SimResult(logits, logits_int,
-                       {k: np.concatenate([r.counts[k] for r in parts]) for k in parts[0].counts},
-                       parts[0].steps)
-    _LAST[graph] = (p, np.array(x), result)
+    known = 0
+    if last is not None and last[0] is p:
+        known = min(len(x), len(last[1]))
+        if not np.array_equal(last[1][:known], x[:known]):
+            known = 0  # the inputs differ: nothing is reused
+    parts = ([_rows_of(last[2], known)] if known else []) + [
+        run_step(graph, x[s:s + GOLDEN_BATCH]) for s in range(known, len(x), GOLDEN_BATCH)]
+    if len(parts) == 1:
+        result = parts[0]
+    else:
+        logits, logits_int = (np.concatenate([getattr(r, f) for r in parts])
+                              for f in ("logits", "logits_int"))
+        result = SimResult(logits, logits_int, {k: np.concatenate([r.counts[k] for r in parts])
+                                                for k in parts[0].counts}, parts[0].steps)
+    if known < len(x):
+        remember(graph, x, result)
     return result
+
+
+def _rows_of(r: SimResult, n: int) -> SimResult:
+    """The first n inputs' rows of a run (counts and logits)."""
+    return SimResult(r.logits[:n], r.logits_int[:n], {k: v[:n] for k, v in r.counts.items()},
+                     r.steps)
 
 
 def int_lines(blocks: list[np.ndarray]) -> bytes:
