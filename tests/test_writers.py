@@ -67,3 +67,22 @@ def test_a_golden_run_extends_the_rows_it_was_given(monkeypatch):
     ran.clear()
     other = golden(graph, x[::-1].copy())  # other inputs: nothing reused
     assert sum(ran) == 7 and np.array_equal(other.logits, fresh.logits_int[::-1])
+
+
+def test_a_traced_run_leaves_numpys_page_setting_as_it_was():
+    """The traced step engine builds its trains on small pages and restores numpy's
+    huge-page setting afterwards (a process-wide switch the caller owns)."""
+    switch = np._core.multiarray._set_madvise_hugepage
+    graph = snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7).graph
+    x = default_inputs(graph, 2)
+    before = switch(True)
+    try:
+        for setting in (True, False):
+            switch(setting)
+            traced = run_step(graph, x, trace=True)
+            assert switch(setting) is setting
+            plain = run_step(graph, x)
+            assert all(np.array_equal(traced.trains[k].sum(axis=0), plain.counts[k])
+                       for k in plain.counts if traced.trains[k].dtype == np.uint8)
+    finally:
+        switch(before)
