@@ -47,7 +47,7 @@ def test_hex_writers_are_hex_word_of_every_value():
     assert hex_lines(np.zeros(0, np.int64), 8) == ""
     for bits in (1, 5, 8, 13, 32, 64):
         for lanes in (1, 3, 8):
-            rows = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), (6, lanes))
+            rows = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), (lanes, 6)).T  # a view
             assert hex_rows(rows, bits) == [hex_row(r, bits) for r in rows]
 
 

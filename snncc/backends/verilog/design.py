@@ -90,20 +90,25 @@ def hex_row(values: np.ndarray, bits: int) -> str:
 
 def hex_rows(rows: np.ndarray, bits: int) -> list[str]:
     """`hex_row` of every row of rows [n, lanes], at numpy speed for lanes of up to 64
-    bits: each row's lanes as one bit string (lane 0 lowest), read 4 bits a digit."""
+    bits: each row's lanes as one bit string (lane 0 lowest), packed into bytes and
+    written as hex, most significant first."""
     rows = np.asarray(rows)
     if bits > 64 or rows.size == 0 or rows.dtype == object:
         return [hex_row(r, bits) for r in rows]
     n, lanes = rows.shape
-    u = rows.astype(np.int64).view(np.uint64) & np.uint64((1 << bits) - 1)
-    bit = ((u[:, :, None] >> np.arange(bits, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8)
+    u = np.ascontiguousarray(rows, np.int64).view(np.uint64).astype("<u8")  # little-endian
+    nbytes = (bits + 7) // 8  # the low bytes that hold a lane's bits
+    low = np.ascontiguousarray(u.view(np.uint8).reshape(n, lanes, 8)[:, :, :nbytes])
+    bit = np.unpackbits(low.ravel(), bitorder="little").reshape(n, lanes, 8 * nbytes)
     digits = (bits * lanes + 3) // 4
-    flat = np.zeros((n, 4 * digits), np.uint8)
-    flat[:, :bits * lanes] = bit.reshape(n, -1)
-    quads = flat.reshape(n, digits, 4)
-    nibbles = quads[..., 0] | quads[..., 1] << 1 | quads[..., 2] << 2 | quads[..., 3] << 3
-    chars = np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles[:, ::-1]]
-    return np.ascontiguousarray(chars).view(f"S{digits}").ravel().astype(str).tolist()
+    flat = np.zeros((n, 8 * ((digits + 1) // 2)), np.uint8)
+    flat[:, :bits * lanes] = bit[:, :, :bits].reshape(n, -1)
+    packed = np.packbits(flat, axis=-1, bitorder="little")[:, ::-1]  # high byte first
+    hexes = np.frombuffer(b"0123456789abcdef", np.uint8)
+    chars = np.empty((n, 2 * packed.shape[1]), np.uint8)
+    chars[:, 0::2], chars[:, 1::2] = hexes[packed >> 4], hexes[packed & 15]
+    chars = np.ascontiguousarray(chars[:, chars.shape[1] - digits:])
+    return chars.view(f"S{digits}").ravel().astype(str).tolist()
 
 
 @dataclass
