@@ -63,13 +63,13 @@ def remember(graph: Graph, x: np.ndarray, result: SimResult) -> None:
 
 def _step_rows(graph: Graph, x: np.ndarray) -> SimResult:
     p, last = plan.build(graph), _LAST.get(graph)  # a changed graph has a new plan
-    known = 0
+    parts: list[SimResult] = []
     if last is not None and last[0] is p:
         known = min(len(x), len(last[1]))
-        if not np.array_equal(last[1][:known], x[:known]):
-            known = 0  # the inputs differ: nothing is reused
-    parts = ([_rows_of(last[2], known)] if known else []) + [
-        run_step(graph, x[s:s + GOLDEN_BATCH]) for s in range(known, len(x), GOLDEN_BATCH)]
+        if known and np.array_equal(last[1][:known], x[:known]):  # else nothing is reused
+            parts.append(_rows_of(last[2], known))
+    known = len(parts[0].logits) if parts else 0
+    parts += [run_step(graph, x[s:s + GOLDEN_BATCH]) for s in range(known, len(x), GOLDEN_BATCH)]
     if len(parts) == 1:
         result = parts[0]
     else:

@@ -66,7 +66,7 @@ class _Trace:
                                 np.int64)
         self.batch = len(x)
         self._pooled: dict[tuple[str, int], np.ndarray] = {}
-        self._resolved: dict[str, tuple[str, np.ndarray]] = {}
+        self._resolved: dict[str, tuple[str, np.ndarray | None]] = {}
         self._sums: dict[str, tuple[int, np.ndarray]] = {}
         self._pooled_counts: dict[str, tuple[int, np.ndarray]] = {}
         self._last: dict[str, tuple[int, np.ndarray]] = {}  # value -> its latest step
