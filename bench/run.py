@@ -524,6 +524,9 @@ def pass_table(entry: dict) -> list[str]:
     return lines + [""]
 
 
+FAST_GOAL = {"digits ViT": 1.5, "DeiT-tiny scale": 1.0}  # issue 14: × onnxruntime
+
+
 def goals_section(thr: dict, scale: dict | None, cmd: dict | None = None) -> list[str]:
     """The issue's goals against what was measured."""
     lines = ["## Goals", "", "| goal | measured | met |", "|---|---|---|"]
@@ -533,8 +536,9 @@ def goals_section(thr: dict, scale: dict | None, cmd: dict | None = None) -> lis
         fast = rate(r["times"]["snncc fast engine"], r["batch"]) / ort
         step = rate(r["times"]["snncc step engine"], r["batch"]) / ort
         short = name.split(" (")[0]
-        lines.append(f"| fast engine ≥ 1.0× onnxruntime, {short} | {fast:.2f}× "
-                     f"| {'yes' if fast >= 1 else 'no'} |")
+        goal = FAST_GOAL.get(short, 1.0)
+        lines.append(f"| fast engine ≥ {goal:.1f}× onnxruntime, {short} | {fast:.2f}× "
+                     f"| {'yes' if fast >= goal else 'no'} |")
         lines.append(f"| step engine ≥ 1/T = {1 / T:.2f}× onnxruntime, {short} | {step:.2f}× "
                      f"| {'yes' if step >= 1 / T else 'no'} |")
     if scale is not None:
@@ -552,6 +556,11 @@ def goals_section(thr: dict, scale: dict | None, cmd: dict | None = None) -> lis
                          f"| {'yes' if total is not None and total < 30 else 'no'} |")
             lines.append(f"| … and < 4 GiB peak | {peak / 2**30:.2f} GiB (largest process) "
                          f"| {'yes' if peak < 4 * 2**30 else 'no'} |")
+            cli = next((c for c in scale["cli"] if c["target"] == "all"), None)
+            if cli is not None and cli["wall"] is not None:
+                lines.append(f"| `snncc compile --target all`, DeiT-tiny, whole command "
+                             f"< 15 s (issue 14) | {cli['wall']:.1f} s "
+                             f"| {'yes' if cli['wall'] < 15 else 'no'} |")
         fits = scaling_table(scale["results"])[1]["fits"].get("depth", {})
         for curve, slope in fits.items():
             lines.append(f"| time no faster than linear in depth ({curve}) "
@@ -566,7 +575,7 @@ def bounds_section(thr: dict, scale: dict | None) -> list[str]:
         ort = rate(r["times"]["onnxruntime"], r["batch"])
         fast = rate(r["times"]["snncc fast engine"], r["batch"])
         plain = rate(r["times"]["onnxruntime, no graph optimizations"], r["batch"])
-        if fast < ort:
+        if fast < ort * FAST_GOAL.get(name.split(" (")[0], 1.0):
             short.append(f"{name.split(' (')[0]} {fast / ort:.2f}× ({fast / plain:.2f}× "
                          "onnxruntime without graph optimizations)")
     if short:

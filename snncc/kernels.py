@@ -161,6 +161,27 @@ class single_blas_thread:  # noqa: N801 - used as a context manager
             _SINGLE = False
 
 
+class small_pages:  # noqa: N801 - used as a context manager
+    """Inside, numpy does not ask the kernel for transparent huge pages on large arrays.
+    For arrays written only here and there (spike trains [T, batch, ...] of which each
+    layer fills its few firing steps), each page touched would otherwise be zeroed 2 MiB
+    at a time: on DeiT-tiny that is most of a traced step-engine run's system time. Does
+    nothing if this numpy lacks the switch."""
+
+    def __enter__(self):
+        self.before = None
+        switch = getattr(getattr(np, "_core", None), "multiarray", None)
+        switch = getattr(switch, "_set_madvise_hugepage", None)
+        if switch is not None:
+            self.switch = switch
+            self.before = switch(False)
+        return self
+
+    def __exit__(self, *exc):
+        if self.before is not None:
+            self.switch(self.before)
+
+
 def _ranges(n: int, work: int) -> list[tuple[int, int]]:
     """[0, n) in one piece per core if `work` is worth splitting (and kernels may)."""
     parts = min(n, _workers()) if _SINGLE and work >= _SPLIT else 1

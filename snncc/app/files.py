@@ -51,9 +51,12 @@ def write_build(folder: Path, model: CompiledModel, targets: Iterable[str],
 
     model.save(folder / "model.snn")
     report = compile_report(model)
-    for t in targets:
+    targets = list(targets)
+    emitted = {}
+    for t in sorted(targets, key=lambda t: (registry.EMIT_ORDER + (t,)).index(t)):
         with emitting(t):
-            report["targets"][t] = registry.emit(t, model.graph, folder / t, hw=hw)
+            emitted[t] = registry.emit(t, model.graph, folder / t, hw=hw)
+    report["targets"].update((t, emitted[t]) for t in targets)
     write_report(folder, report)
     return report
 

@@ -40,8 +40,9 @@ _LAST: weakref.WeakKeyDictionary[Graph, tuple[object, np.ndarray, SimResult]] = 
 def golden(graph: Graph, x: np.ndarray) -> Golden:
     """The interpreter's step engine on `x`: the reference every backend must equal.
 
-    Inputs are independent of each other: when `x` begins the inputs of the last run on
-    this graph (the targets' default inputs do: one seed), that run's rows are reused."""
+    Inputs are independent of each other: the rows of the last run on this graph
+    (``remember``) are reused for the inputs `x` begins with (the targets' default
+    inputs share one seed, so one target's run gives the first rows of the next's)."""
     return golden_of(graph, x, _step_rows(graph, x))
 
 
@@ -53,18 +54,82 @@ def golden_of(graph: Graph, x: np.ndarray, result: SimResult) -> Golden:
     return Golden(codes, result.counts, result.logits_int)
 
 
+def remember(graph: Graph, x: np.ndarray, result: SimResult) -> None:
+    """Keep the step engine's `result` on `x` for the next ``golden`` on this graph
+    (its counts and logits; not its trains)."""
+    _LAST[graph] = (plan.build(graph), np.array(x), SimResult(
+        result.logits, result.logits_int, dict(result.counts), result.steps))
+
+
 def _step_rows(graph: Graph, x: np.ndarray) -> SimResult:
     p, last = plan.build(graph), _LAST.get(graph)  # a changed graph has a new plan
-    if (last is not None and last[0] is p and len(x) <= len(last[1])
-            and np.array_equal(last[1][:len(x)], x)):
-        r = last[2]
-        return SimResult(r.logits[:len(x)], r.logits_int[:len(x)],
-                         {k: v[:len(x)] for k, v in r.counts.items()}, r.steps)
-    parts = [run_step(graph, x[s:s + GOLDEN_BATCH]) for s in range(0, len(x), GOLDEN_BATCH)]
-    logits, logits_int = (np.concatenate([getattr(r, f) for r in parts])
-                          for f in ("logits", "logits_int"))
-    result = SimResult(logits, logits_int,
-                       {k: np.concatenate([r.counts[k] for r in parts]) for k in parts[0].counts},
-                       parts[0].steps)
-    _LAST[graph] = (p, np.array(x), result)
+    parts: list[SimResult] = []
+    if last is not None and last[0] is p:
+        known = min(len(x), len(last[1]))
+        if known and np.array_equal(last[1][:known], x[:known]):  # else nothing is reused
+            parts.append(_rows_of(last[2], known))
+    known = len(parts[0].logits) if parts else 0
+    parts += [run_step(graph, x[s:s + GOLDEN_BATCH]) for s in range(known, len(x), GOLDEN_BATCH)]
+    if len(parts) == 1:
+        result = parts[0]
+    else:
+        logits, logits_int = (np.concatenate([getattr(r, f) for r in parts])
+                              for f in ("logits", "logits_int"))
+        result = SimResult(logits, logits_int, {k: np.concatenate([r.counts[k] for r in parts])
+                                                for k in parts[0].counts}, parts[0].steps)
+    if known < len(x):
+        remember(graph, x, result)
     return result
+
+
+def _rows_of(r: SimResult, n: int) -> SimResult:
+    """The first n inputs' rows of a run (counts and logits)."""
+    return SimResult(r.logits[:n], r.logits_int[:n], {k: v[:n] for k, v in r.counts.items()},
+                     r.steps)
+
+
+def int_lines(blocks: list[np.ndarray]) -> bytes:
+    """Integer arrays [n, m_i] side by side as text: one line per row (of all the blocks'
+    columns in turn), its integers in decimal separated by single spaces; an empty line
+    for a row of nothing.
+
+    Formatted at numpy speed without widening the arrays: one-digit values (spike counts)
+    straight into a byte array; others a row at a time, each value's text copied from a
+    table of the values present into a fixed-width, NUL-padded byte array that is then
+    squeezed."""
+    n = len(blocks[0]) if blocks else 0
+    if n == 0:
+        return b""
+    blocks = [np.asarray(b).reshape(n, -1) for b in blocks]
+    blocks = [b for b in blocks if b.shape[1]]
+    m = sum(b.shape[1] for b in blocks)
+    if m == 0:
+        return b"\n" * n
+    if all(int(b.min()) >= 0 and int(b.max()) <= 9 for b in blocks):
+        text = np.full((n, 2 * m), ord(" "), np.uint8)
+        at = 0
+        for b in blocks:
+            np.add(b, ord("0"), out=text[:, 2 * at:2 * (at + b.shape[1]):2], casting="unsafe")
+            at += b.shape[1]
+        text[:, -1] = ord("\n")
+        return text.tobytes()
+    return b"".join(_decimal_line(np.concatenate([b[r] for b in blocks]).astype(np.int64))
+                    for r in range(n))
+
+
+def _decimal_line(v: np.ndarray) -> bytes:
+    """One line of `int_lines`: the integers of v, separated by spaces."""
+    lo, hi = int(v.min()), int(v.max())
+    if hi - lo >= 1 << 16:
+        values, index = np.unique(v, return_inverse=True)
+    else:
+        values, index = np.arange(lo, hi + 1), v - lo
+    texts = [str(x).encode() for x in values.tolist()]
+    width = max(map(len, texts)) + 1
+    table = np.zeros((len(texts), width), np.uint8)
+    for k, t in enumerate(texts):
+        table[k, :len(t)] = np.frombuffer(t, np.uint8)
+    table[:, -1] = ord(" ")
+    cells = table.view(f"V{width}").ravel()[index].view(np.uint8)
+    cells[-1] = ord("\n")
+    return cells[cells != 0].tobytes()

@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from snncc.backends.common import Golden
+from snncc.backends.common import Golden, int_lines
 from snncc.backends.hls.design import Project
 
 PART = "xcvu9p-flga2104-2L-e"  # the default part of build_prj.tcl (a Virtex UltraScale+)
@@ -93,33 +93,20 @@ def render(p: Project, input_shape: tuple[int, ...], output_shape: tuple[int, ..
     return files
 
 
-def _rows(a: np.ndarray) -> str:
-    """One line per input, the integers separated by spaces. Spike counts and codes span a
-    few values, so each value's text is looked up rather than formatted again."""
-    flat = np.asarray(a, np.int64).reshape(len(a), -1)
-    lo, hi = int(flat.min(initial=0)), int(flat.max(initial=0))
-    if lo >= 0 and hi <= 9 and flat.shape[1]:  # one digit each (spike counts): as bytes
-        text = np.full((flat.shape[0], 2 * flat.shape[1]), ord(" "), np.uint8)
-        text[:, 0::2] = flat + ord("0")
-        text[:, -1] = ord("\n")
-        return text.tobytes().decode("ascii")
-    if hi - lo >= 1 << 16:
-        return "".join(" ".join(map(str, row.tolist())) + "\n" for row in flat)
-    text = np.array([str(v) for v in range(lo, hi + 1)], dtype=object)
-    return "".join(" ".join(text[row - lo].tolist()) + "\n" for row in flat)
-
-
-def tb_data(p: Project, gold: Golden) -> dict[str, str]:
+def tb_data(p: Project, gold: Golden) -> dict[str, bytes]:
     """The golden vectors: one input per line, integers separated by spaces."""
-    counts = np.concatenate([gold.counts[n["name"]].reshape(len(gold.codes), -1)
-                             for n in p.neuron_table], axis=1)
-    return {"tb_data/tb_input_codes.dat": _rows(gold.codes),
-            "tb_data/tb_spike_counts.dat": _rows(counts),
-            "tb_data/tb_output_logits.dat": _rows(gold.logits)}
+    n = len(gold.codes)
+    counts = [gold.counts[layer["name"]].reshape(n, -1) for layer in p.neuron_table]
+    return {"tb_data/tb_input_codes.dat": int_lines([gold.codes]),
+            "tb_data/tb_spike_counts.dat": int_lines(counts),
+            "tb_data/tb_output_logits.dat": int_lines([gold.logits])}
 
 
-def write(out_dir: Path, files: dict[str, str]) -> None:
+def write(out_dir: Path, files: dict[str, str] | dict[str, bytes]) -> None:
     for rel, text in files.items():
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text)

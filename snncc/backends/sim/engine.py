@@ -13,6 +13,7 @@ is provably exact there (float BLAS), whole layers at a time. Spike counts are u
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,16 +136,18 @@ def run_step(graph: Graph, x: np.ndarray, trace: bool = False,
     """
     p = plan.build(graph)
     steps = p.steps if steps is None else max(1, min(int(steps), p.steps))
-    with kernels.single_blas_thread():
-        trains, counts, total = plan.run_steps(p, x, steps, trace)
-    assert total is not None, "a plan has a readout"
-    real, ints = _readout(p.readout, total.astype(np.int64))
-    full = None
-    if trace:
-        full = {}
-        for name, s in trains.items():
-            signed = s.data.dtype.kind == "i"  # ±1 spikes of signed neurons
-            out = np.zeros((steps,) + s.data.shape[1:], np.int8 if signed else np.uint8)
-            out[s.t0:s.t0 + len(s.data)] = s.data[:max(0, steps - s.t0)]
-            full[name] = out
+    # traced, every train is a [steps, batch, ...] array written at its few firing steps
+    with kernels.small_pages() if trace else nullcontext():
+        with kernels.single_blas_thread():
+            trains, counts, total = plan.run_steps(p, x, steps, trace)
+        assert total is not None, "a plan has a readout"
+        real, ints = _readout(p.readout, total.astype(np.int64))
+        full = None
+        if trace:
+            full = {}
+            for name, s in trains.items():
+                signed = s.data.dtype.kind == "i"  # ±1 spikes of signed neurons
+                out = np.zeros((steps,) + s.data.shape[1:], np.int8 if signed else np.uint8)
+                out[s.t0:s.t0 + len(s.data)] = s.data[:max(0, steps - s.t0)]
+                full[name] = out
     return SimResult(real, ints, counts, steps, full)

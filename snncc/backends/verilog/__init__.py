@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc.backends.common import default_inputs, golden, golden_of
+from snncc.backends.common import default_inputs, golden, golden_of, remember
 from snncc.backends.parallel import DEFAULT, HwConfig
 from snncc.backends.sim.engine import run_step
 from snncc.ir import Graph
@@ -53,6 +53,7 @@ def emit(graph: Graph, out_dir: Path, vectors: int = DEFAULT_VECTORS,
     files = write_design(design, out_dir)
     x = default_inputs(graph, vectors)
     run = run_step(graph, x, trace=True)  # one run: the golden vectors and the estimate's trains
+    remember(graph, x, run)  # and the first rows of the HLS target's golden vectors
     n = _write_vectors(design, golden_of(graph, x, run), out_dir)
     return summary(design, files) | {"vectors": n, "parallel": hw.record(graph),
                                      "estimate": estimate.estimate(graph, hw, x, design, run)}

@@ -41,17 +41,43 @@ def hex_word(value: int, bits: int) -> str:
     return format(int(value) & ((1 << bits) - 1), f"0{(bits + 3) // 4}x")
 
 
+def _hex_chars(v: np.ndarray, bits: int) -> np.ndarray:
+    """[n, digits] ASCII hex digits of the words of v (1-D, up to 64 bits). Integers at
+    least `bits` wide are read in their own width (two's complement keeps the low bits)."""
+    if v.dtype.kind in "iu" and v.dtype.itemsize * 8 >= bits:
+        u = v.view(np.dtype(f"u{v.dtype.itemsize}"))
+    else:
+        u = v.astype(np.int64).view(np.uint64)
+    u = u & u.dtype.type((1 << bits) - 1)
+    digits = (bits + 3) // 4
+    if digits == 1:
+        nibbles = u.astype(np.uint8)[:, None]
+    else:
+        shifts = np.arange(4 * (digits - 1), -1, -4, dtype=u.dtype)
+        nibbles = ((u[:, None] >> shifts) & u.dtype.type(15)).astype(np.uint8)
+    return np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles]
+
+
 def hex_words(values: np.ndarray, bits: int) -> list[str]:
     """`hex_word` of every value (C order), at numpy speed for up to 64 bits."""
     v = np.asarray(values).ravel()
     if bits > 64 or v.size == 0:
         return [hex_word(x, bits) for x in v]
-    u = v.astype(np.int64).view(np.uint64) & np.uint64((1 << bits) - 1)
-    digits = (bits + 3) // 4
-    shifts = np.arange(4 * (digits - 1), -1, -4, dtype=np.uint64)
-    nibbles = ((u[:, None] >> shifts) & np.uint64(15)).astype(np.uint8)
-    chars = np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles]
-    return chars.view(f"S{digits}").ravel().astype(str).tolist()
+    chars = _hex_chars(v, bits)
+    return chars.view(f"S{chars.shape[1]}").ravel().astype(str).tolist()
+
+
+def hex_lines(values: np.ndarray, bits: int) -> str:
+    """`hex_word` of every value (C order), one a line ("" for none): the text of
+    "\\n".join(hex_words(values, bits)) + "\\n", written as one byte array."""
+    v = np.asarray(values).ravel()
+    if bits > 64 or v.size == 0:
+        return "".join(w + "\n" for w in hex_words(v, bits))
+    chars = _hex_chars(v, bits)
+    text = np.empty((len(chars), chars.shape[1] + 1), np.uint8)
+    text[:, :-1] = chars
+    text[:, -1] = ord("\n")
+    return text.tobytes().decode("ascii")
 
 
 def hex_row(values: np.ndarray, bits: int) -> str:
@@ -60,6 +86,29 @@ def hex_row(values: np.ndarray, bits: int) -> str:
     for k, v in enumerate(np.asarray(values).ravel()):
         word |= (int(v) & ((1 << bits) - 1)) << (k * bits)
     return hex_word(word, bits * max(np.asarray(values).size, 1))
+
+
+def hex_rows(rows: np.ndarray, bits: int) -> list[str]:
+    """`hex_row` of every row of rows [n, lanes], at numpy speed for lanes of up to 64
+    bits: each row's lanes as one bit string (lane 0 lowest), packed into bytes and
+    written as hex, most significant first."""
+    rows = np.asarray(rows)
+    if bits > 64 or rows.size == 0 or rows.dtype == object:
+        return [hex_row(r, bits) for r in rows]
+    n, lanes = rows.shape
+    u = np.ascontiguousarray(rows, np.int64).view(np.uint64).astype("<u8")  # little-endian
+    nbytes = (bits + 7) // 8  # the low bytes that hold a lane's bits
+    low = np.ascontiguousarray(u.view(np.uint8).reshape(n, lanes, 8)[:, :, :nbytes])
+    bit = np.unpackbits(low.ravel(), bitorder="little").reshape(n, lanes, 8 * nbytes)
+    digits = (bits * lanes + 3) // 4
+    flat = np.zeros((n, 8 * ((digits + 1) // 2)), np.uint8)
+    flat[:, :bits * lanes] = bit[:, :, :bits].reshape(n, -1)
+    packed = np.packbits(flat, axis=-1, bitorder="little")[:, ::-1]  # high byte first
+    hexes = np.frombuffer(b"0123456789abcdef", np.uint8)
+    chars = np.empty((n, 2 * packed.shape[1]), np.uint8)
+    chars[:, 0::2], chars[:, 1::2] = hexes[packed >> 4], hexes[packed & 15]
+    chars = np.ascontiguousarray(chars[:, chars.shape[1] - digits:])
+    return chars.view(f"S{digits}").ravel().astype(str).tolist()
 
 
 @dataclass

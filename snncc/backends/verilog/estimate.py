@@ -40,16 +40,14 @@ def _params(e: Engine) -> defaultdict[str, int]:
 
 
 def _window_reads(ty: list[tuple[bool, int]], tx: list[tuple[bool, int]], oh: int, ow: int,
-                  kh: int, kw: int):
-    """(oy, ox, the input row that tap reads, or None for padding) for every output
-    pixel and tap, in the engines' order; `ty`/`tx` are ``tables.taps`` rows and columns."""
-    for oy in range(oh):
-        for ox in range(ow):
-            for ky in range(kh):
-                for kx in range(kw):
-                    vy, iy = ty[oy * kh + ky]
-                    vx, ix = tx[ox * kw + kx]
-                    yield oy, ox, (iy + ix if vy and vx else None)
+                  kh: int, kw: int) -> np.ndarray:
+    """[oh*ow, kh*kw]: the input row that each tap of each output pixel reads, or -1 for
+    padding, in the engines' order (pixel (oy, ox) at oy*ow + ox, tap (ky, kx) at
+    ky*kw + kx); `ty`/`tx` are ``tables.taps`` rows and columns."""
+    vy, iy = (np.array(c, np.int64).reshape(oh, 1, kh, 1) for c in zip(*ty, strict=True))
+    vx, ix = (np.array(c, np.int64).reshape(1, ow, 1, kw) for c in zip(*tx, strict=True))
+    reads = np.where((vy != 0) & (vx != 0), iy + ix, -1)
+    return reads.reshape(oh * ow, kh * kw)
 
 
 class _Trace:
@@ -61,31 +59,67 @@ class _Trace:
             result = run_step(graph, x, trace=True)
         self.trains = result.trains or {}
         self.steps = result.steps
+        self.act = activity(graph, self.steps)
         (enc,) = graph.ops(o.SpikeInput)
         self.enc = enc
         self.codes = np.asarray(EVAL[o.SpikeInput](enc, [np.asarray(x, np.float64)]),
                                 np.int64)
         self.batch = len(x)
         self._pooled: dict[tuple[str, int], np.ndarray] = {}
-        self._resolved: dict[str, tuple[str, np.ndarray]] = {}
+        self._resolved: dict[str, tuple[str, np.ndarray | None]] = {}
         self._sums: dict[str, tuple[int, np.ndarray]] = {}
+        self._pooled_counts: dict[str, tuple[int, np.ndarray]] = {}
+        self._last: dict[str, tuple[int, np.ndarray]] = {}  # value -> its latest step
 
     def before(self, value: str, t: int) -> np.ndarray:
         """The sum of `value`'s spikes over the steps before t (a running count; the
         callers ask for t in increasing order, so each step is added once)."""
-        done, total = self._sums.get(value, (0, np.zeros_like(self.spikes(value, 0))))
-        if done > t:
-            done, total = 0, np.zeros_like(total)
+        done, total = self._sums.get(value, (t + 1, None))
+        if done > t or total is None:
+            done, total = 0, np.zeros((self.batch,) + self.graph.node(value).shape, np.int64)
+        src = self._source(value)[0]
+        if src in self.trains and done < t:  # a neuron's spikes, over its firing window
+            on = np.flatnonzero(self.act.active[src][done:t])  # zero at every other step
+            if on.size:
+                total = total + self._gather(value, self.trains[src][
+                    done + on[0]:done + on[-1] + 1].sum(axis=0, dtype=np.int64))
+            done = t
         for s in range(done, t):
             total = total + self.spikes(value, s)
         self._sums[value] = (t, total)
         return total
 
     def spikes(self, value: str, t: int) -> np.ndarray:
-        """[batch, *shape of value] at step t (codes for analog or weighted inputs)."""
+        """[batch, *shape of value] at step t (codes for analog or weighted inputs; the
+        caller must not write into it: the latest step's array is kept for the next)."""
+        last = self._last.get(value)
+        if last is not None and last[0] == t:
+            return last[1]
+        out = self._spikes(value, t)
+        self._last[value] = (t, out)
+        return out
+
+    def _source(self, value: str) -> tuple[str, np.ndarray | None]:
+        """The value whose data `value` reads, and the flat positions it reads (None:
+        all of them, in order)."""
         if value not in self._resolved:
-            self._resolved[value] = resolve(self.graph, value)
-        src, index = self._resolved[value]
+            src, index = resolve(self.graph, value)
+            index = index.ravel()
+            size = int(np.prod(self.graph.node(src).shape, dtype=np.int64))
+            same = len(index) == size and np.array_equal(index, np.arange(size))
+            self._resolved[value] = src, (None if same else index)
+        return self._resolved[value]
+
+    def _gather(self, value: str, data: np.ndarray) -> np.ndarray:
+        """`value` [batch, *shape] from its source's data [batch, *source shape]."""
+        index = self._source(value)[1]
+        flat = data.reshape(self.batch, -1)
+        if index is not None:
+            flat = flat[:, index]
+        return flat.reshape((self.batch,) + self.graph.node(value).shape)
+
+    def _spikes(self, value: str, t: int) -> np.ndarray:
+        src = self._source(value)[0]
         n = self.graph.node(src)
         if isinstance(n.op, o.SpikeInput):
             op = n.op
@@ -99,9 +133,7 @@ class _Trace:
             data = self._maxpool(src, t)
         else:  # a current: its events do not matter
             data = np.zeros((self.batch,) + n.shape, np.int64)
-        flat = data.reshape(self.batch, -1)
-        return flat[:, index.ravel()].reshape((self.batch,) + self.graph.node(value).shape)
-
+        return self._gather(value, data)
 
     def _maxpool(self, name: str, t: int) -> np.ndarray:
         """A TD max pool's spikes: maxpool(C(t)) - maxpool(C(t-1)) of its input counts."""
@@ -116,17 +148,24 @@ class _Trace:
             ty = taps(oh, kh, op.strides[0], op.pads[0], 1, h, w)
             tx = taps(ow, kw, op.strides[1], op.pads[1], 1, w, 1)
 
+            reads = _window_reads(ty, tx, oh, ow, kh, kw)
+            reads[reads < 0] = h * w  # padding reads a column that never wins
+
             def pooled(counts: np.ndarray) -> np.ndarray:
-                flat = counts.reshape(self.batch, c, h * w)
-                out = np.full((self.batch, c, oh, ow), np.iinfo(np.int64).min, np.int64)
-                for oy, ox, read in _window_reads(ty, tx, oh, ow, kh, kw):
-                    if read is not None:
-                        out[:, :, oy, ox] = np.maximum(out[:, :, oy, ox], flat[:, :, read])
-                return out
+                flat = np.empty((self.batch, c, h * w + 1), np.int64)
+                flat[:, :, :-1] = counts.reshape(self.batch, c, h * w)
+                flat[:, :, -1] = np.iinfo(np.int64).min
+                out = np.full((self.batch, c, oh * ow), np.iinfo(np.int64).min, np.int64)
+                for read in reads.T:  # one tap of every pixel at a time
+                    np.maximum(out, flat[:, :, read], out=out)
+                return out.reshape(self.batch, c, oh, ow)
 
             before = self.before(n.inputs[0], t).reshape(self.batch, c, h, w)
             counts = before + self.spikes(n.inputs[0], t).reshape(before.shape)
-            self._pooled[key] = pooled(counts) - pooled(before)
+            last = self._pooled_counts.get(name)  # pooled C(t-1), if step t-1 made it
+            now = pooled(counts)
+            self._pooled[key] = now - (last[1] if last and last[0] == t - 1 else pooled(before))
+            self._pooled_counts[name] = (t, now)
         return self._pooled[key]
 
 
@@ -147,7 +186,8 @@ class _Cycles:
         self.d = design
         self.tr = trace
         self.graph = design.graph
-        self.act = activity(self.graph, design.steps)
+        self.act = (trace.act if trace.steps == design.steps
+                    else activity(self.graph, design.steps))
         self.lat: dict[str, int] = {}
         for p in design.ports:
             params = dict(p.params)
@@ -191,10 +231,12 @@ class _Cycles:
         tx = taps(ow, kw, op.strides[1], op.pads[1], op.dilations[1], w, 1)
         nc = int(p["O"]) // int(p.get("P", p["O"]))
         lat = self._port(e, "in")
-        total = np.full(self.tr.batch, oh * ow, np.int64)  # a write cycle per pixel
-        for _, _, read in _window_reads(ty, tx, oh, ow, kh, kw):
-            total += 1 if read is None else lat + 3 + nc * per_row[:, read]
-        return total
+        reads = _window_reads(ty, tx, oh, ow, kh, kw).ravel()
+        hit = reads[reads >= 0]
+        # a write cycle per pixel, one per padding tap, lat + 3 + nc * events per read
+        fixed = oh * ow + (reads.size - hit.size) + hit.size * (lat + 3)
+        times = np.bincount(hit, minlength=per_row.shape[1])  # reads of each input row
+        return fixed + nc * (per_row @ times)
 
     def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)

@@ -28,7 +28,9 @@ from .design import (
     Probe,
     addr_bits,
     hex_row,
+    hex_rows,
     hex_word,
+    hex_words,
     op_of,
 )
 from .layout import (
@@ -64,10 +66,12 @@ def _tap_words(entries: list[tuple[bool, int]], bits: int) -> list[str]:
 def _map_words(view: View, vrw: int, gb: int, ow: int, aw: int) -> list[str]:
     """A port's map table: {buffer row, lane offset} at {view row, segment}."""
     words = ["0"] * (1 << (vrw + gb))
-    for r in range(view.vrows):
-        for g in range(view.segments):
-            entry = (int(view.rows[r, g]) << ow) | int(view.offsets[r, g])
-            words[(r << gb) | g] = hex_word(entry, aw + ow)
+    rows = np.asarray(view.rows[:view.vrows, :view.segments], np.int64)
+    offsets = np.asarray(view.offsets[:view.vrows, :view.segments], np.int64)
+    at = (np.arange(view.vrows)[:, None] << gb) | np.arange(view.segments)[None, :]
+    for a, w in zip(at.ravel().tolist(), hex_words((rows << ow) | offsets, aw + ow),
+                    strict=True):
+        words[a] = w
     return words
 
 
@@ -397,7 +401,7 @@ def _synapse(bld: _Builder, n: Node) -> None:
         ww, wo = common[3][1], common[4][1]
         r, (kk, m) = _size(x_shape[:-1]), op.weight.shape
         p = bld.hw.lanes(n)
-        words = [hex_row(chunk, ww) for chunk in _chunks(op.weight, p)]
+        words = hex_rows(_chunks(op.weight, p), ww)
         params = [("R", r), ("K", kk), ("M", m), ("RW", addr_bits(r)), ("KW", addr_bits(kk)),
                   *common, ("W_FILE", bld.file(f"e{k}_weights", words)),
                   *_spike_params(bld, n), *_fold_params(m, p)]
@@ -413,8 +417,7 @@ def _synapse(bld: _Builder, n: Node) -> None:
     ty = taps(oh, kh, op.strides[0], op.pads[0], op.dilations[0], h, w)
     tx = taps(ow, kw, op.strides[1], op.pads[1], op.dilations[1], w, 1)
     p = bld.hw.lanes(n)
-    words = [hex_row(chunk, ww)
-             for chunk in _chunks(conv_weight_rows(op.weight, op.group), p)]
+    words = hex_rows(_chunks(conv_weight_rows(op.weight, op.group), p), ww)
     params = [("C", c), ("OH", oh), ("OW", ow), ("O", oc), ("KH", kh), ("KW", kw),
               ("IRW", irw), ("ORW", addr_bits(oh * ow)), ("CW", addr_bits(c)),
               ("AWW", addr_bits(kh * kw * c)), ("TYW", addr_bits(oh * kh)),
@@ -513,7 +516,7 @@ def _readout(bld: _Builder, n: Node) -> None:
     rw, lw = addr_bits(lay.rows), addr_bits(lay.lanes)
     params = [("R", lay.rows), ("D", lay.lanes), ("RW", rw), ("LW", lw), ("WI", ib.width),
               ("WA", wa), ("WB", wb), ("WL", wl),
-              ("B_FILE", bld.file(f"e{k}_bias", [hex_row(r, wb) for r in lay.arrange(bias)]))]
+              ("B_FILE", bld.file(f"e{k}_bias", hex_rows(lay.arrange(bias), wb)))]
     ports += [("rd_row", "rd_row"), ("rd_lane", "rd_lane"),
               ("rd_logit", bld.wire("rd_logit", wl))]
     bld.readout = bld.engine(n, "snn_readout", params, ports, clear=True)

@@ -65,20 +65,29 @@ def threshold_table(n: Node, layout: Layout, acc: Interval, membrane_bits: int
     (which changes no decision)."""
     op = op_of(n, o.Neuron)
     levels = op.levels
-    th = np.broadcast_to(op.thresholds, layout.shape + (levels,)).astype(np.int64)
-    sg = np.broadcast_to(np.asarray(op.sign, np.int64), layout.shape)
-    both = np.concatenate([th, sg[..., None]], axis=-1)
-    phys = both.transpose(tuple(layout.perm) + (len(layout.shape),))
+    rank = len(layout.shape)
+    # (thresholds, sign) as given, broadcast only over the axes either varies along: the
+    # table is read from its broadcast to the whole layer without writing that out
+    th = np.asarray(op.thresholds, np.int64)
+    th = th.reshape((1,) * (rank + 1 - th.ndim) + th.shape)
+    sg = np.asarray(op.sign, np.int64)
+    sg = sg.reshape((1,) * (rank - sg.ndim) + sg.shape)
+    given = np.broadcast_shapes(th.shape[:-1], sg.shape)
+    both = np.concatenate([np.broadcast_to(th, given + (levels,)),
+                           np.broadcast_to(sg, given)[..., None]], axis=-1)
+    order = tuple(layout.perm) + (rank,)
+    small = both.transpose(order)
+    phys = np.broadcast_to(small, tuple(layout.shape[a] for a in layout.perm) + (levels + 1,))
     row_shape = phys.shape[:-2]  # physical row axes; then lanes, then levels + sign
     varying = [a for a in range(len(row_shape))
-               if row_shape[a] > 1 and not np.all(phys == phys.take([0], axis=a))]
+               if small.shape[a] > 1 and not np.all(small == small.take([0], axis=a))]
     if varying:
         a0, a1 = varying[0], varying[-1]
         pick = tuple(slice(None) if a0 <= a <= a1 else 0 for a in range(len(row_shape)))
         words, inner = int(np.prod(row_shape[a0:a1 + 1])), int(np.prod(row_shape[a1 + 1:]))
     else:
         pick, words, inner = (0,) * len(row_shape), 1, max(layout.rows, 1)
-    table = phys[pick].reshape(words, layout.lanes, levels + 1)
+    table = np.ascontiguousarray(phys[pick]).reshape(words, layout.lanes, levels + 1)
     negate = table[..., levels] < 0
     lo = np.where(negate, -acc.hi, acc.lo)
     hi = np.where(negate, -acc.lo, acc.hi)

@@ -16,7 +16,7 @@ from snncc import ops as o
 from snncc.backends.common import Golden
 from snncc.version import __version__
 
-from .design import Design, addr_bits, hex_words, op_of
+from .design import Design, addr_bits, hex_lines, op_of
 
 TOP = "rtl/snn_top.v"
 TESTBENCH = "tb/snn_tb.v"
@@ -72,11 +72,11 @@ def _context(d: Design) -> dict:
 def _places(d: Design) -> str:
     """(row, lane) of every probed neuron, layer after layer, in logical order."""
     lane_bits, bits = d.probe_lane_bits, d.probe_row_bits + d.probe_lane_bits
-    words = []
+    lines = []
     for p in d.probes:
         places = p.places().astype(np.int64)
-        words += hex_words((places[:, 0] << lane_bits) | places[:, 1], bits)
-    return "\n".join(words) + "\n"
+        lines.append(hex_lines((places[:, 0] << lane_bits) | places[:, 1], bits))
+    return "".join(lines) or "\n"
 
 
 def write_design(d: Design, out: Path) -> list[str]:
@@ -109,14 +109,14 @@ def write_vectors(d: Design, gold: Golden, out: Path) -> int:
     folder = out / VECTORS
     folder.mkdir(parents=True, exist_ok=True)
     n = len(gold.codes)
-    codes = hex_words(gold.codes, d.code_bits)
-    counts = hex_words(np.concatenate([
+    codes = hex_lines(gold.codes, d.code_bits)
+    counts = hex_lines(np.concatenate([
         np.asarray(gold.counts[p.node.name]).reshape(n, -1) for p in d.probes], axis=1)
         if d.probes else np.zeros(0, np.int64), d.count_bits)
-    logits = hex_words(np.asarray(gold.logits), d.logit_bits)
+    logits = hex_lines(np.asarray(gold.logits), d.logit_bits)
     (folder / "count.txt").write_text(f"{n}\n")
-    for name, words in (("codes", codes), ("counts", counts), ("logits", logits)):
-        (folder / f"{name}.hex").write_text("\n".join(words) + ("\n" if words else ""))
+    for name, text in (("codes", codes), ("counts", counts), ("logits", logits)):
+        (folder / f"{name}.hex").write_text(text)
     return n
 
 

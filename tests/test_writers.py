@@ -1,0 +1,88 @@
+"""The hardware targets' text writers (golden vectors, $readmemh images) at numpy speed
+against the plain Python formatting they replace, and the golden run shared between
+targets against a fresh step-engine run."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import snncc
+from conftest import EXAMPLE
+from snncc.backends import common
+from snncc.backends.common import default_inputs, golden, int_lines, remember
+from snncc.backends.sim.engine import run_step
+from snncc.backends.verilog.design import hex_lines, hex_row, hex_rows, hex_word, hex_words
+
+I64 = np.iinfo(np.int64)
+
+
+def _decimal(rows: np.ndarray) -> bytes:
+    return "".join(" ".join(str(v) for v in row) + "\n" for row in rows.tolist()).encode()
+
+
+def test_int_lines_is_decimal_text_of_every_range_and_dtype():
+    rng = np.random.default_rng(0)
+    cases = [rng.integers(0, 8, (5, 40)).astype(np.uint8),  # spike counts: one digit each
+             rng.integers(-128, 128, (3, 17)).astype(np.int8),
+             rng.integers(-70000, 70000, (4, 9)),  # wider than the lookup table
+             np.array([[I64.min, I64.max, 0, -1, 9, 10, -10, 99, 100]]),
+             np.zeros((2, 0), np.int64), np.zeros((0, 3), np.int64)]
+    for a in cases:
+        assert int_lines([a]) == _decimal(a)
+    counts, codes = cases[0], cases[1][:, :5].repeat(2, axis=0)[:5]
+    assert int_lines([counts, np.zeros((5, 0)), codes]) == _decimal(
+        np.concatenate([counts.astype(np.int64), codes], axis=1))
+
+
+def test_hex_writers_are_hex_word_of_every_value():
+    rng = np.random.default_rng(1)
+    for dtype in (np.uint8, np.int8, np.int16, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        v = rng.integers(max(info.min, -2**40), min(info.max, 2**40), 64,
+                         endpoint=True).astype(dtype)
+        for bits in (1, 3, 4, 8, 9, 17, 33, 64):
+            words = [hex_word(int(x), bits) for x in v]
+            assert hex_words(v, bits) == words
+            assert hex_lines(v, bits) == "".join(w + "\n" for w in words)
+    assert hex_lines(np.zeros(0, np.int64), 8) == ""
+    for bits in (1, 5, 8, 13, 32, 64):
+        for lanes in (1, 3, 8):
+            rows = rng.integers(-(1 << (bits - 1)), 1 << (bits - 1), (lanes, 6)).T  # a view
+            assert hex_rows(rows, bits) == [hex_row(r, bits) for r in rows]
+
+
+def test_a_golden_run_extends_the_rows_it_was_given(monkeypatch):
+    """HLS's 20 golden inputs after Verilog's traced run on the first 5: those 5 are
+    reused, the other 15 run, and the whole equals one fresh step-engine run."""
+    graph = snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7).graph
+    x = default_inputs(graph, 7)
+    remember(graph, x[:3], run_step(graph, x[:3], trace=True))
+    ran: list[int] = []
+    monkeypatch.setattr(common, "run_step", lambda g, xs: ran.append(len(xs)) or run_step(g, xs))
+    got = golden(graph, x)
+    assert sum(ran) == 4
+    fresh = run_step(graph, x)
+    assert np.array_equal(got.logits, fresh.logits_int)
+    assert all(np.array_equal(got.counts[k], fresh.counts[k]) for k in fresh.counts)
+    ran.clear()
+    other = golden(graph, x[::-1].copy())  # other inputs: nothing reused
+    assert sum(ran) == 7 and np.array_equal(other.logits, fresh.logits_int[::-1])
+
+
+def test_a_traced_run_leaves_numpys_page_setting_as_it_was():
+    """The traced step engine builds its trains on small pages and restores numpy's
+    huge-page setting afterwards (a process-wide switch the caller owns)."""
+    switch = np._core.multiarray._set_madvise_hugepage
+    graph = snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7).graph
+    x = default_inputs(graph, 2)
+    before = switch(True)
+    try:
+        for setting in (True, False):
+            switch(setting)
+            traced = run_step(graph, x, trace=True)
+            assert switch(setting) is setting
+            plain = run_step(graph, x)
+            assert all(np.array_equal(traced.trains[k].sum(axis=0), plain.counts[k])
+                       for k in plain.counts if traced.trains[k].dtype == np.uint8)
+    finally:
+        switch(before)
