@@ -5,12 +5,13 @@ targets against a fresh step-engine run."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import snncc
 from conftest import EXAMPLE
 from snncc.backends import common
 from snncc.backends.common import default_inputs, golden, int_lines, remember
-from snncc.backends.sim.engine import run_step
+from snncc.backends.sim.engine import run_fast, run_step
 from snncc.backends.verilog.design import hex_lines, hex_row, hex_rows, hex_word, hex_words
 
 I64 = np.iinfo(np.int64)
@@ -51,22 +52,29 @@ def test_hex_writers_are_hex_word_of_every_value():
             assert hex_rows(rows, bits) == [hex_row(r, bits) for r in rows]
 
 
-def test_a_golden_run_extends_the_rows_it_was_given(monkeypatch):
+@pytest.mark.parametrize("delay", ["exact", 2])
+def test_a_golden_run_extends_the_rows_it_was_given(monkeypatch, delay):
     """HLS's 20 golden inputs after Verilog's traced run on the first 5: those 5 are
-    reused, the other 15 run, and the whole equals one fresh step-engine run."""
-    graph = snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7).graph
+    reused, the other 15 run (exact mode: on the fast engine; other delays: on the step
+    engine), and the whole equals one fresh step-engine run."""
+    graph = snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7, delay=delay).graph
     x = default_inputs(graph, 7)
     remember(graph, x[:3], run_step(graph, x[:3], trace=True))
-    ran: list[int] = []
-    monkeypatch.setattr(common, "run_step", lambda g, xs: ran.append(len(xs)) or run_step(g, xs))
+    ran: dict[str, int] = {"fast": 0, "step": 0}
+
+    def counted(name, run):
+        return lambda g, xs: ran.__setitem__(name, ran[name] + len(xs)) or run(g, xs)
+    monkeypatch.setattr(common, "run_step", counted("step", run_step))
+    monkeypatch.setattr(common, "run_fast", counted("fast", run_fast))
+    engine = "fast" if delay == "exact" else "step"
     got = golden(graph, x)
-    assert sum(ran) == 4
+    assert ran == {"fast": 0, "step": 0, engine: 4}
     fresh = run_step(graph, x)
     assert np.array_equal(got.logits, fresh.logits_int)
     assert all(np.array_equal(got.counts[k], fresh.counts[k]) for k in fresh.counts)
-    ran.clear()
+    ran.update(fast=0, step=0)
     other = golden(graph, x[::-1].copy())  # other inputs: nothing reused
-    assert sum(ran) == 7 and np.array_equal(other.logits, fresh.logits_int[::-1])
+    assert ran[engine] == 7 and np.array_equal(other.logits, fresh.logits_int[::-1])
 
 
 def test_a_traced_run_leaves_numpys_page_setting_as_it_was():
