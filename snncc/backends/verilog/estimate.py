@@ -199,7 +199,8 @@ class _Cycles:
     def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)
         row = max(2, self._port(e, "in") + 1) if self.active(e.node.inputs[0], t) else 2
-        return np.full(self.tr.batch, int(p["R"]) * row, np.int64)
+        chunks = int(p["D"]) // int(p.get("NP", p["D"]))  # a later chunk: one cycle
+        return np.full(self.tr.batch, int(p["R"]) * (row + chunks - 1), np.int64)
 
     def _td_matmul(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p, n = _params(e), e.node
@@ -417,10 +418,12 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
         p = _params(e)
         if e.module == "snn_neuron":
             tw = p["L"] * p["WC"] + 1
-            mems += [(f"{e.name}.v", "ram", p["R"], p["D"] * p["WV"]),
-                     (f"{e.name}.n", "ram", p["R"], p["D"] * p["NB"]),
-                     (f"{e.name}.th", "lut" if p["TH_ASYNC"] else "rom", p["TROWS"],
-                      p["D"] * tw)]
+            lanes = p.get("NP", p["D"])
+            nc = p["D"] // lanes
+            mems += [(f"{e.name}.v", "ram", p["R"] * nc, lanes * p["WV"]),
+                     (f"{e.name}.n", "ram", p["R"] * nc, lanes * p["NB"]),
+                     (f"{e.name}.th", "lut" if p["TH_ASYNC"] else "rom", p["TROWS"] * nc,
+                      lanes * tw)]
         elif e.module in ("snn_dense", "snn_conv"):
             m = p["M"] if e.module == "snn_dense" else p["O"]
             lanes = p.get("P", m)
@@ -517,9 +520,11 @@ def _features(design: Design, family: str) -> dict[str, float]:
     for e in design.engines:
         p = _params(e)
         if e.module == "snn_neuron":
-            d, wc = p["D"], p["WC"]
+            d, wc = p.get("NP", p["D"]), p["WC"]
             f["adder"] += d * (p["WV"] + 2 * wc + p["NB"])
             f["select"] += d * wc * p["L"]
+            if d < p["D"]:  # the kept input row and spikes of a folded row
+                f["register"] += p["D"] * (p["WI"] + p.get("SW", 1))
         elif e.module in ("snn_dense", "snn_conv"):
             m = p["M"] if e.module == "snn_dense" else p["O"]
             lanes, wo = p.get("P", m), p["WO"]

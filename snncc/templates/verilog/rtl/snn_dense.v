@@ -137,51 +137,17 @@ module snn_dense #(
                     part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
                 end
             end
-        end else if (SPIKE == 1) begin : g_signed
-            // a spike selects the weight row, its sign says add or subtract
-            reg [K-1:0] negative;   // the row's -1 spikes
-            reg         neg;        // ... of the event whose weight row arrives
-            reg [WO-1:0] w_w;
-            wire        neg_k;
-            integer j;
-            integer q;
+        end else begin : g_spike_add
+            // spike-driven: a spike selects the weight row (signed: add or subtract;
+            // weighted lines: shifted), no multiply
+            wire [P*WO-1:0] part_w;
 
-            always @(posedge clk) begin
-                if (in_ack)
-                    for (q = 0; q < K; q = q + 1) negative[q] <= in_data[q*WIN + WIN - 1];
-                neg <= neg_k;
-            end
-            snn_lane_mux #(.N(K), .W(1), .IW(KW)) u_neg (
-                .row(negative), .index(k), .lane(neg_k));
-            always @* begin
-                for (j = 0; j < P; j = j + 1) begin
-                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    part[j*WO +: WO] = acc[j*WO +: WO]
-                        + (adding ? (neg ? ~w_w + 1'b1 : w_w) : {WO{1'b0}});
-                end
-            end
-        end else if (SPIKE == 2) begin : g_lines
-            // line j of a spike number weighs 2^j: the weight row shifted by j
-            reg [JB-1:0] line;      // the line of the event whose weight row arrives
-            reg [WO-1:0] w_w;
-            integer j;
-
-            always @(posedge clk) line <= event_k[JB-1:0];
-            always @* begin
-                for (j = 0; j < P; j = j + 1) begin
-                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? w_w << line : {WO{1'b0}});
-                end
-            end
-        end else begin : g_spikes
-            // a spike selects the weight row: no multiply
-            integer j;
-
-            always @* begin
-                for (j = 0; j < P; j = j + 1)
-                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding
-                        ? {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]} : {WO{1'b0}});
-            end
+            snn_spike_add #(.N(K), .WIN(WIN), .IW(KW), .SPIKE(SPIKE), .JB(JB), .P(P), .WW(WW),
+                            .WO(WO)) u_add (
+                .clk(clk), .in_ack(in_ack), .in_data(in_data), .index(k),
+                .line(event_k[JB-1:0]), .adding(adding), .w_row(w_row), .acc(acc[P*WO-1:0]),
+                .part(part_w));
+            always @* part = part_w;
         end
     endgenerate
 
