@@ -507,11 +507,13 @@ def _features(design: Design, family: str) -> dict[str, float]:
     """What the LUT and FF counts scale with: datapath bits by role, memories left in
     soft logic or distributed RAM, control per engine and buffer."""
     f = {"adder": 0.0, "register": 0.0, "select": 0.0, "lutram": 0.0, "romlogic": 0.0,
-         "ramlogic": 0.0, "engines": float(len(design.engines) + len(design.buffers)),
+         "ramlogic": 0.0, "ramreg": 0.0, "engines": float(len(design.engines) + len(design.buffers)),
          "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0}
     for _, kind, depth, width in memories(design):
         where, count = mapping(kind, depth, width, family)
-        if where == "logic":
+        if where == "logic" and kind == "ram" and depth == 1 and family == "xc7":
+            f["ramreg"] += count  # one word: a register, no address decoding
+        elif where == "logic":
             f["ramlogic" if kind == "ram" else "romlogic"] += count
         else:
             f[where] += count

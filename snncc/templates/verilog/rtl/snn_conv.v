@@ -193,7 +193,7 @@ module snn_conv #(
     assign in_row    = ty[IRW-1:0] + tx[IRW-1:0];
     assign out_we    = state == S_WRITE;
     assign out_waddr = orow;
-    assign out_wdata = sum;
+    assign out_wdata = acc;  // written in S_WRITE, when no weights arrive
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
@@ -239,7 +239,7 @@ module snn_conv #(
                     if (chunk_last) events <= events & (events - 1'b1);
                     if (events == {E{1'b0}}) next_tap();
                 end
-                default: begin  // S_WRITE: output row orow is sum; next position
+                default: begin  // S_WRITE: output row orow is acc; next position
                     acc <= {O*WO{1'b0}};
                     ky <= {SW{1'b0}};
                     kx <= {SW{1'b0}};

@@ -63,6 +63,7 @@ module snn_dense #(
     wire [P*WW-1:0] w_row;     // a chunk of P weights
     reg  [P*WO-1:0] part;      // the accumulator's low P lanes plus the arriving weights
     wire [M*WO-1:0] sum;       // the accumulator after this cycle's addition
+    wire [M*WO-1:0] row_out;   // ... as written when the row is done
     reg  [E-1:0]    present;  // events of the arriving input row
     wire            row_done = walking && events == {E{1'b0}};
     wire [KW+FB-1:0] w_addr;   // {input k, chunk}
@@ -84,10 +85,15 @@ module snn_dense #(
             assign w_addr = {k, chunk};
             assign chunk_last = &chunk;
             assign sum = adding ? {part, acc[M*WO-1:P*WO]} : acc;
+            // the row written: the turned accumulator (when no weights arrive in that
+            // cycle the row had no event and the accumulator is zero, which turns to
+            // itself), so the write needs no multiplexer
+            assign row_out = {part, acc[M*WO-1:P*WO]};
         end else begin : g_whole
             assign w_addr = k;
             assign chunk_last = 1'b1;
             assign sum = part;
+            assign row_out = part;
         end
     endgenerate
 
@@ -154,7 +160,7 @@ module snn_dense #(
     assign in_row    = r;
     assign out_we    = row_done;
     assign out_waddr = r;
-    assign out_wdata = sum;
+    assign out_wdata = row_out;
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
