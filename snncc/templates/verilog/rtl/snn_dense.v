@@ -162,6 +162,13 @@ module snn_dense #(
     assign out_waddr = r;
     assign out_wdata = row_out;
 
+    // the accumulator: cleared when a row arrives (a synchronous reset over the enable,
+    // as an FPGA flip-flop has it: no gate per bit), then the additions
+    always @(posedge clk) begin
+        if (in_ack) acc <= {M*WO{1'b0}};
+        else if (walking) acc <= sum;
+    end
+
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
     wire wake = rst | start | done | (busy);
@@ -184,13 +191,11 @@ module snn_dense #(
             if (in_ack) begin
                 walking <= 1'b1;
                 events <= present;
-                acc <= {M*WO{1'b0}};
                 adding <= 1'b0;
             end else if (walking) begin
                 // one event per cycle: request its weight row, add the previous one
                 adding <= events != {E{1'b0}};
                 if (chunk_last) events <= events & (events - 1'b1);
-                acc <= sum;
                 if (row_done) begin
                     walking <= 1'b0;
                     adding <= 1'b0;
