@@ -232,6 +232,6 @@ def tiny_mlp(seed: int = 0, sizes: tuple[int, ...] = (64, 128, 64, 32, 10)) -> o
     whose weights dominate its memory (the shape FPGA flows put in block RAM)."""
     b = Builder("tiny_mlp", (sizes[0],), seed)
     x = b.input_quant()
-    for din, dout in zip(sizes[:-2], sizes[1:-1]):
+    for din, dout in zip(sizes[:-2], sizes[1:-1], strict=True):
         x = b.quant(b.linear(x, din, dout, gemm=True))
     return b.model([b.linear(x, sizes[-2], sizes[-1], gemm=True)])

@@ -507,7 +507,8 @@ def _features(design: Design, family: str) -> dict[str, float]:
     """What the LUT and FF counts scale with: datapath bits by role, memories left in
     soft logic or distributed RAM, control per engine and buffer."""
     f = {"adder": 0.0, "register": 0.0, "select": 0.0, "lutram": 0.0, "romlogic": 0.0,
-         "ramlogic": 0.0, "ramreg": 0.0, "engines": float(len(design.engines) + len(design.buffers)),
+         "ramlogic": 0.0, "ramreg": 0.0,
+         "engines": float(len(design.engines) + len(design.buffers)),
          "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0}
     for _, kind, depth, width in memories(design):
         where, count = mapping(kind, depth, width, family)
@@ -566,10 +567,14 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # generated designs (tiny CNNs and transformers at several knob settings and neuron
 # kinds, the synthetic conv and attention graphs of tests/test_verilog.py) and, for
 # iCE40, the bundled example (docs/verilog.md), keeping the features with the smallest
-# leave-one-out error.
-_LUT_COEF = {"xc7": {"lutram": 8.969, "romlogic": 0.07613, "ramlogic": 3.797, "engines": 25.29},
+# leave-one-out error. One-word RAMs in logic (`ramreg`, xc7: the buffers of an MLP, a
+# row each) are registers: about four flip-flops per bit (the word, its read register,
+# the writer's accumulator and the reader's kept row) and 0.78 LUT, from Yosys on the
+# generated MLP of tests/modelgen.py at --parallel 8 (docs/verilog.md).
+_LUT_COEF = {"xc7": {"lutram": 8.969, "romlogic": 0.07613, "ramlogic": 3.797, "engines": 25.29,
+                     "ramreg": 0.78},
              "ice40": {"adder": 1.618, "register": 1.539, "engines": 24.0}}
-_FF_COEF = {"xc7": {"lutram": 8.95, "ramlogic": 3.175, "engines": 10.01},
+_FF_COEF = {"xc7": {"lutram": 8.95, "ramlogic": 3.175, "engines": 10.01, "ramreg": 4.0},
             "ice40": {"register": 1.299, "select": 0.5642, "ramlogic": 0.3403,
                       "engines": 19.59}}
 
