@@ -225,3 +225,13 @@ def _encoder(b: Builder, stream: str, tokens: int, dim: int, heads: int, blocks:
         stream = b.add(stream, b.token_bn(b.linear(h, 2 * dim, dim), dim))
     pooled = b.mean(b.quant(stream), [1])
     return b.linear(pooled, dim, 10)
+
+
+def tiny_mlp(seed: int = 0, sizes: tuple[int, ...] = (64, 128, 64, 32, 10)) -> onnx.ModelProto:
+    """Analog input (a flat vector) -> [linear -> Q] x (len(sizes) - 2) -> linear: an MLP
+    whose weights dominate its memory (the shape FPGA flows put in block RAM)."""
+    b = Builder("tiny_mlp", (sizes[0],), seed)
+    x = b.input_quant()
+    for din, dout in zip(sizes[:-2], sizes[1:-1], strict=True):
+        x = b.quant(b.linear(x, din, dout, gemm=True))
+    return b.model([b.linear(x, sizes[-2], sizes[-1], gemm=True)])

@@ -1014,3 +1014,26 @@ def test_pipeline_refused_without_verilog(tiny_models, tmp_path, run_main):
                              "--pipeline")
         assert code == 1 and f"--target {target} has none" in err and "Traceback" not in err
         assert not out.exists()
+
+
+@pytest.mark.slow
+def test_mlp_weights_and_state_in_block_ram(tmp_path):
+    """A small MLP (64-128-64-32-10, 150 kbit of weights: the shape of issue 13's) at
+    `--parallel 4` under Yosys synth_xilinx: its large weight ROMs in block RAM as the
+    estimate places them (without the knob they are logic), the neuron layers folded to 4
+    lanes (their state in narrow RAMs), at most 8,000 LUTs; the estimate within 20%."""
+    require_tool("yosys")
+    model = tmp_path / "mlp.onnx"
+    onnx.save(modelgen.tiny_mlp(), model)
+    design, _, summary = _cli_design(tmp_path, model, "--parallel", "4")
+    assert _make(design, "synth-xilinx").returncode == 0
+    xc7 = verilog.xilinx_figures(design)
+    cells = xc7["cells_by_type"]
+    est = summary["estimate"]["xc7"]
+    assert cells.get("RAMB36E1", 0) >= 4  # the two 2,048 x 32-bit ROMs, two each
+    assert xc7["bram36"] == est["bram36"] and xc7["dsp"] == est["dsp"] == 4
+    assert xc7["lut"] <= 8000, xc7
+    for key in ("lut", "ff"):
+        assert abs(est[key] - xc7[key]) <= 0.2 * xc7[key], (key, est[key], xc7[key])
+    neurons = [e for e in summary["layers"] if e["module"] == "snn_neuron"]
+    assert neurons and all(e["params"]["NP"] == 4 for e in neurons)

@@ -50,6 +50,14 @@ class HwConfig:
         legal = legal_lanes(m)
         return max([p for p in legal if p <= self.parallel], default=legal[0])
 
+    def neuron_lanes(self, d: int) -> int:
+        """Lanes per cycle of a neuron layer whose rows have `d` lanes: the global value's
+        largest legal one (all `d` without it)."""
+        if self.parallel is None:
+            return d
+        legal = legal_lanes(d)
+        return max([p for p in legal if p <= self.parallel], default=legal[0])
+
     def record(self, graph: Graph) -> dict[str, int]:
         """Every knob-able layer's lanes, by ONNX node (for report.json)."""
         return {n.origin: self.lanes(n) for n in graph.ops(o.Synapse)}

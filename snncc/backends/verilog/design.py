@@ -238,6 +238,7 @@ class Probe:
     layout: Layout
     bits: int
     name: str = ""  # its layer name (``ir.layer_names``), as the testbench prints it
+    row_bits: int = 0  # bits of its read-back row address (0: those of the layout's rows)
 
     @property
     def label(self) -> str:
@@ -306,7 +307,7 @@ class Design:
 
     @property
     def probe_row_bits(self) -> int:
-        return max((addr_bits(p.layout.rows) for p in self.probes), default=1)
+        return max((p.row_bits or addr_bits(p.layout.rows) for p in self.probes), default=1)
 
     @property
     def probe_lane_bits(self) -> int:

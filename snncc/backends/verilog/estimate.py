@@ -241,7 +241,8 @@ class _Cycles:
     def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)
         row = max(2, self._port(e, "in") + 1) if self.active(e.node.inputs[0], t) else 2
-        return np.full(self.tr.batch, int(p["R"]) * row, np.int64)
+        chunks = int(p["D"]) // int(p.get("NP", p["D"]))  # a later chunk: one cycle
+        return np.full(self.tr.batch, int(p["R"]) * (row + chunks - 1), np.int64)
 
     def _td_matmul(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p, n = _params(e), e.node
@@ -459,10 +460,12 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
         p = _params(e)
         if e.module == "snn_neuron":
             tw = p["L"] * p["WC"] + 1
-            mems += [(f"{e.name}.v", "ram", p["R"], p["D"] * p["WV"]),
-                     (f"{e.name}.n", "ram", p["R"], p["D"] * p["NB"]),
-                     (f"{e.name}.th", "lut" if p["TH_ASYNC"] else "rom", p["TROWS"],
-                      p["D"] * tw)]
+            lanes = p.get("NP", p["D"])
+            nc = p["D"] // lanes
+            mems += [(f"{e.name}.v", "ram", p["R"] * nc, lanes * p["WV"]),
+                     (f"{e.name}.n", "ram", p["R"] * nc, lanes * p["NB"]),
+                     (f"{e.name}.th", "lut" if p["TH_ASYNC"] else "rom", p["TROWS"] * nc,
+                      lanes * tw)]
         elif e.module in ("snn_dense", "snn_conv"):
             m = p["M"] if e.module == "snn_dense" else p["O"]
             lanes = p.get("P", m)
@@ -546,11 +549,14 @@ def _features(design: Design, family: str) -> dict[str, float]:
     """What the LUT and FF counts scale with: datapath bits by role, memories left in
     soft logic or distributed RAM, control per engine and buffer."""
     f = {"adder": 0.0, "register": 0.0, "select": 0.0, "lutram": 0.0, "romlogic": 0.0,
-         "ramlogic": 0.0, "engines": float(len(design.engines) + len(design.buffers)),
+         "ramlogic": 0.0, "ramreg": 0.0,
+         "engines": float(len(design.engines) + len(design.buffers)),
          "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0}
     for _, kind, depth, width in memories(design):
         where, count = mapping(kind, depth, width, family)
-        if where == "logic":
+        if where == "logic" and kind == "ram" and depth == 1 and family == "xc7":
+            f["ramreg"] += count  # one word: a register, no address decoding
+        elif where == "logic":
             f["ramlogic" if kind == "ram" else "romlogic"] += count
         else:
             f[where] += count
@@ -559,9 +565,11 @@ def _features(design: Design, family: str) -> dict[str, float]:
     for e in design.engines:
         p = _params(e)
         if e.module == "snn_neuron":
-            d, wc = p["D"], p["WC"]
+            d, wc = p.get("NP", p["D"]), p["WC"]
             f["adder"] += d * (p["WV"] + 2 * wc + p["NB"])
             f["select"] += d * wc * p["L"]
+            if d < p["D"]:  # the kept input row and spikes of a folded row
+                f["register"] += p["D"] * (p["WI"] + p.get("SW", 1))
         elif e.module in ("snn_dense", "snn_conv"):
             m = p["M"] if e.module == "snn_dense" else p["O"]
             lanes, wo = p.get("P", m), p["WO"]
@@ -601,10 +609,14 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # generated designs (tiny CNNs and transformers at several knob settings and neuron
 # kinds, the synthetic conv and attention graphs of tests/test_verilog.py) and, for
 # iCE40, the bundled example (docs/verilog.md), keeping the features with the smallest
-# leave-one-out error.
-_LUT_COEF = {"xc7": {"lutram": 8.969, "romlogic": 0.07613, "ramlogic": 3.797, "engines": 25.29},
+# leave-one-out error. One-word RAMs in logic (`ramreg`, xc7: the buffers of an MLP, a
+# row each) are registers: about four flip-flops per bit (the word, its read register,
+# the writer's accumulator and the reader's kept row) and 0.78 LUT, from Yosys on the
+# generated MLP of tests/modelgen.py at --parallel 8 (docs/verilog.md).
+_LUT_COEF = {"xc7": {"lutram": 8.969, "romlogic": 0.07613, "ramlogic": 3.797, "engines": 25.29,
+                     "ramreg": 0.78},
              "ice40": {"adder": 1.618, "register": 1.539, "engines": 24.0}}
-_FF_COEF = {"xc7": {"lutram": 8.95, "ramlogic": 3.175, "engines": 10.01},
+_FF_COEF = {"xc7": {"lutram": 8.95, "ramlogic": 3.175, "engines": 10.01, "ramreg": 4.0},
             "ice40": {"register": 1.299, "select": 0.5642, "ramlogic": 0.3403,
                       "engines": 19.59}}
 

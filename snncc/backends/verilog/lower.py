@@ -50,6 +50,10 @@ from .tables import conv_weight_rows, taps, threshold_table
 # A threshold table of at most this many words is constants in logic (read
 # combinationally); a longer one is a block-RAM ROM.
 ASYNC_TABLE_WORDS = 4
+# ... and at most this many words of a folded neuron layer's table (words x chunks): a
+# threshold bit is then a function of the chunk and the level that a few LUTs make, where
+# a registered ROM would cost a LUT and a flip-flop per bit of its wide word
+ASYNC_FOLDED_WORDS = 16
 # snn_neuron's MODE parameter per neuron kind
 _NEURON_MODES = {"if": 0, "signed": 1, "multi": 2}
 
@@ -326,7 +330,9 @@ def _neuron(bld: _Builder, n: Node) -> None:
     table = threshold_table(n, lay, acc, wv)
     levels, wc = op_of(n, o.Neuron).levels, table.width
     lane_bits = levels * wc + 1
-    words = []
+    lanes_per_cycle = bld.hw.neuron_lanes(lay.lanes)
+    chunks = lay.lanes // lanes_per_cycle
+    words = []  # word {w, chunk}: the chunk's lanes
     for w in range(table.words):
         lanes = []
         for d in range(lay.lanes):
@@ -334,9 +340,13 @@ def _neuron(bld: _Builder, n: Node) -> None:
             for lv in range(levels):
                 entry |= (int(table.thetas[w, d, lv]) & ((1 << wc) - 1)) << (lv * wc)
             lanes.append(entry)
-        words.append(hex_row(np.array(lanes, dtype=object), lane_bits))
+        for c in range(chunks):
+            part = lanes[c * lanes_per_cycle:(c + 1) * lanes_per_cycle]
+            words.append(hex_row(np.array(part, dtype=object), lane_bits))
     nb = bld.count_bits
     rw = addr_bits(lay.rows)
+    cb = (chunks - 1).bit_length() if chunks > 1 else 0
+    saw = (rw if lay.rows > 1 else 0) + cb if chunks > 1 else rw  # state word {row, chunk}
     fmt = bld.spikes(n.name)
     out = bld.write(n, fmt.bits)
     me = bld.buffers[n.name]
@@ -344,15 +354,20 @@ def _neuron(bld: _Builder, n: Node) -> None:
               ("WC", wc), ("L", levels), ("NB", nb), ("LB", addr_bits(levels)),
               ("TROWS", table.words), ("TRB", addr_bits(table.words)),
               ("INNER", table.inner), ("IB", addr_bits(table.inner)),
-              ("TH_ASYNC", int(table.words <= ASYNC_TABLE_WORDS)),
+              ("TH_ASYNC", int(table.words <= ASYNC_TABLE_WORDS
+                               and table.words * chunks <= ASYNC_FOLDED_WORDS)),
               ("TH_FILE", bld.file(f"e{k}_thresholds", words))]
     if not fmt.unit:  # if neurons leave MODE and SW at their defaults
         params += [("MODE", _NEURON_MODES[op_of(n, o.Neuron).mode]), ("SW", fmt.bits)]
+    if chunks > 1:  # folded lanes (the knob); a whole row leaves NP and CB at their defaults
+        params += [("NP", lanes_per_cycle), ("CB", cb), ("SAW", saw)]
+    # the read-back sees the state words: rows of NP lanes, addressed {row, chunk}
+    seen = Layout(lay.shape, lay.perm, lanes_per_cycle)
     ports += [("in_valid", bld.valid(ib)), ("fire_en", bld.valid(me))] + out + [
         ("dbg_en", bld.wire(f"e{k}_dbg_en", 1)),
-        ("dbg_row", f"dbg_row[{rw - 1}:0]"),
-        ("dbg_counts", bld.wire(f"e{k}_dbg_counts", lay.lanes * nb))]
-    bld.probes.append(Probe(n, k, lay, nb, bld.names[n.name]))
+        ("dbg_row", f"dbg_row[{saw - 1}:0]"),
+        ("dbg_counts", bld.wire(f"e{k}_dbg_counts", lanes_per_cycle * nb))]
+    bld.probes.append(Probe(n, k, seen, nb, bld.names[n.name], saw))
     bld.engine(n, "snn_neuron", params, ports, clear=True)
 
 

@@ -47,7 +47,8 @@ module snn_add #(
 
     always @* begin
         for (l = 0; l < D; l = l + 1) begin
-            a_ext[l*WO +: WO] = {{(WO-WA){a_data[l*WA+WA-1]}}, a_data[l*WA +: WA]};
+            a_ext[l*WO +: WO] = a_valid
+                ? {{(WO-WA){a_data[l*WA+WA-1]}}, a_data[l*WA +: WA]} : {WO{1'b0}};
             sum[l*WO +: WO] = a_row_q[l*WO +: WO]
                 + (b_valid ? {{(WO-WB){b_data[l*WB+WB-1]}}, b_data[l*WB +: WB]} : {WO{1'b0}});
         end

@@ -176,58 +176,24 @@ module snn_conv #(
                     part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
                 end
             end
-        end else if (SPIKE == 1) begin : g_signed
-            // a spike selects the weight row, its sign says add or subtract
-            reg [C-1:0] negative;   // the input row's -1 spikes
-            reg         neg;        // ... of the event whose weight row arrives
-            reg [WO-1:0] w_w;
-            wire        neg_c;
-            integer j;
-            integer q;
+        end else begin : g_spike_add
+            // spike-driven: a spike selects the weight row (signed: add or subtract;
+            // weighted lines: shifted), no multiply
+            wire [P*WO-1:0] part_w;
 
-            always @(posedge clk) begin
-                if (in_ack)
-                    for (q = 0; q < C; q = q + 1) negative[q] <= in_data[q*WIN + WIN - 1];
-                neg <= neg_c;
-            end
-            snn_lane_mux #(.N(C), .W(1), .IW(CW)) u_neg (
-                .row(negative), .index(c), .lane(neg_c));
-            always @* begin
-                for (j = 0; j < P; j = j + 1) begin
-                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    part[j*WO +: WO] = acc[j*WO +: WO]
-                        + (adding ? (neg ? ~w_w + 1'b1 : w_w) : {WO{1'b0}});
-                end
-            end
-        end else if (SPIKE == 2) begin : g_lines
-            // line j of a spike number weighs 2^j: the weight row shifted by j
-            reg [JB-1:0] line;      // the line of the event whose weight row arrives
-            reg [WO-1:0] w_w;
-            integer j;
-
-            always @(posedge clk) line <= event_c[JB-1:0];
-            always @* begin
-                for (j = 0; j < P; j = j + 1) begin
-                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? w_w << line : {WO{1'b0}});
-                end
-            end
-        end else begin : g_spikes
-            // a spike selects the weight row: no multiply
-            integer j;
-
-            always @* begin
-                for (j = 0; j < P; j = j + 1)
-                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding
-                        ? {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]} : {WO{1'b0}});
-            end
+            snn_spike_add #(.N(C), .WIN(WIN), .IW(CW), .SPIKE(SPIKE), .JB(JB), .P(P), .WW(WW),
+                            .WO(WO)) u_add (
+                .clk(clk), .in_ack(in_ack), .in_data(in_data), .index(c),
+                .line(event_c[JB-1:0]), .adding(adding), .w_row(w_row), .acc(acc[P*WO-1:0]),
+                .part(part_w));
+            always @* part = part_w;
         end
     endgenerate
 
     assign in_row    = ty[IRW-1:0] + tx[IRW-1:0];
     assign out_we    = state == S_WRITE;
     assign out_waddr = orow;
-    assign out_wdata = sum;
+    assign out_wdata = acc;  // written in S_WRITE, when no weights arrive
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
@@ -273,7 +239,7 @@ module snn_conv #(
                     if (chunk_last) events <= events & (events - 1'b1);
                     if (events == {E{1'b0}}) next_tap();
                 end
-                default: begin  // S_WRITE: output row orow is sum; next position
+                default: begin  // S_WRITE: output row orow is acc; next position
                     acc <= {O*WO{1'b0}};
                     ky <= {SW{1'b0}};
                     kx <= {SW{1'b0}};

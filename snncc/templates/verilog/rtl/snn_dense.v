@@ -63,6 +63,7 @@ module snn_dense #(
     wire [P*WW-1:0] w_row;     // a chunk of P weights
     reg  [P*WO-1:0] part;      // the accumulator's low P lanes plus the arriving weights
     wire [M*WO-1:0] sum;       // the accumulator after this cycle's addition
+    wire [M*WO-1:0] row_out;   // ... as written when the row is done
     reg  [E-1:0]    present;  // events of the arriving input row
     wire            row_done = walking && events == {E{1'b0}};
     wire [KW+FB-1:0] w_addr;   // {input k, chunk}
@@ -84,10 +85,15 @@ module snn_dense #(
             assign w_addr = {k, chunk};
             assign chunk_last = &chunk;
             assign sum = adding ? {part, acc[M*WO-1:P*WO]} : acc;
+            // the row written: the turned accumulator (when no weights arrive in that
+            // cycle the row had no event and the accumulator is zero, which turns to
+            // itself), so the write needs no multiplexer
+            assign row_out = {part, acc[M*WO-1:P*WO]};
         end else begin : g_whole
             assign w_addr = k;
             assign chunk_last = 1'b1;
             assign sum = part;
+            assign row_out = part;
         end
     endgenerate
 
@@ -137,58 +143,31 @@ module snn_dense #(
                     part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
                 end
             end
-        end else if (SPIKE == 1) begin : g_signed
-            // a spike selects the weight row, its sign says add or subtract
-            reg [K-1:0] negative;   // the row's -1 spikes
-            reg         neg;        // ... of the event whose weight row arrives
-            reg [WO-1:0] w_w;
-            wire        neg_k;
-            integer j;
-            integer q;
+        end else begin : g_spike_add
+            // spike-driven: a spike selects the weight row (signed: add or subtract;
+            // weighted lines: shifted), no multiply
+            wire [P*WO-1:0] part_w;
 
-            always @(posedge clk) begin
-                if (in_ack)
-                    for (q = 0; q < K; q = q + 1) negative[q] <= in_data[q*WIN + WIN - 1];
-                neg <= neg_k;
-            end
-            snn_lane_mux #(.N(K), .W(1), .IW(KW)) u_neg (
-                .row(negative), .index(k), .lane(neg_k));
-            always @* begin
-                for (j = 0; j < P; j = j + 1) begin
-                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    part[j*WO +: WO] = acc[j*WO +: WO]
-                        + (adding ? (neg ? ~w_w + 1'b1 : w_w) : {WO{1'b0}});
-                end
-            end
-        end else if (SPIKE == 2) begin : g_lines
-            // line j of a spike number weighs 2^j: the weight row shifted by j
-            reg [JB-1:0] line;      // the line of the event whose weight row arrives
-            reg [WO-1:0] w_w;
-            integer j;
-
-            always @(posedge clk) line <= event_k[JB-1:0];
-            always @* begin
-                for (j = 0; j < P; j = j + 1) begin
-                    w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? w_w << line : {WO{1'b0}});
-                end
-            end
-        end else begin : g_spikes
-            // a spike selects the weight row: no multiply
-            integer j;
-
-            always @* begin
-                for (j = 0; j < P; j = j + 1)
-                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding
-                        ? {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]} : {WO{1'b0}});
-            end
+            snn_spike_add #(.N(K), .WIN(WIN), .IW(KW), .SPIKE(SPIKE), .JB(JB), .P(P), .WW(WW),
+                            .WO(WO)) u_add (
+                .clk(clk), .in_ack(in_ack), .in_data(in_data), .index(k),
+                .line(event_k[JB-1:0]), .adding(adding), .w_row(w_row), .acc(acc[P*WO-1:0]),
+                .part(part_w));
+            always @* part = part_w;
         end
     endgenerate
 
     assign in_row    = r;
     assign out_we    = row_done;
     assign out_waddr = r;
-    assign out_wdata = sum;
+    assign out_wdata = row_out;
+
+    // the accumulator: cleared when a row arrives (a synchronous reset over the enable,
+    // as an FPGA flip-flop has it: no gate per bit), then the additions
+    always @(posedge clk) begin
+        if (in_ack) acc <= {M*WO{1'b0}};
+        else if (walking) acc <= sum;
+    end
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
@@ -212,13 +191,11 @@ module snn_dense #(
             if (in_ack) begin
                 walking <= 1'b1;
                 events <= present;
-                acc <= {M*WO{1'b0}};
                 adding <= 1'b0;
             end else if (walking) begin
                 // one event per cycle: request its weight row, add the previous one
                 adding <= events != {E{1'b0}};
                 if (chunk_last) events <= events & (events - 1'b1);
-                acc <= sum;
                 if (row_done) begin
                     walking <= 1'b0;
                     adding <= 1'b0;

@@ -1,4 +1,7 @@
-// snn_lane_mux: lane `index` of a row of N lanes of W bits.
+// snn_lane_mux: lane `index` of a row of N lanes of W bits (zero past the last lane).
+// A tree of 2:1 multiplexers, one level per index bit (the lowest bit at the leaves),
+// which maps to LUT6 4:1 multiplexers and the FPGA's wide-multiplexer cells; written as
+// loops in a combinational block (the level's nodes overwrite the level below in place).
 module snn_lane_mux #(
     parameter N  = 8,
     parameter W  = 4,
@@ -8,11 +11,17 @@ module snn_lane_mux #(
     input  wire [IW-1:0]  index,
     output reg  [W-1:0]   lane
 );
-    integer l;
+    localparam integer NL = 1 << IW;   // leaves: the lanes, padded with zeros
+    reg [NL*W-1:0] level;
+    integer s;
+    integer i;
 
     always @* begin
-        lane = {W{1'b0}};
-        for (l = 0; l < N; l = l + 1)
-            if (index == l[IW-1:0]) lane = row[l*W +: W];
+        level = {NL*W{1'b0}};
+        level[N*W-1:0] = row;
+        for (s = 0; s < IW; s = s + 1)
+            for (i = 0; i < (NL >> (s + 1)); i = i + 1)
+                level[i*W +: W] = index[s] ? level[(2*i+1)*W +: W] : level[2*i*W +: W];
+        lane = level[W-1:0];
     end
 endmodule

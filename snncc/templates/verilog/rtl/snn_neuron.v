@@ -23,6 +23,13 @@
 // On the first run of an inference the stored v and n read as zero (a lazy reset), so
 // no clearing pass is needed. A row of counts n can be read back through dbg_* when
 // idle.
+// NP < D folds the lanes (the parallelism knob): a row is processed NP lanes a cycle
+// in D/NP = 2^CB chunks, so the state RAMs are R*D/NP words of NP lanes (narrow and
+// deep: block-RAM shaped) and the datapath has NP lanes. State word {r, c} holds lanes
+// c*NP .. c*NP+NP-1 of row r (so does the read-back: dbg_row = {r, c}); the threshold
+// table likewise has words {trow, c}. The input row is kept when it arrives, the spikes
+// of the row shift in from the top and are written with its last chunk. A chunk after
+// the first costs one cycle.
 module snn_neuron #(
     parameter R       = 16,    // rows
     parameter D       = 8,     // lanes (neurons per row)
@@ -40,7 +47,10 @@ module snn_neuron #(
     parameter TH_ASYNC = 1,    // the table is a few constant words (combinational read)
     parameter TH_FILE = "th.hex",
     parameter MODE    = 0,     // 0: if, 1: signed, 2: multi (above)
-    parameter SW      = 1      // spike bits: 1 (if), 2 (signed), the lines (multi: holds L)
+    parameter SW      = 1,     // spike bits: 1 (if), 2 (signed), the lines (multi: holds L)
+    parameter NP      = D,     // lanes per cycle (D / NP a power of two)
+    parameter CB      = 1,     // chunk index bits when NP < D: D / NP = 2^CB
+    parameter SAW     = RW     // state word address bits: {r, chunk} (r only when R > 1)
 ) (
     input  wire            clk,
     input  wire            rst,
@@ -60,9 +70,12 @@ module snn_neuron #(
     output wire [D*SW-1:0] out_wdata,
     // spike count read-back while idle, a row per cycle (dbg_en: this layer is read)
     input  wire            dbg_en,
-    input  wire [RW-1:0]   dbg_row,
-    output wire [D*NB-1:0] dbg_counts
+    input  wire [SAW-1:0]  dbg_row,   // {r, chunk} when folded
+    output wire [NP*NB-1:0] dbg_counts
 );
+    localparam integer NC = D / NP;                   // chunks of NP lanes in a row
+    // threshold word address bits: {trow, chunk} (trow only when TROWS > 1)
+    localparam integer TAW = (NC == 1) ? TRB : (TROWS > 1) ? TRB + CB : CB;
     reg busy;   // between start and done
     localparam integer LAST_I = R - 1;
     localparam [RW-1:0] LAST = LAST_I[RW-1:0];
@@ -90,30 +103,83 @@ module snn_neuron #(
     reg [IB-1:0]  inner;
     reg [TRB-1:0] trow;
 
-    wire [D*WV-1:0] v_rdata;
-    wire [D*NB-1:0] n_rdata;
-    wire [D*WV-1:0] v_row = busy ? v_rdata : {D*WV{1'b0}};  // operand isolation
-    wire [D*NB-1:0] n_row = busy ? n_rdata : {D*NB{1'b0}};
-    wire [D*TW-1:0] th_rdata;
-    reg  [D*WV-1:0] v_wdata;
-    reg  [D*NB-1:0] n_wdata;
-    reg  [D*SW-1:0] spikes;
-    wire            row_ready = waiting && settled && (in_ack || !in_valid);
+    wire [NP*WV-1:0] v_rdata;
+    wire [NP*NB-1:0] n_rdata;
+    wire [NP*WV-1:0] v_row = busy ? v_rdata : {NP*WV{1'b0}};  // operand isolation
+    wire [NP*NB-1:0] n_row = busy ? n_rdata : {NP*NB{1'b0}};
+    wire [NP*TW-1:0] th_rdata;
+    reg  [NP*WV-1:0] v_wdata;
+    reg  [NP*NB-1:0] n_wdata;
+    reg  [NP*SW-1:0] spikes;
+    wire [NP*WI-1:0] in_lanes;   // the chunk's input currents
+    wire             chunk_in;   // the chunk's input is here (a later chunk: kept)
+    wire             row_ready = waiting && settled && (chunk_in || !in_valid);
+    wire             chunk_last; // the row's last chunk
+    wire             row_end = row_ready && chunk_last;
+    wire [SAW-1:0]   s_waddr;    // state word of this chunk
+    wire [SAW-1:0]   s_raddr;    // state word read this cycle: the next chunk's when one follows
+    wire [TAW-1:0]   th_addr;    // threshold word: this chunk's (combinational table), or
+                                 // the one read this cycle (synchronous table)
 
-    snn_ram #(.WIDTH(D * WV), .DEPTH(R), .AW(RW)) u_v (
-        .clk(clk), .we(row_ready), .waddr(r), .wdata(v_wdata), .re(busy), .raddr(r),
-        .rdata(v_rdata));
-    snn_ram #(.WIDTH(D * NB), .DEPTH(R), .AW(RW)) u_n (
-        .clk(clk), .we(row_ready), .waddr(r), .wdata(n_wdata),
-        .re(busy || dbg_en), .raddr(dbg_en && !busy ? dbg_row : r), .rdata(n_rdata));
+    generate
+        if (NC > 1) begin : g_fold
+            reg [CB-1:0]    c;
+            reg [D*WI-1:0]  held;      // the row's input, kept for the later chunks
+            reg [(D-NP)*SW-1:0] sp_q;  // the row's spikes so far, shifting in from the top
+            wire [D*SW-1:0] sp_all = {spikes, sp_q};
+            wire [NP*WI-1:0] held_lanes;
+            wire [CB-1:0]   c_rd = (row_ready && !chunk_last) ? c + 1'b1 : c;
+            wire [CB-1:0]   c_th = (TH_ASYNC != 0) ? c : c_rd;
+
+            always @(posedge clk) begin
+                if (in_ack) held <= in_data;
+                if (row_ready) sp_q <= sp_all[D*SW-1:NP*SW];
+                if (rst || start || row_end) c <= {CB{1'b0}};
+                else if (row_ready) c <= c + 1'b1;
+            end
+            snn_lane_mux #(.N(NC), .W(NP * WI), .IW(CB)) u_in (
+                .row(held), .index(c), .lane(held_lanes));
+            assign in_lanes = (c == {CB{1'b0}}) ? in_data[NP*WI-1:0] : held_lanes;
+            assign chunk_in = (c == {CB{1'b0}}) ? in_ack : 1'b1;
+            assign chunk_last = &c;
+            if (R > 1) begin : g_rows
+                assign s_waddr = {r, c};
+                assign s_raddr = {r, c_rd};
+            end else begin : g_row
+                assign s_waddr = c;
+                assign s_raddr = c_rd;
+            end
+            if (TROWS > 1) begin : g_trows
+                assign th_addr = {trow, c_th};
+            end else begin : g_trow
+                assign th_addr = c_th;
+            end
+            assign out_wdata = sp_all;
+        end else begin : g_whole
+            assign in_lanes = in_data;
+            assign chunk_in = in_ack;
+            assign chunk_last = 1'b1;
+            assign s_waddr = r;
+            assign s_raddr = r;
+            assign th_addr = trow;
+            assign out_wdata = spikes;
+        end
+    endgenerate
+
+    snn_ram #(.WIDTH(NP * WV), .DEPTH(R * NC), .AW(SAW)) u_v (
+        .clk(clk), .we(row_ready), .waddr(s_waddr), .wdata(v_wdata), .re(busy),
+        .raddr(s_raddr), .rdata(v_rdata));
+    snn_ram #(.WIDTH(NP * NB), .DEPTH(R * NC), .AW(SAW)) u_n (
+        .clk(clk), .we(row_ready), .waddr(s_waddr), .wdata(n_wdata),
+        .re(busy || dbg_en), .raddr(dbg_en && !busy ? dbg_row : s_raddr), .rdata(n_rdata));
     generate
         if (TH_ASYNC != 0) begin : g_th_logic
             // a few constant words: logic, read combinationally
-            snn_lut #(.WIDTH(D * TW), .DEPTH(TROWS), .AW(TRB), .FILE(TH_FILE)) u_th (
-                .addr(trow), .data(th_rdata));
+            snn_lut #(.WIDTH(NP * TW), .DEPTH(TROWS * NC), .AW(TAW), .FILE(TH_FILE)) u_th (
+                .addr(th_addr), .data(th_rdata));
         end else begin : g_th_rom
-            snn_rom #(.WIDTH(D * TW), .DEPTH(TROWS), .AW(TRB), .FILE(TH_FILE)) u_th (
-                .clk(clk), .re(busy), .raddr(trow), .rdata(th_rdata));
+            snn_rom #(.WIDTH(NP * TW), .DEPTH(TROWS * NC), .AW(TAW), .FILE(TH_FILE)) u_th (
+                .clk(clk), .re(busy), .raddr(th_addr), .rdata(th_rdata));
         end
     endgenerate
 
@@ -138,10 +204,10 @@ module snn_neuron #(
             reg          down;
 
             always @* begin
-                for (k = 0; k < D; k = k + 1) begin
+                for (k = 0; k < NP; k = k + 1) begin
                     v_old = first ? {WV{1'b0}} : v_row[k*WV +: WV];
                     v_new = v_old + (in_valid
-                        ? {{(WV-WI){in_data[k*WI+WI-1]}}, in_data[k*WI +: WI]} : {WV{1'b0}});
+                        ? {{(WV-WI){in_lanes[k*WI+WI-1]}}, in_lanes[k*WI +: WI]} : {WV{1'b0}});
                     n_old = first ? {NB{1'b0}} : n_row[k*NB +: NB];
                     up_level = (n_old > TOP_NB) ? TOP_LEVEL : n_old[LB-1:0];
                     below = (n_old == {NB{1'b0}}) ? {NB{1'b0}} : n_old - 1'b1;
@@ -167,10 +233,10 @@ module snn_neuron #(
             reg [NB-1:0] sent;
 
             always @* begin
-                for (k = 0; k < D; k = k + 1) begin
+                for (k = 0; k < NP; k = k + 1) begin
                     v_old = first ? {WV{1'b0}} : v_row[k*WV +: WV];
                     v_new = v_old + (in_valid
-                        ? {{(WV-WI){in_data[k*WI+WI-1]}}, in_data[k*WI +: WI]} : {WV{1'b0}});
+                        ? {{(WV-WI){in_lanes[k*WI+WI-1]}}, in_lanes[k*WI +: WI]} : {WV{1'b0}});
                     n_old = first ? {NB{1'b0}} : n_row[k*NB +: NB];
                     v_wide = {{(WC-WV){v_new[WV-1]}}, v_new};
                     signed_v = th_rdata[k*TW + TW - 1] ? ~v_wide + 1'b1 : v_wide;
@@ -190,10 +256,10 @@ module snn_neuron #(
             reg          fire;
 
             always @* begin
-                for (k = 0; k < D; k = k + 1) begin
+                for (k = 0; k < NP; k = k + 1) begin
                     v_old = first ? {WV{1'b0}} : v_row[k*WV +: WV];
                     v_new = v_old + (in_valid
-                        ? {{(WV-WI){in_data[k*WI+WI-1]}}, in_data[k*WI +: WI]} : {WV{1'b0}});
+                        ? {{(WV-WI){in_lanes[k*WI+WI-1]}}, in_lanes[k*WI +: WI]} : {WV{1'b0}});
                     n_old = first ? {NB{1'b0}} : n_row[k*NB +: NB];
                     level = (n_old > TOP_NB) ? TOP_LEVEL : n_old[LB-1:0];
                     theta = {WC{1'b0}};
@@ -213,9 +279,8 @@ module snn_neuron #(
     assign dbg_counts = n_rdata;
 
     assign in_row    = r;
-    assign out_we    = row_ready;
+    assign out_we    = row_end;
     assign out_waddr = r;
-    assign out_wdata = spikes;
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
@@ -230,7 +295,7 @@ module snn_neuron #(
         end else begin
             done <= 1'b0;
             in_req <= 1'b0;
-            settled <= waiting && !row_ready;
+            settled <= waiting && !row_end;
             if (start) begin
                 // read row 0: its input (through the port), its state, its thresholds
                 busy <= 1'b1;
@@ -239,7 +304,7 @@ module snn_neuron #(
                 r <= {RW{1'b0}};
                 inner <= {IB{1'b0}};
                 trow <= {TRB{1'b0}};
-            end else if (row_ready) begin
+            end else if (row_end) begin
                 // the row is integrated and fired in this cycle; read the next one
                 if (r == LAST) begin
                     waiting <= 1'b0;

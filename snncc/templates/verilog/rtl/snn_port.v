@@ -8,9 +8,9 @@
 // head split (reshape + transpose) needs one segment at a lane offset. MAP = 0 is the
 // identity view: view row r is buffer row r.
 // Protocol: `req` with `row` for one cycle; `ack` with `data` G + 1 cycles later (one
-// cycle for the identity); `data` is valid in the `ack` cycle. Between reads the
-// identity port holds `data` at zero (operand isolation: the engine's datapath does not
-// toggle when other readers use the buffer).
+// cycle for the identity); `data` is valid in the `ack` cycle only: the engines take it
+// then (or gate it with the value's activity), so the identity port passes the buffer's
+// read word as it is (no gate per bit: on an FPGA a LUT per bit of every buffer read).
 module snn_port #(
     parameter MAP      = 0,
     parameter VD       = 8,    // view lanes
@@ -43,7 +43,7 @@ module snn_port #(
             always @(posedge clk) if (wake) ack_q <= !rst && req;
 
             assign ack = ack_q;
-            assign data = ack_q ? rd_data : {VD*W{1'b0}};
+            assign data = rd_data;
             assign rd_en = req;
             assign rd_addr = row;
         end else begin : g_map
