@@ -612,13 +612,15 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # leave-one-out error. One-word RAMs in logic (`ramreg`, xc7: the buffers of an MLP, a
 # row each) are registers: about four flip-flops per bit (the word, its read register,
 # the writer's accumulator and the reader's kept row) and 0.78 LUT, from Yosys on the
-# generated MLP of tests/modelgen.py at --parallel 8 (docs/verilog.md).
+# generated MLP of tests/modelgen.py at --parallel 8 (docs/verilog.md). The iCE40
+# coefficients were refitted by bench/fit_estimate.py (its designs and Yosys's counts in
+# bench/fit_estimate.json) after the lane-folded neurons and leaner ports of issue 13.
 _LUT_COEF = {"xc7": {"lutram": 8.969, "romlogic": 0.07613, "ramlogic": 3.797, "engines": 25.29,
                      "ramreg": 0.78},
-             "ice40": {"adder": 1.618, "register": 1.539, "engines": 24.0}}
+             "ice40": {"adder": 1.618, "register": 0.5418, "engines": 95.23}}
 _FF_COEF = {"xc7": {"lutram": 8.95, "ramlogic": 3.175, "engines": 10.01, "ramreg": 4.0},
-            "ice40": {"register": 1.299, "select": 0.5642, "ramlogic": 0.3403,
-                      "engines": 19.59}}
+            "ice40": {"register": 1.255, "select": 0.007156, "ramlogic": 0.4575,
+                      "engines": 75.18}}
 
 
 def resources(design: Design) -> dict:
