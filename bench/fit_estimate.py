@@ -1,6 +1,7 @@
 """Refit the Verilog resource estimate's LUT and flip-flop coefficients against Yosys.
 
-    python bench/fit_estimate.py [--family ice40|xc7] [--jobs 2] [--out bench/fit_estimate.json]
+    python bench/fit_estimate.py [--family ice40|xc7] [--jobs 2] [--work DIR]
+                                 [--out bench/fit_estimate_<family>.json]
 
 Each design of FIT (tiny CNNs, transformers and the MLP of tests/modelgen.py at several
 knob settings and neuron kinds) is compiled for the Verilog target and synthesized by
@@ -9,7 +10,10 @@ features (`estimate._features`) and Yosys's cell counts are written to the JSON 
 and the coefficients of each feature set of `estimate._LUT_COEF` / `_FF_COEF` are
 refitted by non-negative least squares on the relative error. The held-out design of
 tests/test_verilog.py (a 4 x 4 transformer, seed 7) is not in FIT. Prints the new
-coefficients and each design's error; it changes no file of the package.
+coefficients and each design's error; it changes no file of the package. With --work,
+the builds are kept there and a design already synthesized there is not synthesized
+again (the bundled example takes about 10 minutes of Yosys for xc7; it is fitted for
+xc7 only).
 """
 
 from __future__ import annotations
@@ -46,6 +50,15 @@ FIT = {
                     "exact", None, True),
     "mlp_8": (lambda: modelgen.tiny_mlp(), "if", "exact", 8, False),
 }
+EXAMPLE = ROOT / "examples" / "digits_vit" / "digits_vit_qcdq.onnx"
+# the held-out design of tests/test_verilog.py (--check: reported, not fitted)
+CHECK = {"tr44s7_if_None": (lambda: modelgen.tiny_transformer(seed=7, tokens=4, dim=4), "if",
+                            "exact", None, False),
+         "tr44s7_if_1": (lambda: modelgen.tiny_transformer(seed=7, tokens=4, dim=4), "if",
+                         "exact", 1, False),
+         "tr44s7_pipe": (lambda: modelgen.tiny_transformer(seed=7, tokens=4, dim=4), "if",
+                         "exact", None, True)}
+XC7_ONLY = {"digits_8": (lambda: onnx.load(EXAMPLE), "if", "exact", 8, False)}
 
 
 def synthesize(name: str, spec, family: str, work: Path) -> dict:
@@ -58,12 +71,16 @@ def synthesize(name: str, spec, family: str, work: Path) -> dict:
     build = work / name
     knob = (["--parallel", str(parallel)] if parallel else []) + (
         ["--pipeline"] if pipeline else [])
-    subprocess.run([sys.executable, "-m", "snncc", "compile", str(path), "-T", "7",
-                    "--neuron", neuron, "--target", "verilog", "-o", str(build), *knob],
-                   check=True, capture_output=True)
     design = build / "verilog"
+    done = (design / "build" / "synth" / "xilinx.json").exists()
+    if not (family == "xc7" and done):
+        subprocess.run([sys.executable, "-m", "snncc", "compile", str(path), "-T", "7",
+                        "--neuron", neuron, "--target", "verilog", "-o", str(build), "--force",
+                        *knob], check=True, capture_output=True)
     if family == "xc7":
-        subprocess.run(["make", "synth-xilinx"], cwd=design, check=True, capture_output=True)
+        if not done:
+            subprocess.run(["make", "synth-xilinx"], cwd=design, check=True,
+                           capture_output=True)
         from snncc.backends.verilog.tools import xilinx_figures
         figures = xilinx_figures(design)
         measured = {"lut": figures["lut"], "ff": figures["ff"]}
@@ -104,12 +121,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--family", choices=("ice40", "xc7"), default="ice40")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "fit_estimate.json")
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    out = args.out or ROOT / "bench" / f"fit_estimate_{args.family}.json"
+    designs = FIT | (XC7_ONLY if args.family == "xc7" else {})
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda item: synthesize(*item, args.family, Path(tmp)),
-                             FIT.items()))
-    args.out.write_text(json.dumps({"family": args.family, "designs": rows}, indent=1) + "\n")
+        work = args.work or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = list(pool.map(lambda item: synthesize(*item, args.family, work),
+                             designs.items()))
+    out.write_text(json.dumps({"family": args.family, "designs": rows}, indent=1) + "\n")
     for key, table in (("lut", estimate._LUT_COEF), ("ff", estimate._FF_COEF)):
         old = table[args.family]
         new = refit(rows, args.family, key, old)

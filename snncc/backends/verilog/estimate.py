@@ -613,12 +613,16 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # row each) are registers: about four flip-flops per bit (the word, its read register,
 # the writer's accumulator and the reader's kept row) and 0.78 LUT, from Yosys on the
 # generated MLP of tests/modelgen.py at --parallel 8 (docs/verilog.md). The iCE40
-# coefficients were refitted by bench/fit_estimate.py (its designs and Yosys's counts in
-# bench/fit_estimate.json) after the lane-folded neurons and leaner ports of issue 13.
+# coefficients and the xc7 flip-flop ones were refitted by bench/fit_estimate.py (its
+# designs and Yosys's counts in bench/fit_estimate_<family>.json) after the lane-folded
+# neurons and leaner ports of issue 13, xc7 with the bundled example at --parallel 8 among
+# the designs (xc7 FFs: registers and one-word RAMs, leave-one-out error 10%). The xc7 LUT
+# coefficients are the earlier fit: no subset of these features refits them under 27%
+# leave-one-out error (they miss the datapath's LUTs; the bundled example is +41%).
 _LUT_COEF = {"xc7": {"lutram": 8.969, "romlogic": 0.07613, "ramlogic": 3.797, "engines": 25.29,
                      "ramreg": 0.78},
              "ice40": {"adder": 1.618, "register": 0.5418, "engines": 95.23}}
-_FF_COEF = {"xc7": {"lutram": 8.95, "ramlogic": 3.175, "engines": 10.01, "ramreg": 4.0},
+_FF_COEF = {"xc7": {"register": 0.9679, "ramreg": 1.371},
             "ice40": {"register": 1.255, "select": 0.007156, "ramlogic": 0.4575,
                       "engines": 75.18}}
 
