@@ -301,9 +301,10 @@ class _Cycles:
                     ran.add(e.index)
         return out
 
-    def run(self) -> tuple[np.ndarray, dict[str, float]]:
-        """Cycles per inference, per input, and the mean cycles of each engine."""
-        runs = self.runs()
+    def run(self, runs: dict[tuple[int, int], np.ndarray]
+            ) -> tuple[np.ndarray, dict[str, float]]:
+        """Cycles per inference, per input, and the mean cycles of each engine, from the
+        engines' `runs`."""
         per_engine: dict[str, float] = {}
         for (k, _), c in runs.items():
             name = self.d.engines[k].name
@@ -402,16 +403,14 @@ def cycles(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
     design = lower(graph, hw) if design is None else design
     x = default_inputs(graph, ESTIMATE_VECTORS) if x is None else np.asarray(x, np.float64)
     model = _Cycles(design, _Trace(graph, x, run))
-    total, per_engine = model.run()
+    runs = model.runs()
+    total, per_engine = model.run(runs)
     out = {"min": int(total.min()), "mean": float(total.mean()), "max": int(total.max()),
            "per_input": [int(v) for v in total], "per_engine": per_engine,
            "inputs": len(x)}
     if design.pipelined:  # the inputs streamed back to back, inferences in flight
-        out["stream"] = model.stream(model.runs())
+        out["stream"] = model.stream(runs)
     return out
-
-
-
 
 
 CLOCK_MHZ = 100  # the clock the report's inferences per second assume
