@@ -58,6 +58,12 @@ class HwConfig:
         legal = legal_lanes(d)
         return max([p for p in legal if p <= self.parallel], default=legal[0])
 
+    def td_rows(self, k: int) -> bool:
+        """Whether a TD-MatMul summing over `k` takes all of them in a cycle (an output
+        row a cycle, snn_td_matmul_rows) rather than one event a cycle: by default, and
+        when the global value allows `k` lanes."""
+        return self.parallel is None or self.parallel >= k
+
     def record(self, graph: Graph) -> dict[str, int]:
         """Every knob-able layer's lanes, by ONNX node (for report.json)."""
         return {n.origin: self.lanes(n) for n in graph.ops(o.Synapse)}

@@ -266,6 +266,22 @@ class _Cycles:
         phase_b = nb * kk * (1 + wait_b) if (bv or first) else 0
         return phase_b + (nb * nn * (1 + wait_a + 2) + (ev + 0).sum(axis=(1, 2)))
 
+    def _td_matmul_rows(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        """Per batch: the B rows a request every BG cycles (a silent B: one cycle), then
+        the A rows a request every AG cycles (a silent A: a row a cycle), each written
+        the cycle after it arrives."""
+        p = _params(e)
+        a, b = e.node.inputs
+        if self.active(b, t):
+            phase_b = (p["BR"] - 1) * p["BG"] + self._port(e, "b") + 2
+        else:
+            phase_b = 1
+        if self.active(a, t):
+            phase_a = (p["N"] - 1) * p["AG"] + self._port(e, "a") + 3
+        else:
+            phase_a = p["N"] + 1
+        return np.full(self.tr.batch, p["NB"] * (phase_b + phase_a), np.int64)
+
     def _td_maxpool(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)
         rows = int(p["H"]) * int(p["W"])
@@ -474,6 +490,8 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
         elif e.module == "snn_td_matmul":
             mems += [(f"{e.name}.cb", "ram", p["NB"] * p["K"], p["M"] * p["WCB"]),
                      (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
+        elif e.module == "snn_td_matmul_rows":  # C_B and S_B in registers
+            mems.append((f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"]))
         elif e.module == "snn_td_maxpool":
             pw = p["WCNT"] if not p["SPIKE"] else p["WS"]
             mems += [(f"{e.name}.count", "ram", p["H"] * p["W"], p["C"] * p["WCNT"]),
@@ -583,6 +601,10 @@ def _features(design: Design, family: str) -> dict[str, float]:
             f["adder"] += m * (2 * wo + p["WCB"]) + k * p["WCA"]
             f["register"] += k * m * p.get("WSB", 1) + k * p["WCA"] + m * wo
             f["select"] += k * (m * p.get("WSB", 1) + p["WCA"])
+        elif e.module == "snn_td_matmul_rows":  # 2K selected counts per output lane
+            k, m, wo = p["K"], p["M"], p["WO"]
+            f["adder"] += 2 * k * m * wo + p["BL"] * p["WCB"] + k * p["WCA"]
+            f["register"] += (p["NB"] * p["WCB"] + 1) * p["BR"] * p["BL"] + k
         elif e.module == "snn_td_maxpool":
             c, w = p["C"], p["WCNT"]
             f["adder"] += 3 * c * w

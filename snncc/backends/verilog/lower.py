@@ -447,14 +447,17 @@ def _synapse(bld: _Builder, n: Node) -> None:
 def _td_matmul(bld: _Builder, n: Node) -> None:
     a, b = n.inputs
     batch, (nn, kk), mm = n.shape[:-2], bld.graph.node(a).shape[-2:], n.shape[-1]
-    pa, ba = bld.read("a", a, natural(batch + (nn, kk)))
-    pb, bb = bld.read("b", b, natural(batch + (kk, mm)))
-    fa, fb = bld.spikes(ba.node.name), bld.spikes(bb.node.name)
+    fa, fb = (bld.spikes(resolve(bld.graph, v)[0]) for v in (a, b))
     # a count is wider than a spike (signed spikes are sign-extended into it)
     wca = max(unsigned_bits(bld.ranges[a].count), 2, fa.bits + 1)
     wcb = max(unsigned_bits(bld.ranges[b].count), 2, fb.bits + 1)
     wo = max(bld.ranges[n.name].step.bits, wca + 1, wcb + 1)
     nb = _size(batch)
+    if fa.unit and fb.unit and bld.hw.td_rows(kk):  # every k of a row at once
+        _td_matmul_rows(bld, n, (nb, nn, kk, mm), (wca, wcb, wo))
+        return
+    pa, ba = bld.read("a", a, natural(batch + (nn, kk)))
+    pb, bb = bld.read("b", b, natural(batch + (kk, mm)))
     params = [("NB", nb), ("N", nn), ("K", kk), ("M", mm), ("ARW", addr_bits(nb * nn)),
               ("BRW", addr_bits(nb * kk)), ("KW", addr_bits(kk)), ("NW", addr_bits(nn)),
               ("BW", addr_bits(nb)), ("WCA", wca), ("WCB", wcb), ("WO", wo)]
@@ -463,6 +466,34 @@ def _td_matmul(bld: _Builder, n: Node) -> None:
                    ("WSB", bld.lane_bits(bb)), ("JB", max(fa.line_bits, fb.line_bits))]
     ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb))]
     bld.engine(n, "snn_td_matmul", params, ports + bld.write(n, wo), clear=True)
+
+
+def _td_matmul_rows(bld: _Builder, n: Node, sizes: tuple[int, int, int, int],
+                    widths: tuple[int, int, int]) -> None:
+    """A TD-MatMul of unit spikes an output row a cycle (snn_td_matmul_rows): B read as
+    it is or as B^T, whichever view has fewer segments (a request every G cycles)."""
+    a, b = n.inputs
+    nb, nn, kk, mm = sizes
+    batch = n.shape[:-2]
+    nat = tuple(range(len(batch)))
+    want_a = natural(batch + (nn, kk))
+    want_b = natural(batch + (kk, mm))
+    want_bt = natural(batch + (kk, mm), nat + (len(batch) + 1, len(batch)))
+    ag = view_of(bld.graph, bld.layouts, a, want_a)[1].segments
+    bg = view_of(bld.graph, bld.layouts, b, want_b)[1].segments
+    bgt = view_of(bld.graph, bld.layouts, b, want_bt)[1].segments
+    bt = bgt < bg
+    br, bl, bg = (mm, kk, bgt) if bt else (kk, mm, bg)
+    pa, ba = bld.read("a", a, want_a)
+    pb, bb = bld.read("b", b, want_bt if bt else want_b)
+    wca, wcb, wo = widths
+    params = [("NB", nb), ("N", nn), ("K", kk), ("M", mm), ("BT", int(bt)), ("BR", br),
+              ("BL", bl), ("AG", ag), ("BG", bg), ("GW", addr_bits(max(ag, bg))),
+              ("ARW", addr_bits(nb * nn)), ("BRW", addr_bits(nb * br)),
+              ("NW", addr_bits(nn)), ("RBW", addr_bits(br)), ("BW", addr_bits(nb)),
+              ("WCA", wca), ("WCB", wcb), ("WO", wo)]
+    ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb))]
+    bld.engine(n, "snn_td_matmul_rows", params, ports + bld.write(n, wo), clear=True)
 
 
 def _td_maxpool(bld: _Builder, n: Node) -> None:
