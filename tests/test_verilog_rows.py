@@ -4,6 +4,8 @@ that fold it, and the cycle estimate equal to the RTL's count for every input.""
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -45,7 +47,19 @@ def _td_rows_graph(seed: int = 3) -> Graph:
     g.add("n4", _neuron(rng, (2, 5, 4), levels=3, t_fire=21), ["s2"])
     g.add("flat", o.Reshape((40,)), ["n4"])
     g.add("fc", o.Synapse(_weights(rng, 40, 4)), ["flat"])
-    return _readout(g, "fc")
+    # neurons streaming their input through maps: a transpose (4 segments a row) and a
+    # gather of rows (one segment)
+    g.add("c2t", o.Transpose((1, 0)), ["c2"])
+    g.add("n6", _neuron(rng, (5, 4), t_fire=5), ["c2t"])
+    g.add("c1r", o.Take(np.array([1, 3, 5]), 0), ["c1"])
+    g.add("n7", _neuron(rng, (3, 3), t_fire=7), ["c1r"])
+    g.add("f6", o.Reshape((20,)), ["n6"])
+    g.add("f7", o.Reshape((9,)), ["n7"])
+    g.add("fc6", o.Synapse(_weights(rng, 20, 4)), ["f6"])
+    g.add("fc7", o.Synapse(_weights(rng, 9, 4)), ["f7"])
+    g.add("sum1", o.AddCurrent(), ["fc", "fc6"])
+    g.add("sum2", o.AddCurrent(), ["sum1", "fc7"])
+    return _readout(g, "sum2")
 
 
 def _engines(summary: dict, module: str) -> list[dict]:
@@ -57,8 +71,8 @@ def _engines(summary: dict, module: str) -> list[dict]:
 def test_td_matmul_rows_icarus(tmp_path, parallel, pipeline):
     """snn_td_matmul_rows (by default: every k of an output row at once; B read as it is
     or as B^T; ports with several segments; silent A and silent B runs) and the event
-    engine it folds back to (--parallel 2 < K), bit-exact; the estimate is the RTL's
-    count for every input."""
+    engine it folds back to (--parallel 2 < K), bit-exact; neuron rows streamed through
+    identity ports and maps; the estimate is the RTL's count for every input; lint-clean."""
     require_tool("iverilog")
     graph = _td_rows_graph()
     gold = golden(graph, default_inputs(graph, VECTORS))
@@ -71,8 +85,15 @@ def test_td_matmul_rows_icarus(tmp_path, parallel, pipeline):
             (0, 4, 2, 1), (1, 1, 1, 2)]
     else:
         assert rows == [] and len(_engines(summary, "snn_td_matmul")) == 2
+    if parallel is None:  # whole neuron rows streamed through identity ports and maps
+        timing = {(p.get("IG", 1), p.get("ILAT", 1)) for p in _engines(summary, "snn_neuron")}
+        assert timing == {(1, 1), (4, 6), (1, 3)}
     result = verilog.run_simulation(tmp_path / "v", "icarus")
     _assert_bit_exact(result, VECTORS, graph)
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
     if pipeline:
         assert summary["estimate"]["stream_cycles"] == result["stream"]["cycles"]
+    require_tool("verilator")
+    lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
+                          capture_output=True, text=True)
+    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr

@@ -240,6 +240,10 @@ class _Cycles:
 
     def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)
+        if p.get("NP", p["D"]) == p["D"]:  # rows streamed: a request every IG cycles
+            lat = self._port(e, "in") if self.active(e.node.inputs[0], t) else 1
+            gap = max(1, p["IG"]) if self.active(e.node.inputs[0], t) else 1
+            return np.full(self.tr.batch, (p["R"] - 1) * gap + lat + 1, np.int64)
         row = max(2, self._port(e, "in") + 1) if self.active(e.node.inputs[0], t) else 2
         chunks = int(p["D"]) // int(p.get("NP", p["D"]))  # a later chunk: one cycle
         return np.full(self.tr.batch, int(p["R"]) * (row + chunks - 1), np.int64)

@@ -205,6 +205,16 @@ class _Builder:
         return [(f"{port}_req", nets["req"]), (f"{port}_row", nets["row"]),
                 (f"{port}_ack", nets["ack"]), (f"{port}_data", nets["data"])], b
 
+    def timing(self) -> list[Param]:
+        """IG, ILAT and GW of an engine streaming rows through the port last read (a
+        request every G cycles, answered one cycle later, G + 2 through a map); none
+        for an identity port (the engines' defaults)."""
+        q = dict(self.ports[-1].params)
+        if q["MAP"] == 0:
+            return []
+        g = int(q["G"])
+        return [("IG", g), ("ILAT", g + 2), ("GW", addr_bits(g))]
+
     def copy(self, b: Buffer, enable: str, addr: str) -> str:
         """Pipelined: a copy of `b` for the engine being built, with as many banks as
         steps are in flight between its producer and it; returns the net the engine's
@@ -325,6 +335,7 @@ def _neuron(bld: _Builder, n: Node) -> None:
     lay = bld.layouts[n.name]
     src = n.inputs[0]
     ports, ib = bld.read("in", src, lay)
+    timing = bld.timing()
     acc = bld.ranges[src].acc
     wv = max(acc.bits, ib.width + 1)
     table = threshold_table(n, lay, acc, wv)
@@ -361,6 +372,8 @@ def _neuron(bld: _Builder, n: Node) -> None:
         params += [("MODE", _NEURON_MODES[op_of(n, o.Neuron).mode]), ("SW", fmt.bits)]
     if chunks > 1:  # folded lanes (the knob); a whole row leaves NP and CB at their defaults
         params += [("NP", lanes_per_cycle), ("CB", cb), ("SAW", saw)]
+    else:  # a whole row a cycle: rows streamed through the port
+        params += timing
     # the read-back sees the state words: rows of NP lanes, addressed {row, chunk}
     seen = Layout(lay.shape, lay.perm, lanes_per_cycle)
     ports += [("in_valid", bld.valid(ib)), ("fire_en", bld.valid(me))] + out + [

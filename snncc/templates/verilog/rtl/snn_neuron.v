@@ -30,6 +30,10 @@
 // table likewise has words {trow, c}. The input row is kept when it arrives, the spikes
 // of the row shift in from the top and are written with its last chunk. A chunk after
 // the first costs one cycle.
+// A whole row a cycle (NP = D) streams the rows: a request every IG cycles (IG: the
+// port's segments, answered ILAT cycles later), the row's state (and thresholds) read
+// the cycle before its input arrives, and the row integrated, fired and written in the
+// cycle it arrives (a silent input: a row a cycle).
 module snn_neuron #(
     parameter R       = 16,    // rows
     parameter D       = 8,     // lanes (neurons per row)
@@ -50,7 +54,10 @@ module snn_neuron #(
     parameter SW      = 1,     // spike bits: 1 (if), 2 (signed), the lines (multi: holds L)
     parameter NP      = D,     // lanes per cycle (D / NP a power of two)
     parameter CB      = 1,     // chunk index bits when NP < D: D / NP = 2^CB
-    parameter SAW     = RW     // state word address bits: {r, chunk} (r only when R > 1)
+    parameter SAW     = RW,    // state word address bits: {r, chunk} (r only when R > 1)
+    parameter IG      = 1,     // NP = D: cycles between input row requests
+    parameter ILAT    = 1,     // ... and from a request to its row (the port's latency)
+    parameter GW      = 1      // bits of the request gap counter (holds IG - 1)
 ) (
     input  wire            clk,
     input  wire            rst,
@@ -99,9 +106,12 @@ module snn_neuron #(
 
     reg           waiting;    // the row's input and state reads are in flight
     reg           settled;    // the row's state and thresholds have been read
-    reg [RW-1:0]  r;
+    reg [RW-1:0]  r;          // the row integrated and fired (its state written)
     reg [IB-1:0]  inner;
     reg [TRB-1:0] trow;
+    wire          th_next;    // the threshold word moves on to the next row's
+    wire          ask;        // streamed: request the next input row
+    wire [RW-1:0] req_row;    // the input row requested
 
     wire [NP*WV-1:0] v_rdata;
     wire [NP*NB-1:0] n_rdata;
@@ -113,7 +123,8 @@ module snn_neuron #(
     reg  [NP*SW-1:0] spikes;
     wire [NP*WI-1:0] in_lanes;   // the chunk's input currents
     wire             chunk_in;   // the chunk's input is here (a later chunk: kept)
-    wire             row_ready = waiting && settled && (chunk_in || !in_valid);
+    wire             row_ready = (NC == 1) ? chunk_in  // streamed: the row has arrived
+                                 : waiting && settled && (chunk_in || !in_valid);
     wire             chunk_last; // the row's last chunk
     wire             row_end = row_ready && chunk_last;
     wire [SAW-1:0]   s_waddr;    // state word of this chunk
@@ -155,16 +166,86 @@ module snn_neuron #(
                 assign th_addr = c_th;
             end
             assign out_wdata = sp_all;
+            assign th_next = row_end && r != LAST;
+            assign ask = 1'b0;
+            assign req_row = r;
         end else begin : g_whole
+            // rows streamed: row rr's state (and synchronous thresholds) is read in the
+            // cycle rd, the one before its input arrives (in_ack; a silent input: rd_q)
+            localparam integer IG_GAP_I = IG - 1;
+            localparam [GW-1:0] IG_GAP = IG_GAP_I[GW-1:0];
+            reg [RW-1:0] q;        // the next row to request
+            reg          asking;   // rows still to request
+            reg [GW-1:0] gap;      // cycles to the next request
+            reg [RW-1:0] rq;       // the row requested
+            reg [RW-1:0] rr;       // the row whose state is read next
+            reg          reading;  // a silent input: rows still to read
+            reg          rd_q;     // ... one was read in the last cycle
+            wire         rd;
+
+            if (ILAT == 1) begin : g_lat1
+                assign rd = in_valid ? in_req : reading;
+            end else begin : g_lat
+                reg [ILAT-2:0] seen;   // the requests the port has seen, by age
+                if (ILAT == 2) begin : g_one
+                    always @(posedge clk) seen <= in_req;
+                end else begin : g_more
+                    always @(posedge clk) seen <= {seen[ILAT-3:0], in_req};
+                end
+                assign rd = in_valid ? seen[ILAT-2] : reading;
+            end
+
+            always @(posedge clk) begin
+                rd_q <= rd && busy;
+                if (rst) begin
+                    reading <= 1'b0;
+                end else if (start) begin
+                    q <= {{(RW-1){1'b0}}, 1'b1};
+                    asking <= in_valid && R > 1;
+                    gap <= IG_GAP;
+                    rq <= {RW{1'b0}};
+                    rr <= {RW{1'b0}};
+                    reading <= !in_valid;
+                end else begin
+                    if (gap != {GW{1'b0}}) gap <= gap - 1'b1;
+                    if (ask) begin
+                        gap <= IG_GAP;
+                        q <= q + 1'b1;
+                        if (q == LAST) asking <= 1'b0;
+                    end
+                    if (in_req) rq <= rq + 1'b1;
+                    if (rd) begin
+                        rr <= rr + 1'b1;
+                        if (rr == LAST) reading <= 1'b0;
+                    end
+                end
+            end
+            assign ask = busy && asking && gap == {GW{1'b0}};
+            assign req_row = rq;
             assign in_lanes = in_data;
-            assign chunk_in = in_ack;
+            assign chunk_in = in_valid ? in_ack : rd_q;
             assign chunk_last = 1'b1;
             assign s_waddr = r;
-            assign s_raddr = r;
+            assign s_raddr = rr;
             assign th_addr = trow;
+            assign th_next = (TH_ASYNC != 0) ? row_end : rd && busy;
             assign out_wdata = spikes;
         end
     endgenerate
+
+    always @(posedge clk) begin
+        if (start) begin
+            inner <= {IB{1'b0}};
+            trow <= {TRB{1'b0}};
+        end else if (th_next) begin
+            if (inner == INNER_LAST) begin
+                inner <= {IB{1'b0}};
+                trow <= (trow == TROW_LAST) ? {TRB{1'b0}} : trow + 1'b1;
+            end else begin
+                inner <= inner + 1'b1;
+            end
+        end
+    end
 
     snn_ram #(.WIDTH(NP * WV), .DEPTH(R * NC), .AW(SAW)) u_v (
         .clk(clk), .we(row_ready), .waddr(s_waddr), .wdata(v_wdata), .re(busy),
@@ -278,7 +359,7 @@ module snn_neuron #(
 
     assign dbg_counts = n_rdata;
 
-    assign in_row    = r;
+    assign in_row    = req_row;
     assign out_we    = row_end;
     assign out_waddr = r;
 
@@ -302,8 +383,6 @@ module snn_neuron #(
                 waiting <= 1'b1;
                 in_req <= in_valid;
                 r <= {RW{1'b0}};
-                inner <= {IB{1'b0}};
-                trow <= {TRB{1'b0}};
             end else if (row_end) begin
                 // the row is integrated and fired in this cycle; read the next one
                 if (r == LAST) begin
@@ -311,16 +390,11 @@ module snn_neuron #(
                     busy <= 1'b0;
                     done <= 1'b1;
                 end else begin
-                    in_req <= in_valid;
+                    in_req <= in_valid && NC > 1;  // streamed: requested ahead (ask)
                     r <= r + 1'b1;
-                    if (inner == INNER_LAST) begin
-                        inner <= {IB{1'b0}};
-                        trow <= (trow == TROW_LAST) ? {TRB{1'b0}} : trow + 1'b1;
-                    end else begin
-                        inner <= inner + 1'b1;
-                    end
                 end
             end
+            if (ask) in_req <= 1'b1;
         end
     end
 endmodule
