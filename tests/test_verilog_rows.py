@@ -37,7 +37,13 @@ def _td_rows_graph(seed: int = 3) -> Graph:
     g.add("n2", _neuron(rng, (4, 5), t_fire=3, axis=1), ["c2"])
     g.add("a1", o.Transpose((1, 0)), ["n2"])                     # [N=5, K=4]
     g.add("s1", o.TDMatMul(), ["a1", "b1"])                      # [5, 6]
-    g.add("n3", _neuron(rng, (5, 6), levels=3, t_fire=13), ["s1"])
+    # residual adds: a through a gather of rows (a map), then b, then one buffer twice
+    g.add("cs", o.Synapse(_weights(rng, 3, 6)), ["codes"])
+    g.add("pick", o.Take(np.array([0, 2, 4, 6, 7]), 0), ["cs"])   # [5, 6]
+    g.add("add1", o.AddCurrent(), ["pick", "s1"])
+    g.add("add2", o.AddCurrent(), ["add1", "pick"])
+    g.add("add3", o.AddCurrent(), ["add2", "add2"])
+    g.add("n3", _neuron(rng, (5, 6), levels=3, t_fire=13), ["add3"])
     g.add("r3", o.Reshape((5, 2, 3)), ["n3"])
     g.add("a2", o.Transpose((1, 0, 2)), ["r3"])                  # [2, 5, 3] heads
     g.add("n5", _neuron(rng, (8, 3), t_fire=14), ["c1"])
@@ -72,7 +78,8 @@ def test_td_matmul_rows_icarus(tmp_path, parallel, pipeline):
     """snn_td_matmul_rows (by default: every k of an output row at once; B read as it is
     or as B^T; ports with several segments; silent A and silent B runs) and the event
     engine it folds back to (--parallel 2 < K), bit-exact; neuron rows streamed through
-    identity ports and maps; the estimate is the RTL's count for every input; lint-clean."""
+    identity ports and maps; residual adds streamed (a map on either side, one buffer on
+    both); the estimate is the RTL's count for every input; lint-clean."""
     require_tool("iverilog")
     graph = _td_rows_graph()
     gold = golden(graph, default_inputs(graph, VECTORS))
@@ -88,6 +95,11 @@ def test_td_matmul_rows_icarus(tmp_path, parallel, pipeline):
     if parallel is None:  # whole neuron rows streamed through identity ports and maps
         timing = {(p.get("IG", 1), p.get("ILAT", 1)) for p in _engines(summary, "snn_neuron")}
         assert timing == {(1, 1), (4, 6), (1, 3)}
+    slots = [(p.get("P", 1), p.get("DAB", 0)) for p in _engines(summary, "snn_add")]
+    # a map first: b two cycles later; a map second: a slot every 3 cycles; one buffer
+    # read twice: a slot every 2 cycles (pipelined: a copy each)
+    share = (1, 0) if pipeline else (2, 1)
+    assert sorted(slots) == sorted([(1, 0), (1, 0), (1, 2), (3, 0), share])
     result = verilog.run_simulation(tmp_path / "v", "icarus")
     _assert_bit_exact(result, VECTORS, graph)
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]

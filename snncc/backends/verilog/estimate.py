@@ -295,11 +295,15 @@ class _Cycles:
                        + pixels * (int(p["KH"]) * int(p["KW"]) + 1), np.int64)
 
     def _add(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        """A slot every P cycles; the last row's sum is written when b's row arrives
+        (a's, when b is silent; the slot's next cycle, when both are)."""
         p = _params(e)
         a, b = e.node.inputs
-        ca = self._port(e, "a") + 1 if self.active(a, t) else 1
-        cb = self._port(e, "b") + 1 if self.active(b, t) else 1
-        return np.full(self.tr.batch, int(p["R"]) * (ca + cb), np.int64)
+        if self.active(b, t):
+            last = p["DAB"] + self._port(e, "b")
+        else:
+            last = self._port(e, "a") if self.active(a, t) else 0
+        return np.full(self.tr.batch, (p["R"] - 1) * max(1, p["P"]) + last + 1, np.int64)
 
     def _reduce(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)

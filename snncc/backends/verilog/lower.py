@@ -533,13 +533,35 @@ def _td_maxpool(bld: _Builder, n: Node) -> None:
     bld.engine(n, "snn_td_maxpool", params, ports, clear=True)
 
 
+def _port_reads(port: Port) -> tuple[int, int, int]:
+    """A port's latency from the request it sees to its row, its segments (cycles
+    between requests), and the offset of its reads of the buffer RAM from the request
+    (the identity reads in the request's cycle, a map in the G cycles after it)."""
+    q = dict(port.params)
+    g = int(q["G"])
+    return (1, 1, 0) if q["MAP"] == 0 else (g + 2, g, 1)
+
+
+def _slots(qa: Port, qb: Port, share: bool) -> tuple[int, int]:
+    """snn_add's slot period P and b's request delay DAB: b's row arrives with or after
+    a's, a's next row after b's, the ports are free again; reading one buffer RAM, b's
+    reads after a's and a's next ones after b's."""
+    (la, ga, oa), (lb, gb, ob) = _port_reads(qa), _port_reads(qb)
+    dab = max(0, la - lb, oa + ga - ob if share else 0)
+    period = max(ga, gb, dab + lb - la + 1, dab + ob + gb - oa if share else 0)
+    return period, dab
+
+
 def _add_current(bld: _Builder, n: Node) -> None:
     lay = bld.layouts[n.name]
     pa, ba = bld.read("a", n.inputs[0], lay)
     pb, bb = bld.read("b", n.inputs[1], lay)
     wo = max(bld.ranges[n.name].step.bits, ba.width + 1, bb.width + 1)
+    period, dab = _slots(bld.ports[-2], bld.ports[-1], ba is bb and not bld.pipelined)
     params = [("R", lay.rows), ("D", lay.lanes), ("RW", addr_bits(lay.rows)),
               ("WA", ba.width), ("WB", bb.width), ("WO", wo)]
+    if (period, dab) != (1, 0):  # rows streamed a slot every P cycles, b DAB after a
+        params += [("P", period), ("PW", addr_bits(period)), ("DAB", dab)]
     ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb))]
     bld.engine(n, "snn_add", params, ports + bld.write(n, wo), clear=False)
 

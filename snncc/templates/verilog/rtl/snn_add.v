@@ -1,14 +1,23 @@
 // snn_add: the residual stream, out[r, :] = a[r, :] + b[r, :] (currents of two branches,
 // all D lanes at once). A silent input (its valid flag low this step) reads as zero and
-// is not fetched; the two inputs are read one after the other, so they may share a
-// buffer.
+// is not fetched.
+// The rows are streamed: a slot every P cycles requests row r of a and, DAB cycles
+// later, row r of b; a's row is kept when it arrives (or taken as it arrives, if b's
+// comes in the same cycle) and the sum is written when b's arrives (a's, when b is
+// silent; the slot's next cycle when both are). The compiler sets P and DAB from the
+// ports' latencies and segments so that b's row never arrives before a's, a's next row
+// not before b's, and, when both read the same buffer (SHARE), their reads of its RAM
+// never meet.
 module snn_add #(
-    parameter R  = 16,
-    parameter D  = 8,
-    parameter RW = 4,
-    parameter WA = 8,
-    parameter WB = 8,
-    parameter WO = 9
+    parameter R   = 16,
+    parameter D   = 8,
+    parameter RW  = 4,
+    parameter WA  = 8,
+    parameter WB  = 8,
+    parameter WO  = 9,
+    parameter P   = 1,     // cycles between slots
+    parameter PW  = 1,     // bits of the slot gap counter (holds P - 1)
+    parameter DAB = 0      // cycles from a's request of a row to b's
 ) (
     input  wire            clk,
     input  wire            rst,
@@ -17,90 +26,108 @@ module snn_add #(
     input  wire            b_valid,
     output reg             done,
     output reg             a_req,
-    output wire [RW-1:0]   a_row,
+    output reg  [RW-1:0]   a_row,
     input  wire            a_ack,
     input  wire [D*WA-1:0] a_data,
     output reg             b_req,
-    output wire [RW-1:0]   b_row,
+    output reg  [RW-1:0]   b_row,
     input  wire            b_ack,
     input  wire [D*WB-1:0] b_data,
     output wire            out_we,
-    output wire [RW-1:0]   out_waddr,
+    output reg  [RW-1:0]   out_waddr,
     output wire [D*WO-1:0] out_wdata
 );
-    localparam [1:0] S_IDLE = 2'd0, S_A = 2'd1, S_B = 2'd2;
     localparam integer LAST_I = R - 1;
     localparam [RW-1:0] LAST = LAST_I[RW-1:0];
+    localparam integer GAP_I = P - 1;
+    localparam [PW-1:0] GAP = GAP_I[PW-1:0];
 
-    reg [1:0]      state;
-    reg            waiting;
-    reg [RW-1:0]   r;
-    reg [D*WO-1:0] a_row_q;    // a[r], extended
+    reg            busy;
+    reg            slotting;   // slots still to come
+    reg [RW-1:0]   q;          // slots so far
+    reg [PW-1:0]   gap;        // cycles to the next slot
+    reg            slot_q;     // a slot was in the last cycle
+    reg [D*WO-1:0] a_row_q;    // a's row, extended, kept until b's arrives
 
-    wire a_ready = state == S_A && (a_ack || (!a_valid && !waiting));
-    wire b_ready = state == S_B && (b_ack || (!b_valid && !waiting));
+    wire slot = (start && !busy) || (busy && slotting && gap == {PW{1'b0}});
+    wire b_slot;               // the slot DAB cycles ago
+    wire row = b_valid ? b_ack : a_valid ? a_ack : slot_q;   // a row's sum is written
+
+    generate
+        if (DAB == 0) begin : g_same
+            assign b_slot = slot;
+        end else if (DAB == 1) begin : g_one
+            reg later;
+
+            always @(posedge clk) later <= slot;
+            assign b_slot = later;
+        end else begin : g_later
+            reg [DAB-1:0] later;
+
+            always @(posedge clk) later <= {later[DAB-2:0], slot};
+            assign b_slot = later[DAB-1];
+        end
+    endgenerate
 
     // Lane datapaths as loops in a combinational block (see snn_neuron). WO > WA, WB.
     reg [D*WO-1:0] a_ext;
+    reg [D*WO-1:0] a_now;
     reg [D*WO-1:0] sum;
     integer l;
 
     always @* begin
         for (l = 0; l < D; l = l + 1) begin
-            a_ext[l*WO +: WO] = a_valid
-                ? {{(WO-WA){a_data[l*WA+WA-1]}}, a_data[l*WA +: WA]} : {WO{1'b0}};
-            sum[l*WO +: WO] = a_row_q[l*WO +: WO]
+            a_ext[l*WO +: WO] = {{(WO-WA){a_data[l*WA+WA-1]}}, a_data[l*WA +: WA]};
+            a_now[l*WO +: WO] = !a_valid ? {WO{1'b0}}
+                : a_ack ? a_ext[l*WO +: WO] : a_row_q[l*WO +: WO];
+            sum[l*WO +: WO] = a_now[l*WO +: WO]
                 + (b_valid ? {{(WO-WB){b_data[l*WB+WB-1]}}, b_data[l*WB +: WB]} : {WO{1'b0}});
         end
     end
 
-    assign a_row     = r;
-    assign b_row     = r;
-    assign out_we    = b_ready;
-    assign out_waddr = r;
+    assign out_we    = row && busy;
     assign out_wdata = sum;
 
-    // the FSM's clocked block runs only while there is something to do (an idle engine
-    // costs an event-driven simulator nothing)
-    wire wake = rst | start | done | (state != S_IDLE);
+    // the clocked block runs only while there is something to do (an idle engine costs
+    // an event-driven simulator nothing)
+    wire wake = rst | start | done | busy | slot_q;
 
     always @(posedge clk) if (wake) begin
         if (rst) begin
-            state <= S_IDLE;
+            busy <= 1'b0;
             done <= 1'b0;
-            waiting <= 1'b0;
             a_req <= 1'b0;
             b_req <= 1'b0;
+            slot_q <= 1'b0;
         end else begin
             done <= 1'b0;
-            a_req <= 1'b0;
-            b_req <= 1'b0;
-            case (state)
-                S_IDLE: if (start) begin
-                    r <= {RW{1'b0}};
-                    state <= S_A;
-                    a_req <= a_valid;
-                    waiting <= a_valid;
+            a_req <= a_valid && slot;
+            b_req <= b_valid && b_slot;
+            slot_q <= slot;
+            if (gap != {PW{1'b0}}) gap <= gap - 1'b1;
+            if (slot) begin
+                gap <= GAP;
+                q <= q + 1'b1;
+                if (q == LAST) slotting <= 1'b0;
+            end
+            if (a_req) a_row <= a_row + 1'b1;
+            if (b_req) b_row <= b_row + 1'b1;
+            if (a_valid && a_ack) a_row_q <= a_ext;
+            if (row && busy) begin
+                out_waddr <= out_waddr + 1'b1;
+                if (out_waddr == LAST) begin
+                    busy <= 1'b0;
+                    done <= 1'b1;
                 end
-                S_A: if (a_ready) begin
-                    a_row_q <= a_valid ? a_ext : {D*WO{1'b0}};
-                    state <= S_B;
-                    b_req <= b_valid;
-                    waiting <= b_valid;
-                end
-                S_B: if (b_ready) begin
-                    if (r == LAST) begin
-                        state <= S_IDLE;
-                        done <= 1'b1;
-                    end else begin
-                        r <= r + 1'b1;
-                        state <= S_A;
-                        a_req <= a_valid;
-                        waiting <= a_valid;
-                    end
-                end
-                default: state <= S_IDLE;
-            endcase
+            end
+            if (start && !busy) begin
+                busy <= 1'b1;
+                slotting <= R > 1;
+                q <= {{(RW-1){1'b0}}, 1'b1};
+                a_row <= {RW{1'b0}};
+                b_row <= {RW{1'b0}};
+                out_waddr <= {RW{1'b0}};
+            end
         end
     end
 endmodule
