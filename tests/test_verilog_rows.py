@@ -109,3 +109,32 @@ def test_td_matmul_rows_icarus(tmp_path, parallel, pipeline):
     lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
                           capture_output=True, text=True)
     assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr
+
+
+def _pool_graph(seed: int = 4) -> Graph:
+    """TD max pools streaming their input rows: through a map (a [4, 16] neuron layer
+    read as [C=4, H=4, W=4] channels-last: 4 segments a row) and as it is."""
+    rng = np.random.default_rng(seed)
+    g = Graph("pools")
+    _spiking(g, (4, 6), hi=7)
+    g.add("c", o.Synapse(_weights(rng, 6, 16)), ["codes"])
+    g.add("n", _neuron(rng, (4, 16), t_fire=4, axis=1), ["c"])
+    g.add("cube", o.Reshape((4, 4, 4)), ["n"])
+    g.add("p1", o.TDMaxPool((2, 2), (1, 1), (0, 0, 1, 1)), ["cube"])   # [4, 4, 4]
+    g.add("p2", o.TDMaxPool((2, 2), (2, 2)), ["p1"])                   # [4, 2, 2]
+    g.add("flat", o.Reshape((16,)), ["p2"])
+    g.add("fc", o.Synapse(_weights(rng, 16, 3)), ["flat"])
+    return _readout(g, "fc")
+
+
+def test_td_maxpool_streamed_icarus(tmp_path):
+    """The count phase of TD max pools streamed through a map and an identity port:
+    bit-exact, the estimate the RTL's count for every input."""
+    require_tool("iverilog")
+    graph = _pool_graph()
+    summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS)
+    timing = [(p.get("IG", 1), p.get("ILAT", 1)) for p in _engines(summary, "snn_td_maxpool")]
+    assert timing == [(4, 6), (1, 1)]
+    result = verilog.run_simulation(tmp_path / "v", "icarus")
+    _assert_bit_exact(result, VECTORS, graph)
+    assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]

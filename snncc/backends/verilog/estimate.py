@@ -288,11 +288,13 @@ class _Cycles:
 
     def _td_maxpool(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)
-        rows = int(p["H"]) * int(p["W"])
-        wait = max(2, self._port(e, "in") + 1) if self.active(e.node.inputs[0], t) else 2
-        pixels = int(p["OH"]) * int(p["OW"])
-        return np.full(self.tr.batch, rows * (1 + wait)
-                       + pixels * (int(p["KH"]) * int(p["KW"]) + 1), np.int64)
+        rows = p["H"] * p["W"]
+        if self.active(e.node.inputs[0], t):  # rows streamed: a request every IG cycles
+            count = (rows - 1) * max(1, p["IG"]) + self._port(e, "in") + 1
+        else:
+            count = rows + 1
+        return np.full(self.tr.batch, count + p["OH"] * p["OW"] * (p["KH"] * p["KW"] + 1),
+                       np.int64)
 
     def _add(self, e: Engine, t: int, first: bool) -> np.ndarray:
         """A slot every P cycles; the last row's sum is written when b's row arrives

@@ -517,6 +517,7 @@ def _td_maxpool(bld: _Builder, n: Node) -> None:
     _, oh, ow = n.shape
     kh, kw = op.kernel
     ports, ib = bld.read("in", src, Layout((c, h, w), CHANNELS_LAST, c))
+    timing = bld.timing()
     fmt = bld.spikes(ib.node.name)
     irw = addr_bits(h * w)
     ty = taps(oh, kh, op.strides[0], op.pads[0], 1, h, w)
@@ -529,6 +530,7 @@ def _td_maxpool(bld: _Builder, n: Node) -> None:
               ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw)))]
     if not fmt.unit:
         params += [("SPIKE", fmt.kind), ("WS", fmt.bits)]
+    params += timing
     ports += [("in_valid", bld.valid(ib))] + bld.write(n, fmt.bits)
     bld.engine(n, "snn_td_maxpool", params, ports, clear=True)
 

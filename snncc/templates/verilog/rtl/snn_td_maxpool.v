@@ -3,8 +3,9 @@
 // a binary spike whose sum over the window is the max pool of the final counts. C(t) is
 // the running spike count of every input; P holds every output's last pooled maximum.
 //
-// One run (one time step): for each input row (y, x), C += S on all channels at once;
-// then for each output row (oy, ox) read the count rows under its window (one tap per
+// One run (one time step): for each input row (y, x), C += S on all channels at once,
+// the rows streamed (a request every IG cycles, answered ILAT cycles later; the row's
+// counts read the cycle before it arrives, written the cycle it does); then for each output row (oy, ox) read the count rows under its window (one tap per
 // cycle) and take their lane-wise maximum m; out = (m != P), P = m. Padding taps are
 // skipped (counts are never negative, so the maximum starts at zero). Which input row a
 // tap reads comes from two small tables:
@@ -33,7 +34,10 @@ module snn_td_maxpool #(
     parameter TY_FILE = "ty.hex",
     parameter TX_FILE = "tx.hex",
     parameter SPIKE = 0,   // 0 unit spikes, 1 signed, 2 weighted lines
-    parameter WS    = 1    // spike bits per lane
+    parameter WS    = 1,   // spike bits per lane
+    parameter IG    = 1,   // cycles between input row requests
+    parameter ILAT  = 1,   // ... and from a request to its row (the port's latency)
+    parameter GW    = 1    // bits of the request gap counter (holds IG - 1)
 ) (
     input  wire           clk,
     input  wire           rst,
@@ -42,15 +46,16 @@ module snn_td_maxpool #(
     input  wire           in_valid,
     output reg            done,
     output reg            in_req,
-    output wire [IRW-1:0] in_row,
+    output reg  [IRW-1:0] in_row,
     input  wire           in_ack,
     input  wire [C*WS-1:0] in_data,
     output wire           out_we,
     output wire [ORW-1:0] out_waddr,
     output wire [C*WS-1:0] out_wdata
 );
-    localparam [2:0] S_IDLE = 3'd0, S_COUNT = 3'd1, S_COUNT_WAIT = 3'd2, S_TAP = 3'd3,
-                     S_WRITE = 3'd4;
+    localparam [1:0] S_IDLE = 2'd0, S_COUNT = 2'd1, S_TAP = 2'd2, S_WRITE = 2'd3;
+    localparam integer IG_GAP_I = IG - 1;
+    localparam [GW-1:0] IG_GAP = IG_GAP_I[GW-1:0];
     localparam integer IN_LAST_I = H * W - 1;
     localparam [IRW-1:0] IN_LAST = IN_LAST_I[IRW-1:0];
     localparam integer OUT_LAST_I = OH * OW - 1;
@@ -74,9 +79,15 @@ module snn_td_maxpool #(
 
     always @(posedge clk) if (first_wake) first <= rst | clear;
 
-    reg [2:0]       state;
-    reg             settled;    // the count row read for row i has arrived
-    reg [IRW-1:0]   i;          // input row (count phase)
+    reg [1:0]       state;
+    reg [IRW-1:0]   i;          // input row counted (count phase)
+    reg [IRW-1:0]   rr;         // input row whose counts are read next
+    reg [IRW-1:0]   q;          // the next input row to request
+    reg             asking;     // input rows still to request
+    reg [GW-1:0]    gap;        // cycles to the next request
+    reg             reading;    // a silent input: rows still to read
+    reg             rd_q;       // ... one was read in the last cycle
+    wire            rd;         // row rr's counts are read this cycle
     reg [ORW-1:0]   o;          // output row (pooling phase)
     reg [TYW-1:0]   oyb;
     reg [TXW-1:0]   oxb;
@@ -97,7 +108,7 @@ module snn_td_maxpool #(
     wire [C*PW-1:0]   prev_rdata;
     wire              tap_valid = ty[IRW] && tx[IRW];
     wire              last_tap = ky == KH_LAST && kx == KW_LAST;
-    wire              counted = state == S_COUNT_WAIT && settled && (in_ack || !in_valid);
+    wire              counted = state == S_COUNT && (in_valid ? in_ack : rd_q);
     wire [IRW-1:0]    tap_row = ty[IRW-1:0] + tx[IRW-1:0];
 
     snn_lut #(.WIDTH(IRW + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
@@ -106,7 +117,21 @@ module snn_td_maxpool #(
         .addr(tx_a), .data(tx));
     snn_ram #(.WIDTH(C * WCNT), .DEPTH(H * W), .AW(IRW)) u_count (
         .clk(clk), .we(counted), .waddr(i), .wdata(cnt_next),
-        .re(state != S_IDLE), .raddr(state == S_TAP ? tap_row : i), .rdata(cnt_rdata));
+        .re(state != S_IDLE), .raddr(state == S_TAP ? tap_row : rr), .rdata(cnt_rdata));
+
+    generate
+        if (ILAT == 1) begin : g_lat1
+            assign rd = in_valid ? in_req : reading;
+        end else begin : g_lat
+            reg [ILAT-2:0] seen;   // the requests the port has seen, by age
+            if (ILAT == 2) begin : g_one
+                always @(posedge clk) seen <= in_req;
+            end else begin : g_more
+                always @(posedge clk) seen <= {seen[ILAT-3:0], in_req};
+            end
+            assign rd = in_valid ? seen[ILAT-2] : reading;
+        end
+    endgenerate
     snn_ram #(.WIDTH(C * PW), .DEPTH(OH * OW), .AW(ORW)) u_prev (
         .clk(clk), .we(state == S_WRITE), .waddr(o), .wdata(prev_wdata),
         .re(state != S_IDLE), .raddr(o), .rdata(prev_rdata));
@@ -149,7 +174,6 @@ module snn_td_maxpool #(
         end
     endgenerate
 
-    assign in_row    = i;
     assign out_we    = state == S_WRITE;
     assign out_waddr = o;
     assign out_wdata = spikes;
@@ -164,35 +188,54 @@ module snn_td_maxpool #(
             done <= 1'b0;
             in_req <= 1'b0;
             tap_q <= 1'b0;
+            reading <= 1'b0;
+            rd_q <= 1'b0;
         end else begin
             done <= 1'b0;
             in_req <= 1'b0;
-            settled <= state == S_COUNT_WAIT && !counted;
             tap_q <= 1'b0;
+            rd_q <= rd && state == S_COUNT;
             case (state)
                 S_IDLE: if (start) begin
+                    // request input row 0 (through the port)
                     state <= S_COUNT;
+                    in_req <= in_valid;
+                    in_row <= {IRW{1'b0}};
+                    asking <= in_valid && H * W > 1;
+                    gap <= IG_GAP;
+                    reading <= !in_valid;
+                    q <= {{(IRW-1){1'b0}}, 1'b1};
                     i <= {IRW{1'b0}};
+                    rr <= {IRW{1'b0}};
                 end
                 S_COUNT: begin
-                    // read input row i (through the port) and count row i
-                    in_req <= in_valid;
-                    state <= S_COUNT_WAIT;
-                end
-                S_COUNT_WAIT: if (counted) begin
-                    if (i == IN_LAST) begin
-                        state <= S_TAP;
-                        o <= {ORW{1'b0}};
-                        oyb <= {TYW{1'b0}};
-                        oxb <= {TXW{1'b0}};
-                        ty_a <= {TYW{1'b0}};
-                        tx_a <= {TXW{1'b0}};
-                        ky <= {SW{1'b0}};
-                        kx <= {SW{1'b0}};
-                        mx <= {C*WCNT{1'b0}};
-                    end else begin
+                    // rows streamed: a request every IG cycles, row rr's counts read
+                    // the cycle before it arrives, row i counted the cycle it does
+                    if (gap != {GW{1'b0}}) gap <= gap - 1'b1;
+                    if (asking && gap == {GW{1'b0}}) begin
+                        in_req <= 1'b1;
+                        gap <= IG_GAP;
+                        q <= q + 1'b1;
+                        if (q == IN_LAST) asking <= 1'b0;
+                    end
+                    if (in_req) in_row <= in_row + 1'b1;
+                    if (rd) begin
+                        rr <= rr + 1'b1;
+                        if (rr == IN_LAST) reading <= 1'b0;
+                    end
+                    if (counted) begin
                         i <= i + 1'b1;
-                        state <= S_COUNT;
+                        if (i == IN_LAST) begin
+                            state <= S_TAP;
+                            o <= {ORW{1'b0}};
+                            oyb <= {TYW{1'b0}};
+                            oxb <= {TXW{1'b0}};
+                            ty_a <= {TYW{1'b0}};
+                            tx_a <= {TXW{1'b0}};
+                            ky <= {SW{1'b0}};
+                            kx <= {SW{1'b0}};
+                            mx <= {C*WCNT{1'b0}};
+                        end
                     end
                 end
                 S_TAP: begin
