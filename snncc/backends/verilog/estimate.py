@@ -271,7 +271,8 @@ class _Cycles:
         return phase_b + (nb * nn * (1 + wait_a + 2) + (ev + 0).sum(axis=(1, 2)))
 
     def _td_matmul_rows(self, e: Engine, t: int, first: bool) -> np.ndarray:
-        """Per batch: the B rows a request every BG cycles (a silent B: one cycle), then
+        """Per batch: the B rows a request every BG cycles (a silent B: its C_B rows read,
+        a row a cycle), then
         the A rows a request every AG cycles (a silent A: a row a cycle), each written
         the cycle after it arrives."""
         p = _params(e)
@@ -279,7 +280,7 @@ class _Cycles:
         if self.active(b, t):
             phase_b = (p["BR"] - 1) * p["BG"] + self._port(e, "b") + 2
         else:
-            phase_b = 1
+            phase_b = p["BR"] + 1
         if self.active(a, t):
             phase_a = (p["N"] - 1) * p["AG"] + self._port(e, "a") + 3
         else:
@@ -500,8 +501,9 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
         elif e.module == "snn_td_matmul":
             mems += [(f"{e.name}.cb", "ram", p["NB"] * p["K"], p["M"] * p["WCB"]),
                      (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
-        elif e.module == "snn_td_matmul_rows":  # C_B and S_B in registers
-            mems.append((f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"]))
+        elif e.module == "snn_td_matmul_rows":
+            mems += [(f"{e.name}.cb", "ram", p["NB"] * p["BR"], p["BL"] * p["WCB"]),
+                     (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
         elif e.module == "snn_td_maxpool":
             pw = p["WCNT"] if not p["SPIKE"] else p["WS"]
             mems += [(f"{e.name}.count", "ram", p["H"] * p["W"], p["C"] * p["WCNT"]),
@@ -572,6 +574,12 @@ def _dsp_per_multiply(a: int, b: int) -> int:
     return -(-wide // 24) * -(-narrow // 17)
 
 
+def _tree_bits(levels: int, leaf: int, top: int) -> int:
+    """Adder bits of a balanced tree of 2^levels leaves of `leaf` bits (a node one bit
+    wider than its operands, at most `top`)."""
+    return sum((1 << (levels - s - 1)) * min(top, leaf + s + 1) for s in range(levels))
+
+
 def _features(design: Design, family: str) -> dict[str, float]:
     """What the LUT and FF counts scale with: datapath bits by role, memories left in
     soft logic or distributed RAM, control per engine and buffer."""
@@ -613,8 +621,9 @@ def _features(design: Design, family: str) -> dict[str, float]:
             f["select"] += k * (m * p.get("WSB", 1) + p["WCA"])
         elif e.module == "snn_td_matmul_rows":  # 2K selected counts per output lane
             k, m, wo = p["K"], p["M"], p["WO"]
-            f["adder"] += 2 * k * m * wo + p["BL"] * p["WCB"] + k * p["WCA"]
-            f["register"] += (p["NB"] * p["WCB"] + 1) * p["BR"] * p["BL"] + k
+            f["adder"] += m * _tree_bits(p["LT"], max(p["WCA"], p["WCB"]), wo) + (
+                p["BL"] * p["WCB"] + k * p["WCA"])
+            f["register"] += (p["WCB"] + 1) * p["BR"] * p["BL"] + k
         elif e.module == "snn_td_maxpool":
             c, w = p["C"], p["WCNT"]
             f["adder"] += 3 * c * w

@@ -499,12 +499,14 @@ def _td_matmul_rows(bld: _Builder, n: Node, sizes: tuple[int, int, int, int],
     br, bl, bg = (mm, kk, bgt) if bt else (kk, mm, bg)
     pa, ba = bld.read("a", a, want_a)
     pb, bb = bld.read("b", b, want_bt if bt else want_b)
+    bg_map = dict(bld.ports[-1].params)["MAP"]
     wca, wcb, wo = widths
     params = [("NB", nb), ("N", nn), ("K", kk), ("M", mm), ("BT", int(bt)), ("BR", br),
-              ("BL", bl), ("AG", ag), ("BG", bg), ("GW", addr_bits(max(ag, bg))),
+              ("BL", bl), ("AG", ag), ("BG", bg), ("BLAT", 1 if bg_map == 0 else bg + 2),
+              ("GW", addr_bits(max(ag, bg))),
               ("ARW", addr_bits(nb * nn)), ("BRW", addr_bits(nb * br)),
               ("NW", addr_bits(nn)), ("RBW", addr_bits(br)), ("BW", addr_bits(nb)),
-              ("WCA", wca), ("WCB", wcb), ("WO", wo)]
+              ("WCA", wca), ("WCB", wcb), ("WO", wo), ("LT", addr_bits(2 * kk))]
     ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb))]
     bld.engine(n, "snn_td_matmul_rows", params, ports + bld.write(n, wo), clear=True)
 
