@@ -1379,17 +1379,17 @@ module snn_top (
         .rd_data(b12_rdata)
     );
 
-    // /blocks/blocks.0/attn/Transpose_2_output_0/Transpose read from /blocks/blocks.0/attn/k_act/act_quant/export_handler/DequantizeLinear_output_0 (16 x 1 lanes)
+    // /blocks/blocks.0/attn/Transpose_2_output_0/Transpose read from /blocks/blocks.0/attn/k_act/act_quant/export_handler/DequantizeLinear_output_0 (1 x 16 lanes)
     snn_port #(
         .MAP(1),
         .VD(16),
         .W(1),
-        .G(16),
-        .S(1),
+        .G(1),
+        .S(16),
         .SD(32),
         .VRW(5),
         .BAW(4),
-        .GB(4),
+        .GB(1),
         .OW(5),
         .MAP_FILE("mem/e13_b_map.hex")
     ) p13_b (
@@ -1929,17 +1929,17 @@ module snn_top (
         .rd_data(b30_rdata)
     );
 
-    // /blocks/blocks.1/attn/Transpose_2_output_0/Transpose read from /blocks/blocks.1/attn/k_act/act_quant/export_handler/DequantizeLinear_output_0 (16 x 1 lanes)
+    // /blocks/blocks.1/attn/Transpose_2_output_0/Transpose read from /blocks/blocks.1/attn/k_act/act_quant/export_handler/DequantizeLinear_output_0 (1 x 16 lanes)
     snn_port #(
         .MAP(1),
         .VD(16),
         .W(1),
-        .G(16),
-        .S(1),
+        .G(1),
+        .S(16),
         .SD(32),
         .VRW(5),
         .BAW(4),
-        .GB(4),
+        .GB(1),
         .OW(5),
         .MAP_FILE("mem/e31_b_map.hex")
     ) p31_b (
@@ -2850,19 +2850,27 @@ module snn_top (
     );
 
     // engine 13: /blocks/blocks.0/attn/MatMul (TDMatMul /blocks/blocks.0/attn/MatMul_output_0/MatMul)
-    snn_td_matmul #(
+    snn_td_matmul_rows #(
         .NB(2),
         .N(16),
         .K(16),
         .M(16),
+        .BT(1),
+        .BR(16),
+        .BL(16),
+        .AG(1),
+        .BG(1),
+        .BLAT(3),
+        .GW(1),
         .ARW(5),
         .BRW(5),
-        .KW(4),
         .NW(4),
+        .RBW(4),
         .BW(1),
         .WCA(3),
         .WCB(3),
-        .WO(9)
+        .WO(9),
+        .LT(5)
     ) u13_blocks_blocks_0_attn_MatMul_output_0_MatMul (
         .clk(clk),
         .rst(rst),
@@ -2959,19 +2967,27 @@ module snn_top (
     );
 
     // engine 16: /blocks/blocks.0/attn/MatMul_1 (TDMatMul /blocks/blocks.0/attn/MatMul_1_output_0/MatMul)
-    snn_td_matmul #(
+    snn_td_matmul_rows #(
         .NB(2),
         .N(16),
         .K(16),
         .M(16),
+        .BT(0),
+        .BR(16),
+        .BL(16),
+        .AG(1),
+        .BG(1),
+        .BLAT(3),
+        .GW(1),
         .ARW(5),
         .BRW(5),
-        .KW(4),
         .NW(4),
+        .RBW(4),
         .BW(1),
         .WCA(3),
         .WCB(3),
-        .WO(9)
+        .WO(9),
+        .LT(5)
     ) u16_blocks_blocks_0_attn_MatMul_1_output_0_MatMul (
         .clk(clk),
         .rst(rst),
@@ -3434,19 +3450,27 @@ module snn_top (
     );
 
     // engine 31: /blocks/blocks.1/attn/MatMul (TDMatMul /blocks/blocks.1/attn/MatMul_output_0/MatMul)
-    snn_td_matmul #(
+    snn_td_matmul_rows #(
         .NB(2),
         .N(16),
         .K(16),
         .M(16),
+        .BT(1),
+        .BR(16),
+        .BL(16),
+        .AG(1),
+        .BG(1),
+        .BLAT(3),
+        .GW(1),
         .ARW(5),
         .BRW(5),
-        .KW(4),
         .NW(4),
+        .RBW(4),
         .BW(1),
         .WCA(3),
         .WCB(3),
-        .WO(9)
+        .WO(9),
+        .LT(5)
     ) u31_blocks_blocks_1_attn_MatMul_output_0_MatMul (
         .clk(clk),
         .rst(rst),
@@ -3543,19 +3567,27 @@ module snn_top (
     );
 
     // engine 34: /blocks/blocks.1/attn/MatMul_1 (TDMatMul /blocks/blocks.1/attn/MatMul_1_output_0/MatMul)
-    snn_td_matmul #(
+    snn_td_matmul_rows #(
         .NB(2),
         .N(16),
         .K(16),
         .M(16),
+        .BT(0),
+        .BR(16),
+        .BL(16),
+        .AG(1),
+        .BG(1),
+        .BLAT(3),
+        .GW(1),
         .ARW(5),
         .BRW(5),
-        .KW(4),
         .NW(4),
+        .RBW(4),
         .BW(1),
         .WCA(3),
         .WCB(3),
-        .WO(9)
+        .WO(9),
+        .LT(5)
     ) u34_blocks_blocks_1_attn_MatMul_1_output_0_MatMul (
         .clk(clk),
         .rst(rst),
