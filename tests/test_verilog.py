@@ -427,7 +427,7 @@ def test_only_the_analog_layer_multiplies_example(example_design):
                                          "coarse_top.v") == analog
     stat = _stat_json(folder / "coarse.json")
     kinds = {name.rsplit("\\", 1)[-1] for name in stat["modules"]}
-    assert {"snn_top", "snn_conv", "snn_dense", "snn_neuron", "snn_td_matmul",
+    assert {"snn_top", "snn_conv", "snn_dense", "snn_neuron", "snn_td_matmul_rows",
             "snn_td_maxpool", "snn_add", "snn_reduce", "snn_readout"} <= kinds
     cells = stat["design"]["num_cells_by_type"]
     assert stat["design"]["num_cells"] == sum(cells.values()) > 0
