@@ -123,7 +123,7 @@ module snn_add #(
             if (start && !busy) begin
                 busy <= 1'b1;
                 slotting <= R > 1;
-                q <= {{(RW-1){1'b0}}, 1'b1};
+                q <= {RW{1'b0}} + 1'b1;
                 a_row <= {RW{1'b0}};
                 b_row <= {RW{1'b0}};
                 out_waddr <= {RW{1'b0}};

@@ -200,7 +200,7 @@ module snn_neuron #(
                 if (rst) begin
                     reading <= 1'b0;
                 end else if (start) begin
-                    q <= {{(RW-1){1'b0}}, 1'b1};
+                    q <= {RW{1'b0}} + 1'b1;
                     asking <= in_valid && R > 1;
                     gap <= IG_GAP;
                     rq <= {RW{1'b0}};

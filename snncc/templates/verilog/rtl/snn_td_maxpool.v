@@ -204,7 +204,7 @@ module snn_td_maxpool #(
                     asking <= in_valid && H * W > 1;
                     gap <= IG_GAP;
                     reading <= !in_valid;
-                    q <= {{(IRW-1){1'b0}}, 1'b1};
+                    q <= {IRW{1'b0}} + 1'b1;
                     i <= {IRW{1'b0}};
                     rr <= {IRW{1'b0}};
                 end
