@@ -8,6 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from test_verilog import _assert_bit_exact, _neuron, _readout, _spiking, _weights
 
 from conftest import require_tool
 from snncc import ops as o
@@ -15,7 +16,6 @@ from snncc.backends import parallel as parallel_knob
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
 from snncc.ir import Graph
-from test_verilog import _assert_bit_exact, _neuron, _readout, _spiking, _weights
 
 VECTORS = 3
 
