@@ -255,18 +255,29 @@ def conv2d_planes(x: np.ndarray, w: np.ndarray, strides, pads, dilations, group:
 
 
 def _pool(x: np.ndarray, kernel, strides, pads, fill, combine) -> np.ndarray:
-    """Pooling as a fold of kh*kw strided slices (no window copies)."""
-    x = _pad(x, pads, fill)
+    """Pooling as a fold of shifted copies of the whole (padded) array, one axis after the
+    other: kw - 1 then kh - 1 passes over contiguous memory (not kh*kw passes of short,
+    strided rows), then the windows' corners picked at the strides."""
+    x = np.ascontiguousarray(_pad(x, pads, fill))
     (kh, kw), (sh, sw) = kernel, strides
-    oh = (x.shape[2] - kh) // sh + 1
-    ow = (x.shape[3] - kw) // sw + 1
-    out = None
-    for i in range(kh):
-        for j in range(kw):
-            part = x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
-            out = part.copy() if out is None else combine(out, part, out=out)
-    assert out is not None, "an empty window"
-    return out
+    b, c, h, w = x.shape
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise AssertionError("an empty window")
+    flat = x.reshape(-1)
+    for taps, step in ((kw, 1), (kh, w)):  # along each row, then down each column
+        reach = (taps - 1) * step
+        if reach == 0:
+            continue
+        out = np.empty_like(flat)  # a window's start holds its result; the tail no window
+        out[len(flat) - reach:] = fill
+        head = out[:len(flat) - reach]
+        head[...] = flat[:len(head)]
+        for j in range(1, taps):
+            combine(head, flat[j * step:j * step + len(head)], out=head)
+        flat = out
+    return np.ascontiguousarray(flat.reshape(b, c, h, w)[:, :, :sh * (oh - 1) + 1:sh,
+                                                          :sw * (ow - 1) + 1:sw])
 
 
 def maxpool_planes(x: np.ndarray, kernel, strides, pads) -> np.ndarray:
@@ -316,6 +327,41 @@ def level_counts(v: np.ndarray, levels: list[np.ndarray], dtype=np.uint8) -> np.
 
     parallel(count, list(_chunks(v.shape, size, levels, block)))
     return out
+
+
+def affine_counts(v: np.ndarray, scale: np.ndarray, offset: np.ndarray, levels: int,
+                  dtype=np.uint8) -> np.ndarray:
+    """``clip(v*scale + offset, 0, levels)`` rounded down, per element of v [B, ...], as
+    `dtype`: a neuron's level count in one pass where the plan has proved it equal to
+    ``level_counts`` over the current's whole range (``backends.sim.levels``).
+
+    `scale` and `offset` are tables of v's dtype (``affine_tables``) broadcast against the
+    per-sample shape. Computed as ``affine_levels`` does, in cache-sized chunks spread
+    over the cores (a multiply, an add, a clip and a truncating cast: four passes instead
+    of L compare-and-add pairs).
+    """
+    out = np.empty(v.shape, dtype)
+    size = int(np.prod(v.shape[1:], dtype=np.int64))
+    block = _CHUNK if v.size < 2 * _CHUNK else max(_CHUNK // 4, min(
+        _CHUNK, v.size // (2 * _workers())))
+
+    def count(chunk) -> None:
+        sl, (m, q) = chunk
+        affine_levels(v[sl], m, q, levels, out[sl])
+
+    parallel(count, list(_chunks(v.shape, size, [scale, offset], block)))
+    return out
+
+
+def affine_levels(v: np.ndarray, scale, offset, levels: int, out: np.ndarray) -> None:
+    """out = trunc(clip(v*scale + offset, 0, levels)): each step a correctly rounded (or
+    exact) float operation, so the result is a non-decreasing function of v when scale
+    > 0 (non-increasing when < 0) whatever the array layout. The plan's proof rests on
+    that and evaluates this same function."""
+    t = np.multiply(v, scale)
+    np.add(t, offset, out=t)
+    np.clip(t, 0, levels, out=t)
+    np.copyto(out, t, casting="unsafe")  # non-negative: truncation is the floor
 
 
 def _chunks(shape, size: int, th: list[np.ndarray], block: int):

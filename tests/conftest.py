@@ -63,7 +63,8 @@ def closed_forms() -> dict[str, object]:
     """Every closed form of a neuron's count in snncc, by name: the level count
     #{k : v >= θ_k} (kernels, intmath) and what computes codes with it (the fast engine,
     its plan pass, the integer reference)."""
-    return {"kernels.level_counts": kernels.level_counts, "plan._codes": plan._codes,
+    return {"kernels.level_counts": kernels.level_counts,
+            "kernels.affine_counts": kernels.affine_counts, "plan._codes": plan._codes,
             "plan.run_exact": plan.run_exact, "engine.run_fast": engine.run_fast,
             "intmath.codes_from_thresholds": intmath.codes_from_thresholds,
             "reference.evaluate": reference.evaluate,

@@ -17,7 +17,7 @@ import snncc
 from conftest import EXAMPLE, closed_form_forbidden
 from snncc import intmath, kernels, reference
 from snncc import ops as o
-from snncc.backends.sim import integer, plan
+from snncc.backends.sim import integer, levels, plan
 from snncc.frontend.importer import import_onnx
 from snncc.intmath import Rounding, _boundary, _level_conditions, level_thresholds
 from snncc.ir import print_graph
@@ -165,6 +165,85 @@ def test_level_counts_equal_the_definition(shape, per, levels):
     th = np.sort(RNG.integers(-40, 40, th_shape + (levels,)), axis=-1)
     got = kernels.level_counts(v, kernels.level_tables(th, sample, np.float32))
     assert np.array_equal(got, np.sum(v[..., None] >= th, axis=-1))
+
+
+def quantizer_tables(rng, bound: int, n_levels: int, channels: int):
+    """(sign, thresholds) of a per-channel uniform quantizer on currents in [-bound,
+    bound] (``intmath.level_thresholds``: every rounding, either sign, steps that are no
+    integer), its levels spread over the range with some beyond it."""
+    a = rng.choice([-1.0, 1.0], channels) * rng.uniform(0.5, 2, channels)
+    s = np.abs(a) * bound * rng.uniform(0.1, 0.4, channels) / n_levels
+    b = rng.uniform(-0.5, 0.5, channels) * bound * np.abs(a)
+    lo = -int(rng.integers(0, n_levels + 1))
+    return level_thresholds(a, b, s, 0, lo, lo + n_levels, rng.choice(list(Rounding)))
+
+
+def boundary_currents(th: np.ndarray, sign: np.ndarray, bound: int, rng) -> np.ndarray:
+    """[N, C]: for each channel the currents at, just below and just above each of its
+    thresholds, the ends of the range and random ones (as v, sign applied back)."""
+    s = np.concatenate([th - 2, th - 1, th, th + 1, np.full((len(th), 2), [-bound, bound]),
+                        rng.integers(-bound, bound + 1, (len(th), 64))], axis=1)
+    return (np.clip(s, -bound, bound) * sign[:, None]).T
+
+
+@pytest.mark.parametrize("dtype,bound", [(np.float32, 3_000), (np.float32, 2**24 - 1),
+                                         (np.float64, 2**24), (np.float64, 2**45)])
+@pytest.mark.parametrize("n_levels", [1, 7, 15, 63])
+def test_affine_counts_equal_the_level_count_at_every_boundary(dtype, bound, n_levels):
+    """The one-pass count, at the widest ranges the plan gives float32 and far into
+    float64: proved for quantizer thresholds, and then equal to the integer formula at
+    every threshold, one either side, the range's ends and random currents."""
+    rng = np.random.default_rng(n_levels + bound % 97)
+    sign, th = quantizer_tables(rng, bound, n_levels, 24)
+    tables = levels.affine_tables(th, sign, bound, (24,), dtype)
+    assert tables is not None  # the proof goes through on quantizer thresholds
+    v = boundary_currents(th, sign, bound, rng)
+    got = kernels.affine_counts(v.astype(dtype), *tables, n_levels, np.uint8)
+    assert np.array_equal(got, intmath.codes_from_thresholds(v, sign, th))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_levels=st.integers(1, 9), linear=st.booleans(),
+       signed=st.booleans(), bound=st.sampled_from([1, 40, 700]))
+def test_affine_counts_proved_means_exact_on_every_current(seed, n_levels, linear, signed,
+                                                           bound):
+    """Every integer current of the range, thresholds from quantizers or arbitrary
+    (non-decreasing, ties, beyond the range): wherever the plan proves the one-pass form,
+    it equals the level count everywhere, not only at the points the proof looks at."""
+    rng = np.random.default_rng(seed)
+    if linear:
+        sign, th = quantizer_tables(rng, bound, n_levels, 5)
+    else:
+        th = np.sort(rng.integers(-bound - 3, bound + 4, (5, n_levels)), axis=-1)
+        sign = rng.choice([-1, 1], 5) if signed else np.ones(5, np.int8)
+    tables = levels.affine_tables(th, sign, bound, (5,), np.float32)
+    if linear:
+        assert tables is not None
+    if tables is None:
+        return
+    v = np.repeat(np.arange(-bound, bound + 1)[:, None], 5, axis=1)
+    got = kernels.affine_counts(v.astype(np.float32), *tables, n_levels, np.uint8)
+    assert np.array_equal(got, intmath.codes_from_thresholds(v, sign, th))
+
+
+def test_affine_proof_refuses_a_formula_wrong_anywhere_in_range():
+    """A scale a hair too large drifts off the count only near the end of the range; an
+    offset a third of a level off is wrong at the thresholds: the proof refuses both,
+    and the thresholds that no line fits (one step twice another) get no tables."""
+    bound = 100_000
+    sign, th = quantizer_tables(np.random.default_rng(5), bound, 7, 1)
+    (x0,), (delta,) = levels._line(np.clip(th, -bound - 1, bound + 1), bound)
+    scale, offset = np.array([sign[0] / delta]), np.array([1 - x0 / delta])
+    assert levels._proved(th, sign, scale, offset, bound, np.dtype(np.float64))
+    far = np.array([sign[0] / delta * (1 + 3 / bound)])
+    v = np.arange(-bound, bound + 1, dtype=np.float64) * sign[0]
+    wrong = np.empty(v.shape, np.int64)
+    kernels.affine_levels(v, far, offset, 7, wrong)
+    assert not np.array_equal(wrong, intmath.codes_from_thresholds(v, sign[0], th[0]))
+    assert not levels._proved(th, sign, far, offset, bound, np.dtype(np.float64))
+    assert not levels._proved(th, sign, scale, offset + 1 / 3, bound, np.dtype(np.float64))
+    bent = np.array([[0, 10, 30, 50]])
+    assert levels.affine_tables(bent, np.ones(1), 100, (1,), np.float32) is None
 
 
 def literal_dif(v0, th, sign, arrivals, steps):

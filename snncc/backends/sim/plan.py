@@ -34,6 +34,7 @@ import numpy as np
 
 from snncc import kernels
 from snncc import ops as o
+from snncc.backends.sim import levels
 from snncc.backends.sim.integer import IntConv, IntMatMul, IntStacked, operand_type
 from snncc.intmath import quantize
 from snncc.ir import Graph, Node
@@ -72,6 +73,8 @@ class Plan:
     stacked: dict[str, IntStacked] = field(default_factory=dict)  # TDMatMul on 8-bit counts
     neurons: dict[str, tuple[np.ndarray | None, list[np.ndarray]]] = field(
         default_factory=dict)  # (sign, per-level thresholds) for the closed form
+    affine: dict[str, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict)  # (scale, offset): the closed form in one pass, where proved
     dif: dict[str, tuple[np.ndarray | None, list[np.ndarray], int | None]] = field(
         default_factory=dict)  # (sign, thresholds then never, clamp): kernels.dif_steps
     last_use: dict[str, int] = field(default_factory=dict)
@@ -122,6 +125,10 @@ def _build(graph: Graph) -> Plan:
             _stacked_kernel(plan, n, [ranges.get(i) for i in n.inputs])
         if isinstance(n.op, o.Neuron):
             plan.neurons[n.name] = _neuron_tables(n, ins[0], plan.dtype[n.inputs[0]])
+            affine = levels.affine_tables(n.op.thresholds, n.op.sign, ins[0], n.shape,
+                                          plan.dtype[n.inputs[0]])
+            if affine is not None:
+                plan.affine[n.name] = affine
             plan.dif[n.name] = _dif_tables(n, ins[0], plan.neurons[n.name][0])
     return plan
 
@@ -176,6 +183,10 @@ def _dif_tables(n: Node, bound: int, sign: np.ndarray | None):
 
 def _codes(plan: Plan, n: Node, v: np.ndarray) -> np.ndarray:
     """The neuron's count for the integrated current v: #{k : sign*v >= theta_k}."""
+    if n.name in plan.affine:
+        scale, offset = plan.affine[n.name]
+        return kernels.affine_counts(v, scale, offset, n.op_as(o.Neuron).levels,
+                                     plan.dtype[n.name])
     sign, th = plan.neurons[n.name]
     if sign is not None:
         v = v * sign
