@@ -147,6 +147,51 @@ def test_integer_kernels_equal_exact_products(scale, x_range):
     assert np.array_equal(integer.IntStacked(t, t)(a, b, np.float64), a @ b)
 
 
+@pytest.mark.parametrize("reach", [7, 255])
+def test_integer_digit_pairs_at_the_edge_of_int32(reach):
+    """Every digit -128 (or 127) and every operand at its reach, over the most terms for
+    which two digits still combine in int32 (and one more, where they must not): the
+    product equals the exact one."""
+    x_lo = 0
+    for terms, pairs in [(2**31 // (257 * 128 * reach), True),
+                         (2**31 // (257 * 128 * reach) + 1, False)]:
+        low, high = (sum(d * 256**j for j in range(4)) for d in (-128, 127))  # all digits
+        w = np.array([[low, 127 * (1 + 256 + 65536)]] * terms, np.int64)
+        w[::3, 1] = high
+        mat = integer.IntMatMul(w, integer.operand_type(x_lo, reach), reach)
+        assert mat.digits == 4 and mat.pairs == pairs
+        x = np.full((3, terms), reach)
+        x[1, ::5] = 0
+        got = mat(x, np.float64)
+        assert np.array_equal(got, x @ w)
+
+
+@pytest.mark.parametrize("x_range", [(0, 7), (0, 255), (-128, 127)])
+def test_scaled_weights_take_two_products_and_stay_exact(x_range):
+    """Fixed-point weights made from 8-bit ones (round(q * s), a real scale a column from
+    about 2**3 to 2**28, q at -128 and 127 too) split into a * m + e with 8-bit a and e:
+    the split rebuilds them, the kernel takes two products instead of five digits, and
+    its result is the exact product; weights from no 8-bit matrix are not split."""
+    lo, hi = x_range
+    q = RNG.integers(-128, 128, (300, 12))
+    q[0], q[1] = -128, 127
+    s = 2.0 ** RNG.uniform(3, 28, 12)
+    s[0] = 2.0**28 - 0.5  # the largest scale, not an integer
+    w = np.rint(q * s).astype(np.int64)
+    a, m, e = integer.scaled(w)
+    assert np.array_equal(a.astype(np.int64) * m + e, w)
+    assert integer.IntMatMul.fits(w, lo, hi)
+    mat = integer.IntMatMul(w, integer.operand_type(lo, hi), max(abs(lo), abs(hi)))
+    assert mat.digits == 2 and len(integer.digits(w)) == 5  # past MAX_DIGITS, too
+    x = RNG.integers(lo, hi + 1, (2, 9, 300))
+    x[0, 0] = hi
+    assert np.array_equal(mat(x, np.float64), x @ w)
+    noise = RNG.integers(-2**29, 2**29, (300, 12))
+    assert integer.scaled(noise) is None
+    assert np.array_equal(integer.IntMatMul(noise, np.dtype(np.uint8), 7)(x % 8, np.float64),
+                          (x % 8) @ noise)
+
+
 def test_integer_digits_rebuild_the_weights():
     w = np.array([0, 1, -1, 127, 128, -128, -129, 2**40 + 5, -(2**40) - 5])
     d = integer.digits(w)
@@ -386,19 +431,26 @@ def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
         assert np.array_equal(fast.logits_int, logits)
 
 
+@pytest.mark.parametrize("factors", ["digits", "scaled"])
 @pytest.mark.parametrize("name", ["cnn", "transformer"])
-def test_engines_on_integer_kernels_equal_a_literal_simulation(tiny_models, name,
+def test_engines_on_integer_kernels_equal_a_literal_simulation(tiny_models, name, factors,
                                                                 monkeypatch):
     """Every synapse whose operands fit 8 bits on onnxruntime's integer products, however
-    few its terms and many its weight digits: both engines still exact."""
+    few its terms and many its weight digits (cut into base-256 digits, or into an 8-bit
+    matrix times a scale a column plus an 8-bit rest): both engines still exact."""
     monkeypatch.setattr(integer, "WIDE_TERMS", 0)
+    monkeypatch.setattr(integer, "SCALED_TERMS", 0)
     monkeypatch.setattr(integer, "CONV_TERMS", 0)
     monkeypatch.setattr(integer, "MAX_DIGITS", 8)
+    if factors == "digits":
+        monkeypatch.setattr(integer, "scaled", lambda w: None)
     model = snncc.compile(tiny_models[name], T=9)
     p = plan.build(model.graph)
     assert p.stacked or name == "cnn"
-    assert p.integer and any(k.digits > 1 for m in p.integer.values()
-                             for k in (m.mats if isinstance(m, integer.IntConv) else [m]))
+    mats = [k for m in p.integer.values()
+            for k in (m.mats if isinstance(m, integer.IntConv) else [m])]
+    assert any(k.digits > 1 for k in mats)
+    assert any(k.scale is not None for k in mats) == (factors == "scaled")
     x = RNG.uniform(0, 1, (6,) + model.input_shape)
     counts, logits = literal_steps(model.graph, x)
     for engine in ("fast", "step"):

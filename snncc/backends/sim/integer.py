@@ -16,7 +16,8 @@ import numpy as np
 from snncc import kernels
 
 MAX_DIGITS = 4  # more digits than this and float64 BLAS is as fast
-WIDE_TERMS = 512  # below this many terms, combining digits costs more than it saves
+WIDE_TERMS = 128  # below this many terms, combining digits costs more than it saves
+SCALED_TERMS = 32  # below this many terms, float64 BLAS is as fast as two products and a combine
 CONV_TERMS = 64  # below this many terms per output, float BLAS on [O, terms] x [terms,
 #                  pixels] beats an 8-bit im2col
 _INT32 = 2**31
@@ -38,6 +39,38 @@ def digits(w: np.ndarray) -> list[np.ndarray]:
             return out
 
 
+def scaled(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(a, m, e) with w = a * m + e exactly, a and e int8 [K, N] and m a positive integer
+    per column (int64 [N]), or None.
+
+    Fixed-point weights that came from 8-bit ones, w = round(q * s) with q in -128..127
+    and a real scale s per output, have such a split: with m = round(s), a = q and
+    e = round(q * (s - m)), |e| <= 64.5. q is not known here; m is sought as the largest
+    |w| of the column over a = 128, 127, ... (its q is often the largest 8-bit value),
+    a = round(w / m), and a column is split once every a and e fit 8 bits.
+    """
+    w = np.asarray(w, np.int64)
+    if w.ndim != 2 or w.size == 0:
+        return None
+    top = np.abs(w).max(axis=0)
+    m = np.zeros(w.shape[1], np.int64)
+    m[top <= 127] = 1
+    for a in range(128, 63, -1):
+        todo = np.flatnonzero(m == 0)
+        if not len(todo):
+            break
+        mt = np.maximum(1, (top[todo] + a // 2) // a)
+        q = np.floor_divide(w[:, todo] + mt // 2, mt)  # round(w / m), ties up
+        e = w[:, todo] - q * mt
+        ok = ((q.min(axis=0) >= -128) & (q.max(axis=0) <= 127)
+              & (e.min(axis=0) >= -128) & (e.max(axis=0) <= 127))
+        m[todo[ok]] = mt[ok]
+    if np.any(m == 0):
+        return None
+    q = np.floor_divide(w + m // 2, m)
+    return q.astype(np.int8), m, (w - q * m).astype(np.int8)
+
+
 def operand_type(lo: int, hi: int) -> np.dtype | None:
     """The 8-bit type holding every operand value in lo..hi, or None."""
     if lo >= 0 and hi <= 0xFF:
@@ -48,23 +81,43 @@ def operand_type(lo: int, hi: int) -> np.dtype | None:
 
 
 class IntMatMul:
-    """x [M, K] @ w [K, N] for 8-bit x, exact, as float64 (or `dtype`)."""
+    """x [M, K] @ w [K, N] for 8-bit x, exact, as float64 (or `dtype`).
 
-    def __init__(self, w: np.ndarray, x_type: np.dtype):
+    The weights are cut into 8-bit factors, one product each (one session, one output a
+    factor, so that each is a contiguous [M, N] array), combined in cache-sized blocks:
+    `scaled` weights as (x @ a) * m + x @ e (two products whatever their width); other
+    wide weights as base-256 digits, two digits into one int32 first (d_j + 256*d_(j+1))
+    where `reach`, the largest |x|, keeps that in int32, then the pairs in float64.
+    """
+
+    def __init__(self, w: np.ndarray, x_type: np.dtype, reach: int | None = None):
         self.x_type = np.dtype(x_type)
         self.k, self.n = w.shape
-        self.digits = len(digits(w))
-        # every digit's weights side by side: one product [M, digits*N]
-        self.session = _session(np.concatenate(digits(w), axis=1), self.x_type)
+        if reach is None:
+            reach = 0xFF if self.x_type == np.uint8 else 0x80
+        cut = digits(w)
+        self.scale = None
+        if len(cut) > 2 and (split := _scaled(w, reach)) is not None:
+            cut, self.scale = [split[0], split[2]], split[1].astype(np.float64)
+        self.digits = len(cut)
+        self.pairs = 257 * 128 * reach * max(self.k, 1) < _INT32
+        self.session = _session(cut, self.x_type)
 
     @staticmethod
     def fits(w: np.ndarray, lo: int, hi: int) -> bool:
-        """Whether x in lo..hi times w can run here: 8-bit x, few digits, int32 sums."""
+        """Whether x in lo..hi times w can run here: 8-bit x, few products (one, or
+        `scaled` weights, or up to MAX_DIGITS digits over WIDE_TERMS terms), int32 sums."""
         if w.ndim != 2 or w.size == 0 or operand_type(lo, hi) is None:
             return False
-        if len(digits(w)) > (MAX_DIGITS if w.shape[0] >= WIDE_TERMS else 1):
+        if w.shape[0] * max(abs(lo), abs(hi)) * 128 >= _INT32:
             return False
-        return w.shape[0] * max(abs(lo), abs(hi)) * 128 < _INT32
+        places = len(digits(w))
+        if places == 1:
+            return True
+        reach = max(abs(lo), abs(hi))
+        if places > 2 and w.shape[0] >= SCALED_TERMS and _scaled(w, reach) is not None:
+            return True
+        return places <= MAX_DIGITS and w.shape[0] >= WIDE_TERMS
 
     def __call__(self, x: np.ndarray, dtype) -> np.ndarray:
         x2 = np.ascontiguousarray(x.reshape(-1, self.k), self.x_type)
@@ -78,29 +131,54 @@ class IntMatMul:
 
     def product(self, x2: np.ndarray, out: np.ndarray) -> None:
         """out [M, N] = x2 [M, K] (contiguous, of x_type) @ w."""
-        y = self.session.run(None, {"x": x2})[0]
+        ys = self.session.run(None, {"x": x2})
         if self.digits == 1:
-            np.copyto(out, y, casting="unsafe")
+            np.copyto(out, ys[0], casting="unsafe")
             return
-        n, step = self.n, max(1, _COMBINE // self.n)
-        for r in range(0, len(y), step):  # cache-sized blocks of rows
-            yb = y[r:r + step]
-            acc = yb[:, -n:].astype(np.float64)
-            for j in range(self.digits - 2, -1, -1):  # high digit first: acc*256 + d_j·x
-                acc *= 256
-                acc += yb[:, j * n:(j + 1) * n]
+        step = max(1, _COMBINE // self.n)
+        for r in range(0, len(out), step):  # cache-sized blocks of rows
+            parts = [y[r:r + step] for y in ys]
+            if self.scale is not None:  # (x @ a) * m + x @ e
+                acc = parts[0] * self.scale
+                acc += parts[1]
+                np.copyto(out[r:r + step], acc, casting="unsafe")
+                continue
+            if self.pairs:  # d_j + 256*d_(j+1), exact in int32
+                parts = [_pair(parts[j:j + 2]) for j in range(0, len(parts), 2)]
+            base = 65536.0 if self.pairs else 256.0
+            acc = parts[-1].astype(np.float64)
+            for part in reversed(parts[:-1]):  # high first: acc*base + part
+                acc *= base
+                acc += part
             np.copyto(out[r:r + step], acc, casting="unsafe")
+
+
+def _scaled(w: np.ndarray, reach: int):
+    """`scaled(w)` where (x @ a) * m + x @ e stays exact in float64 for |x| <= reach."""
+    split = scaled(w)
+    if split is None or w.shape[0] * reach * 128 * (int(split[1].max()) + 1) >= 2**53:
+        return None
+    return split
+
+
+def _pair(parts: list[np.ndarray]) -> np.ndarray:
+    """low + 256*high of one or two int32 digit products."""
+    if len(parts) == 1:
+        return parts[0]
+    high = parts[1] * 256
+    high += parts[0]
+    return high
 
 
 class IntConv:
     """Grouped 2-D convolution of 8-bit x [B, C, H, W] by w [O, C/group, kh, kw], exact:
     im2col in 8 bits (channels last), one `IntMatMul` per group."""
 
-    def __init__(self, op, x_type: np.dtype):
+    def __init__(self, op, x_type: np.dtype, reach: int | None = None):
         self.op, self.x_type = op, np.dtype(x_type)
         o, cg = op.weight.shape[:2]
         self.og = o // op.group
-        self.mats = [IntMatMul(_group_terms(op.weight, op.group, g), x_type)
+        self.mats = [IntMatMul(_group_terms(op.weight, op.group, g), x_type, reach)
                      for g in range(op.group)]
 
     @staticmethod
@@ -177,9 +255,9 @@ def _code(t: np.dtype) -> int:
     return _UINT8 if t == np.uint8 else _INT8
 
 
-def _session(w: np.ndarray, x_type: np.dtype):
-    k, n = w.shape
-    return _open(_model(_code(x_type), w.tobytes(), k, n))
+def _session(cut: list[np.ndarray], x_type: np.dtype):
+    """x @ d for every digit d (int8 [K, N]), one output each."""
+    return _open(_model(_code(x_type), [d.tobytes() for d in cut], *cut[0].shape))
 
 
 def _session2(a_type: np.dtype, b_type: np.dtype):
@@ -225,12 +303,18 @@ def _value_info(name: str, elem: int, dims: list[int | str] | None) -> bytes:
     return _field(1, name) + _field(2, _field(1, tensor_type))
 
 
-def _model(x_code: int, w_bytes: bytes, k: int, n: int) -> bytes:
-    node = _field(1, "x") + _field(1, "w") + _field(2, "y") + _field(4, "MatMulInteger")
-    weight = _field(1, k) + _field(1, n) + _field(2, _INT8) + _field(8, "w") + _field(9, w_bytes)
-    graph = (_field(1, node) + _field(2, "synapse") + _field(5, weight)
-             + _field(11, _value_info("x", x_code, ["m", k]))
-             + _field(12, _value_info("y", _INT32_TYPE, ["m", n])))
+def _model(x_code: int, w_bytes: list[bytes], k: int, n: int) -> bytes:
+    """y_j = MatMulInteger(x, w_j) for each digit's weights w_j."""
+    graph = b""
+    for j, data in enumerate(w_bytes):
+        node = (_field(1, "x") + _field(1, f"w{j}") + _field(2, f"y{j}")
+                + _field(4, "MatMulInteger"))
+        weight = (_field(1, k) + _field(1, n) + _field(2, _INT8) + _field(8, f"w{j}")
+                  + _field(9, data))
+        graph += _field(1, node) + _field(5, weight)
+    graph += _field(2, "synapse") + _field(11, _value_info("x", x_code, ["m", k]))
+    for j in range(len(w_bytes)):
+        graph += _field(12, _value_info(f"y{j}", _INT32_TYPE, ["m", n]))
     return _wrap(graph)
 
 

@@ -144,9 +144,9 @@ def _integer_kernel(plan: Plan, n: Node, x) -> None:
     if operand is None:  # not 8 bits: neither kernel fits
         return
     if op.kind == "dense" and IntMatMul.fits(op.weight, lo, hi):
-        plan.integer[n.name] = IntMatMul(op.weight, operand)
+        plan.integer[n.name] = IntMatMul(op.weight, operand, max(abs(lo), abs(hi)))
     elif op.kind == "conv" and IntConv.fits(op, lo, hi):
-        plan.integer[n.name] = IntConv(op, operand)
+        plan.integer[n.name] = IntConv(op, operand, max(abs(lo), abs(hi)))
 
 
 def _stacked_kernel(plan: Plan, n: Node, xs) -> None:
