@@ -107,12 +107,18 @@ def _pool_executor():
 
 
 def parallel(fn, items: list) -> None:
-    """fn(item) for every item, over the cores."""
-    if len(items) < 2 or _workers() == 1:
+    """fn(item) for every item, over the cores (in turn when called from one of them)."""
+    if len(items) < 2 or _workers() == 1 or _in_worker():
         for item in items:
             fn(item)
     else:
         list(_pool_executor().map(fn, items))
+
+
+def _in_worker() -> bool:
+    import threading
+
+    return threading.current_thread().name.startswith("snncc-kernels")
 
 
 def _openblas():

@@ -431,6 +431,25 @@ def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
         assert np.array_equal(fast.logits_int, logits)
 
 
+@pytest.mark.parametrize("block", [1, 10**9])
+def test_fused_currents_and_neurons_equal_the_reference(tiny_models, monkeypatch, block):
+    """Synapses and TDMatMuls evaluated with the neuron that alone reads them, one sample
+    a block (spread over the cores) or all at once: every code and the logits are the
+    integer reference's."""
+    monkeypatch.setattr(plan, "FUSED_BLOCK", block)
+    model = snncc.compile(tiny_models["transformer"], T=7)
+    p = plan.build(model.graph)
+    assert {type(n.op) for n in model.graph.ops(o.Synapse, o.TDMatMul)
+            if n.name in p.fused} == {o.Synapse, o.TDMatMul}
+    x = RNG.uniform(0, 1, (7,) + model.input_shape)
+    ref = model.reference(x)
+    got = model.simulate(x, engine="fast")
+    for n in model.graph.ops(o.Neuron):
+        assert np.array_equal(got.counts[n.name], ref[n.name]), n.name
+    (readout,) = model.graph.ops(o.Readout)
+    assert np.array_equal(got.logits_int, ref[readout.name])
+
+
 @pytest.mark.parametrize("factors", ["digits", "scaled"])
 @pytest.mark.parametrize("name", ["cnn", "transformer"])
 def test_engines_on_integer_kernels_equal_a_literal_simulation(tiny_models, name, factors,

@@ -78,6 +78,7 @@ class Plan:
     dif: dict[str, tuple[np.ndarray | None, list[np.ndarray], int | None]] = field(
         default_factory=dict)  # (sign, thresholds then never, clamp): kernels.dif_steps
     last_use: dict[str, int] = field(default_factory=dict)
+    fused: dict[str, Node] = field(default_factory=dict)  # a current -> the neuron alone reading it
     steps: int = 0  # end-to-end time steps
 
     @property
@@ -123,6 +124,8 @@ def _build(graph: Graph) -> Plan:
             _integer_kernel(plan, n, ranges.get(n.inputs[0]))
         if isinstance(n.op, o.TDMatMul):
             _stacked_kernel(plan, n, [ranges.get(i) for i in n.inputs])
+        if (neuron := _fusible(plan, n)) is not None:
+            plan.fused[n.name] = neuron
         if isinstance(n.op, o.Neuron):
             plan.neurons[n.name] = _neuron_tables(n, ins[0], plan.dtype[n.inputs[0]])
             affine = levels.affine_tables(n.op.thresholds, n.op.sign, ins[0], n.shape,
@@ -250,36 +253,79 @@ def _stateless(plan: Plan, n: Node, xs: list[np.ndarray]) -> np.ndarray:
 
 
 def run_exact(plan: Plan, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every neuron's code and the readout's input current, in closed form."""
+    """Every neuron's code and the readout's input current, in closed form.
+
+    A synapse or TDMatMul whose only reader is a neuron is evaluated together with it,
+    a block of samples at a time (``_fused``): its current never goes to memory whole."""
     keep = {n.name for n in plan.order if isinstance(n.op, o.Neuron | o.Readout)}
     values: dict[str, np.ndarray] = {}
     for k, n in enumerate(plan.order):
-        op = n.op
-        if isinstance(op, o.Input):
+        if isinstance(n.op, o.Input):
             values[n.name] = x
             continue
+        if n.name in values:  # a neuron computed with its current (_fused)
+            continue
         xs = [values[i] for i in n.inputs]
-        if isinstance(op, o.SpikeInput):
-            v = quantize(xs[0], op.scale, op.zero_point, op.lo, op.hi, op.rounding)
-        elif isinstance(op, o.Neuron):
-            v = _codes(plan, n, xs[0])
-        elif isinstance(op, o.TDMatMul) and n.name in plan.stacked:
-            a, b = _batched(xs, 1)
-            v = plan.stacked[n.name](a, b, plan.dtype[n.name])
-        elif isinstance(op, o.TDMatMul):
-            dt = plan.dtype[n.name]
-            v = _matmul(*_batched([_contiguous(a, dt) for a in xs], 1))
-        elif isinstance(op, o.TDMaxPool):
-            v = kernels.maxpool_planes(xs[0], op.kernel, op.strides, op.pads)
-        elif isinstance(op, o.Readout):
-            v = xs[0]
+        if n.name in plan.fused:
+            neuron = plan.fused[n.name]
+            values[neuron.name] = _fused(plan, n, neuron, xs)
         else:
-            v = _stateless(plan, n, xs)
-        values[n.name] = v.astype(plan.dtype[n.name], copy=False)
+            values[n.name] = _exact(plan, n, xs)
         for i in dict.fromkeys(n.inputs):  # an operand read twice (Concat(x, x)) is freed once
             if plan.last_use[i] == k and i not in keep:
                 del values[i]
     return values
+
+
+def _exact(plan: Plan, n: Node, xs: list[np.ndarray]) -> np.ndarray:
+    """n's value in exact mode from its operands' (batch first)."""
+    op = n.op
+    if isinstance(op, o.SpikeInput):
+        v = quantize(xs[0], op.scale, op.zero_point, op.lo, op.hi, op.rounding)
+    elif isinstance(op, o.Neuron):
+        v = _codes(plan, n, xs[0])
+    elif isinstance(op, o.TDMatMul) and n.name in plan.stacked:
+        a, b = _batched(xs, 1)
+        v = plan.stacked[n.name](a, b, plan.dtype[n.name])
+    elif isinstance(op, o.TDMatMul):
+        dt = plan.dtype[n.name]
+        v = _matmul(*_batched([_contiguous(a, dt) for a in xs], 1))
+    elif isinstance(op, o.TDMaxPool):
+        v = kernels.maxpool_planes(xs[0], op.kernel, op.strides, op.pads)
+    elif isinstance(op, o.Readout):
+        v = xs[0]
+    else:
+        v = _stateless(plan, n, xs)
+    return v.astype(plan.dtype[n.name], copy=False)
+
+
+FUSED_BLOCK = 1 << 19  # current elements a block of samples (fits in L2 with its codes)
+
+
+def _fusible(plan: Plan, n: Node) -> Node | None:
+    """The neuron that alone reads n's current, if n is a synapse or a TDMatMul."""
+    if not isinstance(n.op, o.Synapse | o.TDMatMul):
+        return None
+    users = plan.graph.users(n.name)
+    if len(users) != 1 or not isinstance(users[0].op, o.Neuron):
+        return None
+    return users[0]
+
+
+def _fused(plan: Plan, n: Node, neuron: Node, xs: list[np.ndarray]) -> np.ndarray:
+    """The neuron's codes from n's operands, n's current computed and counted a block of
+    samples at a time (the same kernels as apart; the blocks spread over the cores)."""
+    batch = max(len(x) for x in xs)
+    out = np.empty((batch,) + neuron.shape, plan.dtype[neuron.name])
+    size = max(1, int(np.prod(n.shape, dtype=np.int64)))
+    per = max(1, min(FUSED_BLOCK // size, -(-batch // kernels.cores())))
+
+    def block(s: int) -> None:
+        part = [x if len(x) == 1 else x[s:s + per] for x in xs]
+        out[s:s + per] = _codes(plan, neuron, _exact(plan, n, part))
+
+    kernels.parallel(block, list(range(0, batch, per)))
+    return out
 
 
 # ---------------------------------------------------------------- step semantics
