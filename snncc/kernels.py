@@ -198,7 +198,10 @@ def _ranges(n: int, work: int) -> list[tuple[int, int]]:
 IM2COL = _IM2COL
 windows = _windows
 pad = _pad
-cores = _workers
+
+
+def cores() -> int:
+    return _workers()
 
 
 def split_rows(n: int, work: int) -> list[tuple[int, int]]:
