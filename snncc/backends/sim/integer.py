@@ -135,10 +135,14 @@ class IntMatMul:
         if self.digits == 1:
             np.copyto(out, ys[0], casting="unsafe")
             return
+        if self.scale is not None and out.dtype == np.float64:  # (x @ a) * m + x @ e
+            np.multiply(ys[0], self.scale, out=out)
+            np.add(out, ys[1], out=out)
+            return
         step = max(1, _COMBINE // self.n)
         for r in range(0, len(out), step):  # cache-sized blocks of rows
             parts = [y[r:r + step] for y in ys]
-            if self.scale is not None:  # (x @ a) * m + x @ e
+            if self.scale is not None:
                 acc = parts[0] * self.scale
                 acc += parts[1]
                 np.copyto(out[r:r + step], acc, casting="unsafe")
