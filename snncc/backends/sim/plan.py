@@ -79,6 +79,8 @@ class Plan:
         default_factory=dict)  # (sign, thresholds then never, clamp): kernels.dif_steps
     last_use: dict[str, int] = field(default_factory=dict)
     fused: dict[str, Node] = field(default_factory=dict)  # a current -> the neuron alone reading it
+    pooled: dict[str, tuple[Node, np.ndarray]] = field(
+        default_factory=dict)  # a dense synapse -> (the ReduceSum alone reading it, weights)
     steps: int = 0  # end-to-end time steps
 
     @property
@@ -126,6 +128,9 @@ def _build(graph: Graph) -> Plan:
             _stacked_kernel(plan, n, [ranges.get(i) for i in n.inputs])
         if (neuron := _fusible(plan, n)) is not None:
             plan.fused[n.name] = neuron
+        if (pool := _poolable(plan, n)) is not None:
+            plan.pooled[n.name] = (pool, n.op.weight.astype(exact_dtype(
+                ranges[pool.name].bound), copy=False))
         if isinstance(n.op, o.Neuron):
             plan.neurons[n.name] = _neuron_tables(n, ins[0], plan.dtype[n.inputs[0]])
             affine = levels.affine_tables(n.op.thresholds, n.op.sign, ins[0], n.shape,
@@ -269,6 +274,10 @@ def run_exact(plan: Plan, x: np.ndarray) -> dict[str, np.ndarray]:
         if n.name in plan.fused:
             neuron = plan.fused[n.name]
             values[neuron.name] = _fused(plan, n, neuron, xs)
+        elif n.name in plan.pooled:
+            pool, w = plan.pooled[n.name]
+            values[pool.name] = _pooled(pool, w, xs[0]).astype(plan.dtype[pool.name],
+                                                                copy=False)
         else:
             values[n.name] = _exact(plan, n, xs)
         for i in dict.fromkeys(n.inputs):  # an operand read twice (Concat(x, x)) is freed once
@@ -297,6 +306,32 @@ def _exact(plan: Plan, n: Node, xs: list[np.ndarray]) -> np.ndarray:
     else:
         v = _stateless(plan, n, xs)
     return v.astype(plan.dtype[n.name], copy=False)
+
+
+def _poolable(plan: Plan, n: Node) -> Node | None:
+    """The ReduceSum that alone reads the dense synapse n over axes other than its
+    features (a head over every token, then their sum)."""
+    if not isinstance(n.op, o.Synapse) or n.op.kind != "dense":
+        return None
+    users = plan.graph.users(n.name)
+    if len(users) != 1 or not isinstance(users[0].op, o.ReduceSum):
+        return None
+    rank = len(n.shape)
+    if any(a % rank == rank - 1 for a in users[0].op.axes):
+        return None
+    return users[0]
+
+
+def _pooled(pool: Node, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """ReduceSum(x @ w) as ReduceSum(x) @ w, by linearity. Each partial sum of the latter
+    is a sum over the reduced axes of partial sums of x @ w, inside the ReduceSum's bound
+    (``ranges``: the synapse's times the terms reduced), so `w`'s dtype (the ReduceSum's)
+    holds it exactly."""
+    op = pool.op_as(o.ReduceSum)
+    rank = x.ndim - 1
+    axes = tuple(1 + a % rank for a in op.axes)
+    summed = np.sum(x, axis=axes, dtype=w.dtype, keepdims=op.keepdims)
+    return kernels.dense(np.ascontiguousarray(summed), w)
 
 
 FUSED_BLOCK = 1 << 19  # current elements a block of samples (fits in L2 with its codes)
