@@ -434,7 +434,8 @@ def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
 @pytest.mark.parametrize("block", [1, 10**9])
 def test_fused_currents_and_neurons_equal_the_reference(tiny_models, monkeypatch, block):
     """Synapses and TDMatMuls evaluated with the neuron that alone reads them, one sample
-    a block (spread over the cores) or all at once, and the head summed over the tokens
+    a block (spread over the cores, as the input quantizer, the max pools and the adds
+    are) or all at once, and the head summed over the tokens
     before its product: every code and the logits are the integer reference's."""
     monkeypatch.setattr(plan, "FUSED_BLOCK", block)
     model = snncc.compile(tiny_models["transformer"], T=7)

@@ -278,6 +278,8 @@ def run_exact(plan: Plan, x: np.ndarray) -> dict[str, np.ndarray]:
             pool, w = plan.pooled[n.name]
             values[pool.name] = _pooled(pool, w, xs[0]).astype(plan.dtype[pool.name],
                                                                 copy=False)
+        elif isinstance(n.op, BLOCKED):
+            values[n.name] = _blocked(plan, n, xs)
         else:
             values[n.name] = _exact(plan, n, xs)
         for i in dict.fromkeys(n.inputs):  # an operand read twice (Concat(x, x)) is freed once
@@ -337,6 +339,29 @@ def _pooled(pool: Node, w: np.ndarray, x: np.ndarray) -> np.ndarray:
 FUSED_BLOCK = 1 << 19  # current elements a block of samples (fits in L2 with its codes)
 
 
+BLOCKED = (o.SpikeInput, o.TDMaxPool, o.AddCurrent)  # sample by sample, element-wise
+
+
+def _blocked(plan: Plan, n: Node, xs: list[np.ndarray]) -> np.ndarray:
+    """n's value (an op that treats each sample alone) a block of samples at a time,
+    the blocks spread over the cores."""
+    batch = max(len(x) for x in xs)
+    out = np.empty((batch,) + n.shape, plan.dtype[n.name])
+    per = _per_block(n, batch)
+
+    def block(s: int) -> None:
+        out[s:s + per] = _exact(plan, n, [x if len(x) == 1 else x[s:s + per] for x in xs])
+
+    kernels.parallel(block, list(range(0, batch, per)))
+    return out
+
+
+def _per_block(n: Node, batch: int) -> int:
+    """Samples a block: about FUSED_BLOCK of n's elements, and a block for each core."""
+    size = max(1, int(np.prod(n.shape, dtype=np.int64)))
+    return max(1, min(FUSED_BLOCK // size, -(-batch // kernels.cores())))
+
+
 def _fusible(plan: Plan, n: Node) -> Node | None:
     """The neuron that alone reads n's current, if n is a synapse or a TDMatMul."""
     if not isinstance(n.op, o.Synapse | o.TDMatMul):
@@ -352,8 +377,7 @@ def _fused(plan: Plan, n: Node, neuron: Node, xs: list[np.ndarray]) -> np.ndarra
     samples at a time (the same kernels as apart; the blocks spread over the cores)."""
     batch = max(len(x) for x in xs)
     out = np.empty((batch,) + neuron.shape, plan.dtype[neuron.name])
-    size = max(1, int(np.prod(n.shape, dtype=np.int64)))
-    per = max(1, min(FUSED_BLOCK // size, -(-batch // kernels.cores())))
+    per = _per_block(n, batch)
 
     def block(s: int) -> None:
         part = [x if len(x) == 1 else x[s:s + per] for x in xs]
