@@ -114,21 +114,37 @@ def startup(reps: int) -> dict[str, float]:
 
 NOTES = [
     "- Integer kernels: a synapse whose operands (counts, spikes, analog codes) fit 8 bits "
-    "runs on onnxruntime's MatMulInteger (uint8/int8 × int8 → int32), its weights cut into "
-    "signed 8-bit digits (one for the 8-bit weights that feed a neuron; four for the "
-    "residual stream's fixed-point weights, combined exactly in float64, used only from 512 "
-    "terms up where that beats float64 BLAS); convolutions through an 8-bit channels-last "
-    "im2col (from 64 terms a channel up); TDMatMul's counts × counts likewise. The engine's "
-    "counts and logits are the same integers either way (checked above and by "
-    "tests/test_sim_plan.py against a literal step-by-step simulation).",
-    "- What is left, on one thread: the neurons' level counts (L compare-and-add passes an "
-    "element, already at memory speed), the residual stream's wide-weight synapses "
-    "(float64 BLAS, or four 8-bit digits and their combination), the first convolution "
-    "(3 input channels: float BLAS wins). On one thread each the engine takes "
-    "about 1.7× onnxruntime's CPU time at DeiT-tiny scale and 2× on the digits ViT; the "
-    "wall-clock ratios on every core are higher because onnxruntime's threads scale worse "
-    "on this shared 2-core machine than the engine's one hand-off per layer: read the "
-    "wall-clock goals with that in mind.", ""]
+    "runs on onnxruntime's MatMulInteger (uint8/int8 × int8 → int32). 8-bit weights take one "
+    "product; the residual stream's fixed-point weights (made from 8-bit ones times a real "
+    "scale a column) are split exactly into a·m + e with a and e 8-bit and m an integer a "
+    "column: two products, (x·a)·m + x·e in float64 (from 32 terms up); weights that do not "
+    "split are cut into base-256 digits, combined two at a time in int32 (from 128 terms "
+    "up). Convolutions run through an 8-bit channels-last im2col (from 64 terms a channel "
+    "up); TDMatMul's counts × counts likewise. The \"no integer kernels\" row switches "
+    "these off only (float BLAS everywhere); the counts and logits are the same integers "
+    "either way (checked above, and by tests/test_sim_plan.py against a literal "
+    "step-by-step simulation and the integer reference).",
+    "- Level counts in one pass: where a neuron's thresholds are the ceilings of evenly "
+    "spaced reals (a uniform quantizer's), its count is clip(v·scale + offset, 0, L), four "
+    "array passes instead of L = 7 compare-and-add pairs. The plan uses it only where it has "
+    "proved it equal to the comparisons on every integer of the current's range "
+    "(snncc/ranges.py's bound): both sides are monotone in v, so checking the kernel's own "
+    "float arithmetic at the two ends of every run of equal counts (2L + 2 points a "
+    "threshold row) covers the whole range (backends/sim/levels.py; float64 arithmetic near "
+    "the top of float32's exact range; otherwise the comparisons stay). Every neuron of both "
+    "models is proved.",
+    "- Fusion and blocks: a synapse or TDMatMul read by one neuron alone is evaluated with "
+    "it a block of samples at a time, so its current never exists whole in memory (on "
+    "DeiT-tiny the system time of fresh pages went from 77 to 20 ms a batch); the input "
+    "quantizer, max pools and current adds run by blocks over the cores too (they ran on "
+    "one); a dense head read by one ReduceSum over its tokens sums the tokens first "
+    "(linearity: 196× less work for DeiT-tiny's 1000-class head); max pooling shifts whole "
+    "arrays one axis after the other instead of folding kh·kw strided slices.",
+    "- On one thread each the engine now takes about 0.96× onnxruntime's CPU time at "
+    "DeiT-tiny scale and 1.4× on the digits ViT (there every layer is small and the per-call "
+    "costs of numpy and onnxruntime dominate). The wall-clock ratios on every core move with "
+    "the machine's load, which slows onnxruntime's threads more than the engine's blocks: "
+    "read the wall-clock goals with the load beside them.", ""]
 
 
 def compile_all() -> dict:
