@@ -346,11 +346,18 @@ def _blocked(plan: Plan, n: Node, xs: list[np.ndarray]) -> np.ndarray:
     """n's value (an op that treats each sample alone) a block of samples at a time,
     the blocks spread over the cores."""
     batch = max(len(x) for x in xs)
-    out = np.empty((batch,) + n.shape, plan.dtype[n.name])
     per = _per_block(n, batch)
+    if per >= batch:
+        return _exact(plan, n, xs)
+    dt = plan.dtype[n.name]
+    out = np.empty((batch,) + n.shape, dt)
 
     def block(s: int) -> None:
-        out[s:s + per] = _exact(plan, n, [x if len(x) == 1 else x[s:s + per] for x in xs])
+        part = [x if len(x) == 1 else x[s:s + per] for x in xs]
+        if isinstance(n.op, o.AddCurrent):  # straight into the output
+            np.add(*_batched([x.astype(dt, copy=False) for x in part], 1), out=out[s:s + per])
+        else:
+            out[s:s + per] = _exact(plan, n, part)
 
     kernels.parallel(block, list(range(0, batch, per)))
     return out
