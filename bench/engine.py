@@ -140,11 +140,11 @@ NOTES = [
     "one); a dense head read by one ReduceSum over its tokens sums the tokens first "
     "(linearity: 196× less work for DeiT-tiny's 1000-class head); max pooling shifts whole "
     "arrays one axis after the other instead of folding kh·kw strided slices.",
-    "- On one thread each the engine now takes about 0.96× onnxruntime's CPU time at "
-    "DeiT-tiny scale and 1.4× on the digits ViT (there every layer is small and the per-call "
-    "costs of numpy and onnxruntime dominate). The wall-clock ratios on every core move with "
-    "the machine's load, which slows onnxruntime's threads more than the engine's blocks: "
-    "read the wall-clock goals with the load beside them.", ""]
+    "- On one thread each the engine takes about 1.0× onnxruntime's CPU time at DeiT-tiny "
+    "scale and 1.35× on the digits ViT (there every layer is small and the per-call costs "
+    "of numpy and onnxruntime dominate). The wall-clock ratios on every core move with the "
+    "machine's load, both runners' threads being preempted on a shared machine: read them "
+    "with the load beside them; the one-thread figures move far less.", ""]
 
 
 def compile_all() -> dict:

@@ -438,6 +438,7 @@ def test_fused_currents_and_neurons_equal_the_reference(tiny_models, monkeypatch
     are) or all at once, and the head summed over the tokens
     before its product: every code and the logits are the integer reference's."""
     monkeypatch.setattr(plan, "FUSED_BLOCK", block)
+    monkeypatch.setattr(plan, "SPLIT_BLOCKS", 0 if block == 1 else 10**9)
     model = snncc.compile(tiny_models["transformer"], T=7)
     p = plan.build(model.graph)
     assert {type(n.op) for n in model.graph.ops(o.Synapse, o.TDMatMul)

@@ -337,6 +337,7 @@ def _pooled(pool: Node, w: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 FUSED_BLOCK = 1 << 19  # current elements a block of samples (fits in L2 with its codes)
+SPLIT_BLOCKS = 1 << 18  # elements of a value worth spreading its blocks over the cores
 
 
 BLOCKED = (o.SpikeInput, o.TDMaxPool, o.AddCurrent)  # sample by sample, element-wise
@@ -364,9 +365,11 @@ def _blocked(plan: Plan, n: Node, xs: list[np.ndarray]) -> np.ndarray:
 
 
 def _per_block(n: Node, batch: int) -> int:
-    """Samples a block: about FUSED_BLOCK of n's elements, and a block for each core."""
+    """Samples a block: about FUSED_BLOCK of n's elements, and a block for each core if
+    the whole is worth a hand-off (SPLIT_BLOCKS elements; else the cores split inside)."""
     size = max(1, int(np.prod(n.shape, dtype=np.int64)))
-    return max(1, min(FUSED_BLOCK // size, -(-batch // kernels.cores())))
+    cores = kernels.cores() if size * batch >= SPLIT_BLOCKS else 1
+    return max(1, min(FUSED_BLOCK // size, -(-batch // cores)))
 
 
 def _fusible(plan: Plan, n: Node) -> Node | None:
