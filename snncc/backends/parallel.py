@@ -7,34 +7,41 @@ default) take one cycle an event. The legal values of a layer with M outputs are
 divisors P of M with M / P a power of two (the weight memory is then addressed by
 {input, chunk} without arithmetic): M = 64 takes 64, 32, .., 1; M = 10 takes 10 and 5.
 
+A neuron layer updates `lanes` neurons a cycle: its values are stored as rows of D lanes
+(the Verilog layout, `verilog.layout`), and its legal values are those of a layer of D
+outputs (D = 32 takes 32, 16, .., 1), the neurons a row then taking D / lanes cycles.
+
 `--parallel N` sets every layer to its largest legal value up to N (its smallest if none
-is); `--hw-config hw.json` names layers by their ONNX node (the names the layer tables
-show) and gives each an exact legal value:
+is); `--hw-config hw.json` names layers by their ONNX node or by their layer name (the
+names the layer tables show: "source" and "name") and gives each an exact legal value:
 
-    {"parallel": 8, "layers": {"/blocks/blocks.0/fc1/linear/MatMul": 16}}
+    {"parallel": 8, "layers": {"/blocks/blocks.0/fc1/linear/MatMul": 16, "/act_17": 4}}
 
-The same numbers set the HLS target's unroll and partition factors, so both targets
-describe the same machine.
+The same numbers set the HLS target's unroll and partition factors (a synapse's output
+loop, a neuron layer's loop over its neurons), so both targets describe the same machine.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError
-from snncc.ir import Graph, Node
+from snncc.ir import Graph, Node, layer_names
 
 CONFIG_KEYS = ("parallel", "layers")
+LISTED = 12  # an unknown name's message lists all layers up to this many, else close ones
 
 
 @dataclass(frozen=True)
 class HwConfig:
-    """The knob: a global bound on the lanes and exact per-layer values (by ONNX node);
-    `pipeline`: the Verilog engines of different layers run concurrently (a wavefront
-    over the time steps, docs/verilog.md), at the cost of banked value buffers."""
+    """The knob: a global bound on the lanes and exact per-layer values (by IR node, as
+    `config` resolves the names a config gives); `pipeline`: the Verilog engines of
+    different layers run concurrently (a wavefront over the time steps, docs/verilog.md),
+    at the cost of banked value buffers."""
 
     parallel: int | None = None
     layers: dict[str, int] = field(default_factory=dict)
@@ -42,20 +49,19 @@ class HwConfig:
 
     def lanes(self, n: Node) -> int:
         """Output lanes per cycle of synapse `n` (all of them by default)."""
-        m = outputs(n)
-        if n.origin in self.layers:
-            return self.layers[n.origin]
+        return self._lanes(n, outputs(n))
+
+    def neuron_lanes(self, n: Node, d: int) -> int:
+        """Neurons per cycle of neuron layer `n`, whose rows have `d` lanes (`rows`): its
+        config value, else the global value's largest legal one (all `d` without it)."""
+        return self._lanes(n, d)
+
+    def _lanes(self, n: Node, m: int) -> int:
+        if n.name in self.layers:
+            return self.layers[n.name]
         if self.parallel is None:
             return m
         legal = legal_lanes(m)
-        return max([p for p in legal if p <= self.parallel], default=legal[0])
-
-    def neuron_lanes(self, d: int) -> int:
-        """Lanes per cycle of a neuron layer whose rows have `d` lanes: the global value's
-        largest legal one (all `d` without it)."""
-        if self.parallel is None:
-            return d
-        legal = legal_lanes(d)
         return max([p for p in legal if p <= self.parallel], default=legal[0])
 
     def td_rows(self, k: int) -> bool:
@@ -65,8 +71,12 @@ class HwConfig:
         return self.parallel is None or self.parallel >= k
 
     def record(self, graph: Graph) -> dict[str, int]:
-        """Every knob-able layer's lanes, by ONNX node (for report.json)."""
-        return {n.origin: self.lanes(n) for n in graph.ops(o.Synapse)}
+        """Every knob-able layer's lanes, by ONNX node in topological order (for
+        report.json): a synapse's output lanes, a neuron layer's neurons per cycle."""
+        d = rows(graph)
+        return {n.origin: self.lanes(n) if isinstance(n.op, o.Synapse) else
+                self.neuron_lanes(n, d[n.name])
+                for n in graph.topo() if isinstance(n.op, o.Synapse | o.Neuron)}
 
 
 DEFAULT = HwConfig()
@@ -77,6 +87,15 @@ def outputs(n: Node) -> int:
     channels."""
     assert isinstance(n.op, o.Synapse), n.name
     return int(n.op.weight.shape[1] if n.op.kind == "dense" else n.op.weight.shape[0])
+
+
+def rows(graph: Graph) -> dict[str, int]:
+    """The lanes D of a row of each neuron layer's values, by IR node (the Verilog layout,
+    which the HLS target follows so that both update the same neurons per cycle)."""
+    from snncc.backends.verilog.layout import assign_layouts
+
+    layouts = assign_layouts(graph)
+    return {n.name: layouts[n.name].lanes for n in graph.ops(o.Neuron)}
 
 
 def legal_lanes(m: int) -> list[int]:
@@ -131,32 +150,75 @@ def read_config(path: Path) -> dict:
     return data
 
 
+@dataclass(frozen=True)
+class _Knob:
+    """A knob-able layer: its IR node, its width (outputs, or lanes a row) and names."""
+
+    node: Node
+    width: int
+    what: str  # what the width counts
+    name: str  # its layer name (what `snncc report` shows)
+
+
+def _knobs(graph: Graph) -> tuple[list[_Knob], dict[str, list[_Knob]]]:
+    """The knob-able layers in topological order (synapses and neuron layers), and the
+    names a config may give them: each one's ONNX node and its layer name."""
+    names = layer_names(graph)
+    d = rows(graph)
+    layers = [_Knob(n, outputs(n), "outputs", names[n.name]) if isinstance(n.op, o.Synapse)
+              else _Knob(n, d[n.name], "neurons a row", names[n.name])
+              for n in graph.topo() if isinstance(n.op, o.Synapse | o.Neuron)]
+    by_name: dict[str, list[_Knob]] = {}
+    for k in layers:
+        for key in dict.fromkeys((k.node.origin, k.name)):
+            by_name.setdefault(key, []).append(k)
+    return layers, by_name
+
+
+def _unknown(name: str, layers: list[_Knob], by_name: dict[str, list[_Knob]],
+             source: str) -> Diagnostic:
+    """An unknown layer name: every layer of a small model, else the closest names, with
+    their legal lanes."""
+    if len(layers) <= LISTED:
+        shown = [(k.name, k) for k in layers]
+    else:
+        close = difflib.get_close_matches(name, list(by_name), n=6, cutoff=0.5)
+        shown = [(c, by_name[c][0]) for c in close]
+    listing = "; ".join(f"{c} ({_listing(legal_lanes(k.width))})" for c, k in shown)
+    if len(layers) <= LISTED:
+        fix = f"name one of the linear, conv and neuron layers (legal lanes): {listing}"
+    else:
+        fix = ("name a linear, conv or neuron layer by its ONNX node or layer name (`snncc "
+               "report` lists them)" + (f"; the closest (legal lanes): {listing}"
+                                        if listing else ""))
+    return Diagnostic(f"no layer with a parallelism knob is named {name!r}", file=source,
+                      fix=fix)
+
+
 def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
            source: str = "hw.json", pipeline: bool = False) -> HwConfig:
     """The knob for `graph`: `parallel` (the command line's) over the config's global
-    value, and the config's layers, each checked against the graph. Every problem is
-    raised at once, with the legal values."""
+    value, and the config's layers (by ONNX node or layer name), each checked against the
+    graph. Every problem is raised at once, with the legal values."""
     check_parallel(parallel)
     raw = raw or {}
-    synapses = {n.origin: n for n in graph.ops(o.Synapse)}
+    knob_layers, by_name = _knobs(graph)
     problems = []
     layers: dict[str, int] = {}
     for name, value in raw.get("layers", {}).items():
-        if name not in synapses:
-            known = "; ".join(f"{k} ({_listing(legal_lanes(outputs(n)))})"
-                              for k, n in synapses.items())
-            problems.append(Diagnostic(
-                f"no layer with a parallelism knob is named {name!r}", file=source,
-                fix=f"name one of the linear and conv layers (legal lanes): {known}"))
+        if name not in by_name:
+            problems.append(_unknown(name, knob_layers, by_name, source))
             continue
-        legal = legal_lanes(outputs(synapses[name]))
-        if isinstance(value, bool) or not isinstance(value, int) or value not in legal:
-            problems.append(Diagnostic(
-                f"{value!r} output lanes per cycle is not a legal value for this layer", name,
-                file=source, fix=f"use one of {_listing(legal)} (divisors of its "
-                                 f"{outputs(synapses[name])} outputs by a power of two)"))
-            continue
-        layers[name] = value
+        for k in by_name[name]:  # one layer (or several sharing an ONNX node)
+            legal = legal_lanes(k.width)
+            if isinstance(value, bool) or not isinstance(value, int) or value not in legal:
+                unit = "output lanes" if k.what == "outputs" else "neurons"
+                problems.append(Diagnostic(
+                    f"{value!r} {unit} per cycle is not a legal value for this layer", name,
+                    file=source, fix=f"use one of {_listing(legal)} (divisors of its "
+                                     f"{k.width} {k.what} by a power of two)"))
+                break
+            layers[k.node.name] = value
     if problems:
         raise SnnccError(problems)
     return HwConfig(parallel if parallel is not None else raw.get("parallel"), layers,

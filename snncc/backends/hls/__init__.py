@@ -33,7 +33,9 @@ def emit(graph: Graph, out_dir: Path, inputs: np.ndarray | None = None,
 
     `inputs` (float, batch first) are the testbench's inputs; by default
     N_TEST_INPUTS deterministic inputs spread over the input quantizer's range. `hw`, the
-    parallelism knob (`snncc.backends.parallel`), sets the synapses' unroll factors.
+    parallelism knob (`snncc.backends.parallel`), sets the unroll factors of the synapses'
+    output loops and of the neuron layers' loops ("parallel" in the summary: each one's
+    lanes by ONNX node, as the Verilog target's).
     """
     raise_if(check(graph))
     project = lower(graph, hw)
@@ -57,6 +59,7 @@ def emit(graph: Graph, out_dir: Path, inputs: np.ndarray | None = None,
             {k: n[k] for k in ("layer", "name", "ident", "origin", "offset", "size")}
             for n in project.neuron_table],
         "kernel_calls": sum(len(layer.calls) for layer in project.layers),
+        "parallel": {graph.node(k).origin: f for k, f in project.lanes.items()},
         "mac_layers": analog,
         "rom_bits": sum(_bits(c.ctype) * c.values.size
                         for layer in project.layers for c in layer.consts),

@@ -86,3 +86,4 @@ class Project:
     typedefs: dict[str, str]  # interface types
     headers: list[str] = field(default_factory=list)  # kernel headers beyond snn_kernels.h
     spikes: str = "spikes (0/1)"  # what the spike values carry, for a comment
+    lanes: dict[str, int] = field(default_factory=dict)  # unroll factor by synapse, neuron

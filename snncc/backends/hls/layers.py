@@ -122,14 +122,15 @@ _NEURON_KINDS = {
 }
 
 
-def _neuron_kernel(lw: Lowering, op: o.Neuron, layer: Layer, sign: np.ndarray
-                   ) -> tuple[str, list[Const]]:
+def _neuron_kernel(lw: Lowering, op: o.Neuron, layer: Layer, sign: np.ndarray,
+                   partition: str = "") -> tuple[str, list[Const]]:
     """The kernel of the neuron's kind and its sign table (the sign table [MID]: which
-    neurons compare -v). Only ``dif`` goes without one, when every sign is +1."""
+    neurons compare -v; banked by `partition`). Only ``dif`` goes without one, when every
+    sign is +1."""
     if op.mode == "if" and np.all(sign > 0):
         return "dif", []
     neg = lw.const(layer, "neg", sign < 0, f"[MID={len(sign)}]: the neuron compares -v",
-                   "bool")
+                   "bool", partition)
     return {"if": "dif_signed", "signed": "dif_ternary", "multi": "dif_multi"}[op.mode], [neg]
 
 
@@ -139,13 +140,16 @@ def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
     (outer, mid, inner), th, sign = _neuron_view(n)
     bound = lw.ranges[n.inputs[0]].acc.magnitude
     th = np.clip(th, -bound, bound + 1)  # unreachable levels: same comparisons, fewer bits
-    f = pragmas.lanes(inner)
+    f = lw.neuron_lanes(n, inner)
     size = size_of(n.shape)
+    assert size % f == 0, (n.name, f)
     tables_ = "one threshold table" if mid == 1 else f"{mid} threshold tables"
     layer.summary = (f"{_NEURON_KINDS[op.mode]} {list(n.shape)}, {op.levels} levels, fire "
                      f"from t={op.t_fire}, {tables_}")
+    rows = pragmas.table_rows(size, mid, inner, f)  # the tables' rows a cycle's lanes read
     thc = lw.const(layer, "th", th, f"thresholds [MID={mid}][LEVELS={op.levels}]: spike n "
-                   "fires when sign*v >= th[m][n]", partition=pragmas.level_banks(op.levels))
+                   "fires when sign*v >= th[m][n]",
+                   partition=pragmas.table_banks(mid, rows, pragmas.level_banks(op.levels)))
     mem = lw.state(layer, "mem", c_int_type(-bound, bound), size,
                    f"{layer.ident}: membranes v", pragmas.cyclic(f))
     cnt = lw.state(layer, "cnt", c_int_type(0, op.levels), size,
@@ -153,7 +157,7 @@ def _neuron(lw: Lowering, n: Node, layer: Layer) -> None:
     out = lw.value(n, layer)
     lw.bank(out, pragmas.cyclic(f))
     fire = "true" if op.t_fire <= lw.gate(n)[0] else f"t >= {op.t_fire}"
-    kernel, neg = _neuron_kernel(lw, op, layer, sign)
+    kernel, neg = _neuron_kernel(lw, op, layer, sign, pragmas.table_banks(mid, rows))
     lw.call(layer, kernel, [outer, mid, inner, op.levels, f],
             [x, mem, cnt, thc, *neg, fire, out], lw.gate(n), out)
     offset = sum(m["size"] for m in lw.neurons)

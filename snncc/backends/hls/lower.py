@@ -15,7 +15,7 @@ from snncc import ops as o
 from snncc.backends.hls import pragmas
 from snncc.backends.hls.design import Buffer, Call, Const, Layer, Project
 from snncc.backends.hls.names import c_ident, short_ident
-from snncc.backends.parallel import HwConfig
+from snncc.backends.parallel import HwConfig, rows
 from snncc.intmath import c_int_type
 from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import LINES, SIGNED, UNIT, ValueRange, value_ranges
@@ -46,6 +46,8 @@ class Lowering:
         self.graph = graph
         self.rules = rules
         self.hw = hw  # the parallelism knob; None: pragmas.MAX_LANES everywhere
+        self.rows = rows(graph) if hw is not None else {}  # neuron layers' row lanes
+        self.lanes: dict[str, int] = {}  # the unroll factor of each synapse and neuron layer
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)  # what the testbench calls each neuron layer
         self.win = windows(graph)
@@ -66,7 +68,19 @@ class Lowering:
         """Unroll factor of synapse `n`'s output loop of `loop` iterations: its largest
         divisor up to the knob's lanes for the layer (the Verilog engine's), else up to
         pragmas.MAX_LANES."""
-        return pragmas.lanes(loop, pragmas.MAX_LANES if self.hw is None else self.hw.lanes(n))
+        f = pragmas.lanes(loop, pragmas.MAX_LANES if self.hw is None else self.hw.lanes(n))
+        self.lanes[n.name] = f
+        return f
+
+    def neuron_lanes(self, n: Node, inner: int) -> int:
+        """Unroll factor of neuron layer `n`'s loop over its neurons: the knob's neurons
+        per cycle for the layer (the Verilog engine's NP; they divide the layer's size),
+        else the largest divisor of the `inner` run of one threshold table up to
+        pragmas.MAX_LANES."""
+        f = (pragmas.lanes(inner) if self.hw is None else
+             self.hw.neuron_lanes(n, self.rows[n.name]))
+        self.lanes[n.name] = f
+        return f
 
     def ident(self, name: str) -> str:
         base = ident = short_ident(name)
@@ -191,5 +205,5 @@ class Lowering:
             spikes=", ".join(_CARRY[k] for k in (UNIT, SIGNED, LINES) if k in self.kinds)
             or _CARRY[UNIT],
             typedefs={"input_t": self.input.ctype, "logit_t": logits.ctype,
-                      "count_t": counts.ctype})
+                      "count_t": counts.ctype}, lanes=self.lanes)
 

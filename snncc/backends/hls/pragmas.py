@@ -36,3 +36,23 @@ def channel_banks(channels: int) -> str:
 def level_banks(levels: int) -> str:
     """Threshold table [MID][LEVELS]: each lane reads the level its own count selects."""
     return "complete dim=2" if 1 < levels <= MAX_LEVEL_BANKS else ""
+
+
+def table_rows(size: int, mid: int, inner: int, lanes: int) -> int:
+    """The most rows of a neuron layer's [MID] tables that one cycle's `lanes` neurons
+    (consecutive in C order of the `size` neurons, [OUTER][MID][INNER]) read."""
+    if mid == 1 or inner % lanes == 0:
+        return 1
+    return max(len({(i // inner) % mid for i in range(c, c + lanes)})
+               for c in range(0, size, lanes))
+
+
+def table_banks(mid: int, rows: int, levels: str = "") -> str:
+    """Bank a neuron layer's [MID](, [LEVELS]) table so that `rows` rows are read at once
+    (the clause `levels` banks the levels; it gives way to banking rows): all rows when
+    there are few, else cyclically."""
+    if rows <= 1:
+        return levels
+    if mid <= MAX_BANKS:
+        return "complete" if levels else "complete dim=1"
+    return f"cyclic factor={rows} dim=1"

@@ -341,7 +341,7 @@ def _neuron(bld: _Builder, n: Node) -> None:
     table = threshold_table(n, lay, acc, wv)
     levels, wc = op_of(n, o.Neuron).levels, table.width
     lane_bits = levels * wc + 1
-    lanes_per_cycle = bld.hw.neuron_lanes(lay.lanes)
+    lanes_per_cycle = bld.hw.neuron_lanes(n, lay.lanes)
     chunks = lay.lanes // lanes_per_cycle
     words = []  # word {w, chunk}: the chunk's lanes
     for w in range(table.words):

@@ -120,13 +120,32 @@ def write_vectors(d: Design, gold: Golden, out: Path) -> int:
     return n
 
 
+def engine_lanes(module: str, p: dict) -> int | None:
+    """The lanes per cycle of an engine the parallelism knob sets (None for the others):
+    a synapse's output lanes, a neuron layer's neurons, a TD-MatMul's summed terms (all K
+    of an output row, or one event)."""
+    if module == "snn_dense":
+        return int(p.get("P", p["M"]))
+    if module == "snn_conv":
+        return int(p.get("P", p["O"]))
+    if module == "snn_neuron":
+        return int(p.get("NP", p["D"]))
+    if module == "snn_td_matmul_rows":
+        return int(p["K"])
+    if module == "snn_td_matmul":
+        return 1
+    return None
+
+
 def summary(d: Design, files: list[str]) -> dict:
     """What report.json records about the emitted design."""
     layers = []
     for e in d.engines:
-        layers.append({"engine": e.name, "module": e.module, "node": e.node.name,
-                       "origin": e.node.origin, "params": {k: v for k, v in e.params
-                                                          if not isinstance(v, str)}})
+        row = {"engine": e.name, "module": e.module, "node": e.node.name,
+               "origin": e.node.origin, "params": {k: v for k, v in e.params
+                                                  if not isinstance(v, str)}}
+        lanes = engine_lanes(e.module, row["params"])
+        layers.append(row | ({"lanes": lanes} if lanes is not None else {}))
     buffers = [{"name": b.name, "node": b.node.name, "rows": b.rows, "lanes": b.lanes,
                 "bits": b.width} for b in d.buffers]
     enc = d.input_buffer.node

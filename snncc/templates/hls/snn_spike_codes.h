@@ -203,27 +203,26 @@ void dif_ternary(const cur_t in[OUTER * MID * INNER], mem_t v[OUTER * MID * INNE
                  cnt_t n[OUTER * MID * INNER], const th_t th[MID][LEVELS],
                  const bool neg[MID], bool fire, out_t out[OUTER * MID * INNER]) {
 #pragma HLS INLINE
-  int i = 0;
-  for (int o = 0; o < OUTER; o++) {
-    for (int m = 0; m < MID; m++) {
-      for (int k = 0; k < INNER; k++) {
+  int m = 0, k = 0;  // neuron i sits at [o][m][k]: UNROLL lanes may span several m
+  for (int i = 0; i < OUTER * MID * INNER; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=UNROLL
-        v[i] += in[i];
-        const mem_t sv = neg[m] ? static_cast<mem_t>(-v[i]) : v[i];
-        const int count = n[i];
-        const int up = count < LEVELS ? count : LEVELS - 1;  // indices in range, also
-        const int down = count > 0 ? count - 1 : 0;          // where they are not used
-        int s = 0;
-        if (fire && count < LEVELS && sv >= th[m][up]) {
-          s = 1;
-        } else if (fire && count > 0 && sv < th[m][down]) {
-          s = -1;
-        }
-        n[i] = static_cast<cnt_t>(count + s);
-        out[i] = static_cast<out_t>(s);
-        i++;
-      }
+    v[i] += in[i];
+    const mem_t sv = neg[m] ? static_cast<mem_t>(-v[i]) : v[i];
+    const int count = n[i];
+    const int up = count < LEVELS ? count : LEVELS - 1;  // indices in range, also
+    const int down = count > 0 ? count - 1 : 0;          // where they are not used
+    int s = 0;
+    if (fire && count < LEVELS && sv >= th[m][up]) {
+      s = 1;
+    } else if (fire && count > 0 && sv < th[m][down]) {
+      s = -1;
+    }
+    n[i] = static_cast<cnt_t>(count + s);
+    out[i] = static_cast<out_t>(s);
+    if (++k == INNER) {
+      k = 0;
+      if (++m == MID) m = 0;
     }
   }
 }
@@ -238,24 +237,23 @@ void dif_multi(const cur_t in[OUTER * MID * INNER], mem_t v[OUTER * MID * INNER]
                cnt_t n[OUTER * MID * INNER], const th_t th[MID][LEVELS],
                const bool neg[MID], bool fire, out_t out[OUTER * MID * INNER]) {
 #pragma HLS INLINE
-  int i = 0;
-  for (int o = 0; o < OUTER; o++) {
-    for (int m = 0; m < MID; m++) {
-      for (int k = 0; k < INNER; k++) {
+  int m = 0, k = 0;  // neuron i sits at [o][m][k]: UNROLL lanes may span several m
+  for (int i = 0; i < OUTER * MID * INNER; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=UNROLL
-        v[i] += in[i];
-        const mem_t sv = neg[m] ? static_cast<mem_t>(-v[i]) : v[i];
-        const int count = n[i];
-        int e = 0;
-        for (int l = 0; l < LEVELS; l++) {
+    v[i] += in[i];
+    const mem_t sv = neg[m] ? static_cast<mem_t>(-v[i]) : v[i];
+    const int count = n[i];
+    int e = 0;
+    for (int l = 0; l < LEVELS; l++) {
 #pragma HLS UNROLL
-          if (fire && l >= count && sv >= th[m][l]) e++;
-        }
-        n[i] = static_cast<cnt_t>(count + e);
-        out[i] = static_cast<out_t>(e);
-        i++;
-      }
+      if (fire && l >= count && sv >= th[m][l]) e++;
+    }
+    n[i] = static_cast<cnt_t>(count + e);
+    out[i] = static_cast<out_t>(e);
+    if (++k == INNER) {
+      k = 0;
+      if (++m == MID) m = 0;
     }
   }
 }
