@@ -367,9 +367,16 @@ CATALOGUE = [
     Case("hw-config-layer", "--hw-config naming a layer the model does not have",
          ("compile", "mlp.onnx", "--target", "verilog", "--hw-config", "hw.json"),
          "hw.json: no layer with a parallelism knob is named 'fc9'. Fix: name one of the "
-         "linear and conv layers (legal lanes): fc1 (1, 2, 4, 8); fc2 (3)",
+         "linear, conv and neuron layers (legal lanes): fc1 (1, 2, 4, 8); act1 (1, 2, 4, 8); "
+         "fc2 (3)",
          steps(writes("mlp.onnx", mlp),
                lambda d: (d / "hw.json").write_text('{"layers": {"fc9": 2}}'))),
+    Case("hw-config-neurons", "a neuron layer's neurons per cycle in --hw-config that it "
+         "cannot take", ("compile", "mlp.onnx", "--target", "verilog", "--hw-config", "hw.json"),
+         "hw.json: node 'act1': 3 neurons per cycle is not a legal value for this layer. "
+         "Fix: use one of 1, 2, 4, 8 (divisors of its 8 neurons a row by a power of two)",
+         steps(writes("mlp.onnx", mlp),
+               lambda d: (d / "hw.json").write_text('{"layers": {"act1": 3}}'))),
     Case("pipeline-no-verilog", "--pipeline without a Verilog target",
          ("compile", "mlp.onnx", "--target", "hls", "--pipeline"),
          "--pipeline overlaps the layers of the Verilog design; --target hls has none. Fix: "
