@@ -575,3 +575,72 @@ def test_parallelism_knob_sets_the_unroll_factors(tiny_models, tmp_path, model, 
         clause = f"variable={weights} cyclic factor={want} dim={dim}"
         assert (clause in top) == (want > 1), (n.origin, clause)
     assert hw.lanes(first) == full and parallel < full
+
+
+def _mixed(graph: Graph) -> dict:
+    """A config mixing neuron layers' values: one neuron a cycle, a whole row (by layer
+    name), the global value for the rest; and a synapse at one lane."""
+    neurons, names = graph.ops(o.Neuron), layer_names(graph)
+    rows = parallel_knob.rows(graph)
+    return {"parallel": 2, "layers": {neurons[0].origin: 1,
+                                      names[neurons[-1].name]: rows[neurons[-1].name],
+                                      graph.ops(o.Synapse)[0].origin: 1}}
+
+
+# (model, neuron kind, knob): lanes that span several threshold rows (the transformer's
+# [tokens][features] tables, one neuron each), runs of one table (the CNN's planes), the
+# sign tables (negative signs; the signed and multi kernels), configs mixing values
+NEURON_KNOBS = [("transformer", "if", 1), ("transformer", "if", 4),
+                ("transformer", "if", "mixed"), ("transformer_signed", "if", 2),
+                ("cnn", "if", 2), ("cnn", "multi", "mixed"), ("transformer", "signed", 8)]
+
+
+@pytest.mark.parametrize("model,neuron,knob", NEURON_KNOBS,
+                         ids=[f"{m}-{n}-{k}" for m, n, k in NEURON_KNOBS])
+def test_neuron_loops_take_the_knob(tiny_models, tmp_path, model, neuron, knob):
+    """Each neuron layer's loop is unrolled by its neurons per cycle (the knob's value for
+    the layer, the Verilog engine's NP) and its state banked to match; the C simulation
+    stays bit-exact at every setting, and report.json gives both targets the same lanes."""
+    from snncc.backends import verilog
+
+    if model == "transformer_signed":
+        graph = _with_negative_signs(snncc.compile(tiny_models["transformer"], T=7).graph)
+    else:
+        graph = _compile_kind(tiny_models[model], neuron, "none" if neuron == "signed"
+                              else "exact")
+    hw = (parallel_knob.config(graph, None, _mixed(graph)) if knob == "mixed" else
+          parallel_knob.config(graph, knob))
+    x = default_inputs(graph, hls.N_TEST_INPUTS)
+    b = _make_csim(graph, tmp_path, hls.emit(graph, tmp_path, x, hw=hw), x)
+    assert b.run.returncode == 0 and b.run.stdout.rstrip().endswith("PASS"), b.run.stdout
+    expected = golden(graph, x)
+    counts = b.read("csim_spike_counts.dat")
+    for entry in b.summary["spike_counts_layout"]:
+        got = counts[:, entry["offset"]:entry["offset"] + entry["size"]]
+        assert np.array_equal(got, expected.counts[entry["name"]].reshape(len(x), -1))
+    assert np.array_equal(b.read("csim_logits.dat"), expected.logits.reshape(len(x), -1))
+    # the unroll factors the project holds: the Verilog engines' neurons per cycle
+    design = verilog.lower(graph, hw)
+    np_of = {e.node.name: dict(e.params).get("NP", dict(e.params)["D"])
+             for e in design.engines if e.module == "snn_neuron"}
+    top = (tmp_path / "firmware" / f"{b.summary['top']}.cpp").read_text()
+    calls = re.findall(r"snn::(dif\w*)<(\d+), (\d+), (\d+), (\d+), (\d+)>"
+                       r"\(\w+, (mem_\w+), (cnt_\w+),", top)
+    neurons = graph.ops(o.Neuron)
+    assert len(calls) == len(neurons)
+    rows = parallel_knob.rows(graph)
+    for n, (_, outer, mid, inner, _, unroll, mem, cnt) in zip(neurons, calls, strict=True):
+        assert int(unroll) == hw.neuron_lanes(n, rows[n.name]) == np_of[n.name], n.origin
+        assert int(outer) * int(mid) * int(inner) % int(unroll) == 0
+        for state in (mem, cnt):
+            clause = f"variable={state} cyclic factor={unroll}\n"
+            assert (clause in top) == (int(unroll) > 1), (n.origin, clause)
+    assert list(b.summary["parallel"]) == list(hw.record(graph))  # every knob-able layer
+    assert {n.origin: b.summary["parallel"][n.origin] for n in neurons} == {
+        n.origin: np_of[n.name] for n in neurons}
+    if knob == "mixed":  # the named layers took their values
+        assert np_of[neurons[0].name] == 1 and np_of[neurons[-1].name] == rows[neurons[-1].name]
+    else:
+        assert all(hw.neuron_lanes(n, rows[n.name]) == max(
+            p for p in parallel_knob.legal_lanes(rows[n.name]) if p <= knob)
+            for n in neurons if min(parallel_knob.legal_lanes(rows[n.name])) <= knob)

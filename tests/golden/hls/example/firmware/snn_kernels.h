@@ -8,8 +8,8 @@
 // more levels than the spike window.
 //
 // The per-step semantics are those of snncc's step engine, bit for bit. UNROLL is the
-// number of parallel lanes snncc chose for the layer from its size; g++ ignores the
-// pragmas (build with -Wno-unknown-pragmas).
+// number of parallel lanes snncc chose for the layer from its size or the parallelism
+// knob; g++ ignores the pragmas (build with -Wno-unknown-pragmas).
 #ifndef SNN_KERNELS_H_
 #define SNN_KERNELS_H_
 
@@ -186,23 +186,24 @@ inline spike_t dif_fire(mem_t sv, cnt_t &n, const th_t th[LEVELS]) {
 
 // DIF neurons viewed as [OUTER][MID][INNER]; thresholds vary along MID only (th [MID]
 // [LEVELS]); sign +1 everywhere. Each step v += I(t); neurons fire only while `fire`
-// (from the neuron's t_fire on).
+// (from the neuron's t_fire on). One loop walks the neurons in C order, UNROLL a cycle
+// (the layer's neurons per cycle: the Verilog engine's NP under the parallelism knob);
+// the counters m, k follow each neuron's place by additions, as do all the neuron kernels.
 template <int OUTER, int MID, int INNER, int LEVELS, int UNROLL, typename cur_t,
           typename mem_t, typename cnt_t, typename th_t>
 void dif(const cur_t in[OUTER * MID * INNER], mem_t v[OUTER * MID * INNER],
          cnt_t n[OUTER * MID * INNER], const th_t th[MID][LEVELS], bool fire,
          spike_t out[OUTER * MID * INNER]) {
 #pragma HLS INLINE
-  int i = 0;
-  for (int o = 0; o < OUTER; o++) {
-    for (int m = 0; m < MID; m++) {
-      for (int k = 0; k < INNER; k++) {
+  int m = 0, k = 0;  // neuron i sits at [o][m][k]: UNROLL lanes may span several m
+  for (int i = 0; i < OUTER * MID * INNER; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=UNROLL
-        v[i] += in[i];
-        out[i] = fire && dif_fire<LEVELS>(v[i], n[i], th[m]);
-        i++;
-      }
+    v[i] += in[i];
+    out[i] = fire && dif_fire<LEVELS>(v[i], n[i], th[m]);
+    if (++k == INNER) {
+      k = 0;
+      if (++m == MID) m = 0;
     }
   }
 }
@@ -215,17 +216,16 @@ void dif_signed(const cur_t in[OUTER * MID * INNER], mem_t v[OUTER * MID * INNER
                 cnt_t n[OUTER * MID * INNER], const th_t th[MID][LEVELS],
                 const bool neg[MID], bool fire, spike_t out[OUTER * MID * INNER]) {
 #pragma HLS INLINE
-  int i = 0;
-  for (int o = 0; o < OUTER; o++) {
-    for (int m = 0; m < MID; m++) {
-      for (int k = 0; k < INNER; k++) {
+  int m = 0, k = 0;  // neuron i sits at [o][m][k]: UNROLL lanes may span several m
+  for (int i = 0; i < OUTER * MID * INNER; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS UNROLL factor=UNROLL
-        v[i] += in[i];
-        const mem_t sv = neg[m] ? static_cast<mem_t>(-v[i]) : v[i];
-        out[i] = fire && dif_fire<LEVELS>(sv, n[i], th[m]);
-        i++;
-      }
+    v[i] += in[i];
+    const mem_t sv = neg[m] ? static_cast<mem_t>(-v[i]) : v[i];
+    out[i] = fire && dif_fire<LEVELS>(sv, n[i], th[m]);
+    if (++k == INNER) {
+      k = 0;
+      if (++m == MID) m = 0;
     }
   }
 }
