@@ -717,9 +717,15 @@ def _knob_graph(name: str, tiny_models) -> Graph:
 
 
 def _lanes(summary: dict) -> dict[str, int]:
-    """Output lanes per cycle of every synapse engine, as the emitted engines have them."""
-    return {e["origin"]: e["params"].get("P", e["params"].get("M", e["params"].get("O")))
-            for e in summary["layers"] if e["module"] in ("snn_dense", "snn_conv")}
+    """Output lanes per cycle of every synapse engine and neurons per cycle of every
+    neuron engine, as the emitted engines have them (and the report's "lanes")."""
+    lanes = {}
+    for e in summary["layers"]:
+        p = e["params"]
+        if e["module"] in ("snn_dense", "snn_conv", "snn_neuron"):
+            lanes[e["origin"]] = p.get("P", p.get("NP", p.get("M", p.get("O", p.get("D")))))
+            assert e["lanes"] == lanes[e["origin"]], e
+    return lanes
 
 
 # (graph, knob): every synapse engine kind (dense, conv, analog, signed analog, spiking
@@ -785,10 +791,53 @@ def test_verilator_matches_interpreter_at_knob(tiny_models, tmp_path, model, ove
         p for p in parallel_knob.legal_lanes(parallel_knob.outputs(n)) if p <= 2)
         if min(parallel_knob.legal_lanes(parallel_knob.outputs(n))) <= 2 else
         min(parallel_knob.legal_lanes(parallel_knob.outputs(n)))) for n in synapses}
+    rows = parallel_knob.rows(graph)
+    want |= {n.origin: max([p for p in parallel_knob.legal_lanes(rows[n.name]) if p <= 2],
+                           default=min(parallel_knob.legal_lanes(rows[n.name])))
+             for n in graph.ops(o.Neuron)}
     assert _lanes(summary) == summary["parallel"] == want
     lint = _make(design, "lint")
     assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr
     _assert_bit_exact(verilog.run_simulation(design, "verilator"), TINY_VECTORS + 2, graph)
+
+
+@pytest.mark.parametrize("model", ["transformer", "cnn"])
+def test_neuron_lanes_from_config(tiny_models, tmp_path, model):
+    """Neuron layers named in --hw-config (by ONNX node and by layer name) take their own
+    neurons per cycle (snn_neuron's NP) beside --parallel's for the others: lint-clean,
+    bit-exact in Icarus, the estimate equal to the RTL's cycles, the report's lanes those
+    of the engines."""
+    require_tool("iverilog")
+    require_tool("verilator")
+    graph = snncc.compile(tiny_models[model], T=7).graph
+    neurons, names = graph.ops(o.Neuron), layer_names(graph)
+    rows = parallel_knob.rows(graph)
+    # (layer, its name in the config, neurons per cycle): one a cycle, a whole row, and
+    # (with more than two neuron layers) a value between, by layer name
+    picks = [(neurons[0], neurons[0].origin, 1),
+             (neurons[-1], neurons[-1].origin, rows[neurons[-1].name])]
+    if len(neurons) > 2:
+        mid = neurons[len(neurons) // 2]
+        picks.append((mid, names[mid.name], parallel_knob.legal_lanes(rows[mid.name])[1]))
+    layers = {key: value for _, key, value in picks}
+    layers[graph.ops(o.Synapse)[0].origin] = 1
+    (tmp_path / "hw.json").write_text(json.dumps({"layers": layers}))
+    design, graph, summary = _cli_design(tmp_path, tiny_models[model], "--parallel", "4",
+                                         "--hw-config", tmp_path / "hw.json")
+    lanes = _lanes(summary)
+    assert lanes == summary["parallel"]
+    want = {n.origin: value for n, _, value in picks}
+    assert {k: lanes[k] for k in want} == want
+    for n in graph.ops(o.Neuron):  # the others: the largest legal value up to 4
+        legal = parallel_knob.legal_lanes(rows[n.name])
+        if n.origin not in want:
+            assert lanes[n.origin] == max([p for p in legal if p <= 4], default=legal[0])
+    assert len({lanes[n.origin] for n in graph.ops(o.Neuron)}) >= 2  # values mixed
+    lint = _make(design, "lint")
+    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr
+    result = verilog.run_simulation(design, "icarus")
+    _assert_bit_exact(result, TINY_VECTORS + 2, graph)
+    assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
 
 
 def _refused(run, tmp_path: Path, model: Path, *knob, config: str | None = None) -> str:
@@ -844,6 +893,28 @@ def test_knob_refuses_bad_values(tiny_models, tmp_path, run_main):
     assert "the hardware config does not exist" in out
     code, err = run_main("compile", str(model), "-o", str(tmp_path / "sim"), "--parallel", "2")
     assert code == 1 and "--target sim has none" in err and not (tmp_path / "sim").exists()
+
+
+def test_knob_refuses_bad_neuron_values_and_names(tiny_models, tmp_path, run_main):
+    """A neuron layer's value that is not legal lists the legal ones; in a model with many
+    layers an unknown name lists the closest names (ONNX nodes and layer names) with
+    their legal values, and the file."""
+    model = tiny_models["transformer"]
+    graph = snncc.compile(model, T=7).graph
+    (n, *_), names = graph.ops(o.Neuron), layer_names(graph)
+    d = parallel_knob.rows(graph)[n.name]
+    legal = ", ".join(map(str, parallel_knob.legal_lanes(d)))
+    out = _refused(run_main, tmp_path, model, config=json.dumps({"layers": {n.origin: 3}}))
+    assert (f"node '{n.origin}': 3 neurons per cycle is not a legal value for this layer. "
+            f"Fix: use one of {legal} (divisors of its {d} neurons a row by a power of "
+            "two)") in out
+    assert str(tmp_path / "hw.json") in out
+    typo = names[n.name] + "x"
+    out = _refused(run_main, tmp_path, model, config=json.dumps({"layers": {typo: 2}}))
+    assert f"no layer with a parallelism knob is named '{typo}'" in out
+    assert str(tmp_path / "hw.json") in out and "`snncc report` lists them" in out
+    assert f"the closest (legal lanes): {names[n.name]} ({legal})" in out
+    assert len(graph.ops(o.Neuron)) + len(graph.ops(o.Synapse)) > parallel_knob.LISTED
 
 
 @pytest.mark.slow

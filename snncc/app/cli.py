@@ -186,10 +186,12 @@ def compile_cmd(
     input_shape: list[str] | None = typer.Option(None, "--input-shape", help=SHAPE_HELP),
     parallel: int | None = typer.Option(None, "--parallel",
                                         help="Output lanes per cycle of every linear and conv "
+                                             "engine, neurons per cycle of every neuron "
                                              "engine (hls, verilog): each layer takes its "
                                              "largest legal value up to N (default: all)."),
     hw_config: Path | None = typer.Option(None, "--hw-config", readable=False,
-                                          help="Per-layer lanes by ONNX node name (JSON: "
+                                          help="Per-layer lanes by ONNX node or layer "
+                                               "name (JSON: "
                                                '{"parallel": N, "layers": {NODE: N}}).'),
     pipeline: bool = typer.Option(False, "--pipeline",
                                   help="Verilog: run the engines of different layers "
