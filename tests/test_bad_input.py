@@ -367,8 +367,8 @@ CATALOGUE = [
     Case("hw-config-layer", "--hw-config naming a layer the model does not have",
          ("compile", "mlp.onnx", "--target", "verilog", "--hw-config", "hw.json"),
          "hw.json: no layer with a parallelism knob is named 'fc9'. Fix: name one of the "
-         "linear, conv and neuron layers (legal lanes): fc1 (1, 2, 4, 8); act1 (1, 2, 4, 8); "
-         "fc2 (3)",
+         "linear, conv, neuron or TD-MatMul layers (legal lanes): fc1 (1, 2, 4, 8); "
+         "act1 (1, 2, 4, 8); fc2 (3)",
          steps(writes("mlp.onnx", mlp),
                lambda d: (d / "hw.json").write_text('{"layers": {"fc9": 2}}'))),
     Case("hw-config-neurons", "a neuron layer's neurons per cycle in --hw-config that it "

@@ -635,7 +635,8 @@ def test_neuron_loops_take_the_knob(tiny_models, tmp_path, model, neuron, knob):
         for state in (mem, cnt):
             clause = f"variable={state} cyclic factor={unroll}\n"
             assert (clause in top) == (int(unroll) > 1), (n.origin, clause)
-    assert list(b.summary["parallel"]) == list(hw.record(graph))  # every knob-able layer
+    assert list(b.summary["parallel"]) == [  # every synapse and neuron layer
+        n.origin for n in graph.topo() if isinstance(n.op, o.Synapse | o.Neuron)]
     assert {n.origin: b.summary["parallel"][n.origin] for n in neurons} == {
         n.origin: np_of[n.name] for n in neurons}
     if knob == "mixed":  # the named layers took their values

@@ -717,13 +717,17 @@ def _knob_graph(name: str, tiny_models) -> Graph:
 
 
 def _lanes(summary: dict) -> dict[str, int]:
-    """Output lanes per cycle of every synapse engine and neurons per cycle of every
-    neuron engine, as the emitted engines have them (and the report's "lanes")."""
+    """Output lanes per cycle of every synapse engine, neurons per cycle of every neuron
+    engine, as the emitted engines have them (and the report's "lanes"), and terms per
+    cycle of every TD-MatMul engine (K of the row engine, 1 of the event engine)."""
     lanes = {}
     for e in summary["layers"]:
         p = e["params"]
         if e["module"] in ("snn_dense", "snn_conv", "snn_neuron"):
             lanes[e["origin"]] = p.get("P", p.get("NP", p.get("M", p.get("O", p.get("D")))))
+            assert e["lanes"] == lanes[e["origin"]], e
+        elif e["module"] in ("snn_td_matmul", "snn_td_matmul_rows"):
+            lanes[e["origin"]] = p["K"] if e["module"] == "snn_td_matmul_rows" else 1
             assert e["lanes"] == lanes[e["origin"]], e
     return lanes
 
@@ -795,6 +799,8 @@ def test_verilator_matches_interpreter_at_knob(tiny_models, tmp_path, model, ove
     want |= {n.origin: max([p for p in parallel_knob.legal_lanes(rows[n.name]) if p <= 2],
                            default=min(parallel_knob.legal_lanes(rows[n.name])))
              for n in graph.ops(o.Neuron)}
+    want |= {n.origin: k if unit and k <= 2 else 1
+             for n in graph.ops(o.TDMatMul) for k, unit in [parallel_knob.td_sums(graph)[n.name]]}
     assert _lanes(summary) == summary["parallel"] == want
     lint = _make(design, "lint")
     assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr

@@ -15,6 +15,7 @@ from snncc import ops as o
 from snncc.backends import parallel as parallel_knob
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
+from snncc.errors import SnnccError
 from snncc.ir import Graph
 
 VECTORS = 3
@@ -109,6 +110,33 @@ def test_td_matmul_rows_icarus(tmp_path, parallel, pipeline):
     lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
                           capture_output=True, text=True)
     assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr
+
+
+def test_td_matmul_engine_from_config(tmp_path):
+    """A TD-MatMul's entry in the hardware config picks its engine: 1 the event engine, K
+    the row engine (here against the global value, which picks the other one for each);
+    bit-exact in Icarus, the estimate the RTL's count; a value between is refused with
+    the legal ones."""
+    require_tool("iverilog")
+    graph = _td_rows_graph()
+    sums = parallel_knob.td_sums(graph)
+    assert sums == {"s1": (4, True), "s2": (3, True)}
+    # --parallel 3: s2 (K = 3) would take the row engine, s1 (K = 4) the event engine
+    hw = parallel_knob.config(graph, 3, {"layers": {"s1": 4, "s2": 1}})
+    assert hw.record(graph)["s1"] == 4 and hw.record(graph)["s2"] == 1
+    summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
+    engines = {e["node"]: (e["module"], e["lanes"]) for e in summary["layers"]
+               if e["module"].startswith("snn_td_matmul")}
+    assert engines == {"s1": ("snn_td_matmul_rows", 4), "s2": ("snn_td_matmul", 1)}
+    assert summary["parallel"] == hw.record(graph)
+    result = verilog.run_simulation(tmp_path / "v", "icarus")
+    _assert_bit_exact(result, VECTORS, graph)
+    assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+    with pytest.raises(SnnccError) as bad:
+        parallel_knob.config(graph, None, {"layers": {"s1": 2}}, "hw.json")
+    assert str(bad.value) == ("hw.json: node 's1': 2 terms per cycle is not a legal value "
+                              "for this layer. Fix: use one of 1, 4 (1: one event a cycle; "
+                              "4: all 4 terms of an output row)")
 
 
 def _pool_graph(seed: int = 4) -> Graph:

@@ -17,6 +17,10 @@ names the layer tables show: "source" and "name") and gives each an exact legal 
 
     {"parallel": 8, "layers": {"/blocks/blocks.0/fc1/linear/MatMul": 16, "/act_17": 4}}
 
+A TD-MatMul summing over K terms takes K (all of an output row's terms a cycle: the row
+engine, snn_td_matmul_rows, for unit spikes only) or 1 (one event a cycle: snn_td_matmul);
+the global value picks K when it reaches K. The HLS target has one TD-MatMul kernel.
+
 The same numbers set the HLS target's unroll and partition factors (a synapse's output
 loop, a neuron layer's loop over its neurons), so both targets describe the same machine.
 """
@@ -64,19 +68,30 @@ class HwConfig:
         legal = legal_lanes(m)
         return max([p for p in legal if p <= self.parallel], default=legal[0])
 
-    def td_rows(self, k: int) -> bool:
-        """Whether a TD-MatMul summing over `k` takes all of them in a cycle (an output
-        row a cycle, snn_td_matmul_rows) rather than one event a cycle: by default, and
-        when the global value allows `k` lanes."""
+    def td_rows(self, n: Node, k: int) -> bool:
+        """Whether TD-MatMul `n`, summing over `k`, takes all of them in a cycle (an output
+        row a cycle, snn_td_matmul_rows, if its operands are unit spikes) rather than one
+        event a cycle: its config value `k`, else by default and when the global value
+        allows `k` lanes."""
+        if n.name in self.layers:
+            return self.layers[n.name] == k
         return self.parallel is None or self.parallel >= k
 
     def record(self, graph: Graph) -> dict[str, int]:
         """Every knob-able layer's lanes, by ONNX node in topological order (for
-        report.json): a synapse's output lanes, a neuron layer's neurons per cycle."""
-        d = rows(graph)
-        return {n.origin: self.lanes(n) if isinstance(n.op, o.Synapse) else
-                self.neuron_lanes(n, d[n.name])
-                for n in graph.topo() if isinstance(n.op, o.Synapse | o.Neuron)}
+        report.json): a synapse's output lanes, a neuron layer's neurons per cycle, a
+        TD-MatMul's terms per cycle (K: the row engine, or 1)."""
+        d, sums = rows(graph), td_sums(graph)
+        out = {}
+        for n in graph.topo():
+            if isinstance(n.op, o.Synapse):
+                out[n.origin] = self.lanes(n)
+            elif isinstance(n.op, o.Neuron):
+                out[n.origin] = self.neuron_lanes(n, d[n.name])
+            elif isinstance(n.op, o.TDMatMul):
+                k, unit = sums[n.name]
+                out[n.origin] = k if unit and self.td_rows(n, k) else 1
+        return out
 
 
 DEFAULT = HwConfig()
@@ -96,6 +111,20 @@ def rows(graph: Graph) -> dict[str, int]:
 
     layouts = assign_layouts(graph)
     return {n.name: layouts[n.name].lanes for n in graph.ops(o.Neuron)}
+
+
+def td_sums(graph: Graph) -> dict[str, tuple[int, bool]]:
+    """Of each TD-MatMul, by IR node: the K terms it sums, and whether its operands are
+    unit spikes (the row engine then takes all K a cycle)."""
+    from snncc.backends.verilog.layout import resolve
+    from snncc.backends.verilog.spikes import SpikeFormat
+    from snncc.ranges import value_ranges
+
+    ranges = value_ranges(graph)
+    return {n.name: (int(graph.node(n.inputs[0]).shape[-1]),
+                     all(SpikeFormat.of(ranges[resolve(graph, v)[0]].step).unit
+                         for v in n.inputs))
+            for n in graph.ops(o.TDMatMul)}
 
 
 def legal_lanes(m: int) -> list[int]:
@@ -152,27 +181,45 @@ def read_config(path: Path) -> dict:
 
 @dataclass(frozen=True)
 class _Knob:
-    """A knob-able layer: its IR node, its width (outputs, or lanes a row) and names."""
+    """A knob-able layer: its IR node, its legal values and names."""
 
     node: Node
-    width: int
-    what: str  # what the width counts
+    legal: list[int]
+    unit: str  # what a value counts, per cycle
+    why: str  # why those values are legal
     name: str  # its layer name (what `snncc report` shows)
 
 
+def _knob(n: Node, name: str, d: dict[str, int], sums: dict[str, tuple[int, bool]]) -> _Knob:
+    if isinstance(n.op, o.Synapse):
+        m = outputs(n)
+        return _Knob(n, legal_lanes(m), "output lanes",
+                     f"divisors of its {m} outputs by a power of two", name)
+    if isinstance(n.op, o.Neuron):
+        return _Knob(n, legal_lanes(d[n.name]), "neurons",
+                     f"divisors of its {d[n.name]} neurons a row by a power of two", name)
+    k, unit = sums[n.name]
+    if not unit or k == 1:
+        return _Knob(n, [1], "terms", "one event a cycle: its operands are not unit spikes"
+                     if not unit else "it sums one term", name)
+    return _Knob(n, [1, k], "terms", f"1: one event a cycle; {k}: all {k} terms of an "
+                 "output row", name)
+
+
 def _knobs(graph: Graph) -> tuple[list[_Knob], dict[str, list[_Knob]]]:
-    """The knob-able layers in topological order (synapses and neuron layers), and the
-    names a config may give them: each one's ONNX node and its layer name."""
-    names = layer_names(graph)
-    d = rows(graph)
-    layers = [_Knob(n, outputs(n), "outputs", names[n.name]) if isinstance(n.op, o.Synapse)
-              else _Knob(n, d[n.name], "neurons a row", names[n.name])
-              for n in graph.topo() if isinstance(n.op, o.Synapse | o.Neuron)]
+    """The knob-able layers in topological order (synapses, neuron layers, TD-MatMuls),
+    and the names a config may give them: each one's ONNX node and its layer name."""
+    names, d, sums = layer_names(graph), rows(graph), td_sums(graph)
+    layers = [_knob(n, names[n.name], d, sums) for n in graph.topo()
+              if isinstance(n.op, o.Synapse | o.Neuron | o.TDMatMul)]
     by_name: dict[str, list[_Knob]] = {}
     for k in layers:
         for key in dict.fromkeys((k.node.origin, k.name)):
             by_name.setdefault(key, []).append(k)
     return layers, by_name
+
+
+_KINDS = "linear, conv, neuron or TD-MatMul"
 
 
 def _unknown(name: str, layers: list[_Knob], by_name: dict[str, list[_Knob]],
@@ -184,11 +231,11 @@ def _unknown(name: str, layers: list[_Knob], by_name: dict[str, list[_Knob]],
     else:
         close = difflib.get_close_matches(name, list(by_name), n=6, cutoff=0.5)
         shown = [(c, by_name[c][0]) for c in close]
-    listing = "; ".join(f"{c} ({_listing(legal_lanes(k.width))})" for c, k in shown)
+    listing = "; ".join(f"{c} ({_listing(k.legal)})" for c, k in shown)
     if len(layers) <= LISTED:
-        fix = f"name one of the linear, conv and neuron layers (legal lanes): {listing}"
+        fix = f"name one of the {_KINDS} layers (legal lanes): {listing}"
     else:
-        fix = ("name a linear, conv or neuron layer by its ONNX node or layer name (`snncc "
+        fix = (f"name a {_KINDS} layer by its ONNX node or layer name (`snncc "
                "report` lists them)" + (f"; the closest (legal lanes): {listing}"
                                         if listing else ""))
     return Diagnostic(f"no layer with a parallelism knob is named {name!r}", file=source,
@@ -210,13 +257,10 @@ def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
             problems.append(_unknown(name, knob_layers, by_name, source))
             continue
         for k in by_name[name]:  # one layer (or several sharing an ONNX node)
-            legal = legal_lanes(k.width)
-            if isinstance(value, bool) or not isinstance(value, int) or value not in legal:
-                unit = "output lanes" if k.what == "outputs" else "neurons"
+            if isinstance(value, bool) or not isinstance(value, int) or value not in k.legal:
                 problems.append(Diagnostic(
-                    f"{value!r} {unit} per cycle is not a legal value for this layer", name,
-                    file=source, fix=f"use one of {_listing(legal)} (divisors of its "
-                                     f"{k.width} {k.what} by a power of two)"))
+                    f"{value!r} {k.unit} per cycle is not a legal value for this layer", name,
+                    file=source, fix=f"use one of {_listing(k.legal)} ({k.why})"))
                 break
             layers[k.node.name] = value
     if problems:

@@ -466,7 +466,7 @@ def _td_matmul(bld: _Builder, n: Node) -> None:
     wcb = max(unsigned_bits(bld.ranges[b].count), 2, fb.bits + 1)
     wo = max(bld.ranges[n.name].step.bits, wca + 1, wcb + 1)
     nb = _size(batch)
-    if fa.unit and fb.unit and bld.hw.td_rows(kk):  # every k of a row at once
+    if fa.unit and fb.unit and bld.hw.td_rows(n, kk):  # every k of a row at once
         _td_matmul_rows(bld, n, (nb, nn, kk, mm), (wca, wcb, wo))
         return
     pa, ba = bld.read("a", a, natural(batch + (nn, kk)))

@@ -141,11 +141,11 @@ def summary(d: Design, files: list[str]) -> dict:
     """What report.json records about the emitted design."""
     layers = []
     for e in d.engines:
-        row = {"engine": e.name, "module": e.module, "node": e.node.name,
-               "origin": e.node.origin, "params": {k: v for k, v in e.params
-                                                  if not isinstance(v, str)}}
-        lanes = engine_lanes(e.module, row["params"])
-        layers.append(row | ({"lanes": lanes} if lanes is not None else {}))
+        params = {k: v for k, v in e.params if not isinstance(v, str)}
+        lanes = engine_lanes(e.module, params)
+        layers.append({"engine": e.name, "module": e.module, "node": e.node.name,
+                       "origin": e.node.origin, "params": params}
+                      | ({"lanes": lanes} if lanes is not None else {}))
     buffers = [{"name": b.name, "node": b.node.name, "rows": b.rows, "lanes": b.lanes,
                 "bits": b.width} for b in d.buffers]
     enc = d.input_buffer.node
