@@ -128,7 +128,7 @@ def _build(graph: Graph) -> Plan:
             _stacked_kernel(plan, n, [ranges.get(i) for i in n.inputs])
         if (neuron := _fusible(plan, n)) is not None:
             plan.fused[n.name] = neuron
-        if (pool := _poolable(plan, n)) is not None:
+        if isinstance(n.op, o.Synapse) and (pool := _poolable(plan, n)) is not None:
             plan.pooled[n.name] = (pool, n.op.weight.astype(exact_dtype(
                 ranges[pool.name].bound), copy=False))
         if isinstance(n.op, o.Neuron):
@@ -356,7 +356,8 @@ def _blocked(plan: Plan, n: Node, xs: list[np.ndarray]) -> np.ndarray:
     def block(s: int) -> None:
         part = [x if len(x) == 1 else x[s:s + per] for x in xs]
         if isinstance(n.op, o.AddCurrent):  # straight into the output
-            np.add(*_batched([x.astype(dt, copy=False) for x in part], 1), out=out[s:s + per])
+            a, b = _batched([x.astype(dt, copy=False) for x in part], 1)
+            np.add(a, b, out=out[s:s + per])
         else:
             out[s:s + per] = _exact(plan, n, part)
 
