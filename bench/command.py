@@ -316,6 +316,8 @@ def section(r: dict) -> list[str]:
               "Nothing but batches and those totals crosses the network; a worker that dies "
               "is replaced by a new one and its batches run again there."]
     sh = r.get("shards")
+    if not sh and r.get("shards_kept"):
+        lines.append(r["shards_kept"])
     if sh:
         runs = "; ".join(f"{x['inputs']:,} inputs ({x['gib']:.1f} GiB of shards): peak RSS "
                          f"{x['peak_rss'] / 2**30:.2f} GiB, {x['seconds']:.0f} s"
@@ -362,6 +364,13 @@ def main() -> None:
     result = run(args.reps, args.copies, args.before, args.previous)
     if args.shards:
         result["shards"] = shards_rss(tuple(args.shards))
+    elif args.out.exists():  # keep the figures of the last run with --shards
+        text = args.out.read_text()
+        start = text.find(TITLE)
+        kept = [line for line in text[start:].split("\n## ")[0].splitlines()
+                if line.startswith("- Inputs from disk:")] if start >= 0 else []
+        if kept:
+            result["shards_kept"] = kept[0]
     print(json.dumps(result, indent=1))
     splice(args.out, section(result))
     print(f"wrote {args.out}")
