@@ -269,7 +269,7 @@ def _along(c: np.ndarray, axis: int, nonzero: bool = False) -> np.ndarray:
     where that cannot overflow."""
     if nonzero:
         c = c != 0
-    narrow = c.dtype.kind == "b" or c.dtype == np.uint8 and c.shape[axis] * 255 <= 0xFFFF
+    narrow = c.dtype in (np.bool_, np.uint8) and c.shape[axis] * 255 <= 0xFFFF
     return np.einsum("...ij->...j" if axis == -2 else "...ij->...i", c,
                      dtype=np.uint16 if narrow else np.int64)
 
