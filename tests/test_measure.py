@@ -68,6 +68,9 @@ def test_td_matmul_closed_form_equals_the_trains(lag):
     sa = ((t >= start_a) & (t < start_a + a)).astype(np.int64)
     sb = ((t >= start_b) & (t < start_b + b)).astype(np.int64)
     assert td_matmul_sops(a, b, lag) == td_matmul_sops_on_trains(sa, sb)
+    # the engine's counts are uint8: the same figures through the narrow sums
+    assert td_matmul_sops(a.astype(np.uint8), b.astype(np.uint8), lag) == \
+        td_matmul_sops_on_trains(sa, sb)
 
 
 def overlapping_residual() -> Graph:
