@@ -293,10 +293,9 @@ def section(r: dict) -> list[str]:
               f"{'met' if ort_proc / cmd >= 1.5 else 'not met'}). Of the command, {start:.2f} s "
               "is start-up (the interpreter, numpy, rich, typer and snncc's modules: no onnx, "
               f"networkx, pydantic, jinja2 or compiler; onnxruntime's process: {ort_start:.2f} s); "
-              "the rest is the engine's work, which is slower than "
-              f"onnxruntime's run here ({ort_run / engine:.2f}×; see the throughput section), "
-              "its first batch (onnxruntime sessions for the integer kernels, the plan) and "
-              "the statistics."]
+              f"the rest is the engine's work ({ort_run / engine:.2f}× onnxruntime's run in one "
+              "process here; see the throughput section), its first batch (onnxruntime's "
+              "import and sessions for the integer kernels, the plan) and the statistics."]
     ray = r.get("ray")
     if ray:
         one = statistics.median(ray["times"]["1 worker"])
