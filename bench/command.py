@@ -7,6 +7,9 @@ taking turns (the medians of `reps` runs):
 - `snncc simulate model.snn --input x.npy --labels y.npy --output o.npz` (statistics,
   report.json and all), against a Python process that loads the source QCDQ model into
   onnxruntime (graph optimizations on, one batch) and writes the logits;
+- the command's start-up: the interpreter importing the modules the command runs;
+- with `--previous CHECKOUT`, the same two from another snncc checkout (a previous
+  round), in the same turns;
 - in one process: the fast engine alone (`model.simulate`), the command's work
   (`measure`: the engine and every statistic), and onnxruntime's run;
 - on a local Ray instance: the command's work with 1 and 2 workers (the instance already
@@ -64,6 +67,12 @@ def _wall(args: list[str], cwd: Path, root: Path = ROOT) -> float:
 
 COMMAND = ["-m", "snncc", "simulate", "build/model.snn", "--input", "x.npy", "--labels",
            "y.npy", "--output", "o.npz"]
+STARTUP = ["-c", "import snncc.app.cli, snncc.app.simulate, snncc.metrics.measure, "
+           "snncc.metrics.tally"]
+WHOLE = "snncc simulate (whole command)"
+ORT_WHOLE = "onnxruntime (whole process)"
+START = "start-up (interpreter and the command's imports)"
+ORT_START = "onnxruntime start-up (interpreter; numpy, onnx, onnxruntime imports)"
 
 
 def before(folder: Path, checkout: Path) -> float:
@@ -71,19 +80,35 @@ def before(folder: Path, checkout: Path) -> float:
     return _wall([sys.executable, *COMMAND, "--report", "before.json"], folder, checkout)
 
 
-def processes(folder: Path, reps: int) -> dict[str, list[float]]:
-    """Whole processes, taking turns."""
-    runs = {
-        "snncc simulate (whole command)": [sys.executable, *COMMAND],
-        "onnxruntime (whole process)": [
-            sys.executable, "-c", ORT_PROCESS, str(MODEL), "x.npy", "ort.npy", "y.npy"],
+def processes(folder: Path, reps: int, previous: Path | None = None) -> dict[str, list[float]]:
+    """Whole processes, taking turns (with `previous`, the command and its start-up from
+    that checkout too)."""
+    runs: dict[str, tuple[list[str], Path]] = {
+        WHOLE: ([sys.executable, *COMMAND], ROOT),
+        ORT_WHOLE: ([sys.executable, "-c", ORT_PROCESS, str(MODEL), "x.npy", "ort.npy",
+                     "y.npy"], ROOT),
+        START: ([sys.executable, *STARTUP], ROOT),
+        ORT_START: ([sys.executable, "-c", "import numpy, onnx, onnxruntime"], ROOT),
     }
+    if previous is not None:
+        runs[f"{WHOLE}, {_label(previous)}"] = ([sys.executable, *COMMAND], previous)
+        runs[f"{START}, {_label(previous)}"] = ([sys.executable, *STARTUP], previous)
     times: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(reps):
-        for name, args in runs.items():
+        for name, (args, root) in runs.items():
             time.sleep(0.3)
-            times[name].append(_wall(args, folder))
+            times[name].append(_wall(args, folder, root))
     return times
+
+
+def _label(checkout: Path) -> str:
+    """'previous: <branch> at <commit>' of a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(checkout), *args], capture_output=True,
+                              text=True).stdout.strip()
+
+    return f"previous ({git('rev-parse', '--abbrev-ref', 'HEAD')} at " \
+           f"{git('rev-parse', '--short', 'HEAD')})"
 
 
 def in_process(folder: Path, reps: int) -> dict[str, list[float]]:
@@ -172,7 +197,7 @@ def shards_rss(counts: tuple[int, ...], depth: int = 1, width: int = 64) -> dict
     return out
 
 
-def run(reps: int, copies: int, old: Path | None = None) -> dict:
+def run(reps: int, copies: int, old: Path | None = None, previous: Path | None = None) -> dict:
     digits = np.load(DIGITS / "digits_test.npz")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -181,13 +206,15 @@ def run(reps: int, copies: int, old: Path | None = None) -> dict:
         _wall([sys.executable, "-m", "snncc", "compile", str(MODEL), "-T", "7", "-o",
                "build"], folder)
         result = {"inputs": len(digits["x"]) * copies, "load": os.getloadavg(),
-                  "processes": processes(folder, reps), "in_process": in_process(folder, reps)}
+                  "processes": processes(folder, reps, previous),
+                  "in_process": in_process(folder, reps)}
         if old is not None:
             result["before"] = before(folder, old)
         try:
             result["ray"] = on_ray(folder, max(1, reps - 1))
         except ImportError:
             result["ray"] = None
+    result["load_end"] = os.getloadavg()
     return result
 
 
@@ -200,8 +227,8 @@ def _row(name: str, times: list[float], inputs: int, base: float | None) -> str:
 
 def goals(r: dict) -> list[str]:
     """Issue 14's goals for the command, as rows of the goals table."""
-    ort_proc = statistics.median(r["processes"]["onnxruntime (whole process)"])
-    cmd = statistics.median(r["processes"]["snncc simulate (whole command)"])
+    ort_proc = statistics.median(r["processes"][ORT_WHOLE])
+    cmd = statistics.median(r["processes"][WHOLE])
     ip = r["in_process"]
     engine = statistics.median(ip["fast engine (model.simulate)"])
     work = statistics.median(ip["the command's work (measure: engine + statistics)"])
@@ -219,8 +246,8 @@ def goals(r: dict) -> list[str]:
 
 def section(r: dict) -> list[str]:
     n = r["inputs"]
-    ort_proc = statistics.median(r["processes"]["onnxruntime (whole process)"])
-    cmd = statistics.median(r["processes"]["snncc simulate (whole command)"])
+    ort_proc = statistics.median(r["processes"][ORT_WHOLE])
+    cmd = statistics.median(r["processes"][WHOLE])
     ip = r["in_process"]
     engine = statistics.median(ip["fast engine (model.simulate)"])
     work = statistics.median(ip["the command's work (measure: engine + statistics)"])
@@ -241,7 +268,14 @@ def section(r: dict) -> list[str]:
              "| run | s (median) | s (min–max) | inputs/s | ratio to onnxruntime |",
              "|---|---:|---:|---:|---:|"]
     for name, times in r["processes"].items():
-        lines.append(_row(name, times, n, ort_proc))
+        if name.startswith((START, ORT_START)):
+            med = statistics.median(times)
+            lines.append(f"| {name} | {med:.2f} | {min(times):.2f}–{max(times):.2f} | | |")
+        else:
+            lines.append(_row(name, times, n, ort_proc))
+    if r.get("load_end"):
+        lines += ["", "Load average at the end: " + " / ".join(f"{v:.1f}" for v in r["load_end"])
+                  + "."]
     lines += ["", "In one process (no start-up), ratio to onnxruntime's run:", "",
               "| run | s (median) | s (min–max) | inputs/s | ratio to onnxruntime |",
               "|---|---:|---:|---:|---:|"]
@@ -249,14 +283,19 @@ def section(r: dict) -> list[str]:
         lines.append(_row(name, times, n, ort_run))
     old = (f"{r['before']:.1f} s for the whole command on these inputs on this machine"
            if r.get("before") else "59 s for the whole command on these inputs")
+    start = statistics.median(r["processes"][START])
+    ort_start = statistics.median(r["processes"][ORT_START])
     lines += ["", f"- The command's work is {work / engine:.2f}× the engine's own time "
-              "(statistics from spike counts; before issue 14 the counting replayed expanded "
+              "(statistics from spike counts, counted on a thread of their own while the "
+              "engine runs the next batch; before issue 14 the counting replayed expanded "
               f"spike trains: {old}). The whole command takes {cmd:.2f} s against onnxruntime's "
               f"{ort_proc:.2f} s: {ort_proc / cmd:.2f}× (goal ≥ 1.5×: "
-              f"{'met' if ort_proc / cmd >= 1.5 else 'not met'}). What is left beyond the "
-              "engine is start-up (Python, numpy, onnx and rich imports, loading model.snn) "
-              "and the engine itself, which is slower than onnxruntime's run here "
-              f"({ort_run / engine:.2f}×; see the throughput section)."]
+              f"{'met' if ort_proc / cmd >= 1.5 else 'not met'}). Of the command, {start:.2f} s "
+              "is start-up (the interpreter, numpy, rich, typer and snncc's modules: no onnx, "
+              f"networkx, pydantic, jinja2 or compiler; onnxruntime's process: {ort_start:.2f} s); "
+              f"the rest is the engine's work ({ort_run / engine:.2f}× onnxruntime's run in one "
+              "process here; see the throughput section), its first batch (onnxruntime's "
+              "import and sessions for the integer kernels, the plan) and the statistics."]
     ray = r.get("ray")
     if ray:
         one = statistics.median(ray["times"]["1 worker"])
@@ -276,6 +315,8 @@ def section(r: dict) -> list[str]:
               "Nothing but batches and those totals crosses the network; a worker that dies "
               "is replaced by a new one and its batches run again there."]
     sh = r.get("shards")
+    if not sh and r.get("shards_kept"):
+        lines.append(r["shards_kept"])
     if sh:
         runs = "; ".join(f"{x['inputs']:,} inputs ({x['gib']:.1f} GiB of shards): peak RSS "
                          f"{x['peak_rss'] / 2**30:.2f} GiB, {x['seconds']:.0f} s"
@@ -313,12 +354,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--before", type=Path, default=None,
                         help="an snncc checkout from before issue 14, to time its command")
+    parser.add_argument("--previous", type=Path, default=None,
+                        help="another snncc checkout (a previous round): its command and "
+                             "start-up in the same turns")
     parser.add_argument("--shards", type=int, nargs="*", default=[],
                         help="data set sizes for the peak-RSS runs from shards (e.g. 500 4000)")
     args = parser.parse_args()
-    result = run(args.reps, args.copies, args.before)
+    result = run(args.reps, args.copies, args.before, args.previous)
     if args.shards:
         result["shards"] = shards_rss(tuple(args.shards))
+    elif args.out.exists():  # keep the figures of the last run with --shards
+        text = args.out.read_text()
+        start = text.find(TITLE)
+        kept = [line for line in text[start:].split("\n## ")[0].splitlines()
+                if line.startswith("- Inputs from disk:")] if start >= 0 else []
+        if kept:
+            result["shards_kept"] = kept[0]
     print(json.dumps(result, indent=1))
     splice(args.out, section(result))
     print(f"wrote {args.out}")

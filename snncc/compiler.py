@@ -22,12 +22,12 @@ from snncc.backends.sim import artifact
 from snncc.backends.sim.engine import LayerMap, SimResult, run_fast, run_step
 from snncc.errors import Diagnostic, SnnccError
 from snncc.ir import Graph
-from snncc.passes.pipeline import Options, PassTiming, default_pipeline, run_pipeline
 from snncc.reference import evaluate
 from snncc.schedule import neuron_layers_on_path, total_steps
 
 if TYPE_CHECKING:
     from snncc.frontend.importer import InputShape
+    from snncc.passes.pipeline import PassTiming
 
 
 @dataclass
@@ -255,6 +255,7 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
 
         calibrate = load_array(Path(calibrate), "--calibrate")
     from snncc.frontend.importer import import_onnx  # onnx loads in ~1 s: only to compile
+    from snncc.passes.pipeline import Options, default_pipeline, run_pipeline
 
     graph = import_onnx(model, input_shape)
     if calibrate is not None:

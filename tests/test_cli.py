@@ -76,6 +76,68 @@ def test_compile_then_simulate(tmp_path, tiny_models):
     assert np.array_equal(trains[name].sum(axis=0), result.counts[first.name])
 
 
+# What `snncc simulate` has no use for: the ONNX frontend and the compiler, the hardware
+# backends and their templates, the cluster, pydantic (typer's coercion of plain values;
+# snncc.app.cli takes those itself) (issue 14: the command's start-up counts).
+NOT_FOR_SIMULATE = ("onnx", "networkx", "jinja2", "ray", "pydantic", "snncc.frontend",
+                    "snncc.passes", "snncc.backends.hls", "snncc.backends.verilog",
+                    "snncc.verify", "snncc.runtime.cluster", "snncc.metrics.compare")
+
+IMPORTED = """
+import json, sys
+from snncc.app.cli import main
+sys.argv = ["snncc", *sys.argv[2:]]
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+with open(OUT, "w") as f:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, f)
+"""
+
+
+def imported_by(tmp_path, *args) -> tuple[int, set[str]]:
+    """The exit code of `snncc ARGS` run in a fresh interpreter, and every module it
+    imported along the way."""
+    out = tmp_path / "modules.json"
+    script = IMPORTED.replace("OUT", repr(str(out)))
+    proc = subprocess.run([sys.executable, "-c", script, "-", *map(str, args)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert out.exists(), proc.stderr
+    data = json.loads(out.read_text())
+    return data["code"], set(data["modules"])
+
+
+def heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules
+                  if any(m == h or m.startswith(h + ".") for h in NOT_FOR_SIMULATE))
+
+
+def test_simulate_imports_only_what_it_uses(tmp_path, tiny_models):
+    """`snncc simulate` (statistics, report and outputs included) and its --help load
+    neither onnx nor networkx nor the compiler, the hardware backends or Ray; compiling
+    (the same check, the other way round) does load the frontend."""
+    code, modules = imported_by(tmp_path, "compile", tiny_models["transformer"], "-T", 7,
+                                "-o", tmp_path / "build")
+    assert code in (0, None) and "onnx" in modules and "snncc.passes.pipeline" in modules
+    model = snncc.load(tmp_path / "build" / "model.snn")
+    x = np.random.default_rng(1).uniform(0, 1, (10,) + model.input_shape).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.arange(10) % 3)
+    code, modules = imported_by(tmp_path, "simulate", tmp_path / "build" / "model.snn",
+                                "--input", tmp_path / "x.npy", "--labels", tmp_path / "y.npy",
+                                "--output", tmp_path / "o.npz")
+    assert code in (0, None)
+    assert np.array_equal(np.load(tmp_path / "o.npz")["predictions"],
+                          model.simulate(x).predictions)
+    report = json.loads((tmp_path / "build" / "report.json").read_text())
+    assert report["simulation"]["energy"]["snn"]["sops"] > 0
+    assert heavy(modules) == []
+    code, modules = imported_by(tmp_path, "simulate", "--help")
+    assert code in (0, None) and heavy(modules) == []
+
+
 FLOAT_MLP = """<ir_version: 8, opset_import: ["" : 17]>
 g (float[N, 4] x) => (float[N, 3] y)
 <float[4, 3] w = {1.0, -1.0, 0.5, 2.0, 0.0, 1.0, -0.5, 1.0, 1.0, 0.25, 0.5, -1.0},

@@ -74,3 +74,48 @@ def test_invalid_op_values_are_rejected_on_construction():
         o.QuantAct(np.asarray(-1.0), 0, 0, 7)
     with pytest.raises(ValueError, match="non-decreasing"):
         o.Neuron(np.ones(1, np.int8), np.array([3, 1]), 2, np.ones(1))
+
+
+def _random_graph(seed: int) -> Graph:
+    """Adds over random earlier values, some rewired and removed, names not in
+    topological order: what the passes do to a graph."""
+    rng = np.random.default_rng(seed)
+    g = Graph("r")
+    names = [g.add("x", o.Input(), shape=(2,), kind=o.FLOAT)]
+    g.inputs.append("x")
+    for k in range(30):
+        a, b = rng.choice(names, 2)
+        names.append(g.add(f"v{rng.integers(10**6)}_{k}", o.Add(), [str(a), str(b)]))
+    g.outputs = [names[-1], names[-5]]
+    for _ in range(5):  # rewire some users, as passes do
+        old, new = rng.choice(names[1:-1], 2)
+        if names.index(str(new)) < names.index(str(old)):
+            g.replace_uses(str(old), str(new))
+    g.prune()
+    return g
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_graph_order_and_pruning_equal_networkx(seed):
+    """The IR's own adjacency against networkx (the reference it replaced): the same
+    insertion-ordered topological sort, the same successors, the same nodes pruned."""
+    import networkx as nx
+
+    g = _random_graph(seed)
+    ref = nx.DiGraph()
+    ref.add_nodes_from(g.names())
+    for name in g.names():
+        ref.add_edges_from((i, name) for i in g.node(name).inputs)
+    order = {n: k for k, n in enumerate(g.names())}
+    assert [n.name for n in g.topo()] == list(
+        nx.lexicographical_topological_sort(ref, key=order.__getitem__))
+    for name in g.names():
+        assert [u.name for u in g.users(name)] == sorted(ref.successors(name))
+    live = set(g.outputs).union(*(nx.ancestors(ref, out) for out in g.outputs))
+    assert set(g.names()) == live | set(g.inputs)
+    before = [n.name for n in g.topo()]
+    copy = g.copy()  # a copy's edits leave the original alone
+    copy.outputs = copy.outputs[1:]
+    copy.prune()
+    assert set(copy.names()) == {g.outputs[1], *nx.ancestors(ref, g.outputs[1]), *g.inputs}
+    assert [n.name for n in g.topo()] == before

@@ -68,6 +68,24 @@ def test_td_matmul_closed_form_equals_the_trains(lag):
     sa = ((t >= start_a) & (t < start_a + a)).astype(np.int64)
     sb = ((t >= start_b) & (t < start_b + b)).astype(np.int64)
     assert td_matmul_sops(a, b, lag) == td_matmul_sops_on_trains(sa, sb)
+    # the engine's counts are uint8: the same figures through the narrow sums
+    assert td_matmul_sops(a.astype(np.uint8), b.astype(np.uint8), lag) == \
+        td_matmul_sops_on_trains(sa, sb)
+
+
+@pytest.mark.parametrize("kernel, strides, pads", [
+    ((2, 2), (2, 2), (0, 0, 0, 0)), ((3, 3), (1, 1), (1, 1, 1, 1)),
+    ((3, 3), (2, 2), (1, 0, 1, 1)), ((2, 3), (1, 2), (0, 1, 1, 0))])
+def test_pooled_counts_equal_the_engines_max_pool(kernel, strides, pads):
+    from snncc.kernels import maxpool_planes
+    from snncc.metrics.tally import pooled_counts
+
+    rng = np.random.default_rng(sum(kernel) + sum(pads))
+    for dtype in (np.uint8, np.int64):
+        c = rng.integers(0, 8, (3, 2, 7, 9)).astype(dtype)
+        mine, engines = pooled_counts(c, kernel, strides, pads), maxpool_planes(
+            c, kernel, strides, pads)
+        assert mine.dtype == engines.dtype and np.array_equal(mine, engines)
 
 
 def overlapping_residual() -> Graph:

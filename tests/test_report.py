@@ -131,6 +131,23 @@ def test_sums_need_one_add_less_than_their_non_zero_terms():
     assert sum_pool_adds(o.SumPool((2, 2), (1, 1)), pool) == 2
 
 
+@pytest.mark.parametrize("axes", [(0,), (1,), (-1,), (0, 2), (-3, -1)])
+def test_sum_adds_equal_the_rule_element_by_element(axes):
+    """reduce_sum_adds against its rule spelled out: per step, input and output element,
+    one add fewer than the non-zero terms summed into it."""
+    x = np.random.default_rng(len(axes) + axes[0] % 3).integers(-1, 2, (2, 3, 4, 5, 3))
+    sample = x.shape[2:]  # [T, B, *sample]
+    reduced = {a % len(sample) for a in axes}
+    expected = 0
+    for t, b in np.ndindex(x.shape[:2]):
+        groups: dict[tuple, int] = {}
+        for idx in np.ndindex(sample):
+            key = tuple(i for k, i in enumerate(idx) if k not in reduced)
+            groups[key] = groups.get(key, 0) + int(x[(t, b, *idx)] != 0)
+        expected += sum(max(n - 1, 0) for n in groups.values())
+    assert reduce_sum_adds(o.ReduceSum(axes), x) == expected
+
+
 def test_energy_model():
     counts = OpCounts(2, {"a": LayerOps(macs=200, sops=1000, adds=20, comparisons=50)})
     e = energy_summary(counts, ann_macs=1000, model=EnergyModel())

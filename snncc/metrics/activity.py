@@ -115,7 +115,9 @@ def trains_from_counts(counts: dict[str, np.ndarray]) -> Callable[[Node, tuple[i
     def steps(n: Node, window: tuple[int, int]) -> Steps:
         c = counts[n.name]
         t = np.arange(window[1] - window[0] + 1).reshape((-1,) + (1,) * c.ndim)
-        return Steps(window[0], (c[None] > t).astype(np.float64))
+        data = np.empty((len(t),) + c.shape, np.float64)
+        np.greater(c[None], t, out=data)  # straight into float64: one pass, not two
+        return Steps(window[0], data)
 
     return steps
 

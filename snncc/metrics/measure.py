@@ -15,7 +15,9 @@ are kept, bit-packed, as spike rasters for the report.
 from __future__ import annotations
 
 import base64
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +29,7 @@ from snncc.metrics.energy import OpCounts, count_ops
 
 RASTER_NEURONS = 256  # neurons per layer kept in a raster (the first ones, row-major)
 COUNT_CHUNK = 32  # inputs per counted chunk under a non-exact delay: bounds the replay
+FIGURES_AHEAD = 1  # simulated batches whose figures may wait to be counted
 
 
 @dataclass
@@ -105,26 +108,45 @@ def measure_batch(model, x: np.ndarray, *, engine: str = "auto", trace: bool = F
                   rasters: bool = False, keep_counts: bool = False) -> Measurement:
     """One batch (checked, float64): outputs, spike totals and operation counts (and
     every input's spike counts with `keep_counts`)."""
-    from snncc.metrics.tally import count_from_counts, counts_suffice
+    return _figures(model, x, *_simulated(model, x, engine, trace, rasters), trace=trace,
+                    keep_counts=keep_counts)
+
+
+def _simulated(model, x: np.ndarray, engine: str, trace: bool, rasters: bool
+               ) -> tuple[SimResult, OpCounts | None, dict[str, dict]]:
+    """A batch's run (with its operation counts where they need the trains, else None)
+    and, with `rasters`, its first sample's packed rasters."""
+    from snncc.metrics.tally import counts_suffice
 
     if counts_suffice(model.graph):
-        r = model.run(x, engine=engine, trace=trace, batch_size=len(x))
+        r, ops = model.run(x, engine=engine, trace=trace, batch_size=len(x)), None
+    else:
+        r, ops = _traced(model, x, engine, trace)
+    packed = {}
+    if rasters:
+        first = model.run(x[:1], engine=engine, trace=True, batch_size=1)
+        packed = {name: pack_raster(t[:, 0]) for name, t in first.trains.items()}
+    return r, ops, packed
+
+
+def _figures(model, x: np.ndarray, r: SimResult, ops: OpCounts | None,
+             rasters: dict[str, dict], *, trace: bool, keep_counts: bool) -> Measurement:
+    """A simulated batch's Measurement: operation counts from its spike counts (unless
+    `ops` has them already), spike totals, codes that differ from the exact ones."""
+    from snncc.metrics.tally import count_from_counts
+
+    if ops is None:
         ops = count_from_counts(model.graph, x, r.counts)
         spikes = {k: ops.layers[k].spikes for k in r.counts}  # the counts' sums, once
     else:
-        r, ops = _traced(model, x, engine, trace)
         spikes = {k: int(v.sum(dtype=np.int64)) for k, v in r.counts.items()}
     differing = None
     if model.delay != "exact":
         ref = model.reference(x)
         differing = {k: int(np.count_nonzero(r.counts[k] != ref[k])) for k in r.counts}
-    m = Measurement(r.logits, r.logits_int, r.steps, ops, spikes, differing,
-                    trains=r.trains if trace else None,
-                    per_input=r.counts if keep_counts else None)
-    if rasters:
-        first = model.run(x[:1], engine=engine, trace=True, batch_size=1)
-        m.rasters = {name: pack_raster(t[:, 0]) for name, t in first.trains.items()}
-    return m
+    return Measurement(r.logits, r.logits_int, r.steps, ops, spikes, differing, rasters,
+                       trains=r.trains if trace else None,
+                       per_input=r.counts if keep_counts else None)
 
 
 def _traced(model, x: np.ndarray, engine: str, keep: bool) -> tuple[SimResult, OpCounts]:
@@ -162,12 +184,25 @@ def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
     if ray is not None:
         return _on_cluster(model, x, ray, batch_size, progress, workers, file,
                            {"engine": engine, "trace": trace, "keep_counts": keep_counts})
-    parts = []
-    for start, xb in batches(model, x, batch_size, file):
-        parts.append(measure_batch(model, xb, engine=engine, trace=trace,
-                                   rasters=start == 0, keep_counts=keep_counts))
-        if progress:
-            progress(len(xb))
+    # A batch's figures are counted on a thread of their own while the engine runs the
+    # next batch (the engine leaves a core idle between its parallel layers); at most
+    # FIGURES_AHEAD batches wait to be counted, so memory stays bounded by the batch.
+    parts: list[Measurement] = []
+    pending: deque[Future[Measurement]] = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snncc-figures") as figures:
+        try:
+            for start, xb in batches(model, x, batch_size, file):
+                simulated = _simulated(model, xb, engine, trace, start == 0)
+                pending.append(figures.submit(_figures, model, xb, *simulated, trace=trace,
+                                              keep_counts=keep_counts))
+                while len(pending) > FIGURES_AHEAD:
+                    parts.append(pending.popleft().result())
+                if progress:
+                    progress(len(xb))
+            parts.extend(f.result() for f in pending)
+        finally:
+            for f in pending:
+                f.cancel()
     return merge(parts)
 
 

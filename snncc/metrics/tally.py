@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snncc import kernels
 from snncc import ops as o
 from snncc.ir import Graph, Node
 from snncc.metrics.activity import replay, trains_from_counts
@@ -48,9 +47,11 @@ Spans = list[tuple[int, int]]
 def counts_suffice(graph: Graph) -> bool:
     """Whether spike counts fix every train: exact mode, unit-spike (if) neurons, a unit
     spike or analog input (signed and multi neurons, and weighted inputs, spike otherwise)."""
-    return graph.meta.get("delay", "exact") == "exact" and all(
-        n.op_as(o.Neuron).mode == "if" for n in graph.ops(o.Neuron)) and not any(
-        n.op_as(o.SpikeInput).weighted for n in graph.ops(o.SpikeInput))
+    if graph.meta.get("delay", "exact") != "exact":
+        return False
+    ops = [graph.node(name).op for name in graph.names()]  # once a batch: no sorting
+    return all(op.mode == "if" for op in ops if isinstance(op, o.Neuron)) and not any(
+        op.weighted for op in ops if isinstance(op, o.SpikeInput))
 
 
 def active_spans(graph: Graph) -> dict[str, Spans]:
@@ -197,8 +198,28 @@ def _total(n: Node, x: np.ndarray, counts: dict[str, np.ndarray], totals: _Total
         return EVAL[o.SpikeInput](n, [x]).astype(np.int64) - op.lo
     ins = [totals[i] for i in n.inputs]
     if isinstance(op, o.TDMaxPool):
-        return kernels.maxpool_planes(ins[0], op.kernel, op.strides, op.pads)
+        return pooled_counts(ins[0], op.kernel, op.strides, op.pads)
     return EVAL[type(op)](n, ins)
+
+
+def pooled_counts(c: np.ndarray, kernel, strides, pads) -> np.ndarray:
+    """Max pooling of spike counts [B, C, H, W] (non-negative: zero padding never wins, as
+    in kernels.maxpool_planes), channels last and separable (the rows' maxima, then the
+    columns'), so that kh + kw - 2 maxima run over long rows instead of kh * kw over the
+    short rows of a small map."""
+    top, left, bottom, right = pads
+    (kh, kw), (sh, sw) = kernel, strides
+    b, ch, h, w = c.shape
+    p = np.zeros((b, h + top + bottom, w + left + right, ch), c.dtype)
+    p[:, top:top + h, left:left + w] = c.transpose(0, 2, 3, 1)
+    oh, ow = (p.shape[1] - kh) // sh + 1, (p.shape[2] - kw) // sw + 1
+    rows = p[:, 0:sh * (oh - 1) + 1:sh].copy()
+    for i in range(1, kh):
+        np.maximum(rows, p[:, i:i + sh * (oh - 1) + 1:sh], out=rows)
+    out = rows[:, :, 0:sw * (ow - 1) + 1:sw].copy()
+    for j in range(1, kw):
+        np.maximum(out, rows[:, :, j:j + sw * (ow - 1) + 1:sw], out=out)
+    return out.transpose(0, 3, 1, 2)
 
 
 def _layer_ops(graph: Graph, n: Node, totals: _Totals, starts: dict[str, int | None],
@@ -229,27 +250,44 @@ def td_matmul_sops(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[int, int]:
     """(SOPs, effective SOPs) of a TD-MatMul of runs of spikes with counts a [B, ..., N, d]
     and b [B, ..., d, M], B's runs starting `lag` steps after A's."""
     out = tuple(np.broadcast_shapes(a.shape[1:-2], b.shape[1:-2])) + (a.shape[-2], b.shape[-1])
-    sops = (_broadcast_factor(a.shape[1:], out) * out[-1] * int(a.sum(dtype=np.int64))
-            + _broadcast_factor(b.shape[1:], out) * out[-2] * int(b.sum(dtype=np.int64)))
-    eff = (_product_sum(_late(a, max(0, lag)), b, count_b=True)  # A's once B has started
-           + _product_sum(a, _late(b, max(0, 1 - lag)), count_a=True))  # B's after A's first
+    cols, rows = _along(a, -2), _along(b, -1)  # A's column sums, B's row sums: [B, ..., d]
+    sops = (_broadcast_factor(a.shape[1:], out) * out[-1] * int(cols.sum(dtype=np.int64))
+            + _broadcast_factor(b.shape[1:], out) * out[-2] * int(rows.sum(dtype=np.int64)))
+    eff = 0
+    late_a = _late(a, max(0, lag), -2, cols)  # A's spikes once B has started
+    if late_a is not None:
+        eff += _dot(late_a, _along(b, -1, nonzero=True))
+    late_b = _late(b, max(0, 1 - lag), -1, rows)  # B's spikes after A's first
+    if late_b is not None:
+        eff += _dot(_along(a, -2, nonzero=True), late_b)
     return sops, eff
 
 
-def _late(c: np.ndarray, skip: int) -> np.ndarray:
-    """The spikes of runs of c after their first `skip` steps."""
+def _along(c: np.ndarray, axis: int, nonzero: bool = False) -> np.ndarray:
+    """The sums (or non-zero counts) of c [..., N, M] along `axis` (-2 or -1), through
+    einsum (numpy's own reductions over a short axis are about twice as slow), in uint16
+    where that cannot overflow."""
+    if nonzero:
+        c = c != 0
+    narrow = c.dtype in (np.bool_, np.uint8) and c.shape[axis] * 255 <= 0xFFFF
+    return np.einsum("...ij->...j" if axis == -2 else "...ij->...i", c,
+                     dtype=np.uint16 if narrow else np.int64)
+
+
+def _late(c: np.ndarray, skip: int, axis: int, sums: np.ndarray) -> np.ndarray | None:
+    """`_along(c, axis)` of the spikes of c's runs after their first `skip` steps (`sums`:
+    all of them); None if no run is that long."""
     if skip == 0:
-        return c
-    return np.maximum(c.astype(np.int32) - skip, 0)
+        return sums
+    if c.size == 0 or skip >= int(c.max()):
+        return None
+    return _along(c - np.minimum(c, skip), axis)
 
 
-def _product_sum(a: np.ndarray, b: np.ndarray, count_a: bool = False,
-                 count_b: bool = False) -> int:
-    """The sum of all entries of the (broadcast, batched) product a @ b, where `count_a`
-    / `count_b` replace that operand by its non-zero pattern."""
-    cols = np.count_nonzero(a, axis=-2) if count_a else a.sum(axis=-2, dtype=np.int64)
-    rows = np.count_nonzero(b, axis=-1) if count_b else b.sum(axis=-1, dtype=np.int64)
-    rank = max(cols.ndim, rows.ndim)  # [B, ..., d] each
+def _dot(cols: np.ndarray, rows: np.ndarray) -> int:
+    """The sum of all entries of a (broadcast, batched) matrix product, given the first
+    operand's column sums and the second's row sums ([B, ..., d] each)."""
+    rank = max(cols.ndim, rows.ndim)
     cols = cols.reshape(cols.shape[:1] + (1,) * (rank - cols.ndim) + cols.shape[1:])
     rows = rows.reshape(rows.shape[:1] + (1,) * (rank - rows.ndim) + rows.shape[1:])
-    return int((cols.astype(np.int64) * rows).sum())
+    return int(np.multiply(cols, rows, dtype=np.int64).sum())
