@@ -292,7 +292,7 @@ def section(r: dict) -> list[str]:
               f"{ort_proc:.2f} s: {ort_proc / cmd:.2f}× (goal ≥ 1.5×: "
               f"{'met' if ort_proc / cmd >= 1.5 else 'not met'}). Of the command, {start:.2f} s "
               "is start-up (the interpreter, numpy, rich, typer and snncc's modules: no onnx, "
-              f"networkx, pydantic, jinja2 or compiler; onnxruntime's process: {ort_start:.2f} s); "
+              f"jinja2 or compiler; onnxruntime's process: {ort_start:.2f} s); "
               f"the rest is the engine's work ({ort_run / engine:.2f}× onnxruntime's run in one "
               "process here; see the throughput section), its first batch (onnxruntime's "
               "import and sessions for the integer kernels, the plan) and the statistics."]

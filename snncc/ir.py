@@ -1,21 +1,18 @@
-"""The snncc IR: a typed dataflow graph, its printer and its verifier.
+"""The snncc IR: a typed dataflow graph over networkx, its printer and its verifier.
 
 Each node produces one value, named by the node. Nodes keep the ONNX node they came from
-(``origin``) so that every diagnostic can point at the user's model. The graph is held in
-a small adjacency structure of its own (the part of networkx's DiGraph the IR uses):
-networkx takes ~0.1 s to import, which loading and simulating a model.snn would pay for
-nothing. This is the only module that imports networkx: to name a cycle the verifier
-found.
+(``origin``) so that every diagnostic can point at the user's model. This is the only
+module that imports networkx.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import networkx as nx
 import numpy as np
 
 from snncc.errors import Diagnostic, SnnccError
@@ -43,123 +40,12 @@ class Node:
         return self.op
 
 
-class _DiGraph:
-    """A directed graph with networkx's DiGraph interface, as far as the IR uses it: nodes
-    with attribute dicts in insertion order (``nodes[name]``), ordered successors and
-    predecessors, no parallel edges."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, dict[str, Any]] = {}
-        self.succ: dict[str, dict[str, None]] = {}
-        self.pred: dict[str, dict[str, None]] = {}
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.nodes
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.nodes)
-
-    def number_of_nodes(self) -> int:
-        return len(self.nodes)
-
-    def add_node(self, name: str, **attrs: Any) -> None:
-        if name not in self.nodes:
-            self.nodes[name], self.succ[name], self.pred[name] = {}, {}, {}
-        self.nodes[name].update(attrs)
-
-    def add_edge(self, u: str, v: str) -> None:
-        for name in (u, v):
-            if name not in self.nodes:
-                self.add_node(name)
-        self.succ[u][v] = None
-        self.pred[v][u] = None
-
-    def has_edge(self, u: str, v: str) -> bool:
-        return u in self.succ and v in self.succ[u]
-
-    def remove_edge(self, u: str, v: str) -> None:
-        del self.succ[u][v]
-        del self.pred[v][u]
-
-    def successors(self, name: str) -> Iterator[str]:
-        return iter(self.succ[name])
-
-    def remove_node(self, name: str) -> None:
-        for v in self.succ.pop(name):
-            del self.pred[v][name]
-        for u in self.pred.pop(name):
-            del self.succ[u][name]
-        del self.nodes[name]
-
-    def remove_nodes_from(self, names: Iterable[str]) -> None:
-        for name in names:
-            if name in self.nodes:
-                self.remove_node(name)
-
-    def copy(self) -> _DiGraph:
-        g = _DiGraph()
-        g.nodes = {n: dict(attrs) for n, attrs in self.nodes.items()}
-        g.succ = {n: dict(s) for n, s in self.succ.items()}
-        g.pred = {n: dict(p) for n, p in self.pred.items()}
-        return g
-
-    def ancestors(self, name: str) -> set[str]:
-        """Every node with a path to `name`."""
-        seen: set[str] = set()
-        todo = list(self.pred[name])
-        while todo:
-            u = todo.pop()
-            if u not in seen:
-                seen.add(u)
-                todo.extend(self.pred[u])
-        return seen
-
-    def lexicographic_topo(self) -> Iterator[str]:
-        """Kahn's algorithm taking the earliest-inserted ready node first (networkx's
-        lexicographical_topological_sort keyed by insertion order): each node's edges are
-        read when it is taken, so a consumer may replace ops as it goes."""
-        index = {n: i for i, n in enumerate(self.nodes)}
-        names = list(self.nodes)
-        indegree = {n: len(p) for n, p in self.pred.items() if p}
-        ready = [index[n] for n, p in self.pred.items() if not p]
-        heapq.heapify(ready)
-        while ready:
-            name = names[heapq.heappop(ready)]
-            if name not in self.nodes:
-                raise RuntimeError("Graph changed during iteration")
-            for child in self.succ[name]:
-                try:
-                    indegree[child] -= 1
-                except KeyError as err:
-                    raise RuntimeError("Graph changed during iteration") from err
-                if indegree[child] == 0:
-                    heapq.heappush(ready, index[child])
-                    del indegree[child]
-            yield name
-        if indegree:
-            raise ValueError("the graph contains a cycle or changed during iteration")
-
-    def cycle(self) -> list[str] | None:
-        """The nodes of a cycle, in order (networkx's find_cycle), or None."""
-        try:
-            for _ in self.lexicographic_topo():
-                pass
-        except ValueError:
-            import networkx as nx  # an error path: the IR itself does not need networkx
-
-            g = nx.DiGraph()
-            g.add_nodes_from(self.nodes)
-            g.add_edges_from((u, v) for u, s in self.succ.items() for v in s)
-            return [e[0] for e in nx.find_cycle(g)]
-        return None
-
-
 class Graph:
     """A DAG of nodes with named inputs and outputs."""
 
     def __init__(self, name: str = "model"):
         self.name = name
-        self._g = _DiGraph()
+        self._g = nx.DiGraph()
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.meta: dict[str, Any] = {}  # JSON-able facts passes record (T, delay, ...)
@@ -224,7 +110,7 @@ class Graph:
         """Drop nodes no output depends on; True if any went."""
         live = set(self.outputs)
         for o in self.outputs:
-            live |= self._g.ancestors(o)
+            live |= nx.ancestors(self._g, o)
         dead = [n for n in self._g if n not in live and n not in self.inputs]
         self._g.remove_nodes_from(dead)
         return bool(dead)
@@ -248,7 +134,8 @@ class Graph:
 
     def topo(self) -> Iterator[Node]:
         """Nodes in a stable topological order (ties broken by insertion order)."""
-        for name in self._g.lexicographic_topo():
+        order = {n: i for i, n in enumerate(self._g.nodes)}
+        for name in nx.lexicographical_topological_sort(self._g, key=order.__getitem__):
             yield self.node(name)
 
     def copy(self) -> Graph:
@@ -355,8 +242,8 @@ def print_graph(graph: Graph, anonymous: bool = False) -> str:
 def verify(graph: Graph) -> None:
     """Check the graph's invariants; collect every problem and raise once."""
     problems: list[Diagnostic] = []
-    cycle = graph._g.cycle()
-    if cycle is not None:
+    if not nx.is_directed_acyclic_graph(graph._g):
+        cycle = [e[0] for e in nx.find_cycle(graph._g)]
         problems.append(Diagnostic(f"the graph has a cycle through {' -> '.join(cycle)}"))
         raise SnnccError(problems)
     for name in list(graph.inputs) + list(graph.outputs):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import sys
 import warnings
@@ -20,7 +19,6 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
-from typer._param_types import coerce_cli_path
 
 from snncc.app.files import _file_in_the_way, atomic_dir, write_build
 from snncc.backends import registry
@@ -41,50 +39,6 @@ def _type_column(param, ctx) -> str | None:
 _TYPER_TYPE_COLUMN = typer.core.TyperOption.display_type_rich
 # a patch of typer's class (mypy rightly refuses assigning to a method)
 setattr(typer.core.TyperOption, "display_type_rich", _type_column)  # noqa: B010
-
-_PLAIN_INT = re.compile(r"-?(0|[1-9][0-9]*)")
-
-
-class _PlainValue:
-    """typer coerces every value through a pydantic TypeAdapter: importing pydantic and
-    building the adapters took about 0.1 s at every start of `snncc`. A single str, int,
-    bool or Path value of an option without parser, bounds or choices is taken here as
-    typer takes it (Path's checks are typer's own function); any other value goes to
-    typer's coercion, so that its messages stay typer's."""
-
-    def __init__(self, descriptor) -> None:
-        self.descriptor = descriptor
-        self._typer = None
-
-    def coerce(self, value, param, ctx):
-        kind = self.descriptor.annotation
-        if not param.multiple and param.nargs == 1:
-            if value is None:
-                return None
-            if (kind is bool and isinstance(value, bool) or kind is int and type(value) is int
-                    or kind is str and type(value) is str):
-                return value
-            if kind is int and type(value) is str and _PLAIN_INT.fullmatch(value):
-                return int(value)
-            if kind is Path and type(value) is str and value:
-                return coerce_cli_path(Path(value), self.descriptor.parameter_info,
-                                       path_type=Path, param=param, ctx=ctx)
-        if self._typer is None:
-            self._typer = _TYPER_RUNTIME_PARAM(self.descriptor)
-        return self._typer.coerce(value, param=param, ctx=ctx)
-
-
-def _runtime_param(descriptor):
-    info = descriptor.parameter_info
-    if (descriptor.annotation in (bool, int, str, Path) and info.parser is None
-            and info.min is None and info.max is None and info.path_type is None
-            and not descriptor.is_choice and not descriptor.is_file):
-        return _PlainValue(descriptor)
-    return _TYPER_RUNTIME_PARAM(descriptor)
-
-
-_TYPER_RUNTIME_PARAM = typer.core.build_runtime_param
-setattr(typer.core, "build_runtime_param", _runtime_param)  # noqa: B010
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compile quantized ANN transformers (ONNX) into spike-driven SNNs.")
