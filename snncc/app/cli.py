@@ -602,8 +602,9 @@ def verify(
                                       help="all | onnx | hls | rtl: exit 1 if that rung "
                                            "was skipped (repeatable; for CI)."),
 ) -> None:
-    """Run the verification ladder: onnxruntime, integer reference, interpreter, HLS C
-    simulation, RTL simulation; exit 1 on any divergence the contract forbids."""
+    """Run the verification ladder; exit 1 on any divergence the contract forbids.
+
+    Rungs: onnxruntime, integer reference, interpreter, HLS C simulation, RTL simulation."""
     import snncc
     from snncc.verify.ladder import run_ladder
     from snncc.verify.rungs import REQUIRE
