@@ -215,7 +215,8 @@ class _Cycles:
         rows = x.reshape(self.tr.batch, int(p["R"]), int(p["K"]))
         nc = int(p["M"]) // int(p.get("P", p["M"]))
         ev = _events(rows, self._lines(e))
-        return (self._port(e, "in") + 2 + nc * ev).sum(axis=1)
+        # folded: the row's nc words written after its events, a cycle each
+        return (self._port(e, "in") + 2 + (nc if nc > 1 else 0) + nc * ev).sum(axis=1)
 
     def _conv(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p, n = _params(e), e.node
@@ -233,8 +234,8 @@ class _Cycles:
         lat = self._port(e, "in")
         reads = _window_reads(ty, tx, oh, ow, kh, kw).ravel()
         hit = reads[reads >= 0]
-        # a write cycle per pixel, one per padding tap, lat + 3 + nc * events per read
-        fixed = oh * ow + (reads.size - hit.size) + hit.size * (lat + 3)
+        # nc write cycles per pixel, one per padding tap, lat + 3 + nc * events per read
+        fixed = oh * ow * nc + (reads.size - hit.size) + hit.size * (lat + 3)
         times = np.bincount(hit, minlength=per_row.shape[1])  # reads of each input row
         return fixed + nc * (per_row @ times)
 
@@ -498,6 +499,8 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
             depth = (p["K"] if e.module == "snn_dense"
                      else p["KH"] * p["KW"] * p["C"]) * (m // lanes)
             mems.append((f"{e.name}.w", "rom", depth, lanes * p["WW"]))
+            if lanes < m:  # the accumulator of a folded engine: a word per chunk
+                mems.append((f"{e.name}.acc", "ram", m // lanes, lanes * p["WO"]))
         elif e.module == "snn_td_matmul":
             mems += [(f"{e.name}.cb", "ram", p["NB"] * p["K"], p["M"] * p["WCB"]),
                      (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
@@ -609,7 +612,9 @@ def _features(design: Design, family: str) -> dict[str, float]:
             m = p["M"] if e.module == "snn_dense" else p["O"]
             lanes, wo = p.get("P", m), p["WO"]
             f["adder"] += lanes * wo
-            f["register"] += m * wo + (p["K"] or p["C"]) * (1 + p["ANALOG"] * p["WIN"])
+            # the accumulator (folded: a RAM, among the memories) and the row's events
+            f["register"] += (m * wo if lanes == m else 0) + (p["K"] or p["C"]) * (
+                1 + p["ANALOG"] * p["WIN"])
             f["select"] += (p["K"] or p["C"]) * (1 + p["ANALOG"] * p["WIN"])
             if p["ANALOG"]:
                 f["dsp_bits"] += lanes * _dsp_per_multiply(
@@ -638,10 +643,11 @@ def _features(design: Design, family: str) -> dict[str, float]:
             f["select"] += p["D"] * p["WL"]
     for port in design.ports:
         q = dict(port.params)
-        if q["MAP"]:
+        if q["MAP"]:  # the assembled row; a table's segments need a lane selection
             bits = int(q["VD"]) * int(q["W"])
             f["register"] += bits
-            f["select"] += int(q["S"]) * int(q["W"]) * int(q["SD"])
+            if q["MAP"] == 1:
+                f["select"] += int(q["S"]) * int(q["W"]) * int(q["SD"])
     return f
 
 

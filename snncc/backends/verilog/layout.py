@@ -54,6 +54,14 @@ class Layout:
         return logical.transpose(self.perm).reshape(self.rows, self.lanes)
 
 
+def chunked(layout: Layout, lanes: int) -> Layout:
+    """`layout` stored `lanes` lanes a word (a divisor of its lanes): row r's lanes in
+    words r * chunks + c, the shape of a folded engine's output (narrow and deep: block
+    RAM or LUTRAM rather than wide words of flip-flops)."""
+    assert layout.lanes % lanes == 0, (layout, lanes)
+    return Layout(layout.shape, layout.perm, lanes)
+
+
 def natural(shape: tuple[int, ...], perm: tuple[int, ...] | None = None) -> Layout:
     """Rows of the last (permuted) axis."""
     shape = tuple(shape) or (1,)
@@ -124,7 +132,10 @@ def assign_layouts(graph: Graph) -> dict[str, Layout]:
 @dataclass(frozen=True)
 class View:
     """How an engine reads a value: view row r, segment g (S lanes) is buffer row
-    `rows[r, g]` from lane `offsets[r, g]` on."""
+    `rows[r, g]` from lane `offsets[r, g]` on. `chunked`: the view's rows are the
+    buffer's words in order, G (a power of two, at least 2) whole words a row (a buffer
+    written in chunks of a row, `chunked`): view row r is words {r, 0} .. {r, G - 1},
+    addressed without a table."""
 
     vrows: int
     vlanes: int
@@ -132,6 +143,7 @@ class View:
     rows: np.ndarray  # [vrows, G]
     offsets: np.ndarray  # [vrows, G]
     identity: bool
+    chunked: bool = False
 
     @property
     def segments(self) -> int:
@@ -161,6 +173,10 @@ def segments(view: np.ndarray, buf: Layout) -> View:
             rows, offsets = start[..., 0] // buf.lanes, start[..., 0] % buf.lanes
             identity = (s == vlanes == buf.lanes and vrows == buf.rows
                         and np.array_equal(rows[:, 0], np.arange(vrows)))
-            return View(vrows, vlanes, s, rows, offsets, bool(identity))
+            g = vlanes // s
+            in_order = (s == buf.lanes and g > 1 and g & (g - 1) == 0
+                        and vrows * g == buf.rows
+                        and np.array_equal(rows.ravel(), np.arange(vrows * g)))
+            return View(vrows, vlanes, s, rows, offsets, bool(identity), bool(in_order))
     raise AssertionError("a single lane is always a run")
 

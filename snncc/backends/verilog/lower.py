@@ -40,6 +40,7 @@ from .layout import (
     assign_layouts,
     natural,
     reduce_view,
+    chunked,
     reduction_axes,
     resolve,
     view_of,
@@ -189,16 +190,20 @@ class _Builder:
         data = b.data
         if self.pipelined:  # a copy of the RAM (and of the encoder) per reader
             data = self.copy(b, nets["en"], nets["addr"])
-        map_file = "none" if view.identity else self.file(
+        # the identity, a buffer's words in order (a chunked buffer: MAP 2, no table) or a
+        # table of segments
+        kind = 0 if view.identity else 2 if view.chunked else 1
+        map_file = "none" if kind != 1 else self.file(
             f"{pre}_map", _map_words(view, vrw, gb, ow, b.aw))
         params: list[Param] = [
-            ("MAP", int(not view.identity)), ("VD", view.vlanes), ("W", w),
+            ("MAP", kind), ("VD", view.vlanes), ("W", w),
             ("G", view.segments), ("S", view.segment), ("SD", b.lanes), ("VRW", vrw),
             ("BAW", b.aw), ("GB", gb), ("OW", ow), ("MAP_FILE", map_file)]
         ports = [("clk", "clk"), ("rst", "rst"), ("req", nets["req"]), ("row", nets["row"]),
                  ("ack", nets["ack"]), ("data", nets["data"]), ("rd_en", nets["en"]),
                  ("rd_addr", nets["addr"]), ("rd_data", data)]
-        how = "identity" if view.identity else f"{view.segments} x {view.segment} lanes"
+        how = ("identity" if kind == 0 else f"{view.segments} words in order" if kind == 2
+               else f"{view.segments} x {view.segment} lanes")
         self.ports.append(Port(f"p{k}_{port}", b, list(params), ports,
                                f"{value} read from {src} ({how})"))
         b.readers.append((nets["en"], nets["addr"]))
@@ -410,6 +415,18 @@ def _chunks(rows: np.ndarray, lanes: int) -> np.ndarray:
     return rows.reshape(rows.shape[0] * (rows.shape[1] // lanes), lanes)
 
 
+def _folded_output(bld: _Builder, n: Node, lanes: int, width: int) -> list:
+    """A synapse engine's output buffer and its ports, as P = `lanes` of the output's
+    lanes a word when the engine is folded (it writes a row in chunks), and the engine's
+    OAW parameter if so."""
+    lay = bld.layouts[n.name]
+    if lanes < lay.lanes:
+        bld.layouts[n.name] = chunked(lay, lanes)
+    ports = bld.write(n, width)
+    b = bld.buffers[n.name]
+    return ports, ([("OAW", b.aw)] if lanes < lay.lanes else [])
+
+
 def _fold_params(outputs: int, lanes: int) -> list[Param]:
     """P and CB of a synapse engine folded to `lanes` output lanes per cycle (none at
     all lanes: the engines' defaults, the design as before the knob)."""
@@ -430,10 +447,11 @@ def _synapse(bld: _Builder, n: Node) -> None:
         r, (kk, m) = _size(x_shape[:-1]), op.weight.shape
         p = bld.hw.lanes(n)
         words = hex_rows(_chunks(op.weight, p), ww)
+        out, oaw = _folded_output(bld, n, p, wo)
         params = [("R", r), ("K", kk), ("M", m), ("RW", addr_bits(r)), ("KW", addr_bits(kk)),
                   *common, ("W_FILE", bld.file(f"e{k}_weights", words)),
-                  *_spike_params(bld, n), *_fold_params(m, p)]
-        bld.engine(n, "snn_dense", params, ports + bld.write(n, wo), clear=False)
+                  *_spike_params(bld, n), *_fold_params(m, p), *oaw]
+        bld.engine(n, "snn_dense", params, ports + out, clear=False)
         return
     c, h, w = x_shape
     ports, ib = bld.read("in", src, Layout(x_shape, CHANNELS_LAST, c))
@@ -446,6 +464,7 @@ def _synapse(bld: _Builder, n: Node) -> None:
     tx = taps(ow, kw, op.strides[1], op.pads[1], op.dilations[1], w, 1)
     p = bld.hw.lanes(n)
     words = hex_rows(_chunks(conv_weight_rows(op.weight, op.group), p), ww)
+    out, oaw = _folded_output(bld, n, p, wo)
     params = [("C", c), ("OH", oh), ("OW", ow), ("O", oc), ("KH", kh), ("KW", kw),
               ("IRW", irw), ("ORW", addr_bits(oh * ow)), ("CW", addr_bits(c)),
               ("AWW", addr_bits(kh * kw * c)), ("TYW", addr_bits(oh * kh)),
@@ -453,8 +472,8 @@ def _synapse(bld: _Builder, n: Node) -> None:
               ("W_FILE", bld.file(f"e{k}_weights", words)),
               ("TY_FILE", bld.file(f"e{k}_rows", _tap_words(ty, irw))),
               ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw))),
-              *_spike_params(bld, n), *_fold_params(oc, p)]
-    bld.engine(n, "snn_conv", params, ports + bld.write(n, wo), clear=False)
+              *_spike_params(bld, n), *_fold_params(oc, p), *oaw]
+    bld.engine(n, "snn_conv", params, ports + out, clear=False)
 
 
 def _td_matmul(bld: _Builder, n: Node) -> None:

@@ -15,7 +15,9 @@
 // adds the row shifted by j (channel c's lines at event slots c*2^JB + j).
 // P < O folds the output channels (the parallelism knob), as in snn_dense: an event adds
 // its weight row P lanes per cycle over O/P = 2^CB cycles (word a*O/P + c of the weight
-// ROM holds lanes c*P .. c*P+P-1 of row a) into an accumulator that rotates by P lanes.
+// ROM holds lanes c*P .. c*P+P-1 of row a) into an accumulator RAM of O/P words of P
+// lanes (word c: lanes c*P ..; the position's first event reads zeros), and the output
+// row is written in O/P words of P lanes, word {output row, chunk}, one per cycle.
 module snn_conv #(
     parameter C         = 1,   // input rows are (y, x), C channels each
     parameter OH        = 8,   // output rows are (oy, ox), O channels each
@@ -41,7 +43,8 @@ module snn_conv #(
     parameter SPIKE     = 0,   // spike-driven input: 0 unit, 1 signed, 2 weighted lines
     parameter JB        = 1,   // line index bits (SPIKE = 2: holds WIN - 1)
     parameter P         = O,   // output lanes per cycle (O / P a power of two)
-    parameter CB        = 1    // chunk index bits when P < O: O / P = 2^CB
+    parameter CB        = 1,   // chunk index bits when P < O: O / P = 2^CB
+    parameter OAW       = ORW  // output address bits: {output row, chunk} when folded
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -52,8 +55,8 @@ module snn_conv #(
     input  wire             in_ack,
     input  wire [C*WIN-1:0] in_data,
     output wire             out_we,
-    output wire [ORW-1:0]   out_waddr,
-    output wire [O*WO-1:0]  out_wdata
+    output wire [OAW-1:0]   out_waddr,
+    output wire [P*WO-1:0]  out_wdata
 );
     localparam [2:0] S_IDLE = 3'd0, S_TAP = 3'd1, S_WAIT = 3'd2, S_EVENTS = 3'd3,
                      S_WRITE = 3'd4;
@@ -87,7 +90,6 @@ module snn_conv #(
     reg [AWW-1:0]  tap_base;   // (ky*KW + kx) * C
     reg [E-1:0]    events;
     reg            adding;     // a weight row arrives this cycle
-    reg [O*WO-1:0] acc;
 
     wire [IRW:0]    ty;        // {valid, iy*W}
     wire [IRW:0]    tx;        // {valid, ix}
@@ -95,8 +97,9 @@ module snn_conv #(
     wire [CW-1:0]   c = event_c[CW+XB-1:XB];
     wire [AWW-1:0]  c_w;
     wire [P*WW-1:0] w_row;     // a chunk of P weights
-    reg  [P*WO-1:0] part;      // the accumulator's low P lanes plus the arriving weights
-    wire [O*WO-1:0] sum;       // the accumulator after this cycle's addition
+    reg  [P*WO-1:0] part;      // the accumulator's P lanes plus the arriving weights
+    wire [P*WO-1:0] acc_lo;    // the accumulator's P lanes the arriving weights add to
+    wire            write_end; // the output row's last word is written this cycle
     wire [AWW+FB-1:0] w_addr;  // {weight row, chunk}
     wire            chunk_last; // the event's last chunk is requested this cycle
     reg  [E-1:0]    present;
@@ -113,20 +116,54 @@ module snn_conv #(
 
     generate
         if (NC > 1) begin : g_fold
-            // an event's chunks one per cycle; the accumulator turns by P lanes a chunk
-            reg [CB-1:0] chunk;
+            // an event's chunks one per cycle, each added to its word of the accumulator
+            // RAM; in S_WRITE the output row's words are written, one per cycle
+            reg [CB-1:0]    chunk;     // requested (S_EVENTS) or written (S_WRITE)
+            reg [CB-1:0]    add_chunk; // the chunk whose weights arrive
+            reg             first;     // no event of the position has requested all its chunks
+            reg             fresh;     // the arriving chunk is of the position's first event
+            wire [P*WO-1:0] acc_q;     // the accumulator word requested last cycle
+            wire            writing = state == S_WRITE;
+            wire [CB-1:0]   acc_addr = writing ? chunk + 1'b1 : chunk;
+            wire            stepping = (state == S_EVENTS && events != {E{1'b0}}) || writing;
+
+            snn_ram #(.WIDTH(P * WO), .DEPTH(NC), .AW(CB)) u_acc (
+                .clk(clk), .we(adding), .waddr(add_chunk), .wdata(part),
+                .re(state != S_IDLE), .raddr(acc_addr), .rdata(acc_q));
 
             always @(posedge clk) begin
                 if (rst) chunk <= {CB{1'b0}};
-                else if (state == S_EVENTS && events != {E{1'b0}}) chunk <= chunk + 1'b1;
+                else if (stepping) chunk <= chunk + 1'b1;
+                add_chunk <= chunk;
+                fresh <= first;
+                if ((state == S_IDLE && start) || (writing && &chunk)) first <= 1'b1;
+                else if (state == S_EVENTS && events != {E{1'b0}} && &chunk) first <= 1'b0;
             end
             assign w_addr = {tap_base + c_w, chunk};
             assign chunk_last = &chunk;
-            assign sum = adding ? {part, acc[O*WO-1:P*WO]} : acc;
+            assign acc_lo = fresh ? {P*WO{1'b0}} : acc_q;
+            assign write_end = &chunk;
+            if (OAW > CB) begin : g_rows
+                assign out_waddr = {orow, chunk};
+            end else begin : g_row  // one output row: the word is the chunk
+                assign out_waddr = chunk;
+            end
+            // a position without events wrote no word: it is zero
+            assign out_wdata = first ? {P*WO{1'b0}} : acc_q;
         end else begin : g_whole
+            reg [O*WO-1:0] acc;
+
+            // cleared at the start and after each written row, else the additions
+            always @(posedge clk) begin
+                if ((state == S_IDLE && start) || state == S_WRITE) acc <= {O*WO{1'b0}};
+                else if (state != S_IDLE) acc <= part;
+            end
             assign w_addr = tap_base + c_w;
             assign chunk_last = 1'b1;
-            assign sum = part;
+            assign acc_lo = acc;
+            assign write_end = 1'b1;
+            assign out_waddr = orow;
+            assign out_wdata = acc;  // written in S_WRITE, when no weights arrive
         end
     endgenerate
 
@@ -173,7 +210,7 @@ module snn_conv #(
                 code_w = {{(WO-WIN){IN_SIGNED != 0 && code[WIN-1]}}, code};
                 for (j = 0; j < P; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
+                    part[j*WO +: WO] = acc_lo[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
                 end
             end
         end else begin : g_spike_add
@@ -184,7 +221,7 @@ module snn_conv #(
             snn_spike_add #(.N(C), .WIN(WIN), .IW(CW), .SPIKE(SPIKE), .JB(JB), .P(P), .WW(WW),
                             .WO(WO)) u_add (
                 .clk(clk), .in_ack(in_ack), .in_data(in_data), .index(c),
-                .line(event_c[JB-1:0]), .adding(adding), .w_row(w_row), .acc(acc[P*WO-1:0]),
+                .line(event_c[JB-1:0]), .adding(adding), .w_row(w_row), .acc(acc_lo),
                 .part(part_w));
             always @* part = part_w;
         end
@@ -192,8 +229,6 @@ module snn_conv #(
 
     assign in_row    = ty[IRW-1:0] + tx[IRW-1:0];
     assign out_we    = state == S_WRITE;
-    assign out_waddr = orow;
-    assign out_wdata = acc;  // written in S_WRITE, when no weights arrive
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
@@ -208,7 +243,6 @@ module snn_conv #(
         end else begin
             done <= 1'b0;
             in_req <= 1'b0;
-            acc <= sum;
             adding <= 1'b0;
             case (state)
                 S_IDLE: if (start) begin
@@ -221,7 +255,6 @@ module snn_conv #(
                     ky <= {SW{1'b0}};
                     kx <= {SW{1'b0}};
                     tap_base <= {AWW{1'b0}};
-                    acc <= {O*WO{1'b0}};
                 end
                 S_TAP: if (ty[IRW] && tx[IRW]) begin
                     in_req <= 1'b1;
@@ -239,8 +272,7 @@ module snn_conv #(
                     if (chunk_last) events <= events & (events - 1'b1);
                     if (events == {E{1'b0}}) next_tap();
                 end
-                default: begin  // S_WRITE: output row orow is acc; next position
-                    acc <= {O*WO{1'b0}};
+                default: if (write_end) begin  // S_WRITE: output row orow written; next position
                     ky <= {SW{1'b0}};
                     kx <= {SW{1'b0}};
                     tap_base <= {AWW{1'b0}};

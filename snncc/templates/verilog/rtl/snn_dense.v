@@ -15,6 +15,11 @@
 // lanes per cycle over M/P = 2^CB cycles, from a weight ROM of K*M/P words of P weights
 // (word k*M/P + c holds lanes c*P .. c*P+P-1). The accumulator rotates by P lanes per
 // cycle, so the P adders always work on its low lanes and no lane multiplexer is needed.
+// Folded, the accumulator is a RAM of M/P words of P lanes (LUTRAM, not M lanes of
+// flip-flops): chunk c of the event's weights is added to word c, read the cycle the
+// weights are requested (the row's first event reads zeros: no clearing pass), and the
+// output row is written in M/P words of P lanes, word {row, chunk} (the value buffer is
+// as narrow and deep), one per cycle after the row's events.
 module snn_dense #(
     parameter R         = 1,   // rows (all leading axes)
     parameter K         = 8,   // inputs per row
@@ -30,7 +35,8 @@ module snn_dense #(
     parameter SPIKE     = 0,   // spike-driven input: 0 unit, 1 signed, 2 weighted lines
     parameter JB        = 1,   // line index bits (SPIKE = 2: holds WIN - 1)
     parameter P         = M,   // output lanes per cycle (M / P a power of two)
-    parameter CB        = 1    // chunk index bits when P < M: M / P = 2^CB
+    parameter CB        = 1,   // chunk index bits when P < M: M / P = 2^CB
+    parameter OAW       = RW   // output address bits: {row, chunk} when folded
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -41,8 +47,8 @@ module snn_dense #(
     input  wire             in_ack,
     input  wire [K*WIN-1:0] in_data,
     output wire             out_we,
-    output wire [RW-1:0]    out_waddr,
-    output wire [M*WO-1:0]  out_wdata
+    output wire [OAW-1:0]   out_waddr,
+    output wire [P*WO-1:0]  out_wdata
 );
     localparam integer LAST_I = R - 1;
     localparam [RW-1:0] LAST = LAST_I[RW-1:0];
@@ -56,16 +62,15 @@ module snn_dense #(
     reg [RW-1:0]  r;
     reg [E-1:0]   events;     // inputs (or lines) of the row still to add
     reg           adding;     // a weight row arrives this cycle
-    reg [M*WO-1:0] acc;
 
     wire [KW+XB-1:0] event_k;  // the next event: input k (and line j)
     wire [KW-1:0]   k = event_k[KW+XB-1:XB];
     wire [P*WW-1:0] w_row;     // a chunk of P weights
-    reg  [P*WO-1:0] part;      // the accumulator's low P lanes plus the arriving weights
-    wire [M*WO-1:0] sum;       // the accumulator after this cycle's addition
-    wire [M*WO-1:0] row_out;   // ... as written when the row is done
+    reg  [P*WO-1:0] part;      // the accumulator's P lanes plus the arriving weights
+    wire [P*WO-1:0] acc_lo;    // the accumulator's P lanes the arriving weights add to
     reg  [E-1:0]    present;  // events of the arriving input row
     wire            row_done = walking && events == {E{1'b0}};
+    wire            row_end;   // the row's last output word is written this cycle
     wire [KW+FB-1:0] w_addr;   // {input k, chunk}
     wire            chunk_last; // the event's last chunk is requested this cycle
 
@@ -75,25 +80,62 @@ module snn_dense #(
 
     generate
         if (NC > 1) begin : g_fold
-            // an event's chunks one per cycle; the accumulator turns by P lanes a chunk
-            reg [CB-1:0] chunk;
+            // an event's chunks one per cycle, each added to its word of the accumulator
+            // RAM; then the row's words written out, one per cycle (`flushing`)
+            reg [CB-1:0]    chunk;     // requested (walking) or written out (flushing)
+            reg [CB-1:0]    add_chunk; // the chunk whose weights arrive
+            reg             first;     // no event of the row has requested all its chunks
+            reg             fresh;     // the arriving chunk is of the row's first event
+            reg             flushing;
+            wire [P*WO-1:0] acc_q;     // the accumulator word requested last cycle
+            wire [CB-1:0]   acc_addr = flushing ? chunk + 1'b1 : chunk;
+
+            snn_ram #(.WIDTH(P * WO), .DEPTH(NC), .AW(CB)) u_acc (
+                .clk(clk), .we(adding), .waddr(add_chunk), .wdata(part),
+                .re(walking | flushing), .raddr(acc_addr), .rdata(acc_q));
 
             always @(posedge clk) begin
-                if (rst) chunk <= {CB{1'b0}};
-                else if (walking && events != {E{1'b0}}) chunk <= chunk + 1'b1;
+                if (rst) begin
+                    chunk <= {CB{1'b0}};
+                    flushing <= 1'b0;
+                end else begin
+                    if ((walking && events != {E{1'b0}}) || flushing) chunk <= chunk + 1'b1;
+                    if (row_done) flushing <= 1'b1;
+                    else if (flushing && &chunk) flushing <= 1'b0;
+                end
+                add_chunk <= chunk;
+                fresh <= first;
+                if (in_ack) first <= 1'b1;
+                else if (walking && events != {E{1'b0}} && &chunk) first <= 1'b0;
             end
             assign w_addr = {k, chunk};
             assign chunk_last = &chunk;
-            assign sum = adding ? {part, acc[M*WO-1:P*WO]} : acc;
-            // the row written: the turned accumulator (when no weights arrive in that
-            // cycle the row had no event and the accumulator is zero, which turns to
-            // itself), so the write needs no multiplexer
-            assign row_out = {part, acc[M*WO-1:P*WO]};
+            assign acc_lo = fresh ? {P*WO{1'b0}} : acc_q;
+            assign row_end = flushing && &chunk;
+            assign out_we = flushing;
+            if (OAW > CB) begin : g_rows
+                assign out_waddr = {r, chunk};
+            end else begin : g_row  // one row: the word is the chunk
+                assign out_waddr = chunk;
+            end
+            // a row without events wrote no word: it is zero
+            assign out_wdata = first ? {P*WO{1'b0}} : acc_q;
         end else begin : g_whole
+            reg [M*WO-1:0] acc;
+
+            // cleared when a row arrives (a synchronous reset over the enable, as an FPGA
+            // flip-flop has it: no gate per bit), then the additions
+            always @(posedge clk) begin
+                if (in_ack) acc <= {M*WO{1'b0}};
+                else if (walking) acc <= part;
+            end
             assign w_addr = k;
             assign chunk_last = 1'b1;
-            assign sum = part;
-            assign row_out = part;
+            assign acc_lo = acc;
+            assign row_end = row_done;
+            assign out_we = row_done;
+            assign out_waddr = r;
+            assign out_wdata = part;
         end
     endgenerate
 
@@ -140,7 +182,7 @@ module snn_dense #(
                 code_w = {{(WO-WIN){IN_SIGNED != 0 && code[WIN-1]}}, code};
                 for (j = 0; j < P; j = j + 1) begin
                     w_w = {{(WO-WW){w_row[j*WW+WW-1]}}, w_row[j*WW +: WW]};
-                    part[j*WO +: WO] = acc[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
+                    part[j*WO +: WO] = acc_lo[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
                 end
             end
         end else begin : g_spike_add
@@ -151,23 +193,13 @@ module snn_dense #(
             snn_spike_add #(.N(K), .WIN(WIN), .IW(KW), .SPIKE(SPIKE), .JB(JB), .P(P), .WW(WW),
                             .WO(WO)) u_add (
                 .clk(clk), .in_ack(in_ack), .in_data(in_data), .index(k),
-                .line(event_k[JB-1:0]), .adding(adding), .w_row(w_row), .acc(acc[P*WO-1:0]),
+                .line(event_k[JB-1:0]), .adding(adding), .w_row(w_row), .acc(acc_lo),
                 .part(part_w));
             always @* part = part_w;
         end
     endgenerate
 
-    assign in_row    = r;
-    assign out_we    = row_done;
-    assign out_waddr = r;
-    assign out_wdata = row_out;
-
-    // the accumulator: cleared when a row arrives (a synchronous reset over the enable,
-    // as an FPGA flip-flop has it: no gate per bit), then the additions
-    always @(posedge clk) begin
-        if (in_ack) acc <= {M*WO{1'b0}};
-        else if (walking) acc <= sum;
-    end
+    assign in_row = r;
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
@@ -199,13 +231,15 @@ module snn_dense #(
                 if (row_done) begin
                     walking <= 1'b0;
                     adding <= 1'b0;
-                    if (r == LAST) begin
-                        busy <= 1'b0;
-                        done <= 1'b1;
-                    end else begin
-                        r <= r + 1'b1;
-                        in_req <= 1'b1;
-                    end
+                end
+            end
+            if (row_end) begin
+                if (r == LAST) begin
+                    busy <= 1'b0;
+                    done <= 1'b1;
+                end else begin
+                    r <= r + 1'b1;
+                    in_req <= 1'b1;
                 end
             end
         end

@@ -6,7 +6,9 @@
 // the value and the engine (reshape, transpose, gather, broadcast), choosing the widest
 // segments it can: a transpose of the lane axis needs single-lane segments (G = VD), a
 // head split (reshape + transpose) needs one segment at a lane offset. MAP = 0 is the
-// identity view: view row r is buffer row r.
+// identity view: view row r is buffer row r. MAP = 2 reads a buffer written in chunks of a
+// row (a folded engine's output, S = SD lanes a word): view row r is buffer words
+// {r, 0} .. {r, G-1} (G a power of two), no table.
 // Protocol: `req` with `row` for one cycle; `ack` with `data` G + 1 cycles later (one
 // cycle for the identity); `data` is valid in the `ack` cycle only: the engines take it
 // then (or gate it with the value's activity), so the identity port passes the buffer's
@@ -46,6 +48,53 @@ module snn_port #(
             assign data = rd_data;
             assign rd_en = req;
             assign rd_addr = row;
+        end else if (MAP == 2) begin : g_words
+            // G whole words in order, one read per cycle, shifted in from the top (the
+            // same timing as a table's segments: ack G + 2 cycles after req)
+            localparam integer G_LAST_I = G - 1;
+            localparam [GB-1:0] G_LAST = G_LAST_I[GB-1:0];
+
+            reg             fetching;
+            reg [VRW-1:0]   r;
+            reg [GB-1:0]    g;
+            reg             got;       // a word arrives this cycle
+            reg             got_last;
+            reg             ack_q;
+            reg [VD*W-1:0]  row_q;
+
+            wire wake = rst | req | fetching | got | ack_q;
+
+            always @(posedge clk) if (wake) begin
+                if (rst) begin
+                    fetching <= 1'b0;
+                    got <= 1'b0;
+                    ack_q <= 1'b0;
+                end else begin
+                    got <= fetching;
+                    got_last <= fetching && g == G_LAST;
+                    ack_q <= got && got_last;
+                    if (req) begin
+                        fetching <= 1'b1;
+                        r <= row;
+                        g <= {GB{1'b0}};
+                    end else if (fetching) begin
+                        if (g == G_LAST) fetching <= 1'b0;
+                        g <= g + 1'b1;
+                    end
+                end
+            end
+            always @(posedge clk) if (got) row_q <= {rd_data, row_q[VD*W-1:SD*W]};
+
+            if (BAW > GB) begin : g_rows
+                assign rd_addr = {r, g};
+            end else begin : g_row  // one view row: the word is g
+                wire unused_r = &{1'b0, r};
+
+                assign rd_addr = g;
+            end
+            assign ack = ack_q;
+            assign data = row_q;
+            assign rd_en = fetching;
         end else begin : g_map
             localparam integer G_LAST_I = G - 1;
             localparam [GB-1:0] G_LAST = G_LAST_I[GB-1:0];
