@@ -1,7 +1,7 @@
 """Refit the Verilog resource estimate's LUT and flip-flop coefficients against Yosys.
 
     python bench/fit_estimate.py [--family ice40|xc7] [--jobs 2] [--work DIR]
-                                 [--out bench/fit_estimate_<family>.json]
+                                 [--out bench/fit_estimate_<family>.json] [--reuse A,B]
 
 Each design of FIT (tiny CNNs, transformers and the MLP of tests/modelgen.py at several
 knob settings and neuron kinds) is compiled for the Verilog target and synthesized by
@@ -13,7 +13,9 @@ tests/test_verilog.py (a 4 x 4 transformer, seed 7) is not in FIT. Prints the ne
 coefficients and each design's error; it changes no file of the package. With --work,
 the builds are kept there and a design already synthesized there is not synthesized
 again (the bundled example takes about 10 minutes of Yosys for xc7; it is fitted for
-xc7 only).
+xc7 only). With --reuse, the named designs keep the Yosys counts of the existing JSON
+file (for designs whose RTL has not changed since) and only their features are
+recomputed.
 """
 
 from __future__ import annotations
@@ -58,16 +60,20 @@ CHECK = {"tr44s7_if_None": (lambda: modelgen.tiny_transformer(seed=7, tokens=4, 
                          "exact", 1, False),
          "tr44s7_pipe": (lambda: modelgen.tiny_transformer(seed=7, tokens=4, dim=4), "if",
                          "exact", None, True)}
-XC7_ONLY = {"digits_8": (lambda: onnx.load(EXAMPLE), "if", "exact", 8, False)}
+XC7_ONLY = {"digits_8": (lambda: onnx.load(EXAMPLE), "if", "exact", 8, False),
+            "digits_1": (lambda: onnx.load(EXAMPLE), "if", "exact", 1, False)}
 
 
-def synthesize(name: str, spec, family: str, work: Path) -> dict:
+def synthesize(name: str, spec, family: str, work: Path, kept: dict | None = None) -> dict:
     make, neuron, delay, parallel, pipeline = spec
     path = work / f"{name}.onnx"
     onnx.save(make(), path)
     graph = snncc.compile(path, T=7, neuron=neuron, delay=delay).graph
     hw = config(graph, parallel, {}, "--parallel", pipeline=pipeline)
     features = estimate._features(lower(graph, hw), family)
+    if kept is not None:  # Yosys's counts of an unchanged design, from the last fit
+        print(f"{name}: {kept} (kept)", flush=True)
+        return {"name": name, "features": features, "yosys": kept}
     build = work / name
     knob = (["--parallel", str(parallel)] if parallel else []) + (
         ["--pipeline"] if pipeline else [])
@@ -123,13 +129,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--reuse", default="")
     args = parser.parse_args()
     out = args.out or ROOT / "bench" / f"fit_estimate_{args.family}.json"
     designs = FIT | (XC7_ONLY if args.family == "xc7" else {})
+    reuse = {n for n in args.reuse.split(",") if n}
+    last = ({r["name"]: r["yosys"] for r in json.loads(out.read_text())["designs"]}
+            if reuse and out.exists() else {})
+    if reuse - set(last):
+        sys.exit(f"--reuse: no Yosys counts of {sorted(reuse - set(last))} in {out}")
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        rows = list(pool.map(lambda item: synthesize(*item, args.family, work),
+        rows = list(pool.map(lambda item: synthesize(*item, args.family, work,
+                                                     last.get(item[0])),
                              designs.items()))
     out.write_text(json.dumps({"family": args.family, "designs": rows}, indent=1) + "\n")
     for key, table in (("lut", estimate._LUT_COEF), ("ff", estimate._FF_COEF)):

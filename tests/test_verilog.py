@@ -743,8 +743,9 @@ KNOBS = (
 
 @pytest.mark.parametrize("name,parallel", KNOBS, ids=[f"{k}-P{p}" for k, p in KNOBS])
 def test_icarus_matches_interpreter_at_every_knob(tiny_models, tmp_path, name, parallel):
-    """Folded engines (fewer output lanes per cycle, a rotating accumulator, deeper weight
-    ROMs) compute the same spike counts and logits as the interpreter, take more cycles
+    """Folded engines (fewer output lanes per cycle, an accumulator RAM of a word per chunk,
+    deeper weight ROMs, output buffers of a chunk a word read by ports of words in order)
+    compute the same spike counts and logits as the interpreter, take more cycles
     than the unfolded design, and the lanes the report names are those of the engines."""
     require_tool("iverilog")
     graph = _knob_graph(name, tiny_models)
@@ -758,6 +759,19 @@ def test_icarus_matches_interpreter_at_every_knob(tiny_models, tmp_path, name, p
         legal = parallel_knob.legal_lanes(parallel_knob.outputs(n))
         assert hw.lanes(n) == max([p for p in legal if p <= parallel], default=legal[0])
     assert any(hw.lanes(n) < parallel_knob.outputs(n) for n in synapses)
+    # a folded engine's output buffer is a chunk a word (narrow and deep), its accumulator
+    # a RAM of a word per chunk (among the memories the estimate places)
+    buffers = {b["node"]: b for b in summary["buffers"]}
+    mems = {name: (depth, width) for name, _, depth, width in
+            estimate.memories(verilog.lower(graph, hw))}
+    for e in summary["layers"]:
+        p = e["params"]
+        if e["module"] in ("snn_dense", "snn_conv") and "P" in p:
+            m = p.get("M", p.get("O"))
+            size = int(np.prod(graph.node(e["node"]).shape))
+            assert (buffers[e["node"]]["lanes"], buffers[e["node"]]["rows"]) == (
+                p["P"], size // p["P"])
+            assert mems[f"{e['engine']}.acc"] == (m // p["P"], p["P"] * p["WO"])
     unfolded = verilog.emit(graph, tmp_path / "w", vectors=3)
     whole = verilog.run_simulation(tmp_path / "w", "icarus")
     assert whole["cycles_per_inference"]["mean"] < folded["cycles_per_inference"]["mean"]
