@@ -134,7 +134,8 @@ def main() -> None:
     out = args.out or ROOT / "bench" / f"fit_estimate_{args.family}.json"
     designs = FIT | (XC7_ONLY if args.family == "xc7" else {})
     reuse = {n for n in args.reuse.split(",") if n}
-    last = ({r["name"]: r["yosys"] for r in json.loads(out.read_text())["designs"]}
+    last = ({r["name"]: r["yosys"] for r in json.loads(out.read_text())["designs"]
+             if r["name"] in reuse}
             if reuse and out.exists() else {})
     if reuse - set(last):
         sys.exit(f"--reuse: no Yosys counts of {sorted(reuse - set(last))} in {out}")
