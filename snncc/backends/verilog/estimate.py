@@ -652,29 +652,24 @@ def _features(design: Design, family: str) -> dict[str, float]:
 
 
 # LUTs and FFs per unit of each feature, by family: non-negative least squares on the
-# relative error against Yosys 0.23 (synth_xilinx -family xc7, synth_ice40) on seven
-# generated designs (tiny CNNs and transformers at several knob settings and neuron
-# kinds, the synthetic conv and attention graphs of tests/test_verilog.py) and, for
-# iCE40, the bundled example (docs/verilog.md), keeping the features with the smallest
-# leave-one-out error. One-word RAMs in logic (`ramreg`, xc7: the buffers of an MLP, a
-# row each) are registers: about four flip-flops per bit (the word, its read register,
-# the writer's accumulator and the reader's kept row) and 0.78 LUT, from Yosys on the
-# generated MLP of tests/modelgen.py at --parallel 8 (docs/verilog.md). The iCE40
-# coefficients and the xc7 flip-flop ones were refitted by bench/fit_estimate.py (its
-# designs and Yosys's counts in bench/fit_estimate_<family>.json) after the lane-folded
-# neurons and leaner ports of issue 13, xc7 with the bundled example at --parallel 8 among
-# the designs (xc7 FFs: registers and one-word RAMs, leave-one-out error 10%). The xc7 LUT
-# coefficients are the earlier fit: no subset of these features refits them under 27%
-# leave-one-out error (they miss the datapath's LUTs; the bundled example is +41%). The
-# adder trees of snn_td_matmul_rows (`tree`: their adder bits) are the exception, 1.6
-# LUTs a bit, from Yosys synth_xilinx on the bundled example's engine alone (16 lanes of
-# 32 terms: 4,418 LUTs against 1,031 for the event engine it replaces).
-_LUT_COEF = {"xc7": {"lutram": 8.969, "romlogic": 0.07613, "ramlogic": 3.797, "engines": 25.29,
-                     "ramreg": 0.78, "tree": 1.6},
-             "ice40": {"adder": 1.618, "register": 0.5418, "engines": 95.23}}
-_FF_COEF = {"xc7": {"register": 0.9679, "ramreg": 1.371},
-            "ice40": {"register": 1.255, "select": 0.007156, "ramlogic": 0.4575,
-                      "engines": 75.18}}
+# relative error against Yosys 0.23 (synth_xilinx -family xc7, synth_ice40), keeping the
+# features with the smallest leave-one-out error; bench/fit_estimate.py refits them (its
+# designs and Yosys's counts in bench/fit_estimate_<family>.json): tiny CNNs and
+# transformers at several knob settings and neuron kinds, the generated MLP at
+# --parallel 8 and, for xc7, the bundled example at --parallel 8 and 1. Refitted after the
+# folded synapse engines' accumulator RAMs and chunked output buffers of issue 13. xc7
+# LUTs: ROMs left in logic, one-word RAMs in logic (`ramreg`: the buffers of an MLP, a row
+# each) and a control cost per engine and buffer (leave-one-out error 22%; the datapath
+# features `adder`, `select` and `register` do not lower it: 25% and more with them, and
+# LUTRAM cells are not LUTs in Yosys's count); xc7 FFs: registers and one-word RAMs. The
+# adder trees of snn_td_matmul_rows (`tree`: their adder bits) are not fitted: 1.6 LUTs a
+# bit, from Yosys synth_xilinx on the bundled example's engine alone (16 lanes of 32
+# terms: 4,418 LUTs against 1,031 for the event engine it replaces).
+_LUT_COEF = {"xc7": {"romlogic": 0.105, "ramreg": 2.042, "engines": 99.3, "tree": 1.6},
+             "ice40": {"adder": 1.683, "register": 0.956, "engines": 51.42}}
+_FF_COEF = {"xc7": {"register": 1.004, "ramreg": 1.315},
+            "ice40": {"register": 1.267, "select": 0.2659, "ramlogic": 0.4067,
+                      "engines": 51.95}}
 
 
 def resources(design: Design) -> dict:
