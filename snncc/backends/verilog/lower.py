@@ -38,9 +38,9 @@ from .layout import (
     Layout,
     View,
     assign_layouts,
+    chunked,
     natural,
     reduce_view,
-    chunked,
     reduction_axes,
     resolve,
     view_of,
@@ -415,7 +415,8 @@ def _chunks(rows: np.ndarray, lanes: int) -> np.ndarray:
     return rows.reshape(rows.shape[0] * (rows.shape[1] // lanes), lanes)
 
 
-def _folded_output(bld: _Builder, n: Node, lanes: int, width: int) -> list:
+def _folded_output(bld: _Builder, n: Node, lanes: int, width: int
+                   ) -> tuple[list[tuple[str, str]], list[Param]]:
     """A synapse engine's output buffer and its ports, as P = `lanes` of the output's
     lanes a word when the engine is folded (it writes a row in chunks), and the engine's
     OAW parameter if so."""
