@@ -5,9 +5,10 @@ kernels, and the command's start-up.
 
 1. Throughput on one batch, in one process, the runners taking turns (each after a 0.3 s
    pause): onnxruntime on the source QCDQ model (graph optimizations on, default threads);
-   the fast engine (exact mode, T = 7, every layer's counts); the same engine with its
-   integer kernels switched off (float BLAS everywhere: the engine before them). Digits
-   ViT (256 inputs) and the DeiT-tiny-scale model (examples/deit_tiny/generate.py).
+   the fast engine (exact mode, T = 7, every layer's counts) on its numpy path and as one
+   onnxruntime session (``ortgraph``); the numpy path with its integer kernels switched
+   off (float BLAS everywhere: the engine before them). Digits ViT (256 inputs) and the
+   DeiT-tiny-scale model (examples/deit_tiny/generate.py).
 2. Start-up of `snncc --help` and of `import onnx`, fresh processes.
 3. With --compile: `snncc compile --target all` on the DeiT-tiny-scale model in a fresh
    process: wall time, CPU time (user + system, which moves less with the machine's load)
@@ -147,6 +148,19 @@ NOTES = [
     "one); a dense head read by one ReduceSum over its tokens sums the tokens first "
     "(linearity: 196× less work for DeiT-tiny's 1000-class head); max pooling shifts whole "
     "arrays one axis after the other instead of folding kh·kw strided slices.",
+    "- Whole graph in one onnxruntime session (backends/sim/ortgraph.py): the plan's exact "
+    "mode written as one ONNX model, every neuron's counts among its outputs, op for op with "
+    "the numpy path's arithmetic (MatMulInteger per 8-bit weight factor combined as the "
+    "integer kernels combine them; float MatMul/Conv where the plan's bound proves the dtype "
+    "exact, a float64 convolution as one float32 Conv per base-256 weight digit; the proved "
+    "one-pass level count as Mul, Add, Clip and a truncating Cast; the quantizer, pools, "
+    "adds, TDMatMul, layout ops, the head summed over its tokens first), run with one "
+    "intra-op thread a block of the batch per core. The engine takes it by itself where "
+    "every value has at most 2**14 elements a sample (the digits ViT, not DeiT-tiny: there "
+    "it measured no faster); SNNCC_ORT_GRAPH=1 or 0 forces it on or off. Exact: "
+    "tests/test_sim_ortgraph.py holds every layer's counts and the logits to the integer "
+    "reference and the numpy path, and each lowered neuron to the level count at θ-1, θ "
+    "and θ+1 of every level.",
     "- On one thread each the engine takes about 1.0× onnxruntime's CPU time at DeiT-tiny "
     "scale and 1.35× on the digits ViT (there every layer is small and the per-call costs "
     "of numpy and onnxruntime dominate). The wall-clock ratios on every core move with the "

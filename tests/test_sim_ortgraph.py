@@ -39,6 +39,10 @@ def _assert_exact(model, x, monkeypatch):
 @pytest.mark.parametrize("name", ["cnn", "cnn_po2", "transformer", "transformer_po2",
                                   "transformer_spiking_input"])
 def test_whole_graph_session_equals_the_reference(tiny_models, name, monkeypatch):
+    """One sample a run (the blocks' outputs joined in order) for the CNN, else one block
+    a core."""
+    if name == "cnn":
+        monkeypatch.setattr(ortgraph, "BLOCK", 1)
     model = snncc.compile(tiny_models[name], T=7)
     x = RNG.uniform(-0.2, 1.2, (9,) + model.input_shape)
     _assert_exact(model, x, monkeypatch)

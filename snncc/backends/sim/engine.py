@@ -133,7 +133,7 @@ def _whole(p: plan.Plan) -> ortgraph.Whole | None:
         return None
     if p.whole is None:
         lowered = ortgraph.lower(p)
-        p.whole = False if lowered is None else ortgraph.Whole(*lowered)
+        p.whole = False if lowered is None else ortgraph.Whole(*lowered, ortgraph.largest(p))
     return p.whole or None
 
 

@@ -326,6 +326,7 @@ def mode() -> str:
 
 
 SMALL = 1 << 14  # elements of a plan's largest value, a sample, up to which one session pays
+BLOCK = 1 << 22  # elements of the largest value a run: bounds the session's memory
 
 
 def worth(plan) -> bool:
@@ -334,17 +335,23 @@ def worth(plan) -> bool:
     (bench/engine.py: the digits ViT, 1,024 elements a sample at most, ran 1.3× faster
     on one thread and 1.6× on two; at DeiT-tiny scale, 1,204,224, one session was 7%
     slower on one thread and no faster on two)."""
-    largest = max((int(np.prod(n.shape, dtype=np.int64)) for n in plan.order), default=0)
-    return largest <= SMALL
+    return largest(plan) <= SMALL
+
+
+def largest(plan) -> int:
+    """Elements of the plan's largest value, a sample."""
+    return max((int(np.prod(n.shape, dtype=np.int64)) for n in plan.order), default=1)
 
 
 class Whole:
     """A plan's lowered model in one onnxruntime session of one intra-op thread; a batch
-    is split into one block per core, the blocks run at once (onnxruntime's own threads
-    split each op, which pays little on small element-wise ops)."""
+    is split into one block per core (smaller past BLOCK elements), the blocks run at once
+    (onnxruntime's own threads split each op, which pays little on small element-wise
+    ops)."""
 
-    def __init__(self, model: bytes, outputs: list[str]):
+    def __init__(self, model: bytes, outputs: list[str], largest: int = 1):
         self.model, self.outputs = model, outputs
+        self.largest = largest  # elements of the plan's largest value, a sample
         self._session = None
 
     def session(self):
@@ -362,7 +369,7 @@ class Whole:
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         x = np.ascontiguousarray(x, np.float64)
         session = self.session()
-        per = max(1, -(-len(x) // kernels.cores()))
+        per = max(1, min(-(-len(x) // kernels.cores()), BLOCK // max(1, self.largest)))
         starts = list(range(0, len(x), per))
         parts: list = [None] * len(starts)
 
