@@ -134,7 +134,7 @@ def _whole(p: plan.Plan) -> ortgraph.Whole | None:
     if p.whole is None:
         lowered = ortgraph.lower(p)
         p.whole = False if lowered is None else ortgraph.Whole(*lowered, ortgraph.largest(p))
-    return p.whole or None
+    return p.whole if isinstance(p.whole, ortgraph.Whole) else None
 
 
 # ---------------------------------------------------------------- step engine

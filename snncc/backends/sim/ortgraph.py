@@ -70,7 +70,7 @@ def _attr(name: str, value) -> bytes:
 class Builder:
     """An ONNX graph written node by node; every tensor's numpy dtype is tracked."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.nodes: list[bytes] = []
         self.inits: list[bytes] = []
         self.types: dict[str, np.dtype] = {}
@@ -95,7 +95,7 @@ class Builder:
         return name
 
     def node(self, op: str, inputs: list[str], dtype, out: str | None = None,
-             **attrs) -> str:
+             **attrs: int | float | list[int]) -> str:
         out = out or self.fresh()
         body = b"".join(_field(1, i) for i in inputs) + _field(2, out) + _field(4, op)
         body += b"".join(_field(5, _attr(k, v)) for k, v in attrs.items())
@@ -301,19 +301,21 @@ def _dense(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
 
 def _conv(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
     op = n.op_as(o.Synapse)
-    attrs = {"strides": list(op.strides), "pads": list(op.pads),
-             "dilations": list(op.dilations), "group": int(op.group)}
     xf = b.cast(x, _F32)
+
+    def conv(w: np.ndarray) -> str:
+        return b.node("Conv", [xf, b.const(w, _F32)], _F32, strides=list(op.strides),
+                      pads=list(op.pads), dilations=list(op.dilations), group=int(op.group))
+
     if dt == _F32:
-        return b.node("Conv", [xf, b.const(op.weight, _F32)], _F32, **attrs)
+        return conv(op.weight)
     if dt != _F64:
         raise Unsupported(n.name)
     reach = plan.bound.get(n.inputs[0], 0)
     terms = int(np.prod(op.weight.shape[1:]))
     if terms * reach * 128 >= F32_EXACT:  # a digit's sums would leave float32's integers
         raise Unsupported(n.name)
-    ys = [b.node("Conv", [xf, b.const(d, _F32)], _F32, **attrs)
-          for d in integer.digits(op.weight)]
+    ys = [conv(d) for d in integer.digits(op.weight)]
     return _combine(b, ys, 256.0)
 
 
