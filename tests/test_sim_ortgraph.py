@@ -48,6 +48,14 @@ def test_whole_graph_session_equals_the_reference(tiny_models, name, monkeypatch
     _assert_exact(model, x, monkeypatch)
 
 
+@pytest.mark.parametrize("mode", ["signed", "multi"])
+def test_whole_graph_session_on_every_neuron_kind(tiny_models, mode, monkeypatch):
+    """Signed neurons (codes held as int8) and multi-threshold ones."""
+    model = snncc.compile(tiny_models["transformer"], T=7, neuron=mode)
+    x = RNG.uniform(0, 1, (5,) + model.input_shape)
+    _assert_exact(model, x, monkeypatch)
+
+
 def test_whole_graph_session_on_the_digits_vit(monkeypatch):
     model = snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7)
     x = np.load(EXAMPLE / "digits_test.npz")["x"][:64]
