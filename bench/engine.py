@@ -5,9 +5,10 @@ kernels, and the command's start-up.
 
 1. Throughput on one batch, in one process, the runners taking turns (each after a 0.3 s
    pause): onnxruntime on the source QCDQ model (graph optimizations on, default threads);
-   the fast engine (exact mode, T = 7, every layer's counts); the same engine with its
-   integer kernels switched off (float BLAS everywhere: the engine before them). Digits
-   ViT (256 inputs) and the DeiT-tiny-scale model (examples/deit_tiny/generate.py).
+   the fast engine (exact mode, T = 7, every layer's counts) on its numpy path and as one
+   onnxruntime session (``ortgraph``); the numpy path with its integer kernels switched
+   off (float BLAS everywhere: the engine before them). Digits ViT (256 inputs) and the
+   DeiT-tiny-scale model (examples/deit_tiny/generate.py).
 2. Start-up of `snncc --help` and of `import onnx`, fresh processes.
 3. With --compile: `snncc compile --target all` on the DeiT-tiny-scale model in a fresh
    process: wall time, CPU time (user + system, which moves less with the machine's load)
@@ -75,11 +76,15 @@ def throughput(path: Path, x: np.ndarray, reps: int) -> dict:
     x = np.ascontiguousarray(x, np.float32)
     fast, plain, p = engines(path)
 
+    def run(model, whole: str):
+        os.environ["SNNCC_ORT_GRAPH"] = whole  # ortgraph.mode: the numpy path, or one session
+        return model.simulate(x, engine="fast", batch_size=len(x))
+
     def runners(ort):
         return {"onnxruntime": lambda: ort.run(None, {"input": x}),
-                "fast engine": lambda: fast.simulate(x, engine="fast", batch_size=len(x)),
-                "fast engine, no integer kernels":
-                    lambda: plain.simulate(x, engine="fast", batch_size=len(x))}
+                "fast engine, numpy path": lambda: run(fast, "0"),
+                "fast engine, one onnxruntime session": lambda: run(fast, "1"),
+                "fast engine, numpy path, no integer kernels": lambda: run(plain, "0")}
 
     times = bench_run.turns(runners(bench_run.ort_session(path, True)), reps)
     one = one_thread_session(path)
@@ -90,10 +95,13 @@ def throughput(path: Path, x: np.ndarray, reps: int) -> dict:
         cpu = bench_run.turns(runners(one), reps, time.process_time, loops)
     finally:
         kernels._workers = cores  # noqa: SLF001
-    a, b = runners(one)["fast engine"](), runners(one)["fast engine, no integer kernels"]()
-    same = np.array_equal(a.logits_int, b.logits_int) and all(
-        np.array_equal(a.counts[k], b.counts[k]) for k in a.counts)
+    done = [f() for k, f in runners(one).items() if k != "onnxruntime"]
+    same = all(np.array_equal(done[0].logits_int, b.logits_int) and all(
+        np.array_equal(done[0].counts[k], b.counts[k]) for k in done[0].counts)
+        for b in done[1:])
+    os.environ.pop("SNNCC_ORT_GRAPH", None)
     return {"batch": len(x), "times": times, "cpu": cpu, "identical": same,
+            "lowered": bool(p.whole),
             "integer": len(p.integer), "stacked": len(p.stacked),
             "synapses": sum(1 for n in p.order if type(n.op).__name__ == "Synapse")}
 
@@ -140,11 +148,25 @@ NOTES = [
     "one); a dense head read by one ReduceSum over its tokens sums the tokens first "
     "(linearity: 196× less work for DeiT-tiny's 1000-class head); max pooling shifts whole "
     "arrays one axis after the other instead of folding kh·kw strided slices.",
-    "- On one thread each the engine takes about 1.0× onnxruntime's CPU time at DeiT-tiny "
-    "scale and 1.35× on the digits ViT (there every layer is small and the per-call costs "
-    "of numpy and onnxruntime dominate). The wall-clock ratios on every core move with the "
-    "machine's load, both runners' threads being preempted on a shared machine: read them "
-    "with the load beside them; the one-thread figures move far less.", ""]
+    "- Whole graph in one onnxruntime session (backends/sim/ortgraph.py): the plan's exact "
+    "mode written as one ONNX model, every neuron's counts among its outputs, op for op with "
+    "the numpy path's arithmetic (MatMulInteger per 8-bit weight factor combined as the "
+    "integer kernels combine them; float MatMul/Conv where the plan's bound proves the dtype "
+    "exact, a float64 convolution as one float32 Conv per base-256 weight digit; the proved "
+    "one-pass level count as Mul, Add, Clip and a truncating Cast; the quantizer, pools, "
+    "adds, TDMatMul, layout ops, the head summed over its tokens first), run with one "
+    "intra-op thread a block of the batch per core. The engine takes it by itself where "
+    "every value has at most 2**14 elements a sample (the digits ViT, not DeiT-tiny: there "
+    "it measured no faster); SNNCC_ORT_GRAPH=1 or 0 forces it on or off. Exact: "
+    "tests/test_sim_ortgraph.py holds every layer's counts and the logits to the integer "
+    "reference and the numpy path, and each lowered neuron to the level count at θ-1, θ "
+    "and θ+1 of every level.",
+    "- On one thread each the numpy path takes about 1.0× onnxruntime's CPU time at DeiT-tiny "
+    "scale and 0.75× on the digits ViT, where every layer is small and the per-call costs of "
+    "numpy and onnxruntime dominate; one session for the whole graph removes most of those "
+    "(0.95× there) but does the same array passes. The wall-clock ratios on every core move "
+    "with the machine's load, both runners' threads being preempted on a shared machine: "
+    "read them with the load beside them; the one-thread figures move far less.", ""]
 
 
 def compile_all() -> dict:
@@ -169,7 +191,8 @@ def section(results: dict[str, dict], starts: dict[str, float],
         t = {k: statistics.median(v) for k, v in r["times"].items()}
         lines += [f"**{name}**, batch {r['batch']}: {r['integer']} of {r['synapses']} "
                   f"synapses and {r['stacked']} TDMatMuls on integer kernels; counts and "
-                  f"logits identical with and without them: {'yes' if r['identical'] else 'NO'}",
+                  f"logits identical on every path: {'yes' if r['identical'] else 'NO'}; "
+                  f"the plan lowers to one ONNX model: {'yes' if r['lowered'] else 'no'}",
                   "", "| runner | s (median) | s (min–max) | inputs/s | ratio to onnxruntime |",
                   "|---|---:|---:|---:|---:|"]
         for runner, ts in r["times"].items():

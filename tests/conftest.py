@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import modelgen  # noqa: E402
 from snncc import compiler, intmath, kernels, reference  # noqa: E402
 from snncc import ops as o  # noqa: E402
-from snncc.backends.sim import engine, plan  # noqa: E402
+from snncc.backends.sim import engine, ortgraph, plan  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "digits_vit"
@@ -62,10 +62,11 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 def closed_forms() -> dict[str, object]:
     """Every closed form of a neuron's count in snncc, by name: the level count
     #{k : v >= θ_k} (kernels, intmath) and what computes codes with it (the fast engine,
-    its plan pass, the integer reference)."""
+    its plan pass and its whole-graph ONNX lowering, the integer reference)."""
     return {"kernels.level_counts": kernels.level_counts,
             "kernels.affine_counts": kernels.affine_counts, "plan._codes": plan._codes,
             "plan.run_exact": plan.run_exact, "engine.run_fast": engine.run_fast,
+            "ortgraph.lower": ortgraph.lower,
             "intmath.codes_from_thresholds": intmath.codes_from_thresholds,
             "reference.evaluate": reference.evaluate,
             "reference EVAL[Neuron]": reference.EVAL[o.Neuron],
@@ -96,6 +97,8 @@ def closed_form_forbidden():
             k: refusal(by_id[id(fn)]) for k, fn in reference.EVAL.items() if id(fn) in by_id}))
         stack.enter_context(mock.patch.object(compiler.CompiledModel, "reference",
                                               refusal("CompiledModel.reference")))
+        stack.enter_context(mock.patch.object(ortgraph.Whole, "__call__",
+                                              refusal("ortgraph.Whole")))
         yield
 
 

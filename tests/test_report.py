@@ -482,6 +482,7 @@ def test_verify_catches_a_bug_planted_in_the_shared_plan_code(tmp_path, tiny_mod
     got = evaluate(_doubled_synapses(model), {model.graph.inputs[0]: x})
     n, first, step, a, b = _first_spike_apart(model.graph, want, got)
     original = plan._synapse
+    monkeypatch.setenv("SNNCC_ORT_GRAPH", "0")  # the numpy path, where the bug is planted
     monkeypatch.setattr(plan, "_synapse", lambda p, node, v: 2 * original(p, node, v))
     rung, _ = verify.interpreter_rung(model, x)
     assert rung.status == verify.FAIL
@@ -509,6 +510,7 @@ def test_interpreter_rung_holds_the_fast_engine_to_the_reference(tiny_models, mo
     target = model.graph.ops(o.Neuron)[1]
     want = model.reference(x)[target.name]
     original = plan._codes
+    monkeypatch.setenv("SNNCC_ORT_GRAPH", "0")  # the numpy path, where the bug is planted
     monkeypatch.setattr(plan, "_codes", lambda p, n, v: original(p, n, v) + (
         n.name == target.name))
     rung, golden = verify.interpreter_rung(model, x)
@@ -555,6 +557,7 @@ def test_interpreter_rung_knows_each_neuron_kinds_trains(tiny_models, monkeypatc
     target = model.graph.ops(o.Neuron)[0]
     code = int(model.reference(x)[target.name][0, 0, 0])
     original = plan._codes
+    monkeypatch.setenv("SNNCC_ORT_GRAPH", "0")  # the numpy path, where the bug is planted
     monkeypatch.setattr(plan, "_codes", lambda p, n, v: original(p, n, v) + (
         n.name == target.name))
     d = verify.interpreter_rung(model, x)[0].divergence

@@ -415,7 +415,7 @@ def _equal_rank(xs):
 
 @pytest.mark.parametrize("delay", ["exact", 0, 2, "none"])
 @pytest.mark.parametrize("name", ["cnn", "transformer", "transformer_spiking_input"])
-def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
+def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay, monkeypatch):
     model = snncc.compile(tiny_models[name], T=9, delay=delay)
     x = RNG.uniform(0, 1, (6,) + model.input_shape)
     counts, logits = literal_steps(model.graph, x)
@@ -426,9 +426,11 @@ def test_step_engine_equals_a_literal_simulation(tiny_models, name, delay):
         assert np.array_equal(got.trains[n.name].sum(axis=0), counts[n.name]), n.name
     assert np.array_equal(got.logits_int, logits)
     if delay == "exact":
-        fast = model.simulate(x, engine="fast")
-        assert all(np.array_equal(fast.counts[k], counts[k]) for k in counts)
-        assert np.array_equal(fast.logits_int, logits)
+        for whole in ("0", "1"):  # the numpy path, and the plan as one onnxruntime session
+            monkeypatch.setenv("SNNCC_ORT_GRAPH", whole)
+            fast = model.simulate(x, engine="fast")
+            assert all(np.array_equal(fast.counts[k], counts[k]) for k in counts), whole
+            assert np.array_equal(fast.logits_int, logits), whole
 
 
 @pytest.mark.parametrize("block", [1, 10**9])
@@ -437,6 +439,7 @@ def test_fused_currents_and_neurons_equal_the_reference(tiny_models, monkeypatch
     a block (spread over the cores, as the input quantizer, the max pools and the adds
     are) or all at once, and the head summed over the tokens
     before its product: every code and the logits are the integer reference's."""
+    monkeypatch.setenv("SNNCC_ORT_GRAPH", "0")  # the numpy path (ortgraph: one session)
     monkeypatch.setattr(plan, "FUSED_BLOCK", block)
     monkeypatch.setattr(plan, "SPLIT_BLOCKS", 0 if block == 1 else 10**9)
     model = snncc.compile(tiny_models["transformer"], T=7)
@@ -460,6 +463,7 @@ def test_engines_on_integer_kernels_equal_a_literal_simulation(tiny_models, name
     """Every synapse whose operands fit 8 bits on onnxruntime's integer products, however
     few its terms and many its weight digits (cut into base-256 digits, or into an 8-bit
     matrix times a scale a column plus an 8-bit rest): both engines still exact."""
+    monkeypatch.setenv("SNNCC_ORT_GRAPH", "0")  # the numpy path (test_sim_ortgraph: one session)
     monkeypatch.setattr(integer, "WIDE_TERMS", 0)
     monkeypatch.setattr(integer, "SCALED_TERMS", 0)
     monkeypatch.setattr(integer, "CONV_TERMS", 0)

@@ -20,7 +20,7 @@ import numpy as np
 
 from snncc import kernels
 from snncc import ops as o
-from snncc.backends.sim import plan
+from snncc.backends.sim import ortgraph, plan
 from snncc.ir import Graph, Node, layer_names
 
 
@@ -101,8 +101,12 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
     if graph.meta.get("delay", "exact") != "exact":
         raise ValueError("the fast engine computes exact mode only; use the step engine")
     p = plan.build(graph)
-    with kernels.single_blas_thread():
-        values = plan.run_exact(p, x)
+    whole = _whole(p)
+    if whole is not None:
+        values = whole(x)
+    else:
+        with kernels.single_blas_thread():
+            values = plan.run_exact(p, x)
     counts = {name: values[name].astype(plan.count_dtype(graph.node(name).op_as(o.Neuron).levels),
                                         copy=False) for name in p.neurons}
     r = p.readout
@@ -119,6 +123,18 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
                     continue
                 trains[n.name] = ((t >= n.op.t_fire) & (t < n.op.t_fire + c)).astype(np.uint8)
     return SimResult(real, ints, counts, p.steps, trains)
+
+
+def _whole(p: plan.Plan) -> ortgraph.Whole | None:
+    """The plan as one onnxruntime session (``ortgraph``) where it lowers and is chosen:
+    SNNCC_ORT_GRAPH=1 always, 0 never, else where it measured faster (``ortgraph.worth``)."""
+    mode = ortgraph.mode()
+    if mode == "off" or (mode == "auto" and not ortgraph.worth(p)):
+        return None
+    if p.whole is None:
+        lowered = ortgraph.lower(p)
+        p.whole = False if lowered is None else ortgraph.Whole(*lowered, ortgraph.largest(p))
+    return p.whole if isinstance(p.whole, ortgraph.Whole) else None
 
 
 # ---------------------------------------------------------------- step engine

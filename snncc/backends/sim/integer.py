@@ -100,6 +100,7 @@ class IntMatMul:
         if len(cut) > 2 and (split := _scaled(w, reach)) is not None:
             cut, self.scale = [split[0], split[2]], split[1].astype(np.float64)
         self.digits = len(cut)
+        self.cut = cut  # the 8-bit factors (ortgraph writes them into its model)
         self.pairs = 257 * 128 * reach * max(self.k, 1) < _INT32
         self.session = _session(cut, self.x_type)
 

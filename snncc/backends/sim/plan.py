@@ -82,6 +82,7 @@ class Plan:
     pooled: dict[str, tuple[Node, np.ndarray]] = field(
         default_factory=dict)  # a dense synapse -> (the ReduceSum alone reading it, weights)
     steps: int = 0  # end-to-end time steps
+    whole: object = None  # ortgraph.Whole, False if the plan does not lower (built on demand)
 
     @property
     def readout(self) -> Node:

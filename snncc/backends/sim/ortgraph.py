@@ -1,0 +1,383 @@
+"""The fast engine's plan as one onnxruntime session: the whole graph in one call.
+
+On a small model (the digits ViT: 45 layers on [4096, 32]-sized arrays) the numpy path's
+time goes mostly to per-call costs, tens of µs a layer. Here `lower` writes the plan's
+exact mode as one ONNX model, every neuron's counts and the readout's current among its
+outputs, with the same arithmetic the numpy path does, op for op:
+
+- a synapse on an integer kernel (``integer.IntMatMul``): MatMulInteger per 8-bit factor
+  of its weights, combined as the kernel combines them (int32 digit pairs, then float64);
+  other dense synapses: float MatMul in the plan's dtype (exact there: the plan's bound);
+  a convolution: float32 Conv where its dtype is float32, else one float32 Conv per
+  base-256 digit of the weights (each exact below 2**24) combined in float64;
+- a neuron: the one-pass count trunc(clip(v*scale + offset, 0, L)) with the plan's proved
+  tables, a Mul, an Add, a Clip and a Cast, each correctly rounded as numpy's are (or the
+  L comparisons, GreaterOrEqual and a sum, where no line is proved);
+- the input quantizer in float64 (Div, Round or Floor, Add, Clip); max pools, adds,
+  TDMatMul on 8-bit counts (MatMulInteger), layout ops, the head summed over its tokens
+  first (as ``plan._pooled``).
+
+A plan holding anything else (an int64 current, a sum pool) has no lowering: `lower`
+gives None and the engine keeps the numpy path. The model's bytes are written here with
+``integer``'s protobuf writer (importing `onnx` costs a second at start-up).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from snncc import kernels
+from snncc import ops as o
+from snncc.backends.sim import integer
+from snncc.backends.sim.integer import IntMatMul, _field, _value_info, _varint
+from snncc.intmath import Rounding
+
+F32_EXACT = 2**24
+
+# ONNX TensorProto data types
+_TYPES = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3,
+          np.dtype(np.uint16): 4, np.dtype(np.int16): 5, np.dtype(np.int32): 6,
+          np.dtype(np.int64): 7, np.dtype(np.float64): 11, np.dtype(np.uint32): 12}
+_F64 = np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
+_I32 = np.dtype(np.int32)
+
+
+class Unsupported(Exception):
+    """The plan holds an op with no exact lowering here."""
+
+
+def _ax(axis: int) -> int:
+    return axis + 1 if axis >= 0 else axis
+
+
+def _ints(num: int, values) -> bytes:
+    return b"".join(_varint(num << 3) + _varint(int(v) & (2**64 - 1)) for v in values)
+
+
+def _attr(name: str, value) -> bytes:
+    """An AttributeProto: an int, a float or a list of ints."""
+    if isinstance(value, float):
+        return _field(1, name) + _varint(2 << 3 | 5) + struct.pack("<f", value) + _field(20, 1)
+    if isinstance(value, int):
+        return _field(1, name) + _ints(3, [value]) + _field(20, 2)
+    return _field(1, name) + _ints(8, value) + _field(20, 7)
+
+
+class Builder:
+    """An ONNX graph written node by node; every tensor's numpy dtype is tracked."""
+
+    def __init__(self) -> None:
+        self.nodes: list[bytes] = []
+        self.inits: list[bytes] = []
+        self.types: dict[str, np.dtype] = {}
+        self.count = 0
+        self.consts: dict[tuple, str] = {}
+
+    def fresh(self) -> str:
+        self.count += 1
+        return f"t{self.count}"
+
+    def const(self, a: np.ndarray, dtype=None) -> str:
+        a = np.ascontiguousarray(a, dtype if dtype is not None else a.dtype)
+        key = (a.dtype.str, a.shape, a.tobytes()) if a.size <= 64 else None
+        if key is not None and key in self.consts:
+            return self.consts[key]
+        name = self.fresh()
+        self.inits.append(_ints(1, a.shape) + _field(2, _TYPES[a.dtype]) + _field(8, name)
+                          + _field(9, a.tobytes()))
+        self.types[name] = a.dtype
+        if key is not None:
+            self.consts[key] = name
+        return name
+
+    def node(self, op: str, inputs: list[str], dtype, out: str | None = None,
+             **attrs: int | float | list[int]) -> str:
+        out = out or self.fresh()
+        body = b"".join(_field(1, i) for i in inputs) + _field(2, out) + _field(4, op)
+        body += b"".join(_field(5, _attr(k, v)) for k, v in attrs.items())
+        self.nodes.append(body)
+        self.types[out] = np.dtype(dtype)
+        return out
+
+    def cast(self, x: str, dtype) -> str:
+        dtype = np.dtype(dtype)
+        if self.types[x] == dtype:
+            return x
+        return self.node("Cast", [x], dtype, to=_TYPES[dtype])
+
+    def model(self, outputs: list[str]) -> bytes:
+        graph = b"".join(_field(1, n) for n in self.nodes) + _field(2, "plan")
+        graph += b"".join(_field(5, t) for t in self.inits)
+        graph += _field(11, _value_info("x", _TYPES[self.types["x"]], None))
+        graph += b"".join(_field(12, _value_info(n, _TYPES[self.types[n]], None))
+                          for n in outputs)
+        opset = _field(1, "") + _field(2, 17)
+        return _field(1, 8) + _field(8, opset) + _field(7, graph)
+
+
+def lower(plan) -> tuple[bytes, list[str]] | None:
+    """(the model's bytes, the plan's value name of each output) for the plan's exact
+    mode, or None if some op has no exact lowering."""
+    try:
+        return _lower(plan)
+    except Unsupported:
+        return None
+
+
+def _lower(plan) -> tuple[bytes, list[str]]:
+    b = Builder()
+    names: dict[str, str] = {}
+    skip: set[str] = set()
+    outputs: list[str] = []
+    tensors: list[str] = []  # the graph's outputs (read by later nodes too)
+    for n in plan.order:
+        op = n.op
+        if n.name in skip:
+            continue
+        if isinstance(op, o.Input):
+            names[n.name] = "x"  # float64: every float32 or float64 input exactly
+            b.types["x"] = _F64
+            continue
+        xs = [names[i] for i in n.inputs]
+        dt = plan.dtype[n.name]
+        if dt.kind == "i" and n.kind != o.CODES or dt == np.dtype(np.int64):
+            raise Unsupported(n.name)
+        if n.name in plan.pooled:  # ReduceSum(x @ w) as ReduceSum(x) @ w
+            pool, w = plan.pooled[n.name]
+            pdt = plan.dtype[pool.name]
+            if pdt.kind != "f":
+                raise Unsupported(n.name)
+            axes = [_ax(a) for a in pool.op.axes]
+            summed = b.node("ReduceSum", [b.cast(xs[0], pdt), b.const(np.array(axes, np.int64))],
+                            pdt, keepdims=int(pool.op.keepdims))
+            names[pool.name] = b.node("MatMul", [summed, b.const(w, pdt)], pdt)
+            skip.add(pool.name)
+            continue
+        v = _op(b, plan, n, xs, dt)
+        if isinstance(op, o.Neuron | o.Readout):
+            outputs.append(n.name)
+            tensors.append(v)
+        names[n.name] = v
+    return b.model(tensors), outputs
+
+
+def _batched(b: Builder, plan, ins: list[str], nodes) -> list[str]:
+    """Operands given equal rank by 1-axes after the batch axis (``plan._batched``)."""
+    shapes = [plan.graph.node(i).shape for i in nodes]
+    rank = max(len(s) for s in shapes)
+    out = []
+    for x, s in zip(ins, shapes, strict=True):
+        if len(s) < rank:
+            shape = np.array([0] + [1] * (rank - len(s)) + list(s), np.int64)
+            x = b.node("Reshape", [x, b.const(shape)], b.types[x])
+        out.append(x)
+    return out
+
+
+def _op(b: Builder, plan, n, xs: list[str], dt: np.dtype) -> str:
+    op = n.op
+    if isinstance(op, o.SpikeInput):
+        return _quantize(b, op, xs[0], dt)
+    if isinstance(op, o.Neuron):
+        return _neuron(b, plan, n, xs[0], dt)
+    if isinstance(op, o.Synapse):
+        if op.kind == "dense":
+            return _dense(b, plan, n, xs[0], dt)
+        return _conv(b, plan, n, xs[0], dt)
+    if isinstance(op, o.TDMatMul):
+        if n.name in plan.stacked:
+            kern = plan.stacked[n.name]
+            ins = [b.cast(x, t) for x, t in zip(xs, kern.types, strict=True)]
+            ins = _batched(b, plan, ins, n.inputs)
+            return b.cast(b.node("MatMulInteger", ins, _I32), dt)
+        if dt.kind != "f":
+            raise Unsupported(n.name)
+        ins = _batched(b, plan, [b.cast(x, dt) for x in xs], n.inputs)
+        return b.node("MatMul", ins, dt)
+    if isinstance(op, o.TDMaxPool):
+        # float32: onnxruntime's 8-bit max pool is many times slower (exact: small counts)
+        x = b.node("MaxPool", [b.cast(xs[0], _F32)], _F32, kernel_shape=list(op.kernel),
+                   strides=list(op.strides), pads=list(op.pads))
+        return b.cast(x, dt)
+    if isinstance(op, o.AddCurrent):
+        a, c = _batched(b, plan, [b.cast(x, dt) for x in xs], n.inputs)
+        return b.node("Add", [a, c], dt)
+    if isinstance(op, o.Readout):
+        return b.cast(xs[0], dt)
+    if isinstance(op, o.ReduceSum):
+        axes = b.const(np.array([_ax(a) for a in op.axes], np.int64))
+        return b.node("ReduceSum", [b.cast(xs[0], dt), axes], dt, keepdims=int(op.keepdims))
+    if isinstance(op, o.Reshape):
+        shape = b.const(np.array((0,) + tuple(op.shape), np.int64))
+        return b.cast(b.node("Reshape", [xs[0], shape], b.types[xs[0]]), dt)
+    if isinstance(op, o.Transpose):
+        x = b.node("Transpose", [xs[0]], b.types[xs[0]], perm=[0] + [p + 1 for p in op.perm])
+        return b.cast(x, dt)
+    if isinstance(op, o.Concat):
+        return b.node("Concat", [b.cast(x, dt) for x in xs], dt, axis=_ax(op.axis))
+    if isinstance(op, o.Take):
+        idx = b.const(np.asarray(op.indices, np.int64))
+        return b.cast(b.node("Gather", [xs[0], idx], b.types[xs[0]], axis=_ax(op.axis)), dt)
+    raise Unsupported(n.name)
+
+
+def _quantize(b: Builder, op, x: str, dt: np.dtype) -> str:
+    """``intmath.quantize`` in float64: round(x / scale) + zero_point, clipped."""
+    y = b.node("Div", [b.cast(x, _F64), b.const(np.asarray(op.scale, _F64))], _F64)
+    if op.rounding is Rounding.HALF_EVEN:
+        y = b.node("Round", [y], _F64)
+    elif op.rounding is Rounding.HALF_UP:
+        y = b.node("Floor", [b.node("Add", [y, b.const(np.array(0.5))], _F64)], _F64)
+    else:
+        y = b.node("Floor", [y], _F64)
+    y = b.node("Add", [y, b.const(np.array(float(op.zero_point)))], _F64)
+    y = b.node("Clip", [y, b.const(np.array(float(op.lo))), b.const(np.array(float(op.hi)))],
+               _F64)
+    return b.cast(y, dt)
+
+
+def _neuron(b: Builder, plan, n, v: str, dt: np.dtype) -> str:
+    """The count #{k : sign*v >= θ_k} (``plan._codes``)."""
+    levels = n.op_as(o.Neuron).levels
+    if n.name in plan.affine:
+        scale, offset = plan.affine[n.name]
+        cd = scale.dtype
+        t = b.node("Mul", [b.cast(v, cd), b.const(scale)], cd)
+        t = b.node("Add", [t, b.const(offset)], cd)
+        t = b.node("Clip", [t, b.const(np.array(0, cd)), b.const(np.array(levels, cd))], cd)
+        return b.cast(t, dt)  # non-negative: the truncating cast is the floor
+    sign, th = plan.neurons[n.name]
+    vt = b.types[v]
+    if sign is not None:
+        v = b.node("Mul", [v, b.const(sign, vt)], vt)
+    acc = None
+    for t in th:
+        hit = b.node("Cast", [b.node("GreaterOrEqual", [v, b.const(t, vt)], np.bool_)], _I32,
+                     to=_TYPES[_I32])
+        acc = hit if acc is None else b.node("Add", [acc, hit], _I32)
+    if acc is None:
+        raise Unsupported(n.name)
+    return b.cast(acc, dt)
+
+
+def _combine(b: Builder, parts: list[str], base: float) -> str:
+    """acc*base + part over the parts, high first, in float64 (``IntMatMul.product``)."""
+    acc = b.cast(parts[-1], _F64)
+    k = b.const(np.array(base))
+    for part in reversed(parts[:-1]):
+        acc = b.node("Add", [b.node("Mul", [acc, k], _F64), b.cast(part, _F64)], _F64)
+    return acc
+
+
+def _dense(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
+    if dt.kind != "f":
+        raise Unsupported(n.name)
+    kern = plan.integer.get(n.name)
+    if not isinstance(kern, IntMatMul):
+        w = b.const(plan.weights[n.name], dt)
+        return b.node("MatMul", [b.cast(x, dt), w], dt)
+    x8 = b.cast(x, kern.x_type)
+    ys = [b.node("MatMulInteger", [x8, b.const(d)], _I32) for d in kern.cut]
+    if kern.digits == 1:
+        return b.cast(ys[0], dt)
+    if kern.scale is not None:  # (x @ a) * m + x @ e in float64
+        acc = b.node("Mul", [b.cast(ys[0], _F64), b.const(kern.scale)], _F64)
+        return b.cast(b.node("Add", [acc, b.cast(ys[1], _F64)], _F64), dt)
+    if kern.pairs:  # d_j + 256*d_(j+1), exact in int32
+        k = b.const(np.array(256, np.int32))
+        pairs = []
+        for j in range(0, len(ys), 2):
+            if j + 1 == len(ys):
+                pairs.append(ys[j])
+            else:
+                pairs.append(b.node("Add", [b.node("Mul", [ys[j + 1], k], _I32), ys[j]], _I32))
+        return b.cast(_combine(b, pairs, 65536.0), dt)
+    return b.cast(_combine(b, ys, 256.0), dt)
+
+
+def _conv(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
+    op = n.op_as(o.Synapse)
+    xf = b.cast(x, _F32)
+
+    def conv(w: np.ndarray) -> str:
+        return b.node("Conv", [xf, b.const(w, _F32)], _F32, strides=list(op.strides),
+                      pads=list(op.pads), dilations=list(op.dilations), group=int(op.group))
+
+    if dt == _F32:
+        return conv(op.weight)
+    if dt != _F64:
+        raise Unsupported(n.name)
+    reach = plan.bound.get(n.inputs[0], 0)
+    terms = int(np.prod(op.weight.shape[1:]))
+    if terms * reach * 128 >= F32_EXACT:  # a digit's sums would leave float32's integers
+        raise Unsupported(n.name)
+    ys = [conv(d) for d in integer.digits(op.weight)]
+    return _combine(b, ys, 256.0)
+
+
+# ---------------------------------------------------------------- running it
+
+
+def mode() -> str:
+    """SNNCC_ORT_GRAPH: "1" (always, where the plan lowers), "0" (never), else "auto"."""
+    return {"1": "on", "0": "off"}.get(os.environ.get("SNNCC_ORT_GRAPH", ""), "auto")
+
+
+SMALL = 1 << 14  # elements of a plan's largest value, a sample, up to which one session pays
+BLOCK = 1 << 22  # elements of the largest value a run: bounds the session's memory
+
+
+def worth(plan) -> bool:
+    """Whether the whole-graph session is the faster path for this plan: where every
+    value is small, so that per-call costs are most of the numpy path's time
+    (bench/engine.py: the digits ViT, 1,024 elements a sample at most, ran 1.3× faster
+    on one thread and 1.6× on two; at DeiT-tiny scale, 1,204,224, one session was 7%
+    slower on one thread and no faster on two)."""
+    return largest(plan) <= SMALL
+
+
+def largest(plan) -> int:
+    """Elements of the plan's largest value, a sample."""
+    return max((int(np.prod(n.shape, dtype=np.int64)) for n in plan.order), default=1)
+
+
+class Whole:
+    """A plan's lowered model in one onnxruntime session of one intra-op thread; a batch
+    is split into one block per core (smaller past BLOCK elements), the blocks run at once
+    (onnxruntime's own threads split each op, which pays little on small element-wise
+    ops)."""
+
+    def __init__(self, model: bytes, outputs: list[str], largest: int = 1):
+        self.model, self.outputs = model, outputs
+        self.largest = largest  # elements of the plan's largest value, a sample
+        self._session = None
+
+    def session(self):
+        if self._session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            opts.inter_op_num_threads = 1
+            opts.log_severity_level = 3
+            self._session = ort.InferenceSession(self.model, opts,
+                                                 providers=["CPUExecutionProvider"])
+        return self._session
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        x = np.ascontiguousarray(x, np.float64)
+        session = self.session()
+        per = max(1, min(-(-len(x) // kernels.cores()), BLOCK // max(1, self.largest)))
+        starts = list(range(0, len(x), per))
+        parts: list = [None] * len(starts)
+
+        def block(k: int) -> None:
+            parts[k] = session.run(None, {"x": x[starts[k]:starts[k] + per]})
+
+        kernels.parallel(block, list(range(len(starts))))
+        ys = parts[0] if len(parts) == 1 else [np.concatenate(c) for c in zip(*parts, strict=True)]
+        return dict(zip(self.outputs, ys, strict=True))

@@ -1,0 +1,144 @@
+"""The fast engine's plan as one onnxruntime session (backends/sim/ortgraph.py): every
+layer's counts and the logits equal the integer reference's and the numpy path's, and
+each lowered neuron counts its levels right at every threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import snncc
+from conftest import EXAMPLE
+from snncc import ops as o
+from snncc.backends.sim import integer, ortgraph, plan
+
+RNG = np.random.default_rng(5)
+
+
+def _fast(model, x, whole: str, monkeypatch):
+    monkeypatch.setenv("SNNCC_ORT_GRAPH", whole)
+    return model.simulate(x, engine="fast")
+
+
+def _assert_exact(model, x, monkeypatch):
+    """The whole-graph session ran and equals the integer reference and the numpy path."""
+    ref = model.reference(x)
+    got = _fast(model, x, "1", monkeypatch)
+    assert plan.build(model.graph).whole, "the plan did not lower: the numpy path ran"
+    numpy_path = _fast(model, x, "0", monkeypatch)
+    for n in model.graph.ops(o.Neuron):
+        assert np.array_equal(got.counts[n.name], ref[n.name]), n.name
+        assert got.counts[n.name].dtype == numpy_path.counts[n.name].dtype, n.name
+        assert np.array_equal(got.counts[n.name], numpy_path.counts[n.name]), n.name
+    (readout,) = model.graph.ops(o.Readout)
+    assert np.array_equal(got.logits_int, ref[readout.name])
+    assert np.array_equal(got.logits, numpy_path.logits)
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_po2", "transformer", "transformer_po2",
+                                  "transformer_spiking_input"])
+def test_whole_graph_session_equals_the_reference(tiny_models, name, monkeypatch):
+    """One sample a run (the blocks' outputs joined in order) for the CNN, else one block
+    a core."""
+    if name == "cnn":
+        monkeypatch.setattr(ortgraph, "BLOCK", 1)
+    model = snncc.compile(tiny_models[name], T=7)
+    x = RNG.uniform(-0.2, 1.2, (9,) + model.input_shape)
+    _assert_exact(model, x, monkeypatch)
+
+
+@pytest.mark.parametrize("mode", ["signed", "multi"])
+def test_whole_graph_session_on_every_neuron_kind(tiny_models, mode, monkeypatch):
+    """Signed neurons (codes held as int8) and multi-threshold ones."""
+    model = snncc.compile(tiny_models["transformer"], T=7, neuron=mode)
+    x = RNG.uniform(0, 1, (5,) + model.input_shape)
+    _assert_exact(model, x, monkeypatch)
+
+
+def test_whole_graph_session_on_the_digits_vit(monkeypatch):
+    model = snncc.compile(EXAMPLE / "digits_vit_qcdq.onnx", T=7)
+    x = np.load(EXAMPLE / "digits_test.npz")["x"][:64]
+    _assert_exact(model, x, monkeypatch)
+
+
+@pytest.mark.parametrize("factors", ["digits", "pairs", "scaled"])
+def test_whole_graph_session_on_every_weight_factoring(tiny_models, factors, monkeypatch):
+    """Every synapse on 8-bit products, its weights cut into digits (combined in float64
+    one at a time, or two at a time in int32 first) or scaled: the lowering combines the
+    products as the kernel does, exactly."""
+    monkeypatch.setattr(integer, "WIDE_TERMS", 0)
+    monkeypatch.setattr(integer, "SCALED_TERMS", 0)
+    monkeypatch.setattr(integer, "CONV_TERMS", 0)
+    monkeypatch.setattr(integer, "MAX_DIGITS", 8)
+    if factors != "scaled":
+        monkeypatch.setattr(integer, "scaled", lambda w: None)
+    if factors == "digits":
+        monkeypatch.setattr(integer, "_INT32", 1)  # no int32 pairs (and no int32 bound)
+    model = snncc.compile(tiny_models["transformer"], T=9)
+    p = plan.build(model.graph)
+    mats = [m for m in p.integer.values() if isinstance(m, integer.IntMatMul)]
+    if factors == "digits":
+        assert not mats  # nothing fits int32 sums: float MatMul and digit Convs instead
+    else:
+        assert any(m.digits > 1 for m in mats)
+        assert any(m.scale is not None for m in mats) == (factors == "scaled")
+        assert any(m.pairs for m in mats) == (factors == "pairs") or factors == "scaled"
+    x = RNG.uniform(0, 1, (6,) + model.input_shape)
+    _assert_exact(model, x, monkeypatch)
+
+
+def _neuron_session(p: plan.Plan, n) -> ort.InferenceSession:
+    """A model holding n's lowered count alone, the current as its input."""
+    b = ortgraph.Builder()
+    b.types["x"] = p.dtype[n.inputs[0]]
+    b.model_out = ortgraph._neuron(b, p, n, "x", p.dtype[n.name])
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(b.model([b.model_out]), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("name", ["cnn", "transformer", "digits"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_lowered_level_counts_at_every_threshold(tiny_models, name, affine):
+    """Each neuron's lowered count (the proved one-pass line, or the comparisons) against
+    #{k : sign*v >= θ_k} on the currents θ_k - 1, θ_k and θ_k + 1 of every level of
+    every neuron, and the ends of the current's range: a Clip to L - 1, a rounding
+    instead of a floor or a > for a >= would fail here."""
+    path = EXAMPLE / "digits_vit_qcdq.onnx" if name == "digits" else tiny_models[name]
+    model = snncc.compile(path, T=7)
+    p = plan.build(model.graph)
+    if not affine:
+        p = plan.Plan(p.graph, p.order, p.bound, p.dtype, p.weights, neurons=p.neurons)
+    checked = 0
+    for n in model.graph.ops(o.Neuron):
+        op = n.op_as(o.Neuron)
+        assert (n.name in p.affine) == affine, n.name
+        bound = p.bound[n.inputs[0]]
+        th = np.broadcast_to(op.thresholds, n.shape + (op.levels,)).astype(np.int64)
+        sign = np.broadcast_to(op.sign, n.shape).astype(np.int64)
+        s = np.concatenate([th + d for d in (-1, 0, 1)], axis=-1)
+        s = np.moveaxis(np.clip(s, -bound, bound), -1, 0)  # [3L, ...] values of sign*v
+        s = np.concatenate([s, np.full((2,) + n.shape, -bound), np.full((1,) + n.shape, bound)])
+        v = s * sign  # the currents
+        want = np.sum(s[..., None] >= th[None], axis=-1)
+        got = _neuron_session(p, n).run(None, {"x": v.astype(p.dtype[n.inputs[0]])})[0]
+        assert got.dtype == p.dtype[n.name], n.name
+        assert np.array_equal(got, want), n.name
+        checked += 1
+    assert checked
+
+
+def test_a_plan_that_does_not_lower_keeps_the_numpy_path(tiny_models, monkeypatch):
+    def refuse(*args):
+        raise ortgraph.Unsupported("max pool")
+
+    monkeypatch.setattr(ortgraph, "_op", refuse)
+    model = snncc.compile(tiny_models["cnn"], T=7)
+    x = RNG.uniform(0, 1, (4,) + model.input_shape)
+    got = _fast(model, x, "1", monkeypatch)
+    assert plan.build(model.graph).whole is False
+    ref = model.reference(x)
+    for n in model.graph.ops(o.Neuron):
+        assert np.array_equal(got.counts[n.name], ref[n.name]), n.name
