@@ -73,14 +73,16 @@ def _engines(summary: dict, module: str) -> list[dict]:
     return [e["params"] for e in summary["layers"] if e["module"] == module]
 
 
-@pytest.mark.parametrize("parallel,pipeline", [(None, False), (2, False), (None, True)],
-                         ids=["default", "P2", "pipeline"])
+@pytest.mark.parametrize("parallel,pipeline",
+                         [(None, False), (2, False), (1, False), (None, True)],
+                         ids=["default", "P2", "P1", "pipeline"])
 def test_td_matmul_rows_icarus(tmp_path, parallel, pipeline):
     """snn_td_matmul_rows (by default: every k of an output row at once; B read as it is
     or as B^T; ports with several segments; silent A and silent B runs) and the event
     engine it folds back to (--parallel 2 < K), bit-exact; neuron rows streamed through
     identity ports and maps; residual adds streamed (a map on either side, one buffer on
-    both); the estimate is the RTL's count for every input; lint-clean."""
+    both) and, folded, adds of chunked linear outputs a word a cycle; the estimate is the
+    RTL's count for every input; lint-clean."""
     require_tool("iverilog")
     graph = _td_rows_graph()
     gold = golden(graph, default_inputs(graph, VECTORS))
@@ -104,6 +106,10 @@ def test_td_matmul_rows_icarus(tmp_path, parallel, pipeline):
     share = (1, 0) if pipeline else (2, 1)
     if parallel is None:
         assert sorted(slots) == sorted([(1, 0), (1, 0), (1, 2), (3, 0), share])
+    else:  # the two adds of chunked linear outputs sum a word (`parallel` lanes) a
+        # cycle, a row of 4 lanes as 4 / parallel words, and write the same chunks
+        assert [(p["R"], p["D"]) for p in _engines(summary, "snn_add")][-2:] == [
+            (4 // parallel, parallel)] * 2
     result = verilog.run_simulation(tmp_path / "v", "icarus")
     _assert_bit_exact(result, VECTORS, graph)
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]

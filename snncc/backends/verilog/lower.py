@@ -576,7 +576,27 @@ def _slots(qa: Port, qb: Port, share: bool) -> tuple[int, int]:
     return period, dab
 
 
+def _add_chunks(bld: _Builder, n: Node) -> int | None:
+    """The lanes a word of both of an add's inputs when each is a buffer written in
+    chunks of the same lanes (a folded engine's output) read as it is: the add then
+    sums a word a cycle and writes its output in the same chunks (None otherwise)."""
+    lay = bld.layouts[n.name]
+    srcs = [resolve(bld.graph, v)[0] for v in n.inputs]
+    lanes = {bld.layouts[s].lanes for s in srcs}
+    if len(lanes) != 1 or not all(s in bld.buffers for s in srcs):
+        return None
+    ap = lanes.pop()
+    if ap >= lay.lanes or lay.lanes % ap:
+        return None
+    words = chunked(lay, ap)
+    ok = all(view_of(bld.graph, bld.layouts, v, words)[1].identity for v in n.inputs)
+    return ap if ok else None
+
+
 def _add_current(bld: _Builder, n: Node) -> None:
+    ap = _add_chunks(bld, n)
+    if ap is not None:  # folded: rows of AP lanes, a word of the chunked buffers each
+        bld.layouts[n.name] = chunked(bld.layouts[n.name], ap)
     lay = bld.layouts[n.name]
     pa, ba = bld.read("a", n.inputs[0], lay)
     pb, bb = bld.read("b", n.inputs[1], lay)
