@@ -183,8 +183,17 @@ module snn_neuron #(
             reg          rd_q;     // ... one was read in the last cycle
             wire         rd;
 
-            snn_ahead #(.LAT(ILAT)) u_ahead (
-                .clk(clk), .valid(in_valid), .req(in_req), .silent(reading), .rd(rd));
+            if (ILAT == 1) begin : g_lat1
+                assign rd = in_valid ? in_req : reading;
+            end else begin : g_lat
+                reg [ILAT-2:0] seen;   // the requests the port has seen, by age
+                if (ILAT == 2) begin : g_one
+                    always @(posedge clk) seen <= in_req;
+                end else begin : g_more
+                    always @(posedge clk) seen <= {seen[ILAT-3:0], in_req};
+                end
+                assign rd = in_valid ? seen[ILAT-2] : reading;
+            end
 
             always @(posedge clk) begin
                 rd_q <= rd && busy;

@@ -172,11 +172,20 @@ module snn_td_matmul_rows #(
             assign cb_row = {pushed, cb_now[BATCH-1:ROW]};
             assign sb_row = {b_spikes, sb[BR*BL-1:BL]};
         end
+        // row brd's C_B is read the cycle before the port's answer (a silent B: a row a
+        // cycle, arriving the cycle after)
+        if (BLAT == 1) begin : g_lat1
+            assign b_rd = b_valid ? b_req : reading;
+        end else begin : g_lat
+            reg [BLAT-2:0] seen;   // the requests the port has seen, by age
+            if (BLAT == 2) begin : g_one
+                always @(posedge clk) seen <= b_req;
+            end else begin : g_more
+                always @(posedge clk) seen <= {seen[BLAT-3:0], b_req};
+            end
+            assign b_rd = b_valid ? seen[BLAT-2] : reading;
+        end
     endgenerate
-    // row brd's C_B is read the cycle before the port's answer (a silent B: a row a
-    // cycle, arriving the cycle after)
-    snn_ahead #(.LAT(BLAT)) u_ahead (
-        .clk(clk), .valid(b_valid), .req(b_req), .silent(reading), .rd(b_rd));
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)

@@ -119,8 +119,19 @@ module snn_td_maxpool #(
         .clk(clk), .we(counted), .waddr(i), .wdata(cnt_next),
         .re(state != S_IDLE), .raddr(state == S_TAP ? tap_row : rr), .rdata(cnt_rdata));
 
-    snn_ahead #(.LAT(ILAT)) u_ahead (
-        .clk(clk), .valid(in_valid), .req(in_req), .silent(reading), .rd(rd));
+    generate
+        if (ILAT == 1) begin : g_lat1
+            assign rd = in_valid ? in_req : reading;
+        end else begin : g_lat
+            reg [ILAT-2:0] seen;   // the requests the port has seen, by age
+            if (ILAT == 2) begin : g_one
+                always @(posedge clk) seen <= in_req;
+            end else begin : g_more
+                always @(posedge clk) seen <= {seen[ILAT-3:0], in_req};
+            end
+            assign rd = in_valid ? seen[ILAT-2] : reading;
+        end
+    endgenerate
     snn_ram #(.WIDTH(C * PW), .DEPTH(OH * OW), .AW(ORW)) u_prev (
         .clk(clk), .we(state == S_WRITE), .waddr(o), .wdata(prev_wdata),
         .re(state != S_IDLE), .raddr(o), .rdata(prev_rdata));
