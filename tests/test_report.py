@@ -17,6 +17,7 @@ import snncc
 from conftest import require_tool
 from snncc import ops as o
 from snncc.app.cli import app
+from snncc.app.report_view import layer_label
 from snncc.backends.sim import artifact, plan
 from snncc.backends.sim.engine import run_step
 from snncc.intmath import Rounding
@@ -326,11 +327,51 @@ def test_report_command_table_and_energy_model(transformer_build):
                                            + 0.45 * (e["snn"]["sops"] + e["snn"]["adds"]))
 
 
-def test_report_needs_a_simulation(tmp_path, tiny_models):
+def test_report_without_a_simulation_shows_the_compiled_figures(tmp_path, tiny_models):
     assert cli("compile", tiny_models["cnn"], "-o", tmp_path / "b").exit_code == 0
     res = cli("report", tmp_path / "b")
-    assert res.exit_code == 1
-    assert "no simulation results" in str(res.exception)
+    assert res.exit_code == 0, res.output
+    assert (f"no simulation results in {tmp_path / 'b' / 'report.json'}: the compiled figures "
+            "only") in res.output
+    report = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert "simulation" not in report
+    for layer in report["layers"]:  # the layer table, its spike columns blank
+        assert layer_label(layer) in res.output
+    assert "verilog engines" not in res.output  # no hardware target
+    res = cli("report", tmp_path / "b", "--html", tmp_path / "r.html")
+    assert res.exit_code == 1 and "no simulation results" in str(res.exception)
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_lists_the_engines_with_their_lanes_and_cycles(tmp_path, tiny_models):
+    """`snncc report` on a Verilog build, before any simulation: an engine per row, with the
+    lanes the knob and the config gave it and the estimate's cycles."""
+    first = tmp_path / "first"
+    assert cli("compile", tiny_models["transformer"], "--target", "verilog", "--parallel", "2",
+               "-o", first).exit_code == 0
+    lanes = json.loads((first / "report.json").read_text())["targets"]["verilog"]["parallel"]
+    node = next(k for k, v in lanes.items() if v == 2)
+    (tmp_path / "hw.json").write_text(json.dumps({"parallel": 2, "layers": {node: 1}}))
+    build = tmp_path / "b"
+    assert cli("compile", tiny_models["transformer"], "--target", "verilog", "--hw-config",
+               tmp_path / "hw.json", "-o", build).exit_code == 0
+    res = cli("report", build)
+    assert res.exit_code == 0, res.output
+    report = json.loads((build / "report.json").read_text())
+    verilog = report["targets"]["verilog"]
+    cycles = verilog["estimate"]["cycles_by_engine"]
+    table = res.output.split("verilog engines")[1].split("└")[0].split("\n")
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in table if "│" in line]
+    assert len(rows) == len(cycles) == verilog["engines"]
+    by_name = {layer_label(r): r for r in report["layers"]}
+    for row, c in zip(rows, cycles.values(), strict=True):
+        layer = by_name[row[0]]  # every engine named by its layer
+        assert row[1] == layer["kind"]
+        want = verilog["parallel"].get(layer["source"])
+        assert row[2] == ("" if want is None else str(want))
+        assert row[3] == f"{c:,.0f}"
+    assert [r[2] for r in rows if by_name[r[0]]["source"] == node] == ["1"]
+    assert sum(r[2] == "2" for r in rows) > 0
 
 
 # ---------------------------------------------------------------- the HTML page

@@ -527,14 +527,21 @@ def report_cmd(
     if input is not None:
         x = _checked_input(model, input)
         y = _checked_labels(model, labels, len(x))
-    report = load_or_measure(build, x, y, err, engine, energy, data_files(input, labels))
-    if x is None:
+    report = load_or_measure(build, x, y, err, engine, energy, data_files(input, labels),
+                             compiled=html is None)
+    changed = False
+    if "simulation" not in report:
+        err.print(f"no simulation results in {build / 'report.json'}: the compiled figures "
+                  "only (pass --input x.npy, or run `snncc simulate` on the build first, for "
+                  "spike counts, operations and energy)", markup=False)
+    elif x is None:
         with _saved_report(build / "report.json"):
             err.print(f"reusing the last simulation in {build / 'report.json'}: "
                       f"{simulated(report['simulation'])} (pass --input to simulate other "
                       "inputs)", markup=False)
-    with _saved_report(build / "report.json"):
-        changed = reprice(report, energy)
+    if "simulation" in report:
+        with _saved_report(build / "report.json"):
+            changed = reprice(report, energy)
     figures = synthesis_figures(build, synth, err)
     if figures is not None:
         report.setdefault("hardware", {})["synthesis"] = figures

@@ -3,6 +3,7 @@ snncc.app.html_report for the page). The rows are built here once for both views
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,32 @@ def layer_rows(report: dict) -> list[list[str]]:
                      str(r.get("threshold", "")), fires, rate, _num(sops),
                      _num(r.get("macs") or None), _num(r.get("dense_macs") or None),
                      "" if memory == "- / -" else memory])
+    return rows
+
+
+ENGINE_HEADER = ("engine", "kind", "lanes", "cycles / inference", "share")
+
+
+def engine_rows(report: dict) -> list[list[str]]:
+    """One row per Verilog engine (report.json `targets.verilog`), in the design's order:
+    its layer (else its Verilog name), the lanes the knob gave it (`--parallel`,
+    `--hw-config`; blank for engines whose width follows their inputs') and the estimate's
+    mean busy cycles per inference, with its share of all engines' cycles."""
+    verilog = (report.get("targets") or {}).get("verilog") or {}
+    cycles = (verilog.get("estimate") or {}).get("cycles_by_engine")
+    if not cycles:
+        return []
+    lanes = verilog.get("parallel") or {}
+    by_ident = {re.sub(r"\W+", "_", r["node"]).strip("_"): r
+                for r in report.get("layers", []) if "node" in r}
+    total = sum(cycles.values()) or 1
+    rows = []
+    for engine, c in cycles.items():
+        layer = by_ident.get(re.sub(r"^u\d+_", "", engine))
+        n = lanes.get(layer.get("source")) if layer else None
+        rows.append([layer_label(layer) if layer else engine, layer["kind"] if layer else "",
+                     "" if n is None else str(n),
+                     f"{c:,.0f}", f"{c / total:.1%}"])
     return rows
 
 
@@ -200,6 +227,14 @@ def print_report(console: Console, report: dict) -> None:
         for row in calibrated:
             c.add_row(*row)
         console.print(c)
+    engines = engine_rows(report)
+    if engines:
+        e = Table(layer_column(ENGINE_HEADER[0]), ENGINE_HEADER[1],
+                  *(Column(h, justify="right") for h in ENGINE_HEADER[2:]),
+                  title="verilog engines (estimate: busy cycles per inference)")
+        for row in engines:
+            e.add_row(*row)
+        console.print(e)
     s = Table("model", Column("", overflow="fold"), show_header=False, title="model")
     for key, value in summary_rows(report) + hardware_rows(report):
         s.add_row(key, value)
@@ -258,9 +293,11 @@ def check_layers(graph, wanted: list[str] | None) -> None:
 
 
 def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, console: Console,
-                    engine: str = "auto", energy=None, files: dict | None = None) -> dict:
+                    engine: str = "auto", energy=None, files: dict | None = None,
+                    compiled: bool = False) -> dict:
     """The build's report: from a new simulation of `x` (written back to the build; `files`:
-    where x and y came from), or the one `snncc simulate` wrote."""
+    where x and y came from), or the one `snncc simulate` wrote (`compiled`: or, if there is
+    none, the figures `snncc compile` wrote)."""
     import snncc
     from snncc.metrics.measure import check_labels, measure, summarize
     from snncc.ui.console import progress_bar, progress_step
@@ -268,7 +305,7 @@ def load_or_measure(build: Path, x: np.ndarray | None, y: np.ndarray | None, con
     path = build / "report.json"
     base = read_report(path)
     if x is None:
-        if base is None or "simulation" not in base:
+        if base is None or ("simulation" not in base and not compiled):
             raise SnnccError(Diagnostic(
                 "no simulation results in the build folder", file=str(path),
                 fix="pass --input x.npy, or run `snncc simulate` on the build first"))
