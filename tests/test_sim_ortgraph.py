@@ -142,3 +142,19 @@ def test_a_plan_that_does_not_lower_keeps_the_numpy_path(tiny_models, monkeypatc
     ref = model.reference(x)
     for n in model.graph.ops(o.Neuron):
         assert np.array_equal(got.counts[n.name], ref[n.name]), n.name
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3])
+def test_blocks_cover_the_batch_evenly(monkeypatch, cores):
+    """The session's blocks: every sample once in order, none past BLOCK elements of the
+    largest value (but one sample), as many as a multiple of the cores where the batch
+    allows, their sizes within one of each other."""
+    monkeypatch.setattr(ortgraph.kernels, "_workers", lambda: cores)
+    for batch in [0, 1, 2, 5, 9, 16, 256, 1001]:
+        for largest in [1, 1000, ortgraph.BLOCK // 3, ortgraph.BLOCK, 4 * ortgraph.BLOCK]:
+            got = ortgraph.blocks(batch, largest)
+            assert [i for a, b in got for i in range(a, b)] == list(range(batch))
+            sizes = [b - a for a, b in got]
+            assert all(s <= max(1, ortgraph.BLOCK // largest) for s in sizes)
+            assert not sizes or max(sizes) - min(sizes) <= 1
+            assert len(got) % cores == 0 or len(got) == batch

@@ -119,16 +119,17 @@ class Builder:
         return _field(1, 8) + _field(8, opset) + _field(7, graph)
 
 
-def lower(plan) -> tuple[bytes, list[str]] | None:
-    """(the model's bytes, the plan's value name of each output) for the plan's exact
-    mode, or None if some op has no exact lowering."""
+def lower(plan) -> tuple[bytes, list[str], list[tuple[np.dtype, tuple[int, ...]]]] | None:
+    """(the model's bytes, the plan's value name of each output, each output's dtype and
+    shape a sample) for the plan's exact mode, or None if some op has no exact
+    lowering."""
     try:
         return _lower(plan)
     except Unsupported:
         return None
 
 
-def _lower(plan) -> tuple[bytes, list[str]]:
+def _lower(plan) -> tuple[bytes, list[str], list[tuple[np.dtype, tuple[int, ...]]]]:
     b = Builder()
     names: dict[str, str] = {}
     skip: set[str] = set()
@@ -162,7 +163,9 @@ def _lower(plan) -> tuple[bytes, list[str]]:
             outputs.append(n.name)
             tensors.append(v)
         names[n.name] = v
-    return b.model(tensors), outputs
+    specs = [(b.types[t], tuple(plan.graph.node(k).shape)) for t, k in zip(tensors, outputs,
+                                                                           strict=True)]
+    return b.model(tensors), outputs, specs
 
 
 def _batched(b: Builder, plan, ins: list[str], nodes) -> list[str]:
@@ -349,10 +352,12 @@ class Whole:
     """A plan's lowered model in one onnxruntime session of one intra-op thread; a batch
     is split into one block per core (smaller past BLOCK elements), the blocks run at once
     (onnxruntime's own threads split each op, which pays little on small element-wise
-    ops)."""
+    ops). Each block's outputs are written by onnxruntime straight into its rows of
+    arrays allocated once for the batch (I/O binding: no joining of the blocks)."""
 
-    def __init__(self, model: bytes, outputs: list[str], largest: int = 1):
-        self.model, self.outputs = model, outputs
+    def __init__(self, model: bytes, outputs: list[str],
+                 specs: list[tuple[np.dtype, tuple[int, ...]]], largest: int = 1):
+        self.model, self.outputs, self.specs = model, outputs, specs
         self.largest = largest  # elements of the plan's largest value, a sample
         self._session = None
 
@@ -371,13 +376,27 @@ class Whole:
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
         x = np.ascontiguousarray(x, np.float64)
         session = self.session()
-        per = max(1, min(-(-len(x) // kernels.cores()), BLOCK // max(1, self.largest)))
-        starts = list(range(0, len(x), per))
-        parts: list = [None] * len(starts)
+        names = [o.name for o in session.get_outputs()]
+        ys = [np.empty((len(x),) + shape, dtype) for dtype, shape in self.specs]
 
-        def block(k: int) -> None:
-            parts[k] = session.run(None, {"x": x[starts[k]:starts[k] + per]})
+        def block(rows: tuple[int, int]) -> None:
+            io = session.io_binding()
+            io.bind_cpu_input("x", x[rows[0]:rows[1]])
+            for name, y in zip(names, ys, strict=True):
+                part = y[rows[0]:rows[1]]
+                io.bind_output(name, "cpu", 0, y.dtype, list(part.shape), part.ctypes.data)
+            session.run_with_iobinding(io)
 
-        kernels.parallel(block, list(range(len(starts))))
-        ys = parts[0] if len(parts) == 1 else [np.concatenate(c) for c in zip(*parts, strict=True)]
+        kernels.parallel(block, blocks(len(x), self.largest))
         return dict(zip(self.outputs, ys, strict=True))
+
+
+def blocks(batch: int, largest: int) -> list[tuple[int, int]]:
+    """[0, batch) in blocks of at most BLOCK // largest samples (at least one), as many as
+    a multiple of the cores and as even as can be, so that the cores finish together."""
+    cores = kernels.cores()
+    per = max(1, BLOCK // max(1, largest))
+    count = max(1, -(-batch // per))
+    count = min(batch, -(-count // cores) * cores) if batch else 0
+    edges = [batch * k // count for k in range(count + 1)] if count else [0]
+    return [(a, b) for a, b in zip(edges, edges[1:], strict=False)]
