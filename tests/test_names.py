@@ -103,6 +103,21 @@ def test_a_missing_layer_names_the_layers(built):
                                f"them: {first}, ...)")
 
 
+def test_layer_names_follow_a_changed_graph(tiny_models):
+    """`simulate`'s keys are cached per graph (``engine._names``), and recomputed once a
+    node's origin changes: always ``layer_names`` of the graph as it is."""
+    model = snncc.compile(tiny_models["transformer"], T=7)
+    x = np.random.default_rng(5).uniform(0, 1, (2,) + model.input_shape)
+    g = model.graph
+    first = g.ops(o.Neuron)[0]
+    assert list(model.simulate(x).counts)[0] == layer_names(g)[first.name]
+    g.replace_op(first.name, first.op, origin="/renamed/act_quant")  # the same op
+    assert layer_names(g)[first.name] == "/renamed"
+    counts = model.simulate(x).counts
+    assert list(counts)[0] == "/renamed"
+    assert counts["/renamed/act_quant"] is counts["/renamed"]
+
+
 def test_report_reuses_the_last_simulation_and_names_its_input(built, tmp_path):
     d, model, x, _ = built
     neurons = model.graph.ops(o.Neuron)
