@@ -72,7 +72,6 @@ def throughput(path: Path, x: np.ndarray, reps: int) -> dict:
     of one thread each (onnxruntime with one intra-op thread, the engine's kernels on one
     core): on a shared machine the latter moves far less with the load."""
     from snncc import kernels
-
     x = np.ascontiguousarray(x, np.float32)
     fast, plain, p = engines(path)
 
@@ -155,16 +154,33 @@ NOTES = [
     "exact, a float64 convolution as one float32 Conv per base-256 weight digit; the proved "
     "one-pass level count as Mul, Add, Clip and a truncating Cast; the quantizer, pools, "
     "adds, TDMatMul, layout ops, the head summed over its tokens first), run with one "
-    "intra-op thread a block of the batch per core. The engine takes it by itself where "
-    "every value has at most 2**14 elements a sample (the digits ViT, not DeiT-tiny: there "
-    "it measured no faster); SNNCC_ORT_GRAPH=1 or 0 forces it on or off. Exact: "
+    "intra-op thread, the batch in even blocks over the cores. Each block's outputs are "
+    "written by onnxruntime into its rows of arrays allocated once for the batch (I/O "
+    "binding): joining the blocks' outputs afterwards had cost a copy of every layer's "
+    "counts (8.2 MB a sample at DeiT-tiny scale), which made the session 7% slower than "
+    "the numpy path there (now as fast on one thread, and 1.17 GiB peak RSS against 1.24 "
+    "on a batch of 16). The engine takes it by itself where every value has at most 2**14 "
+    "elements a sample (the digits ViT, not DeiT-tiny: there the numpy path stays faster on "
+    "the wall clock under load); SNNCC_ORT_GRAPH=1 or 0 forces it on or off. Exact: "
     "tests/test_sim_ortgraph.py holds every layer's counts and the logits to the integer "
     "reference and the numpy path, and each lowered neuron to the level count at θ-1, θ "
     "and θ+1 of every level.",
+    "- Small costs removed: the core count is asked once (os.cpu_count reads /sys: 16 µs a "
+    "call, hundreds of calls a DeiT-tiny batch); a result's layer names are kept per graph "
+    "(sorting the graph for them took about 1 ms a batch); the session's blocks are even "
+    "and a multiple of the cores (DeiT-tiny, 16 inputs: 2–3 samples each, not "
+    "3, 3, 3, 3, 3, 1). Tried and dropped (one process, turns, load 4–9): the numpy path's "
+    "batch in one share per core, each share on one thread (5–15% more CPU time, slower "
+    "on the wall clock in five runs); `kernels.parallel` running items on the calling "
+    "thread beside the pool's (DeiT-tiny numpy path 0.95 s against 0.74 s a batch on the "
+    "wall clock, the session equal); the whole-graph session at DeiT-tiny scale by "
+    "default (equal on one thread, 1.03 s against the numpy path's 0.74 s on the wall "
+    "clock); a float64 convolution as one float32 Conv per group of two weight digits "
+    "where exact instead of one per digit (digits: 4 Convs to 2, no change in time).",
     "- On one thread each the numpy path takes about 1.0× onnxruntime's CPU time at DeiT-tiny "
     "scale and 0.75× on the digits ViT, where every layer is small and the per-call costs of "
     "numpy and onnxruntime dominate; one session for the whole graph removes most of those "
-    "(0.95× there) but does the same array passes. The wall-clock ratios on every core move "
+    "(0.95–1.0× there) but does the same array passes. The wall-clock ratios on every core move "
     "with the machine's load, both runners' threads being preempted on a shared machine: "
     "read them with the load beside them; the one-thread figures move far less.", ""]
 
