@@ -91,7 +91,7 @@ _BLAS = None  # (get, set) thread-count functions of numpy's OpenBLAS, or False
 _SINGLE = False  # inside single_blas_thread()
 
 
-_CPUS = os.cpu_count() or 1  # asked once: each call reads /sys (about 14 µs, hundreds a batch)
+_CPUS = os.cpu_count() or 1  # asked once: each call reads /sys (about 15 µs, hundreds a batch)
 
 
 def _workers() -> int:
