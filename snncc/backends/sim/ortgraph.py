@@ -352,8 +352,9 @@ class Whole:
     """A plan's lowered model in one onnxruntime session of one intra-op thread; a batch
     is split into even blocks, a multiple of the cores (``blocks``: smaller past BLOCK
     elements), the blocks run at once (onnxruntime's own threads split each op, which
-    pays little on small element-wise ops). Each block's outputs are written by onnxruntime straight into its rows of
-    arrays allocated once for the batch (I/O binding: no joining of the blocks)."""
+    pays little on small element-wise ops). Each block's outputs are written by
+    onnxruntime straight into its rows of arrays allocated once for the batch (I/O
+    binding: no joining of the blocks)."""
 
     def __init__(self, model: bytes, outputs: list[str],
                  specs: list[tuple[np.dtype, tuple[int, ...]]], largest: int = 1):
