@@ -476,8 +476,10 @@ def estimate(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
 
 def memories(design: Design) -> list[tuple[str, str, int, int]]:
     """Every memory of the design: (name, kind, depth, width); kind is "ram" (written
-    while running), "rom" (a synchronous read of constants: weights, tables) or "lut"
-    (constants read combinationally: logic)."""
+    while running), "rom" (a synchronous read of constants: weights, tables), "romblock"
+    (a ROM the RTL asks to be block RAM: a folded synapse engine's weight ROM of
+    ROM_BLOCK_DEPTH words or more, snn_rom's BLOCK) or "lut" (constants read
+    combinationally: logic)."""
     mems = [(b.name, "ram", b.rows, b.word) for b in design.buffers if not design.pipelined]
     for b in design.buffers if design.pipelined else []:  # banked, a copy per reader
         mems += [(f"{b.name}.{j}", "ram", b.ram_depth(c.banks), b.word)
@@ -498,7 +500,9 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
             lanes = p.get("P", m)
             depth = (p["K"] if e.module == "snn_dense"
                      else p["KH"] * p["KW"] * p["C"]) * (m // lanes)
-            mems.append((f"{e.name}.w", "rom", depth, lanes * p["WW"]))
+            block = lanes < m and depth >= ROM_BLOCK_DEPTH
+            mems.append((f"{e.name}.w", "romblock" if block else "rom", depth,
+                         lanes * p["WW"]))
             if lanes < m:  # the accumulator of a folded engine: a word per chunk
                 mems.append((f"{e.name}.acc", "ram", m // lanes, lanes * p["WO"]))
         elif e.module == "snn_td_matmul":
@@ -531,6 +535,10 @@ XC7_RAMB36 = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 3
 XC7_LUTRAM = ((32, 6), (64, 3))  # simple dual-port LUTRAM cells (RAM32M-, RAM64M-like)
 XC7_ROM_MIN_DEPTH = 257
 XC7_ROM_MIN_BITS = 9216
+# a folded synapse engine's weight ROM this deep or deeper is block RAM in both families
+# (the RTL's `rom_style = "block"`): in logic a 1,024 x 8-bit ROM took 240 LUTs more than
+# its RAMB18 (Yosys 0.23 synth_xilinx, the bundled example's q layer at --parallel 1)
+ROM_BLOCK_DEPTH = 1024
 ICE40_BRAM = ((2048, 2), (1024, 4), (512, 8), (256, 16))
 COST = {"ramb18": 129, "ramb36": 257, "lutram": 8, "ice40": 64}
 LOGIC_COST = {"rom": 1 / 16, "ram": 1.0, "lut": 1 / 16}
@@ -545,13 +553,15 @@ def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]
     """Where a memory goes in `family` and how many of them: ("ramb36", n) with RAMB18s
     as halves, ("lutram", cells), ("bram", SB_RAM40_4Ks) or ("logic", bits)."""
     bits = depth * width
-    options = [(bits * LOGIC_COST[kind], "logic", float(bits))]
+    options = [(bits * LOGIC_COST.get(kind, 0.0), "logic", float(bits))]
     if kind == "lut":  # a combinational read is no block RAM
         return "logic", float(bits)
     if family == "xc7":
         n18, n36 = _blocks(depth, width, XC7_RAMB18), _blocks(depth, width, XC7_RAMB36)
         bram = [(COST["ramb18"] * n18, "ramb36", n18 / 2),
                 (COST["ramb36"] * n36, "ramb36", float(n36))]
+        if kind == "romblock":
+            return min(bram)[1:]
         if kind == "rom":
             if depth >= XC7_ROM_MIN_DEPTH and bits >= XC7_ROM_MIN_BITS:
                 return min(bram)[1:]
@@ -560,6 +570,8 @@ def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]
         options += bram + [(COST["lutram"] * cells, "lutram", float(cells))]
     else:
         blocks = _blocks(depth, width, ICE40_BRAM)
+        if kind == "romblock":
+            return "bram", float(blocks)
         options.append((COST["ice40"] * blocks, "bram", float(blocks)))
     cost, where, count = options[0]  # soft logic unless something is cheaper
     for c, w, n in options[1:]:

@@ -78,6 +78,8 @@ module snn_conv #(
     localparam integer E = C << XB;                   // event slots of an input row
     localparam integer NC = O / P;                    // chunks of P lanes in a row
     localparam integer FB = (NC > 1) ? CB : 0;        // chunk bits of a weight address
+    // a folded engine's weight ROM of 1,024 words or more: block RAM (see snn_rom)
+    localparam integer WBLOCK = (NC > 1 && KH * KW * C * NC >= 1024) ? 1 : 0;
 
     reg [2:0]      state;
     reg [ORW-1:0]  orow;       // output row (oy, ox)
@@ -111,7 +113,8 @@ module snn_conv #(
         .addr(tx_a), .data(tx));
     snn_first_one #(.N(E), .IW(CW + XB)) u_next (.x(events), .index(event_c));
     snn_zext #(.WI(CW), .WO(AWW)) u_c (.x(c), .y(c_w));
-    snn_rom #(.WIDTH(P * WW), .DEPTH(KH * KW * C * NC), .AW(AWW + FB), .FILE(W_FILE)) u_w (
+    snn_rom #(.WIDTH(P * WW), .DEPTH(KH * KW * C * NC), .AW(AWW + FB), .FILE(W_FILE),
+              .BLOCK(WBLOCK)) u_w (
         .clk(clk), .re(state == S_EVENTS), .raddr(w_addr), .rdata(w_row));
 
     generate
@@ -121,27 +124,27 @@ module snn_conv #(
             reg [CB-1:0]    chunk;     // requested (S_EVENTS) or written (S_WRITE)
             reg [CB-1:0]    add_chunk; // the chunk whose weights arrive
             reg             first;     // no event of the position has requested all its chunks
-            reg             fresh;     // the arriving chunk is of the position's first event
             wire [P*WO-1:0] acc_q;     // the accumulator word requested last cycle
             wire            writing = state == S_WRITE;
             wire [CB-1:0]   acc_addr = writing ? chunk + 1'b1 : chunk;
             wire            stepping = (state == S_EVENTS && events != {E{1'b0}}) || writing;
 
-            snn_ram #(.WIDTH(P * WO), .DEPTH(NC), .AW(CB)) u_acc (
+            // a read while `first` returns zero: the row's first event adds to zero and
+            // a row without events writes zeros, through the read register's reset
+            snn_acc_ram #(.WIDTH(P * WO), .DEPTH(NC), .AW(CB)) u_acc (
                 .clk(clk), .we(adding), .waddr(add_chunk), .wdata(part),
-                .re(state != S_IDLE), .raddr(acc_addr), .rdata(acc_q));
+                .re(state != S_IDLE), .clr(first), .raddr(acc_addr), .rdata(acc_q));
 
             always @(posedge clk) begin
                 if (rst) chunk <= {CB{1'b0}};
                 else if (stepping) chunk <= chunk + 1'b1;
                 add_chunk <= chunk;
-                fresh <= first;
                 if ((state == S_IDLE && start) || (writing && &chunk)) first <= 1'b1;
                 else if (state == S_EVENTS && events != {E{1'b0}} && &chunk) first <= 1'b0;
             end
             assign w_addr = {tap_base + c_w, chunk};
             assign chunk_last = &chunk;
-            assign acc_lo = fresh ? {P*WO{1'b0}} : acc_q;
+            assign acc_lo = acc_q;
             assign write_end = &chunk;
             if (OAW > CB) begin : g_rows
                 assign out_waddr = {orow, chunk};
@@ -149,7 +152,7 @@ module snn_conv #(
                 assign out_waddr = chunk;
             end
             // a position without events wrote no word: it is zero
-            assign out_wdata = first ? {P*WO{1'b0}} : acc_q;
+            assign out_wdata = acc_q;
         end else begin : g_whole
             reg [O*WO-1:0] acc;
 

@@ -56,6 +56,8 @@ module snn_dense #(
     localparam integer E = K << XB;                   // event slots of a row
     localparam integer NC = M / P;                    // chunks of P lanes in a row
     localparam integer FB = (NC > 1) ? CB : 0;        // chunk bits of a weight address
+    // a folded engine's weight ROM of 1,024 words or more: block RAM (see snn_rom)
+    localparam integer WBLOCK = (NC > 1 && K * NC >= 1024) ? 1 : 0;
 
     reg           busy;       // between start and done
     reg           walking;    // the row's events are being added
@@ -75,7 +77,8 @@ module snn_dense #(
     wire            chunk_last; // the event's last chunk is requested this cycle
 
     snn_first_one #(.N(E), .IW(KW + XB)) u_next (.x(events), .index(event_k));
-    snn_rom #(.WIDTH(P * WW), .DEPTH(K * NC), .AW(KW + FB), .FILE(W_FILE)) u_w (
+    snn_rom #(.WIDTH(P * WW), .DEPTH(K * NC), .AW(KW + FB), .FILE(W_FILE),
+              .BLOCK(WBLOCK)) u_w (
         .clk(clk), .re(walking), .raddr(w_addr), .rdata(w_row));
 
     generate
@@ -85,14 +88,15 @@ module snn_dense #(
             reg [CB-1:0]    chunk;     // requested (walking) or written out (flushing)
             reg [CB-1:0]    add_chunk; // the chunk whose weights arrive
             reg             first;     // no event of the row has requested all its chunks
-            reg             fresh;     // the arriving chunk is of the row's first event
             reg             flushing;
             wire [P*WO-1:0] acc_q;     // the accumulator word requested last cycle
             wire [CB-1:0]   acc_addr = flushing ? chunk + 1'b1 : chunk;
 
-            snn_ram #(.WIDTH(P * WO), .DEPTH(NC), .AW(CB)) u_acc (
+            // a read while `first` returns zero: the row's first event adds to zero and
+            // a row without events writes zeros, through the read register's reset
+            snn_acc_ram #(.WIDTH(P * WO), .DEPTH(NC), .AW(CB)) u_acc (
                 .clk(clk), .we(adding), .waddr(add_chunk), .wdata(part),
-                .re(walking | flushing), .raddr(acc_addr), .rdata(acc_q));
+                .re(walking | flushing), .clr(first), .raddr(acc_addr), .rdata(acc_q));
 
             always @(posedge clk) begin
                 if (rst) begin
@@ -104,13 +108,12 @@ module snn_dense #(
                     else if (flushing && &chunk) flushing <= 1'b0;
                 end
                 add_chunk <= chunk;
-                fresh <= first;
                 if (in_ack) first <= 1'b1;
                 else if (walking && events != {E{1'b0}} && &chunk) first <= 1'b0;
             end
             assign w_addr = {k, chunk};
             assign chunk_last = &chunk;
-            assign acc_lo = fresh ? {P*WO{1'b0}} : acc_q;
+            assign acc_lo = acc_q;
             assign row_end = flushing && &chunk;
             assign out_we = flushing;
             if (OAW > CB) begin : g_rows
@@ -119,7 +122,7 @@ module snn_dense #(
                 assign out_waddr = chunk;
             end
             // a row without events wrote no word: it is zero
-            assign out_wdata = first ? {P*WO{1'b0}} : acc_q;
+            assign out_wdata = acc_q;
         end else begin : g_whole
             reg [M*WO-1:0] acc;
 
