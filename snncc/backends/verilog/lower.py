@@ -46,7 +46,7 @@ from .layout import (
     view_of,
 )
 from .spikes import SpikeFormat
-from .tables import conv_weight_rows, taps, threshold_table
+from .tables import ThresholdTable, conv_weight_rows, taps, threshold_table
 
 # A threshold table of at most this many words is constants in logic (read
 # combinationally); a longer one is a block-RAM ROM.
@@ -335,18 +335,51 @@ def _spike_input(bld: _Builder, n: Node) -> None:
         b.data = "in_spikes"
 
 
+def _chunk_table(table: ThresholdTable, lanes: int) -> ThresholdTable:
+    """A neuron layer's threshold table for rows of `lanes` lanes, chunk c of row r being
+    row r * chunks + c: each word's lanes in chunks, a word per chunk row (one word for
+    every row, or a word a row: the cases `_neuron_chunks` takes)."""
+    words, d = table.negate.shape
+    nc = d // lanes
+    return ThresholdTable(words * nc, 1, table.negate.reshape(words * nc, lanes),
+                          table.thetas.reshape(words * nc, lanes, -1), table.width)
+
+
+def _neuron_chunks(bld: _Builder, n: Node, lanes: int, table: ThresholdTable) -> int | None:
+    """`lanes` when a neuron layer folded to that many lanes a cycle reads a buffer
+    written in chunks of as many lanes (a folded engine's output) as it is and its
+    threshold words follow the chunks (one word for every row, or a word a row): the
+    layer is then the streamed engine over rows of `lanes` lanes, a word of that buffer
+    each, and writes its spikes in the same chunks (None otherwise). It keeps no input
+    row and selects no chunk of one."""
+    lay = bld.layouts[n.name]
+    src = resolve(bld.graph, n.inputs[0])[0]
+    if (lanes >= lay.lanes or src not in bld.buffers or bld.layouts[src].lanes != lanes
+            or (table.words > 1 and table.inner > 1)):
+        return None
+    words = chunked(lay, lanes)
+    return lanes if view_of(bld.graph, bld.layouts, n.inputs[0], words)[1].identity else None
+
+
 def _neuron(bld: _Builder, n: Node) -> None:
     k = bld.k
-    lay = bld.layouts[n.name]
+    whole = bld.layouts[n.name]
     src = n.inputs[0]
+    lanes_per_cycle = bld.hw.neuron_lanes(n, whole.lanes)
+    acc = bld.ranges[src].acc
+    ap = _neuron_chunks(bld, n, lanes_per_cycle, threshold_table(n, whole, acc, 1))
+    if ap is not None:  # rows of AP lanes, a word of the chunked input each
+        bld.layouts[n.name] = chunked(whole, ap)
+    lay = bld.layouts[n.name]
     ports, ib = bld.read("in", src, lay)
     timing = bld.timing()
-    acc = bld.ranges[src].acc
     wv = max(acc.bits, ib.width + 1)
-    table = threshold_table(n, lay, acc, wv)
+    table = threshold_table(n, whole, acc, wv)
+    if ap is not None:
+        table = _chunk_table(table, ap)
+        lanes_per_cycle = ap
     levels, wc = op_of(n, o.Neuron).levels, table.width
     lane_bits = levels * wc + 1
-    lanes_per_cycle = bld.hw.neuron_lanes(n, lay.lanes)
     chunks = lay.lanes // lanes_per_cycle
     words = []  # word {w, chunk}: the chunk's lanes
     for w in range(table.words):
