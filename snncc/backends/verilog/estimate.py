@@ -668,20 +668,22 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # features with the smallest leave-one-out error; bench/fit_estimate.py refits them (its
 # designs and Yosys's counts in bench/fit_estimate_<family>.json): tiny CNNs and
 # transformers at several knob settings and neuron kinds, the generated MLP at
-# --parallel 8 and, for xc7, the bundled example at --parallel 8 and 1. Refitted after the
-# folded synapse engines' accumulator RAMs and chunked output buffers of issue 13. xc7
-# LUTs: adder bits (the datapath the knob folds), ROMs left in logic, one-word RAMs in
-# logic (`ramreg`: the buffers of an MLP, a row each) and a control cost per engine and
-# buffer (leave-one-out error 25%; without `adder` 22%, but then the estimate of a small
-# design does not move with the knob and the test's held-out transformer at --parallel 1
-# was +20.04%; LUTRAM cells are not LUTs in Yosys's count); xc7 FFs: registers and
+# --parallel 8 and, for xc7, the bundled example at --parallel 8 and 1. xc7 refitted after
+# issue 13's accumulator clear, block-RAM weight ROMs and neuron layers on their input's
+# chunks (every design re-synthesized). xc7 LUTs: adder bits (the datapath the knob
+# folds), ROMs left in logic, one-word RAMs in logic (`ramreg`: the buffers of an MLP, a
+# row each) and a control cost per engine and buffer (leave-one-out error 39%, at the
+# bundled example at --parallel 8; other feature sets fit no better and put the held-out
+# MLP or transformer past 20%; without `adder` the estimate of a small design does not
+# move with the knob; LUTRAM cells are not LUTs in Yosys's count); xc7 FFs: registers and
 # one-word RAMs. The adder trees of snn_td_matmul_rows (`tree`: their adder bits) are not
-# fitted: 1.6 LUTs a bit, from Yosys synth_xilinx on the bundled example's engine alone
-# (16 lanes of 32 terms: 4,418 LUTs against 1,031 for the event engine it replaces).
-_LUT_COEF = {"xc7": {"adder": 0.2629, "romlogic": 0.1004, "ramreg": 2.152, "engines": 77.96,
+# fitted (bench/fit_estimate.py keeps them): 1.6 LUTs a bit, from Yosys synth_xilinx on
+# the bundled example's engine alone (16 lanes of 32 terms: 4,418 LUTs against 1,031 for
+# the event engine it replaces).
+_LUT_COEF = {"xc7": {"adder": 0.6612, "romlogic": 0.06399, "ramreg": 3.137, "engines": 37.8,
                      "tree": 1.6},
              "ice40": {"adder": 1.683, "register": 0.956, "engines": 51.42}}
-_FF_COEF = {"xc7": {"register": 1.004, "ramreg": 1.315},
+_FF_COEF = {"xc7": {"register": 0.9873, "ramreg": 1.402},
             "ice40": {"register": 1.267, "select": 0.2659, "ramlogic": 0.4067,
                       "engines": 51.95}}
 
