@@ -283,6 +283,8 @@ def compile(model: str | Path, T: int = 7, *, delay: str | int = "exact",
     return CompiledModel(snn, Path(model), timings)
 
 
-def load(path: str | Path) -> CompiledModel:
-    """Load a model.snn written by `CompiledModel.save` / `snncc compile`."""
-    return CompiledModel(artifact.load(path))
+def load(path: str | Path, *, frozen: bool = False) -> CompiledModel:
+    """Load a model.snn written by `CompiledModel.save` / `snncc compile`. `frozen`: its
+    graph read-only (``ir.FrozenGraph``), to be run, as `snncc simulate` does: loading it
+    imports no networkx; ``model.graph.copy()`` gives a graph to rewrite."""
+    return CompiledModel(artifact.load(path, frozen))

@@ -2,7 +2,9 @@
 
 Each node produces one value, named by the node. Nodes keep the ONNX node they came from
 (``origin``) so that every diagnostic can point at the user's model. This is the only
-module that imports networkx.
+module that imports networkx, and only where a graph is built or rewritten: a model read
+back to be run (``FrozenGraph``) needs no graph algorithm, and `snncc simulate` does not
+import networkx (a tenth of a second of its start-up).
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import networkx as nx
 import numpy as np
 
 from snncc.errors import Diagnostic, SnnccError
 from snncc.ops import Input, Neuron, Op, Shape, ShapeError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 OpT = TypeVar("OpT", bound=Op)
 
@@ -44,8 +48,10 @@ class Graph:
     """A DAG of nodes with named inputs and outputs."""
 
     def __init__(self, name: str = "model"):
+        import networkx as nx
+
         self.name = name
-        self._g = nx.DiGraph()
+        self._g: nx.DiGraph = nx.DiGraph()
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self.meta: dict[str, Any] = {}  # JSON-able facts passes record (T, delay, ...)
@@ -108,6 +114,8 @@ class Graph:
 
     def prune(self) -> bool:
         """Drop nodes no output depends on; True if any went."""
+        import networkx as nx
+
         live = set(self.outputs)
         for o in self.outputs:
             live |= nx.ancestors(self._g, o)
@@ -134,6 +142,8 @@ class Graph:
 
     def topo(self) -> Iterator[Node]:
         """Nodes in a stable topological order (ties broken by insertion order)."""
+        import networkx as nx
+
         order = {n: i for i, n in enumerate(self._g.nodes)}
         for name in nx.lexicographical_topological_sort(self._g, key=order.__getitem__):
             yield self.node(name)
@@ -146,6 +156,78 @@ class Graph:
 
     def ops(self, *kinds: type) -> list[Node]:
         return [n for n in self.topo() if isinstance(n.op, kinds)]
+
+
+class FrozenGraph(Graph):
+    """A graph read back to be run, not rewritten (``model.snn`` for `snncc simulate`):
+    its nodes in the order they were saved in, each reading only nodes before it. That
+    order is the saved graph's ``topo()``, so every reading method answers as that graph
+    did, with no networkx; the rewriting methods refuse, and ``copy()`` gives the
+    ``Graph`` to rewrite."""
+
+    def __init__(self, name: str, nodes: list[Node], inputs: list[str], outputs: list[str],
+                 meta: dict[str, Any]):
+        self.name = name
+        self._nodes: dict[str, Node] = {}
+        self._users: dict[str, list[str]] = {}
+        for n in nodes:
+            if n.name in self._nodes:
+                raise ValueError(f"duplicate value name {n.name!r}")
+            if any(i not in self._nodes for i in n.inputs):
+                raise ValueError(f"{n.name!r} reads values not defined before it")
+            self._nodes[n.name] = n
+            self._users[n.name] = []
+            for i in dict.fromkeys(n.inputs):
+                self._users[i].append(n.name)
+        self.inputs, self.outputs, self.meta = inputs, outputs, meta
+
+    def add(self, name: str, op: Op, inputs: tuple[str, ...] | list[str] = (), *,
+            origin: str = "", shape: Shape | None = None, kind: str | None = None) -> str:
+        raise _read_only()
+
+    def replace_op(self, name: str, op: Op, inputs: tuple[str, ...] | None = None, *,
+                   origin: str | None = None) -> None:
+        raise _read_only()
+
+    def replace_uses(self, old: str, new: str) -> None:
+        raise _read_only()
+
+    def remove(self, name: str) -> None:
+        raise _read_only()
+
+    def prune(self) -> bool:
+        raise _read_only()
+
+    def node(self, name: str) -> Node:
+        return self._nodes[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def names(self) -> list[str]:
+        return list(self._nodes)
+
+    def users(self, name: str) -> list[Node]:
+        return [self._nodes[u] for u in sorted(self._users[name])]
+
+    def topo(self) -> Iterator[Node]:
+        """The nodes in saved order: a topological order, the one `Graph.topo` gives for
+        a graph built in it (ties broken by insertion order)."""
+        return iter(list(self._nodes.values()))
+
+    def copy(self) -> Graph:
+        g = Graph(self.name)
+        for n in self._nodes.values():
+            g.add(n.name, n.op, n.inputs, origin=n.origin, shape=n.shape, kind=n.kind)
+        g.inputs, g.outputs, g.meta = list(self.inputs), list(self.outputs), dict(self.meta)
+        return g
+
+
+def _read_only() -> TypeError:
+    return TypeError("a FrozenGraph is read-only: copy() it to rewrite")
 
 
 # ---------------------------------------------------------------- layer names
@@ -242,8 +324,8 @@ def print_graph(graph: Graph, anonymous: bool = False) -> str:
 def verify(graph: Graph) -> None:
     """Check the graph's invariants; collect every problem and raise once."""
     problems: list[Diagnostic] = []
-    if not nx.is_directed_acyclic_graph(graph._g):
-        cycle = [e[0] for e in nx.find_cycle(graph._g)]
+    cycle = _cycle(graph)
+    if cycle:
         problems.append(Diagnostic(f"the graph has a cycle through {' -> '.join(cycle)}"))
         raise SnnccError(problems)
     for name in list(graph.inputs) + list(graph.outputs):
@@ -253,6 +335,18 @@ def verify(graph: Graph) -> None:
         problems += _verify_node(graph, n)
     if problems:
         raise SnnccError(problems)
+
+
+def _cycle(graph: Graph) -> list[str]:
+    """The values on a cycle of the graph ([] if none; a FrozenGraph has none: each node
+    reads nodes before it)."""
+    if isinstance(graph, FrozenGraph):
+        return []
+    import networkx as nx
+
+    if nx.is_directed_acyclic_graph(graph._g):
+        return []
+    return [e[0] for e in nx.find_cycle(graph._g)]
 
 
 def _verify_node(graph: Graph, n: Node) -> list[Diagnostic]:

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+import snncc
 from snncc import ops as o
 from snncc.errors import SnnccError
-from snncc.ir import Graph, Node, print_graph, verify
+from snncc.ir import FrozenGraph, Graph, Node, layer_names, print_graph, verify
 
 
 def small_graph() -> Graph:
@@ -74,3 +75,35 @@ def test_invalid_op_values_are_rejected_on_construction():
         o.QuantAct(np.asarray(-1.0), 0, 0, 7)
     with pytest.raises(ValueError, match="non-decreasing"):
         o.Neuron(np.ones(1, np.int8), np.array([3, 1]), 2, np.ones(1))
+
+
+def test_a_frozen_graph_reads_as_the_graph_it_was_saved_from(tmp_path, tiny_models):
+    """model.snn loaded read-only (as `snncc simulate` loads it, without networkx): the
+    same topological order, printed form, users, layer names and simulation as the
+    compiled graph, and the same value names as the graph loaded to be rewritten; it
+    refuses to be rewritten, and its copy can be."""
+    model = snncc.compile(tiny_models["transformer"], T=7)
+    model.save(tmp_path / "model.snn")
+    loaded = snncc.load(tmp_path / "model.snn")
+    frozen = snncc.load(tmp_path / "model.snn", frozen=True)
+    g, f = model.graph, frozen.graph
+    assert isinstance(f, FrozenGraph) and not isinstance(loaded.graph, FrozenGraph)
+    assert [n.name for n in f.topo()] == [n.name for n in g.topo()]
+    assert print_graph(f) == print_graph(g)
+    assert f.names() == loaded.graph.names() and len(f) == len(g)
+    assert {n: [u.name for u in f.users(n)] for n in g.names()} == {
+        n: [u.name for u in g.users(n)] for n in g.names()}
+    assert layer_names(f) == layer_names(g)
+    assert [n.name for n in f.ops(o.Neuron)] == [n.name for n in g.ops(o.Neuron)]
+    x = np.random.default_rng(0).uniform(0, 1, (6,) + model.input_shape).astype(np.float32)
+    ours, theirs = frozen.simulate(x), model.simulate(x)
+    assert np.array_equal(ours.logits_int, theirs.logits_int)
+    assert all(np.array_equal(ours.counts[k], theirs.counts[k]) for k in theirs.counts)
+    with pytest.raises(TypeError, match="read-only"):
+        f.remove(g.outputs[0])
+    with pytest.raises(TypeError, match="read-only"):
+        f.prune()
+    thawed = f.copy()
+    assert type(thawed) is Graph and print_graph(thawed) == print_graph(g)
+    thawed.add("extra", o.Input(), shape=(1,), kind=o.FLOAT)
+    assert thawed.prune() and "extra" not in thawed and "extra" not in f

@@ -353,7 +353,7 @@ def simulate(
     inputs.positive(batch_size, "--batch-size", "256")
     if compare_onnx is not None:
         inputs.onnx_file(compare_onnx, "--compare-onnx")
-    model = snncc.load(artifact)
+    model = snncc.load(artifact, frozen=True)  # to be run: no networkx to import
     x = _simulate_input(model, input)
     y = _simulate_labels(model, labels, len(x))
     base = read_report(artifact.parent / "report.json")

@@ -21,7 +21,7 @@ from snncc import arrayfile
 from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError
 from snncc.intmath import Rounding
-from snncc.ir import Graph
+from snncc.ir import FrozenGraph, Graph, Node
 from snncc.version import __version__
 
 FORMAT = "snncc-snn"
@@ -80,8 +80,9 @@ def save(graph: Graph, path: str | Path) -> None:
     path.write_bytes(to_bytes(graph))
 
 
-def load(path: str | Path) -> Graph:
-    """Read a model.snn; raise SnnccError if it is not one this snncc can run."""
+def load(path: str | Path, frozen: bool = False) -> Graph:
+    """Read a model.snn; raise SnnccError if it is not one this snncc can run. `frozen`:
+    as a read-only ``FrozenGraph`` (to be run: no networkx)."""
     path = Path(path)
     if not path.is_file():
         raise SnnccError(Diagnostic("file not found", file=str(path),
@@ -111,7 +112,7 @@ def load(path: str | Path) -> Graph:
         raise SnnccError(Diagnostic(f"model.snn is damaged ({problem})", file=str(path),
                                     fix="recompile the model"))
     try:
-        return _graph(manifest, tensors)
+        return _graph(manifest, tensors, frozen)
     except (KeyError, TypeError, ValueError, SnnccError) as e:
         # SnnccError: the IR verifier's findings (the manifest disagrees with its arrays)
         why = "; ".join(d.render() for d in e.diagnostics) if isinstance(
@@ -150,8 +151,8 @@ def _manifest_problem(manifest: dict) -> str:
     return ""
 
 
-def _graph(manifest: dict, tensors: dict[str, np.ndarray]) -> Graph:
-    g = Graph(manifest["name"])
+def _graph(manifest: dict, tensors: dict[str, np.ndarray], frozen: bool) -> Graph:
+    nodes = []
     for nd in manifest["nodes"]:
         cls = _OPS[nd["op"]]
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -161,9 +162,12 @@ def _graph(manifest: dict, tensors: dict[str, np.ndarray]) -> Graph:
                 attrs[key] = _attr(str(fields[key].type), value, tensors)
             except (KeyError, ValueError) as e:
                 raise ValueError(f"node '{nd['name']}' attribute '{key}': {e}") from None
-        g.add(nd["name"], cls(**attrs), nd["inputs"], origin=nd["origin"],
-              shape=tuple(nd["shape"]), kind=nd["kind"])
-    g.inputs, g.outputs, g.meta = manifest["inputs"], manifest["outputs"], manifest["meta"]
+        nodes.append(Node(nd["name"], cls(**attrs), tuple(nd["inputs"]), tuple(nd["shape"]),
+                          nd["kind"], nd["origin"] or nd["name"]))
+    g: Graph = FrozenGraph(manifest["name"], nodes, manifest["inputs"], manifest["outputs"],
+                           manifest["meta"])
+    if not frozen:
+        g = g.copy()
     from snncc.ir import verify
 
     verify(g)
