@@ -175,12 +175,12 @@ def saturation(model, x: np.ndarray, path: Path) -> list[str]:
     for n in model.graph.ops(o.SpikeInput):
         op = n.op
         x = np.asarray(x, np.float64)
-        raw = op.rounding.apply(x / op.scale) + op.zero_point
-        above, below = int(np.sum(raw > op.hi)), int(np.sum(raw < op.lo))
         lo, hi = (op.lo - op.zero_point) * op.scale, (op.hi - op.zero_point) * op.scale
         margin = (hi - lo) / 8
         if not np.any((x > hi + margin) | (x < lo - margin)):
-            continue
+            continue  # (the codes, below, are worked out only for a warning)
+        raw = op.rounding.apply(x / op.scale) + op.zero_point
+        above, below = int(np.sum(raw > op.hi)), int(np.sum(raw < op.lo))
         notes.append(f"{path}: {above + below} of {x.size} input values "
                      f"({(above + below) / x.size:.2%}) lie outside the range "
                      f"{np.min(lo):.4g}..{np.max(hi):.4g} of the input quantizer (node "
