@@ -11,6 +11,8 @@ float BLAS. Each product runs in a one-node onnxruntime session built from the w
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from snncc import kernels
@@ -102,7 +104,17 @@ class IntMatMul:
         self.digits = len(cut)
         self.cut = cut  # the 8-bit factors (ortgraph writes them into its model)
         self.pairs = 257 * 128 * reach * max(self.k, 1) < _INT32
-        self.session = _session(cut, self.x_type)
+        self._session = None
+        self._opening = threading.Lock()
+
+    @property
+    def session(self):
+        """The products' session, opened on first use: the whole-graph session
+        (``ortgraph``) writes `cut` into its own model and never needs this one."""
+        with self._opening:
+            if self._session is None:
+                self._session = _session(self.cut, self.x_type)
+            return self._session
 
     @staticmethod
     def fits(w: np.ndarray, lo: int, hi: int) -> bool:
@@ -230,7 +242,16 @@ class IntStacked:
 
     def __init__(self, a_type: np.dtype, b_type: np.dtype):
         self.types = np.dtype(a_type), np.dtype(b_type)
-        self.session = _session2(*self.types)
+        self._session = None
+        self._opening = threading.Lock()
+
+    @property
+    def session(self):
+        """The session, opened on first use (the whole-graph session never needs it)."""
+        with self._opening:
+            if self._session is None:
+                self._session = _session2(*self.types)
+            return self._session
 
     def __call__(self, a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
         a = np.ascontiguousarray(a, self.types[0])
