@@ -10,6 +10,13 @@ taking turns (the medians of `reps` runs):
 - the command's start-up: the interpreter importing the modules the command runs;
 - with `--previous CHECKOUT`, the same two from another snncc checkout (a previous
   round), in the same turns;
+- the whole command once more from a copy of snncc's package without bytecode.
+
+snncc's modules are compiled to bytecode first (`compileall`, in each checkout's
+__pycache__), as `pip install` leaves an installed package and as numpy's, onnx's and
+onnxruntime's modules are: where PYTHONDONTWRITEBYTECODE is set (this sandbox sets it)
+every fresh process would otherwise compile snncc's source again while the peer's
+modules load from bytecode. The row from the copy without bytecode says what that costs.
 - in one process: the fast engine alone (`model.simulate`), the command's work
   (`measure`: the engine and every statistic), and onnxruntime's run;
 - on a local Ray instance: the command's work with 1 and 2 workers (the instance already
@@ -24,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -70,6 +78,7 @@ COMMAND = ["-m", "snncc", "simulate", "build/model.snn", "--input", "x.npy", "--
 STARTUP = ["-c", "import snncc.app.cli, snncc.app.simulate, snncc.metrics.measure, "
            "snncc.metrics.tally"]
 WHOLE = "snncc simulate (whole command)"
+SOURCE = "snncc simulate (whole command), snncc's modules compiled from source each run"
 ORT_WHOLE = "onnxruntime (whole process)"
 START = "start-up (interpreter and the command's imports)"
 ORT_START = "onnxruntime start-up (interpreter; numpy, onnx, onnxruntime imports)"
@@ -80,11 +89,25 @@ def before(folder: Path, checkout: Path) -> float:
     return _wall([sys.executable, *COMMAND, "--report", "before.json"], folder, checkout)
 
 
+def bytecode(root: Path) -> None:
+    """snncc's modules under `root` compiled to bytecode, as an installed package has them."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(root / "snncc")],
+                   check=True, capture_output=True)
+
+
 def processes(folder: Path, reps: int, previous: Path | None = None) -> dict[str, list[float]]:
     """Whole processes, taking turns (with `previous`, the command and its start-up from
-    that checkout too)."""
+    that checkout too); snncc's bytecode compiled first, and the command run once more
+    from a copy of the package without it."""
+    bytecode(ROOT)
+    if previous is not None:
+        bytecode(previous)
+    source = folder / "source"
+    shutil.copytree(ROOT / "snncc", source / "snncc",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     runs: dict[str, tuple[list[str], Path]] = {
         WHOLE: ([sys.executable, *COMMAND], ROOT),
+        SOURCE: ([sys.executable, *COMMAND], source),
         ORT_WHOLE: ([sys.executable, "-c", ORT_PROCESS, str(MODEL), "x.npy", "ort.npy",
                      "y.npy"], ROOT),
         START: ([sys.executable, *STARTUP], ROOT),
@@ -292,10 +315,16 @@ def section(r: dict) -> list[str]:
               f"{ort_proc:.2f} s: {ort_proc / cmd:.2f}× (goal ≥ 1.5×: "
               f"{'met' if ort_proc / cmd >= 1.5 else 'not met'}). Of the command, {start:.2f} s "
               "is start-up (the interpreter, numpy, rich, typer and snncc's modules: no onnx, "
-              f"jinja2 or compiler; onnxruntime's process: {ort_start:.2f} s); "
+              "jinja2, compiler or networkx, and snncc's modules loaded from bytecode as "
+              f"installed; onnxruntime's process: {ort_start:.2f} s); "
               f"the rest is the engine's work ({ort_run / engine:.2f}× onnxruntime's run in one "
               "process here; see the throughput section), its first batch (onnxruntime's "
-              "import and sessions for the integer kernels, the plan) and the statistics."]
+              "import, the plan, its whole-graph session) and the statistics."
+              + (f" With snncc's modules compiled from source in every process (a copy of "
+                 f"the package without bytecode, where PYTHONDONTWRITEBYTECODE is set) the "
+                 f"command took {statistics.median(r['processes'][SOURCE]):.2f} s "
+                 f"({ort_proc / statistics.median(r['processes'][SOURCE]):.2f}×)."
+                 if SOURCE in r["processes"] else "")]
     ray = r.get("ray")
     if ray:
         one = statistics.median(ray["times"]["1 worker"])
