@@ -7,7 +7,9 @@ Counts and starts fix every train, so the rules of snncc.metrics.energy follow f
 expanding any:
 
 - SOPs, effective SOPs, max-pool comparisons and spikes are linear in the counts (summed
-  over the batch first: one product per layer and batch, not one per input);
+  over the batch first: one product per layer and batch, not one per input; a dense
+  synapse's effective SOPs are its input's spikes per row dotted with the rows' non-zero
+  weights);
 - TD-MatMul's effective SOPs: Σ_t S_A(t)·[C_B(t) ≠ 0] counts, per pair (a_ik, b_kj) with
   b_kj > 0, A's spikes at or after B's start: max(0, a - max(0, s_B - s_A)); the second
   term, per pair with a_ik > 0, B's spikes after A's start: max(0, b - max(0, s_A + 1 -
@@ -120,6 +122,7 @@ class _Static:
     last_use: dict[str, int]
     starts: dict[str, int | None]
     slow: set[str]
+    fan_out: dict[str, np.ndarray]  # dense synapse -> its rows' non-zero weights (int64)
 
 
 _STATIC: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], _Static]] = (
@@ -132,7 +135,9 @@ def _static(graph: Graph) -> _Static:
     if cached is None or cached[0] != key:
         order = [n for n in graph.topo() if not isinstance(n.op, o.Input)]
         last_use = {i: k for k, n in enumerate(order) for i in n.inputs}
-        cached = key, _Static(order, last_use, spike_starts(graph), replayed(graph))
+        fan_out = {n.name: np.count_nonzero(n.op_as(o.Synapse).weight, axis=1).astype(np.int64)
+                   for n in order if isinstance(n.op, o.Synapse) and n.op.kind == "dense"}
+        cached = key, _Static(order, last_use, spike_starts(graph), replayed(graph), fan_out)
         _STATIC[graph] = cached
     return cached[1]
 
@@ -147,7 +152,7 @@ def count_from_counts(graph: Graph, x: np.ndarray, counts: dict[str, np.ndarray]
         if n.kind == o.CODES:
             totals[n.name] = _total(n, x, counts, totals)
         if n.name not in s.slow:
-            ops = _layer_ops(graph, n, totals, s.starts, len(x))
+            ops = _layer_ops(graph, n, totals, s, len(x))
             if ops is not None:
                 result.layers[n.name] = ops
         for i in n.inputs:
@@ -222,18 +227,22 @@ def pooled_counts(c: np.ndarray, kernel, strides, pads) -> np.ndarray:
     return out.transpose(0, 3, 1, 2)
 
 
-def _layer_ops(graph: Graph, n: Node, totals: _Totals, starts: dict[str, int | None],
-               batch: int) -> LayerOps | None:
+def _layer_ops(graph: Graph, n: Node, totals: _Totals, s: _Static, batch: int
+               ) -> LayerOps | None:
     op = n.op
     if isinstance(op, o.Synapse):
         if op.analog:
             in_shape = graph.node(n.inputs[0]).shape
             return LayerOps(macs=batch * dense_macs(op, [in_shape], n.shape))
-        sops, eff = synapse_sops(op, totals.batch_sum(n.inputs[0]))
+        if n.name in s.fan_out:
+            sops, eff = dense_sops(totals.batch_sum(n.inputs[0]), op.weight.shape[1],
+                                   s.fan_out[n.name])
+        else:
+            sops, eff = synapse_sops(op, totals.batch_sum(n.inputs[0]))
         return LayerOps(sops=sops, sops_effective=eff)
     if isinstance(op, o.TDMatMul):
         a, b = (totals[i] for i in n.inputs)
-        sa, sb = (starts[i] for i in n.inputs)
+        sa, sb = (s.starts[i] for i in n.inputs)
         assert sa is not None and sb is not None, f"{n.name} has mixed starts (replayed)"
         return LayerOps(*td_matmul_sops(a, b, sb - sa))
     if isinstance(op, o.TDMaxPool):
@@ -244,6 +253,14 @@ def _layer_ops(graph: Graph, n: Node, totals: _Totals, starts: dict[str, int | N
     if isinstance(op, o.Neuron) or isinstance(op, o.SpikeInput) and not op.analog:
         return LayerOps(spikes=totals.spikes(n.name))
     return None
+
+
+def dense_sops(counts: np.ndarray, outputs: int, fan_out: np.ndarray) -> tuple[int, int]:
+    """``energy.synapse_sops`` of a dense synapse [K, outputs] for input counts [..., K]
+    (`fan_out`: each row's non-zero weights): a spike on row k reaches every output,
+    fan_out[k] of them through a non-zero weight (counts @ nonzero summed, as one dot)."""
+    rows = counts.reshape(-1, counts.shape[-1]).sum(axis=0, dtype=np.int64)
+    return int(rows.sum()) * outputs, int(rows @ fan_out)
 
 
 def td_matmul_sops(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[int, int]:
