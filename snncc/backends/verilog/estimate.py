@@ -239,6 +239,15 @@ class _Cycles:
         times = np.bincount(hit, minlength=per_row.shape[1])  # reads of each input row
         return fixed + nc * (per_row @ times)
 
+    def _conv_rows(self, e: Engine, t: int, first: bool) -> np.ndarray:
+        """A slot of max(NG, IG) cycles per tap of every output position, whatever the
+        spikes; the last tap's row arrives ILAT cycles after its request, its NG groups
+        are added and the sum written."""
+        p = _params(e)
+        slots = p["OH"] * p["OW"] * p["KH"] * p["KW"]
+        s = max(p["NG"], p["IG"])
+        return np.full(self.tr.batch, (slots - 1) * s + p["ILAT"] + p["NG"] + 2, np.int64)
+
     def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)
         if p.get("NP", p["D"]) == p["D"]:  # rows streamed: a request every IG cycles
@@ -505,6 +514,9 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
                          lanes * p["WW"]))
             if lanes < m:  # the accumulator of a folded engine: a word per chunk
                 mems.append((f"{e.name}.acc", "ram", m // lanes, lanes * p["WO"]))
+        elif e.module == "snn_conv_rows":  # a word of E channels' weight rows
+            mems.append((f"{e.name}.w", "rom", p["KH"] * p["KW"] * p["NG"],
+                         p["E"] * p["O"] * p["WW"]))
         elif e.module == "snn_td_matmul":
             mems += [(f"{e.name}.cb", "ram", p["NB"] * p["K"], p["M"] * p["WCB"]),
                      (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
@@ -630,6 +642,16 @@ def _features(design: Design, family: str) -> dict[str, float]:
             f["select"] += (p["K"] or p["C"]) * (1 + p["ANALOG"] * p["WIN"])
             if p["ANALOG"]:
                 f["dsp_bits"] += lanes * _dsp_per_multiply(
+                    p["WO"] if p["IN_SIGNED"] else p["WIN"], p["WO"])
+        elif e.module == "snn_conv_rows":  # per output lane a tree of E terms
+            o_, wo, n_in = p["O"], p["WO"], p["E"] * (1 + p["ANALOG"] * p["WIN"])
+            tree = o_ * (p["E"] - 1) * wo
+            f["tree"] += tree
+            f["adder"] += tree + o_ * wo
+            f["register"] += o_ * wo + p["C"] * p["WIN"]  # the accumulator, the row
+            f["select"] += o_ * p["E"] * p["WW"] + n_in  # the terms, the group's inputs
+            if p["ANALOG"]:
+                f["dsp_bits"] += o_ * p["E"] * _dsp_per_multiply(
                     p["WO"] if p["IN_SIGNED"] else p["WIN"], p["WO"])
         elif e.module == "snn_td_matmul":
             k, m, wo = p["K"], p["M"], p["WO"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from snncc import ops as o
-from snncc.backends.parallel import DEFAULT, HwConfig
+from snncc.backends.parallel import DEFAULT, HwConfig, outputs
 from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import value_ranges
@@ -55,6 +55,9 @@ ASYNC_TABLE_WORDS = 4
 # threshold bit is then a function of the chunk and the level that a few LUTs make, where
 # a registered ROM would cost a LUT and a flip-flop per bit of its wide word
 ASYNC_FOLDED_WORDS = 16
+# A full-width synapse engine takes as many input channels a cycle as keep its adder
+# tree's weight bits per output lane at most this (snn_conv_rows, `_events_per_cycle`)
+TREE_INPUT_BITS = 128
 # snn_neuron's MODE parameter per neuron kind
 _NEURON_MODES = {"if": 0, "signed": 1, "multi": 2}
 
@@ -497,7 +500,12 @@ def _synapse(bld: _Builder, n: Node) -> None:
     ty = taps(oh, kh, op.strides[0], op.pads[0], op.dilations[0], h, w)
     tx = taps(ow, kw, op.strides[1], op.pads[1], op.dilations[1], w, 1)
     p = bld.hw.lanes(n)
-    words = hex_rows(_chunks(conv_weight_rows(op.weight, op.group), p), ww)
+    rows = conv_weight_rows(op.weight, op.group)
+    e = _events_per_cycle(bld, n, c, ww)
+    if e is not None:  # full width, E channels a cycle
+        _conv_rows(bld, n, ports, common, (c, oh, ow, oc, kh, kw, irw), ty, tx, rows, e)
+        return
+    words = hex_rows(_chunks(rows, p), ww)
     out, oaw = _folded_output(bld, n, p, wo)
     params = [("C", c), ("OH", oh), ("OW", ow), ("O", oc), ("KH", kh), ("KW", kw),
               ("IRW", irw), ("ORW", addr_bits(oh * ow)), ("CW", addr_bits(c)),
@@ -508,6 +516,49 @@ def _synapse(bld: _Builder, n: Node) -> None:
               ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw))),
               *_spike_params(bld, n), *_fold_params(oc, p), *oaw]
     bld.engine(n, "snn_conv", params, ports + out, clear=False)
+
+
+def _events_per_cycle(bld: _Builder, n: Node, c: int, ww: int) -> int | None:
+    """The input channels E a full-width synapse engine of C = `c` inputs per row takes a
+    cycle (snn_conv_rows), or None for the event engine (snn_conv, snn_dense: one input
+    event a cycle). Only at full width (the folded settings keep their engines), for
+    unit spikes and analog codes: the largest E with C / E a power of two, an adder tree
+    of at most TREE_INPUT_BITS weight bits a lane and, with `--parallel N`, E times the
+    outputs at most N; the event engine when that leaves one channel of several."""
+    op = op_of(n, o.Synapse)
+    m = outputs(n)
+    if bld.hw.lanes(n) != m or not (op.analog or _spike_params(bld, n) == []):
+        return None
+    legal = [c >> j for j in range(c.bit_length()) if c % (1 << j) == 0]
+    fits = [e for e in legal if e * ww <= TREE_INPUT_BITS
+            and (bld.hw.parallel is None or e * m <= bld.hw.parallel)]
+    e = max(fits, default=1)
+    return e if e > 1 or c == 1 else None
+
+
+def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
+               sizes: tuple[int, ...], ty: list[tuple[bool, int]], tx: list[tuple[bool, int]],
+               rows: np.ndarray, e: int) -> None:
+    """A full-width convolution (or a dense layer as a 1x1 one) taking `e` input
+    channels a cycle: snn_conv_rows, its taps' rows streamed through the port."""
+    c, oh, ow, oc, kh, kw, irw = sizes
+    k = bld.k
+    ww, wo = common[3][1], common[4][1]
+    ng = c // e
+    timing = dict(bld.timing())
+    ig, ilat = int(timing.get("IG", 1)), int(timing.get("ILAT", 1))
+    words = hex_rows(np.asarray(rows).reshape(kh * kw * ng, e * oc), ww)
+    params = [("C", c), ("OH", oh), ("OW", ow), ("O", oc), ("KH", kh), ("KW", kw),
+              ("IRW", irw), ("ORW", addr_bits(oh * ow)), ("TYW", addr_bits(oh * kh)),
+              ("TXW", addr_bits(ow * kw)), ("SW", addr_bits(max(kh, kw))), *common,
+              ("W_FILE", bld.file(f"e{k}_weights", words)),
+              ("TY_FILE", bld.file(f"e{k}_rows", _tap_words(ty, irw))),
+              ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw))),
+              ("E", e), ("NG", ng), ("GB", addr_bits(ng)), ("TB", addr_bits(kh * kw)),
+              ("AW", addr_bits(kh * kw * ng)), ("LT", max(1, (e - 1).bit_length())),
+              ("IG", ig), ("ILAT", ilat), ("SB", addr_bits(max(ng, ig))),
+              ("LB", unsigned_bits(ilat))]
+    bld.engine(n, "snn_conv_rows", params, ports + bld.write(n, wo), clear=False)
 
 
 def _td_matmul(bld: _Builder, n: Node) -> None:

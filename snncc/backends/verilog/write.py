@@ -126,7 +126,7 @@ def engine_lanes(module: str, p: dict) -> int | None:
     of an output row, or one event)."""
     if module == "snn_dense":
         return int(p.get("P", p["M"]))
-    if module == "snn_conv":
+    if module in ("snn_conv", "snn_conv_rows"):
         return int(p.get("P", p["O"]))
     if module == "snn_neuron":
         return int(p.get("NP", p["D"]))
