@@ -240,11 +240,31 @@ class _Cycles:
         return fixed + nc * (per_row @ times)
 
     def _conv_rows(self, e: Engine, t: int, first: bool) -> np.ndarray:
-        """A slot of max(NG, IG) cycles per tap of every output position, whatever the
+        """Fixed slots: max(NG, IG) cycles per tap of every output position, whatever the
         spikes; the last tap's row arrives ILAT cycles after its request, its NG groups
-        are added and the sum written."""
+        are added and the sum written. WALK: a cycle per non-silent group of each tap's
+        row (one if none; a padding tap one), and 4 more."""
         p = _params(e)
         slots = p["OH"] * p["OW"] * p["KH"] * p["KW"]
+        if p["WALK"]:
+            n = e.node
+            x = self.tr.spikes(n.inputs[0], t)
+            if n.op.kind == "dense":
+                rows = x.reshape(self.tr.batch, p["OH"], p["C"])
+                reads = np.arange(p["OH"])
+            else:
+                c, h, w = self.graph.node(n.inputs[0]).shape
+                lay = Layout((c, h, w), CHANNELS_LAST, c)
+                rows = np.stack([lay.arrange(v) for v in x])
+                op = n.op
+                ty = taps(p["OH"], p["KH"], op.strides[0], op.pads[0], op.dilations[0], h, w)
+                tx = taps(p["OW"], p["KW"], op.strides[1], op.pads[1], op.dilations[1], w, 1)
+                reads = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"], p["KW"]).ravel()
+            live = (rows.reshape(self.tr.batch, rows.shape[1], p["NG"], -1) != 0).any(-1)
+            per_row = np.maximum(live.sum(axis=-1), 1)  # [batch, rows]
+            hit = reads[reads >= 0]
+            times = np.bincount(hit, minlength=per_row.shape[1])
+            return (reads.size - hit.size) + per_row @ times + 3
         s = max(p["NG"], p["IG"])
         return np.full(self.tr.batch, (slots - 1) * s + p["ILAT"] + p["NG"] + 2, np.int64)
 

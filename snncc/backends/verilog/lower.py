@@ -483,6 +483,13 @@ def _synapse(bld: _Builder, n: Node) -> None:
         ww, wo = common[3][1], common[4][1]
         r, (kk, m) = _size(x_shape[:-1]), op.weight.shape
         p = bld.hw.lanes(n)
+        if bld.timing() == [] and _events_per_cycle(bld, n, kk, ww, walk=True) is not None:
+            # full width through an identity port: the events walked without a request
+            # and wait per row, one a cycle (E = 1: no adder tree), as a 1x1 convolution
+            # over the R rows (a tap table row each, one column)
+            _conv_rows(bld, n, ports, common, (kk, r, 1, m, 1, 1, addr_bits(r)),
+                       [(True, i) for i in range(r)], [(True, 0)], op.weight, 1)
+            return
         words = hex_rows(_chunks(op.weight, p), ww)
         out, oaw = _folded_output(bld, n, p, wo)
         params = [("R", r), ("K", kk), ("M", m), ("RW", addr_bits(r)), ("KW", addr_bits(kk)),
@@ -501,7 +508,7 @@ def _synapse(bld: _Builder, n: Node) -> None:
     tx = taps(ow, kw, op.strides[1], op.pads[1], op.dilations[1], w, 1)
     p = bld.hw.lanes(n)
     rows = conv_weight_rows(op.weight, op.group)
-    e = _events_per_cycle(bld, n, c, ww)
+    e = _events_per_cycle(bld, n, c, ww, walk=bld.timing() == [])
     if e is not None:  # full width, E channels a cycle
         _conv_rows(bld, n, ports, common, (c, oh, ow, oc, kh, kw, irw), ty, tx, rows, e)
         return
@@ -518,13 +525,16 @@ def _synapse(bld: _Builder, n: Node) -> None:
     bld.engine(n, "snn_conv", params, ports + out, clear=False)
 
 
-def _events_per_cycle(bld: _Builder, n: Node, c: int, ww: int) -> int | None:
+def _events_per_cycle(bld: _Builder, n: Node, c: int, ww: int, walk: bool) -> int | None:
     """The input channels E a full-width synapse engine of C = `c` inputs per row takes a
     cycle (snn_conv_rows), or None for the event engine (snn_conv, snn_dense: one input
     event a cycle). Only at full width (the folded settings keep their engines), for
     unit spikes and analog codes: the largest E with C / E a power of two, an adder tree
     of at most TREE_INPUT_BITS weight bits a lane and, with `--parallel N`, E times the
-    outputs at most N; the event engine when that leaves one channel of several."""
+    outputs at most N. Through a port with a latency (fixed slots, `walk` False) the
+    event engine when that leaves one channel of several (a slot per channel would be
+    slower than its walk of the spikes); through an identity port the silent groups are
+    skipped, so E = 1 is the event engine without its per-row cycles."""
     op = op_of(n, o.Synapse)
     m = outputs(n)
     if bld.hw.lanes(n) != m or not (op.analog or _spike_params(bld, n) == []):
@@ -533,7 +543,7 @@ def _events_per_cycle(bld: _Builder, n: Node, c: int, ww: int) -> int | None:
     fits = [e for e in legal if e * ww <= TREE_INPUT_BITS
             and (bld.hw.parallel is None or e * m <= bld.hw.parallel)]
     e = max(fits, default=1)
-    return e if e > 1 or c == 1 else None
+    return e if e > 1 or c == 1 or walk else None
 
 
 def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
@@ -547,6 +557,7 @@ def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
     ng = c // e
     timing = dict(bld.timing())
     ig, ilat = int(timing.get("IG", 1)), int(timing.get("ILAT", 1))
+    walk = int(ilat == 1 and ig == 1)  # an identity port: skip the silent groups
     words = hex_rows(np.asarray(rows).reshape(kh * kw * ng, e * oc), ww)
     params = [("C", c), ("OH", oh), ("OW", ow), ("O", oc), ("KH", kh), ("KW", kw),
               ("IRW", irw), ("ORW", addr_bits(oh * ow)), ("TYW", addr_bits(oh * kh)),
@@ -557,7 +568,7 @@ def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
               ("E", e), ("NG", ng), ("GB", addr_bits(ng)), ("TB", addr_bits(kh * kw)),
               ("AW", addr_bits(kh * kw * ng)), ("LT", max(1, (e - 1).bit_length())),
               ("IG", ig), ("ILAT", ilat), ("SB", addr_bits(max(ng, ig))),
-              ("LB", unsigned_bits(ilat))]
+              ("LB", unsigned_bits(ilat)), ("WALK", walk)]
     bld.engine(n, "snn_conv_rows", params, ports + bld.write(n, wo), clear=False)
 
 

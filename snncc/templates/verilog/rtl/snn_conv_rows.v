@@ -15,6 +15,12 @@
 // accumulator (zero at the position's first group). The position's sum is written the
 // cycle after its last group's addition. No state depends on the spikes, so a run takes
 //   OH*OW*KH*KW*S + ILAT + NG + 2 cycles from its start to its done.
+// WALK = 1 (an identity port: a row one cycle after its request) skips the silent groups
+// instead: a tap takes one cycle per group with a non-zero input (one when there is none;
+// a padding tap one), and the next tap's row is requested in the walk's last cycle, so
+// it arrives as the walk ends; a run then takes the sum of its taps' cycles + 4. With
+// E = 1 this is the event engine of snn_conv (one spike a cycle) without its per-tap
+// request and wait cycles, and without an adder tree.
 // Which input row a tap reads comes from the tap tables of snn_conv:
 //   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}   (input width W).
 // Unit spikes (WIN = 1) or analog codes (ANALOG = 1, WIN bits); WO > WW (and WIN + 1).
@@ -48,7 +54,8 @@ module snn_conv_rows #(
     parameter IG        = 1,   // the port's cycles between requests
     parameter ILAT      = 1,   // ... and from a request to its row
     parameter SB        = 1,   // slot cycle bits (holds max(NG, IG) - 1)
-    parameter LB        = 1    // latency counter bits (holds ILAT)
+    parameter LB        = 1,   // latency counter bits (holds ILAT)
+    parameter WALK      = 0    // skip silent groups (ILAT = IG = 1 only)
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -62,11 +69,6 @@ module snn_conv_rows #(
     output reg  [ORW-1:0]   out_waddr,
     output wire [O*WO-1:0]  out_wdata
 );
-    localparam integer S = (NG > IG) ? NG : IG;       // cycles a tap
-    localparam integer S_LAST_I = S - 1;
-    localparam [SB-1:0] S_LAST = S_LAST_I[SB-1:0];
-    localparam integer G_LAST_I = NG - 1;
-    localparam [SB-1:0] G_END = G_LAST_I[SB-1:0];
     localparam integer TAP_LAST_I = KH * KW - 1;
     localparam [TB-1:0] TAP_LAST = TAP_LAST_I[TB-1:0];
     localparam integer OUT_LAST_I = OH * OW - 1;
@@ -81,12 +83,11 @@ module snn_conv_rows #(
     localparam [SW-1:0] KH_LAST = KH_LAST_I[SW-1:0];
     localparam integer KW_LAST_I = KW - 1;
     localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
-    localparam integer ILAT_I = ILAT;
-    localparam [LB-1:0] LAT = ILAT_I[LB-1:0];
     localparam integer NT = 1 << LT;                   // tree leaves (E, padded)
     localparam integer GW = E * WIN;                   // bits of a group's inputs
 
-    // the front: requests the taps' rows, a slot of S cycles a tap
+    // the front: requests the taps' rows (fixed slots: a slot of S cycles a tap; WALK:
+    // a tap as the back's walk of the previous one ends)
     reg            front;
     reg [ORW-1:0]  fpix;
     reg [TYW-1:0]  oyb;        // oy * KH
@@ -95,16 +96,18 @@ module snn_conv_rows #(
     reg [SW-1:0]   kx;
     reg [TYW-1:0]  ty_a;
     reg [TXW-1:0]  tx_a;
-    reg [SB-1:0]   fsub;
-    reg [LB-1:0]   lag;        // cycles until the back's first slot (0: none pending)
-    // the back: the same slots ILAT cycles later, as the rows arrive
-    reg            back;
+    // the back: the taps' rows as they arrive, and the reads of their groups' weights
     reg [ORW-1:0]  bpix;
     reg [TB-1:0]   btap;
-    reg [SB-1:0]   bsub;
-    reg [C*WIN-1:0] row_q;     // the arrived row (groups shifted down as they are added)
+    reg [C*WIN-1:0] row_q;     // the arrived row
+    wire [GW-1:0]  group_in;   // the inputs of the group whose weights arrive
+    wire           reading;    // the back reads a group's weights this cycle
+    wire [GB-1:0]  group;      // ... of this group
+    wire           group_first; // ... the tap's first
+    wire           group_last;  // ... the tap's last
     // the adder stage: the group whose weights arrive this cycle
     reg            add_en;
+    reg [GB-1:0]   add_g;
     reg            add_first;  // the position's first group: the accumulator restarts
     reg            add_last;   // ... its last: the sum is written next cycle
     reg [ORW-1:0]  add_pix;
@@ -115,9 +118,7 @@ module snn_conv_rows #(
     wire [IRW:0]     tx;       // {valid, ix}
     wire [E*O*WW-1:0] w_row;   // the weights of a group's E channels
     wire             f_last_tap = ky == KH_LAST && kx == KW_LAST;
-    wire             f_end = fsub == S_LAST;
-    wire             b_end = bsub == S_LAST;
-    wire             reading;  // the back reads a group's weights this cycle
+    wire             f_valid = ty[IRW] && tx[IRW];
     wire [AW-1:0]    w_addr;
 
     snn_lut #(.WIDTH(IRW + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
@@ -128,21 +129,15 @@ module snn_conv_rows #(
         .clk(clk), .re(reading), .raddr(w_addr), .rdata(w_row));
 
     generate
-        if (NG >= IG) begin : g_dense_slots  // every cycle of a slot reads a group
-            assign reading = back;
-        end else begin : g_sparse_slots
-            assign reading = back && bsub <= G_END;
-        end
         if (NG > 1 && KH * KW == 1) begin : g_groups_only
-            assign w_addr = bsub[GB-1:0];
+            assign w_addr = group;
         end else if (NG > 1) begin : g_groups
-            assign w_addr = {btap, bsub[GB-1:0]};
+            assign w_addr = {btap, group};
         end else begin : g_one_group
             assign w_addr = btap;
         end
     endgenerate
 
-    assign in_req = front && fsub == {SB{1'b0}} && ty[IRW] && tx[IRW];
     assign in_row = ty[IRW-1:0] + tx[IRW-1:0];
     assign out_wdata = acc;  // written the cycle after the position's last addition
 
@@ -163,12 +158,12 @@ module snn_conv_rows #(
                 w_w = {{(WO-WW){w_row[(j*O+m)*WW+WW-1]}}, w_row[(j*O+m)*WW +: WW]};
                 if (ANALOG != 0) begin
                     // the analog first layer: code * weight (the one place that multiplies)
-                    code_w = {{(WO-WIN){IN_SIGNED != 0 && row_q[j*WIN+WIN-1]}},
-                              row_q[j*WIN +: WIN]};
+                    code_w = {{(WO-WIN){IN_SIGNED != 0 && group_in[j*WIN+WIN-1]}},
+                              group_in[j*WIN +: WIN]};
                     tree[j*WO +: WO] = code_w * w_w;
                 end else begin
                     code_w = {WO{1'b0}};
-                    tree[j*WO +: WO] = w_w & {WO{row_q[j]}};
+                    tree[j*WO +: WO] = w_w & {WO{group_in[j]}};
                 end
             end
             for (s = 0; s < LT; s = s + 1)
@@ -180,13 +175,13 @@ module snn_conv_rows #(
 
     // the clocked blocks run only while there is something to do (an idle engine costs
     // an event-driven simulator nothing)
-    wire wake = rst | start | done | front | back | add_en | out_we | (lag != {LB{1'b0}});
+    wire busy;
+    wire wake = rst | start | done | busy | add_en | out_we;
 
+    // the adder stage follows the back's reads by a cycle; the sum is written a cycle
+    // after the position's last addition, and done follows the last position's write
     always @(posedge clk) if (wake) begin
         if (rst) begin
-            front <= 1'b0;
-            back <= 1'b0;
-            lag <= {LB{1'b0}};
             add_en <= 1'b0;
             out_we <= 1'b0;
             done <= 1'b0;
@@ -195,52 +190,162 @@ module snn_conv_rows #(
             out_we <= add_en && add_last;
             out_waddr <= add_pix;
             if (add_en) acc <= sum;
-            // the adder stage follows the back's reads by a cycle
             add_en <= reading;
-            add_first <= btap == {TB{1'b0}} && bsub == {SB{1'b0}};
-            add_last <= btap == TAP_LAST && bsub == G_END;
+            add_g <= group;
+            add_first <= btap == {TB{1'b0}} && group_first;
+            add_last <= btap == TAP_LAST && group_last;
             add_pix <= bpix;
-            // the front
-            if (start && !front) begin
-                front <= 1'b1;
-                lag <= LAT;
-                fpix <= {ORW{1'b0}};
-                fsub <= {SB{1'b0}};
-                oyb <= {TYW{1'b0}};
-                oxb <= {TXW{1'b0}};
-                ty_a <= {TYW{1'b0}};
-                tx_a <= {TXW{1'b0}};
-                ky <= {SW{1'b0}};
-                kx <= {SW{1'b0}};
-            end else if (front) begin
-                fsub <= f_end ? {SB{1'b0}} : fsub + 1'b1;
-                if (f_end) next_tap();
+        end
+    end
+
+    generate
+        if (WALK == 0) begin : g_slots
+            // fixed slots: the front requests a tap's row in the first cycle of its slot;
+            // the back follows ILAT cycles later, group g read in the slot's cycle g
+            localparam integer S = (NG > IG) ? NG : IG;       // cycles a tap
+            localparam integer S_LAST_I = S - 1;
+            localparam [SB-1:0] S_LAST = S_LAST_I[SB-1:0];
+            localparam integer G_LAST_I = NG - 1;
+            localparam [SB-1:0] G_END = G_LAST_I[SB-1:0];
+            localparam integer ILAT_I = ILAT;
+            localparam [LB-1:0] LAT = ILAT_I[LB-1:0];
+
+            reg          back;
+            reg [SB-1:0] fsub;
+            reg [SB-1:0] bsub;
+            reg [LB-1:0] lag;        // cycles until the back's first slot (0: none pending)
+            wire         f_end = fsub == S_LAST;
+            wire         b_end = bsub == S_LAST;
+
+            if (NG >= IG) begin : g_every  // every cycle of a slot reads a group
+                assign reading = back;
+            end else begin : g_some
+                assign reading = back && bsub <= G_END;
             end
-            if (lag != {LB{1'b0}}) begin
-                lag <= lag - 1'b1;
-                if (lag == {{(LB-1){1'b0}}, 1'b1}) begin
-                    back <= 1'b1;
-                    bpix <= {ORW{1'b0}};
-                    btap <= {TB{1'b0}};
-                    bsub <= {SB{1'b0}};
+            assign group = bsub[GB-1:0];
+            assign group_first = bsub == {SB{1'b0}};
+            assign group_last = bsub == G_END;
+            assign group_in = row_q[GW-1:0];  // the row shifts its groups down
+            wire unused_slots = &{1'b0, add_g};
+            assign in_req = front && fsub == {SB{1'b0}} && f_valid;
+            assign busy = front | back | (lag != {LB{1'b0}});
+
+            always @(posedge clk) if (wake) begin
+                if (rst) begin
+                    front <= 1'b0;
+                    back <= 1'b0;
+                    lag <= {LB{1'b0}};
+                end else begin
+                    if (start && !front) begin
+                        front <= 1'b1;
+                        lag <= LAT;
+                        fsub <= {SB{1'b0}};
+                        first_tap();
+                    end else if (front) begin
+                        fsub <= f_end ? {SB{1'b0}} : fsub + 1'b1;
+                        if (f_end) next_tap();
+                    end
+                    if (lag != {LB{1'b0}}) begin
+                        lag <= lag - 1'b1;
+                        if (lag == {{(LB-1){1'b0}}, 1'b1}) begin
+                            back <= 1'b1;
+                            bpix <= {ORW{1'b0}};
+                            btap <= {TB{1'b0}};
+                            bsub <= {SB{1'b0}};
+                        end
+                    end
+                    // keep the arriving row (zeros for a padding tap), then shift its
+                    // groups down as they are added
+                    if (back) begin
+                        if (bsub == {SB{1'b0}}) row_q <= in_ack ? in_data : {C*WIN{1'b0}};
+                        else if (NG > 1) row_q <= row_q >> GW;
+                        bsub <= b_end ? {SB{1'b0}} : bsub + 1'b1;
+                        if (b_end) begin
+                            btap <= btap == TAP_LAST ? {TB{1'b0}} : btap + 1'b1;
+                            if (btap == TAP_LAST) begin
+                                bpix <= bpix + 1'b1;
+                                if (bpix == OUT_LAST) back <= 1'b0;
+                            end
+                        end
+                    end
                 end
             end
-            // the back: keep the arriving row (zeros for a padding tap), then shift its
-            // groups down as they are added
-            if (back) begin
-                if (bsub == {SB{1'b0}}) row_q <= in_ack ? in_data : {C*WIN{1'b0}};
-                else if (NG > 1) row_q <= row_q >> GW;
-                bsub <= b_end ? {SB{1'b0}} : bsub + 1'b1;
-                if (b_end) begin
-                    btap <= btap == TAP_LAST ? {TB{1'b0}} : btap + 1'b1;
-                    if (btap == TAP_LAST) begin
-                        bpix <= bpix + 1'b1;
-                        if (bpix == OUT_LAST) back <= 1'b0;
+        end else begin : g_walk
+            // WALK: one tap in flight. The front requests the next tap in the cycle the
+            // back reads the last group of the current one (or when nothing is in
+            // flight); the row arrives the next cycle (in_ack), and the back reads the
+            // weights of its non-silent groups, lowest first, a cycle each (one cycle
+            // and zeros when all are silent)
+            reg [TB-1:0] ftap;
+            reg          arrive;     // the requested tap's row (or padding) arrives
+            reg          walking;    // groups of the arrived row remain
+            reg [NG-1:0] rest;       // ... these
+            reg [NG-1:0] live_in;    // the non-silent groups of the arriving row
+            wire [NG-1:0] live = arrive ? live_in : rest;
+            wire [NG-1:0] left;
+            wire         issue = front && (!reading || group_last);
+            wire [C*WIN-1:0] arrived = in_ack ? in_data : {C*WIN{1'b0}};
+            integer q;
+
+            always @* begin
+                for (q = 0; q < NG; q = q + 1) live_in[q] = |arrived[q*GW +: GW];
+            end
+            if (NG > 1) begin : g_pick
+                snn_first_one #(.N(NG), .IW(GB)) u_next (.x(live), .index(group));
+                assign left = live & (live - 1'b1);
+                assign group_in = row_q[add_g*GW +: GW];
+            end else begin : g_single
+                assign group = 1'b0;
+                assign left = 1'b0;
+                assign group_in = row_q;
+                wire unused_live = &{1'b0, live, add_g};
+            end
+            assign reading = arrive || walking;
+            assign group_first = arrive;
+            assign group_last = left == {NG{1'b0}};
+            assign in_req = issue && f_valid;
+            assign busy = front | reading;
+
+            always @(posedge clk) if (wake) begin
+                if (rst) begin
+                    front <= 1'b0;
+                    arrive <= 1'b0;
+                    walking <= 1'b0;
+                end else begin
+                    arrive <= issue;
+                    if (arrive) row_q <= arrived;
+                    if (reading) begin
+                        walking <= !group_last;
+                        rest <= left;
+                    end
+                    if (start && !front) begin
+                        front <= 1'b1;
+                        ftap <= {TB{1'b0}};
+                        fpix <= {ORW{1'b0}};
+                        first_tap();
+                    end else if (issue) begin
+                        btap <= ftap;
+                        bpix <= fpix;
+                        ftap <= f_last_tap ? {TB{1'b0}} : ftap + 1'b1;
+                        next_tap();
                     end
                 end
             end
         end
-    end
+    endgenerate
+
+    // the front's first tap
+    task first_tap;
+        begin
+            fpix <= {ORW{1'b0}};
+            oyb <= {TYW{1'b0}};
+            oxb <= {TXW{1'b0}};
+            ty_a <= {TYW{1'b0}};
+            tx_a <= {TXW{1'b0}};
+            ky <= {SW{1'b0}};
+            kx <= {SW{1'b0}};
+        end
+    endtask
 
     // the front's next tap (or the next position's first, or the end)
     task next_tap;
