@@ -178,15 +178,15 @@ def test_td_maxpool_streamed_icarus(tmp_path):
 
 
 def _conv_rows_graph(seed: int = 6) -> Graph:
-    """Convolutions for snn_conv_rows: the spiking input codes read through a map (three
-    segments a channels-last row: a request every 3 cycles), padded; a strided, dilated
-    conv of 8 channels (E = 8, 4, 2 by the knob) on neurons silent in the early steps;
-    a 1x1 conv of 6 channels (C / E not a power of two below C: E = 6 or the event
-    engine)."""
+    """Convolutions for snn_conv_rows: the spiking input codes read through a map (four
+    segments a channels-last row: fixed slots, a request every 4 cycles), padded; a
+    strided, dilated conv of 8 channels (E = 8, 2 by the knob; silent groups skipped) on
+    neurons silent in the early steps; a 1x1 conv of 6 channels (C / E a power of two:
+    E = 6 or 3)."""
     rng = np.random.default_rng(seed)
     g = Graph("conv_rows")
-    _spiking(g, (3, 6, 6))
-    g.add("c1", o.Synapse(_weights(rng, 8, 3, 3, 3), kind="conv", pads=(1, 1, 1, 1)),
+    _spiking(g, (4, 6, 6))
+    g.add("c1", o.Synapse(_weights(rng, 8, 4, 3, 3), kind="conv", pads=(1, 1, 1, 1)),
           ["codes"])
     g.add("n1", _neuron(rng, (8, 6, 6), t_fire=4, axis=0), ["c1"])
     g.add("c2", o.Synapse(_weights(rng, 6, 8, 2, 2), kind="conv", strides=(2, 2),
@@ -201,11 +201,11 @@ def _conv_rows_graph(seed: int = 6) -> Graph:
 
 
 @pytest.mark.parametrize("parallel,pipeline,groups",
-                         [(None, False, [(3, 1), (8, 1), (6, 1)]),
-                          (32, False, [(3, 1), (4, 2), (6, 1)]),
+                         [(None, False, [(4, 1), (8, 1), (6, 1)]),
+                          (16, False, [(2, 2), (2, 4), (3, 2)]),
                           (12, False, [(2, 4), (3, 2)]),
-                          (None, True, [(3, 1), (8, 1), (6, 1)])],
-                         ids=["default", "P32", "P12", "pipeline"])
+                          (None, True, [(4, 1), (8, 1), (6, 1)])],
+                         ids=["default", "P16", "P12", "pipeline"])
 def test_conv_rows_icarus(tmp_path, parallel, pipeline, groups):
     """snn_conv_rows (full width: E input channels a cycle, the taps' rows streamed
     through identity ports and a map) at the settings that pick it with several E, and
@@ -218,10 +218,65 @@ def test_conv_rows_icarus(tmp_path, parallel, pipeline, groups):
     hw = parallel_knob.config(graph, parallel, pipeline=pipeline)
     summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
     rows = _engines(summary, "snn_conv_rows")
-    assert [(p["E"], p["NG"]) for p in rows] == groups
+    assert [(p["E"], p["NG"]) for p in rows if p["KH"] * p["KW"] > 1 or p["C"] == 6
+            ] == groups
     assert len(_engines(summary, "snn_conv")) == 3 - len(groups)
+    if len(groups) == 3:  # the map: fixed slots; identity ports: the silent groups skipped
+        assert [(p["IG"], p["ILAT"], p["WALK"]) for p in rows[:3]] == [(4, 6, 0), (1, 1, 1),
+                                                                        (1, 1, 1)]
+    result = verilog.run_simulation(tmp_path / "v", "icarus")
+    _assert_bit_exact(result, VECTORS, graph)
+    assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+    if pipeline:
+        assert summary["estimate"]["stream_cycles"] == result["stream"]["cycles"]
+    require_tool("verilator")
+    lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
+                          capture_output=True, text=True)
+    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stdout
+
+
+def _dense_rows_graph(seed: int = 7) -> Graph:
+    """Linear layers for snn_conv_rows's walk (E = 1 through identity ports): over the
+    spiking codes, then over neurons that stay silent for the first steps and whose rows
+    are often all zero (a row without events still takes a cycle and writes zeros)."""
+    rng = np.random.default_rng(seed)
+    g = Graph("dense_rows")
+    _spiking(g, (5, 6), hi=7)
+    g.add("d1", o.Synapse(_weights(rng, 6, 8)), ["codes"])
+    g.add("n1", _neuron(rng, (5, 8), t_fire=4, axis=1), ["d1"])
+    g.add("d2", o.Synapse(_weights(rng, 8, 4)), ["n1"])
+    g.add("n2", _neuron(rng, (5, 4), levels=2, t_fire=9), ["d2"])
+    g.add("d3", o.Synapse(_weights(rng, 4, 3)), ["n2"])
+    return _readout(g, "d3")
+
+
+def _analog_dense_graph() -> Graph:
+    from test_verilog import _signed_analog_graph
+    return _signed_analog_graph()
+
+
+@pytest.mark.parametrize("build,parallel,pipeline",
+                         [(_dense_rows_graph, None, False), (_dense_rows_graph, 2, False),
+                          (_dense_rows_graph, None, True), (_analog_dense_graph, None, False)],
+                         ids=["default", "P2", "pipeline", "analog"])
+def test_dense_walk_icarus(tmp_path, build, parallel, pipeline):
+    """Full-width linear layers reading through identity ports walk their events with
+    snn_conv_rows (one a cycle, no request and wait cycles per row; analog codes: a
+    multiplier a lane as before), folded ones keep snn_dense: bit-exact in Icarus, the
+    estimate the RTL's count for every input, lint-clean."""
+    require_tool("iverilog")
+    graph = build()
+    gold = golden(graph, default_inputs(graph, VECTORS))
+    assert all(c.sum() > 0 for c in gold.counts.values()), "every layer should spike"
+    hw = parallel_knob.config(graph, parallel, pipeline=pipeline)
+    summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
+    walks = [p for p in _engines(summary, "snn_conv_rows") if p["WALK"]]
+    dense = len(graph.ops(o.Synapse))
     if parallel is None:
-        assert (rows[0]["IG"], rows[0]["ILAT"]) == (3, 5)
+        assert len(walks) >= 1 + (build is _dense_rows_graph)
+        assert all(p["E"] == 1 for p in walks)
+    else:
+        assert walks == [] and len(_engines(summary, "snn_dense")) == dense
     result = verilog.run_simulation(tmp_path / "v", "icarus")
     _assert_bit_exact(result, VECTORS, graph)
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]

@@ -542,7 +542,9 @@ def _events_per_cycle(bld: _Builder, n: Node, c: int, ww: int, walk: bool) -> in
     legal = [c >> j for j in range(c.bit_length()) if c % (1 << j) == 0]
     fits = [e for e in legal if e * ww <= TREE_INPUT_BITS
             and (bld.hw.parallel is None or e * m <= bld.hw.parallel)]
-    e = max(fits, default=1)
+    if not fits:  # the knob allows fewer lanes than the outputs: the event engine
+        return None
+    e = max(fits)
     return e if e > 1 or c == 1 or walk else None
 
 
