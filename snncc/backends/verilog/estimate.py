@@ -633,7 +633,7 @@ def _features(design: Design, family: str) -> dict[str, float]:
     f = {"adder": 0.0, "register": 0.0, "select": 0.0, "lutram": 0.0, "romlogic": 0.0,
          "ramlogic": 0.0, "ramreg": 0.0,
          "engines": float(len(design.engines) + len(design.buffers)),
-         "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0, "tree": 0.0}
+         "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0, "tree": 0.0, "romwide": 0.0}
     for _, kind, depth, width in memories(design):
         where, count = mapping(kind, depth, width, family)
         if where == "logic" and kind == "ram" and depth == 1 and family == "xc7":
@@ -665,9 +665,8 @@ def _features(design: Design, family: str) -> dict[str, float]:
                     p["WO"] if p["IN_SIGNED"] else p["WIN"], p["WO"])
         elif e.module == "snn_conv_rows":  # per output lane a tree of E terms
             o_, wo, n_in = p["O"], p["WO"], p["E"] * (1 + p["ANALOG"] * p["WIN"])
-            tree = o_ * (p["E"] - 1) * wo
-            f["tree"] += tree
-            f["adder"] += tree + o_ * wo
+            f["adder"] += o_ * (p["E"] - 1) * wo + o_ * wo
+            f["romwide"] += p["E"] * o_ * p["WW"]  # the weight bits read and added a cycle
             f["register"] += o_ * wo + p["C"] * p["WIN"]  # the accumulator, the row
             f["select"] += o_ * p["E"] * p["WW"] + n_in  # the terms, the group's inputs
             if p["ANALOG"]:
@@ -721,9 +720,13 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # one-word RAMs. The adder trees of snn_td_matmul_rows (`tree`: their adder bits) are not
 # fitted (bench/fit_estimate.py keeps them): 1.6 LUTs a bit, from Yosys synth_xilinx on
 # the bundled example's engine alone (16 lanes of 32 terms: 4,418 LUTs against 1,031 for
-# the event engine it replaces).
+# the event engine it replaces). snn_conv_rows (`romwide`: the weight bits its ROM word
+# holds, E channels' rows, read and added a cycle) is not fitted either: about a LUT a bit
+# besides its adder and ROM bits, from Yosys synth_xilinx on the bundled example's
+# convolutions and a linear layer alone at E = 1, 4 and 16 (within 17% of the six but
+# one: the tokenizer's second convolution at E = 8, 11,685 LUTs against 6,692).
 _LUT_COEF = {"xc7": {"adder": 0.6612, "romlogic": 0.06399, "ramreg": 3.137, "engines": 37.8,
-                     "tree": 1.6},
+                     "tree": 1.6, "romwide": 1.0},
              "ice40": {"adder": 1.683, "register": 0.956, "engines": 51.42}}
 _FF_COEF = {"xc7": {"register": 0.9873, "ramreg": 1.402},
             "ice40": {"register": 1.267, "select": 0.2659, "ramlogic": 0.4067,

@@ -14,13 +14,13 @@
 // ANDed with its spike; analog: code times weight, E multipliers a lane) and the
 // accumulator (zero at the position's first group). The position's sum is written the
 // cycle after its last group's addition. No state depends on the spikes, so a run takes
-//   OH*OW*KH*KW*S + ILAT + NG + 2 cycles from its start to its done.
+//   (OH*OW*KH*KW - 1)*S + ILAT + NG + 3 cycles from its start to its done.
 // WALK = 1 (an identity port: a row one cycle after its request) skips the silent groups
 // instead: a tap takes one cycle per group with a non-zero input (one when there is none;
 // a padding tap one), and the next tap's row is requested in the walk's last cycle, so
-// it arrives as the walk ends; a run then takes the sum of its taps' cycles + 4. With
-// E = 1 this is the event engine of snn_conv (one spike a cycle) without its per-tap
-// request and wait cycles, and without an adder tree.
+// it arrives as the walk ends; a run then takes the sum of its taps' cycles + 4 from its
+// start to its done. With E = 1 this is the event engine of snn_conv (one spike a cycle)
+// without its per-tap request and wait cycles, and without an adder tree.
 // Which input row a tap reads comes from the tap tables of snn_conv:
 //   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}   (input width W).
 // Unit spikes (WIN = 1) or analog codes (ANALOG = 1, WIN bits); WO > WW (and WIN + 1).
