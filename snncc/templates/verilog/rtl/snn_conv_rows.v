@@ -145,33 +145,50 @@ module snn_conv_rows #(
     // the group's E terms and a balanced tree whose nodes overwrite the level below.
     reg [NT*WO-1:0] tree;
     reg [WO-1:0]    w_w;
-    reg [WO-1:0]    code_w;
     integer m;
     integer j;
     integer s;
     integer i;
 
-    always @* begin
-        for (m = 0; m < O; m = m + 1) begin
-            tree = {NT*WO{1'b0}};
-            for (j = 0; j < E; j = j + 1) begin
-                w_w = {{(WO-WW){w_row[(j*O+m)*WW+WW-1]}}, w_row[(j*O+m)*WW +: WW]};
-                if (ANALOG != 0) begin
-                    // the analog first layer: code * weight (the one place that multiplies)
-                    code_w = {{(WO-WIN){IN_SIGNED != 0 && group_in[j*WIN+WIN-1]}},
-                              group_in[j*WIN +: WIN]};
-                    tree[j*WO +: WO] = code_w * w_w;
-                end else begin
-                    code_w = {WO{1'b0}};
-                    tree[j*WO +: WO] = w_w & {WO{group_in[j]}};
+    generate
+        if (ANALOG != 0) begin : g_analog
+            // the analog first layer: code * weight (the one place that multiplies)
+            reg [WO-1:0] code_w;
+
+            always @* begin
+                for (m = 0; m < O; m = m + 1) begin
+                    tree = {NT*WO{1'b0}};
+                    for (j = 0; j < E; j = j + 1) begin
+                        w_w = {{(WO-WW){w_row[(j*O+m)*WW+WW-1]}}, w_row[(j*O+m)*WW +: WW]};
+                        code_w = {{(WO-WIN){IN_SIGNED != 0 && group_in[j*WIN+WIN-1]}},
+                                  group_in[j*WIN +: WIN]};
+                        tree[j*WO +: WO] = code_w * w_w;
+                    end
+                    for (s = 0; s < LT; s = s + 1)
+                        for (i = 0; i < (NT >> (s + 1)); i = i + 1)
+                            tree[i*WO +: WO] = tree[2*i*WO +: WO] + tree[(2*i+1)*WO +: WO];
+                    sum[m*WO +: WO] = (add_first ? {WO{1'b0}} : acc[m*WO +: WO])
+                        + tree[WO-1:0];
                 end
             end
-            for (s = 0; s < LT; s = s + 1)
-                for (i = 0; i < (NT >> (s + 1)); i = i + 1)
-                    tree[i*WO +: WO] = tree[2*i*WO +: WO] + tree[(2*i+1)*WO +: WO];
-            sum[m*WO +: WO] = (add_first ? {WO{1'b0}} : acc[m*WO +: WO]) + tree[WO-1:0];
+        end else begin : g_spikes
+            // unit spikes: a spike selects its weight (an AND), no multiply
+            always @* begin
+                for (m = 0; m < O; m = m + 1) begin
+                    tree = {NT*WO{1'b0}};
+                    for (j = 0; j < E; j = j + 1) begin
+                        w_w = {{(WO-WW){w_row[(j*O+m)*WW+WW-1]}}, w_row[(j*O+m)*WW +: WW]};
+                        tree[j*WO +: WO] = w_w & {WO{group_in[j]}};
+                    end
+                    for (s = 0; s < LT; s = s + 1)
+                        for (i = 0; i < (NT >> (s + 1)); i = i + 1)
+                            tree[i*WO +: WO] = tree[2*i*WO +: WO] + tree[(2*i+1)*WO +: WO];
+                    sum[m*WO +: WO] = (add_first ? {WO{1'b0}} : acc[m*WO +: WO])
+                        + tree[WO-1:0];
+                end
+            end
         end
-    end
+    endgenerate
 
     // the clocked blocks run only while there is something to do (an idle engine costs
     // an event-driven simulator nothing)
@@ -293,7 +310,15 @@ module snn_conv_rows #(
             if (NG > 1) begin : g_pick
                 snn_first_one #(.N(NG), .IW(GB)) u_next (.x(live), .index(group));
                 assign left = live & (live - 1'b1);
-                assign group_in = row_q[add_g*GW +: GW];
+                reg [GW-1:0] pick;
+                integer r;
+
+                always @* begin  // a select by comparisons: no index arithmetic
+                    pick = {GW{1'b0}};
+                    for (r = 0; r < NG; r = r + 1)
+                        if (add_g == r[GB-1:0]) pick = row_q[r*GW +: GW];
+                end
+                assign group_in = pick;
             end else begin : g_single
                 assign group = 1'b0;
                 assign left = 1'b0;
