@@ -2407,7 +2407,7 @@ module snn_top (
     // ------------------------------------------------------------ layer engines
 
     // engine 0: /tokenizer/tokenizer.0/Conv (Synapse /tokenizer/tokenizer.0/Conv_output_0/Conv)
-    snn_conv #(
+    snn_conv_rows #(
         .C(1),
         .OH(8),
         .OW(8),
@@ -2416,8 +2416,6 @@ module snn_top (
         .KW(3),
         .IRW(6),
         .ORW(6),
-        .CW(1),
-        .AWW(4),
         .TYW(5),
         .TXW(5),
         .SW(2),
@@ -2428,7 +2426,18 @@ module snn_top (
         .WO(18),
         .W_FILE("mem/e0_weights.hex"),
         .TY_FILE("mem/e0_rows.hex"),
-        .TX_FILE("mem/e0_cols.hex")
+        .TX_FILE("mem/e0_cols.hex"),
+        .E(1),
+        .NG(1),
+        .GB(1),
+        .TB(4),
+        .AW(4),
+        .LT(1),
+        .IG(1),
+        .ILAT(3),
+        .SB(1),
+        .LB(2),
+        .WALK(0)
     ) u0_tokenizer_tokenizer_0_Conv_output_0_Conv (
         .clk(clk),
         .rst(rst),
@@ -2514,7 +2523,7 @@ module snn_top (
     );
 
     // engine 3: /tokenizer/tokenizer.4/Conv (Synapse /tokenizer/tokenizer.4/Conv_output_0/Conv)
-    snn_conv #(
+    snn_conv_rows #(
         .C(16),
         .OH(4),
         .OW(4),
@@ -2523,8 +2532,6 @@ module snn_top (
         .KW(3),
         .IRW(4),
         .ORW(4),
-        .CW(4),
-        .AWW(8),
         .TYW(4),
         .TXW(4),
         .SW(2),
@@ -2535,7 +2542,18 @@ module snn_top (
         .WO(13),
         .W_FILE("mem/e3_weights.hex"),
         .TY_FILE("mem/e3_rows.hex"),
-        .TX_FILE("mem/e3_cols.hex")
+        .TX_FILE("mem/e3_cols.hex"),
+        .E(16),
+        .NG(1),
+        .GB(1),
+        .TB(4),
+        .AW(4),
+        .LT(4),
+        .IG(1),
+        .ILAT(1),
+        .SB(1),
+        .LB(1),
+        .WALK(1)
     ) u3_tokenizer_tokenizer_4_Conv_output_0_Conv (
         .clk(clk),
         .rst(rst),
@@ -2621,7 +2639,7 @@ module snn_top (
     );
 
     // engine 6: /tokenizer/tokenizer.8/Conv (Synapse /tokenizer/tokenizer.8/Conv_output_0/Conv)
-    snn_conv #(
+    snn_conv_rows #(
         .C(32),
         .OH(4),
         .OW(4),
@@ -2630,8 +2648,6 @@ module snn_top (
         .KW(1),
         .IRW(4),
         .ORW(4),
-        .CW(5),
-        .AWW(5),
         .TYW(2),
         .TXW(2),
         .SW(1),
@@ -2642,7 +2658,18 @@ module snn_top (
         .WO(30),
         .W_FILE("mem/e6_weights.hex"),
         .TY_FILE("mem/e6_rows.hex"),
-        .TX_FILE("mem/e6_cols.hex")
+        .TX_FILE("mem/e6_cols.hex"),
+        .E(4),
+        .NG(8),
+        .GB(3),
+        .TB(1),
+        .AW(3),
+        .LT(2),
+        .IG(1),
+        .ILAT(1),
+        .SB(3),
+        .LB(1),
+        .WALK(1)
     ) u6_tokenizer_tokenizer_8_Conv_output_0_Conv (
         .clk(clk),
         .rst(rst),
@@ -2695,18 +2722,37 @@ module snn_top (
     );
 
     // engine 8: /blocks/blocks.0/attn/q/linear/MatMul (Synapse /blocks/blocks.0/attn/q/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(32),
-        .M(32),
-        .RW(4),
-        .KW(5),
+    snn_conv_rows #(
+        .C(32),
+        .OH(16),
+        .OW(1),
+        .O(32),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(8),
         .WO(12),
-        .W_FILE("mem/e8_weights.hex")
+        .W_FILE("mem/e8_weights.hex"),
+        .TY_FILE("mem/e8_rows.hex"),
+        .TX_FILE("mem/e8_cols.hex"),
+        .E(1),
+        .NG(32),
+        .GB(5),
+        .TB(1),
+        .AW(5),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(5),
+        .LB(1),
+        .WALK(1)
     ) u8_blocks_blocks_0_attn_q_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -2722,18 +2768,37 @@ module snn_top (
     );
 
     // engine 9: /blocks/blocks.0/attn/k/linear/MatMul (Synapse /blocks/blocks.0/attn/k/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(32),
-        .M(32),
-        .RW(4),
-        .KW(5),
+    snn_conv_rows #(
+        .C(32),
+        .OH(16),
+        .OW(1),
+        .O(32),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(8),
         .WO(11),
-        .W_FILE("mem/e9_weights.hex")
+        .W_FILE("mem/e9_weights.hex"),
+        .TY_FILE("mem/e9_rows.hex"),
+        .TX_FILE("mem/e9_cols.hex"),
+        .E(1),
+        .NG(32),
+        .GB(5),
+        .TB(1),
+        .AW(5),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(5),
+        .LB(1),
+        .WALK(1)
     ) u9_blocks_blocks_0_attn_k_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -2749,18 +2814,37 @@ module snn_top (
     );
 
     // engine 10: /blocks/blocks.0/attn/v/linear/MatMul (Synapse /blocks/blocks.0/attn/v/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(32),
-        .M(32),
-        .RW(4),
-        .KW(5),
+    snn_conv_rows #(
+        .C(32),
+        .OH(16),
+        .OW(1),
+        .O(32),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(8),
         .WO(11),
-        .W_FILE("mem/e10_weights.hex")
+        .W_FILE("mem/e10_weights.hex"),
+        .TY_FILE("mem/e10_rows.hex"),
+        .TX_FILE("mem/e10_cols.hex"),
+        .E(1),
+        .NG(32),
+        .GB(5),
+        .TB(1),
+        .AW(5),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(5),
+        .LB(1),
+        .WALK(1)
     ) u10_blocks_blocks_0_attn_v_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3139,18 +3223,37 @@ module snn_top (
     );
 
     // engine 21: /blocks/blocks.0/fc1/linear/MatMul (Synapse /blocks/blocks.0/fc1/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(32),
-        .M(64),
-        .RW(4),
-        .KW(5),
+    snn_conv_rows #(
+        .C(32),
+        .OH(16),
+        .OW(1),
+        .O(64),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(8),
         .WO(11),
-        .W_FILE("mem/e21_weights.hex")
+        .W_FILE("mem/e21_weights.hex"),
+        .TY_FILE("mem/e21_rows.hex"),
+        .TX_FILE("mem/e21_cols.hex"),
+        .E(1),
+        .NG(32),
+        .GB(5),
+        .TB(1),
+        .AW(5),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(5),
+        .LB(1),
+        .WALK(1)
     ) u21_blocks_blocks_0_fc1_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3203,18 +3306,37 @@ module snn_top (
     );
 
     // engine 23: /blocks/blocks.0/fc2/linear/MatMul (Synapse /blocks/blocks.0/fc2/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(64),
-        .M(32),
-        .RW(4),
-        .KW(6),
+    snn_conv_rows #(
+        .C(64),
+        .OH(16),
+        .OW(1),
+        .O(32),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(27),
         .WO(30),
-        .W_FILE("mem/e23_weights.hex")
+        .W_FILE("mem/e23_weights.hex"),
+        .TY_FILE("mem/e23_rows.hex"),
+        .TX_FILE("mem/e23_cols.hex"),
+        .E(1),
+        .NG(64),
+        .GB(6),
+        .TB(1),
+        .AW(6),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(6),
+        .LB(1),
+        .WALK(1)
     ) u23_blocks_blocks_0_fc2_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3295,18 +3417,37 @@ module snn_top (
     );
 
     // engine 26: /blocks/blocks.1/attn/q/linear/MatMul (Synapse /blocks/blocks.1/attn/q/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(32),
-        .M(32),
-        .RW(4),
-        .KW(5),
+    snn_conv_rows #(
+        .C(32),
+        .OH(16),
+        .OW(1),
+        .O(32),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(8),
         .WO(11),
-        .W_FILE("mem/e26_weights.hex")
+        .W_FILE("mem/e26_weights.hex"),
+        .TY_FILE("mem/e26_rows.hex"),
+        .TX_FILE("mem/e26_cols.hex"),
+        .E(1),
+        .NG(32),
+        .GB(5),
+        .TB(1),
+        .AW(5),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(5),
+        .LB(1),
+        .WALK(1)
     ) u26_blocks_blocks_1_attn_q_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3322,18 +3463,37 @@ module snn_top (
     );
 
     // engine 27: /blocks/blocks.1/attn/k/linear/MatMul (Synapse /blocks/blocks.1/attn/k/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(32),
-        .M(32),
-        .RW(4),
-        .KW(5),
+    snn_conv_rows #(
+        .C(32),
+        .OH(16),
+        .OW(1),
+        .O(32),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(8),
         .WO(11),
-        .W_FILE("mem/e27_weights.hex")
+        .W_FILE("mem/e27_weights.hex"),
+        .TY_FILE("mem/e27_rows.hex"),
+        .TX_FILE("mem/e27_cols.hex"),
+        .E(1),
+        .NG(32),
+        .GB(5),
+        .TB(1),
+        .AW(5),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(5),
+        .LB(1),
+        .WALK(1)
     ) u27_blocks_blocks_1_attn_k_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3349,18 +3509,37 @@ module snn_top (
     );
 
     // engine 28: /blocks/blocks.1/attn/v/linear/MatMul (Synapse /blocks/blocks.1/attn/v/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(32),
-        .M(32),
-        .RW(4),
-        .KW(5),
+    snn_conv_rows #(
+        .C(32),
+        .OH(16),
+        .OW(1),
+        .O(32),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(8),
         .WO(11),
-        .W_FILE("mem/e28_weights.hex")
+        .W_FILE("mem/e28_weights.hex"),
+        .TY_FILE("mem/e28_rows.hex"),
+        .TX_FILE("mem/e28_cols.hex"),
+        .E(1),
+        .NG(32),
+        .GB(5),
+        .TB(1),
+        .AW(5),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(5),
+        .LB(1),
+        .WALK(1)
     ) u28_blocks_blocks_1_attn_v_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3739,18 +3918,37 @@ module snn_top (
     );
 
     // engine 39: /blocks/blocks.1/fc1/linear/MatMul (Synapse /blocks/blocks.1/fc1/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(32),
-        .M(64),
-        .RW(4),
-        .KW(5),
+    snn_conv_rows #(
+        .C(32),
+        .OH(16),
+        .OW(1),
+        .O(64),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(8),
         .WO(11),
-        .W_FILE("mem/e39_weights.hex")
+        .W_FILE("mem/e39_weights.hex"),
+        .TY_FILE("mem/e39_rows.hex"),
+        .TX_FILE("mem/e39_cols.hex"),
+        .E(1),
+        .NG(32),
+        .GB(5),
+        .TB(1),
+        .AW(5),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(5),
+        .LB(1),
+        .WALK(1)
     ) u39_blocks_blocks_1_fc1_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3803,18 +4001,37 @@ module snn_top (
     );
 
     // engine 41: /blocks/blocks.1/fc2/linear/MatMul (Synapse /blocks/blocks.1/fc2/linear/MatMul_output_0/Dense)
-    snn_dense #(
-        .R(16),
-        .K(64),
-        .M(32),
-        .RW(4),
-        .KW(6),
+    snn_conv_rows #(
+        .C(64),
+        .OH(16),
+        .OW(1),
+        .O(32),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(27),
         .WO(30),
-        .W_FILE("mem/e41_weights.hex")
+        .W_FILE("mem/e41_weights.hex"),
+        .TY_FILE("mem/e41_rows.hex"),
+        .TX_FILE("mem/e41_cols.hex"),
+        .E(1),
+        .NG(64),
+        .GB(6),
+        .TB(1),
+        .AW(6),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(6),
+        .LB(1),
+        .WALK(1)
     ) u41_blocks_blocks_1_fc2_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3895,18 +4112,37 @@ module snn_top (
     );
 
     // engine 44: /head/Gemm (Synapse logits/Dense/per_token)
-    snn_dense #(
-        .R(16),
-        .K(32),
-        .M(10),
-        .RW(4),
-        .KW(5),
+    snn_conv_rows #(
+        .C(32),
+        .OH(16),
+        .OW(1),
+        .O(10),
+        .KH(1),
+        .KW(1),
+        .IRW(4),
+        .ORW(4),
+        .TYW(4),
+        .TXW(1),
+        .SW(1),
         .WIN(1),
         .ANALOG(0),
         .IN_SIGNED(0),
         .WW(25),
         .WO(28),
-        .W_FILE("mem/e44_weights.hex")
+        .W_FILE("mem/e44_weights.hex"),
+        .TY_FILE("mem/e44_rows.hex"),
+        .TX_FILE("mem/e44_cols.hex"),
+        .E(1),
+        .NG(32),
+        .GB(5),
+        .TB(1),
+        .AW(5),
+        .LT(1),
+        .IG(1),
+        .ILAT(1),
+        .SB(5),
+        .LB(1),
+        .WALK(1)
     ) u44_logits_Dense_per_token (
         .clk(clk),
         .rst(rst),
