@@ -310,15 +310,25 @@ module snn_conv_rows #(
             if (NG > 1) begin : g_pick
                 snn_first_one #(.N(NG), .IW(GB)) u_next (.x(live), .index(group));
                 assign left = live & (live - 1'b1);
-                reg [GW-1:0] pick;
-                integer r;
+                // the group's inputs selected without index arithmetic (no multiply):
+                // a bit or a power-of-two field by its index, else an AND-OR select
+                if (GW == 1) begin : g_bit
+                    assign group_in = row_q[add_g];
+                end else if ((GW & (GW - 1)) == 0) begin : g_field
+                    localparam integer FB = $clog2(GW);
 
-                always @* begin  // a select by comparisons: no index arithmetic
-                    pick = {GW{1'b0}};
-                    for (r = 0; r < NG; r = r + 1)
-                        if (add_g == r[GB-1:0]) pick = row_q[r*GW +: GW];
+                    assign group_in = row_q[{add_g, {FB{1'b0}}} +: GW];
+                end else begin : g_and_or
+                    reg [GW-1:0] pick;
+                    integer r;
+
+                    always @* begin
+                        pick = {GW{1'b0}};
+                        for (r = 0; r < NG; r = r + 1)
+                            pick = pick | (row_q[r*GW +: GW] & {GW{add_g == r[GB-1:0]}});
+                    end
+                    assign group_in = pick;
                 end
-                assign group_in = pick;
             end else begin : g_single
                 assign group = 1'b0;
                 assign left = 1'b0;
