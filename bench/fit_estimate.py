@@ -9,8 +9,8 @@ Yosys (iCE40: `synth_ice40 -run :check`; xc7: the design's `make synth-xilinx`);
 features (`estimate._features`) and Yosys's cell counts are written to the JSON file,
 and the coefficients of each feature set of `estimate._LUT_COEF` / `_FF_COEF` are
 refitted by non-negative least squares on the relative error (but those in FIXED, which
-are measured: the adder trees' LUTs, snn_conv_rows's wide weight words). The held-out design of
-tests/test_verilog.py (a 4 x 4 transformer, seed 7) is not in FIT. Prints the new
+are measured: the adder trees' LUTs, snn_conv_rows's wide weight words). The held-out
+design of tests/test_verilog.py (a 4 x 4 transformer, seed 7) is not in FIT. Prints the new
 coefficients and each design's error; it changes no file of the package. With --work,
 the builds are kept there and a design already synthesized there is not synthesized
 again (the bundled example takes about 10 minutes of Yosys for xc7; it is fitted for
