@@ -723,9 +723,9 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # the event engine it replaces). snn_conv_rows (`romwide`: the weight bits its ROM word
 # holds, E channels' rows, read and added a cycle) is not fitted either: about a LUT a bit
 # besides its adder and ROM bits, from Yosys synth_xilinx on the bundled example's
-# convolutions and linear layers alone at E = 1, 4 and 16 (the engines alone within
-# -33% .. +15% at these coefficients; the tokenizer's second convolution at E = 8, not
-# the default, 11,685 LUTs against about 7,000).
+# convolutions and linear layers alone at E = 1, 4 and 16 (the default engines alone
+# within -33% .. +15% at these coefficients; the tokenizer's second convolution at E = 8,
+# not the default, 11,685 LUTs against 6,645).
 _LUT_COEF = {"xc7": {"adder": 0.6612, "romlogic": 0.06399, "ramreg": 3.137, "engines": 37.8,
                      "tree": 1.6, "romwide": 1.0},
              "ice40": {"adder": 1.683, "register": 0.956, "engines": 51.42}}
