@@ -26,7 +26,7 @@ from snncc.ir import Graph
 from snncc.reference import EVAL
 from snncc.schedule import activity
 
-from .design import Design, Engine
+from .design import Design, Engine, op_of
 from .layout import CHANNELS_LAST, Layout, resolve
 from .lower import lower
 from .tables import taps
@@ -248,15 +248,15 @@ class _Cycles:
         slots = p["OH"] * p["OW"] * p["KH"] * p["KW"]
         if p["WALK"]:
             n = e.node
+            op = op_of(n, o.Synapse)
             x = self.tr.spikes(n.inputs[0], t)
-            if n.op.kind == "dense":
+            if op.kind == "dense":
                 rows = x.reshape(self.tr.batch, p["OH"], p["C"])
                 reads = np.arange(p["OH"])
             else:
                 c, h, w = self.graph.node(n.inputs[0]).shape
                 lay = Layout((c, h, w), CHANNELS_LAST, c)
                 rows = np.stack([lay.arrange(v) for v in x])
-                op = n.op
                 ty = taps(p["OH"], p["KH"], op.strides[0], op.pads[0], op.dilations[0], h, w)
                 tx = taps(p["OW"], p["KW"], op.strides[1], op.pads[1], op.dilations[1], w, 1)
                 reads = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"], p["KW"]).ravel()
