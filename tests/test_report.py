@@ -361,7 +361,13 @@ def test_report_lists_the_engines_with_their_lanes_and_cycles(tmp_path, tiny_mod
     verilog = report["targets"]["verilog"]
     cycles = verilog["estimate"]["cycles_by_engine"]
     table = res.output.split("verilog engines")[1].split("└")[0].split("\n")
-    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in table if "│" in line]
+    rows: list[list[str]] = []
+    for line in table:
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if cells and rows and not any(cells[1:]):  # a long name wrapped onto a second line
+            rows[-1][0] += cells[0]
+        elif cells:
+            rows.append(cells)
     assert len(rows) == len(cycles) == verilog["engines"]
     by_name = {layer_label(r): r for r in report["layers"]}
     for row, c in zip(rows, cycles.values(), strict=True):
