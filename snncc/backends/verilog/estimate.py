@@ -521,16 +521,19 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
 # distributed RAM (Xilinx) and flip-flops, by the costs of its cell libraries
 # (share/yosys/xilinx/brams_xc4v.txt, lutrams_xc5v.txt, ice40/brams.txt): a RAMB18 costs
 # 129, a RAMB36 257, a LUTRAM cell 8, an SB_RAM40_4K 64, a flip-flop bit 1. Xilinx ROMs
-# (no distributed ROM) become block RAM only when deeper than 256 words and at least
-# half a RAMB18 (measured on Yosys 0.23: 300x100 and 512x18 map to RAMB18s, 256x128,
-# 192x100 and 1024x8 to LUTs); iCE40 ROMs by cost, a soft-logic ROM bit costing 1/16.
-# Shapes are (depth, width) of one block.
+# (no distributed ROM) become block RAM by themselves only when deeper than 256 words
+# and at least half a RAMB18 (measured on Yosys 0.23: 300x100 and 512x18 map to RAMB18s,
+# 256x128, 192x100 and 1024x8 to LUTs); iCE40 ROMs by cost, a soft-logic ROM bit costing
+# 1/16. snn_rom asks for block RAM (rom_style) when a ROM has at least ROM_BLOCK_DEPTH
+# words and half a RAMB18 of bits, in both families (a 64 x 432-bit ROM: 6 RAMB36, 27
+# SB_RAM40_4K). Shapes are (depth, width) of one block.
 XC7_RAMB18 = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 XC7_RAMB36 = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36),
               (512, 72))
 XC7_LUTRAM = ((32, 6), (64, 3))  # simple dual-port LUTRAM cells (RAM32M-, RAM64M-like)
 XC7_ROM_MIN_DEPTH = 257
 XC7_ROM_MIN_BITS = 9216
+ROM_BLOCK_DEPTH = 64  # snn_rom's BLOCK_DEPTH (and BLOCK_BITS = XC7_ROM_MIN_BITS)
 ICE40_BRAM = ((2048, 2), (1024, 4), (512, 8), (256, 16))
 COST = {"ramb18": 129, "ramb36": 257, "lutram": 8, "ice40": 64}
 LOGIC_COST = {"rom": 1 / 16, "ram": 1.0, "lut": 1 / 16}
@@ -548,18 +551,21 @@ def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]
     options = [(bits * LOGIC_COST[kind], "logic", float(bits))]
     if kind == "lut":  # a combinational read is no block RAM
         return "logic", float(bits)
+    block = kind == "rom" and depth >= ROM_BLOCK_DEPTH and bits >= XC7_ROM_MIN_BITS
     if family == "xc7":
         n18, n36 = _blocks(depth, width, XC7_RAMB18), _blocks(depth, width, XC7_RAMB36)
         bram = [(COST["ramb18"] * n18, "ramb36", n18 / 2),
                 (COST["ramb36"] * n36, "ramb36", float(n36))]
         if kind == "rom":
-            if depth >= XC7_ROM_MIN_DEPTH and bits >= XC7_ROM_MIN_BITS:
+            if block or (depth >= XC7_ROM_MIN_DEPTH and bits >= XC7_ROM_MIN_BITS):
                 return min(bram)[1:]
             return "logic", float(bits)
         cells = _blocks(depth, width, XC7_LUTRAM)
         options += bram + [(COST["lutram"] * cells, "lutram", float(cells))]
     else:
         blocks = _blocks(depth, width, ICE40_BRAM)
+        if block:  # asked for block RAM
+            return "bram", float(blocks)
         options.append((COST["ice40"] * blocks, "bram", float(blocks)))
     cost, where, count = options[0]  # soft logic unless something is cheaper
     for c, w, n in options[1:]:
