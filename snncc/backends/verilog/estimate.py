@@ -526,7 +526,8 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
 # 256x128, 192x100 and 1024x8 to LUTs); iCE40 ROMs by cost, a soft-logic ROM bit costing
 # 1/16. snn_rom asks for block RAM (rom_style) when a ROM has at least ROM_BLOCK_DEPTH
 # words and half a RAMB18 of bits, in both families (a 64 x 432-bit ROM: 6 RAMB36, 27
-# SB_RAM40_4K). Shapes are (depth, width) of one block.
+# SB_RAM40_4K); snn_ram likewise for the RAMs of `ram_block`. Shapes are (depth, width)
+# of one block.
 XC7_RAMB18 = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 XC7_RAMB36 = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36),
               (512, 72))
@@ -534,6 +535,13 @@ XC7_LUTRAM = ((32, 6), (64, 3))  # simple dual-port LUTRAM cells (RAM32M-, RAM64
 XC7_ROM_MIN_DEPTH = 257
 XC7_ROM_MIN_BITS = 9216
 ROM_BLOCK_DEPTH = 64  # snn_rom's BLOCK_DEPTH (and BLOCK_BITS = XC7_ROM_MIN_BITS)
+
+
+def ram_block(depth: int, width: int) -> bool:
+    """snn_ram's BLOCK: a RAM that asks for block RAM (ram_style), which Yosys's costs
+    would keep in LUTRAM: at least 64 words of at least 72 bits (24 RAM64M cells a
+    RAMB36) or at least 32 words of at least 512 bits."""
+    return (depth >= 64 and width >= 72) or (depth >= 32 and width >= 512)
 ICE40_BRAM = ((2048, 2), (1024, 4), (512, 8), (256, 16))
 COST = {"ramb18": 129, "ramb36": 257, "lutram": 8, "ice40": 64}
 LOGIC_COST = {"rom": 1 / 16, "ram": 1.0, "lut": 1 / 16}
@@ -551,7 +559,8 @@ def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]
     options = [(bits * LOGIC_COST[kind], "logic", float(bits))]
     if kind == "lut":  # a combinational read is no block RAM
         return "logic", float(bits)
-    block = kind == "rom" and depth >= ROM_BLOCK_DEPTH and bits >= XC7_ROM_MIN_BITS
+    block = ((kind == "rom" and depth >= ROM_BLOCK_DEPTH and bits >= XC7_ROM_MIN_BITS)
+             or (kind == "ram" and ram_block(depth, width)))
     if family == "xc7":
         n18, n36 = _blocks(depth, width, XC7_RAMB18), _blocks(depth, width, XC7_RAMB36)
         bram = [(COST["ramb18"] * n18, "ramb36", n18 / 2),
@@ -560,6 +569,8 @@ def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]
             if block or (depth >= XC7_ROM_MIN_DEPTH and bits >= XC7_ROM_MIN_BITS):
                 return min(bram)[1:]
             return "logic", float(bits)
+        if block:
+            return min(bram)[1:]
         cells = _blocks(depth, width, XC7_LUTRAM)
         options += bram + [(COST["lutram"] * cells, "lutram", float(cells))]
     else:
