@@ -5,7 +5,7 @@
 // RAM of up to about 86 words in LUTRAM however wide it is; a RAM of at least 64 words
 // of at least 72 bits (24 RAM64M cells, 96 LUT sites, per RAMB36) or of at least 32
 // words of at least 512 bits (86 or more RAM32M cells) asks for block RAM (ram_style
-// "block", BLOCK): the wide state and value RAMs of engines folded to 8-16 lanes.
+// "block"): the wide state and value RAMs of engines folded to 8-16 lanes.
 module snn_ram #(
     parameter WIDTH = 8,
     parameter DEPTH = 16,
@@ -19,30 +19,17 @@ module snn_ram #(
     input  wire [AW-1:0]    raddr,
     output reg  [WIDTH-1:0] rdata
 );
-    // the estimate's RAM_BLOCK rule
-    localparam BLOCK = (DEPTH >= 64 && WIDTH >= 72) || (DEPTH >= 32 && WIDTH >= 512);
+    // the estimate's ram_block ("auto": Yosys's own choice)
+    (* ram_style = (DEPTH >= 64 && WIDTH >= 72) || (DEPTH >= 32 && WIDTH >= 512)
+                   ? "block" : "auto" *)
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
 
     wire active = we | re;  // (an idle RAM costs an event-driven simulator nothing)
 
-    generate
-        if (BLOCK) begin : g_block
-            (* ram_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
-
-            always @(posedge clk) begin
-                if (active) begin
-                    if (we) mem[waddr] <= wdata;
-                    if (re) rdata <= mem[raddr];
-                end
-            end
-        end else begin : g_auto
-            reg [WIDTH-1:0] mem [0:DEPTH-1];
-
-            always @(posedge clk) begin
-                if (active) begin
-                    if (we) mem[waddr] <= wdata;
-                    if (re) rdata <= mem[raddr];
-                end
-            end
+    always @(posedge clk) begin
+        if (active) begin
+            if (we) mem[waddr] <= wdata;
+            if (re) rdata <= mem[raddr];
         end
-    endgenerate
+    end
 endmodule

@@ -1,8 +1,8 @@
 // snn_rom: read-only memory with a synchronous read port and read enable, loaded by
 // $readmemh (weights, threshold tables, biases). Yosys maps it to block RAM by itself
 // when it is deeper than 256 words; a ROM of at least 64 words and half a RAMB18 of bits
-// (BLOCK) asks for block RAM (rom_style), which Yosys would otherwise build in LUTs: the
-// wide, shallow weight ROMs of engines folded to 8-32 lanes (64-256 words of up to 432
+// asks for block RAM (rom_style "block"), which Yosys would otherwise build in LUTs: the
+// wide, shallow weight ROMs of engines folded to 8-32 lanes (64-256 words of up to 448
 // bits) then cost no LUTs.
 module snn_rom #(
     parameter WIDTH = 8,
@@ -15,17 +15,11 @@ module snn_rom #(
     input  wire [AW-1:0]    raddr,
     output reg  [WIDTH-1:0] rdata
 );
-    localparam integer BLOCK_DEPTH = 64;    // the estimate's ROM_BLOCK_DEPTH
-    localparam integer BLOCK_BITS = 9216;   // and XC7_ROM_MIN_BITS
-    generate
-        if (DEPTH >= BLOCK_DEPTH && DEPTH * WIDTH >= BLOCK_BITS) begin : g_block
-            (* rom_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
-            initial $readmemh(FILE, mem);
-            always @(posedge clk) if (re) rdata <= mem[raddr];
-        end else begin : g_auto
-            reg [WIDTH-1:0] mem [0:DEPTH-1];
-            initial $readmemh(FILE, mem);
-            always @(posedge clk) if (re) rdata <= mem[raddr];
-        end
-    endgenerate
+    // the estimate's ROM_BLOCK_DEPTH and XC7_ROM_MIN_BITS ("auto": Yosys's own choice)
+    (* rom_style = DEPTH >= 64 && DEPTH * WIDTH >= 9216 ? "block" : "auto" *)
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+
+    initial $readmemh(FILE, mem);
+
+    always @(posedge clk) if (re) rdata <= mem[raddr];
 endmodule
