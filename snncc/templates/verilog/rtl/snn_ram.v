@@ -19,9 +19,12 @@ module snn_ram #(
     input  wire [AW-1:0]    raddr,
     output reg  [WIDTH-1:0] rdata
 );
-    // the estimate's ram_block ("auto": Yosys's own choice)
+    // the estimate's ram_block ("auto": Yosys's own choice; simulators take no
+    // parameters in attributes)
+`ifdef SYNTHESIS
     (* ram_style = (DEPTH >= 64 && WIDTH >= 72) || (DEPTH >= 32 && WIDTH >= 512)
                    ? "block" : "auto" *)
+`endif
     reg [WIDTH-1:0] mem [0:DEPTH-1];
 
     wire active = we | re;  // (an idle RAM costs an event-driven simulator nothing)

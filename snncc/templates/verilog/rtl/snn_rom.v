@@ -15,8 +15,11 @@ module snn_rom #(
     input  wire [AW-1:0]    raddr,
     output reg  [WIDTH-1:0] rdata
 );
-    // the estimate's ROM_BLOCK_DEPTH and XC7_ROM_MIN_BITS ("auto": Yosys's own choice)
+    // the estimate's ROM_BLOCK_DEPTH and XC7_ROM_MIN_BITS ("auto": Yosys's own choice;
+    // simulators take no parameters in attributes)
+`ifdef SYNTHESIS
     (* rom_style = DEPTH >= 64 && DEPTH * WIDTH >= 9216 ? "block" : "auto" *)
+`endif
     reg [WIDTH-1:0] mem [0:DEPTH-1];
 
     initial $readmemh(FILE, mem);
