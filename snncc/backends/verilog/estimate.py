@@ -686,7 +686,7 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # The bundled example's xc7 points were synthesized before snn_rom and snn_ram asked for
 # block RAM (ROMs of 64+ words, wide RAMs): at its folded settings the ROM bits the LUT
 # fit counts are now in block RAM, and the LUT estimate is low until refitted
-# (examples/digits_vit/hw_100t.json: 30,739 against Yosys's 51,941).
+# (examples/digits_vit/hw_100t.json: 30,739 against Yosys's 52,733).
 _LUT_COEF = {"xc7": {"adder": 0.2629, "romlogic": 0.1004, "ramreg": 2.152, "engines": 77.96,
                      "tree": 1.6},
              "ice40": {"adder": 1.683, "register": 0.956, "engines": 51.42}}
