@@ -954,6 +954,34 @@ def test_knob_refuses_bad_neuron_values_and_names(tiny_models, tmp_path, run_mai
     assert len(graph.ops(o.Neuron)) + len(graph.ops(o.Synapse)) > parallel_knob.LISTED
 
 
+def test_example_100t_config_is_8x_faster_than_the_smallest_setting():
+    """examples/digits_vit/hw_100t.json, issue 13's fastest setting that fits a 100T-class
+    part (measured under Yosys synth_xilinx: docs/verilog.md): every layer it names is
+    legal on the bundled example and gets the engine the file gives it (the four
+    TD-MatMuls one event a cycle, every other layer 16 lanes, the head 10); its estimated
+    cycles per inference on the testbench's vectors (equal to the RTL's: the tests above
+    and test_verilog_rows) are at most an eighth of `--parallel 1`'s, and its estimated
+    block RAMs within the part's 135 RAMB36."""
+    _need_example()
+    graph = _example_graph()
+    path = EXAMPLE / "hw_100t.json"
+    raw = parallel_knob.read_config(path)
+    hw = parallel_knob.config(graph, raw.get("parallel"), raw, str(path))
+    x = default_inputs(graph, estimate.ESTIMATE_VECTORS)
+    run = run_step(graph, x, trace=True)
+    design = verilog.lower(graph, hw)
+    fast = estimate.cycles(graph, hw, x, design, run)
+    slow = estimate.cycles(graph, parallel_knob.config(graph, 1), x, run=run)
+    assert 8 * fast["mean"] <= slow["mean"], (fast["mean"], slow["mean"])
+    names = {n.name: n.origin for n in graph.topo()}
+    engines = {names[e.node.name]: e for e in design.engines}
+    assert raw["layers"] and all(engines[k].module == "snn_td_matmul" and v == 1
+                                 for k, v in raw["layers"].items())
+    lanes = hw.record(graph)
+    assert set(lanes.values()) == {1, 10, 16} and lanes["/head/Gemm"] == 10
+    assert estimate.resources(design)["xc7"]["bram36"] <= 135
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("parallel", [None, 1, "pipeline"])
 def test_resource_estimate_within_20_percent_of_yosys(tmp_path, parallel):

@@ -507,7 +507,7 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
     """Every memory of the design: (name, kind, depth, width); kind is "ram" (written
     while running), "rom" (a synchronous read of constants: weights, tables), "romblock"
     (a ROM the RTL asks to be block RAM: a folded synapse engine's weight ROM of
-    ROM_BLOCK_DEPTH words or more, snn_rom's BLOCK) or "lut" (constants read
+    FOLDED_ROM_BLOCK_DEPTH words or more, snn_rom's BLOCK) or "lut" (constants read
     combinationally: logic)."""
     mems = [(b.name, "ram", b.rows, b.word) for b in design.buffers if not design.pipelined]
     for b in design.buffers if design.pipelined else []:  # banked, a copy per reader
@@ -529,7 +529,7 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
             lanes = p.get("P", m)
             depth = (p["K"] if e.module == "snn_dense"
                      else p["KH"] * p["KW"] * p["C"]) * (m // lanes)
-            block = lanes < m and depth >= ROM_BLOCK_DEPTH
+            block = lanes < m and depth >= FOLDED_ROM_BLOCK_DEPTH
             mems.append((f"{e.name}.w", "romblock" if block else "rom", depth,
                          lanes * p["WW"]))
             if lanes < m:  # the accumulator of a folded engine: a word per chunk
@@ -557,10 +557,13 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
 # distributed RAM (Xilinx) and flip-flops, by the costs of its cell libraries
 # (share/yosys/xilinx/brams_xc4v.txt, lutrams_xc5v.txt, ice40/brams.txt): a RAMB18 costs
 # 129, a RAMB36 257, a LUTRAM cell 8, an SB_RAM40_4K 64, a flip-flop bit 1. Xilinx ROMs
-# (no distributed ROM) become block RAM only when deeper than 256 words and at least
-# half a RAMB18 (measured on Yosys 0.23: 300x100 and 512x18 map to RAMB18s, 256x128,
-# 192x100 and 1024x8 to LUTs); iCE40 ROMs by cost, a soft-logic ROM bit costing 1/16.
-# Shapes are (depth, width) of one block.
+# (no distributed ROM) become block RAM by themselves only when deeper than 256 words
+# and at least half a RAMB18 (measured on Yosys 0.23: 300x100 and 512x18 map to RAMB18s,
+# 256x128, 192x100 and 1024x8 to LUTs); iCE40 ROMs by cost, a soft-logic ROM bit costing
+# 1/16. snn_rom asks for block RAM (rom_style) when a ROM has at least ROM_BLOCK_DEPTH
+# words and half a RAMB18 of bits, in both families (a 64 x 432-bit ROM: 6 RAMB36, 27
+# SB_RAM40_4K); snn_ram likewise for the RAMs of `ram_block`. Shapes are (depth, width)
+# of one block.
 XC7_RAMB18 = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 XC7_RAMB36 = ((32768, 1), (16384, 2), (8192, 4), (4096, 9), (2048, 18), (1024, 36),
               (512, 72))
@@ -568,9 +571,18 @@ XC7_LUTRAM = ((32, 6), (64, 3))  # simple dual-port LUTRAM cells (RAM32M-, RAM64
 XC7_ROM_MIN_DEPTH = 257
 XC7_ROM_MIN_BITS = 9216
 # a folded synapse engine's weight ROM this deep or deeper is block RAM in both families
-# (the RTL's `rom_style = "block"`): in logic a 1,024 x 8-bit ROM took 240 LUTs more than
-# its RAMB18 (Yosys 0.23 synth_xilinx, the bundled example's q layer at --parallel 1)
-ROM_BLOCK_DEPTH = 1024
+# (snn_dense's and snn_conv's WBLOCK, snn_rom's BLOCK): in logic a 1,024 x 8-bit ROM took
+# 240 LUTs more than its RAMB18 (Yosys 0.23 synth_xilinx, the bundled example's q layer
+# at --parallel 1)
+FOLDED_ROM_BLOCK_DEPTH = 1024
+ROM_BLOCK_DEPTH = 64  # any ROM this deep and of XC7_ROM_MIN_BITS or more (snn_rom's rule)
+
+
+def ram_block(depth: int, width: int) -> bool:
+    """snn_ram's BLOCK: a RAM that asks for block RAM (ram_style), which Yosys's costs
+    would keep in LUTRAM: at least 64 words of at least 72 bits (24 RAM64M cells a
+    RAMB36) or at least 32 words of at least 512 bits."""
+    return (depth >= 64 and width >= 72) or (depth >= 32 and width >= 512)
 ICE40_BRAM = ((2048, 2), (1024, 4), (512, 8), (256, 16))
 COST = {"ramb18": 129, "ramb36": 257, "lutram": 8, "ice40": 64}
 LOGIC_COST = {"rom": 1 / 16, "ram": 1.0, "lut": 1 / 16}
@@ -588,6 +600,8 @@ def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]
     options = [(bits * LOGIC_COST.get(kind, 0.0), "logic", float(bits))]
     if kind == "lut":  # a combinational read is no block RAM
         return "logic", float(bits)
+    block = ((kind == "rom" and depth >= ROM_BLOCK_DEPTH and bits >= XC7_ROM_MIN_BITS)
+             or (kind == "ram" and ram_block(depth, width)))
     if family == "xc7":
         n18, n36 = _blocks(depth, width, XC7_RAMB18), _blocks(depth, width, XC7_RAMB36)
         bram = [(COST["ramb18"] * n18, "ramb36", n18 / 2),
@@ -595,14 +609,16 @@ def mapping(kind: str, depth: int, width: int, family: str) -> tuple[str, float]
         if kind == "romblock":
             return min(bram)[1:]
         if kind == "rom":
-            if depth >= XC7_ROM_MIN_DEPTH and bits >= XC7_ROM_MIN_BITS:
+            if block or (depth >= XC7_ROM_MIN_DEPTH and bits >= XC7_ROM_MIN_BITS):
                 return min(bram)[1:]
             return "logic", float(bits)
+        if block:
+            return min(bram)[1:]
         cells = _blocks(depth, width, XC7_LUTRAM)
         options += bram + [(COST["lutram"] * cells, "lutram", float(cells))]
     else:
         blocks = _blocks(depth, width, ICE40_BRAM)
-        if kind == "romblock":
+        if block or kind == "romblock":  # asked for block RAM
             return "bram", float(blocks)
         options.append((COST["ice40"] * blocks, "bram", float(blocks)))
     cost, where, count = options[0]  # soft logic unless something is cheaper
@@ -725,7 +741,10 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # besides its adder and ROM bits, from Yosys synth_xilinx on the bundled example's
 # convolutions and linear layers alone at E = 1, 4 and 16 (the default engines alone
 # within -33% .. +15% at these coefficients; the tokenizer's second convolution at E = 8,
-# not the default, 11,685 LUTs against 6,645).
+# not the default, 11,685 LUTs against 6,645). The bundled example's xc7 points were
+# synthesized before snn_rom and snn_ram asked for block RAM for the wide ROMs and RAMs
+# of 64+ words (folded to 8-32 lanes): at those settings the LUT estimate is low until
+# refitted (examples/digits_vit/hw_100t.json: see docs/verilog.md).
 _LUT_COEF = {"xc7": {"adder": 0.6612, "romlogic": 0.06399, "ramreg": 3.137, "engines": 37.8,
                      "tree": 1.6, "romwide": 1.0},
              "ice40": {"adder": 1.683, "register": 0.956, "engines": 51.42}}
