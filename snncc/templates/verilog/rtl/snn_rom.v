@@ -10,7 +10,10 @@ module snn_rom #(
     parameter DEPTH = 16,
     parameter AW    = 4,
     parameter FILE  = "rom.hex",
+    // read by synthesis alone (the rom_style attribute below)
+    /* verilator lint_off UNUSEDPARAM */
     parameter BLOCK = 0
+    /* verilator lint_on UNUSEDPARAM */
 ) (
     input  wire             clk,
     input  wire             re,
