@@ -146,9 +146,8 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
 
 def _whole(p: plan.Plan) -> ortgraph.Whole | None:
     """The plan as one onnxruntime session (``ortgraph``) where it lowers and is chosen:
-    SNNCC_ORT_GRAPH=1 always, 0 never, else where it measured faster (``ortgraph.worth``)."""
-    mode = ortgraph.mode()
-    if mode == "off" or (mode == "auto" and not ortgraph.worth(p)):
+    unless SNNCC_ORT_GRAPH=0 (``ortgraph.mode``)."""
+    if ortgraph.mode() == "off":
         return None
     if p.whole is None:
         lowered = ortgraph.lower(p)

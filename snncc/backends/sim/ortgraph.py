@@ -326,22 +326,15 @@ def _conv(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
 
 
 def mode() -> str:
-    """SNNCC_ORT_GRAPH: "1" (always, where the plan lowers), "0" (never), else "auto"."""
-    return {"1": "on", "0": "off"}.get(os.environ.get("SNNCC_ORT_GRAPH", ""), "auto")
+    """SNNCC_ORT_GRAPH: "0" (never: the numpy path), else "on" (wherever the plan lowers;
+    bench/engine.py on a quiet machine: the digits ViT 1.4-3.0x onnxruntime against the
+    numpy path's 0.8x, DeiT-tiny scale 1.22-1.93x against 0.84-1.19x; under a load of 4-9
+    the numpy path was faster on the wall clock at DeiT-tiny scale, 0.74 s against 1.03 s
+    a batch, which "0" picks)."""
+    return "off" if os.environ.get("SNNCC_ORT_GRAPH", "") == "0" else "on"
 
 
 BLOCK = 1 << 22  # elements of the largest value a run: bounds the session's memory
-
-
-def worth(plan) -> bool:
-    """Whether the whole-graph session is the faster path for this plan: wherever the plan
-    lowers (bench/engine.py on a quiet machine: the digits ViT, 1,024 elements a sample
-    at most, 1.4× onnxruntime against the numpy path's 0.8×; DeiT-tiny scale, 1,204,224,
-    1.22× against 0.84–0.97×, and 1.03× against 1.06× on one thread, since its blocks'
-    outputs are written in place). Under a load of 4–9 the numpy path was faster on the
-    wall clock at DeiT-tiny scale (0.74 s against 1.03 s a batch): SNNCC_ORT_GRAPH=0
-    picks it."""
-    return True
 
 
 def largest(plan) -> int:

@@ -3,7 +3,8 @@
 // with a read enable, read-before-write) whose read returns zero when `clr` is high: a
 // synchronous reset of the read register, which an FPGA flip-flop (or a block RAM's
 // output register) has, so the engine's first event of a row needs no multiplexer per
-// bit to start from zero. No reset, no initial contents.
+// bit to start from zero. Block RAM is asked for by snn_ram's rule (the estimate's
+// ram_block places every RAM by it). No reset, no initial contents.
 module snn_acc_ram #(
     parameter WIDTH = 8,
     parameter DEPTH = 16,
@@ -18,6 +19,10 @@ module snn_acc_ram #(
     input  wire [AW-1:0]    raddr,
     output reg  [WIDTH-1:0] rdata
 );
+`ifdef SYNTHESIS
+    (* ram_style = (DEPTH >= 64 && WIDTH >= 72) || (DEPTH >= 32 && WIDTH >= 512)
+                   ? "block" : "auto" *)
+`endif
     reg [WIDTH-1:0] mem [0:DEPTH-1];
 
     wire active = we | re;  // (an idle RAM costs an event-driven simulator nothing)
