@@ -923,7 +923,11 @@ def test_knob_refuses_bad_values(tiny_models, tmp_path, run_main):
     out = _refused(run_main, tmp_path, model, config='{"layers": {')
     assert "the hardware config is not JSON" in out and "line 1" in out
     out = _refused(run_main, tmp_path, model, config='{"lanes": 4}')
-    assert "unknown keys ['lanes']" in out and "parallel, layers" in out
+    assert "unknown keys ['lanes']" in out and "parallel, layers, inputs" in out
+    out = _refused(run_main, tmp_path, model, config='{"inputs": [4]}')
+    assert 'the hardware config\'s "inputs" is not an object of ONNX node names' in out
+    out = _refused(run_main, tmp_path, model, config=json.dumps({"inputs": {conv.origin: 5}}))
+    assert f"node '{conv.origin}': 5 input channels per cycle is not a legal value" in out
     out = _refused(run_main, tmp_path, model, config='{"parallel": 0.5}')
     assert '"parallel" 0.5 is not a number of output lanes' in out
     out = _refused(run_main, tmp_path, model, "--hw-config", tmp_path / "missing.json")

@@ -286,3 +286,55 @@ def test_dense_walk_icarus(tmp_path, build, parallel, pipeline):
     lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
                           capture_output=True, text=True)
     assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stdout
+
+
+def test_input_channels_from_config_icarus(tmp_path):
+    """The config's "inputs" sets full-width layers' input channels a cycle (E of
+    snn_conv_rows) below the rule's: a padded conv through a map (fixed slots), a strided
+    one of 8 channels, a 1x1 one of 6, and a linear layer of 36 inputs (its 36 a cycle by
+    the rule: 9); bit-exact in Icarus, the estimate the RTL's count for every input and
+    more cycles than the rule's wider trees, lint-clean."""
+    require_tool("iverilog")
+    graph = _conv_rows_graph()
+    hw = parallel_knob.config(graph, None, {"inputs": {"c1": 2, "c2": 2, "c3": 3, "fc": 9}})
+    assert hw.inputs == {"c1": 2, "c2": 2, "c3": 3, "fc": 9}
+    summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
+    rows = {e["node"]: e["params"] for e in summary["layers"] if e["module"] == "snn_conv_rows"}
+    assert {k: (p["E"], p["NG"]) for k, p in rows.items()} == {
+        "c1": (2, 2), "c2": (2, 4), "c3": (3, 2), "fc": (9, 4)}
+    result = verilog.run_simulation(tmp_path / "v", "icarus")
+    _assert_bit_exact(result, VECTORS, graph)
+    assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+    wide = verilog.estimate.cycles(graph, parallel_knob.config(graph))["per_engine"]
+    narrow = summary["estimate"]["cycles_by_engine"]
+    by_node = {e["node"]: e["engine"] for e in summary["layers"]}
+    for node in ("c1", "c2", "c3"):
+        assert narrow[by_node[node]] > wide[by_node[node]], node
+    require_tool("verilator")
+    lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
+                          capture_output=True, text=True)
+    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stdout
+
+
+def test_input_channels_config_refused():
+    """Bad "inputs" entries, all in one error: a folded layer (none legal, and why), a
+    value off the legal list (listed), a name that is no linear or conv layer (they are
+    listed with their legal values)."""
+    graph = _conv_rows_graph()
+    with pytest.raises(SnnccError) as bad:
+        parallel_knob.config(graph, None, {"layers": {"c2": 3},
+                                           "inputs": {"c2": 4, "c3": 4, "n1": 2}}, "hw.json")
+    assert str(bad.value).splitlines() == [
+        "hw.json: node 'c2': input channels per cycle cannot be set for this layer: its "
+        "engine runs folded (3 of 6 output lanes): only a full-width layer takes several "
+        'input channels a cycle. Fix: remove it from "inputs" or give it all 6 lanes in '
+        '"layers"',
+        "hw.json: node 'c3': 4 input channels per cycle is not a legal value for this "
+        "layer. Fix: use one of 3, 6 (divisors of its 6 inputs by a power of two, at most "
+        "128 weight bits a lane)",
+        "hw.json: no layer with input channels per cycle is named 'n1'. Fix: name one of "
+        "the linear or conv layers (legal input channels a cycle): c1 (1, 2, 4); c2 "
+        "(none); c3 (3, 6); fc (9, 18)"]
+    with pytest.raises(SnnccError) as bad:
+        parallel_knob.config(graph, None, {"inputs": {"c3": True}}, "hw.json")
+    assert "True input channels per cycle is not a legal value" in str(bad.value)

@@ -17,6 +17,15 @@ names the layer tables show: "source" and "name") and gives each an exact legal 
 
     {"parallel": 8, "layers": {"/blocks/blocks.0/fc1/linear/MatMul": 16, "/act_17": 4}}
 
+A full-width linear or conv layer of unit spikes or analog codes (the Verilog engine
+snn_conv_rows) also takes E input channels a cycle, an adder tree of E terms per output
+lane: by default the largest E with C / E a power of two and E times its weight bits at
+most TREE_INPUT_BITS (with `--parallel N`, E times the outputs at most N too); the
+config's "inputs" gives a layer its own E (fewer channels a cycle: a smaller tree and
+ROM word, more cycles), one of those same divisors:
+
+    {"inputs": {"/tokenizer/tokenizer.4/Conv": 4}}
+
 A TD-MatMul summing over K terms takes K (all of an output row's terms a cycle: the row
 engine, snn_td_matmul_rows, for unit spikes only) or 1 (one event a cycle: snn_td_matmul);
 the global value picks K when it reaches K. The HLS target has one TD-MatMul kernel.
@@ -29,14 +38,17 @@ from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError
 from snncc.ir import Graph, Node, layer_names
 
-CONFIG_KEYS = ("parallel", "layers")
+CONFIG_KEYS = ("parallel", "layers", "inputs")
+# A full-width synapse engine takes as many input channels a cycle as keep its adder
+# tree's weight bits per output lane at most this (snn_conv_rows)
+TREE_INPUT_BITS = 128
 LISTED = 12  # an unknown name's message lists all layers up to this many, else close ones
 
 
@@ -50,6 +62,7 @@ class HwConfig:
     parallel: int | None = None
     layers: dict[str, int] = field(default_factory=dict)
     pipeline: bool = False
+    inputs: dict[str, int] = field(default_factory=dict)  # a config's E, by IR node
 
     def lanes(self, n: Node) -> int:
         """Output lanes per cycle of synapse `n` (all of them by default)."""
@@ -67,6 +80,16 @@ class HwConfig:
             return m
         legal = legal_lanes(m)
         return max([p for p in legal if p <= self.parallel], default=legal[0])
+
+    def channels(self, n: Node, c: int, ww: int) -> list[int]:
+        """The input channels E full-width synapse `n`, of C = `c` inputs a row and
+        `ww`-bit weights, may take a cycle (snn_conv_rows), descending: C / E a power of
+        two, an adder tree of at most TREE_INPUT_BITS weight bits a lane ([] when it
+        runs folded: the event engines)."""
+        if self.lanes(n) != outputs(n):
+            return []
+        return [c >> j for j in range(c.bit_length())
+                if c % (1 << j) == 0 and (c >> j) * ww <= TREE_INPUT_BITS]
 
     def td_rows(self, n: Node, k: int) -> bool:
         """Whether TD-MatMul `n`, summing over `k`, takes all of them in a cycle (an output
@@ -172,6 +195,11 @@ def read_config(path: Path) -> dict:
                                     f"{', '.join(CONFIG_KEYS)}", file=str(path), fix=example))
     if "parallel" in data:
         check_parallel(data["parallel"], f"{path}: \"parallel\"")
+    if not isinstance(data.get("inputs", {}), dict):
+        raise SnnccError(Diagnostic('the hardware config\'s "inputs" is not an object of '
+                                    'ONNX node names to input channels per cycle',
+                                    file=str(path), fix='write e.g. {"inputs": '
+                                    '{"/conv2/Conv": 4}}'))
     layers = data.get("layers", {})
     if not isinstance(layers, dict):
         raise SnnccError(Diagnostic('the hardware config\'s "layers" is not an object of '
@@ -223,23 +251,23 @@ _KINDS = "linear, conv, neuron or TD-MatMul"
 
 
 def _unknown(name: str, layers: list[_Knob], by_name: dict[str, list[_Knob]],
-             source: str) -> Diagnostic:
+             source: str, kinds: str = _KINDS, values: str = "lanes",
+             knob: str = "a parallelism knob") -> Diagnostic:
     """An unknown layer name: every layer of a small model, else the closest names, with
-    their legal lanes."""
+    their legal `values`."""
     if len(layers) <= LISTED:
         shown = [(k.name, k) for k in layers]
     else:
         close = difflib.get_close_matches(name, list(by_name), n=6, cutoff=0.5)
         shown = [(c, by_name[c][0]) for c in close]
-    listing = "; ".join(f"{c} ({_listing(k.legal)})" for c, k in shown)
+    listing = "; ".join(f"{c} ({_listing(k.legal) or 'none'})" for c, k in shown)
     if len(layers) <= LISTED:
-        fix = f"name one of the {_KINDS} layers (legal lanes): {listing}"
+        fix = f"name one of the {kinds} layers (legal {values}): {listing}"
     else:
-        fix = (f"name a {_KINDS} layer by its ONNX node or layer name (`snncc "
-               "report` lists them)" + (f"; the closest (legal lanes): {listing}"
+        fix = (f"name a {kinds} layer by its ONNX node or layer name (`snncc "
+               "report` lists them)" + (f"; the closest (legal {values}): {listing}"
                                         if listing else ""))
-    return Diagnostic(f"no layer with a parallelism knob is named {name!r}", file=source,
-                      fix=fix)
+    return Diagnostic(f"no layer with {knob} is named {name!r}", file=source, fix=fix)
 
 
 def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
@@ -265,5 +293,77 @@ def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
             layers[k.node.name] = value
     if problems:
         raise SnnccError(problems)
-    return HwConfig(parallel if parallel is not None else raw.get("parallel"), layers,
-                    pipeline)
+    hw = HwConfig(parallel if parallel is not None else raw.get("parallel"), layers,
+                  pipeline)
+    inputs = _inputs(graph, hw, raw.get("inputs", {}), knob_layers, by_name, source)
+    return HwConfig(hw.parallel, layers, pipeline, inputs) if inputs else hw
+
+
+def synapse_inputs(graph: Graph) -> dict[str, tuple[int, int, bool]]:
+    """Of each synapse, by IR node: the inputs C of a row (a conv's input channels, a
+    linear layer's inputs), its weights' bits, and whether it reads unit spikes or
+    analog codes (what snn_conv_rows takes)."""
+    from snncc.backends.verilog.layout import resolve
+    from snncc.backends.verilog.spikes import SpikeFormat
+    from snncc.intmath import signed_bits
+    from snncc.ranges import value_ranges
+
+    ranges = value_ranges(graph)
+    out = {}
+    for n in graph.ops(o.Synapse):
+        op = n.op
+        assert isinstance(op, o.Synapse)
+        c = int(op.weight.shape[0] if op.kind == "dense" else graph.node(n.inputs[0]).shape[0])
+        unit = op.analog or SpikeFormat.of(ranges[resolve(graph, n.inputs[0])[0]].step).unit
+        out[n.name] = (c, signed_bits(int(op.weight.min()), int(op.weight.max())), unit)
+    return out
+
+
+def _inputs(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
+            by_name: dict[str, list[_Knob]], source: str) -> dict[str, int]:
+    """The config's "inputs" (input channels a cycle of full-width linear and conv
+    layers), by IR node, each checked against the layer and the lanes `hw` gives it."""
+    if not raw:
+        return {}
+    synapses = synapse_inputs(graph)
+
+    def legal(k: _Knob) -> _Knob:
+        c, ww, unit = synapses[k.node.name]
+        return replace(k, legal=sorted(hw.channels(k.node, c, ww)) if unit else [])
+
+    mine = {key: [legal(k) for k in ks if k.node.name in synapses]
+            for key, ks in by_name.items()}
+    mine = {key: ks for key, ks in mine.items() if ks}
+    problems, out = [], {}
+    for name, value in raw.items():
+        found = mine.get(name, [])
+        if not found:
+            problems.append(_unknown(name, [legal(k) for k in knob_layers
+                                            if k.node.name in synapses], mine, source,
+                                     "linear or conv", "input channels a cycle",
+                                     "input channels per cycle"))
+            continue
+        for k in found:
+            n = k.node
+            c, _, unit = synapses[n.name]
+            if not k.legal:
+                why = ("its input spikes are not unit spikes: it takes one event a cycle"
+                       if not unit else f"its engine runs folded ({hw.lanes(n)} of "
+                       f"{outputs(n)} output lanes): only a full-width layer takes several "
+                       "input channels a cycle")
+                problems.append(Diagnostic(
+                    f"input channels per cycle cannot be set for this layer: {why}", name,
+                    file=source, fix='remove it from "inputs"' + (
+                        f' or give it all {outputs(n)} lanes in "layers"' if unit else "")))
+                break
+            if isinstance(value, bool) or not isinstance(value, int) or value not in k.legal:
+                problems.append(Diagnostic(
+                    f"{value!r} input channels per cycle is not a legal value for this "
+                    "layer", name, file=source,
+                    fix=f"use one of {_listing(k.legal)} (divisors of its {c} inputs by a "
+                        f"power of two, at most {TREE_INPUT_BITS} weight bits a lane)"))
+                break
+            out[n.name] = value
+    if problems:
+        raise SnnccError(problems)
+    return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from snncc import ops as o
-from snncc.backends.parallel import DEFAULT, HwConfig, outputs
+from snncc.backends.parallel import DEFAULT, TREE_INPUT_BITS, HwConfig, outputs
 from snncc.intmath import signed_bits, unsigned_bits
 from snncc.ir import Graph, Node, layer_names
 from snncc.ranges import value_ranges
@@ -55,9 +55,6 @@ ASYNC_TABLE_WORDS = 4
 # threshold bit is then a function of the chunk and the level that a few LUTs make, where
 # a registered ROM would cost a LUT and a flip-flop per bit of its wide word
 ASYNC_FOLDED_WORDS = 16
-# A full-width synapse engine takes as many input channels a cycle as keep its adder
-# tree's weight bits per output lane at most this (snn_conv_rows, `_events_per_cycle`)
-TREE_INPUT_BITS = 128
 # snn_neuron's MODE parameter per neuron kind
 _NEURON_MODES = {"if": 0, "signed": 1, "multi": 2}
 
@@ -483,12 +480,15 @@ def _synapse(bld: _Builder, n: Node) -> None:
         ww, wo = common[3][1], common[4][1]
         r, (kk, m) = _size(x_shape[:-1]), op.weight.shape
         p = bld.hw.lanes(n)
-        if bld.timing() == [] and _events_per_cycle(bld, n, kk, ww, walk=True) is not None:
+        e = bld.hw.inputs.get(n.name)  # the config's E (through any port), else
+        if e is None and bld.timing() == [] and _events_per_cycle(
+                bld, n, kk, ww, walk=True) is not None:
             # full width through an identity port: the events walked without a request
-            # and wait per row, one a cycle (E = 1: no adder tree), as a 1x1 convolution
-            # over the R rows (a tap table row each, one column)
+            # and wait per row, one a cycle (E = 1: no adder tree)
+            e = 1
+        if e is not None:  # as a 1x1 convolution over the R rows (a tap row each)
             _conv_rows(bld, n, ports, common, (kk, r, 1, m, 1, 1, addr_bits(r)),
-                       [(True, i) for i in range(r)], [(True, 0)], op.weight, 1)
+                       [(True, i) for i in range(r)], [(True, 0)], op.weight, e)
             return
         words = hex_rows(_chunks(op.weight, p), ww)
         out, oaw = _folded_output(bld, n, p, wo)
@@ -534,9 +534,12 @@ def _events_per_cycle(bld: _Builder, n: Node, c: int, ww: int, walk: bool) -> in
     outputs at most N. Through a port with a latency (fixed slots, `walk` False) the
     event engine when that leaves one channel of several (a slot per channel would be
     slower than its walk of the spikes); through an identity port the silent groups are
-    skipped, so E = 1 is the event engine without its per-row cycles."""
+    skipped, so E = 1 is the event engine without its per-row cycles. A hardware
+    config's "inputs" entry for the layer sets E (checked by `parallel.config`)."""
     op = op_of(n, o.Synapse)
     m = outputs(n)
+    if n.name in bld.hw.inputs:  # the config's, checked against the same rule
+        return bld.hw.inputs[n.name]
     if bld.hw.lanes(n) != m or not (op.analog or _spike_params(bld, n) == []):
         return None
     legal = [c >> j for j in range(c.bit_length()) if c % (1 << j) == 0]
