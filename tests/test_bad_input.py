@@ -381,6 +381,22 @@ CATALOGUE = [
          ("compile", "mlp.onnx", "--target", "hls", "--pipeline"),
          "--pipeline overlaps the layers of the Verilog design; --target hls has none. Fix: "
          "add --target verilog or all", writes("mlp.onnx", mlp)),
+    Case("in-flight-range", "--in-flight outside its legal values",
+         ("compile", "mlp.onnx", "--target", "verilog", "--pipeline", "--in-flight", "0"),
+         "--in-flight 0 is not a legal number of inferences in flight. Fix: use an integer "
+         "from 1 to 16 (more: a shorter initiation interval and more buffer memory), e.g. "
+         "--in-flight 6", writes("mlp.onnx", mlp)),
+    Case("in-flight-no-pipeline", "--in-flight without --pipeline",
+         ("compile", "mlp.onnx", "--target", "verilog", "--in-flight", "6"),
+         "--in-flight sizes a pipelined Verilog design; --pipeline is not given. Fix: add "
+         "--pipeline (and --target verilog or all)", writes("mlp.onnx", mlp)),
+    Case("hw-config-in-flight", "a config's in_flight outside its legal values",
+         ("compile", "mlp.onnx", "--target", "verilog", "--pipeline", "--hw-config", "hw.json"),
+         'hw.json: "in_flight" 40 is not a legal number of inferences in flight. Fix: use an '
+         "integer from 1 to 16 (more: a shorter initiation interval and more buffer memory), "
+         'e.g. "in_flight": 6',
+         steps(writes("mlp.onnx", mlp),
+               lambda d: (d / "hw.json").write_text('{"in_flight": 40}'))),
     Case("neuron-unknown", "an unknown --neuron kind", ("compile", "mlp.onnx", "--neuron", "foo"),
          "unknown neuron kind 'foo'. Fix: use one of if, signed, multi", writes("mlp.onnx", mlp)),
     Case("latency-too-small", "a --latency budget below the model's shortest run",

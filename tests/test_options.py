@@ -97,6 +97,9 @@ MATRIX = [
     *cases(COMPILE, "--pipeline", {"": 0}, "--target", "verilog", "--parallel", "2"),
     *cases(COMPILE, "--pipeline", {"": 1}, "--target", "hls"),  # no Verilog design
     *cases(COMPILE, "--pipeline", {"": 1}),
+    *cases(COMPILE, "--in-flight", {"1": 0, "6": 0, "16": 0, "0": 1, "17": 1, "x": 1},
+           "--target", "verilog", "--pipeline"),
+    *cases(COMPILE, "--in-flight", {"6": 1}, "--target", "verilog"),  # not pipelined
     *cases(COMPILE, "--replace-softmax", {"": 0}), *cases(COMPILE, "--force", {"": 0}),
     *cases(COMPILE, "--print-after-all", {"": 0}), *cases(COMPILE, "--time-passes", {"": 0}),
     *cases(COMPILE, "--frac-bits", {"0": 0, "1": 0, "30": 0, "62": EITHER, "63": 1, "-1": 1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import shutil
@@ -1041,11 +1042,13 @@ PIPELINED = (
 )
 
 
-def _assert_streamed(result: dict, est: dict, vectors: int, graph: Graph) -> None:
+def _assert_streamed(result: dict, est: dict, vectors: int, graph: Graph,
+                     in_flight: int | None = None) -> None:
     """Inferences in flight: the testbench streams every input again back to back;
     every logit is the interpreter's (also when out_ready stalls the logits), and the estimate's cycles from the first
     inference's last logit to the last one's are the RTL's, so its initiation interval
-    (their mean spacing) is the RTL's, below the latency (the one-at-a-time run's)."""
+    (their mean spacing) is the RTL's, below the latency (the one-at-a-time run's); with
+    one inference in flight above it (each one loads after the last is sent)."""
     (readout,) = graph.ops(o.Readout)
     logits = vectors * int(np.prod(readout.shape))
     stream = result["stream"]
@@ -1055,7 +1058,10 @@ def _assert_streamed(result: dict, est: dict, vectors: int, graph: Graph) -> Non
     assert stream["inferences"] == vectors
     assert est["stream_cycles"] == stream["cycles"]
     assert est["initiation_interval"] == round(stream["cycles"] / (vectors - 1), 1)
-    assert est["initiation_interval"] < min(result["cycles"])
+    if in_flight == 1:
+        assert est["initiation_interval"] > max(result["cycles"])
+    else:
+        assert est["initiation_interval"] < min(result["cycles"])
     assert est["inferences_per_second"] == round(
         est["clock_mhz"] * 1e6 / (stream["cycles"] / (vectors - 1)), 1)
 
@@ -1069,15 +1075,34 @@ def test_icarus_matches_interpreter_pipelined(tiny_models, tmp_path, name, paral
     design that runs one engine at a time (whose estimate is the RTL's too). Streamed
     back to back (inferences in flight) the logits are the interpreter's and the
     estimate's initiation interval is the RTL's; the design is lint-clean."""
+    _check_pipelined(tiny_models, tmp_path, name, parallel, None)
+
+
+# (graph, knob, inferences in flight): one at a time (a bank a copy) and more in flight
+# than the default (more banks, wider inference and step counters)
+IN_FLIGHT = (("cnn", None, 1), ("transformer:multi", None, 7), ("attention", 2, 12))
+
+
+@pytest.mark.parametrize("name,parallel,in_flight", IN_FLIGHT,
+                         ids=[f"{k}-P{p}-F{f}" for k, p, f in IN_FLIGHT])
+def test_icarus_matches_interpreter_in_flight(tiny_models, tmp_path, name, parallel,
+                                              in_flight):
+    """--pipeline at other numbers of inferences in flight (the banks follow): as above,
+    bit-exact, the estimate's cycles and stream cycles the RTL's, lint-clean."""
+    summary = _check_pipelined(tiny_models, tmp_path, name, parallel, in_flight)
+    assert summary["pipeline"]["in_flight"] == in_flight
+
+
+def _check_pipelined(tiny_models, tmp_path, name, parallel, in_flight) -> dict:
     require_tool("iverilog")
     graph = _pipeline_graph(name, tiny_models)
-    hw = parallel_knob.config(graph, parallel, pipeline=True)
+    hw = parallel_knob.config(graph, parallel, pipeline=True, in_flight=in_flight)
     summary = verilog.emit(graph, tmp_path / "p", vectors=3, hw=hw)
     result = verilog.run_simulation(tmp_path / "p", "icarus")
     _assert_bit_exact(result, 3, graph)
     est = summary["estimate"]
     assert est["cycles_per_inference"]["per_input"] == result["cycles"]
-    _assert_streamed(result, est, 3, graph)
+    _assert_streamed(result, est, 3, graph, in_flight)
     require_tool("verilator")  # the sequencers' conditions and counters lint-clean
     lint = _make(tmp_path / "p", "lint")
     assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr
@@ -1091,35 +1116,59 @@ def test_icarus_matches_interpreter_pipelined(tiny_models, tmp_path, name, paral
         words = (tmp_path / "p" / "mem" / f"flow{k}.hex").read_text().split()
         assert len(words) == summary["steps"] + 1 and int(words[-1], 16) == 0
     assert not (tmp_path / "p" / "mem" / "schedule.hex").exists()
+    return summary
 
 
-def test_wavefront_levels_and_banks():
+@pytest.mark.parametrize("in_flight", [1, 4, 6])
+def test_wavefront_levels_and_banks(in_flight):
     """Every engine runs after the engines whose values it reads (a higher level); every
-    reader has a copy of the value holding each step from its producer's write to this
-    reader's read (one bank more than the levels between them), the input codes two
-    (by inference: the next one loads while this one runs)."""
+    reader has a copy of the value with banks for its producer's writes (counted by the
+    steps the value is active at): one more than its share, the levels between them out
+    of all the levels, of in_flight - 1 inferences' writes; the input codes two (by
+    inference: the next one loads while this one runs). At each step it writes, the
+    producer waits for the reader to have got past the step of the write `banks` writes
+    earlier (the hold's distance back, across inferences), and at no other step."""
     from snncc.backends.verilog.layout import resolve
     from snncc.backends.verilog.lower import lower, wavefront
+    from snncc.schedule import activity
 
     graph = _attention_graph()
     levels = wavefront(graph)
-    design = lower(graph, parallel_knob.HwConfig(pipeline=True))
+    design = lower(graph, parallel_knob.HwConfig(pipeline=True, in_flight=in_flight))
     assert design.levels == [levels[e.node.name] for e in design.engines]
+    assert design.in_flight == in_flight
     for name, level in levels.items():
         for i in graph.node(name).inputs:
             src = resolve(graph, i)[0]
             assert level > levels.get(src, -1), (name, src)
     assert levels["stream"] == 1 + max(levels["v"], levels["side"]) and levels["qc"] == 0
+    act = activity(graph, design.steps)
+    depth = max(levels.values()) + 1
+    flows = {f.engine: f for f in design.flows}
     for b in design.buffers:
         readers = [n.name for n in graph.topo() if n.name in levels
                    for i in n.inputs if resolve(graph, i)[0] == b.node.name]
         assert sorted(c.level for c in b.copies) == sorted(levels[r] for r in readers)
-        for c in b.copies:  # never more banks than steps
-            want = 2 if b.node.name == "codes" else min(c.level - levels[b.node.name] + 1,
-                                                        design.steps)
-            assert c.banks == want >= 2
-    side = design.buffers[[b.node.name for b in design.buffers].index("side")]
-    assert [c.banks for c in side.copies] == [levels["stream"] - levels["side"] + 1]
+        if b.node.name == "codes":
+            assert [c.banks for c in b.copies] == [2] * len(b.copies)
+            continue
+        on = [t for t in range(design.steps) if act.active[b.node.name][t]]
+        # every write of every inference, as absolute steps (inference x steps + step)
+        writes = [n * design.steps + t for n in range(in_flight + 2) for t in on]
+        holds = flows[b.writer_engine].holds
+        assert [h.reader for h in holds] == [c.reader for c in b.copies]
+        for c, h in zip(b.copies, holds):
+            share = (in_flight - 1) * (c.level - levels[b.node.name]) * len(on)
+            assert c.banks == h.banks == 1 + math.ceil(share / depth)
+            for i, g in enumerate(writes):  # the write c.banks earlier, if any
+                t = g % design.steps
+                back = g - writes[i - c.banks] if i >= c.banks else None
+                assert back is None or h.dist[t] == back, (b.name, i)
+                assert h.dist[t] > g or i >= c.banks
+            assert all(h.dist[t] == 0 for t in range(design.steps) if t not in on)
+    if in_flight == 1:  # no inference overlaps another: one bank, nothing in flight
+        assert all(c.banks == 1 for b in design.buffers if b.node.name != "codes"
+                   for c in b.copies)
 
 
 @pytest.mark.parametrize("model,options", [

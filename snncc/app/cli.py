@@ -197,6 +197,11 @@ def compile_cmd(
                                   help="Verilog: run the engines of different layers "
                                        "concurrently (a wavefront over the time steps; "
                                        "banked value buffers)."),
+    in_flight: int | None = typer.Option(None, "--in-flight",
+                                         help="With --pipeline: inferences loaded and not "
+                                              "yet sent, at most (1-16, default 4); more "
+                                              "shortens the initiation interval and adds "
+                                              "buffer banks."),
 ) -> None:
     """Convert an ONNX model into an SNN and write it for a target."""
     import snncc
@@ -209,7 +214,7 @@ def compile_cmd(
         policy = parse_delay(delay)
     except ValueError as e:
         raise SnnccError(Diagnostic(str(e), fix="e.g. --delay exact")) from None
-    knob = _hw_knob(target, parallel, hw_config, pipeline)
+    knob = _hw_knob(target, parallel, hw_config, pipeline, in_flight)
     if calibration is not None and calibrate is None:
         raise SnnccError(Diagnostic(f"--calibration {calibration} chooses how --calibrate "
                                     "clips activations, but no --calibrate data was given",
@@ -239,7 +244,8 @@ def compile_cmd(
     if knob is not None:
         from snncc.backends.parallel import config
 
-        hw = config(compiled.graph, parallel, knob, str(hw_config or "--parallel"), pipeline)
+        hw = config(compiled.graph, parallel, knob, str(hw_config or "--parallel"), pipeline,
+                    in_flight)
     with atomic_dir(output, force=force, protect=(model, calibrate, hw_config)) as tmp:
         write_build(tmp, compiled, targets, hw=hw)
     if time_passes:
@@ -263,13 +269,19 @@ def compile_cmd(
 
 
 def _hw_knob(target: str, parallel: int | None, hw_config: Path | None,
-             pipeline: bool = False) -> dict | None:
-    """The raw parallelism knob (--parallel, --hw-config, --pipeline), checked before
-    compiling; None if none is given. Its layer names are checked against the compiled
-    graph."""
-    if parallel is None and hw_config is None and not pipeline:
+             pipeline: bool = False, in_flight: int | None = None) -> dict | None:
+    """The raw parallelism knob (--parallel, --hw-config, --pipeline, --in-flight),
+    checked before compiling; None if none is given. Its layer names are checked against
+    the compiled graph."""
+    if parallel is None and hw_config is None and not pipeline and in_flight is None:
         return None
-    from snncc.backends.parallel import check_parallel, read_config
+    from snncc.backends.parallel import check_in_flight, check_parallel, read_config
+
+    if in_flight is not None and not pipeline:
+        raise SnnccError(Diagnostic("--in-flight sizes a pipelined Verilog design; "
+                                    "--pipeline is not given",
+                                    fix="add --pipeline (and --target verilog or all)"))
+    check_in_flight(in_flight)
 
     if pipeline and target not in ("verilog", "all"):
         raise SnnccError(Diagnostic(f"--pipeline overlaps the layers of the Verilog design; "

@@ -45,10 +45,11 @@ from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError
 from snncc.ir import Graph, Node, layer_names
 
-CONFIG_KEYS = ("parallel", "layers", "inputs")
+CONFIG_KEYS = ("parallel", "layers", "inputs", "in_flight")
 # A full-width synapse engine takes as many input channels a cycle as keep its adder
 # tree's weight bits per output lane at most this (snn_conv_rows)
 TREE_INPUT_BITS = 128
+IN_FLIGHT = range(1, 17)  # legal inferences in flight of a pipelined Verilog design
 LISTED = 12  # an unknown name's message lists all layers up to this many, else close ones
 
 
@@ -57,12 +58,15 @@ class HwConfig:
     """The knob: a global bound on the lanes and exact per-layer values (by IR node, as
     `config` resolves the names a config gives); `pipeline`: the Verilog engines of
     different layers run concurrently (a wavefront over the time steps, docs/verilog.md),
-    at the cost of banked value buffers."""
+    at the cost of banked value buffers; `in_flight`: then, the inferences loaded and not
+    yet sent, at most, which also sizes the banks (more: a shorter initiation interval,
+    more buffer memory)."""
 
     parallel: int | None = None
     layers: dict[str, int] = field(default_factory=dict)
     pipeline: bool = False
     inputs: dict[str, int] = field(default_factory=dict)  # a config's E, by IR node
+    in_flight: int = 4
 
     def lanes(self, n: Node) -> int:
         """Output lanes per cycle of synapse `n` (all of them by default)."""
@@ -173,6 +177,17 @@ def check_parallel(value: int | None, option: str = "--parallel") -> None:
                 f"to it), e.g. {option} 8"))
 
 
+def check_in_flight(value: int | None, option: str = "--in-flight",
+                    example: str = "--in-flight 6") -> None:
+    """Inferences in flight: a whole number from IN_FLIGHT."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value not in IN_FLIGHT):
+        raise SnnccError(Diagnostic(
+            f"{option} {value!r} is not a legal number of inferences in flight",
+            fix=f"use an integer from {IN_FLIGHT.start} to {IN_FLIGHT.stop - 1} (more: a "
+                f"shorter initiation interval and more buffer memory), e.g. {example}"))
+
+
 def read_config(path: Path) -> dict:
     """The raw hw.json (shape-checked, layer names not yet): refused before compiling."""
     try:
@@ -200,6 +215,8 @@ def read_config(path: Path) -> dict:
                                     'ONNX node names to input channels per cycle',
                                     file=str(path), fix='write e.g. {"inputs": '
                                     '{"/conv2/Conv": 4}}'))
+    if "in_flight" in data:
+        check_in_flight(data["in_flight"], f"{path}: \"in_flight\"", '"in_flight": 6')
     layers = data.get("layers", {})
     if not isinstance(layers, dict):
         raise SnnccError(Diagnostic('the hardware config\'s "layers" is not an object of '
@@ -271,11 +288,13 @@ def _unknown(name: str, layers: list[_Knob], by_name: dict[str, list[_Knob]],
 
 
 def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
-           source: str = "hw.json", pipeline: bool = False) -> HwConfig:
+           source: str = "hw.json", pipeline: bool = False,
+           in_flight: int | None = None) -> HwConfig:
     """The knob for `graph`: `parallel` (the command line's) over the config's global
     value, and the config's layers (by ONNX node or layer name), each checked against the
     graph. Every problem is raised at once, with the legal values."""
     check_parallel(parallel)
+    check_in_flight(in_flight)
     raw = raw or {}
     knob_layers, by_name = _knobs(graph)
     problems = []
@@ -293,10 +312,11 @@ def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
             layers[k.node.name] = value
     if problems:
         raise SnnccError(problems)
+    flight = in_flight if in_flight is not None else raw.get("in_flight", HwConfig.in_flight)
     hw = HwConfig(parallel if parallel is not None else raw.get("parallel"), layers,
-                  pipeline)
+                  pipeline, in_flight=flight)
     inputs = _inputs(graph, hw, raw.get("inputs", {}), knob_layers, by_name, source)
-    return HwConfig(hw.parallel, layers, pipeline, inputs) if inputs else hw
+    return replace(hw, inputs=inputs) if inputs else hw
 
 
 def synapse_inputs(graph: Graph) -> dict[str, tuple[int, int, bool]]:

@@ -114,9 +114,11 @@ def hex_rows(rows: np.ndarray, bits: int) -> list[str]:
 @dataclass
 class Copy:
     """Pipelined: a reader's own RAM of a buffer, every copy written together. It holds
-    `banks` steps, the value of step t in bank t mod `banks` (address {bank, row}), one
-    more than the levels between the producer and this reader: the producer runs that
-    many steps ahead and must not overwrite a step the reader has still to read."""
+    `banks` of the producer's writes, counted by the steps its value is active at (the
+    steps it writes, a count run across inferences): the write of count i in bank
+    i mod `banks` (address {bank, row}). The producer must not overwrite a write the
+    reader has still to read: its step waits for the reader to have got past the step
+    of write i - `banks` (`Hold`)."""
 
     enable: str  # the reader's read enable
     raddr: str  # Verilog: {the reader's bank, its row}
@@ -125,6 +127,7 @@ class Copy:
     banks: int
     level: int  # the reader's level
     reader: int  # the reader's engine index
+    we: str = ""  # its write enable (the buffer's, at the steps its value is active)
 
 
 @dataclass
@@ -206,26 +209,43 @@ class Engine:
 
 
 @dataclass
+class Hold:
+    """Pipelined: a reader holding a producer back. At the producer's step t the reader
+    must have got past the step `dist[t]` steps earlier (absolute steps, inference x
+    steps + step; 0: no condition), the step of the write whose bank step t overwrites."""
+
+    reader: int
+    banks: int
+    net: str  # Verilog: the slice of the producer's schedule word holding dist[t]
+    dist: list[int]  # per step of an inference
+
+
+@dataclass
 class Flow:
     """Pipelined: an engine's sequencer (snn_flow). It runs its own time steps in order,
-    each as soon as every producer has finished that step and every reader has finished
-    the step `banks` earlier (whose bank it is about to overwrite)."""
+    each as soon as every producer has finished that step and every reader has got past
+    the step of the write whose bank it is about to overwrite (`holds`)."""
 
     engine: int
     file: str  # its schedule: per step {fields, run}
     width: int
     assigns: list[tuple[str, str]]  # (slice of `active`, slice of its schedule word)
     producers: list[int]
-    readers: list[tuple[int, int]]  # (engine, banks of its copy)
+    holds: list[Hold]  # one per copy of its value (its readers)
+    # bank counters: (name, bits, banks, the schedule bit that counts a step)
+    counters: list[tuple[str, int, int, str]] = field(default_factory=list)
 
-    counters: list[tuple[int, int]] = field(default_factory=list)  # (banks, bits)
+    @property
+    def readers(self) -> list[tuple[int, int]]:
+        """(engine, banks of its copy) of every copy of its value."""
+        return [(h.reader, h.banks) for h in self.holds]
 
-    def ready(self, step_bits: int) -> str:
-        """Verilog: the producers and readers allow the step (n<engine>, t<engine>)."""
+    def ready(self) -> str:
+        """Verilog: the producers and readers allow the step (n<engine>, t<engine>; the
+        readers by the absolute step counters g<engine>)."""
         me = f"n{self.engine}, t{self.engine}"
         terms = [f"later(n{p}, t{p}, {me})" for p in self.producers]
-        terms += [f"near(n{r}, t{r}, {me}, {step_bits + 1}'d{banks})"
-                  for r, banks in self.readers]
+        terms += [f"passed_by(g{h.reader}, g{self.engine}, {h.net})" for h in self.holds]
         return " && ".join(terms) or "1'b1"
 
 
@@ -285,6 +305,13 @@ class Design:
     # inference counters (engines are never more than that many inferences apart)
     in_flight: int = 4
     inference_bits: int = 4
+    abs_bits: int = 1  # pipelined: bits of the absolute step counters g<engine>
+    dist_bits: int = 1  # pipelined: bits of a hold's distance
+
+    @property
+    def in_flight_slots(self) -> int:
+        """Pipelined: entries of `loaded_at`, indexed by the low bits of an inference."""
+        return 1 << addr_bits(self.in_flight)
 
     @property
     def in_flight_index(self) -> str:

@@ -380,9 +380,10 @@ class _Cycles:
     def _flows(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
         """Pipelined, the sequencers (snn_flow): `at[k, t]` is the cycle engine k gets to
         step t (1 after the start). A step it does not run at costs a cycle; a run starts
-        when its producers have got past step t and its readers past step t - banks + 1,
-        and it gets to t + 1 a cycle after its done. The inference ends when every engine
-        has got to the end."""
+        when its producers have got past step t and each reader past step t - dist[t]
+        (its hold: the step of the write whose bank step t overwrites; none before the
+        inference), and it gets to t + 1 a cycle after its done. The inference ends when
+        every engine has got to the end."""
         steps, n = self.d.steps, len(self.d.engines)
         at = np.zeros((n, steps + 1, self.tr.batch), np.int64)
         at[:, 0] = 1
@@ -395,9 +396,9 @@ class _Cycles:
                 start = at[k, t]
                 for p in f.producers:
                     start = np.maximum(start, at[p, t + 1])
-                for r, banks in f.readers:
-                    if t - banks + 1 > 0:
-                        start = np.maximum(start, at[r, t - banks + 1])
+                for h in f.holds:
+                    if h.dist[t] and t - h.dist[t] + 1 > 0:
+                        start = np.maximum(start, at[h.reader, t - h.dist[t] + 1])
                 at[k, t + 1] = start + runs[(k, t)] + 1
         return at[:, steps].max(axis=0)
 
@@ -441,9 +442,9 @@ class _Cycles:
                     start = at
                     for p in f.producers:
                         start = max(start, reach[p][g + 1])
-                    for r, banks in f.readers:
-                        if g - banks + 1 > 0:
-                            start = max(start, reach[r][g - banks + 1])
+                    for h in f.holds:
+                        if h.dist[t] and g - h.dist[t] + 1 > 0:
+                            start = max(start, reach[h.reader][g - h.dist[t] + 1])
                     reach[k][g + 1] = start + int(runs[(k, t)][n]) + 1
             done = max(reach[k][(n + 1) * steps] for k in range(len(d.engines)))
             begin = max(done, sent[n - 1] if n else never) + 1

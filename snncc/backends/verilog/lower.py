@@ -23,6 +23,7 @@ from .design import (
     Design,
     Engine,
     Flow,
+    Hold,
     Param,
     Port,
     Probe,
@@ -31,6 +32,7 @@ from .design import (
     hex_rows,
     hex_word,
     hex_words,
+    ident,
     op_of,
 )
 from .layout import (
@@ -91,10 +93,18 @@ class _Builder:
         self.node: Node | None = None  # the node whose engine is being built
         # the fields of the schedule's `active` vector, (low bit, bits, value, owner,
         # banks), by key: a value's activity (one bit per value; pipelined, one per
-        # value and reader, at the step its owner, the reader, is at) or, pipelined, the
-        # bank of the step its owner is at in a copy of `banks` banks ("" for the value)
+        # value and owner, at the step its owner is at: a reader, or the producer, whose
+        # writes and bank counters it gates) or, pipelined, the bank its owner is at in a
+        # copy of `banks` banks of the value (a counter: `bank` set) or a table of its
+        # owner's steps (`tables`)
         self.fields: list[tuple[int, int, str, int, int]] = []
         self.field_of: dict[tuple, tuple[int, int]] = {}
+        self.keys: list[tuple] = []  # of the fields, in order
+        self.banked: set[tuple] = set()  # keys of the bank fields
+        self.tables: dict[tuple, list[int]] = {}  # hold key -> its distance per step
+        self.in_flight = hw.in_flight
+        self.n_levels = max(self.levels.values(), default=0) + 1
+        self.dist_bits = 1
         self.reads: dict[int, set[str]] = {}  # engine -> the buffers it reads
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)
@@ -148,6 +158,7 @@ class _Builder:
             lo = sum(f[1] for f in self.fields)
             self.field_of[key] = lo, bits
             self.fields.append((lo, bits, value, owner, banks))
+            self.keys.append(key)
         lo, bits = self.field_of[key]
         return f"active[{lo}]" if bits == 1 else f"active[{lo + bits - 1}:{lo}]"
 
@@ -160,9 +171,44 @@ class _Builder:
             b.activity = self.field_of[("active", reader, b.node.name)][0]
         return net
 
-    def bank(self, banks: int, owner: int) -> str:
-        """The schedule field with the bank (step mod `banks`) of engine `owner`'s step."""
-        return self.field(("bank", banks, owner), addr_bits(banks), "", owner, banks)
+    def active_bit(self, value: str, owner: int) -> str:
+        """Pipelined: the schedule bit of engine `owner` saying `value` is active at its
+        step (the steps its producer writes it; they count its banks)."""
+        return self.field(("active", owner, value), 1, value, owner, 0)
+
+    def bank(self, banks: int, owner: int, value: str) -> str:
+        """The schedule field with the bank of engine `owner` in a copy of `value` with
+        `banks` banks: a counter of the steps it has got past at which `value` is
+        active, modulo `banks`."""
+        self.active_bit(value, owner)
+        key = ("bank", banks, owner, value)
+        self.banked.add(key)
+        return self.field(key, addr_bits(banks), value, owner, banks)
+
+    def banks(self, b: Buffer) -> int:
+        """Pipelined: the banks of a copy of `b` for the engine being built: enough of its
+        producer's writes for this reader to lag its producer by its share (the levels
+        between them out of all the levels) of `in_flight - 1` inferences, rounded up,
+        and one more (the one being written)."""
+        assert b.writer_level is not None
+        writes = int(np.count_nonzero(self.activity.active[b.node.name]))
+        share = (self.in_flight - 1) * (self.level - b.writer_level) * writes
+        return 1 + -(-share // self.n_levels)
+
+    def hold(self, b: Buffer, banks: int) -> None:
+        """Pipelined: a field of the schedule of `b`'s producer (read by the top, not by
+        the engine) with, per step, the distance (in steps) back to the step of the
+        write `banks` writes earlier, whose bank this step's write overwrites (0 at steps
+        it does not write)."""
+        assert b.writer_engine is not None
+        key = ("hold", banks, b.writer_engine, b.node.name)
+        if key not in self.tables:
+            on = np.flatnonzero(self.activity.active[b.node.name])
+            dist = [0] * self.steps
+            for j, t in enumerate(on):
+                back = j - banks  # the write `banks` earlier: inference back // len(on)
+                dist[int(t)] = int(t) - int(on[back % len(on)]) - self.steps * (back // len(on))
+            self.tables[key] = dist
 
     def lane_bits(self, b: Buffer) -> int:
         """Bits per lane of what readers of `b` see (spiking input codes: 1)."""
@@ -227,20 +273,24 @@ class _Builder:
         j = len(b.copies)
         rdata = f"{b.name}_rdata{j}"
         self.reads.setdefault(self.k, set()).add(b.node.name)
-        # the steps in flight; never more than the steps (a bank each: nothing to wait for)
-        banks = 1 if b.writer_level is None else min(self.level - b.writer_level + 1,
-                                                     self.steps)
         if b.writer_engine is None:  # the input codes: two banks, by inference
             b.copies.append(Copy(enable, f"{{n{self.k}[0], {addr}}}",
                                  f"{{n_load[0], {b.name}_waddr}}", rdata, 2, self.level,
-                                 self.k))
-        elif banks == 1:
-            b.copies.append(Copy(enable, addr, f"{b.name}_waddr", rdata, 1, self.level,
-                                 self.k))
+                                 self.k, f"{b.name}_we"))
+            return f"in_spikes{j}" if b.data == "in_spikes" else rdata
+        banks, w = self.banks(b), b.writer_engine
+        # written at the steps its value is active (a neuron also runs at others)
+        run, on = self.activity.run[b.node.name], self.activity.active[b.node.name]
+        we = (f"{b.name}_we" if np.array_equal(run, on)
+              else f"{b.name}_we && {self.active_bit(b.node.name, w)}")
+        if banks == 1:
+            c = Copy(enable, addr, f"{b.name}_waddr", rdata, 1, self.level, self.k, we)
         else:
-            b.copies.append(Copy(enable, f"{{{self.bank(banks, self.k)}, {addr}}}",
-                                 f"{{{self.bank(banks, b.writer_engine)}, {b.name}_waddr}}",
-                                 rdata, banks, self.level, self.k))
+            c = Copy(enable, f"{{{self.bank(banks, self.k, b.node.name)}, {addr}}}",
+                     f"{{{self.bank(banks, w, b.node.name)}, {b.name}_waddr}}",
+                     rdata, banks, self.level, self.k, we)
+        b.copies.append(c)
+        self.hold(b, banks)
         return f"in_spikes{j}" if b.data == "in_spikes" else rdata
 
     def write(self, n: Node, width: int) -> list[tuple[str, str]]:
@@ -276,52 +326,75 @@ class _Builder:
                 for lo, _, value, _, _ in self.fields:
                     word |= int(self.activity.active[value][t]) << (len(engines) + lo)
                 rows.append(hex_word(word, len(engines) + tracked))
-        else:
+        else:  # the holds' distances, one width for all (the top's passed_by)
+            self.dist_bits = addr_bits(max((max(t) for t in self.tables.values()),
+                                           default=0) + 1)
             flows = [self.flow(e) for e in engines]
         inb = self.buffers[enc.name]
         readout, layout = self.readout, self.readout_layout
         assert readout is not None and layout is not None, "check() guarantees one Readout"
         step_bits = addr_bits(self.steps + 1 if self.pipelined else self.steps)
-        return Design(self.graph, self.steps, step_bits, engines, buffers,
-                      self.ports, self.wires, self.files, self.probes, inb,
-                      not op_of(enc, o.SpikeInput).analog, inb.width, readout, layout,
-                      self.logit_bits, rows, tracked, self.pipelined,
-                      [self.levels[e.node.name] for e in engines] if self.pipelined else [],
-                      flows)
+        design = Design(self.graph, self.steps, step_bits, engines, buffers,
+                        self.ports, self.wires, self.files, self.probes, inb,
+                        not op_of(enc, o.SpikeInput).analog, inb.width, readout, layout,
+                        self.logit_bits, rows, tracked, self.pipelined,
+                        [self.levels[e.node.name] for e in engines] if self.pipelined else [],
+                        flows)
+        if self.pipelined:
+            # engines are at most in_flight + 1 inferences apart: the inference counters
+            # compare by the sign of a difference, the absolute step counters likewise
+            f = self.in_flight
+            design.in_flight = f
+            design.inference_bits = max(4, (f + 1).bit_length() + 1)
+            design.abs_bits = ((f + 2) * self.steps).bit_length() + 1
+            design.dist_bits = self.dist_bits
+        return design
 
     def flow(self, e: Engine) -> Flow:
         """Pipelined: engine `e`'s sequencer. Its schedule (a word per step, and a last
-        one for "all done"): whether it runs, then its activity fields of the `active`
-        vector; its bank fields come from counters of its steps (modulo the banks, run
-        across inferences). Its producers and its readers (with the banks of their
-        copies) hold it back."""
-        owned = [f for f in self.fields if f[3] == e.index]
-        width = 1 + sum(f[1] for f in owned if f[2])
+        one for "all done"): whether it runs, its activity bits (its fields of the
+        `active` vector), then the distances of its holds (read by the top); its bank
+        fields come from counters (of the steps it has got past at which the value is
+        active, modulo the banks, run across inferences). Its producers and its readers
+        (a hold per copy of its value) hold it back."""
+        owned = [(f, key) for f, key in zip(self.fields, self.keys) if f[3] == e.index]
+        mine = self.buffers.get(e.node.name)
+        copies = mine.copies if mine is not None else []
+        held = list(dict.fromkeys(("hold", c.banks, e.index, mine.node.name) for c in copies))
+        tabled = [(key, bits) for (_, bits, _, _, _), key in owned if key not in self.banked]
+        tabled += [(key, self.dist_bits) for key in held]
+        width = 1 + sum(bits for _, bits in tabled)
         words = []
         for t in range(self.steps):
             word, at = int(self.activity.run[e.node.name][t]), 1
-            for _, bits, value, _, _ in owned:
-                if value:
-                    word |= int(self.activity.active[value][t]) << at
-                    at += bits
+            for key, bits in tabled:
+                word |= (self.tables[key][t] if key in self.tables
+                         else int(self.activity.active[key[2]][t])) << at
+                at += bits
             words.append(hex_word(word, width))
         words.append(hex_word(0, width))
-        assigns, counters, at = [], [], 1
-        for lo, bits, value, _, banks in owned:
+        srcs, at = {}, 1
+        for key, bits in tabled:
+            srcs[key] = f"f{e.index}[{at}]" if bits == 1 else f"f{e.index}[{at + bits - 1}:{at}]"
+            at += bits
+        assigns, counters = [], []
+        for (lo, bits, value, _, banks), key in owned:
             dst = f"active[{lo}]" if bits == 1 else f"active[{lo + bits - 1}:{lo}]"
-            if value:
-                src = f"f{e.index}[{at}]" if bits == 1 else f"f{e.index}[{at + bits - 1}:{at}]"
-                at += bits
+            if key in self.banked:
+                name = f"bank{e.index}_{ident(value)}_{banks}"
+                counts = self.field_of[("active", e.index, value)][0]
+                counters.append((name, bits, banks, f"active[{counts}]"))
+                assigns.append((dst, name))
             else:
-                src = f"bank{e.index}_{banks}"
-                counters.append((banks, bits))
-            assigns.append((dst, src))
+                assigns.append((dst, srcs[key]))
         producers = sorted({w for name in self.reads.get(e.index, ())
                             if (w := self.buffers[name].writer_engine) is not None})
-        mine = self.buffers.get(e.node.name)
-        readers = [(c.reader, c.banks) for c in mine.copies] if mine is not None else []
+        holds = []
+        for c in copies:
+            key = ("hold", c.banks, e.index, mine.node.name)
+            holds.append(Hold(c.reader, c.banks, srcs[key], self.tables[key]))
         return Flow(e.index, self.file(f"flow{e.index}", words), width, assigns, producers,
-                    readers, counters)
+                    holds, counters)
 
 
 # ---------------------------------------------------------------- one rule per op
