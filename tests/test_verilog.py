@@ -1157,7 +1157,7 @@ def test_wavefront_levels_and_banks(in_flight):
         writes = [n * design.steps + t for n in range(in_flight + 2) for t in on]
         holds = flows[b.writer_engine].holds
         assert [h.reader for h in holds] == [c.reader for c in b.copies]
-        for c, h in zip(b.copies, holds):
+        for c, h in zip(b.copies, holds, strict=True):
             share = (in_flight - 1) * (c.level - levels[b.node.name]) * len(on)
             assert c.banks == h.banks == 1 + math.ceil(share / depth)
             for i, g in enumerate(writes):  # the write c.banks earlier, if any

@@ -32,7 +32,6 @@ from .design import (
     hex_rows,
     hex_word,
     hex_words,
-    ident,
     op_of,
 )
 from .layout import (
@@ -357,10 +356,10 @@ class _Builder:
         fields come from counters (of the steps it has got past at which the value is
         active, modulo the banks, run across inferences). Its producers and its readers
         (a hold per copy of its value) hold it back."""
-        owned = [(f, key) for f, key in zip(self.fields, self.keys) if f[3] == e.index]
+        owned = [(f, key) for f, key in zip(self.fields, self.keys, strict=True) if f[3] == e.index]
         mine = self.buffers.get(e.node.name)
-        copies = mine.copies if mine is not None else []
-        held = list(dict.fromkeys(("hold", c.banks, e.index, mine.node.name) for c in copies))
+        copies, own = (mine.copies, mine.node.name) if mine is not None else ([], "")
+        held = list(dict.fromkeys(("hold", c.banks, e.index, own) for c in copies))
         tabled = [(key, bits) for (_, bits, _, _, _), key in owned if key not in self.banked]
         tabled += [(key, self.dist_bits) for key in held]
         width = 1 + sum(bits for _, bits in tabled)
@@ -381,7 +380,7 @@ class _Builder:
         for (lo, bits, value, _, banks), key in owned:
             dst = f"active[{lo}]" if bits == 1 else f"active[{lo + bits - 1}:{lo}]"
             if key in self.banked:
-                name = f"bank{e.index}_{ident(value)}_{banks}"
+                name = f"bank{e.index}_{self.buffers[value].name}_{banks}"
                 counts = self.field_of[("active", e.index, value)][0]
                 counters.append((name, bits, banks, f"active[{counts}]"))
                 assigns.append((dst, name))
@@ -389,10 +388,8 @@ class _Builder:
                 assigns.append((dst, srcs[key]))
         producers = sorted({w for name in self.reads.get(e.index, ())
                             if (w := self.buffers[name].writer_engine) is not None})
-        holds = []
-        for c in copies:
-            key = ("hold", c.banks, e.index, mine.node.name)
-            holds.append(Hold(c.reader, c.banks, srcs[key], self.tables[key]))
+        holds = [Hold(c.reader, c.banks, srcs[key], self.tables[key])
+                 for c in copies for key in [("hold", c.banks, e.index, own)]]
         return Flow(e.index, self.file(f"flow{e.index}", words), width, assigns, producers,
                     holds, counters)
 
