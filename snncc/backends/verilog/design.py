@@ -210,13 +210,15 @@ class Engine:
 
 @dataclass
 class Hold:
-    """Pipelined: a reader holding a producer back. At the producer's step t the reader
-    must have got past the step `dist[t]` steps earlier (absolute steps, inference x
-    steps + step; 0: no condition), the step of the write whose bank step t overwrites."""
+    """Pipelined: a reader holding a producer back. At a step t at which the producer
+    writes, the reader must have got past the step of the write `banks` writes earlier,
+    whose bank step t overwrites: `dist[t]` steps earlier (absolute steps, inference x
+    steps + step; 0: no condition), which the top checks by counting the writes each
+    has got past (`near`)."""
 
     reader: int
     banks: int
-    net: str  # Verilog: the slice of the producer's schedule word holding dist[t]
+    near: str  # Verilog: the reader allows the producer's step
     dist: list[int]  # per step of an inference
 
 
@@ -234,6 +236,8 @@ class Flow:
     holds: list[Hold]  # one per copy of its value (its readers)
     # bank counters: (name, bits, banks, the schedule bit that counts a step)
     counters: list[tuple[str, int, int, str]] = field(default_factory=list)
+    # writes counters (modulo 2^write_bits): (name, the schedule bit that counts a step)
+    writes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def readers(self) -> list[tuple[int, int]]:
@@ -242,10 +246,10 @@ class Flow:
 
     def ready(self) -> str:
         """Verilog: the producers and readers allow the step (n<engine>, t<engine>; the
-        readers by the absolute step counters g<engine>)."""
+        readers by the writes counters)."""
         me = f"n{self.engine}, t{self.engine}"
         terms = [f"later(n{p}, t{p}, {me})" for p in self.producers]
-        terms += [f"passed_by(g{h.reader}, g{self.engine}, {h.net})" for h in self.holds]
+        terms += [f"({h.near})" for h in self.holds]
         return " && ".join(terms) or "1'b1"
 
 
@@ -305,8 +309,7 @@ class Design:
     # inference counters (engines are never more than that many inferences apart)
     in_flight: int = 4
     inference_bits: int = 4
-    abs_bits: int = 1  # pipelined: bits of the absolute step counters g<engine>
-    dist_bits: int = 1  # pipelined: bits of a hold's distance
+    write_bits: int = 1  # pipelined: bits of the writes counters
 
     @property
     def in_flight_slots(self) -> int:

@@ -94,22 +94,24 @@ class _Builder:
         # banks), by key: a value's activity (one bit per value; pipelined, one per
         # value and owner, at the step its owner is at: a reader, or the producer, whose
         # writes and bank counters it gates) or, pipelined, the bank its owner is at in a
-        # copy of `banks` banks of the value (a counter: `bank` set) or a table of its
-        # owner's steps (`tables`)
+        # copy of `banks` banks of the value (a counter: `bank` set)
         self.fields: list[tuple[int, int, str, int, int]] = []
         self.field_of: dict[tuple, tuple[int, int]] = {}
         self.keys: list[tuple] = []  # of the fields, in order
         self.banked: set[tuple] = set()  # keys of the bank fields
         self.tables: dict[tuple, list[int]] = {}  # hold key -> its distance per step
+        self.counted: set[tuple[int, str]] = set()  # (engine, value): a writes counter
         self.in_flight = hw.in_flight
         self.n_levels = max(self.levels.values(), default=0) + 1
-        self.dist_bits = 1
         self.reads: dict[int, set[str]] = {}  # engine -> the buffers it reads
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)
         self.layouts = assign_layouts(graph)
         self.steps = total_steps(graph)
         self.activity = activity(graph, self.steps)
+        # engines are at most in_flight + 1 inferences apart: the inference counters
+        # compare by the sign of a difference, the writes counters likewise
+        self.write_bits = ((self.in_flight + 2) * self.steps).bit_length() + 1
         self.engines: list[Engine] = []
         self.buffers: dict[str, Buffer] = {}
         self.ports: list[Port] = []
@@ -195,11 +197,16 @@ class _Builder:
         return 1 + -(-share // self.n_levels)
 
     def hold(self, b: Buffer, banks: int) -> None:
-        """Pipelined: a field of the schedule of `b`'s producer (read by the top, not by
-        the engine) with, per step, the distance (in steps) back to the step of the
-        write `banks` writes earlier, whose bank this step's write overwrites (0 at steps
-        it does not write)."""
+        """Pipelined: the hold of a copy of `b` with `banks` banks on its producer: the
+        producer and the reader count the steps they have got past at which `b` is
+        active (its writes; counters in the top), and at a step it writes, the producer
+        waits until the reader has got past the write `banks` writes earlier (its count
+        less than `banks` behind). For the estimate, the same as a distance per step (in
+        absolute steps, back to the step of that write; 0 at steps it does not write)."""
         assert b.writer_engine is not None
+        for owner in (b.writer_engine, self.k):
+            self.active_bit(b.node.name, owner)
+            self.counted.add((owner, b.node.name))
         key = ("hold", banks, b.writer_engine, b.node.name)
         if key not in self.tables:
             on = np.flatnonzero(self.activity.active[b.node.name])
@@ -325,9 +332,7 @@ class _Builder:
                 for lo, _, value, _, _ in self.fields:
                     word |= int(self.activity.active[value][t]) << (len(engines) + lo)
                 rows.append(hex_word(word, len(engines) + tracked))
-        else:  # the holds' distances, one width for all (the top's passed_by)
-            self.dist_bits = addr_bits(max((max(t) for t in self.tables.values()),
-                                           default=0) + 1)
+        else:
             flows = [self.flow(e) for e in engines]
         inb = self.buffers[enc.name]
         readout, layout = self.readout, self.readout_layout
@@ -340,35 +345,28 @@ class _Builder:
                         [self.levels[e.node.name] for e in engines] if self.pipelined else [],
                         flows)
         if self.pipelined:
-            # engines are at most in_flight + 1 inferences apart: the inference counters
-            # compare by the sign of a difference, the absolute step counters likewise
             f = self.in_flight
             design.in_flight = f
             design.inference_bits = max(4, (f + 1).bit_length() + 1)
-            design.abs_bits = ((f + 2) * self.steps).bit_length() + 1
-            design.dist_bits = self.dist_bits
+            design.write_bits = self.write_bits
         return design
 
     def flow(self, e: Engine) -> Flow:
         """Pipelined: engine `e`'s sequencer. Its schedule (a word per step, and a last
-        one for "all done"): whether it runs, its activity bits (its fields of the
-        `active` vector), then the distances of its holds (read by the top); its bank
-        fields come from counters (of the steps it has got past at which the value is
-        active, modulo the banks, run across inferences). Its producers and its readers
-        (a hold per copy of its value) hold it back."""
-        owned = [(f, key) for f, key in zip(self.fields, self.keys, strict=True) if f[3] == e.index]
-        mine = self.buffers.get(e.node.name)
-        copies, own = (mine.copies, mine.node.name) if mine is not None else ([], "")
-        held = list(dict.fromkeys(("hold", c.banks, e.index, own) for c in copies))
+        one for "all done"): whether it runs, then its activity bits (its fields of the
+        `active` vector); its bank fields come from counters (of the steps it has got
+        past at which the value is active, modulo the banks, run across inferences).
+        Its producers and its readers (a hold per copy of its value: the writes counters
+        of the value, its and the reader's) hold it back."""
+        owned = [(f, key) for f, key in zip(self.fields, self.keys, strict=True)
+                 if f[3] == e.index]
         tabled = [(key, bits) for (_, bits, _, _, _), key in owned if key not in self.banked]
-        tabled += [(key, self.dist_bits) for key in held]
         width = 1 + sum(bits for _, bits in tabled)
         words = []
         for t in range(self.steps):
             word, at = int(self.activity.run[e.node.name][t]), 1
             for key, bits in tabled:
-                word |= (self.tables[key][t] if key in self.tables
-                         else int(self.activity.active[key[2]][t])) << at
+                word |= int(self.activity.active[key[2]][t]) << at
                 at += bits
             words.append(hex_word(word, width))
         words.append(hex_word(0, width))
@@ -381,17 +379,30 @@ class _Builder:
             dst = f"active[{lo}]" if bits == 1 else f"active[{lo + bits - 1}:{lo}]"
             if key in self.banked:
                 name = f"bank{e.index}_{self.buffers[value].name}_{banks}"
-                counts = self.field_of[("active", e.index, value)][0]
-                counters.append((name, bits, banks, f"active[{counts}]"))
+                counters.append((name, bits, banks, self.active_bit(value, e.index)))
                 assigns.append((dst, name))
             else:
                 assigns.append((dst, srcs[key]))
+        writes = [(self.writes(e.index, v), self.active_bit(v, e.index))
+                  for k, v in sorted(self.counted) if k == e.index]
         producers = sorted({w for name in self.reads.get(e.index, ())
                             if (w := self.buffers[name].writer_engine) is not None})
-        holds = [Hold(c.reader, c.banks, srcs[key], self.tables[key])
-                 for c in copies for key in [("hold", c.banks, e.index, own)]]
+        mine = self.buffers.get(e.node.name)
+        holds = []
+        for c in mine.copies if mine is not None else []:
+            v = mine.node.name
+            near = (f"!{self.active_bit(v, e.index)} || passed_by("
+                    f"{self.writes(c.reader, v)}, {self.writes(e.index, v)}, "
+                    f"{self.write_bits}'d{c.banks})")
+            holds.append(Hold(c.reader, c.banks, near,
+                              self.tables[("hold", c.banks, e.index, v)]))
         return Flow(e.index, self.file(f"flow{e.index}", words), width, assigns, producers,
-                    holds, counters)
+                    holds, counters, writes)
+
+    def writes(self, owner: int, value: str) -> str:
+        """Pipelined: the Verilog name of engine `owner`'s counter of the steps it has got
+        past at which `value` is active (its producer's writes)."""
+        return f"w{owner}_{self.buffers[value].name}"
 
 
 # ---------------------------------------------------------------- one rule per op
