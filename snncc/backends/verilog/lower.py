@@ -388,9 +388,9 @@ class _Builder:
         producers = sorted({w for name in self.reads.get(e.index, ())
                             if (w := self.buffers[name].writer_engine) is not None})
         mine = self.buffers.get(e.node.name)
+        copies, v = (mine.copies, mine.node.name) if mine is not None else ([], "")
         holds = []
-        for c in mine.copies if mine is not None else []:
-            v = mine.node.name
+        for c in copies:
             near = (f"!{self.active_bit(v, e.index)} || passed_by("
                     f"{self.writes(c.reader, v)}, {self.writes(e.index, v)}, "
                     f"{self.write_bits}'d{c.banks})")
