@@ -199,7 +199,7 @@ def compile_cmd(
                                        "banked value buffers)."),
     in_flight: int | None = typer.Option(None, "--in-flight",
                                          help="With --pipeline: inferences loaded and not "
-                                              "yet sent, at most (1-16, default 4); more "
+                                              "yet sent, at most (1-16, default 6); more "
                                               "shortens the initiation interval and adds "
                                               "buffer banks."),
 ) -> None:

@@ -66,7 +66,7 @@ class HwConfig:
     layers: dict[str, int] = field(default_factory=dict)
     pipeline: bool = False
     inputs: dict[str, int] = field(default_factory=dict)  # a config's E, by IR node
-    in_flight: int = 4
+    in_flight: int = 6  # the fewest with the bundled ViT's interval <= 2,000 (docs)
 
     def lanes(self, n: Node) -> int:
         """Output lanes per cycle of synapse `n` (all of them by default)."""

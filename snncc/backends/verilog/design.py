@@ -307,7 +307,7 @@ class Design:
 
     # pipelined: inferences loaded and not yet sent, at most, and the bits of the
     # inference counters (engines are never more than that many inferences apart)
-    in_flight: int = 4
+    in_flight: int = 6
     inference_bits: int = 4
     write_bits: int = 1  # pipelined: bits of the writes counters
 
