@@ -198,6 +198,7 @@ class Engine:
     module: str
     params: list[Param]
     ports: list[tuple[str, str]]
+    reads: tuple[str, ...] = ()  # the values of the buffers it reads
 
     @property
     def name(self) -> str:
@@ -220,6 +221,20 @@ class Hold:
     banks: int
     near: str  # Verilog: the reader allows the producer's step
     dist: list[int]  # per step of an inference
+
+
+@dataclass
+class Stream:
+    """One at a time: a neuron engine that reads its input buffer while the producer
+    writes it (the two started together), asking for row r only once the producer has
+    written rows 0..r of this step (`avail`: rows written since the producer's start,
+    every row once it is done or when it does not run)."""
+
+    engine: int
+    producer: int
+    buffer: Buffer
+    avail: str  # the net of the rows the engine may read
+    bits: int  # its width: the engine's row index bits and one more
 
 
 @dataclass
@@ -304,6 +319,7 @@ class Design:
     pipelined: bool = False
     levels: list[int] = field(default_factory=list)  # pipelined: per engine
     flows: list[Flow] = field(default_factory=list)  # pipelined: per engine
+    streams: list[Stream] = field(default_factory=list)  # one at a time: streamed reads
 
     # pipelined: inferences loaded and not yet sent, at most, and the bits of the
     # inference counters (engines are never more than that many inferences apart)
@@ -315,6 +331,40 @@ class Design:
     def in_flight_slots(self) -> int:
         """Pipelined: entries of `loaded_at`, indexed by the low bits of an inference."""
         return 1 << addr_bits(self.in_flight)
+
+    def waits(self) -> list[tuple[int, int]]:
+        """One at a time, per engine: (the engines of the step that must be done before
+        it starts, those that must have started), as bit masks. An engine waits for every
+        engine before it, except a neuron layer: it reads one buffer and writes its own,
+        so it waits only for the engines before it that read the same buffer and for its
+        producer (started, when it streams the producer's rows; done otherwise) and runs
+        beside the others (a silent input: from the step's start)."""
+        streamed = {s.engine: s.producer for s in self.streams}
+        out = []
+        for e in self.engines:
+            if e.module != "snn_neuron":
+                out.append(((1 << e.index) - 1, 0))
+                continue
+            wait, start = 0, 0
+            for j in self.engines[:e.index]:
+                if set(j.reads) & set(e.reads):
+                    wait |= 1 << j.index
+                if j.node.name in e.reads:  # the producer
+                    if streamed.get(e.index) == j.index:
+                        start |= 1 << j.index
+                    else:
+                        wait |= 1 << j.index
+            out.append((wait, start))
+        return out
+
+    def wait_params(self) -> list[tuple[str, str]]:
+        """snn_ctrl's WAIT and SWAIT: engine k's masks at bits k*NE .. k*NE+NE-1."""
+        n = len(self.engines)
+        wait = start = 0
+        for k, (w, s) in enumerate(self.waits()):
+            wait |= w << (k * n)
+            start |= s << (k * n)
+        return [("WAIT", f"{n * n}'h{wait:x}"), ("SWAIT", f"{n * n}'h{start:x}")]
 
     @property
     def in_flight_index(self) -> str:

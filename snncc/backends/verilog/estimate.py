@@ -370,11 +370,33 @@ class _Cycles:
         return total, per_engine
 
     def _one_at_a_time(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
-        """The controller: a step costs its engines' runs and 3 cycles (2 if none runs)."""
+        """The controller (snn_ctrl): a step costs 3 cycles (2 if no engine runs) and the
+        span of its engines' runs, each started when the engines it waits for are done
+        (`Design.waits`: every engine before it, but for neuron layers). A neuron layer
+        streaming its producer's rows starts with it, asks for row r a cycle after the
+        producer writes it (the producer writes its last row the cycle before its done)
+        and is done 3 cycles after the producer at the earliest."""
         total = np.zeros(self.tr.batch, np.int64)
+        waits = self.d.waits()
         for t in range(self.d.steps):
-            due = [runs[(e.index, t)] for e in self.d.engines if (e.index, t) in runs]
-            total += 3 + np.sum(due, axis=0) if due else 2
+            at: dict[int, np.ndarray] = {}  # the step's engines: start, from the first's
+            end: dict[int, np.ndarray] = {}  # ... and the start of what waits for them
+            for e in self.d.engines:
+                if (e.index, t) not in runs:
+                    continue
+                wait, along = waits[e.index]
+                start = np.zeros(self.tr.batch, np.int64)
+                for j in at:
+                    if wait >> j & 1:
+                        start = np.maximum(start, end[j])
+                    if along >> j & 1:
+                        start = np.maximum(start, at[j])
+                run = runs[(e.index, t)]
+                for j in at:
+                    if along >> j & 1:
+                        run = np.maximum(run, end[j] + 3 - start)
+                at[e.index], end[e.index] = start, start + run
+            total += 3 + np.max(list(end.values()), axis=0) if end else 2
         return total
 
     def _flows(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:

@@ -27,6 +27,7 @@ from .design import (
     Param,
     Port,
     Probe,
+    Stream,
     addr_bits,
     hex_row,
     hex_rows,
@@ -104,6 +105,8 @@ class _Builder:
         self.in_flight = hw.in_flight
         self.n_levels = max(self.levels.values(), default=0) + 1
         self.reads: dict[int, set[str]] = {}  # engine -> the buffers it reads
+        self.inputs: dict[int, set[str]] = {}  # ... in every design (`Engine.reads`)
+        self.streams: list[Stream] = []
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)
         self.layouts = assign_layouts(graph)
@@ -232,6 +235,7 @@ class _Builder:
         k = self.k
         src, view = view_of(self.graph, self.layouts, value, wanted)
         b = self.buffers[src]
+        self.inputs.setdefault(k, set()).add(src)
         w = self.lane_bits(b)
         pre = f"e{k}_{port}"
         vrw, gb, ow = addr_bits(view.vrows), addr_bits(view.segments), addr_bits(b.lanes)
@@ -311,7 +315,8 @@ class _Builder:
         if clear:
             head.append(("clear", f"clear[{k}]" if self.pipelined else "go"))
         tail = [("done", f"done[{k}]")]
-        e = Engine(k, n, module, params, head + ports + tail)
+        e = Engine(k, n, module, params, head + ports + tail,
+                   tuple(sorted(self.inputs.get(k, ()))))
         self.engines.append(e)
         if n.name in self.buffers:
             self.buffers[n.name].writer = e.name
@@ -343,7 +348,7 @@ class _Builder:
                         not op_of(enc, o.SpikeInput).analog, inb.width, readout, layout,
                         self.logit_bits, rows, tracked, self.pipelined,
                         [self.levels[e.node.name] for e in engines] if self.pipelined else [],
-                        flows)
+                        flows, self.streams)
         if self.pipelined:
             f = self.in_flight
             design.in_flight = f
@@ -495,12 +500,29 @@ def _neuron(bld: _Builder, n: Node) -> None:
         params += timing
     # the read-back sees the state words: rows of NP lanes, addressed {row, chunk}
     seen = Layout(lay.shape, lay.perm, lanes_per_cycle)
-    ports += [("in_valid", bld.valid(ib)), ("fire_en", bld.valid(me))] + out + [
+    streamed = chunks == 1 and not timing and ib.rows == lay.rows
+    ports += [("in_valid", bld.valid(ib)), ("fire_en", bld.valid(me)),
+              ("in_avail", _avail(bld, ib, rw) if streamed else f"{rw + 1}'d{lay.rows}")]
+    ports += out + [
         ("dbg_en", bld.wire(f"e{k}_dbg_en", 1)),
         ("dbg_row", f"dbg_row[{saw - 1}:0]"),
         ("dbg_counts", bld.wire(f"e{k}_dbg_counts", lanes_per_cycle * nb))]
     bld.probes.append(Probe(n, k, seen, nb, bld.names[n.name], saw))
     bld.engine(n, "snn_neuron", params, ports, clear=True)
+
+
+def _avail(bld: _Builder, ib: Buffer, rw: int) -> str:
+    """The rows of `ib` the neuron engine being built may read: one at a time, when a
+    layer engine writes `ib`, a count of the rows it has written in this step (the two
+    start together, `Stream`); else every row."""
+    rows = f"{rw + 1}'d{ib.rows}"
+    producer = [e for e in bld.engines if e.node.name == ib.node.name]
+    if bld.pipelined or not producer:
+        return rows
+    assert producer[0].module != "snn_neuron", "a neuron layer reads a current"
+    s = Stream(bld.k, producer[0].index, ib, bld.wire(f"e{bld.k}_avail", rw + 1), rw + 1)
+    bld.streams.append(s)
+    return s.avail
 
 
 def _synapse_widths(bld: _Builder, n: Node, ib: Buffer) -> list:

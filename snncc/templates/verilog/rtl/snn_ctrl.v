@@ -4,14 +4,22 @@
 // layer's activity window) also says which values are active (may be non-zero) at
 // step t; a consumer reads an inactive value as zero.
 //
-// The engines of a step still to run are a mask; the next one is its lowest set bit
-// (the topological order), started in the cycle its predecessor's done arrives. An
-// engine without work at a step costs nothing, a step three cycles.
+// The engines of a step still to start are a mask (pending), those started and not done
+// another (busy). Engine k starts once the engines of WAIT's mask k are neither pending
+// nor busy and those of SWAIT's mask k are no longer pending (they start in the same
+// cycle or have started). The compiler's masks (`Design.waits`): every engine before it
+// (one at a time, in topological order), except for a neuron layer, which runs beside
+// the engines it shares no buffer with and starts with the producer whose rows it
+// streams. An engine is started in the cycle the last done it waits for arrives; the
+// step ends in the cycle after the last done. An engine without work at a step costs
+// nothing, a step three cycles.
 module snn_ctrl #(
     parameter NE    = 4,     // engines
     parameter NA    = 4,     // tracked values
     parameter STEPS = 16,
     parameter TW    = 4,     // step bits (STEPS entries)
+    parameter [NE*NE-1:0] WAIT  = {NE*NE{1'b0}},  // bits k*NE +: NE: engines k waits for
+    parameter [NE*NE-1:0] SWAIT = {NE*NE{1'b0}},  // ... and those it starts with, at the earliest
     parameter SCHEDULE_FILE = "schedule.hex"  // per step: {active[NA], run[NE]}
 ) (
     input  wire          clk,
@@ -32,14 +40,21 @@ module snn_ctrl #(
     initial $readmemh(SCHEDULE_FILE, schedule);
 
     reg              load;     // the step's run mask is read this cycle
-    reg              waiting;  // the engine `current` runs
-    reg [NE-1:0]     pending;  // engines of the step still to run
-    reg [NE-1:0]     current;  // one-hot
+    reg [NE-1:0]     pending;  // engines of the step still to start
+    reg [NE-1:0]     busy;     // engines started and not done
     wire [NA+NE-1:0] row = schedule[step];
     wire [NE-1:0]    run = row[NE-1:0];
-    wire [NE-1:0]    rest = pending & ~current;        // after the current engine
-    wire [NE-1:0]    next_now = pending & (~pending + 1'b1);  // lowest set bit
-    wire [NE-1:0]    next_rest = rest & (~rest + 1'b1);
+    wire [NE-1:0]    left = (busy & ~done) | pending;  // not done after this cycle
+    wire [NE-1:0]    can;      // WAIT allows the engine to start
+    wire [NE-1:0]    next;     // ... and SWAIT: started this cycle
+    genvar k;
+
+    generate
+        for (k = 0; k < NE; k = k + 1) begin : g_wait
+            assign can[k] = pending[k] && (WAIT[k*NE +: NE] & left) == {NE{1'b0}};
+            assign next[k] = can[k] && (SWAIT[k*NE +: NE] & pending & ~can) == {NE{1'b0}};
+        end
+    endgenerate
 
     assign active = row[NA+NE-1:NE];
 
@@ -48,8 +63,9 @@ module snn_ctrl #(
             running <= 1'b0;
             finish <= 1'b0;
             start <= {NE{1'b0}};
-            waiting <= 1'b0;
             load <= 1'b0;
+            pending <= {NE{1'b0}};
+            busy <= {NE{1'b0}};
             step <= {TW{1'b0}};
             cycles <= 32'd0;
         end else begin
@@ -60,7 +76,6 @@ module snn_ctrl #(
                     running <= 1'b1;
                     step <= {TW{1'b0}};
                     load <= 1'b1;
-                    waiting <= 1'b0;
                     cycles <= 32'd0;
                 end
             end else begin
@@ -68,17 +83,10 @@ module snn_ctrl #(
                 if (load) begin
                     load <= 1'b0;
                     pending <= run;
-                end else if (waiting) begin
-                    if (|(done & current)) begin
-                        pending <= rest;
-                        current <= next_rest;
-                        start <= next_rest;
-                        waiting <= rest != {NE{1'b0}};
-                    end
-                end else if (pending != {NE{1'b0}}) begin
-                    current <= next_now;
-                    start <= next_now;
-                    waiting <= 1'b1;
+                end else if ((busy | pending) != {NE{1'b0}}) begin
+                    start <= next;
+                    pending <= pending & ~next;
+                    busy <= (busy & ~done) | next;
                 end else if (step == LAST_STEP) begin
                     running <= 1'b0;
                     finish <= 1'b1;

@@ -33,7 +33,9 @@
 // A whole row a cycle (NP = D) streams the rows: a request every IG cycles (IG: the
 // port's segments, answered ILAT cycles later), the row's state (and thresholds) read
 // the cycle before its input arrives, and the row integrated, fired and written in the
-// cycle it arrives (a silent input: a row a cycle).
+// cycle it arrives (a silent input: a row a cycle). Row r is asked for only once
+// in_avail > r: a producer writing the input buffer in the same step (started together,
+// one at a time) says how many rows it has written so far; otherwise in_avail is R.
 module snn_neuron #(
     parameter R       = 16,    // rows
     parameter D       = 8,     // lanes (neurons per row)
@@ -65,6 +67,7 @@ module snn_neuron #(
     input  wire            clear,     // a new inference begins: forget the stored state
     input  wire            in_valid,
     input  wire            fire_en,
+    input  wire [RW:0]     in_avail,  // NP = D: input rows that may be read (rows 0..in_avail-1)
     output reg             done,
     // input current rows (an snn_port)
     output reg             in_req,
@@ -111,6 +114,7 @@ module snn_neuron #(
     reg [TRB-1:0] trow;
     wire          th_next;    // the threshold word moves on to the next row's
     wire          ask;        // streamed: request the next input row
+    wire          first_ok;   // ... row 0 may be requested at the start
     wire [RW-1:0] req_row;    // the input row requested
 
     wire [NP*WV-1:0] v_rdata;
@@ -168,7 +172,9 @@ module snn_neuron #(
             assign out_wdata = sp_all;
             assign th_next = row_end && r != LAST;
             assign ask = 1'b0;
+            assign first_ok = 1'b1;
             assign req_row = r;
+            wire unused_avail = &{1'b0, in_avail};
         end else begin : g_whole
             // rows streamed: row rr's state (and synchronous thresholds) is read in the
             // cycle rd, the one before its input arrives (in_ack; a silent input: rd_q)
@@ -200,8 +206,8 @@ module snn_neuron #(
                 if (rst) begin
                     reading <= 1'b0;
                 end else if (start) begin
-                    q <= {RW{1'b0}} + 1'b1;
-                    asking <= in_valid && R > 1;
+                    q <= first_ok ? {RW{1'b0}} + 1'b1 : {RW{1'b0}};
+                    asking <= in_valid && (R > 1 || !first_ok);
                     gap <= IG_GAP;
                     rq <= {RW{1'b0}};
                     rr <= {RW{1'b0}};
@@ -220,7 +226,8 @@ module snn_neuron #(
                     end
                 end
             end
-            assign ask = busy && asking && gap == {GW{1'b0}};
+            assign ask = busy && asking && gap == {GW{1'b0}} && {1'b0, q} < in_avail;
+            assign first_ok = in_avail != {(RW+1){1'b0}};
             assign req_row = rq;
             assign in_lanes = in_data;
             assign chunk_in = in_valid ? in_ack : rd_q;
@@ -381,7 +388,7 @@ module snn_neuron #(
                 // read row 0: its input (through the port), its state, its thresholds
                 busy <= 1'b1;
                 waiting <= 1'b1;
-                in_req <= in_valid;
+                in_req <= in_valid && first_ok;
                 r <= {RW{1'b0}};
             end else if (row_end) begin
                 // the row is integrated and fired in this cycle; read the next one

@@ -90,6 +90,7 @@ module snn_top (
     wire [287:0] e1_in_data;
     wire [0:0] e1_in_en;
     wire [5:0] e1_in_addr;
+    wire [6:0] e1_avail;
     wire [0:0] e1_dbg_en;
     wire [47:0] e1_dbg_counts;
     wire [0:0] e2_in_req;
@@ -110,6 +111,7 @@ module snn_top (
     wire [415:0] e4_in_data;
     wire [0:0] e4_in_en;
     wire [3:0] e4_in_addr;
+    wire [4:0] e4_avail;
     wire [0:0] e4_dbg_en;
     wire [95:0] e4_dbg_counts;
     wire [0:0] e5_in_req;
@@ -130,6 +132,7 @@ module snn_top (
     wire [959:0] e7_in_data;
     wire [0:0] e7_in_en;
     wire [3:0] e7_in_addr;
+    wire [4:0] e7_avail;
     wire [0:0] e7_dbg_en;
     wire [95:0] e7_dbg_counts;
     wire [0:0] e8_in_req;
@@ -156,6 +159,7 @@ module snn_top (
     wire [383:0] e11_in_data;
     wire [0:0] e11_in_en;
     wire [3:0] e11_in_addr;
+    wire [4:0] e11_avail;
     wire [0:0] e11_dbg_en;
     wire [95:0] e11_dbg_counts;
     wire [0:0] e12_in_req;
@@ -164,6 +168,7 @@ module snn_top (
     wire [351:0] e12_in_data;
     wire [0:0] e12_in_en;
     wire [3:0] e12_in_addr;
+    wire [4:0] e12_avail;
     wire [0:0] e12_dbg_en;
     wire [95:0] e12_dbg_counts;
     wire [0:0] e13_a_req;
@@ -184,6 +189,7 @@ module snn_top (
     wire [143:0] e14_in_data;
     wire [0:0] e14_in_en;
     wire [4:0] e14_in_addr;
+    wire [5:0] e14_avail;
     wire [0:0] e14_dbg_en;
     wire [47:0] e14_dbg_counts;
     wire [0:0] e15_in_req;
@@ -192,6 +198,7 @@ module snn_top (
     wire [351:0] e15_in_data;
     wire [0:0] e15_in_en;
     wire [3:0] e15_in_addr;
+    wire [4:0] e15_avail;
     wire [0:0] e15_dbg_en;
     wire [95:0] e15_dbg_counts;
     wire [0:0] e16_a_req;
@@ -212,6 +219,7 @@ module snn_top (
     wire [143:0] e17_in_data;
     wire [0:0] e17_in_en;
     wire [4:0] e17_in_addr;
+    wire [5:0] e17_avail;
     wire [0:0] e17_dbg_en;
     wire [47:0] e17_dbg_counts;
     wire [0:0] e18_in_req;
@@ -238,6 +246,7 @@ module snn_top (
     wire [991:0] e20_in_data;
     wire [0:0] e20_in_en;
     wire [3:0] e20_in_addr;
+    wire [4:0] e20_avail;
     wire [0:0] e20_dbg_en;
     wire [95:0] e20_dbg_counts;
     wire [0:0] e21_in_req;
@@ -252,6 +261,7 @@ module snn_top (
     wire [703:0] e22_in_data;
     wire [0:0] e22_in_en;
     wire [3:0] e22_in_addr;
+    wire [4:0] e22_avail;
     wire [0:0] e22_dbg_en;
     wire [191:0] e22_dbg_counts;
     wire [0:0] e23_in_req;
@@ -278,6 +288,7 @@ module snn_top (
     wire [1023:0] e25_in_data;
     wire [0:0] e25_in_en;
     wire [3:0] e25_in_addr;
+    wire [4:0] e25_avail;
     wire [0:0] e25_dbg_en;
     wire [95:0] e25_dbg_counts;
     wire [0:0] e26_in_req;
@@ -304,6 +315,7 @@ module snn_top (
     wire [351:0] e29_in_data;
     wire [0:0] e29_in_en;
     wire [3:0] e29_in_addr;
+    wire [4:0] e29_avail;
     wire [0:0] e29_dbg_en;
     wire [95:0] e29_dbg_counts;
     wire [0:0] e30_in_req;
@@ -312,6 +324,7 @@ module snn_top (
     wire [351:0] e30_in_data;
     wire [0:0] e30_in_en;
     wire [3:0] e30_in_addr;
+    wire [4:0] e30_avail;
     wire [0:0] e30_dbg_en;
     wire [95:0] e30_dbg_counts;
     wire [0:0] e31_a_req;
@@ -332,6 +345,7 @@ module snn_top (
     wire [143:0] e32_in_data;
     wire [0:0] e32_in_en;
     wire [4:0] e32_in_addr;
+    wire [5:0] e32_avail;
     wire [0:0] e32_dbg_en;
     wire [47:0] e32_dbg_counts;
     wire [0:0] e33_in_req;
@@ -340,6 +354,7 @@ module snn_top (
     wire [351:0] e33_in_data;
     wire [0:0] e33_in_en;
     wire [3:0] e33_in_addr;
+    wire [4:0] e33_avail;
     wire [0:0] e33_dbg_en;
     wire [95:0] e33_dbg_counts;
     wire [0:0] e34_a_req;
@@ -360,6 +375,7 @@ module snn_top (
     wire [143:0] e35_in_data;
     wire [0:0] e35_in_en;
     wire [4:0] e35_in_addr;
+    wire [5:0] e35_avail;
     wire [0:0] e35_dbg_en;
     wire [47:0] e35_dbg_counts;
     wire [0:0] e36_in_req;
@@ -386,6 +402,7 @@ module snn_top (
     wire [1055:0] e38_in_data;
     wire [0:0] e38_in_en;
     wire [3:0] e38_in_addr;
+    wire [4:0] e38_avail;
     wire [0:0] e38_dbg_en;
     wire [95:0] e38_dbg_counts;
     wire [0:0] e39_in_req;
@@ -400,6 +417,7 @@ module snn_top (
     wire [703:0] e40_in_data;
     wire [0:0] e40_in_en;
     wire [3:0] e40_in_addr;
+    wire [4:0] e40_avail;
     wire [0:0] e40_dbg_en;
     wire [191:0] e40_dbg_counts;
     wire [0:0] e41_in_req;
@@ -426,6 +444,7 @@ module snn_top (
     wire [1087:0] e43_in_data;
     wire [0:0] e43_in_en;
     wire [3:0] e43_in_addr;
+    wire [4:0] e43_avail;
     wire [0:0] e43_dbg_en;
     wire [95:0] e43_dbg_counts;
     wire [0:0] e44_in_req;
@@ -2480,6 +2499,7 @@ module snn_top (
         .in_data(e1_in_data),
         .in_valid(active[0]),
         .fire_en(active[1]),
+        .in_avail(e1_avail),
         .out_we(b2_we),
         .out_waddr(b2_waddr),
         .out_wdata(b2_wdata),
@@ -2596,6 +2616,7 @@ module snn_top (
         .in_data(e4_in_data),
         .in_valid(active[2]),
         .fire_en(active[3]),
+        .in_avail(e4_avail),
         .out_we(b5_we),
         .out_waddr(b5_waddr),
         .out_wdata(b5_wdata),
@@ -2712,6 +2733,7 @@ module snn_top (
         .in_data(e7_in_data),
         .in_valid(active[4]),
         .fire_en(active[5]),
+        .in_avail(e7_avail),
         .out_we(b8_we),
         .out_waddr(b8_waddr),
         .out_wdata(b8_wdata),
@@ -2887,6 +2909,7 @@ module snn_top (
         .in_data(e11_in_data),
         .in_valid(active[6]),
         .fire_en(active[7]),
+        .in_avail(e11_avail),
         .out_we(b12_we),
         .out_waddr(b12_waddr),
         .out_wdata(b12_wdata),
@@ -2924,6 +2947,7 @@ module snn_top (
         .in_data(e12_in_data),
         .in_valid(active[8]),
         .fire_en(active[9]),
+        .in_avail(e12_avail),
         .out_we(b13_we),
         .out_waddr(b13_waddr),
         .out_wdata(b13_wdata),
@@ -3004,6 +3028,7 @@ module snn_top (
         .in_data(e14_in_data),
         .in_valid(active[10]),
         .fire_en(active[11]),
+        .in_avail(e14_avail),
         .out_we(b15_we),
         .out_waddr(b15_waddr),
         .out_wdata(b15_wdata),
@@ -3041,6 +3066,7 @@ module snn_top (
         .in_data(e15_in_data),
         .in_valid(active[12]),
         .fire_en(active[13]),
+        .in_avail(e15_avail),
         .out_we(b16_we),
         .out_waddr(b16_waddr),
         .out_wdata(b16_wdata),
@@ -3121,6 +3147,7 @@ module snn_top (
         .in_data(e17_in_data),
         .in_valid(active[14]),
         .fire_en(active[15]),
+        .in_avail(e17_avail),
         .out_we(b18_we),
         .out_waddr(b18_waddr),
         .out_wdata(b18_wdata),
@@ -3213,6 +3240,7 @@ module snn_top (
         .in_data(e20_in_data),
         .in_valid(active[17]),
         .fire_en(active[18]),
+        .in_avail(e20_avail),
         .out_we(b21_we),
         .out_waddr(b21_waddr),
         .out_wdata(b21_wdata),
@@ -3296,6 +3324,7 @@ module snn_top (
         .in_data(e22_in_data),
         .in_valid(active[19]),
         .fire_en(active[20]),
+        .in_avail(e22_avail),
         .out_we(b23_we),
         .out_waddr(b23_waddr),
         .out_wdata(b23_wdata),
@@ -3407,6 +3436,7 @@ module snn_top (
         .in_data(e25_in_data),
         .in_valid(active[22]),
         .fire_en(active[23]),
+        .in_avail(e25_avail),
         .out_we(b26_we),
         .out_waddr(b26_waddr),
         .out_wdata(b26_wdata),
@@ -3582,6 +3612,7 @@ module snn_top (
         .in_data(e29_in_data),
         .in_valid(active[24]),
         .fire_en(active[25]),
+        .in_avail(e29_avail),
         .out_we(b30_we),
         .out_waddr(b30_waddr),
         .out_wdata(b30_wdata),
@@ -3619,6 +3650,7 @@ module snn_top (
         .in_data(e30_in_data),
         .in_valid(active[26]),
         .fire_en(active[27]),
+        .in_avail(e30_avail),
         .out_we(b31_we),
         .out_waddr(b31_waddr),
         .out_wdata(b31_wdata),
@@ -3699,6 +3731,7 @@ module snn_top (
         .in_data(e32_in_data),
         .in_valid(active[28]),
         .fire_en(active[29]),
+        .in_avail(e32_avail),
         .out_we(b33_we),
         .out_waddr(b33_waddr),
         .out_wdata(b33_wdata),
@@ -3736,6 +3769,7 @@ module snn_top (
         .in_data(e33_in_data),
         .in_valid(active[30]),
         .fire_en(active[31]),
+        .in_avail(e33_avail),
         .out_we(b34_we),
         .out_waddr(b34_waddr),
         .out_wdata(b34_wdata),
@@ -3816,6 +3850,7 @@ module snn_top (
         .in_data(e35_in_data),
         .in_valid(active[32]),
         .fire_en(active[33]),
+        .in_avail(e35_avail),
         .out_we(b36_we),
         .out_waddr(b36_waddr),
         .out_wdata(b36_wdata),
@@ -3908,6 +3943,7 @@ module snn_top (
         .in_data(e38_in_data),
         .in_valid(active[35]),
         .fire_en(active[36]),
+        .in_avail(e38_avail),
         .out_we(b39_we),
         .out_waddr(b39_waddr),
         .out_wdata(b39_wdata),
@@ -3991,6 +4027,7 @@ module snn_top (
         .in_data(e40_in_data),
         .in_valid(active[37]),
         .fire_en(active[38]),
+        .in_avail(e40_avail),
         .out_we(b41_we),
         .out_waddr(b41_waddr),
         .out_wdata(b41_wdata),
@@ -4102,6 +4139,7 @@ module snn_top (
         .in_data(e43_in_data),
         .in_valid(active[40]),
         .fire_en(active[41]),
+        .in_avail(e43_avail),
         .out_we(b44_we),
         .out_waddr(b44_waddr),
         .out_wdata(b44_wdata),
@@ -4209,10 +4247,298 @@ module snn_top (
     );
 
     // ------------------------------------------------------------ time-step controller
+    // engine k waits for the engines of bits k*NE +: NE of WAIT, and starts no earlier than those of SWAIT
     snn_ctrl #(.NE(47), .NA(42), .STEPS(106), .TW(7),
+               .WAIT(2209'hfffffffffffcfffffffffff8fffffffffff0000000000000ffffffffffc0ffffffffff80000000000000fffffffffe00000000000000fffffffff800fffffffff000000000000000ffffffffc000000000000000000000000000fffffffe0000000000000000000000000000fffffff00000ffffffe00000ffffffc00000000000000000ffffff000000fffffe000000000000000000fffff8000000000000000000ffffe0000000ffffc0000000000000000000ffff00000000000000000000000000000000fff800000000000000000000000000000000ffc000000000ff8000000000ff0000000000000000000000fc0000000000f80000000000000000000000e00000000000c00000000000000000000000),
+               .SWAIT(2209'h800000000000000000000000000000000000800000000000000000000000800000000000000000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000800000000000000000000000000000000000800000000000000000000000800000000000000000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000800000000000000000000000000000000000800000000000000000000000000000000000800000000000),
                .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
         .start(start), .active(active), .done(done), .cycles(cycles));
+
+    // engine 1 reads b1 as engine 0 writes it: the rows written since its start (64 once it is done)
+    reg  [6:0] s1_rows;
+    reg        s1_on;
+    always @(posedge clk)
+        if (rst) begin
+            s1_on <= 1'b0;
+        end else if (start[0]) begin
+            s1_on <= 1'b1;
+            s1_rows <= 7'd0;
+        end else begin
+            if (done[0]) s1_on <= 1'b0;
+            if (b1_we) s1_rows <= s1_rows + 1'b1;
+        end
+    assign e1_avail = start[0] ? 7'd0 : s1_on ? s1_rows : 7'd64;
+
+    // engine 4 reads b4 as engine 3 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s4_rows;
+    reg        s4_on;
+    always @(posedge clk)
+        if (rst) begin
+            s4_on <= 1'b0;
+        end else if (start[3]) begin
+            s4_on <= 1'b1;
+            s4_rows <= 5'd0;
+        end else begin
+            if (done[3]) s4_on <= 1'b0;
+            if (b4_we) s4_rows <= s4_rows + 1'b1;
+        end
+    assign e4_avail = start[3] ? 5'd0 : s4_on ? s4_rows : 5'd16;
+
+    // engine 7 reads b7 as engine 6 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s7_rows;
+    reg        s7_on;
+    always @(posedge clk)
+        if (rst) begin
+            s7_on <= 1'b0;
+        end else if (start[6]) begin
+            s7_on <= 1'b1;
+            s7_rows <= 5'd0;
+        end else begin
+            if (done[6]) s7_on <= 1'b0;
+            if (b7_we) s7_rows <= s7_rows + 1'b1;
+        end
+    assign e7_avail = start[6] ? 5'd0 : s7_on ? s7_rows : 5'd16;
+
+    // engine 11 reads b9 as engine 8 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s11_rows;
+    reg        s11_on;
+    always @(posedge clk)
+        if (rst) begin
+            s11_on <= 1'b0;
+        end else if (start[8]) begin
+            s11_on <= 1'b1;
+            s11_rows <= 5'd0;
+        end else begin
+            if (done[8]) s11_on <= 1'b0;
+            if (b9_we) s11_rows <= s11_rows + 1'b1;
+        end
+    assign e11_avail = start[8] ? 5'd0 : s11_on ? s11_rows : 5'd16;
+
+    // engine 12 reads b10 as engine 9 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s12_rows;
+    reg        s12_on;
+    always @(posedge clk)
+        if (rst) begin
+            s12_on <= 1'b0;
+        end else if (start[9]) begin
+            s12_on <= 1'b1;
+            s12_rows <= 5'd0;
+        end else begin
+            if (done[9]) s12_on <= 1'b0;
+            if (b10_we) s12_rows <= s12_rows + 1'b1;
+        end
+    assign e12_avail = start[9] ? 5'd0 : s12_on ? s12_rows : 5'd16;
+
+    // engine 14 reads b14 as engine 13 writes it: the rows written since its start (32 once it is done)
+    reg  [5:0] s14_rows;
+    reg        s14_on;
+    always @(posedge clk)
+        if (rst) begin
+            s14_on <= 1'b0;
+        end else if (start[13]) begin
+            s14_on <= 1'b1;
+            s14_rows <= 6'd0;
+        end else begin
+            if (done[13]) s14_on <= 1'b0;
+            if (b14_we) s14_rows <= s14_rows + 1'b1;
+        end
+    assign e14_avail = start[13] ? 6'd0 : s14_on ? s14_rows : 6'd32;
+
+    // engine 15 reads b11 as engine 10 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s15_rows;
+    reg        s15_on;
+    always @(posedge clk)
+        if (rst) begin
+            s15_on <= 1'b0;
+        end else if (start[10]) begin
+            s15_on <= 1'b1;
+            s15_rows <= 5'd0;
+        end else begin
+            if (done[10]) s15_on <= 1'b0;
+            if (b11_we) s15_rows <= s15_rows + 1'b1;
+        end
+    assign e15_avail = start[10] ? 5'd0 : s15_on ? s15_rows : 5'd16;
+
+    // engine 17 reads b17 as engine 16 writes it: the rows written since its start (32 once it is done)
+    reg  [5:0] s17_rows;
+    reg        s17_on;
+    always @(posedge clk)
+        if (rst) begin
+            s17_on <= 1'b0;
+        end else if (start[16]) begin
+            s17_on <= 1'b1;
+            s17_rows <= 6'd0;
+        end else begin
+            if (done[16]) s17_on <= 1'b0;
+            if (b17_we) s17_rows <= s17_rows + 1'b1;
+        end
+    assign e17_avail = start[16] ? 6'd0 : s17_on ? s17_rows : 6'd32;
+
+    // engine 20 reads b20 as engine 19 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s20_rows;
+    reg        s20_on;
+    always @(posedge clk)
+        if (rst) begin
+            s20_on <= 1'b0;
+        end else if (start[19]) begin
+            s20_on <= 1'b1;
+            s20_rows <= 5'd0;
+        end else begin
+            if (done[19]) s20_on <= 1'b0;
+            if (b20_we) s20_rows <= s20_rows + 1'b1;
+        end
+    assign e20_avail = start[19] ? 5'd0 : s20_on ? s20_rows : 5'd16;
+
+    // engine 22 reads b22 as engine 21 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s22_rows;
+    reg        s22_on;
+    always @(posedge clk)
+        if (rst) begin
+            s22_on <= 1'b0;
+        end else if (start[21]) begin
+            s22_on <= 1'b1;
+            s22_rows <= 5'd0;
+        end else begin
+            if (done[21]) s22_on <= 1'b0;
+            if (b22_we) s22_rows <= s22_rows + 1'b1;
+        end
+    assign e22_avail = start[21] ? 5'd0 : s22_on ? s22_rows : 5'd16;
+
+    // engine 25 reads b25 as engine 24 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s25_rows;
+    reg        s25_on;
+    always @(posedge clk)
+        if (rst) begin
+            s25_on <= 1'b0;
+        end else if (start[24]) begin
+            s25_on <= 1'b1;
+            s25_rows <= 5'd0;
+        end else begin
+            if (done[24]) s25_on <= 1'b0;
+            if (b25_we) s25_rows <= s25_rows + 1'b1;
+        end
+    assign e25_avail = start[24] ? 5'd0 : s25_on ? s25_rows : 5'd16;
+
+    // engine 29 reads b27 as engine 26 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s29_rows;
+    reg        s29_on;
+    always @(posedge clk)
+        if (rst) begin
+            s29_on <= 1'b0;
+        end else if (start[26]) begin
+            s29_on <= 1'b1;
+            s29_rows <= 5'd0;
+        end else begin
+            if (done[26]) s29_on <= 1'b0;
+            if (b27_we) s29_rows <= s29_rows + 1'b1;
+        end
+    assign e29_avail = start[26] ? 5'd0 : s29_on ? s29_rows : 5'd16;
+
+    // engine 30 reads b28 as engine 27 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s30_rows;
+    reg        s30_on;
+    always @(posedge clk)
+        if (rst) begin
+            s30_on <= 1'b0;
+        end else if (start[27]) begin
+            s30_on <= 1'b1;
+            s30_rows <= 5'd0;
+        end else begin
+            if (done[27]) s30_on <= 1'b0;
+            if (b28_we) s30_rows <= s30_rows + 1'b1;
+        end
+    assign e30_avail = start[27] ? 5'd0 : s30_on ? s30_rows : 5'd16;
+
+    // engine 32 reads b32 as engine 31 writes it: the rows written since its start (32 once it is done)
+    reg  [5:0] s32_rows;
+    reg        s32_on;
+    always @(posedge clk)
+        if (rst) begin
+            s32_on <= 1'b0;
+        end else if (start[31]) begin
+            s32_on <= 1'b1;
+            s32_rows <= 6'd0;
+        end else begin
+            if (done[31]) s32_on <= 1'b0;
+            if (b32_we) s32_rows <= s32_rows + 1'b1;
+        end
+    assign e32_avail = start[31] ? 6'd0 : s32_on ? s32_rows : 6'd32;
+
+    // engine 33 reads b29 as engine 28 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s33_rows;
+    reg        s33_on;
+    always @(posedge clk)
+        if (rst) begin
+            s33_on <= 1'b0;
+        end else if (start[28]) begin
+            s33_on <= 1'b1;
+            s33_rows <= 5'd0;
+        end else begin
+            if (done[28]) s33_on <= 1'b0;
+            if (b29_we) s33_rows <= s33_rows + 1'b1;
+        end
+    assign e33_avail = start[28] ? 5'd0 : s33_on ? s33_rows : 5'd16;
+
+    // engine 35 reads b35 as engine 34 writes it: the rows written since its start (32 once it is done)
+    reg  [5:0] s35_rows;
+    reg        s35_on;
+    always @(posedge clk)
+        if (rst) begin
+            s35_on <= 1'b0;
+        end else if (start[34]) begin
+            s35_on <= 1'b1;
+            s35_rows <= 6'd0;
+        end else begin
+            if (done[34]) s35_on <= 1'b0;
+            if (b35_we) s35_rows <= s35_rows + 1'b1;
+        end
+    assign e35_avail = start[34] ? 6'd0 : s35_on ? s35_rows : 6'd32;
+
+    // engine 38 reads b38 as engine 37 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s38_rows;
+    reg        s38_on;
+    always @(posedge clk)
+        if (rst) begin
+            s38_on <= 1'b0;
+        end else if (start[37]) begin
+            s38_on <= 1'b1;
+            s38_rows <= 5'd0;
+        end else begin
+            if (done[37]) s38_on <= 1'b0;
+            if (b38_we) s38_rows <= s38_rows + 1'b1;
+        end
+    assign e38_avail = start[37] ? 5'd0 : s38_on ? s38_rows : 5'd16;
+
+    // engine 40 reads b40 as engine 39 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s40_rows;
+    reg        s40_on;
+    always @(posedge clk)
+        if (rst) begin
+            s40_on <= 1'b0;
+        end else if (start[39]) begin
+            s40_on <= 1'b1;
+            s40_rows <= 5'd0;
+        end else begin
+            if (done[39]) s40_on <= 1'b0;
+            if (b40_we) s40_rows <= s40_rows + 1'b1;
+        end
+    assign e40_avail = start[39] ? 5'd0 : s40_on ? s40_rows : 5'd16;
+
+    // engine 43 reads b43 as engine 42 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s43_rows;
+    reg        s43_on;
+    always @(posedge clk)
+        if (rst) begin
+            s43_on <= 1'b0;
+        end else if (start[42]) begin
+            s43_on <= 1'b1;
+            s43_rows <= 5'd0;
+        end else begin
+            if (done[42]) s43_on <= 1'b0;
+            if (b43_we) s43_rows <= s43_rows + 1'b1;
+        end
+    assign e43_avail = start[42] ? 5'd0 : s43_on ? s43_rows : 5'd16;
 
     // ------------------------------------------------------------ interface
     assign in_ready  = phase == P_LOAD;
