@@ -225,7 +225,7 @@ class Hold:
 
 @dataclass
 class Stream:
-    """One at a time: a neuron engine that reads its input buffer while the producer
+    """One at a time: an engine (a neuron layer, an add) reading a buffer while its producer
     writes it (the two started together), asking for row r only once the producer has
     written rows 0..r of this step (`avail`: rows written since the producer's start,
     every row once it is done or when it does not run)."""
@@ -335,14 +335,17 @@ class Design:
     def waits(self) -> list[tuple[int, int]]:
         """One at a time, per engine: (the engines of the step that must be done before
         it starts, those that must have started), as bit masks. An engine waits for every
-        engine before it, except a neuron layer: it reads one buffer and writes its own,
-        so it waits only for the engines before it that read the same buffer and for its
-        producer (started, when it streams the producer's rows; done otherwise) and runs
-        beside the others (a silent input: from the step's start)."""
+        engine before it, except a neuron layer or an engine streaming a producer's rows:
+        it reads its buffers and writes its own, so it waits only for the engines before
+        it that read one of its buffers and for its producers (started, for the one whose
+        rows it streams; done otherwise) and runs beside the others (a neuron layer of a
+        silent input: from the step's start). Streaming the rows of an engine that starts
+        with its own producer, it takes that one's masks too (snn_ctrl starts an engine
+        with those of its SWAIT mask that can start, not knowing their own SWAIT)."""
         streamed = {s.engine: s.producer for s in self.streams}
         out = []
         for e in self.engines:
-            if e.module != "snn_neuron":
+            if e.module != "snn_neuron" and e.index not in streamed:
                 out.append(((1 << e.index) - 1, 0))
                 continue
             wait, start = 0, 0
@@ -352,6 +355,10 @@ class Design:
                 if j.node.name in e.reads:  # the producer
                     if streamed.get(e.index) == j.index:
                         start |= 1 << j.index
+                        # a producer that starts with its own: started, they all have
+                        if out[j.index][1]:
+                            wait |= out[j.index][0]
+                            start |= out[j.index][1]
                     else:
                         wait |= 1 << j.index
             out.append((wait, start))

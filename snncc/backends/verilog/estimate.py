@@ -378,6 +378,7 @@ class _Cycles:
         and is done 3 cycles after the producer at the earliest."""
         total = np.zeros(self.tr.batch, np.int64)
         waits = self.d.waits()
+        streams = {s.engine: s.producer for s in self.d.streams}
         for t in range(self.d.steps):
             at: dict[int, np.ndarray] = {}  # the step's engines: start, from the first's
             end: dict[int, np.ndarray] = {}  # ... and the start of what waits for them
@@ -392,9 +393,8 @@ class _Cycles:
                     if along >> j & 1:
                         start = np.maximum(start, at[j])
                 run = runs[(e.index, t)]
-                for j in at:
-                    if along >> j & 1:
-                        run = np.maximum(run, end[j] + 3 - start)
+                if streams.get(e.index) in at:
+                    run = np.maximum(run, end[streams[e.index]] + 3 - start)
                 at[e.index], end[e.index] = start, start + run
             total += 3 + np.max(list(end.values()), axis=0) if end else 2
         return total

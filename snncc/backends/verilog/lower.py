@@ -511,16 +511,22 @@ def _neuron(bld: _Builder, n: Node) -> None:
     bld.engine(n, "snn_neuron", params, ports, clear=True)
 
 
+def _writer(bld: _Builder, b: Buffer) -> int:
+    """The index of the engine writing `b` (-1: the input loader)."""
+    return next((e.index for e in bld.engines if e.node.name == b.node.name), -1)
+
+
 def _avail(bld: _Builder, ib: Buffer, rw: int) -> str:
-    """The rows of `ib` the neuron engine being built may read: one at a time, when a
-    layer engine writes `ib`, a count of the rows it has written in this step (the two
-    start together, `Stream`); else every row."""
+    """The rows of `ib` the engine being built (reading its rows in order, a row a cycle
+    at most) may read: one at a time, when a layer engine writes `ib`, a count of the
+    rows it has written in this step (the two start together, `Stream`); else every
+    row."""
     rows = f"{rw + 1}'d{ib.rows}"
-    producer = [e for e in bld.engines if e.node.name == ib.node.name]
-    if bld.pipelined or not producer:
+    producer = _writer(bld, ib)
+    if bld.pipelined or producer < 0:
         return rows
-    assert producer[0].module != "snn_neuron", "a neuron layer reads a current"
-    s = Stream(bld.k, producer[0].index, ib, bld.wire(f"e{bld.k}_avail", rw + 1), rw + 1)
+    assert bld.engines[producer].module != "snn_neuron", "streamed: a current"
+    s = Stream(bld.k, producer, ib, bld.wire(f"e{bld.k}_avail", rw + 1), rw + 1)
     bld.streams.append(s)
     return s.avail
 
@@ -805,11 +811,16 @@ def _add_current(bld: _Builder, n: Node) -> None:
     pb, bb = bld.read("b", n.inputs[1], lay)
     wo = max(bld.ranges[n.name].step.bits, ba.width + 1, bb.width + 1)
     period, dab = _slots(bld.ports[-2], bld.ports[-1], ba is bb and not bld.pipelined)
-    params = [("R", lay.rows), ("D", lay.lanes), ("RW", addr_bits(lay.rows)),
+    rw = addr_bits(lay.rows)
+    params = [("R", lay.rows), ("D", lay.lanes), ("RW", rw),
               ("WA", ba.width), ("WB", bb.width), ("WO", wo)]
+    avail = f"{rw + 1}'d{lay.rows}"
     if (period, dab) != (1, 0):  # rows streamed a slot every P cycles, b DAB after a
         params += [("P", period), ("PW", addr_bits(period)), ("DAB", dab)]
-    ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb))]
+    elif ba.rows == bb.rows == lay.rows:  # a slot a cycle: stream the later producer's rows
+        avail = _avail(bld, max((ba, bb), key=lambda b: _writer(bld, b)), rw)
+    ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb)),
+                       ("in_avail", avail)]
     bld.engine(n, "snn_add", params, ports + bld.write(n, wo), clear=False)
 
 

@@ -7,7 +7,9 @@
 // silent; the slot's next cycle when both are). The compiler sets P and DAB from the
 // ports' latencies and segments so that b's row never arrives before a's, a's next row
 // not before b's, and, when both read the same buffer (SHARE), their reads of its RAM
-// never meet.
+// never meet. Slot r comes only once in_avail > r: a producer writing an input buffer in
+// the same step (started together, one at a time; P = 1, DAB = 0) says how many rows it
+// has written so far; otherwise in_avail is R.
 module snn_add #(
     parameter R   = 16,
     parameter D   = 8,
@@ -24,6 +26,7 @@ module snn_add #(
     input  wire            start,
     input  wire            a_valid,
     input  wire            b_valid,
+    input  wire [RW:0]     in_avail,  // rows that may be read (rows 0..in_avail-1)
     output reg             done,
     output reg             a_req,
     output reg  [RW-1:0]   a_row,
@@ -49,7 +52,9 @@ module snn_add #(
     reg            slot_q;     // a slot was in the last cycle
     reg [D*WO-1:0] a_row_q;    // a's row, extended, kept until b's arrives
 
-    wire slot = (start && !busy) || (busy && slotting && gap == {PW{1'b0}});
+    wire first_ok = in_avail != {(RW+1){1'b0}};   // row 0 may be read at the start
+    wire slot = (start && !busy && first_ok)
+                || (busy && slotting && gap == {PW{1'b0}} && {1'b0, q} < in_avail);
     wire b_slot;               // the slot DAB cycles ago
     wire row = b_valid ? b_ack : a_valid ? a_ack : slot_q;   // a row's sum is written
 
@@ -122,8 +127,9 @@ module snn_add #(
             end
             if (start && !busy) begin
                 busy <= 1'b1;
-                slotting <= R > 1;
-                q <= {RW{1'b0}} + 1'b1;
+                slotting <= R > 1 || !first_ok;
+                q <= first_ok ? {RW{1'b0}} + 1'b1 : {RW{1'b0}};
+                gap <= first_ok ? GAP : {PW{1'b0}};
                 a_row <= {RW{1'b0}};
                 b_row <= {RW{1'b0}};
                 out_waddr <= {RW{1'b0}};

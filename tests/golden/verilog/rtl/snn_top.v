@@ -240,6 +240,7 @@ module snn_top (
     wire [959:0] e19_b_data;
     wire [0:0] e19_b_en;
     wire [3:0] e19_b_addr;
+    wire [4:0] e19_avail;
     wire [0:0] e20_in_req;
     wire [3:0] e20_in_row;
     wire [0:0] e20_in_ack;
@@ -282,6 +283,7 @@ module snn_top (
     wire [959:0] e24_b_data;
     wire [0:0] e24_b_en;
     wire [3:0] e24_b_addr;
+    wire [4:0] e24_avail;
     wire [0:0] e25_in_req;
     wire [3:0] e25_in_row;
     wire [0:0] e25_in_ack;
@@ -396,6 +398,7 @@ module snn_top (
     wire [991:0] e37_b_data;
     wire [0:0] e37_b_en;
     wire [3:0] e37_b_addr;
+    wire [4:0] e37_avail;
     wire [0:0] e38_in_req;
     wire [3:0] e38_in_row;
     wire [0:0] e38_in_ack;
@@ -438,6 +441,7 @@ module snn_top (
     wire [959:0] e42_b_data;
     wire [0:0] e42_b_en;
     wire [3:0] e42_b_addr;
+    wire [4:0] e42_avail;
     wire [0:0] e43_in_req;
     wire [3:0] e43_in_row;
     wire [0:0] e43_in_ack;
@@ -3206,6 +3210,7 @@ module snn_top (
         .b_data(e19_b_data),
         .a_valid(active[4]),
         .b_valid(active[16]),
+        .in_avail(e19_avail),
         .out_we(b20_we),
         .out_waddr(b20_waddr),
         .out_wdata(b20_wdata),
@@ -3402,6 +3407,7 @@ module snn_top (
         .b_data(e24_b_data),
         .a_valid(active[17]),
         .b_valid(active[21]),
+        .in_avail(e24_avail),
         .out_we(b25_we),
         .out_waddr(b25_waddr),
         .out_wdata(b25_wdata),
@@ -3909,6 +3915,7 @@ module snn_top (
         .b_data(e37_b_data),
         .a_valid(active[22]),
         .b_valid(active[34]),
+        .in_avail(e37_avail),
         .out_we(b38_we),
         .out_waddr(b38_waddr),
         .out_wdata(b38_wdata),
@@ -4105,6 +4112,7 @@ module snn_top (
         .b_data(e42_b_data),
         .a_valid(active[35]),
         .b_valid(active[39]),
+        .in_avail(e42_avail),
         .out_we(b43_we),
         .out_waddr(b43_waddr),
         .out_wdata(b43_wdata),
@@ -4249,8 +4257,8 @@ module snn_top (
     // ------------------------------------------------------------ time-step controller
     // engine k waits for the engines of bits k*NE +: NE of WAIT, and starts no earlier than those of SWAIT
     snn_ctrl #(.NE(47), .NA(42), .STEPS(106), .TW(7),
-               .WAIT(2209'hfffffffffffcfffffffffff8fffffffffff0000000000000ffffffffffc0ffffffffff80000000000000fffffffffe00000000000000fffffffff800fffffffff000000000000000ffffffffc000000000000000000000000000fffffffe0000000000000000000000000000fffffff00000ffffffe00000ffffffc00000000000000000ffffff000000fffffe000000000000000000fffff8000000000000000000ffffe0000000ffffc0000000000000000000ffff00000000000000000000000000000000fff800000000000000000000000000000000ffc000000000ff8000000000ff0000000000000000000000fc0000000000f80000000000000000000000e00000000000c00000000000000000000000),
-               .SWAIT(2209'h800000000000000000000000000000000000800000000000000000000000800000000000000000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000800000000000000000000000000000000000800000000000000000000000800000000000000000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000800000000000000000000000000000000000800000000000000000000000000000000000800000000000),
+               .WAIT(2209'hfffffffffffcfffffffffff8fffffffffff00c0000000000180000000000ffffffffff80000000000000fffffffffe00000c00000000001800000000fffffffff000000000000000ffffffffc000000000000000000000000000fffffffe0000000000000000000000000000fffffff00000ffffffe00000ffffffc000000c0000000000180000000000fffffe000000000000000000fffff8000000000c00000000001800000000ffffc0000000000000000000ffff00000000000000000000000000000000fff800000000000000000000000000000000ffc000000000ff8000000000ff0000000000000000000000fc0000000000f80000000000000000000000e00000000000c00000000000000000000000),
+               .SWAIT(2209'hc00000000000800000000000000000000000800000000000000000000000c00000000000800000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000c00000000000800000000000000000000000800000000000000000000000c00000000000800000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000800000000000000000000000000000000000800000000000000000000000000000000000800000000000),
                .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
         .start(start), .active(active), .done(done), .cycles(cycles));
@@ -4375,6 +4383,21 @@ module snn_top (
         end
     assign e17_avail = start[16] ? 6'd0 : s17_on ? s17_rows : 6'd32;
 
+    // engine 19 reads b19 as engine 18 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s19_rows;
+    reg        s19_on;
+    always @(posedge clk)
+        if (rst) begin
+            s19_on <= 1'b0;
+        end else if (start[18]) begin
+            s19_on <= 1'b1;
+            s19_rows <= 5'd0;
+        end else begin
+            if (done[18]) s19_on <= 1'b0;
+            if (b19_we) s19_rows <= s19_rows + 1'b1;
+        end
+    assign e19_avail = start[18] ? 5'd0 : s19_on ? s19_rows : 5'd16;
+
     // engine 20 reads b20 as engine 19 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s20_rows;
     reg        s20_on;
@@ -4404,6 +4427,21 @@ module snn_top (
             if (b22_we) s22_rows <= s22_rows + 1'b1;
         end
     assign e22_avail = start[21] ? 5'd0 : s22_on ? s22_rows : 5'd16;
+
+    // engine 24 reads b24 as engine 23 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s24_rows;
+    reg        s24_on;
+    always @(posedge clk)
+        if (rst) begin
+            s24_on <= 1'b0;
+        end else if (start[23]) begin
+            s24_on <= 1'b1;
+            s24_rows <= 5'd0;
+        end else begin
+            if (done[23]) s24_on <= 1'b0;
+            if (b24_we) s24_rows <= s24_rows + 1'b1;
+        end
+    assign e24_avail = start[23] ? 5'd0 : s24_on ? s24_rows : 5'd16;
 
     // engine 25 reads b25 as engine 24 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s25_rows;
@@ -4495,6 +4533,21 @@ module snn_top (
         end
     assign e35_avail = start[34] ? 6'd0 : s35_on ? s35_rows : 6'd32;
 
+    // engine 37 reads b37 as engine 36 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s37_rows;
+    reg        s37_on;
+    always @(posedge clk)
+        if (rst) begin
+            s37_on <= 1'b0;
+        end else if (start[36]) begin
+            s37_on <= 1'b1;
+            s37_rows <= 5'd0;
+        end else begin
+            if (done[36]) s37_on <= 1'b0;
+            if (b37_we) s37_rows <= s37_rows + 1'b1;
+        end
+    assign e37_avail = start[36] ? 5'd0 : s37_on ? s37_rows : 5'd16;
+
     // engine 38 reads b38 as engine 37 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s38_rows;
     reg        s38_on;
@@ -4524,6 +4577,21 @@ module snn_top (
             if (b40_we) s40_rows <= s40_rows + 1'b1;
         end
     assign e40_avail = start[39] ? 5'd0 : s40_on ? s40_rows : 5'd16;
+
+    // engine 42 reads b42 as engine 41 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s42_rows;
+    reg        s42_on;
+    always @(posedge clk)
+        if (rst) begin
+            s42_on <= 1'b0;
+        end else if (start[41]) begin
+            s42_on <= 1'b1;
+            s42_rows <= 5'd0;
+        end else begin
+            if (done[41]) s42_on <= 1'b0;
+            if (b42_we) s42_rows <= s42_rows + 1'b1;
+        end
+    assign e42_avail = start[41] ? 5'd0 : s42_on ? s42_rows : 5'd16;
 
     // engine 43 reads b43 as engine 42 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s43_rows;
