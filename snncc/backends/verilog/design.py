@@ -225,7 +225,8 @@ class Hold:
 
 @dataclass
 class Stream:
-    """One at a time: an engine (a neuron layer, an add) reading a buffer while its producer
+    """One at a time: an engine (a neuron layer, an add, a TD max pool's counting phase)
+    reading a buffer, its rows in order, a request a cycle at most, while its producer
     writes it (the two started together), asking for row r only once the producer has
     written rows 0..r of this step (`avail`: rows written since the producer's start,
     every row once it is done or when it does not run)."""

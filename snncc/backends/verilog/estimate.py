@@ -372,13 +372,14 @@ class _Cycles:
     def _one_at_a_time(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
         """The controller (snn_ctrl): a step costs 3 cycles (2 if no engine runs) and the
         span of its engines' runs, each started when the engines it waits for are done
-        (`Design.waits`: every engine before it, but for neuron layers). A neuron layer
-        streaming its producer's rows starts with it, asks for row r a cycle after the
-        producer writes it (the producer writes its last row the cycle before its done)
-        and is done 3 cycles after the producer at the earliest."""
+        (`Design.waits`: every engine before it, but for neuron layers and the streamed
+        rows). An engine streaming its producer's rows (a request a cycle at most) starts
+        with it and asks for row r a cycle after the producer writes it: its last request
+        comes at the earliest 2 cycles after the producer's last write, which is in the
+        cycle before its done, and what follows the last request takes as long as ever."""
         total = np.zeros(self.tr.batch, np.int64)
         waits = self.d.waits()
-        streams = {s.engine: s.producer for s in self.d.streams}
+        streams = {s.engine: s for s in self.d.streams}
         for t in range(self.d.steps):
             at: dict[int, np.ndarray] = {}  # the step's engines: start, from the first's
             end: dict[int, np.ndarray] = {}  # ... and the start of what waits for them
@@ -393,8 +394,9 @@ class _Cycles:
                     if along >> j & 1:
                         start = np.maximum(start, at[j])
                 run = runs[(e.index, t)]
-                if streams.get(e.index) in at:
-                    run = np.maximum(run, end[streams[e.index]] + 3 - start)
+                s = streams.get(e.index)
+                if s is not None and s.producer in at:  # its last request waits
+                    run = run + np.maximum(0, end[s.producer] - start - s.buffer.rows)
                 at[e.index], end[e.index] = start, start + run
             total += 3 + np.max(list(end.values()), axis=0) if end else 2
         return total

@@ -525,7 +525,6 @@ def _avail(bld: _Builder, ib: Buffer, rw: int) -> str:
     producer = _writer(bld, ib)
     if bld.pipelined or producer < 0:
         return rows
-    assert bld.engines[producer].module != "snn_neuron", "streamed: a current"
     s = Stream(bld.k, producer, ib, bld.wire(f"e{bld.k}_avail", rw + 1), rw + 1)
     bld.streams.append(s)
     return s.avail
@@ -762,7 +761,10 @@ def _td_maxpool(bld: _Builder, n: Node) -> None:
     if not fmt.unit:
         params += [("SPIKE", fmt.kind), ("WS", fmt.bits)]
     params += timing
-    ports += [("in_valid", bld.valid(ib))] + bld.write(n, fmt.bits)
+    avail = f"{irw + 1}'d{h * w}"
+    if not timing and ib.rows == h * w:  # the counting phase streams its producer's rows
+        avail = _avail(bld, ib, irw)
+    ports += [("in_valid", bld.valid(ib)), ("in_avail", avail)] + bld.write(n, fmt.bits)
     bld.engine(n, "snn_td_maxpool", params, ports, clear=True)
 
 

@@ -11,6 +11,9 @@
 // tap reads comes from two small tables:
 //   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}.
 // On the first run of an inference the stored C and P read as zero (a lazy reset).
+// Input row r is asked for only once in_avail > r: a producer writing the input buffer
+// in the same step (started together, one at a time) says how many rows it has written
+// so far; otherwise in_avail is H*W.
 // The spikes of the other neuron kinds (SPIKE; 0 unit spikes) in WS bits per lane:
 //   1, signed spikes (+1/-1, two's complement): C goes up and down, by at most one a
 //      step, so does its maximum: out = m - P is a signed spike {m < P, m != P};
@@ -44,6 +47,7 @@ module snn_td_maxpool #(
     input  wire           start,
     input  wire           clear,     // a new inference begins: forget the stored state
     input  wire           in_valid,
+    input  wire [IRW:0]   in_avail,  // input rows that may be read (rows 0..in_avail-1)
     output reg            done,
     output reg            in_req,
     output reg  [IRW-1:0] in_row,
@@ -181,6 +185,7 @@ module snn_td_maxpool #(
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
     wire wake = rst | start | done | (state != S_IDLE);
+    wire first_ok = in_avail != {(IRW+1){1'b0}};   // row 0 may be read at the start
 
     always @(posedge clk) if (wake) begin
         if (rst) begin
@@ -197,14 +202,14 @@ module snn_td_maxpool #(
             rd_q <= rd && state == S_COUNT;
             case (state)
                 S_IDLE: if (start) begin
-                    // request input row 0 (through the port)
+                    // request input row 0 (through the port), once it may be read
                     state <= S_COUNT;
-                    in_req <= in_valid;
+                    in_req <= in_valid && first_ok;
                     in_row <= {IRW{1'b0}};
-                    asking <= in_valid && H * W > 1;
+                    asking <= in_valid && (H * W > 1 || !first_ok);
                     gap <= IG_GAP;
                     reading <= !in_valid;
-                    q <= {IRW{1'b0}} + 1'b1;
+                    q <= first_ok ? {IRW{1'b0}} + 1'b1 : {IRW{1'b0}};
                     i <= {IRW{1'b0}};
                     rr <= {IRW{1'b0}};
                 end
@@ -212,7 +217,7 @@ module snn_td_maxpool #(
                     // rows streamed: a request every IG cycles, row rr's counts read
                     // the cycle before it arrives, row i counted the cycle it does
                     if (gap != {GW{1'b0}}) gap <= gap - 1'b1;
-                    if (asking && gap == {GW{1'b0}}) begin
+                    if (asking && gap == {GW{1'b0}} && {1'b0, q} < in_avail) begin
                         in_req <= 1'b1;
                         gap <= IG_GAP;
                         q <= q + 1'b1;

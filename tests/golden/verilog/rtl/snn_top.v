@@ -99,6 +99,7 @@ module snn_top (
     wire [15:0] e2_in_data;
     wire [0:0] e2_in_en;
     wire [5:0] e2_in_addr;
+    wire [6:0] e2_avail;
     wire [0:0] e3_in_req;
     wire [3:0] e3_in_row;
     wire [0:0] e3_in_ack;
@@ -120,6 +121,7 @@ module snn_top (
     wire [31:0] e5_in_data;
     wire [0:0] e5_in_en;
     wire [3:0] e5_in_addr;
+    wire [4:0] e5_avail;
     wire [0:0] e6_in_req;
     wire [3:0] e6_in_row;
     wire [0:0] e6_in_ack;
@@ -2540,6 +2542,7 @@ module snn_top (
         .in_ack(e2_in_ack),
         .in_data(e2_in_data),
         .in_valid(active[1]),
+        .in_avail(e2_avail),
         .out_we(b3_we),
         .out_waddr(b3_waddr),
         .out_wdata(b3_wdata),
@@ -2657,6 +2660,7 @@ module snn_top (
         .in_ack(e5_in_ack),
         .in_data(e5_in_data),
         .in_valid(active[3]),
+        .in_avail(e5_avail),
         .out_we(b6_we),
         .out_waddr(b6_waddr),
         .out_wdata(b6_wdata),
@@ -4257,8 +4261,8 @@ module snn_top (
     // ------------------------------------------------------------ time-step controller
     // engine k waits for the engines of bits k*NE +: NE of WAIT, and starts no earlier than those of SWAIT
     snn_ctrl #(.NE(47), .NA(42), .STEPS(106), .TW(7),
-               .WAIT(2209'hfffffffffffcfffffffffff8fffffffffff00c0000000000180000000000ffffffffff80000000000000fffffffffe00000c00000000001800000000fffffffff000000000000000ffffffffc000000000000000000000000000fffffffe0000000000000000000000000000fffffff00000ffffffe00000ffffffc000000c0000000000180000000000fffffe000000000000000000fffff8000000000c00000000001800000000ffffc0000000000000000000ffff00000000000000000000000000000000fff800000000000000000000000000000000ffc000000000ff8000000000ff0000000000000000000000fc0000000000f80000000000000000000000e00000000000c00000000000000000000000),
-               .SWAIT(2209'hc00000000000800000000000000000000000800000000000000000000000c00000000000800000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000c00000000000800000000000000000000000800000000000000000000000c00000000000800000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000800000000000000000000000000000000000800000000000000000000000000000000000800000000000),
+               .WAIT(2209'hfffffffffffcfffffffffff8fffffffffff00c0000000000180000000000ffffffffff80000000000000fffffffffe00000c00000000001800000000fffffffff000000000000000ffffffffc000000000000000000000000000fffffffe0000000000000000000000000000fffffff00000ffffffe00000ffffffc000000c0000000000180000000000fffffe000000000000000000fffff8000000000c00000000001800000000ffffc0000000000000000000ffff00000000000000000000000000000000fff800000000000000000000000000000000ffc000000000ff8000000000ff0000000000000000000000fc0000000000000000000000000000000000e00000000000000000000000000000000000),
+               .SWAIT(2209'hc00000000000800000000000000000000000800000000000000000000000c00000000000800000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000c00000000000800000000000000000000000800000000000000000000000c00000000000800000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000800000000000000000000000c00000000000800000000000000000000000c00000000000800000000000),
                .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
         .start(start), .active(active), .done(done), .cycles(cycles));
@@ -4278,6 +4282,21 @@ module snn_top (
         end
     assign e1_avail = start[0] ? 7'd0 : s1_on ? s1_rows : 7'd64;
 
+    // engine 2 reads b2 as engine 1 writes it: the rows written since its start (64 once it is done)
+    reg  [6:0] s2_rows;
+    reg        s2_on;
+    always @(posedge clk)
+        if (rst) begin
+            s2_on <= 1'b0;
+        end else if (start[1]) begin
+            s2_on <= 1'b1;
+            s2_rows <= 7'd0;
+        end else begin
+            if (done[1]) s2_on <= 1'b0;
+            if (b2_we) s2_rows <= s2_rows + 1'b1;
+        end
+    assign e2_avail = start[1] ? 7'd0 : s2_on ? s2_rows : 7'd64;
+
     // engine 4 reads b4 as engine 3 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s4_rows;
     reg        s4_on;
@@ -4292,6 +4311,21 @@ module snn_top (
             if (b4_we) s4_rows <= s4_rows + 1'b1;
         end
     assign e4_avail = start[3] ? 5'd0 : s4_on ? s4_rows : 5'd16;
+
+    // engine 5 reads b5 as engine 4 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s5_rows;
+    reg        s5_on;
+    always @(posedge clk)
+        if (rst) begin
+            s5_on <= 1'b0;
+        end else if (start[4]) begin
+            s5_on <= 1'b1;
+            s5_rows <= 5'd0;
+        end else begin
+            if (done[4]) s5_on <= 1'b0;
+            if (b5_we) s5_rows <= s5_rows + 1'b1;
+        end
+    assign e5_avail = start[4] ? 5'd0 : s5_on ? s5_rows : 5'd16;
 
     // engine 7 reads b7 as engine 6 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s7_rows;
