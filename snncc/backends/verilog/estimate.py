@@ -169,6 +169,34 @@ class _Trace:
         return self._pooled[key]
 
 
+class _Step:
+    """One at a time, the engines of step t so far: their start (from the step's first
+    start), the start of what waits for them (`end`), their rows' write cycles."""
+
+    def __init__(self, t: int):
+        self.t = t
+        self.at: dict[int, np.ndarray] = {}
+        self.end: dict[int, np.ndarray] = {}
+        self.writes: dict[int, np.ndarray] = {}
+
+
+def _follow(module: str, wp: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """[batch, rows]: the write cycles of a neuron layer's or an add's rows (a row a
+    cycle, written 2 cycles after its request or slot) streaming rows written at `wp`
+    from `start`: row r's request in the cycle after its write (and after row r-1's);
+    row 0's at the first chance: the cycle after the start (a neuron layer; the start,
+    an add) when it is written by then."""
+    first = 1 if module == "snn_neuron" else 0
+    ask = np.where(wp[:, 0] <= start - 1, start + first,
+                   np.maximum(start + first + 1, wp[:, 0] + 1 + first))
+    out = np.empty_like(wp)
+    for r in range(wp.shape[1]):
+        if r:
+            ask = np.maximum(ask + 1, wp[:, r] + 1 + first)
+        out[:, r] = ask + 1 + (1 - first)
+    return out
+
+
 def _events(rows: np.ndarray, lines: bool) -> np.ndarray:
     """Events of each row [batch, rows, lanes]: non-zero lanes, or set lines."""
     if not lines:
@@ -247,26 +275,30 @@ class _Cycles:
         p = _params(e)
         slots = p["OH"] * p["OW"] * p["KH"] * p["KW"]
         if p["WALK"]:
-            n = e.node
-            op = op_of(n, o.Synapse)
-            x = self.tr.spikes(n.inputs[0], t)
-            if op.kind == "dense":
-                rows = x.reshape(self.tr.batch, p["OH"], p["C"])
-                reads = np.arange(p["OH"])
-            else:
-                c, h, w = self.graph.node(n.inputs[0]).shape
-                lay = Layout((c, h, w), CHANNELS_LAST, c)
-                rows = np.stack([lay.arrange(v) for v in x])
-                ty = taps(p["OH"], p["KH"], op.strides[0], op.pads[0], op.dilations[0], h, w)
-                tx = taps(p["OW"], p["KW"], op.strides[1], op.pads[1], op.dilations[1], w, 1)
-                reads = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"], p["KW"]).ravel()
-            live = (rows.reshape(self.tr.batch, rows.shape[1], p["NG"], -1) != 0).any(-1)
-            per_row = np.maximum(live.sum(axis=-1), 1)  # [batch, rows]
-            hit = reads[reads >= 0]
-            times = np.bincount(hit, minlength=per_row.shape[1])
-            return (reads.size - hit.size) + per_row @ times + 3
+            return self._walk(e, t)[1].sum(axis=1) + 3
         s = max(p["NG"], p["IG"])
         return np.full(self.tr.batch, (slots - 1) * s + p["ILAT"] + p["NG"] + 2, np.int64)
+
+    def _walk(self, e: Engine, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """A WALK snn_conv_rows at step t: the input row each tap reads (-1: padding), in
+        the engine's order (position by position), and each tap's cycles [batch, taps]:
+        a cycle per non-silent group of its row (one if none; a padding tap one)."""
+        p, n = _params(e), e.node
+        op = op_of(n, o.Synapse)
+        x = self.tr.spikes(n.inputs[0], t)
+        if op.kind == "dense":
+            rows = x.reshape(self.tr.batch, p["OH"], p["C"])
+            reads = np.arange(p["OH"])
+        else:
+            c, h, w = self.graph.node(n.inputs[0]).shape
+            lay = Layout((c, h, w), CHANNELS_LAST, c)
+            rows = np.stack([lay.arrange(v) for v in x])
+            ty = taps(p["OH"], p["KH"], op.strides[0], op.pads[0], op.dilations[0], h, w)
+            tx = taps(p["OW"], p["KW"], op.strides[1], op.pads[1], op.dilations[1], w, 1)
+            reads = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"], p["KW"]).ravel()
+        live = (rows.reshape(self.tr.batch, rows.shape[1], p["NG"], -1) != 0).any(-1)
+        per_row = np.maximum(live.sum(axis=-1), 1)  # [batch, rows]
+        return reads, np.where(reads >= 0, per_row[:, np.maximum(reads, 0)], 1)
 
     def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
         p = _params(e)
@@ -373,33 +405,90 @@ class _Cycles:
         """The controller (snn_ctrl): a step costs 3 cycles (2 if no engine runs) and the
         span of its engines' runs, each started when the engines it waits for are done
         (`Design.waits`: every engine before it, but for neuron layers and the streamed
-        rows). An engine streaming its producer's rows (a request a cycle at most) starts
-        with it and asks for row r a cycle after the producer writes it: its last request
-        comes at the earliest 2 cycles after the producer's last write, which is in the
-        cycle before its done, and what follows the last request takes as long as ever."""
+        rows). An engine streaming its producer's rows starts with it and asks for row r
+        a cycle after the producer writes it (every producer writes its rows in order, a
+        cycle apart at least, the last in the cycle before its done): one asking for a
+        row a cycle asks for its last row no earlier than 2 cycles after that last write,
+        and what follows takes as long as ever; a WALK snn_conv_rows (its taps' rows in
+        any order) waits tap by tap (`_stalled`)."""
         total = np.zeros(self.tr.batch, np.int64)
         waits = self.d.waits()
         streams = {s.engine: s for s in self.d.streams}
         for t in range(self.d.steps):
-            at: dict[int, np.ndarray] = {}  # the step's engines: start, from the first's
-            end: dict[int, np.ndarray] = {}  # ... and the start of what waits for them
+            step = _Step(t)
             for e in self.d.engines:
                 if (e.index, t) not in runs:
                     continue
                 wait, along = waits[e.index]
                 start = np.zeros(self.tr.batch, np.int64)
-                for j in at:
+                for j in step.at:
                     if wait >> j & 1:
-                        start = np.maximum(start, end[j])
+                        start = np.maximum(start, step.end[j])
                     if along >> j & 1:
-                        start = np.maximum(start, at[j])
+                        start = np.maximum(start, step.at[j])
                 run = runs[(e.index, t)]
                 s = streams.get(e.index)
-                if s is not None and s.producer in at:  # its last request waits
-                    run = run + np.maximum(0, end[s.producer] - start - s.buffer.rows)
-                at[e.index], end[e.index] = start, start + run
-            total += 3 + np.max(list(end.values()), axis=0) if end else 2
+                step.at[e.index] = start
+                if s is not None and s.producer in step.at:  # it waits for the rows
+                    if e.module == "snn_conv_rows":
+                        run = self._stalled(e, step, s.producer) + 1 - start
+                    else:
+                        run = run + np.maximum(0, step.end[s.producer] - start - s.buffer.rows)
+                step.end[e.index] = start + run
+            total += 3 + np.max(list(step.end.values()), axis=0) if step.end else 2
         return total
+
+    def _written(self, e: Engine, step: _Step) -> np.ndarray:
+        """[batch, rows]: the cycle engine e writes each row of its output at the step
+        (engines the lowering marks `row_timed`): a streamed engine's from its requests,
+        as they wait for the producer's rows, any other's back from its last write (the
+        cycle before its done) by its rows' costs."""
+        k = e.index
+        if k in step.writes:
+            return step.writes[k]
+        s = next((x for x in self.d.streams if x.engine == k), None)
+        if s is not None and s.producer in step.at:
+            wp = self._written(self.d.engines[s.producer], step)
+            step.writes[k] = _follow(e.module, wp, step.at[k])
+            return step.writes[k]
+        cost = self._row_costs(e, step.t)
+        after = np.cumsum(cost[:, ::-1], axis=1)[:, ::-1] - cost  # the later rows' costs
+        step.writes[k] = (step.end[k] - 2)[:, None] - after
+        return step.writes[k]
+
+    def _row_costs(self, e: Engine, t: int) -> np.ndarray:
+        """[batch, rows]: the cycles between the writes of consecutive output rows of an
+        unstalled run of e at step t."""
+        p, b = _params(e), self.tr.batch
+        if e.module == "snn_neuron":  # a whole row a cycle: a request every IG cycles
+            gap = max(1, p["IG"]) if self.active(e.node.inputs[0], t) else 1
+            return np.full((b, p["R"]), gap, np.int64)
+        if e.module == "snn_add":
+            return np.full((b, p["R"]), max(1, p["P"]), np.int64)
+        assert e.module == "snn_conv_rows", e.module  # the lowering's `row_timed`
+        taps_ = p["KH"] * p["KW"]
+        if p["WALK"]:
+            return self._walk(e, t)[1].reshape(b, -1, taps_).sum(axis=2)
+        return np.full((b, p["OH"] * p["OW"]), taps_ * max(p["NG"], p["IG"]), np.int64)
+
+    def _stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
+        """A WALK snn_conv_rows streaming its producer's rows: its done cycle. A tap is
+        asked for in the cycle its previous one's walk ends (the first a cycle after the
+        start), but not before the cycle after its row is written; an output position is
+        written 2 cycles after its last tap's walk, done a cycle later."""
+        reads, cyc = self._walk(e, step.t)
+        wp = self._written(self.d.engines[producer], step)
+        taps_ = _params(e)["KH"] * _params(e)["KW"]
+        ask = step.at[e.index] + 1
+        out = np.empty((self.tr.batch, len(reads) // taps_), np.int64)
+        for i, row in enumerate(reads.tolist()):
+            if row >= 0:
+                ask = np.maximum(ask, wp[:, row] + 1)
+            ask = ask + cyc[:, i]
+            if i % taps_ == taps_ - 1:
+                out[:, i // taps_] = ask + 2
+        step.writes[e.index] = out
+        return out[:, -1] + 1
 
     def _flows(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
         """Pipelined, the sequencers (snn_flow): `at[k, t]` is the cycle engine k gets to

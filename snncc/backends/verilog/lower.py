@@ -107,6 +107,9 @@ class _Builder:
         self.reads: dict[int, set[str]] = {}  # engine -> the buffers it reads
         self.inputs: dict[int, set[str]] = {}  # ... in every design (`Engine.reads`)
         self.streams: list[Stream] = []
+        # one at a time: the engines whose rows' write times the estimate knows (a cost a
+        # row, or a streamed engine's own, from its producer's)
+        self.row_timed: set[int] = set()
         self.ranges = value_ranges(graph)
         self.names = layer_names(graph)
         self.layouts = assign_layouts(graph)
@@ -503,6 +506,8 @@ def _neuron(bld: _Builder, n: Node) -> None:
     streamed = chunks == 1 and not timing and ib.rows == lay.rows
     ports += [("in_valid", bld.valid(ib)), ("fire_en", bld.valid(me)),
               ("in_avail", _avail(bld, ib, rw) if streamed else f"{rw + 1}'d{lay.rows}")]
+    if chunks == 1:
+        _timed(bld)
     ports += out + [
         ("dbg_en", bld.wire(f"e{k}_dbg_en", 1)),
         ("dbg_row", f"dbg_row[{saw - 1}:0]"),
@@ -514,6 +519,14 @@ def _neuron(bld: _Builder, n: Node) -> None:
 def _writer(bld: _Builder, b: Buffer) -> int:
     """The index of the engine writing `b` (-1: the input loader)."""
     return next((e.index for e in bld.engines if e.node.name == b.node.name), -1)
+
+
+def _timed(bld: _Builder) -> None:
+    """The engine being built writes its rows at times the estimate knows: at a cost a
+    row, or streaming the rows of an engine whose times it knows."""
+    s = bld.streams[-1] if bld.streams and bld.streams[-1].engine == bld.k else None
+    if s is None or s.producer in bld.row_timed:
+        bld.row_timed.add(bld.k)
 
 
 def _avail(bld: _Builder, ib: Buffer, rw: int) -> str:
@@ -682,6 +695,12 @@ def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
               ("AW", addr_bits(kh * kw * ng)), ("LT", max(1, (e - 1).bit_length())),
               ("IG", ig), ("ILAT", ilat), ("SB", addr_bits(max(ng, ig))),
               ("LB", unsigned_bits(ilat)), ("WALK", walk)]
+    ib = bld.ports[-1].buffer
+    avail = f"{irw + 1}'d{1 << irw}"  # above every row
+    if walk and _writer(bld, ib) in bld.row_timed:  # a tap's row asked for once written
+        avail = _avail(bld, ib, irw)
+    bld.row_timed.add(k)
+    ports = ports + [("in_avail", avail)]
     bld.engine(n, "snn_conv_rows", params, ports + bld.write(n, wo), clear=False)
 
 
@@ -821,6 +840,7 @@ def _add_current(bld: _Builder, n: Node) -> None:
         params += [("P", period), ("PW", addr_bits(period)), ("DAB", dab)]
     elif ba.rows == bb.rows == lay.rows:  # a slot a cycle: stream the later producer's rows
         avail = _avail(bld, max((ba, bb), key=lambda b: _writer(bld, b)), rw)
+    _timed(bld)
     ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb)),
                        ("in_avail", avail)]
     bld.engine(n, "snn_add", params, ports + bld.write(n, wo), clear=False)

@@ -20,7 +20,10 @@
 // a padding tap one), and the next tap's row is requested in the walk's last cycle, so
 // it arrives as the walk ends; a run then takes the sum of its taps' cycles + 4 from its
 // start to its done. With E = 1 this is the event engine of snn_conv (one spike a cycle)
-// without its per-tap request and wait cycles, and without an adder tree.
+// without its per-tap request and wait cycles, and without an adder tree. A tap's row
+// is requested only once in_avail > its row: a producer writing the input buffer in the
+// same step (started together, one at a time) says how many rows it has written so far;
+// otherwise in_avail is above every row (the fixed slots ignore it).
 // Which input row a tap reads comes from the tap tables of snn_conv:
 //   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}   (input width W).
 // Unit spikes (WIN = 1) or analog codes (ANALOG = 1, WIN bits); WO > WW (and WIN + 1).
@@ -65,6 +68,7 @@ module snn_conv_rows #(
     output wire [IRW-1:0]   in_row,
     input  wire             in_ack,
     input  wire [C*WIN-1:0] in_data,
+    input  wire [IRW:0]     in_avail,  // WALK: input rows that may be read (0..in_avail-1)
     output reg              out_we,
     output reg  [ORW-1:0]   out_waddr,
     output wire [O*WO-1:0]  out_wdata
@@ -243,7 +247,7 @@ module snn_conv_rows #(
             assign group_first = bsub == {SB{1'b0}};
             assign group_last = bsub == G_END;
             assign group_in = row_q[GW-1:0];  // the row shifts its groups down
-            wire unused_slots = &{1'b0, add_g};
+            wire unused_slots = &{1'b0, add_g, in_avail};
             assign in_req = front && fsub == {SB{1'b0}} && f_valid;
             assign busy = front | back | (lag != {LB{1'b0}});
 
@@ -300,7 +304,8 @@ module snn_conv_rows #(
             reg [NG-1:0] live_in;    // the non-silent groups of the arriving row
             wire [NG-1:0] live = arrive ? live_in : rest;
             wire [NG-1:0] left;
-            wire         issue = front && (!reading || group_last);
+            wire         issue = front && (!reading || group_last)
+                                 && (!f_valid || {1'b0, in_row} < in_avail);
             wire [C*WIN-1:0] arrived = in_ack ? in_data : {C*WIN{1'b0}};
             integer q;
 

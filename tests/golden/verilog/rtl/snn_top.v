@@ -143,18 +143,21 @@ module snn_top (
     wire [31:0] e8_in_data;
     wire [0:0] e8_in_en;
     wire [3:0] e8_in_addr;
+    wire [4:0] e8_avail;
     wire [0:0] e9_in_req;
     wire [3:0] e9_in_row;
     wire [0:0] e9_in_ack;
     wire [31:0] e9_in_data;
     wire [0:0] e9_in_en;
     wire [3:0] e9_in_addr;
+    wire [4:0] e9_avail;
     wire [0:0] e10_in_req;
     wire [3:0] e10_in_row;
     wire [0:0] e10_in_ack;
     wire [31:0] e10_in_data;
     wire [0:0] e10_in_en;
     wire [3:0] e10_in_addr;
+    wire [4:0] e10_avail;
     wire [0:0] e11_in_req;
     wire [3:0] e11_in_row;
     wire [0:0] e11_in_ack;
@@ -273,6 +276,7 @@ module snn_top (
     wire [63:0] e23_in_data;
     wire [0:0] e23_in_en;
     wire [3:0] e23_in_addr;
+    wire [4:0] e23_avail;
     wire [0:0] e24_a_req;
     wire [3:0] e24_a_row;
     wire [0:0] e24_a_ack;
@@ -301,18 +305,21 @@ module snn_top (
     wire [31:0] e26_in_data;
     wire [0:0] e26_in_en;
     wire [3:0] e26_in_addr;
+    wire [4:0] e26_avail;
     wire [0:0] e27_in_req;
     wire [3:0] e27_in_row;
     wire [0:0] e27_in_ack;
     wire [31:0] e27_in_data;
     wire [0:0] e27_in_en;
     wire [3:0] e27_in_addr;
+    wire [4:0] e27_avail;
     wire [0:0] e28_in_req;
     wire [3:0] e28_in_row;
     wire [0:0] e28_in_ack;
     wire [31:0] e28_in_data;
     wire [0:0] e28_in_en;
     wire [3:0] e28_in_addr;
+    wire [4:0] e28_avail;
     wire [0:0] e29_in_req;
     wire [3:0] e29_in_row;
     wire [0:0] e29_in_ack;
@@ -431,6 +438,7 @@ module snn_top (
     wire [63:0] e41_in_data;
     wire [0:0] e41_in_en;
     wire [3:0] e41_in_addr;
+    wire [4:0] e41_avail;
     wire [0:0] e42_a_req;
     wire [3:0] e42_a_row;
     wire [0:0] e42_a_ack;
@@ -459,6 +467,7 @@ module snn_top (
     wire [31:0] e44_in_data;
     wire [0:0] e44_in_en;
     wire [3:0] e44_in_addr;
+    wire [4:0] e44_avail;
     wire [0:0] e45_in_req;
     wire [3:0] e45_in_row;
     wire [0:0] e45_in_ack;
@@ -2471,6 +2480,7 @@ module snn_top (
         .in_row(e0_in_row),
         .in_ack(e0_in_ack),
         .in_data(e0_in_data),
+        .in_avail(7'd64),
         .out_we(b1_we),
         .out_waddr(b1_waddr),
         .out_wdata(b1_wdata),
@@ -2589,6 +2599,7 @@ module snn_top (
         .in_row(e3_in_row),
         .in_ack(e3_in_ack),
         .in_data(e3_in_data),
+        .in_avail(5'd16),
         .out_we(b4_we),
         .out_waddr(b4_waddr),
         .out_wdata(b4_wdata),
@@ -2707,6 +2718,7 @@ module snn_top (
         .in_row(e6_in_row),
         .in_ack(e6_in_ack),
         .in_data(e6_in_data),
+        .in_avail(5'd16),
         .out_we(b7_we),
         .out_waddr(b7_waddr),
         .out_wdata(b7_wdata),
@@ -2791,6 +2803,7 @@ module snn_top (
         .in_row(e8_in_row),
         .in_ack(e8_in_ack),
         .in_data(e8_in_data),
+        .in_avail(e8_avail),
         .out_we(b9_we),
         .out_waddr(b9_waddr),
         .out_wdata(b9_wdata),
@@ -2837,6 +2850,7 @@ module snn_top (
         .in_row(e9_in_row),
         .in_ack(e9_in_ack),
         .in_data(e9_in_data),
+        .in_avail(e9_avail),
         .out_we(b10_we),
         .out_waddr(b10_waddr),
         .out_wdata(b10_wdata),
@@ -2883,6 +2897,7 @@ module snn_top (
         .in_row(e10_in_row),
         .in_ack(e10_in_ack),
         .in_data(e10_in_data),
+        .in_avail(e10_avail),
         .out_we(b11_we),
         .out_waddr(b11_waddr),
         .out_wdata(b11_wdata),
@@ -3299,6 +3314,7 @@ module snn_top (
         .in_row(e21_in_row),
         .in_ack(e21_in_ack),
         .in_data(e21_in_data),
+        .in_avail(5'd16),
         .out_we(b22_we),
         .out_waddr(b22_waddr),
         .out_wdata(b22_wdata),
@@ -3383,6 +3399,7 @@ module snn_top (
         .in_row(e23_in_row),
         .in_ack(e23_in_ack),
         .in_data(e23_in_data),
+        .in_avail(e23_avail),
         .out_we(b24_we),
         .out_waddr(b24_waddr),
         .out_wdata(b24_wdata),
@@ -3496,6 +3513,7 @@ module snn_top (
         .in_row(e26_in_row),
         .in_ack(e26_in_ack),
         .in_data(e26_in_data),
+        .in_avail(e26_avail),
         .out_we(b27_we),
         .out_waddr(b27_waddr),
         .out_wdata(b27_wdata),
@@ -3542,6 +3560,7 @@ module snn_top (
         .in_row(e27_in_row),
         .in_ack(e27_in_ack),
         .in_data(e27_in_data),
+        .in_avail(e27_avail),
         .out_we(b28_we),
         .out_waddr(b28_waddr),
         .out_wdata(b28_wdata),
@@ -3588,6 +3607,7 @@ module snn_top (
         .in_row(e28_in_row),
         .in_ack(e28_in_ack),
         .in_data(e28_in_data),
+        .in_avail(e28_avail),
         .out_we(b29_we),
         .out_waddr(b29_waddr),
         .out_wdata(b29_wdata),
@@ -4004,6 +4024,7 @@ module snn_top (
         .in_row(e39_in_row),
         .in_ack(e39_in_ack),
         .in_data(e39_in_data),
+        .in_avail(5'd16),
         .out_we(b40_we),
         .out_waddr(b40_waddr),
         .out_wdata(b40_wdata),
@@ -4088,6 +4109,7 @@ module snn_top (
         .in_row(e41_in_row),
         .in_ack(e41_in_ack),
         .in_data(e41_in_data),
+        .in_avail(e41_avail),
         .out_we(b42_we),
         .out_waddr(b42_waddr),
         .out_wdata(b42_wdata),
@@ -4201,6 +4223,7 @@ module snn_top (
         .in_row(e44_in_row),
         .in_ack(e44_in_ack),
         .in_data(e44_in_data),
+        .in_avail(e44_avail),
         .out_we(b45_we),
         .out_waddr(b45_waddr),
         .out_wdata(b45_wdata),
@@ -4261,8 +4284,8 @@ module snn_top (
     // ------------------------------------------------------------ time-step controller
     // engine k waits for the engines of bits k*NE +: NE of WAIT, and starts no earlier than those of SWAIT
     snn_ctrl #(.NE(47), .NA(42), .STEPS(106), .TW(7),
-               .WAIT(2209'hfffffffffffcfffffffffff8fffffffffff00c0000000000180000000000ffffffffff80000000000000fffffffffe00000c00000000001800000000fffffffff000000000000000ffffffffc000000000000000000000000000fffffffe0000000000000000000000000000fffffff00000ffffffe00000ffffffc000000c0000000000180000000000fffffe000000000000000000fffff8000000000c00000000001800000000ffffc0000000000000000000ffff00000000000000000000000000000000fff800000000000000000000000000000000ffc000000000ff8000000000ff0000000000000000000000fc0000000000000000000000000000000000e00000000000000000000000000000000000),
-               .SWAIT(2209'hc00000000000800000000000000000000000800000000000000000000000c00000000000800000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000c00000000000800000000000000000000000800000000000000000000000c00000000000800000000000000000000000800000000000000000000000080000000000800000000000000000000000200000000000200000000000000000000000000000000000000000000000800000000000000000000000c00000000000800000000000000000000000c00000000000800000000000),
+               .WAIT(2209'hfffffffffffcfffffffffff80600000000000c0000000000180000000000000000000000000000000000fffffffffe00000c00000000001800000000fffffffff000000000000000ffffffffc000060c00000000000000000000fffffffe000010600000000000c000000000c180000000008300000000000600000000000c0000000000180000000000000000000000000000000000fffff8000000000c00000000001800000000ffffc0000000000000000000ffff00000000060000000000000000000000fff800000000100000000000000000000000c00000000000800000000000000000000000000000000000fc0000000000000000000000000000000000e00000000000000000000000000000000000),
+               .SWAIT(2209'hf80000000000f00000000000e00000000000c00000000000800000000000000000000000c0000000000080000000000000000000000080000000000000000000000009f0000000008000000000000000000000002f80000000003f00000000003e00000000007c0000000000f80000000000f00000000000e00000000000c00000000000800000000000000000000000c000000000008000000000000000000000008000000000000000000000000980000000008000000000000000000000002c0000000000380000000000300000000000600000000000c00000000000800000000000000000000000c00000000000800000000000000000000000c00000000000800000000000),
                .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
         .start(start), .active(active), .done(done), .cycles(cycles));
@@ -4341,6 +4364,51 @@ module snn_top (
             if (b7_we) s7_rows <= s7_rows + 1'b1;
         end
     assign e7_avail = start[6] ? 5'd0 : s7_on ? s7_rows : 5'd16;
+
+    // engine 8 reads b8 as engine 7 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s8_rows;
+    reg        s8_on;
+    always @(posedge clk)
+        if (rst) begin
+            s8_on <= 1'b0;
+        end else if (start[7]) begin
+            s8_on <= 1'b1;
+            s8_rows <= 5'd0;
+        end else begin
+            if (done[7]) s8_on <= 1'b0;
+            if (b8_we) s8_rows <= s8_rows + 1'b1;
+        end
+    assign e8_avail = start[7] ? 5'd0 : s8_on ? s8_rows : 5'd16;
+
+    // engine 9 reads b8 as engine 7 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s9_rows;
+    reg        s9_on;
+    always @(posedge clk)
+        if (rst) begin
+            s9_on <= 1'b0;
+        end else if (start[7]) begin
+            s9_on <= 1'b1;
+            s9_rows <= 5'd0;
+        end else begin
+            if (done[7]) s9_on <= 1'b0;
+            if (b8_we) s9_rows <= s9_rows + 1'b1;
+        end
+    assign e9_avail = start[7] ? 5'd0 : s9_on ? s9_rows : 5'd16;
+
+    // engine 10 reads b8 as engine 7 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s10_rows;
+    reg        s10_on;
+    always @(posedge clk)
+        if (rst) begin
+            s10_on <= 1'b0;
+        end else if (start[7]) begin
+            s10_on <= 1'b1;
+            s10_rows <= 5'd0;
+        end else begin
+            if (done[7]) s10_on <= 1'b0;
+            if (b8_we) s10_rows <= s10_rows + 1'b1;
+        end
+    assign e10_avail = start[7] ? 5'd0 : s10_on ? s10_rows : 5'd16;
 
     // engine 11 reads b9 as engine 8 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s11_rows;
@@ -4462,6 +4530,21 @@ module snn_top (
         end
     assign e22_avail = start[21] ? 5'd0 : s22_on ? s22_rows : 5'd16;
 
+    // engine 23 reads b23 as engine 22 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s23_rows;
+    reg        s23_on;
+    always @(posedge clk)
+        if (rst) begin
+            s23_on <= 1'b0;
+        end else if (start[22]) begin
+            s23_on <= 1'b1;
+            s23_rows <= 5'd0;
+        end else begin
+            if (done[22]) s23_on <= 1'b0;
+            if (b23_we) s23_rows <= s23_rows + 1'b1;
+        end
+    assign e23_avail = start[22] ? 5'd0 : s23_on ? s23_rows : 5'd16;
+
     // engine 24 reads b24 as engine 23 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s24_rows;
     reg        s24_on;
@@ -4491,6 +4574,51 @@ module snn_top (
             if (b25_we) s25_rows <= s25_rows + 1'b1;
         end
     assign e25_avail = start[24] ? 5'd0 : s25_on ? s25_rows : 5'd16;
+
+    // engine 26 reads b26 as engine 25 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s26_rows;
+    reg        s26_on;
+    always @(posedge clk)
+        if (rst) begin
+            s26_on <= 1'b0;
+        end else if (start[25]) begin
+            s26_on <= 1'b1;
+            s26_rows <= 5'd0;
+        end else begin
+            if (done[25]) s26_on <= 1'b0;
+            if (b26_we) s26_rows <= s26_rows + 1'b1;
+        end
+    assign e26_avail = start[25] ? 5'd0 : s26_on ? s26_rows : 5'd16;
+
+    // engine 27 reads b26 as engine 25 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s27_rows;
+    reg        s27_on;
+    always @(posedge clk)
+        if (rst) begin
+            s27_on <= 1'b0;
+        end else if (start[25]) begin
+            s27_on <= 1'b1;
+            s27_rows <= 5'd0;
+        end else begin
+            if (done[25]) s27_on <= 1'b0;
+            if (b26_we) s27_rows <= s27_rows + 1'b1;
+        end
+    assign e27_avail = start[25] ? 5'd0 : s27_on ? s27_rows : 5'd16;
+
+    // engine 28 reads b26 as engine 25 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s28_rows;
+    reg        s28_on;
+    always @(posedge clk)
+        if (rst) begin
+            s28_on <= 1'b0;
+        end else if (start[25]) begin
+            s28_on <= 1'b1;
+            s28_rows <= 5'd0;
+        end else begin
+            if (done[25]) s28_on <= 1'b0;
+            if (b26_we) s28_rows <= s28_rows + 1'b1;
+        end
+    assign e28_avail = start[25] ? 5'd0 : s28_on ? s28_rows : 5'd16;
 
     // engine 29 reads b27 as engine 26 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s29_rows;
@@ -4612,6 +4740,21 @@ module snn_top (
         end
     assign e40_avail = start[39] ? 5'd0 : s40_on ? s40_rows : 5'd16;
 
+    // engine 41 reads b41 as engine 40 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s41_rows;
+    reg        s41_on;
+    always @(posedge clk)
+        if (rst) begin
+            s41_on <= 1'b0;
+        end else if (start[40]) begin
+            s41_on <= 1'b1;
+            s41_rows <= 5'd0;
+        end else begin
+            if (done[40]) s41_on <= 1'b0;
+            if (b41_we) s41_rows <= s41_rows + 1'b1;
+        end
+    assign e41_avail = start[40] ? 5'd0 : s41_on ? s41_rows : 5'd16;
+
     // engine 42 reads b42 as engine 41 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s42_rows;
     reg        s42_on;
@@ -4641,6 +4784,21 @@ module snn_top (
             if (b43_we) s43_rows <= s43_rows + 1'b1;
         end
     assign e43_avail = start[42] ? 5'd0 : s43_on ? s43_rows : 5'd16;
+
+    // engine 44 reads b44 as engine 43 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s44_rows;
+    reg        s44_on;
+    always @(posedge clk)
+        if (rst) begin
+            s44_on <= 1'b0;
+        end else if (start[43]) begin
+            s44_on <= 1'b1;
+            s44_rows <= 5'd0;
+        end else begin
+            if (done[43]) s44_on <= 1'b0;
+            if (b44_we) s44_rows <= s44_rows + 1'b1;
+        end
+    assign e44_avail = start[43] ? 5'd0 : s44_on ? s44_rows : 5'd16;
 
     // ------------------------------------------------------------ interface
     assign in_ready  = phase == P_LOAD;
