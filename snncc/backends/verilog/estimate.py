@@ -465,6 +465,9 @@ class _Cycles:
             return np.full((b, p["R"]), gap, np.int64)
         if e.module == "snn_add":
             return np.full((b, p["R"]), max(1, p["P"]), np.int64)
+        if e.module == "snn_dense":  # unfolded: a request, the port's latency, the events
+            x = self.tr.spikes(e.node.inputs[0], t).reshape(b, p["R"], p["K"])
+            return self._port(e, "in") + 2 + _events(x, self._lines(e))
         assert e.module == "snn_conv_rows", e.module  # the lowering's `row_timed`
         taps_ = p["KH"] * p["KW"]
         if p["WALK"]:

@@ -616,6 +616,8 @@ def _synapse(bld: _Builder, n: Node) -> None:
         params = [("R", r), ("K", kk), ("M", m), ("RW", addr_bits(r)), ("KW", addr_bits(kk)),
                   *common, ("W_FILE", bld.file(f"e{k}_weights", words)),
                   *_spike_params(bld, n), *_fold_params(m, p), *oaw]
+        if p == m:  # a row a word, written when its events are added
+            bld.row_timed.add(k)
         bld.engine(n, "snn_dense", params, ports + out, clear=False)
         return
     c, h, w = x_shape

@@ -261,6 +261,7 @@ module snn_top (
     wire [31:0] e21_in_data;
     wire [0:0] e21_in_en;
     wire [3:0] e21_in_addr;
+    wire [4:0] e21_avail;
     wire [0:0] e22_in_req;
     wire [3:0] e22_in_row;
     wire [0:0] e22_in_ack;
@@ -423,6 +424,7 @@ module snn_top (
     wire [31:0] e39_in_data;
     wire [0:0] e39_in_en;
     wire [3:0] e39_in_addr;
+    wire [4:0] e39_avail;
     wire [0:0] e40_in_req;
     wire [3:0] e40_in_row;
     wire [0:0] e40_in_ack;
@@ -3314,7 +3316,7 @@ module snn_top (
         .in_row(e21_in_row),
         .in_ack(e21_in_ack),
         .in_data(e21_in_data),
-        .in_avail(5'd16),
+        .in_avail(e21_avail),
         .out_we(b22_we),
         .out_waddr(b22_waddr),
         .out_wdata(b22_wdata),
@@ -4024,7 +4026,7 @@ module snn_top (
         .in_row(e39_in_row),
         .in_ack(e39_in_ack),
         .in_data(e39_in_data),
-        .in_avail(5'd16),
+        .in_avail(e39_avail),
         .out_we(b40_we),
         .out_waddr(b40_waddr),
         .out_wdata(b40_wdata),
@@ -4284,8 +4286,8 @@ module snn_top (
     // ------------------------------------------------------------ time-step controller
     // engine k waits for the engines of bits k*NE +: NE of WAIT, and starts no earlier than those of SWAIT
     snn_ctrl #(.NE(47), .NA(42), .STEPS(106), .TW(7),
-               .WAIT(2209'hfffffffffffcfffffffffff80600000000000c0000000000180000000000000000000000000000000000fffffffffe00000c00000000001800000000fffffffff000000000000000ffffffffc000060c00000000000000000000fffffffe000010600000000000c000000000c180000000008300000000000600000000000c0000000000180000000000000000000000000000000000fffff8000000000c00000000001800000000ffffc0000000000000000000ffff00000000060000000000000000000000fff800000000100000000000000000000000c00000000000800000000000000000000000000000000000fc0000000000000000000000000000000000e00000000000000000000000000000000000),
-               .SWAIT(2209'hf80000000000f00000000000e00000000000c00000000000800000000000000000000000c0000000000080000000000000000000000080000000000000000000000009f0000000008000000000000000000000002f80000000003f00000000003e00000000007c0000000000f80000000000f00000000000e00000000000c00000000000800000000000000000000000c000000000008000000000000000000000008000000000000000000000000980000000008000000000000000000000002c0000000000380000000000300000000000600000000000c00000000000800000000000000000000000c00000000000800000000000000000000000c00000000000800000000000),
+               .WAIT(2209'hfffffffffffcfffffffffff80600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000fffffffff000000000000000ffffffffc000060c00600000000000000000fffffffe000010600300000000c006000000c1800c0000008300180000000600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000ffffc0000000000000000000ffff00000000060000000000000000000000fff800000000100000000000000000000000c00000000000800000000000000000000000000000000000fc0000000000000000000000000000000000e00000000000000000000000000000000000),
+               .SWAIT(2209'hff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c0000000000080000000000000000000000080000000000000000000000009fe000000008000000000000000000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c000000000008000000000000000000000008000000000000000000000000980000000008000000000000000000000002c0000000000380000000000300000000000600000000000c00000000000800000000000000000000000c00000000000800000000000000000000000c00000000000800000000000),
                .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
         .start(start), .active(active), .done(done), .cycles(cycles));
@@ -4515,6 +4517,21 @@ module snn_top (
         end
     assign e20_avail = start[19] ? 5'd0 : s20_on ? s20_rows : 5'd16;
 
+    // engine 21 reads b21 as engine 20 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s21_rows;
+    reg        s21_on;
+    always @(posedge clk)
+        if (rst) begin
+            s21_on <= 1'b0;
+        end else if (start[20]) begin
+            s21_on <= 1'b1;
+            s21_rows <= 5'd0;
+        end else begin
+            if (done[20]) s21_on <= 1'b0;
+            if (b21_we) s21_rows <= s21_rows + 1'b1;
+        end
+    assign e21_avail = start[20] ? 5'd0 : s21_on ? s21_rows : 5'd16;
+
     // engine 22 reads b22 as engine 21 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s22_rows;
     reg        s22_on;
@@ -4724,6 +4741,21 @@ module snn_top (
             if (b38_we) s38_rows <= s38_rows + 1'b1;
         end
     assign e38_avail = start[37] ? 5'd0 : s38_on ? s38_rows : 5'd16;
+
+    // engine 39 reads b39 as engine 38 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s39_rows;
+    reg        s39_on;
+    always @(posedge clk)
+        if (rst) begin
+            s39_on <= 1'b0;
+        end else if (start[38]) begin
+            s39_on <= 1'b1;
+            s39_rows <= 5'd0;
+        end else begin
+            if (done[38]) s39_on <= 1'b0;
+            if (b39_we) s39_rows <= s39_rows + 1'b1;
+        end
+    assign e39_avail = start[38] ? 5'd0 : s39_on ? s39_rows : 5'd16;
 
     // engine 40 reads b40 as engine 39 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s40_rows;
