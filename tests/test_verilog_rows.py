@@ -8,7 +8,14 @@ import subprocess
 
 import numpy as np
 import pytest
-from test_verilog import _assert_bit_exact, _neuron, _readout, _spiking, _weights
+from test_verilog import (
+    _assert_bit_exact,
+    _neuron,
+    _readout,
+    _serial_cycles,
+    _spiking,
+    _weights,
+)
 
 import snncc
 from conftest import require_tool
@@ -16,7 +23,6 @@ from snncc import ops as o
 from snncc.backends import parallel as parallel_knob
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
-from snncc.backends.verilog import estimate
 from snncc.errors import SnnccError
 from snncc.ir import Graph
 
@@ -363,8 +369,5 @@ def test_streamed_rows_overlap_their_producers(tiny_models, tmp_path, name, kind
     result = verilog.run_simulation(tmp_path / "v", "icarus")
     _assert_bit_exact(result, VECTORS, graph)
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
-    x = default_inputs(graph, VECTORS)
-    runs = estimate._Cycles(design, estimate._Trace(graph, x)).runs()
-    serial = sum(3 + sum(runs[(e.index, t)] for e in design.engines if (e.index, t) in runs)
-                 if any(key[1] == t for key in runs) else 2 for t in range(design.steps))
+    serial = _serial_cycles(graph, parallel_knob.DEFAULT, default_inputs(graph, VECTORS))
     assert all(np.asarray(result["cycles"]) < serial), (result["cycles"], serial)
