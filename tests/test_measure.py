@@ -1,6 +1,8 @@
 """`snncc simulate`'s figures from spike counts (issue 14): the same numbers as counting
 operations on the expanded spike trains (snncc.metrics.energy.count_ops, the replay), for every
-batch split, and `simulate` under non-exact delays."""
+batch split, and `simulate` under non-exact delays. Each closed form of snncc.metrics.tally
+(sums of a synapse's current from masks of counts, conv and max-pool costs per input
+element, TD-MatMul's runs) is also held to energy's rule on explicit trains."""
 
 import json
 
@@ -11,14 +13,30 @@ from typer.testing import CliRunner
 
 import modelgen
 import snncc
+from conftest import EXAMPLE
 from snncc import ops as o
 from snncc.app.cli import app
 from snncc.intmath import Rounding
 from snncc.ir import Graph
-from snncc.metrics.energy import count_ops
+from snncc.kernels import conv2d, sumpool2d
+from snncc.metrics.energy import (
+    count_ops,
+    maxpool_comparisons,
+    reduce_sum_adds,
+    synapse_sops,
+)
 from snncc.metrics.energy import td_matmul_sops as td_matmul_sops_on_trains
 from snncc.metrics.measure import measure
-from snncc.metrics.tally import count_from_counts, replayed, td_matmul_sops
+from snncc.metrics.tally import (
+    NonzeroCurrents,
+    conv_fan_out,
+    count_from_counts,
+    replayed,
+    summed_adds,
+    summed_from_counts,
+    td_matmul_sops,
+    window_reach,
+)
 
 runner = CliRunner()
 
@@ -33,7 +51,7 @@ def models(tmp_path_factory, tiny_models):
     made = {"vit": modelgen.tiny_vit(),
             "vit_spiking_overlap": modelgen.tiny_vit(seed=2, spike_input=True,
                                                      overlap_pool=True)}
-    paths = dict(tiny_models)
+    paths = dict(tiny_models, digits=EXAMPLE / "digits_vit_qcdq.onnx")
     for name, model in made.items():
         paths[name] = folder / f"{name}.onnx"
         onnx.save(model, paths[name])
@@ -45,7 +63,7 @@ def inputs(model, n, seed=0):
 
 
 @pytest.mark.parametrize("name", ["cnn", "transformer", "transformer_spiking_input",
-                                  "transformer_po2", "vit", "vit_spiking_overlap"])
+                                  "transformer_po2", "vit", "vit_spiking_overlap", "digits"])
 def test_counts_from_spike_counts_equal_counting_the_trains(models, name):
     model = snncc.compile(models[name], T=7)
     x = inputs(model, 9)
@@ -54,6 +72,71 @@ def test_counts_from_spike_counts_equal_counting_the_trains(models, name):
     from_counts = count_from_counts(model.graph, x, r.counts)
     assert from_counts == from_trains
     assert any(ops.sops_effective for ops in from_counts.layers.values())
+    # the heads' sums (mean over tokens -> linear) come from masks of counts, not replayed
+    sums = {n.name for n in model.graph.ops(o.ReduceSum)}
+    assert set(summed_from_counts(model.graph)) == sums and not replayed(model.graph) - sums
+    assert all(from_trains.layers[k].adds for k in sums)
+
+
+def _cancelling(w: np.ndarray) -> np.ndarray:
+    """w with row 1 = -row 0: a current is zero at a step where inputs 0 and 1 spike alone."""
+    w[1] = -w[0]
+    return w
+
+
+def _weights(kind: str, rng) -> np.ndarray:
+    k, m = 6, 7
+    if kind == "int8":  # one 8-bit factor, zero weights too
+        return _cancelling(rng.integers(-3, 4, (k, m)))
+    if kind == "scaled":  # a * s + e with |e| summed below s: the factors tested apart
+        return _cancelling(rng.integers(-127, 128, (k, m)) * 5003 + rng.integers(-9, 10, (k, m)))
+    w = _cancelling(rng.integers(-2**20, 2**20, (k, m)))  # three digits, combined
+    w[:2, 0] = 128, -128  # digits (-128, 1) and (-128): zero only once combined
+    return w
+
+
+@pytest.mark.parametrize("kind", ["int8", "scaled", "wide"])
+@pytest.mark.parametrize("axes", [(0,), (-1,), (0, 1), (1, -1)])
+def test_summed_currents_from_masks_equal_the_trains(kind, axes):
+    """ReduceSum of a dense synapse's current: the closed form on counts against energy's
+    rule on the per-step currents of explicit trains (and each way of testing currents)."""
+    rng = np.random.default_rng(len(axes) * 7 + len(kind))
+    w = _weights(kind, rng)
+    counts = rng.integers(0, 5, (3, 4, 5, w.shape[0]))  # [B, 4, 5, K]
+    counts[0, 0, 0, :2], counts[0, 0, 0, 2:] = 3, 0  # inputs 0 and 1 alone: cancel
+    t = np.arange(6).reshape(-1, 1, 1, 1, 1)
+    current = (counts[None] > t).astype(np.int64) @ w  # [T, B, 4, 5, M]
+    expected = reduce_sum_adds(o.ReduceSum(axes), current)
+    test = NonzeroCurrents(w)
+    assert {"int8": test.kernel.digits == 1, "scaled": test.apart,
+            "wide": not test.apart and test.kernel.digits > 2}[kind]
+    for dtype in (np.uint8, np.int64):
+        assert summed_adds(counts.astype(dtype), test, axes, (4, 5, w.shape[1])) == expected
+    assert summed_adds(np.zeros_like(counts), test, axes, (4, 5, w.shape[1])) == 0
+
+
+@pytest.mark.parametrize("kernel, strides, pads, dilations, group", [
+    ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1), ((2, 2), (2, 2), (0, 0, 0, 0), (1, 1), 2),
+    ((3, 2), (2, 1), (1, 0, 2, 1), (2, 1), 1), ((1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 4)])
+def test_conv_and_max_pool_costs_per_element_equal_the_rules(kernel, strides, pads,
+                                                             dilations, group):
+    """A conv synapse's (effective) SOPs and a max-pool's comparisons as the batch's counts
+    dotted with costs per input element, against energy's rules (convolutions)."""
+    rng = np.random.default_rng(sum(kernel) + group)
+    c, h, w = 4, 7, 6
+    weight = rng.integers(-2, 3, (8, c // group) + kernel)  # zeros among them
+    op = o.Synapse(weight, "conv", strides, pads, dilations, group)
+    counts = rng.integers(0, 6, (3, c, h, w))
+    out = conv2d(counts, weight, strides, pads, dilations, group).shape[1:]
+    batch = counts.sum(axis=0)
+    reach, eff = conv_fan_out(op, (c, h, w), out)
+    assert (int((batch * reach).sum()), int((batch * eff).sum())) == synapse_sops(op, counts)
+    if dilations == (1, 1):
+        pool = o.TDMaxPool(kernel, strides, pads)
+        pooled = sumpool2d(counts, kernel, strides, pads).shape[1:]
+        windows = window_reach(np.ones((c,) + kernel, np.int64), (c, h, w), pooled, strides,
+                               pads)
+        assert int((batch * windows).sum()) == maxpool_comparisons(pool, counts)
 
 
 @pytest.mark.parametrize("lag", [-3, -1, 0, 1, 2, 5])

@@ -14,21 +14,30 @@ expanding any:
   b_kj > 0, A's spikes at or after B's start: max(0, a - max(0, s_B - s_A)); the second
   term, per pair with a_ik > 0, B's spikes after A's start: max(0, b - max(0, s_A + 1 -
   s_B)). The sum of a matrix product's entries is a column sum dotted with a row sum;
-- a residual add whose operands are never active at the same step adds nothing.
+- a conv synapse's SOPs and a max-pool's comparisons are the counts summed over the batch
+  dotted with a map, worked out once a graph, of what one spike at each input element
+  costs (the windows that hold it, weighted by the kernel's taps);
+- a residual add whose operands are never active at the same step adds nothing;
+- a sum (ReduceSum) of a dense synapse's current, whose input runs all start at one step:
+  its t-th step's current is (counts > t) @ W, so the per-step additions come from one
+  matrix product of those masks (no graph replay).
 
-What depends on per-step currents (sums, sum-pools, residual adds whose operands overlap
-in time, and a TD-MatMul whose operands mix starting steps) is replayed step by step from
-trains made of the counts (``activity.replay`` with ``only``), and nothing else is.
+What else depends on per-step currents (sum-pools, sums of other currents, residual adds
+whose operands overlap in time, and a TD-MatMul whose operands mix starting steps) is
+replayed step by step from trains made of the counts (``activity.replay`` with ``only``),
+and nothing else is.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from snncc import ops as o
+from snncc.backends.sim.integer import IntMatMul
 from snncc.ir import Graph, Node
 from snncc.metrics.activity import replay, trains_from_counts
 from snncc.metrics.energy import (
@@ -37,8 +46,6 @@ from snncc.metrics.energy import (
     _broadcast_factor,
     dense_macs,
     layer_ops,
-    maxpool_comparisons,
-    synapse_sops,
 )
 from snncc.reference import EVAL
 from snncc.schedule import windows
@@ -114,6 +121,47 @@ def replayed(graph: Graph) -> set[str]:
     return out
 
 
+def summed_from_counts(graph: Graph) -> dict[str, tuple[str, NonzeroCurrents]]:
+    """The ReduceSums counted from masks of counts, not replayed: those of a dense synapse's
+    current whose input runs start at one step (its weights' products exact in float64).
+    Per node: the synapse's input and the test of its currents."""
+    starts = spike_starts(graph)
+    out = {}
+    for n in graph.ops(o.ReduceSum):
+        syn = graph.node(n.inputs[0])
+        op = syn.op
+        if not isinstance(op, o.Synapse) or op.kind != "dense" or op.analog:
+            continue
+        w = op.weight.astype(np.int64)
+        if starts.get(syn.inputs[0]) is not None and int(np.abs(w).sum(axis=0).max(
+                initial=0)) < 2**53:
+            out[n.name] = syn.inputs[0], NonzeroCurrents(w)
+    return out
+
+
+class NonzeroCurrents:
+    """Which entries of m @ W are non-zero, for 0/1 masks m [M, K] (uint8) and integer
+    weights W [K, N]: onnxruntime's 8-bit products (``integer.IntMatMul``: W cut into
+    8-bit factors, combined exactly). Where W = a * s + e (``integer.scaled``) with
+    sum_k |e_kj| < s_j, |m @ e| < s, so an entry is zero just where both m @ a and m @ e
+    are, and the factors need no combining."""
+
+    def __init__(self, weight: np.ndarray):
+        self.kernel = IntMatMul(weight, np.dtype(np.uint8), 1)
+        self.columns = weight.shape[1]
+        scale = self.kernel.scale
+        self.apart = scale is not None and bool(np.all(
+            np.abs(self.kernel.cut[1].astype(np.int64)).sum(axis=0) < scale))
+
+    def __call__(self, masks: np.ndarray) -> np.ndarray:
+        if self.kernel.digits == 1 or self.apart:
+            ys = self.kernel.session.run(None, {"x": masks})
+            return ys[0] != 0 if len(ys) == 1 else (ys[0] != 0) | (ys[1] != 0)
+        out = np.empty((len(masks), self.columns))
+        self.kernel.product(masks, out)
+        return out != 0
+
+
 @dataclass
 class _Static:
     """What counting needs to know of a graph, worked out once."""
@@ -121,8 +169,10 @@ class _Static:
     order: list[Node]
     last_use: dict[str, int]
     starts: dict[str, int | None]
-    slow: set[str]
+    slow: set[str]  # replayed
+    summed: dict[str, tuple[str, NonzeroCurrents]]  # ReduceSum -> (spikes, test)
     fan_out: dict[str, np.ndarray]  # dense synapse -> its rows' non-zero weights (int64)
+    maps: dict[str, tuple[np.ndarray, ...]]  # conv synapse, max-pool -> per input element
 
 
 _STATIC: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], _Static]] = (
@@ -133,13 +183,64 @@ def _static(graph: Graph) -> _Static:
     key = tuple(id(graph.node(name).op) for name in graph.names())
     cached = _STATIC.get(graph)
     if cached is None or cached[0] != key:
-        order = [n for n in graph.topo() if not isinstance(n.op, o.Input)]
-        last_use = {i: k for k, n in enumerate(order) for i in n.inputs}
-        fan_out = {n.name: np.count_nonzero(n.op_as(o.Synapse).weight, axis=1).astype(np.int64)
-                   for n in order if isinstance(n.op, o.Synapse) and n.op.kind == "dense"}
-        cached = key, _Static(order, last_use, spike_starts(graph), replayed(graph), fan_out)
+        cached = key, _worked_out(graph)
         _STATIC[graph] = cached
     return cached[1]
+
+
+def _worked_out(graph: Graph) -> _Static:
+    order = [n for n in graph.topo() if not isinstance(n.op, o.Input)]
+    summed = summed_from_counts(graph)
+    # a summed node reads its synapse's input: keep that input's counts until then
+    uses = {n.name: n.inputs + ((summed[n.name][0],) if n.name in summed else ())
+            for n in order}
+    last_use = {i: k for k, n in enumerate(order) for i in uses[n.name]}
+    fan_out = {n.name: np.count_nonzero(n.op_as(o.Synapse).weight, axis=1).astype(np.int64)
+               for n in order if isinstance(n.op, o.Synapse) and n.op.kind == "dense"}
+    maps: dict[str, tuple[np.ndarray, ...]] = {}
+    for n in order:
+        in_shape = graph.node(n.inputs[0]).shape if n.inputs else ()
+        if isinstance(n.op, o.Synapse) and n.op.kind == "conv" and not n.op.analog:
+            maps[n.name] = conv_fan_out(n.op, in_shape, n.shape)
+        elif isinstance(n.op, o.TDMaxPool):
+            taps = np.ones((in_shape[0],) + tuple(n.op.kernel), np.int64)
+            maps[n.name] = (window_reach(taps, in_shape, n.shape, n.op.strides, n.op.pads),)
+    return _Static(order, last_use, spike_starts(graph), replayed(graph) - set(summed),
+                   summed, fan_out, maps)
+
+
+def _hits(size: int, out: int, k: int, stride: int, pad: int, dilation: int) -> np.ndarray:
+    """[k, size]: 1 where kernel offset i of some output position reads input position h."""
+    hits = np.zeros((k, size), np.int64)
+    for i in range(k):
+        pos = np.arange(out) * stride - pad + i * dilation
+        hits[i, pos[(pos >= 0) & (pos < size)]] = 1
+    return hits
+
+
+def window_reach(taps: np.ndarray, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
+                 strides, pads, dilations=(1, 1)) -> np.ndarray:
+    """Per input element [C, H, W]: taps[c, i, j] summed over the windows that read the
+    element at kernel offset (i, j) (a window covers an element at one offset at most;
+    padding reads nothing). `pads` is (top, left, bottom, right), as in kernels."""
+    rows = _hits(in_shape[1], out_shape[1], taps.shape[1], strides[0], pads[0], dilations[0])
+    cols = _hits(in_shape[2], out_shape[2], taps.shape[2], strides[1], pads[1], dilations[1])
+    return np.einsum("cij,ih,jw->chw", taps, rows, cols)
+
+
+def conv_fan_out(op: o.Synapse, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(SOPs, effective SOPs) that one spike at each input element [C, H, W] of a conv
+    synapse causes (``energy.synapse_sops`` per spike): the (output, weight) pairs it
+    reaches, every output channel of its group at each window, and those of non-zero
+    weight."""
+    o_, cg, kh, kw = op.weight.shape
+    per_group = o_ // op.group
+    nonzero = np.count_nonzero(op.weight.reshape(op.group, per_group, cg, kh, kw), axis=1)
+    nonzero = nonzero.reshape(-1, kh, kw).astype(np.int64)
+    reach = np.full_like(nonzero, per_group)
+    return tuple(window_reach(taps, in_shape, out_shape, op.strides, op.pads, op.dilations)
+                 for taps in (reach, nonzero))  # type: ignore[return-value]
 
 
 def count_from_counts(graph: Graph, x: np.ndarray, counts: dict[str, np.ndarray]) -> OpCounts:
@@ -151,7 +252,12 @@ def count_from_counts(graph: Graph, x: np.ndarray, counts: dict[str, np.ndarray]
     for k, n in enumerate(s.order):
         if n.kind == o.CODES:
             totals[n.name] = _total(n, x, counts, totals)
-        if n.name not in s.slow:
+        if n.name in s.summed:
+            spikes, nonzero = s.summed[n.name]
+            result.layers[n.name] = LayerOps(adds=summed_adds(
+                totals[spikes], nonzero, n.op_as(o.ReduceSum).axes,
+                graph.node(n.inputs[0]).shape))
+        elif n.name not in s.slow:
             ops = _layer_ops(graph, n, totals, s, len(x))
             if ops is not None:
                 result.layers[n.name] = ops
@@ -234,11 +340,11 @@ def _layer_ops(graph: Graph, n: Node, totals: _Totals, s: _Static, batch: int
         if op.analog:
             in_shape = graph.node(n.inputs[0]).shape
             return LayerOps(macs=batch * dense_macs(op, [in_shape], n.shape))
+        counts = totals.batch_sum(n.inputs[0])
         if n.name in s.fan_out:
-            sops, eff = dense_sops(totals.batch_sum(n.inputs[0]), op.weight.shape[1],
-                                   s.fan_out[n.name])
+            sops, eff = dense_sops(counts, op.weight.shape[1], s.fan_out[n.name])
         else:
-            sops, eff = synapse_sops(op, totals.batch_sum(n.inputs[0]))
+            sops, eff = (_weighted(counts, m) for m in s.maps[n.name])
         return LayerOps(sops=sops, sops_effective=eff)
     if isinstance(op, o.TDMatMul):
         a, b = (totals[i] for i in n.inputs)
@@ -246,13 +352,52 @@ def _layer_ops(graph: Graph, n: Node, totals: _Totals, s: _Static, batch: int
         assert sa is not None and sb is not None, f"{n.name} has mixed starts (replayed)"
         return LayerOps(*td_matmul_sops(a, b, sb - sa))
     if isinstance(op, o.TDMaxPool):
-        return LayerOps(comparisons=maxpool_comparisons(op, totals.batch_sum(n.inputs[0])),
+        return LayerOps(comparisons=_weighted(totals.batch_sum(n.inputs[0]), s.maps[n.name][0]),
                         spikes=totals.spikes(n.name))
     if isinstance(op, o.AddCurrent):  # never both active at a step (else replayed)
         return LayerOps()
     if isinstance(op, o.Neuron) or isinstance(op, o.SpikeInput) and not op.analog:
         return LayerOps(spikes=totals.spikes(n.name))
     return None
+
+
+def _weighted(counts: np.ndarray, per_element: np.ndarray) -> int:
+    """The counts summed over the batch ([1, ...]) dotted with a cost per element."""
+    return int(np.dot(counts.reshape(-1), per_element.reshape(-1)))
+
+
+def summed_adds(counts: np.ndarray, nonzero: Callable[[np.ndarray], np.ndarray],
+                axes: tuple[int, ...], shape: tuple[int, ...]) -> int:
+    """``energy.reduce_sum_adds`` over `axes` of a dense synapse's current [B, *shape],
+    for input runs of spikes with counts [B, ..., K] that start at one step: the current
+    at the runs' t-th step is (counts > t) @ W, for every step at once (`nonzero`: which
+    entries of masks @ W are non-zero); after the longest run it is zero and adds nothing.
+    Per step and output element, (non-zero terms - 1) additions: the non-zero terms, less
+    the outputs with any."""
+    steps = int(counts.max(initial=0))
+    if steps == 0:
+        return 0
+    rows = counts.reshape(-1, counts.shape[-1])
+    masks = np.empty((steps,) + rows.shape, np.bool_)
+    np.greater(rows[None], np.arange(steps, dtype=rows.dtype).reshape(-1, 1, 1), out=masks)
+    terms = nonzero(masks.view(np.uint8).reshape(-1, rows.shape[1]))
+    terms = terms.reshape((steps, len(counts)) + shape)
+    total = np.count_nonzero(terms)
+    for axis in sorted({a % len(shape) + 2 for a in axes}, reverse=True):
+        terms = _any_along(terms, axis)
+    return int(total - np.count_nonzero(terms))
+
+
+def _any_along(mask: np.ndarray, axis: int) -> np.ndarray:
+    """mask.any(axis) by halving (numpy's reduction over a short middle axis is slow)."""
+    m = np.moveaxis(mask, axis, 0)
+    while len(m) > 1:
+        half = len(m) // 2
+        top = m[:half] | m[half:2 * half]
+        if len(m) % 2:
+            top[0] |= m[-1]
+        m = top
+    return m[0]
 
 
 def dense_sops(counts: np.ndarray, outputs: int, fan_out: np.ndarray) -> tuple[int, int]:
@@ -270,13 +415,22 @@ def td_matmul_sops(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[int, int]:
     cols, rows = _along(a, -2), _along(b, -1)  # A's column sums, B's row sums: [B, ..., d]
     sops = (_broadcast_factor(a.shape[1:], out) * out[-1] * int(cols.sum(dtype=np.int64))
             + _broadcast_factor(b.shape[1:], out) * out[-2] * int(rows.sum(dtype=np.int64)))
+    skip_a, skip_b = max(0, lag), max(0, 1 - lag)  # A's spikes once B has started; B's
+    # spikes after A's first
+    nonzero: dict[int, np.ndarray] = {}  # 0: A's non-zero counts per column, 1: B's per row
+
+    def present(side: int) -> np.ndarray:
+        if side not in nonzero:
+            nonzero[side] = _along(a, -2, True) if side == 0 else _along(b, -1, True)
+        return nonzero[side]
+
     eff = 0
-    late_a = _late(a, max(0, lag), -2, cols)  # A's spikes once B has started
+    late_a = _late(a, skip_a, -2, cols, lambda: present(0))
     if late_a is not None:
-        eff += _dot(late_a, _along(b, -1, nonzero=True))
-    late_b = _late(b, max(0, 1 - lag), -1, rows)  # B's spikes after A's first
+        eff += _dot(late_a, present(1))
+    late_b = _late(b, skip_b, -1, rows, lambda: present(1))
     if late_b is not None:
-        eff += _dot(_along(a, -2, nonzero=True), late_b)
+        eff += _dot(present(0), late_b)
     return sops, eff
 
 
@@ -291,11 +445,15 @@ def _along(c: np.ndarray, axis: int, nonzero: bool = False) -> np.ndarray:
                      dtype=np.uint16 if narrow else np.int64)
 
 
-def _late(c: np.ndarray, skip: int, axis: int, sums: np.ndarray) -> np.ndarray | None:
+def _late(c: np.ndarray, skip: int, axis: int, sums: np.ndarray,
+          present: Callable[[], np.ndarray]) -> np.ndarray | None:
     """`_along(c, axis)` of the spikes of c's runs after their first `skip` steps (`sums`:
-    all of them); None if no run is that long."""
+    all of them; `present()`: the runs, for skip 1: c - min(c, 1)); None if no run is that
+    long."""
     if skip == 0:
         return sums
+    if skip == 1:
+        return sums - present()
     if c.size == 0 or skip >= int(c.max()):
         return None
     return _along(c - np.minimum(c, skip), axis)
