@@ -137,6 +137,10 @@ class Graph:
         """Value names in insertion order (the order `topo` breaks ties by)."""
         return list(self._g.nodes)
 
+    def nodes(self) -> list[Node]:
+        """The nodes in `names()`'s order (no sorting: cheap enough to check a cache by)."""
+        return [n for _, n in self._g.nodes(data="node")]
+
     def users(self, name: str) -> list[Node]:
         return [self.node(u) for u in sorted(self._g.successors(name))]
 
@@ -209,6 +213,9 @@ class FrozenGraph(Graph):
 
     def names(self) -> list[str]:
         return list(self._nodes)
+
+    def nodes(self) -> list[Node]:
+        return list(self._nodes.values())
 
     def users(self, name: str) -> list[Node]:
         return [self._nodes[u] for u in sorted(self._users[name])]

@@ -139,7 +139,7 @@ _LAYOUT: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], tuple]] = (
 def _layout(graph: Graph) -> tuple[dict[str, tuple[int, int]], list[Node]]:
     """The graph's windows and topological order (kept while its ops stay the same: a
     replay per batch would otherwise spend its time sorting the graph)."""
-    key = tuple(id(graph.node(name).op) for name in graph.names())
+    key = tuple(map(id, graph.nodes()))  # a node is replaced whenever it changes
     cached = _LAYOUT.get(graph)
     if cached is None or cached[0] != key:
         cached = key, (windows(graph), list(graph.topo()))

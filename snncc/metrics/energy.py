@@ -19,6 +19,7 @@ Energy: ``pj_mac`` per MAC + ``pj_ac`` per accumulate (SOPs and current addition
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -126,7 +127,7 @@ def synapse_sops(op: o.Synapse, counts: np.ndarray) -> tuple[int, int]:
 
 def _broadcast_factor(operand: tuple[int, ...], out: tuple[int, ...]) -> int:
     """How many products one operand element takes part in through batch broadcasting."""
-    return int(np.prod(out[:-2])) // max(int(np.prod(operand[:-2])), 1)
+    return math.prod(out[:-2]) // max(math.prod(operand[:-2]), 1)
 
 
 def td_matmul_sops(sa: np.ndarray, sb: np.ndarray) -> tuple[int, int]:

@@ -58,7 +58,7 @@ def counts_suffice(graph: Graph) -> bool:
     spike or analog input (signed and multi neurons, and weighted inputs, spike otherwise)."""
     if graph.meta.get("delay", "exact") != "exact":
         return False
-    ops = [graph.node(name).op for name in graph.names()]  # once a batch: no sorting
+    ops = [n.op for n in graph.nodes()]  # once a batch: no sorting
     return all(op.mode == "if" for op in ops if isinstance(op, o.Neuron)) and not any(
         op.weighted for op in ops if isinstance(op, o.SpikeInput))
 
@@ -180,7 +180,7 @@ _STATIC: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], _Static]] = (
 
 
 def _static(graph: Graph) -> _Static:
-    key = tuple(id(graph.node(name).op) for name in graph.names())
+    key = tuple(map(id, graph.nodes()))  # a node is replaced whenever it changes
     cached = _STATIC.get(graph)
     if cached is None or cached[0] != key:
         cached = key, _worked_out(graph)
@@ -288,7 +288,7 @@ class _Totals(dict):
     def batch_sum(self, name: str) -> np.ndarray:
         if name not in self.sums:
             c = self[name]
-            narrow = c.dtype == np.uint8 and len(c) * 255 <= np.iinfo(np.uint16).max
+            narrow = c.dtype == np.uint8 and len(c) * 255 <= 0xFFFF
             total = c.sum(axis=0, dtype=np.uint16 if narrow else np.int64, keepdims=True)
             self.sums[name] = total.astype(np.int64)
         return self.sums[name]
@@ -412,26 +412,34 @@ def td_matmul_sops(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[int, int]:
     """(SOPs, effective SOPs) of a TD-MatMul of runs of spikes with counts a [B, ..., N, d]
     and b [B, ..., d, M], B's runs starting `lag` steps after A's."""
     out = tuple(np.broadcast_shapes(a.shape[1:-2], b.shape[1:-2])) + (a.shape[-2], b.shape[-1])
-    cols, rows = _along(a, -2), _along(b, -1)  # A's column sums, B's row sums: [B, ..., d]
-    sops = (_broadcast_factor(a.shape[1:], out) * out[-1] * int(cols.sum(dtype=np.int64))
-            + _broadcast_factor(b.shape[1:], out) * out[-2] * int(rows.sum(dtype=np.int64)))
-    skip_a, skip_b = max(0, lag), max(0, 1 - lag)  # A's spikes once B has started; B's
-    # spikes after A's first
-    nonzero: dict[int, np.ndarray] = {}  # 0: A's non-zero counts per column, 1: B's per row
+    memo: dict[tuple[int, bool], np.ndarray] = {}
 
-    def present(side: int) -> np.ndarray:
-        if side not in nonzero:
-            nonzero[side] = _along(a, -2, True) if side == 0 else _along(b, -1, True)
-        return nonzero[side]
+    def along(side: int, nonzero: bool = False) -> np.ndarray:
+        """A's column sums (side 0) or B's row sums (side 1), or their non-zero counts:
+        [B, ..., d], each worked out once, when first needed."""
+        if (side, nonzero) not in memo:
+            memo[side, nonzero] = (_along(a, -2, nonzero) if side == 0
+                                   else _along(b, -1, nonzero))
+        return memo[side, nonzero]
 
     eff = 0
-    late_a = _late(a, skip_a, -2, cols, lambda: present(0))
-    if late_a is not None:
-        eff += _dot(late_a, present(1))
-    late_b = _late(b, skip_b, -1, rows, lambda: present(1))
-    if late_b is not None:
-        eff += _dot(present(0), late_b)
+    late_a = _late(a, max(0, lag), -2, lambda: along(0), lambda: along(0, True))
+    if late_a is not None:  # A's spikes once B has started, where B's entry is non-zero
+        eff += _dot(late_a, along(1, True))
+    late_b = _late(b, max(0, 1 - lag), -1, lambda: along(1), lambda: along(1, True))
+    if late_b is not None:  # B's spikes after A's first, where A's entry is non-zero
+        eff += _dot(along(0, True), late_b)
+    spikes = [int(memo[side, False].sum(dtype=np.int64)) if (side, False) in memo
+              else _spikes(c) for side, c in enumerate((a, b))]
+    sops = (_broadcast_factor(a.shape[1:], out) * out[-1] * spikes[0]
+            + _broadcast_factor(b.shape[1:], out) * out[-2] * spikes[1])
     return sops, eff
+
+
+def _spikes(c: np.ndarray) -> int:
+    """The sum of counts c [B, ...] (over the batch first: a long, fast sum)."""
+    narrow = c.dtype == np.uint8 and len(c) * 255 <= 0xFFFF
+    return int(c.sum(axis=0, dtype=np.uint16 if narrow else np.int64).sum(dtype=np.int64))
 
 
 def _along(c: np.ndarray, axis: int, nonzero: bool = False) -> np.ndarray:
@@ -445,15 +453,15 @@ def _along(c: np.ndarray, axis: int, nonzero: bool = False) -> np.ndarray:
                      dtype=np.uint16 if narrow else np.int64)
 
 
-def _late(c: np.ndarray, skip: int, axis: int, sums: np.ndarray,
+def _late(c: np.ndarray, skip: int, axis: int, sums: Callable[[], np.ndarray],
           present: Callable[[], np.ndarray]) -> np.ndarray | None:
-    """`_along(c, axis)` of the spikes of c's runs after their first `skip` steps (`sums`:
-    all of them; `present()`: the runs, for skip 1: c - min(c, 1)); None if no run is that
-    long."""
+    """`_along(c, axis)` of the spikes of c's runs after their first `skip` steps (`sums()`:
+    all of them; `present()`: the runs, so skip 1 leaves sums - present); None if no run
+    is that long."""
     if skip == 0:
-        return sums
+        return sums()
     if skip == 1:
-        return sums - present()
+        return sums() - present()
     if c.size == 0 or skip >= int(c.max()):
         return None
     return _along(c - np.minimum(c, skip), axis)

@@ -92,15 +92,13 @@ class IntMatMul:
     where `reach`, the largest |x|, keeps that in int32, then the pairs in float64.
     """
 
-    def __init__(self, w: np.ndarray, x_type: np.dtype, reach: int | None = None):
+    def __init__(self, w: np.ndarray, x_type: np.dtype, reach: int | None = None,
+                 factors: tuple[list[np.ndarray], np.ndarray | None] | None = None):
         self.x_type = np.dtype(x_type)
         self.k, self.n = w.shape
         if reach is None:
             reach = 0xFF if self.x_type == np.uint8 else 0x80
-        cut = digits(w)
-        self.scale = None
-        if len(cut) > 2 and (split := _scaled(w, reach)) is not None:
-            cut, self.scale = [split[0], split[2]], split[1].astype(np.float64)
+        cut, self.scale = factors if factors is not None else _factors(w, reach)
         self.digits = len(cut)
         self.cut = cut  # the 8-bit factors (ortgraph writes them into its model)
         self.pairs = 257 * 128 * reach * max(self.k, 1) < _INT32
@@ -120,17 +118,18 @@ class IntMatMul:
     def fits(w: np.ndarray, lo: int, hi: int) -> bool:
         """Whether x in lo..hi times w can run here: 8-bit x, few products (one, or
         `scaled` weights, or up to MAX_DIGITS digits over WIDE_TERMS terms), int32 sums."""
-        if w.ndim != 2 or w.size == 0 or operand_type(lo, hi) is None:
-            return False
-        if w.shape[0] * max(abs(lo), abs(hi)) * 128 >= _INT32:
-            return False
-        places = len(digits(w))
-        if places == 1:
-            return True
-        reach = max(abs(lo), abs(hi))
-        if places > 2 and w.shape[0] >= SCALED_TERMS and _scaled(w, reach) is not None:
-            return True
-        return places <= MAX_DIGITS and w.shape[0] >= WIDE_TERMS
+        return _fitting_factors(w, lo, hi) is not None
+
+    @classmethod
+    def planned(cls, w: np.ndarray, lo: int, hi: int) -> IntMatMul | None:
+        """The kernel for x in lo..hi, or None where it does not fit (`fits`); the
+        weights are cut once (`scaled` costs a pass over w per candidate scale)."""
+        factors = _fitting_factors(w, lo, hi)
+        if factors is None:
+            return None
+        x_type = operand_type(lo, hi)
+        assert x_type is not None
+        return cls(w, x_type, max(abs(lo), abs(hi)), factors)
 
     def __call__(self, x: np.ndarray, dtype) -> np.ndarray:
         x2 = np.ascontiguousarray(x.reshape(-1, self.k), self.x_type)
@@ -170,6 +169,35 @@ class IntMatMul:
             np.copyto(out[r:r + step], acc, casting="unsafe")
 
 
+def _factors(w: np.ndarray, reach: int) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """(8-bit factors, scale or None): w's `scaled` split (a, e; m as float64) where w has
+    more than two base-256 digits and the split is exact for |x| <= reach, else the
+    digits."""
+    cut = digits(w)
+    if len(cut) > 2 and (split := _scaled(w, reach)) is not None:
+        return [split[0], split[2]], split[1].astype(np.float64)
+    return cut, None
+
+
+def _fitting_factors(w: np.ndarray, lo: int, hi: int
+                     ) -> tuple[list[np.ndarray], np.ndarray | None] | None:
+    """`_factors(w, reach)` where `IntMatMul.fits` holds, else None."""
+    if w.ndim != 2 or w.size == 0 or operand_type(lo, hi) is None:
+        return None
+    reach = max(abs(lo), abs(hi))
+    if w.shape[0] * reach * 128 >= _INT32:
+        return None
+    cut = digits(w)
+    if len(cut) == 1:
+        return cut, None
+    if len(cut) > 2 and w.shape[0] >= SCALED_TERMS and (split := _scaled(w, reach)) is not None:
+        return [split[0], split[2]], split[1].astype(np.float64)
+    if len(cut) <= MAX_DIGITS and w.shape[0] >= WIDE_TERMS:
+        # _factors' answer: a split exact here was found above (K >= SCALED_TERMS)
+        return cut, None
+    return None
+
+
 def _scaled(w: np.ndarray, reach: int):
     """`scaled(w)` where (x @ a) * m + x @ e stays exact in float64 for |x| <= reach."""
     split = scaled(w)
@@ -191,12 +219,28 @@ class IntConv:
     """Grouped 2-D convolution of 8-bit x [B, C, H, W] by w [O, C/group, kh, kw], exact:
     im2col in 8 bits (channels last), one `IntMatMul` per group."""
 
-    def __init__(self, op, x_type: np.dtype, reach: int | None = None):
+    def __init__(self, op, x_type: np.dtype, reach: int | None = None,
+                 mats: list[IntMatMul] | None = None):
         self.op, self.x_type = op, np.dtype(x_type)
         o, cg = op.weight.shape[:2]
         self.og = o // op.group
-        self.mats = [IntMatMul(_group_terms(op.weight, op.group, g), x_type, reach)
-                     for g in range(op.group)]
+        self.mats = mats if mats is not None else [
+            IntMatMul(_group_terms(op.weight, op.group, g), x_type, reach)
+            for g in range(op.group)]
+
+    @classmethod
+    def planned(cls, op, lo: int, hi: int) -> IntConv | None:
+        """The kernel for x in lo..hi, or None where it does not fit (`fits`), each
+        group's weights cut once."""
+        if op.weight[0].size < CONV_TERMS:
+            return None
+        mats = []
+        for g in range(op.group):
+            mat = IntMatMul.planned(_group_terms(op.weight, op.group, g), lo, hi)
+            if mat is None:
+                return None
+            mats.append(mat)
+        return cls(op, mats[0].x_type, max(abs(lo), abs(hi)), mats)
 
     @staticmethod
     def fits(op, lo: int, hi: int) -> bool:

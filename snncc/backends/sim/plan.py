@@ -98,13 +98,13 @@ _CACHE: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], Plan]] = (
 
 
 def build(graph: Graph) -> Plan:
-    """The plan of `graph` (cached while the graph's ops stay the same)."""
-    key = tuple(id(graph.node(name).op) for name in graph.names())
+    """The plan of `graph` (cached while the graph's nodes stay the same)."""
+    key = tuple(map(id, graph.nodes()))  # a node is replaced whenever it changes
     cached = _CACHE.get(graph)
     if cached is not None and cached[0] == key:
         return cached[1]
     plan = _build(graph)
-    _CACHE[graph] = (key, plan)  # the plan holds the ops: their ids stay unique
+    _CACHE[graph] = (key, plan)  # the plan holds the nodes: their ids stay unique
     return plan
 
 
@@ -152,10 +152,10 @@ def _integer_kernel(plan: Plan, n: Node, x) -> None:
     operand = operand_type(lo, hi)
     if operand is None:  # not 8 bits: neither kernel fits
         return
-    if op.kind == "dense" and IntMatMul.fits(op.weight, lo, hi):
-        plan.integer[n.name] = IntMatMul(op.weight, operand, max(abs(lo), abs(hi)))
-    elif op.kind == "conv" and IntConv.fits(op, lo, hi):
-        plan.integer[n.name] = IntConv(op, operand, max(abs(lo), abs(hi)))
+    kernel = (IntMatMul.planned(op.weight, lo, hi) if op.kind == "dense"
+              else IntConv.planned(op, lo, hi))  # the weights cut once, not to fit and again
+    if kernel is not None:
+        plan.integer[n.name] = kernel
 
 
 def _stacked_kernel(plan: Plan, n: Node, xs) -> None:
