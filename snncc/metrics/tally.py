@@ -173,6 +173,7 @@ class _Static:
     summed: dict[str, tuple[str, NonzeroCurrents]]  # ReduceSum -> (spikes, test)
     fan_out: dict[str, np.ndarray]  # dense synapse -> its rows' non-zero weights (int64)
     maps: dict[str, tuple[np.ndarray, ...]]  # conv synapse, max-pool -> per input element
+    sums_only: set[str]  # layout values read only through their sums over the batch
 
 
 _STATIC: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], _Static]] = (
@@ -206,7 +207,21 @@ def _worked_out(graph: Graph) -> _Static:
             taps = np.ones((in_shape[0],) + tuple(n.op.kernel), np.int64)
             maps[n.name] = (window_reach(taps, in_shape, n.shape, n.op.strides, n.op.pads),)
     return _Static(order, last_use, spike_starts(graph), replayed(graph) - set(summed),
-                   summed, fan_out, maps)
+                   summed, fan_out, maps, _sums_only(graph, order, summed))
+
+
+def _sums_only(graph: Graph, order: list[Node], summed: dict) -> set[str]:
+    """Layout values of spikes whose readers need only their sums over the batch (the
+    synapses, and layout values of that kind): a reshape or transpose of the sums, not of
+    the counts, which may be a copy."""
+    sources = {spikes for spikes, _ in summed.values()}
+    out: set[str] = set()
+    for n in reversed(order):
+        if n.kind == o.CODES and isinstance(n.op, o.LAYOUT_OPS) and n.name not in sources \
+                and all(isinstance(u.op, o.Synapse) or u.name in out
+                        for u in graph.users(n.name)):
+            out.add(n.name)
+    return out
 
 
 def _hits(size: int, out: int, k: int, stride: int, pad: int, dilation: int) -> np.ndarray:
@@ -250,7 +265,9 @@ def count_from_counts(graph: Graph, x: np.ndarray, counts: dict[str, np.ndarray]
     s = _static(graph)
     totals = _Totals()
     for k, n in enumerate(s.order):
-        if n.kind == o.CODES:
+        if n.name in s.sums_only:  # a layout of the sums over the batch
+            totals.sums[n.name] = EVAL[type(n.op)](n, [totals.batch_sum(i) for i in n.inputs])
+        elif n.kind == o.CODES:
             totals[n.name] = _total(n, x, counts, totals)
         if n.name in s.summed:
             spikes, nonzero = s.summed[n.name]
@@ -443,14 +460,30 @@ def _spikes(c: np.ndarray) -> int:
 
 
 def _along(c: np.ndarray, axis: int, nonzero: bool = False) -> np.ndarray:
-    """The sums (or non-zero counts) of c [..., N, M] along `axis` (-2 or -1), through
-    einsum (numpy's own reductions over a short axis are about twice as slow), in uint16
-    where that cannot overflow."""
+    """The sums (or non-zero counts) of c [..., N, M] along `axis` (-2 or -1). Counts
+    whose sums fit a byte (N * the largest <= 255) are added in halves, in uint8, unless
+    the axis is the innermost in memory (numpy's own reductions over a short axis are
+    two to three times slower); otherwise through einsum, in uint16 where that cannot
+    overflow."""
     if nonzero:
-        c = c != 0
-    narrow = c.dtype in (np.bool_, np.uint8) and c.shape[axis] * 255 <= 0xFFFF
+        c = (c != 0).view(np.uint8)
+    if c.dtype == np.uint8 and c.strides[axis] != 1 and c.shape[axis] > 1 and (
+            c.shape[axis] * (1 if nonzero else int(c.max(initial=0))) <= 0xFF):
+        return _halving_sum(np.moveaxis(c, axis, 0))
+    narrow = c.dtype == np.uint8 and c.shape[axis] * 255 <= 0xFFFF
     return np.einsum("...ij->...j" if axis == -2 else "...ij->...i", c,
                      dtype=np.uint16 if narrow else np.int64)
+
+
+def _halving_sum(m: np.ndarray) -> np.ndarray:
+    """m summed over its first axis, adding its halves until one is left."""
+    while len(m) > 1:
+        half = len(m) // 2
+        top = m[:half] + m[half:2 * half]
+        if len(m) % 2:
+            top[0] += m[-1]
+        m = top
+    return m[0]
 
 
 def _late(c: np.ndarray, skip: int, axis: int, sums: Callable[[], np.ndarray],
