@@ -1,6 +1,6 @@
 """`snncc simulate`'s figures from spike counts (issue 14): the same numbers as counting
 operations on the expanded spike trains (snncc.metrics.energy.count_ops, the replay), for every
-batch split, and `simulate` under non-exact delays. Each closed form of snncc.metrics.tally
+batch split, and `simulate` under non-exact delays. Each closed form of snncc.metrics.run_rules
 (sums of a synapse's current from masks of counts, conv and max-pool costs per input
 element, TD-MatMul's runs) is also held to energy's rule on explicit trains."""
 
@@ -27,16 +27,14 @@ from snncc.metrics.energy import (
 )
 from snncc.metrics.energy import td_matmul_sops as td_matmul_sops_on_trains
 from snncc.metrics.measure import measure
-from snncc.metrics.tally import (
+from snncc.metrics.run_rules import (
     NonzeroCurrents,
     conv_fan_out,
-    count_from_counts,
-    replayed,
     summed_adds,
-    summed_from_counts,
     td_matmul_sops,
     window_reach,
 )
+from snncc.metrics.tally import count_from_counts, replayed, summed_from_counts
 
 runner = CliRunner()
 
@@ -161,7 +159,7 @@ def test_td_matmul_closed_form_equals_the_trains(lag):
     ((3, 3), (2, 2), (1, 0, 1, 1)), ((2, 3), (1, 2), (0, 1, 1, 0))])
 def test_pooled_counts_equal_the_engines_max_pool(kernel, strides, pads):
     from snncc.kernels import maxpool_planes
-    from snncc.metrics.tally import pooled_counts
+    from snncc.metrics.run_rules import pooled_counts
 
     rng = np.random.default_rng(sum(kernel) + sum(pads))
     for dtype in (np.uint8, np.int64):
