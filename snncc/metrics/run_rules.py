@@ -123,7 +123,7 @@ def summed_adds(counts: np.ndarray, nonzero: Callable[[np.ndarray], np.ndarray],
 
 def _any_along(mask: np.ndarray, axis: int) -> np.ndarray:
     """mask.any(axis) by halving (numpy's reduction over a short middle axis is slow)."""
-    m = np.moveaxis(mask, axis, 0)
+    m = _to_front(mask, axis)
     while len(m) > 1:
         half = len(m) // 2
         top = m[:half] | m[half:2 * half]
@@ -185,10 +185,16 @@ def _along(c: np.ndarray, axis: int, nonzero: bool = False) -> np.ndarray:
         c = (c != 0).view(np.uint8)
     if c.dtype == np.uint8 and c.strides[axis] != 1 and c.shape[axis] > 1 and (
             c.shape[axis] * (1 if nonzero else int(c.max(initial=0))) <= 0xFF):
-        return _halving_sum(np.moveaxis(c, axis, 0))
+        return _halving_sum(_to_front(c, axis))
     narrow = c.dtype == np.uint8 and c.shape[axis] * 255 <= 0xFFFF
     return np.einsum("...ij->...j" if axis == -2 else "...ij->...i", c,
                      dtype=np.uint16 if narrow else np.int64)
+
+
+def _to_front(c: np.ndarray, axis: int) -> np.ndarray:
+    """c with `axis` first (np.moveaxis, without its checks: called for every batch)."""
+    axis %= c.ndim
+    return c.transpose((axis,) + tuple(i for i in range(c.ndim) if i != axis))
 
 
 def _halving_sum(m: np.ndarray) -> np.ndarray:

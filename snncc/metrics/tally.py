@@ -32,6 +32,7 @@ and nothing else is.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,18 +148,18 @@ def summed_from_counts(graph: Graph) -> dict[str, tuple[str, NonzeroCurrents]]:
     return out
 
 
+Rule = Callable[["_Totals", int], LayerOps]  # (a batch's totals, its size) -> its figures
+
+
 @dataclass
 class _Static:
-    """What counting needs to know of a graph, worked out once."""
+    """What counting needs to know of a graph, worked out once: per node that keeps
+    totals, counts something or ends a value's use, (node, how its totals are kept:
+    "counts", "sums" (a layout read only through its sums over the batch) or "", its rule,
+    the values to drop after it); and the nodes replayed."""
 
-    order: list[Node]
-    last_use: dict[str, int]
-    starts: dict[str, int | None]
-    slow: set[str]  # replayed
-    summed: dict[str, tuple[str, NonzeroCurrents]]  # ReduceSum -> (spikes, test)
-    fan_out: dict[str, np.ndarray]  # dense synapse -> its rows' non-zero weights (int64)
-    maps: dict[str, tuple[np.ndarray, ...]]  # conv synapse, max-pool -> per input element
-    sums_only: set[str]  # layout values read only through their sums over the batch
+    steps: list[tuple[Node, str, Rule | None, tuple[str, ...]]]
+    slow: set[str]
 
 
 _STATIC: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], _Static]] = (
@@ -177,22 +178,58 @@ def _static(graph: Graph) -> _Static:
 def _worked_out(graph: Graph) -> _Static:
     order = [n for n in graph.topo() if not isinstance(n.op, o.Input)]
     summed = summed_from_counts(graph)
+    slow = replayed(graph) - set(summed)
+    starts = spike_starts(graph)
+    sums_only = _sums_only(graph, order, summed)
     # a summed node reads its synapse's input: keep that input's counts until then
     uses = {n.name: n.inputs + ((summed[n.name][0],) if n.name in summed else ())
             for n in order}
     last_use = {i: k for k, n in enumerate(order) for i in uses[n.name]}
-    fan_out = {n.name: np.count_nonzero(n.op_as(o.Synapse).weight, axis=1).astype(np.int64)
-               for n in order if isinstance(n.op, o.Synapse) and n.op.kind == "dense"}
-    maps: dict[str, tuple[np.ndarray, ...]] = {}
-    for n in order:
-        in_shape = graph.node(n.inputs[0]).shape if n.inputs else ()
-        if isinstance(n.op, o.Synapse) and n.op.kind == "conv" and not n.op.analog:
-            maps[n.name] = conv_fan_out(n.op, in_shape, n.shape)
-        elif isinstance(n.op, o.TDMaxPool):
-            taps = np.ones((in_shape[0],) + tuple(n.op.kernel), np.int64)
-            maps[n.name] = (window_reach(taps, in_shape, n.shape, n.op.strides, n.op.pads),)
-    return _Static(order, last_use, spike_starts(graph), replayed(graph) - set(summed),
-                   summed, fan_out, maps, _sums_only(graph, order, summed))
+    steps = []
+    for k, n in enumerate(order):
+        keep = "sums" if n.name in sums_only else "counts" if n.kind == o.CODES else ""
+        rule = None if n.name in slow else _rule(graph, n, starts, summed)
+        drop = tuple(i for i in dict.fromkeys(uses[n.name]) if last_use[i] == k)
+        if keep or rule or drop:
+            steps.append((n, keep, rule, drop))
+    return _Static(steps, slow)
+
+
+def _rule(graph: Graph, n: Node, starts: dict[str, int | None], summed: dict) -> Rule | None:
+    """What node `n` counts, from a batch's totals (None: nothing)."""
+    op, name = n.op, n.name
+    src = n.inputs[0] if n.inputs else ""
+    if name in summed:
+        spikes, nonzero = summed[name]
+        axes, shape = n.op_as(o.ReduceSum).axes, graph.node(src).shape
+        return lambda t, _: LayerOps(adds=summed_adds(t[spikes], nonzero, axes, shape))
+    if isinstance(op, o.Synapse) and op.analog:
+        macs = dense_macs(op, [graph.node(src).shape], n.shape)
+        return lambda _, batch: LayerOps(macs=batch * macs)
+    if isinstance(op, o.Synapse) and op.kind == "dense":
+        outputs = op.weight.shape[1]
+        fan_out = np.count_nonzero(op.weight, axis=1).astype(np.int64)
+        return lambda t, _: LayerOps(*dense_sops(t.batch_sum(src), outputs, fan_out))
+    if isinstance(op, o.Synapse):
+        reach, eff = conv_fan_out(op, graph.node(src).shape, n.shape)
+        return lambda t, _: LayerOps(weighted(t.batch_sum(src), reach),
+                                     weighted(t.batch_sum(src), eff))
+    if isinstance(op, o.TDMatMul):
+        a, b = n.inputs
+        sa, sb = starts[a], starts[b]
+        assert sa is not None and sb is not None, f"{name} has mixed starts (replayed)"
+        return lambda t, _: LayerOps(*td_matmul_sops(t[a], t[b], sb - sa))
+    if isinstance(op, o.TDMaxPool):
+        in_shape = graph.node(src).shape
+        windows = window_reach(np.ones((in_shape[0],) + tuple(op.kernel), np.int64), in_shape,
+                               n.shape, op.strides, op.pads)
+        return lambda t, _: LayerOps(comparisons=weighted(t.batch_sum(src), windows),
+                                     spikes=t.spikes(name))
+    if isinstance(op, o.AddCurrent):  # never both active at a step (else replayed)
+        return lambda t, _: LayerOps()
+    if isinstance(op, o.Neuron) or isinstance(op, o.SpikeInput) and not op.analog:
+        return lambda t, _: LayerOps(spikes=t.spikes(name))
+    return None
 
 
 def _sums_only(graph: Graph, order: list[Node], summed: dict) -> set[str]:
@@ -215,23 +252,15 @@ def count_from_counts(graph: Graph, x: np.ndarray, counts: dict[str, np.ndarray]
     result = OpCounts(samples=len(x))
     s = _static(graph)
     totals = _Totals()
-    for k, n in enumerate(s.order):
-        if n.name in s.sums_only:  # a layout of the sums over the batch
+    for n, keep, rule, drop in s.steps:
+        if keep == "sums":  # a layout of the sums over the batch
             totals.sums[n.name] = EVAL[type(n.op)](n, [totals.batch_sum(i) for i in n.inputs])
-        elif n.kind == o.CODES:
+        elif keep == "counts":
             totals[n.name] = _total(n, x, counts, totals)
-        if n.name in s.summed:
-            spikes, nonzero = s.summed[n.name]
-            result.layers[n.name] = LayerOps(adds=summed_adds(
-                totals[spikes], nonzero, n.op_as(o.ReduceSum).axes,
-                graph.node(n.inputs[0]).shape))
-        elif n.name not in s.slow:
-            ops = _layer_ops(graph, n, totals, s, len(x))
-            if ops is not None:
-                result.layers[n.name] = ops
-        for i in n.inputs:
-            if s.last_use[i] == k:
-                totals.drop(i)
+        if rule is not None:
+            result.layers[n.name] = rule(totals, len(x))
+        for i in drop:
+            totals.drop(i)
     if s.slow:
         def visit(n: Node, ins: list[np.ndarray], out: np.ndarray | None) -> None:
             ops = layer_ops(n, ins, out)
@@ -279,31 +308,3 @@ def _total(n: Node, x: np.ndarray, counts: dict[str, np.ndarray], totals: _Total
     if isinstance(op, o.TDMaxPool):
         return pooled_counts(ins[0], op.kernel, op.strides, op.pads)
     return EVAL[type(op)](n, ins)
-
-
-def _layer_ops(graph: Graph, n: Node, totals: _Totals, s: _Static, batch: int
-               ) -> LayerOps | None:
-    op = n.op
-    if isinstance(op, o.Synapse):
-        if op.analog:
-            in_shape = graph.node(n.inputs[0]).shape
-            return LayerOps(macs=batch * dense_macs(op, [in_shape], n.shape))
-        counts = totals.batch_sum(n.inputs[0])
-        if n.name in s.fan_out:
-            sops, eff = dense_sops(counts, op.weight.shape[1], s.fan_out[n.name])
-        else:
-            sops, eff = (weighted(counts, m) for m in s.maps[n.name])
-        return LayerOps(sops=sops, sops_effective=eff)
-    if isinstance(op, o.TDMatMul):
-        a, b = (totals[i] for i in n.inputs)
-        sa, sb = (s.starts[i] for i in n.inputs)
-        assert sa is not None and sb is not None, f"{n.name} has mixed starts (replayed)"
-        return LayerOps(*td_matmul_sops(a, b, sb - sa))
-    if isinstance(op, o.TDMaxPool):
-        return LayerOps(comparisons=weighted(totals.batch_sum(n.inputs[0]), s.maps[n.name][0]),
-                        spikes=totals.spikes(n.name))
-    if isinstance(op, o.AddCurrent):  # never both active at a step (else replayed)
-        return LayerOps()
-    if isinstance(op, o.Neuron) or isinstance(op, o.SpikeInput) and not op.analog:
-        return LayerOps(spikes=totals.spikes(n.name))
-    return None
