@@ -87,7 +87,9 @@ def _weights(kind: str, rng) -> np.ndarray:
     if kind == "int8":  # one 8-bit factor, zero weights too
         return _cancelling(rng.integers(-3, 4, (k, m)))
     if kind == "scaled":  # a * s + e with |e| summed below s: the factors tested apart
-        return _cancelling(rng.integers(-127, 128, (k, m)) * 5003 + rng.integers(-9, 10, (k, m)))
+        a, e = rng.integers(-127, 128, (k, m)), rng.integers(-9, 10, (k, m))
+        a[0], a[3], e[3] = 127, -a[2], 1 - e[2]  # rows 2 and 3: a cancels, e does not
+        return _cancelling(a * 5003 + e)
     w = _cancelling(rng.integers(-2**20, 2**20, (k, m)))  # three digits, combined
     w[:2, 0] = 128, -128  # digits (-128, 1) and (-128): zero only once combined
     return w
@@ -102,6 +104,7 @@ def test_summed_currents_from_masks_equal_the_trains(kind, axes):
     w = _weights(kind, rng)
     counts = rng.integers(0, 5, (3, 4, 5, w.shape[0]))  # [B, 4, 5, K]
     counts[0, 0, 0, :2], counts[0, 0, 0, 2:] = 3, 0  # inputs 0 and 1 alone: cancel
+    counts[1, 0, 0], counts[1, 0, 0, 2:4] = 0, 2  # inputs 2 and 3 alone
     t = np.arange(6).reshape(-1, 1, 1, 1, 1)
     current = (counts[None] > t).astype(np.int64) @ w  # [T, B, 4, 5, M]
     expected = reduce_sum_adds(o.ReduceSum(axes), current)

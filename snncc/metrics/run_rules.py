@@ -22,19 +22,24 @@ class NonzeroCurrents:
     weights W [K, N]: onnxruntime's 8-bit products (``integer.IntMatMul``: W cut into
     8-bit factors, combined exactly). Where W = a * s + e (``integer.scaled``) with
     sum_k |e_kj| < s_j, |m @ e| < s, so an entry is zero just where both m @ a and m @ e
-    are, and the factors need no combining."""
+    are: a and e then go side by side into one product (columns a_0, e_0, a_1, ...), and
+    a pair of flags is non-zero as one uint16."""
 
     def __init__(self, weight: np.ndarray):
-        self.kernel = IntMatMul(weight, np.dtype(np.uint8), 1)
+        kernel = IntMatMul(weight, np.dtype(np.uint8), 1)
         self.columns = weight.shape[1]
-        scale = self.kernel.scale
+        scale = kernel.scale
         self.apart = scale is not None and bool(np.all(
-            np.abs(self.kernel.cut[1].astype(np.int64)).sum(axis=0) < scale))
+            np.abs(kernel.cut[1].astype(np.int64)).sum(axis=0) < scale))
+        if self.apart:
+            pairs = np.stack(kernel.cut, axis=-1).reshape(len(weight), -1)  # int8 [K, 2N]
+            kernel = IntMatMul(pairs.astype(np.int64), np.dtype(np.uint8), 1)
+        self.kernel = kernel
 
     def __call__(self, masks: np.ndarray) -> np.ndarray:
-        if self.kernel.digits == 1 or self.apart:
-            ys = self.kernel.session.run(None, {"x": masks})
-            return ys[0] != 0 if len(ys) == 1 else (ys[0] != 0) | (ys[1] != 0)
+        if self.kernel.digits == 1:
+            y = self.kernel.session.run(None, {"x": masks})[0] != 0
+            return y.view(np.uint16) != 0 if self.apart else y
         out = np.empty((len(masks), self.columns))
         self.kernel.product(masks, out)
         return out != 0
