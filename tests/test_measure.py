@@ -19,6 +19,7 @@ from snncc.app.cli import app
 from snncc.intmath import Rounding
 from snncc.ir import Graph
 from snncc.kernels import conv2d, sumpool2d
+from snncc.metrics import run_rules
 from snncc.metrics.energy import (
     count_ops,
     maxpool_comparisons,
@@ -97,7 +98,7 @@ def _weights(kind: str, rng) -> np.ndarray:
 
 @pytest.mark.parametrize("kind", ["int8", "scaled", "wide"])
 @pytest.mark.parametrize("axes", [(0,), (-1,), (0, 1), (1, -1)])
-def test_summed_currents_from_masks_equal_the_trains(kind, axes):
+def test_summed_currents_from_masks_equal_the_trains(kind, axes, monkeypatch):
     """ReduceSum of a dense synapse's current: the closed form on counts against energy's
     rule on the per-step currents of explicit trains (and each way of testing currents)."""
     rng = np.random.default_rng(len(axes) * 7 + len(kind))
@@ -113,6 +114,8 @@ def test_summed_currents_from_masks_equal_the_trains(kind, axes):
             "wide": not test.apart and test.kernel.digits > 2}[kind]
     for dtype in (np.uint8, np.int64):
         assert summed_adds(counts.astype(dtype), test, axes, (4, 5, w.shape[1])) == expected
+    monkeypatch.setattr(run_rules, "SUMMED_BLOCK", 300)  # blocks of one or two inputs
+    assert summed_adds(counts, test, axes, (4, 5, w.shape[1])) == expected
     assert summed_adds(np.zeros_like(counts), test, axes, (4, 5, w.shape[1])) == 0
 
 

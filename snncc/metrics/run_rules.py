@@ -104,6 +104,9 @@ def weighted(counts: np.ndarray, per_element: np.ndarray) -> int:
     return int(np.dot(counts.reshape(-1), per_element.reshape(-1)))
 
 
+SUMMED_BLOCK = 1 << 22  # entries of masks @ W a block of inputs: bounds the memory
+
+
 def summed_adds(counts: np.ndarray, nonzero: Callable[[np.ndarray], np.ndarray],
                 axes: tuple[int, ...], shape: tuple[int, ...]) -> int:
     """``energy.reduce_sum_adds`` over `axes` of a dense synapse's current [B, *shape],
@@ -111,19 +114,24 @@ def summed_adds(counts: np.ndarray, nonzero: Callable[[np.ndarray], np.ndarray],
     at the runs' t-th step is (counts > t) @ W, for every step at once (`nonzero`: which
     entries of masks @ W are non-zero); after the longest run it is zero and adds nothing.
     Per step and output element, (non-zero terms - 1) additions: the non-zero terms, less
-    the outputs with any."""
+    the outputs with any. Inputs go in blocks of at most SUMMED_BLOCK entries."""
     steps = int(counts.max(initial=0))
     if steps == 0:
         return 0
-    rows = counts.reshape(-1, counts.shape[-1])
-    masks = np.empty((steps,) + rows.shape, np.bool_)
-    np.greater(rows[None], np.arange(steps, dtype=rows.dtype).reshape(-1, 1, 1), out=masks)
-    terms = nonzero(masks.view(np.uint8).reshape(-1, rows.shape[1]))
-    terms = terms.reshape((steps, len(counts)) + shape)
-    total = np.count_nonzero(terms)
-    for axis in sorted({a % len(shape) + 2 for a in axes}, reverse=True):
-        terms = _any_along(terms, axis)
-    return int(total - np.count_nonzero(terms))
+    per = max(1, SUMMED_BLOCK // (steps * int(np.prod(shape))))
+    adds = 0
+    for start in range(0, len(counts), per):
+        block = counts[start:start + per]
+        rows = block.reshape(-1, block.shape[-1])
+        masks = np.empty((steps,) + rows.shape, np.bool_)
+        np.greater(rows[None], np.arange(steps, dtype=rows.dtype).reshape(-1, 1, 1), out=masks)
+        terms = nonzero(masks.view(np.uint8).reshape(-1, rows.shape[1]))
+        terms = terms.reshape((steps, len(block)) + shape)
+        adds += int(np.count_nonzero(terms))
+        for axis in sorted({a % len(shape) + 2 for a in axes}, reverse=True):
+            terms = _any_along(terms, axis)
+        adds -= int(np.count_nonzero(terms))
+    return adds
 
 
 def _any_along(mask: np.ndarray, axis: int) -> np.ndarray:
