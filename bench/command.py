@@ -142,7 +142,7 @@ def in_process(folder: Path, reps: int) -> dict[str, list[float]]:
     sys.path.insert(0, str(ROOT / "bench"))
     from run import ort_session, turns
 
-    model = snncc.load(folder / "build" / "model.snn")
+    model = snncc.load(folder / "build" / "model.snn", frozen=True)  # as the command loads it
     x = np.load(folder / "x.npy")
     session = ort_session(MODEL, True)
     runners = {
@@ -151,6 +151,36 @@ def in_process(folder: Path, reps: int) -> dict[str, list[float]]:
         "onnxruntime (session.run, one batch)": lambda: session.run(None, {"input": x}),
     }
     return turns(runners, reps)
+
+
+def statistics_cpu(folder: Path, reps: int) -> list[float]:
+    """The statistics' own CPU time per batch, in ms, in `reps` runs of measure(): the
+    thread CPU time of each batch's figures (snncc.metrics.measure._figures, on the
+    figures thread), which other processes on the machine barely change."""
+    import snncc
+    from snncc.metrics import measure as m
+
+    model = snncc.load(folder / "build" / "model.snn", frozen=True)
+    x = np.load(folder / "x.npy")
+    spent: list[float] = []
+    figures = m._figures
+
+    def timed(*args, **kwargs):
+        start = time.thread_time()
+        out = figures(*args, **kwargs)
+        spent.append(time.thread_time() - start)
+        return out
+
+    m._figures = timed
+    try:
+        runs = []
+        for _ in range(reps):
+            spent.clear()
+            m.measure(model, x)
+            runs.append(1e3 * sum(spent) / len(spent))
+    finally:
+        m._figures = figures
+    return runs
 
 
 def on_ray(folder: Path, reps: int) -> dict:
@@ -230,7 +260,8 @@ def run(reps: int, copies: int, old: Path | None = None, previous: Path | None =
                "build"], folder)
         result = {"inputs": len(digits["x"]) * copies, "load": os.getloadavg(),
                   "processes": processes(folder, reps, previous),
-                  "in_process": in_process(folder, reps)}
+                  "in_process": in_process(folder, reps),
+                  "statistics_cpu": statistics_cpu(folder, reps)}
         if old is not None:
             result["before"] = before(folder, old)
         try:
@@ -308,10 +339,15 @@ def section(r: dict) -> list[str]:
            if r.get("before") else "59 s for the whole command on these inputs")
     start = statistics.median(r["processes"][START])
     ort_start = statistics.median(r["processes"][ORT_START])
+    cpu = r.get("statistics_cpu")
+    stats = (f"; the statistics' own CPU time, {statistics.median(cpu):.1f} ms a batch of "
+             f"256 inputs ({min(cpu):.1f}–{max(cpu):.1f}; the figures thread's CPU time, "
+             "which a shared machine changes little)" if cpu else "")
     lines += ["", f"- The command's work is {work / engine:.2f}× the engine's own time "
               "(statistics from spike counts, counted on a thread of their own while the "
-              "engine runs the next batch; before issue 14 the counting replayed expanded "
-              f"spike trains: {old}). The whole command takes {cmd:.2f} s against onnxruntime's "
+              "engine runs the next batch" + stats + "; before issue 14 the counting replayed "
+              f"expanded spike trains: {old}). The whole command takes {cmd:.2f} s against "
+              "onnxruntime's "
               f"{ort_proc:.2f} s: {ort_proc / cmd:.2f}× (goal ≥ 1.5×: "
               f"{'met' if ort_proc / cmd >= 1.5 else 'not met'}). Of the command, {start:.2f} s "
               "is start-up (the interpreter, numpy, rich, typer and snncc's modules: no onnx, "
