@@ -91,6 +91,9 @@ def test_a_frozen_graph_reads_as_the_graph_it_was_saved_from(tmp_path, tiny_mode
     assert [n.name for n in f.topo()] == [n.name for n in g.topo()]
     assert print_graph(f) == print_graph(g)
     assert f.names() == loaded.graph.names() and len(f) == len(g)
+    for graph in (g, f):  # the nodes in the names' order (what caches are checked by)
+        assert [n.name for n in graph.nodes()] == graph.names()
+        assert all(n is graph.node(n.name) for n in graph.nodes())
     assert {n: [u.name for u in f.users(n)] for n in g.names()} == {
         n: [u.name for u in g.users(n)] for n in g.names()}
     assert layer_names(f) == layer_names(g)

@@ -132,14 +132,14 @@ def _compute(n: Node, ins: list[np.ndarray]) -> np.ndarray | None:
     return _unfold(EVAL[type(n.op)](n, [_fold(i) for i in ins]), len(ins[0]))
 
 
-_LAYOUT: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], tuple]] = (
+_LAYOUT: weakref.WeakKeyDictionary[Graph, tuple[tuple[Node, ...], tuple]] = (
     weakref.WeakKeyDictionary())
 
 
 def _layout(graph: Graph) -> tuple[dict[str, tuple[int, int]], list[Node]]:
-    """The graph's windows and topological order (kept while its ops stay the same: a
+    """The graph's windows and topological order (kept while its nodes stay the same: a
     replay per batch would otherwise spend its time sorting the graph)."""
-    key = tuple(map(id, graph.nodes()))  # a node is replaced whenever it changes
+    key = tuple(graph.nodes())  # a node is replaced whenever it changes (held: no id reuse)
     cached = _LAYOUT.get(graph)
     if cached is None or cached[0] != key:
         cached = key, (windows(graph), list(graph.topo()))

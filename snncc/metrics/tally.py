@@ -162,12 +162,12 @@ class _Static:
     slow: set[str]
 
 
-_STATIC: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], _Static]] = (
+_STATIC: weakref.WeakKeyDictionary[Graph, tuple[tuple[Node, ...], _Static]] = (
     weakref.WeakKeyDictionary())
 
 
 def _static(graph: Graph) -> _Static:
-    key = tuple(map(id, graph.nodes()))  # a node is replaced whenever it changes
+    key = tuple(graph.nodes())  # a node is replaced whenever it changes (held: no id reuse)
     cached = _STATIC.get(graph)
     if cached is None or cached[0] != key:
         cached = key, _worked_out(graph)

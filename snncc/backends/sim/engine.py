@@ -63,8 +63,7 @@ def _names(graph: Graph) -> tuple[dict[str, str], dict[str, str]]:
     """(layer name by IR node name, layer name by alias) for `LayerMap`, kept while the
     graph's nodes and origins stay the same (``layer_names`` sorts the graph: about 1 ms,
     an eighth of a digits batch)."""
-    nodes = [graph.node(k) for k in graph.names()]
-    key = tuple((n.name, id(n.op), n.origin, n.inputs) for n in nodes)
+    key = tuple(graph.nodes())  # a node is replaced whenever its name, origin or inputs change
     cached = _NAMES.get(graph)
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]

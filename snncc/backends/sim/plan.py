@@ -93,18 +93,18 @@ class Plan:
         return exact_dtype(self.bound[name])
 
 
-_CACHE: weakref.WeakKeyDictionary[Graph, tuple[tuple[int, ...], Plan]] = (
+_CACHE: weakref.WeakKeyDictionary[Graph, tuple[tuple[Node, ...], Plan]] = (
     weakref.WeakKeyDictionary())
 
 
 def build(graph: Graph) -> Plan:
     """The plan of `graph` (cached while the graph's nodes stay the same)."""
-    key = tuple(map(id, graph.nodes()))  # a node is replaced whenever it changes
+    key = tuple(graph.nodes())  # a node is replaced whenever it changes (held: no id reuse)
     cached = _CACHE.get(graph)
     if cached is not None and cached[0] == key:
         return cached[1]
     plan = _build(graph)
-    _CACHE[graph] = (key, plan)  # the plan holds the nodes: their ids stay unique
+    _CACHE[graph] = (key, plan)
     return plan
 
 
