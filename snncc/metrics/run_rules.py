@@ -157,6 +157,11 @@ def dense_sops(counts: np.ndarray, outputs: int, fan_out: np.ndarray) -> tuple[i
 def td_matmul_sops(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[int, int]:
     """(SOPs, effective SOPs) of a TD-MatMul of runs of spikes with counts a [B, ..., N, d]
     and b [B, ..., d, M], B's runs starting `lag` steps after A's."""
+    return td_matmul_figures(a, b, lag)[:2]
+
+
+def td_matmul_figures(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[int, int, int, int]:
+    """`td_matmul_sops`, and the spikes of A and of B (which it sums anyway)."""
     out = tuple(np.broadcast_shapes(a.shape[1:-2], b.shape[1:-2])) + (a.shape[-2], b.shape[-1])
     memo: dict[tuple[int, bool], np.ndarray] = {}
 
@@ -179,7 +184,7 @@ def td_matmul_sops(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[int, int]:
               else _spikes(c) for side, c in enumerate((a, b))]
     sops = (_broadcast_factor(a.shape[1:], out) * out[-1] * spikes[0]
             + _broadcast_factor(b.shape[1:], out) * out[-2] * spikes[1])
-    return sops, eff
+    return sops, eff, spikes[0], spikes[1]
 
 
 def _spikes(c: np.ndarray) -> int:

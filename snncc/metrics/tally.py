@@ -52,7 +52,7 @@ from snncc.metrics.run_rules import (
     dense_sops,
     pooled_counts,
     summed_adds,
-    td_matmul_sops,
+    td_matmul_figures,
     weighted,
     window_reach,
 )
@@ -185,14 +185,47 @@ def _worked_out(graph: Graph) -> _Static:
     uses = {n.name: n.inputs + ((summed[n.name][0],) if n.name in summed else ())
             for n in order}
     last_use = {i: k for k, n in enumerate(order) for i in uses[n.name]}
-    steps = []
+    late = _summed_by_td_matmuls(graph, order, slow)
+    deferred = {neuron.name for pairs in late.values() for neuron, _ in pairs}
+    steps: list[tuple[Node, str, Rule | None, tuple[str, ...]]] = []
     for k, n in enumerate(order):
         keep = "sums" if n.name in sums_only else "counts" if n.kind == o.CODES else ""
         rule = None if n.name in slow else _rule(graph, n, starts, summed)
+        if n.name in deferred:  # its place in the figures now, its spikes once summed below
+            rule = _placeholder
         drop = tuple(i for i in dict.fromkeys(uses[n.name]) if last_use[i] == k)
         if keep or rule or drop:
             steps.append((n, keep, rule, drop))
+        for neuron, operand in late.get(n.name, ()):
+            steps.append((neuron, "", _spikes_of(operand), ()))
     return _Static(steps, slow)
+
+
+def _placeholder(t: _Totals, batch: int) -> LayerOps:
+    return LayerOps()
+
+
+def _spikes_of(operand: str) -> Rule:
+    return lambda t, _: LayerOps(spikes=t.known[operand])
+
+
+def _summed_by_td_matmuls(graph: Graph, order: list[Node], slow: set[str]
+                          ) -> dict[str, list[tuple[Node, str]]]:
+    """Neurons whose counts only a TD-MatMul reads (through layout ops, one reader each):
+    their spikes are its operand's, which it sums anyway. Per TD-MatMul: [(neuron node,
+    operand)]."""
+    out: dict[str, list[tuple[Node, str]]] = {}
+    for n in order:
+        if not isinstance(n.op, o.Neuron):
+            continue
+        value = n.name
+        while len(users := graph.users(value)) == 1 and isinstance(
+                users[0].op, o.LAYOUT_OPS) and len(users[0].inputs) == 1:
+            value = users[0].name
+        if len(users) == 1 and isinstance(users[0].op, o.TDMatMul) and \
+                users[0].name not in slow and users[0].inputs.count(value) == 1:
+            out.setdefault(users[0].name, []).append((n, value))
+    return out
 
 
 def _rule(graph: Graph, n: Node, starts: dict[str, int | None], summed: dict) -> Rule | None:
@@ -218,7 +251,12 @@ def _rule(graph: Graph, n: Node, starts: dict[str, int | None], summed: dict) ->
         a, b = n.inputs
         sa, sb = starts[a], starts[b]
         assert sa is not None and sb is not None, f"{name} has mixed starts (replayed)"
-        return lambda t, _: LayerOps(*td_matmul_sops(t[a], t[b], sb - sa))
+
+        def td(t: _Totals, _: int) -> LayerOps:
+            sops, eff, t.known[a], t.known[b] = td_matmul_figures(t[a], t[b], sb - sa)
+            return LayerOps(sops, eff)
+
+        return td
     if isinstance(op, o.TDMaxPool):
         in_shape = graph.node(src).shape
         windows = window_reach(np.ones((in_shape[0],) + tuple(op.kernel), np.int64), in_shape,
@@ -277,6 +315,7 @@ class _Totals(dict):
     def __init__(self):
         super().__init__()
         self.sums: dict[str, np.ndarray] = {}
+        self.known: dict[str, int] = {}  # spikes of TD-MatMul operands, as it summed them
 
     def drop(self, name: str) -> None:
         self.pop(name, None)
