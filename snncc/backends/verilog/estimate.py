@@ -762,11 +762,15 @@ def _tree_bits(levels: int, leaf: int, top: int) -> int:
 
 def _features(design: Design, family: str) -> dict[str, float]:
     """What the LUT and FF counts scale with: datapath bits by role, memories left in
-    soft logic or distributed RAM, control per engine and buffer."""
+    soft logic or distributed RAM, control per engine and buffer, and the event slots of
+    the spike-driven engines' priority encoders (`events`: snn_first_one over a row's
+    inputs, or over their lines when the spikes are numbers on weighted lines, whose
+    weights are also shifted by the line: JB more adder bits a lane bit)."""
     f = {"adder": 0.0, "register": 0.0, "select": 0.0, "lutram": 0.0, "romlogic": 0.0,
          "ramlogic": 0.0, "ramreg": 0.0,
          "engines": float(len(design.engines) + len(design.buffers)),
-         "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0, "tree": 0.0, "romwide": 0.0}
+         "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0, "tree": 0.0, "romwide": 0.0,
+         "events": 0.0}
     for _, kind, depth, width in memories(design):
         where, count = mapping(kind, depth, width, family)
         if where == "logic" and kind == "ram" and depth == 1 and family == "xc7":
@@ -788,7 +792,9 @@ def _features(design: Design, family: str) -> dict[str, float]:
         elif e.module in ("snn_dense", "snn_conv"):
             m = p["M"] if e.module == "snn_dense" else p["O"]
             lanes, wo = p.get("P", m), p["WO"]
-            f["adder"] += lanes * wo
+            lines = p["JB"] if p["SPIKE"] == 2 else 0  # the weights shifted by the line
+            f["adder"] += lanes * wo * (1 + lines)
+            f["events"] += (p["K"] or p["C"]) << lines  # snn_first_one's event slots
             # the accumulator (folded: a RAM, among the memories) and the row's events
             f["register"] += (m * wo if lanes == m else 0) + (p["K"] or p["C"]) * (
                 1 + p["ANALOG"] * p["WIN"])
@@ -808,6 +814,7 @@ def _features(design: Design, family: str) -> dict[str, float]:
         elif e.module == "snn_td_matmul":
             k, m, wo = p["K"], p["M"], p["WO"]
             f["adder"] += m * (2 * wo + p["WCB"]) + k * p["WCA"]
+            f["events"] += k << (p["JB"] if 2 in (p["SPA"], p["SPB"]) else 0)
             f["register"] += k * m * p.get("WSB", 1) + k * p["WCA"] + m * wo
             f["select"] += k * (m * p.get("WSB", 1) + p["WCA"])
         elif e.module == "snn_td_matmul_rows":  # 2K selected counts per output lane
@@ -842,30 +849,32 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # features with the smallest leave-one-out error; bench/fit_estimate.py refits them (its
 # designs and Yosys's counts in bench/fit_estimate_<family>.json): tiny CNNs and
 # transformers at several knob settings and neuron kinds, the generated MLP at
-# --parallel 8 and, for xc7, the bundled example at --parallel 8 and 1. xc7 refitted after
-# issue 13's accumulator clear, block-RAM weight ROMs and neuron layers on their input's
-# chunks (every design re-synthesized). xc7 LUTs: adder bits (the datapath the knob
-# folds), ROMs left in logic, one-word RAMs in logic (`ramreg`: the buffers of an MLP, a
-# row each) and a control cost per engine and buffer (leave-one-out error 39%, at the
-# bundled example at --parallel 8; other feature sets fit no better and put the held-out
-# MLP or transformer past 20%; without `adder` the estimate of a small design does not
-# move with the knob; LUTRAM cells are not LUTs in Yosys's count); xc7 FFs: registers and
-# one-word RAMs. The adder trees of snn_td_matmul_rows (`tree`: their adder bits) are not
-# fitted (bench/fit_estimate.py keeps them): 1.6 LUTs a bit, from Yosys synth_xilinx on
-# the bundled example's engine alone (16 lanes of 32 terms: 4,418 LUTs against 1,031 for
-# the event engine it replaces). snn_conv_rows (`romwide`: the weight bits its ROM word
-# holds, E channels' rows, read and added a cycle) is not fitted either: about a LUT a bit
-# besides its adder and ROM bits, from Yosys synth_xilinx on the bundled example's
-# convolutions and linear layers alone at E = 1, 4 and 16 (the default engines alone
-# within -33% .. +15% at these coefficients; the tokenizer's second convolution at E = 8,
-# not the default, 11,685 LUTs against 6,645). The bundled example's xc7 points were
-# synthesized before snn_rom and snn_ram asked for block RAM for the wide ROMs and RAMs
-# of 64+ words (folded to 8-32 lanes): at those settings the LUT estimate is low until
-# refitted (examples/digits_vit/hw_100t.json: see docs/verilog.md).
-_LUT_COEF = {"xc7": {"adder": 0.6612, "romlogic": 0.06399, "ramreg": 3.137, "engines": 37.8,
-                     "tree": 1.6, "romwide": 1.0},
+# --parallel 8 and, for xc7, the bundled example at --parallel 8, --parallel 1 and its
+# fast setting (examples/digits_vit/hw_100t.json). xc7 refitted after snn_conv_rows and
+# the block RAM requests of snn_rom, snn_ram and snn_acc_ram (the designs they changed
+# re-synthesized: every fitted design within 8% of Yosys's LUTs and 16% of its FFs, the
+# held-out ones within 9% and 16%). xc7 LUTs: adder bits (the datapath the knob folds; a
+# line-weighted engine's shift of the weights counts JB adder bits a lane bit), the event
+# slots of the spike-driven engines' priority encoders (`events`: the multi-spike CNN was
+# -33% without them), ROMs left in logic, one-word RAMs in logic (`ramreg`: the buffers of
+# an MLP, a row each) and a control cost per engine and buffer (leave-one-out error 20.9%,
+# at the bundled example at --parallel 1; selection, register or LUTRAM bits besides fit
+# no better; without `adder` the estimate of a small design does not move with the knob;
+# LUTRAM cells are not LUTs in Yosys's count); xc7 FFs: registers and one-word RAMs
+# (leave-one-out 18%, at the MLP). The adder trees of snn_td_matmul_rows (`tree`: their
+# adder bits) are not fitted (bench/fit_estimate.py keeps them): 1.6 LUTs a bit, from
+# Yosys synth_xilinx on the bundled example's engine alone (16 lanes of 32 terms: 4,418
+# LUTs against 1,031 for the event engine it replaces). snn_conv_rows (`romwide`: the
+# weight bits its ROM word holds, E channels' rows, read and added a cycle) is not fitted
+# either: about a LUT a bit besides its adder and ROM bits, from Yosys synth_xilinx on the
+# bundled example's convolutions and linear layers alone at E = 1, 4 and 16 (the default
+# engines alone within -33% .. +15% at the coefficients before this refit; the
+# tokenizer's second convolution at E = 8, not the default, 11,685 LUTs against 6,645).
+# The iCE40 coefficients were not refitted with them.
+_LUT_COEF = {"xc7": {"adder": 1.098, "romlogic": 0.06239, "ramreg": 0.6284, "engines": 27.48,
+                     "events": 3.136, "tree": 1.6, "romwide": 1.0},
              "ice40": {"adder": 1.683, "register": 0.956, "engines": 51.42}}
-_FF_COEF = {"xc7": {"register": 0.9873, "ramreg": 1.402},
+_FF_COEF = {"xc7": {"register": 1.053, "ramreg": 1.039},
             "ice40": {"register": 1.267, "select": 0.2659, "ramlogic": 0.4067,
                       "engines": 51.95}}
 
