@@ -546,20 +546,9 @@ def test_closed_form_ban_catches_a_step_engine_that_uses_one(tiny_models, monkey
 def test_a_plan_is_rebuilt_when_a_node_is_rewired():
     """The plan cache is checked by the graph's nodes: a node keeping its op but reading
     other values gets a new plan (a key of the ops alone kept the stale one)."""
-    from snncc.ir import Graph
+    from test_measure import overlapping_residual
 
-    g = Graph("rewired")
-    g.add("x", o.Input(), shape=(4,), kind=o.FLOAT)
-    g.inputs, g.meta = ["x"], {"T": 3, "delay": "exact"}
-    g.add("enc", o.SpikeInput(np.array(1.0), 0, 0, 3, Rounding.HALF_EVEN, False), ["x"])
-    g.add("fc1", o.Synapse(np.array([[1, -1], [1, 0], [2, 1], [-1, 1]], np.int64)), ["enc"])
-    g.add("fc2", o.Synapse(np.array([[0, 1], [1, 1], [-1, 0], [1, 0]], np.int64)), ["enc"])
-    g.add("add", o.AddCurrent(), ["fc1", "fc2"])
-    th = np.array([1, 3, 5], np.int64)
-    g.add("n1", o.Neuron(np.array(1, np.int8), th, 3, np.array(1.0), t_fire=3), ["add"])
-    g.add("fc3", o.Synapse(np.ones((2, 3), np.int64)), ["n1"])
-    g.add("out", o.Readout(1.0, np.zeros(3)), ["fc3"])
-    g.outputs = ["out"]
+    g = overlapping_residual()
     model = snncc.CompiledModel(g)
     x = np.random.default_rng(4).integers(0, 4, (20, 4)).astype(np.float64)
     first = plan.build(g)
