@@ -77,6 +77,15 @@ def _td_rows_graph(seed: int = 3) -> Graph:
     return _readout(g, "sum2")
 
 
+def _assert_lint_clean(design) -> None:
+    """`make lint` (verilator --lint-only -Wall) on the design: no warning."""
+    require_tool("verilator")
+    lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=design,
+                          capture_output=True, text=True)
+    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, (
+        lint.stdout + lint.stderr)
+
+
 def _engines(summary: dict, module: str) -> list[dict]:
     return [e["params"] for e in summary["layers"] if e["module"] == module]
 
@@ -123,10 +132,7 @@ def test_td_matmul_rows_icarus(tmp_path, parallel, pipeline):
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
     if pipeline:
         assert summary["estimate"]["stream_cycles"] == result["stream"]["cycles"]
-    require_tool("verilator")
-    lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
-                          capture_output=True, text=True)
-    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stderr
+    _assert_lint_clean(tmp_path / "v")
 
 
 def test_td_matmul_engine_from_config(tmp_path):
@@ -237,10 +243,7 @@ def test_conv_rows_icarus(tmp_path, parallel, pipeline, groups):
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
     if pipeline:
         assert summary["estimate"]["stream_cycles"] == result["stream"]["cycles"]
-    require_tool("verilator")
-    lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
-                          capture_output=True, text=True)
-    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stdout
+    _assert_lint_clean(tmp_path / "v")
 
 
 def _dense_rows_graph(seed: int = 7) -> Graph:
@@ -290,10 +293,7 @@ def test_dense_walk_icarus(tmp_path, build, parallel, pipeline):
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
     if pipeline:
         assert summary["estimate"]["stream_cycles"] == result["stream"]["cycles"]
-    require_tool("verilator")
-    lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
-                          capture_output=True, text=True)
-    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stdout
+    _assert_lint_clean(tmp_path / "v")
 
 
 def test_input_channels_from_config_icarus(tmp_path):
@@ -318,10 +318,7 @@ def test_input_channels_from_config_icarus(tmp_path):
     by_node = {e["node"]: e["engine"] for e in summary["layers"]}
     for node in ("c1", "c2", "c3"):
         assert narrow[by_node[node]] > wide[by_node[node]], node
-    require_tool("verilator")
-    lint = subprocess.run(["make", "--no-print-directory", "lint"], cwd=tmp_path / "v",
-                          capture_output=True, text=True)
-    assert lint.returncode == 0 and "%Warning" not in lint.stdout + lint.stderr, lint.stdout
+    _assert_lint_clean(tmp_path / "v")
 
 
 def test_input_channels_config_refused():
@@ -343,6 +340,10 @@ def test_input_channels_config_refused():
         "hw.json: no layer with input channels per cycle is named 'n1'. Fix: name one of "
         "the linear or conv layers (legal input channels a cycle): c1 (1, 2, 4); c2 "
         "(none); c3 (3, 6); fc (9, 18)"]
+    with pytest.raises(SnnccError) as bad:  # with a bad "layers" value: both at once
+        parallel_knob.config(graph, None, {"layers": {"c1": 3}, "inputs": {"c3": 4}})
+    assert [line.split(":")[1] for line in str(bad.value).splitlines()] == [
+        " node 'c1'", " node 'c3'"]
     with pytest.raises(SnnccError) as bad:
         parallel_knob.config(graph, None, {"inputs": {"c3": True}}, "hw.json")
     assert "True input channels per cycle is not a legal value" in str(bad.value)

@@ -310,12 +310,13 @@ def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
                     file=source, fix=f"use one of {_listing(k.legal)} ({k.why})"))
                 break
             layers[k.node.name] = value
-    if problems:
-        raise SnnccError(problems)
     flight = in_flight if in_flight is not None else raw.get("in_flight", HwConfig.in_flight)
     hw = HwConfig(parallel if parallel is not None else raw.get("parallel"), layers,
                   pipeline, in_flight=flight)
-    inputs = _inputs(graph, hw, raw.get("inputs", {}), knob_layers, by_name, source)
+    inputs = _inputs(graph, hw, raw.get("inputs", {}), knob_layers, by_name, source,
+                     problems)
+    if problems:
+        raise SnnccError(problems)
     return replace(hw, inputs=inputs) if inputs else hw
 
 
@@ -340,9 +341,11 @@ def synapse_inputs(graph: Graph) -> dict[str, tuple[int, int, bool]]:
 
 
 def _inputs(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
-            by_name: dict[str, list[_Knob]], source: str) -> dict[str, int]:
+            by_name: dict[str, list[_Knob]], source: str,
+            problems: list[Diagnostic]) -> dict[str, int]:
     """The config's "inputs" (input channels a cycle of full-width linear and conv
-    layers), by IR node, each checked against the layer and the lanes `hw` gives it."""
+    layers), by IR node, each checked against the layer and the lanes `hw` gives it (its
+    problems added to `problems`)."""
     if not raw:
         return {}
     synapses = synapse_inputs(graph)
@@ -354,7 +357,7 @@ def _inputs(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
     mine = {key: [legal(k) for k in ks if k.node.name in synapses]
             for key, ks in by_name.items()}
     mine = {key: ks for key, ks in mine.items() if ks}
-    problems, out = [], {}
+    out = {}
     for name, value in raw.items():
         found = mine.get(name, [])
         if not found:
@@ -384,6 +387,4 @@ def _inputs(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
                         f"power of two, at most {TREE_INPUT_BITS} weight bits a lane)"))
                 break
             out[n.name] = value
-    if problems:
-        raise SnnccError(problems)
     return out
