@@ -49,6 +49,7 @@ CONFIG_KEYS = ("parallel", "layers", "inputs", "in_flight")
 # A full-width synapse engine takes as many input channels a cycle as keep its adder
 # tree's weight bits per output lane at most this (snn_conv_rows)
 TREE_INPUT_BITS = 128
+POOL_TAPS_AT_ONCE = 9  # a TD max pool's window read at once: copies of its count RAM
 IN_FLIGHT = range(1, 17)  # legal inferences in flight of a pipelined Verilog design
 LISTED = 12  # an unknown name's message lists all layers up to this many, else close ones
 
@@ -94,6 +95,14 @@ class HwConfig:
             return []
         return [c >> j for j in range(c.bit_length())
                 if c % (1 << j) == 0 and (c >> j) * ww <= TREE_INPUT_BITS]
+
+    def pool_taps(self, c: int, taps: int) -> int:
+        """The taps a TD max pool of `c` channels and a `taps`-tap window reads a cycle:
+        all of them (a copy of its count RAM each) by default and with `--parallel N` for
+        N >= c * taps, up to POOL_TAPS_AT_ONCE; otherwise one."""
+        if taps > POOL_TAPS_AT_ONCE:
+            return 1
+        return taps if self.parallel is None or c * taps <= self.parallel else 1
 
     def td_rows(self, n: Node, k: int) -> bool:
         """Whether TD-MatMul `n`, summing over `k`, takes all of them in a cycle (an output

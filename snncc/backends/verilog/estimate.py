@@ -356,8 +356,9 @@ class _Cycles:
             count = (rows - 1) * max(1, p["IG"]) + self._port(e, "in") + 1
         else:
             count = rows + 1
-        return np.full(self.tr.batch, count + p["OH"] * p["OW"] * (p["KH"] * p["KW"] + 1),
-                       np.int64)
+        outputs = p["OH"] * p["OW"]
+        pool = outputs + 1 if p["WIN"] else outputs * (p["KH"] * p["KW"] + 1)
+        return np.full(self.tr.batch, count + pool, np.int64)
 
     def _add(self, e: Engine, t: int, first: bool) -> np.ndarray:
         """A slot every P cycles; the last row's sum is written when b's row arrives
@@ -662,8 +663,10 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
                      (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
         elif e.module == "snn_td_maxpool":
             pw = p["WCNT"] if not p["SPIKE"] else p["WS"]
-            mems += [(f"{e.name}.count", "ram", p["H"] * p["W"], p["C"] * p["WCNT"]),
-                     (f"{e.name}.prev", "ram", p["OH"] * p["OW"], p["C"] * pw)]
+            copies = p["KH"] * p["KW"] if p["WIN"] else 1  # WIN: a copy per tap
+            mems += [(f"{e.name}.count.{j}", "ram", p["H"] * p["W"], p["C"] * p["WCNT"])
+                     for j in range(copies)]
+            mems.append((f"{e.name}.prev", "ram", p["OH"] * p["OW"], p["C"] * pw))
         elif e.module == "snn_readout":
             mems += [(f"{e.name}.acc", "ram", p["R"], p["D"] * p["WA"]),
                      (f"{e.name}.bias", "rom", p["R"], p["D"] * p["WB"])]
@@ -826,7 +829,10 @@ def _features(design: Design, family: str) -> dict[str, float]:
         elif e.module == "snn_td_maxpool":
             c, w = p["C"], p["WCNT"]
             f["adder"] += 3 * c * w
-            f["register"] += c * w
+            if p["WIN"]:  # the window's maximum: a comparison per further tap
+                f["adder"] += (p["KH"] * p["KW"] - 1) * c * w
+            else:
+                f["register"] += c * w
         elif e.module in ("snn_add", "snn_reduce"):
             d, wo = p["D"], p["WO"]
             f["adder"] += d * wo

@@ -781,6 +781,8 @@ def _td_maxpool(bld: _Builder, n: Node) -> None:
               ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw)))]
     if not fmt.unit:
         params += [("SPIKE", fmt.kind), ("WS", fmt.bits)]
+    if bld.hw.pool_taps(c, kh * kw) > 1:  # every tap of an output a cycle
+        params.append(("WIN", 1))
     params += timing
     avail = f"{irw + 1}'d{h * w}"
     if not timing and ib.rows == h * w:  # the counting phase streams its producer's rows

@@ -7,9 +7,13 @@
 // the rows streamed (a request every IG cycles, answered ILAT cycles later; the row's
 // counts read the cycle before it arrives, written the cycle it does); then for each output row (oy, ox) read the count rows under its window (one tap per
 // cycle) and take their lane-wise maximum m; out = (m != P), P = m. Padding taps are
-// skipped (counts are never negative, so the maximum starts at zero). Which input row a
-// tap reads comes from two small tables:
-//   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}.
+// skipped (counts are never negative, so the maximum starts at zero). With WIN = 1 the
+// counts are kept in KH*KW copies of the count RAM (written together) and every tap of
+// an output is read at once, one from each copy: an output a cycle, each written the
+// cycle after its reads (the pooling phase takes OH*OW + 1 cycles instead of
+// OH*OW*(KH*KW + 1)). Which input row a tap reads comes from two small tables:
+//   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}
+// (WIN: KH lookups of TY and KW of TX at once).
 // On the first run of an inference the stored C and P read as zero (a lazy reset).
 // Input row r is asked for only once in_avail > r: a producer writing the input buffer
 // in the same step (started together, one at a time) says how many rows it has written
@@ -40,7 +44,8 @@ module snn_td_maxpool #(
     parameter WS    = 1,   // spike bits per lane
     parameter IG    = 1,   // cycles between input row requests
     parameter ILAT  = 1,   // ... and from a request to its row (the port's latency)
-    parameter GW    = 1    // bits of the request gap counter (holds IG - 1)
+    parameter GW    = 1,   // bits of the request gap counter (holds IG - 1)
+    parameter WIN   = 0    // 1: every tap of an output a cycle, from KH*KW count RAM copies
 ) (
     input  wire           clk,
     input  wire           rst,
@@ -75,6 +80,8 @@ module snn_td_maxpool #(
     localparam integer KW_LAST_I = KW - 1;
     localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
     localparam integer PW = (SPIKE == 0) ? WCNT : WS;   // bits of a kept maximum P
+    localparam integer KK = KH * KW;
+    localparam integer NCOPY = (WIN != 0) ? KK : 1;     // copies of the count RAM
 
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
@@ -101,10 +108,18 @@ module snn_td_maxpool #(
     reg [TXW-1:0]   tx_a;
     reg             tap_q;      // a valid tap's count row arrives this cycle
     reg [C*WCNT-1:0] mx;
+    reg             issuing;    // WIN: outputs still to read
+    reg             wq;         // WIN: output o_w's taps arrive this cycle
+    reg [ORW-1:0]   o_w;
+    reg [NCOPY-1:0] tv_q;       // WIN: ... and which of them are valid
 
     wire [IRW:0]      ty;
     wire [IRW:0]      tx;
-    wire [C*WCNT-1:0] cnt_rdata;
+    wire [NCOPY*C*WCNT-1:0] cnt_all;    // the copies' read data
+    wire [C*WCNT-1:0] cnt_rdata = cnt_all[C*WCNT-1:0];
+    wire [NCOPY*IRW-1:0] win_rows;      // WIN: the row of every tap of output o
+    wire [NCOPY-1:0]  win_ok;           // ... and whether it is inside the input
+    reg  [C*WCNT-1:0] win_max;          // WIN: the lane-wise maximum of the valid taps
     reg  [C*WCNT-1:0] cnt_next;
     reg  [C*WCNT-1:0] mx_next;
     reg  [C*WS-1:0]   spikes;
@@ -113,15 +128,53 @@ module snn_td_maxpool #(
     wire              tap_valid = ty[IRW] && tx[IRW];
     wire              last_tap = ky == KH_LAST && kx == KW_LAST;
     wire              counted = state == S_COUNT && (in_valid ? in_ack : rd_q);
-    wire [IRW-1:0]    tap_row = ty[IRW-1:0] + tx[IRW-1:0];
+    wire              last_out = (WIN != 0) ? o_w == OUT_LAST : o == OUT_LAST;
+    // the next output's table bases (a row of outputs done: the next row's first)
+    wire              row_end = oxb == OX_LAST;
+    wire [TXW-1:0]    oxb_next = row_end ? {TXW{1'b0}} : oxb + OX_STEP;
+    wire [TYW-1:0]    oyb_next = row_end ? oyb + OY_STEP : oyb;
+    genvar j, jy, jx;
 
-    snn_lut #(.WIDTH(IRW + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
-        .addr(ty_a), .data(ty));
-    snn_lut #(.WIDTH(IRW + 1), .DEPTH(OW * KW), .AW(TXW), .FILE(TX_FILE)) u_tx (
-        .addr(tx_a), .data(tx));
-    snn_ram #(.WIDTH(C * WCNT), .DEPTH(H * W), .AW(IRW)) u_count (
-        .clk(clk), .we(counted), .waddr(i), .wdata(cnt_next),
-        .re(state != S_IDLE), .raddr(state == S_TAP ? tap_row : rr), .rdata(cnt_rdata));
+    generate
+        if (WIN == 0) begin : g_serial
+            snn_lut #(.WIDTH(IRW + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
+                .addr(ty_a), .data(ty));
+            snn_lut #(.WIDTH(IRW + 1), .DEPTH(OW * KW), .AW(TXW), .FILE(TX_FILE)) u_tx (
+                .addr(tx_a), .data(tx));
+            assign win_rows = ty[IRW-1:0] + tx[IRW-1:0];  // the tap's row
+            assign win_ok = tap_valid;
+        end else begin : g_win
+            wire [KH*(IRW+1)-1:0] tys;
+            wire [KW*(IRW+1)-1:0] txs;
+            assign ty = tys[IRW:0];
+            assign tx = txs[IRW:0];
+            for (jy = 0; jy < KH; jy = jy + 1) begin : g_ty
+                localparam integer DY_I = jy;
+                localparam [TYW-1:0] DY = DY_I[TYW-1:0];
+                snn_lut #(.WIDTH(IRW + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
+                    .addr(ty_a + DY), .data(tys[jy*(IRW+1) +: IRW+1]));
+            end
+            for (jx = 0; jx < KW; jx = jx + 1) begin : g_tx
+                localparam integer DX_I = jx;
+                localparam [TXW-1:0] DX = DX_I[TXW-1:0];
+                snn_lut #(.WIDTH(IRW + 1), .DEPTH(OW * KW), .AW(TXW), .FILE(TX_FILE)) u_tx (
+                    .addr(tx_a + DX), .data(txs[jx*(IRW+1) +: IRW+1]));
+            end
+            for (jy = 0; jy < KH; jy = jy + 1) begin : g_row
+                for (jx = 0; jx < KW; jx = jx + 1) begin : g_col
+                    assign win_rows[(jy*KW + jx)*IRW +: IRW] =
+                        tys[jy*(IRW+1) +: IRW] + txs[jx*(IRW+1) +: IRW];
+                    assign win_ok[jy*KW + jx] = tys[jy*(IRW+1) + IRW] && txs[jx*(IRW+1) + IRW];
+                end
+            end
+        end
+        for (j = 0; j < NCOPY; j = j + 1) begin : g_copy
+            snn_ram #(.WIDTH(C * WCNT), .DEPTH(H * W), .AW(IRW)) u_count (
+                .clk(clk), .we(counted), .waddr(i), .wdata(cnt_next), .re(state != S_IDLE),
+                .raddr(state == S_TAP ? win_rows[j*IRW +: IRW] : rr),
+                .rdata(cnt_all[j*C*WCNT +: C*WCNT]));
+        end
+    endgenerate
 
     generate
         if (ILAT == 1) begin : g_lat1
@@ -137,20 +190,32 @@ module snn_td_maxpool #(
         end
     endgenerate
     snn_ram #(.WIDTH(C * PW), .DEPTH(OH * OW), .AW(ORW)) u_prev (
-        .clk(clk), .we(state == S_WRITE), .waddr(o), .wdata(prev_wdata),
+        .clk(clk), .we(out_we), .waddr(out_waddr), .wdata(prev_wdata),
         .re(state != S_IDLE), .raddr(o), .rdata(prev_rdata));
 
     // Lane datapaths as loops in a combinational block (see snn_neuron). WCNT > WS.
     reg [WCNT-1:0] cnt;
     reg [WCNT-1:0] m;
-    integer l;
+    reg [WCNT-1:0] tap;
+    integer l, t;
+
+    always @* begin  // WIN: the maximum over the valid taps (padding reads as zero)
+        win_max = {C*WCNT{1'b0}};
+        for (t = 0; t < NCOPY; t = t + 1) begin
+            for (l = 0; l < C; l = l + 1) begin
+                tap = cnt_all[(t*C + l)*WCNT +: WCNT];
+                if (tv_q[t] && tap > win_max[l*WCNT +: WCNT]) win_max[l*WCNT +: WCNT] = tap;
+            end
+        end
+    end
 
     generate
         if (SPIKE == 0) begin : g_unit
             always @* begin
                 for (l = 0; l < C; l = l + 1) begin
                     cnt = cnt_rdata[l*WCNT +: WCNT];
-                    m = (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
+                    m = (WIN != 0) ? win_max[l*WCNT +: WCNT]
+                        : (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
                     cnt_next[l*WCNT +: WCNT] = (first ? {WCNT{1'b0}} : cnt)
                         + {{(WCNT-1){1'b0}}, in_valid && in_data[l]};
                     mx_next[l*WCNT +: WCNT] = m;
@@ -165,7 +230,8 @@ module snn_td_maxpool #(
             always @* begin
                 for (l = 0; l < C; l = l + 1) begin
                     cnt = cnt_rdata[l*WCNT +: WCNT];
-                    m = (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
+                    m = (WIN != 0) ? win_max[l*WCNT +: WCNT]
+                        : (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
                     s = in_valid ? in_data[l*WS +: WS] : {WS{1'b0}};
                     cnt_next[l*WCNT +: WCNT] = (first ? {WCNT{1'b0}} : cnt)
                         + {{(WCNT-WS){SPIKE == 1 && s[WS-1]}}, s};
@@ -178,8 +244,8 @@ module snn_td_maxpool #(
         end
     endgenerate
 
-    assign out_we    = state == S_WRITE;
-    assign out_waddr = o;
+    assign out_we    = (WIN != 0) ? wq : state == S_WRITE;
+    assign out_waddr = (WIN != 0) ? o_w : o;
     assign out_wdata = spikes;
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
@@ -195,6 +261,7 @@ module snn_td_maxpool #(
             tap_q <= 1'b0;
             reading <= 1'b0;
             rd_q <= 1'b0;
+            wq <= 1'b0;
         end else begin
             done <= 1'b0;
             in_req <= 1'b0;
@@ -240,10 +307,32 @@ module snn_td_maxpool #(
                             ky <= {SW{1'b0}};
                             kx <= {SW{1'b0}};
                             mx <= {C*WCNT{1'b0}};
+                            issuing <= 1'b1;
                         end
                     end
                 end
-                S_TAP: begin
+                S_TAP: if (WIN != 0) begin
+                    // every tap of output o read this cycle, the output written the next:
+                    // out = (m != P), P = m
+                    wq <= issuing;
+                    o_w <= o;
+                    tv_q <= win_ok;
+                    if (issuing) begin
+                        if (o == OUT_LAST) begin
+                            issuing <= 1'b0;
+                        end else begin
+                            o <= o + 1'b1;
+                            oxb <= oxb_next;
+                            tx_a <= oxb_next;
+                            oyb <= oyb_next;
+                            ty_a <= oyb_next;
+                        end
+                    end
+                    if (wq && last_out) begin
+                        state <= S_IDLE;
+                        done <= 1'b1;
+                    end
+                end else begin
                     // one tap per cycle; its count row is folded in the next cycle
                     tap_q <= tap_valid;
                     mx <= mx_next;
@@ -263,22 +352,16 @@ module snn_td_maxpool #(
                     mx <= {C*WCNT{1'b0}};
                     ky <= {SW{1'b0}};
                     kx <= {SW{1'b0}};
-                    if (o == OUT_LAST) begin
+                    if (last_out) begin
                         state <= S_IDLE;
                         done <= 1'b1;
                     end else begin
                         state <= S_TAP;
                         o <= o + 1'b1;
-                        if (oxb == OX_LAST) begin
-                            oxb <= {TXW{1'b0}};
-                            tx_a <= {TXW{1'b0}};
-                            oyb <= oyb + OY_STEP;
-                            ty_a <= oyb + OY_STEP;
-                        end else begin
-                            oxb <= oxb + OX_STEP;
-                            tx_a <= oxb + OX_STEP;
-                            ty_a <= oyb;
-                        end
+                        oxb <= oxb_next;
+                        tx_a <= oxb_next;
+                        oyb <= oyb_next;
+                        ty_a <= oyb_next;
                     end
                 end
             endcase
