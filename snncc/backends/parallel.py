@@ -26,6 +26,10 @@ ROM word, more cycles), one of those same divisors:
 
     {"inputs": {"/tokenizer/tokenizer.4/Conv": 4}}
 
+A TD max pool reads every tap of an output's window a cycle (a copy of its count RAM
+per tap, for windows of at most POOL_TAPS_AT_ONCE taps) by default and with `--parallel
+N` for N at least its channels times its taps; otherwise a tap a cycle.
+
 A TD-MatMul summing over K terms takes K (all of an output row's terms a cycle: the row
 engine, snn_td_matmul_rows, for unit spikes only) or 1 (one event a cycle: snn_td_matmul);
 the global value picks K when it reaches K. The HLS target has one TD-MatMul kernel.
