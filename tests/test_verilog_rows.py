@@ -5,6 +5,7 @@ that fold it, and the cycle estimate equal to the RTL's count for every input.""
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -162,14 +163,15 @@ def test_td_matmul_engine_from_config(tmp_path):
                               "4: all 4 terms of an output row)")
 
 
-def _pool_graph(seed: int = 4) -> Graph:
+def _pool_graph(seed: int = 4, mode: str = "if") -> Graph:
     """TD max pools streaming their input rows: through a map (a [4, 16] neuron layer
-    read as [C=4, H=4, W=4] channels-last: 4 segments a row) and as it is."""
+    read as [C=4, H=4, W=4] channels-last: 4 segments a row) and as it is; the neuron's
+    `mode` makes their spikes."""
     rng = np.random.default_rng(seed)
     g = Graph("pools")
     _spiking(g, (4, 6), hi=7)
     g.add("c", o.Synapse(_weights(rng, 6, 16)), ["codes"])
-    g.add("n", _neuron(rng, (4, 16), t_fire=4, axis=1), ["c"])
+    g.add("n", replace(_neuron(rng, (4, 16), t_fire=4, axis=1), mode=mode), ["c"])
     g.add("cube", o.Reshape((4, 4, 4)), ["n"])
     g.add("p1", o.TDMaxPool((2, 2), (1, 1), (0, 0, 1, 1)), ["cube"])   # [4, 4, 4]
     g.add("p2", o.TDMaxPool((2, 2), (2, 2)), ["p1"])                   # [4, 2, 2]
@@ -178,17 +180,29 @@ def _pool_graph(seed: int = 4) -> Graph:
     return _readout(g, "fc")
 
 
-def test_td_maxpool_streamed_icarus(tmp_path):
-    """The count phase of TD max pools streamed through a map and an identity port:
-    bit-exact, the estimate the RTL's count for every input."""
+@pytest.mark.parametrize("neuron", ["if", "signed"])
+def test_td_maxpool_streamed_icarus(tmp_path, monkeypatch, neuron):
+    """The count phase of TD max pools streamed through a map and an identity port, and
+    the pooling phase an output a cycle (WIN: every tap of the window read at once, a
+    copy of the count RAM per tap; the default) or a tap a cycle (forced here): both
+    bit-exact (unit and signed spikes, padded and strided windows), the estimate the
+    RTL's count for every input, the window a cycle faster."""
     require_tool("iverilog")
-    graph = _pool_graph()
-    summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS)
-    timing = [(p.get("IG", 1), p.get("ILAT", 1)) for p in _engines(summary, "snn_td_maxpool")]
-    assert timing == [(4, 6), (1, 1)]
-    result = verilog.run_simulation(tmp_path / "v", "icarus")
-    _assert_bit_exact(result, VECTORS, graph)
-    assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+    graph = _pool_graph(mode=neuron)
+    cycles = {}
+    for window in (True, False):
+        if not window:
+            monkeypatch.setattr(parallel_knob.HwConfig, "pool_taps", lambda *_: 1)
+        design = tmp_path / f"v{int(window)}"
+        summary = verilog.emit(graph, design, vectors=VECTORS)
+        pools = _engines(summary, "snn_td_maxpool")
+        assert [(p.get("IG", 1), p.get("ILAT", 1)) for p in pools] == [(4, 6), (1, 1)]
+        assert [p.get("WIN", 0) for p in pools] == [int(window)] * 2
+        result = verilog.run_simulation(design, "icarus")
+        _assert_bit_exact(result, VECTORS, graph)
+        assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+        cycles[window] = np.array(result["cycles"])
+    assert (cycles[True] < cycles[False]).all(), cycles
 
 
 def _conv_rows_graph(seed: int = 6) -> Graph:
