@@ -2543,7 +2543,8 @@ module snn_top (
         .SW(1),
         .WCNT(3),
         .TY_FILE("mem/e2_rows.hex"),
-        .TX_FILE("mem/e2_cols.hex")
+        .TX_FILE("mem/e2_cols.hex"),
+        .WIN(1)
     ) u2_tokenizer_tokenizer_3_MaxPool_output_0_MaxPool (
         .clk(clk),
         .rst(rst),
@@ -2662,7 +2663,8 @@ module snn_top (
         .SW(2),
         .WCNT(3),
         .TY_FILE("mem/e5_rows.hex"),
-        .TX_FILE("mem/e5_cols.hex")
+        .TX_FILE("mem/e5_cols.hex"),
+        .WIN(1)
     ) u5_tokenizer_tokenizer_7_MaxPool_output_0_MaxPool (
         .clk(clk),
         .rst(rst),
