@@ -76,6 +76,7 @@ class Builder:
         self.types: dict[str, np.dtype] = {}
         self.count = 0
         self.consts: dict[tuple, str] = {}
+        self.same: dict[str, dict[np.dtype, str]] = {}  # tensors of equal values by dtype
 
     def fresh(self) -> str:
         self.count += 1
@@ -104,10 +105,18 @@ class Builder:
         return out
 
     def cast(self, x: str, dtype) -> str:
+        """x's values as `dtype` (exact: the plan's bounds hold them there). A tensor of
+        the same values already held in `dtype` (x's source, or an earlier cast of it)
+        is reused: no cast there and back."""
         dtype = np.dtype(dtype)
         if self.types[x] == dtype:
             return x
-        return self.node("Cast", [x], dtype, to=_TYPES[dtype])
+        same = self.same.setdefault(x, {self.types[x]: x})
+        if dtype not in same:
+            y = self.node("Cast", [x], dtype, to=_TYPES[dtype])
+            same[dtype] = y
+            self.same[y] = same
+        return same[dtype]
 
     def model(self, outputs: list[str]) -> bytes:
         graph = b"".join(_field(1, n) for n in self.nodes) + _field(2, "plan")
@@ -252,7 +261,8 @@ def _neuron(b: Builder, plan, n, v: str, dt: np.dtype) -> str:
         t = b.node("Mul", [b.cast(v, cd), b.const(scale)], cd)
         t = b.node("Add", [t, b.const(offset)], cd)
         t = b.node("Clip", [t, b.const(np.array(0, cd)), b.const(np.array(levels, cd))], cd)
-        return b.cast(t, dt)  # non-negative: the truncating cast is the floor
+        # non-negative: the truncating cast is the floor (not `cast`: the values change)
+        return b.node("Cast", [t], dt, to=_TYPES[dt])
     sign, th = plan.neurons[n.name]
     vt = b.types[v]
     if sign is not None:
@@ -285,12 +295,20 @@ def _dense(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
         return b.node("MatMul", [b.cast(x, dt), w], dt)
     x8 = b.cast(x, kern.x_type)
     ys = [b.node("MatMulInteger", [x8, b.const(d)], _I32) for d in kern.cut]
-    if kern.digits == 1:
+    return _factored(b, ys, kern.scale, kern.pairs, dt)
+
+
+def _factored(b: Builder, ys: list[str], scale: np.ndarray | None, pairs: bool,
+              dt: np.dtype) -> str:
+    """The int32 products of x by each 8-bit factor of the weights combined as
+    ``IntMatMul.product`` combines them: (x @ a) * scale + x @ e (`scale` shaped to the
+    products' axes), or base-256 digits, two at a time in int32 first with `pairs`."""
+    if len(ys) == 1:
         return b.cast(ys[0], dt)
-    if kern.scale is not None:  # (x @ a) * m + x @ e in float64
-        acc = b.node("Mul", [b.cast(ys[0], _F64), b.const(kern.scale)], _F64)
+    if scale is not None:  # (x @ a) * m + x @ e in float64
+        acc = b.node("Mul", [b.cast(ys[0], _F64), b.const(scale)], _F64)
         return b.cast(b.node("Add", [acc, b.cast(ys[1], _F64)], _F64), dt)
-    if kern.pairs:  # d_j + 256*d_(j+1), exact in int32
+    if pairs:  # d_j + 256*d_(j+1), exact in int32
         k = b.const(np.array(256, np.int32))
         pairs = []
         for j in range(0, len(ys), 2):
@@ -304,6 +322,9 @@ def _dense(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
 
 def _conv(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
     op = n.op_as(o.Synapse)
+    y = _conv_integer(b, plan, n, x, dt)
+    if y is not None:
+        return y
     xf = b.cast(x, _F32)
 
     def conv(w: np.ndarray) -> str:
@@ -395,3 +416,50 @@ def blocks(batch: int, largest: int) -> list[tuple[int, int]]:
     count = min(batch, -(-count // cores) * cores) if batch else 0
     edges = [batch * k // count for k in range(count + 1)] if count else [0]
     return [(a, b) for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
+    """The convolution on 8-bit products (ConvInteger, one per weight factor, combined as
+    ``IntMatMul`` combines them), or None where x is not 0..255 or no factors fit.
+
+    x is uint8 and each factor d int8, given to ConvInteger as d + 128 (uint8) with a
+    weight zero point of 128: onnxruntime's fast kernel is the uint8-by-uint8 one (its
+    int8 weights take a path 4x slower). Exact: the sums it forms, of x*(d + 128) and of
+    128*x, stay below terms * 255 * 255 < 2**31 (checked)."""
+    op = n.op_as(o.Synapse)
+    if op.group != 1 or dt.kind != "f":
+        return None
+    src = plan.graph.node(n.inputs[0])
+    lo, hi = _code_range(plan, src)
+    if lo < 0 or hi > 0xFF:
+        return None
+    terms = int(np.prod(op.weight.shape[1:]))
+    if terms * 0xFF * 0xFF >= 2**31:
+        return None
+    kern = plan.integer.get(n.name)
+    if isinstance(kern, integer.IntConv):
+        mat = kern.mats[0]
+        kh, kw = op.weight.shape[2:]
+        cin = op.weight.shape[1]
+        cut = [d.reshape(kh, kw, cin, -1).transpose(3, 2, 0, 1) for d in mat.cut]
+        scale = None if mat.scale is None else mat.scale.reshape(-1, 1, 1)
+        pairs = mat.pairs
+    else:  # too few terms for the numpy path's im2col: 8-bit weights only
+        cut, scale, pairs = integer.digits(op.weight), None, False
+        if len(cut) > 1:
+            return None
+    x8 = b.cast(x, np.uint8)
+    zero = b.const(np.array(128, np.uint8))
+    ys = [b.node("ConvInteger", [x8, b.const((d.astype(np.int16) + 128).astype(np.uint8)), "",
+                                 zero], _I32, strides=list(op.strides), pads=list(op.pads),
+                 dilations=list(op.dilations)) for d in cut]
+    return _factored(b, ys, scale, pairs, dt)
+
+
+def _code_range(plan, n) -> tuple[int, int]:
+    """The least and greatest value of n's codes (n holds codes or an input's)."""
+    if isinstance(n.op, o.SpikeInput):
+        return int(n.op.lo), int(n.op.hi)
+    if plan.dtype.get(n.name, _F64).kind == "u":
+        return 0, np.iinfo(plan.dtype[n.name]).max
+    return -1, 0  # not known to be 8-bit unsigned here
