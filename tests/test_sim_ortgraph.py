@@ -5,9 +5,11 @@ each lowered neuron counts its levels right at every threshold."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
+import modelgen
 import snncc
 from conftest import EXAMPLE
 from snncc import ops as o
@@ -85,6 +87,60 @@ def test_whole_graph_session_on_every_weight_factoring(tiny_models, factors, mon
         assert any(m.scale is not None for m in mats) == (factors == "scaled")
         assert any(m.pairs for m in mats) == (factors == "pairs") or factors == "scaled"
     x = RNG.uniform(0, 1, (6,) + model.input_shape)
+    _assert_exact(model, x, monkeypatch)
+
+
+def conv_stack() -> onnx.ModelProto:
+    """Convolutions of every shape the lowerings handle: on analog codes (0..255), 3x3
+    stride 2, asymmetric pads with a dilation and unequal strides, 1x1 (no im2col
+    needed), and two added together (unequal scales: wide weights), read by an Add
+    instead of a neuron (their currents transposed back to channels first)."""
+    b = modelgen.Builder("convs", (2, 11, 11), seed=4)
+    x = b.quant(b.conv(b.input_quant(), 2, 6, k=3, pad=1, stride=2))  # [6, 6, 6]
+    x = b.quant(b.node("Conv", [x, b.weight((5, 6, 3, 3))], pads=[2, 1, 0, 1],
+                       strides=[1, 2], dilations=[2, 1], kernel_shape=[3, 3]))  # [5, 4, 3]
+    x = b.quant(b.bn(b.conv(x, 5, 7, k=1, pad=0, per_channel=True), 7))  # [7, 4, 3]
+    y = b.node("Add", [b.conv(x, 7, 4, k=1, pad=0), b.conv(x, 7, 4, k=3, pad=1)])
+    return b.model([b.linear(b.quant(b.node("Flatten", [y], axis=1)), 48, 3)])
+
+
+@pytest.mark.parametrize("lowering", ["ConvInteger", "im2col"])
+@pytest.mark.parametrize("factors", ["scaled", "digits"])
+def test_whole_graph_session_on_every_convolution(tmp_path, lowering, factors, monkeypatch):
+    """Every convolution with an integer kernel on 8-bit products, as ConvInteger or as an
+    im2col and MatMulInteger (its current left channels last for its neuron), its wide
+    weights `scaled` (a * m + e) or cut into base-256 digits combined two at a time;
+    without one, ConvInteger on 8-bit weights, else float Convs: every layer's counts
+    equal the reference's."""
+    if factors == "digits":
+        monkeypatch.setattr(integer, "scaled", lambda w: None)
+        monkeypatch.setattr(integer, "WIDE_TERMS", 0)
+        monkeypatch.setattr(integer, "MAX_DIGITS", 8)
+    monkeypatch.setattr(integer, "CONV_TERMS", 0)
+    monkeypatch.setattr(ortgraph, "IM2COL_CHANNELS", 0 if lowering == "im2col" else 10**9)
+    onnx.save(conv_stack(), tmp_path / "convs.onnx")
+    model = snncc.compile(tmp_path / "convs.onnx", T=7)
+    p = plan.build(model.graph)
+    convs = [n for n in p.order if isinstance(n.op, o.Synapse) and n.op.kind == "conv"]
+    kerns = [p.integer[n.name].mats[0] for n in convs if n.name in p.integer]
+    assert (len(kerns), max(k.digits for k in kerns)) == ((5, 4) if factors == "digits"
+                                                          else (4, 2))
+    assert any(k.pairs for k in kerns if k.digits == 4) == (factors == "digits")
+    assert any(k.scale is not None for k in kerns) == (factors == "scaled")
+    rest = [len(integer.digits(n.op.weight)) for n in convs if n.name not in p.integer]
+    dense = sum(k.digits for n, k in p.integer.items() if isinstance(k, integer.IntMatMul))
+    ops = [node.op_type for node in onnx.load_from_string(ortgraph.lower(p)[0]).graph.node]
+    assert ops.count("Conv") == sum(d for d in rest if d > 1)
+    if lowering == "im2col":
+        assert ops.count("ConvInteger") == sum(d for d in rest if d == 1)
+        assert ops.count("MatMulInteger") == sum(k.digits for k in kerns) + dense
+        assert ops.count("Concat") == sum(1 for n in convs if n.name in p.integer
+                                          and n.op.weight.shape[2:] != (1, 1))
+    else:
+        assert ops.count("ConvInteger") == sum(k.digits for k in kerns) + sum(
+            d for d in rest if d == 1)
+        assert ops.count("MatMulInteger") == dense
+    x = RNG.uniform(-0.2, 1.2, (7,) + model.input_shape)
     _assert_exact(model, x, monkeypatch)
 
 
