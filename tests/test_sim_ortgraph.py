@@ -97,11 +97,13 @@ def conv_stack() -> onnx.ModelProto:
     instead of a neuron (their currents transposed back to channels first)."""
     b = modelgen.Builder("convs", (2, 11, 11), seed=4)
     x = b.quant(b.conv(b.input_quant(), 2, 6, k=3, pad=1, stride=2))  # [6, 6, 6]
+    x = b.maxpool(x, 3, 1, 1)
     x = b.quant(b.node("Conv", [x, b.weight((5, 6, 3, 3))], pads=[2, 1, 0, 1],
                        strides=[1, 2], dilations=[2, 1], kernel_shape=[3, 3]))  # [5, 4, 3]
     x = b.quant(b.bn(b.conv(x, 5, 7, k=1, pad=0, per_channel=True), 7))  # [7, 4, 3]
+    x = b.maxpool(x, 2, 2)  # [7, 2, 1]
     y = b.node("Add", [b.conv(x, 7, 4, k=1, pad=0), b.conv(x, 7, 4, k=3, pad=1)])
-    return b.model([b.linear(b.quant(b.node("Flatten", [y], axis=1)), 48, 3)])
+    return b.model([b.linear(b.quant(b.node("Flatten", [y], axis=1)), 8, 3)])
 
 
 @pytest.mark.parametrize("lowering", ["ConvInteger", "im2col"])
@@ -131,11 +133,14 @@ def test_whole_graph_session_on_every_convolution(tmp_path, lowering, factors, m
     dense = sum(k.digits for n, k in p.integer.items() if isinstance(k, integer.IntMatMul))
     ops = [node.op_type for node in onnx.load_from_string(ortgraph.lower(p)[0]).graph.node]
     assert ops.count("Conv") == sum(d for d in rest if d > 1)
-    if lowering == "im2col":
-        assert ops.count("ConvInteger") == sum(d for d in rest if d == 1)
-        assert ops.count("MatMulInteger") == sum(k.digits for k in kerns) + dense
+    if lowering == "im2col":  # but on analog codes (ConvInteger's uint8 x uint8 kernel)
+        analog = [p.integer[n.name].mats[0].digits for n in convs if n.name in p.integer
+                  and p.bound[n.inputs[0]] > 0x7F]
+        assert len(analog) == 1
+        assert ops.count("ConvInteger") == sum(d for d in rest if d == 1) + sum(analog)
+        assert ops.count("MatMulInteger") == sum(k.digits for k in kerns) - sum(analog) + dense
         assert ops.count("Concat") == sum(1 for n in convs if n.name in p.integer
-                                          and n.op.weight.shape[2:] != (1, 1))
+                                          and n.op.weight.shape[2:] != (1, 1)) - 1
     else:
         assert ops.count("ConvInteger") == sum(k.digits for k in kerns) + sum(
             d for d in rest if d == 1)

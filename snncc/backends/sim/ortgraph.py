@@ -206,7 +206,12 @@ def _op(b: Builder, plan, n, xs: list[str], dt: np.dtype) -> str:
     if isinstance(op, o.TDMatMul):
         if n.name in plan.stacked:
             kern = plan.stacked[n.name]
-            ins = [b.cast(x, t) for x, t in zip(xs, kern.types, strict=True)]
+            types = list(kern.types)
+            reach = [plan.bound[i] for i in n.inputs]
+            if types == [np.uint8, np.uint8] and reach[1] <= 0x7F and _no_int16_overflow(
+                    reach[0], reach[1]):
+                types[1] = np.dtype(np.int8)  # uint8 x int8: twice as fast, same integers
+            ins = [b.cast(x, t) for x, t in zip(xs, types, strict=True)]
             ins = _batched(b, plan, ins, n.inputs)
             return b.cast(b.node("MatMulInteger", ins, _I32), dt)
         if dt.kind != "f":
@@ -451,7 +456,7 @@ def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
         return None
     kern = plan.integer.get(n.name)
     if isinstance(kern, integer.IntConv) and len(n.shape) == 3 and (
-            op.weight.shape[1] >= IM2COL_CHANNELS):
+            op.weight.shape[1] >= IM2COL_CHANNELS) and _no_int16_overflow(hi, 0x80):
         return _im2col(b, plan, n, b.cast(x, np.uint8), kern.mats[0], dt)
     if isinstance(kern, integer.IntConv):
         mat = kern.mats[0]
@@ -472,12 +477,18 @@ def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
     return _factored(b, ys, scale, pairs, dt)
 
 
+def _no_int16_overflow(x_reach: int, w_reach: int) -> bool:
+    """Whether uint8 x int8 products stay exact on every x86 kernel of onnxruntime's:
+    without VNNI they sum pairs of products in int16 first (saturating)."""
+    return 2 * x_reach * w_reach <= 0x7FFF
+
+
 def _code_range(plan, n) -> tuple[int, int]:
     """The least and greatest value of n's codes (n holds codes or an input's)."""
     if isinstance(n.op, o.SpikeInput):
         return int(n.op.lo), int(n.op.hi)
-    if plan.dtype.get(n.name, _F64).kind == "u":
-        return 0, np.iinfo(plan.dtype[n.name]).max
+    if plan.dtype.get(n.name, _F64).kind == "u":  # counts: 0 up to their bound
+        return 0, plan.bound[n.name]
     return -1, 0  # not known to be 8-bit unsigned here
 
 
