@@ -254,7 +254,8 @@ def _quantize(b: Builder, op, x: str, dt: np.dtype) -> str:
         y = b.node("Floor", [b.node("Add", [y, b.const(np.array(0.5))], _F64)], _F64)
     else:
         y = b.node("Floor", [y], _F64)
-    y = b.node("Add", [y, b.const(np.array(float(op.zero_point)))], _F64)
+    if op.zero_point:
+        y = b.node("Add", [y, b.const(np.array(float(op.zero_point)))], _F64)
     y = b.node("Clip", [y, b.const(np.array(float(op.lo))), b.const(np.array(float(op.hi)))],
                _F64)
     return b.cast(y, dt)
