@@ -8,14 +8,26 @@ outputs, with the same arithmetic the numpy path does, op for op:
 - a synapse on an integer kernel (``integer.IntMatMul``): MatMulInteger per 8-bit factor
   of its weights, combined as the kernel combines them (int32 digit pairs, then float64);
   other dense synapses: float MatMul in the plan's dtype (exact there: the plan's bound);
-  a convolution: float32 Conv where its dtype is float32, else one float32 Conv per
-  base-256 digit of the weights (each exact below 2**24) combined in float64;
+- a convolution on codes 0..255: with an integer kernel (``integer.IntConv``) and from
+  IM2COL_CHANNELS input channels up, an 8-bit channels-last im2col (Pad, Slices, Concat)
+  and MatMulInteger per weight factor, its current left channels last for the neuron
+  alone reading it (which transposes its 8-bit codes back instead); else ConvInteger per
+  weight factor (uint8 x uint8, the weights shifted by 128 with a zero point of 128); the
+  factors combined as for a dense synapse. Any other convolution: float32 Conv where its
+  dtype is float32, else one float32 Conv per base-256 digit of the weights (each exact
+  below 2**24) combined in float64;
 - a neuron: the one-pass count trunc(clip(v*scale + offset, 0, L)) with the plan's proved
   tables, a Mul, an Add, a Clip and a Cast, each correctly rounded as numpy's are (or the
   L comparisons, GreaterOrEqual and a sum, where no line is proved);
 - the input quantizer in float64 (Div, Round or Floor, Add, Clip); max pools, adds,
-  TDMatMul on 8-bit counts (MatMulInteger), layout ops, the head summed over its tokens
-  first (as ``plan._pooled``).
+  TDMatMul on 8-bit counts (MatMulInteger; uint8 x int8 where its counts allow), layout
+  ops, the head summed over its tokens first (as ``plan._pooled``).
+
+The im2col and the TDMatMul take uint8 x int8 products only where no two products
+summed can leave int16 (``_no_int16_overflow``): onnxruntime's x86 kernels without VNNI
+sum pairs in int16 first, saturating (elsewhere uint8 x uint8). A value is cast to a
+type once (``Builder.cast`` reuses the tensor of equal values it came from, or an
+earlier cast).
 
 A plan holding anything else (an int64 current, a sum pool) has no lowering: `lower`
 gives None and the engine keeps the numpy path. The model's bytes are written here with
