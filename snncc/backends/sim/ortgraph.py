@@ -50,6 +50,9 @@ from snncc.intmath import Rounding
 F32_EXACT = 2**24
 IM2COL_CHANNELS = 32  # from this many input channels up a convolution runs on an im2col
 #                      (fewer: ConvInteger; the im2col's Concat copies runs of C bytes)
+CONV_INTEGER_PIXELS = 256  # ConvInteger from this many output pixels a sample up (it
+#                            loops over the samples: on the digits ViT's 8x8 and 4x4
+#                            images float Conv is 15% faster in all)
 
 # ONNX TensorProto data types
 _TYPES = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3,
@@ -450,8 +453,9 @@ def blocks(batch: int, largest: int) -> list[tuple[int, int]]:
 
 
 def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
-    """The convolution on 8-bit products (ConvInteger, one per weight factor, combined as
-    ``IntMatMul`` combines them), or None where x is not 0..255 or no factors fit.
+    """The convolution on 8-bit products (an im2col and MatMulInteger, or ConvInteger, one
+    per weight factor, combined as ``IntMatMul`` combines them), or None where x is not
+    0..255, no factors fit, or the images are too small for ConvInteger.
 
     x is uint8 and each factor d int8, given to ConvInteger as d + 128 (uint8) with a
     weight zero point of 128: onnxruntime's fast kernel is the uint8-by-uint8 one (its
@@ -471,6 +475,8 @@ def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
     if isinstance(kern, integer.IntConv) and len(n.shape) == 3 and (
             op.weight.shape[1] >= IM2COL_CHANNELS) and _no_int16_overflow(hi, 0x80):
         return _im2col(b, plan, n, b.cast(x, np.uint8), kern.mats[0], dt)
+    if int(np.prod(n.shape[1:])) < CONV_INTEGER_PIXELS:
+        return None
     if isinstance(kern, integer.IntConv):
         mat = kern.mats[0]
         kh, kw = op.weight.shape[2:]
