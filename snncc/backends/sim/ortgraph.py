@@ -344,13 +344,13 @@ def _factored(b: Builder, ys: list[str], scale: np.ndarray | None, pairs: bool,
         return b.cast(b.node("Add", [acc, b.cast(ys[1], _F64)], _F64), dt)
     if pairs:  # d_j + 256*d_(j+1), exact in int32
         k = b.const(np.array(256, np.int32))
-        pairs = []
+        joined = []
         for j in range(0, len(ys), 2):
             if j + 1 == len(ys):
-                pairs.append(ys[j])
+                joined.append(ys[j])
             else:
-                pairs.append(b.node("Add", [b.node("Mul", [ys[j + 1], k], _I32), ys[j]], _I32))
-        return b.cast(_combine(b, pairs, 65536.0), dt)
+                joined.append(b.node("Add", [b.node("Mul", [ys[j + 1], k], _I32), ys[j]], _I32))
+        return b.cast(_combine(b, joined, 65536.0), dt)
     return b.cast(_combine(b, ys, 256.0), dt)
 
 
