@@ -106,14 +106,15 @@ def conv_stack() -> onnx.ModelProto:
     return b.model([b.linear(b.quant(b.node("Flatten", [y], axis=1)), 8, 3)])
 
 
-@pytest.mark.parametrize("lowering", ["ConvInteger", "im2col"])
+@pytest.mark.parametrize("lowering", ["ConvInteger", "ConvInteger in bands", "im2col"])
 @pytest.mark.parametrize("factors", ["scaled", "digits"])
 def test_whole_graph_session_on_every_convolution(tmp_path, lowering, factors, monkeypatch):
-    """Every convolution with an integer kernel on 8-bit products, as ConvInteger or as an
-    im2col and MatMulInteger (its current left channels last for its neuron), its wide
-    weights `scaled` (a * m + e) or cut into base-256 digits combined two at a time;
-    without one, ConvInteger on 8-bit weights, else float Convs: every layer's counts
-    equal the reference's."""
+    """Every convolution with an integer kernel on 8-bit products, as ConvInteger (with its
+    neuron a row of the current at a time, in bands) or as an im2col and MatMulInteger
+    (its current left channels last for its neuron), its wide weights `scaled` (a * m + e)
+    or cut into base-256 digits combined two at a time; without one, ConvInteger on 8-bit
+    weights, else float Convs: every layer's counts equal the reference's (the neurons'
+    tables differ along the rows: a band takes its rows' thresholds)."""
     if factors == "digits":
         monkeypatch.setattr(integer, "scaled", lambda w: None)
         monkeypatch.setattr(integer, "WIDE_TERMS", 0)
@@ -121,6 +122,7 @@ def test_whole_graph_session_on_every_convolution(tmp_path, lowering, factors, m
     monkeypatch.setattr(integer, "CONV_TERMS", 0)
     monkeypatch.setattr(ortgraph, "IM2COL_CHANNELS", 0 if lowering == "im2col" else 10**9)
     monkeypatch.setattr(ortgraph, "CONV_INTEGER_PIXELS", 0)  # its images are small
+    monkeypatch.setattr(ortgraph, "BAND", 1 if lowering.endswith("bands") else 10**12)
     onnx.save(conv_stack(), tmp_path / "convs.onnx")
     model = snncc.compile(tmp_path / "convs.onnx", T=7)
     p = plan.build(model.graph)
@@ -142,9 +144,13 @@ def test_whole_graph_session_on_every_convolution(tmp_path, lowering, factors, m
         assert ops.count("MatMulInteger") == sum(k.digits for k in kerns) - sum(analog) + dense
         assert ops.count("Concat") == sum(1 for n in convs if n.name in p.integer
                                           and n.op.weight.shape[2:] != (1, 1)) - 1
-    else:
-        assert ops.count("ConvInteger") == sum(k.digits for k in kerns) + sum(
-            d for d in rest if d == 1)
+    else:  # 8-bit weights on ConvInteger, one per factor of the others (a band: a row)
+        rows = {n.name: n.shape[1] if n.name in p.fused and lowering.endswith("bands") else 1
+                for n in convs}
+        assert ops.count("ConvInteger") == sum(
+            rows[n.name] * (p.integer[n.name].mats[0].digits if n.name in p.integer
+                            else len(integer.digits(n.op.weight)))
+            for n in convs if n.name in p.integer or len(integer.digits(n.op.weight)) == 1)
         assert ops.count("MatMulInteger") == dense
     x = RNG.uniform(-0.2, 1.2, (7,) + model.input_shape)
     _assert_exact(model, x, monkeypatch)

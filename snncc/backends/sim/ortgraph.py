@@ -50,6 +50,7 @@ from snncc.intmath import Rounding
 F32_EXACT = 2**24
 IM2COL_CHANNELS = 32  # from this many input channels up a convolution runs on an im2col
 #                      (fewer: ConvInteger; the im2col's Concat copies runs of C bytes)
+BAND = 1 << 20  # elements of a ConvInteger's current a band of rows, its neuron with it
 CONV_INTEGER_PIXELS = 256  # ConvInteger from this many output pixels a sample up (it
 #                            loops over the samples: on the digits ViT's 8x8 and 4x4
 #                            images float Conv is 15% faster in all)
@@ -95,6 +96,8 @@ class Builder:
         self.consts: dict[tuple, str] = {}
         self.same: dict[str, dict[np.dtype, str]] = {}  # tensors of equal values by dtype
         self.channels_last: set[str] = set()  # currents held [B, H, W, C] for their neuron
+        self.done: dict[str, str] = {}  # neurons already computed with their current
+        self.per_block = 1  # samples a run (``Whole``'s blocks)
 
     def fresh(self) -> str:
         self.count += 1
@@ -158,6 +161,7 @@ def lower(plan) -> tuple[bytes, list[str], list[tuple[np.dtype, tuple[int, ...]]
 
 def _lower(plan) -> tuple[bytes, list[str], list[tuple[np.dtype, tuple[int, ...]]]]:
     b = Builder()
+    b.per_block = max(1, BLOCK // largest(plan))
     names: dict[str, str] = {}
     skip: set[str] = set()
     outputs: list[str] = []
@@ -185,7 +189,7 @@ def _lower(plan) -> tuple[bytes, list[str], list[tuple[np.dtype, tuple[int, ...]
             names[pool.name] = b.node("MatMul", [summed, b.const(w, pdt)], pdt)
             skip.add(pool.name)
             continue
-        v = _op(b, plan, n, xs, dt)
+        v = b.done.pop(n.name) if n.name in b.done else _op(b, plan, n, xs, dt)
         if isinstance(op, o.Neuron | o.Readout):
             outputs.append(n.name)
             tensors.append(v)
@@ -276,11 +280,19 @@ def _quantize(b: Builder, op, x: str, dt: np.dtype) -> str:
     return b.cast(y, dt)
 
 
-def _neuron(b: Builder, plan, n, v: str, dt: np.dtype) -> str:
-    """The count #{k : sign*v >= θ_k} (``plan._codes``)."""
+def _neuron(b: Builder, plan, n, v: str, dt: np.dtype,
+            rows: tuple[int, int] | None = None) -> str:
+    """The count #{k : sign*v >= θ_k} (``plan._codes``); of the rows r0..r1-1 of a current
+    [B, C, H, W] alone with `rows`."""
     levels = n.op_as(o.Neuron).levels
     last = v in b.channels_last  # v [B, H, W, C] of a current [B, C, H, W]: so are the tables
-    table = (lambda a: _to_channels_last(a, len(n.shape))) if last else (lambda a: a)
+    rank = len(n.shape)
+    if last:
+        table = lambda a: _to_channels_last(a, rank)  # noqa: E731
+    elif rows is not None:
+        table = lambda a: _rows(a, rows, rank)  # noqa: E731
+    else:
+        table = lambda a: a  # noqa: E731
     if n.name in plan.affine:
         scale, offset = plan.affine[n.name]
         cd = scale.dtype
@@ -303,6 +315,13 @@ def _neuron(b: Builder, plan, n, v: str, dt: np.dtype) -> str:
             raise Unsupported(n.name)
         codes = b.cast(acc, dt)
     return b.node("Transpose", [codes], dt, perm=[0, 3, 1, 2]) if last else codes
+
+
+def _rows(a: np.ndarray, rows: tuple[int, int], rank: int) -> np.ndarray:
+    """A table broadcast over [C, H, W] (from the right) for the rows r0..r1-1 alone."""
+    a = np.asarray(a)
+    a = a.reshape((1,) * (rank - a.ndim) + a.shape)
+    return a[..., rows[0]:rows[1], :] if a.shape[-2] > 1 else a
 
 
 def _to_channels_last(a: np.ndarray, rank: int) -> np.ndarray:
@@ -489,11 +508,45 @@ def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
         if len(cut) > 1:
             return None
     x8 = b.cast(x, np.uint8)
+    ws = [b.const((d.astype(np.int16) + 128).astype(np.uint8)) for d in cut]
     zero = b.const(np.array(128, np.uint8))
-    ys = [b.node("ConvInteger", [x8, b.const((d.astype(np.int16) + 128).astype(np.uint8)), "",
-                                 zero], _I32, strides=list(op.strides), pads=list(op.pads),
-                 dilations=list(op.dilations)) for d in cut]
-    return _factored(b, ys, scale, pairs, dt)
+
+    def conv(x: str, pads: list[int]) -> str:
+        ys = [b.node("ConvInteger", [x, w, "", zero], _I32, strides=list(op.strides),
+                     pads=pads, dilations=list(op.dilations)) for w in ws]
+        return _factored(b, ys, scale, pairs, dt)
+
+    neuron = plan.fused.get(n.name)
+    count = _bands(b, n)
+    if neuron is None or not isinstance(neuron.op, o.Neuron) or count < 2:
+        return conv(x8, list(op.pads))
+    # the current and its neuron a band of rows at a time: the band's arrays stay in cache
+    top, left, bottom, right = op.pads
+    if top or bottom:
+        pads = np.array([0, 0, top, 0, 0, 0, bottom, 0], np.int64)
+        x8 = b.node("Pad", [x8, b.const(pads)], np.uint8)
+    oh = n.shape[1]
+    sh, ekh = op.strides[0], op.dilations[0] * (op.weight.shape[2] - 1) + 1
+    axis = b.const(np.array([2], np.int64))
+    codes = []
+    for k in range(count):
+        r0, r1 = oh * k // count, oh * (k + 1) // count
+        band = b.node("Slice", [x8, b.const(np.array([r0 * sh], np.int64)),
+                                b.const(np.array([(r1 - 1) * sh + ekh], np.int64)), axis],
+                      np.uint8)
+        ndt = plan.dtype[neuron.name]
+        codes.append(_neuron(b, plan, neuron, conv(band, [0, left, 0, right]), ndt, (r0, r1)))
+    b.done[neuron.name] = b.node("Concat", codes, plan.dtype[neuron.name], axis=2)
+    return b.done[neuron.name]  # the current itself is never whole; its neuron alone reads it
+
+
+def _bands(b: Builder, n) -> int:
+    """Bands of output rows for a convolution's current of a run: about BAND elements
+    each (at most one a row)."""
+    if len(n.shape) != 3:
+        return 1
+    size = int(np.prod(n.shape)) * b.per_block
+    return max(1, min(n.shape[1], -(-size // BAND)))
 
 
 def _no_int16_overflow(x_reach: int, w_reach: int) -> bool:
