@@ -92,11 +92,12 @@ def test_whole_graph_session_on_every_weight_factoring(tiny_models, factors, mon
 
 def conv_stack() -> onnx.ModelProto:
     """Convolutions of every shape the lowerings handle: on analog codes (0..255), 3x3
-    stride 2, asymmetric pads with a dilation and unequal strides, 1x1 (no im2col
+    stride 2 (a bias per pixel: its neuron's thresholds differ along the rows), asymmetric pads with a dilation and unequal strides, 1x1 (no im2col
     needed), and two added together (unequal scales: wide weights), read by an Add
     instead of a neuron (their currents transposed back to channels first)."""
     b = modelgen.Builder("convs", (2, 11, 11), seed=4)
-    x = b.quant(b.conv(b.input_quant(), 2, 6, k=3, pad=1, stride=2))  # [6, 6, 6]
+    x = b.conv(b.input_quant(), 2, 6, k=3, pad=1, stride=2)  # [6, 6, 6]
+    x = b.quant(b.node("Add", [x, b.const(b.rng.normal(0, .3, (6, 6, 6)).astype(np.float32))]))
     x = b.maxpool(x, 3, 1, 1)
     x = b.quant(b.node("Conv", [x, b.weight((5, 6, 3, 3))], pads=[2, 1, 0, 1],
                        strides=[1, 2], dilations=[2, 1], kernel_shape=[3, 3]))  # [5, 4, 3]
