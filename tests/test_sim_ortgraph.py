@@ -115,7 +115,8 @@ def test_whole_graph_session_on_every_convolution(tmp_path, lowering, factors, m
     (its current left channels last for its neuron), its wide weights `scaled` (a * m + e)
     or cut into base-256 digits combined two at a time; without one, ConvInteger on 8-bit
     weights, else float Convs: every layer's counts equal the reference's (the neurons'
-    tables differ along the rows: a band takes its rows' thresholds)."""
+    tables differ along the rows: a band takes its rows' thresholds; a 2x2 max pool after
+    a neuron in bands pools band by band)."""
     if factors == "digits":
         monkeypatch.setattr(integer, "scaled", lambda w: None)
         monkeypatch.setattr(integer, "WIDE_TERMS", 0)
@@ -146,8 +147,8 @@ def test_whole_graph_session_on_every_convolution(tmp_path, lowering, factors, m
         assert ops.count("Concat") == sum(1 for n in convs if n.name in p.integer
                                           and n.op.weight.shape[2:] != (1, 1)) - 1
     else:  # 8-bit weights on ConvInteger, one per factor of the others (a band: a row)
-        rows = {n.name: n.shape[1] if n.name in p.fused and lowering.endswith("bands") else 1
-                for n in convs}
+        bands = [6, 4, 2] if lowering.endswith("bands") else [1, 1, 1]  # a band a row; the
+        rows = dict(zip([n.name for n in convs], bands + [1, 1]))  # third's pool: 2 rows
         assert ops.count("ConvInteger") == sum(
             rows[n.name] * (p.integer[n.name].mats[0].digits if n.name in p.integer
                             else len(integer.digits(n.op.weight)))

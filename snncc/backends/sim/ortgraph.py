@@ -97,6 +97,7 @@ class Builder:
         self.same: dict[str, dict[np.dtype, str]] = {}  # tensors of equal values by dtype
         self.channels_last: set[str] = set()  # currents held [B, H, W, C] for their neuron
         self.done: dict[str, str] = {}  # neurons already computed with their current
+        self.bands: dict[str, list[str]] = {}  # codes -> its bands of rows, for a max pool
         self.per_block = 1  # samples a run (``Whole``'s blocks)
 
     def fresh(self) -> str:
@@ -239,9 +240,15 @@ def _op(b: Builder, plan, n, xs: list[str], dt: np.dtype) -> str:
         return b.node("MatMul", ins, dt)
     if isinstance(op, o.TDMaxPool):
         # float32: onnxruntime's 8-bit max pool is many times slower (exact: small counts)
-        x = b.node("MaxPool", [b.cast(xs[0], _F32)], _F32, kernel_shape=list(op.kernel),
-                   strides=list(op.strides), pads=list(op.pads))
-        return b.cast(x, dt)
+        def pool(x: str) -> str:
+            return b.cast(b.node("MaxPool", [b.cast(x, _F32)], _F32,
+                                 kernel_shape=list(op.kernel), strides=list(op.strides),
+                                 pads=list(op.pads)), dt)
+
+        bands = b.bands.get(xs[0])  # rows in multiples of the stride (``_tiling_pool``)
+        if bands is not None:
+            return b.node("Concat", [pool(x) for x in bands], dt, axis=2)
+        return pool(xs[0])
     if isinstance(op, o.AddCurrent):
         a, c = _batched(b, plan, [b.cast(x, dt) for x in xs], n.inputs)
         return b.node("Add", [a, c], dt)
@@ -528,16 +535,32 @@ def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
     oh = n.shape[1]
     sh, ekh = op.strides[0], op.dilations[0] * (op.weight.shape[2] - 1) + 1
     axis = b.const(np.array([2], np.int64))
+    pool = _tiling_pool(plan, neuron)
+    step = 1 if pool is None else pool.op_as(o.TDMaxPool).strides[0]
+    edges = sorted({oh * k // count // step * step for k in range(count)} | {oh})
     codes = []
-    for k in range(count):
-        r0, r1 = oh * k // count, oh * (k + 1) // count
+    for r0, r1 in zip(edges, edges[1:], strict=False):
         band = b.node("Slice", [x8, b.const(np.array([r0 * sh], np.int64)),
                                 b.const(np.array([(r1 - 1) * sh + ekh], np.int64)), axis],
                       np.uint8)
         ndt = plan.dtype[neuron.name]
         codes.append(_neuron(b, plan, neuron, conv(band, [0, left, 0, right]), ndt, (r0, r1)))
     b.done[neuron.name] = b.node("Concat", codes, plan.dtype[neuron.name], axis=2)
+    if pool is not None:  # its windows within the bands: pooled band by band too
+        b.bands[b.done[neuron.name]] = codes
     return b.done[neuron.name]  # the current itself is never whole; its neuron alone reads it
+
+
+def _tiling_pool(plan, neuron) -> object | None:
+    """The max pool alone reading the neuron, if its windows tile the rows (kernel =
+    stride, no padding): then a band of an even number of strides pools apart."""
+    users = plan.graph.users(neuron.name)
+    if len(users) != 1 or not isinstance(users[0].op, o.TDMaxPool):
+        return None
+    op = users[0].op_as(o.TDMaxPool)
+    if tuple(op.kernel) != tuple(op.strides) or any(op.pads):
+        return None
+    return users[0]
 
 
 def _bands(b: Builder, n) -> int:
