@@ -12,8 +12,10 @@ outputs, with the same arithmetic the numpy path does, op for op:
   IM2COL_CHANNELS input channels up, an 8-bit channels-last im2col (Pad, Slices, Concat)
   and MatMulInteger per weight factor, its current left channels last for the neuron
   alone reading it (which transposes its 8-bit codes back instead); else ConvInteger per
-  weight factor (uint8 x uint8, the weights shifted by 128 with a zero point of 128); the
-  factors combined as for a dense synapse. Any other convolution: float32 Conv where its
+  weight factor (uint8 x uint8, the weights shifted by 128 with a zero point of 128), with
+  the neuron alone reading it in bands of rows of about BAND elements (and a max pool
+  tiling the rows after it band by band), so that the arrays between them stay in cache;
+  the factors combined as for a dense synapse. Any other convolution: float32 Conv where its
   dtype is float32, else one float32 Conv per base-256 digit of the weights (each exact
   below 2**24) combined in float64;
 - a neuron: the one-pass count trunc(clip(v*scale + offset, 0, L)) with the plan's proved
