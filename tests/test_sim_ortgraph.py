@@ -147,8 +147,9 @@ def test_whole_graph_session_on_every_convolution(tmp_path, lowering, factors, m
         assert ops.count("Concat") == sum(1 for n in convs if n.name in p.integer
                                           and n.op.weight.shape[2:] != (1, 1)) - 1
     else:  # 8-bit weights on ConvInteger, one per factor of the others (a band: a row)
-        bands = [6, 4, 2] if lowering.endswith("bands") else [1, 1, 1]  # a band a row; the
-        rows = dict(zip([n.name for n in convs], bands + [1, 1]))  # third's pool: 2 rows
+        # a band a row (the third's pool 2x2: two rows a band); the added two unfused
+        bands = [6, 4, 2, 1, 1] if lowering.endswith("bands") else [1] * 5
+        rows = dict(zip([n.name for n in convs], bands, strict=True))
         assert ops.count("ConvInteger") == sum(
             rows[n.name] * (p.integer[n.name].mats[0].digits if n.name in p.integer
                             else len(integer.digits(n.op.weight)))

@@ -48,6 +48,7 @@ from snncc import ops as o
 from snncc.backends.sim import integer
 from snncc.backends.sim.integer import IntMatMul, _field, _value_info, _varint
 from snncc.intmath import Rounding
+from snncc.ir import Node
 
 F32_EXACT = 2**24
 IM2COL_CHANNELS = 32  # from this many input channels up a convolution runs on an im2col
@@ -553,7 +554,7 @@ def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
     return b.done[neuron.name]  # the current itself is never whole; its neuron alone reads it
 
 
-def _tiling_pool(plan, neuron) -> object | None:
+def _tiling_pool(plan, neuron) -> Node | None:
     """The max pool alone reading the neuron, if its windows tile the rows (kernel =
     stride, no padding): then a band of an even number of strides pools apart."""
     users = plan.graph.users(neuron.name)
