@@ -152,7 +152,7 @@ NOTES = [
     "the numpy path's arithmetic (MatMulInteger per 8-bit weight factor combined as the "
     "integer kernels combine them; convolutions on codes as an 8-bit channels-last im2col "
     "and MatMulInteger (from 32 input channels) or ConvInteger (from 256 output pixels a "
-    "sample); otherwise float MatMul/Conv where the plan's bound proves the dtype exact, a "
+    "sample; its neuron with it in bands of rows); otherwise float MatMul/Conv where the plan's bound proves the dtype exact, a "
     "float64 convolution as one float32 Conv per base-256 weight digit; the proved "
     "one-pass level count as Mul, Add, Clip and a truncating Cast; the quantizer, pools, "
     "adds, TDMatMul, layout ops, the head summed over its tokens first), run with one "
