@@ -239,6 +239,26 @@ class Stream:
 
 
 @dataclass
+class Silence:
+    """One at a time: silent runs skipped (snn_ctrl's SKIP and `quiet`). Each value an
+    engine may read as silent has a dynamic bit, `live`, cleared at each step's start
+    and set as its engine writes it with a non-zero word (a spike train) or starts (a
+    current); an engine sees a value as possibly non-zero when the schedule says it is
+    active and it is live (streaming the rows of a producer: when that one was not
+    skipped). An engine of `skip` whose inputs are all unseen when it would start is not
+    started (`quiet`), and its value stays silent."""
+
+    skip: int  # snn_ctrl's SKIP mask
+    lives: list[tuple[str, str, str]]  # (register, the condition that sets it, buffer)
+    sights: list[tuple[str, str]]  # (an engine's validity input, its expression)
+    quiet: list[str]  # per engine: its inputs are all silent (1'b0: never skipped)
+
+    @property
+    def param(self) -> str:
+        return f"{len(self.quiet)}'h{self.skip:x}"
+
+
+@dataclass
 class Flow:
     """Pipelined: an engine's sequencer (snn_flow). It runs its own time steps in order,
     each as soon as every producer has finished that step and every reader has got past
@@ -327,6 +347,7 @@ class Design:
     in_flight: int = 6
     inference_bits: int = 4
     write_bits: int = 1  # pipelined: bits of the writes counters
+    silence: Silence | None = None  # one at a time: silent runs skipped
 
     @property
     def in_flight_slots(self) -> int:

@@ -220,12 +220,52 @@ class _Cycles:
         for p in design.ports:
             params = dict(p.params)
             self.lat[p.name] = 1 if params["MAP"] == 0 else int(params["G"]) + 2
+        # one at a time, silent runs skipped (`Design.silence`): per (engine, step) the
+        # inputs whose run was skipped, per value the inputs it is live for at a step
+        self.skip = design.silence.skip if design.silence is not None else 0
+        self.streamed = {s.engine: s for s in design.streams}
+        self.skipped: dict[tuple[int, int], np.ndarray] = {}
+        self.live: dict[tuple[str, int], np.ndarray] = {}
 
     def active(self, value: str, t: int) -> bool:
         src, _ = resolve(self.graph, value)
         return bool(self.act.active[src][t])
 
-    def engine(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def valid(self, e: Engine, value: str, t: int) -> np.ndarray:
+        """[batch] bool: engine e sees `value` as possibly non-zero at step t (its
+        `sees` bit): active, and, one at a time, live (`Design.silence`; streaming the
+        producer's rows: that one not skipped; the input codes: always)."""
+        src, _ = resolve(self.graph, value)
+        on = np.full(self.tr.batch, bool(self.act.active[src][t]))
+        if self.d.silence is None or not on.any():
+            return on
+        s = self.streamed.get(e.index)
+        if s is not None and s.buffer.node.name == src:
+            return ~self.skipped.get((s.producer, t), ~on)
+        return self.live.get((src, t), on)
+
+    def _quiet(self, e: Engine, t: int) -> np.ndarray:
+        """[batch] bool: engine e (of the SKIP mask) is skipped at step t: every value it
+        reads is silent (snn_ctrl's `quiet`)."""
+        if not self.skip >> e.index & 1:
+            return np.zeros(self.tr.batch, bool)
+        seen = np.zeros(self.tr.batch, bool)
+        for v in e.reads:
+            seen |= self.valid(e, v, t)
+        return ~seen
+
+    def _lives(self, e: Engine, t: int, ran: np.ndarray) -> None:
+        """The inputs for which engine e's value is live at step t: written with a
+        non-zero word (a spike train: a neuron layer's, a TD max pool's), or its engine
+        started (a current)."""
+        if self.d.silence is None or e.module == "snn_readout":
+            return
+        if e.module in ("snn_neuron", "snn_td_maxpool"):
+            x = self.tr.spikes(e.node.name, t).reshape(self.tr.batch, -1)
+            ran = ran & (x != 0).any(axis=1)
+        self.live[(e.node.name, t)] = ran
+
+    def engine(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         """Cycles of engine `e`'s run at step t, per input: its start and done cycles
         and its state machine's."""
         rule = getattr(self, "_" + e.module.removeprefix("snn_"))
@@ -237,7 +277,7 @@ class _Cycles:
     def _lines(self, e: Engine) -> bool:
         return _params(e)["SPIKE"] == 2
 
-    def _dense(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _dense(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         p, n = _params(e), e.node
         x = self.tr.spikes(n.inputs[0], t)
         rows = x.reshape(self.tr.batch, int(p["R"]), int(p["K"]))
@@ -246,7 +286,7 @@ class _Cycles:
         # folded: the row's nc words written after its events, a cycle each
         return (self._port(e, "in") + 2 + (nc if nc > 1 else 0) + nc * ev).sum(axis=1)
 
-    def _conv(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _conv(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         p, n = _params(e), e.node
         op = n.op
         assert isinstance(op, o.Synapse)
@@ -267,7 +307,7 @@ class _Cycles:
         times = np.bincount(hit, minlength=per_row.shape[1])  # reads of each input row
         return fixed + nc * (per_row @ times)
 
-    def _conv_rows(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _conv_rows(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         """Fixed slots: max(NG, IG) cycles per tap of every output position, whatever the
         spikes; the last tap's row arrives ILAT cycles after its request, its NG groups
         are added and the sum written. WALK: a cycle per non-silent group of each tap's
@@ -300,21 +340,22 @@ class _Cycles:
         per_row = np.maximum(live.sum(axis=-1), 1)  # [batch, rows]
         return reads, np.where(reads >= 0, per_row[:, np.maximum(reads, 0)], 1)
 
-    def _neuron(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _neuron(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         p = _params(e)
+        on = self.valid(e, e.node.inputs[0], t)
         if p.get("NP", p["D"]) == p["D"]:  # rows streamed: a request every IG cycles
-            lat = self._port(e, "in") if self.active(e.node.inputs[0], t) else 1
-            gap = max(1, p["IG"]) if self.active(e.node.inputs[0], t) else 1
-            return np.full(self.tr.batch, (p["R"] - 1) * gap + lat + 1, np.int64)
-        row = max(2, self._port(e, "in") + 1) if self.active(e.node.inputs[0], t) else 2
+            lat = np.where(on, self._port(e, "in"), 1)
+            gap = np.where(on, max(1, p["IG"]), 1)
+            return (p["R"] - 1) * gap + lat + 1
+        row = np.where(on, max(2, self._port(e, "in") + 1), 2)
         chunks = int(p["D"]) // int(p.get("NP", p["D"]))  # a later chunk: one cycle
-        return np.full(self.tr.batch, int(p["R"]) * (row + chunks - 1), np.int64)
+        return int(p["R"]) * (row + chunks - 1)
 
-    def _td_matmul(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _td_matmul(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         p, n = _params(e), e.node
         a, b = n.inputs
         nb, nn, kk, mm = int(p["NB"]), int(p["N"]), int(p["K"]), int(p["M"])
-        av, bv = self.active(a, t), self.active(b, t)
+        av, bv = self.valid(e, a, t), self.valid(e, b, t)
         sa = self.tr.spikes(a, t).reshape(self.tr.batch, nb, nn, kk)
         sb = self.tr.spikes(b, t).reshape(self.tr.batch, nb, kk, mm)
         ca = self.tr.before(a, t).reshape(sa.shape)
@@ -327,68 +368,65 @@ class _Cycles:
         else:
             rel = (sa != 0) | ((ca != 0) & (sb != 0).any(axis=-1)[:, :, None, :])
             ev = np.count_nonzero(rel, axis=-1)  # [batch, nb, nn]
-        wait_a = max(2, self._port(e, "a") + 1) if av else 2
-        wait_b = max(2, self._port(e, "b") + 1) if bv else 2
-        phase_b = nb * kk * (1 + wait_b) if (bv or first) else 0
+        wait_a = np.where(av, max(2, self._port(e, "a") + 1), 2)
+        wait_b = np.where(bv, max(2, self._port(e, "b") + 1), 2)
+        phase_b = np.where(bv | first, nb * kk * (1 + wait_b), 0)
         return phase_b + (nb * nn * (1 + wait_a + 2) + (ev + 0).sum(axis=(1, 2)))
 
-    def _td_matmul_rows(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _td_matmul_rows(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         """Per batch: the B rows a request every BG cycles (a silent B: its C_B rows read,
         a row a cycle), then
         the A rows a request every AG cycles (a silent A: a row a cycle), each written
         the cycle after it arrives."""
         p = _params(e)
         a, b = e.node.inputs
-        if self.active(b, t):
-            phase_b = (p["BR"] - 1) * p["BG"] + self._port(e, "b") + 2
-        else:
-            phase_b = p["BR"] + 1
-        if self.active(a, t):
-            phase_a = (p["N"] - 1) * p["AG"] + self._port(e, "a") + 3
-        else:
-            phase_a = p["N"] + 1
-        return np.full(self.tr.batch, p["NB"] * (phase_b + phase_a), np.int64)
+        phase_b = np.where(self.valid(e, b, t), (p["BR"] - 1) * p["BG"] + self._port(e, "b") + 2,
+                           p["BR"] + 1)
+        phase_a = np.where(self.valid(e, a, t), (p["N"] - 1) * p["AG"] + self._port(e, "a") + 3,
+                           p["N"] + 1)
+        return p["NB"] * (phase_b + phase_a)
 
-    def _td_maxpool(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _td_maxpool(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         p = _params(e)
         rows = p["H"] * p["W"]
-        if self.active(e.node.inputs[0], t):  # rows streamed: a request every IG cycles
-            count = (rows - 1) * max(1, p["IG"]) + self._port(e, "in") + 1
-        else:
-            count = rows + 1
+        count = np.where(self.valid(e, e.node.inputs[0], t),  # rows streamed: every IG cycles
+                         (rows - 1) * max(1, p["IG"]) + self._port(e, "in") + 1, rows + 1)
         outputs = p["OH"] * p["OW"]
         pool = outputs + 1 if p["WIN"] else outputs * (p["KH"] * p["KW"] + 1)
-        return np.full(self.tr.batch, count + pool, np.int64)
+        return count + pool
 
-    def _add(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _add(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         """A slot every P cycles; the last row's sum is written when b's row arrives
         (a's, when b is silent; the slot's next cycle, when both are)."""
         p = _params(e)
         a, b = e.node.inputs
-        if self.active(b, t):
-            last = p["DAB"] + self._port(e, "b")
-        else:
-            last = self._port(e, "a") if self.active(a, t) else 0
-        return np.full(self.tr.batch, (p["R"] - 1) * max(1, p["P"]) + last + 1, np.int64)
+        last = np.where(self.valid(e, b, t), p["DAB"] + self._port(e, "b"),
+                        np.where(self.valid(e, a, t), self._port(e, "a"), 0))
+        return (p["R"] - 1) * max(1, p["P"]) + last + 1
 
-    def _reduce(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _reduce(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         p = _params(e)
         return np.full(self.tr.batch, int(p["NOUT"]) * int(p["Q"]) * (self._port(e, "in") + 1),
                        np.int64)
 
-    def _readout(self, e: Engine, t: int, first: bool) -> np.ndarray:
+    def _readout(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         p = _params(e)
         return np.full(self.tr.batch, int(p["R"]) * (self._port(e, "in") + 1), np.int64)
 
     def runs(self) -> dict[tuple[int, int], np.ndarray]:
         """Cycles of every engine run, by (engine, step), per input: start to done."""
         out: dict[tuple[int, int], np.ndarray] = {}
-        ran: set[int] = set()
+        ran = np.zeros((len(self.d.engines), self.tr.batch), bool)  # started, so far
         for t in range(self.d.steps):  # in step order: the trace's running counts
             for e in self.d.engines:
                 if self.act.run[e.node.name][t]:
-                    out[(e.index, t)] = self.engine(e, t, e.index not in ran)
-                    ran.add(e.index)
+                    skip = self._quiet(e, t)  # not started: done at once, a cycle
+                    run = self.engine(e, t, ~ran[e.index])
+                    out[(e.index, t)] = np.where(skip, 1, run)
+                    if skip.any():
+                        self.skipped[(e.index, t)] = skip
+                    ran[e.index] |= ~skip
+                    self._lives(e, t, ~skip)
         return out
 
     def run(self, runs: dict[tuple[int, int], np.ndarray]
@@ -436,8 +474,15 @@ class _Cycles:
                     else:
                         run = run + np.maximum(0, step.end[s.producer] - start - s.buffer.rows)
                 step.end[e.index] = start + run
-            total += 3 + np.max(list(step.end.values()), axis=0) if step.end else 2
+            total += 3 + np.max([self._last(k, t, step) for k in step.end], axis=0
+                                ) if step.end else 2
         return total
+
+    def _last(self, k: int, t: int, step: _Step) -> np.ndarray:
+        """The cycle engine k's run at step t lets the step end a cycle later: its done
+        (skipped: its would-be start, when it left the pending engines)."""
+        skip = self.skipped.get((k, t))
+        return step.end[k] if skip is None else np.where(skip, step.at[k], step.end[k])
 
     def _written(self, e: Engine, step: _Step) -> np.ndarray:
         """[batch, rows]: the cycle engine e writes each row of its output at the step
@@ -448,13 +493,15 @@ class _Cycles:
         if k in step.writes:
             return step.writes[k]
         s = next((x for x in self.d.streams if x.engine == k), None)
-        if s is not None and s.producer in step.at:
-            wp = self._written(self.d.engines[s.producer], step)
-            step.writes[k] = _follow(e.module, wp, step.at[k])
-            return step.writes[k]
         cost = self._row_costs(e, step.t)
         after = np.cumsum(cost[:, ::-1], axis=1)[:, ::-1] - cost  # the later rows' costs
         step.writes[k] = (step.end[k] - 2)[:, None] - after
+        if s is not None and s.producer in step.at:
+            wp = self._written(self.d.engines[s.producer], step)
+            skip = self.skipped.get((s.producer, step.t))  # then every row is there
+            follow = _follow(e.module, wp, step.at[k])
+            step.writes[k] = follow if skip is None else np.where(
+                skip[:, None], step.writes[k], follow)
         return step.writes[k]
 
     def _row_costs(self, e: Engine, t: int) -> np.ndarray:
@@ -462,8 +509,8 @@ class _Cycles:
         unstalled run of e at step t."""
         p, b = _params(e), self.tr.batch
         if e.module == "snn_neuron":  # a whole row a cycle: a request every IG cycles
-            gap = max(1, p["IG"]) if self.active(e.node.inputs[0], t) else 1
-            return np.full((b, p["R"]), gap, np.int64)
+            gap = np.where(self.valid(e, e.node.inputs[0], t), max(1, p["IG"]), 1)
+            return np.repeat(gap[:, None], p["R"], axis=1).astype(np.int64)
         if e.module == "snn_add":
             return np.full((b, p["R"]), max(1, p["P"]), np.int64)
         if e.module == "snn_dense":  # unfolded: a request, the port's latency, the events

@@ -8,6 +8,8 @@ function per op kind says how its engine is parameterized and wired.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from snncc import ops as o
@@ -27,6 +29,7 @@ from .design import (
     Param,
     Port,
     Probe,
+    Silence,
     Stream,
     addr_bits,
     hex_row,
@@ -107,6 +110,8 @@ class _Builder:
         self.reads: dict[int, set[str]] = {}  # engine -> the buffers it reads
         self.inputs: dict[int, set[str]] = {}  # ... in every design (`Engine.reads`)
         self.streams: list[Stream] = []
+        # one at a time: (engine, buffer, net) of the engines' validity inputs (`sees`)
+        self.sights: list[tuple[int, Buffer, str]] = []
         # one at a time: the engines whose rows' write times the estimate knows (a cost a
         # row, or a streamed engine's own, from its producer's)
         self.row_timed: set[int] = set()
@@ -177,6 +182,17 @@ class _Builder:
         if not self.pipelined:
             b.activity = self.field_of[("active", reader, b.node.name)][0]
         return net
+
+    def sees(self, b: Buffer, port: str) -> str:
+        """The bit saying the engine being built reads `b` (at its port `port`) as possibly
+        non-zero: pipelined, `valid`; one at a time, a net of its own, which `silence`
+        makes the schedule's bit and the dynamic one (`Design.sights`)."""
+        net = self.valid(b)
+        if self.pipelined:
+            return net
+        name = self.wire(f"e{self.k}_{port}_valid", 1)
+        self.sights.append((self.k, b, name))
+        return name
 
     def active_bit(self, value: str, owner: int) -> str:
         """Pipelined: the schedule bit of engine `owner` saying `value` is active at its
@@ -326,8 +342,63 @@ class _Builder:
         return e
 
     # ------------------------------------------------------------ the design
+    def silence(self) -> Silence:
+        """One at a time: the skipping of silent runs (`Silence`). Every engine but a
+        neuron layer (its membrane may fire on a silent input) and an engine streaming a
+        producer's rows (it starts with the producer, before the rows are known) may be
+        skipped; its buffers get activity bits (`quiet` reads them). A value is live in
+        a step once written with a non-zero word (a spike train: a neuron layer's or a TD
+        max pool's) or once its engine has started (a current: its engine does not run
+        on silent inputs unless it streams, and then its current is zero; live is then
+        only conservative). An engine reads a value as possibly non-zero when it is
+        active and live, or, streaming its producer's rows, when that one was not
+        skipped (the rows are being written)."""
+        streamed = {s.engine: s for s in self.streams}
+        skip = [e.module != "snn_neuron" and e.index not in streamed for e in self.engines]
+        for e in self.engines:
+            if skip[e.index]:
+                for value in e.reads:
+                    self.field(("active", -1, value), 1, value, -1, 0)
+                    self.buffers[value].activity = self.field_of[("active", -1, value)][0]
+        writer = {e.node.name: e for e in self.engines}
+        live: dict[str, str] = {}  # value -> its dynamic bit (none: the input codes)
+        lives = []
+        for b in self.buffers.values():
+            key = ("active", -1, b.node.name)
+            e = writer.get(b.node.name)
+            if key not in self.field_of or e is None:
+                continue
+            lo = self.field_of[key][0]
+            cond = (f"{b.name}_we && |{b.name}_wdata"
+                    if e.module in ("snn_neuron", "snn_td_maxpool") else f"start[{e.index}]")
+            live[b.node.name] = f"live{lo}"
+            lives.append((f"live{lo}", cond, b.name))
+
+        def seen(k: int, b: Buffer) -> str:
+            net = self.valid_bit(b)
+            s = streamed.get(k)
+            if s is not None and s.buffer is b:
+                return f"{net} && !skipped[{s.producer}]" if skip[s.producer] else net
+            return f"{net} && {live[b.node.name]}" if b.node.name in live else net
+
+        sights = [(net, seen(k, b)) for k, b, net in self.sights]
+        quiet = []
+        for e in self.engines:
+            terms = [f"({seen(e.index, self.buffers[v])})" for v in e.reads]
+            quiet.append("!(" + " || ".join(terms) + ")" if skip[e.index] and terms
+                         else "1'b0")
+        mask = sum(1 << k for k, on in enumerate(skip) if on)
+        used = set(re.findall(r"live\d+", " ".join([x for _, x in sights] + quiet)))
+        return Silence(mask, [x for x in lives if x[0] in used], sights, quiet)
+
+    def valid_bit(self, b: Buffer) -> str:
+        """One at a time: the schedule's bit saying `b` is active at the step."""
+        lo = self.field_of[("active", -1, b.node.name)][0]
+        return f"active[{lo}]"
+
     def design(self) -> Design:
         enc = self.graph.ops(o.SpikeInput)[0]
+        silence = None if self.pipelined else self.silence()
         engines, buffers = self.engines, list(self.buffers.values())
         tracked = sum(f[1] for f in self.fields)
         rows = []
@@ -352,6 +423,8 @@ class _Builder:
                         self.logit_bits, rows, tracked, self.pipelined,
                         [self.levels[e.node.name] for e in engines] if self.pipelined else [],
                         flows, self.streams)
+        if silence is not None:
+            design.silence = silence
         if self.pipelined:
             f = self.in_flight
             design.in_flight = f
@@ -504,7 +577,7 @@ def _neuron(bld: _Builder, n: Node) -> None:
     # the read-back sees the state words: rows of NP lanes, addressed {row, chunk}
     seen = Layout(lay.shape, lay.perm, lanes_per_cycle)
     streamed = chunks == 1 and not timing and ib.rows == lay.rows
-    ports += [("in_valid", bld.valid(ib)), ("fire_en", bld.valid(me)),
+    ports += [("in_valid", bld.sees(ib, "in")), ("fire_en", bld.valid(me)),
               ("in_avail", _avail(bld, ib, rw) if streamed else f"{rw + 1}'d{lay.rows}")]
     if chunks == 1:
         _timed(bld)
@@ -726,7 +799,7 @@ def _td_matmul(bld: _Builder, n: Node) -> None:
     if not (fa.unit and fb.unit):
         params += [("SPA", fa.kind), ("SPB", fb.kind), ("WSA", bld.lane_bits(ba)),
                    ("WSB", bld.lane_bits(bb)), ("JB", max(fa.line_bits, fb.line_bits))]
-    ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb))]
+    ports = pa + pb + [("a_valid", bld.sees(ba, "a")), ("b_valid", bld.sees(bb, "b"))]
     bld.engine(n, "snn_td_matmul", params, ports + bld.write(n, wo), clear=True)
 
 
@@ -756,7 +829,7 @@ def _td_matmul_rows(bld: _Builder, n: Node, sizes: tuple[int, int, int, int],
               ("ARW", addr_bits(nb * nn)), ("BRW", addr_bits(nb * br)),
               ("NW", addr_bits(nn)), ("RBW", addr_bits(br)), ("BW", addr_bits(nb)),
               ("WCA", wca), ("WCB", wcb), ("WO", wo), ("LT", addr_bits(2 * kk))]
-    ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb))]
+    ports = pa + pb + [("a_valid", bld.sees(ba, "a")), ("b_valid", bld.sees(bb, "b"))]
     bld.engine(n, "snn_td_matmul_rows", params, ports + bld.write(n, wo), clear=True)
 
 
@@ -787,7 +860,7 @@ def _td_maxpool(bld: _Builder, n: Node) -> None:
     avail = f"{irw + 1}'d{h * w}"
     if not timing and ib.rows == h * w:  # the counting phase streams its producer's rows
         avail = _avail(bld, ib, irw)
-    ports += [("in_valid", bld.valid(ib)), ("in_avail", avail)] + bld.write(n, fmt.bits)
+    ports += [("in_valid", bld.sees(ib, "in")), ("in_avail", avail)] + bld.write(n, fmt.bits)
     bld.engine(n, "snn_td_maxpool", params, ports, clear=True)
 
 
@@ -845,7 +918,7 @@ def _add_current(bld: _Builder, n: Node) -> None:
     elif ba.rows == bb.rows == lay.rows:  # a slot a cycle: stream the later producer's rows
         avail = _avail(bld, max((ba, bb), key=lambda b: _writer(bld, b)), rw)
     _timed(bld)
-    ports = pa + pb + [("a_valid", bld.valid(ba)), ("b_valid", bld.valid(bb)),
+    ports = pa + pb + [("a_valid", bld.sees(ba, "a")), ("b_valid", bld.sees(bb, "b")),
                        ("in_avail", avail)]
     bld.engine(n, "snn_add", params, ports + bld.write(n, wo), clear=False)
 

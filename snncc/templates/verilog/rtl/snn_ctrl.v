@@ -13,6 +13,13 @@
 // streams. An engine is started in the cycle the last done it waits for arrives; the
 // step ends in the cycle after the last done. An engine without work at a step costs
 // nothing, a step three cycles.
+//
+// Silent runs are skipped: an engine of SKIP's mask whose inputs are all silent when it
+// would start (`quiet`, from the top: each input inactive, or written with nothing but
+// zeros in this step) is not started: it leaves the pending mask as if started and is
+// done at once (the engines waiting for it start in the next cycle; those starting with
+// it, in the same one), and `skipped` says so for the rest of the step (its value reads
+// as silent).
 module snn_ctrl #(
     parameter NE    = 4,     // engines
     parameter NA    = 4,     // tracked values
@@ -20,6 +27,7 @@ module snn_ctrl #(
     parameter TW    = 4,     // step bits (STEPS entries)
     parameter [NE*NE-1:0] WAIT  = {NE*NE{1'b0}},  // bits k*NE +: NE: engines k waits for
     parameter [NE*NE-1:0] SWAIT = {NE*NE{1'b0}},  // ... and those it starts with, at the earliest
+    parameter [NE-1:0] SKIP = {NE{1'b0}},  // engines not started when `quiet`
     parameter SCHEDULE_FILE = "schedule.hex"  // per step: {active[NA], run[NE]}
 ) (
     input  wire          clk,
@@ -31,6 +39,9 @@ module snn_ctrl #(
     output reg  [NE-1:0] start,
     output wire [NA-1:0] active,
     input  wire [NE-1:0] done,
+    input  wire [NE-1:0] quiet,    // the engine's inputs are all silent
+    output reg  [NE-1:0] skipped,  // skipped in this step
+    output wire          fresh,    // a step begins: no engine runs, no value is written
     output reg  [31:0]   cycles
 );
     localparam integer LAST_STEP_I = STEPS - 1;
@@ -47,6 +58,7 @@ module snn_ctrl #(
     wire [NE-1:0]    left = (busy & ~done) | pending;  // not done after this cycle
     wire [NE-1:0]    can;      // WAIT allows the engine to start
     wire [NE-1:0]    next;     // ... and SWAIT: started this cycle
+    wire [NE-1:0]    skip = next & SKIP & quiet;  // ... or skipped
     genvar k;
 
     generate
@@ -57,6 +69,7 @@ module snn_ctrl #(
     endgenerate
 
     assign active = row[NA+NE-1:NE];
+    assign fresh = load;
 
     always @(posedge clk) begin
         if (rst) begin
@@ -66,6 +79,7 @@ module snn_ctrl #(
             load <= 1'b0;
             pending <= {NE{1'b0}};
             busy <= {NE{1'b0}};
+            skipped <= {NE{1'b0}};
             step <= {TW{1'b0}};
             cycles <= 32'd0;
         end else begin
@@ -83,10 +97,12 @@ module snn_ctrl #(
                 if (load) begin
                     load <= 1'b0;
                     pending <= run;
+                    skipped <= {NE{1'b0}};
                 end else if ((busy | pending) != {NE{1'b0}}) begin
-                    start <= next;
+                    start <= next & ~skip;
                     pending <= pending & ~next;
-                    busy <= (busy & ~done) | next;
+                    busy <= (busy & ~done) | (next & ~skip);
+                    skipped <= skipped | skip;
                 end else if (step == LAST_STEP) begin
                     running <= 1'b0;
                     finish <= 1'b1;

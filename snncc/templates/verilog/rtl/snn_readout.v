@@ -1,7 +1,8 @@
 // snn_readout: accumulates its input current, acc[r, :] += I[r, :] (all D lanes at once);
 // the integer logits are acc + bias (the argmax is taken over them). On the first run of
-// an inference the stored accumulators read as zero (a lazy reset). After the run, logit
-// (rd_row, rd_lane) is read through rd_* with one cycle latency.
+// an inference the stored accumulators read as zero (a lazy reset), and so do the logits'
+// when no run came (every run skipped as silent). After the run, logit (rd_row, rd_lane)
+// is read through rd_* with one cycle latency.
 module snn_readout #(
     parameter R      = 1,
     parameter D      = 10,
@@ -67,7 +68,8 @@ module snn_readout #(
         .row(bias_rdata), .index(rd_lane), .lane(bias_lane));
 
     assign in_row   = r;
-    assign rd_logit = {{(WL-WA){acc_lane[WA-1]}}, acc_lane} + {{(WL-WB){bias_lane[WB-1]}}, bias_lane};
+    wire [WA-1:0]   acc_seen = first ? {WA{1'b0}} : acc_lane;
+    assign rd_logit = {{(WL-WA){acc_seen[WA-1]}}, acc_seen} + {{(WL-WB){bias_lane[WB-1]}}, bias_lane};
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
