@@ -386,3 +386,60 @@ def test_streamed_rows_overlap_their_producers(tiny_models, tmp_path, name, kind
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
     serial = _serial_cycles(graph, parallel_knob.DEFAULT, default_inputs(graph, VECTORS))
     assert all(np.asarray(result["cycles"]) < serial), (result["cycles"], serial)
+
+
+def _quiet_graph(seed: int = 4) -> Graph:
+    """A linear layer after a TD max pool of a neuron layer of positive thresholds: an
+    all-zero input leaves the neuron layer silent, so the linear layer and the readout
+    skip every run (the logits: the bias alone)."""
+    rng = np.random.default_rng(seed)
+    g = Graph("quiet")
+    _spiking(g, (4, 6), hi=7)
+    g.add("c", o.Synapse(_weights(rng, 6, 16)), ["codes"])
+    n = _neuron(rng, (4, 16), t_fire=7, axis=1)  # exact: `write_vectors` holds
+    above = n.thresholds - min(int(n.thresholds.min()), 0) + 1  # a silent input: silent
+    g.add("n", o.Neuron(n.sign, above, n.levels, n.scale, n.t_fire), ["c"])
+    g.add("cube", o.Reshape((4, 4, 4)), ["n"])
+    g.add("p", o.TDMaxPool((2, 2), (2, 2)), ["cube"])                   # [4, 2, 2]
+    g.add("flat", o.Reshape((16,)), ["p"])
+    g.add("fc", o.Synapse(_weights(rng, 16, 3)), ["flat"])
+    return _readout(g, "fc")
+
+
+def _skipped(graph: Graph, design, x: np.ndarray) -> tuple[set, dict]:
+    """The estimate's runs, (engine, step), and those skipped: (engine, step) -> the
+    inputs it skips for."""
+    model = verilog.estimate._Cycles(design, verilog.estimate._Trace(graph, x))
+    return set(model.runs()), model.skipped
+
+
+@pytest.mark.parametrize("name", ["transformer", "cnn", "quiet"])
+def test_silent_runs_skipped(tiny_models, tmp_path, name):
+    """One at a time, an engine that is not a neuron layer and does not stream its
+    producer's rows is not started at a step when every value it reads is silent
+    (inactive, or written with zeros only, or by a skipped engine): snn_ctrl's SKIP and
+    `quiet`. On the default vectors and an all-zero input (many silent steps; `quiet`:
+    the readout skips every run, its logits the bias alone) every spike count and logit
+    equal to the interpreter's in Icarus, the estimate equal to the RTL's count, and that
+    count below the estimate of the same design with no run skipped (SKIP empty)."""
+    require_tool("iverilog")
+    graph = (_quiet_graph() if name == "quiet"
+             else snncc.compile(tiny_models[name], T=7).graph)
+    x = default_inputs(graph, VECTORS)
+    x = np.concatenate([x, np.zeros_like(x[:1])])
+    design = verilog.lower(graph)
+    runs, skipped = _skipped(graph, design, x)
+    assert skipped and np.any(list(skipped.values()), axis=0)[-1], "the zero input skips"
+    if name == "quiet":  # every run of the readout skipped on the zero input
+        ro = [t for k, t in runs if k == design.readout.index]
+        assert ro and all((design.readout.index, t) in skipped
+                          and skipped[(design.readout.index, t)][-1] for t in ro)
+    verilog.emit(graph, tmp_path / "v", vectors=len(x))
+    verilog.write_vectors(graph, tmp_path / "v", x)
+    result = verilog.run_simulation(tmp_path / "v", "icarus")
+    _assert_bit_exact(result, len(x), graph)
+    est = verilog.estimate.cycles(graph, x=x, design=design)["per_input"]
+    assert est == result["cycles"]
+    design.silence.skip = 0
+    whole = verilog.estimate.cycles(graph, x=x, design=design)["per_input"]
+    assert all(np.asarray(est) <= whole) and est[-1] < whole[-1], (est, whole)
