@@ -254,15 +254,26 @@ class _Cycles:
             seen |= self.valid(e, v, t)
         return ~seen
 
+    def _data(self, value: str, t: int) -> np.ndarray:
+        """[batch] bool: `value` is active and live at step t (the input codes: active)."""
+        src, _ = resolve(self.graph, value)
+        on = np.full(self.tr.batch, bool(self.act.active[src][t]))
+        return on & self.live.get((src, t), on)
+
     def _lives(self, e: Engine, t: int, ran: np.ndarray) -> None:
         """The inputs for which engine e's value is live at step t: written with a
         non-zero word (a spike train: a neuron layer's, a TD max pool's), or its engine
-        started (a current)."""
+        started and saw an input live (a current)."""
         if self.d.silence is None or e.module == "snn_readout":
             return
         if e.module in ("snn_neuron", "snn_td_maxpool"):
             x = self.tr.spikes(e.node.name, t).reshape(self.tr.batch, -1)
             ran = ran & (x != 0).any(axis=1)
+        else:
+            seen = np.zeros(self.tr.batch, bool)
+            for v in e.reads:
+                seen |= self._data(v, t)
+            ran = ran & seen
         self.live[(e.node.name, t)] = ran
 
     def engine(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
