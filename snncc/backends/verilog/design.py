@@ -243,10 +243,10 @@ class Silence:
     """One at a time: silent runs skipped (snn_ctrl's SKIP and `quiet`). Each value an
     engine may read as silent has a dynamic bit, `live`, cleared at each step's start
     and set as its engine writes it with a non-zero word (a spike train) or, started,
-    sees an input live (a current); an engine sees a value as possibly non-zero when the schedule says it is
-    active and it is live (streaming the rows of a producer: when that one was not
-    skipped). An engine of `skip` whose inputs are all unseen when it would start is not
-    started (`quiet`), and its value stays silent."""
+    sees an input live (a current); an engine sees a value as possibly non-zero when
+    the schedule says it is active and it is live (streaming the rows of a producer:
+    when that one was not skipped). An engine of `skip` whose inputs are all unseen
+    when it would start is not started (`quiet`), and its value stays silent."""
 
     skip: int  # snn_ctrl's SKIP mask
     lives: list[tuple[str, str, str]]  # (register, the condition that sets it, buffer)

@@ -8,8 +8,6 @@ function per op kind says how its engine is parameterized and wired.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from snncc import ops as o
@@ -50,6 +48,7 @@ from .layout import (
     resolve,
     view_of,
 )
+from .silence import silence
 from .spikes import SpikeFormat
 from .tables import ThresholdTable, conv_weight_rows, taps, threshold_table
 
@@ -83,9 +82,6 @@ def _map_words(view: View, vrw: int, gb: int, ow: int, aw: int) -> list[str]:
                     strict=True):
         words[a] = w
     return words
-
-
-NEVER = "1'b0"
 
 
 class _Builder:
@@ -346,73 +342,17 @@ class _Builder:
 
     # ------------------------------------------------------------ the design
     def silence(self) -> Silence:
-        """One at a time: the skipping of silent runs (`Silence`). Every engine but a
-        neuron layer (its membrane may fire on a silent input) and an engine streaming a
-        producer's rows (it starts with the producer, before the rows are known) may be
-        skipped. A value is live in a step once written with a non-zero word (a spike
-        train: a neuron layer's or a TD max pool's) or once its engine has started and
-        seen one of its inputs live (a current: zero when every input is silent). An
-        engine reads a value as possibly non-zero when it is active and live, or,
-        streaming its producer's rows, when that one was not skipped (the rows are being
-        written). The buffers read by the engines that are not neuron layers get
-        activity bits (`quiet` and the live bits read them)."""
-        streamed = {s.engine: s for s in self.streams}
-        skip = [e.module != "snn_neuron" and e.index not in streamed for e in self.engines]
+        """One at a time: silent runs skipped (`silence.silence`). The buffers read by
+        the engines that are not neuron layers get activity bits: `quiet` and the live
+        bits read them."""
         for e in self.engines:
             if e.module != "snn_neuron":
                 for value in e.reads:
                     self.field(("active", -1, value), 1, value, -1, 0)
                     self.buffers[value].activity = self.field_of[("active", -1, value)][0]
-        writer = {e.node.name: e for e in self.engines}
-        live: dict[str, str] = {}  # value -> its dynamic bit (none: the input codes)
-        for b in self.buffers.values():
-            key = ("active", -1, b.node.name)
-            if key in self.field_of and b.node.name in writer:
-                live[b.node.name] = f"live{self.field_of[key][0]}"
-
-        def data(b: Buffer) -> str:  # the value is active and live
-            net = self.valid_bit(b)
-            return f"{net} && {live[b.node.name]}" if b.node.name in live else net
-
-        def seen(k: int, b: Buffer) -> str:
-            s = streamed.get(k)
-            if s is not None and s.buffer is b:
-                net = self.valid_bit(b)
-                return f"{net} && !skipped[{s.producer}]" if skip[s.producer] else net
-            return data(b)
-
-        lives, ons = {}, []
-        for value, reg in live.items():
-            e, b = writer[value], self.buffers[value]
-            if e.module in ("snn_neuron", "snn_td_maxpool"):
-                cond = f"{b.name}_we && |{b.name}_wdata"
-            else:
-                terms = " || ".join(f"({data(self.buffers[v])})" for v in e.reads)
-                cond = f"(start[{e.index}] || on{e.index}) && ({terms or NEVER})"
-            lives[reg] = (reg, cond, b.name)
-        sights = [(net, seen(k, b)) for k, b, net in self.sights]
-        quiet = []
-        for e in self.engines:
-            terms = [f"({seen(e.index, self.buffers[v])})" for v in e.reads]
-            quiet.append("!(" + " || ".join(terms) + ")" if skip[e.index] and terms
-                         else "1'b0")
-        mask = sum(1 << k for k, on in enumerate(skip) if on)
-        # the live bits read, and those their conditions read
-        todo = re.findall(r"live\d+", " ".join([x for _, x in sights] + quiet))
-        used: set[str] = set()
-        while todo:
-            reg = todo.pop()
-            if reg not in used:
-                used.add(reg)
-                todo += re.findall(r"live\d+", lives[reg][1])
-        kept = [x for reg, x in lives.items() if reg in used]
-        ons = sorted({int(k) for _, c, _ in kept for k in re.findall(r"\bon(\d+)\b", c)})
-        return Silence(mask, kept, sights, quiet, ons)
-
-    def valid_bit(self, b: Buffer) -> str:
-        """One at a time: the schedule's bit saying `b` is active at the step."""
-        lo = self.field_of[("active", -1, b.node.name)][0]
-        return f"active[{lo}]"
+        bits = {key[2]: lo for key, (lo, _) in self.field_of.items()
+                if key[0] == "active" and key[1] == -1}
+        return silence(self.engines, self.buffers, self.streams, self.sights, bits)
 
     def design(self) -> Design:
         enc = self.graph.ops(o.SpikeInput)[0]
