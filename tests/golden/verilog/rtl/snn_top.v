@@ -73,9 +73,14 @@ module snn_top (
     reg  [4:0] dbg_sel;
     wire       running;
     wire       finish;
+    wire       fresh;      // a step begins
+    wire [46:0] quiet;    // the engine's inputs are all silent
+    /* verilator lint_off UNUSEDSIGNAL */
+    wire [46:0] skipped;  // skipped in this step (read for streamed rows)
+    /* verilator lint_on UNUSEDSIGNAL */
     wire [46:0] start;
     wire [46:0] done;
-    wire [41:0] active;
+    wire [46:0] active;
 
     // ------------------------------------------------------------ engine and port nets
     wire [0:0] e0_in_req;
@@ -90,6 +95,7 @@ module snn_top (
     wire [287:0] e1_in_data;
     wire [0:0] e1_in_en;
     wire [5:0] e1_in_addr;
+    wire [0:0] e1_in_valid;
     wire [6:0] e1_avail;
     wire [0:0] e1_dbg_en;
     wire [47:0] e1_dbg_counts;
@@ -100,6 +106,7 @@ module snn_top (
     wire [0:0] e2_in_en;
     wire [5:0] e2_in_addr;
     wire [6:0] e2_avail;
+    wire [0:0] e2_in_valid;
     wire [0:0] e3_in_req;
     wire [3:0] e3_in_row;
     wire [0:0] e3_in_ack;
@@ -112,6 +119,7 @@ module snn_top (
     wire [415:0] e4_in_data;
     wire [0:0] e4_in_en;
     wire [3:0] e4_in_addr;
+    wire [0:0] e4_in_valid;
     wire [4:0] e4_avail;
     wire [0:0] e4_dbg_en;
     wire [95:0] e4_dbg_counts;
@@ -122,6 +130,7 @@ module snn_top (
     wire [0:0] e5_in_en;
     wire [3:0] e5_in_addr;
     wire [4:0] e5_avail;
+    wire [0:0] e5_in_valid;
     wire [0:0] e6_in_req;
     wire [3:0] e6_in_row;
     wire [0:0] e6_in_ack;
@@ -134,6 +143,7 @@ module snn_top (
     wire [959:0] e7_in_data;
     wire [0:0] e7_in_en;
     wire [3:0] e7_in_addr;
+    wire [0:0] e7_in_valid;
     wire [4:0] e7_avail;
     wire [0:0] e7_dbg_en;
     wire [95:0] e7_dbg_counts;
@@ -164,6 +174,7 @@ module snn_top (
     wire [383:0] e11_in_data;
     wire [0:0] e11_in_en;
     wire [3:0] e11_in_addr;
+    wire [0:0] e11_in_valid;
     wire [4:0] e11_avail;
     wire [0:0] e11_dbg_en;
     wire [95:0] e11_dbg_counts;
@@ -173,6 +184,7 @@ module snn_top (
     wire [351:0] e12_in_data;
     wire [0:0] e12_in_en;
     wire [3:0] e12_in_addr;
+    wire [0:0] e12_in_valid;
     wire [4:0] e12_avail;
     wire [0:0] e12_dbg_en;
     wire [95:0] e12_dbg_counts;
@@ -188,12 +200,15 @@ module snn_top (
     wire [15:0] e13_b_data;
     wire [0:0] e13_b_en;
     wire [3:0] e13_b_addr;
+    wire [0:0] e13_a_valid;
+    wire [0:0] e13_b_valid;
     wire [0:0] e14_in_req;
     wire [4:0] e14_in_row;
     wire [0:0] e14_in_ack;
     wire [143:0] e14_in_data;
     wire [0:0] e14_in_en;
     wire [4:0] e14_in_addr;
+    wire [0:0] e14_in_valid;
     wire [5:0] e14_avail;
     wire [0:0] e14_dbg_en;
     wire [47:0] e14_dbg_counts;
@@ -203,6 +218,7 @@ module snn_top (
     wire [351:0] e15_in_data;
     wire [0:0] e15_in_en;
     wire [3:0] e15_in_addr;
+    wire [0:0] e15_in_valid;
     wire [4:0] e15_avail;
     wire [0:0] e15_dbg_en;
     wire [95:0] e15_dbg_counts;
@@ -218,12 +234,15 @@ module snn_top (
     wire [15:0] e16_b_data;
     wire [0:0] e16_b_en;
     wire [3:0] e16_b_addr;
+    wire [0:0] e16_a_valid;
+    wire [0:0] e16_b_valid;
     wire [0:0] e17_in_req;
     wire [4:0] e17_in_row;
     wire [0:0] e17_in_ack;
     wire [143:0] e17_in_data;
     wire [0:0] e17_in_en;
     wire [4:0] e17_in_addr;
+    wire [0:0] e17_in_valid;
     wire [5:0] e17_avail;
     wire [0:0] e17_dbg_en;
     wire [47:0] e17_dbg_counts;
@@ -246,12 +265,15 @@ module snn_top (
     wire [0:0] e19_b_en;
     wire [3:0] e19_b_addr;
     wire [4:0] e19_avail;
+    wire [0:0] e19_a_valid;
+    wire [0:0] e19_b_valid;
     wire [0:0] e20_in_req;
     wire [3:0] e20_in_row;
     wire [0:0] e20_in_ack;
     wire [991:0] e20_in_data;
     wire [0:0] e20_in_en;
     wire [3:0] e20_in_addr;
+    wire [0:0] e20_in_valid;
     wire [4:0] e20_avail;
     wire [0:0] e20_dbg_en;
     wire [95:0] e20_dbg_counts;
@@ -268,6 +290,7 @@ module snn_top (
     wire [703:0] e22_in_data;
     wire [0:0] e22_in_en;
     wire [3:0] e22_in_addr;
+    wire [0:0] e22_in_valid;
     wire [4:0] e22_avail;
     wire [0:0] e22_dbg_en;
     wire [191:0] e22_dbg_counts;
@@ -291,12 +314,15 @@ module snn_top (
     wire [0:0] e24_b_en;
     wire [3:0] e24_b_addr;
     wire [4:0] e24_avail;
+    wire [0:0] e24_a_valid;
+    wire [0:0] e24_b_valid;
     wire [0:0] e25_in_req;
     wire [3:0] e25_in_row;
     wire [0:0] e25_in_ack;
     wire [1023:0] e25_in_data;
     wire [0:0] e25_in_en;
     wire [3:0] e25_in_addr;
+    wire [0:0] e25_in_valid;
     wire [4:0] e25_avail;
     wire [0:0] e25_dbg_en;
     wire [95:0] e25_dbg_counts;
@@ -327,6 +353,7 @@ module snn_top (
     wire [351:0] e29_in_data;
     wire [0:0] e29_in_en;
     wire [3:0] e29_in_addr;
+    wire [0:0] e29_in_valid;
     wire [4:0] e29_avail;
     wire [0:0] e29_dbg_en;
     wire [95:0] e29_dbg_counts;
@@ -336,6 +363,7 @@ module snn_top (
     wire [351:0] e30_in_data;
     wire [0:0] e30_in_en;
     wire [3:0] e30_in_addr;
+    wire [0:0] e30_in_valid;
     wire [4:0] e30_avail;
     wire [0:0] e30_dbg_en;
     wire [95:0] e30_dbg_counts;
@@ -351,12 +379,15 @@ module snn_top (
     wire [15:0] e31_b_data;
     wire [0:0] e31_b_en;
     wire [3:0] e31_b_addr;
+    wire [0:0] e31_a_valid;
+    wire [0:0] e31_b_valid;
     wire [0:0] e32_in_req;
     wire [4:0] e32_in_row;
     wire [0:0] e32_in_ack;
     wire [143:0] e32_in_data;
     wire [0:0] e32_in_en;
     wire [4:0] e32_in_addr;
+    wire [0:0] e32_in_valid;
     wire [5:0] e32_avail;
     wire [0:0] e32_dbg_en;
     wire [47:0] e32_dbg_counts;
@@ -366,6 +397,7 @@ module snn_top (
     wire [351:0] e33_in_data;
     wire [0:0] e33_in_en;
     wire [3:0] e33_in_addr;
+    wire [0:0] e33_in_valid;
     wire [4:0] e33_avail;
     wire [0:0] e33_dbg_en;
     wire [95:0] e33_dbg_counts;
@@ -381,12 +413,15 @@ module snn_top (
     wire [15:0] e34_b_data;
     wire [0:0] e34_b_en;
     wire [3:0] e34_b_addr;
+    wire [0:0] e34_a_valid;
+    wire [0:0] e34_b_valid;
     wire [0:0] e35_in_req;
     wire [4:0] e35_in_row;
     wire [0:0] e35_in_ack;
     wire [143:0] e35_in_data;
     wire [0:0] e35_in_en;
     wire [4:0] e35_in_addr;
+    wire [0:0] e35_in_valid;
     wire [5:0] e35_avail;
     wire [0:0] e35_dbg_en;
     wire [47:0] e35_dbg_counts;
@@ -409,12 +444,15 @@ module snn_top (
     wire [0:0] e37_b_en;
     wire [3:0] e37_b_addr;
     wire [4:0] e37_avail;
+    wire [0:0] e37_a_valid;
+    wire [0:0] e37_b_valid;
     wire [0:0] e38_in_req;
     wire [3:0] e38_in_row;
     wire [0:0] e38_in_ack;
     wire [1055:0] e38_in_data;
     wire [0:0] e38_in_en;
     wire [3:0] e38_in_addr;
+    wire [0:0] e38_in_valid;
     wire [4:0] e38_avail;
     wire [0:0] e38_dbg_en;
     wire [95:0] e38_dbg_counts;
@@ -431,6 +469,7 @@ module snn_top (
     wire [703:0] e40_in_data;
     wire [0:0] e40_in_en;
     wire [3:0] e40_in_addr;
+    wire [0:0] e40_in_valid;
     wire [4:0] e40_avail;
     wire [0:0] e40_dbg_en;
     wire [191:0] e40_dbg_counts;
@@ -454,12 +493,15 @@ module snn_top (
     wire [0:0] e42_b_en;
     wire [3:0] e42_b_addr;
     wire [4:0] e42_avail;
+    wire [0:0] e42_a_valid;
+    wire [0:0] e42_b_valid;
     wire [0:0] e43_in_req;
     wire [3:0] e43_in_row;
     wire [0:0] e43_in_ack;
     wire [1087:0] e43_in_data;
     wire [0:0] e43_in_en;
     wire [3:0] e43_in_addr;
+    wire [0:0] e43_in_valid;
     wire [4:0] e43_avail;
     wire [0:0] e43_dbg_en;
     wire [95:0] e43_dbg_counts;
@@ -2515,7 +2557,7 @@ module snn_top (
         .in_row(e1_in_row),
         .in_ack(e1_in_ack),
         .in_data(e1_in_data),
-        .in_valid(active[0]),
+        .in_valid(e1_in_valid),
         .fire_en(active[1]),
         .in_avail(e1_avail),
         .out_we(b2_we),
@@ -2554,7 +2596,7 @@ module snn_top (
         .in_row(e2_in_row),
         .in_ack(e2_in_ack),
         .in_data(e2_in_data),
-        .in_valid(active[1]),
+        .in_valid(e2_in_valid),
         .in_avail(e2_avail),
         .out_we(b3_we),
         .out_waddr(b3_waddr),
@@ -2635,7 +2677,7 @@ module snn_top (
         .in_row(e4_in_row),
         .in_ack(e4_in_ack),
         .in_data(e4_in_data),
-        .in_valid(active[2]),
+        .in_valid(e4_in_valid),
         .fire_en(active[3]),
         .in_avail(e4_avail),
         .out_we(b5_we),
@@ -2674,7 +2716,7 @@ module snn_top (
         .in_row(e5_in_row),
         .in_ack(e5_in_ack),
         .in_data(e5_in_data),
-        .in_valid(active[3]),
+        .in_valid(e5_in_valid),
         .in_avail(e5_avail),
         .out_we(b6_we),
         .out_waddr(b6_waddr),
@@ -2755,7 +2797,7 @@ module snn_top (
         .in_row(e7_in_row),
         .in_ack(e7_in_ack),
         .in_data(e7_in_data),
-        .in_valid(active[4]),
+        .in_valid(e7_in_valid),
         .fire_en(active[5]),
         .in_avail(e7_avail),
         .out_we(b8_we),
@@ -2934,7 +2976,7 @@ module snn_top (
         .in_row(e11_in_row),
         .in_ack(e11_in_ack),
         .in_data(e11_in_data),
-        .in_valid(active[6]),
+        .in_valid(e11_in_valid),
         .fire_en(active[7]),
         .in_avail(e11_avail),
         .out_we(b12_we),
@@ -2972,7 +3014,7 @@ module snn_top (
         .in_row(e12_in_row),
         .in_ack(e12_in_ack),
         .in_data(e12_in_data),
-        .in_valid(active[8]),
+        .in_valid(e12_in_valid),
         .fire_en(active[9]),
         .in_avail(e12_avail),
         .out_we(b13_we),
@@ -3019,8 +3061,8 @@ module snn_top (
         .b_row(e13_b_row),
         .b_ack(e13_b_ack),
         .b_data(e13_b_data),
-        .a_valid(active[7]),
-        .b_valid(active[9]),
+        .a_valid(e13_a_valid),
+        .b_valid(e13_b_valid),
         .out_we(b14_we),
         .out_waddr(b14_waddr),
         .out_wdata(b14_wdata),
@@ -3053,7 +3095,7 @@ module snn_top (
         .in_row(e14_in_row),
         .in_ack(e14_in_ack),
         .in_data(e14_in_data),
-        .in_valid(active[10]),
+        .in_valid(e14_in_valid),
         .fire_en(active[11]),
         .in_avail(e14_avail),
         .out_we(b15_we),
@@ -3091,7 +3133,7 @@ module snn_top (
         .in_row(e15_in_row),
         .in_ack(e15_in_ack),
         .in_data(e15_in_data),
-        .in_valid(active[12]),
+        .in_valid(e15_in_valid),
         .fire_en(active[13]),
         .in_avail(e15_avail),
         .out_we(b16_we),
@@ -3138,8 +3180,8 @@ module snn_top (
         .b_row(e16_b_row),
         .b_ack(e16_b_ack),
         .b_data(e16_b_data),
-        .a_valid(active[11]),
-        .b_valid(active[13]),
+        .a_valid(e16_a_valid),
+        .b_valid(e16_b_valid),
         .out_we(b17_we),
         .out_waddr(b17_waddr),
         .out_wdata(b17_wdata),
@@ -3172,7 +3214,7 @@ module snn_top (
         .in_row(e17_in_row),
         .in_ack(e17_in_ack),
         .in_data(e17_in_data),
-        .in_valid(active[14]),
+        .in_valid(e17_in_valid),
         .fire_en(active[15]),
         .in_avail(e17_avail),
         .out_we(b18_we),
@@ -3231,8 +3273,8 @@ module snn_top (
         .b_row(e19_b_row),
         .b_ack(e19_b_ack),
         .b_data(e19_b_data),
-        .a_valid(active[4]),
-        .b_valid(active[16]),
+        .a_valid(e19_a_valid),
+        .b_valid(e19_b_valid),
         .in_avail(e19_avail),
         .out_we(b20_we),
         .out_waddr(b20_waddr),
@@ -3266,7 +3308,7 @@ module snn_top (
         .in_row(e20_in_row),
         .in_ack(e20_in_ack),
         .in_data(e20_in_data),
-        .in_valid(active[17]),
+        .in_valid(e20_in_valid),
         .fire_en(active[18]),
         .in_avail(e20_avail),
         .out_we(b21_we),
@@ -3351,7 +3393,7 @@ module snn_top (
         .in_row(e22_in_row),
         .in_ack(e22_in_ack),
         .in_data(e22_in_data),
-        .in_valid(active[19]),
+        .in_valid(e22_in_valid),
         .fire_en(active[20]),
         .in_avail(e22_avail),
         .out_we(b23_we),
@@ -3430,8 +3472,8 @@ module snn_top (
         .b_row(e24_b_row),
         .b_ack(e24_b_ack),
         .b_data(e24_b_data),
-        .a_valid(active[17]),
-        .b_valid(active[21]),
+        .a_valid(e24_a_valid),
+        .b_valid(e24_b_valid),
         .in_avail(e24_avail),
         .out_we(b25_we),
         .out_waddr(b25_waddr),
@@ -3465,7 +3507,7 @@ module snn_top (
         .in_row(e25_in_row),
         .in_ack(e25_in_ack),
         .in_data(e25_in_data),
-        .in_valid(active[22]),
+        .in_valid(e25_in_valid),
         .fire_en(active[23]),
         .in_avail(e25_avail),
         .out_we(b26_we),
@@ -3644,7 +3686,7 @@ module snn_top (
         .in_row(e29_in_row),
         .in_ack(e29_in_ack),
         .in_data(e29_in_data),
-        .in_valid(active[24]),
+        .in_valid(e29_in_valid),
         .fire_en(active[25]),
         .in_avail(e29_avail),
         .out_we(b30_we),
@@ -3682,7 +3724,7 @@ module snn_top (
         .in_row(e30_in_row),
         .in_ack(e30_in_ack),
         .in_data(e30_in_data),
-        .in_valid(active[26]),
+        .in_valid(e30_in_valid),
         .fire_en(active[27]),
         .in_avail(e30_avail),
         .out_we(b31_we),
@@ -3729,8 +3771,8 @@ module snn_top (
         .b_row(e31_b_row),
         .b_ack(e31_b_ack),
         .b_data(e31_b_data),
-        .a_valid(active[25]),
-        .b_valid(active[27]),
+        .a_valid(e31_a_valid),
+        .b_valid(e31_b_valid),
         .out_we(b32_we),
         .out_waddr(b32_waddr),
         .out_wdata(b32_wdata),
@@ -3763,7 +3805,7 @@ module snn_top (
         .in_row(e32_in_row),
         .in_ack(e32_in_ack),
         .in_data(e32_in_data),
-        .in_valid(active[28]),
+        .in_valid(e32_in_valid),
         .fire_en(active[29]),
         .in_avail(e32_avail),
         .out_we(b33_we),
@@ -3801,7 +3843,7 @@ module snn_top (
         .in_row(e33_in_row),
         .in_ack(e33_in_ack),
         .in_data(e33_in_data),
-        .in_valid(active[30]),
+        .in_valid(e33_in_valid),
         .fire_en(active[31]),
         .in_avail(e33_avail),
         .out_we(b34_we),
@@ -3848,8 +3890,8 @@ module snn_top (
         .b_row(e34_b_row),
         .b_ack(e34_b_ack),
         .b_data(e34_b_data),
-        .a_valid(active[29]),
-        .b_valid(active[31]),
+        .a_valid(e34_a_valid),
+        .b_valid(e34_b_valid),
         .out_we(b35_we),
         .out_waddr(b35_waddr),
         .out_wdata(b35_wdata),
@@ -3882,7 +3924,7 @@ module snn_top (
         .in_row(e35_in_row),
         .in_ack(e35_in_ack),
         .in_data(e35_in_data),
-        .in_valid(active[32]),
+        .in_valid(e35_in_valid),
         .fire_en(active[33]),
         .in_avail(e35_avail),
         .out_we(b36_we),
@@ -3941,8 +3983,8 @@ module snn_top (
         .b_row(e37_b_row),
         .b_ack(e37_b_ack),
         .b_data(e37_b_data),
-        .a_valid(active[22]),
-        .b_valid(active[34]),
+        .a_valid(e37_a_valid),
+        .b_valid(e37_b_valid),
         .in_avail(e37_avail),
         .out_we(b38_we),
         .out_waddr(b38_waddr),
@@ -3976,7 +4018,7 @@ module snn_top (
         .in_row(e38_in_row),
         .in_ack(e38_in_ack),
         .in_data(e38_in_data),
-        .in_valid(active[35]),
+        .in_valid(e38_in_valid),
         .fire_en(active[36]),
         .in_avail(e38_avail),
         .out_we(b39_we),
@@ -4061,7 +4103,7 @@ module snn_top (
         .in_row(e40_in_row),
         .in_ack(e40_in_ack),
         .in_data(e40_in_data),
-        .in_valid(active[37]),
+        .in_valid(e40_in_valid),
         .fire_en(active[38]),
         .in_avail(e40_avail),
         .out_we(b41_we),
@@ -4140,8 +4182,8 @@ module snn_top (
         .b_row(e42_b_row),
         .b_ack(e42_b_ack),
         .b_data(e42_b_data),
-        .a_valid(active[35]),
-        .b_valid(active[39]),
+        .a_valid(e42_a_valid),
+        .b_valid(e42_b_valid),
         .in_avail(e42_avail),
         .out_we(b43_we),
         .out_waddr(b43_waddr),
@@ -4175,7 +4217,7 @@ module snn_top (
         .in_row(e43_in_row),
         .in_ack(e43_in_ack),
         .in_data(e43_in_data),
-        .in_valid(active[40]),
+        .in_valid(e43_in_valid),
         .fire_en(active[41]),
         .in_avail(e43_avail),
         .out_we(b44_we),
@@ -4287,12 +4329,232 @@ module snn_top (
 
     // ------------------------------------------------------------ time-step controller
     // engine k waits for the engines of bits k*NE +: NE of WAIT, and starts no earlier than those of SWAIT
-    snn_ctrl #(.NE(47), .NA(42), .STEPS(106), .TW(7),
+    snn_ctrl #(.NE(47), .NA(47), .STEPS(106), .TW(7),
                .WAIT(2209'hfffffffffffcfffffffffff80600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000fffffffff000000000000000ffffffffc000060c00600000000000000000fffffffe000010600300000000c006000000c1800c0000008300180000000600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000ffffc0000000000000000000ffff00000000060000000000000000000000fff800000000100000000000000000000000c00000000000800000000000000000000000000000000000fc0000000000000000000000000000000000e00000000000000000000000000000000000),
                .SWAIT(2209'hff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c0000000000080000000000000000000000080000000000000000000000009fe000000008000000000000000000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c000000000008000000000000000000000008000000000000000000000000980000000008000000000000000000000002c0000000000380000000000300000000000600000000000c00000000000800000000000000000000000c00000000000800000000000000000000000c00000000000800000000000),
+               .SKIP(47'h601480052049),
                .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
-        .start(start), .active(active), .done(done), .cycles(cycles));
+        .start(start), .active(active), .done(done), .quiet(quiet), .skipped(skipped),
+        .fresh(fresh), .cycles(cycles));
+
+    // ------------------------------------------------------------ silent runs skipped
+    // a value is live once written with a non-zero word in the step (a spike train) or
+    // once its engine, started, sees an input live (a current); an engine reads it as possibly non-zero
+    // when active and live (streaming its producer's rows: when that one was not
+    // skipped); an engine of SKIP whose inputs are all silent is not started (quiet)
+    reg        on6;  // engine 6 has started in this step
+    always @(posedge clk)
+        if (rst || fresh) on6 <= 1'b0;
+        else if (start[6]) on6 <= 1'b1;
+    reg        on18;  // engine 18 has started in this step
+    always @(posedge clk)
+        if (rst || fresh) on18 <= 1'b0;
+        else if (start[18]) on18 <= 1'b1;
+    reg        on19;  // engine 19 has started in this step
+    always @(posedge clk)
+        if (rst || fresh) on19 <= 1'b0;
+        else if (start[19]) on19 <= 1'b1;
+    reg        on23;  // engine 23 has started in this step
+    always @(posedge clk)
+        if (rst || fresh) on23 <= 1'b0;
+        else if (start[23]) on23 <= 1'b1;
+    reg        on24;  // engine 24 has started in this step
+    always @(posedge clk)
+        if (rst || fresh) on24 <= 1'b0;
+        else if (start[24]) on24 <= 1'b1;
+    reg        on36;  // engine 36 has started in this step
+    always @(posedge clk)
+        if (rst || fresh) on36 <= 1'b0;
+        else if (start[36]) on36 <= 1'b1;
+    reg        on37;  // engine 37 has started in this step
+    always @(posedge clk)
+        if (rst || fresh) on37 <= 1'b0;
+        else if (start[37]) on37 <= 1'b1;
+    reg        on44;  // engine 44 has started in this step
+    always @(posedge clk)
+        if (rst || fresh) on44 <= 1'b0;
+        else if (start[44]) on44 <= 1'b1;
+    reg        on45;  // engine 45 has started in this step
+    always @(posedge clk)
+        if (rst || fresh) on45 <= 1'b0;
+        else if (start[45]) on45 <= 1'b1;
+    reg        live43;  // b3
+    always @(posedge clk)
+        if (rst || fresh) live43 <= 1'b0;
+        else if (b3_we && |b3_wdata) live43 <= 1'b1;
+    reg        live44;  // b6
+    always @(posedge clk)
+        if (rst || fresh) live44 <= 1'b0;
+        else if (b6_we && |b6_wdata) live44 <= 1'b1;
+    reg        live4;  // b7
+    always @(posedge clk)
+        if (rst || fresh) live4 <= 1'b0;
+        else if ((start[6] || on6) && ((active[44] && live44))) live4 <= 1'b1;
+    reg        live7;  // b12
+    always @(posedge clk)
+        if (rst || fresh) live7 <= 1'b0;
+        else if (b12_we && |b12_wdata) live7 <= 1'b1;
+    reg        live9;  // b13
+    always @(posedge clk)
+        if (rst || fresh) live9 <= 1'b0;
+        else if (b13_we && |b13_wdata) live9 <= 1'b1;
+    reg        live11;  // b15
+    always @(posedge clk)
+        if (rst || fresh) live11 <= 1'b0;
+        else if (b15_we && |b15_wdata) live11 <= 1'b1;
+    reg        live13;  // b16
+    always @(posedge clk)
+        if (rst || fresh) live13 <= 1'b0;
+        else if (b16_we && |b16_wdata) live13 <= 1'b1;
+    reg        live15;  // b18
+    always @(posedge clk)
+        if (rst || fresh) live15 <= 1'b0;
+        else if (b18_we && |b18_wdata) live15 <= 1'b1;
+    reg        live16;  // b19
+    always @(posedge clk)
+        if (rst || fresh) live16 <= 1'b0;
+        else if ((start[18] || on18) && ((active[15] && live15))) live16 <= 1'b1;
+    reg        live17;  // b20
+    always @(posedge clk)
+        if (rst || fresh) live17 <= 1'b0;
+        else if ((start[19] || on19) && ((active[16] && live16) || (active[4] && live4))) live17 <= 1'b1;
+    reg        live20;  // b23
+    always @(posedge clk)
+        if (rst || fresh) live20 <= 1'b0;
+        else if (b23_we && |b23_wdata) live20 <= 1'b1;
+    reg        live21;  // b24
+    always @(posedge clk)
+        if (rst || fresh) live21 <= 1'b0;
+        else if ((start[23] || on23) && ((active[20] && live20))) live21 <= 1'b1;
+    reg        live22;  // b25
+    always @(posedge clk)
+        if (rst || fresh) live22 <= 1'b0;
+        else if ((start[24] || on24) && ((active[17] && live17) || (active[21] && live21))) live22 <= 1'b1;
+    reg        live25;  // b30
+    always @(posedge clk)
+        if (rst || fresh) live25 <= 1'b0;
+        else if (b30_we && |b30_wdata) live25 <= 1'b1;
+    reg        live27;  // b31
+    always @(posedge clk)
+        if (rst || fresh) live27 <= 1'b0;
+        else if (b31_we && |b31_wdata) live27 <= 1'b1;
+    reg        live29;  // b33
+    always @(posedge clk)
+        if (rst || fresh) live29 <= 1'b0;
+        else if (b33_we && |b33_wdata) live29 <= 1'b1;
+    reg        live31;  // b34
+    always @(posedge clk)
+        if (rst || fresh) live31 <= 1'b0;
+        else if (b34_we && |b34_wdata) live31 <= 1'b1;
+    reg        live33;  // b36
+    always @(posedge clk)
+        if (rst || fresh) live33 <= 1'b0;
+        else if (b36_we && |b36_wdata) live33 <= 1'b1;
+    reg        live34;  // b37
+    always @(posedge clk)
+        if (rst || fresh) live34 <= 1'b0;
+        else if ((start[36] || on36) && ((active[33] && live33))) live34 <= 1'b1;
+    reg        live35;  // b38
+    always @(posedge clk)
+        if (rst || fresh) live35 <= 1'b0;
+        else if ((start[37] || on37) && ((active[22] && live22) || (active[34] && live34))) live35 <= 1'b1;
+    reg        live41;  // b44
+    always @(posedge clk)
+        if (rst || fresh) live41 <= 1'b0;
+        else if (b44_we && |b44_wdata) live41 <= 1'b1;
+    reg        live45;  // b45
+    always @(posedge clk)
+        if (rst || fresh) live45 <= 1'b0;
+        else if ((start[44] || on44) && ((active[41] && live41))) live45 <= 1'b1;
+    reg        live46;  // b46
+    always @(posedge clk)
+        if (rst || fresh) live46 <= 1'b0;
+        else if ((start[45] || on45) && ((active[45] && live45))) live46 <= 1'b1;
+    assign e1_in_valid = active[0] && !skipped[0];
+    assign e2_in_valid = active[1];
+    assign e4_in_valid = active[2] && !skipped[3];
+    assign e5_in_valid = active[3];
+    assign e7_in_valid = active[4] && !skipped[6];
+    assign e11_in_valid = active[6];
+    assign e12_in_valid = active[8];
+    assign e13_a_valid = active[7] && live7;
+    assign e13_b_valid = active[9] && live9;
+    assign e14_in_valid = active[10] && !skipped[13];
+    assign e15_in_valid = active[12];
+    assign e16_a_valid = active[11] && live11;
+    assign e16_b_valid = active[13] && live13;
+    assign e17_in_valid = active[14] && !skipped[16];
+    assign e19_a_valid = active[4] && live4;
+    assign e19_b_valid = active[16] && !skipped[18];
+    assign e20_in_valid = active[17];
+    assign e22_in_valid = active[19];
+    assign e24_a_valid = active[17] && live17;
+    assign e24_b_valid = active[21];
+    assign e25_in_valid = active[22];
+    assign e29_in_valid = active[24];
+    assign e30_in_valid = active[26];
+    assign e31_a_valid = active[25] && live25;
+    assign e31_b_valid = active[27] && live27;
+    assign e32_in_valid = active[28] && !skipped[31];
+    assign e33_in_valid = active[30];
+    assign e34_a_valid = active[29] && live29;
+    assign e34_b_valid = active[31] && live31;
+    assign e35_in_valid = active[32] && !skipped[34];
+    assign e37_a_valid = active[22] && live22;
+    assign e37_b_valid = active[34] && !skipped[36];
+    assign e38_in_valid = active[35];
+    assign e40_in_valid = active[37];
+    assign e42_a_valid = active[35] && live35;
+    assign e42_b_valid = active[39];
+    assign e43_in_valid = active[40];
+    assign quiet[0] = !((active[42]));
+    assign quiet[1] = 1'b0;
+    assign quiet[2] = 1'b0;
+    assign quiet[3] = !((active[43] && live43));
+    assign quiet[4] = 1'b0;
+    assign quiet[5] = 1'b0;
+    assign quiet[6] = !((active[44] && live44));
+    assign quiet[7] = 1'b0;
+    assign quiet[8] = 1'b0;
+    assign quiet[9] = 1'b0;
+    assign quiet[10] = 1'b0;
+    assign quiet[11] = 1'b0;
+    assign quiet[12] = 1'b0;
+    assign quiet[13] = !((active[9] && live9) || (active[7] && live7));
+    assign quiet[14] = 1'b0;
+    assign quiet[15] = 1'b0;
+    assign quiet[16] = !((active[11] && live11) || (active[13] && live13));
+    assign quiet[17] = 1'b0;
+    assign quiet[18] = !((active[15] && live15));
+    assign quiet[19] = 1'b0;
+    assign quiet[20] = 1'b0;
+    assign quiet[21] = 1'b0;
+    assign quiet[22] = 1'b0;
+    assign quiet[23] = 1'b0;
+    assign quiet[24] = 1'b0;
+    assign quiet[25] = 1'b0;
+    assign quiet[26] = 1'b0;
+    assign quiet[27] = 1'b0;
+    assign quiet[28] = 1'b0;
+    assign quiet[29] = 1'b0;
+    assign quiet[30] = 1'b0;
+    assign quiet[31] = !((active[27] && live27) || (active[25] && live25));
+    assign quiet[32] = 1'b0;
+    assign quiet[33] = 1'b0;
+    assign quiet[34] = !((active[29] && live29) || (active[31] && live31));
+    assign quiet[35] = 1'b0;
+    assign quiet[36] = !((active[33] && live33));
+    assign quiet[37] = 1'b0;
+    assign quiet[38] = 1'b0;
+    assign quiet[39] = 1'b0;
+    assign quiet[40] = 1'b0;
+    assign quiet[41] = 1'b0;
+    assign quiet[42] = 1'b0;
+    assign quiet[43] = 1'b0;
+    assign quiet[44] = 1'b0;
+    assign quiet[45] = !((active[45] && live45));
+    assign quiet[46] = !((active[46] && live46));
 
     // engine 1 reads b1 as engine 0 writes it: the rows written since its start (64 once it is done)
     reg  [6:0] s1_rows;
