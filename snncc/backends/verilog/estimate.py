@@ -425,7 +425,10 @@ class _Cycles:
         return np.full(self.tr.batch, int(p["R"]) * (self._port(e, "in") + 1), np.int64)
 
     def runs(self) -> dict[tuple[int, int], np.ndarray]:
-        """Cycles of every engine run, by (engine, step), per input: start to done."""
+        """Cycles of every engine run, by (engine, step), per input: start to done. One
+        at a time, a run whose inputs are all silent (`_quiet`) is skipped: a cycle
+        (`skipped` records it), and an engine's lazy reset waits for its first run that
+        is not skipped."""
         out: dict[tuple[int, int], np.ndarray] = {}
         ran = np.zeros((len(self.d.engines), self.tr.batch), bool)  # started, so far
         for t in range(self.d.steps):  # in step order: the trace's running counts
@@ -460,7 +463,9 @@ class _Cycles:
         cycle apart at least, the last in the cycle before its done): one asking for a
         row a cycle asks for its last row no earlier than 2 cycles after that last write,
         and what follows takes as long as ever; a WALK snn_conv_rows (its taps' rows in
-        any order) waits tap by tap (`_stalled`)."""
+        any order) waits tap by tap (`_stalled`). A skipped run (`skipped`) ends a cycle
+        after its would-be start, and its producer's rows never come to the engines
+        streaming them (they read its value as silent)."""
         total = np.zeros(self.tr.batch, np.int64)
         waits = self.d.waits()
         streams = {s.engine: s for s in self.d.streams}
