@@ -464,8 +464,8 @@ class _Cycles:
         row a cycle asks for its last row no earlier than 2 cycles after that last write,
         and what follows takes as long as ever; a WALK snn_conv_rows (its taps' rows in
         any order) waits tap by tap (`_stalled`). A skipped run (`skipped`) ends a cycle
-        after its would-be start, and its producer's rows never come to the engines
-        streaming them (they read its value as silent)."""
+        after its would-be start, and the engines streaming its rows read its value as
+        silent (no row comes, none is waited for)."""
         total = np.zeros(self.tr.batch, np.int64)
         waits = self.d.waits()
         streams = {s.engine: s for s in self.d.streams}
