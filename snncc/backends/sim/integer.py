@@ -7,10 +7,20 @@ float64. It applies where every operand fits 8 bits (counts 0..255, or -128..127
 signed neurons) and no product's partial sum can leave int32; otherwise the plan keeps
 float BLAS. Each product runs in a one-node onnxruntime session built from the weights
 (the model's bytes are written here: importing `onnx` costs a second at start-up).
+
+Not every machine's 8-bit kernels sum exactly (``exact_int8``, ``pairs``): onnxruntime's
+x86 uint8 x int8 kernel without VNNI sums pairs of products in int16, saturating, and its
+ARM one without the dot product instructions in int16, wrapping. A product that could
+leave int16 there takes its weights as uint8 (d + 128, a zero point of 128) instead: the
+uint8 x uint8 kernels widen to 16 bits and sum in int32 everywhere.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import platform
+import sys
 import threading
 
 import numpy as np
@@ -23,10 +33,93 @@ SCALED_TERMS = 32  # below this many terms, float64 BLAS is as fast as two produ
 CONV_TERMS = 64  # below this many terms per output, float BLAS on [O, terms] x [terms,
 #                  pixels] beats an 8-bit im2col
 _INT32 = 2**31
+_U8 = np.dtype(np.uint8)
+_I8 = np.dtype(np.int8)
 _COMBINE = 1 << 14  # elements per block when combining digits (L1/L2-sized)
 
 # ONNX TensorProto data types
 _UINT8, _INT8, _INT32_TYPE = 2, 3, 6
+
+
+# ---------------------------------------------------------------- which 8-bit form is exact
+
+PAIRS: str | None = None  # the kernels' pair sums, for tests: else SNNCC_INT8_PAIRS, else
+#                           this machine's (``pairs``)
+_HAZARDS = {"exact": (), "saturating": ("x86",), "wrapping": ("arm",),
+            "any": ("x86", "arm")}
+
+
+def pairs() -> str:
+    """How this machine's onnxruntime sums pairs of 8-bit products with an int8 operand:
+    "exact" (x86 with VNNI, ARM with the dot product instructions: no 16-bit step),
+    "saturating" (other x86: int16, saturating, an int8 activation flipped to a + 128),
+    "wrapping" (other ARM: int16, wrapping, a uint8 activation flipped to a - 128) or
+    "any" (neither known: both). `PAIRS`, else the environment's SNNCC_INT8_PAIRS, sets it
+    (a test forces "saturating" on a VNNI machine)."""
+    setting = PAIRS or os.environ.get("SNNCC_INT8_PAIRS", "")
+    if not setting:
+        return _machine()
+    if setting not in _HAZARDS:
+        raise ValueError(f"SNNCC_INT8_PAIRS={setting!r}: use one of {', '.join(_HAZARDS)}")
+    return setting
+
+
+@functools.cache
+def _machine() -> str:
+    """`pairs` of this CPU, from its flags (Linux: /proc/cpuinfo), as onnxruntime's MLAS
+    picks its uint8 x int8 kernel: with AVX-512 (F, BW, DQ, VL) the VNNI one only with
+    avx512_vnni, else with avx_vnni; on ARM the dot product one with asimddp."""
+    arch = platform.machine().lower()
+    flags = _cpu_flags()
+    if arch in ("x86_64", "amd64", "i386", "i686", "x86"):
+        if flags is None:
+            return "saturating"
+        if {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= flags:
+            return "exact" if "avx512_vnni" in flags else "saturating"
+        return "exact" if "avx_vnni" in flags else "saturating"
+    if arch in ("aarch64", "arm64"):
+        if sys.platform == "darwin":  # Apple's ARM cores all have the dot product
+            return "exact"
+        return "exact" if flags is not None and "asimddp" in flags else "wrapping"
+    return "any"
+
+
+def _cpu_flags() -> frozenset[str] | None:
+    """The first "flags" (x86) or "Features" (ARM) line of /proc/cpuinfo, or None."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        return None
+    return None
+
+
+def exact_int8(a_type: np.dtype, a_lo: int, a_hi: int, b_lo: int, b_hi: int) -> bool:
+    """Whether onnxruntime's MatMulInteger of A (`a_type`, values a_lo..a_hi) by int8 B
+    (b_lo..b_hi) is exact on this machine (`pairs`): every sum of two products, with A
+    as the kernel holds it (x86 flips int8 A to uint8, a + 128; ARM uint8 A to int8,
+    a - 128), stays in int16. (uint8 B is exact everywhere: those kernels widen to 16
+    bits and sum in int32.)"""
+    for hazard in _HAZARDS[pairs()]:
+        if hazard == "x86":
+            shift = 0 if np.dtype(a_type) == _U8 else 0x80
+        else:
+            shift = -0x80 if np.dtype(a_type) == _U8 else 0
+        lo, hi = a_lo + shift, a_hi + shift
+        ends = (lo * b_lo, lo * b_hi, hi * b_lo, hi * b_hi)
+        if 2 * max(ends) > 0x7FFF or 2 * min(ends) < -0x8000:
+            return False
+    return True
+
+
+def operand_range(x_type: np.dtype, reach: int) -> tuple[int, int]:
+    """The values an 8-bit operand of `x_type` up to |x| <= reach may take."""
+    if np.dtype(x_type) == _U8:
+        return 0, min(reach, 0xFF)
+    return -min(reach, 0x80), min(reach, 0x7F)
 
 
 def digits(w: np.ndarray) -> list[np.ndarray]:
@@ -90,10 +183,15 @@ class IntMatMul:
     `scaled` weights as (x @ a) * m + x @ e (two products whatever their width); other
     wide weights as base-256 digits, two digits into one int32 first (d_j + 256*d_(j+1))
     where `reach`, the largest |x|, keeps that in int32, then the pairs in float64.
+
+    A factor whose int8 product is not exact on this machine (``exact_int8`` for x in
+    `x_range`) is taken as uint8 (d + 128, a zero point of 128: `unsigned`); int8 x then
+    goes in as x + 128 (uint8, a zero point of 128: `shift`) to every product.
     """
 
     def __init__(self, w: np.ndarray, x_type: np.dtype, reach: int | None = None,
-                 factors: tuple[list[np.ndarray], np.ndarray | None] | None = None):
+                 factors: tuple[list[np.ndarray], np.ndarray | None] | None = None,
+                 x_range: tuple[int, int] | None = None):
         self.x_type = np.dtype(x_type)
         self.k, self.n = w.shape
         if reach is None:
@@ -102,6 +200,9 @@ class IntMatMul:
         self.digits = len(cut)
         self.cut = cut  # the 8-bit factors (ortgraph writes them into its model)
         self.pairs = 257 * 128 * reach * max(self.k, 1) < _INT32
+        self.x_range = x_range if x_range is not None else operand_range(self.x_type, reach)
+        self.unsigned, self.shift = _forms(cut, self.x_type, self.x_range)
+        assert _sums_fit(self.k, self.x_type, self.x_range, self.unsigned, self.shift)
         self._session = None
         self._opening = threading.Lock()
 
@@ -111,8 +212,17 @@ class IntMatMul:
         (``ortgraph``) writes `cut` into its own model and never needs this one."""
         with self._opening:
             if self._session is None:
-                self._session = _session(self.cut, self.x_type)
+                self._session = _open(self.model())
             return self._session
+
+    def model(self) -> bytes:
+        """The products' ONNX model: y_j = MatMulInteger(x, factor j), each factor int8,
+        or uint8 (d + 128) with a zero point of 128 where `unsigned`; x of x_type, or
+        uint8 (x + 128) with a zero point of 128 where `shift`."""
+        ws = [(_UINT8, _unsigned(d).tobytes()) if u else (_INT8, d.tobytes())
+              for d, u in zip(self.cut, self.unsigned, strict=True)]
+        x_code = _UINT8 if self.shift else _code(self.x_type)
+        return _model(x_code, ws, self.k, self.n, self.shift)
 
     @staticmethod
     def fits(w: np.ndarray, lo: int, hi: int) -> bool:
@@ -129,7 +239,7 @@ class IntMatMul:
             return None
         x_type = operand_type(lo, hi)
         assert x_type is not None
-        return cls(w, x_type, max(abs(lo), abs(hi)), factors)
+        return cls(w, x_type, max(abs(lo), abs(hi)), factors, (lo, hi))
 
     def __call__(self, x: np.ndarray, dtype) -> np.ndarray:
         x2 = np.ascontiguousarray(x.reshape(-1, self.k), self.x_type)
@@ -143,6 +253,8 @@ class IntMatMul:
 
     def product(self, x2: np.ndarray, out: np.ndarray) -> None:
         """out [M, N] = x2 [M, K] (contiguous, of x_type) @ w."""
+        if self.shift:  # int8 x as x + 128 in uint8 (its zero point 128: `model`)
+            x2 = x2.view(np.uint8) ^ np.uint8(0x80)
         ys = self.session.run(None, {"x": x2})
         if self.digits == 1:
             np.copyto(out, ys[0], casting="unsafe")
@@ -182,11 +294,23 @@ def _factors(w: np.ndarray, reach: int) -> tuple[list[np.ndarray], np.ndarray | 
 def _fitting_factors(w: np.ndarray, lo: int, hi: int
                      ) -> tuple[list[np.ndarray], np.ndarray | None] | None:
     """`_factors(w, reach)` where `IntMatMul.fits` holds, else None."""
-    if w.ndim != 2 or w.size == 0 or operand_type(lo, hi) is None:
+    x_type = operand_type(lo, hi)
+    if w.ndim != 2 or w.size == 0 or x_type is None:
         return None
     reach = max(abs(lo), abs(hi))
     if w.shape[0] * reach * 128 >= _INT32:
         return None
+    found = _some_factors(w, reach)
+    if found is None or not _sums_fit(w.shape[0], x_type, (lo, hi),
+                                      *_forms(found[0], x_type, (lo, hi))):
+        return None
+    return found
+
+
+def _some_factors(w: np.ndarray, reach: int
+                  ) -> tuple[list[np.ndarray], np.ndarray | None] | None:
+    """One product, or `scaled` weights, or up to MAX_DIGITS digits over WIDE_TERMS
+    terms, or None."""
     cut = digits(w)
     if len(cut) == 1:
         return cut, None
@@ -196,6 +320,33 @@ def _fitting_factors(w: np.ndarray, lo: int, hi: int
         # _factors' answer: a split exact here was found above (K >= SCALED_TERMS)
         return cut, None
     return None
+
+
+def _forms(cut: list[np.ndarray], x_type: np.dtype, x_range: tuple[int, int]
+           ) -> tuple[list[bool], bool]:
+    """(per factor: uint8 weights with a zero point, not int8; x shifted to uint8): the
+    int8 form where ``exact_int8`` holds, else the unsigned one. Shifted int8 x is
+    uint8 in every product, so every factor goes unsigned with it."""
+    unsigned = [d.size > 0 and not exact_int8(x_type, *x_range, int(d.min()), int(d.max()))
+                for d in cut]
+    if np.dtype(x_type) == _I8 and any(unsigned):
+        return [True] * len(cut), True
+    return unsigned, False
+
+
+def _sums_fit(k: int, x_type: np.dtype, x_range: tuple[int, int], unsigned: list[bool],
+              shift: bool) -> bool:
+    """Whether an unsigned product's partial sums stay in int32 (x' up to 255 or |x|,
+    the weights up to 255); the int8 ones are bounded by the plan's K * |x| * 128."""
+    if not any(unsigned):
+        return True
+    top = 0xFF if shift else max(abs(x_range[0]), abs(x_range[1]))
+    return k * top * 0xFF < _INT32
+
+
+def _unsigned(d: np.ndarray) -> np.ndarray:
+    """int8 d as d + 128 in uint8 (for a zero point of 128)."""
+    return d.view(np.uint8) ^ np.uint8(0x80)
 
 
 def _scaled(w: np.ndarray, reach: int):
@@ -282,10 +433,16 @@ class IntConv:
 class IntStacked:
     """a @ b for stacks of 8-bit matrices (both operands variable, equal rank, leading
     axes broadcast), exact where every partial sum fits int32: onnxruntime's
-    MatMulInteger, split over the cores along the first axis."""
+    MatMulInteger, split over the cores along the first axis. Where int8 b is not exact
+    on this machine (``exact_int8`` over `ranges`, each operand's values), each int8
+    operand goes in as x + 128 in uint8 with a zero point of 128 (`shift`)."""
 
-    def __init__(self, a_type: np.dtype, b_type: np.dtype):
+    def __init__(self, a_type: np.dtype, b_type: np.dtype,
+                 ranges: tuple[tuple[int, int], tuple[int, int]] | None = None):
         self.types = np.dtype(a_type), np.dtype(b_type)
+        a_range, b_range = ranges or tuple(operand_range(t, 0xFF) for t in self.types)
+        risky = self.types[1] == _I8 and not exact_int8(self.types[0], *a_range, *b_range)
+        self.shift = tuple(risky and t == _I8 for t in self.types)
         self._session = None
         self._opening = threading.Lock()
 
@@ -294,12 +451,20 @@ class IntStacked:
         """The session, opened on first use (the whole-graph session never needs it)."""
         with self._opening:
             if self._session is None:
-                self._session = _session2(*self.types)
+                self._session = _open(self.model())
             return self._session
+
+    def model(self) -> bytes:
+        codes = [_UINT8 if s else _code(t) for t, s in zip(self.types, self.shift, strict=True)]
+        return _model2(codes[0], codes[1], *self.shift)
 
     def __call__(self, a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
         a = np.ascontiguousarray(a, self.types[0])
         b = np.ascontiguousarray(b, self.types[1])
+        if self.shift[0]:  # x + 128 in uint8 (its zero point 128: `model`)
+            a = a.view(np.uint8) ^ np.uint8(0x80)
+        if self.shift[1]:
+            b = b.view(np.uint8) ^ np.uint8(0x80)
         lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         out = np.empty(lead + (a.shape[-2], b.shape[-1]), dtype)
         if not lead or out.size == 0:
@@ -323,15 +488,6 @@ def _group_terms(w: np.ndarray, group: int, g: int) -> np.ndarray:
 
 def _code(t: np.dtype) -> int:
     return _UINT8 if t == np.uint8 else _INT8
-
-
-def _session(cut: list[np.ndarray], x_type: np.dtype):
-    """x @ d for every digit d (int8 [K, N]), one output each."""
-    return _open(_model(_code(x_type), [d.tobytes() for d in cut], *cut[0].shape))
-
-
-def _session2(a_type: np.dtype, b_type: np.dtype):
-    return _open(_model2(_code(a_type), _code(b_type)))
 
 
 def _open(model: bytes):
@@ -373,29 +529,43 @@ def _value_info(name: str, elem: int, dims: list[int | str] | None) -> bytes:
     return _field(1, name) + _field(2, _field(1, tensor_type))
 
 
-def _model(x_code: int, w_bytes: list[bytes], k: int, n: int) -> bytes:
-    """y_j = MatMulInteger(x, w_j) for each digit's weights w_j."""
+def _model(x_code: int, ws: list[tuple[int, bytes]], k: int, n: int, x_zero: bool) -> bytes:
+    """y_j = MatMulInteger(x, w_j) for each factor's weights w_j (type code, bytes): uint8
+    ones with a zero point of 128, and x's too with `x_zero`."""
     graph = b""
-    for j, data in enumerate(w_bytes):
-        node = (_field(1, "x") + _field(1, f"w{j}") + _field(2, f"y{j}")
+    for j, (code, data) in enumerate(ws):
+        zeros = ["z" if x_zero else "", "z"] if code == _UINT8 else []
+        node = (b"".join(_field(1, i) for i in ["x", f"w{j}", *zeros]) + _field(2, f"y{j}")
                 + _field(4, "MatMulInteger"))
-        weight = (_field(1, k) + _field(1, n) + _field(2, _INT8) + _field(8, f"w{j}")
+        weight = (_field(1, k) + _field(1, n) + _field(2, code) + _field(8, f"w{j}")
                   + _field(9, data))
         graph += _field(1, node) + _field(5, weight)
+    if x_zero or any(code == _UINT8 for code, _ in ws):
+        graph += _field(5, _zero_point("z"))
     graph += _field(2, "synapse") + _field(11, _value_info("x", x_code, ["m", k]))
-    for j in range(len(w_bytes)):
+    for j in range(len(ws)):
         graph += _field(12, _value_info(f"y{j}", _INT32_TYPE, ["m", n]))
     return _wrap(graph)
 
 
-def _model2(a_code: int, b_code: int) -> bytes:
-    """y = MatMulInteger(a, b), both inputs of any (broadcasting) shape."""
-    node = _field(1, "a") + _field(1, "b") + _field(2, "y") + _field(4, "MatMulInteger")
-    graph = (_field(1, node) + _field(2, "td_matmul")
-             + _field(11, _value_info("a", a_code, None))
-             + _field(11, _value_info("b", b_code, None))
-             + _field(12, _value_info("y", _INT32_TYPE, None)))
+def _model2(a_code: int, b_code: int, a_zero: bool = False, b_zero: bool = False) -> bytes:
+    """y = MatMulInteger(a, b), both inputs of any (broadcasting) shape, each with a zero
+    point of 128 where asked."""
+    zeros = ["z" if a_zero else "", "z" if b_zero else ""] if a_zero or b_zero else []
+    node = (b"".join(_field(1, i) for i in ["a", "b", *zeros]) + _field(2, "y")
+            + _field(4, "MatMulInteger"))
+    graph = _field(1, node) + _field(2, "td_matmul")
+    if zeros:
+        graph += _field(5, _zero_point("z"))
+    graph += (_field(11, _value_info("a", a_code, None))
+              + _field(11, _value_info("b", b_code, None))
+              + _field(12, _value_info("y", _INT32_TYPE, None)))
     return _wrap(graph)
+
+
+def _zero_point(name: str) -> bytes:
+    """A uint8 scalar 128 (a TensorProto)."""
+    return _field(2, _UINT8) + _field(8, name) + _field(9, b"\x80")
 
 
 def _wrap(graph: bytes) -> bytes:

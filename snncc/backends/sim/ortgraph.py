@@ -25,10 +25,13 @@ outputs, with the same arithmetic the numpy path does, op for op:
   TDMatMul on 8-bit counts (MatMulInteger; uint8 x int8 where its counts allow), layout
   ops, the head summed over its tokens first (as ``plan._pooled``).
 
-The im2col and the TDMatMul take uint8 x int8 products only where no two products
-summed can leave int16 (``_no_int16_overflow``): onnxruntime's x86 kernels without VNNI
-sum pairs in int16 first, saturating (elsewhere uint8 x uint8). A value is cast to a
-type once (``Builder.cast`` reuses the tensor of equal values it came from, or an
+Every 8-bit product is exact on this machine (``integer.exact_int8``: onnxruntime's x86
+kernels without VNNI sum pairs of uint8 x int8 products in int16, saturating, its ARM
+ones without the dot product in int16, wrapping): an int8 weight factor (or TDMatMul's
+int8 counts) that could leave int16 there goes in as uint8, d + 128, with a zero point of
+128, an int8 activation with it as x + 128 (``_products``; the lowering records each
+product's operands' proved ranges in ``Builder.operands`` for the tests). A value is cast
+to a type once (``Builder.cast`` reuses the tensor of equal values it came from, or an
 earlier cast).
 
 A plan holding anything else (an int64 current, a sum pool) has no lowering: `lower`
@@ -102,6 +105,9 @@ class Builder:
         self.done: dict[str, str] = {}  # neurons already computed with their current
         self.bands: dict[str, list[str]] = {}  # codes -> its bands of rows, for a max pool
         self.per_block = 1  # samples a run (``Whole``'s blocks)
+        # each MatMulInteger's or ConvInteger's output -> its operands' proved value ranges
+        # as fed (after any shift to uint8)
+        self.operands: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {}
 
     def fresh(self) -> str:
         self.count += 1
@@ -153,18 +159,19 @@ class Builder:
         return _field(1, 8) + _field(8, opset) + _field(7, graph)
 
 
-def lower(plan) -> tuple[bytes, list[str], list[tuple[np.dtype, tuple[int, ...]]]] | None:
+def lower(plan, builder: Builder | None = None
+          ) -> tuple[bytes, list[str], list[tuple[np.dtype, tuple[int, ...]]]] | None:
     """(the model's bytes, the plan's value name of each output, each output's dtype and
     shape a sample) for the plan's exact mode, or None if some op has no exact
-    lowering."""
+    lowering. `builder`, if given, is written into (a test reads its types and
+    `operands`)."""
     try:
-        return _lower(plan)
+        return _lower(plan, builder or Builder())
     except Unsupported:
         return None
 
 
-def _lower(plan) -> tuple[bytes, list[str], list[tuple[np.dtype, tuple[int, ...]]]]:
-    b = Builder()
+def _lower(plan, b: Builder) -> tuple[bytes, list[str], list[tuple[np.dtype, tuple[int, ...]]]]:
     b.per_block = max(1, BLOCK // largest(plan))
     names: dict[str, str] = {}
     skip: set[str] = set()
@@ -228,15 +235,7 @@ def _op(b: Builder, plan, n, xs: list[str], dt: np.dtype) -> str:
         return _conv(b, plan, n, xs[0], dt)
     if isinstance(op, o.TDMatMul):
         if n.name in plan.stacked:
-            kern = plan.stacked[n.name]
-            types = list(kern.types)
-            reach = [plan.bound[i] for i in n.inputs]
-            if types == [np.uint8, np.uint8] and reach[1] <= 0x7F and _no_int16_overflow(
-                    reach[0], reach[1]):
-                types[1] = np.dtype(np.int8)  # uint8 x int8: twice as fast, same integers
-            ins = [b.cast(x, t) for x, t in zip(xs, types, strict=True)]
-            ins = _batched(b, plan, ins, n.inputs)
-            return b.cast(b.node("MatMulInteger", ins, _I32), dt)
+            return b.cast(_stacked(b, plan, n, xs), dt)
         if dt.kind != "f":
             raise Unsupported(n.name)
         ins = _batched(b, plan, [b.cast(x, dt) for x in xs], n.inputs)
@@ -349,6 +348,52 @@ def _combine(b: Builder, parts: list[str], base: float) -> str:
     return acc
 
 
+def _stacked(b: Builder, plan, n, xs: list[str]) -> str:
+    """TDMatMul's counts times counts as MatMulInteger (``integer.IntStacked``'s form)."""
+    kern = plan.stacked[n.name]
+    types = list(kern.types)
+    reach = [plan.bound[i] for i in n.inputs]
+    ranges = [integer.operand_range(t, r) for t, r in zip(types, reach, strict=True)]
+    if types == [np.uint8, np.uint8] and reach[1] <= 0x7F and integer.exact_int8(
+            types[0], *ranges[0], *ranges[1]):
+        types[1] = np.dtype(np.int8)  # uint8 x int8: twice as fast, same integers
+    ins, zeros = [], []
+    for x, t, shift in zip(xs, types, kern.shift, strict=True):
+        ins.append(_shifted(b, x) if shift else b.cast(x, t))
+        zeros.append(b.const(np.array(128, np.uint8)) if shift else "")
+    ins = _batched(b, plan, ins, n.inputs)
+    y = b.node("MatMulInteger", ins + zeros if any(kern.shift) else ins, _I32)
+    b.operands[y] = (_fed(ranges[0], kern.shift[0]), _fed(ranges[1], kern.shift[1]))
+    return y
+
+
+def _fed(values: tuple[int, int], shift: bool) -> tuple[int, int]:
+    return (values[0] + 0x80, values[1] + 0x80) if shift else values
+
+
+def _shifted(b: Builder, x: str) -> str:
+    """x's values (-128..127) plus 128, as uint8 (for a zero point of 128)."""
+    y = b.node("Add", [b.cast(x, _I32), b.const(np.array(128, np.int32))], _I32)
+    return b.node("Cast", [y], np.uint8, to=_TYPES[np.dtype(np.uint8)])
+
+
+def _products(b: Builder, x8: str, x_range: tuple[int, int], mat: IntMatMul,
+              unsigned: list[bool], shift: bool) -> list[str]:
+    """x8 @ each 8-bit factor of `mat`'s weights, one MatMulInteger each: int8 weights,
+    or uint8 ones (d + 128) with a zero point of 128 where `unsigned` (x8 then x + 128 with
+    a zero point of 128 where `shift`), as ``integer.IntMatMul.model`` has them."""
+    ys = []
+    for d, u in zip(mat.cut, unsigned, strict=True):
+        zero = b.const(np.array(128, np.uint8)) if u else ""
+        ins = ([x8, b.const(integer._unsigned(d)), zero if shift else "", zero] if u
+               else [x8, b.const(d)])
+        y = b.node("MatMulInteger", ins, _I32)
+        w = (int(d.min()) + 0x80, int(d.max()) + 0x80) if u else (int(d.min()), int(d.max()))
+        b.operands[y] = (_fed(x_range, shift), w)
+        ys.append(y)
+    return ys
+
+
 def _dense(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
     if dt.kind != "f":
         raise Unsupported(n.name)
@@ -356,8 +401,8 @@ def _dense(b: Builder, plan, n, x: str, dt: np.dtype) -> str:
     if not isinstance(kern, IntMatMul):
         w = b.const(plan.weights[n.name], dt)
         return b.node("MatMul", [b.cast(x, dt), w], dt)
-    x8 = b.cast(x, kern.x_type)
-    ys = [b.node("MatMulInteger", [x8, b.const(d)], _I32) for d in kern.cut]
+    x8 = _shifted(b, x) if kern.shift else b.cast(x, kern.x_type)
+    ys = _products(b, x8, kern.x_range, kern, kern.unsigned, kern.shift)
     return _factored(b, ys, kern.scale, kern.pairs, dt)
 
 
@@ -502,8 +547,9 @@ def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
         return None
     kern = plan.integer.get(n.name)
     if isinstance(kern, integer.IntConv) and len(n.shape) == 3 and (
-            op.weight.shape[1] >= IM2COL_CHANNELS) and _no_int16_overflow(hi, 0x80):
-        return _im2col(b, plan, n, b.cast(x, np.uint8), kern.mats[0], dt)
+            op.weight.shape[1] >= IM2COL_CHANNELS) and hi <= 0x7F:
+        # analog codes (to 255) stay on ConvInteger, as measured (bench/engine.py)
+        return _im2col(b, plan, n, b.cast(x, np.uint8), kern.mats[0], dt, (lo, hi))
     if int(np.prod(n.shape[1:])) < CONV_INTEGER_PIXELS:
         return None
     if isinstance(kern, integer.IntConv):
@@ -524,6 +570,8 @@ def _conv_integer(b: Builder, plan, n, x: str, dt: np.dtype) -> str | None:
     def conv(x: str, pads: list[int]) -> str:
         ys = [b.node("ConvInteger", [x, w, "", zero], _I32, strides=list(op.strides),
                      pads=pads, dilations=list(op.dilations)) for w in ws]
+        for y, d in zip(ys, cut, strict=True):
+            b.operands[y] = ((lo, hi), (int(d.min()) + 0x80, int(d.max()) + 0x80))
         return _factored(b, ys, scale, pairs, dt)
 
     neuron = plan.fused.get(n.name)
@@ -575,12 +623,6 @@ def _bands(b: Builder, n) -> int:
     return max(1, min(n.shape[1], -(-size // BAND)))
 
 
-def _no_int16_overflow(x_reach: int, w_reach: int) -> bool:
-    """Whether uint8 x int8 products stay exact on every x86 kernel of onnxruntime's:
-    without VNNI they sum pairs of products in int16 first (saturating)."""
-    return 2 * x_reach * w_reach <= 0x7FFF
-
-
 def _code_range(plan, n) -> tuple[int, int]:
     """The least and greatest value of n's codes (n holds codes or an input's)."""
     if isinstance(n.op, o.SpikeInput):
@@ -590,8 +632,10 @@ def _code_range(plan, n) -> tuple[int, int]:
     return -1, 0  # not known to be 8-bit unsigned here
 
 
-def _im2col(b: Builder, plan, n, x8: str, mat: IntMatMul, dt: np.dtype) -> str:
-    """A 2-D convolution of uint8 x [B, C, H, W] as one MatMulInteger per weight factor on
+def _im2col(b: Builder, plan, n, x8: str, mat: IntMatMul, dt: np.dtype,
+            x_range: tuple[int, int]) -> str:
+    """A 2-D convolution of uint8 x [B, C, H, W] (values in x_range) as one MatMulInteger
+    per weight factor (int8, or uint8 with a zero point where int8 is not exact here) on
     its channels-last im2col [B, OH, OW, kh*kw*C] (``integer.IntConv``'s layout: `mat`
     holds its factors, terms ordered (kh, kw, C)); the current [B, OH, OW, O] is left
     channels last for the neuron alone reading it (``_neuron`` transposes its codes
@@ -617,7 +661,10 @@ def _im2col(b: Builder, plan, n, x8: str, mat: IntMatMul, dt: np.dtype) -> str:
                                              b.const(np.array([1, 2], np.int64)),
                                              b.const(np.array([sh, sw], np.int64))], np.uint8))
         cols = taps[0] if len(taps) == 1 else b.node("Concat", taps, np.uint8, axis=3)
-    ys = [b.node("MatMulInteger", [cols, b.const(d)], _I32) for d in mat.cut]
+    u8 = np.dtype(np.uint8)
+    unsigned = [not integer.exact_int8(u8, *x_range, int(d.min()), int(d.max()))
+                for d in mat.cut]
+    ys = _products(b, cols, x_range, mat, unsigned, False)
     y = _factored(b, ys, mat.scale, mat.pairs, dt)
     neuron = plan.fused.get(n.name)
     if neuron is not None and isinstance(neuron.op, o.Neuron):

@@ -160,12 +160,18 @@ def _integer_kernel(plan: Plan, n: Node, x) -> None:
 
 def _stacked_kernel(plan: Plan, n: Node, xs) -> None:
     """An integer kernel for the closed form of a TDMatMul (counts times counts) whose
-    counts fit 8 bits and whose sums fit int32 (``integer.IntStacked``)."""
+    counts fit 8 bits and whose sums fit int32 (``integer.IntStacked``; shifted to uint8
+    where int8 is not exact here, its partial sums below terms * 255 * 255 < 2**31)."""
     if None in xs or plan.bound[n.name] >= 2**31:
         return
     a, b = (operand_type(x.acc.lo, x.acc.hi) for x in xs)
-    if a is not None and b is not None:
-        plan.stacked[n.name] = IntStacked(a, b)
+    if a is None or b is None:
+        return
+    kernel = IntStacked(a, b, ((xs[0].acc.lo, xs[0].acc.hi), (xs[1].acc.lo, xs[1].acc.hi)))
+    terms = plan.graph.node(n.inputs[0]).shape[-1]
+    if any(kernel.shift) and terms * 0xFF * 0xFF >= 2**31:
+        return
+    plan.stacked[n.name] = kernel
 
 
 def _neuron_tables(n: Node, bound: int, dtype: np.dtype):
