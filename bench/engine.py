@@ -130,7 +130,10 @@ NOTES = [
     "up); TDMatMul's counts × counts likewise. The \"no integer kernels\" row switches "
     "these off only (float BLAS everywhere); the counts and logits are the same integers "
     "either way (checked above, and by tests/test_sim_plan.py against a literal "
-    "step-by-step simulation and the integer reference).",
+    "step-by-step simulation and the integer reference). A product whose pairs of terms "
+    "could leave int16 on this CPU's kernel (x86 without VNNI saturates there, ARM without "
+    "the dot product wraps: integer.exact_int8, SNNCC_INT8_PAIRS) takes uint8 weights "
+    "(d + 128) with a zero point of 128 instead.",
     "- Level counts in one pass: where a neuron's thresholds are the ceilings of evenly "
     "spaced reals (a uniform quantizer's), its count is clip(v·scale + offset, 0, L), four "
     "array passes instead of L = 7 compare-and-add pairs. The plan uses it only where it has "
