@@ -4,6 +4,7 @@ that fold it, and the cycle estimate equal to the RTL's count for every input.""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import replace
 
@@ -24,6 +25,8 @@ from snncc import ops as o
 from snncc.backends import parallel as parallel_knob
 from snncc.backends import verilog
 from snncc.backends.common import default_inputs, golden
+from snncc.backends.verilog import design as verilog_design
+from snncc.backends.verilog import estimate
 from snncc.errors import SnnccError
 from snncc.ir import Graph
 
@@ -363,28 +366,37 @@ def test_input_channels_config_refused():
     assert "True input channels per cycle is not a legal value" in str(bad.value)
 
 
-@pytest.mark.parametrize("name,kinds", [
-    ("transformer", {"snn_neuron", "snn_add", "snn_conv_rows"}),
-    ("cnn", {"snn_neuron", "snn_td_maxpool"})])
-def test_streamed_rows_overlap_their_producers(tiny_models, tmp_path, name, kinds):
+@pytest.mark.parametrize("name,parallel,kinds", [
+    ("transformer", None, {"snn_neuron", "snn_add", "snn_conv_rows", "snn_td_matmul_rows",
+                           "snn_reduce"}),
+    ("cnn", None, {"snn_neuron", "snn_td_maxpool", "snn_conv_rows"}),
+    ("cnn", 8, {"snn_neuron", "snn_td_maxpool", "snn_conv_rows"})],
+    ids=["transformer", "cnn", "cnn-P8"])
+def test_streamed_rows_overlap_their_producers(tiny_models, tmp_path, name, parallel, kinds):
     """One at a time, the default design streams rows: its neuron layers, adds, linear
     layers and max pools start with the producer whose buffer they read (snn_ctrl's SWAIT
-    mask, not its WAIT) and ask for a row once it is written. Bit-exact in Icarus, the
-    estimate equal to the RTL's count, and that count below the one of engines run one
-    after another (a step: its engines' runs and 3 cycles)."""
+    mask, not its WAIT) and ask for a row once it is written, and so do the A phases of
+    a TD-MatMul whose A is read as it is, the convolutions reading a max pool (its
+    window a cycle; at --parallel 8 a tap a cycle) and the token sum. Bit-exact in Icarus, the estimate
+    equal to the RTL's count, and that count below the one of engines run one after
+    another (a step: its engines' runs and 3 cycles)."""
     require_tool("iverilog")
     graph = snncc.compile(tiny_models[name], T=7).graph
-    design = verilog.lower(graph)
+    hw = parallel_knob.config(graph, parallel)
+    design = verilog.lower(graph, hw)
     assert {design.engines[s.engine].module for s in design.streams} == kinds
+    pools = [dict(e.params).get("WIN", 0) for e in design.engines
+             if e.module == "snn_td_maxpool"]
+    assert (0 in pools) == (parallel is not None), pools
     waits = design.waits()
     for s in design.streams:
         wait, along = waits[s.engine]
         assert along >> s.producer & 1 and not wait >> s.producer & 1, s
-    summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS)
+    summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
     result = verilog.run_simulation(tmp_path / "v", "icarus")
     _assert_bit_exact(result, VECTORS, graph)
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
-    serial = _serial_cycles(graph, parallel_knob.DEFAULT, default_inputs(graph, VECTORS))
+    serial = _serial_cycles(graph, hw, default_inputs(graph, VECTORS))
     assert all(np.asarray(result["cycles"]) < serial), (result["cycles"], serial)
 
 
@@ -443,3 +455,50 @@ def test_silent_runs_skipped(tiny_models, tmp_path, name):
     design.silence.skip = 0
     whole = verilog.estimate.cycles(graph, x=x, design=design)["per_input"]
     assert all(np.asarray(est) <= whole) and est[-1] < whole[-1], (est, whole)
+
+
+def _buffer_rams(top: str) -> list[tuple[int, int]]:
+    """(depth, width) of every buffer RAM (and twin) the top instantiates."""
+    return sorted((int(d), int(w)) for w, d in re.findall(
+        r"snn_ram #\(\.WIDTH\((\d+)\), \.DEPTH\((\d+)\), \.AW\(\d+\)\) b\d+_ram\d*", top))
+
+
+def test_independent_engines_run_at_once(tiny_models, tmp_path, monkeypatch):
+    """One at a time, an engine waits only for its producers and for the engines before
+    it that read a RAM it reads: the tiny transformer's q, k and v linear layers read
+    one spike value through three RAMs (its buffer and two twins, written together) and
+    run at once, each streaming the neuron layer's rows. Bit-exact in Icarus, the
+    estimate equal to the RTL's count, and that count below the one of the same design
+    with one RAM for the three (each waiting for the one before: no twins), also
+    bit-exact and equal to its estimate; the resource estimate counts the buffer RAMs
+    the top instantiates; lint-clean."""
+    require_tool("iverilog")
+    graph = snncc.compile(tiny_models["transformer"], T=7).graph
+    design = verilog.lower(graph)
+    readers: dict[tuple[str, ...], list] = {}
+    for e in design.engines:
+        if e.module == "snn_conv_rows":
+            readers.setdefault(e.reads, []).append(e)
+    qkv = next(es for es in readers.values() if len(es) == 3)
+    rams, waits = design.rams(), design.waits()
+    assert len({frozenset(rams[e.index]) for e in qkv}) == 3
+    for e in qkv:
+        producer = next(s.producer for s in design.streams if s.engine == e.index)
+        assert waits[e.index][1] >> producer & 1
+        assert not any(waits[e.index][0] >> j.index & 1 for j in qkv)
+    cycles = {}
+    for name, twins in (("twins", True), ("shared", False)):
+        if not twins:
+            monkeypatch.setattr(verilog_design, "TWIN_MAX_BITS", 0)
+        summary = verilog.emit(graph, tmp_path / name, vectors=VECTORS)
+        result = verilog.run_simulation(tmp_path / name, "icarus")
+        _assert_bit_exact(result, VECTORS, graph)
+        assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+        cycles[name] = np.asarray(result["cycles"])
+        mems = [(depth, width) for m, kind, depth, width in
+                estimate.memories(verilog.lower(graph)) if re.fullmatch(r"b\d+(\.\d+)?", m)]
+        assert _buffer_rams((tmp_path / name / "rtl" / "snn_top.v").read_text()) == sorted(
+            mems)
+        assert (summary["buffer_bits"] == sum(d * w for d, w in mems))
+    assert all(cycles["twins"] < cycles["shared"]), cycles
+    _assert_lint_clean(tmp_path / "twins")

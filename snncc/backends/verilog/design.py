@@ -17,6 +17,13 @@ from snncc.ir import Graph, Node
 from .layout import Layout
 
 Param = tuple[str, int | str]
+
+# One at a time, a reader gets a twin of a buffer's RAM (`share_reads`) only if the buffer
+# holds at most this many bits (an iCE40 block RAM; 22 xc7 LUTRAM cells): the inputs of
+# the bundled example's q, k and v layers (16 x 32 bits) save about 1,700 cycles with
+# twins; a twin of a residual sum (16 x 992 bits) would save about 130 for some 2,300
+# flip-flops (its read register) and 166 LUTRAM cells.
+TWIN_MAX_BITS = 4096
 OpT = TypeVar("OpT")
 
 
@@ -131,11 +138,23 @@ class Copy:
 
 
 @dataclass
+class Twin:
+    """One at a time: a copy of a buffer's RAM, written with it by the producer, for
+    readers that run beside those of the buffer's RAM (a read port of its own,
+    `share_reads`)."""
+
+    data: str  # the read data net
+    readers: list[tuple[str, str]] = field(default_factory=list)  # (enable, row address)
+
+
+@dataclass
 class Buffer:
     """One SNN value held in a RAM of the top, a row of lanes per word. Its producer
-    writes it during a step, then its consumers read it through their ports; engines run
-    one at a time, so one read port suffices. Pipelined (`Design.pipelined`), engines run
-    concurrently and every reader has a banked copy of its own (`copies`)."""
+    writes it during a step, then its consumers read it through their ports; one at a
+    time, readers of a RAM run one after another (one read port) and readers that would
+    otherwise wait for each other read twins of it (`twins`, `share_reads`). Pipelined
+    (`Design.pipelined`), engines run concurrently and every reader has a banked copy of
+    its own (`copies`)."""
 
     index: int
     node: Node
@@ -148,6 +167,7 @@ class Buffer:
     writer_level: int | None = None  # pipelined: the producer's level (None: the input)
     writer_engine: int | None = None  # pipelined: the producer's engine index
     copies: list[Copy] = field(default_factory=list)  # pipelined, one per reader
+    twins: list[Twin] = field(default_factory=list)  # one at a time: more RAMs, `Twin`
 
     @property
     def name(self) -> str:
@@ -187,6 +207,8 @@ class Port:
     params: list[Param]
     ports: list[tuple[str, str]]
     comment: str
+    engine: int = -1  # the engine reading through it
+    ram: int = 0  # one at a time: the RAM it reads (0: the buffer's, j: its twin j - 1)
 
 
 @dataclass
@@ -357,34 +379,22 @@ class Design:
 
     def waits(self) -> list[tuple[int, int]]:
         """One at a time, per engine: (the engines of the step that must be done before
-        it starts, those that must have started), as bit masks. An engine waits for every
-        engine before it, except a neuron layer or an engine streaming a producer's rows:
-        it reads its buffers and writes its own, so it waits only for the engines before
-        it that read one of its buffers and for its producers (started, for the one whose
-        rows it streams; done otherwise) and runs beside the others (a neuron layer of a
-        silent input: from the step's start). Streaming the rows of an engine that starts
-        with its own producer, it takes that one's masks too (snn_ctrl starts an engine
-        with those of its SWAIT mask that can start, not knowing their own SWAIT)."""
+        it starts, those that must have started), as bit masks: `_masks` (its producers,
+        and the engines before it sharing a RAM with it), the RAMs as `share_reads` left
+        them. It runs beside every other engine (a neuron layer of a silent input: from
+        the step's start)."""
+        out: list[tuple[int, int]] = []
+        rams = self.rams()
         streamed = {s.engine: s.producer for s in self.streams}
-        out = []
         for e in self.engines:
-            if e.module != "snn_neuron" and e.index not in streamed:
-                out.append(((1 << e.index) - 1, 0))
-                continue
-            wait, start = 0, 0
-            for j in self.engines[:e.index]:
-                if set(j.reads) & set(e.reads):
-                    wait |= 1 << j.index
-                if j.node.name in e.reads:  # the producer
-                    if streamed.get(e.index) == j.index:
-                        start |= 1 << j.index
-                        # a producer that starts with its own: started, they all have
-                        if out[j.index][1]:
-                            wait |= out[j.index][0]
-                            start |= out[j.index][1]
-                    else:
-                        wait |= 1 << j.index
-            out.append((wait, start))
+            out.append(_masks(self, e, out, rams, streamed))
+        return out
+
+    def rams(self) -> list[set[tuple[int, int]]]:
+        """One at a time, per engine: the RAMs its ports read, as (buffer index, RAM)."""
+        out: list[set[tuple[int, int]]] = [set() for _ in self.engines]
+        for p in self.ports:
+            out[p.engine].add((p.buffer.index, p.ram))
         return out
 
     def wait_params(self) -> list[tuple[str, str]]:
@@ -434,3 +444,90 @@ class Design:
     @property
     def count_bits(self) -> int:
         return max((p.bits for p in self.probes), default=1)
+
+
+def _masks(d: Design, e: Engine, before: list[tuple[int, int]],
+           rams: list[set[tuple[int, int]]], streamed: dict[int, int]) -> tuple[int, int]:
+    """One at a time: engine e's WAIT and SWAIT masks (`before`: those of the engines
+    before it). An engine reads the RAMs of its ports and writes its buffer (its state
+    is its own), so it waits for its producers (read after write: done; the one whose
+    rows it streams, `streamed`, started) and for the engines before it that read a RAM
+    it reads (one read port) or the buffer it writes (write after read; none in
+    topological order, where every reader follows its producer), and for no other.
+    Streaming the rows of an engine that starts with its own producer, it takes that
+    one's masks too (snn_ctrl starts an engine with those of its SWAIT mask that can
+    start, not knowing their own SWAIT)."""
+    wait = start = 0
+    for j in d.engines[:e.index]:
+        if rams[j.index] & rams[e.index] or e.node.name in j.reads:
+            wait |= 1 << j.index
+        if j.node.name in e.reads:  # a producer
+            if streamed.get(e.index) == j.index:
+                start |= 1 << j.index
+                if before[j.index][1]:  # a producer that starts with its own
+                    wait |= before[j.index][0]
+                    start |= before[j.index][1]
+            else:
+                wait |= 1 << j.index
+    return wait, start
+
+
+def _bits(mask: int) -> list[int]:
+    return [j for j in range(mask.bit_length()) if mask >> j & 1]
+
+
+def share_reads(d: Design) -> None:
+    """One at a time: the RAM each port reads (`Port.ram`). An engine's ports reading a
+    buffer read one RAM of it: the buffer's, or a twin whose readers so far are all done
+    before the engine starts by its producers' order alone (every engine running: the
+    engines it waits for and those ending before them, a streaming engine ending after
+    its producer), so that waiting for them (one read port, `_masks`) costs nothing;
+    else a new twin, a copy written with the buffer, and it runs beside them. The
+    spiking input codes keep one RAM (one encoder): their readers wait for each other."""
+    streamed = {s.engine: s.producer for s in d.streams}
+    masks: list[tuple[int, int]] = []
+    rams: list[set[tuple[int, int]]] = [set() for _ in d.engines]
+    done_before: list[int] = []  # per engine: the engines done before it starts
+    ends_by: list[int] = []  # ... those done when it is done
+    held: dict[tuple[int, int], int] = {}  # a RAM's readers so far
+    for e in d.engines:
+        wait, start = _masks(d, e, masks, rams, streamed)
+        before = 0
+        for j in _bits(wait):
+            before |= ends_by[j]
+        for j in _bits(start):
+            before |= done_before[j]
+        ports: dict[int, list[Port]] = {}
+        for p in d.ports:
+            if p.engine == e.index:
+                ports.setdefault(p.buffer.index, []).append(p)
+        for group in ports.values():
+            b = group[0].buffer
+            ram = next((r for r in range(len(b.twins) + 1)
+                        if held.get((b.index, r), 0) & ~before == 0), None)
+            if ram is None and (b.data == "in_spikes" or b.rows * b.word > TWIN_MAX_BITS):
+                ram = 0
+            elif ram is None:
+                b.twins.append(Twin(f"{b.name}_rdata{len(b.twins) + 1}"))
+                ram = len(b.twins)
+            for p in group:
+                p.ram = ram
+                if ram:
+                    _move_reader(p, b, b.twins[ram - 1])
+            held[(b.index, ram)] = held.get((b.index, ram), 0) | 1 << e.index
+            rams[e.index].add((b.index, ram))
+        masks.append(_masks(d, e, masks, rams, streamed))  # waits only on `before`
+        done_before.append(before)
+        ends = 1 << e.index | before
+        if e.index in streamed:
+            ends |= ends_by[streamed[e.index]]
+        ends_by.append(ends)
+
+
+def _move_reader(p: Port, b: Buffer, twin: Twin) -> None:
+    """Port p reads `twin` instead of the buffer's RAM."""
+    nets = dict(p.ports)
+    reader = (nets["rd_en"], nets["rd_addr"])
+    b.readers.remove(reader)
+    twin.readers.append(reader)
+    p.ports = [(k, twin.data if k == "rd_data" else v) for k, v in p.ports]

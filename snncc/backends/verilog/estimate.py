@@ -457,15 +457,17 @@ class _Cycles:
     def _one_at_a_time(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
         """The controller (snn_ctrl): a step costs 3 cycles (2 if no engine runs) and the
         span of its engines' runs, each started when the engines it waits for are done
-        (`Design.waits`: every engine before it, but for neuron layers and the streamed
-        rows). An engine streaming its producer's rows starts with it and asks for row r
-        a cycle after the producer writes it (every producer writes its rows in order, a
-        cycle apart at least, the last in the cycle before its done): one asking for a
-        row a cycle asks for its last row no earlier than 2 cycles after that last write,
-        and what follows takes as long as ever; a WALK snn_conv_rows (its taps' rows in
-        any order) waits tap by tap (`_stalled`). A skipped run (`skipped`) ends a cycle
-        after its would-be start, and the engines streaming its rows read its value as
-        silent (no row comes, none is waited for)."""
+        and those it starts with have started (`Design.waits`: its producers and the
+        engines before it reading a RAM it reads). An engine streaming its producer's
+        rows starts with it and asks for row r a cycle after the producer writes it
+        (every producer writes its rows in order, a cycle apart at least, the last in the
+        cycle before its done): one asking for a row a cycle asks for its last row no
+        earlier than 2 cycles after that last write, and what follows takes as long as
+        ever; a WALK snn_conv_rows (its taps' rows in any order) waits tap by tap
+        (`_stalled`), a TD-MatMul row engine's A phases row by row (`_td_rows`), an
+        snn_reduce read by read (`_reduce_stalled`). A skipped run (`skipped`) ends a
+        cycle after its would-be start, and the engines streaming its rows read its value
+        as silent (no row comes, none is waited for)."""
         total = np.zeros(self.tr.batch, np.int64)
         waits = self.d.waits()
         streams = {s.engine: s for s in self.d.streams}
@@ -487,6 +489,10 @@ class _Cycles:
                 if s is not None and s.producer in step.at:  # it waits for the rows
                     if e.module == "snn_conv_rows":
                         run = self._stalled(e, step, s.producer) + 1 - start
+                    elif e.module == "snn_td_matmul_rows":
+                        run = self._td_rows(e, step) - start
+                    elif e.module == "snn_reduce":
+                        run = self._reduce_stalled(e, step, s.producer) - start
                     else:
                         run = run + np.maximum(0, step.end[s.producer] - start - s.buffer.rows)
                 step.end[e.index] = start + run
@@ -503,16 +509,20 @@ class _Cycles:
     def _written(self, e: Engine, step: _Step) -> np.ndarray:
         """[batch, rows]: the cycle engine e writes each row of its output at the step
         (engines the lowering marks `row_timed`): a streamed engine's from its requests,
-        as they wait for the producer's rows, any other's back from its last write (the
-        cycle before its done) by its rows' costs."""
+        as they wait for the producer's rows, a TD-MatMul row engine's from its phases
+        (`_td_rows`), any other's (a TD max pool's outputs too, streaming or not) back from
+        its last write (the cycle before its done) by its rows' costs."""
         k = e.index
         if k in step.writes:
+            return step.writes[k]
+        if e.module == "snn_td_matmul_rows":
+            self._td_rows(e, step)
             return step.writes[k]
         s = next((x for x in self.d.streams if x.engine == k), None)
         cost = self._row_costs(e, step.t)
         after = np.cumsum(cost[:, ::-1], axis=1)[:, ::-1] - cost  # the later rows' costs
         step.writes[k] = (step.end[k] - 2)[:, None] - after
-        if s is not None and s.producer in step.at:
+        if s is not None and s.producer in step.at and e.module != "snn_td_maxpool":
             wp = self._written(self.d.engines[s.producer], step)
             skip = self.skipped.get((s.producer, step.t))  # then every row is there
             follow = _follow(e.module, wp, step.at[k])
@@ -529,6 +539,10 @@ class _Cycles:
             return np.repeat(gap[:, None], p["R"], axis=1).astype(np.int64)
         if e.module == "snn_add":
             return np.full((b, p["R"]), max(1, p["P"]), np.int64)
+        if e.module == "snn_td_maxpool":  # its pooling phase: an output a cycle (WIN) or
+            # a cycle a tap and one to write it
+            cost = 1 if p["WIN"] else p["KH"] * p["KW"] + 1
+            return np.full((b, p["OH"] * p["OW"]), cost, np.int64)
         if e.module == "snn_dense":  # unfolded: a request, the port's latency, the events
             x = self.tr.spikes(e.node.inputs[0], t).reshape(b, p["R"], p["K"])
             return self._port(e, "in") + 2 + _events(x, self._lines(e))
@@ -537,6 +551,56 @@ class _Cycles:
         if p["WALK"]:
             return self._walk(e, t)[1].reshape(b, -1, taps_).sum(axis=2)
         return np.full((b, p["OH"] * p["OW"]), taps_ * max(p["NG"], p["IG"]), np.int64)
+
+    def _td_rows(self, e: Engine, step: _Step) -> np.ndarray:
+        """A TD-MatMul row engine's run at the step, from its start: per batch its B
+        phase (`_td_matmul_rows`), then its A rows, row n asked for AG cycles after the
+        one before (the first as the phase begins) and, streaming the rows of the
+        producer of an A it sees (`valid`), no earlier than the cycle after it writes
+        that row; a row is written the port's latency and 2 cycles after it is asked
+        for, the next phase begins the cycle after the last write (a silent A: a row a
+        cycle, written the cycle after the one before). Its rows' write cycles go to
+        `step.writes`; returns its end (the cycle after its done)."""
+        p, k = _params(e), e.index
+        a, b = e.node.inputs
+        nb, n, ag = p["NB"], p["N"], max(1, p["AG"])
+        phase_b = np.where(self.valid(e, b, step.t),
+                           (p["BR"] - 1) * p["BG"] + self._port(e, "b") + 2, p["BR"] + 1)
+        seen = self.valid(e, a, step.t)
+        s = next((x for x in self.d.streams if x.engine == k), None)
+        wp = (self._written(self.d.engines[s.producer], step)
+              if seen.any() and s is not None and s.producer in step.at else None)
+        lat = self._port(e, "a")
+        t = step.at[k] + 1  # the first cycle of a phase
+        writes = np.empty((self.tr.batch, nb * n), np.int64)
+        for bi in range(nb):
+            first = t + phase_b
+            ask = first
+            for r in range(n):
+                if r:
+                    ask = ask + ag
+                if wp is not None:
+                    ask = np.where(seen, np.maximum(ask, wp[:, bi * n + r] + 1), ask)
+                writes[:, bi * n + r] = np.where(seen, ask + lat + 2, first + 1 + r)
+            t = np.where(seen, ask + lat + 3, first + n + 1)
+        step.writes[k] = writes
+        return t + 1
+
+    def _reduce_stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
+        """An snn_reduce streaming its producer's rows: its end (the cycle after its
+        done). It reads row q*NOUT + j for each output row j and q < Q, one request at a
+        time: a request the port's latency and a cycle after the one before (the first
+        the cycle after the start), and no earlier than 2 cycles after its row is
+        written; done the port's latency and a cycle after the last."""
+        p = _params(e)
+        wp = self._written(self.d.engines[producer], step)
+        lat = self._port(e, "in")
+        nout, q = p["NOUT"], p["Q"]
+        ask = step.at[e.index] + 1 - (lat + 1)
+        for j in range(nout):
+            for i in range(q):
+                ask = np.maximum(ask + lat + 1, wp[:, i * nout + j] + 2)
+        return ask + lat + 2
 
     def _stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """A WALK snn_conv_rows streaming its producer's rows: its done cycle. A tap is
@@ -690,7 +754,8 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
     (a ROM the RTL asks to be block RAM: a folded synapse engine's weight ROM of
     FOLDED_ROM_BLOCK_DEPTH words or more, snn_rom's BLOCK) or "lut" (constants read
     combinationally: logic)."""
-    mems = [(b.name, "ram", b.rows, b.word) for b in design.buffers if not design.pipelined]
+    mems = [(f"{b.name}{'.' + str(j) if j else ''}", "ram", b.rows, b.word)
+            for b in design.buffers if not design.pipelined for j in range(1 + len(b.twins))]
     for b in design.buffers if design.pipelined else []:  # banked, a copy per reader
         mems += [(f"{b.name}.{j}", "ram", b.ram_depth(c.banks), b.word)
                  for j, c in enumerate(b.copies)]

@@ -35,6 +35,7 @@ from .design import (
     hex_word,
     hex_words,
     op_of,
+    share_reads,
 )
 from .layout import (
     CHANNELS_LAST,
@@ -48,7 +49,7 @@ from .layout import (
     resolve,
     view_of,
 )
-from .silence import silence
+from .silence import silence, skippable
 from .spikes import SpikeFormat
 from .tables import ThresholdTable, conv_weight_rows, taps, threshold_table
 
@@ -279,7 +280,7 @@ class _Builder:
         how = ("identity" if kind == 0 else f"{view.segments} words in order" if kind == 2
                else f"{view.segments} x {view.segment} lanes")
         self.ports.append(Port(f"p{k}_{port}", b, list(params), ports,
-                               f"{value} read from {src} ({how})"))
+                               f"{value} read from {src} ({how})", k))
         b.readers.append((nets["en"], nets["addr"]))
         return [(f"{port}_req", nets["req"]), (f"{port}_row", nets["row"]),
                 (f"{port}_ack", nets["ack"]), (f"{port}_data", nets["data"])], b
@@ -383,6 +384,8 @@ class _Builder:
                         flows, self.streams)
         if silence is not None:
             design.silence = silence
+        if not self.pipelined:
+            share_reads(design)
         if self.pipelined:
             f = self.in_flight
             design.in_flight = f
@@ -550,6 +553,15 @@ def _neuron(bld: _Builder, n: Node) -> None:
 def _writer(bld: _Builder, b: Buffer) -> int:
     """The index of the engine writing `b` (-1: the input loader)."""
     return next((e.index for e in bld.engines if e.node.name == b.node.name), -1)
+
+
+def _fresh(bld: _Builder, ib: Buffer) -> bool:
+    """An engine without a validity input (a synapse engine, a ReduceSum) may stream the
+    rows of `ib`'s producer: the estimate knows when it writes them (`row_timed`) and it
+    is never skipped (`silence.skippable`: a neuron layer, or an engine streaming its
+    own producer's rows), so its buffer holds this step's rows whenever it is scheduled."""
+    w = _writer(bld, ib)
+    return w in bld.row_timed and not skippable(bld.engines, bld.streams)[w]
 
 
 def _timed(bld: _Builder) -> None:
@@ -730,7 +742,7 @@ def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
               ("LB", unsigned_bits(ilat)), ("WALK", walk)]
     ib = bld.ports[-1].buffer
     avail = f"{irw + 1}'d{1 << irw}"  # above every row
-    if walk and _writer(bld, ib) in bld.row_timed:  # a tap's row asked for once written
+    if walk and _fresh(bld, ib):  # a tap's row asked for once written
         avail = _avail(bld, ib, irw)
     bld.row_timed.add(k)
     ports = ports + [("in_avail", avail)]
@@ -787,8 +799,22 @@ def _td_matmul_rows(bld: _Builder, n: Node, sizes: tuple[int, int, int, int],
               ("ARW", addr_bits(nb * nn)), ("BRW", addr_bits(nb * br)),
               ("NW", addr_bits(nn)), ("RBW", addr_bits(br)), ("BW", addr_bits(nb)),
               ("WCA", wca), ("WCB", wcb), ("WO", wo), ("LT", addr_bits(2 * kk))]
-    ports = pa + pb + [("a_valid", bld.sees(ba, "a")), ("b_valid", bld.sees(bb, "b"))]
+    ports = pa + pb + [("a_valid", bld.sees(ba, "a")), ("b_valid", bld.sees(bb, "b")),
+                       ("a_avail", _td_avail(bld, ba, bb, nb * nn))]
+    bld.row_timed.add(bld.k)  # its rows' write times follow from its phases
     bld.engine(n, "snn_td_matmul_rows", params, ports + bld.write(n, wo), clear=True)
+
+
+def _td_avail(bld: _Builder, ba: Buffer, bb: Buffer, rows: int) -> str:
+    """The A rows a TD-MatMul row engine may ask for: its A phases stream the rows of the
+    producer of A (`Stream`) when A is read as it is (its rows the buffer's, the port of
+    `ba` the one before last), B is another buffer (B's phases need it whole) and the
+    estimate knows when that producer writes its rows; else every row."""
+    rw = addr_bits(rows)
+    if (dict(bld.ports[-2].params)["MAP"] == 0 and ba.rows == rows and ba is not bb
+            and _writer(bld, ba) in bld.row_timed):
+        return _avail(bld, ba, rw)
+    return f"{rw + 1}'d{rows}"
 
 
 def _td_maxpool(bld: _Builder, n: Node) -> None:
@@ -819,6 +845,7 @@ def _td_maxpool(bld: _Builder, n: Node) -> None:
     if not timing and ib.rows == h * w:  # the counting phase streams its producer's rows
         avail = _avail(bld, ib, irw)
     ports += [("in_valid", bld.sees(ib, "in")), ("in_avail", avail)] + bld.write(n, fmt.bits)
+    bld.row_timed.add(k)  # its outputs written a cycle (a window's taps) apart, in order
     bld.engine(n, "snn_td_maxpool", params, ports, clear=True)
 
 
@@ -893,9 +920,15 @@ def _reduce_sum(bld: _Builder, n: Node) -> None:
     signed_in = not bld.ranges[src].spikes or bld.ranges[src].step.lo < 0
     wi = bld.lane_bits(ib)
     wo = max(bld.ranges[n.name].step.bits, wi + 1)
-    params = [("NOUT", nout), ("Q", q), ("D", view.lanes), ("IRW", addr_bits(view.rows)),
+    irw = addr_bits(view.rows)
+    params = [("NOUT", nout), ("Q", q), ("D", view.lanes), ("IRW", irw),
               ("ORW", addr_bits(nout)), ("QW", addr_bits(q)), ("WI", wi),
               ("IN_SIGNED", int(signed_in)), ("WO", wo)]
+    avail = f"{irw + 1}'d{view.rows}"
+    if (dict(bld.ports[-1].params)["MAP"] == 0 and ib.rows == view.rows
+            and _fresh(bld, ib)):  # its producer's rows streamed
+        avail = _avail(bld, ib, irw)
+    ports += [("in_avail", avail)]
     bld.engine(n, "snn_reduce", params, ports + bld.write(n, wo), clear=False)
 
 

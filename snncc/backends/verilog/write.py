@@ -157,7 +157,7 @@ def summary(d: Design, files: list[str]) -> dict:
            if d.pipelined else {}),
         "layers": layers, "buffers": buffers,
         "buffer_bits": sum(b.rows * b.word * (sum(c.banks for c in b.copies) if d.pipelined
-                                              else 1) for b in d.buffers),
+                                              else 1 + len(b.twins)) for b in d.buffers),
         "ports": {"identity": sum(p.params[0][1] == 0 for p in d.ports),
                   "mapped": sum(p.params[0][1] != 0 for p in d.ports)},
         "input": {"codes": d.input_buffer.layout.size, "bits": d.code_bits,

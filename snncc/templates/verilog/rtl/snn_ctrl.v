@@ -7,10 +7,11 @@
 // The engines of a step still to start are a mask (pending), those started and not done
 // another (busy). Engine k starts once the engines of WAIT's mask k are neither pending
 // nor busy and those of SWAIT's mask k are no longer pending (they start in the same
-// cycle or have started). The compiler's masks (`Design.waits`): every engine before it
-// (one at a time, in topological order), except for a neuron layer, which runs beside
-// the engines it shares no buffer with and starts with the producer whose rows it
-// streams. An engine is started in the cycle the last done it waits for arrives; the
+// cycle or have started). The compiler's masks (`Design.waits`): an engine waits for its
+// producers (it starts with the one whose rows it streams) and for the engines before
+// it that read a RAM it reads (one read port; readers that would otherwise wait have a
+// twin RAM of the buffer each), and runs beside every other one. An engine is started
+// in the cycle the last done it waits for arrives; the
 // step ends in the cycle after the last done. An engine without work at a step costs
 // nothing, a step three cycles.
 //

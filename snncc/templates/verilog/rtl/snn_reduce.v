@@ -1,7 +1,9 @@
 // snn_reduce: out[j, :] = sum over q < Q of in[q*NOUT + j, :], all D lanes at once: a
 // ReduceSum (a mean before its 1/n is folded into the next threshold) of spikes or
 // currents. The compiler orders the view so that the reduced axes come first and the
-// lanes are kept.
+// lanes are kept. Input row r is requested only once in_avail > r: a producer writing
+// the input buffer in the same step (the rows it has written, the engine streaming
+// them); otherwise in_avail is above every row.
 module snn_reduce #(
     parameter NOUT      = 1,    // output rows
     parameter Q         = 8,    // input rows summed into each output row
@@ -21,6 +23,7 @@ module snn_reduce #(
     output wire [IRW-1:0]  in_row,
     input  wire            in_ack,
     input  wire [D*WI-1:0] in_data,
+    input  wire [IRW:0]    in_avail,  // input rows that may be read (0..in_avail-1)
     output wire            out_we,
     output wire [ORW-1:0]  out_waddr,
     output wire [D*WO-1:0] out_wdata
@@ -40,6 +43,8 @@ module snn_reduce #(
     reg [IRW-1:0]  row;        // q*NOUT + j
     reg [IRW-1:0]  next_j;     // j + 1 as an input row
     reg [D*WO-1:0] acc;
+    reg            want;       // row is to be requested once it may be read
+    wire [IRW-1:0] row_next = row + STRIDE;
 
 
     // Lane datapaths as loops in a combinational block (see snn_neuron). WO > WI.
@@ -66,12 +71,18 @@ module snn_reduce #(
             done <= 1'b0;
             busy <= 1'b0;
             in_req <= 1'b0;
+            want <= 1'b0;
         end else begin
             done <= 1'b0;
             in_req <= 1'b0;
+            if (want && {1'b0, row} < in_avail) begin
+                in_req <= 1'b1;
+                want <= 1'b0;
+            end
             if (start) begin
                 busy <= 1'b1;
-                in_req <= 1'b1;
+                in_req <= in_avail != {(IRW+1){1'b0}};
+                want <= in_avail == {(IRW+1){1'b0}};
                 j <= {ORW{1'b0}};
                 q <= {QW{1'b0}};
                 row <= {IRW{1'b0}};
@@ -89,13 +100,15 @@ module snn_reduce #(
                         j <= j + 1'b1;
                         row <= next_j;
                         next_j <= next_j + 1'b1;
-                        in_req <= 1'b1;
+                        in_req <= {1'b0, next_j} < in_avail;
+                        want <= {1'b0, next_j} >= in_avail;
                     end
                 end else begin
                     acc <= sum;
                     q <= q + 1'b1;
-                    row <= row + STRIDE;
-                    in_req <= 1'b1;
+                    row <= row_next;
+                    in_req <= {1'b0, row_next} < in_avail;
+                    want <= {1'b0, row_next} >= in_avail;
                 end
             end
         end

@@ -18,6 +18,9 @@
 //   2. the A rows of b stream in likewise (a request every AG cycles; a silent A: a row
 //      a cycle, zero): on its arrival row n's C_A(t-1) is read from the RAM, the cycle
 //      after the output row is the sum above and C_A(b, n) += S_A(b, n) is written.
+//      A row b*N + n is requested only once a_avail > b*N + n: a producer writing A's
+//      buffer in the same step (the rows it has written, the engine streaming them);
+//      otherwise a_avail is above every row.
 // On the first run of an inference the stored counts read as zero (a lazy reset).
 module snn_td_matmul_rows #(
     parameter NB   = 1,    // batch (heads)
@@ -52,6 +55,7 @@ module snn_td_matmul_rows #(
     output reg  [ARW-1:0] a_row,
     input  wire           a_ack,
     input  wire [K-1:0]   a_data,
+    input  wire [ARW:0]   a_avail,   // A rows that may be read (0..a_avail-1)
     output reg            b_req,
     output reg  [BRW-1:0] b_row,
     input  wire           b_ack,
@@ -91,6 +95,7 @@ module snn_td_matmul_rows #(
     reg [RBW-1:0]   bn;        // C_B rows read (phase 1)
     reg [RBW-1:0]   bgot;      // B rows arrived
     reg [NW-1:0]    aq;        // A rows requested (phase 2)
+    reg [ARW:0]     anext;     // the A row requested next, b*N + aq
     reg [NW-1:0]    agot;      // A rows arrived
     reg             ain;       // rows still to arrive (phase 2)
     reg [NW-1:0]    aout;      // A rows written
@@ -235,6 +240,7 @@ module snn_td_matmul_rows #(
                     b_row <= {BRW{1'b0}};
                     arow_in <= {ARW{1'b0}};
                     arow_out <= {ARW{1'b0}};
+                    anext <= {(ARW + 1){1'b0}};
                     brd <= {BRW{1'b0}};
                     bwr <= {BRW{1'b0}};
                     asking <= 1'b1;
@@ -266,10 +272,11 @@ module snn_td_matmul_rows #(
                     end
                 end
                 default: begin  // S_A
-                    if (a_valid && asking && gap == {GW{1'b0}}) begin
+                    if (a_valid && asking && gap == {GW{1'b0}} && anext < a_avail) begin
                         a_req <= 1'b1;
                         gap <= AG_GAP;
                         aq <= aq + 1'b1;
+                        anext <= anext + 1'b1;
                         if (aq == N_LAST) asking <= 1'b0;
                     end
                     if (a_req) a_row <= a_row + 1'b1;

@@ -13,8 +13,11 @@
 //
 // Architecture: one engine per layer and one RAM per value, a row of lanes per word;
 // engines read their inputs through ports (snn_port) that resolve the layout ops. The
-// controller runs the engines one at a time in topological order, for every time step,
-// skipping those with no work at that step at no cost (schedule in mem/schedule.hex).
+// controller runs the time steps one at a time; in a step, each engine with work starts
+// once its producers are done (or have started, for the one whose rows it streams) and
+// the engines before it reading its RAM are done, so independent engines run at once
+// (readers that would wait for each other read twins of a buffer's RAM, written
+// together); engines without work at a step are skipped at no cost (mem/schedule.hex).
 // Probed neuron layers (dbg_layer):
 //   0: /tokenizer/tokenizer.2/act_quant/export_handler/DequantizeLinear (/tokenizer/tokenizer.2/act_quant/export_handler/DequantizeLinear_output_0), 64 rows x 16 lanes
 //   1: /tokenizer/tokenizer.6/act_quant/export_handler/DequantizeLinear (/tokenizer/tokenizer.6/act_quant/export_handler/DequantizeLinear_output_0), 16 rows x 32 lanes
@@ -113,6 +116,7 @@ module snn_top (
     wire [15:0] e3_in_data;
     wire [0:0] e3_in_en;
     wire [3:0] e3_in_addr;
+    wire [4:0] e3_avail;
     wire [0:0] e4_in_req;
     wire [3:0] e4_in_row;
     wire [0:0] e4_in_ack;
@@ -137,6 +141,7 @@ module snn_top (
     wire [31:0] e6_in_data;
     wire [0:0] e6_in_en;
     wire [3:0] e6_in_addr;
+    wire [4:0] e6_avail;
     wire [0:0] e7_in_req;
     wire [3:0] e7_in_row;
     wire [0:0] e7_in_ack;
@@ -236,6 +241,7 @@ module snn_top (
     wire [3:0] e16_b_addr;
     wire [0:0] e16_a_valid;
     wire [0:0] e16_b_valid;
+    wire [5:0] e16_avail;
     wire [0:0] e17_in_req;
     wire [4:0] e17_in_row;
     wire [0:0] e17_in_ack;
@@ -415,6 +421,7 @@ module snn_top (
     wire [3:0] e34_b_addr;
     wire [0:0] e34_a_valid;
     wire [0:0] e34_b_valid;
+    wire [5:0] e34_avail;
     wire [0:0] e35_in_req;
     wire [4:0] e35_in_row;
     wire [0:0] e35_in_ack;
@@ -518,6 +525,7 @@ module snn_top (
     wire [279:0] e45_in_data;
     wire [0:0] e45_in_en;
     wire [3:0] e45_in_addr;
+    wire [4:0] e45_avail;
     wire [0:0] e46_in_req;
     wire [0:0] e46_in_row;
     wire [0:0] e46_in_ack;
@@ -634,10 +642,22 @@ module snn_top (
     snn_ram #(.WIDTH(32), .DEPTH(16), .AW(4)) b8_ram (
         .clk(clk), .we(b8_we), .waddr(b8_waddr), .wdata(b8_wdata),
         .re(b8_re), .raddr(b8_raddr), .rdata(b8_rdata));
-    assign b8_re = e8_in_en || e9_in_en || e10_in_en;
-    assign b8_raddr = (e8_in_en ? e8_in_addr : 4'd0)
-        | (e9_in_en ? e9_in_addr : 4'd0)
-        | (e10_in_en ? e10_in_addr : 4'd0);
+    assign b8_re = e8_in_en;
+    assign b8_raddr = (e8_in_en ? e8_in_addr : 4'd0);
+    // twin 1: read by engines running beside the readers above
+    wire [31:0] b8_rdata1;
+    snn_ram #(.WIDTH(32), .DEPTH(16), .AW(4)) b8_ram1 (
+        .clk(clk), .we(b8_we), .waddr(b8_waddr), .wdata(b8_wdata),
+        .re(e9_in_en),
+        .raddr(e9_in_addr),
+        .rdata(b8_rdata1));
+    // twin 2: read by engines running beside the readers above
+    wire [31:0] b8_rdata2;
+    snn_ram #(.WIDTH(32), .DEPTH(16), .AW(4)) b8_ram2 (
+        .clk(clk), .we(b8_we), .waddr(b8_waddr), .wdata(b8_wdata),
+        .re(e10_in_en),
+        .raddr(e10_in_addr),
+        .rdata(b8_rdata2));
     // b9: /blocks/blocks.0/attn/q/linear/MatMul (/blocks/blocks.0/attn/q/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 12 bits, written by u8_blocks_blocks_0_attn_q_linear_MatMul_output_0_Dense
     wire             b9_we;
     wire [3:0] b9_waddr;
@@ -854,10 +874,22 @@ module snn_top (
     snn_ram #(.WIDTH(32), .DEPTH(16), .AW(4)) b26_ram (
         .clk(clk), .we(b26_we), .waddr(b26_waddr), .wdata(b26_wdata),
         .re(b26_re), .raddr(b26_raddr), .rdata(b26_rdata));
-    assign b26_re = e26_in_en || e27_in_en || e28_in_en;
-    assign b26_raddr = (e26_in_en ? e26_in_addr : 4'd0)
-        | (e27_in_en ? e27_in_addr : 4'd0)
-        | (e28_in_en ? e28_in_addr : 4'd0);
+    assign b26_re = e26_in_en;
+    assign b26_raddr = (e26_in_en ? e26_in_addr : 4'd0);
+    // twin 1: read by engines running beside the readers above
+    wire [31:0] b26_rdata1;
+    snn_ram #(.WIDTH(32), .DEPTH(16), .AW(4)) b26_ram1 (
+        .clk(clk), .we(b26_we), .waddr(b26_waddr), .wdata(b26_wdata),
+        .re(e27_in_en),
+        .raddr(e27_in_addr),
+        .rdata(b26_rdata1));
+    // twin 2: read by engines running beside the readers above
+    wire [31:0] b26_rdata2;
+    snn_ram #(.WIDTH(32), .DEPTH(16), .AW(4)) b26_ram2 (
+        .clk(clk), .we(b26_we), .waddr(b26_waddr), .wdata(b26_wdata),
+        .re(e28_in_en),
+        .raddr(e28_in_addr),
+        .rdata(b26_rdata2));
     // b27: /blocks/blocks.1/attn/q/linear/MatMul (/blocks/blocks.1/attn/q/linear/MatMul_output_0/Dense): 16 rows x 32 lanes x 11 bits, written by u26_blocks_blocks_1_attn_q_linear_MatMul_output_0_Dense
     wire             b27_we;
     wire [3:0] b27_waddr;
@@ -1354,7 +1386,7 @@ module snn_top (
         .data(e9_in_data),
         .rd_en(e9_in_en),
         .rd_addr(e9_in_addr),
-        .rd_data(b8_rdata)
+        .rd_data(b8_rdata1)
     );
 
     // /blocks/blocks.0/attn_in/act_quant/export_handler/DequantizeLinear_output_0 read from /blocks/blocks.0/attn_in/act_quant/export_handler/DequantizeLinear_output_0 (identity)
@@ -1379,7 +1411,7 @@ module snn_top (
         .data(e10_in_data),
         .rd_en(e10_in_en),
         .rd_addr(e10_in_addr),
-        .rd_data(b8_rdata)
+        .rd_data(b8_rdata2)
     );
 
     // /blocks/blocks.0/attn/q/linear/MatMul_output_0/Dense read from /blocks/blocks.0/attn/q/linear/MatMul_output_0/Dense (identity)
@@ -1904,7 +1936,7 @@ module snn_top (
         .data(e27_in_data),
         .rd_en(e27_in_en),
         .rd_addr(e27_in_addr),
-        .rd_data(b26_rdata)
+        .rd_data(b26_rdata1)
     );
 
     // /blocks/blocks.1/attn_in/act_quant/export_handler/DequantizeLinear_output_0 read from /blocks/blocks.1/attn_in/act_quant/export_handler/DequantizeLinear_output_0 (identity)
@@ -1929,7 +1961,7 @@ module snn_top (
         .data(e28_in_data),
         .rd_en(e28_in_en),
         .rd_addr(e28_in_addr),
-        .rd_data(b26_rdata)
+        .rd_data(b26_rdata2)
     );
 
     // /blocks/blocks.1/attn/q/linear/MatMul_output_0/Dense read from /blocks/blocks.1/attn/q/linear/MatMul_output_0/Dense (identity)
@@ -2644,7 +2676,7 @@ module snn_top (
         .in_row(e3_in_row),
         .in_ack(e3_in_ack),
         .in_data(e3_in_data),
-        .in_avail(5'd16),
+        .in_avail(e3_avail),
         .out_we(b4_we),
         .out_waddr(b4_waddr),
         .out_wdata(b4_wdata),
@@ -2764,7 +2796,7 @@ module snn_top (
         .in_row(e6_in_row),
         .in_ack(e6_in_ack),
         .in_data(e6_in_data),
-        .in_avail(5'd16),
+        .in_avail(e6_avail),
         .out_we(b7_we),
         .out_waddr(b7_waddr),
         .out_wdata(b7_wdata),
@@ -3063,6 +3095,7 @@ module snn_top (
         .b_data(e13_b_data),
         .a_valid(e13_a_valid),
         .b_valid(e13_b_valid),
+        .a_avail(6'd32),
         .out_we(b14_we),
         .out_waddr(b14_waddr),
         .out_wdata(b14_wdata),
@@ -3182,6 +3215,7 @@ module snn_top (
         .b_data(e16_b_data),
         .a_valid(e16_a_valid),
         .b_valid(e16_b_valid),
+        .a_avail(e16_avail),
         .out_we(b17_we),
         .out_waddr(b17_waddr),
         .out_wdata(b17_wdata),
@@ -3773,6 +3807,7 @@ module snn_top (
         .b_data(e31_b_data),
         .a_valid(e31_a_valid),
         .b_valid(e31_b_valid),
+        .a_avail(6'd32),
         .out_we(b32_we),
         .out_waddr(b32_waddr),
         .out_wdata(b32_wdata),
@@ -3892,6 +3927,7 @@ module snn_top (
         .b_data(e34_b_data),
         .a_valid(e34_a_valid),
         .b_valid(e34_b_valid),
+        .a_avail(e34_avail),
         .out_we(b35_we),
         .out_waddr(b35_waddr),
         .out_wdata(b35_wdata),
@@ -4295,6 +4331,7 @@ module snn_top (
         .in_row(e45_in_row),
         .in_ack(e45_in_ack),
         .in_data(e45_in_data),
+        .in_avail(e45_avail),
         .out_we(b46_we),
         .out_waddr(b46_waddr),
         .out_wdata(b46_wdata),
@@ -4330,9 +4367,9 @@ module snn_top (
     // ------------------------------------------------------------ time-step controller
     // engine k waits for the engines of bits k*NE +: NE of WAIT, and starts no earlier than those of SWAIT
     snn_ctrl #(.NE(47), .NA(47), .STEPS(106), .TW(7),
-               .WAIT(2209'hfffffffffffcfffffffffff80600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000fffffffff000000000000000ffffffffc000060c00600000000000000000fffffffe000010600300000000c006000000c1800c0000008300180000000600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000ffffc0000000000000000000ffff00000000060000000000000000000000fff800000000100000000000000000000000c00000000000800000000000000000000000000000000000fc0000000000000000000000000000000000e00000000000000000000000000000000000),
-               .SWAIT(2209'hff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c0000000000080000000000000000000000080000000000000000000000009fe000000008000000000000000000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c000000000008000000000000000000000008000000000000000000000000980000000008000000000000000000000002c0000000000380000000000300000000000600000000000c00000000000800000000000000000000000c00000000000800000000000000000000000c00000000000800000000000),
-               .SKIP(47'h601480052049),
+               .WAIT(2209'h8000000000000300180000000600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000800000000000400000000000800000000000000c00600000000000000000c0000000000000600300000000c00600000001800c0000000300180000000600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000800000000000400000000000800000000000000000000000000000000000c00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000),
+               .SWAIT(2209'hff8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c00000000000800000000000000000000000b0000000000060000000000009fe000000008000000000000000000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c00000000000800000000000000000000000b0000000000060000000000009fe000000008000000000000000000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c00000000000800000000000),
+               .SKIP(47'h401080042001),
                .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
         .start(start), .active(active), .done(done), .quiet(quiet), .skipped(skipped),
@@ -4379,10 +4416,6 @@ module snn_top (
     always @(posedge clk)
         if (rst || fresh) on45 <= 1'b0;
         else if (start[45]) on45 <= 1'b1;
-    reg        live43;  // b3
-    always @(posedge clk)
-        if (rst || fresh) live43 <= 1'b0;
-        else if (b3_we && |b3_wdata) live43 <= 1'b1;
     reg        live44;  // b6
     always @(posedge clk)
         if (rst || fresh) live44 <= 1'b0;
@@ -4399,10 +4432,6 @@ module snn_top (
     always @(posedge clk)
         if (rst || fresh) live9 <= 1'b0;
         else if (b13_we && |b13_wdata) live9 <= 1'b1;
-    reg        live11;  // b15
-    always @(posedge clk)
-        if (rst || fresh) live11 <= 1'b0;
-        else if (b15_we && |b15_wdata) live11 <= 1'b1;
     reg        live13;  // b16
     always @(posedge clk)
         if (rst || fresh) live13 <= 1'b0;
@@ -4439,10 +4468,6 @@ module snn_top (
     always @(posedge clk)
         if (rst || fresh) live27 <= 1'b0;
         else if (b31_we && |b31_wdata) live27 <= 1'b1;
-    reg        live29;  // b33
-    always @(posedge clk)
-        if (rst || fresh) live29 <= 1'b0;
-        else if (b33_we && |b33_wdata) live29 <= 1'b1;
     reg        live31;  // b34
     always @(posedge clk)
         if (rst || fresh) live31 <= 1'b0;
@@ -4473,18 +4498,18 @@ module snn_top (
         else if ((start[45] || on45) && ((active[45] && live45))) live46 <= 1'b1;
     assign e1_in_valid = active[0] && !skipped[0];
     assign e2_in_valid = active[1];
-    assign e4_in_valid = active[2] && !skipped[3];
+    assign e4_in_valid = active[2];
     assign e5_in_valid = active[3];
-    assign e7_in_valid = active[4] && !skipped[6];
+    assign e7_in_valid = active[4];
     assign e11_in_valid = active[6];
     assign e12_in_valid = active[8];
     assign e13_a_valid = active[7] && live7;
     assign e13_b_valid = active[9] && live9;
     assign e14_in_valid = active[10] && !skipped[13];
     assign e15_in_valid = active[12];
-    assign e16_a_valid = active[11] && live11;
+    assign e16_a_valid = active[11];
     assign e16_b_valid = active[13] && live13;
-    assign e17_in_valid = active[14] && !skipped[16];
+    assign e17_in_valid = active[14];
     assign e19_a_valid = active[4] && live4;
     assign e19_b_valid = active[16] && !skipped[18];
     assign e20_in_valid = active[17];
@@ -4498,9 +4523,9 @@ module snn_top (
     assign e31_b_valid = active[27] && live27;
     assign e32_in_valid = active[28] && !skipped[31];
     assign e33_in_valid = active[30];
-    assign e34_a_valid = active[29] && live29;
+    assign e34_a_valid = active[29];
     assign e34_b_valid = active[31] && live31;
-    assign e35_in_valid = active[32] && !skipped[34];
+    assign e35_in_valid = active[32];
     assign e37_a_valid = active[22] && live22;
     assign e37_b_valid = active[34] && !skipped[36];
     assign e38_in_valid = active[35];
@@ -4511,10 +4536,10 @@ module snn_top (
     assign quiet[0] = !((active[42]));
     assign quiet[1] = 1'b0;
     assign quiet[2] = 1'b0;
-    assign quiet[3] = !((active[43] && live43));
+    assign quiet[3] = 1'b0;
     assign quiet[4] = 1'b0;
     assign quiet[5] = 1'b0;
-    assign quiet[6] = !((active[44] && live44));
+    assign quiet[6] = 1'b0;
     assign quiet[7] = 1'b0;
     assign quiet[8] = 1'b0;
     assign quiet[9] = 1'b0;
@@ -4524,7 +4549,7 @@ module snn_top (
     assign quiet[13] = !((active[9] && live9) || (active[7] && live7));
     assign quiet[14] = 1'b0;
     assign quiet[15] = 1'b0;
-    assign quiet[16] = !((active[11] && live11) || (active[13] && live13));
+    assign quiet[16] = 1'b0;
     assign quiet[17] = 1'b0;
     assign quiet[18] = !((active[15] && live15));
     assign quiet[19] = 1'b0;
@@ -4542,7 +4567,7 @@ module snn_top (
     assign quiet[31] = !((active[27] && live27) || (active[25] && live25));
     assign quiet[32] = 1'b0;
     assign quiet[33] = 1'b0;
-    assign quiet[34] = !((active[29] && live29) || (active[31] && live31));
+    assign quiet[34] = 1'b0;
     assign quiet[35] = 1'b0;
     assign quiet[36] = !((active[33] && live33));
     assign quiet[37] = 1'b0;
@@ -4553,7 +4578,7 @@ module snn_top (
     assign quiet[42] = 1'b0;
     assign quiet[43] = 1'b0;
     assign quiet[44] = 1'b0;
-    assign quiet[45] = !((active[45] && live45));
+    assign quiet[45] = 1'b0;
     assign quiet[46] = !((active[46] && live46));
 
     // engine 1 reads b1 as engine 0 writes it: the rows written since its start (64 once it is done)
@@ -4586,6 +4611,21 @@ module snn_top (
         end
     assign e2_avail = start[1] ? 7'd0 : s2_on ? s2_rows : 7'd64;
 
+    // engine 3 reads b3 as engine 2 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s3_rows;
+    reg        s3_on;
+    always @(posedge clk)
+        if (rst) begin
+            s3_on <= 1'b0;
+        end else if (start[2]) begin
+            s3_on <= 1'b1;
+            s3_rows <= 5'd0;
+        end else begin
+            if (done[2]) s3_on <= 1'b0;
+            if (b3_we) s3_rows <= s3_rows + 1'b1;
+        end
+    assign e3_avail = start[2] ? 5'd0 : s3_on ? s3_rows : 5'd16;
+
     // engine 4 reads b4 as engine 3 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s4_rows;
     reg        s4_on;
@@ -4615,6 +4655,21 @@ module snn_top (
             if (b5_we) s5_rows <= s5_rows + 1'b1;
         end
     assign e5_avail = start[4] ? 5'd0 : s5_on ? s5_rows : 5'd16;
+
+    // engine 6 reads b6 as engine 5 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s6_rows;
+    reg        s6_on;
+    always @(posedge clk)
+        if (rst) begin
+            s6_on <= 1'b0;
+        end else if (start[5]) begin
+            s6_on <= 1'b1;
+            s6_rows <= 5'd0;
+        end else begin
+            if (done[5]) s6_on <= 1'b0;
+            if (b6_we) s6_rows <= s6_rows + 1'b1;
+        end
+    assign e6_avail = start[5] ? 5'd0 : s6_on ? s6_rows : 5'd16;
 
     // engine 7 reads b7 as engine 6 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s7_rows;
@@ -4735,6 +4790,21 @@ module snn_top (
             if (b11_we) s15_rows <= s15_rows + 1'b1;
         end
     assign e15_avail = start[10] ? 5'd0 : s15_on ? s15_rows : 5'd16;
+
+    // engine 16 reads b15 as engine 14 writes it: the rows written since its start (32 once it is done)
+    reg  [5:0] s16_rows;
+    reg        s16_on;
+    always @(posedge clk)
+        if (rst) begin
+            s16_on <= 1'b0;
+        end else if (start[14]) begin
+            s16_on <= 1'b1;
+            s16_rows <= 6'd0;
+        end else begin
+            if (done[14]) s16_on <= 1'b0;
+            if (b15_we) s16_rows <= s16_rows + 1'b1;
+        end
+    assign e16_avail = start[14] ? 6'd0 : s16_on ? s16_rows : 6'd32;
 
     // engine 17 reads b17 as engine 16 writes it: the rows written since its start (32 once it is done)
     reg  [5:0] s17_rows;
@@ -4961,6 +5031,21 @@ module snn_top (
         end
     assign e33_avail = start[28] ? 5'd0 : s33_on ? s33_rows : 5'd16;
 
+    // engine 34 reads b33 as engine 32 writes it: the rows written since its start (32 once it is done)
+    reg  [5:0] s34_rows;
+    reg        s34_on;
+    always @(posedge clk)
+        if (rst) begin
+            s34_on <= 1'b0;
+        end else if (start[32]) begin
+            s34_on <= 1'b1;
+            s34_rows <= 6'd0;
+        end else begin
+            if (done[32]) s34_on <= 1'b0;
+            if (b33_we) s34_rows <= s34_rows + 1'b1;
+        end
+    assign e34_avail = start[32] ? 6'd0 : s34_on ? s34_rows : 6'd32;
+
     // engine 35 reads b35 as engine 34 writes it: the rows written since its start (32 once it is done)
     reg  [5:0] s35_rows;
     reg        s35_on;
@@ -5095,6 +5180,21 @@ module snn_top (
             if (b44_we) s44_rows <= s44_rows + 1'b1;
         end
     assign e44_avail = start[43] ? 5'd0 : s44_on ? s44_rows : 5'd16;
+
+    // engine 45 reads b45 as engine 44 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s45_rows;
+    reg        s45_on;
+    always @(posedge clk)
+        if (rst) begin
+            s45_on <= 1'b0;
+        end else if (start[44]) begin
+            s45_on <= 1'b1;
+            s45_rows <= 5'd0;
+        end else begin
+            if (done[44]) s45_on <= 1'b0;
+            if (b45_we) s45_rows <= s45_rows + 1'b1;
+        end
+    assign e45_avail = start[44] ? 5'd0 : s45_on ? s45_rows : 5'd16;
 
     // ------------------------------------------------------------ interface
     assign in_ready  = phase == P_LOAD;
