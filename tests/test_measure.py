@@ -27,7 +27,7 @@ from snncc.metrics.energy import (
     synapse_sops,
 )
 from snncc.metrics.energy import td_matmul_sops as td_matmul_sops_on_trains
-from snncc.metrics.measure import measure
+from snncc.metrics.measure import measure, pack_raster
 from snncc.metrics.run_rules import (
     NonzeroCurrents,
     conv_fan_out,
@@ -216,6 +216,15 @@ def test_measure_in_any_batches_equals_one_traced_run(models, batch_size):
     for n in model.graph.ops(o.Neuron):
         assert m.spikes_per_neuron(model.graph, n.name) == float(r.counts[n.name].mean())
     assert set(m.rasters) == {n.name for n in model.graph.ops(o.Neuron)}
+    _assert_rasters_are_the_step_engines(model, x, m)
+
+
+def _assert_rasters_are_the_step_engines(model, x: np.ndarray, m) -> None:
+    """The report's rasters (made from the first input's counts, for the neurons shown
+    alone) are the step engine's trains of that input."""
+    first = model.run(x[:1], engine="step", trace=True, batch_size=1)
+    assert m.rasters == {name: pack_raster(t[:, 0]) for name, t in first.trains.items()}
+    assert any(r["shown"] < r["neurons"] for r in m.rasters.values())
 
 
 @pytest.mark.parametrize("neuron", ["signed", "multi"])
@@ -227,6 +236,7 @@ def test_other_neuron_kinds_are_counted_from_their_trains(models, neuron):
     r = model.simulate(x, trace=True)
     assert m.counts == count_ops(model.graph, x, r.trains)
     assert m.firing_rates(model.graph) == r.firing_rates(model.graph)
+    _assert_rasters_are_the_step_engines(model, x, m)
 
 
 @pytest.mark.parametrize("delay", ["2", "4", "6", "none"])

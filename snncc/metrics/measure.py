@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from snncc import ops as o
-from snncc.backends.sim.engine import SimResult
+from snncc.backends.sim.engine import SimResult, exact_train
 from snncc.errors import Diagnostic, SnnccError
 from snncc.metrics.energy import OpCounts, count_ops
 
@@ -123,10 +123,25 @@ def _simulated(model, x: np.ndarray, engine: str, trace: bool, rasters: bool
     else:
         r, ops = _traced(model, x, engine, trace)
     packed = {}
-    if rasters:
+    if rasters and (engine == "fast" or (engine == "auto" and model.delay == "exact")):
+        packed = exact_rasters(model.graph, {k: v[0] for k, v in r.counts.items()}, r.steps)
+    elif rasters:
         first = model.run(x[:1], engine=engine, trace=True, batch_size=1)
         packed = {name: pack_raster(t[:, 0]) for name, t in first.trains.items()}
     return r, ops, packed
+
+
+def exact_rasters(graph, counts: dict[str, np.ndarray], steps: int,
+                  cap: int = RASTER_NEURONS) -> dict[str, dict]:
+    """`pack_raster` of one sample's trains in exact mode, from its `counts` (by neuron
+    layer), each train made for the first `cap` neurons alone: the whole trains of a
+    DeiT-tiny-scale model would take steps x neurons bytes (4.4 GB)."""
+    out = {}
+    for name, c in counts.items():
+        flat = np.asarray(c).reshape(-1)
+        train = exact_train(graph.node(name).op_as(o.Neuron), flat[:cap], steps)
+        out[name] = pack_raster(train, cap, neurons=flat.size)
+    return out
 
 
 def _figures(model, x: np.ndarray, r: SimResult, ops: OpCounts | None,
@@ -252,11 +267,14 @@ def concat(parts: list[SimResult]) -> SimResult:
                      first.steps, trains)
 
 
-def pack_raster(train: np.ndarray, cap: int = RASTER_NEURONS) -> dict:
-    """One sample's spike train [T, ...] as JSON: the first `cap` neurons, bit-packed."""
+def pack_raster(train: np.ndarray, cap: int = RASTER_NEURONS, neurons: int | None = None
+                ) -> dict:
+    """One sample's spike train [T, ...] as JSON: the first `cap` neurons, bit-packed
+    (`neurons`: the layer's, when `train` holds only the first ones)."""
     flat = train.reshape(len(train), -1)
     shown = flat[:, :cap].astype(np.uint8)
-    return {"steps": int(flat.shape[0]), "neurons": int(flat.shape[1]),
+    return {"steps": int(flat.shape[0]),
+            "neurons": int(flat.shape[1] if neurons is None else neurons),
             "shown": int(shown.shape[1]),
             "bits": base64.b64encode(np.packbits(shown).tobytes()).decode()}
 

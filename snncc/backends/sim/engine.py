@@ -131,16 +131,20 @@ def run_fast(graph: Graph, x: np.ndarray, trace: bool = False) -> SimResult:
     real, ints = _readout(r, values[r.name].astype(np.int64))
     trains = None
     if trace:
-        trains = {}
-        for n in p.order:
-            if isinstance(n.op, o.Neuron):
-                c = counts[n.name][None].astype(np.int64)
-                t = np.arange(p.steps).reshape((-1,) + (1,) * (c.ndim - 1))
-                if n.op.mode == "multi":  # the whole code at t_fire, on weighted lines
-                    trains[n.name] = np.where(t == n.op.t_fire, c, 0).astype(np.uint8)
-                    continue
-                trains[n.name] = ((t >= n.op.t_fire) & (t < n.op.t_fire + c)).astype(np.uint8)
+        trains = {n.name: exact_train(n.op_as(o.Neuron), counts[n.name], p.steps)
+                  for n in p.order if isinstance(n.op, o.Neuron)}
     return SimResult(real, ints, counts, p.steps, trains)
+
+
+def exact_train(op: o.Neuron, counts: np.ndarray, steps: int) -> np.ndarray:
+    """[steps, *counts.shape] uint8: the spike train, in exact mode, of neurons whose
+    counts are `counts`: one spike a step from t_fire on (a multi neuron: the whole code
+    at t_fire, on weighted lines)."""
+    c = counts[None].astype(np.int64)
+    t = np.arange(steps).reshape((-1,) + (1,) * (c.ndim - 1))
+    if op.mode == "multi":
+        return np.where(t == op.t_fire, c, 0).astype(np.uint8)
+    return ((t >= op.t_fire) & (t < op.t_fire + c)).astype(np.uint8)
 
 
 def _whole(p: plan.Plan) -> ortgraph.Whole | None:
