@@ -755,6 +755,31 @@ def test_inputs_beyond_the_input_quantizer_are_reported(tmp_path):
     assert proc.returncode == 0 and proc.stderr == ""
 
 
+def test_a_streamed_data_set_is_checked_for_saturation_a_part_at_a_time(tmp_path, monkeypatch,
+                                                                        capsys):
+    """A folder of shards: its first inputs are read a part at a time (here an input a
+    part) for the saturation warning, which counts every saturated value of them as the
+    whole array's would, even when the far-out value that calls for it comes last."""
+    from snncc.runtime import datasets, inputs
+
+    built(tmp_path)
+    first = np.array([[0.5, 0.25, 1.02, 0.3], [0.1, -0.01, 0.2, 0.3]], np.float32)
+    second = np.array([[0.5, 0.25, 0.2, 255.0]], np.float32)  # the far-out value, last
+    (tmp_path / "shards").mkdir()
+    np.save(tmp_path / "shards" / "a.npy", first)
+    np.save(tmp_path / "shards" / "b.npy", second)
+    monkeypatch.setattr(datasets, "SATURATION_CHUNK", 8 * 4)  # an input (4 float64) a part
+    read = []
+    monkeypatch.setattr(inputs, "_float64", lambda x: read.append(len(x)) or np.asarray(x))
+    model = snncc.load(tmp_path / "build" / "model.snn")
+    x = snncc.app.cli._simulate_input(model, tmp_path / "shards")
+    parts = list(read)  # both passes (far out anywhere? then the count), an input a part
+    whole = inputs.saturation(model, np.concatenate([first, second]), tmp_path / "shards")
+    assert len(whole) == 1 and " 3 of 12 input values " in whole[0]
+    assert capsys.readouterr().err == f"warning: {whole[0]} (in its first 3 inputs)\n"
+    assert len(x) == 3 and parts == [1] * 6
+
+
 # ---------------------------------------------------------------- pinning shapes
 
 

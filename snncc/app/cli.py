@@ -458,14 +458,20 @@ def _simulate_input(model, path: Path):
     """simulate's --input: a folder of shards or a large .npy file is read a batch at a
     time (snncc.runtime.datasets; the saturation check looks at its first inputs); anything else as
     every command reads it."""
-    from snncc.runtime.datasets import SATURATION_SAMPLE, open_array, streamed
+    from snncc.runtime.datasets import SATURATION_CHUNK, SATURATION_SAMPLE, open_array, streamed
 
     if not streamed(path):
         return _checked_input(model, path)
     x = model.check_form(open_array(path, "--input"), file=f"--input {path}")
-    first = model.check_input(x[:SATURATION_SAMPLE], file=f"--input {path}")
-    for note in inputs.saturation(model, first, path):
-        err.print(f"warning: {note} (in its first {len(first)} inputs)", markup=False)
+    n = min(len(x), SATURATION_SAMPLE)
+    step = max(1, SATURATION_CHUNK // (8 * int(np.prod(x.shape[1:]))))  # float64 bytes
+
+    def chunks():  # checked a part at a time: memory bounded by the part, not the sample
+        for s in range(0, n, step):
+            yield model.check_input(x[s:min(s + step, n)], file=f"--input {path}", offset=s)
+
+    for note in inputs.saturation_of(model, chunks, path):
+        err.print(f"warning: {note} (in its first {n} inputs)", markup=False)
     return x
 
 

@@ -23,6 +23,7 @@ from snncc.runtime import inputs
 SHARD_SUFFIXES = (".npy", ".npz")
 STREAM_BYTES = 64 << 20  # .npy files larger than this are memory-mapped
 SATURATION_SAMPLE = 4096  # inputs the saturation warning looks at in a streamed data set
+SATURATION_CHUNK = 64 << 20  # ... read this many bytes (as float64) at a time
 
 
 def streamed(path: Path) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -169,21 +170,35 @@ def saturation(model, x: np.ndarray, path: Path) -> list[str]:
     """A warning per input quantizer that `x` drives far outside its range (by more than
     an eighth of the range: mis-scaled inputs, not a quantizer that clips the top of the
     data by design), saying how many values saturate."""
+    return saturation_of(model, lambda: iter([x]), path)
+
+
+def saturation_of(model, chunks: Callable[[], Iterator[np.ndarray]], path: Path
+                  ) -> list[str]:
+    """`saturation` of the inputs that `chunks()` yields a part at a time (it is called
+    a second time, to count the saturated values, only if some value lies far out)."""
     from snncc import ops as o
 
     notes = []
     for n in model.graph.ops(o.SpikeInput):
         op = n.op
-        x = np.asarray(x, np.float64)
         lo, hi = (op.lo - op.zero_point) * op.scale, (op.hi - op.zero_point) * op.scale
         margin = (hi - lo) / 8
-        if not np.any((x > hi + margin) | (x < lo - margin)):
+        if not any(np.any((x > hi + margin) | (x < lo - margin))
+                   for x in map(_float64, chunks())):
             continue  # (the codes, below, are worked out only for a warning)
-        raw = op.rounding.apply(x / op.scale) + op.zero_point
-        above, below = int(np.sum(raw > op.hi)), int(np.sum(raw < op.lo))
-        notes.append(f"{path}: {above + below} of {x.size} input values "
-                     f"({(above + below) / x.size:.2%}) lie outside the range "
+        above = below = size = 0
+        for x in map(_float64, chunks()):
+            raw = op.rounding.apply(x / op.scale) + op.zero_point
+            above, below = above + int(np.sum(raw > op.hi)), below + int(np.sum(raw < op.lo))
+            size += x.size
+        notes.append(f"{path}: {above + below} of {size} input values "
+                     f"({(above + below) / size:.2%}) lie outside the range "
                      f"{np.min(lo):.4g}..{np.max(hi):.4g} of the input quantizer (node "
                      f"'{n.name}') and saturate ({above} above, {below} below); scale the "
                      "inputs as the model was trained")
     return notes
+
+
+def _float64(x) -> np.ndarray:
+    return np.asarray(x, np.float64)
