@@ -202,7 +202,7 @@ def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
     # A batch's figures are counted on a thread of their own while the engine runs the
     # next batch (the engine leaves a core idle between its parallel layers); at most
     # FIGURES_AHEAD batches wait to be counted, so memory stays bounded by the batch.
-    parts: list[Measurement] = []
+    gathered = _Gather(len(x))
     pending: deque[Future[Measurement]] = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="snncc-figures") as figures:
         try:
@@ -211,14 +211,71 @@ def measure(model, x: np.ndarray, *, engine: str = "auto", trace: bool = False,
                 pending.append(figures.submit(_figures, model, xb, *simulated, trace=trace,
                                               keep_counts=keep_counts))
                 while len(pending) > FIGURES_AHEAD:
-                    parts.append(pending.popleft().result())
+                    gathered.add(pending.popleft().result())
                 if progress:
                     progress(len(xb))
-            parts.extend(f.result() for f in pending)
+            while pending:
+                gathered.add(pending.popleft().result())
         finally:
             for f in pending:
                 f.cancel()
-    return merge(parts)
+    return gathered.measurement()
+
+
+class _Gather:
+    """`merge` of the batches' measurements as they come, in order, without keeping
+    them: the outputs written into arrays for all `total` inputs (allocated at the first
+    batch: no list of batches to join at the end, which would hold every output twice),
+    the figures summed; only trains and per-input counts, when asked for, are kept and
+    joined at the end."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.batches = total, 0, 0
+        self.first: Measurement | None = None
+        self.logits = self.logits_int = np.zeros(0)
+        self.counts = OpCounts()
+        self.spikes: dict[str, int] = {}
+        self.differing: dict[str, int] | None = None
+        self.trains: list[dict[str, np.ndarray]] = []
+        self.per_input: list[dict[str, np.ndarray]] = []
+
+    def add(self, p: Measurement) -> None:
+        if self.first is None:
+            self.first = p
+            self.logits = np.empty((self.total,) + p.logits.shape[1:], p.logits.dtype)
+            self.logits_int = np.empty((self.total,) + p.logits_int.shape[1:],
+                                       p.logits_int.dtype)
+            self.spikes = dict.fromkeys(p.spikes, 0)
+            self.differing = None if p.differing is None else dict.fromkeys(p.differing, 0)
+        n = len(p.logits)
+        self.batches += 1
+        self.logits[self.done:self.done + n] = p.logits
+        self.logits_int[self.done:self.done + n] = p.logits_int
+        self.done += n
+        self.counts.merge(p.counts)
+        for k in self.spikes:
+            self.spikes[k] += p.spikes[k]
+        if self.differing is not None and p.differing is not None:
+            for k in self.differing:
+                self.differing[k] += p.differing[k]
+        if p.trains is not None:
+            self.trains.append(p.trains)
+        if p.per_input is not None:
+            self.per_input.append(p.per_input)
+
+    def measurement(self) -> Measurement:
+        first = self.first
+        assert first is not None and self.done == self.total, "every batch gathered"
+        trains = None
+        if first.trains is not None and len(self.trains) == self.batches:
+            trains = {k: np.concatenate([t[k] for t in self.trains], axis=1)
+                      for k in first.trains}
+        per_input = None
+        if first.per_input is not None:
+            per_input = {k: np.concatenate([c[k] for c in self.per_input])
+                         for k in first.per_input}
+        return Measurement(self.logits, self.logits_int, first.steps, self.counts,
+                           self.spikes, self.differing, first.rasters, trains, per_input)
 
 
 def _on_cluster(model, x: np.ndarray, address: str, batch_size: int,
