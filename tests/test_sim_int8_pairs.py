@@ -9,6 +9,10 @@ before would have been wrong on one of the products."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -20,6 +24,7 @@ import modelgen
 import snncc
 from snncc import ops as o
 from snncc.backends.sim import integer, ortgraph, plan
+from snncc.errors import SnnccError
 from snncc.intmath import quantize
 
 RNG = np.random.default_rng(11)
@@ -88,8 +93,22 @@ def test_exact_int8_is_the_emulated_kernels_bound(hazard, monkeypatch):
     monkeypatch.setattr(integer, "PAIRS", "exact")
     assert all(integer.exact_int8(np.dtype(t), *c) for t, *c in cases)
     monkeypatch.setattr(integer, "PAIRS", "bogus")
-    with pytest.raises(ValueError, match="SNNCC_INT8_PAIRS='bogus'"):
+    with pytest.raises(SnnccError, match="SNNCC_INT8_PAIRS='bogus' is not a known way"):
         integer.pairs()
+
+
+def test_a_bad_int8_pairs_setting_is_one_message(tmp_path):
+    """Through the command: exit 1, one message naming the variable and its values."""
+    onnx.save(modelgen.tiny_transformer(tokens=4, dim=4, seed=7), tmp_path / "t.onnx")
+    model = snncc.compile(tmp_path / "t.onnx", T=7)
+    model.save(tmp_path / "model.snn")
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).uniform(0, 1, (2, *model.input_shape)))
+    proc = subprocess.run([sys.executable, "-m", "snncc", "simulate", "model.snn", "--input",
+                           "x.npy"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "SNNCC_INT8_PAIRS": "bogus"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "SNNCC_INT8_PAIRS='bogus' is not a known way to sum 8-bit products" in proc.stderr
+    assert "exact, saturating, wrapping, any" in proc.stderr
 
 
 def _nodes(model: bytes):

@@ -26,6 +26,7 @@ import threading
 import numpy as np
 
 from snncc import kernels
+from snncc.errors import Diagnostic, SnnccError
 
 MAX_DIGITS = 4  # more digits than this and float64 BLAS is as fast
 WIDE_TERMS = 128  # below this many terms, combining digits costs more than it saves
@@ -60,7 +61,9 @@ def pairs() -> str:
     if not setting:
         return _machine()
     if setting not in _HAZARDS:
-        raise ValueError(f"SNNCC_INT8_PAIRS={setting!r}: use one of {', '.join(_HAZARDS)}")
+        raise SnnccError(Diagnostic(
+            f"SNNCC_INT8_PAIRS={setting!r} is not a known way to sum 8-bit products",
+            fix=f"set it to one of {', '.join(_HAZARDS)}, or unset it to read the CPU's"))
     return setting
 
 
