@@ -251,13 +251,20 @@ class Stream:
     reading a buffer, its rows in order, a request a cycle at most, while its producer
     writes it (the two started together), asking for row r only once the producer has
     written rows 0..r of this step (`avail`: rows written since the producer's start,
-    every row once it is done or when it does not run)."""
+    every row once it is done or when it does not run). An add streams both of its
+    inputs' producers (two streams; it asks for row r once both have written it)."""
 
     engine: int
     producer: int
     buffer: Buffer
     avail: str  # the net of the rows the engine may read
     bits: int  # its width: the engine's row index bits and one more
+    tag: str = ""  # the engine's second stream: "_b"
+
+    @property
+    def reg(self) -> str:
+        """The prefix of the top's registers counting the rows."""
+        return f"s{self.engine}{self.tag}"
 
 
 @dataclass
@@ -371,6 +378,9 @@ class Design:
     inference_bits: int = 4
     write_bits: int = 1  # pipelined: bits of the writes counters
     silence: Silence | None = None  # one at a time: silent runs skipped
+    # one at a time: an add -> the neuron layer reading one RAM with it in lockstep
+    # (`lockstep`): the two ask for the same rows in the same cycles, so neither waits
+    paired: dict[int, int] = field(default_factory=dict)
 
     @property
     def in_flight_slots(self) -> int:
@@ -385,7 +395,7 @@ class Design:
         the step's start)."""
         out: list[tuple[int, int]] = []
         rams = self.rams()
-        streamed = {s.engine: s.producer for s in self.streams}
+        streamed = _streamed(self.streams)
         for e in self.engines:
             out.append(_masks(self, e, out, rams, streamed))
         return out
@@ -447,7 +457,8 @@ class Design:
 
 
 def _masks(d: Design, e: Engine, before: list[tuple[int, int]],
-           rams: list[set[tuple[int, int]]], streamed: dict[int, int]) -> tuple[int, int]:
+           rams: list[set[tuple[int, int]]], streamed: dict[int, set[int]]
+           ) -> tuple[int, int]:
     """One at a time: engine e's WAIT and SWAIT masks (`before`: those of the engines
     before it). An engine reads the RAMs of its ports and writes its buffer (its state
     is its own), so it waits for its producers (read after write: done; the one whose
@@ -456,13 +467,15 @@ def _masks(d: Design, e: Engine, before: list[tuple[int, int]],
     topological order, where every reader follows its producer), and for no other.
     Streaming the rows of an engine that starts with its own producer, it takes that
     one's masks too (snn_ctrl starts an engine with those of its SWAIT mask that can
-    start, not knowing their own SWAIT)."""
+    start, not knowing their own SWAIT). An add does not wait for the neuron layer it
+    reads a RAM with in lockstep (`Design.paired`)."""
     wait = start = 0
     for j in d.engines[:e.index]:
-        if rams[j.index] & rams[e.index] or e.node.name in j.reads:
+        if (rams[j.index] & rams[e.index] and d.paired.get(e.index) != j.index
+                or e.node.name in j.reads):
             wait |= 1 << j.index
         if j.node.name in e.reads:  # a producer
-            if streamed.get(e.index) == j.index:
+            if j.index in streamed.get(e.index, ()):
                 start |= 1 << j.index
                 if before[j.index][1]:  # a producer that starts with its own
                     wait |= before[j.index][0]
@@ -470,6 +483,42 @@ def _masks(d: Design, e: Engine, before: list[tuple[int, int]],
             else:
                 wait |= 1 << j.index
     return wait, start
+
+
+def lockstep(d: Design, run: list[np.ndarray]) -> None:
+    """One at a time: keep the pairs of `Design.paired` whose two engines start in the
+    same cycle at every step both run (`run`: per engine, per step): the add waits for
+    the same engines of the step as the neuron layer (not for it), and starts with the
+    same ones (and that one). Reading their common RAM a row a cycle, each asking for
+    row r once the producer they both stream has written it (the lowering pairs them
+    only where the add's other producer does not run), they then read the same row in
+    the same cycle. A pair dropped leaves the add waiting for the neuron layer."""
+    while True:
+        waits = d.waits()
+        bad = [a for a, n in d.paired.items() if not _together(waits, a, n, run)]
+        if not bad:
+            return
+        for a in bad:
+            del d.paired[a]
+
+
+def _together(waits: list[tuple[int, int]], a: int, n: int, run: list[np.ndarray]) -> bool:
+    (wa, sa), (wn, sn) = waits[a], waits[n]
+    if wa >> n & 1:
+        return False
+    for t in np.flatnonzero(run[a] & run[n]):
+        on = sum(1 << k for k, r in enumerate(run) if r[t])
+        if wa & on != wn & on or sa & on & ~(1 << n) != sn & on:
+            return False
+    return True
+
+
+def _streamed(streams: list[Stream]) -> dict[int, set[int]]:
+    """Per engine: the producers whose rows it streams."""
+    out: dict[int, set[int]] = {}
+    for s in streams:
+        out.setdefault(s.engine, set()).add(s.producer)
+    return out
 
 
 def _bits(mask: int) -> list[int]:
@@ -484,7 +533,7 @@ def share_reads(d: Design) -> None:
     its producer), so that waiting for them (one read port, `_masks`) costs nothing;
     else a new twin, a copy written with the buffer, and it runs beside them. The
     spiking input codes keep one RAM (one encoder): their readers wait for each other."""
-    streamed = {s.engine: s.producer for s in d.streams}
+    streamed = _streamed(d.streams)
     masks: list[tuple[int, int]] = []
     rams: list[set[tuple[int, int]]] = [set() for _ in d.engines]
     done_before: list[int] = []  # per engine: the engines done before it starts
@@ -519,8 +568,8 @@ def share_reads(d: Design) -> None:
         masks.append(_masks(d, e, masks, rams, streamed))  # waits only on `before`
         done_before.append(before)
         ends = 1 << e.index | before
-        if e.index in streamed:
-            ends |= ends_by[streamed[e.index]]
+        for p in streamed.get(e.index, ()):
+            ends |= ends_by[p]
         ends_by.append(ends)
 
 

@@ -223,7 +223,7 @@ class _Cycles:
         # one at a time, silent runs skipped (`Design.silence`): per (engine, step) the
         # inputs whose run was skipped, per value the inputs it is live for at a step
         self.skip = design.silence.skip if design.silence is not None else 0
-        self.streamed = {s.engine: s for s in design.streams}
+        self.streamed = {(s.engine, s.buffer.node.name): s for s in design.streams}
         self.skipped: dict[tuple[int, int], np.ndarray] = {}
         self.live: dict[tuple[str, int], np.ndarray] = {}
 
@@ -239,8 +239,8 @@ class _Cycles:
         on = np.full(self.tr.batch, bool(self.act.active[src][t]))
         if self.d.silence is None or not on.any():
             return on
-        s = self.streamed.get(e.index)
-        if s is not None and s.buffer.node.name == src:
+        s = self.streamed.get((e.index, src))
+        if s is not None:
             return ~self.skipped.get((s.producer, t), ~on)
         return self.live.get((src, t), on)
 
@@ -470,7 +470,6 @@ class _Cycles:
         as silent (no row comes, none is waited for)."""
         total = np.zeros(self.tr.batch, np.int64)
         waits = self.d.waits()
-        streams = {s.engine: s for s in self.d.streams}
         for t in range(self.d.steps):
             step = _Step(t)
             for e in self.d.engines:
@@ -484,21 +483,27 @@ class _Cycles:
                     if along >> j & 1:
                         start = np.maximum(start, step.at[j])
                 run = runs[(e.index, t)]
-                s = streams.get(e.index)
+                ss = self._streams(e, step)
                 step.at[e.index] = start
-                if s is not None and s.producer in step.at:  # it waits for the rows
+                if ss:  # it waits for the rows
+                    s = ss[0]
                     if e.module == "snn_conv_rows":
                         run = self._stalled(e, step, s.producer) + 1 - start
                     elif e.module == "snn_td_matmul_rows":
                         run = self._td_rows(e, step) - start
                     elif e.module == "snn_reduce":
                         run = self._reduce_stalled(e, step, s.producer) - start
-                    else:
-                        run = run + np.maximum(0, step.end[s.producer] - start - s.buffer.rows)
+                    else:  # an add: the later of its producers' last rows
+                        run = run + np.max([np.maximum(0, step.end[x.producer] - start
+                                                       - x.buffer.rows) for x in ss], axis=0)
                 step.end[e.index] = start + run
             total += 3 + np.max([self._last(k, t, step) for k in step.end], axis=0
                                 ) if step.end else 2
         return total
+
+    def _streams(self, e: Engine, step: _Step) -> list:
+        """The streams of engine e whose producers run at the step (so far)."""
+        return [s for s in self.d.streams if s.engine == e.index and s.producer in step.at]
 
     def _last(self, k: int, t: int, step: _Step) -> np.ndarray:
         """The cycle engine k's run at step t lets the step end a cycle later: its done
@@ -518,16 +523,22 @@ class _Cycles:
         if e.module == "snn_td_matmul_rows":
             self._td_rows(e, step)
             return step.writes[k]
-        s = next((x for x in self.d.streams if x.engine == k), None)
+        ss = self._streams(e, step)
         cost = self._row_costs(e, step.t)
         after = np.cumsum(cost[:, ::-1], axis=1)[:, ::-1] - cost  # the later rows' costs
         step.writes[k] = (step.end[k] - 2)[:, None] - after
-        if s is not None and s.producer in step.at and e.module != "snn_td_maxpool":
-            wp = self._written(self.d.engines[s.producer], step)
-            skip = self.skipped.get((s.producer, step.t))  # then every row is there
+        if ss and e.module != "snn_td_maxpool":
+            # the rows of the producers not skipped (a skipped one's: all there), the
+            # later of the two for an add's
+            wp = np.full_like(step.writes[k], -(1 << 40))
+            live = np.zeros(self.tr.batch, bool)
+            for s in ss:
+                skip = self.skipped.get((s.producer, step.t), np.zeros(self.tr.batch, bool))
+                wp = np.where(skip[:, None], wp, np.maximum(
+                    wp, self._written(self.d.engines[s.producer], step)))
+                live |= ~skip
             follow = _follow(e.module, wp, step.at[k])
-            step.writes[k] = follow if skip is None else np.where(
-                skip[:, None], step.writes[k], follow)
+            step.writes[k] = np.where(live[:, None], follow, step.writes[k])
         return step.writes[k]
 
     def _row_costs(self, e: Engine, t: int) -> np.ndarray:

@@ -34,6 +34,7 @@ from .design import (
     hex_rows,
     hex_word,
     hex_words,
+    lockstep,
     op_of,
     share_reads,
 )
@@ -110,6 +111,7 @@ class _Builder:
         self.reads: dict[int, set[str]] = {}  # engine -> the buffers it reads
         self.inputs: dict[int, set[str]] = {}  # ... in every design (`Engine.reads`)
         self.streams: list[Stream] = []
+        self.paired: dict[int, int] = {}  # one at a time: `Design.paired` (candidates)
         # one at a time: (engine, buffer, net) of the engines' validity inputs (`sees`)
         self.sights: list[tuple[int, Buffer, str]] = []
         # one at a time: the engines whose rows' write times the estimate knows (a cost a
@@ -385,7 +387,9 @@ class _Builder:
         if silence is not None:
             design.silence = silence
         if not self.pipelined:
+            design.paired = dict(self.paired)
             share_reads(design)
+            lockstep(design, [self.activity.run[e.node.name] for e in engines])
         if self.pipelined:
             f = self.in_flight
             design.in_flight = f
@@ -567,12 +571,11 @@ def _fresh(bld: _Builder, ib: Buffer) -> bool:
 def _timed(bld: _Builder) -> None:
     """The engine being built writes its rows at times the estimate knows: at a cost a
     row, or streaming the rows of an engine whose times it knows."""
-    s = bld.streams[-1] if bld.streams and bld.streams[-1].engine == bld.k else None
-    if s is None or s.producer in bld.row_timed:
+    if all(s.producer in bld.row_timed for s in bld.streams if s.engine == bld.k):
         bld.row_timed.add(bld.k)
 
 
-def _avail(bld: _Builder, ib: Buffer, rw: int) -> str:
+def _avail(bld: _Builder, ib: Buffer, rw: int, tag: str = "") -> str:
     """The rows of `ib` the engine being built (reading its rows in order, a row a cycle
     at most) may read: one at a time, when a layer engine writes `ib`, a count of the
     rows it has written in this step (the two start together, `Stream`); else every
@@ -581,7 +584,7 @@ def _avail(bld: _Builder, ib: Buffer, rw: int) -> str:
     producer = _writer(bld, ib)
     if bld.pipelined or producer < 0:
         return rows
-    s = Stream(bld.k, producer, ib, bld.wire(f"e{bld.k}_avail", rw + 1), rw + 1)
+    s = Stream(bld.k, producer, ib, bld.wire(f"e{bld.k}_avail{tag}", rw + 1), rw + 1, tag)
     bld.streams.append(s)
     return s.avail
 
@@ -900,12 +903,36 @@ def _add_current(bld: _Builder, n: Node) -> None:
     avail = f"{rw + 1}'d{lay.rows}"
     if (period, dab) != (1, 0):  # rows streamed a slot every P cycles, b DAB after a
         params += [("P", period), ("PW", addr_bits(period)), ("DAB", dab)]
-    elif ba.rows == bb.rows == lay.rows:  # a slot a cycle: stream the later producer's rows
-        avail = _avail(bld, max((ba, bb), key=lambda b: _writer(bld, b)), rw)
+    elif ba.rows == bb.rows == lay.rows:  # a slot a cycle: stream both producers' rows
+        counts = [v for v in (_avail(bld, ba, rw), _avail(bld, bb, rw, "_b"))
+                  if v != avail]  # row r once both have written it
+        avail = (f"({counts[0]} < {counts[1]}) ? {counts[0]} : {counts[1]}"
+                 if len(counts) == 2 else counts[0] if counts else avail)
+        _pair(bld, n, [(ba, bld.ports[-2]), (bb, bld.ports[-1])])
     _timed(bld)
     ports = pa + pb + [("a_valid", bld.sees(ba, "a")), ("b_valid", bld.sees(bb, "b")),
                        ("in_avail", avail)]
     bld.engine(n, "snn_add", params, ports + bld.write(n, wo), clear=False)
+
+
+def _pair(bld: _Builder, n: Node, reads: list[tuple[Buffer, Port]]) -> None:
+    """An add streaming its inputs' rows a slot a cycle may read one of them in lockstep
+    with a neuron layer streaming the same producer's rows (`Design.paired`, which
+    `lockstep` confirms): the add reads it through an identity port, and at every step
+    both run its other producer does not (so both see the same rows written)."""
+    run = bld.activity.run
+    for (x, port), (y, _) in (reads, reads[::-1]):
+        p, q = _writer(bld, x), _writer(bld, y)
+        if p < 0 or dict(port.params)["MAP"] != 0 or x is y:
+            continue
+        for s in bld.streams:
+            e = bld.engines[s.engine] if s.engine < bld.k else None
+            if e is None or e.module != "snn_neuron" or s.producer != p or s.buffer is not x:
+                continue
+            both = run[n.name] & run[e.node.name]
+            if q < 0 or not (both & run[bld.engines[q].node.name]).any():
+                bld.paired[bld.k] = e.index
+                return
 
 
 def _reduce_sum(bld: _Builder, n: Node) -> None:

@@ -35,7 +35,7 @@ def silence(engines: list[Engine], buffers: dict[str, Buffer], streams: list[Str
     and snn_ctrl's `quiet`; `bits`: the schedule's activity bit of each value that has
     one (every value an engine that is not a neuron layer reads among them)."""
     skip = skippable(engines, streams)
-    streamed = {s.engine: s for s in streams}
+    streamed = {(s.engine, s.buffer.index): s for s in streams}
     writer = {e.node.name: e for e in engines}
     live = {v: f"live{bits[v]}" for v in buffers if v in bits and v in writer}
 
@@ -46,8 +46,8 @@ def silence(engines: list[Engine], buffers: dict[str, Buffer], streams: list[Str
         return f"{bit(v)} && {live[v]}" if v in live else bit(v)
 
     def seen(k: int, b: Buffer) -> str:
-        s = streamed.get(k)
-        if s is None or s.buffer is not b:
+        s = streamed.get((k, b.index))
+        if s is None:
             return data(b.node.name)
         return f"{bit(b.node.name)} && !skipped[{s.producer}]" if skip[s.producer] else bit(
             b.node.name)
