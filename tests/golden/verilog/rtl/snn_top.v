@@ -273,6 +273,7 @@ module snn_top (
     wire [0:0] e19_b_en;
     wire [3:0] e19_b_addr;
     wire [4:0] e19_avail;
+    wire [4:0] e19_avail_b;
     wire [0:0] e19_a_valid;
     wire [0:0] e19_b_valid;
     wire [0:0] e20_in_req;
@@ -322,6 +323,7 @@ module snn_top (
     wire [0:0] e24_b_en;
     wire [3:0] e24_b_addr;
     wire [4:0] e24_avail;
+    wire [4:0] e24_avail_b;
     wire [0:0] e24_a_valid;
     wire [0:0] e24_b_valid;
     wire [0:0] e25_in_req;
@@ -453,6 +455,7 @@ module snn_top (
     wire [0:0] e37_b_en;
     wire [3:0] e37_b_addr;
     wire [4:0] e37_avail;
+    wire [4:0] e37_avail_b;
     wire [0:0] e37_a_valid;
     wire [0:0] e37_b_valid;
     wire [0:0] e38_in_req;
@@ -502,6 +505,7 @@ module snn_top (
     wire [0:0] e42_b_en;
     wire [3:0] e42_b_addr;
     wire [4:0] e42_avail;
+    wire [4:0] e42_avail_b;
     wire [0:0] e42_a_valid;
     wire [0:0] e42_b_valid;
     wire [0:0] e43_in_req;
@@ -3311,7 +3315,7 @@ module snn_top (
         .b_data(e19_b_data),
         .a_valid(e19_a_valid),
         .b_valid(e19_b_valid),
-        .in_avail(e19_avail),
+        .in_avail((e19_avail < e19_avail_b) ? e19_avail : e19_avail_b),
         .out_we(b20_we),
         .out_waddr(b20_waddr),
         .out_wdata(b20_wdata),
@@ -3510,7 +3514,7 @@ module snn_top (
         .b_data(e24_b_data),
         .a_valid(e24_a_valid),
         .b_valid(e24_b_valid),
-        .in_avail(e24_avail),
+        .in_avail((e24_avail < e24_avail_b) ? e24_avail : e24_avail_b),
         .out_we(b25_we),
         .out_waddr(b25_waddr),
         .out_wdata(b25_wdata),
@@ -4023,7 +4027,7 @@ module snn_top (
         .b_data(e37_b_data),
         .a_valid(e37_a_valid),
         .b_valid(e37_b_valid),
-        .in_avail(e37_avail),
+        .in_avail((e37_avail < e37_avail_b) ? e37_avail : e37_avail_b),
         .out_we(b38_we),
         .out_waddr(b38_waddr),
         .out_wdata(b38_wdata),
@@ -4222,7 +4226,7 @@ module snn_top (
         .b_data(e42_b_data),
         .a_valid(e42_a_valid),
         .b_valid(e42_b_valid),
-        .in_avail(e42_avail),
+        .in_avail((e42_avail < e42_avail_b) ? e42_avail : e42_avail_b),
         .out_we(b43_we),
         .out_waddr(b43_waddr),
         .out_wdata(b43_wdata),
@@ -4369,8 +4373,8 @@ module snn_top (
     // ------------------------------------------------------------ time-step controller
     // engine k waits for the engines of bits k*NE +: NE of WAIT, and starts no earlier than those of SWAIT
     snn_ctrl #(.NE(47), .NA(47), .STEPS(106), .TW(7),
-               .WAIT(2209'h8000000000000300180000000600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000800000000000400000000000800000000000000c00600000000000000000c0000000000000600300000000c00600000001800c0000000300180000000600300000000c00600000001800c0000000000180000000000300000000000600000000000c00000000001800000000800000000000400000000000800000000000000000000000000000000000c00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000),
-               .SWAIT(2209'hff8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c00000000000800000000000000000000000b0000000000060000000000009fe000000008000000000000000000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c00000000000800000000000000000000000b0000000000060000000000009fe000000008000000000000000000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c00000000000800000000000),
+               .WAIT(2209'h800000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000800000000000400000000000800000000000000000000000000000000000c00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000800000000000400000000000800000000000000000000000000000000000c00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000),
+               .SWAIT(2209'hff800fe003f8ff001fc007f0fe003f800fe0fc007f001fc0f800fe003f80f001fc007f00e003f800fe00c007f001fc00800fe003f800000000000000b0000000000060000000000009fe003f80008000000000000000000000002ff001fc00003fe003f800003fc007f000007f800fe00000ff001fc00000fe003f800000fc007f000000f800fe000000f001fc000000e003f8000000c007f0000000800fe0000000000000000000b0000000000060000000000009fe000000008000000000000000000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c00000000000800000000000),
                .SKIP(47'h401080042001),
                .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
@@ -4382,34 +4386,6 @@ module snn_top (
     // once its engine, started, sees an input live (a current); an engine reads it as possibly non-zero
     // when active and live (streaming its producer's rows: when that one was not
     // skipped); an engine of SKIP whose inputs are all silent is not started (quiet)
-    reg        on6;  // engine 6 has started in this step
-    always @(posedge clk)
-        if (rst || fresh) on6 <= 1'b0;
-        else if (start[6]) on6 <= 1'b1;
-    reg        on18;  // engine 18 has started in this step
-    always @(posedge clk)
-        if (rst || fresh) on18 <= 1'b0;
-        else if (start[18]) on18 <= 1'b1;
-    reg        on19;  // engine 19 has started in this step
-    always @(posedge clk)
-        if (rst || fresh) on19 <= 1'b0;
-        else if (start[19]) on19 <= 1'b1;
-    reg        on23;  // engine 23 has started in this step
-    always @(posedge clk)
-        if (rst || fresh) on23 <= 1'b0;
-        else if (start[23]) on23 <= 1'b1;
-    reg        on24;  // engine 24 has started in this step
-    always @(posedge clk)
-        if (rst || fresh) on24 <= 1'b0;
-        else if (start[24]) on24 <= 1'b1;
-    reg        on36;  // engine 36 has started in this step
-    always @(posedge clk)
-        if (rst || fresh) on36 <= 1'b0;
-        else if (start[36]) on36 <= 1'b1;
-    reg        on37;  // engine 37 has started in this step
-    always @(posedge clk)
-        if (rst || fresh) on37 <= 1'b0;
-        else if (start[37]) on37 <= 1'b1;
     reg        on44;  // engine 44 has started in this step
     always @(posedge clk)
         if (rst || fresh) on44 <= 1'b0;
@@ -4418,14 +4394,6 @@ module snn_top (
     always @(posedge clk)
         if (rst || fresh) on45 <= 1'b0;
         else if (start[45]) on45 <= 1'b1;
-    reg        live44;  // b6
-    always @(posedge clk)
-        if (rst || fresh) live44 <= 1'b0;
-        else if (b6_we && |b6_wdata) live44 <= 1'b1;
-    reg        live4;  // b7
-    always @(posedge clk)
-        if (rst || fresh) live4 <= 1'b0;
-        else if ((start[6] || on6) && ((active[44] && live44))) live4 <= 1'b1;
     reg        live7;  // b12
     always @(posedge clk)
         if (rst || fresh) live7 <= 1'b0;
@@ -4442,26 +4410,6 @@ module snn_top (
     always @(posedge clk)
         if (rst || fresh) live15 <= 1'b0;
         else if (b18_we && |b18_wdata) live15 <= 1'b1;
-    reg        live16;  // b19
-    always @(posedge clk)
-        if (rst || fresh) live16 <= 1'b0;
-        else if ((start[18] || on18) && ((active[15] && live15))) live16 <= 1'b1;
-    reg        live17;  // b20
-    always @(posedge clk)
-        if (rst || fresh) live17 <= 1'b0;
-        else if ((start[19] || on19) && ((active[16] && live16) || (active[4] && live4))) live17 <= 1'b1;
-    reg        live20;  // b23
-    always @(posedge clk)
-        if (rst || fresh) live20 <= 1'b0;
-        else if (b23_we && |b23_wdata) live20 <= 1'b1;
-    reg        live21;  // b24
-    always @(posedge clk)
-        if (rst || fresh) live21 <= 1'b0;
-        else if ((start[23] || on23) && ((active[20] && live20))) live21 <= 1'b1;
-    reg        live22;  // b25
-    always @(posedge clk)
-        if (rst || fresh) live22 <= 1'b0;
-        else if ((start[24] || on24) && ((active[17] && live17) || (active[21] && live21))) live22 <= 1'b1;
     reg        live25;  // b30
     always @(posedge clk)
         if (rst || fresh) live25 <= 1'b0;
@@ -4478,14 +4426,6 @@ module snn_top (
     always @(posedge clk)
         if (rst || fresh) live33 <= 1'b0;
         else if (b36_we && |b36_wdata) live33 <= 1'b1;
-    reg        live34;  // b37
-    always @(posedge clk)
-        if (rst || fresh) live34 <= 1'b0;
-        else if ((start[36] || on36) && ((active[33] && live33))) live34 <= 1'b1;
-    reg        live35;  // b38
-    always @(posedge clk)
-        if (rst || fresh) live35 <= 1'b0;
-        else if ((start[37] || on37) && ((active[22] && live22) || (active[34] && live34))) live35 <= 1'b1;
     reg        live41;  // b44
     always @(posedge clk)
         if (rst || fresh) live41 <= 1'b0;
@@ -4512,11 +4452,11 @@ module snn_top (
     assign e16_a_valid = active[11];
     assign e16_b_valid = active[13] && live13;
     assign e17_in_valid = active[14];
-    assign e19_a_valid = active[4] && live4;
+    assign e19_a_valid = active[4];
     assign e19_b_valid = active[16] && !skipped[18];
     assign e20_in_valid = active[17];
     assign e22_in_valid = active[19];
-    assign e24_a_valid = active[17] && live17;
+    assign e24_a_valid = active[17];
     assign e24_b_valid = active[21];
     assign e25_in_valid = active[22];
     assign e29_in_valid = active[24];
@@ -4528,11 +4468,11 @@ module snn_top (
     assign e34_a_valid = active[29];
     assign e34_b_valid = active[31] && live31;
     assign e35_in_valid = active[32];
-    assign e37_a_valid = active[22] && live22;
+    assign e37_a_valid = active[22];
     assign e37_b_valid = active[34] && !skipped[36];
     assign e38_in_valid = active[35];
     assign e40_in_valid = active[37];
-    assign e42_a_valid = active[35] && live35;
+    assign e42_a_valid = active[35];
     assign e42_b_valid = active[39];
     assign e43_in_valid = active[40];
     assign quiet[0] = !((active[42]));
@@ -4823,20 +4763,35 @@ module snn_top (
         end
     assign e17_avail = start[16] ? 6'd0 : s17_on ? s17_rows : 6'd32;
 
-    // engine 19 reads b19 as engine 18 writes it: the rows written since its start (16 once it is done)
+    // engine 19 reads b7 as engine 6 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s19_rows;
     reg        s19_on;
     always @(posedge clk)
         if (rst) begin
             s19_on <= 1'b0;
-        end else if (start[18]) begin
+        end else if (start[6]) begin
             s19_on <= 1'b1;
             s19_rows <= 5'd0;
         end else begin
-            if (done[18]) s19_on <= 1'b0;
-            if (b19_we) s19_rows <= s19_rows + 1'b1;
+            if (done[6]) s19_on <= 1'b0;
+            if (b7_we) s19_rows <= s19_rows + 1'b1;
         end
-    assign e19_avail = start[18] ? 5'd0 : s19_on ? s19_rows : 5'd16;
+    assign e19_avail = start[6] ? 5'd0 : s19_on ? s19_rows : 5'd16;
+
+    // engine 19 reads b19 as engine 18 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s19_b_rows;
+    reg        s19_b_on;
+    always @(posedge clk)
+        if (rst) begin
+            s19_b_on <= 1'b0;
+        end else if (start[18]) begin
+            s19_b_on <= 1'b1;
+            s19_b_rows <= 5'd0;
+        end else begin
+            if (done[18]) s19_b_on <= 1'b0;
+            if (b19_we) s19_b_rows <= s19_b_rows + 1'b1;
+        end
+    assign e19_avail_b = start[18] ? 5'd0 : s19_b_on ? s19_b_rows : 5'd16;
 
     // engine 20 reads b20 as engine 19 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s20_rows;
@@ -4898,20 +4853,35 @@ module snn_top (
         end
     assign e23_avail = start[22] ? 5'd0 : s23_on ? s23_rows : 5'd16;
 
-    // engine 24 reads b24 as engine 23 writes it: the rows written since its start (16 once it is done)
+    // engine 24 reads b20 as engine 19 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s24_rows;
     reg        s24_on;
     always @(posedge clk)
         if (rst) begin
             s24_on <= 1'b0;
-        end else if (start[23]) begin
+        end else if (start[19]) begin
             s24_on <= 1'b1;
             s24_rows <= 5'd0;
         end else begin
-            if (done[23]) s24_on <= 1'b0;
-            if (b24_we) s24_rows <= s24_rows + 1'b1;
+            if (done[19]) s24_on <= 1'b0;
+            if (b20_we) s24_rows <= s24_rows + 1'b1;
         end
-    assign e24_avail = start[23] ? 5'd0 : s24_on ? s24_rows : 5'd16;
+    assign e24_avail = start[19] ? 5'd0 : s24_on ? s24_rows : 5'd16;
+
+    // engine 24 reads b24 as engine 23 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s24_b_rows;
+    reg        s24_b_on;
+    always @(posedge clk)
+        if (rst) begin
+            s24_b_on <= 1'b0;
+        end else if (start[23]) begin
+            s24_b_on <= 1'b1;
+            s24_b_rows <= 5'd0;
+        end else begin
+            if (done[23]) s24_b_on <= 1'b0;
+            if (b24_we) s24_b_rows <= s24_b_rows + 1'b1;
+        end
+    assign e24_avail_b = start[23] ? 5'd0 : s24_b_on ? s24_b_rows : 5'd16;
 
     // engine 25 reads b25 as engine 24 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s25_rows;
@@ -5063,20 +5033,35 @@ module snn_top (
         end
     assign e35_avail = start[34] ? 6'd0 : s35_on ? s35_rows : 6'd32;
 
-    // engine 37 reads b37 as engine 36 writes it: the rows written since its start (16 once it is done)
+    // engine 37 reads b25 as engine 24 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s37_rows;
     reg        s37_on;
     always @(posedge clk)
         if (rst) begin
             s37_on <= 1'b0;
-        end else if (start[36]) begin
+        end else if (start[24]) begin
             s37_on <= 1'b1;
             s37_rows <= 5'd0;
         end else begin
-            if (done[36]) s37_on <= 1'b0;
-            if (b37_we) s37_rows <= s37_rows + 1'b1;
+            if (done[24]) s37_on <= 1'b0;
+            if (b25_we) s37_rows <= s37_rows + 1'b1;
         end
-    assign e37_avail = start[36] ? 5'd0 : s37_on ? s37_rows : 5'd16;
+    assign e37_avail = start[24] ? 5'd0 : s37_on ? s37_rows : 5'd16;
+
+    // engine 37 reads b37 as engine 36 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s37_b_rows;
+    reg        s37_b_on;
+    always @(posedge clk)
+        if (rst) begin
+            s37_b_on <= 1'b0;
+        end else if (start[36]) begin
+            s37_b_on <= 1'b1;
+            s37_b_rows <= 5'd0;
+        end else begin
+            if (done[36]) s37_b_on <= 1'b0;
+            if (b37_we) s37_b_rows <= s37_b_rows + 1'b1;
+        end
+    assign e37_avail_b = start[36] ? 5'd0 : s37_b_on ? s37_b_rows : 5'd16;
 
     // engine 38 reads b38 as engine 37 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s38_rows;
@@ -5138,20 +5123,35 @@ module snn_top (
         end
     assign e41_avail = start[40] ? 5'd0 : s41_on ? s41_rows : 5'd16;
 
-    // engine 42 reads b42 as engine 41 writes it: the rows written since its start (16 once it is done)
+    // engine 42 reads b38 as engine 37 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s42_rows;
     reg        s42_on;
     always @(posedge clk)
         if (rst) begin
             s42_on <= 1'b0;
-        end else if (start[41]) begin
+        end else if (start[37]) begin
             s42_on <= 1'b1;
             s42_rows <= 5'd0;
         end else begin
-            if (done[41]) s42_on <= 1'b0;
-            if (b42_we) s42_rows <= s42_rows + 1'b1;
+            if (done[37]) s42_on <= 1'b0;
+            if (b38_we) s42_rows <= s42_rows + 1'b1;
         end
-    assign e42_avail = start[41] ? 5'd0 : s42_on ? s42_rows : 5'd16;
+    assign e42_avail = start[37] ? 5'd0 : s42_on ? s42_rows : 5'd16;
+
+    // engine 42 reads b42 as engine 41 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s42_b_rows;
+    reg        s42_b_on;
+    always @(posedge clk)
+        if (rst) begin
+            s42_b_on <= 1'b0;
+        end else if (start[41]) begin
+            s42_b_on <= 1'b1;
+            s42_b_rows <= 5'd0;
+        end else begin
+            if (done[41]) s42_b_on <= 1'b0;
+            if (b42_we) s42_b_rows <= s42_b_rows + 1'b1;
+        end
+    assign e42_avail_b = start[41] ? 5'd0 : s42_b_on ? s42_b_rows : 5'd16;
 
     // engine 43 reads b43 as engine 42 writes it: the rows written since its start (16 once it is done)
     reg  [4:0] s43_rows;
