@@ -26,7 +26,7 @@ from snncc.ir import Graph
 from snncc.reference import EVAL
 from snncc.schedule import activity
 
-from .design import Design, Engine, op_of
+from .design import Design, Engine, Stream, op_of
 from .layout import CHANNELS_LAST, Layout, resolve
 from .lower import lower
 from .tables import taps
@@ -501,7 +501,7 @@ class _Cycles:
                                 ) if step.end else 2
         return total
 
-    def _streams(self, e: Engine, step: _Step) -> list:
+    def _streams(self, e: Engine, step: _Step) -> list[Stream]:
         """The streams of engine e whose producers run at the step (so far)."""
         return [s for s in self.d.streams if s.engine == e.index and s.producer in step.at]
 
