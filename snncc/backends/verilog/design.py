@@ -568,8 +568,8 @@ def share_reads(d: Design) -> None:
         masks.append(_masks(d, e, masks, rams, streamed))  # waits only on `before`
         done_before.append(before)
         ends = 1 << e.index | before
-        for p in streamed.get(e.index, ()):
-            ends |= ends_by[p]
+        for w in streamed.get(e.index, ()):
+            ends |= ends_by[w]
         ends_by.append(ends)
 
 
