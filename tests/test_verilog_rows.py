@@ -368,6 +368,65 @@ def test_input_channels_config_refused():
     assert "True input channels per cycle is not a legal value" in str(bad.value)
 
 
+@pytest.mark.parametrize("sim", ["iverilog", "verilator"])
+def test_walk_events_from_config(tmp_path, sim):
+    """The config's "events" sets the non-silent channel groups a walking snn_conv_rows
+    takes a cycle (V, a copy of its weight ROM each): a strided conv of 2-channel groups
+    at V = 3 (more slots than a tap's live groups at times), a 1x1 conv of 3-channel
+    groups at 2 (an AND-OR select per slot), a linear layer of analog codes at 2 (a
+    multiplier a term); the padded conv through a map keeps its fixed slots (no V).
+    Bit-exact in Icarus and Verilator, the estimate the RTL's count for every input,
+    fewer cycles than one group a cycle, lint-clean."""
+    require_tool(sim)
+    from test_verilog import _signed_analog_graph
+    for graph, raw, want in (
+            (_conv_rows_graph(), {"inputs": {"c2": 2, "c3": 3},
+                                  "events": {"c1": 4, "c2": 3, "c3": 2}},
+             {"c1": (4, 0, 1), "c2": (2, 1, 3), "c3": (3, 1, 2)}),
+            (_signed_analog_graph(), {"events": {"s": 2}}, {"s": (1, 1, 2)})):
+        hw = parallel_knob.config(graph, None, raw)
+        one = parallel_knob.config(graph, None, {**raw, "events": {k: 1 for k in want}})
+        design = tmp_path / graph.name
+        summary = verilog.emit(graph, design, vectors=VECTORS, hw=hw)
+        rows = {e["node"]: e["params"] for e in summary["layers"]
+                if e["module"] == "snn_conv_rows"}
+        assert {k: (p["E"], p["WALK"], p.get("V", 1)) for k, p in rows.items()} == want
+        result = verilog.run_simulation(design, "icarus" if sim == "iverilog" else sim)
+        _assert_bit_exact(result, VECTORS, graph)
+        assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+        slow = verilog.estimate.cycles(graph, one)["per_engine"]
+        fast = summary["estimate"]["cycles_by_engine"]
+        by_node = {e["node"]: e["engine"] for e in summary["layers"]}
+        for node, (_, walk, v) in want.items():
+            assert (fast[by_node[node]] < slow[by_node[node]]) == (v > 1), node
+        if sim == "iverilog":
+            _assert_lint_clean(design)
+
+
+def test_walk_events_config_refused():
+    """Bad "events" entries, all in one error: a folded layer (none legal, and why), a
+    value off the legal list (listed), a name that is no linear or conv layer (they are
+    listed with their legal values); a bad "events" object."""
+    graph = _conv_rows_graph()
+    with pytest.raises(SnnccError) as bad:
+        parallel_knob.config(graph, None, {"layers": {"c2": 3},
+                                           "events": {"c2": 2, "c3": 9, "n1": 2}}, "hw.json")
+    assert str(bad.value).splitlines() == [
+        "hw.json: node 'c2': input events per cycle cannot be set for this layer: its "
+        "engine runs folded (3 of 6 output lanes): only a full-width layer walks several "
+        'events a cycle. Fix: remove it from "events" or give it all 6 lanes in "layers"',
+        "hw.json: node 'c3': 9 input events per cycle is not a legal value for this layer. "
+        "Fix: use one of 1, 2, 3, 4, 5, 6, 7, 8 (its non-silent channel groups walked a "
+        "cycle, a copy of its weight ROM each)",
+        "hw.json: no layer with input events per cycle is named 'n1'. Fix: name one of the "
+        "linear or conv layers (legal input events a cycle): c1 (1, 2, 3, 4, 5, 6, 7, 8); "
+        "c2 (none); c3 (1, 2, 3, 4, 5, 6, 7, 8); fc (1, 2, 3, 4, 5, 6, 7, 8)"]
+    for value in (0, True, 2.0):
+        with pytest.raises(SnnccError) as bad:
+            parallel_knob.config(graph, None, {"events": {"c3": value}}, "hw.json")
+        assert f"{value!r} input events per cycle is not a legal value" in str(bad.value)
+
+
 @pytest.mark.parametrize("name,parallel,kinds", [
     ("transformer", None, {"snn_neuron", "snn_add", "snn_conv_rows", "snn_td_matmul_rows",
                            "snn_reduce"}),

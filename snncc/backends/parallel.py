@@ -26,6 +26,17 @@ ROM word, more cycles), one of those same divisors:
 
     {"inputs": {"/tokenizer/tokenizer.4/Conv": 4}}
 
+Walking its spikes (snn_conv_rows reading through an identity port, a dense layer as a 1x1
+conv), such an engine takes V of a row's non-silent channel groups a cycle (a copy of its
+weight ROM per slot, per output lane a tree of V*E terms): by default the largest V up
+to WALK_EVENTS with V*E times its weight bits at most TREE_INPUT_BITS and V at most its
+groups (C / E); with `--parallel N`, one (its settings keep their engines). The
+config's "events" gives a full-width linear or conv layer of unit spikes or analog codes
+its own V, 1 to EVENTS_MAX (more than its groups walks no faster; a layer that does not
+walk its spikes, read through a map, takes no V and ignores it):
+
+    {"events": {"/blocks/blocks.0/fc2/linear/MatMul": 2}}
+
 A TD max pool reads every tap of an output's window a cycle (a copy of its count RAM
 per tap, for windows of at most POOL_TAPS_AT_ONCE taps) by default and with `--parallel
 N` for N at least its channels times its taps; otherwise a tap a cycle.
@@ -49,10 +60,14 @@ from snncc import ops as o
 from snncc.errors import Diagnostic, SnnccError
 from snncc.ir import Graph, Node, layer_names
 
-CONFIG_KEYS = ("parallel", "layers", "inputs", "in_flight")
+CONFIG_KEYS = ("parallel", "layers", "inputs", "events", "in_flight")
 # A full-width synapse engine takes as many input channels a cycle as keep its adder
 # tree's weight bits per output lane at most this (snn_conv_rows)
 TREE_INPUT_BITS = 128
+# A walking snn_conv_rows takes up to this many non-silent channel groups a cycle by
+# default (`HwConfig.walk_events`), a config's "events" up to EVENTS_MAX
+WALK_EVENTS = 4
+EVENTS_MAX = 8
 POOL_TAPS_AT_ONCE = 9  # a TD max pool's window read at once: copies of its count RAM
 IN_FLIGHT = range(1, 17)  # legal inferences in flight of a pipelined Verilog design
 LISTED = 12  # an unknown name's message lists all layers up to this many, else close ones
@@ -71,6 +86,7 @@ class HwConfig:
     layers: dict[str, int] = field(default_factory=dict)
     pipeline: bool = False
     inputs: dict[str, int] = field(default_factory=dict)  # a config's E, by IR node
+    events: dict[str, int] = field(default_factory=dict)  # a config's V, by IR node
     in_flight: int = 6  # the fewest with the bundled ViT's interval <= 2,000 (docs)
 
     def lanes(self, n: Node) -> int:
@@ -99,6 +115,19 @@ class HwConfig:
             return []
         return [c >> j for j in range(c.bit_length())
                 if c % (1 << j) == 0 and (c >> j) * ww <= TREE_INPUT_BITS]
+
+    def walk_events(self, n: Node, groups: int, bits: int, analog: bool) -> int:
+        """The non-silent channel groups V synapse `n`'s engine takes a cycle when it
+        walks its spikes (snn_conv_rows through an identity port, `groups` = C / E groups
+        of `bits` = E times its weight bits a row): its config value, else by default
+        the largest V up to WALK_EVENTS with V * `bits` at most TREE_INPUT_BITS and V at
+        most `groups` (unit spikes; `analog` codes: 1, a multiplier a term); 1 with
+        `--parallel N`."""
+        if n.name in self.events:
+            return self.events[n.name]
+        if self.parallel is not None or analog:
+            return 1
+        return max(1, min(WALK_EVENTS, groups, TREE_INPUT_BITS // max(1, bits)))
 
     def pool_taps(self, c: int, taps: int) -> int:
         """The taps a TD max pool of `c` channels and a `taps`-tap window reads a cycle:
@@ -228,6 +257,11 @@ def read_config(path: Path) -> dict:
                                     'ONNX node names to input channels per cycle',
                                     file=str(path), fix='write e.g. {"inputs": '
                                     '{"/conv2/Conv": 4}}'))
+    if not isinstance(data.get("events", {}), dict):
+        raise SnnccError(Diagnostic('the hardware config\'s "events" is not an object of '
+                                    'ONNX node names to input events per cycle',
+                                    file=str(path), fix='write e.g. {"events": '
+                                    '{"/fc2/MatMul": 2}}'))
     if "in_flight" in data:
         check_in_flight(data["in_flight"], f"{path}: \"in_flight\"", '"in_flight": 6')
     layers = data.get("layers", {})
@@ -328,9 +362,11 @@ def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
                   pipeline, in_flight=flight)
     inputs = _inputs(graph, hw, raw.get("inputs", {}), knob_layers, by_name, source,
                      problems)
+    events = _events(graph, hw, raw.get("events", {}), knob_layers, by_name, source,
+                     problems)
     if problems:
         raise SnnccError(problems)
-    return replace(hw, inputs=inputs) if inputs else hw
+    return replace(hw, inputs=inputs, events=events) if inputs or events else hw
 
 
 def synapse_inputs(graph: Graph) -> dict[str, tuple[int, int, bool]]:
@@ -398,6 +434,57 @@ def _inputs(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
                     "layer", name, file=source,
                     fix=f"use one of {_listing(k.legal)} (divisors of its {c} inputs by a "
                         f"power of two, at most {TREE_INPUT_BITS} weight bits a lane)"))
+                break
+            out[n.name] = value
+    return out
+
+
+def _events(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
+            by_name: dict[str, list[_Knob]], source: str,
+            problems: list[Diagnostic]) -> dict[str, int]:
+    """The config's "events" (non-silent channel groups a cycle of full-width linear and
+    conv layers walking their spikes), by IR node, each checked against the layer and the
+    lanes `hw` gives it (its problems added to `problems`)."""
+    if not raw:
+        return {}
+    synapses = synapse_inputs(graph)
+    legal_v = list(range(1, EVENTS_MAX + 1))
+
+    def legal(k: _Knob) -> _Knob:
+        c, ww, unit = synapses[k.node.name]
+        return replace(k, legal=legal_v if unit and hw.channels(k.node, c, ww) else [])
+
+    mine = {key: [legal(k) for k in ks if k.node.name in synapses]
+            for key, ks in by_name.items()}
+    mine = {key: ks for key, ks in mine.items() if ks}
+    out = {}
+    for name, value in raw.items():
+        found = mine.get(name, [])
+        if not found:
+            problems.append(_unknown(name, [legal(k) for k in knob_layers
+                                            if k.node.name in synapses], mine, source,
+                                     "linear or conv", "input events a cycle",
+                                     "input events per cycle"))
+            continue
+        for k in found:
+            n = k.node
+            _, _, unit = synapses[n.name]
+            if not k.legal:
+                why = ("its input spikes are not unit spikes: it takes one event a cycle"
+                       if not unit else f"its engine runs folded ({hw.lanes(n)} of "
+                       f"{outputs(n)} output lanes): only a full-width layer walks several "
+                       "events a cycle")
+                problems.append(Diagnostic(
+                    f"input events per cycle cannot be set for this layer: {why}", name,
+                    file=source, fix='remove it from "events"' + (
+                        f' or give it all {outputs(n)} lanes in "layers"' if unit else "")))
+                break
+            if isinstance(value, bool) or not isinstance(value, int) or value not in k.legal:
+                problems.append(Diagnostic(
+                    f"{value!r} input events per cycle is not a legal value for this layer",
+                    name, file=source,
+                    fix=f"use one of {_listing(k.legal)} (its non-silent channel groups "
+                        "walked a cycle, a copy of its weight ROM each)"))
                 break
             out[n.name] = value
     return out

@@ -293,7 +293,7 @@ class _Cycles:
         x = self.tr.spikes(n.inputs[0], t)
         rows = x.reshape(self.tr.batch, int(p["R"]), int(p["K"]))
         nc = int(p["M"]) // int(p.get("P", p["M"]))
-        ev = _events(rows, self._lines(e))
+        ev = -(-_events(rows, self._lines(e)) // max(1, p["V"]))
         # folded: the row's nc words written after its events, a cycle each
         return (self._port(e, "in") + 2 + (nc if nc > 1 else 0) + nc * ev).sum(axis=1)
 
@@ -321,8 +321,8 @@ class _Cycles:
     def _conv_rows(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         """Fixed slots: max(NG, IG) cycles per tap of every output position, whatever the
         spikes; the last tap's row arrives ILAT cycles after its request, its NG groups
-        are added and the sum written. WALK: a cycle per non-silent group of each tap's
-        row (one if none; a padding tap one), and 4 more."""
+        are added and the sum written. WALK: a cycle per V non-silent groups of each
+        tap's row (one if none; a padding tap one), and 4 more."""
         p = _params(e)
         slots = p["OH"] * p["OW"] * p["KH"] * p["KW"]
         if p["WALK"]:
@@ -333,7 +333,8 @@ class _Cycles:
     def _walk(self, e: Engine, t: int) -> tuple[np.ndarray, np.ndarray]:
         """A WALK snn_conv_rows at step t: the input row each tap reads (-1: padding), in
         the engine's order (position by position), and each tap's cycles [batch, taps]:
-        a cycle per non-silent group of its row (one if none; a padding tap one)."""
+        a cycle per V non-silent groups of its row, the last V or fewer (one if none; a
+        padding tap one)."""
         p, n = _params(e), e.node
         op = op_of(n, o.Synapse)
         x = self.tr.spikes(n.inputs[0], t)
@@ -348,7 +349,7 @@ class _Cycles:
             tx = taps(p["OW"], p["KW"], op.strides[1], op.pads[1], op.dilations[1], w, 1)
             reads = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"], p["KW"]).ravel()
         live = (rows.reshape(self.tr.batch, rows.shape[1], p["NG"], -1) != 0).any(-1)
-        per_row = np.maximum(live.sum(axis=-1), 1)  # [batch, rows]
+        per_row = np.maximum(-(-live.sum(axis=-1) // max(1, p["V"])), 1)  # [batch, rows]
         return reads, np.where(reads >= 0, per_row[:, np.maximum(reads, 0)], 1)
 
     def _neuron(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
@@ -556,7 +557,7 @@ class _Cycles:
             return np.full((b, p["OH"] * p["OW"]), cost, np.int64)
         if e.module == "snn_dense":  # unfolded: a request, the port's latency, the events
             x = self.tr.spikes(e.node.inputs[0], t).reshape(b, p["R"], p["K"])
-            return self._port(e, "in") + 2 + _events(x, self._lines(e))
+            return self._port(e, "in") + 2 + -(-_events(x, self._lines(e)) // max(1, p["V"]))
         assert e.module == "snn_conv_rows", e.module  # the lowering's `row_timed`
         taps_ = p["KH"] * p["KW"]
         if p["WALK"]:
@@ -791,9 +792,10 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
                          lanes * p["WW"]))
             if lanes < m:  # the accumulator of a folded engine: a word per chunk
                 mems.append((f"{e.name}.acc", "ram", m // lanes, lanes * p["WO"]))
-        elif e.module == "snn_conv_rows":  # a word of E channels' weight rows
-            mems.append((f"{e.name}.w", "rom", p["KH"] * p["KW"] * p["NG"],
-                         p["E"] * p["O"] * p["WW"]))
+        elif e.module == "snn_conv_rows":  # a word of E channels' weight rows, V copies
+            mems += [(f"{e.name}.w{'.' + str(j) if j else ''}", "rom",
+                      p["KH"] * p["KW"] * p["NG"], p["E"] * p["O"] * p["WW"])
+                     for j in range(max(1, p["V"]))]
         elif e.module == "snn_td_matmul":
             mems += [(f"{e.name}.cb", "ram", p["NB"] * p["K"], p["M"] * p["WCB"]),
                      (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
@@ -944,14 +946,17 @@ def _features(design: Design, family: str) -> dict[str, float]:
             if p["ANALOG"]:
                 f["dsp_bits"] += lanes * _dsp_per_multiply(
                     p["WO"] if p["IN_SIGNED"] else p["WIN"], p["WO"])
-        elif e.module == "snn_conv_rows":  # per output lane a tree of E terms
-            o_, wo, n_in = p["O"], p["WO"], p["E"] * (1 + p["ANALOG"] * p["WIN"])
-            f["adder"] += o_ * (p["E"] - 1) * wo + o_ * wo
-            f["romwide"] += p["E"] * o_ * p["WW"]  # the weight bits read and added a cycle
+        elif e.module == "snn_conv_rows":  # per output lane a tree of V*E terms
+            v = max(1, p["V"])  # walking V groups a cycle: V copies of the ROM (memories)
+            ve = v * p["E"]
+            o_, wo, n_in = p["O"], p["WO"], ve * (1 + p["ANALOG"] * p["WIN"])
+            f["adder"] += o_ * (ve - 1) * wo + o_ * wo
+            f["romwide"] += ve * o_ * p["WW"]  # the weight bits read and added a cycle
             f["register"] += o_ * wo + p["C"] * p["WIN"]  # the accumulator, the row
-            f["select"] += o_ * p["E"] * p["WW"] + n_in  # the terms, the group's inputs
+            f["select"] += o_ * ve * p["WW"] + n_in  # the terms, the groups' inputs
+            f["events"] += (v - 1) * p["NG"]  # the further slots' priority encoders
             if p["ANALOG"]:
-                f["dsp_bits"] += o_ * p["E"] * _dsp_per_multiply(
+                f["dsp_bits"] += o_ * ve * _dsp_per_multiply(
                     p["WO"] if p["IN_SIGNED"] else p["WIN"], p["WO"])
         elif e.module == "snn_td_matmul":
             k, m, wo = p["K"], p["M"], p["WO"]

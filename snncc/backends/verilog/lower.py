@@ -724,7 +724,8 @@ def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
                sizes: tuple[int, ...], ty: list[tuple[bool, int]], tx: list[tuple[bool, int]],
                rows: np.ndarray, e: int) -> None:
     """A full-width convolution (or a dense layer as a 1x1 one) taking `e` input
-    channels a cycle: snn_conv_rows, its taps' rows streamed through the port."""
+    channels a cycle: snn_conv_rows, its taps' rows streamed through the port (through
+    an identity port walking V non-silent groups of them a cycle, `walk_events`)."""
     c, oh, ow, oc, kh, kw, irw = sizes
     k = bld.k
     ww, wo = common[3][1], common[4][1]
@@ -732,6 +733,8 @@ def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
     timing = dict(bld.timing())
     ig, ilat = int(timing.get("IG", 1)), int(timing.get("ILAT", 1))
     walk = int(ilat == 1 and ig == 1)  # an identity port: skip the silent groups
+    # walking, V non-silent groups a cycle (at most its groups: more slots never fill)
+    v = min(ng, bld.hw.walk_events(n, ng, e * ww, op_of(n, o.Synapse).analog)) if walk else 1
     words = hex_rows(np.asarray(rows).reshape(kh * kw * ng, e * oc), ww)
     params = [("C", c), ("OH", oh), ("OW", ow), ("O", oc), ("KH", kh), ("KW", kw),
               ("IRW", irw), ("ORW", addr_bits(oh * ow)), ("TYW", addr_bits(oh * kh)),
@@ -740,9 +743,9 @@ def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
               ("TY_FILE", bld.file(f"e{k}_rows", _tap_words(ty, irw))),
               ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw))),
               ("E", e), ("NG", ng), ("GB", addr_bits(ng)), ("TB", addr_bits(kh * kw)),
-              ("AW", addr_bits(kh * kw * ng)), ("LT", max(1, (e - 1).bit_length())),
+              ("AW", addr_bits(kh * kw * ng)), ("LT", max(1, (v * e - 1).bit_length())),
               ("IG", ig), ("ILAT", ilat), ("SB", addr_bits(max(ng, ig))),
-              ("LB", unsigned_bits(ilat)), ("WALK", walk)]
+              ("LB", unsigned_bits(ilat)), ("WALK", walk), *([("V", v)] if v > 1 else [])]
     ib = bld.ports[-1].buffer
     avail = f"{irw + 1}'d{1 << irw}"  # above every row
     if walk and _fresh(bld, ib):  # a tap's row asked for once written

@@ -20,7 +20,11 @@
 // a padding tap one), and the next tap's row is requested in the walk's last cycle, so
 // it arrives as the walk ends; a run then takes the sum of its taps' cycles + 4 from its
 // start to its done. With E = 1 this is the event engine of snn_conv (one spike a cycle)
-// without its per-tap request and wait cycles, and without an adder tree. A tap's row
+// without its per-tap request and wait cycles, and without an adder tree. V > 1 (WALK
+// only) walks V non-silent groups a cycle: the row's V lowest, each found by a priority
+// encoder after the ones below it are cleared, their weight words read from V copies of
+// the ROM, and per output lane a tree of the V*E terms: a tap then takes
+// ceil(non-silent groups / V) cycles (one when there is none). A tap's row
 // is requested only once in_avail > its row: a producer writing the input buffer in the
 // same step (started together, one at a time) says how many rows it has written so far;
 // otherwise in_avail is above every row (the fixed slots ignore it).
@@ -53,12 +57,13 @@ module snn_conv_rows #(
     parameter GB        = 1,   // group bits (holds NG - 1; 1 when NG = 1)
     parameter TB        = 4,   // tap index bits (holds KH*KW - 1)
     parameter AW        = 4,   // weight word bits (holds KH*KW*NG - 1)
-    parameter LT        = 1,   // adder tree levels (E <= 2^LT)
+    parameter LT        = 1,   // adder tree levels (V*E <= 2^LT)
     parameter IG        = 1,   // the port's cycles between requests
     parameter ILAT      = 1,   // ... and from a request to its row
     parameter SB        = 1,   // slot cycle bits (holds max(NG, IG) - 1)
     parameter LB        = 1,   // latency counter bits (holds ILAT)
-    parameter WALK      = 0    // skip silent groups (ILAT = IG = 1 only)
+    parameter WALK      = 0,   // skip silent groups (ILAT = IG = 1 only)
+    parameter V         = 1    // WALK: non-silent groups a cycle (V <= NG; 1 if fixed slots)
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -87,8 +92,10 @@ module snn_conv_rows #(
     localparam [SW-1:0] KH_LAST = KH_LAST_I[SW-1:0];
     localparam integer KW_LAST_I = KW - 1;
     localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
-    localparam integer NT = 1 << LT;                   // tree leaves (E, padded)
+    localparam integer NT = 1 << LT;                   // tree leaves (V*E, padded)
     localparam integer GW = E * WIN;                   // bits of a group's inputs
+    localparam integer VE = V * E;                     // terms a lane a cycle
+    localparam integer WB = E * O * WW;                // bits of a weight word
 
     // the front: requests the taps' rows (fixed slots: a slot of S cycles a tap; WALK:
     // a tap as the back's walk of the previous one ends)
@@ -104,14 +111,16 @@ module snn_conv_rows #(
     reg [ORW-1:0]  bpix;
     reg [TB-1:0]   btap;
     reg [C*WIN-1:0] row_q;     // the arrived row
-    wire [GW-1:0]  group_in;   // the inputs of the group whose weights arrive
-    wire           reading;    // the back reads a group's weights this cycle
-    wire [GB-1:0]  group;      // ... of this group
+    wire [V*GW-1:0] group_in;  // the inputs of the groups whose weights arrive (slot 0 low)
+    wire           reading;    // the back reads groups' weights this cycle
+    wire [V*GB-1:0] groups;    // ... of these groups, a slot each
+    wire [V-1:0]   picked;     // ... the slots that hold a group (WALK)
     wire           group_first; // ... the tap's first
     wire           group_last;  // ... the tap's last
-    // the adder stage: the group whose weights arrive this cycle
+    // the adder stage: the groups whose weights arrive this cycle
     reg            add_en;
-    reg [GB-1:0]   add_g;
+    reg [V*GB-1:0] add_g;
+    reg [V-1:0]    add_v;
     reg            add_first;  // the position's first group: the accumulator restarts
     reg            add_last;   // ... its last: the sum is written next cycle
     reg [ORW-1:0]  add_pix;
@@ -120,25 +129,30 @@ module snn_conv_rows #(
 
     wire [IRW:0]     ty;       // {valid, iy*W}
     wire [IRW:0]     tx;       // {valid, ix}
-    wire [E*O*WW-1:0] w_row;   // the weights of a group's E channels
+    wire [V*WB-1:0]  w_row;    // the weights of the groups' E channels, a word a slot
     wire             f_last_tap = ky == KH_LAST && kx == KW_LAST;
     wire             f_valid = ty[IRW] && tx[IRW];
-    wire [AW-1:0]    w_addr;
 
     snn_lut #(.WIDTH(IRW + 1), .DEPTH(OH * KH), .AW(TYW), .FILE(TY_FILE)) u_ty (
         .addr(ty_a), .data(ty));
     snn_lut #(.WIDTH(IRW + 1), .DEPTH(OW * KW), .AW(TXW), .FILE(TX_FILE)) u_tx (
         .addr(tx_a), .data(tx));
-    snn_rom #(.WIDTH(E * O * WW), .DEPTH(KH * KW * NG), .AW(AW), .FILE(W_FILE)) u_w (
-        .clk(clk), .re(reading), .raddr(w_addr), .rdata(w_row));
+    // a copy of the weight ROM a slot
+    genvar cv;
 
     generate
-        if (NG > 1 && KH * KW == 1) begin : g_groups_only
-            assign w_addr = group;
-        end else if (NG > 1) begin : g_groups
-            assign w_addr = {btap, group};
-        end else begin : g_one_group
-            assign w_addr = btap;
+        for (cv = 0; cv < V; cv = cv + 1) begin : g_copy
+            wire [AW-1:0] w_addr;
+
+            if (NG > 1 && KH * KW == 1) begin : g_groups_only
+                assign w_addr = groups[cv*GB +: GB];
+            end else if (NG > 1) begin : g_groups
+                assign w_addr = {btap, groups[cv*GB +: GB]};
+            end else begin : g_one_group
+                assign w_addr = btap;
+            end
+            snn_rom #(.WIDTH(WB), .DEPTH(KH * KW * NG), .AW(AW), .FILE(W_FILE)) u_w (
+                .clk(clk), .re(reading), .raddr(w_addr), .rdata(w_row[cv*WB +: WB]));
         end
     endgenerate
 
@@ -146,7 +160,7 @@ module snn_conv_rows #(
     assign out_wdata = acc;  // written the cycle after the position's last addition
 
     // Lane datapaths as loops in combinational blocks (see snn_neuron): per output lane,
-    // the group's E terms and a balanced tree whose nodes overwrite the level below.
+    // the groups' V*E terms and a balanced tree whose nodes overwrite the level below.
     reg [NT*WO-1:0] tree;
     reg [WO-1:0]    w_w;
     integer m;
@@ -162,7 +176,7 @@ module snn_conv_rows #(
             always @* begin
                 for (m = 0; m < O; m = m + 1) begin
                     tree = {NT*WO{1'b0}};
-                    for (j = 0; j < E; j = j + 1) begin
+                    for (j = 0; j < VE; j = j + 1) begin
                         w_w = {{(WO-WW){w_row[(j*O+m)*WW+WW-1]}}, w_row[(j*O+m)*WW +: WW]};
                         code_w = {{(WO-WIN){IN_SIGNED != 0 && group_in[j*WIN+WIN-1]}},
                                   group_in[j*WIN +: WIN]};
@@ -180,7 +194,7 @@ module snn_conv_rows #(
             always @* begin
                 for (m = 0; m < O; m = m + 1) begin
                     tree = {NT*WO{1'b0}};
-                    for (j = 0; j < E; j = j + 1) begin
+                    for (j = 0; j < VE; j = j + 1) begin
                         w_w = {{(WO-WW){w_row[(j*O+m)*WW+WW-1]}}, w_row[(j*O+m)*WW +: WW]};
                         tree[j*WO +: WO] = w_w & {WO{group_in[j]}};
                     end
@@ -212,7 +226,8 @@ module snn_conv_rows #(
             out_waddr <= add_pix;
             if (add_en) acc <= sum;
             add_en <= reading;
-            add_g <= group;
+            add_g <= groups;
+            add_v <= picked;
             add_first <= btap == {TB{1'b0}} && group_first;
             add_last <= btap == TAP_LAST && group_last;
             add_pix <= bpix;
@@ -243,11 +258,12 @@ module snn_conv_rows #(
             end else begin : g_some
                 assign reading = back && bsub <= G_END;
             end
-            assign group = bsub[GB-1:0];
+            assign groups = bsub[GB-1:0];
+            assign picked = 1'b1;
             assign group_first = bsub == {SB{1'b0}};
             assign group_last = bsub == G_END;
             assign group_in = row_q[GW-1:0];  // the row shifts its groups down
-            wire unused_slots = &{1'b0, add_g, in_avail};
+            wire unused_slots = &{1'b0, add_g, add_v, in_avail};
             assign in_req = front && fsub == {SB{1'b0}} && f_valid;
             assign busy = front | back | (lag != {LB{1'b0}});
 
@@ -295,8 +311,8 @@ module snn_conv_rows #(
             // WALK: one tap in flight. The front requests the next tap in the cycle the
             // back reads the last group of the current one (or when nothing is in
             // flight); the row arrives the next cycle (in_ack), and the back reads the
-            // weights of its non-silent groups, lowest first, a cycle each (one cycle
-            // and zeros when all are silent)
+            // weights of its non-silent groups, lowest first, V a cycle (one cycle and
+            // zeros when all are silent; a slot without a group adds zeros)
             reg [TB-1:0] ftap;
             reg          arrive;     // the requested tap's row (or padding) arrives
             reg          walking;    // groups of the arrived row remain
@@ -313,32 +329,66 @@ module snn_conv_rows #(
                 for (q = 0; q < NG; q = q + 1) live_in[q] = |arrived[q*GW +: GW];
             end
             if (NG > 1) begin : g_pick
-                snn_first_one #(.N(NG), .IW(GB)) u_next (.x(live), .index(group));
-                assign left = live & (live - 1'b1);
-                // the group's inputs selected without index arithmetic (no multiply):
-                // a bit or a power-of-two field by its index, else an AND-OR select
-                if (GW == 1) begin : g_bit
-                    assign group_in = row_q[add_g];
-                end else if ((GW & (GW - 1)) == 0) begin : g_field
-                    localparam integer FB = $clog2(GW);
+                // slot v: the lowest live group once the v below it are cleared (a
+                // priority encoder each, as snn_first_one)
+                reg [NG-1:0]   x;
+                reg [V*GB-1:0] found;
+                reg [V-1:0]    held;
+                reg [NG-1:0]   after;
+                integer        pv;
+                integer        l;
+                genvar         sv;
 
-                    assign group_in = row_q[{add_g, {FB{1'b0}}} +: GW];
-                end else begin : g_and_or
-                    reg [GW-1:0] pick;
-                    integer r;
-
-                    always @* begin
-                        pick = {GW{1'b0}};
-                        for (r = 0; r < NG; r = r + 1)
-                            pick = pick | (row_q[r*GW +: GW] & {GW{add_g == r[GB-1:0]}});
+                always @* begin
+                    x = live;
+                    found = {V*GB{1'b0}};
+                    for (pv = 0; pv < V; pv = pv + 1) begin
+                        held[pv] = |x;
+                        for (l = NG - 1; l >= 0; l = l - 1)
+                            if (x[l]) found[pv*GB +: GB] = l[GB-1:0];
+                        x = x & (x - 1'b1);
                     end
-                    assign group_in = pick;
+                    after = x;
+                end
+                assign groups = found;
+                assign picked = held;
+                assign left = after;
+                for (sv = 0; sv < V; sv = sv + 1) begin : g_slot
+                    wire [GB-1:0] g = add_g[sv*GB +: GB];
+
+                    // the group's inputs selected without index arithmetic (no multiply):
+                    // a live group of one bit is a one, a power-of-two field by its index,
+                    // else an AND-OR select; zero when the slot holds no group
+                    if (GW == 1) begin : g_bit
+                        wire unused_g = &{1'b0, g};
+
+                        assign group_in[sv] = add_v[sv];
+                    end else if ((GW & (GW - 1)) == 0) begin : g_field
+                        localparam integer FB = $clog2(GW);
+
+                        assign group_in[sv*GW +: GW] = row_q[{g, {FB{1'b0}}} +: GW]
+                            & {GW{add_v[sv]}};
+                    end else begin : g_and_or
+                        reg [GW-1:0] pick;
+                        integer r;
+
+                        always @* begin
+                            pick = {GW{1'b0}};
+                            for (r = 0; r < NG; r = r + 1)
+                                pick = pick | (row_q[r*GW +: GW] & {GW{g == r[GB-1:0]}});
+                        end
+                        assign group_in[sv*GW +: GW] = pick & {GW{add_v[sv]}};
+                    end
+                end
+                if (GW == 1) begin : g_no_row
+                    wire unused_row = &{1'b0, row_q};
                 end
             end else begin : g_single
-                assign group = 1'b0;
+                assign groups = 1'b0;
+                assign picked = live;
                 assign left = 1'b0;
                 assign group_in = row_q;
-                wire unused_live = &{1'b0, live, add_g};
+                wire unused_live = &{1'b0, add_g, add_v};
             end
             assign reading = arrive || walking;
             assign group_first = arrive;
