@@ -374,23 +374,25 @@ def test_walk_events_from_config(tmp_path, sim):
     takes a cycle (V, a copy of its weight ROM each): a strided conv of 2-channel groups
     at V = 3 (more slots than a tap's live groups at times), a 1x1 conv of 3-channel
     groups at 2 (an AND-OR select per slot), a linear layer of analog codes at 2 (a
-    multiplier a term); the padded conv through a map keeps its fixed slots (no V).
+    multiplier a term), and snn_dense (a linear layer through a map) at 3 events a cycle;
+    the padded conv through a map keeps its fixed slots (no V).
     Bit-exact in Icarus and Verilator, the estimate the RTL's count for every input,
     fewer cycles than one group a cycle, lint-clean."""
     require_tool(sim)
     from test_verilog import _signed_analog_graph
     for graph, raw, want in (
             (_conv_rows_graph(), {"inputs": {"c2": 2, "c3": 3},
-                                  "events": {"c1": 4, "c2": 3, "c3": 2}},
-             {"c1": (4, 0, 1), "c2": (2, 1, 3), "c3": (3, 1, 2)}),
-            (_signed_analog_graph(), {"events": {"s": 2}}, {"s": (1, 1, 2)})):
+                                  "events": {"c1": 4, "c2": 3, "c3": 2, "fc": 3}},
+             {"c1": (4, 0, 1), "c2": (2, 1, 3), "c3": (3, 1, 2), "fc": (0, 0, 3)}),
+            (_signed_analog_graph(), {"events": {"s": 2}}, {"s": (1, 1, 2), "fc": (0, 0, 4)})):
         hw = parallel_knob.config(graph, None, raw)
         one = parallel_knob.config(graph, None, {**raw, "events": {k: 1 for k in want}})
         design = tmp_path / graph.name
         summary = verilog.emit(graph, design, vectors=VECTORS, hw=hw)
         rows = {e["node"]: e["params"] for e in summary["layers"]
-                if e["module"] == "snn_conv_rows"}
-        assert {k: (p["E"], p["WALK"], p.get("V", 1)) for k, p in rows.items()} == want
+                if e["module"] in ("snn_conv_rows", "snn_dense")}
+        assert {k: (p.get("E", 0), p.get("WALK", 0), p.get("V", 1))
+                for k, p in rows.items()} == want
         result = verilog.run_simulation(design, "icarus" if sim == "iverilog" else sim)
         _assert_bit_exact(result, VECTORS, graph)
         assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]

@@ -788,8 +788,8 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
             depth = (p["K"] if e.module == "snn_dense"
                      else p["KH"] * p["KW"] * p["C"]) * (m // lanes)
             block = lanes < m and depth >= FOLDED_ROM_BLOCK_DEPTH
-            mems.append((f"{e.name}.w", "romblock" if block else "rom", depth,
-                         lanes * p["WW"]))
+            mems += [(f"{e.name}.w{'.' + str(j) if j else ''}", "romblock" if block else "rom",
+                      depth, lanes * p["WW"]) for j in range(max(1, p["V"]))]  # V copies
             if lanes < m:  # the accumulator of a folded engine: a word per chunk
                 mems.append((f"{e.name}.acc", "ram", m // lanes, lanes * p["WO"]))
         elif e.module == "snn_conv_rows":  # a word of E channels' weight rows, V copies
@@ -937,8 +937,9 @@ def _features(design: Design, family: str) -> dict[str, float]:
             m = p["M"] if e.module == "snn_dense" else p["O"]
             lanes, wo = p.get("P", m), p["WO"]
             lines = p["JB"] if p["SPIKE"] == 2 else 0  # the weights shifted by the line
-            f["adder"] += lanes * wo * (1 + lines)
-            f["events"] += (p["K"] or p["C"]) << lines  # snn_first_one's event slots
+            v = max(1, p["V"])  # V events a cycle: V rows added a lane, V encoders
+            f["adder"] += lanes * wo * (1 + lines) * v
+            f["events"] += ((p["K"] or p["C"]) << lines) * v  # snn_first_one's event slots
             # the accumulator (folded: a RAM, among the memories) and the row's events
             f["register"] += (m * wo if lanes == m else 0) + (p["K"] or p["C"]) * (
                 1 + p["ANALOG"] * p["WIN"])

@@ -659,9 +659,13 @@ def _synapse(bld: _Builder, n: Node) -> None:
             return
         words = hex_rows(_chunks(op.weight, p), ww)
         out, oaw = _folded_output(bld, n, p, wo)
+        # full width, unit spikes: V events a cycle (`walk_events`, a row of K groups)
+        v = (bld.hw.walk_events(n, kk, ww, False)
+             if p == m and not op.analog and _spike_params(bld, n) == [] else 1)
         params = [("R", r), ("K", kk), ("M", m), ("RW", addr_bits(r)), ("KW", addr_bits(kk)),
                   *common, ("W_FILE", bld.file(f"e{k}_weights", words)),
-                  *_spike_params(bld, n), *_fold_params(m, p), *oaw]
+                  *_spike_params(bld, n), *_fold_params(m, p), *oaw,
+                  *([("V", min(v, kk))] if min(v, kk) > 1 else [])]
         if p == m:  # a row a word, written when its events are added
             bld.row_timed.add(k)
         bld.engine(n, "snn_dense", params, ports + out, clear=False)

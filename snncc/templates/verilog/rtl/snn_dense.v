@@ -20,6 +20,9 @@
 // weights are requested (the row's first event reads zeros: no clearing pass), and the
 // output row is written in M/P words of P lanes, word {row, chunk} (the value buffer is
 // as narrow and deep), one per cycle after the row's events.
+// V > 1 (unit spikes at full width only) takes the row's V lowest events a cycle: each
+// found by a priority encoder once the ones below it are cleared, their weight rows read
+// from V copies of the ROM, and per output lane the V rows added to the accumulator.
 module snn_dense #(
     parameter R         = 1,   // rows (all leading axes)
     parameter K         = 8,   // inputs per row
@@ -36,7 +39,8 @@ module snn_dense #(
     parameter JB        = 1,   // line index bits (SPIKE = 2: holds WIN - 1)
     parameter P         = M,   // output lanes per cycle (M / P a power of two)
     parameter CB        = 1,   // chunk index bits when P < M: M / P = 2^CB
-    parameter OAW       = RW   // output address bits: {row, chunk} when folded
+    parameter OAW       = RW,  // output address bits: {row, chunk} when folded
+    parameter V         = 1    // events a cycle (unit spikes, P = M)
 ) (
     input  wire             clk,
     input  wire             rst,
@@ -75,6 +79,7 @@ module snn_dense #(
     wire            row_end;   // the row's last output word is written this cycle
     wire [KW+FB-1:0] w_addr;   // {input k, chunk}
     wire            chunk_last; // the event's last chunk is requested this cycle
+    wire [E-1:0]    events_next; // the row's events once those requested are added
 
     snn_first_one #(.N(E), .IW(KW + XB)) u_next (.x(events), .index(event_k));
     snn_rom #(.WIDTH(P * WW), .DEPTH(K * NC), .AW(KW + FB), .FILE(W_FILE),
@@ -167,6 +172,7 @@ module snn_dense #(
 
     generate
         if (ANALOG != 0) begin : g_analog
+            assign events_next = events & (events - 1'b1);
             // the analog first layer: code * weight (the one place that multiplies)
             reg [K*WIN-1:0] codes;  // the row's codes, kept from the port
             reg [WIN-1:0]   code;   // the code of the event whose weight row arrives
@@ -188,7 +194,52 @@ module snn_dense #(
                     part[j*WO +: WO] = acc_lo[j*WO +: WO] + (adding ? code_w * w_w : {WO{1'b0}});
                 end
             end
+        end else if (V > 1) begin : g_events_add
+            // unit spikes, V events a cycle: slot v the lowest event once the v below it
+            // are cleared (slot 0 is event_k), its weight row from a copy of the ROM;
+            // the rows of the slots that hold an event are added
+            localparam integer MW = (V > 1) ? V - 1 : 1;
+            reg [E-1:0]      x;
+            reg [MW*KW-1:0]  more_k;   // the further slots' events
+            reg [MW-1:0]     more_v;   // ... the slots that hold one
+            reg [MW-1:0]     add_more; // ... of the rows that arrive
+            wire [MW*P*WW-1:0] w_more;
+            reg [WO-1:0]     w_w;
+            integer          sv;
+            integer          b;
+            genvar           cv;
+
+            always @* begin
+                x = events & (events - 1'b1);
+                more_k = {MW*KW{1'b0}};
+                for (sv = 0; sv < V - 1; sv = sv + 1) begin
+                    more_v[sv] = |x;
+                    for (b = E - 1; b >= 0; b = b - 1)
+                        if (x[b]) more_k[sv*KW +: KW] = b[KW-1:0];
+                    x = x & (x - 1'b1);
+                end
+            end
+            assign events_next = x;
+            for (cv = 0; cv < V - 1; cv = cv + 1) begin : g_copy
+                snn_rom #(.WIDTH(P * WW), .DEPTH(K), .AW(KW), .FILE(W_FILE)) u_w (
+                    .clk(clk), .re(walking), .raddr(more_k[cv*KW +: KW]),
+                    .rdata(w_more[cv*P*WW +: P*WW]));
+            end
+            always @(posedge clk) add_more <= more_v & {MW{walking}};
+            always @* begin
+                for (l = 0; l < P; l = l + 1) begin
+                    w_w = {{(WO-WW){w_row[l*WW+WW-1]}}, w_row[l*WW +: WW]};
+                    part[l*WO +: WO] = acc_lo[l*WO +: WO] + (adding ? w_w : {WO{1'b0}});
+                    for (sv = 0; sv < V - 1; sv = sv + 1) begin
+                        w_w = {{(WO-WW){w_more[(sv*P+l)*WW+WW-1]}},
+                               w_more[(sv*P+l)*WW +: WW]};
+                        part[l*WO +: WO] = part[l*WO +: WO]
+                            + (add_more[sv] ? w_w : {WO{1'b0}});
+                    end
+                end
+            end
         end else begin : g_spike_add
+            assign events_next = events & (events - 1'b1);
             // spike-driven: a spike selects the weight row (signed: add or subtract;
             // weighted lines: shifted), no multiply
             wire [P*WO-1:0] part_w;
@@ -230,7 +281,7 @@ module snn_dense #(
             end else if (walking) begin
                 // one event per cycle: request its weight row, add the previous one
                 adding <= events != {E{1'b0}};
-                if (chunk_last) events <= events & (events - 1'b1);
+                if (chunk_last) events <= events_next;
                 if (row_done) begin
                     walking <= 1'b0;
                     adding <= 1'b0;
