@@ -2878,7 +2878,8 @@ module snn_top (
         .ILAT(1),
         .SB(5),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u8_blocks_blocks_0_attn_q_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -2925,7 +2926,8 @@ module snn_top (
         .ILAT(1),
         .SB(5),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u9_blocks_blocks_0_attn_k_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -2972,7 +2974,8 @@ module snn_top (
         .ILAT(1),
         .SB(5),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u10_blocks_blocks_0_attn_v_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3278,7 +3281,8 @@ module snn_top (
         .IN_SIGNED(0),
         .WW(27),
         .WO(30),
-        .W_FILE("mem/e18_weights.hex")
+        .W_FILE("mem/e18_weights.hex"),
+        .V(2)
     ) u18_blocks_blocks_0_attn_proj_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3391,7 +3395,8 @@ module snn_top (
         .ILAT(1),
         .SB(5),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u21_blocks_blocks_0_fc1_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3476,7 +3481,8 @@ module snn_top (
         .ILAT(1),
         .SB(6),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u23_blocks_blocks_0_fc2_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3590,7 +3596,8 @@ module snn_top (
         .ILAT(1),
         .SB(5),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u26_blocks_blocks_1_attn_q_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3637,7 +3644,8 @@ module snn_top (
         .ILAT(1),
         .SB(5),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u27_blocks_blocks_1_attn_k_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3684,7 +3692,8 @@ module snn_top (
         .ILAT(1),
         .SB(5),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u28_blocks_blocks_1_attn_v_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3990,7 +3999,8 @@ module snn_top (
         .IN_SIGNED(0),
         .WW(28),
         .WO(31),
-        .W_FILE("mem/e36_weights.hex")
+        .W_FILE("mem/e36_weights.hex"),
+        .V(2)
     ) u36_blocks_blocks_1_attn_proj_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -4103,7 +4113,8 @@ module snn_top (
         .ILAT(1),
         .SB(5),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u39_blocks_blocks_1_fc1_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -4188,7 +4199,8 @@ module snn_top (
         .ILAT(1),
         .SB(6),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u41_blocks_blocks_1_fc2_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -4302,7 +4314,8 @@ module snn_top (
         .ILAT(1),
         .SB(5),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .V(2)
     ) u44_logits_Dense_per_token (
         .clk(clk),
         .rst(rst),
