@@ -323,7 +323,9 @@ def test_input_channels_from_config_icarus(tmp_path):
     more cycles than the rule's wider trees, lint-clean."""
     require_tool("iverilog")
     graph = _conv_rows_graph()
-    hw = parallel_knob.config(graph, None, {"inputs": {"c1": 2, "c2": 2, "c3": 3, "fc": 9}})
+    # c3 one group a cycle ("events"): two would walk both its groups at once, as E = 6
+    hw = parallel_knob.config(graph, None, {"inputs": {"c1": 2, "c2": 2, "c3": 3, "fc": 9},
+                                            "events": {"c3": 1}})
     assert hw.inputs == {"c1": 2, "c2": 2, "c3": 3, "fc": 9}
     summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
     rows = {e["node"]: e["params"] for e in summary["layers"] if e["module"] == "snn_conv_rows"}
@@ -384,7 +386,7 @@ def test_walk_events_from_config(tmp_path, sim):
             (_conv_rows_graph(), {"inputs": {"c2": 2, "c3": 3},
                                   "events": {"c1": 4, "c2": 3, "c3": 2, "fc": 3}},
              {"c1": (4, 0, 1), "c2": (2, 1, 3), "c3": (3, 1, 2), "fc": (0, 0, 3)}),
-            (_signed_analog_graph(), {"events": {"s": 2}}, {"s": (1, 1, 2), "fc": (0, 0, 4)})):
+            (_signed_analog_graph(), {"events": {"s": 2}}, {"s": (1, 1, 2), "fc": (0, 0, parallel_knob.WALK_EVENTS)})):
         hw = parallel_knob.config(graph, None, raw)
         one = parallel_knob.config(graph, None, {**raw, "events": {k: 1 for k in want}})
         design = tmp_path / graph.name
