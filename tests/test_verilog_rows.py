@@ -386,7 +386,8 @@ def test_walk_events_from_config(tmp_path, sim):
             (_conv_rows_graph(), {"inputs": {"c2": 2, "c3": 3},
                                   "events": {"c1": 4, "c2": 3, "c3": 2, "fc": 3}},
              {"c1": (4, 0, 1), "c2": (2, 1, 3), "c3": (3, 1, 2), "fc": (0, 0, 3)}),
-            (_signed_analog_graph(), {"events": {"s": 2}}, {"s": (1, 1, 2), "fc": (0, 0, parallel_knob.WALK_EVENTS)})):
+            (_signed_analog_graph(), {"events": {"s": 2}},
+             {"s": (1, 1, 2), "fc": (0, 0, parallel_knob.WALK_EVENTS)})):
         hw = parallel_knob.config(graph, None, raw)
         one = parallel_knob.config(graph, None, {**raw, "events": {k: 1 for k in want}})
         design = tmp_path / graph.name
