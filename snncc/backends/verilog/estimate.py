@@ -760,6 +760,12 @@ def estimate(graph: Graph, hw: HwConfig = DEFAULT, x: np.ndarray | None = None,
 # ---------------------------------------------------------------- resources
 
 
+def _copy(j: int) -> str:
+    """The name suffix of copy j of a weight ROM (V events a cycle: V copies; the first
+    has none)."""
+    return f".copy{j}" if j else ""
+
+
 def memories(design: Design) -> list[tuple[str, str, int, int]]:
     """Every memory of the design: (name, kind, depth, width); kind is "ram" (written
     while running), "rom" (a synchronous read of constants: weights, tables), "romblock"
@@ -788,14 +794,13 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
             depth = (p["K"] if e.module == "snn_dense"
                      else p["KH"] * p["KW"] * p["C"]) * (m // lanes)
             block = lanes < m and depth >= FOLDED_ROM_BLOCK_DEPTH
-            mems += [(f"{e.name}.w{'.' + str(j) if j else ''}", "romblock" if block else "rom",
-                      depth, lanes * p["WW"]) for j in range(max(1, p["V"]))]  # V copies
+            mems += [(f"{e.name}.w{_copy(j)}", "romblock" if block else "rom", depth,
+                      lanes * p["WW"]) for j in range(max(1, p["V"]))]  # V copies
             if lanes < m:  # the accumulator of a folded engine: a word per chunk
                 mems.append((f"{e.name}.acc", "ram", m // lanes, lanes * p["WO"]))
         elif e.module == "snn_conv_rows":  # a word of E channels' weight rows, V copies
-            mems += [(f"{e.name}.w{'.' + str(j) if j else ''}", "rom",
-                      p["KH"] * p["KW"] * p["NG"], p["E"] * p["O"] * p["WW"])
-                     for j in range(max(1, p["V"]))]
+            mems += [(f"{e.name}.w{_copy(j)}", "rom", p["KH"] * p["KW"] * p["NG"],
+                      p["E"] * p["O"] * p["WW"]) for j in range(max(1, p["V"]))]
         elif e.module == "snn_td_matmul":
             mems += [(f"{e.name}.cb", "ram", p["NB"] * p["K"], p["M"] * p["WCB"]),
                      (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
@@ -915,7 +920,7 @@ def _features(design: Design, family: str) -> dict[str, float]:
          "engines": float(len(design.engines) + len(design.buffers)),
          "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0, "tree": 0.0, "romwide": 0.0,
          "events": 0.0}
-    for _, kind, depth, width in memories(design):
+    for name, kind, depth, width in memories(design):
         where, count = mapping(kind, depth, width, family)
         if where == "logic" and kind == "ram" and depth == 1 and family == "xc7":
             f["ramreg"] += count  # one word: a register, no address decoding
@@ -923,8 +928,11 @@ def _features(design: Design, family: str) -> dict[str, float]:
             f["ramlogic" if kind == "ram" else "romlogic"] += count
         else:
             f[where] += count
-        if where in ("logic", "lutram") and kind != "lut":
-            f["register"] += width  # the read register of a memory kept in LUTs
+        if where in ("logic", "lutram") and kind != "lut" and ".copy" not in name:
+            # the read register of a memory kept in LUTs (a further copy of a weight ROM
+            # in logic adds none: the tiny transformer at V = 4, Yosys synth_xilinx,
+            # +27 FFs over V = 1)
+            f["register"] += width
     for e in design.engines:
         p = _params(e)
         if e.module == "snn_neuron":
