@@ -37,6 +37,10 @@ walk its spikes, read through a map, takes no V and ignores it):
 
     {"events": {"/blocks/blocks.0/fc2/linear/MatMul": 2}}
 
+snn_dense (a full-width linear layer of unit spikes read through a map) takes V events
+a cycle by the same rule and entry (K groups of one input). The HLS target has no
+counterpart for E or V (its kernels loop over the inputs).
+
 A TD max pool reads every tap of an output's window a cycle (a copy of its count RAM
 per tap, for windows of at most POOL_TAPS_AT_ONCE taps) by default and with `--parallel
 N` for N at least its channels times its taps; otherwise a tap a cycle.
