@@ -960,7 +960,10 @@ def _features(design: Design, family: str) -> dict[str, float]:
             ve = v * p["E"]
             o_, wo, n_in = p["O"], p["WO"], ve * (1 + p["ANALOG"] * p["WIN"])
             f["adder"] += o_ * (ve - 1) * wo + o_ * wo
-            f["romwide"] += ve * o_ * p["WW"]  # the weight bits read and added a cycle
+            # the weight bits of a word read and added a cycle (a further slot's ANDs go
+            # into its adders' LUTs: the tiny transformer at V = 2, Yosys synth_xilinx,
+            # +778 LUTs over V = 1, estimated +1,523 with them and +984 without)
+            f["romwide"] += p["E"] * o_ * p["WW"]
             f["register"] += o_ * wo + p["C"] * p["WIN"]  # the accumulator, the row
             f["select"] += o_ * ve * p["WW"] + n_in  # the terms, the groups' inputs
             f["events"] += (v - 1) * p["NG"]  # the further slots' priority encoders
