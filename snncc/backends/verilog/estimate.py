@@ -930,8 +930,8 @@ def _features(design: Design, family: str) -> dict[str, float]:
             f[where] += count
         if where in ("logic", "lutram") and kind != "lut" and ".copy" not in name:
             # the read register of a memory kept in LUTs (a further copy of a weight ROM
-            # in logic adds none: the tiny transformer at V = 4, Yosys synth_xilinx,
-            # +27 FFs over V = 1)
+            # in logic counts none: the tiny transformer's seven walking engines at V = 2,
+            # Yosys synth_xilinx, +140 FFs over V = 1, the estimate 2% above it)
             f["register"] += width
     for e in design.engines:
         p = _params(e)
