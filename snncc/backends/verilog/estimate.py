@@ -455,10 +455,12 @@ class _Cycles:
         return total, per_engine
 
     def _one_at_a_time(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
-        """The controller (snn_ctrl): a step costs 3 cycles (2 if no engine runs) and the
-        span of its engines' runs, each started when the engines it waits for are done
-        and those it starts with have started (`Design.waits`: its producers and the
-        engines before it reading a RAM it reads). An engine streaming its producer's
+        """The controller (snn_ctrl): a step costs a cycle (its first, in which its first
+        engines are started; a step without engines: that cycle alone) and the span of
+        its engines' runs, to its last cycle (the last done's, in which the next step's
+        row is read), each started when the engines it waits for are done and those it
+        starts with have started (`Design.waits`: its producers and the engines before
+        it reading a RAM it reads). An engine streaming its producer's
         rows starts with it and asks for row r a cycle after the producer writes it
         (every producer writes its rows in order, a cycle apart at least, the last in the
         cycle before its done): one asking for a row a cycle asks for its last row no
@@ -497,8 +499,8 @@ class _Cycles:
                         run = run + np.max([np.maximum(0, step.end[x.producer] - start
                                                        - x.buffer.rows) for x in ss], axis=0)
                 step.end[e.index] = start + run
-            total += 3 + np.max([self._last(k, t, step) for k in step.end], axis=0
-                                ) if step.end else 2
+            total += 1 + np.max([self._last(k, t, step) for k in step.end], axis=0
+                                ) if step.end else 1
         return total
 
     def _streams(self, e: Engine, step: _Step) -> list[Stream]:
