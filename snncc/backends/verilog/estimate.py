@@ -416,8 +416,11 @@ class _Cycles:
         return (p["R"] - 1) * max(1, p["P"]) + last + 1
 
     def _reduce(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
+        """A request every IG cycles (the first the cycle after the start), done the
+        port's latency and a cycle after the last."""
         p = _params(e)
-        return np.full(self.tr.batch, int(p["NOUT"]) * int(p["Q"]) * (self._port(e, "in") + 1),
+        reads = int(p["NOUT"]) * int(p["Q"])
+        return np.full(self.tr.batch, (reads - 1) * max(1, p["IG"]) + self._port(e, "in") + 1,
                        np.int64)
 
     def _readout(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
@@ -601,19 +604,18 @@ class _Cycles:
 
     def _reduce_stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """An snn_reduce streaming its producer's rows: its end (the cycle after its
-        done). It reads row q*NOUT + j for each output row j and q < Q, one request at a
-        time: a request the port's latency and a cycle after the one before (the first
-        the cycle after the start), and no earlier than 2 cycles after its row is
-        written; done the port's latency and a cycle after the last."""
+        done). It asks for row q*NOUT + j for each output row j and q < Q in turn, IG
+        cycles after the one before (the first the cycle after the start) and no earlier
+        than 2 cycles after its row is written; done the port's latency and a cycle after
+        the last."""
         p = _params(e)
         wp = self._written(self.d.engines[producer], step)
-        lat = self._port(e, "in")
-        nout, q = p["NOUT"], p["Q"]
-        ask = step.at[e.index] + 1 - (lat + 1)
+        nout, q, gap = p["NOUT"], p["Q"], max(1, p["IG"])
+        ask = step.at[e.index] + 1 - gap
         for j in range(nout):
             for i in range(q):
-                ask = np.maximum(ask + lat + 1, wp[:, i * nout + j] + 2)
-        return ask + lat + 2
+                ask = np.maximum(ask + gap, wp[:, i * nout + j] + 2)
+        return ask + self._port(e, "in") + 2
 
     def _stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """A WALK snn_conv_rows streaming its producer's rows: its done cycle. A tap is
