@@ -1115,14 +1115,14 @@ def test_icarus_matches_interpreter_in_flight(tiny_models, tmp_path, name, paral
 
 def _serial_cycles(graph: Graph, hw: parallel_knob.HwConfig, x: np.ndarray) -> np.ndarray:
     """Per input, the cycles of the engines of the design without --pipeline run one after
-    another (a step: its engines' runs and 3 cycles, 2 if none runs): that design without
+    another (a step: its engines' runs and a cycle, snn_ctrl's): that design without
     its neuron layers and streamed rows running beside the others."""
     design = verilog.lower(graph, hw)
     runs = estimate._Cycles(design, estimate._Trace(graph, x)).runs()
     total = np.zeros(len(x), np.int64)
     for t in range(design.steps):
         due = [runs[(e.index, t)] for e in design.engines if (e.index, t) in runs]
-        total += 3 + np.sum(due, axis=0) if due else 2
+        total += 1 + np.sum(due, axis=0) if due else 1
     return total
 
 

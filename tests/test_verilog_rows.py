@@ -445,7 +445,7 @@ def test_streamed_rows_overlap_their_producers(tiny_models, tmp_path, name, para
     a TD-MatMul whose A is read as it is, the convolutions reading a max pool (its
     window a cycle; at --parallel 8 a tap a cycle) and the token sum. Bit-exact in Icarus, the estimate
     equal to the RTL's count, and that count below the one of engines run one after
-    another (a step: its engines' runs and 3 cycles)."""
+    another (a step: its engines' runs and a cycle)."""
     require_tool("iverilog")
     graph = snncc.compile(tiny_models[name], T=7).graph
     hw = parallel_knob.config(graph, parallel)
@@ -629,3 +629,52 @@ def test_add_chain_streams(tmp_path, monkeypatch):
         cycles[name] = np.asarray(result["cycles"])
     assert all(cycles["paired"] < cycles["waiting"]), cycles
     _assert_lint_clean(tmp_path / "paired")
+
+
+def _reduce_graph(seed: int = 5) -> Graph:
+    """Two ReduceSums of a linear layer's current [12, 5]: over the first axis of a
+    [4, 3, 5] view (three output rows, each of four input rows three apart: rows
+    q*3 + j, asked for out of the order they are written) and over the lanes (through a
+    transpose: twelve single-lane segments a view row, a request every 12 cycles)."""
+    rng = np.random.default_rng(seed)
+    g = Graph("reduce")
+    _spiking(g, (12, 6), hi=7)
+    g.add("c1", o.Synapse(_weights(rng, 6, 5)), ["codes"])
+    g.add("n1", _neuron(rng, (12, 5), t_fire=6, axis=1), ["c1"])
+    g.add("fc", o.Synapse(_weights(rng, 5, 5)), ["n1"])          # [12, 5]
+    g.add("cube", o.Reshape((4, 3, 5)), ["fc"])
+    g.add("rows", o.ReduceSum((0,)), ["cube"])                    # [3, 5]
+    g.add("lanes", o.ReduceSum((1,)), ["fc"])                     # [12]
+    g.add("n2", _neuron(rng, (3, 5), levels=4, t_fire=13, axis=1), ["rows"])
+    g.add("n3", _neuron(rng, (12,), levels=4, t_fire=13), ["lanes"])
+    g.add("flat", o.Reshape((15,)), ["n2"])
+    g.add("f2", o.Synapse(_weights(rng, 15, 4)), ["flat"])
+    g.add("f3", o.Synapse(_weights(rng, 12, 4)), ["n3"])
+    g.add("out", o.AddCurrent(), ["f2", "f3"])
+    return _readout(g, "out")
+
+
+@pytest.mark.parametrize("parallel,pipeline", [(None, False), (1, False), (None, True)],
+                         ids=["default", "P1", "pipeline"])
+def test_reduce_requests_pipelined(tmp_path, parallel, pipeline):
+    """snn_reduce asks for a row every IG cycles (the port's segments), ahead of the rows'
+    arrival: several output rows of interleaved input rows, read as the linear layer
+    writes them (one at a time, streamed), and a transposed view through a map of
+    single-lane segments. Bit-exact in Icarus at the default setting, folded and
+    pipelined, the estimate (a run of (NOUT*Q - 1)*IG + the port's latency + 3 cycles
+    unstalled) equal to the RTL's count; lint-clean."""
+    require_tool("iverilog")
+    graph = _reduce_graph()
+    hw = parallel_knob.config(graph, parallel, pipeline=pipeline)
+    design = verilog.lower(graph, hw)
+    reduces = {e.node.name: e for e in design.engines if e.module == "snn_reduce"}
+    rows, lanes = dict(reduces["rows"].params), dict(reduces["lanes"].params)
+    assert (rows["NOUT"], rows["Q"], lanes["NOUT"], lanes["Q"]) == (3, 4, 1, 5)
+    assert lanes["IG"] == 12 and "IG" not in rows  # the identity: a row a cycle
+    streamed = {design.engines[s.engine].node.name for s in design.streams}
+    assert ("rows" in streamed) == (parallel is None and not pipeline), streamed
+    summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
+    result = verilog.run_simulation(tmp_path / "v", "icarus")
+    _assert_bit_exact(result, VECTORS, graph)
+    assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+    _assert_lint_clean(tmp_path / "v")

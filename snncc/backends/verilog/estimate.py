@@ -417,8 +417,11 @@ class _Cycles:
         return (p["R"] - 1) * max(1, p["P"]) + last + 1
 
     def _reduce(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
+        """A request every IG cycles (the first the cycle after the start), done the
+        port's latency and a cycle after the last."""
         p = _params(e)
-        return np.full(self.tr.batch, int(p["NOUT"]) * int(p["Q"]) * (self._port(e, "in") + 1),
+        reads = int(p["NOUT"]) * int(p["Q"])
+        return np.full(self.tr.batch, (reads - 1) * max(1, p["IG"]) + self._port(e, "in") + 1,
                        np.int64)
 
     def _readout(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
@@ -456,10 +459,12 @@ class _Cycles:
         return total, per_engine
 
     def _one_at_a_time(self, runs: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
-        """The controller (snn_ctrl): a step costs 3 cycles (2 if no engine runs) and the
-        span of its engines' runs, each started when the engines it waits for are done
-        and those it starts with have started (`Design.waits`: its producers and the
-        engines before it reading a RAM it reads). An engine streaming its producer's
+        """The controller (snn_ctrl): a step costs a cycle (its first, in which its first
+        engines are started; a step without engines: that cycle alone) and the span of
+        its engines' runs, to its last cycle (the last done's, in which the next step's
+        row is read), each started when the engines it waits for are done and those it
+        starts with have started (`Design.waits`: its producers and the engines before
+        it reading a RAM it reads). An engine streaming its producer's
         rows starts with it and asks for row r a cycle after the producer writes it
         (every producer writes its rows in order, a cycle apart at least, the last in the
         cycle before its done): one asking for a row a cycle asks for its last row no
@@ -498,8 +503,8 @@ class _Cycles:
                         run = run + np.max([np.maximum(0, step.end[x.producer] - start
                                                        - x.buffer.rows) for x in ss], axis=0)
                 step.end[e.index] = start + run
-            total += 3 + np.max([self._last(k, t, step) for k in step.end], axis=0
-                                ) if step.end else 2
+            total += 1 + np.max([self._last(k, t, step) for k in step.end], axis=0
+                                ) if step.end else 1
         return total
 
     def _streams(self, e: Engine, step: _Step) -> list[Stream]:
@@ -600,19 +605,18 @@ class _Cycles:
 
     def _reduce_stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """An snn_reduce streaming its producer's rows: its end (the cycle after its
-        done). It reads row q*NOUT + j for each output row j and q < Q, one request at a
-        time: a request the port's latency and a cycle after the one before (the first
-        the cycle after the start), and no earlier than 2 cycles after its row is
-        written; done the port's latency and a cycle after the last."""
+        done). It asks for row q*NOUT + j for each output row j and q < Q in turn, IG
+        cycles after the one before (the first the cycle after the start) and no earlier
+        than 2 cycles after its row is written; done the port's latency and a cycle after
+        the last."""
         p = _params(e)
         wp = self._written(self.d.engines[producer], step)
-        lat = self._port(e, "in")
-        nout, q = p["NOUT"], p["Q"]
-        ask = step.at[e.index] + 1 - (lat + 1)
+        nout, q, gap = p["NOUT"], p["Q"], max(1, p["IG"])
+        ask = step.at[e.index] + 1 - gap
         for j in range(nout):
             for i in range(q):
-                ask = np.maximum(ask + lat + 1, wp[:, i * nout + j] + 2)
-        return ask + lat + 2
+                ask = np.maximum(ask + gap, wp[:, i * nout + j] + 2)
+        return ask + self._port(e, "in") + 2
 
     def _stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """A WALK snn_conv_rows streaming its producer's rows: its done cycle. A tap is

@@ -955,9 +955,11 @@ def _reduce_sum(bld: _Builder, n: Node) -> None:
     wi = bld.lane_bits(ib)
     wo = max(bld.ranges[n.name].step.bits, wi + 1)
     irw = addr_bits(view.rows)
+    # a request every G cycles through a map (IG), a cycle through the identity
+    timing = [(k, v) for k, v in bld.timing() if k in ("IG", "GW")]
     params = [("NOUT", nout), ("Q", q), ("D", view.lanes), ("IRW", irw),
               ("ORW", addr_bits(nout)), ("QW", addr_bits(q)), ("WI", wi),
-              ("IN_SIGNED", int(signed_in)), ("WO", wo)]
+              ("IN_SIGNED", int(signed_in)), ("WO", wo), *timing]
     avail = f"{irw + 1}'d{view.rows}"
     if (dict(bld.ports[-1].params)["MAP"] == 0 and ib.rows == view.rows
             and _fresh(bld, ib)):  # its producer's rows streamed

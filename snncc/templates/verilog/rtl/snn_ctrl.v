@@ -11,9 +11,11 @@
 // producers (it starts with the one whose rows it streams) and for the engines before
 // it that read a RAM it reads (one read port; readers that would otherwise wait have a
 // twin RAM of the buffer each), and runs beside every other one. An engine is started
-// in the cycle the last done it waits for arrives; the
-// step ends in the cycle after the last done. An engine without work at a step costs
-// nothing, a step three cycles.
+// in the cycle the last done it waits for arrives. The step's last cycle is the one
+// after which nothing is left (`fresh`: the last done arrives, or the last engine is
+// skipped): the next step's row is read in it, and the next step's first cycle starts
+// its first engines (they begin in the cycle after). An engine without work at a step
+// costs nothing, a step one cycle.
 //
 // Silent runs are skipped: an engine of SKIP's mask whose inputs are all silent when it
 // would start (`quiet`, from the top: each input inactive, or written with nothing but
@@ -38,11 +40,11 @@ module snn_ctrl #(
     output reg           finish,
     output reg  [TW-1:0] step,
     output reg  [NE-1:0] start,
-    output wire [NA-1:0] active,
+    output reg  [NA-1:0] active,
     input  wire [NE-1:0] done,
     input  wire [NE-1:0] quiet,    // the engine's inputs are all silent
     output reg  [NE-1:0] skipped,  // skipped in this step
-    output wire          fresh,    // a step begins: no engine runs, no value is written
+    output wire          fresh,    // a step begins after this cycle (what marks the step clears)
     output reg  [31:0]   cycles
 );
     localparam integer LAST_STEP_I = STEPS - 1;
@@ -51,15 +53,17 @@ module snn_ctrl #(
     reg [NA+NE-1:0] schedule [0:STEPS-1];
     initial $readmemh(SCHEDULE_FILE, schedule);
 
-    reg              load;     // the step's run mask is read this cycle
     reg [NE-1:0]     pending;  // engines of the step still to start
     reg [NE-1:0]     busy;     // engines started and not done
-    wire [NA+NE-1:0] row = schedule[step];
-    wire [NE-1:0]    run = row[NE-1:0];
+    wire [TW-1:0]    ahead = running ? step + 1'b1 : {TW{1'b0}};  // the next step
+    wire [NA+NE-1:0] row = schedule[ahead];
     wire [NE-1:0]    left = (busy & ~done) | pending;  // not done after this cycle
     wire [NE-1:0]    can;      // WAIT allows the engine to start
     wire [NE-1:0]    next;     // ... and SWAIT: started this cycle
     wire [NE-1:0]    skip = next & SKIP & quiet;  // ... or skipped
+    wire [NE-1:0]    started = next & ~skip;
+    // the step's last cycle: nothing pending, busy or started after it
+    wire             last = ((busy & ~done) | (pending & ~next) | started) == {NE{1'b0}};
     genvar k;
 
     generate
@@ -69,15 +73,14 @@ module snn_ctrl #(
         end
     endgenerate
 
-    assign active = row[NA+NE-1:NE];
-    assign fresh = load;
+    assign fresh = running ? last : go;
 
     always @(posedge clk) begin
         if (rst) begin
             running <= 1'b0;
             finish <= 1'b0;
             start <= {NE{1'b0}};
-            load <= 1'b0;
+            active <= {NA{1'b0}};
             pending <= {NE{1'b0}};
             busy <= {NE{1'b0}};
             skipped <= {NE{1'b0}};
@@ -85,31 +88,33 @@ module snn_ctrl #(
             cycles <= 32'd0;
         end else begin
             finish <= 1'b0;
-            start <= {NE{1'b0}};
+            start <= started;
             if (!running) begin
-                if (go) begin
+                if (go) begin  // step 0's row
                     running <= 1'b1;
                     step <= {TW{1'b0}};
-                    load <= 1'b1;
+                    active <= row[NA+NE-1:NE];
+                    pending <= row[NE-1:0];
+                    skipped <= {NE{1'b0}};
                     cycles <= 32'd0;
                 end
             end else begin
                 cycles <= cycles + 32'd1;
-                if (load) begin
-                    load <= 1'b0;
-                    pending <= run;
-                    skipped <= {NE{1'b0}};
-                end else if ((busy | pending) != {NE{1'b0}}) begin
-                    start <= next & ~skip;
+                if (!last) begin
                     pending <= pending & ~next;
-                    busy <= (busy & ~done) | (next & ~skip);
+                    busy <= (busy & ~done) | started;
                     skipped <= skipped | skip;
                 end else if (step == LAST_STEP) begin
                     running <= 1'b0;
                     finish <= 1'b1;
-                end else begin
-                    step <= step + 1'b1;
-                    load <= 1'b1;
+                    pending <= {NE{1'b0}};
+                    busy <= {NE{1'b0}};
+                end else begin  // the next step's row
+                    step <= ahead;
+                    active <= row[NA+NE-1:NE];
+                    pending <= row[NE-1:0];
+                    busy <= {NE{1'b0}};
+                    skipped <= {NE{1'b0}};
                 end
             end
         end

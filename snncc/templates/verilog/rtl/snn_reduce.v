@@ -1,9 +1,12 @@
 // snn_reduce: out[j, :] = sum over q < Q of in[q*NOUT + j, :], all D lanes at once: a
 // ReduceSum (a mean before its 1/n is folded into the next threshold) of spikes or
 // currents. The compiler orders the view so that the reduced axes come first and the
-// lanes are kept. Input row r is requested only once in_avail > r: a producer writing
-// the input buffer in the same step (the rows it has written, the engine streaming
-// them); otherwise in_avail is above every row.
+// lanes are kept. The rows are read in the order of the sums (j, then q), a request
+// every IG cycles (the port's segments; an identity port: a row a cycle), ahead of their
+// rows' arrival; each row is added in the cycle it arrives, output row j written with
+// its last. Input row r is requested only once in_avail > r: a producer writing the
+// input buffer in the same step (the rows it has written, the engine streaming them);
+// otherwise in_avail is above every row.
 module snn_reduce #(
     parameter NOUT      = 1,    // output rows
     parameter Q         = 8,    // input rows summed into each output row
@@ -13,7 +16,9 @@ module snn_reduce #(
     parameter QW        = 3,    // q bits (holds Q - 1)
     parameter WI        = 8,
     parameter IN_SIGNED = 1,    // currents are signed, spikes are not
-    parameter WO        = 12
+    parameter WO        = 12,
+    parameter IG        = 1,    // cycles between input row requests
+    parameter GW        = 1     // bits of the request gap counter (holds IG - 1)
 ) (
     input  wire            clk,
     input  wire            rst,
@@ -36,16 +41,31 @@ module snn_reduce #(
     localparam [IRW-1:0] STRIDE = STRIDE_I[IRW-1:0];
     localparam integer ONE_I = 1;
     localparam [IRW-1:0] ONE = ONE_I[IRW-1:0];
+    localparam integer IG_GAP_I = IG - 1;
+    localparam [GW-1:0] IG_GAP = IG_GAP_I[GW-1:0];
 
     reg            busy;       // between start and done
-    reg [ORW-1:0]  j;
-    reg [QW-1:0]   q;
-    reg [IRW-1:0]  row;        // q*NOUT + j
-    reg [IRW-1:0]  next_j;     // j + 1 as an input row
     reg [D*WO-1:0] acc;
-    reg            want;       // row is to be requested once it may be read
-    wire [IRW-1:0] row_next = row + STRIDE;
+    reg [ORW-1:0]  j;          // the row arriving next: output row j's q-th
+    reg [QW-1:0]   q;
 
+    // the requests: the next one is for row ar = aq*NOUT + aj (an: aj + 1 as an input
+    // row) while `asking`, gap cycles from now at the earliest; `row` was asked for last
+    reg [IRW-1:0]  row;
+    reg [IRW-1:0]  ar;
+    reg [QW-1:0]   aq;
+    reg [ORW-1:0]  aj;
+    reg [IRW-1:0]  an;
+    reg            asking;
+    reg [GW-1:0]   gap;
+    // the request this cycle's (at the start: row 0's) and the one after it
+    wire [IRW-1:0] cr = start ? {IRW{1'b0}} : ar;
+    wire [QW-1:0]  cq = start ? {QW{1'b0}} : aq;
+    wire [ORW-1:0] cj = start ? {ORW{1'b0}} : aj;
+    wire [IRW-1:0] cn = start ? ONE : an;
+    wire           turn = cq == Q_LAST;  // the next request begins the next output row
+    wire           ask = start ? in_avail != {(IRW+1){1'b0}}
+                               : busy && asking && gap == {GW{1'b0}} && {1'b0, ar} < in_avail;
 
     // Lane datapaths as loops in a combinational block (see snn_neuron). WO > WI.
     reg [D*WO-1:0] sum;
@@ -71,45 +91,48 @@ module snn_reduce #(
             done <= 1'b0;
             busy <= 1'b0;
             in_req <= 1'b0;
-            want <= 1'b0;
+            asking <= 1'b0;
         end else begin
             done <= 1'b0;
-            in_req <= 1'b0;
-            if (want && {1'b0, row} < in_avail) begin
-                in_req <= 1'b1;
-                want <= 1'b0;
-            end
+            in_req <= ask;
             if (start) begin
                 busy <= 1'b1;
-                in_req <= in_avail != {(IRW+1){1'b0}};
-                want <= in_avail == {(IRW+1){1'b0}};
+                asking <= 1'b1;
+                gap <= {GW{1'b0}};
+                ar <= {IRW{1'b0}};
+                aq <= {QW{1'b0}};
+                aj <= {ORW{1'b0}};
+                an <= ONE;
                 j <= {ORW{1'b0}};
                 q <= {QW{1'b0}};
-                row <= {IRW{1'b0}};
-                next_j <= ONE;
                 acc <= {D*WO{1'b0}};
-            end else if (in_ack) begin
-                if (q == Q_LAST) begin
-                    // output row j is written in this cycle
-                    acc <= {D*WO{1'b0}};
-                    q <= {QW{1'b0}};
-                    if (j == OUT_LAST) begin
-                        busy <= 1'b0;
-                        done <= 1'b1;
+            end else begin
+                if (gap != {GW{1'b0}}) gap <= gap - 1'b1;
+                if (in_ack) begin
+                    if (q == Q_LAST) begin
+                        // output row j is written in this cycle
+                        acc <= {D*WO{1'b0}};
+                        q <= {QW{1'b0}};
+                        if (j == OUT_LAST) begin
+                            busy <= 1'b0;
+                            done <= 1'b1;
+                        end else begin
+                            j <= j + 1'b1;
+                        end
                     end else begin
-                        j <= j + 1'b1;
-                        row <= next_j;
-                        next_j <= next_j + 1'b1;
-                        in_req <= {1'b0, next_j} < in_avail;
-                        want <= {1'b0, next_j} >= in_avail;
+                        acc <= sum;
+                        q <= q + 1'b1;
                     end
-                end else begin
-                    acc <= sum;
-                    q <= q + 1'b1;
-                    row <= row_next;
-                    in_req <= {1'b0, row_next} < in_avail;
-                    want <= {1'b0, row_next} >= in_avail;
                 end
+            end
+            if (ask) begin  // the next request
+                row <= cr;
+                gap <= IG_GAP;
+                ar <= turn ? cn : cr + STRIDE;
+                aq <= turn ? {QW{1'b0}} : cq + 1'b1;
+                aj <= turn ? cj + 1'b1 : cj;
+                an <= turn ? cn + 1'b1 : cn;
+                asking <= !(turn && cj == OUT_LAST);
             end
         end
     end

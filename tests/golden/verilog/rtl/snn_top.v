@@ -76,7 +76,7 @@ module snn_top (
     reg  [4:0] dbg_sel;
     wire       running;
     wire       finish;
-    wire       fresh;      // a step begins
+    wire       fresh;      // a step begins after this cycle
     wire [46:0] quiet;    // the engine's inputs are all silent
     /* verilator lint_off UNUSEDSIGNAL */
     wire [46:0] skipped;  // skipped in this step (read for streamed rows)
