@@ -29,6 +29,7 @@ from snncc.backends.common import default_inputs, golden
 from snncc.backends.verilog import design as verilog_design
 from snncc.backends.verilog import estimate
 from snncc.errors import SnnccError
+from snncc.intmath import Rounding
 from snncc.ir import Graph
 
 VECTORS = 3
@@ -170,8 +171,9 @@ def test_td_matmul_engine_from_config(tmp_path):
 
 def _pool_graph(seed: int = 4, mode: str = "if") -> Graph:
     """TD max pools streaming their input rows: through a map (a [4, 16] neuron layer
-    read as [C=4, H=4, W=4] channels-last: 4 segments a row) and as it is; the neuron's
-    `mode` makes their spikes."""
+    read as [C=4, H=4, W=4] channels-last: 4 segments a row) and as it is (a strided
+    window; a padded, strided, overlapping one, whose outputs a convolution streams);
+    the neuron's `mode` makes their spikes."""
     rng = np.random.default_rng(seed)
     g = Graph("pools")
     _spiking(g, (4, 6), hi=7)
@@ -180,18 +182,55 @@ def _pool_graph(seed: int = 4, mode: str = "if") -> Graph:
     g.add("cube", o.Reshape((4, 4, 4)), ["n"])
     g.add("p1", o.TDMaxPool((2, 2), (1, 1), (0, 0, 1, 1)), ["cube"])   # [4, 4, 4]
     g.add("p2", o.TDMaxPool((2, 2), (2, 2)), ["p1"])                   # [4, 2, 2]
+    g.add("p3", o.TDMaxPool((3, 3), (2, 2), (1, 1, 1, 1)), ["p1"])     # [4, 2, 2]
+    g.add("c3", o.Synapse(_weights(rng, 3, 4, 3, 3), kind="conv", pads=(1, 1, 1, 1)),
+          ["p3"])                                                       # [3, 2, 2]
+    g.add("n3", _neuron(rng, (3, 2, 2), t_fire=6, axis=0), ["c3"])
     g.add("flat", o.Reshape((16,)), ["p2"])
     g.add("fc", o.Synapse(_weights(rng, 16, 3)), ["flat"])
-    return _readout(g, "fc")
+    g.add("flat3", o.Reshape((12,)), ["n3"])
+    g.add("fc3", o.Synapse(_weights(rng, 12, 3)), ["flat3"])
+    g.add("sum", o.AddCurrent(), ["fc", "fc3"])
+    return _readout(g, "sum")
+
+
+def _pool_writes(graph: Graph, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One at a time, per run of a TD max pool streaming its producer's rows (the
+    estimate's model of it, which the RTL's cycle count checks): the cycles it writes
+    its outputs and the cycles its producer writes its rows."""
+    design = verilog.lower(graph)
+    model = estimate._Cycles(design, estimate._Trace(graph, x))
+    runs = model.runs()
+    found = []
+    orig = estimate._Step
+
+    class Step(orig):
+        def __init__(self, t):
+            super().__init__(t)
+            steps.append(self)
+
+    steps: list = []
+    estimate._Step = Step
+    try:
+        model._one_at_a_time(runs)
+    finally:
+        estimate._Step = orig
+    for s in design.streams:
+        if design.engines[s.engine].module == "snn_td_maxpool":
+            found += [(st.writes[s.engine], st.writes[s.producer]) for st in steps
+                      if s.engine in st.writes and s.producer in st.writes]
+    return found
 
 
 @pytest.mark.parametrize("neuron", ["if", "signed"])
 def test_td_maxpool_streamed_icarus(tmp_path, monkeypatch, neuron):
     """The count phase of TD max pools streamed through a map and an identity port, and
-    the pooling phase an output a cycle (WIN: every tap of the window read at once, a
-    copy of the count RAM per tap; the default) or a tap a cycle (forced here): both
-    bit-exact (unit and signed spikes, padded and strided windows), the estimate the
-    RTL's count for every input, the window a cycle faster."""
+    the pooling beside it (an output pooled once the rows under its window are counted)
+    an output a cycle (WIN: every tap of the window read at once, a copy of the count
+    RAM per tap; the default) or a tap a cycle (forced here): both bit-exact (unit and
+    signed spikes, padded, strided and overlapping windows), the estimate the RTL's
+    count for every input, the window a cycle faster; a streamed pool writes its first
+    outputs before its producer writes its last rows, and a convolution streams them."""
     require_tool("iverilog")
     graph = _pool_graph(mode=neuron)
     cycles = {}
@@ -201,13 +240,76 @@ def test_td_maxpool_streamed_icarus(tmp_path, monkeypatch, neuron):
         design = tmp_path / f"v{int(window)}"
         summary = verilog.emit(graph, design, vectors=VECTORS)
         pools = _engines(summary, "snn_td_maxpool")
-        assert [(p.get("IG", 1), p.get("ILAT", 1)) for p in pools] == [(4, 6), (1, 1)]
-        assert [p.get("WIN", 0) for p in pools] == [int(window)] * 2
+        assert [(p.get("IG", 1), p.get("ILAT", 1)) for p in pools] == [(4, 6), (1, 1), (1, 1)]
+        assert [p.get("WIN", 0) for p in pools] == [int(window)] * 3
+        lowered = verilog.lower(graph)
+        streamed = {lowered.engines[s.engine].node.name: lowered.engines[s.producer].node.name
+                    for s in lowered.streams}
+        assert streamed["p2"] == streamed["p3"] == "p1" and streamed["c3"] == "p3"
         result = verilog.run_simulation(design, "icarus")
         _assert_bit_exact(result, VECTORS, graph)
         assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
         cycles[window] = np.array(result["cycles"])
+        writes = _pool_writes(graph, default_inputs(graph, VECTORS))
+        ran = [(pool[:, 0] < producer[:, -1])[producer[:, -1] > producer[:, 0]]
+               for pool, producer in writes]  # the producer ran (was not skipped)
+        assert sum(r.size for r in ran) and all(r.all() for r in ran), writes
     assert (cycles[True] < cycles[False]).all(), cycles
+
+
+def _analog_graph(signed: bool, strides: tuple[int, int], pads: tuple[int, ...],
+                  seed: int = 8) -> Graph:
+    """An analog first convolution of one input channel (a digits-like image), into a
+    neuron layer, a TD max pool and a linear layer."""
+    rng = np.random.default_rng(seed)
+    g = Graph("analog")
+    g.add("x", o.Input(), shape=(1, 7, 6), kind="float")
+    g.inputs.append("x")
+    lo, hi = (-128, 127) if signed else (0, 255)
+    g.add("codes", o.SpikeInput(np.array([0.01]), 0, lo, hi, Rounding.HALF_EVEN, True), ["x"])
+    g.add("s", o.Synapse(_weights(rng, 4, 1, 3, 3), kind="conv", strides=strides, pads=pads,
+                         analog=True), ["codes"])
+    g.add("n", _neuron(rng, g.node("s").shape, t_fire=1, axis=0, negate=True), ["s"])
+    g.add("p", o.TDMaxPool((2, 2), (2, 2)), ["n"])
+    size = int(np.prod(g.node("p").shape))
+    g.add("flat", o.Reshape((size,)), ["p"])
+    g.add("fc", o.Synapse(_weights(rng, size, 3)), ["flat"])
+    return _readout(g, "fc")
+
+
+@pytest.mark.parametrize("signed,strides,pads", [
+    (False, (1, 1), (1, 1, 1, 1)), (True, (2, 1), (1, 0, 0, 2)), (False, (1, 2), (0, 2, 1, 1))],
+    ids=["padded", "signed-asymmetric", "strided"])
+def test_analog_kernel_rows_icarus(tmp_path, signed, strides, pads):
+    """An analog convolution of one input channel takes a kernel row of its window a
+    cycle (snn_conv_rows over the kernel rows as KW = 3 channels, E = 3; each read through
+    the port as one segment of its image row, the lanes left of the row zero: OB) rather
+    than a tap a cycle (kept by a hardware config's "inputs" of 1, and where the knob
+    allows fewer than 3 x 4 lanes): both bit-exact in Icarus (unsigned and signed codes,
+    padded, asymmetric and strided windows), the estimate the RTL's count for every
+    input, and 3 taps an output position fewer cycles; lint-clean."""
+    require_tool("iverilog")
+    graph = _analog_graph(signed, strides, pads)
+    cycles = {}
+    for rows, hw in ((True, parallel_knob.DEFAULT),
+                     (False, parallel_knob.config(graph, None, {"inputs": {"s": 1}})),
+                     (False, parallel_knob.config(graph, 8))):
+        design = tmp_path / f"v{len(cycles)}"
+        summary = verilog.emit(graph, design, vectors=VECTORS, hw=hw)
+        (first, *_) = _engines(summary, "snn_conv_rows") + _engines(summary, "snn_conv")
+        port = dict(verilog.lower(graph, hw).ports[0].params)
+        if rows:
+            assert (first["C"], first["KH"], first["KW"], first["E"]) == (3, 3, 1, 3)
+            assert (port["VD"], port["G"], port["OB"]) == (3, 1, 2)
+        else:
+            assert first["C"] == 1 and first["KW"] == 3 and "OB" not in port
+        result = verilog.run_simulation(design, "icarus")
+        _assert_bit_exact(result, VECTORS, graph)
+        assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+        cycles[len(cycles)] = np.array(result["cycles"])
+        if rows:
+            _assert_lint_clean(design)
+    assert (cycles[0] < cycles[1]).all() and (cycles[0] < cycles[2]).all(), cycles
 
 
 def _conv_rows_graph(seed: int = 6) -> Graph:

@@ -226,6 +226,7 @@ class _Cycles:
         self.streamed = {(s.engine, s.buffer.node.name): s for s in design.streams}
         self.skipped: dict[tuple[int, int], np.ndarray] = {}
         self.live: dict[tuple[str, int], np.ndarray] = {}
+        self._pool_taps: dict[int, np.ndarray] = {}
 
     def active(self, value: str, t: int) -> bool:
         src, _ = resolve(self.graph, value)
@@ -399,13 +400,64 @@ class _Cycles:
         return p["NB"] * (phase_b + phase_a)
 
     def _td_maxpool(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
+        """Its rows not waited for: counted from the start (`_pool_counts`), pooled as
+        they are (`_pool`)."""
+        zero = np.zeros(self.tr.batch, np.int64)
+        return self._pool(e, t, zero, self._pool_counts(e, t, zero))[1] - 2
+
+    def _pool_counts(self, e: Engine, t: int, start: np.ndarray,
+                     wp: np.ndarray | None = None) -> np.ndarray:
+        """[batch, rows]: the cycle a TD max pool started at `start` counts each input
+        row: requested every IG cycles from the cycle after the start, the port's latency
+        before it arrives (a silent input: read a row a cycle, each counted 2 cycles
+        after the start and after the one before); streaming a producer that writes its
+        rows at `wp`, each asked for no earlier than 2 cycles after its write (row 0, at
+        the start when written before it), as a neuron layer asks (`_follow`)."""
         p = _params(e)
         rows = p["H"] * p["W"]
-        count = np.where(self.valid(e, e.node.inputs[0], t),  # rows streamed: every IG cycles
-                         (rows - 1) * max(1, p["IG"]) + self._port(e, "in") + 1, rows + 1)
-        outputs = p["OH"] * p["OW"]
-        pool = outputs + 1 if p["WIN"] else outputs * (p["KH"] * p["KW"] + 1)
-        return count + pool
+        on = self.valid(e, e.node.inputs[0], t)
+        gap = np.where(on, max(1, p["IG"]), 1)
+        lat = np.where(on, self._port(e, "in"), 1)
+        fixed = (start + lat + 1)[:, None] + gap[:, None] * np.arange(rows)
+        if wp is None:
+            return fixed
+        return np.where(on[:, None], _follow("snn_neuron", wp, start), fixed)
+
+    def _pool_reads(self, e: Engine) -> np.ndarray:
+        """[outputs, taps]: the input row each tap of each output of a TD max pool reads
+        (-1: padding), in its order."""
+        if e.index not in self._pool_taps:
+            p, op = _params(e), op_of(e.node, o.TDMaxPool)
+            ty = taps(p["OH"], p["KH"], op.strides[0], op.pads[0], 1, p["H"], p["W"])
+            tx = taps(p["OW"], p["KW"], op.strides[1], op.pads[1], 1, p["W"], 1)
+            self._pool_taps[e.index] = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"],
+                                                     p["KW"])
+        return self._pool_taps[e.index]
+
+    def _pool(self, e: Engine, t: int, start: np.ndarray, counts: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """A TD max pool's outputs' write cycles [batch, outputs] and its end (the cycle
+        after its done), from its start and the cycles it counts its rows (`counts`):
+        the outputs in order from the cycle after the start, a tap read once its row is
+        counted (a cycle after its count at the earliest). WIN: an output's taps all at
+        once, written the cycle after; else a tap a cycle, written the cycle after the
+        last. Done the cycle after the last write and the last count."""
+        p = _params(e)
+        reads = self._pool_reads(e)
+        ready = np.full((self.tr.batch, reads.shape[0], reads.shape[1]), -1, np.int64)
+        hit = reads >= 0
+        ready[:, hit] = counts[:, reads[hit]] + 1
+        writes = np.empty((self.tr.batch, reads.shape[0]), np.int64)
+        at = start + 1  # the next cycle the pooling may read
+        for j in range(reads.shape[0]):
+            if p["WIN"]:  # read, then written
+                at = np.maximum(at, ready[:, j].max(axis=1)) + 1
+            else:  # a tap a cycle, then written
+                for r in range(reads.shape[1]):
+                    at = np.maximum(at, ready[:, j, r]) + 1
+            writes[:, j] = at
+            at = at + 1 - p["WIN"]  # WIN: the next output read as this one is written
+        return writes, np.maximum(writes[:, -1], counts[:, -1]) + 2
 
     def _add(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         """A slot every P cycles; the last row's sum is written when b's row arrives
@@ -499,6 +551,8 @@ class _Cycles:
                         run = self._td_rows(e, step) - start
                     elif e.module == "snn_reduce":
                         run = self._reduce_stalled(e, step, s.producer) - start
+                    elif e.module == "snn_td_maxpool":
+                        run = self._pool_stalled(e, step, s.producer) - start
                     else:  # an add: the later of its producers' last rows
                         run = run + np.max([np.maximum(0, step.end[x.producer] - start
                                                        - x.buffer.rows) for x in ss], axis=0)
@@ -521,8 +575,8 @@ class _Cycles:
         """[batch, rows]: the cycle engine e writes each row of its output at the step
         (engines the lowering marks `row_timed`): a streamed engine's from its requests,
         as they wait for the producer's rows, a TD-MatMul row engine's from its phases
-        (`_td_rows`), any other's (a TD max pool's outputs too, streaming or not) back from
-        its last write (the cycle before its done) by its rows' costs."""
+        (`_td_rows`), a TD max pool's from its counts (`_pool`), any other's back from its
+        last write (the cycle before its done) by its rows' costs."""
         k = e.index
         if k in step.writes:
             return step.writes[k]
@@ -530,10 +584,20 @@ class _Cycles:
             self._td_rows(e, step)
             return step.writes[k]
         ss = self._streams(e, step)
+        if e.module == "snn_td_maxpool":
+            if ss:
+                self._pool_stalled(e, step, ss[0].producer)
+                return step.writes[k]
+            counts = self._pool_counts(e, step.t, step.at[k])
+            writes = self._pool(e, step.t, step.at[k], counts)[0]
+            skip = self.skipped.get((k, step.t))  # not started: nothing to wait for
+            step.writes[k] = writes if skip is None else np.where(
+                skip[:, None], (step.at[k] - 1)[:, None], writes)
+            return step.writes[k]
         cost = self._row_costs(e, step.t)
         after = np.cumsum(cost[:, ::-1], axis=1)[:, ::-1] - cost  # the later rows' costs
         step.writes[k] = (step.end[k] - 2)[:, None] - after
-        if ss and e.module != "snn_td_maxpool":
+        if ss:
             # the rows of the producers not skipped (a skipped one's: all there), the
             # later of the two for an add's
             wp = np.full_like(step.writes[k], -(1 << 40))
@@ -556,10 +620,6 @@ class _Cycles:
             return np.repeat(gap[:, None], p["R"], axis=1).astype(np.int64)
         if e.module == "snn_add":
             return np.full((b, p["R"]), max(1, p["P"]), np.int64)
-        if e.module == "snn_td_maxpool":  # its pooling phase: an output a cycle (WIN) or
-            # a cycle a tap and one to write it
-            cost = 1 if p["WIN"] else p["KH"] * p["KW"] + 1
-            return np.full((b, p["OH"] * p["OW"]), cost, np.int64)
         if e.module == "snn_dense":  # unfolded: a request, the port's latency, the events
             x = self.tr.spikes(e.node.inputs[0], t).reshape(b, p["R"], p["K"])
             return self._port(e, "in") + 2 + -(-_events(x, self._lines(e)) // max(1, p["V"]))
@@ -602,6 +662,15 @@ class _Cycles:
             t = np.where(seen, ask + lat + 3, first + n + 1)
         step.writes[k] = writes
         return t + 1
+
+    def _pool_stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
+        """A TD max pool streaming its producer's rows: its end (the cycle after its
+        done); its outputs' write cycles go to `step.writes`."""
+        k = e.index
+        wp = self._written(self.d.engines[producer], step)
+        counts = self._pool_counts(e, step.t, step.at[k], wp)
+        step.writes[k], end = self._pool(e, step.t, step.at[k], counts)
+        return end
 
     def _reduce_stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """An snn_reduce streaming its producer's rows: its end (the cycle after its

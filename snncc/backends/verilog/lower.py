@@ -250,16 +250,20 @@ class _Builder:
         assert r.spikes, f"{value} is a current, not a spike train"
         return SpikeFormat.of(r.step)
 
-    def read(self, port: str, value: str, wanted: Layout) -> tuple[list[tuple[str, str]], Buffer]:
+    def read(self, port: str, value: str, wanted: Layout, view: View | None = None,
+             bias: int = 0) -> tuple[list[tuple[str, str]], Buffer]:
         """The engine's ports reading `value` as rows of `wanted` (a layout of its shape or
-        of a broadcast of it), through an snn_port that resolves the layout ops between."""
+        of a broadcast of it), through an snn_port that resolves the layout ops between;
+        or as `view` of its buffer, offsets biased by `bias` (snn_port's OB)."""
         k = self.k
-        src, view = view_of(self.graph, self.layouts, value, wanted)
+        src, seen = view_of(self.graph, self.layouts, value, wanted)
+        view = seen if view is None else view
         b = self.buffers[src]
         self.inputs.setdefault(k, set()).add(src)
         w = self.lane_bits(b)
         pre = f"e{k}_{port}"
-        vrw, gb, ow = addr_bits(view.vrows), addr_bits(view.segments), addr_bits(b.lanes)
+        vrw, gb = addr_bits(view.vrows), addr_bits(view.segments)
+        ow = addr_bits(b.lanes + bias)
         nets = {"req": self.wire(f"{pre}_req", 1), "row": self.wire(f"{pre}_row", vrw),
                 "ack": self.wire(f"{pre}_ack", 1),
                 "data": self.wire(f"{pre}_data", view.vlanes * w),
@@ -276,6 +280,8 @@ class _Builder:
             ("MAP", kind), ("VD", view.vlanes), ("W", w),
             ("G", view.segments), ("S", view.segment), ("SD", b.lanes), ("VRW", vrw),
             ("BAW", b.aw), ("GB", gb), ("OW", ow), ("MAP_FILE", map_file)]
+        if bias:
+            params.append(("OB", bias))
         ports = [("clk", "clk"), ("rst", "rst"), ("req", nets["req"]), ("row", nets["row"]),
                  ("ack", nets["ack"]), ("data", nets["data"]), ("rd_en", nets["en"]),
                  ("rd_addr", nets["addr"]), ("rd_data", data)]
@@ -671,6 +677,8 @@ def _synapse(bld: _Builder, n: Node) -> None:
         bld.engine(n, "snn_dense", params, ports + out, clear=False)
         return
     c, h, w = x_shape
+    if _kernel_rows(bld, n):
+        return
     ports, ib = bld.read("in", src, Layout(x_shape, CHANNELS_LAST, c))
     common = _synapse_widths(bld, n, ib)
     ww, wo = common[3][1], common[4][1]
@@ -696,6 +704,54 @@ def _synapse(bld: _Builder, n: Node) -> None:
               ("TX_FILE", bld.file(f"e{k}_cols", _tap_words(tx, irw))),
               *_spike_params(bld, n), *_fold_params(oc, p), *oaw]
     bld.engine(n, "snn_conv", params, ports + out, clear=False)
+
+
+def _kernel_rows(bld: _Builder, n: Node) -> bool:
+    """An analog convolution of one input channel whose buffer holds its image rows as
+    rows (or within rows, the lanes around them outside it), taking a kernel row of its
+    window a cycle: snn_conv_rows over the windows' kernel rows as KW input channels, a
+    KH x 1 kernel over H x OW virtual rows (KH taps an output position, not KH*KW),
+    each read through the port as one segment of the image row (offsets before its lane
+    0 at the left edge: snn_port's OB), when the knob takes KW channels a cycle (E =
+    KW; a hardware config's "inputs" entry for the layer keeps the tap-a-cycle engine).
+    False when it does not apply (nothing built)."""
+    op = op_of(n, o.Synapse)
+    src = n.inputs[0]
+    c, h, w = bld.graph.node(src).shape
+    oc, _, kh, kw = op.weight.shape
+    _, oh, ow = n.shape
+    if (not op.analog or c != 1 or kw == 1 or op.dilations[1] != 1
+            or n.name in bld.hw.inputs):
+        return False
+    _, pixels = view_of(bld.graph, bld.layouts, src, Layout((c, h, w), CHANNELS_LAST, c))
+    buf = bld.layouts[resolve(bld.graph, src)[0]]
+    ww = signed_bits(int(op.weight.min()), int(op.weight.max()))
+    if _events_per_cycle(bld, n, kw, ww, walk=False) != kw:
+        return False
+    row = pixels.rows[:, 0].reshape(h, w)
+    lane = pixels.offsets[:, 0].reshape(h, w)
+    ix = np.arange(ow)[:, None] * op.strides[1] - op.pads[1] + np.arange(kw)  # [ow, kw]
+    inside = (ix >= 0) & (ix < w)
+    first = inside.argmax(axis=1)  # every window holds a pixel (pads < kernel)
+    at = np.arange(ow)
+    rows = row[:, ix[at, first]]  # [h, ow]: the buffer row of each kernel row
+    start = lane[:, ix[at, first]] - first  # its lane of kx = 0
+    lanes = start[..., None] + np.arange(kw)  # [h, ow, kw]
+    clipped = np.clip(ix, 0, w - 1)
+    fits = np.where(inside, (row[:, clipped] == rows[..., None])
+                    & (lane[:, clipped] == lanes), (lanes < 0) | (lanes >= buf.lanes))
+    if not inside.any(axis=1).all() or not fits.all() or start.min() < -(kw - 1):
+        return False
+    bias = kw - 1
+    view = View(h * ow, kw, kw, rows.reshape(-1, 1), (start + bias).reshape(-1, 1), False)
+    ports, ib = bld.read("in", src, Layout((c, h, w), CHANNELS_LAST, c), view, bias)
+    common = _synapse_widths(bld, n, ib)
+    ty = taps(oh, kh, op.strides[0], op.pads[0], op.dilations[0], h, ow)
+    tx = taps(ow, 1, 1, 0, 1, ow, 1)
+    weights = conv_weight_rows(op.weight[:, 0].transpose(0, 2, 1)[..., None], 1)
+    _conv_rows(bld, n, ports, common, (kw, oh, ow, oc, kh, 1, addr_bits(h * ow)), ty, tx,
+               weights, kw)
+    return True
 
 
 def _events_per_cycle(bld: _Builder, n: Node, c: int, ww: int, walk: bool) -> int | None:

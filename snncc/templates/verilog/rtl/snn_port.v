@@ -5,7 +5,9 @@
 // gives for (view row, g). The compiler computes the table from the layout ops between
 // the value and the engine (reshape, transpose, gather, broadcast), choosing the widest
 // segments it can: a transpose of the lane axis needs single-lane segments (G = VD), a
-// head split (reshape + transpose) needs one segment at a lane offset. MAP = 0 is the
+// head split (reshape + transpose) needs one segment at a lane offset, the kernel row of
+// a convolution's window over an image row (the analog first layer) one at an offset
+// that may lie before lane 0 (OB). MAP = 0 is the
 // identity view: view row r is buffer row r. MAP = 2 reads a buffer written in chunks of a
 // row (a folded engine's output, S = SD lanes a word): view row r is buffer words
 // {r, 0} .. {r, G-1} (G a power of two), no table.
@@ -23,7 +25,9 @@ module snn_port #(
     parameter VRW      = 3,    // view row bits
     parameter BAW      = 3,    // buffer row bits
     parameter GB       = 1,    // segment index bits (holds G - 1)
-    parameter OW       = 3,    // lane offset bits (holds SD - 1)
+    parameter OW       = 3,    // lane offset bits (holds SD - 1 + OB)
+    parameter OB       = 0,    // the table's offsets are biased by OB (a segment may begin
+                               // up to OB lanes before lane 0; those lanes read as zero)
     parameter MAP_FILE = "map.hex"  // {buffer row, lane offset} at {view row, segment}
 ) (
     input  wire            clk,
@@ -115,12 +119,13 @@ module snn_port #(
             snn_lut #(.WIDTH(BAW + OW), .DEPTH(1 << (VRW + GB)), .AW(VRW + GB),
                       .FILE(MAP_FILE)) u_map (.addr({r, g}), .data(entry));
 
-            // lanes offset .. offset+S-1 of the buffer row
+            // lanes offset - OB .. offset - OB + S - 1 of the buffer row (zero outside it)
             always @* begin
                 segment = {S*W{1'b0}};
                 for (j = 0; j < S; j = j + 1)
-                    for (l = j; l < SD; l = l + 1)
-                        if (offset == l[OW-1:0] - j[OW-1:0]) segment[j*W +: W] = rd_data[l*W +: W];
+                    for (l = (j > OB ? j - OB : 0); l < SD; l = l + 1)
+                        if (offset == l[OW-1:0] + OB[OW-1:0] - j[OW-1:0])
+                            segment[j*W +: W] = rd_data[l*W +: W];
             end
 
             wire wake = rst | req | fetching | got | ack_q;

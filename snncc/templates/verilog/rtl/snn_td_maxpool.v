@@ -3,17 +3,21 @@
 // a binary spike whose sum over the window is the max pool of the final counts. C(t) is
 // the running spike count of every input; P holds every output's last pooled maximum.
 //
-// One run (one time step): for each input row (y, x), C += S on all channels at once,
-// the rows streamed (a request every IG cycles, answered ILAT cycles later; the row's
-// counts read the cycle before it arrives, written the cycle it does); then for each output row (oy, ox) read the count rows under its window (one tap per
-// cycle) and take their lane-wise maximum m; out = (m != P), P = m. Padding taps are
-// skipped (counts are never negative, so the maximum starts at zero). With WIN = 1 the
-// counts are kept in KH*KW copies of the count RAM (written together) and every tap of
-// an output is read at once, one from each copy: an output a cycle, each written the
-// cycle after its reads (the pooling phase takes OH*OW + 1 cycles instead of
-// OH*OW*(KH*KW + 1)). Which input row a tap reads comes from two small tables:
+// One run (one time step) counts and pools at once. Counting: for each input row (y, x),
+// C += S on all channels at once, the rows streamed (a request every IG cycles, answered
+// ILAT cycles later; the row's counts read the cycle before it arrives, written the
+// cycle it does). Pooling, from the start, the outputs in order: output (oy, ox) reads
+// the count rows under its window, each once it is counted (its row below the rows
+// counted so far), and takes their lane-wise maximum m; out = (m != P), P = m. Padding
+// taps are skipped (counts are never negative, so the maximum starts at zero). A tap a
+// cycle (the window's taps in order, each waiting for its row) and a cycle to write the
+// output; with WIN = 1 every tap of an output is read at once, one from each of KH*KW
+// copies of the count RAM (written together), once all its rows are counted, and
+// written the cycle after: an output a cycle. The counting reads a copy of its own.
+// Which input row a tap reads comes from two small tables:
 //   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}
-// (WIN: KH lookups of TY and KW of TX at once).
+// (WIN: KH lookups of TY and KW of TX at once). Done the cycle after the last count and
+// the last output's write.
 // On the first run of an inference the stored C and P read as zero (a lazy reset).
 // Input row r is asked for only once in_avail > r: a producer writing the input buffer
 // in the same step (started together, one at a time) says how many rows it has written
@@ -62,7 +66,6 @@ module snn_td_maxpool #(
     output wire [ORW-1:0] out_waddr,
     output wire [C*WS-1:0] out_wdata
 );
-    localparam [1:0] S_IDLE = 2'd0, S_COUNT = 2'd1, S_TAP = 2'd2, S_WRITE = 2'd3;
     localparam integer IG_GAP_I = IG - 1;
     localparam [GW-1:0] IG_GAP = IG_GAP_I[GW-1:0];
     localparam integer IN_LAST_I = H * W - 1;
@@ -81,7 +84,8 @@ module snn_td_maxpool #(
     localparam [SW-1:0] KW_LAST = KW_LAST_I[SW-1:0];
     localparam integer PW = (SPIKE == 0) ? WCNT : WS;   // bits of a kept maximum P
     localparam integer KK = KH * KW;
-    localparam integer NCOPY = (WIN != 0) ? KK : 1;     // copies of the count RAM
+    localparam integer NT = (WIN != 0) ? KK : 1;        // the taps' copies of the count RAM
+    localparam integer NCOPY = NT + 1;                  // ... and the counting's
 
     // no run yet in this inference: the stored state reads as zero (a lazy reset)
     reg first;
@@ -90,8 +94,10 @@ module snn_td_maxpool #(
 
     always @(posedge clk) if (first_wake) first <= rst | clear;
 
-    reg [1:0]       state;
-    reg [IRW-1:0]   i;          // input row counted (count phase)
+    reg             running;
+    reg             counting;   // input rows still to count
+    reg             pooling;    // outputs still to write
+    reg [IRW-1:0]   i;          // input rows counted (the next one to count)
     reg [IRW-1:0]   rr;         // input row whose counts are read next
     reg [IRW-1:0]   q;          // the next input row to request
     reg             asking;     // input rows still to request
@@ -99,26 +105,29 @@ module snn_td_maxpool #(
     reg             reading;    // a silent input: rows still to read
     reg             rd_q;       // ... one was read in the last cycle
     wire            rd;         // row rr's counts are read this cycle
-    reg [ORW-1:0]   o;          // output row (pooling phase)
+    reg [ORW-1:0]   o;          // output row being pooled
     reg [TYW-1:0]   oyb;
     reg [TXW-1:0]   oxb;
     reg [SW-1:0]    ky;
     reg [SW-1:0]    kx;
     reg [TYW-1:0]   ty_a;
     reg [TXW-1:0]   tx_a;
+    reg             writing;    // a tap a cycle: output o is written this cycle
     reg             tap_q;      // a valid tap's count row arrives this cycle
     reg [C*WCNT-1:0] mx;
     reg             issuing;    // WIN: outputs still to read
     reg             wq;         // WIN: output o_w's taps arrive this cycle
     reg [ORW-1:0]   o_w;
-    reg [NCOPY-1:0] tv_q;       // WIN: ... and which of them are valid
+    reg [NT-1:0]    tv_q;       // WIN: ... and which of them are valid
 
     wire [IRW:0]      ty;
     wire [IRW:0]      tx;
     wire [NCOPY*C*WCNT-1:0] cnt_all;    // the copies' read data
-    wire [C*WCNT-1:0] cnt_rdata = cnt_all[C*WCNT-1:0];
-    wire [NCOPY*IRW-1:0] win_rows;      // WIN: the row of every tap of output o
-    wire [NCOPY-1:0]  win_ok;           // ... and whether it is inside the input
+    wire [C*WCNT-1:0] cnt_rdata = cnt_all[NT*C*WCNT +: C*WCNT];   // the counting's
+    wire [C*WCNT-1:0] tap_rdata = cnt_all[C*WCNT-1:0];            // a tap a cycle
+    wire [NT*IRW-1:0] win_rows;         // the row of every tap read (WIN: of output o)
+    wire [NT-1:0]     win_ok;           // ... and whether it is inside the input
+    wire [NT-1:0]     win_in;           // ... and counted (padding: always)
     reg  [C*WCNT-1:0] win_max;          // WIN: the lane-wise maximum of the valid taps
     reg  [C*WCNT-1:0] cnt_next;
     reg  [C*WCNT-1:0] mx_next;
@@ -127,8 +136,9 @@ module snn_td_maxpool #(
     wire [C*PW-1:0]   prev_rdata;
     wire              tap_valid = ty[IRW] && tx[IRW];
     wire              last_tap = ky == KH_LAST && kx == KW_LAST;
-    wire              counted = state == S_COUNT && (in_valid ? in_ack : rd_q);
+    wire              counted = counting && (in_valid ? in_ack : rd_q);
     wire              last_out = (WIN != 0) ? o_w == OUT_LAST : o == OUT_LAST;
+    wire              ready = &win_in;  // every row the taps read is counted
     // the next output's table bases (a row of outputs done: the next row's first)
     wire              row_end = oxb == OX_LAST;
     wire [TXW-1:0]    oxb_next = row_end ? {TXW{1'b0}} : oxb + OX_STEP;
@@ -168,10 +178,13 @@ module snn_td_maxpool #(
                 end
             end
         end
+        for (j = 0; j < NT; j = j + 1) begin : g_tap
+            assign win_in[j] = !win_ok[j] || !counting || win_rows[j*IRW +: IRW] < i;
+        end
         for (j = 0; j < NCOPY; j = j + 1) begin : g_copy
             snn_ram #(.WIDTH(C * WCNT), .DEPTH(H * W), .AW(IRW)) u_count (
-                .clk(clk), .we(counted), .waddr(i), .wdata(cnt_next), .re(state != S_IDLE),
-                .raddr(state == S_TAP ? win_rows[j*IRW +: IRW] : rr),
+                .clk(clk), .we(counted), .waddr(i), .wdata(cnt_next), .re(running),
+                .raddr(j == NT ? rr : win_rows[(j % NT)*IRW +: IRW]),
                 .rdata(cnt_all[j*C*WCNT +: C*WCNT]));
         end
     endgenerate
@@ -191,17 +204,18 @@ module snn_td_maxpool #(
     endgenerate
     snn_ram #(.WIDTH(C * PW), .DEPTH(OH * OW), .AW(ORW)) u_prev (
         .clk(clk), .we(out_we), .waddr(out_waddr), .wdata(prev_wdata),
-        .re(state != S_IDLE), .raddr(o), .rdata(prev_rdata));
+        .re(running), .raddr(o), .rdata(prev_rdata));
 
     // Lane datapaths as loops in a combinational block (see snn_neuron). WCNT > WS.
     reg [WCNT-1:0] cnt;
     reg [WCNT-1:0] m;
     reg [WCNT-1:0] tap;
+    reg [WCNT-1:0] one;    // a tap a cycle: its count
     integer l, t;
 
     always @* begin  // WIN: the maximum over the valid taps (padding reads as zero)
         win_max = {C*WCNT{1'b0}};
-        for (t = 0; t < NCOPY; t = t + 1) begin
+        for (t = 0; t < NT; t = t + 1) begin
             for (l = 0; l < C; l = l + 1) begin
                 tap = cnt_all[(t*C + l)*WCNT +: WCNT];
                 if (tv_q[t] && tap > win_max[l*WCNT +: WCNT]) win_max[l*WCNT +: WCNT] = tap;
@@ -214,8 +228,9 @@ module snn_td_maxpool #(
             always @* begin
                 for (l = 0; l < C; l = l + 1) begin
                     cnt = cnt_rdata[l*WCNT +: WCNT];
+                    one = tap_rdata[l*WCNT +: WCNT];
                     m = (WIN != 0) ? win_max[l*WCNT +: WCNT]
-                        : (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
+                        : (tap_q && one > mx[l*WCNT +: WCNT]) ? one : mx[l*WCNT +: WCNT];
                     cnt_next[l*WCNT +: WCNT] = (first ? {WCNT{1'b0}} : cnt)
                         + {{(WCNT-1){1'b0}}, in_valid && in_data[l]};
                     mx_next[l*WCNT +: WCNT] = m;
@@ -230,8 +245,9 @@ module snn_td_maxpool #(
             always @* begin
                 for (l = 0; l < C; l = l + 1) begin
                     cnt = cnt_rdata[l*WCNT +: WCNT];
+                    one = tap_rdata[l*WCNT +: WCNT];
                     m = (WIN != 0) ? win_max[l*WCNT +: WCNT]
-                        : (tap_q && cnt > mx[l*WCNT +: WCNT]) ? cnt : mx[l*WCNT +: WCNT];
+                        : (tap_q && one > mx[l*WCNT +: WCNT]) ? one : mx[l*WCNT +: WCNT];
                     s = in_valid ? in_data[l*WS +: WS] : {WS{1'b0}};
                     cnt_next[l*WCNT +: WCNT] = (first ? {WCNT{1'b0}} : cnt)
                         + {{(WCNT-WS){SPIKE == 1 && s[WS-1]}}, s};
@@ -244,100 +260,113 @@ module snn_td_maxpool #(
         end
     endgenerate
 
-    assign out_we    = (WIN != 0) ? wq : state == S_WRITE;
+    assign out_we    = (WIN != 0) ? wq : writing;
     assign out_waddr = (WIN != 0) ? o_w : o;
     assign out_wdata = spikes;
 
+    // the run ends with the last count and the last output's write (either may be last)
+    wire count_end = !counting || (counted && i == IN_LAST);
+    wire pool_end  = !pooling || (out_we && last_out);
+
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
-    wire wake = rst | start | done | (state != S_IDLE);
+    wire wake = rst | start | done | running;
     wire first_ok = in_avail != {(IRW+1){1'b0}};   // row 0 may be read at the start
 
     always @(posedge clk) if (wake) begin
         if (rst) begin
-            state <= S_IDLE;
+            running <= 1'b0;
+            counting <= 1'b0;
+            pooling <= 1'b0;
             done <= 1'b0;
             in_req <= 1'b0;
             tap_q <= 1'b0;
             reading <= 1'b0;
             rd_q <= 1'b0;
             wq <= 1'b0;
-        end else begin
+            writing <= 1'b0;
+        end else if (!running) begin
             done <= 1'b0;
+            if (start) begin
+                // request input row 0 (through the port), once it may be read; the
+                // pooling begins with output 0
+                running <= 1'b1;
+                counting <= 1'b1;
+                pooling <= 1'b1;
+                in_req <= in_valid && first_ok;
+                in_row <= {IRW{1'b0}};
+                asking <= in_valid && (H * W > 1 || !first_ok);
+                gap <= IG_GAP;
+                reading <= !in_valid;
+                q <= first_ok ? {IRW{1'b0}} + 1'b1 : {IRW{1'b0}};
+                i <= {IRW{1'b0}};
+                rr <= {IRW{1'b0}};
+                o <= {ORW{1'b0}};
+                oyb <= {TYW{1'b0}};
+                oxb <= {TXW{1'b0}};
+                ty_a <= {TYW{1'b0}};
+                tx_a <= {TXW{1'b0}};
+                ky <= {SW{1'b0}};
+                kx <= {SW{1'b0}};
+                mx <= {C*WCNT{1'b0}};
+                issuing <= 1'b1;
+                writing <= 1'b0;
+                wq <= 1'b0;
+                tap_q <= 1'b0;
+            end
+        end else begin
             in_req <= 1'b0;
-            tap_q <= 1'b0;
-            rd_q <= rd && state == S_COUNT;
-            case (state)
-                S_IDLE: if (start) begin
-                    // request input row 0 (through the port), once it may be read
-                    state <= S_COUNT;
-                    in_req <= in_valid && first_ok;
-                    in_row <= {IRW{1'b0}};
-                    asking <= in_valid && (H * W > 1 || !first_ok);
+            rd_q <= rd && counting;
+            if (count_end && pool_end) begin
+                running <= 1'b0;
+                done <= 1'b1;
+            end
+            // counting: a request every IG cycles, row rr's counts read the cycle
+            // before it arrives, row i counted the cycle it does
+            if (counting) begin
+                if (gap != {GW{1'b0}}) gap <= gap - 1'b1;
+                if (asking && gap == {GW{1'b0}} && {1'b0, q} < in_avail) begin
+                    in_req <= 1'b1;
                     gap <= IG_GAP;
-                    reading <= !in_valid;
-                    q <= first_ok ? {IRW{1'b0}} + 1'b1 : {IRW{1'b0}};
-                    i <= {IRW{1'b0}};
-                    rr <= {IRW{1'b0}};
+                    q <= q + 1'b1;
+                    if (q == IN_LAST) asking <= 1'b0;
                 end
-                S_COUNT: begin
-                    // rows streamed: a request every IG cycles, row rr's counts read
-                    // the cycle before it arrives, row i counted the cycle it does
-                    if (gap != {GW{1'b0}}) gap <= gap - 1'b1;
-                    if (asking && gap == {GW{1'b0}} && {1'b0, q} < in_avail) begin
-                        in_req <= 1'b1;
-                        gap <= IG_GAP;
-                        q <= q + 1'b1;
-                        if (q == IN_LAST) asking <= 1'b0;
-                    end
-                    if (in_req) in_row <= in_row + 1'b1;
-                    if (rd) begin
-                        rr <= rr + 1'b1;
-                        if (rr == IN_LAST) reading <= 1'b0;
-                    end
-                    if (counted) begin
-                        i <= i + 1'b1;
-                        if (i == IN_LAST) begin
-                            state <= S_TAP;
-                            o <= {ORW{1'b0}};
-                            oyb <= {TYW{1'b0}};
-                            oxb <= {TXW{1'b0}};
-                            ty_a <= {TYW{1'b0}};
-                            tx_a <= {TXW{1'b0}};
-                            ky <= {SW{1'b0}};
-                            kx <= {SW{1'b0}};
-                            mx <= {C*WCNT{1'b0}};
-                            issuing <= 1'b1;
-                        end
+                if (in_req) in_row <= in_row + 1'b1;
+                if (rd) begin
+                    rr <= rr + 1'b1;
+                    if (rr == IN_LAST) reading <= 1'b0;
+                end
+                if (counted) begin
+                    i <= i + 1'b1;
+                    if (i == IN_LAST) counting <= 1'b0;
+                end
+            end
+            if (WIN != 0) begin
+                // every tap of output o read in the cycle its rows are all counted, the
+                // output written the next: out = (m != P), P = m
+                wq <= issuing && ready;
+                o_w <= o;
+                tv_q <= win_ok;
+                if (issuing && ready) begin
+                    if (o == OUT_LAST) begin
+                        issuing <= 1'b0;
+                    end else begin
+                        o <= o + 1'b1;
+                        oxb <= oxb_next;
+                        tx_a <= oxb_next;
+                        oyb <= oyb_next;
+                        ty_a <= oyb_next;
                     end
                 end
-                S_TAP: if (WIN != 0) begin
-                    // every tap of output o read this cycle, the output written the next:
-                    // out = (m != P), P = m
-                    wq <= issuing;
-                    o_w <= o;
-                    tv_q <= win_ok;
-                    if (issuing) begin
-                        if (o == OUT_LAST) begin
-                            issuing <= 1'b0;
-                        end else begin
-                            o <= o + 1'b1;
-                            oxb <= oxb_next;
-                            tx_a <= oxb_next;
-                            oyb <= oyb_next;
-                            ty_a <= oyb_next;
-                        end
-                    end
-                    if (wq && last_out) begin
-                        state <= S_IDLE;
-                        done <= 1'b1;
-                    end
-                end else begin
-                    // one tap per cycle; its count row is folded in the next cycle
-                    tap_q <= tap_valid;
-                    mx <= mx_next;
+                if (wq && last_out) pooling <= 1'b0;
+            end else if (!writing) begin
+                // a tap a cycle once its row is counted; its count row is folded in the
+                // next cycle
+                tap_q <= pooling && tap_valid && ready;
+                mx <= mx_next;
+                if (pooling && ready) begin
                     if (last_tap) begin
-                        state <= S_WRITE;
+                        writing <= 1'b1;
                     end else if (kx == KW_LAST) begin
                         kx <= {SW{1'b0}};
                         tx_a <= oxb;
@@ -348,23 +377,22 @@ module snn_td_maxpool #(
                         tx_a <= tx_a + 1'b1;
                     end
                 end
-                default: begin  // S_WRITE: out = (m != P), P = m; next output
-                    mx <= {C*WCNT{1'b0}};
-                    ky <= {SW{1'b0}};
-                    kx <= {SW{1'b0}};
-                    if (last_out) begin
-                        state <= S_IDLE;
-                        done <= 1'b1;
-                    end else begin
-                        state <= S_TAP;
-                        o <= o + 1'b1;
-                        oxb <= oxb_next;
-                        tx_a <= oxb_next;
-                        oyb <= oyb_next;
-                        ty_a <= oyb_next;
-                    end
+            end else begin  // output o written: out = (m != P), P = m; the next output
+                tap_q <= 1'b0;
+                writing <= 1'b0;
+                mx <= {C*WCNT{1'b0}};
+                ky <= {SW{1'b0}};
+                kx <= {SW{1'b0}};
+                if (last_out) begin
+                    pooling <= 1'b0;
+                end else begin
+                    o <= o + 1'b1;
+                    oxb <= oxb_next;
+                    tx_a <= oxb_next;
+                    oyb <= oyb_next;
+                    ty_a <= oyb_next;
                 end
-            endcase
+            end
         end
     end
 endmodule
