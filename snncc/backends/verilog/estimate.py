@@ -882,7 +882,8 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
                      (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
         elif e.module == "snn_td_maxpool":
             pw = p["WCNT"] if not p["SPIKE"] else p["WS"]
-            copies = p["KH"] * p["KW"] if p["WIN"] else 1  # WIN: a copy per tap
+            # a copy per tap (WIN; else one) and one for the counting
+            copies = (p["KH"] * p["KW"] if p["WIN"] else 1) + 1
             mems += [(f"{e.name}.count.{j}", "ram", p["H"] * p["W"], p["C"] * p["WCNT"])
                      for j in range(copies)]
             mems.append((f"{e.name}.prev", "ram", p["OH"] * p["OW"], p["C"] * pw))
