@@ -91,7 +91,7 @@ module snn_top (
     wire [0:0] e0_in_req;
     wire [5:0] e0_in_row;
     wire [0:0] e0_in_ack;
-    wire [7:0] e0_in_data;
+    wire [23:0] e0_in_data;
     wire [0:0] e0_in_en;
     wire [2:0] e0_in_addr;
     wire [0:0] e1_in_req;
@@ -1145,19 +1145,20 @@ module snn_top (
 
     // ------------------------------------------------------------ ports (views of the buffers)
 
-    // /input_quant/act_quant/export_handler/DequantizeLinear_output_0/encode read from /input_quant/act_quant/export_handler/DequantizeLinear_output_0/encode (1 x 1 lanes)
+    // /input_quant/act_quant/export_handler/DequantizeLinear_output_0/encode read from /input_quant/act_quant/export_handler/DequantizeLinear_output_0/encode (1 x 3 lanes)
     snn_port #(
         .MAP(1),
-        .VD(1),
+        .VD(3),
         .W(8),
         .G(1),
-        .S(1),
+        .S(3),
         .SD(8),
         .VRW(6),
         .BAW(3),
         .GB(1),
-        .OW(3),
-        .MAP_FILE("mem/e0_in_map.hex")
+        .OW(4),
+        .MAP_FILE("mem/e0_in_map.hex"),
+        .OB(2)
     ) p0_in (
         .clk(clk),
         .rst(rst),
@@ -2524,16 +2525,16 @@ module snn_top (
 
     // engine 0: /tokenizer/tokenizer.0/Conv (Synapse /tokenizer/tokenizer.0/Conv_output_0/Conv)
     snn_conv_rows #(
-        .C(1),
+        .C(3),
         .OH(8),
         .OW(8),
         .O(16),
         .KH(3),
-        .KW(3),
+        .KW(1),
         .IRW(6),
         .ORW(6),
         .TYW(5),
-        .TXW(5),
+        .TXW(3),
         .SW(2),
         .WIN(8),
         .ANALOG(1),
@@ -2543,12 +2544,12 @@ module snn_top (
         .W_FILE("mem/e0_weights.hex"),
         .TY_FILE("mem/e0_rows.hex"),
         .TX_FILE("mem/e0_cols.hex"),
-        .E(1),
+        .E(3),
         .NG(1),
         .GB(1),
-        .TB(4),
-        .AW(4),
-        .LT(1),
+        .TB(2),
+        .AW(2),
+        .LT(2),
         .IG(1),
         .ILAT(3),
         .SB(1),
