@@ -447,6 +447,8 @@ class _Cycles:
         ready = np.full((self.tr.batch, reads.shape[0], reads.shape[1]), -1, np.int64)
         hit = reads >= 0
         ready[:, hit] = counts[:, reads[hit]] + 1
+        if not p.get("IL", 1):  # the pooling after the last count
+            ready[:] = (counts[:, -1] + 1)[:, None, None]
         writes = np.empty((self.tr.batch, reads.shape[0]), np.int64)
         at = start + 1  # the next cycle the pooling may read
         for j in range(reads.shape[0]):
@@ -665,10 +667,18 @@ class _Cycles:
 
     def _pool_stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """A TD max pool streaming its producer's rows: its end (the cycle after its
-        done); its outputs' write cycles go to `step.writes`."""
+        done); its outputs' write cycles go to `step.writes`. IL = 0 (a producer whose
+        rows' times are not known): only its last count matters, as many cycles later
+        as the producer's done leaves too few for a row a cycle."""
         k = e.index
-        wp = self._written(self.d.engines[producer], step)
-        counts = self._pool_counts(e, step.t, step.at[k], wp)
+        if _params(e).get("IL", 1):
+            wp = self._written(self.d.engines[producer], step)
+            counts = self._pool_counts(e, step.t, step.at[k], wp)
+        else:  # its producer's rows' times unknown: its last row asked for no earlier
+            # than 2 cycles after its done (what matters: the pooling waits for it)
+            counts = self._pool_counts(e, step.t, step.at[k])
+            late = np.maximum(0, step.end[producer] - step.at[k] - counts.shape[1])
+            counts[:, -1] += np.where(self.valid(e, e.node.inputs[0], step.t), late, 0)
         step.writes[k], end = self._pool(e, step.t, step.at[k], counts)
         return end
 

@@ -910,6 +910,9 @@ def _td_maxpool(bld: _Builder, n: Node) -> None:
     avail = f"{irw + 1}'d{h * w}"
     if not timing and ib.rows == h * w:  # the counting phase streams its producer's rows
         avail = _avail(bld, ib, irw)
+        if avail != f"{irw + 1}'d{h * w}" and _writer(bld, ib) not in bld.row_timed:
+            # the estimate knows only when that producer is done: pool after the counting
+            params.append(("IL", 0))
     ports += [("in_valid", bld.sees(ib, "in")), ("in_avail", avail)] + bld.write(n, fmt.bits)
     bld.row_timed.add(k)  # its outputs written a cycle (a window's taps) apart, in order
     bld.engine(n, "snn_td_maxpool", params, ports, clear=True)

@@ -17,7 +17,8 @@
 // Which input row a tap reads comes from two small tables:
 //   TY[oy*KH + ky] = {valid, iy*W},  TX[ox*KW + kx] = {valid, ix}
 // (WIN: KH lookups of TY and KW of TX at once). Done the cycle after the last count and
-// the last output's write.
+// the last output's write. IL = 0: the pooling begins after the last count (streaming a
+// producer whose rows' write times the cycle estimate cannot follow).
 // On the first run of an inference the stored C and P read as zero (a lazy reset).
 // Input row r is asked for only once in_avail > r: a producer writing the input buffer
 // in the same step (started together, one at a time) says how many rows it has written
@@ -49,7 +50,8 @@ module snn_td_maxpool #(
     parameter IG    = 1,   // cycles between input row requests
     parameter ILAT  = 1,   // ... and from a request to its row (the port's latency)
     parameter GW    = 1,   // bits of the request gap counter (holds IG - 1)
-    parameter WIN   = 0    // 1: every tap of an output a cycle, from KH*KW count RAM copies
+    parameter WIN   = 0,   // 1: every tap of an output a cycle, from KH*KW count RAM copies
+    parameter IL    = 1    // 0: the pooling waits for the last count (not beside the counting)
 ) (
     input  wire           clk,
     input  wire           rst,
@@ -179,7 +181,8 @@ module snn_td_maxpool #(
             end
         end
         for (j = 0; j < NT; j = j + 1) begin : g_tap
-            assign win_in[j] = !win_ok[j] || !counting || win_rows[j*IRW +: IRW] < i;
+            assign win_in[j] = !counting
+                || (IL != 0 && (!win_ok[j] || win_rows[j*IRW +: IRW] < i));
         end
         for (j = 0; j < NCOPY; j = j + 1) begin : g_copy
             snn_ram #(.WIDTH(C * WCNT), .DEPTH(H * W), .AW(IRW)) u_count (
