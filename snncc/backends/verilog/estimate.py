@@ -29,7 +29,7 @@ from snncc.schedule import activity
 from .design import Design, Engine, Stream, op_of
 from .layout import CHANNELS_LAST, Layout, resolve
 from .lower import lower
-from .tables import taps
+from .tables import tap_range, taps
 
 ESTIMATE_VECTORS = 5
 
@@ -323,7 +323,8 @@ class _Cycles:
         """Fixed slots: max(NG, IG) cycles per tap of every output position, whatever the
         spikes; the last tap's row arrives ILAT cycles after its request, its NG groups
         are added and the sum written. WALK: a cycle per V non-silent groups of each
-        tap's row (one if none; a padding tap one), and 4 more."""
+        tap's row it walks (one if none; padding only where a window is all padding), and
+        4 more."""
         p = _params(e)
         slots = p["OH"] * p["OW"] * p["KH"] * p["KW"]
         if p["WALK"]:
@@ -331,27 +332,37 @@ class _Cycles:
         s = max(p["NG"], p["IG"])
         return np.full(self.tr.batch, (slots - 1) * s + p["ILAT"] + p["NG"] + 2, np.int64)
 
-    def _walk(self, e: Engine, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """A WALK snn_conv_rows at step t: the input row each tap reads (-1: padding), in
-        the engine's order (position by position), and each tap's cycles [batch, taps]:
-        a cycle per V non-silent groups of its row, the last V or fewer (one if none; a
-        padding tap one)."""
+    def _walk(self, e: Engine, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A WALK snn_conv_rows at step t: the input row each tap it walks reads (-1:
+        padding), in the engine's order (position by position; a window's rows and
+        columns of valid taps, `tap_range`, tap 0 on an axis of padding only), each
+        tap's cycles [batch, taps]: a cycle per V non-silent groups of its row, the last
+        V or fewer (one if none; a padding tap one), and the index of each position's
+        first tap."""
         p, n = _params(e), e.node
         op = op_of(n, o.Synapse)
         x = self.tr.spikes(n.inputs[0], t)
         if op.kind == "dense":
             rows = x.reshape(self.tr.batch, p["OH"], p["C"])
             reads = np.arange(p["OH"])
+            starts = reads
         else:
             c, h, w = self.graph.node(n.inputs[0]).shape
             lay = Layout((c, h, w), CHANNELS_LAST, c)
             rows = np.stack([lay.arrange(v) for v in x])
             ty = taps(p["OH"], p["KH"], op.strides[0], op.pads[0], op.dilations[0], h, w)
             tx = taps(p["OW"], p["KW"], op.strides[1], op.pads[1], op.dilations[1], w, 1)
-            reads = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"], p["KW"]).ravel()
+            every = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"], p["KW"])
+            ys = [range(lo, hi + 1) for lo, hi in tap_range(ty, p["OH"], p["KH"])]
+            xs = [range(lo, hi + 1) for lo, hi in tap_range(tx, p["OW"], p["KW"])]
+            walked = [every[oy * p["OW"] + ox, [ky * p["KW"] + kx for ky in ys[oy]
+                                                 for kx in xs[ox]]]
+                      for oy in range(p["OH"]) for ox in range(p["OW"])]
+            reads = np.concatenate(walked)
+            starts = np.cumsum([0] + [len(w) for w in walked[:-1]])
         live = (rows.reshape(self.tr.batch, rows.shape[1], p["NG"], -1) != 0).any(-1)
         per_row = np.maximum(-(-live.sum(axis=-1) // max(1, p["V"])), 1)  # [batch, rows]
-        return reads, np.where(reads >= 0, per_row[:, np.maximum(reads, 0)], 1)
+        return reads, np.where(reads >= 0, per_row[:, np.maximum(reads, 0)], 1), starts
 
     def _neuron(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         p = _params(e)
@@ -628,7 +639,8 @@ class _Cycles:
         assert e.module == "snn_conv_rows", e.module  # the lowering's `row_timed`
         taps_ = p["KH"] * p["KW"]
         if p["WALK"]:
-            return self._walk(e, t)[1].reshape(b, -1, taps_).sum(axis=2)
+            _, cyc, starts = self._walk(e, t)
+            return np.add.reduceat(cyc, starts, axis=1)
         return np.full((b, p["OH"] * p["OW"]), taps_ * max(p["NG"], p["IG"]), np.int64)
 
     def _td_rows(self, e: Engine, step: _Step) -> np.ndarray:
@@ -702,17 +714,19 @@ class _Cycles:
         asked for in the cycle its previous one's walk ends (the first a cycle after the
         start), but not before the cycle after its row is written; an output position is
         written 2 cycles after its last tap's walk, done a cycle later."""
-        reads, cyc = self._walk(e, step.t)
+        reads, cyc, starts = self._walk(e, step.t)
         wp = self._written(self.d.engines[producer], step)
-        taps_ = _params(e)["KH"] * _params(e)["KW"]
+        ends = set((np.append(starts[1:], len(reads)) - 1).tolist())  # positions' last taps
         ask = step.at[e.index] + 1
-        out = np.empty((self.tr.batch, len(reads) // taps_), np.int64)
+        out = np.empty((self.tr.batch, len(starts)), np.int64)
+        j = 0
         for i, row in enumerate(reads.tolist()):
             if row >= 0:
                 ask = np.maximum(ask, wp[:, row] + 1)
             ask = ask + cyc[:, i]
-            if i % taps_ == taps_ - 1:
-                out[:, i // taps_] = ask + 2
+            if i in ends:
+                out[:, j] = ask + 2
+                j += 1
         step.writes[e.index] = out
         return out[:, -1] + 1
 

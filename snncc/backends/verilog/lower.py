@@ -52,7 +52,7 @@ from .layout import (
 )
 from .silence import silence, skippable
 from .spikes import SpikeFormat
-from .tables import ThresholdTable, conv_weight_rows, taps, threshold_table
+from .tables import ThresholdTable, conv_weight_rows, tap_range, taps, threshold_table
 
 # A threshold table of at most this many words is constants in logic (read
 # combinationally); a longer one is a block-RAM ROM.
@@ -806,6 +806,8 @@ def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
               ("AW", addr_bits(kh * kw * ng)), ("LT", max(1, (v * e - 1).bit_length())),
               ("IG", ig), ("ILAT", ilat), ("SB", addr_bits(max(ng, ig))),
               ("LB", unsigned_bits(ilat)), ("WALK", walk), *([("V", v)] if v > 1 else [])]
+    if walk:  # the valid taps' ranges: a padding tap costs nothing
+        params += _walk_ranges(bld, (oh, ow, kh, kw), ty, tx)
     ib = bld.ports[-1].buffer
     avail = f"{irw + 1}'d{1 << irw}"  # above every row
     if walk and _fresh(bld, ib):  # a tap's row asked for once written
@@ -813,6 +815,26 @@ def _conv_rows(bld: _Builder, n: Node, ports: list, common: list,
     bld.row_timed.add(k)
     ports = ports + [("in_avail", avail)]
     bld.engine(n, "snn_conv_rows", params, ports + bld.write(n, wo), clear=False)
+
+
+def _walk_ranges(bld: _Builder, sizes: tuple[int, int, int, int], ty: list[tuple[bool, int]],
+                 tx: list[tuple[bool, int]]) -> list[tuple[str, object]]:
+    """A walking snn_conv_rows' range tables: RY[oy] = {kylo*KW, kylo, kylo, kyhi} and
+    RX[ox] = {KW - (kxhi - kxlo), kxlo, kxlo, kxlo, kxhi}, each field at the width it is
+    added at (TB, TYW or TXW, SW bits)."""
+    oh, ow, kh, kw = sizes
+    k = bld.k
+    sw, tb = addr_bits(max(kh, kw)), addr_bits(kh * kw)
+    tyw, txw = addr_bits(oh * kh), addr_bits(ow * kw)
+    ry = [(((lo * kw) << (tyw + 2 * sw)) | (lo << (2 * sw)) | (lo << sw) | hi)
+          for lo, hi in tap_range(ty, oh, kh)]
+    rx = [((((kw - (hi - lo)) % (1 << tb)) << (tb + txw + 2 * sw)) | (lo << (txw + 2 * sw))
+           | (lo << (2 * sw)) | (lo << sw) | hi) for lo, hi in tap_range(tx, ow, kw)]
+    return [("RY_FILE", bld.file(f"e{k}_row_ranges",
+                                 [hex_word(r, tb + tyw + 2 * sw) for r in ry])),
+            ("RX_FILE", bld.file(f"e{k}_col_ranges",
+                                 [hex_word(r, 2 * tb + txw + 2 * sw) for r in rx])),
+            ("YB", addr_bits(oh)), ("XB", addr_bits(ow))]
 
 
 def _td_matmul(bld: _Builder, n: Node) -> None:

@@ -32,6 +32,17 @@ def taps(out: int, kernel: int, stride: int, pad: int, dilation: int, size: int,
             for i in window_taps(out, size, kernel, stride, pad, dilation).ravel()]
 
 
+def tap_range(entries: list[tuple[bool, int]], out: int, kernel: int) -> list[tuple[int, int]]:
+    """Per output position q of a `taps` table: the first and last valid tap (lo, hi)
+    (the valid ones lie between them), or (0, 0) when every tap is padding (a walk over
+    them then visits tap 0, padding)."""
+    ranges = []
+    for q in range(out):
+        ok = [k for k in range(kernel) if entries[q * kernel + k][0]]
+        ranges.append((ok[0], ok[-1]) if ok else (0, 0))
+    return ranges
+
+
 def conv_weight_rows(w: np.ndarray, group: int) -> np.ndarray:
     """[KH*KW*C, O]: row (ky*KW + kx)*C + c holds W[:, c, ky, kx] over all O output
     channels, zero outside c's group."""

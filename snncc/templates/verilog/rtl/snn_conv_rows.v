@@ -16,10 +16,14 @@
 // cycle after its last group's addition. No state depends on the spikes, so a run takes
 //   (OH*OW*KH*KW - 1)*S + ILAT + NG + 3 cycles from its start to its done.
 // WALK = 1 (an identity port: a row one cycle after its request) skips the silent groups
-// instead: a tap takes one cycle per group with a non-zero input (one when there is none;
-// a padding tap one), and the next tap's row is requested in the walk's last cycle, so
-// it arrives as the walk ends; a run then takes the sum of its taps' cycles + 4 from its
-// start to its done. With E = 1 this is the event engine of snn_conv (one spike a cycle)
+// instead: a tap takes one cycle per group with a non-zero input (one when there is none),
+// and the next tap's row is requested in the walk's last cycle, so it arrives as the walk
+// ends; a run then takes the sum of its taps' cycles + 4 from its start to its done. It
+// walks only the taps inside the input: the rows ky and columns kx of a position's
+// window between the ranges of its tables RY[oy] = {kylo*KW, kylo, kylo, kyhi} and
+// RX[ox] = {KW - (kxhi - kxlo), kxlo, kxlo, kxlo, kxhi} (a field a width it is added
+// at; (0, 0) when all are padding: that window's tap 0, padding, a cycle), so a padding
+// tap costs nothing. With E = 1 this is the event engine of snn_conv (one spike a cycle)
 // without its per-tap request and wait cycles, and without an adder tree. V > 1 (WALK
 // only) walks V non-silent groups a cycle: the row's V lowest, each found by a priority
 // encoder after the ones below it are cleared, their weight words read from V copies of
@@ -52,6 +56,10 @@ module snn_conv_rows #(
     parameter W_FILE    = "w.hex",   // word tap*NG + g = {W[O-1, g*E+E-1, tap], .., W[0, g*E, tap]}
     parameter TY_FILE   = "ty.hex",
     parameter TX_FILE   = "tx.hex",
+    parameter RY_FILE   = "ry.hex",  // WALK: the valid taps' range of a window row
+    parameter RX_FILE   = "rx.hex",  // ... and column
+    parameter YB        = 1,   // WALK: output row bits (holds OH - 1)
+    parameter XB        = 1,   // ... and column bits (holds OW - 1)
     parameter E         = 1,   // input channels a cycle (C / E = NG, a power of two)
     parameter NG        = 1,   // channel groups of a row
     parameter GB        = 1,   // group bits (holds NG - 1; 1 when NG = 1)
@@ -117,6 +125,8 @@ module snn_conv_rows #(
     wire [V-1:0]   picked;     // ... the slots that hold a group (WALK)
     wire           group_first; // ... the tap's first
     wire           group_last;  // ... the tap's last
+    wire           b_first;     // the back's tap is its position's first
+    wire           b_last;      // ... its last
     // the adder stage: the groups whose weights arrive this cycle
     reg            add_en;
     reg [V*GB-1:0] add_g;
@@ -228,8 +238,8 @@ module snn_conv_rows #(
             add_en <= reading;
             add_g <= groups;
             add_v <= picked;
-            add_first <= btap == {TB{1'b0}} && group_first;
-            add_last <= btap == TAP_LAST && group_last;
+            add_first <= b_first && group_first;
+            add_last <= b_last && group_last;
             add_pix <= bpix;
         end
     end
@@ -263,6 +273,8 @@ module snn_conv_rows #(
             assign group_first = bsub == {SB{1'b0}};
             assign group_last = bsub == G_END;
             assign group_in = row_q[GW-1:0];  // the row shifts its groups down
+            assign b_first = btap == {TB{1'b0}};
+            assign b_last = btap == TAP_LAST;
             wire unused_slots = &{1'b0, add_g, add_v, in_avail};
             assign in_req = front && fsub == {SB{1'b0}} && f_valid;
             assign busy = front | back | (lag != {LB{1'b0}});
@@ -313,7 +325,43 @@ module snn_conv_rows #(
             // flight); the row arrives the next cycle (in_ack), and the back reads the
             // weights of its non-silent groups, lowest first, V a cycle (one cycle and
             // zeros when all are silent; a slot without a group adds zeros)
+            localparam integer OW_LAST_I = OW - 1;
+            localparam [XB-1:0] OW_LAST = OW_LAST_I[XB-1:0];
             reg [TB-1:0] ftap;
+            reg [YB-1:0] fy;         // the front's position (oy, ox)
+            reg [XB-1:0] fx;
+            reg [SW-1:0] kyhi;       // ... its window's valid taps
+            reg [SW-1:0] kxlo;
+            reg [TXW-1:0] kxlo_x;
+            reg [SW-1:0] kxhi;
+            reg [TB-1:0] kskip;      // ... the tap index from a row's last to the next's first
+            reg          ffirst;     // the front's tap is its position's first
+            reg          bfirst;
+            reg          blast;
+            wire         fx_end = fx == OW_LAST;
+            wire         w_last = ky == kyhi && kx == kxhi;
+            // the next position's ranges (the first's when idle)
+            wire [YB-1:0] ny_a = (!front || fpix == OUT_LAST) ? {YB{1'b0}}
+                                 : fx_end ? fy + 1'b1 : fy;
+            wire [XB-1:0] nx_a = (!front || fx_end) ? {XB{1'b0}} : fx + 1'b1;
+            wire [TYW-1:0] nyb = !front ? {TYW{1'b0}} : fx_end ? oyb + OY_STEP : oyb;
+            wire [TXW-1:0] nxb = (!front || fx_end) ? {TXW{1'b0}} : oxb + OX_STEP;
+            wire [TB+TYW+2*SW-1:0] ry;
+            wire [2*TB+TXW+2*SW-1:0] rx;
+            wire [TB-1:0]  ry_kw = ry[TYW+2*SW +: TB];
+            wire [TYW-1:0] ry_lo_y = ry[2*SW +: TYW];
+            wire [SW-1:0]  ry_lo = ry[SW +: SW];
+            wire [SW-1:0]  ry_hi = ry[0 +: SW];
+            wire [TB-1:0]  rx_skip = rx[TB+TXW+2*SW +: TB];
+            wire [TB-1:0]  rx_lo_t = rx[TXW+2*SW +: TB];
+            wire [TXW-1:0] rx_lo_x = rx[2*SW +: TXW];
+            wire [SW-1:0]  rx_lo = rx[SW +: SW];
+            wire [SW-1:0]  rx_hi = rx[0 +: SW];
+
+            snn_lut #(.WIDTH(TB + TYW + 2 * SW), .DEPTH(OH), .AW(YB), .FILE(RY_FILE)) u_ry (
+                .addr(ny_a), .data(ry));
+            snn_lut #(.WIDTH(2 * TB + TXW + 2 * SW), .DEPTH(OW), .AW(XB), .FILE(RX_FILE))
+                u_rx (.addr(nx_a), .data(rx));
             reg          arrive;     // the requested tap's row (or padding) arrives
             reg          walking;    // groups of the arrived row remain
             reg [NG-1:0] rest;       // ... these
@@ -395,6 +443,8 @@ module snn_conv_rows #(
             assign group_last = left == {NG{1'b0}};
             assign in_req = issue && f_valid;
             assign busy = front | reading;
+            assign b_first = bfirst;
+            assign b_last = blast;
 
             always @(posedge clk) if (wake) begin
                 if (rst) begin
@@ -410,17 +460,59 @@ module snn_conv_rows #(
                     end
                     if (start && !front) begin
                         front <= 1'b1;
-                        ftap <= {TB{1'b0}};
                         fpix <= {ORW{1'b0}};
-                        first_tap();
+                        fy <= {YB{1'b0}};
+                        fx <= {XB{1'b0}};
+                        enter();
                     end else if (issue) begin
                         btap <= ftap;
                         bpix <= fpix;
-                        ftap <= f_last_tap ? {TB{1'b0}} : ftap + 1'b1;
-                        next_tap();
+                        bfirst <= ffirst;
+                        blast <= w_last;
+                        ffirst <= 1'b0;
+                        if (w_last) begin
+                            if (fpix == OUT_LAST) begin
+                                front <= 1'b0;
+                            end else begin
+                                fpix <= fpix + 1'b1;
+                                fx <= fx_end ? {XB{1'b0}} : fx + 1'b1;
+                                if (fx_end) fy <= fy + 1'b1;
+                                enter();
+                            end
+                        end else if (kx == kxhi) begin
+                            kx <= kxlo;
+                            tx_a <= oxb + kxlo_x;
+                            ky <= ky + 1'b1;
+                            ty_a <= ty_a + 1'b1;
+                            ftap <= ftap + kskip;
+                        end else begin
+                            kx <= kx + 1'b1;
+                            tx_a <= tx_a + 1'b1;
+                            ftap <= ftap + 1'b1;
+                        end
                     end
                 end
             end
+
+            // the front enters the next position (the first when idle): its window's
+            // first valid tap
+            task enter;
+                begin
+                    oyb <= nyb;
+                    oxb <= nxb;
+                    ky <= ry_lo;
+                    kx <= rx_lo;
+                    kyhi <= ry_hi;
+                    kxlo <= rx_lo;
+                    kxlo_x <= rx_lo_x;
+                    kxhi <= rx_hi;
+                    kskip <= rx_skip;
+                    ftap <= ry_kw + rx_lo_t;
+                    ty_a <= nyb + ry_lo_y;
+                    tx_a <= nxb + rx_lo_x;
+                    ffirst <= 1'b1;
+                end
+            endtask
         end
     endgenerate
 
