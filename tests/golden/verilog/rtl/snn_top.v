@@ -2674,7 +2674,11 @@ module snn_top (
         .ILAT(1),
         .SB(1),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .RY_FILE("mem/e3_row_ranges.hex"),
+        .RX_FILE("mem/e3_col_ranges.hex"),
+        .YB(2),
+        .XB(2)
     ) u3_tokenizer_tokenizer_4_Conv_output_0_Conv (
         .clk(clk),
         .rst(rst),
@@ -2794,7 +2798,11 @@ module snn_top (
         .ILAT(1),
         .SB(3),
         .LB(1),
-        .WALK(1)
+        .WALK(1),
+        .RY_FILE("mem/e6_row_ranges.hex"),
+        .RX_FILE("mem/e6_col_ranges.hex"),
+        .YB(2),
+        .XB(2)
     ) u6_tokenizer_tokenizer_8_Conv_output_0_Conv (
         .clk(clk),
         .rst(rst),
@@ -2880,7 +2888,11 @@ module snn_top (
         .SB(5),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e8_row_ranges.hex"),
+        .RX_FILE("mem/e8_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u8_blocks_blocks_0_attn_q_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -2928,7 +2940,11 @@ module snn_top (
         .SB(5),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e9_row_ranges.hex"),
+        .RX_FILE("mem/e9_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u9_blocks_blocks_0_attn_k_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -2976,7 +2992,11 @@ module snn_top (
         .SB(5),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e10_row_ranges.hex"),
+        .RX_FILE("mem/e10_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u10_blocks_blocks_0_attn_v_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3397,7 +3417,11 @@ module snn_top (
         .SB(5),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e21_row_ranges.hex"),
+        .RX_FILE("mem/e21_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u21_blocks_blocks_0_fc1_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3483,7 +3507,11 @@ module snn_top (
         .SB(6),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e23_row_ranges.hex"),
+        .RX_FILE("mem/e23_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u23_blocks_blocks_0_fc2_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3598,7 +3626,11 @@ module snn_top (
         .SB(5),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e26_row_ranges.hex"),
+        .RX_FILE("mem/e26_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u26_blocks_blocks_1_attn_q_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3646,7 +3678,11 @@ module snn_top (
         .SB(5),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e27_row_ranges.hex"),
+        .RX_FILE("mem/e27_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u27_blocks_blocks_1_attn_k_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -3694,7 +3730,11 @@ module snn_top (
         .SB(5),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e28_row_ranges.hex"),
+        .RX_FILE("mem/e28_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u28_blocks_blocks_1_attn_v_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -4115,7 +4155,11 @@ module snn_top (
         .SB(5),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e39_row_ranges.hex"),
+        .RX_FILE("mem/e39_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u39_blocks_blocks_1_fc1_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -4201,7 +4245,11 @@ module snn_top (
         .SB(6),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e41_row_ranges.hex"),
+        .RX_FILE("mem/e41_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u41_blocks_blocks_1_fc2_linear_MatMul_output_0_Dense (
         .clk(clk),
         .rst(rst),
@@ -4316,7 +4364,11 @@ module snn_top (
         .SB(5),
         .LB(1),
         .WALK(1),
-        .V(2)
+        .V(2),
+        .RY_FILE("mem/e44_row_ranges.hex"),
+        .RX_FILE("mem/e44_col_ranges.hex"),
+        .YB(4),
+        .XB(1)
     ) u44_logits_Dense_per_token (
         .clk(clk),
         .rst(rst),
