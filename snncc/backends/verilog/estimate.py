@@ -398,17 +398,23 @@ class _Cycles:
         return phase_b + (nb * nn * (1 + wait_a + 2) + (ev + 0).sum(axis=(1, 2)))
 
     def _td_matmul_rows(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
-        """Per batch: the B rows a request every BG cycles (a silent B: its C_B rows read,
-        a row a cycle), then
-        the A rows a request every AG cycles (a silent A: a row a cycle), each written
-        the cycle after it arrives."""
+        """A B with spikes: its rows as read (every batch's, BH of them a row) a request
+        every BG cycles (a silent B: no cycle, C_B is kept); then the A rows of every
+        batch a request every AG cycles (a silent A: a row a cycle), each written the
+        cycle after it arrives."""
         p = _params(e)
         a, b = e.node.inputs
-        phase_b = np.where(self.valid(e, b, t), (p["BR"] - 1) * p["BG"] + self._port(e, "b") + 2,
-                           p["BR"] + 1)
-        phase_a = np.where(self.valid(e, a, t), (p["N"] - 1) * p["AG"] + self._port(e, "a") + 3,
-                           p["N"] + 1)
-        return p["NB"] * (phase_b + phase_a)
+        rows = p["NB"] * p["N"]
+        return self._td_phase_b(e, t) + np.where(
+            self.valid(e, a, t), (rows - 1) * p["AG"] + self._port(e, "a") + 3, rows + 1)
+
+    def _td_phase_b(self, e: Engine, t: int) -> np.ndarray:
+        """The cycles of a TD-MatMul row engine's B phase at step t (none if B is
+        silent): NB * BR / BH rows, a request every BG cycles."""
+        p = _params(e)
+        q = p["NB"] * p["BR"] // p["BH"]
+        return np.where(self.valid(e, e.node.inputs[1], t),
+                        (q - 1) * p["BG"] + self._port(e, "b") + 2, 0)
 
     def _td_maxpool(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         """Its rows not waited for: counted from the start (`_pool_counts`), pooled as
@@ -644,38 +650,33 @@ class _Cycles:
         return np.full((b, p["OH"] * p["OW"]), taps_ * max(p["NG"], p["IG"]), np.int64)
 
     def _td_rows(self, e: Engine, step: _Step) -> np.ndarray:
-        """A TD-MatMul row engine's run at the step, from its start: per batch its B
-        phase (`_td_matmul_rows`), then its A rows, row n asked for AG cycles after the
-        one before (the first as the phase begins) and, streaming the rows of the
-        producer of an A it sees (`valid`), no earlier than the cycle after it writes
-        that row; a row is written the port's latency and 2 cycles after it is asked
-        for, the next phase begins the cycle after the last write (a silent A: a row a
-        cycle, written the cycle after the one before). Its rows' write cycles go to
-        `step.writes`; returns its end (the cycle after its done)."""
+        """A TD-MatMul row engine's run at the step, from its start: its B phase
+        (`_td_phase_b`), then its A rows, row r asked for AG cycles after the one before
+        (the first as the phase begins) and, streaming the rows of the producer of an A
+        it sees (`valid`), no earlier than the cycle after it writes that row; a row is
+        written the port's latency and 2 cycles after it is asked for, done the cycle
+        after the last write (a silent A: a row a cycle, written the cycle after the one
+        before). Its rows' write cycles go to `step.writes`; returns its end (the cycle
+        after its done)."""
         p, k = _params(e), e.index
-        a, b = e.node.inputs
-        nb, n, ag = p["NB"], p["N"], max(1, p["AG"])
-        phase_b = np.where(self.valid(e, b, step.t),
-                           (p["BR"] - 1) * p["BG"] + self._port(e, "b") + 2, p["BR"] + 1)
+        a = e.node.inputs[0]
+        rows, ag = p["NB"] * p["N"], max(1, p["AG"])
         seen = self.valid(e, a, step.t)
         s = next((x for x in self.d.streams if x.engine == k), None)
         wp = (self._written(self.d.engines[s.producer], step)
               if seen.any() and s is not None and s.producer in step.at else None)
         lat = self._port(e, "a")
-        t = step.at[k] + 1  # the first cycle of a phase
-        writes = np.empty((self.tr.batch, nb * n), np.int64)
-        for bi in range(nb):
-            first = t + phase_b
-            ask = first
-            for r in range(n):
-                if r:
-                    ask = ask + ag
-                if wp is not None:
-                    ask = np.where(seen, np.maximum(ask, wp[:, bi * n + r] + 1), ask)
-                writes[:, bi * n + r] = np.where(seen, ask + lat + 2, first + 1 + r)
-            t = np.where(seen, ask + lat + 3, first + n + 1)
+        first = step.at[k] + 1 + self._td_phase_b(e, step.t)  # the A phase's first cycle
+        writes = np.empty((self.tr.batch, rows), np.int64)
+        ask = first
+        for r in range(rows):
+            if r:
+                ask = ask + ag
+            if wp is not None:
+                ask = np.where(seen, np.maximum(ask, wp[:, r] + 1), ask)
+            writes[:, r] = np.where(seen, ask + lat + 2, first + 1 + r)
         step.writes[k] = writes
-        return t + 1
+        return np.where(seen, ask + lat + 3, first + rows + 1) + 1
 
     def _pool_stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """A TD max pool streaming its producer's rows: its end (the cycle after its
@@ -901,9 +902,8 @@ def memories(design: Design) -> list[tuple[str, str, int, int]]:
         elif e.module == "snn_td_matmul":
             mems += [(f"{e.name}.cb", "ram", p["NB"] * p["K"], p["M"] * p["WCB"]),
                      (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
-        elif e.module == "snn_td_matmul_rows":
-            mems += [(f"{e.name}.cb", "ram", p["NB"] * p["BR"], p["BL"] * p["WCB"]),
-                     (f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"])]
+        elif e.module == "snn_td_matmul_rows":  # C_B in registers (`_features`)
+            mems.append((f"{e.name}.ca", "ram", p["NB"] * p["N"], p["K"] * p["WCA"]))
         elif e.module == "snn_td_maxpool":
             pw = p["WCNT"] if not p["SPIKE"] else p["WS"]
             # a copy per tap (WIN; else one) and one for the counting
@@ -1078,8 +1078,12 @@ def _features(design: Design, family: str) -> dict[str, float]:
             k, m, wo = p["K"], p["M"], p["WO"]
             tree = m * _tree_bits(p["LT"], max(p["WCA"], p["WCB"]), wo)
             f["tree"] += tree
-            f["adder"] += tree + p["BL"] * p["WCB"] + k * p["WCA"]
-            f["register"] += (p["WCB"] + 1) * p["BR"] * p["BL"] + k
+            # C_B and S_B of every batch (a ring each, its row adders), the batch
+            # written selected (NB - 1 two-way selections a bit)
+            batch = (p["WCB"] + 1) * p["BR"] * p["BL"]
+            f["adder"] += tree + p["NB"] * p["BL"] * p["WCB"] + k * p["WCA"]
+            f["register"] += p["NB"] * batch + k
+            f["select"] += (p["NB"] - 1) * batch
         elif e.module == "snn_td_maxpool":
             c, w = p["C"], p["WCNT"]
             f["adder"] += 3 * c * w

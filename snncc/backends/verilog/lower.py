@@ -864,27 +864,37 @@ def _td_matmul(bld: _Builder, n: Node) -> None:
 def _td_matmul_rows(bld: _Builder, n: Node, sizes: tuple[int, int, int, int],
                     widths: tuple[int, int, int]) -> None:
     """A TD-MatMul of unit spikes an output row a cycle (snn_td_matmul_rows): B read as
-    it is or as B^T, whichever view has fewer segments (a request every G cycles)."""
+    it is or as B^T, a batch's rows one by one or every batch's row r at once (BH = NB:
+    the heads' rows side by side), whichever view costs the fewest cycles (a request
+    every G cycles; a tie: batch by batch, B as it is)."""
     a, b = n.inputs
     nb, nn, kk, mm = sizes
     batch = n.shape[:-2]
     nat = tuple(range(len(batch)))
+    ax = len(batch)
     want_a = natural(batch + (nn, kk))
-    want_b = natural(batch + (kk, mm))
-    want_bt = natural(batch + (kk, mm), nat + (len(batch) + 1, len(batch)))
+    full = batch + (kk, mm)
+    views = [  # (B^T, batches a row, layout)
+        (False, 1, natural(full)), (True, 1, natural(full, nat + (ax + 1, ax))),
+        (False, nb, Layout(full, (ax,) + nat + (ax + 1,), nb * mm)),
+        (True, nb, Layout(full, (ax + 1,) + nat + (ax,), nb * kk))]
+    if nb == 1:
+        views = views[:2]
+
+    def cost(v: tuple[bool, int, Layout]) -> int:
+        return v[2].rows * view_of(bld.graph, bld.layouts, b, v[2])[1].segments
+
+    bt, bh, want_b = min(views, key=cost)
     ag = view_of(bld.graph, bld.layouts, a, want_a)[1].segments
     bg = view_of(bld.graph, bld.layouts, b, want_b)[1].segments
-    bgt = view_of(bld.graph, bld.layouts, b, want_bt)[1].segments
-    bt = bgt < bg
-    br, bl, bg = (mm, kk, bgt) if bt else (kk, mm, bg)
+    br, bl = (mm, kk) if bt else (kk, mm)
     pa, ba = bld.read("a", a, want_a)
-    pb, bb = bld.read("b", b, want_bt if bt else want_b)
-    bg_map = dict(bld.ports[-1].params)["MAP"]
+    pb, bb = bld.read("b", b, want_b)
     wca, wcb, wo = widths
     params = [("NB", nb), ("N", nn), ("K", kk), ("M", mm), ("BT", int(bt)), ("BR", br),
-              ("BL", bl), ("AG", ag), ("BG", bg), ("BLAT", 1 if bg_map == 0 else bg + 2),
+              ("BL", bl), ("BH", bh), ("AG", ag), ("BG", bg),
               ("GW", addr_bits(max(ag, bg))),
-              ("ARW", addr_bits(nb * nn)), ("BRW", addr_bits(nb * br)),
+              ("ARW", addr_bits(nb * nn)), ("BRW", addr_bits(nb * br // bh)),
               ("NW", addr_bits(nn)), ("RBW", addr_bits(br)), ("BW", addr_bits(nb)),
               ("WCA", wca), ("WCB", wcb), ("WO", wo), ("LT", addr_bits(2 * kk))]
     ports = pa + pb + [("a_valid", bld.sees(ba, "a")), ("b_valid", bld.sees(bb, "b")),

@@ -6,36 +6,39 @@
 // engine the knob picks when it allows K events per cycle; snn_td_matmul walks the
 // events one per cycle.
 //
-// C_A and C_B are count RAMs (C_B a B row, as read, per word); S_B and C_B of the batch
-// being computed are register files. One run (one time step), for each batch b:
-//   1. the B rows of b stream in through the port, a request every BG cycles (BG: the
-//      port's segments, answered BLAT cycles later); the row's C_B is read the cycle
-//      before it arrives; the row is shifted into S_B, its C_B plus the spikes shifted
-//      into the batch's C_B and written back. B is read as it is (K rows of M lanes)
-//      or, BT = 1, as B^T (M rows of K lanes) when that view has fewer segments (the
-//      transpose of k in q.k^T is then the head split of k). A silent B is not
-//      fetched: the batch's C_B rows are read, a row a cycle, S_B is zero.
-//   2. the A rows of b stream in likewise (a request every AG cycles; a silent A: a row
-//      a cycle, zero): on its arrival row n's C_A(t-1) is read from the RAM, the cycle
-//      after the output row is the sum above and C_A(b, n) += S_A(b, n) is written.
-//      A row b*N + n is requested only once a_avail > b*N + n: a producer writing A's
-//      buffer in the same step (the rows it has written, the engine streaming them);
-//      otherwise a_avail is above every row.
-// On the first run of an inference the stored counts read as zero (a lazy reset).
+// C_B and S_B of every batch are register files, kept between runs (C_B only changes
+// with B's spikes); C_A is a count RAM. One run (one time step):
+//   1. a B with spikes streams in through the port, a request every BG cycles: a row as
+//      read is row r of BH batches (BH = NB: every batch's row r side by side, one pass
+//      for all the heads when their rows lie in the same buffer rows; BH = 1: batch by
+//      batch). Each batch's C_B is a ring of its BR rows: an arriving row's spikes are
+//      added to the bottom row, pushed on top (after BR rows every row is back in place)
+//      and shifted into S_B. B is read as it is (K rows of M lanes) or, BT = 1, as B^T
+//      (M rows of K lanes) when that view has fewer segments (the transpose of k in
+//      q.k^T is then the head split of k). A silent B costs no cycle: S_B is cleared.
+//   2. the A rows of every batch, b*N + n in order, stream in likewise (a request every
+//      AG cycles; a silent A: a row a cycle, zero): on its arrival row b*N + n's C_A(t-1)
+//      is read from the RAM, the cycle after the output row is the sum above over batch
+//      b's C_B and S_B, and C_A(b, n) += S_A(b, n) is written. A row is requested only
+//      once a_avail is above it: a producer writing A's buffer in the same step (the
+//      rows it has written, the engine streaming them); otherwise a_avail is above
+//      every row.
+// On the first run of an inference the stored counts read as zero (a lazy reset: C_B
+// cleared as the run starts, C_A read as zero).
 module snn_td_matmul_rows #(
     parameter NB   = 1,    // batch (heads)
     parameter N    = 8,
     parameter K    = 4,
     parameter M    = 8,
     parameter BT   = 0,    // 1: B read as rows of B^T
-    parameter BR   = 4,    // B rows a batch as read (K; M with BT)
-    parameter BL   = 8,    // lanes of a B row as read (M; K with BT)
+    parameter BR   = 4,    // B rows a batch (K; M with BT)
+    parameter BL   = 8,    // lanes of a batch's B row (M; K with BT)
+    parameter BH   = 1,    // batches a B row as read holds (1 or NB)
     parameter AG   = 1,    // cycles between A row requests
     parameter BG   = 1,    // cycles between B row requests
-    parameter BLAT = 1,    // cycles from a B row request to the row (the port's latency)
     parameter GW   = 1,    // gap counter bits (holds max(AG, BG) - 1)
     parameter ARW  = 3,    // A row bits (holds NB*N - 1)
-    parameter BRW  = 2,    // B row bits (holds NB*BR - 1)
+    parameter BRW  = 2,    // B row bits (holds NB*BR/BH - 1)
     parameter NW   = 3,    // n bits (holds N - 1)
     parameter RBW  = 2,    // B row-of-batch bits (holds BR - 1)
     parameter BW   = 1,    // batch bits (holds NB - 1)
@@ -59,20 +62,25 @@ module snn_td_matmul_rows #(
     output reg            b_req,
     output reg  [BRW-1:0] b_row,
     input  wire           b_ack,
-    input  wire [BL-1:0]  b_data,
+    input  wire [BH*BL-1:0] b_data,
     output wire           out_we,
     output wire [ARW-1:0] out_waddr,
     output wire [M*WO-1:0] out_wdata
 );
     localparam [1:0] S_IDLE = 2'd0, S_B = 2'd1, S_A = 2'd2;
-    localparam integer BATCH = BR * BL * WCB;        // C_B of a batch
-    localparam integer ROW = BL * WCB;               // ... of one B row
+    localparam integer ROW = BL * WCB;               // C_B of a B row of a batch
+    localparam integer BATCH = BR * ROW;             // ... of a batch
+    localparam integer SBB = BR * BL;                // S_B of a batch
     localparam integer N_LAST_I = N - 1;
     localparam [NW-1:0] N_LAST = N_LAST_I[NW-1:0];
     localparam integer BR_LAST_I = BR - 1;
     localparam [RBW-1:0] BR_LAST = BR_LAST_I[RBW-1:0];
-    localparam integer B_LAST_I = NB - 1;
-    localparam [BW-1:0] B_LAST = B_LAST_I[BW-1:0];
+    localparam integer BQ_LAST_I = NB * BR / BH - 1;
+    localparam [BRW-1:0] BQ_LAST = BQ_LAST_I[BRW-1:0];
+    localparam integer A_ROWS_I = NB * N;
+    localparam [ARW:0] A_ROWS = A_ROWS_I[ARW:0];
+    localparam integer A_LAST_I = NB * N - 1;
+    localparam [ARW-1:0] A_LAST = A_LAST_I[ARW-1:0];
     localparam integer AG_GAP_I = AG - 1;
     localparam [GW-1:0] AG_GAP = AG_GAP_I[GW-1:0];
     localparam integer BG_GAP_I = BG - 1;
@@ -88,43 +96,39 @@ module snn_td_matmul_rows #(
     always @(posedge clk) if (first_wake) first <= rst | clear;
 
     reg [1:0]       state;
-    reg [BW-1:0]    b;
     reg [GW-1:0]    gap;       // cycles to the next request
     reg             asking;    // requests of the phase still to issue
-    reg [RBW-1:0]   bq;        // B rows requested (phase 1)
-    reg [RBW-1:0]   bn;        // C_B rows read (phase 1)
-    reg [RBW-1:0]   bgot;      // B rows arrived
-    reg [NW-1:0]    aq;        // A rows requested (phase 2)
-    reg [ARW:0]     anext;     // the A row requested next, b*N + aq
-    reg [NW-1:0]    agot;      // A rows arrived
-    reg             ain;       // rows still to arrive (phase 2)
-    reg [NW-1:0]    aout;      // A rows written
-    reg [ARW-1:0]   arow_in;   // the arriving A row, b*N + agot
+    reg [BRW-1:0]   bq;        // B rows requested (phase 1)
+    reg [BRW-1:0]   bgot;      // B rows arrived
+    reg [RBW-1:0]   rb;        // BH = 1: the arriving row's row of its batch ...
+    reg [BW-1:0]    bin;       // ... and its batch
+    reg [ARW:0]     anext;     // the A row requested next (phase 2)
+    reg             ain;       // A rows still to arrive
+    reg [ARW-1:0]   arow_in;   // the arriving A row
     reg [ARW-1:0]   arow_out;  // the row being written
+    reg [NW-1:0]    aout;      // its n ...
+    reg [BW-1:0]    bo;        // ... and its batch
     reg             computing; // row arow_out's C_A arrives this cycle: write its output
     reg [K-1:0]     sa;        // its spikes
-    reg [BATCH-1:0] cb_now;    // C_B of batch b, B row r (as read) at r*ROW
-    reg [BR*BL-1:0] sb;        // S_B of batch b, B row r at r*BL
-    reg [BRW-1:0]   brd;       // the C_B row read next (b*BR + r)
-    reg [BRW-1:0]   bwr;       // the C_B row arriving
-    reg             reading;   // a silent B: C_B rows still to read
-    reg             brd_q;     // ... one was read in the last cycle
+    reg [NB*BATCH-1:0] cb;     // C_B, batch b at b*BATCH, its row r (as read) at r*ROW
+    reg [NB*SBB-1:0] sb;       // S_B, batch b at b*SBB, its row r at r*BL
+    reg [NB*BATCH-1:0] cb_next;   // ... after a B row arrives
+    reg [NB*SBB-1:0] sb_next;
+    reg [NB-1:0]    hit;       // the batches whose row arrives
+    reg [BATCH-1:0] cb_sel;    // batch bo's C_B and S_B
+    reg [SBB-1:0]   sb_sel;
     reg [M*WO-1:0]  sum;
-    reg [ROW-1:0]   pushed;    // the arriving row's C_B with its spikes added
+    reg [ROW-1:0]   pushed;
+    reg [BL-1:0]    spikes;
     reg [K*WCA-1:0] ca_next;
 
     wire [K*WCA-1:0] ca_rdata;
     wire [K*WCA-1:0] ca_old = first ? {K*WCA{1'b0}} : ca_rdata;
-    wire [ROW-1:0]   cb_rdata;
-    wire             b_rd;     // the C_B row brd is read this cycle
-    wire             b_in = b_valid ? b_ack : brd_q;   // a B row arrives
+    wire             b_in = b_ack;   // a B row arrives
     wire             a_in = a_valid ? a_ack : (state == S_A && ain);
     wire [K-1:0]     a_spikes = a_valid ? a_data : {K{1'b0}};
-    wire             last_row = aout == N_LAST;
+    wire             last_n = aout == N_LAST;
 
-    snn_ram #(.WIDTH(ROW), .DEPTH(NB * BR), .AW(BRW)) u_cb_ram (
-        .clk(clk), .we(b_in), .waddr(bwr), .wdata(pushed),
-        .re(b_rd), .raddr(brd), .rdata(cb_rdata));
     snn_ram #(.WIDTH(K * WCA), .DEPTH(NB * N), .AW(ARW)) u_ca_ram (
         .clk(clk), .we(computing), .waddr(arow_out), .wdata(ca_next),
         .re(a_in), .raddr(arow_in), .rdata(ca_rdata));
@@ -134,6 +138,8 @@ module snn_td_matmul_rows #(
     // whose nodes overwrite the level below in place (Yosys narrows each node's adder
     // to the width its operands need).
     reg [NT*WO-1:0] tree;
+    integer h;
+    integer r;
     integer l;
     integer m;
     integer k;
@@ -141,18 +147,41 @@ module snn_td_matmul_rows #(
     integer i;
 
     always @* begin
-        for (l = 0; l < BL; l = l + 1)
-            pushed[l*WCB +: WCB] = (first ? {WCB{1'b0}} : cb_rdata[l*WCB +: WCB])
-                + {{(WCB-1){1'b0}}, b_valid && b_data[l]};
+        // a B row's arrival: each batch it holds turns its ring by a row
+        for (h = 0; h < NB; h = h + 1) begin
+            hit[h] = BH != 1 || {{(32 - BW){1'b0}}, bin} == h;
+            for (l = 0; l < BL; l = l + 1)
+                spikes[l] = b_data[(BH != 1 ? h * BL : 0) + l];
+            for (l = 0; l < BL; l = l + 1)
+                pushed[l*WCB +: WCB] = cb[h*BATCH + l*WCB +: WCB]
+                    + {{(WCB-1){1'b0}}, spikes[l]};
+            for (r = 0; r < BR; r = r + 1) begin
+                if (r == BR - 1) begin
+                    cb_next[h*BATCH + r*ROW +: ROW] = pushed;
+                    sb_next[h*SBB + r*BL +: BL] = spikes;
+                end else begin
+                    cb_next[h*BATCH + r*ROW +: ROW] = cb[h*BATCH + ((r + 1) % BR)*ROW +: ROW];
+                    sb_next[h*SBB + r*BL +: BL] = sb[h*SBB + ((r + 1) % BR)*BL +: BL];
+                end
+            end
+        end
+        // the batch of the row being written
+        cb_sel = cb[BATCH-1:0];
+        sb_sel = sb[SBB-1:0];
+        for (h = 1; h < NB; h = h + 1)
+            if ({{(32 - BW){1'b0}}, bo} == h) begin
+                cb_sel = cb[h*BATCH +: BATCH];
+                sb_sel = sb[h*SBB +: SBB];
+            end
         for (l = 0; l < K; l = l + 1)
             ca_next[l*WCA +: WCA] = ca_old[l*WCA +: WCA] + {{(WCA-1){1'b0}}, sa[l]};
         for (m = 0; m < M; m = m + 1) begin
             tree = {NT*WO{1'b0}};
             for (k = 0; k < K; k = k + 1) begin
                 tree[2*k*WO +: WO] = {{(WO-WCB){1'b0}},
-                    cb_now[(BT != 0 ? m*BL + k : k*BL + m)*WCB +: WCB] & {WCB{sa[k]}}};
+                    cb_sel[(BT != 0 ? m*BL + k : k*BL + m)*WCB +: WCB] & {WCB{sa[k]}}};
                 tree[(2*k+1)*WO +: WO] = {{(WO-WCA){1'b0}},
-                    ca_old[k*WCA +: WCA] & {WCA{sb[BT != 0 ? m*BL + k : k*BL + m]}}};
+                    ca_old[k*WCA +: WCA] & {WCA{sb_sel[BT != 0 ? m*BL + k : k*BL + m]}}};
             end
             for (s = 0; s < LT; s = s + 1)
                 for (i = 0; i < (NT >> (s + 1)); i = i + 1)
@@ -165,36 +194,24 @@ module snn_td_matmul_rows #(
     assign out_waddr = arow_out;
     assign out_wdata = sum;
 
-    // the batch's registers after a B row arrives: shifted in from the top
-    wire [BATCH-1:0] cb_row;
-    wire [BR*BL-1:0] sb_row;
-    wire [BL-1:0]    b_spikes = b_valid ? b_data : {BL{1'b0}};
-    generate
-        if (BR == 1) begin : g_one_b
-            assign cb_row = pushed;
-            assign sb_row = b_spikes;
-        end else begin : g_b_rows
-            assign cb_row = {pushed, cb_now[BATCH-1:ROW]};
-            assign sb_row = {b_spikes, sb[BR*BL-1:BL]};
-        end
-        // row brd's C_B is read the cycle before the port's answer (a silent B: a row a
-        // cycle, arriving the cycle after)
-        if (BLAT == 1) begin : g_lat1
-            assign b_rd = b_valid ? b_req : reading;
-        end else begin : g_lat
-            reg [BLAT-2:0] seen;   // the requests the port has seen, by age
-            if (BLAT == 2) begin : g_one
-                always @(posedge clk) seen <= b_req;
-            end else begin : g_more
-                always @(posedge clk) seen <= {seen[BLAT-3:0], b_req};
-            end
-            assign b_rd = b_valid ? seen[BLAT-2] : reading;
-        end
-    endgenerate
+    // the stored counts: cleared as the first run of an inference starts, turned by the
+    // B rows; S_B cleared as a run with a silent B starts
+    wire starting = state == S_IDLE && start;
+
+    always @(posedge clk) if (starting | b_in) begin
+        if (starting && first) cb <= {NB*BATCH{1'b0}};
+        if (starting && !b_valid) sb <= {NB*SBB{1'b0}};
+        if (b_in)
+            for (h = 0; h < NB; h = h + 1)
+                if (hit[h]) begin
+                    cb[h*BATCH +: BATCH] <= cb_next[h*BATCH +: BATCH];
+                    sb[h*SBB +: SBB] <= sb_next[h*SBB +: SBB];
+                end
+    end
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
-    wire wake = rst | start | done | (state != S_IDLE) | computing | brd_q;
+    wire wake = rst | start | done | (state != S_IDLE) | computing;
 
     always @(posedge clk) if (wake) begin
         if (rst) begin
@@ -203,71 +220,58 @@ module snn_td_matmul_rows #(
             a_req <= 1'b0;
             b_req <= 1'b0;
             computing <= 1'b0;
-            reading <= 1'b0;
-            brd_q <= 1'b0;
         end else begin
             done <= 1'b0;
             a_req <= 1'b0;
             b_req <= 1'b0;
             computing <= a_in;
-            brd_q <= b_rd && !b_valid;
-            if (b_rd) begin
-                brd <= brd + 1'b1;
-                bn <= bn + 1'b1;
-                if (bn == BR_LAST) reading <= 1'b0;
-            end
-            if (b_in) begin
-                bwr <= bwr + 1'b1;
-                cb_now <= cb_row;
-                sb <= sb_row;
-            end
             if (gap != {GW{1'b0}}) gap <= gap - 1'b1;
             if (a_in) begin
                 sa <= a_spikes;
-                agot <= agot + 1'b1;
                 arow_in <= arow_in + 1'b1;
-                if (agot == N_LAST) ain <= 1'b0;
+                if (arow_in == A_LAST) ain <= 1'b0;
             end
             if (computing) begin
-                aout <= aout + 1'b1;
                 arow_out <= arow_out + 1'b1;
+                aout <= last_n ? {NW{1'b0}} : aout + 1'b1;
+                if (last_n) bo <= bo + 1'b1;
+            end
+            if (b_in) begin
+                rb <= rb == BR_LAST ? {RBW{1'b0}} : rb + 1'b1;
+                if (rb == BR_LAST) bin <= bin + 1'b1;
             end
             case (state)
                 S_IDLE: if (start) begin
-                    state <= S_B;
-                    b <= {BW{1'b0}};
+                    state <= b_valid ? S_B : S_A;
                     a_row <= {ARW{1'b0}};
                     b_row <= {BRW{1'b0}};
                     arow_in <= {ARW{1'b0}};
                     arow_out <= {ARW{1'b0}};
                     anext <= {(ARW + 1){1'b0}};
-                    brd <= {BRW{1'b0}};
-                    bwr <= {BRW{1'b0}};
+                    aout <= {NW{1'b0}};
+                    bo <= {BW{1'b0}};
+                    ain <= 1'b1;
                     asking <= 1'b1;
                     gap <= {GW{1'b0}};
-                    bq <= {RBW{1'b0}};
-                    bn <= {RBW{1'b0}};
-                    bgot <= {RBW{1'b0}};
-                    reading <= !b_valid;
+                    bq <= {BRW{1'b0}};
+                    bgot <= {BRW{1'b0}};
+                    rb <= {RBW{1'b0}};
+                    bin <= {BW{1'b0}};
                 end
                 S_B: begin
-                    if (b_valid && asking && gap == {GW{1'b0}}) begin
+                    if (asking && gap == {GW{1'b0}}) begin
                         b_req <= 1'b1;
                         gap <= BG_GAP;
                         bq <= bq + 1'b1;
-                        if (bq == BR_LAST) asking <= 1'b0;
+                        if (bq == BQ_LAST) asking <= 1'b0;
                     end
                     if (b_req) b_row <= b_row + 1'b1;
                     if (b_in) begin
                         bgot <= bgot + 1'b1;
-                        if (bgot == BR_LAST) begin
+                        if (bgot == BQ_LAST) begin
                             state <= S_A;
                             asking <= 1'b1;
                             gap <= {GW{1'b0}};
-                            aq <= {NW{1'b0}};
-                            agot <= {NW{1'b0}};
-                            ain <= 1'b1;
-                            aout <= {NW{1'b0}};
                         end
                     end
                 end
@@ -275,25 +279,13 @@ module snn_td_matmul_rows #(
                     if (a_valid && asking && gap == {GW{1'b0}} && anext < a_avail) begin
                         a_req <= 1'b1;
                         gap <= AG_GAP;
-                        aq <= aq + 1'b1;
                         anext <= anext + 1'b1;
-                        if (aq == N_LAST) asking <= 1'b0;
+                        if (anext + 1'b1 == A_ROWS) asking <= 1'b0;
                     end
                     if (a_req) a_row <= a_row + 1'b1;
-                    if (computing && last_row) begin
-                        if (b == B_LAST) begin
-                            state <= S_IDLE;
-                            done <= 1'b1;
-                        end else begin
-                            b <= b + 1'b1;
-                            state <= S_B;
-                            asking <= 1'b1;
-                            gap <= {GW{1'b0}};
-                            bq <= {RBW{1'b0}};
-                            bn <= {RBW{1'b0}};
-                            bgot <= {RBW{1'b0}};
-                            reading <= !b_valid;
-                        end
+                    if (computing && arow_out == A_LAST) begin
+                        state <= S_IDLE;
+                        done <= 1'b1;
                     end
                 end
             endcase
