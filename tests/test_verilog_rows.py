@@ -169,6 +169,71 @@ def test_td_matmul_engine_from_config(tmp_path):
                               "4: all 4 terms of an output row)")
 
 
+def _heads_graph(seed: int = 6) -> Graph:
+    """Two heads side by side in every buffer row (q, k, v [N=6, 2 * 4], split by a
+    reshape and a transpose, as in a transformer): q.k^T reads every head's row of k^T
+    at once (B^T, one identity row a token) and attn.v every head's row of v (one
+    identity row a token). k fires before q and stops before it: runs with a silent B
+    whose C_B is not zero, and a silent A; v fires after attn starts and until after it
+    stops: a silent A whose C_A is not zero."""
+    rng = np.random.default_rng(seed)
+    g = Graph("heads")
+    _spiking(g, (6, 5), hi=7)
+    for name, t_fire in (("q", 5), ("k", 2), ("v", 15)):
+        g.add(f"{name}c", o.Synapse(_weights(rng, 5, 8)), ["codes"])
+        g.add(name, _neuron(rng, (6, 8), t_fire=t_fire, axis=1), [f"{name}c"])
+        g.add(f"{name}r", o.Reshape((6, 2, 4)), [name])
+    g.add("qh", o.Transpose((1, 0, 2)), ["qr"])                  # [2, 6, 4]
+    g.add("kt", o.Transpose((1, 2, 0)), ["kr"])                  # [2, 4, 6]
+    g.add("vh", o.Transpose((1, 0, 2)), ["vr"])                  # [2, 6, 4]
+    g.add("s1", o.TDMatMul(), ["qh", "kt"])                      # [2, 6, 6]
+    g.add("attn", _neuron(rng, (2, 6, 6), levels=3, t_fire=13), ["s1"])
+    g.add("s2", o.TDMatMul(), ["attn", "vh"])                    # [2, 6, 4]
+    g.add("out", _neuron(rng, (2, 6, 4), levels=3, t_fire=22), ["s2"])
+    g.add("flat", o.Reshape((48,)), ["out"])
+    g.add("fc", o.Synapse(_weights(rng, 48, 4)), ["flat"])
+    return _readout(g, "fc")
+
+
+@pytest.mark.parametrize("pipeline", [False, True], ids=["default", "pipeline"])
+def test_td_matmul_rows_heads_icarus(tmp_path, pipeline):
+    """snn_td_matmul_rows with the heads' rows side by side: B read every head's row at
+    once (BH = NB), C_B and S_B of both heads kept between runs (a silent B: no B
+    phase, its C_B still counted), bit-exact in Icarus (and Verilator, one at a time),
+    the estimate the RTL's count for every input, lint-clean."""
+    require_tool("iverilog")
+    graph = _heads_graph()
+    x = default_inputs(graph, VECTORS)
+    trace = estimate._Trace(graph, x, None)
+    steps = len(trace.trains["out"])
+
+    def live(f, v: str) -> np.ndarray:  # [steps, inputs]: any element nonzero
+        return np.array([f(v, t).reshape(VECTORS, -1).any(axis=1) for t in range(steps)])
+
+    # q.k^T: runs with a silent B (k) whose C_B is not zero; attn.v: runs with a
+    # silent A (attn) whose C_A is not zero
+    assert (live(trace.spikes, "qh") & ~live(trace.spikes, "kt")
+            & live(trace.before, "kt")).any()
+    assert (~live(trace.spikes, "attn") & live(trace.spikes, "vh")
+            & live(trace.before, "attn")).any()
+    hw = parallel_knob.config(graph, None, pipeline=pipeline)
+    summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
+    rows = _engines(summary, "snn_td_matmul_rows")
+    assert [(p["NB"], p["BH"], p["BT"], p["BR"], p["BG"]) for p in rows] == [
+        (2, 2, 1, 6, 1), (2, 2, 0, 6, 1)]
+    result = verilog.run_simulation(tmp_path / "v", "icarus")
+    _assert_bit_exact(result, VECTORS, graph)
+    assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+    if pipeline:
+        assert summary["estimate"]["stream_cycles"] == result["stream"]["cycles"]
+    else:
+        require_tool("verilator")
+        fast = verilog.run_simulation(tmp_path / "v", "verilator")
+        _assert_bit_exact(fast, VECTORS, graph)
+        assert fast["cycles"] == result["cycles"]
+    _assert_lint_clean(tmp_path / "v")
+
+
 def _pool_graph(seed: int = 4, mode: str = "if") -> Graph:
     """TD max pools streaming their input rows: through a map (a [4, 16] neuron layer
     read as [C=4, H=4, W=4] channels-last: 4 segments a row) and as it is (a strided
