@@ -399,22 +399,22 @@ class _Cycles:
 
     def _td_matmul_rows(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         """A B with spikes: its rows as read (every batch's, BH of them a row) a request
-        every BG cycles (a silent B: no cycle, C_B is kept); then the A rows of every
-        batch a request every AG cycles (a silent A: a row a cycle), each written the
-        cycle after it arrives."""
+        every BG cycles from the start (a silent B: no cycle, C_B is kept); the A rows
+        of every batch (`_td_wait`: once B's last is in) a request every AG cycles (a
+        silent A: a row a cycle), each written the cycle after it arrives."""
         p = _params(e)
-        a, b = e.node.inputs
+        a = e.node.inputs[0]
         rows = p["NB"] * p["N"]
-        return self._td_phase_b(e, t) + np.where(
+        return self._td_wait(e, t) + np.where(
             self.valid(e, a, t), (rows - 1) * p["AG"] + self._port(e, "a") + 3, rows + 1)
 
-    def _td_phase_b(self, e: Engine, t: int) -> np.ndarray:
-        """The cycles of a TD-MatMul row engine's B phase at step t (none if B is
-        silent): NB * BR / BH rows, a request every BG cycles."""
+    def _td_wait(self, e: Engine, t: int) -> np.ndarray:
+        """The cycles a TD-MatMul row engine's A phase waits for its B rows at step t
+        (none if B is silent): the lowering's WAV (WAS for a silent A)."""
         p = _params(e)
-        q = p["NB"] * p["BR"] // p["BH"]
-        return np.where(self.valid(e, e.node.inputs[1], t),
-                        (q - 1) * p["BG"] + self._port(e, "b") + 2, 0)
+        a, b = e.node.inputs
+        return np.where(self.valid(e, b, t),
+                        np.where(self.valid(e, a, t), p["WAV"], p["WAS"]), 0)
 
     def _td_maxpool(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         """Its rows not waited for: counted from the start (`_pool_counts`), pooled as
@@ -650,8 +650,8 @@ class _Cycles:
         return np.full((b, p["OH"] * p["OW"]), taps_ * max(p["NG"], p["IG"]), np.int64)
 
     def _td_rows(self, e: Engine, step: _Step) -> np.ndarray:
-        """A TD-MatMul row engine's run at the step, from its start: its B phase
-        (`_td_phase_b`), then its A rows, row r asked for AG cycles after the one before
+        """A TD-MatMul row engine's run at the step, from its start: its A rows once its
+        B rows are in (`_td_wait`), row r asked for AG cycles after the one before
         (the first as the phase begins) and, streaming the rows of the producer of an A
         it sees (`valid`), no earlier than the cycle after it writes that row; a row is
         written the port's latency and 2 cycles after it is asked for, done the cycle
@@ -666,7 +666,7 @@ class _Cycles:
         wp = (self._written(self.d.engines[s.producer], step)
               if seen.any() and s is not None and s.producer in step.at else None)
         lat = self._port(e, "a")
-        first = step.at[k] + 1 + self._td_phase_b(e, step.t)  # the A phase's first cycle
+        first = step.at[k] + 1 + self._td_wait(e, step.t)  # the A phase's first cycle
         writes = np.empty((self.tr.batch, rows), np.int64)
         ask = first
         for r in range(rows):

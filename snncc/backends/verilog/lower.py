@@ -889,11 +889,19 @@ def _td_matmul_rows(bld: _Builder, n: Node, sizes: tuple[int, int, int, int],
     bg = view_of(bld.graph, bld.layouts, b, want_b)[1].segments
     br, bl = (mm, kk) if bt else (kk, mm)
     pa, ba = bld.read("a", a, want_a)
+    lat_a = _port_reads(bld.ports[-1])[0]
     pb, bb = bld.read("b", b, want_b)
+    lat_b = _port_reads(bld.ports[-1])[0]
+    # B with spikes: its last row arrives `was` cycles after the first request; the A
+    # rows are asked for so that the first arrives no earlier (A and B one buffer: once
+    # B's reads are over)
+    was = (nb * br // bh - 1) * bg + lat_b
+    wav = was if ba is bb else max(1, was - lat_a) - 1
     wca, wcb, wo = widths
     params = [("NB", nb), ("N", nn), ("K", kk), ("M", mm), ("BT", int(bt)), ("BR", br),
               ("BL", bl), ("BH", bh), ("AG", ag), ("BG", bg),
-              ("GW", addr_bits(max(ag, bg))),
+              ("GW", addr_bits(max(ag, bg))), ("WAV", wav), ("WAS", was),
+              ("WTW", addr_bits(was + 1)),
               ("ARW", addr_bits(nb * nn)), ("BRW", addr_bits(nb * br // bh)),
               ("NW", addr_bits(nn)), ("RBW", addr_bits(br)), ("BW", addr_bits(nb)),
               ("WCA", wca), ("WCB", wcb), ("WO", wo), ("LT", addr_bits(2 * kk))]

@@ -8,21 +8,24 @@
 //
 // C_B and S_B of every batch are register files, kept between runs (C_B only changes
 // with B's spikes); C_A is a count RAM. One run (one time step):
-//   1. a B with spikes streams in through the port, a request every BG cycles: a row as
-//      read is row r of BH batches (BH = NB: every batch's row r side by side, one pass
-//      for all the heads when their rows lie in the same buffer rows; BH = 1: batch by
-//      batch). Each batch's C_B is a ring of its BR rows: an arriving row's spikes are
-//      added to the bottom row, pushed on top (after BR rows every row is back in place)
-//      and shifted into S_B. B is read as it is (K rows of M lanes) or, BT = 1, as B^T
-//      (M rows of K lanes) when that view has fewer segments (the transpose of k in
-//      q.k^T is then the head split of k). A silent B costs no cycle: S_B is cleared.
+//   1. a B with spikes streams in through the port, a request every BG cycles from the
+//      start: a row as read is row r of BH batches (BH = NB: every batch's row r side by
+//      side, one pass for all the heads when their rows lie in the same buffer rows;
+//      BH = 1: batch by batch). Each batch's C_B is a ring of its BR rows: an arriving
+//      row's spikes are added to the bottom row, pushed on top (after BR rows every row
+//      is back in place) and shifted into S_B. B is read as it is (K rows of M lanes) or,
+//      BT = 1, as B^T (M rows of K lanes) when that view has fewer segments (the
+//      transpose of k in q.k^T is then the head split of k). A silent B costs no cycle:
+//      S_B is cleared.
 //   2. the A rows of every batch, b*N + n in order, stream in likewise (a request every
-//      AG cycles; a silent A: a row a cycle, zero): on its arrival row b*N + n's C_A(t-1)
-//      is read from the RAM, the cycle after the output row is the sum above over batch
-//      b's C_B and S_B, and C_A(b, n) += S_A(b, n) is written. A row is requested only
-//      once a_avail is above it: a producer writing A's buffer in the same step (the
-//      rows it has written, the engine streaming them); otherwise a_avail is above
-//      every row.
+//      AG cycles; a silent A: a row a cycle, zero), from WAV cycles after the first (WAS
+//      for a silent A; none after a silent B): the lowering times them so that the first
+//      arrives no earlier than B's last (and, A and B one RAM, is asked for after it).
+//      On its arrival row b*N + n's C_A(t-1) is read from the RAM, the cycle after the
+//      output row is the sum above over batch b's C_B and S_B, and C_A(b, n) += S_A(b, n)
+//      is written. A row is requested only once a_avail is above it: a producer writing
+//      A's buffer in the same step (the rows it has written, the engine streaming them);
+//      otherwise a_avail is above every row.
 // On the first run of an inference the stored counts read as zero (a lazy reset: C_B
 // cleared as the run starts, C_A read as zero).
 module snn_td_matmul_rows #(
@@ -37,6 +40,9 @@ module snn_td_matmul_rows #(
     parameter AG   = 1,    // cycles between A row requests
     parameter BG   = 1,    // cycles between B row requests
     parameter GW   = 1,    // gap counter bits (holds max(AG, BG) - 1)
+    parameter WAV  = 0,    // B with spikes: cycles from the first to the A phase's start
+    parameter WAS  = 0,    // ... for a silent A
+    parameter WTW  = 1,    // their counter's bits (holds max(WAV, WAS))
     parameter ARW  = 3,    // A row bits (holds NB*N - 1)
     parameter BRW  = 2,    // B row bits (holds NB*BR/BH - 1)
     parameter NW   = 3,    // n bits (holds N - 1)
@@ -67,7 +73,6 @@ module snn_td_matmul_rows #(
     output wire [ARW-1:0] out_waddr,
     output wire [M*WO-1:0] out_wdata
 );
-    localparam [1:0] S_IDLE = 2'd0, S_B = 2'd1, S_A = 2'd2;
     localparam integer ROW = BL * WCB;               // C_B of a B row of a batch
     localparam integer BATCH = BR * ROW;             // ... of a batch
     localparam integer SBB = BR * BL;                // S_B of a batch
@@ -85,6 +90,8 @@ module snn_td_matmul_rows #(
     localparam [GW-1:0] AG_GAP = AG_GAP_I[GW-1:0];
     localparam integer BG_GAP_I = BG - 1;
     localparam [GW-1:0] BG_GAP = BG_GAP_I[GW-1:0];
+    localparam [WTW-1:0] WAIT_V = WAV[WTW-1:0];
+    localparam [WTW-1:0] WAIT_S = WAS[WTW-1:0];
     // the 2K terms of an output lane, padded to a power of two: NT leaves, LT levels
     localparam integer NT = 1 << LT;
 
@@ -95,14 +102,16 @@ module snn_td_matmul_rows #(
 
     always @(posedge clk) if (first_wake) first <= rst | clear;
 
-    reg [1:0]       state;
-    reg [GW-1:0]    gap;       // cycles to the next request
-    reg             asking;    // requests of the phase still to issue
-    reg [BRW-1:0]   bq;        // B rows requested (phase 1)
-    reg [BRW-1:0]   bgot;      // B rows arrived
+    reg             running;
+    reg [WTW-1:0]   wait_a;    // cycles to the A phase
+    reg [GW-1:0]    b_gap;     // cycles to the next B request
+    reg [GW-1:0]    a_gap;     // ... A request
+    reg             b_asking;  // B requests still to issue
+    reg             a_asking;  // A requests ...
+    reg [BRW-1:0]   bq;        // B rows requested
     reg [RBW-1:0]   rb;        // BH = 1: the arriving row's row of its batch ...
     reg [BW-1:0]    bin;       // ... and its batch
-    reg [ARW:0]     anext;     // the A row requested next (phase 2)
+    reg [ARW:0]     anext;     // the A row requested next
     reg             ain;       // A rows still to arrive
     reg [ARW-1:0]   arow_in;   // the arriving A row
     reg [ARW-1:0]   arow_out;  // the row being written
@@ -125,7 +134,9 @@ module snn_td_matmul_rows #(
     wire [K*WCA-1:0] ca_rdata;
     wire [K*WCA-1:0] ca_old = first ? {K*WCA{1'b0}} : ca_rdata;
     wire             b_in = b_ack;   // a B row arrives
-    wire             a_in = a_valid ? a_ack : (state == S_A && ain);
+    wire             starting = !running && start;
+    wire             a_go = running && wait_a == {WTW{1'b0}};   // the A phase is on
+    wire             a_in = a_valid ? a_ack : (a_go && ain);
     wire [K-1:0]     a_spikes = a_valid ? a_data : {K{1'b0}};
     wire             last_n = aout == N_LAST;
 
@@ -196,8 +207,6 @@ module snn_td_matmul_rows #(
 
     // the stored counts: cleared as the first run of an inference starts, turned by the
     // B rows; S_B cleared as a run with a silent B starts
-    wire starting = state == S_IDLE && start;
-
     always @(posedge clk) if (starting | b_in) begin
         if (starting && first) cb <= {NB*BATCH{1'b0}};
         if (starting && !b_valid) sb <= {NB*SBB{1'b0}};
@@ -211,11 +220,14 @@ module snn_td_matmul_rows #(
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
     // costs an event-driven simulator nothing)
-    wire wake = rst | start | done | (state != S_IDLE) | computing;
+    wire wake = rst | start | done | running | computing;
+    // a B request: the first as the run starts
+    wire          b_ask = starting ? b_valid : (b_asking && b_gap == {GW{1'b0}});
+    wire [BRW-1:0] b_asked = starting ? {BRW{1'b0}} : bq;
 
     always @(posedge clk) if (wake) begin
         if (rst) begin
-            state <= S_IDLE;
+            running <= 1'b0;
             done <= 1'b0;
             a_req <= 1'b0;
             b_req <= 1'b0;
@@ -225,7 +237,29 @@ module snn_td_matmul_rows #(
             a_req <= 1'b0;
             b_req <= 1'b0;
             computing <= a_in;
-            if (gap != {GW{1'b0}}) gap <= gap - 1'b1;
+            if (b_gap != {GW{1'b0}}) b_gap <= b_gap - 1'b1;
+            if (a_gap != {GW{1'b0}}) a_gap <= a_gap - 1'b1;
+            if (wait_a != {WTW{1'b0}}) wait_a <= wait_a - 1'b1;
+            if (b_ask) begin
+                b_req <= 1'b1;
+                b_gap <= BG_GAP;
+                bq <= b_asked + 1'b1;
+                b_asking <= b_asked != BQ_LAST;
+            end else if (starting) begin
+                b_asking <= 1'b0;
+            end
+            if (b_req) b_row <= b_row + 1'b1;
+            if (b_in) begin
+                rb <= rb == BR_LAST ? {RBW{1'b0}} : rb + 1'b1;
+                if (rb == BR_LAST) bin <= bin + 1'b1;
+            end
+            if (a_valid && a_go && a_asking && a_gap == {GW{1'b0}} && anext < a_avail) begin
+                a_req <= 1'b1;
+                a_gap <= AG_GAP;
+                anext <= anext + 1'b1;
+                if (anext + 1'b1 == A_ROWS) a_asking <= 1'b0;
+            end
+            if (a_req) a_row <= a_row + 1'b1;
             if (a_in) begin
                 sa <= a_spikes;
                 arow_in <= arow_in + 1'b1;
@@ -235,60 +269,27 @@ module snn_td_matmul_rows #(
                 arow_out <= arow_out + 1'b1;
                 aout <= last_n ? {NW{1'b0}} : aout + 1'b1;
                 if (last_n) bo <= bo + 1'b1;
+                if (arow_out == A_LAST) begin
+                    running <= 1'b0;
+                    done <= 1'b1;
+                end
             end
-            if (b_in) begin
-                rb <= rb == BR_LAST ? {RBW{1'b0}} : rb + 1'b1;
-                if (rb == BR_LAST) bin <= bin + 1'b1;
+            if (starting) begin
+                running <= 1'b1;
+                wait_a <= !b_valid ? {WTW{1'b0}} : a_valid ? WAIT_V : WAIT_S;
+                a_row <= {ARW{1'b0}};
+                b_row <= {BRW{1'b0}};
+                arow_in <= {ARW{1'b0}};
+                arow_out <= {ARW{1'b0}};
+                anext <= {(ARW + 1){1'b0}};
+                aout <= {NW{1'b0}};
+                bo <= {BW{1'b0}};
+                ain <= 1'b1;
+                a_asking <= 1'b1;
+                a_gap <= {GW{1'b0}};
+                rb <= {RBW{1'b0}};
+                bin <= {BW{1'b0}};
             end
-            case (state)
-                S_IDLE: if (start) begin
-                    state <= b_valid ? S_B : S_A;
-                    a_row <= {ARW{1'b0}};
-                    b_row <= {BRW{1'b0}};
-                    arow_in <= {ARW{1'b0}};
-                    arow_out <= {ARW{1'b0}};
-                    anext <= {(ARW + 1){1'b0}};
-                    aout <= {NW{1'b0}};
-                    bo <= {BW{1'b0}};
-                    ain <= 1'b1;
-                    asking <= 1'b1;
-                    gap <= {GW{1'b0}};
-                    bq <= {BRW{1'b0}};
-                    bgot <= {BRW{1'b0}};
-                    rb <= {RBW{1'b0}};
-                    bin <= {BW{1'b0}};
-                end
-                S_B: begin
-                    if (asking && gap == {GW{1'b0}}) begin
-                        b_req <= 1'b1;
-                        gap <= BG_GAP;
-                        bq <= bq + 1'b1;
-                        if (bq == BQ_LAST) asking <= 1'b0;
-                    end
-                    if (b_req) b_row <= b_row + 1'b1;
-                    if (b_in) begin
-                        bgot <= bgot + 1'b1;
-                        if (bgot == BQ_LAST) begin
-                            state <= S_A;
-                            asking <= 1'b1;
-                            gap <= {GW{1'b0}};
-                        end
-                    end
-                end
-                default: begin  // S_A
-                    if (a_valid && asking && gap == {GW{1'b0}} && anext < a_avail) begin
-                        a_req <= 1'b1;
-                        gap <= AG_GAP;
-                        anext <= anext + 1'b1;
-                        if (anext + 1'b1 == A_ROWS) asking <= 1'b0;
-                    end
-                    if (a_req) a_row <= a_row + 1'b1;
-                    if (computing && arow_out == A_LAST) begin
-                        state <= S_IDLE;
-                        done <= 1'b1;
-                    end
-                end
-            endcase
         end
     end
 endmodule
