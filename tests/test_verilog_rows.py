@@ -175,7 +175,7 @@ def _heads_graph(seed: int = 6) -> Graph:
     at once (B^T, one identity row a token) and attn.v every head's row of v (one
     identity row a token). k fires before q and stops before it: runs with a silent B
     whose C_B is not zero, and a silent A; v fires after attn starts and until after it
-    stops: a silent A whose C_A is not zero."""
+    stops: a silent A whose C_A is not zero. q.q^T reads one buffer as A and B."""
     rng = np.random.default_rng(seed)
     g = Graph("heads")
     _spiking(g, (6, 5), hi=7)
@@ -192,7 +192,14 @@ def _heads_graph(seed: int = 6) -> Graph:
     g.add("out", _neuron(rng, (2, 6, 4), levels=3, t_fire=22), ["s2"])
     g.add("flat", o.Reshape((48,)), ["out"])
     g.add("fc", o.Synapse(_weights(rng, 48, 4)), ["flat"])
-    return _readout(g, "fc")
+    # q.q^T: A and B one buffer (A asked for once B's reads are over)
+    g.add("qt", o.Transpose((1, 2, 0)), ["qr"])                  # [2, 4, 6]
+    g.add("s3", o.TDMatMul(), ["qh", "qt"])                      # [2, 6, 6]
+    g.add("self", _neuron(rng, (2, 6, 6), levels=3, t_fire=13), ["s3"])
+    g.add("flat3", o.Reshape((72,)), ["self"])
+    g.add("fc3", o.Synapse(_weights(rng, 72, 4)), ["flat3"])
+    g.add("sum", o.AddCurrent(), ["fc", "fc3"])
+    return _readout(g, "sum")
 
 
 @pytest.mark.parametrize("pipeline", [False, True], ids=["default", "pipeline"])
@@ -219,8 +226,13 @@ def test_td_matmul_rows_heads_icarus(tmp_path, pipeline):
     hw = parallel_knob.config(graph, None, pipeline=pipeline)
     summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
     rows = _engines(summary, "snn_td_matmul_rows")
-    assert [(p["NB"], p["BH"], p["BT"], p["BR"], p["BG"]) for p in rows] == [
-        (2, 2, 1, 6, 1), (2, 2, 0, 6, 1)]
+    # B's last row in 6 cycles after the start (6 rows a cycle apart, identity: a
+    # cycle's latency); A's first asked for so that it arrives then: 2 cycles later
+    # through a map (q, 3 cycles' latency), 4 through the identity (attn); q.q^T once
+    # B's reads are over (6)
+    assert [(p["NB"], p["BH"], p["BT"], p["BR"], p["BG"], p["WAV"], p["WAS"])
+            for p in rows] == [(2, 2, 1, 6, 1, 2, 6), (2, 2, 0, 6, 1, 4, 6),
+                               (2, 2, 1, 6, 1, 6, 6)]
     result = verilog.run_simulation(tmp_path / "v", "icarus")
     _assert_bit_exact(result, VECTORS, graph)
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
