@@ -136,7 +136,7 @@ def nnls(a: np.ndarray, b: np.ndarray, iterations: int = 20000) -> np.ndarray:
 
 
 # coefficients measured, not fitted (estimate.py says where from): kept as they are
-FIXED = {"tree", "romwide"}
+FIXED = {"tree", "romwide", "turn"}
 
 
 def refit(rows: list[dict], family: str, key: str, coef: dict[str, float]) -> dict[str, float]:

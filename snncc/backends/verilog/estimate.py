@@ -1017,7 +1017,7 @@ def _features(design: Design, family: str) -> dict[str, float]:
          "ramlogic": 0.0, "ramreg": 0.0,
          "engines": float(len(design.engines) + len(design.buffers)),
          "dsp_bits": 0.0, "ramb36": 0.0, "bram": 0.0, "tree": 0.0, "romwide": 0.0,
-         "events": 0.0}
+         "events": 0.0, "turn": 0.0}
     for name, kind, depth, width in memories(design):
         where, count = mapping(kind, depth, width, family)
         if where == "logic" and kind == "ram" and depth == 1 and family == "xc7":
@@ -1078,12 +1078,12 @@ def _features(design: Design, family: str) -> dict[str, float]:
             k, m, wo = p["K"], p["M"], p["WO"]
             tree = m * _tree_bits(p["LT"], max(p["WCA"], p["WCB"]), wo)
             f["tree"] += tree
-            # C_B and S_B of every batch (a ring each, its row adders), the batch
-            # written selected (NB - 1 two-way selections a bit)
-            batch = (p["WCB"] + 1) * p["BR"] * p["BL"]
+            # C_B and S_B of every batch (a ring each, its row adders); several batches
+            # turn (`turn`: a two-way selection a bit, the B row's or the next batch's)
+            bits = p["NB"] * (p["WCB"] + 1) * p["BR"] * p["BL"]
             f["adder"] += tree + p["NB"] * p["BL"] * p["WCB"] + k * p["WCA"]
-            f["register"] += p["NB"] * batch + k
-            f["select"] += (p["NB"] - 1) * batch
+            f["register"] += bits + k
+            f["turn"] += bits if p["NB"] > 1 else 0
         elif e.module == "snn_td_maxpool":
             c, w = p["C"], p["WCNT"]
             f["adder"] += 3 * c * w
@@ -1134,10 +1134,14 @@ def _features(design: Design, family: str) -> dict[str, float]:
 # bundled example's convolutions and linear layers alone at E = 1, 4 and 16 (the default
 # engines alone within -33% .. +15% at the coefficients before this refit; the
 # tokenizer's second convolution at E = 8, not the default, 11,685 LUTs against 6,645).
-# The iCE40 coefficients were not refitted with them.
+# The iCE40 coefficients were not refitted with them. Nor is `turn` (the C_B and S_B bits
+# of a row engine of several batches, each a two-way selection between its ring's next
+# row and the next batch's): 0.94 xc7 LUTs a bit, from Yosys synth_xilinx on the bundled
+# example's attn.v engine alone (2 heads: 6,367 LUTs and 2,161 FFs against 4,392 and
+# 1,210 with one batch in registers and C_B in a count RAM), a LUT4 a bit for iCE40.
 _LUT_COEF = {"xc7": {"adder": 1.098, "romlogic": 0.06239, "ramreg": 0.6284, "engines": 27.48,
-                     "events": 3.136, "tree": 1.6, "romwide": 1.0},
-             "ice40": {"adder": 1.683, "register": 0.956, "engines": 51.42}}
+                     "events": 3.136, "tree": 1.6, "romwide": 1.0, "turn": 0.94},
+             "ice40": {"adder": 1.683, "register": 0.956, "engines": 51.42, "turn": 1.0}}
 _FF_COEF = {"xc7": {"register": 1.053, "ramreg": 1.039},
             "ice40": {"register": 1.267, "select": 0.2659, "ramlogic": 0.4067,
                       "engines": 51.95}}

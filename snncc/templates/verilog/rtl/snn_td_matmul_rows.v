@@ -25,7 +25,9 @@
 //      output row is the sum above over batch b's C_B and S_B, and C_A(b, n) += S_A(b, n)
 //      is written. A row is requested only once a_avail is above it: a producer writing
 //      A's buffer in the same step (the rows it has written, the engine streaming them);
-//      otherwise a_avail is above every row.
+//      otherwise a_avail is above every row. The batch being written is the bottom one
+//      of the register files: as a batch's last row is written they turn by a batch
+//      (NB turns a run: every batch back in place for the next).
 // On the first run of an inference the stored counts read as zero (a lazy reset: C_B
 // cleared as the run starts, C_A read as zero).
 module snn_td_matmul_rows #(
@@ -115,17 +117,16 @@ module snn_td_matmul_rows #(
     reg             ain;       // A rows still to arrive
     reg [ARW-1:0]   arow_in;   // the arriving A row
     reg [ARW-1:0]   arow_out;  // the row being written
-    reg [NW-1:0]    aout;      // its n ...
-    reg [BW-1:0]    bo;        // ... and its batch
+    reg [NW-1:0]    aout;      // its n
     reg             computing; // row arow_out's C_A arrives this cycle: write its output
     reg [K-1:0]     sa;        // its spikes
-    reg [NB*BATCH-1:0] cb;     // C_B, batch b at b*BATCH, its row r (as read) at r*ROW
-    reg [NB*SBB-1:0] sb;       // S_B, batch b at b*SBB, its row r at r*BL
+    // C_B: batch b at b*BATCH (the bottom one: the batch being written), its row r (as
+    // read) at r*ROW; S_B: batch b at b*SBB, its row r at r*BL
+    reg [NB*BATCH-1:0] cb;
+    reg [NB*SBB-1:0] sb;
     reg [NB*BATCH-1:0] cb_next;   // ... after a B row arrives
     reg [NB*SBB-1:0] sb_next;
     reg [NB-1:0]    hit;       // the batches whose row arrives
-    reg [BATCH-1:0] cb_sel;    // batch bo's C_B and S_B
-    reg [SBB-1:0]   sb_sel;
     reg [M*WO-1:0]  sum;
     reg [ROW-1:0]   pushed;
     reg [BL-1:0]    spikes;
@@ -176,23 +177,15 @@ module snn_td_matmul_rows #(
                 end
             end
         end
-        // the batch of the row being written
-        cb_sel = cb[BATCH-1:0];
-        sb_sel = sb[SBB-1:0];
-        for (h = 1; h < NB; h = h + 1)
-            if ({{(32 - BW){1'b0}}, bo} == h) begin
-                cb_sel = cb[h*BATCH +: BATCH];
-                sb_sel = sb[h*SBB +: SBB];
-            end
         for (l = 0; l < K; l = l + 1)
             ca_next[l*WCA +: WCA] = ca_old[l*WCA +: WCA] + {{(WCA-1){1'b0}}, sa[l]};
         for (m = 0; m < M; m = m + 1) begin
             tree = {NT*WO{1'b0}};
             for (k = 0; k < K; k = k + 1) begin
                 tree[2*k*WO +: WO] = {{(WO-WCB){1'b0}},
-                    cb_sel[(BT != 0 ? m*BL + k : k*BL + m)*WCB +: WCB] & {WCB{sa[k]}}};
+                    cb[(BT != 0 ? m*BL + k : k*BL + m)*WCB +: WCB] & {WCB{sa[k]}}};
                 tree[(2*k+1)*WO +: WO] = {{(WO-WCA){1'b0}},
-                    ca_old[k*WCA +: WCA] & {WCA{sb_sel[BT != 0 ? m*BL + k : k*BL + m]}}};
+                    ca_old[k*WCA +: WCA] & {WCA{sb[BT != 0 ? m*BL + k : k*BL + m]}}};
             end
             for (s = 0; s < LT; s = s + 1)
                 for (i = 0; i < (NT >> (s + 1)); i = i + 1)
@@ -205,17 +198,38 @@ module snn_td_matmul_rows #(
     assign out_waddr = arow_out;
     assign out_wdata = sum;
 
-    // the stored counts: cleared as the first run of an inference starts, turned by the
-    // B rows; S_B cleared as a run with a silent B starts
-    always @(posedge clk) if (starting | b_in) begin
-        if (starting && first) cb <= {NB*BATCH{1'b0}};
-        if (starting && !b_valid) sb <= {NB*SBB{1'b0}};
+    // the batches turned by one: the next one at the bottom (after all of B's rows)
+    wire             turn = computing && last_n;
+    wire [NB*BATCH-1:0] cb_turned;
+    wire [NB*SBB-1:0] sb_turned;
+    generate
+        if (NB == 1) begin : g_one_batch
+            assign cb_turned = cb;
+            assign sb_turned = sb;
+        end else begin : g_batches
+            assign cb_turned = {cb[BATCH-1:0], cb[NB*BATCH-1:BATCH]};
+            assign sb_turned = {sb[SBB-1:0], sb[NB*SBB-1:SBB]};
+        end
+    endgenerate
+
+    // the stored counts: cleared as the first run of an inference starts, each batch's
+    // ring turned by its B rows, the batches turned as each one's rows are written; S_B
+    // cleared as a run with a silent B starts
+    // (the clears last: a flip-flop's synchronous reset, the turn and the B row a
+    // two-way selection, never at once)
+    always @(posedge clk) if (starting | b_in | turn) begin
         if (b_in)
             for (h = 0; h < NB; h = h + 1)
                 if (hit[h]) begin
                     cb[h*BATCH +: BATCH] <= cb_next[h*BATCH +: BATCH];
                     sb[h*SBB +: SBB] <= sb_next[h*SBB +: SBB];
                 end
+        if (turn && NB > 1) begin
+            cb <= cb_turned;
+            sb <= sb_turned;
+        end
+        if (starting && first) cb <= {NB*BATCH{1'b0}};
+        if (starting && !b_valid) sb <= {NB*SBB{1'b0}};
     end
 
     // the FSM's clocked block runs only while there is something to do (an idle engine
@@ -268,7 +282,6 @@ module snn_td_matmul_rows #(
             if (computing) begin
                 arow_out <= arow_out + 1'b1;
                 aout <= last_n ? {NW{1'b0}} : aout + 1'b1;
-                if (last_n) bo <= bo + 1'b1;
                 if (arow_out == A_LAST) begin
                     running <= 1'b0;
                     done <= 1'b1;
@@ -283,7 +296,6 @@ module snn_td_matmul_rows #(
                 arow_out <= {ARW{1'b0}};
                 anext <= {(ARW + 1){1'b0}};
                 aout <= {NW{1'b0}};
-                bo <= {BW{1'b0}};
                 ain <= 1'b1;
                 a_asking <= 1'b1;
                 a_gap <= {GW{1'b0}};
