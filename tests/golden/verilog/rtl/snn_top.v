@@ -202,9 +202,9 @@ module snn_top (
     wire [0:0] e13_a_en;
     wire [3:0] e13_a_addr;
     wire [0:0] e13_b_req;
-    wire [4:0] e13_b_row;
+    wire [3:0] e13_b_row;
     wire [0:0] e13_b_ack;
-    wire [15:0] e13_b_data;
+    wire [31:0] e13_b_data;
     wire [0:0] e13_b_en;
     wire [3:0] e13_b_addr;
     wire [0:0] e13_a_valid;
@@ -236,9 +236,9 @@ module snn_top (
     wire [0:0] e16_a_en;
     wire [4:0] e16_a_addr;
     wire [0:0] e16_b_req;
-    wire [4:0] e16_b_row;
+    wire [3:0] e16_b_row;
     wire [0:0] e16_b_ack;
-    wire [15:0] e16_b_data;
+    wire [31:0] e16_b_data;
     wire [0:0] e16_b_en;
     wire [3:0] e16_b_addr;
     wire [0:0] e16_a_valid;
@@ -384,9 +384,9 @@ module snn_top (
     wire [0:0] e31_a_en;
     wire [3:0] e31_a_addr;
     wire [0:0] e31_b_req;
-    wire [4:0] e31_b_row;
+    wire [3:0] e31_b_row;
     wire [0:0] e31_b_ack;
-    wire [15:0] e31_b_data;
+    wire [31:0] e31_b_data;
     wire [0:0] e31_b_en;
     wire [3:0] e31_b_addr;
     wire [0:0] e31_a_valid;
@@ -418,9 +418,9 @@ module snn_top (
     wire [0:0] e34_a_en;
     wire [4:0] e34_a_addr;
     wire [0:0] e34_b_req;
-    wire [4:0] e34_b_row;
+    wire [3:0] e34_b_row;
     wire [0:0] e34_b_ack;
-    wire [15:0] e34_b_data;
+    wire [31:0] e34_b_data;
     wire [0:0] e34_b_en;
     wire [3:0] e34_b_addr;
     wire [0:0] e34_a_valid;
@@ -1496,19 +1496,19 @@ module snn_top (
         .rd_data(b12_rdata)
     );
 
-    // /blocks/blocks.0/attn/Transpose_2_output_0/Transpose read from /blocks/blocks.0/attn/k_act/act_quant/export_handler/DequantizeLinear_output_0 (1 x 16 lanes)
+    // /blocks/blocks.0/attn/Transpose_2_output_0/Transpose read from /blocks/blocks.0/attn/k_act/act_quant/export_handler/DequantizeLinear_output_0 (identity)
     snn_port #(
-        .MAP(1),
-        .VD(16),
+        .MAP(0),
+        .VD(32),
         .W(1),
         .G(1),
-        .S(16),
+        .S(32),
         .SD(32),
-        .VRW(5),
+        .VRW(4),
         .BAW(4),
         .GB(1),
         .OW(5),
-        .MAP_FILE("mem/e13_b_map.hex")
+        .MAP_FILE("none")
     ) p13_b (
         .clk(clk),
         .rst(rst),
@@ -1596,19 +1596,19 @@ module snn_top (
         .rd_data(b15_rdata)
     );
 
-    // /blocks/blocks.0/attn/Transpose_1_output_0/Transpose read from /blocks/blocks.0/attn/v_act/act_quant/export_handler/DequantizeLinear_output_0 (1 x 16 lanes)
+    // /blocks/blocks.0/attn/Transpose_1_output_0/Transpose read from /blocks/blocks.0/attn/v_act/act_quant/export_handler/DequantizeLinear_output_0 (identity)
     snn_port #(
-        .MAP(1),
-        .VD(16),
+        .MAP(0),
+        .VD(32),
         .W(1),
         .G(1),
-        .S(16),
+        .S(32),
         .SD(32),
-        .VRW(5),
+        .VRW(4),
         .BAW(4),
         .GB(1),
         .OW(5),
-        .MAP_FILE("mem/e16_b_map.hex")
+        .MAP_FILE("none")
     ) p16_b (
         .clk(clk),
         .rst(rst),
@@ -2046,19 +2046,19 @@ module snn_top (
         .rd_data(b30_rdata)
     );
 
-    // /blocks/blocks.1/attn/Transpose_2_output_0/Transpose read from /blocks/blocks.1/attn/k_act/act_quant/export_handler/DequantizeLinear_output_0 (1 x 16 lanes)
+    // /blocks/blocks.1/attn/Transpose_2_output_0/Transpose read from /blocks/blocks.1/attn/k_act/act_quant/export_handler/DequantizeLinear_output_0 (identity)
     snn_port #(
-        .MAP(1),
-        .VD(16),
+        .MAP(0),
+        .VD(32),
         .W(1),
         .G(1),
-        .S(16),
+        .S(32),
         .SD(32),
-        .VRW(5),
+        .VRW(4),
         .BAW(4),
         .GB(1),
         .OW(5),
-        .MAP_FILE("mem/e31_b_map.hex")
+        .MAP_FILE("none")
     ) p31_b (
         .clk(clk),
         .rst(rst),
@@ -2146,19 +2146,19 @@ module snn_top (
         .rd_data(b33_rdata)
     );
 
-    // /blocks/blocks.1/attn/Transpose_1_output_0/Transpose read from /blocks/blocks.1/attn/v_act/act_quant/export_handler/DequantizeLinear_output_0 (1 x 16 lanes)
+    // /blocks/blocks.1/attn/Transpose_1_output_0/Transpose read from /blocks/blocks.1/attn/v_act/act_quant/export_handler/DequantizeLinear_output_0 (identity)
     snn_port #(
-        .MAP(1),
-        .VD(16),
+        .MAP(0),
+        .VD(32),
         .W(1),
         .G(1),
-        .S(16),
+        .S(32),
         .SD(32),
-        .VRW(5),
+        .VRW(4),
         .BAW(4),
         .GB(1),
         .OW(5),
-        .MAP_FILE("mem/e34_b_map.hex")
+        .MAP_FILE("none")
     ) p34_b (
         .clk(clk),
         .rst(rst),
@@ -3097,12 +3097,15 @@ module snn_top (
         .BT(1),
         .BR(16),
         .BL(16),
+        .BH(2),
         .AG(1),
         .BG(1),
-        .BLAT(3),
         .GW(1),
+        .WAV(12),
+        .WAS(16),
+        .WTW(5),
         .ARW(5),
-        .BRW(5),
+        .BRW(4),
         .NW(4),
         .RBW(4),
         .BW(1),
@@ -3217,12 +3220,15 @@ module snn_top (
         .BT(0),
         .BR(16),
         .BL(16),
+        .BH(2),
         .AG(1),
         .BG(1),
-        .BLAT(3),
         .GW(1),
+        .WAV(14),
+        .WAS(16),
+        .WTW(5),
         .ARW(5),
-        .BRW(5),
+        .BRW(4),
         .NW(4),
         .RBW(4),
         .BW(1),
@@ -3835,12 +3841,15 @@ module snn_top (
         .BT(1),
         .BR(16),
         .BL(16),
+        .BH(2),
         .AG(1),
         .BG(1),
-        .BLAT(3),
         .GW(1),
+        .WAV(12),
+        .WAS(16),
+        .WTW(5),
         .ARW(5),
-        .BRW(5),
+        .BRW(4),
         .NW(4),
         .RBW(4),
         .BW(1),
@@ -3955,12 +3964,15 @@ module snn_top (
         .BT(0),
         .BR(16),
         .BL(16),
+        .BH(2),
         .AG(1),
         .BG(1),
-        .BLAT(3),
         .GW(1),
+        .WAV(14),
+        .WAS(16),
+        .WTW(5),
         .ARW(5),
-        .BRW(5),
+        .BRW(4),
         .NW(4),
         .RBW(4),
         .BW(1),
