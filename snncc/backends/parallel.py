@@ -70,7 +70,7 @@ CONFIG_KEYS = ("parallel", "layers", "inputs", "events", "in_flight")
 TREE_INPUT_BITS = 128
 # A walking snn_conv_rows takes up to this many non-silent channel groups a cycle by
 # default (`HwConfig.walk_events`), a config's "events" up to EVENTS_MAX
-WALK_EVENTS = 2
+WALK_EVENTS = 4
 EVENTS_MAX = 8
 POOL_TAPS_AT_ONCE = 9  # a TD max pool's window read at once: copies of its count RAM
 IN_FLIGHT = range(1, 17)  # legal inferences in flight of a pipelined Verilog design
