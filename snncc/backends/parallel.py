@@ -29,7 +29,7 @@ ROM word, more cycles), one of those same divisors:
 Walking its spikes (snn_conv_rows reading through an identity port, a dense layer as a 1x1
 conv), such an engine takes V of a row's non-silent channel groups a cycle (a copy of its
 weight ROM per slot, per output lane a tree of V*E terms): by default the largest V up
-to WALK_EVENTS with V*E times its weight bits at most TREE_INPUT_BITS and V at most its
+to WALK_EVENTS with V*E times its weight bits at most WALK_TREE_BITS and V at most its
 groups (C / E); with `--parallel N`, one (its settings keep their engines). The
 config's "events" gives a full-width linear or conv layer of unit spikes or analog codes
 its own V, 1 to EVENTS_MAX (more than its groups walks no faster; a layer that does not
@@ -71,6 +71,9 @@ TREE_INPUT_BITS = 128
 # A walking snn_conv_rows takes up to this many non-silent channel groups a cycle by
 # default (`HwConfig.walk_events`), a config's "events" up to EVENTS_MAX
 WALK_EVENTS = 4
+# ... as many as keep the terms its slots add a lane (V times E times the weight bits) at
+# most this: a layer of wide weights (the residual stream's) gets a second slot
+WALK_TREE_BITS = 256
 EVENTS_MAX = 8
 POOL_TAPS_AT_ONCE = 9  # a TD max pool's window read at once: copies of its count RAM
 IN_FLIGHT = range(1, 17)  # legal inferences in flight of a pipelined Verilog design
@@ -124,14 +127,14 @@ class HwConfig:
         """The non-silent channel groups V synapse `n`'s engine takes a cycle when it
         walks its spikes (snn_conv_rows through an identity port, `groups` = C / E groups
         of `bits` = E times its weight bits a row): its config value, else by default
-        the largest V up to WALK_EVENTS with V * `bits` at most TREE_INPUT_BITS and V at
+        the largest V up to WALK_EVENTS with V * `bits` at most WALK_TREE_BITS and V at
         most `groups` (unit spikes; `analog` codes: 1, a multiplier a term); 1 with
         `--parallel N`."""
         if n.name in self.events:
             return self.events[n.name]
         if self.parallel is not None or analog:
             return 1
-        return max(1, min(WALK_EVENTS, groups, TREE_INPUT_BITS // max(1, bits)))
+        return max(1, min(WALK_EVENTS, groups, WALK_TREE_BITS // max(1, bits)))
 
     def pool_taps(self, c: int, taps: int) -> int:
         """The taps a TD max pool of `c` channels and a `taps`-tap window reads a cycle:
