@@ -579,9 +579,10 @@ def test_input_channels_from_config_icarus(tmp_path):
     more cycles than the rule's wider trees, lint-clean."""
     require_tool("iverilog")
     graph = _conv_rows_graph()
-    # c3 one group a cycle ("events"): two would walk both its groups at once, as E = 6
+    # c2 and c3 one group a cycle ("events"): the default V would walk their groups
+    # several at once, as the wider E does
     hw = parallel_knob.config(graph, None, {"inputs": {"c1": 2, "c2": 2, "c3": 3, "fc": 9},
-                                            "events": {"c3": 1}})
+                                            "events": {"c2": 1, "c3": 1}})
     assert hw.inputs == {"c1": 2, "c2": 2, "c3": 3, "fc": 9}
     summary = verilog.emit(graph, tmp_path / "v", vectors=VECTORS, hw=hw)
     rows = {e["node"]: e["params"] for e in summary["layers"] if e["module"] == "snn_conv_rows"}

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -367,10 +368,8 @@ def config(graph: Graph, parallel: int | None = None, raw: dict | None = None,
     flight = in_flight if in_flight is not None else raw.get("in_flight", HwConfig.in_flight)
     hw = HwConfig(parallel if parallel is not None else raw.get("parallel"), layers,
                   pipeline, in_flight=flight)
-    inputs = _inputs(graph, hw, raw.get("inputs", {}), knob_layers, by_name, source,
-                     problems)
-    events = _events(graph, hw, raw.get("events", {}), knob_layers, by_name, source,
-                     problems)
+    inputs, events = (_per_synapse(e, graph, hw, raw.get(e.key, {}), knob_layers, by_name,
+                                   source, problems) for e in (INPUTS, EVENTS))
     if problems:
         raise SnnccError(problems)
     return replace(hw, inputs=inputs, events=events) if inputs or events else hw
@@ -396,19 +395,42 @@ def synapse_inputs(graph: Graph) -> dict[str, tuple[int, int, bool]]:
     return out
 
 
-def _inputs(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
-            by_name: dict[str, list[_Knob]], source: str,
-            problems: list[Diagnostic]) -> dict[str, int]:
-    """The config's "inputs" (input channels a cycle of full-width linear and conv
-    layers), by IR node, each checked against the layer and the lanes `hw` gives it (its
-    problems added to `problems`)."""
+@dataclass(frozen=True)
+class _Entry:
+    """A per-synapse entry of the config beside "layers": its key, what it counts, and
+    its legal values for a layer (`legal(c, ww, hw, n)`: [] when the layer takes none)."""
+
+    key: str
+    what: str  # "input channels", "input events"
+    verb: str  # what a full-width layer does that a folded one does not
+    rule: str  # the legal values, said in the fix
+    legal: Callable[[int, int, HwConfig, Node], list[int]]
+
+
+INPUTS = _Entry("inputs", "input channels", "takes several input channels a cycle",
+                "divisors of its {c} inputs by a power of two, at most "
+                f"{TREE_INPUT_BITS} weight bits a lane",
+                lambda c, ww, hw, n: sorted(hw.channels(n, c, ww)))
+EVENTS = _Entry("events", "input events", "walks several events a cycle",
+                "its non-silent channel groups walked a cycle, a copy of its weight ROM "
+                "each", lambda c, ww, hw, n: list(range(1, EVENTS_MAX + 1))
+                if hw.channels(n, c, ww) else [])
+
+
+def _per_synapse(entry: _Entry, graph: Graph, hw: HwConfig, raw: dict,
+                 knob_layers: list[_Knob], by_name: dict[str, list[_Knob]], source: str,
+                 problems: list[Diagnostic]) -> dict[str, int]:
+    """The config's `entry` ("inputs": input channels a cycle; "events": non-silent
+    channel groups walked a cycle) of full-width linear and conv layers, by IR node, each
+    checked against the layer and the lanes `hw` gives it (its problems added to
+    `problems`)."""
     if not raw:
         return {}
     synapses = synapse_inputs(graph)
 
     def legal(k: _Knob) -> _Knob:
         c, ww, unit = synapses[k.node.name]
-        return replace(k, legal=sorted(hw.channels(k.node, c, ww)) if unit else [])
+        return replace(k, legal=entry.legal(c, ww, hw, k.node) if unit else [])
 
     mine = {key: [legal(k) for k in ks if k.node.name in synapses]
             for key, ks in by_name.items()}
@@ -419,8 +441,8 @@ def _inputs(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
         if not found:
             problems.append(_unknown(name, [legal(k) for k in knob_layers
                                             if k.node.name in synapses], mine, source,
-                                     "linear or conv", "input channels a cycle",
-                                     "input channels per cycle"))
+                                     "linear or conv", f"{entry.what} a cycle",
+                                     f"{entry.what} per cycle"))
             continue
         for k in found:
             n = k.node
@@ -428,70 +450,17 @@ def _inputs(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
             if not k.legal:
                 why = ("its input spikes are not unit spikes: it takes one event a cycle"
                        if not unit else f"its engine runs folded ({hw.lanes(n)} of "
-                       f"{outputs(n)} output lanes): only a full-width layer takes several "
-                       "input channels a cycle")
+                       f"{outputs(n)} output lanes): only a full-width layer {entry.verb}")
                 problems.append(Diagnostic(
-                    f"input channels per cycle cannot be set for this layer: {why}", name,
-                    file=source, fix='remove it from "inputs"' + (
+                    f"{entry.what} per cycle cannot be set for this layer: {why}", name,
+                    file=source, fix=f'remove it from "{entry.key}"' + (
                         f' or give it all {outputs(n)} lanes in "layers"' if unit else "")))
                 break
             if isinstance(value, bool) or not isinstance(value, int) or value not in k.legal:
                 problems.append(Diagnostic(
-                    f"{value!r} input channels per cycle is not a legal value for this "
-                    "layer", name, file=source,
-                    fix=f"use one of {_listing(k.legal)} (divisors of its {c} inputs by a "
-                        f"power of two, at most {TREE_INPUT_BITS} weight bits a lane)"))
-                break
-            out[n.name] = value
-    return out
-
-
-def _events(graph: Graph, hw: HwConfig, raw: dict, knob_layers: list[_Knob],
-            by_name: dict[str, list[_Knob]], source: str,
-            problems: list[Diagnostic]) -> dict[str, int]:
-    """The config's "events" (non-silent channel groups a cycle of full-width linear and
-    conv layers walking their spikes), by IR node, each checked against the layer and the
-    lanes `hw` gives it (its problems added to `problems`)."""
-    if not raw:
-        return {}
-    synapses = synapse_inputs(graph)
-    legal_v = list(range(1, EVENTS_MAX + 1))
-
-    def legal(k: _Knob) -> _Knob:
-        c, ww, unit = synapses[k.node.name]
-        return replace(k, legal=legal_v if unit and hw.channels(k.node, c, ww) else [])
-
-    mine = {key: [legal(k) for k in ks if k.node.name in synapses]
-            for key, ks in by_name.items()}
-    mine = {key: ks for key, ks in mine.items() if ks}
-    out = {}
-    for name, value in raw.items():
-        found = mine.get(name, [])
-        if not found:
-            problems.append(_unknown(name, [legal(k) for k in knob_layers
-                                            if k.node.name in synapses], mine, source,
-                                     "linear or conv", "input events a cycle",
-                                     "input events per cycle"))
-            continue
-        for k in found:
-            n = k.node
-            _, _, unit = synapses[n.name]
-            if not k.legal:
-                why = ("its input spikes are not unit spikes: it takes one event a cycle"
-                       if not unit else f"its engine runs folded ({hw.lanes(n)} of "
-                       f"{outputs(n)} output lanes): only a full-width layer walks several "
-                       "events a cycle")
-                problems.append(Diagnostic(
-                    f"input events per cycle cannot be set for this layer: {why}", name,
-                    file=source, fix='remove it from "events"' + (
-                        f' or give it all {outputs(n)} lanes in "layers"' if unit else "")))
-                break
-            if isinstance(value, bool) or not isinstance(value, int) or value not in k.legal:
-                problems.append(Diagnostic(
-                    f"{value!r} input events per cycle is not a legal value for this layer",
+                    f"{value!r} {entry.what} per cycle is not a legal value for this layer",
                     name, file=source,
-                    fix=f"use one of {_listing(k.legal)} (its non-silent channel groups "
-                        "walked a cycle, a copy of its weight ROM each)"))
+                    fix=f"use one of {_listing(k.legal)} ({entry.rule.format(c=c)})"))
                 break
             out[n.name] = value
     return out
