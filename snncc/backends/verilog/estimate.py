@@ -189,12 +189,12 @@ def _follow(module: str, wp: np.ndarray, start: np.ndarray) -> np.ndarray:
     first = 1 if module == "snn_neuron" else 0
     ask = np.where(wp[:, 0] <= start - 1, start + first,
                    np.maximum(start + first + 1, wp[:, 0] + 1 + first))
-    out = np.empty_like(wp)
-    for r in range(wp.shape[1]):
-        if r:
-            ask = np.maximum(ask + 1, wp[:, r] + 1 + first)
-        out[:, r] = ask + 1 + (1 - first)
-    return out
+    # ask_r = max(ask_{r-1} + 1, wp_r + 1 + first) for r >= 1, as a running maximum:
+    # ask_r = r + max(ask_0, max_{1 <= j <= r} (wp_j + 1 + first - j))
+    r = np.arange(wp.shape[1], dtype=np.int64)
+    late = wp + 1 + first - r
+    late[:, 0] = ask
+    return np.maximum.accumulate(late, axis=1) + r + 1 + (1 - first)
 
 
 def _events(rows: np.ndarray, lines: bool) -> np.ndarray:
@@ -717,17 +717,17 @@ class _Cycles:
         written 2 cycles after its last tap's walk, done a cycle later."""
         reads, cyc, starts = self._walk(e, step.t)
         wp = self._written(self.d.engines[producer], step)
-        ends = set((np.append(starts[1:], len(reads)) - 1).tolist())  # positions' last taps
-        ask = step.at[e.index] + 1
-        out = np.empty((self.tr.batch, len(starts)), np.int64)
-        j = 0
-        for i, row in enumerate(reads.tolist()):
-            if row >= 0:
-                ask = np.maximum(ask, wp[:, row] + 1)
-            ask = ask + cyc[:, i]
-            if i in ends:
-                out[:, j] = ask + 2
-                j += 1
+        ends = np.append(starts[1:], len(reads)) - 1  # positions' last taps
+        # after tap i: a_i = max(a_{i-1}, wp[row_i] + 1) + cyc_i (a padding tap: no
+        # wait), from a_{-1} = the start + 1; as a running maximum over the taps:
+        # a_i = C_i + max(a_{-1}, max_{j <= i} (wp[row_j] + 1 - C_{j-1})), C the
+        # cumulative cycles
+        total = np.cumsum(cyc, axis=1)
+        never = np.iinfo(np.int64).min // 4
+        wait = np.where(reads >= 0, wp[:, np.maximum(reads, 0)] + 1 - (total - cyc), never)
+        ask = total + np.maximum((step.at[e.index] + 1)[:, None],
+                                 np.maximum.accumulate(wait, axis=1))
+        out = ask[:, ends] + 2
         step.writes[e.index] = out
         return out[:, -1] + 1
 
