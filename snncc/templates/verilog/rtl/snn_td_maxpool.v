@@ -354,11 +354,7 @@ module snn_td_maxpool #(
                     if (o == OUT_LAST) begin
                         issuing <= 1'b0;
                     end else begin
-                        o <= o + 1'b1;
-                        oxb <= oxb_next;
-                        tx_a <= oxb_next;
-                        oyb <= oyb_next;
-                        ty_a <= oyb_next;
+                        next_output;
                     end
                 end
                 if (wq && last_out) pooling <= 1'b0;
@@ -389,13 +385,20 @@ module snn_td_maxpool #(
                 if (last_out) begin
                     pooling <= 1'b0;
                 end else begin
-                    o <= o + 1'b1;
-                    oxb <= oxb_next;
-                    tx_a <= oxb_next;
-                    oyb <= oyb_next;
-                    ty_a <= oyb_next;
+                    next_output;
                 end
             end
         end
     end
+
+    // the next output: its window's first tap (both pooling orders)
+    task next_output;
+        begin
+            o <= o + 1'b1;
+            oxb <= oxb_next;
+            tx_a <= oxb_next;
+            oyb <= oyb_next;
+            ty_a <= oyb_next;
+        end
+    endtask
 endmodule
