@@ -70,6 +70,7 @@ class _Trace:
         self._sums: dict[str, tuple[int, np.ndarray]] = {}
         self._pooled_counts: dict[str, tuple[int, np.ndarray]] = {}
         self._last: dict[str, tuple[int, np.ndarray]] = {}  # value -> its latest step
+        self._zeros: dict[tuple[str, str], np.ndarray] = {}
 
     def before(self, value: str, t: int) -> np.ndarray:
         """The sum of `value`'s spikes over the steps before t (a running count; the
@@ -77,7 +78,7 @@ class _Trace:
         done, total = self._sums.get(value, (t + 1, None))
         if done > t or total is None:
             done, total = 0, np.zeros((self.batch,) + self.graph.node(value).shape, np.int64)
-        src = self._source(value)[0]
+        src = self.source(value)[0]
         if src in self.trains and done < t:  # a neuron's spikes, over its firing window
             on = np.flatnonzero(self.act.active[src][done:t])  # zero at every other step
             if on.size:
@@ -99,7 +100,7 @@ class _Trace:
         self._last[value] = (t, out)
         return out
 
-    def _source(self, value: str) -> tuple[str, np.ndarray | None]:
+    def source(self, value: str) -> tuple[str, np.ndarray | None]:
         """The value whose data `value` reads, and the flat positions it reads (None:
         all of them, in order)."""
         if value not in self._resolved:
@@ -112,61 +113,79 @@ class _Trace:
 
     def _gather(self, value: str, data: np.ndarray) -> np.ndarray:
         """`value` [batch, *shape] from its source's data [batch, *source shape]."""
-        index = self._source(value)[1]
+        index = self.source(value)[1]
         flat = data.reshape(self.batch, -1)
         if index is not None:
             flat = flat[:, index]
         return flat.reshape((self.batch,) + self.graph.node(value).shape)
 
+    def silent(self, value: str, t: int) -> bool:
+        """`value` is zero at step t for certain: a spike train outside its firing steps
+        (`activity`), a current (its events do not matter), analog codes after step 0."""
+        src = self.source(value)[0]
+        op = self.graph.node(src).op
+        if isinstance(op, o.SpikeInput):
+            return bool(t) and (op.analog or op.weighted)
+        if src in self.trains:
+            return not self.act.active[src][t]
+        return not isinstance(op, o.TDMaxPool)
+
     def _spikes(self, value: str, t: int) -> np.ndarray:
-        src = self._source(value)[0]
+        """Spikes in 8 bits (the trains' own type, ±1 or 1; a TD max pool's int8: the
+        readers count them, sum them into int64 counts or test them), codes in int64."""
+        src = self.source(value)[0]
         n = self.graph.node(src)
+        if self.silent(value, t):  # one shared zero array, not the trains' pages
+            dtype = self.trains[src].dtype if src in self.trains else np.int64
+            key = (value, np.dtype(dtype).str)
+            if key not in self._zeros:
+                self._zeros[key] = np.zeros((self.batch,) + self.graph.node(value).shape,
+                                            dtype)
+            return self._zeros[key]
         if isinstance(n.op, o.SpikeInput):
             op = n.op
             if op.analog or op.weighted:
-                data = self.codes if t == 0 else np.zeros_like(self.codes)
+                data = self.codes
             else:
-                data = (self.codes - op.lo > t).astype(np.int64)
+                data = (self.codes - op.lo > t).view(np.uint8)
         elif src in self.trains:
-            data = np.asarray(self.trains[src][t], np.int64)
-        elif isinstance(n.op, o.TDMaxPool):
+            data = self.trains[src][t]
+        else:
             data = self._maxpool(src, t)
-        else:  # a current: its events do not matter
-            data = np.zeros((self.batch,) + n.shape, np.int64)
         return self._gather(value, data)
 
     def _maxpool(self, name: str, t: int) -> np.ndarray:
         """A TD max pool's spikes: maxpool(C(t)) - maxpool(C(t-1)) of its input counts."""
-        key = (name, t)
-        if key not in self._pooled:
-            n = self.graph.node(name)
-            op = n.op
-            assert isinstance(op, o.TDMaxPool)
-            c, h, w = self.graph.node(n.inputs[0]).shape
-            _, oh, ow = n.shape
-            kh, kw = op.kernel
-            ty = taps(oh, kh, op.strides[0], op.pads[0], 1, h, w)
-            tx = taps(ow, kw, op.strides[1], op.pads[1], 1, w, 1)
+        if (name, t) in self._pooled:
+            return self._pooled[(name, t)]
+        n = self.graph.node(name)
+        op = n.op
+        assert isinstance(op, o.TDMaxPool)
+        c, h, w = self.graph.node(n.inputs[0]).shape
+        _, oh, ow = n.shape
+        (kh, kw), (sh, sw) = op.kernel, op.strides
+        never = np.iinfo(np.int64).min  # padding: never wins
 
-            reads = _window_reads(ty, tx, oh, ow, kh, kw)
-            reads[reads < 0] = h * w  # padding reads a column that never wins
+        def pooled(counts: np.ndarray) -> np.ndarray:
+            # tap (ky, kx) of every output reads a strided slice of the padded counts
+            padded = np.full((self.batch, c, max(op.pads[0] + h, (oh - 1) * sh + kh),
+                              max(op.pads[1] + w, (ow - 1) * sw + kw)), never, np.int64)
+            padded[:, :, op.pads[0]:op.pads[0] + h, op.pads[1]:op.pads[1] + w] = counts
+            out = np.full((self.batch, c, oh, ow), never, np.int64)
+            for ky in range(kh):
+                for kx in range(kw):
+                    np.maximum(out, padded[:, :, ky:ky + (oh - 1) * sh + 1:sh,
+                                           kx:kx + (ow - 1) * sw + 1:sw], out=out)
+            return out
 
-            def pooled(counts: np.ndarray) -> np.ndarray:
-                flat = np.empty((self.batch, c, h * w + 1), np.int64)
-                flat[:, :, :-1] = counts.reshape(self.batch, c, h * w)
-                flat[:, :, -1] = np.iinfo(np.int64).min
-                out = np.full((self.batch, c, oh * ow), np.iinfo(np.int64).min, np.int64)
-                for read in reads.T:  # one tap of every pixel at a time
-                    np.maximum(out, flat[:, :, read], out=out)
-                return out.reshape(self.batch, c, oh, ow)
-
-            before = self.before(n.inputs[0], t).reshape(self.batch, c, h, w)
-            counts = before + self.spikes(n.inputs[0], t).reshape(before.shape)
-            last = self._pooled_counts.get(name)  # pooled C(t-1), if step t-1 made it
-            now = pooled(counts)
-            self._pooled[key] = now - (last[1] if last and last[0] == t - 1 else pooled(before))
-            self._pooled_counts[name] = (t, now)
-        return self._pooled[key]
+        before = self.before(n.inputs[0], t).reshape(self.batch, c, h, w)
+        counts = before + self.spikes(n.inputs[0], t).reshape(before.shape)
+        last = self._pooled_counts.get(name)  # pooled C(t-1), if step t-1 made it
+        now = pooled(counts)
+        out = now - (last[1] if last and last[0] == t - 1 else pooled(before))
+        self._pooled_counts[name] = (t, now)
+        self._pooled[(name, t)] = out.astype(np.int8)  # 0 or ±1
+        return self._pooled[(name, t)]
 
 
 class _Step:
@@ -202,7 +221,7 @@ def _events(rows: np.ndarray, lines: bool) -> np.ndarray:
     if not lines:
         return np.count_nonzero(rows, axis=-1)
     bits = np.zeros(rows.shape[:-1], np.int64)
-    v = np.abs(rows)
+    v = np.abs(rows.astype(np.int64))
     while v.any():
         bits += (v & 1).sum(axis=-1)
         v = v >> 1
@@ -224,19 +243,24 @@ class _Cycles:
         # inputs whose run was skipped, per value the inputs it is live for at a step
         self.skip = design.silence.skip if design.silence is not None else 0
         self.streamed = {(s.engine, s.buffer.node.name): s for s in design.streams}
+        self.streams_of: defaultdict[int, list[Stream]] = defaultdict(list)
+        for s in design.streams:
+            self.streams_of[s.engine].append(s)
         self.skipped: dict[tuple[int, int], np.ndarray] = {}
         self.live: dict[tuple[str, int], np.ndarray] = {}
         self._pool_taps: dict[int, np.ndarray] = {}
+        self._walk_taps: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._walk_rows: dict[tuple[int, int], np.ndarray] = {}  # cycles per row
 
     def active(self, value: str, t: int) -> bool:
-        src, _ = resolve(self.graph, value)
+        src = self.tr.source(value)[0]
         return bool(self.act.active[src][t])
 
     def valid(self, e: Engine, value: str, t: int) -> np.ndarray:
         """[batch] bool: engine e sees `value` as possibly non-zero at step t (its
         `sees` bit): active, and, one at a time, live (`Design.silence`; streaming the
         producer's rows: that one not skipped; the input codes: always)."""
-        src, _ = resolve(self.graph, value)
+        src = self.tr.source(value)[0]
         on = np.full(self.tr.batch, bool(self.act.active[src][t]))
         if self.d.silence is None or not on.any():
             return on
@@ -257,7 +281,7 @@ class _Cycles:
 
     def _data(self, value: str, t: int) -> np.ndarray:
         """[batch] bool: `value` is active and live at step t (the input codes: active)."""
-        src, _ = resolve(self.graph, value)
+        src = self.tr.source(value)[0]
         on = np.full(self.tr.batch, bool(self.act.active[src][t]))
         return on & self.live.get((src, t), on)
 
@@ -268,8 +292,11 @@ class _Cycles:
         if self.d.silence is None or e.module == "snn_readout":
             return
         if e.module in ("snn_neuron", "snn_td_maxpool"):
-            x = self.tr.spikes(e.node.name, t).reshape(self.tr.batch, -1)
-            ran = ran & (x != 0).any(axis=1)
+            if self.tr.silent(e.node.name, t):
+                ran = np.zeros_like(ran)
+            else:
+                ran = ran & self.tr.spikes(e.node.name, t).reshape(self.tr.batch, -1).any(
+                    axis=1)
         else:
             seen = np.zeros(self.tr.batch, bool)
             for v in e.reads:
@@ -339,30 +366,44 @@ class _Cycles:
         tap's cycles [batch, taps]: a cycle per V non-silent groups of its row, the last
         V or fewer (one if none; a padding tap one), and the index of each position's
         first tap."""
-        p, n = _params(e), e.node
-        op = op_of(n, o.Synapse)
-        x = self.tr.spikes(n.inputs[0], t)
-        if op.kind == "dense":
-            rows = x.reshape(self.tr.batch, p["OH"], p["C"])
-            reads = np.arange(p["OH"])
-            starts = reads
-        else:
-            c, h, w = self.graph.node(n.inputs[0]).shape
-            lay = Layout((c, h, w), CHANNELS_LAST, c)
-            rows = np.stack([lay.arrange(v) for v in x])
-            ty = taps(p["OH"], p["KH"], op.strides[0], op.pads[0], op.dilations[0], h, w)
-            tx = taps(p["OW"], p["KW"], op.strides[1], op.pads[1], op.dilations[1], w, 1)
-            every = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"], p["KW"])
-            ys = [range(lo, hi + 1) for lo, hi in tap_range(ty, p["OH"], p["KH"])]
-            xs = [range(lo, hi + 1) for lo, hi in tap_range(tx, p["OW"], p["KW"])]
-            walked = [every[oy * p["OW"] + ox, [ky * p["KW"] + kx for ky in ys[oy]
-                                                 for kx in xs[ox]]]
-                      for oy in range(p["OH"]) for ox in range(p["OW"])]
-            reads = np.concatenate(walked)
-            starts = np.cumsum([0] + [len(w) for w in walked[:-1]])
-        live = (rows.reshape(self.tr.batch, rows.shape[1], p["NG"], -1) != 0).any(-1)
-        per_row = np.maximum(-(-live.sum(axis=-1) // max(1, p["V"])), 1)  # [batch, rows]
+        reads, starts = self._walk_reads(e)
+        if (e.index, t) not in self._walk_rows:  # the engine's run, then its stalls
+            p, n = _params(e), e.node
+            x = self.tr.spikes(n.inputs[0], t)
+            if op_of(n, o.Synapse).kind == "dense":
+                rows = x.reshape(self.tr.batch, p["OH"], p["C"])
+            else:
+                c, h, w = self.graph.node(n.inputs[0]).shape
+                lay = Layout((c, h, w), CHANNELS_LAST, c)
+                rows = np.stack([lay.arrange(v) for v in x])
+            live = (rows.reshape(self.tr.batch, rows.shape[1], p["NG"], -1) != 0).any(-1)
+            self._walk_rows[(e.index, t)] = np.maximum(  # [batch, rows]
+                -(-live.sum(axis=-1, dtype=np.int32) // max(1, p["V"])), 1)
+        per_row = self._walk_rows[(e.index, t)]
         return reads, np.where(reads >= 0, per_row[:, np.maximum(reads, 0)], 1), starts
+
+    def _walk_reads(self, e: Engine) -> tuple[np.ndarray, np.ndarray]:
+        """A WALK snn_conv_rows's taps, whatever the spikes: the input row each reads
+        (-1: padding) and the index of each position's first tap (`_walk`)."""
+        if e.index not in self._walk_taps:
+            p, n = _params(e), e.node
+            op = op_of(n, o.Synapse)
+            if op.kind == "dense":
+                reads = starts = np.arange(p["OH"])
+            else:
+                _, h, w = self.graph.node(n.inputs[0]).shape
+                ty = taps(p["OH"], p["KH"], op.strides[0], op.pads[0], op.dilations[0], h, w)
+                tx = taps(p["OW"], p["KW"], op.strides[1], op.pads[1], op.dilations[1], w, 1)
+                every = _window_reads(ty, tx, p["OH"], p["OW"], p["KH"], p["KW"])
+                ys = [range(lo, hi + 1) for lo, hi in tap_range(ty, p["OH"], p["KH"])]
+                xs = [range(lo, hi + 1) for lo, hi in tap_range(tx, p["OW"], p["KW"])]
+                walked = [every[oy * p["OW"] + ox, [ky * p["KW"] + kx for ky in ys[oy]
+                                                     for kx in xs[ox]]]
+                          for oy in range(p["OH"]) for ox in range(p["OW"])]
+                reads = np.concatenate(walked)
+                starts = np.cumsum([0] + [len(w) for w in walked[:-1]])
+            self._walk_taps[e.index] = reads, starts
+        return self._walk_taps[e.index]
 
     def _neuron(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
         p = _params(e)
@@ -384,7 +425,8 @@ class _Cycles:
         sb = self.tr.spikes(b, t).reshape(self.tr.batch, nb, kk, mm)
         ca = self.tr.before(a, t).reshape(sa.shape)
         lines = p["SPA"] == 2 or p["SPB"] == 2
-        if lines:
+        if lines:  # the lines of codes wider than a byte's shifts
+            sa, sb = sa.astype(np.int64), sb.astype(np.int64)
             jb = int(p["JB"])
             bits = [((np.abs(sa) >> j) & 1) | ((ca != 0) & (((np.abs(sb) >> j) & 1).any(
                 axis=-1))[:, :, None, :]) for j in range(1 << jb)]
@@ -461,21 +503,28 @@ class _Cycles:
         last. Done the cycle after the last write and the last count."""
         p = _params(e)
         reads = self._pool_reads(e)
-        ready = np.full((self.tr.batch, reads.shape[0], reads.shape[1]), -1, np.int64)
-        hit = reads >= 0
-        ready[:, hit] = counts[:, reads[hit]] + 1
-        if not p.get("IL", 1):  # the pooling after the last count
-            ready[:] = (counts[:, -1] + 1)[:, None, None]
-        writes = np.empty((self.tr.batch, reads.shape[0]), np.int64)
-        at = start + 1  # the next cycle the pooling may read
-        for j in range(reads.shape[0]):
-            if p["WIN"]:  # read, then written
-                at = np.maximum(at, ready[:, j].max(axis=1)) + 1
-            else:  # a tap a cycle, then written
-                for r in range(reads.shape[1]):
-                    at = np.maximum(at, ready[:, j, r]) + 1
-            writes[:, j] = at
-            at = at + 1 - p["WIN"]  # WIN: the next output read as this one is written
+        if p.get("IL", 1):
+            ready = np.where(reads >= 0, counts[:, np.maximum(reads, 0)] + 1, -1)
+        else:  # the pooling after the last count
+            ready = np.broadcast_to((counts[:, -1] + 1)[:, None, None],
+                                    (self.tr.batch,) + reads.shape)
+        # a read at a_q = max(a_{q-1} + gap_q, ready_q) + 1, from a_{-1} = start + 1: a
+        # window (WIN) a read, else a tap, gap 1 (2 for an output's first tap but the
+        # first: the cycle its predecessor is written); the output written at its last.
+        # As a running maximum over the reads: a_q = S_q + max(a_{-1}, max_{i <= q}
+        # (ready_i + 1 - S_i)), S_q the sum of (gap_i + 1) over i <= q
+        if p["WIN"]:
+            ready = ready.max(axis=2)
+            gap = np.zeros(ready.shape[1], np.int64)
+        else:
+            ready = ready.reshape(self.tr.batch, -1)
+            gap = np.zeros(reads.shape, np.int64)
+            gap[1:, 0] = 1
+            gap = gap.ravel()
+        total = np.cumsum(gap + 1)
+        at = total + np.maximum((start + 1)[:, None], np.maximum.accumulate(ready + 1 - total,
+                                                                       axis=1))
+        writes = at if p["WIN"] else at[:, reads.shape[1] - 1::reads.shape[1]]
         return writes, np.maximum(writes[:, -1], counts[:, -1]) + 2
 
     def _add(self, e: Engine, t: int, first: np.ndarray) -> np.ndarray:
@@ -582,7 +631,7 @@ class _Cycles:
 
     def _streams(self, e: Engine, step: _Step) -> list[Stream]:
         """The streams of engine e whose producers run at the step (so far)."""
-        return [s for s in self.d.streams if s.engine == e.index and s.producer in step.at]
+        return [s for s in self.streams_of[e.index] if s.producer in step.at]
 
     def _last(self, k: int, t: int, step: _Step) -> np.ndarray:
         """The cycle engine k's run at step t lets the step end a cycle later: its done
@@ -667,16 +716,16 @@ class _Cycles:
               if seen.any() and s is not None and s.producer in step.at else None)
         lat = self._port(e, "a")
         first = step.at[k] + 1 + self._td_wait(e, step.t)  # the A phase's first cycle
-        writes = np.empty((self.tr.batch, rows), np.int64)
-        ask = first
-        for r in range(rows):
-            if r:
-                ask = ask + ag
-            if wp is not None:
-                ask = np.where(seen, np.maximum(ask, wp[:, r] + 1), ask)
-            writes[:, r] = np.where(seen, ask + lat + 2, first + 1 + r)
+        # ask_r = max(ask_{r-1} + AG, wp_r + 1), from ask_0 = max(first, wp_0 + 1): as a
+        # running maximum, ask_r = r * AG + max(first, max_{i <= r} (wp_i + 1 - i * AG))
+        r = np.arange(rows, dtype=np.int64)
+        ask = first[:, None] + r * ag
+        if wp is not None:
+            late = np.maximum.accumulate(wp[:, :rows] + 1 - r * ag, axis=1) + r * ag
+            ask = np.where(seen[:, None], np.maximum(ask, late), ask)
+        writes = np.where(seen[:, None], ask + lat + 2, first[:, None] + 1 + r)
         step.writes[k] = writes
-        return np.where(seen, ask + lat + 3, first + rows + 1) + 1
+        return np.where(seen, ask[:, -1] + lat + 3, first + rows + 1) + 1
 
     def _pool_stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """A TD max pool streaming its producer's rows: its end (the cycle after its
