@@ -10,11 +10,28 @@ import pytest
 import snncc
 from conftest import EXAMPLE
 from snncc.backends import common
-from snncc.backends.common import default_inputs, golden, int_lines, remember
+from snncc.backends.common import default_inputs, golden, int_lines, remember, write_int_lines
+from snncc.backends.hls.write import c_init
 from snncc.backends.sim.engine import run_fast, run_step
 from snncc.backends.verilog.design import hex_lines, hex_row, hex_rows, hex_word, hex_words
 
 I64 = np.iinfo(np.int64)
+
+
+def _c_init(values: np.ndarray, indent: int = 0) -> str:
+    """c_init an item at a time: a row of items inline if its text is at most 48
+    characters, else wrapped as many a line as fit 96 characters at the widest item."""
+    pad = " " * (indent + 4)
+    if values.ndim > 1:
+        inner = [pad + _c_init(sub, indent + 4) for sub in values]
+        return "{\n" + ",\n".join(inner) + "\n" + " " * indent + "}"
+    items = [("true" if v else "false") if values.dtype == bool else str(int(v))
+             for v in values]
+    if len(", ".join(items)) <= 48:
+        return "{" + ", ".join(items) + "}"
+    per = max(1, (96 - len(pad) + 1) // (max(map(len, items)) + 2))
+    lines = [pad + ", ".join(items[k:k + per]) for k in range(0, len(items), per)]
+    return "{\n" + ",\n".join(lines) + "\n" + " " * indent + "}"
 
 
 def _decimal(rows: np.ndarray) -> bytes:
@@ -33,6 +50,42 @@ def test_int_lines_is_decimal_text_of_every_range_and_dtype():
     counts, codes = cases[0], cases[1][:, :5].repeat(2, axis=0)[:5]
     assert int_lines([counts, np.zeros((5, 0)), codes]) == _decimal(
         np.concatenate([counts.astype(np.int64), codes], axis=1))
+
+
+def test_write_int_lines_writes_int_lines(tmp_path):
+    """Line by line, one-digit rows and wider rows mixed (each row takes its own way)."""
+    counts = np.random.default_rng(2).integers(0, 10, (4, 30))
+    counts[2, 7] = 10
+    counts[3, 0] = -1
+    codes = np.random.default_rng(3).integers(-50, 50, (4, 1000)).astype(np.int16)
+    for blocks in ([counts], [counts, codes], [np.zeros((3, 0))], [np.zeros((0, 2))]):
+        write_int_lines(tmp_path / "x.dat", blocks)
+        assert (tmp_path / "x.dat").read_bytes() == int_lines(blocks)
+    assert int_lines([counts, codes]) == _decimal(np.concatenate([counts, codes], axis=1))
+
+
+def test_c_init_is_the_item_at_a_time_formatting():
+    """Bool, negative and wide values; short (inline) and long (wrapped) rows; 1-D to
+    4-D; narrow ranges (a table of texts) and wide ones (digit by digit)."""
+    rng = np.random.default_rng(4)
+    shapes = [(1,), (9,), (12,), (13,), (17,), (300,), (2, 5), (4, 40), (2, 3, 300),
+              (2, 2, 3, 7), (0,), (3, 0), (0, 2)]
+    ranges = [(bool, 0, 2), (np.int8, -128, 128), (np.uint8, 0, 256), (np.int64, 0, 10),
+              (np.int32, -2**31, 2**31), (np.int64, -3 * 10**8, 3 * 10**8),
+              (np.int64, I64.min, I64.max)]
+    for shape in shapes:
+        for dtype, lo, hi in ranges:
+            v = rng.integers(lo, hi, shape, dtype=np.int64).astype(dtype)
+            for indent in (0, 4, 13):
+                assert c_init(v, indent) == _c_init(v, indent), (shape, dtype, indent)
+    wide = np.array([7, -1, 123456, 0, 5] * 9)  # one wide item: fewer items a line
+    assert c_init(wide) == _c_init(wide)
+    edge = np.full((2, 10), 100)  # 48 characters: inline; 49: wrapped
+    edge[1, 0] = 1000
+    assert c_init(edge) == _c_init(edge) == (
+        "{\n    " + "{" + ", ".join(["100"] * 10) + "},\n    {\n        "
+        + ", ".join(["1000"] + ["100"] * 9) + "\n    }\n}")
+    assert c_init(np.array([-1, 10**9, I64.min])) == "{-1, 1000000000, -9223372036854775808}"
 
 
 def test_hex_writers_are_hex_word_of_every_value():

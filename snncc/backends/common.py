@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -97,45 +99,96 @@ def _rows_of(r: SimResult, n: int) -> SimResult:
 def int_lines(blocks: list[np.ndarray]) -> bytes:
     """Integer arrays [n, m_i] side by side as text: one line per row (of all the blocks'
     columns in turn), its integers in decimal separated by single spaces; an empty line
-    for a row of nothing.
+    for a row of nothing."""
+    return b"".join(bytes(line) for line in _int_rows(blocks))
 
-    Formatted at numpy speed without widening the arrays: one-digit values (spike counts)
-    straight into a byte array; others a row at a time, each value's text copied from a
-    table of the values present into a fixed-width, NUL-padded byte array that is then
-    squeezed."""
+
+def write_int_lines(path: Path, blocks: list[np.ndarray]) -> None:
+    """`int_lines` of the blocks written to `path` a line at a time (no whole-file copy)."""
+    with open(path, "wb") as f:
+        for line in _int_rows(blocks):
+            f.write(line)
+
+
+def _int_rows(blocks: list[np.ndarray]) -> Iterator[bytes | memoryview]:
+    """The lines of `int_lines`, formatted at numpy speed without widening the arrays:
+    a row of one-digit values (spike counts) straight into a byte array (one buffer,
+    refilled for the next row: use each line before asking for the next); others through
+    `decimal_cells`."""
     n = len(blocks[0]) if blocks else 0
     if n == 0:
-        return b""
+        return
     blocks = [np.asarray(b).reshape(n, -1) for b in blocks]
     blocks = [b for b in blocks if b.shape[1]]
     m = sum(b.shape[1] for b in blocks)
     if m == 0:
-        return b"\n" * n
-    if all(int(b.min()) >= 0 and int(b.max()) <= 9 for b in blocks):
-        text = np.full((n, 2 * m), ord(" "), np.uint8)
+        yield b"\n" * n
+        return
+    digits = np.full(2 * m, ord(" "), np.uint8)
+    digits[-1] = ord("\n")
+    for r in range(n):
+        if not all(_one_digit(b[r]) for b in blocks):
+            yield _decimal_line(np.concatenate([b[r] for b in blocks]).astype(np.int64))
+            continue
         at = 0
         for b in blocks:
-            np.add(b, ord("0"), out=text[:, 2 * at:2 * (at + b.shape[1]):2], casting="unsafe")
+            np.add(b[r], ord("0"), out=digits[2 * at:2 * (at + b.shape[1]):2],
+                   casting="unsafe")
             at += b.shape[1]
-        text[:, -1] = ord("\n")
-        return text.tobytes()
-    return b"".join(_decimal_line(np.concatenate([b[r] for b in blocks]).astype(np.int64))
-                    for r in range(n))
+        yield digits.data
+
+
+def _one_digit(v: np.ndarray) -> bool:
+    """Whether every value of v is 0..9 (integers: one pass, negatives read as huge)."""
+    if v.dtype.kind in "iu":
+        return int(v.view(np.dtype(f"u{v.dtype.itemsize}")).max()) <= 9
+    return int(v.min()) >= 0 and int(v.max()) <= 9
+
+
+def decimal_cells(v: np.ndarray, tail: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The decimal text of every integer of v (int64), at numpy speed: (cells
+    [*v.shape, width + tail] uint8, each text at the right of its first `width` bytes
+    after NULs, then `tail` bytes for the caller to fill; the texts' lengths [*v.shape]).
+    Values of a narrow range are looked up in a table of them."""
+    lo, hi = int(v.min(initial=0)), int(v.max(initial=0))
+    if hi - lo < min(4096, v.size // 4):
+        cells, lengths = _decimal_digits(np.arange(lo, hi + 1), tail)
+        return cells[v - lo], lengths[v - lo]
+    return _decimal_digits(v, tail)
+
+
+def _decimal_digits(v: np.ndarray, tail: int) -> tuple[np.ndarray, np.ndarray]:
+    """`decimal_cells`, a digit at a time from the right: past a value's last digit, its
+    sign (if negative), then NULs."""
+    lo, hi = int(v.min(initial=0)), int(v.max(initial=0))
+    top, neg = max(hi, -lo), v < 0
+    if top < 1 << 32:  # a narrow type divides faster
+        q = np.abs(v).astype(np.uint32)
+    else:
+        q = np.where(neg, (~v).astype(np.uint64) + np.uint64(1), v.astype(np.uint64))
+    ten, places = q.dtype.type(10), len(str(top))
+    width = places + (lo < 0)
+    cells = np.empty(v.shape + (width + tail,), np.uint8)
+    sign = neg.astype(np.uint8) * np.uint8(ord("-"))
+    lengths = neg.astype(np.int64) + 1
+    for k in range(places):
+        rest = q // ten
+        char = (q - rest * ten).astype(np.uint8) + np.uint8(ord("0"))
+        if k:
+            live = q != 0
+            lengths += live
+            char = np.where(live, char, sign)
+            sign = np.where(live, sign, np.uint8(0))
+        cells[..., width - 1 - k] = char
+        q = rest
+    if width > places:
+        cells[..., 0] = sign
+    return cells, lengths
 
 
 def _decimal_line(v: np.ndarray) -> bytes:
     """One line of `int_lines`: the integers of v, separated by spaces."""
-    lo, hi = int(v.min()), int(v.max())
-    if hi - lo >= 1 << 16:
-        values, index = np.unique(v, return_inverse=True)
-    else:
-        values, index = np.arange(lo, hi + 1), v - lo
-    texts = [str(x).encode() for x in values.tolist()]
-    width = max(map(len, texts)) + 1
-    table = np.zeros((len(texts), width), np.uint8)
-    for k, t in enumerate(texts):
-        table[k, :len(t)] = np.frombuffer(t, np.uint8)
-    table[:, -1] = ord(" ")
-    cells = table.view(f"V{width}").ravel()[index].view(np.uint8)
-    cells[-1] = ord("\n")
+    cells, _ = decimal_cells(v, 1)
+    cells[:, -1] = ord(" ")
+    cells[-1, -1] = ord("\n")
     return cells[cells != 0].tobytes()

@@ -16,7 +16,7 @@ from snncc import ops as o
 from snncc.backends.common import default_inputs, golden
 from snncc.backends.hls.check import check
 from snncc.backends.hls.layers import lower
-from snncc.backends.hls.write import render, tb_data, write
+from snncc.backends.hls.write import render, write, write_tb_data
 from snncc.backends.parallel import HwConfig
 from snncc.errors import raise_if
 from snncc.ir import Graph
@@ -45,7 +45,7 @@ def emit(graph: Graph, out_dir: Path, inputs: np.ndarray | None = None,
     files = render(project, enc.shape, ro.shape)
     out_dir = Path(out_dir)
     write(out_dir, files)
-    write(out_dir, tb_data(project, golden(graph, x)))
+    write_tb_data(out_dir, project, golden(graph, x))
     analog = [n.origin for n in graph.ops(o.Synapse) if n.op_as(o.Synapse).analog]
     return {
         "top": project.model,

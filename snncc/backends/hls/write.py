@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from snncc.backends.common import Golden, int_lines
+from snncc.backends.common import Golden, decimal_cells, write_int_lines
 from snncc.backends.hls.design import Project
 
 PART = "xcvu9p-flga2104-2L-e"  # the default part of build_prj.tcl (a Virtex UltraScale+)
@@ -22,28 +22,57 @@ def c_dims(values: np.ndarray) -> str:
     return "".join(f"[{d}]" for d in np.shape(values))
 
 
-def _literals(values: np.ndarray) -> list[str]:
-    """C literals of a 1-D integer or bool array."""
-    if values.dtype == np.bool_:
-        return ["true" if v else "false" for v in values.tolist()]
-    return list(map(str, values.astype(np.int64).tolist()))
-
-
 def c_init(values: np.ndarray, indent: int = 0) -> str:
     """A C brace initializer of an integer (or bool) array, wrapped and indented: as many
     items a line as fit the widest of them (so the columns line up)."""
     values = np.asarray(values)
+    if values.ndim == 0 or values.size == 0:
+        return _c_init_empty(values, indent)
+    leaf = indent + 4 * (values.ndim - 1)
+    rows = _leaf_inits(values.reshape(-1, values.shape[-1]), leaf)
+    for d in reversed(range(values.ndim - 1)):  # brace the rows of each outer dimension
+        pad, k = " " * (indent + 4 * d + 4), values.shape[d]
+        close = "\n" + " " * (indent + 4 * d) + "}"
+        rows = ["{\n" + ",\n".join(pad + r for r in rows[i:i + k]) + close
+                for i in range(0, len(rows), k)]
+    return rows[0]
+
+
+def _leaf_inits(rows: np.ndarray, indent: int) -> list[str]:
+    """`c_init` of every row of rows [r, m] (m > 0) at `indent`, formatted at numpy speed:
+    each item a fixed-width cell (its literal, then what follows it: ", ", a line break,
+    or nothing at a row's end), NUL-padded; the NULs then squeezed out and the pad put
+    after each line break."""
     pad = " " * (indent + 4)
+    cells, size = _literals(rows)  # [r, m, width + 2], [r, m]
+    inline = size.sum(1) + 2 * (rows.shape[1] - 1) <= _INLINE
+    per = np.maximum(1, (_WRAP - len(pad) + 1) // (size.max(1) + 2))
+    after = np.where(~inline[:, None]
+                     & (np.arange(1, rows.shape[1] + 1) % per[:, None] == 0), 2, 1)
+    after[:, -1] = 0  # 0: the row's end, 1: ", ", 2: ",\n" and the pad
+    cells[..., -2] = np.array([0, ord(","), ord(",")], np.uint8)[after]
+    cells[..., -1] = np.array([0, ord(" "), ord("\n")], np.uint8)[after]
+    text = cells[cells != 0].tobytes().decode("ascii").replace("\n", "\n" + pad)
+    ends = np.cumsum(size.sum(1) + np.array([0, 2, 2 + len(pad)])[after].sum(1)).tolist()
+    close = "\n" + " " * indent + "}"
+    return [("{" + text[a:b] + "}") if one else ("{\n" + pad + text[a:b] + close)
+            for a, b, one in zip([0] + ends[:-1], ends, inline.tolist(), strict=True)]
+
+
+def _literals(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`decimal_cells` of an integer array, true/false for a bool one; each with two
+    bytes after it."""
+    if values.dtype == np.bool_:
+        table = np.frombuffer(b"false\0\0" + b"\0true\0\0", np.uint8).reshape(2, 7)
+        return table[values.astype(np.intp)], np.where(values, 4, 5)
+    return decimal_cells(values.astype(np.int64), 2)
+
+
+def _c_init_empty(values: np.ndarray, indent: int) -> str:
+    """`c_init` of an array of nothing (a 0-d array fails: it has no rows)."""
     if values.ndim == 1:
-        items = _literals(values)
-        text = ", ".join(items)
-        if len(text) <= _INLINE:
-            return "{" + text + "}"
-        width = max(map(len, items)) + 2
-        per = max(1, (_WRAP - len(pad) + 1) // width)
-        lines = [pad + ", ".join(items[k:k + per]) for k in range(0, len(items), per)]
-        return "{\n" + ",\n".join(lines) + "\n" + " " * indent + "}"
-    inner = [pad + c_init(sub, indent + 4) for sub in values]
+        return "{}"
+    inner = [" " * (indent + 4) + _c_init_empty(sub, indent + 4) for sub in values]
     return "{\n" + ",\n".join(inner) + "\n" + " " * indent + "}"
 
 
@@ -93,20 +122,20 @@ def render(p: Project, input_shape: tuple[int, ...], output_shape: tuple[int, ..
     return files
 
 
-def tb_data(p: Project, gold: Golden) -> dict[str, bytes]:
-    """The golden vectors: one input per line, integers separated by spaces."""
+def write_tb_data(out_dir: Path, p: Project, gold: Golden) -> None:
+    """The golden vectors under `out_dir`/tb_data: one input per line, integers
+    separated by spaces."""
     n = len(gold.codes)
     counts = [gold.counts[layer["name"]].reshape(n, -1) for layer in p.neuron_table]
-    return {"tb_data/tb_input_codes.dat": int_lines([gold.codes]),
-            "tb_data/tb_spike_counts.dat": int_lines(counts),
-            "tb_data/tb_output_logits.dat": int_lines([gold.logits])}
+    folder = out_dir / "tb_data"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_int_lines(folder / "tb_input_codes.dat", [gold.codes])
+    write_int_lines(folder / "tb_spike_counts.dat", counts)
+    write_int_lines(folder / "tb_output_logits.dat", [gold.logits])
 
 
-def write(out_dir: Path, files: dict[str, str] | dict[str, bytes]) -> None:
+def write(out_dir: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text)
+        path.write_text(text)

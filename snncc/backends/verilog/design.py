@@ -48,21 +48,26 @@ def hex_word(value: int, bits: int) -> str:
     return format(int(value) & ((1 << bits) - 1), f"0{(bits + 3) // 4}x")
 
 
-def _hex_chars(v: np.ndarray, bits: int) -> np.ndarray:
-    """[n, digits] ASCII hex digits of the words of v (1-D, up to 64 bits). Integers at
-    least `bits` wide are read in their own width (two's complement keeps the low bits)."""
+def _hex_text(v: np.ndarray, bits: int) -> np.ndarray:
+    """[n, digits + 1] ASCII: the hex digits of the words of v (1-D, up to 64 bits), each
+    row ending in a line break. Integers at least `bits` wide are read in their own width
+    (two's complement keeps the low bits); the words are narrowed to the smallest
+    unsigned type that holds them, and written a digit (a column) at a time."""
     if v.dtype.kind in "iu" and v.dtype.itemsize * 8 >= bits:
         u = v.view(np.dtype(f"u{v.dtype.itemsize}"))
     else:
         u = v.astype(np.int64).view(np.uint64)
-    u = u & u.dtype.type((1 << bits) - 1)
+    narrow = np.dtype(f"u{min(b for b in (1, 2, 4, 8) if 8 * b >= bits)}")
+    u = u.astype(narrow, copy=False) & narrow.type((1 << bits) - 1)
     digits = (bits + 3) // 4
-    if digits == 1:
-        nibbles = u.astype(np.uint8)[:, None]
-    else:
-        shifts = np.arange(4 * (digits - 1), -1, -4, dtype=u.dtype)
-        nibbles = ((u[:, None] >> shifts) & u.dtype.type(15)).astype(np.uint8)
-    return np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles]
+    text = np.empty((len(u), digits + 1), np.uint8)
+    for k in range(digits):
+        text[:, k] = _HEX[(u >> narrow.type(4 * (digits - 1 - k))) & narrow.type(15)]
+    text[:, -1] = ord("\n")
+    return text
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
 
 
 def hex_words(values: np.ndarray, bits: int) -> list[str]:
@@ -70,21 +75,22 @@ def hex_words(values: np.ndarray, bits: int) -> list[str]:
     v = np.asarray(values).ravel()
     if bits > 64 or v.size == 0:
         return [hex_word(x, bits) for x in v]
-    chars = _hex_chars(v, bits)
+    chars = np.ascontiguousarray(_hex_text(v, bits)[:, :-1])
     return chars.view(f"S{chars.shape[1]}").ravel().astype(str).tolist()
 
 
-def hex_lines(values: np.ndarray, bits: int) -> str:
-    """`hex_word` of every value (C order), one a line ("" for none): the text of
-    "\\n".join(hex_words(values, bits)) + "\\n", written as one byte array."""
+def hex_text(values: np.ndarray, bits: int) -> np.ndarray:
+    """`hex_word` of every value (C order), one a line (nothing for none): the bytes of
+    "\\n".join(hex_words(values, bits)) + "\\n" as a uint8 array (to write as it is)."""
     v = np.asarray(values).ravel()
     if bits > 64 or v.size == 0:
-        return "".join(w + "\n" for w in hex_words(v, bits))
-    chars = _hex_chars(v, bits)
-    text = np.empty((len(chars), chars.shape[1] + 1), np.uint8)
-    text[:, :-1] = chars
-    text[:, -1] = ord("\n")
-    return text.tobytes().decode("ascii")
+        return np.frombuffer("".join(w + "\n" for w in hex_words(v, bits)).encode(), np.uint8)
+    return _hex_text(v, bits).ravel()
+
+
+def hex_lines(values: np.ndarray, bits: int) -> str:
+    """`hex_text` as a string."""
+    return hex_text(values, bits).tobytes().decode("ascii")
 
 
 def hex_row(values: np.ndarray, bits: int) -> str:

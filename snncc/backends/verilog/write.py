@@ -6,6 +6,7 @@ they print is computed in `lower.py`. The engine library (``rtl/*.v``) is copied
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -16,10 +17,11 @@ from snncc import ops as o
 from snncc.backends.common import Golden
 from snncc.version import __version__
 
-from .design import Design, addr_bits, hex_lines, op_of
+from .design import Design, addr_bits, hex_text, op_of
 
 TOP = "rtl/snn_top.v"
 TESTBENCH = "tb/snn_tb.v"
+PLACES = "tb/places.hex"
 VECTORS = "tb/vectors"
 
 
@@ -69,14 +71,22 @@ def _context(d: Design) -> dict:
     }
 
 
-def _places(d: Design) -> str:
-    """(row, lane) of every probed neuron, layer after layer, in logical order."""
+def _places(d: Design) -> list[np.ndarray]:
+    """(row, lane) of every probed neuron, layer after layer, in logical order: the text,
+    a probe at a time."""
     lane_bits, bits = d.probe_lane_bits, d.probe_row_bits + d.probe_lane_bits
-    lines = []
+    parts = []
     for p in d.probes:
         places = p.places().astype(np.int64)
-        lines.append(hex_lines((places[:, 0] << lane_bits) | places[:, 1], bits))
-    return "".join(lines) or "\n"
+        parts.append(hex_text((places[:, 0] << lane_bits) | places[:, 1], bits))
+    return parts if sum(t.size for t in parts) else [np.frombuffer(b"\n", np.uint8)]
+
+
+def _write_parts(path: Path, parts: Iterable[np.ndarray]) -> None:
+    """The byte arrays one after the other into `path` (no copy of the whole)."""
+    with open(path, "wb") as f:
+        for part in parts:
+            f.write(part.data)
 
 
 def write_design(d: Design, out: Path) -> list[str]:
@@ -91,7 +101,6 @@ def write_design(d: Design, out: Path) -> list[str]:
         "synth/xilinx.ys": env.get_template("xilinx.ys.j2").render(context),
         "synth/hierarchy.ys": env.get_template("hierarchy.ys.j2").render(context),
         **({"mem/schedule.hex": "\n".join(d.schedule) + "\n"} if d.schedule else {}),
-        "tb/places.hex": _places(d),
         **d.files,
     }
     for path in library_files():
@@ -99,7 +108,8 @@ def write_design(d: Design, out: Path) -> list[str]:
     for path, text in texts.items():
         (out / path).parent.mkdir(parents=True, exist_ok=True)
         (out / path).write_text(text)
-    return sorted(texts)
+    _write_parts(out / PLACES, _places(d))
+    return sorted([*texts, PLACES])
 
 
 def write_vectors(d: Design, gold: Golden, out: Path) -> int:
@@ -109,14 +119,12 @@ def write_vectors(d: Design, gold: Golden, out: Path) -> int:
     folder = out / VECTORS
     folder.mkdir(parents=True, exist_ok=True)
     n = len(gold.codes)
-    codes = hex_lines(gold.codes, d.code_bits)
-    counts = hex_lines(np.concatenate([
-        np.asarray(gold.counts[p.node.name]).reshape(n, -1) for p in d.probes], axis=1)
-        if d.probes else np.zeros(0, np.int64), d.count_bits)
-    logits = hex_lines(np.asarray(gold.logits), d.logit_bits)
+    counts = [np.asarray(gold.counts[p.node.name]).reshape(n, -1) for p in d.probes]
     (folder / "count.txt").write_text(f"{n}\n")
-    for name, text in (("codes", codes), ("counts", counts), ("logits", logits)):
-        (folder / f"{name}.hex").write_text(text)
+    _write_parts(folder / "codes.hex", [hex_text(gold.codes, d.code_bits)])
+    _write_parts(folder / "counts.hex", (hex_text(c[r], d.count_bits)  # input by input
+                                         for r in range(n) for c in counts))
+    _write_parts(folder / "logits.hex", [hex_text(np.asarray(gold.logits), d.logit_bits)])
     return n
 
 
