@@ -343,6 +343,40 @@ def test_report_without_a_simulation_shows_the_compiled_figures(tmp_path, tiny_m
     assert not (tmp_path / "r.html").exists()
 
 
+def engine_table(output: str) -> list[list[str]]:
+    """The cells of `snncc report`'s engine table, a row per engine."""
+    rows: list[list[str]] = []
+    for line in output.split("verilog engines")[1].split("└")[0].split("\n"):
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if cells and rows and not any(cells[1:]):  # a long name wrapped onto a second line
+            rows[-1][0] += cells[0]
+        elif cells:
+            rows.append(cells)
+    return rows
+
+
+def test_report_shows_the_events_a_walk_takes_a_cycle(tmp_path, tiny_models):
+    """At the default, the walking engines take several events a cycle (`V`): the engine
+    table says so beside their lanes, and only for them."""
+    build = tmp_path / "b"
+    assert cli("compile", tiny_models["transformer"], "--target", "verilog",
+               "-o", build).exit_code == 0
+    res = cli("report", build)
+    assert res.exit_code == 0, res.output
+    verilog = json.loads((build / "report.json").read_text())["targets"]["verilog"]
+    params = {e["engine"]: e["params"] for e in verilog["layers"]}
+    rows = engine_table(res.output)
+    walks = 0
+    for row, engine in zip(rows, verilog["estimate"]["cycles_by_engine"], strict=True):
+        v = int(params[engine].get("V", 1))
+        if v > 1:
+            walks += 1
+            assert row[2].endswith(f", {v} events"), (engine, row)
+        else:
+            assert "events" not in row[2], (engine, row)
+    assert walks > 0
+
+
 def test_report_lists_the_engines_with_their_lanes_and_cycles(tmp_path, tiny_models):
     """`snncc report` on a Verilog build, before any simulation: an engine per row, with the
     lanes the knob and the config gave it and the estimate's cycles."""
@@ -360,14 +394,7 @@ def test_report_lists_the_engines_with_their_lanes_and_cycles(tmp_path, tiny_mod
     report = json.loads((build / "report.json").read_text())
     verilog = report["targets"]["verilog"]
     cycles = verilog["estimate"]["cycles_by_engine"]
-    table = res.output.split("verilog engines")[1].split("└")[0].split("\n")
-    rows: list[list[str]] = []
-    for line in table:
-        cells = [c.strip() for c in line.split("│")[1:-1]]
-        if cells and rows and not any(cells[1:]):  # a long name wrapped onto a second line
-            rows[-1][0] += cells[0]
-        elif cells:
-            rows.append(cells)
+    rows = engine_table(res.output)
     assert len(rows) == len(cycles) == verilog["engines"]
     by_name = {layer_label(r): r for r in report["layers"]}
     for row, c in zip(rows, cycles.values(), strict=True):

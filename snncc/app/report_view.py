@@ -59,8 +59,9 @@ def engine_rows(report: dict) -> list[list[str]]:
     """One row per Verilog engine (report.json `targets.verilog`), in the design's order:
     its layer (else its Verilog name), the lanes the knob gave it (`--parallel`,
     `--hw-config`; blank for engines whose width follows their inputs'; "32 × 4 in": 32
-    output lanes taking 4 input channels a cycle, snn_conv_rows) and the estimate's
-    mean busy cycles per inference, with its share of all engines' cycles."""
+    output lanes taking 4 input channels a cycle, snn_conv_rows; ", 2 events": walking
+    2 input events a cycle, `V`) and the estimate's mean busy cycles per inference, with
+    its share of all engines' cycles."""
     verilog = (report.get("targets") or {}).get("verilog") or {}
     cycles = (verilog.get("estimate") or {}).get("cycles_by_engine")
     if not cycles:
@@ -68,15 +69,20 @@ def engine_rows(report: dict) -> list[list[str]]:
     lanes = verilog.get("parallel") or {}
     by_ident = {re.sub(r"\W+", "_", r["node"]).strip("_"): r
                 for r in report.get("layers", []) if "node" in r}
-    inputs = {e["engine"]: e["params"]["E"] for e in verilog.get("layers", [])
+    engines = verilog.get("layers", [])
+    inputs = {e["engine"]: e["params"]["E"] for e in engines
               if e.get("module") == "snn_conv_rows" and "E" in e.get("params", {})}
+    events = {e["engine"]: e["params"]["V"] for e in engines
+              if int(e.get("params", {}).get("V", 1)) > 1}
     total = sum(cycles.values()) or 1
     rows = []
     for engine, c in cycles.items():
         layer = by_ident.get(re.sub(r"^u\d+_", "", engine))
         n = lanes.get(layer.get("source")) if layer else None
-        width = "" if n is None else str(n) + (f" × {inputs[engine]} in" if engine in inputs
-                                               else "")
+        width = "" if n is None else (str(n) + (f" × {inputs[engine]} in" if engine in inputs
+                                                else "")
+                                      + (f", {events[engine]} events" if engine in events
+                                         else ""))
         rows.append([layer_label(layer) if layer else engine, layer["kind"] if layer else "",
                      width,
                      f"{c:,.0f}", f"{c / total:.1%}"])
