@@ -241,7 +241,7 @@ def print_report(console: Console, report: dict) -> None:
     engines = engine_rows(report)
     if engines:
         e = Table(layer_column(ENGINE_HEADER[0]), ENGINE_HEADER[1],
-                  *(Column(h, justify="right") for h in ENGINE_HEADER[2:]),
+                  *(Column(h, justify="right", no_wrap=True) for h in ENGINE_HEADER[2:]),
                   title="verilog engines (estimate: busy cycles per inference)")
         for row in engines:
             e.add_row(*row)
