@@ -246,6 +246,48 @@ def test_td_matmul_rows_heads_icarus(tmp_path, pipeline):
     _assert_lint_clean(tmp_path / "v")
 
 
+def test_td_matmul_rows_stream_both_producers_icarus(tmp_path, monkeypatch):
+    """One at a time, a TD-MatMul row engine streams the rows of B's producer (`SB`, a
+    second stream: a B row asked for once written, the A phase no earlier than B's
+    last request allows) and of A's through a head split (`AQ`: q of q.k^T, whose
+    heads read the buffer's rows again), so q.k^T starts with q and k, attn.v with
+    attn and v (q.q^T, A and B one buffer, streams neither). Bit-exact in Icarus, the
+    estimate equal to the RTL's count on every input, and that count below the one of
+    the design that streams A's rows alone, as they are (also bit-exact and equal to
+    its estimate)."""
+    require_tool("iverilog")
+    graph = _heads_graph()
+    design = verilog.lower(graph)
+    rows = [e for e in design.engines if e.module == "snn_td_matmul_rows"]
+    assert [(dict(e.params)["AQ"], dict(e.params)["SB"]) for e in rows] == [
+        (6, 1), (12, 1), (12, 0)]
+    waits = design.waits()
+    producers = {e.node.name: e.index for e in design.engines}
+    for e, names in zip(rows[:2], (("q", "k"), ("attn", "v")), strict=True):
+        for name in names:
+            assert waits[e.index][1] >> producers[name] & 1, (e.name, name)
+            assert not waits[e.index][0] >> producers[name] & 1, (e.name, name)
+    td_avail = verilog_lower._td_avail
+
+    def every(n: int) -> str:
+        return f"{verilog_design.addr_bits(n) + 1}'d{n}"
+
+    cycles = {}
+    for name in ("both", "one"):
+        if name == "one":  # A's rows streamed only as they are, B's not at all
+            monkeypatch.setattr(verilog_lower, "_td_b_avail",
+                                lambda bld, ba, bb, n, bg, a: every(n))
+            monkeypatch.setattr(verilog_lower, "_td_avail", lambda bld, ba, bb, n, view: (
+                td_avail(bld, ba, bb, n, view) if ba.rows == n else every(n)))
+        summary = verilog.emit(graph, tmp_path / name, vectors=VECTORS)
+        result = verilog.run_simulation(tmp_path / name, "icarus")
+        _assert_bit_exact(result, VECTORS, graph)
+        assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
+        cycles[name] = np.asarray(result["cycles"])
+    assert all(cycles["both"] < cycles["one"]), cycles
+    _assert_lint_clean(tmp_path / "both")
+
+
 def _pool_graph(seed: int = 4, mode: str = "if") -> Graph:
     """TD max pools streaming their input rows: through a map (a [4, 16] neuron layer
     read as [C=4, H=4, W=4] channels-last: 4 segments a row) and as it is (a strided

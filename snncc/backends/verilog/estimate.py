@@ -711,21 +711,48 @@ class _Cycles:
         a = e.node.inputs[0]
         rows, ag = p["NB"] * p["N"], max(1, p["AG"])
         seen = self.valid(e, a, step.t)
-        s = next((x for x in self.d.streams if x.engine == k), None)
-        wp = (self._written(self.d.engines[s.producer], step)
-              if seen.any() and s is not None and s.producer in step.at else None)
+        wp = self._stream_writes(e, step, a)
         lat = self._port(e, "a")
         first = step.at[k] + 1 + self._td_wait(e, step.t)  # the A phase's first cycle
+        first = np.maximum(first, self._td_b_phase(e, step))
         # ask_r = max(ask_{r-1} + AG, wp_r + 1), from ask_0 = max(first, wp_0 + 1): as a
         # running maximum, ask_r = r * AG + max(first, max_{i <= r} (wp_i + 1 - i * AG))
         r = np.arange(rows, dtype=np.int64)
         ask = first[:, None] + r * ag
         if wp is not None:
-            late = np.maximum.accumulate(wp[:, :rows] + 1 - r * ag, axis=1) + r * ag
+            wp = wp[:, np.minimum(r, wp.shape[1] - 1)]  # a head split's rows read again
+            late = np.maximum.accumulate(wp + 1 - r * ag, axis=1) + r * ag
             ask = np.where(seen[:, None], np.maximum(ask, late), ask)
         writes = np.where(seen[:, None], ask + lat + 2, first[:, None] + 1 + r)
         step.writes[k] = writes
         return np.where(seen, ask[:, -1] + lat + 3, first + rows + 1) + 1
+
+    def _stream_writes(self, e: Engine, step: _Step, value: str) -> np.ndarray | None:
+        """[batch, rows]: the write cycles of the rows of `value` whose producer engine e
+        streams at the step, if it does and e sees them (`valid`) at some input."""
+        s = self.streamed.get((e.index, self.tr.source(value)[0]))
+        if s is None or s.producer not in step.at or not self.valid(e, value, step.t).any():
+            return None
+        return self._written(self.d.engines[s.producer], step)
+
+    def _td_b_phase(self, e: Engine, step: _Step) -> np.ndarray:
+        """A TD-MatMul row engine streaming the rows of the producer of a B it sees: the
+        first cycle its A phase may begin by its B rows, asked for a cycle apart from its
+        start, each the cycle after it is written at the earliest: WAV - (BQ - 1) cycles
+        (WAS for a silent A) after the last request, and not before the cycle after B's
+        last write (a phase beginning before the last request: once every row is
+        written, the requests left are known). 0 if it does not stream B."""
+        p, k = _params(e), e.index
+        a, b = e.node.inputs
+        wp = self._stream_writes(e, step, b) if p["SB"] else None
+        if wp is None:
+            return np.zeros(self.tr.batch, np.int64)
+        bq = wp.shape[1]
+        r = np.arange(bq, dtype=np.int64)
+        ask = np.maximum(step.at[k] + bq - 1, np.max(wp + 1 + (bq - 1) - r, axis=1))
+        wait = np.where(self.valid(e, a, step.t), p["WAV"], p["WAS"]) - (bq - 1)
+        return np.where(self.valid(e, b, step.t),
+                        np.maximum(ask + 1 + wait, wp[:, -1] + 1), 0)
 
     def _pool_stalled(self, e: Engine, step: _Step, producer: int) -> np.ndarray:
         """A TD max pool streaming its producer's rows: its end (the cycle after its

@@ -905,21 +905,47 @@ def _td_matmul_rows(bld: _Builder, n: Node, sizes: tuple[int, int, int, int],
               ("ARW", addr_bits(nb * nn)), ("BRW", addr_bits(nb * br // bh)),
               ("NW", addr_bits(nn)), ("RBW", addr_bits(br)), ("BW", addr_bits(nb)),
               ("WCA", wca), ("WCB", wcb), ("WO", wo), ("LT", addr_bits(2 * kk))]
+    a_avail = _td_avail(bld, ba, bb, nb * nn, view_of(bld.graph, bld.layouts, a, want_a)[1])
+    b_avail = _td_b_avail(bld, ba, bb, nb * br // bh, bg, a_avail)
+    streamed = {s.avail for s in bld.streams}
+    params += [("AQ", ba.rows if a_avail in streamed else nb * nn),
+               ("SB", int(b_avail in streamed))]
     ports = pa + pb + [("a_valid", bld.sees(ba, "a")), ("b_valid", bld.sees(bb, "b")),
-                       ("a_avail", _td_avail(bld, ba, bb, nb * nn))]
+                       ("a_avail", a_avail), ("b_avail", b_avail)]
     bld.row_timed.add(bld.k)  # its rows' write times follow from its phases
     bld.engine(n, "snn_td_matmul_rows", params, ports + bld.write(n, wo), clear=True)
 
 
-def _td_avail(bld: _Builder, ba: Buffer, bb: Buffer, rows: int) -> str:
+def _td_avail(bld: _Builder, ba: Buffer, bb: Buffer, rows: int, view: View) -> str:
     """The A rows a TD-MatMul row engine may ask for: its A phases stream the rows of the
-    producer of A (`Stream`) when A is read as it is (its rows the buffer's, the port of
-    `ba` the one before last), B is another buffer (B's phases need it whole) and the
+    producer of A (`Stream`) when row r (as read) reads no buffer row past r (past the
+    last: AQ, the buffer's rows; the heads of a head split, as q of q.k^T, read the
+    buffer's rows again), B is another buffer (B's phases need it whole) and the
     estimate knows when that producer writes its rows; else every row."""
     rw = addr_bits(rows)
-    if (dict(bld.ports[-2].params)["MAP"] == 0 and ba.rows == rows and ba is not bb
+    need = np.maximum.accumulate(view.rows.max(axis=1))
+    if (np.all(need <= np.minimum(np.arange(rows), ba.rows - 1)) and ba is not bb
             and _writer(bld, ba) in bld.row_timed):
-        return _avail(bld, ba, rw)
+        avail = _avail(bld, ba, rw)
+        if any(s.avail == avail for s in bld.streams):  # not when pipelined
+            return avail
+    return f"{rw + 1}'d{rows}"
+
+
+def _td_b_avail(bld: _Builder, ba: Buffer, bb: Buffer, rows: int, bg: int,
+                a_avail: str) -> str:
+    """The B rows (as read) a TD-MatMul row engine may ask for: its B phases stream the
+    rows of the producer of B (`Stream`, the second: "_b") when B is read as it is (its
+    rows the buffer's, the port of `bb` the last), a request a cycle, A is another
+    buffer whose producer's rows it streams (`a_avail`; else it waits for that one, and
+    a streamed B, seen by the schedule alone, would cost a B phase at every run: on the
+    bundled example B's stream alone adds 82 cycles) and the estimate knows when B's
+    producer writes its rows; else every row."""
+    rw = addr_bits(rows)
+    if (dict(bld.ports[-1].params)["MAP"] == 0 and bb.rows == rows and ba is not bb
+            and bg == 1 and _writer(bld, bb) in bld.row_timed
+            and a_avail in (s.avail for s in bld.streams)):
+        return _avail(bld, bb, rw, "_b")
     return f"{rw + 1}'d{rows}"
 
 

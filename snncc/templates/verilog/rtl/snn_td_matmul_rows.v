@@ -16,18 +16,25 @@
 //      is back in place) and shifted into S_B. B is read as it is (K rows of M lanes) or,
 //      BT = 1, as B^T (M rows of K lanes) when that view has fewer segments (the
 //      transpose of k in q.k^T is then the head split of k). A silent B costs no cycle:
-//      S_B is cleared.
+//      S_B is cleared. SB = 1 (a request a cycle): a producer writing B's buffer in the
+//      same step, a row (as read) is requested only once b_avail is above it (the
+//      engine streaming its rows, as A's below).
 //   2. the A rows of every batch, b*N + n in order, stream in likewise (a request every
 //      AG cycles; a silent A: a row a cycle, zero), from WAV cycles after the first (WAS
 //      for a silent A; none after a silent B): the lowering times them so that the first
 //      arrives no earlier than B's last (and, A and B one RAM, is asked for after it).
+//      SB = 1: the phase begins no earlier than WAV - BQ_LAST cycles (WAS - ...) after
+//      the last B request, nor (beginning before it) before B's rows are all written:
+//      the requests left are then a cycle apart.
 //      On its arrival row b*N + n's C_A(t-1) is read from the RAM, the cycle after the
 //      output row is the sum above over batch b's C_B and S_B, and C_A(b, n) += S_A(b, n)
 //      is written. A row is requested only once a_avail is above it: a producer writing
 //      A's buffer in the same step (the rows it has written, the engine streaming them);
-//      otherwise a_avail is above every row. The batch being written is the bottom one
-//      of the register files: as a batch's last row is written they turn by a batch
-//      (NB turns a run: every batch back in place for the next).
+//      otherwise a_avail is above every row (AQ < NB*N, A's buffer rows: a head split
+//      whose batches read them again, a row past AQ - 1 waits for row AQ - 1). The
+//      batch being written is the bottom one of the register files: as a batch's last
+//      row is written they turn by a batch (NB turns a run: every batch back in place
+//      for the next).
 // On the first run of an inference the stored counts read as zero (a lazy reset: C_B
 // cleared as the run starts, C_A read as zero).
 module snn_td_matmul_rows #(
@@ -53,7 +60,9 @@ module snn_td_matmul_rows #(
     parameter WCA  = 3,    // count widths
     parameter WCB  = 3,
     parameter WO   = 10,   // output current width
-    parameter LT   = 3     // levels of an output lane's adder tree (2K <= 2^LT)
+    parameter LT   = 3,    // levels of an output lane's adder tree (2K <= 2^LT)
+    parameter SB   = 0,    // 1: B's rows streamed (b_avail; BG = 1)
+    parameter AQ   = NB * N  // A's buffer rows (a_avail: rows >= AQ read row AQ - 1)
 ) (
     input  wire           clk,
     input  wire           rst,
@@ -66,11 +75,12 @@ module snn_td_matmul_rows #(
     output reg  [ARW-1:0] a_row,
     input  wire           a_ack,
     input  wire [K-1:0]   a_data,
-    input  wire [ARW:0]   a_avail,   // A rows that may be read (0..a_avail-1)
+    input  wire [ARW:0]   a_avail,   // A rows that may be read (0..a_avail-1; AQ)
     output reg            b_req,
     output reg  [BRW-1:0] b_row,
     input  wire           b_ack,
     input  wire [BH*BL-1:0] b_data,
+    input  wire [BRW:0]   b_avail,   // B rows (as read) that may be read (SB = 1)
     output wire           out_we,
     output wire [ARW-1:0] out_waddr,
     output wire [M*WO-1:0] out_wdata
@@ -84,9 +94,18 @@ module snn_td_matmul_rows #(
     localparam [RBW-1:0] BR_LAST = BR_LAST_I[RBW-1:0];
     localparam integer BQ_LAST_I = NB * BR / BH - 1;
     localparam [BRW-1:0] BQ_LAST = BQ_LAST_I[BRW-1:0];
+    localparam integer BQ_ROWS_I = NB * BR / BH;
+    localparam [BRW:0] BQ_ROWS = BQ_ROWS_I[BRW:0];
+    // SB = 1: cycles from the last B request to the A phase (at least none)
+    localparam integer WLV_I = WAV > BQ_LAST_I ? WAV - BQ_LAST_I : 0;
+    localparam integer WLS_I = WAS > BQ_LAST_I ? WAS - BQ_LAST_I : 0;
+    localparam [WTW-1:0] WAIT_LV = WLV_I[WTW-1:0];
+    localparam [WTW-1:0] WAIT_LS = WLS_I[WTW-1:0];
     localparam integer A_ROWS_I = NB * N;
     localparam [ARW:0] A_ROWS = A_ROWS_I[ARW:0];
     localparam integer A_LAST_I = NB * N - 1;
+    localparam integer AQ_LAST_I = AQ - 1;
+    localparam [ARW:0] AQ_LAST = AQ_LAST_I[ARW:0];
     localparam [ARW-1:0] A_LAST = A_LAST_I[ARW-1:0];
     localparam integer AG_GAP_I = AG - 1;
     localparam [GW-1:0] AG_GAP = AG_GAP_I[GW-1:0];
@@ -106,6 +125,7 @@ module snn_td_matmul_rows #(
 
     reg             running;
     reg [WTW-1:0]   wait_a;    // cycles to the A phase
+    reg [WTW-1:0]   wait_l;    // SB = 1: ... from the last B request
     reg [GW-1:0]    b_gap;     // cycles to the next B request
     reg [GW-1:0]    a_gap;     // ... A request
     reg             b_asking;  // B requests still to issue
@@ -136,10 +156,18 @@ module snn_td_matmul_rows #(
     wire [K*WCA-1:0] ca_old = first ? {K*WCA{1'b0}} : ca_rdata;
     wire             b_in = b_ack;   // a B row arrives
     wire             starting = !running && start;
-    wire             a_go = running && wait_a == {WTW{1'b0}};   // the A phase is on
+    // SB = 1: B's requests are far enough on for the A phase: all made WAIT_L cycles
+    // ago, or every row written and those left few enough
+    wire             b_near = b_asking ? b_avail == BQ_ROWS
+        && {{(32 - BRW){1'b0}}, bq} > (a_valid ? WAV : WAS) : wait_l == {WTW{1'b0}};
+    wire             a_go = running && wait_a == {WTW{1'b0}}   // the A phase is on
+        && (SB == 0 || b_near);
     wire             a_in = a_valid ? a_ack : (a_go && ain);
     wire [K-1:0]     a_spikes = a_valid ? a_data : {K{1'b0}};
     wire             last_n = aout == N_LAST;
+    // the last buffer row that row anext reads (AQ < NB*N: the heads of a head split
+    // read its rows again)
+    wire [ARW:0]     a_need = AQ == NB * N || anext < AQ_LAST ? anext : AQ_LAST;
 
     snn_ram #(.WIDTH(K * WCA), .DEPTH(NB * N), .AW(ARW)) u_ca_ram (
         .clk(clk), .we(computing), .waddr(arow_out), .wdata(ca_next),
@@ -236,7 +264,8 @@ module snn_td_matmul_rows #(
     // costs an event-driven simulator nothing)
     wire wake = rst | start | done | running | computing;
     // a B request: the first as the run starts
-    wire          b_ask = starting ? b_valid : (b_asking && b_gap == {GW{1'b0}});
+    wire          b_ask = starting ? b_valid && (SB == 0 || b_avail != {(BRW + 1){1'b0}})
+        : (b_asking && b_gap == {GW{1'b0}} && (SB == 0 || {1'b0, bq} < b_avail));
     wire [BRW-1:0] b_asked = starting ? {BRW{1'b0}} : bq;
 
     always @(posedge clk) if (wake) begin
@@ -254,20 +283,28 @@ module snn_td_matmul_rows #(
             if (b_gap != {GW{1'b0}}) b_gap <= b_gap - 1'b1;
             if (a_gap != {GW{1'b0}}) a_gap <= a_gap - 1'b1;
             if (wait_a != {WTW{1'b0}}) wait_a <= wait_a - 1'b1;
+            if (SB != 0 && wait_l != {WTW{1'b0}}) wait_l <= wait_l - 1'b1;
             if (b_ask) begin
                 b_req <= 1'b1;
                 b_gap <= BG_GAP;
                 bq <= b_asked + 1'b1;
                 b_asking <= b_asked != BQ_LAST;
+                if (SB != 0 && b_asked == BQ_LAST) wait_l <= a_valid ? WAIT_LV : WAIT_LS;
             end else if (starting) begin
-                b_asking <= 1'b0;
+                b_asking <= SB != 0 && b_valid;   // SB = 1: row 0 not yet written
+                if (SB != 0) begin
+                    bq <= {BRW{1'b0}};
+                    b_gap <= {GW{1'b0}};
+                end
             end
+            if (SB != 0 && starting && !(b_ask && BQ_LAST == {BRW{1'b0}}))
+                wait_l <= {WTW{1'b0}};
             if (b_req) b_row <= b_row + 1'b1;
             if (b_in) begin
                 rb <= rb == BR_LAST ? {RBW{1'b0}} : rb + 1'b1;
                 if (rb == BR_LAST) bin <= bin + 1'b1;
             end
-            if (a_valid && a_go && a_asking && a_gap == {GW{1'b0}} && anext < a_avail) begin
+            if (a_valid && a_go && a_asking && a_gap == {GW{1'b0}} && a_need < a_avail) begin
                 a_req <= 1'b1;
                 a_gap <= AG_GAP;
                 anext <= anext + 1'b1;

@@ -207,6 +207,8 @@ module snn_top (
     wire [31:0] e13_b_data;
     wire [0:0] e13_b_en;
     wire [3:0] e13_b_addr;
+    wire [5:0] e13_avail;
+    wire [4:0] e13_avail_b;
     wire [0:0] e13_a_valid;
     wire [0:0] e13_b_valid;
     wire [0:0] e14_in_req;
@@ -241,9 +243,10 @@ module snn_top (
     wire [31:0] e16_b_data;
     wire [0:0] e16_b_en;
     wire [3:0] e16_b_addr;
+    wire [5:0] e16_avail;
+    wire [4:0] e16_avail_b;
     wire [0:0] e16_a_valid;
     wire [0:0] e16_b_valid;
-    wire [5:0] e16_avail;
     wire [0:0] e17_in_req;
     wire [4:0] e17_in_row;
     wire [0:0] e17_in_ack;
@@ -389,6 +392,8 @@ module snn_top (
     wire [31:0] e31_b_data;
     wire [0:0] e31_b_en;
     wire [3:0] e31_b_addr;
+    wire [5:0] e31_avail;
+    wire [4:0] e31_avail_b;
     wire [0:0] e31_a_valid;
     wire [0:0] e31_b_valid;
     wire [0:0] e32_in_req;
@@ -423,9 +428,10 @@ module snn_top (
     wire [31:0] e34_b_data;
     wire [0:0] e34_b_en;
     wire [3:0] e34_b_addr;
+    wire [5:0] e34_avail;
+    wire [4:0] e34_avail_b;
     wire [0:0] e34_a_valid;
     wire [0:0] e34_b_valid;
-    wire [5:0] e34_avail;
     wire [0:0] e35_in_req;
     wire [4:0] e35_in_row;
     wire [0:0] e35_in_ack;
@@ -3113,7 +3119,9 @@ module snn_top (
         .WCA(3),
         .WCB(3),
         .WO(9),
-        .LT(5)
+        .LT(5),
+        .AQ(16),
+        .SB(1)
     ) u13_blocks_blocks_0_attn_MatMul_output_0_MatMul (
         .clk(clk),
         .rst(rst),
@@ -3129,7 +3137,8 @@ module snn_top (
         .b_data(e13_b_data),
         .a_valid(e13_a_valid),
         .b_valid(e13_b_valid),
-        .a_avail(6'd32),
+        .a_avail(e13_avail),
+        .b_avail(e13_avail_b),
         .out_we(b14_we),
         .out_waddr(b14_waddr),
         .out_wdata(b14_wdata),
@@ -3236,7 +3245,9 @@ module snn_top (
         .WCA(3),
         .WCB(3),
         .WO(9),
-        .LT(5)
+        .LT(5),
+        .AQ(32),
+        .SB(1)
     ) u16_blocks_blocks_0_attn_MatMul_1_output_0_MatMul (
         .clk(clk),
         .rst(rst),
@@ -3253,6 +3264,7 @@ module snn_top (
         .a_valid(e16_a_valid),
         .b_valid(e16_b_valid),
         .a_avail(e16_avail),
+        .b_avail(e16_avail_b),
         .out_we(b17_we),
         .out_waddr(b17_waddr),
         .out_wdata(b17_wdata),
@@ -3857,7 +3869,9 @@ module snn_top (
         .WCA(3),
         .WCB(3),
         .WO(9),
-        .LT(5)
+        .LT(5),
+        .AQ(16),
+        .SB(1)
     ) u31_blocks_blocks_1_attn_MatMul_output_0_MatMul (
         .clk(clk),
         .rst(rst),
@@ -3873,7 +3887,8 @@ module snn_top (
         .b_data(e31_b_data),
         .a_valid(e31_a_valid),
         .b_valid(e31_b_valid),
-        .a_avail(6'd32),
+        .a_avail(e31_avail),
+        .b_avail(e31_avail_b),
         .out_we(b32_we),
         .out_waddr(b32_waddr),
         .out_wdata(b32_wdata),
@@ -3980,7 +3995,9 @@ module snn_top (
         .WCA(3),
         .WCB(3),
         .WO(9),
-        .LT(5)
+        .LT(5),
+        .AQ(32),
+        .SB(1)
     ) u34_blocks_blocks_1_attn_MatMul_1_output_0_MatMul (
         .clk(clk),
         .rst(rst),
@@ -3997,6 +4014,7 @@ module snn_top (
         .a_valid(e34_a_valid),
         .b_valid(e34_b_valid),
         .a_avail(e34_avail),
+        .b_avail(e34_avail_b),
         .out_we(b35_we),
         .out_waddr(b35_waddr),
         .out_wdata(b35_wdata),
@@ -4452,9 +4470,9 @@ module snn_top (
     // ------------------------------------------------------------ time-step controller
     // engine k waits for the engines of bits k*NE +: NE of WAIT, and starts no earlier than those of SWAIT
     snn_ctrl #(.NE(47), .NA(47), .STEPS(106), .TW(7),
-               .WAIT(2209'h800000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000800000000000400000000000800000000000000000000000000000000000c00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000800000000000400000000000800000000000000000000000000000000000c00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000),
-               .SWAIT(2209'hff800fe003f8ff001fc007f0fe003f800fe0fc007f001fc0f800fe003f80f001fc007f00e003f800fe00c007f001fc00800fe003f800000000000000b0000000000060000000000009fe003f80008000000000000000000000002ff001fc00003fe003f800003fc007f000007f800fe00000ff001fc00000fe003f800000fc007f000000f800fe000000f001fc000000e003f8000000c007f0000000800fe0000000000000000000b0000000000060000000000009fe000000008000000000000000000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c00000000000800000000000),
-               .SKIP(47'h401080042001),
+               .WAIT(2209'h800000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000800000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000),
+               .SWAIT(2209'hff800fe003f8ff001fc007f0fe003f800fe0fc007f001fc0f800fe003f80f001fc007f00e003f800fe00c007f001fc00800fe003f800000000000000ffff800fe000ffff001fc00009fe003f8000effc007f0000dff800fe00002ff001fc00003fe003f800003fc007f000007f800fe00000ff001fc00000fe003f800000fc007f000000f800fe000000f001fc000000e003f8000000c007f0000000800fe0000000000000000000ffff80000000ffff0000000009fe00000000effc00000000dff8000000002ff0000000003fe0000000003fc0000000007f8000000000ff0000000000fe0000000000fc0000000000f80000000000f00000000000e00000000000c00000000000800000000000),
+               .SKIP(47'h401000040001),
                .SCHEDULE_FILE("mem/schedule.hex")) u_ctrl (
         .clk(clk), .rst(rst), .go(go), .running(running), .finish(finish), .step(step),
         .start(start), .active(active), .done(done), .quiet(quiet), .skipped(skipped),
@@ -4473,34 +4491,10 @@ module snn_top (
     always @(posedge clk)
         if (rst || fresh) on45 <= 1'b0;
         else if (start[45]) on45 <= 1'b1;
-    reg        live7;  // b12
-    always @(posedge clk)
-        if (rst || fresh) live7 <= 1'b0;
-        else if (b12_we && |b12_wdata) live7 <= 1'b1;
-    reg        live9;  // b13
-    always @(posedge clk)
-        if (rst || fresh) live9 <= 1'b0;
-        else if (b13_we && |b13_wdata) live9 <= 1'b1;
-    reg        live13;  // b16
-    always @(posedge clk)
-        if (rst || fresh) live13 <= 1'b0;
-        else if (b16_we && |b16_wdata) live13 <= 1'b1;
     reg        live15;  // b18
     always @(posedge clk)
         if (rst || fresh) live15 <= 1'b0;
         else if (b18_we && |b18_wdata) live15 <= 1'b1;
-    reg        live25;  // b30
-    always @(posedge clk)
-        if (rst || fresh) live25 <= 1'b0;
-        else if (b30_we && |b30_wdata) live25 <= 1'b1;
-    reg        live27;  // b31
-    always @(posedge clk)
-        if (rst || fresh) live27 <= 1'b0;
-        else if (b31_we && |b31_wdata) live27 <= 1'b1;
-    reg        live31;  // b34
-    always @(posedge clk)
-        if (rst || fresh) live31 <= 1'b0;
-        else if (b34_we && |b34_wdata) live31 <= 1'b1;
     reg        live33;  // b36
     always @(posedge clk)
         if (rst || fresh) live33 <= 1'b0;
@@ -4524,12 +4518,12 @@ module snn_top (
     assign e7_in_valid = active[4];
     assign e11_in_valid = active[6];
     assign e12_in_valid = active[8];
-    assign e13_a_valid = active[7] && live7;
-    assign e13_b_valid = active[9] && live9;
-    assign e14_in_valid = active[10] && !skipped[13];
+    assign e13_a_valid = active[7];
+    assign e13_b_valid = active[9];
+    assign e14_in_valid = active[10];
     assign e15_in_valid = active[12];
     assign e16_a_valid = active[11];
-    assign e16_b_valid = active[13] && live13;
+    assign e16_b_valid = active[13];
     assign e17_in_valid = active[14];
     assign e19_a_valid = active[4];
     assign e19_b_valid = active[16] && !skipped[18];
@@ -4540,12 +4534,12 @@ module snn_top (
     assign e25_in_valid = active[22];
     assign e29_in_valid = active[24];
     assign e30_in_valid = active[26];
-    assign e31_a_valid = active[25] && live25;
-    assign e31_b_valid = active[27] && live27;
-    assign e32_in_valid = active[28] && !skipped[31];
+    assign e31_a_valid = active[25];
+    assign e31_b_valid = active[27];
+    assign e32_in_valid = active[28];
     assign e33_in_valid = active[30];
     assign e34_a_valid = active[29];
-    assign e34_b_valid = active[31] && live31;
+    assign e34_b_valid = active[31];
     assign e35_in_valid = active[32];
     assign e37_a_valid = active[22];
     assign e37_b_valid = active[34] && !skipped[36];
@@ -4567,7 +4561,7 @@ module snn_top (
     assign quiet[10] = 1'b0;
     assign quiet[11] = 1'b0;
     assign quiet[12] = 1'b0;
-    assign quiet[13] = !((active[9] && live9) || (active[7] && live7));
+    assign quiet[13] = 1'b0;
     assign quiet[14] = 1'b0;
     assign quiet[15] = 1'b0;
     assign quiet[16] = 1'b0;
@@ -4585,7 +4579,7 @@ module snn_top (
     assign quiet[28] = 1'b0;
     assign quiet[29] = 1'b0;
     assign quiet[30] = 1'b0;
-    assign quiet[31] = !((active[27] && live27) || (active[25] && live25));
+    assign quiet[31] = 1'b0;
     assign quiet[32] = 1'b0;
     assign quiet[33] = 1'b0;
     assign quiet[34] = 1'b0;
@@ -4782,6 +4776,36 @@ module snn_top (
         end
     assign e12_avail = start[9] ? 5'd0 : s12_on ? s12_rows : 5'd16;
 
+    // engine 13 reads b12 as engine 11 writes it: the rows written since its start (16 once it is done)
+    reg  [5:0] s13_rows;
+    reg        s13_on;
+    always @(posedge clk)
+        if (rst) begin
+            s13_on <= 1'b0;
+        end else if (start[11]) begin
+            s13_on <= 1'b1;
+            s13_rows <= 6'd0;
+        end else begin
+            if (done[11]) s13_on <= 1'b0;
+            if (b12_we) s13_rows <= s13_rows + 1'b1;
+        end
+    assign e13_avail = start[11] ? 6'd0 : s13_on ? s13_rows : 6'd16;
+
+    // engine 13 reads b13 as engine 12 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s13_b_rows;
+    reg        s13_b_on;
+    always @(posedge clk)
+        if (rst) begin
+            s13_b_on <= 1'b0;
+        end else if (start[12]) begin
+            s13_b_on <= 1'b1;
+            s13_b_rows <= 5'd0;
+        end else begin
+            if (done[12]) s13_b_on <= 1'b0;
+            if (b13_we) s13_b_rows <= s13_b_rows + 1'b1;
+        end
+    assign e13_avail_b = start[12] ? 5'd0 : s13_b_on ? s13_b_rows : 5'd16;
+
     // engine 14 reads b14 as engine 13 writes it: the rows written since its start (32 once it is done)
     reg  [5:0] s14_rows;
     reg        s14_on;
@@ -4826,6 +4850,21 @@ module snn_top (
             if (b15_we) s16_rows <= s16_rows + 1'b1;
         end
     assign e16_avail = start[14] ? 6'd0 : s16_on ? s16_rows : 6'd32;
+
+    // engine 16 reads b16 as engine 15 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s16_b_rows;
+    reg        s16_b_on;
+    always @(posedge clk)
+        if (rst) begin
+            s16_b_on <= 1'b0;
+        end else if (start[15]) begin
+            s16_b_on <= 1'b1;
+            s16_b_rows <= 5'd0;
+        end else begin
+            if (done[15]) s16_b_on <= 1'b0;
+            if (b16_we) s16_b_rows <= s16_b_rows + 1'b1;
+        end
+    assign e16_avail_b = start[15] ? 5'd0 : s16_b_on ? s16_b_rows : 5'd16;
 
     // engine 17 reads b17 as engine 16 writes it: the rows written since its start (32 once it is done)
     reg  [5:0] s17_rows;
@@ -5052,6 +5091,36 @@ module snn_top (
         end
     assign e30_avail = start[27] ? 5'd0 : s30_on ? s30_rows : 5'd16;
 
+    // engine 31 reads b30 as engine 29 writes it: the rows written since its start (16 once it is done)
+    reg  [5:0] s31_rows;
+    reg        s31_on;
+    always @(posedge clk)
+        if (rst) begin
+            s31_on <= 1'b0;
+        end else if (start[29]) begin
+            s31_on <= 1'b1;
+            s31_rows <= 6'd0;
+        end else begin
+            if (done[29]) s31_on <= 1'b0;
+            if (b30_we) s31_rows <= s31_rows + 1'b1;
+        end
+    assign e31_avail = start[29] ? 6'd0 : s31_on ? s31_rows : 6'd16;
+
+    // engine 31 reads b31 as engine 30 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s31_b_rows;
+    reg        s31_b_on;
+    always @(posedge clk)
+        if (rst) begin
+            s31_b_on <= 1'b0;
+        end else if (start[30]) begin
+            s31_b_on <= 1'b1;
+            s31_b_rows <= 5'd0;
+        end else begin
+            if (done[30]) s31_b_on <= 1'b0;
+            if (b31_we) s31_b_rows <= s31_b_rows + 1'b1;
+        end
+    assign e31_avail_b = start[30] ? 5'd0 : s31_b_on ? s31_b_rows : 5'd16;
+
     // engine 32 reads b32 as engine 31 writes it: the rows written since its start (32 once it is done)
     reg  [5:0] s32_rows;
     reg        s32_on;
@@ -5096,6 +5165,21 @@ module snn_top (
             if (b33_we) s34_rows <= s34_rows + 1'b1;
         end
     assign e34_avail = start[32] ? 6'd0 : s34_on ? s34_rows : 6'd32;
+
+    // engine 34 reads b34 as engine 33 writes it: the rows written since its start (16 once it is done)
+    reg  [4:0] s34_b_rows;
+    reg        s34_b_on;
+    always @(posedge clk)
+        if (rst) begin
+            s34_b_on <= 1'b0;
+        end else if (start[33]) begin
+            s34_b_on <= 1'b1;
+            s34_b_rows <= 5'd0;
+        end else begin
+            if (done[33]) s34_b_on <= 1'b0;
+            if (b34_we) s34_b_rows <= s34_b_rows + 1'b1;
+        end
+    assign e34_avail_b = start[33] ? 5'd0 : s34_b_on ? s34_b_rows : 5'd16;
 
     // engine 35 reads b35 as engine 34 writes it: the rows written since its start (32 once it is done)
     reg  [5:0] s35_rows;
