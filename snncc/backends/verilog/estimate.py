@@ -509,10 +509,10 @@ class _Cycles:
             ready = np.broadcast_to((counts[:, -1] + 1)[:, None, None],
                                     (self.tr.batch,) + reads.shape)
         # a read at a_q = max(a_{q-1} + gap_q, ready_q) + 1, from a_{-1} = start + 1: a
-        # window (WIN) a read, else a tap, gap 1 (2 for an output's first tap but the
-        # first: the cycle its predecessor is written); the output written at its last.
-        # As a running maximum over the reads: a_q = S_q + max(a_{-1}, max_{i <= q}
-        # (ready_i + 1 - S_i)), S_q the sum of (gap_i + 1) over i <= q
+        # window (WIN) a read, else a tap; gap_q 0, but 1 for a tap-a-cycle output's
+        # first tap after the first output's (the cycle its predecessor is written); the
+        # output written at its last. As a running maximum over the reads: a_q = S_q +
+        # max(a_{-1}, max_{i <= q} (ready_i + 1 - S_i)), S_q the sum of (gap_i + 1), i <= q
         if p["WIN"]:
             ready = ready.max(axis=2)
             gap = np.zeros(ready.shape[1], np.int64)
