@@ -8,6 +8,7 @@ import importlib
 import re
 import subprocess
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -977,3 +978,47 @@ def test_reduce_requests_pipelined(tmp_path, parallel, pipeline):
     _assert_bit_exact(result, VECTORS, graph)
     assert summary["estimate"]["cycles_per_inference"]["per_input"] == result["cycles"]
     _assert_lint_clean(tmp_path / "v")
+
+
+def _pool_by_hand(reads: np.ndarray, counts: np.ndarray, start: np.ndarray, win: bool,
+                  il: bool) -> tuple[np.ndarray, np.ndarray]:
+    """snn_td_maxpool's pooling phase a read at a time (its state machine's order): the
+    reference for the estimate's running maxima."""
+    batch = len(counts)
+    ready = np.full((batch,) + reads.shape, -1, np.int64)
+    hit = reads >= 0
+    ready[:, hit] = counts[:, reads[hit]] + 1
+    if not il:
+        ready[:] = (counts[:, -1] + 1)[:, None, None]
+    writes = np.empty((batch, reads.shape[0]), np.int64)
+    at = start + 1
+    for j in range(reads.shape[0]):
+        if win:
+            at = np.maximum(at, ready[:, j].max(axis=1)) + 1
+        else:
+            for r in range(reads.shape[1]):
+                at = np.maximum(at, ready[:, j, r]) + 1
+        writes[:, j] = at
+        at = at + 1 - win
+    return writes, np.maximum(writes[:, -1], counts[:, -1]) + 2
+
+
+@pytest.mark.parametrize("win", [0, 1])
+@pytest.mark.parametrize("il", [0, 1])
+def test_pool_estimate_equals_the_pooling_read_by_read(win, il):
+    """The estimate's TD max pool outputs (`_Cycles._pool`, running maxima over the reads)
+    equal the pooling phase followed read by read, on random windows with padding taps,
+    rows counted early and late, and starts late enough to hold the first reads."""
+    rng = np.random.default_rng(win * 2 + il)
+    for _ in range(20):
+        outputs, taps_, rows, batch = rng.integers(1, 7), rng.integers(1, 10), 12, 3
+        reads = rng.integers(-1, rows, (outputs, taps_))
+        counts = np.sort(rng.integers(0, 60, (batch, rows)), axis=1)
+        start = rng.integers(0, 80, batch)
+        cycles = SimpleNamespace(tr=SimpleNamespace(batch=batch),
+                                 _pool_reads=lambda e, r=reads: r)
+        engine = SimpleNamespace(params=[("WIN", win), ("IL", il)])
+        got = estimate._Cycles._pool(cycles, engine, 0, start, counts)
+        want = _pool_by_hand(reads, counts, start, bool(win), bool(il))
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
